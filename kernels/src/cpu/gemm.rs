@@ -1,0 +1,301 @@
+//! Matrix multiply, C = A·B (or C += A·B), on strided operands.
+//!
+//! A is m×k, B is k×n, C is m×n. An operand is a slice plus an offset and two
+//! strides: element (i, j) sits at `offset + i·row_stride + j·col_stride`.
+//! A transpose is the same slice with the strides swapped, so `x.matmul(w.t())`
+//! never copies `w`. C is always dense and row-major (row stride n).
+//!
+//! The inner work is `matrixmultiply`'s packed SIMD kernel (sgemm for f32,
+//! dgemm for f64), run single-threaded inside each rayon task. Parallelism
+//! comes from splitting the problem ourselves: across batch entries when there
+//! are several, otherwise across blocks of C's rows (or columns, when there are
+//! too few rows to share). Every block is computed by exactly one task with
+//! the same arithmetic as a serial run, so results do not depend on threads.
+
+use rayon::prelude::*;
+
+/// Where one operand lives inside its buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Strided {
+    pub offset: usize,
+    pub row_stride: usize,
+    pub col_stride: usize,
+}
+
+impl Strided {
+    /// A dense row-major matrix with `cols` columns starting at `offset`.
+    pub fn row_major(offset: usize, cols: usize) -> Self {
+        Strided { offset, row_stride: cols, col_stride: 1 }
+    }
+
+    /// One past the largest index a rows×cols view touches (0 when empty).
+    fn end(&self, rows: usize, cols: usize) -> usize {
+        if rows == 0 || cols == 0 {
+            return 0;
+        }
+        self.offset + (rows - 1) * self.row_stride + (cols - 1) * self.col_stride + 1
+    }
+
+    fn shifted(self, rows: usize, cols: usize) -> Self {
+        Strided { offset: self.offset + rows * self.row_stride + cols * self.col_stride, ..self }
+    }
+}
+
+/// Element types `matrixmultiply` has a kernel for.
+pub trait GemmElement: Copy + Default + Send + Sync + 'static {
+    /// # Safety
+    /// The pointers and strides must describe valid m×k, k×n and m×n
+    /// matrices, and `c` must not alias `a` or `b`.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn raw_gemm(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: *const Self,
+        rsa: isize,
+        csa: isize,
+        b: *const Self,
+        rsb: isize,
+        csb: isize,
+        accumulate: bool,
+        c: *mut Self,
+        rsc: isize,
+        csc: isize,
+    );
+}
+
+macro_rules! gemm_element {
+    ($t:ty, $f:path) => {
+        impl GemmElement for $t {
+            unsafe fn raw_gemm(
+                m: usize,
+                k: usize,
+                n: usize,
+                a: *const Self,
+                rsa: isize,
+                csa: isize,
+                b: *const Self,
+                rsb: isize,
+                csb: isize,
+                accumulate: bool,
+                c: *mut Self,
+                rsc: isize,
+                csc: isize,
+            ) {
+                let beta = if accumulate { 1.0 } else { 0.0 };
+                // SAFETY: forwarded from the caller's contract above.
+                unsafe { $f(m, k, n, 1.0, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
+            }
+        }
+    };
+}
+gemm_element!(f32, matrixmultiply::sgemm);
+gemm_element!(f64, matrixmultiply::dgemm);
+
+/// A pointer that may cross threads; every task writes a disjoint block.
+#[derive(Clone, Copy)]
+struct SendPtr<T>(*mut T);
+// SAFETY: used only to hand disjoint regions of one buffer to rayon tasks.
+unsafe impl<T: Send> Send for SendPtr<T> {}
+// SAFETY: as above; no two tasks dereference the same element.
+unsafe impl<T: Send> Sync for SendPtr<T> {}
+
+/// Below this many multiply-adds a single thread is faster than splitting.
+const PARALLEL_MIN_WORK: usize = 1 << 18;
+
+/// One GEMM, parallel over blocks of C. `accumulate` adds into C instead of
+/// overwriting it (gradients accumulate this way).
+#[allow(clippy::too_many_arguments)]
+pub fn gemm<T: GemmElement>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[T],
+    sa: Strided,
+    b: &[T],
+    sb: Strided,
+    c: &mut [T],
+    accumulate: bool,
+) {
+    batched_gemm(m, k, n, a, &[sa], b, &[sb], c, accumulate);
+}
+
+/// `batch` GEMMs: entry i multiplies A at `sa[i]` by B at `sb[i]` into the
+/// i-th dense m×n block of C. Batch entries may share operands (broadcasting
+/// gives them equal offsets), never output.
+#[allow(clippy::too_many_arguments)]
+pub fn batched_gemm<T: GemmElement>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[T],
+    sa: &[Strided],
+    b: &[T],
+    sb: &[Strided],
+    c: &mut [T],
+    accumulate: bool,
+) {
+    let batch = sa.len();
+    assert_eq!(batch, sb.len(), "gemm: {} A operands but {} B operands", batch, sb.len());
+    assert_eq!(c.len(), batch * m * n, "gemm: output holds {} elements, need {}", c.len(), batch * m * n);
+    for (x, y) in sa.iter().zip(sb) {
+        assert!(x.end(m, k) <= a.len(), "gemm: A operand {x:?} ({m}x{k}) overruns a buffer of {}", a.len());
+        assert!(y.end(k, n) <= b.len(), "gemm: B operand {y:?} ({k}x{n}) overruns a buffer of {}", b.len());
+    }
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            c.fill(T::default());
+        }
+        return;
+    }
+    let work = batch * m * n * k;
+    let threads = rayon::current_num_threads();
+    if work < PARALLEL_MIN_WORK || threads == 1 {
+        for (i, c_block) in c.chunks_mut(m * n).enumerate() {
+            gemm_block(m, k, n, a, sa[i], b, sb[i], c_block.as_mut_ptr(), n, accumulate);
+        }
+        return;
+    }
+    if batch >= threads {
+        c.par_chunks_mut(m * n).enumerate().for_each(|(i, c_block)| {
+            gemm_block(m, k, n, a, sa[i], b, sb[i], c_block.as_mut_ptr(), n, accumulate);
+        });
+        return;
+    }
+    // Few, large matrices: cut each C into `threads` stripes of rows, or of
+    // columns when the rows are too few to share (a decode step has m = 1).
+    let tasks_per_matrix = threads.div_ceil(batch) * 2;
+    let c_ptr = SendPtr(c.as_mut_ptr());
+    let by_rows = m >= n || m >= 4 * tasks_per_matrix;
+    let extent = if by_rows { m } else { n };
+    // Column stripes are kept a multiple of 16 wide so SIMD panels stay whole.
+    let align = if by_rows { 1 } else { 16 };
+    let stripe = extent.div_ceil(tasks_per_matrix).div_ceil(align) * align;
+    let stripes = extent.div_ceil(stripe);
+    (0..batch * stripes).into_par_iter().for_each(|task| {
+        let (i, s) = (task / stripes, task % stripes);
+        let start = s * stripe;
+        let len = stripe.min(extent - start);
+        let c_base = c_ptr;
+        // SAFETY: each task's block of C (a row or column stripe of batch
+        // entry i) is disjoint from every other task's.
+        unsafe {
+            let c_block = c_base.0.add(i * m * n);
+            if by_rows {
+                gemm_block(len, k, n, a, sa[i].shifted(start, 0), b, sb[i], c_block.add(start * n), n, accumulate);
+            } else {
+                gemm_block(m, k, len, a, sa[i], b, sb[i].shifted(0, start), c_block.add(start), n, accumulate);
+            }
+        }
+    });
+}
+
+/// One single-threaded GEMM into C at `c` with row stride `rsc`.
+#[allow(clippy::too_many_arguments)]
+fn gemm_block<T: GemmElement>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[T],
+    sa: Strided,
+    b: &[T],
+    sb: Strided,
+    c: *mut T,
+    rsc: usize,
+    accumulate: bool,
+) {
+    // SAFETY: the callers checked that A and B stay inside their slices
+    // (`Strided::end`), and `c` points at an m×n block with row stride `rsc`
+    // inside the output, which is a separate `&mut` borrow so it cannot alias.
+    unsafe {
+        T::raw_gemm(
+            m,
+            k,
+            n,
+            a.as_ptr().add(sa.offset),
+            sa.row_stride as isize,
+            sa.col_stride as isize,
+            b.as_ptr().add(sb.offset),
+            sb.row_stride as isize,
+            sb.col_stride as isize,
+            accumulate,
+            c,
+            rsc as isize,
+            1,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(m: usize, k: usize, n: usize, a: &[f64], sa: Strided, b: &[f64], sb: Strided) -> Vec<f64> {
+        let mut c = vec![0.0; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                for p in 0..k {
+                    c[i * n + j] += a[sa.offset + i * sa.row_stride + p * sa.col_stride]
+                        * b[sb.offset + p * sb.row_stride + j * sb.col_stride];
+                }
+            }
+        }
+        c
+    }
+
+    #[test]
+    fn transposed_and_offset_operands_match_naive() {
+        let (m, k, n) = (37, 19, 53);
+        let a: Vec<f64> = (0..m * k + 3).map(|i| (i as f64 * 0.37).sin()).collect();
+        let b: Vec<f64> = (0..k * n + 5).map(|i| (i as f64 * 0.11).cos()).collect();
+        // A stored transposed (k×m row-major) starting at offset 3.
+        let sa = Strided { offset: 3, row_stride: 1, col_stride: m };
+        let sb = Strided::row_major(5, n);
+        let mut c = vec![0.0; m * n];
+        gemm(m, k, n, &a, sa, &b, sb, &mut c, false);
+        let want = naive(m, k, n, &a, sa, &b, sb);
+        for (x, y) in c.iter().zip(&want) {
+            assert!((x - y).abs() < 1e-12, "{x} vs {y}");
+        }
+    }
+
+    #[test]
+    fn parallel_row_and_column_splits_match_serial() {
+        for &(m, k, n) in &[(300, 64, 40), (1, 512, 1000), (3, 300, 700)] {
+            let a: Vec<f64> = (0..m * k).map(|i| (i as f64 * 0.013).sin()).collect();
+            let b: Vec<f64> = (0..k * n).map(|i| (i as f64 * 0.007).cos()).collect();
+            let mut c = vec![1.0; m * n];
+            gemm(m, k, n, &a, Strided::row_major(0, k), &b, Strided::row_major(0, n), &mut c, true);
+            let want = naive(m, k, n, &a, Strided::row_major(0, k), &b, Strided::row_major(0, n));
+            for (x, y) in c.iter().zip(&want) {
+                assert!((x - (y + 1.0)).abs() < 1e-9, "{m}x{k}x{n}: {x} vs {}", y + 1.0);
+            }
+        }
+    }
+
+    #[test]
+    fn batched_entries_can_share_an_operand() {
+        let (m, k, n) = (4, 3, 2);
+        let a: Vec<f32> = (0..2 * m * k).map(|i| i as f32).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| i as f32 - 2.0).collect();
+        let sa = [Strided::row_major(0, k), Strided::row_major(m * k, k)];
+        let sb = [Strided::row_major(0, n); 2];
+        let mut c = vec![0.0f32; 2 * m * n];
+        batched_gemm(m, k, n, &a, &sa, &b, &sb, &mut c, false);
+        // Row 0 of the second batch entry: [12,13,14]·B.
+        let want0 = 12.0 * -2.0 + 13.0 * 0.0 + 14.0 * 2.0;
+        assert_eq!(c[m * n], want0);
+    }
+
+    #[test]
+    #[should_panic(expected = "overruns")]
+    fn out_of_bounds_operand_panics() {
+        let a = vec![0.0f32; 5];
+        let b = vec![0.0f32; 6];
+        let mut c = vec![0.0f32; 4];
+        gemm(2, 3, 2, &a, Strided::row_major(0, 3), &b, Strided::row_major(0, 2), &mut c, false);
+    }
+}

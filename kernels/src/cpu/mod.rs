@@ -1,0 +1,11 @@
+//! CPU kernels: GEMM, row-wise fused kernels and deterministic reductions.
+
+pub mod gemm;
+pub mod reduce;
+pub mod rows;
+
+/// Rows per rayon task for row-wise kernels: enough work per task that the
+/// scheduling overhead vanishes, small enough to balance across cores.
+pub(crate) fn rows_per_task(row_len: usize) -> usize {
+    (16_384 / row_len.max(1)).max(1)
+}

@@ -1,0 +1,42 @@
+//! An n-dimensional tensor, written from scratch.
+//!
+//! A [`Tensor`] is a flat buffer ([`storage`]) plus a [`Layout`] that says
+//! how n-dimensional indices map into it (shape, strides, offset), a
+//! [`DType`] and a [`Device`]. Reading a buffer through different layouts is
+//! what makes transposes, slices and broadcasts free; ops that compute write
+//! a fresh dense buffer. Tensors never change after they are made, so they
+//! can be shared between threads and saved for a backward pass safely.
+//!
+//! Shapes follow PyTorch: `[batch, tokens, channels]` is `[B, T, C]`,
+//! dimensions may be negative (`-1` is the last), and binary ops broadcast
+//! as NumPy does. This crate knows nothing of gradients; `autograd` builds
+//! differentiation on top of it.
+
+pub mod creation;
+pub mod device;
+pub mod display;
+pub mod dtype;
+pub mod error;
+pub mod layout;
+pub mod ops;
+pub mod random;
+pub mod shape;
+pub mod storage;
+mod tensor;
+pub mod views;
+
+pub use creation::NdData;
+pub use device::Device;
+pub use dtype::{DType, Element, FloatElement};
+pub use error::{Result, TensorError};
+pub use layout::Layout;
+pub use ops::binary::{BinaryOp, CmpOp};
+pub use ops::rows::{LayerNormGrads, LayerNormOutput};
+pub use ops::unary::UnaryOp;
+pub use random::Generator;
+pub use shape::Shape;
+pub use tensor::Tensor;
+
+// Re-exported so `with_type!` works in downstream crates.
+#[doc(hidden)]
+pub use half;

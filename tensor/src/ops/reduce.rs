@@ -1,0 +1,213 @@
+//! Reductions along a dimension: sum, mean, max/min, argmax/argmin, var.
+//!
+//! Reducing `dim` of a `[2, 3, 4]` tensor gives `[2, 4]` (or `[2, 1, 4]` with
+//! `keepdim`). The layout trick: move `dim` to the end (a free permutation),
+//! and every output element is then the reduction of one row. Each row is
+//! reduced left to right by one thread, so the result never depends on how
+//! rows were shared out. Float sums accumulate in f64.
+
+use rayon::prelude::*;
+
+use crate::dtype::Element;
+use crate::shape::Shape;
+use crate::tensor::{Tensor, PARALLEL_ELEMS};
+
+impl Tensor {
+    /// Reduces each row (along `dim`) with `f(row_values) -> value`.
+    fn reduce_rows<T: Element, U: Element>(
+        &self,
+        dim: isize,
+        keepdim: bool,
+        op: &str,
+        f: impl Fn(&mut dyn Iterator<Item = T>) -> U + Sync + Send,
+    ) -> Tensor {
+        let d = self.layout().resolve(dim, op);
+        let moved = self.layout().move_dim_last(d);
+        let (n, stride) = moved.row();
+        let rows = moved.row_offsets();
+        let buf = self.storage_slice::<T>();
+        let reduce_one = |&start: &usize| f(&mut (0..n).map(|j| buf[start + j * stride]));
+        let out: Vec<U> = if self.numel() >= PARALLEL_ELEMS {
+            rows.par_iter().map(reduce_one).collect()
+        } else {
+            rows.iter().map(reduce_one).collect()
+        };
+        let mut dims = self.dims().to_vec();
+        if keepdim {
+            dims[d] = 1;
+        } else {
+            dims.remove(d);
+        }
+        // Rows of an empty dim: fill each output with f of an empty row.
+        let out = if rows.is_empty() && !dims.is_empty() && Shape(dims.clone()).numel() > 0 {
+            vec![f(&mut std::iter::empty()); Shape(dims.clone()).numel()]
+        } else {
+            out
+        };
+        Tensor::from_contiguous(out, dims)
+    }
+
+    /// Sum along `dim`.
+    pub fn sum(&self, dim: isize, keepdim: bool) -> Tensor {
+        crate::with_type!(self.dtype(), T => {
+            self.reduce_rows::<T, T>(dim, keepdim, "sum", |row| T::from_f64(row.fold(0.0, |s, v| s + v.to_f64())))
+        })
+    }
+
+    /// Mean along `dim`.
+    pub fn mean(&self, dim: isize, keepdim: bool) -> Tensor {
+        let n = self.dim(dim).max(1) as f64;
+        self.float_reduce("mean", move |row| row.sum::<f64>() / n, dim, keepdim)
+    }
+
+    /// Variance along `dim`; `unbiased` divides by n−1 (PyTorch's default)
+    /// instead of n.
+    pub fn var(&self, dim: isize, keepdim: bool, unbiased: bool) -> Tensor {
+        self.float_reduce(
+            "var",
+            move |row| {
+                let v: Vec<f64> = row.collect();
+                let n = v.len() as f64;
+                let mean = v.iter().sum::<f64>() / n;
+                let ss: f64 = v.iter().map(|x| (x - mean) * (x - mean)).sum();
+                ss / if unbiased { n - 1.0 } else { n }
+            },
+            dim,
+            keepdim,
+        )
+    }
+
+    fn float_reduce(
+        &self,
+        op: &str,
+        f: impl Fn(&mut dyn Iterator<Item = f64>) -> f64 + Sync + Send,
+        dim: isize,
+        keepdim: bool,
+    ) -> Tensor {
+        assert!(self.dtype().is_float(), "{op}: needs a float tensor, got {}", self.dtype());
+        crate::with_type!(self.dtype(), T => {
+            self.reduce_rows::<T, T>(dim, keepdim, op, |row| T::from_f64(f(&mut row.map(|v| v.to_f64()))))
+        })
+    }
+
+    /// Largest value along `dim`.
+    pub fn max(&self, dim: isize, keepdim: bool) -> Tensor {
+        crate::with_type!(self.dtype(), T => self.reduce_rows::<T, T>(dim, keepdim, "max", |row| {
+            row.fold(None, |m: Option<T>, v| Some(match m { Some(m) if !(v > m) && !v.to_f64().is_nan() => m, _ => v }))
+                .expect("max: empty dimension")
+        }))
+    }
+
+    /// Smallest value along `dim`.
+    pub fn min(&self, dim: isize, keepdim: bool) -> Tensor {
+        crate::with_type!(self.dtype(), T => self.reduce_rows::<T, T>(dim, keepdim, "min", |row| {
+            row.fold(None, |m: Option<T>, v| Some(match m { Some(m) if !(v < m) && !v.to_f64().is_nan() => m, _ => v }))
+                .expect("min: empty dimension")
+        }))
+    }
+
+    /// Index (int64) of the largest value along `dim`; the first on ties.
+    pub fn argmax(&self, dim: isize, keepdim: bool) -> Tensor {
+        crate::with_type!(self.dtype(), T => self.reduce_rows::<T, i64>(dim, keepdim, "argmax", |row| {
+            let mut best: Option<(usize, T)> = None;
+            for (i, v) in row.enumerate() {
+                if best.is_none_or(|(_, b)| v > b) {
+                    best = Some((i, v));
+                }
+            }
+            best.expect("argmax: empty dimension").0 as i64
+        }))
+    }
+
+    /// Index (int64) of the smallest value along `dim`; the first on ties.
+    pub fn argmin(&self, dim: isize, keepdim: bool) -> Tensor {
+        crate::with_type!(self.dtype(), T => self.reduce_rows::<T, i64>(dim, keepdim, "argmin", |row| {
+            let mut best: Option<(usize, T)> = None;
+            for (i, v) in row.enumerate() {
+                if best.is_none_or(|(_, b)| v < b) {
+                    best = Some((i, v));
+                }
+            }
+            best.expect("argmin: empty dimension").0 as i64
+        }))
+    }
+
+    /// Sum of every element, as a rank-0 tensor (fixed chunking: the same
+    /// bits whatever the thread count).
+    pub fn sum_all(&self) -> Tensor {
+        crate::with_type!(self.dtype(), T => {
+            let data = self.contiguous_data::<T>();
+            Tensor::scalar(T::from_f64(kernels::cpu::reduce::sum_f64(&data, |v: T| v.to_f64())))
+        })
+    }
+
+    /// Mean of every element, as a rank-0 tensor.
+    pub fn mean_all(&self) -> Tensor {
+        assert!(self.dtype().is_float(), "mean_all: needs a float tensor, got {}", self.dtype());
+        let n = self.numel() as f64;
+        crate::with_type!(self.dtype(), T => {
+            let data = self.contiguous_data::<T>();
+            Tensor::scalar(T::from_f64(kernels::cpu::reduce::sum_f64(&data, |v: T| v.to_f64()) / n))
+        })
+    }
+
+    /// Largest element, as a rank-0 tensor.
+    pub fn max_all(&self) -> Tensor {
+        self.flatten_all().max(0, false)
+    }
+
+    /// Sums over the given dimensions (kept as size 1).
+    pub fn sum_keepdims(&self, dims: &[usize]) -> Tensor {
+        dims.iter().fold(self.clone(), |t, &d| t.sum(d as isize, true))
+    }
+
+    /// Sums a broadcast result back down to `shape`: the gradient of an
+    /// operand that was broadcast is the sum over the dimensions it was
+    /// repeated along.
+    pub fn sum_to_shape(&self, shape: &Shape) -> Tensor {
+        if self.shape() == shape {
+            return self.clone();
+        }
+        let lead = self.rank() - shape.rank();
+        let mut dims: Vec<usize> = (0..lead).collect();
+        for (i, &d) in shape.dims().iter().enumerate() {
+            if d == 1 && self.dims()[lead + i] != 1 {
+                dims.push(lead + i);
+            }
+        }
+        self.sum_keepdims(&dims).reshape_to(shape.clone())
+    }
+
+    /// Number of elements equal to `value` in an integer or mask tensor.
+    pub fn count_eq(&self, value: f64) -> usize {
+        self.to_f64_vec().iter().filter(|&&v| v == value).count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::*;
+
+    #[test]
+    fn reductions_along_any_dim() {
+        let x = Tensor::arange(0, 24).reshape(&[2, 3, 4]).to_dtype(DType::F64);
+        let s = x.sum(1, false);
+        assert_eq!(s.dims(), &[2, 4]);
+        assert_eq!(s.to_vec::<f64>()[..4], [12.0, 15.0, 18.0, 21.0]);
+        assert_eq!(x.sum(-1, true).dims(), &[2, 3, 1]);
+        assert_eq!(x.mean(2, false).to_vec::<f64>()[0], 1.5);
+        assert_eq!(x.max(0, false).to_vec::<f64>()[0], 12.0);
+        assert_eq!(x.argmax(2, false).to_vec::<i64>(), vec![3; 6]);
+        let v = Tensor::new_as([1.0, 2.0, 3.0, 4.0], DType::F64).unwrap();
+        assert_eq!(v.var(0, false, true).item::<f64>(), 5.0 / 3.0);
+        assert_eq!(v.var(0, false, false).item::<f64>(), 1.25);
+        assert_eq!(x.sum_all().item::<f64>(), 276.0);
+    }
+
+    #[test]
+    fn sum_to_shape_undoes_broadcasting() {
+        let g = Tensor::ones([2, 3, 4], DType::F32);
+        assert_eq!(g.sum_to_shape(&Shape::from([3, 1])).to_vec::<f32>(), vec![8.0; 3]);
+        assert_eq!(g.sum_to_shape(&Shape::from(())).item::<f32>(), 24.0);
+    }
+}
