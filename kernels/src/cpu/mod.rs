@@ -1,5 +1,6 @@
 //! CPU kernels: GEMM, row-wise fused kernels and deterministic reductions.
 
+pub mod adamw;
 pub mod gemm;
 pub mod reduce;
 pub mod rows;

@@ -1,0 +1,46 @@
+//! Whether ops record a graph.
+//!
+//! Recording costs memory (every op keeps what its backward needs), so code
+//! that only evaluates (generation, validation, finite differences) turns it
+//! off with [`no_grad`]. The switch is per thread, like PyTorch's.
+
+use std::cell::Cell;
+
+thread_local! {
+    static GRAD_ENABLED: Cell<bool> = const { Cell::new(true) };
+}
+
+/// True unless inside a [`no_grad`] scope.
+pub fn is_grad_enabled() -> bool {
+    GRAD_ENABLED.with(|g| g.get())
+}
+
+/// Runs `f` without recording a graph; results do not require grad.
+pub fn no_grad<R>(f: impl FnOnce() -> R) -> R {
+    let _guard = NoGradGuard::new();
+    f()
+}
+
+/// Disables recording until dropped (the RAII form of [`no_grad`]).
+pub struct NoGradGuard {
+    previous: bool,
+}
+
+impl NoGradGuard {
+    pub fn new() -> Self {
+        let previous = GRAD_ENABLED.with(|g| g.replace(false));
+        NoGradGuard { previous }
+    }
+}
+
+impl Default for NoGradGuard {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for NoGradGuard {
+    fn drop(&mut self) {
+        GRAD_ENABLED.with(|g| g.set(self.previous));
+    }
+}

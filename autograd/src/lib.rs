@@ -1,0 +1,33 @@
+//! Reverse-mode automatic differentiation, and the neural-network pieces
+//! built on it.
+//!
+//! - [`Var`] wraps a `Tensor` and records the op that made it;
+//!   `loss.backward()` applies the chain rule through that graph (see
+//!   `var.rs` for the algorithm, `ops/` for each op's derivative).
+//! - [`nn`]: layers (`Linear`, `Embedding`, `LayerNorm`, `Dropout`,
+//!   activations, `Sequential`) behind the [`nn::Module`] trait.
+//! - [`loss`]: cross-entropy (fused), binary cross-entropy, MSE.
+//! - [`optim`]: SGD, AdamW, gradient clipping, learning-rate schedules.
+//! - [`gradcheck`]: compares every backward against finite differences.
+
+pub mod grad_mode;
+pub mod gradcheck;
+pub mod loss;
+pub mod nn;
+pub mod ops;
+pub mod optim;
+mod var;
+
+pub use grad_mode::{is_grad_enabled, no_grad, NoGradGuard};
+pub use gradcheck::{gradcheck, gradcheck_with, GradcheckOptions, GradcheckReport};
+pub use ops::dropout::dropout;
+pub use ops::layer_norm::layer_norm;
+pub use var::{BackwardOp, Var};
+
+/// The names examples and models use most.
+pub mod prelude {
+    pub use crate::loss::{binary_cross_entropy, cross_entropy, mse_loss};
+    pub use crate::nn::{Module, Sequential};
+    pub use crate::optim::{AdamW, LrSchedule, Optimizer, Sgd};
+    pub use crate::{gradcheck, no_grad, Var};
+}

@@ -1,0 +1,77 @@
+//! Layers: parameters plus a forward function.
+//!
+//! A [`Module`] owns its parameters as `Var`s and lists them with dotted
+//! names (`0.weight`, `blocks.3.attn.c_attn.bias`), which is how optimizers
+//! find them and how checkpoints name them. Initialisations follow
+//! PyTorch's defaults so a model here starts where the same model there
+//! would.
+
+mod activation;
+mod dropout;
+mod embedding;
+mod layer_norm;
+mod linear;
+mod sequential;
+
+pub use activation::{Gelu, Relu, Sigmoid};
+pub use dropout::Dropout;
+pub use embedding::Embedding;
+pub use layer_norm::LayerNorm;
+pub use linear::Linear;
+pub use sequential::Sequential;
+
+use crate::var::Var;
+
+pub trait Module: Send + Sync {
+    /// Applies the layer.
+    fn forward(&self, x: &Var) -> Var;
+
+    /// Calls `f(name, param)` for every parameter, names prefixed by
+    /// `prefix` (empty at the top).
+    fn visit_parameters(&self, prefix: &str, f: &mut dyn FnMut(String, &Var));
+
+    /// Switches dropout and similar layers between training and evaluation.
+    fn set_training(&mut self, _training: bool) {}
+
+    /// Every parameter with its dotted name, in a stable order.
+    fn named_parameters(&self) -> Vec<(String, Var)> {
+        let mut out = Vec::new();
+        self.visit_parameters("", &mut |name, v| out.push((name, v.clone())));
+        out
+    }
+
+    fn parameters(&self) -> Vec<Var> {
+        self.named_parameters().into_iter().map(|(_, v)| v).collect()
+    }
+
+    /// Total number of parameter elements.
+    fn num_parameters(&self) -> usize {
+        self.parameters().iter().map(|p| p.numel()).sum()
+    }
+
+    /// Parameter elements that require grad (not frozen).
+    fn num_trainable_parameters(&self) -> usize {
+        self.parameters().iter().filter(|p| p.requires_grad()).map(|p| p.numel()).sum()
+    }
+
+    fn train(&mut self) {
+        self.set_training(true)
+    }
+    fn eval(&mut self) {
+        self.set_training(false)
+    }
+
+    /// Clears every parameter's gradient.
+    fn zero_grad(&self) {
+        self.parameters().iter().for_each(|p| p.zero_grad());
+    }
+}
+
+/// Joins a prefix and a name with a dot (`"" + "weight"` → `"weight"`).
+pub fn join_name(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() {
+        name.to_string()
+    } else {
+        format!("{prefix}.{name}")
+    }
+}

@@ -1,0 +1,11 @@
+//! Differentiable ops: each file pairs forwards with their backwards.
+
+pub mod binary;
+pub mod dropout;
+pub mod index;
+pub mod layer_norm;
+pub mod matmul;
+pub mod reduce;
+pub mod shape;
+pub mod softmax;
+pub mod unary;

@@ -1,0 +1,311 @@
+//! `Var`: a tensor that remembers how it was made, and `backward()`.
+//!
+//! Every op on `Var`s computes its result with the `tensor` crate and, when
+//! gradients are wanted, records a node: the input `Var`s plus a small
+//! backward object holding only what the op's derivative needs. The nodes
+//! form a graph from the parameters to the loss.
+//!
+//! `loss.backward()` walks that graph once in reverse topological order
+//! (every node after all the nodes that use it). Each node receives dL/d(its
+//! output), asks its backward object for dL/d(each input), and *adds* those
+//! into the inputs' running gradients. Adding is the whole trick: a value
+//! used twice (a residual connection, a tied embedding) receives the sum of
+//! both paths' gradients, which is what the chain rule says.
+//!
+//! Like PyTorch, the graph is freed as backward runs (each node's saved
+//! tensors are dropped once used), gradients are kept only for leaves that
+//! require them, and a second backward through the same graph is an error.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use tensor::{DType, Shape, Tensor};
+
+use crate::grad_mode::is_grad_enabled;
+
+/// The derivative half of a differentiable op.
+pub trait BackwardOp: Send + Sync {
+    /// The op's name, for error messages and graph dumps.
+    fn name(&self) -> &'static str;
+    /// Given dL/d(output), returns dL/d(input) for each input in order.
+    /// `needs[i]` says whether input i wants a gradient; an op may return
+    /// `None` for the others and skip the work.
+    fn backward(&self, grad: &Tensor, needs: &[bool]) -> Vec<Option<Tensor>>;
+}
+
+struct Node {
+    inputs: Vec<Var>,
+    op: Box<dyn BackwardOp>,
+}
+
+struct VarInner {
+    id: u64,
+    data: RwLock<Tensor>,
+    grad: Mutex<Option<Tensor>>,
+    requires_grad: AtomicBool,
+    /// The op that made this value; `None` for leaves and, after backward,
+    /// for freed nodes (`is_leaf` tells the two apart).
+    node: Mutex<Option<Node>>,
+    is_leaf: bool,
+}
+
+/// A tensor in the autograd graph. Cloning shares the same variable.
+#[derive(Clone)]
+pub struct Var(Arc<VarInner>);
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+impl Var {
+    fn make(data: Tensor, requires_grad: bool, node: Option<Node>) -> Var {
+        let is_leaf = node.is_none();
+        Var(Arc::new(VarInner {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            data: RwLock::new(data),
+            grad: Mutex::new(None),
+            requires_grad: AtomicBool::new(requires_grad),
+            node: Mutex::new(node),
+            is_leaf,
+        }))
+    }
+
+    /// A leaf variable; `requires_grad` makes backward fill its `.grad()`.
+    pub fn new(data: Tensor, requires_grad: bool) -> Var {
+        Var::make(data, requires_grad, None)
+    }
+
+    /// A trainable leaf (`requires_grad = true`).
+    pub fn parameter(data: Tensor) -> Var {
+        Var::new(data, true)
+    }
+
+    /// A leaf that never receives a gradient (inputs, targets, ids).
+    pub fn constant(data: Tensor) -> Var {
+        Var::new(data, false)
+    }
+
+    /// The result of an op. Records a node only when gradients are enabled
+    /// and some input requires one; `make_op` is called only then, so ops
+    /// save nothing when nobody will differentiate.
+    pub fn from_op<B: BackwardOp + 'static>(data: Tensor, inputs: &[&Var], make_op: impl FnOnce() -> B) -> Var {
+        if is_grad_enabled() && inputs.iter().any(|v| v.requires_grad()) {
+            let node = Node { inputs: inputs.iter().map(|&v| v.clone()).collect(), op: Box::new(make_op()) };
+            Var::make(data, true, Some(node))
+        } else {
+            Var::make(data, false, None)
+        }
+    }
+
+    // ----- the value ---------------------------------------------------------
+
+    /// The current value (a cheap clone of the tensor).
+    pub fn data(&self) -> Tensor {
+        self.0.data.read().unwrap().clone()
+    }
+
+    /// Replaces the value (for loading weights); the shape may not change.
+    pub fn set_data(&self, data: Tensor) {
+        let mut slot = self.0.data.write().unwrap();
+        assert_eq!(slot.shape(), data.shape(), "set_data: shape {} cannot replace {}", data.shape(), slot.shape());
+        *slot = data;
+    }
+
+    /// Mutates the value in place (optimizers). The tensor copies on write
+    /// if a graph still holds the old value, so saved tensors never change.
+    pub fn update_data<R>(&self, f: impl FnOnce(&mut Tensor) -> R) -> R {
+        f(&mut self.0.data.write().unwrap())
+    }
+
+    pub fn shape(&self) -> Shape {
+        self.0.data.read().unwrap().shape().clone()
+    }
+    pub fn dims(&self) -> Vec<usize> {
+        self.0.data.read().unwrap().dims().to_vec()
+    }
+    pub fn dim(&self, d: isize) -> usize {
+        self.0.data.read().unwrap().dim(d)
+    }
+    pub fn rank(&self) -> usize {
+        self.0.data.read().unwrap().rank()
+    }
+    pub fn numel(&self) -> usize {
+        self.0.data.read().unwrap().numel()
+    }
+    pub fn dtype(&self) -> DType {
+        self.0.data.read().unwrap().dtype()
+    }
+    /// The single value of a one-element variable, as f64.
+    pub fn item(&self) -> f64 {
+        self.0.data.read().unwrap().item_f64()
+    }
+    /// A stable identity for maps keyed by variable.
+    pub fn id(&self) -> u64 {
+        self.0.id
+    }
+
+    // ----- gradients -----------------------------------------------------------
+
+    pub fn requires_grad(&self) -> bool {
+        self.0.requires_grad.load(Ordering::Relaxed)
+    }
+
+    /// Freezes (`false`) or unfreezes a leaf. Frozen parameters get no
+    /// gradient and optimizers skip them.
+    pub fn set_requires_grad(&self, requires_grad: bool) {
+        assert!(self.0.is_leaf, "set_requires_grad: only leaves can be frozen or unfrozen");
+        self.0.requires_grad.store(requires_grad, Ordering::Relaxed);
+    }
+
+    pub fn is_leaf(&self) -> bool {
+        self.0.is_leaf
+    }
+
+    /// dL/d(self) accumulated by backward calls, if any.
+    pub fn grad(&self) -> Option<Tensor> {
+        self.0.grad.lock().unwrap().clone()
+    }
+
+    /// Replaces the stored gradient (gradient clipping rescales this way).
+    pub fn set_grad(&self, grad: Option<Tensor>) {
+        *self.0.grad.lock().unwrap() = grad;
+    }
+
+    /// Forgets the accumulated gradient.
+    pub fn zero_grad(&self) {
+        self.set_grad(None);
+    }
+
+    /// The same value as a new leaf outside the graph.
+    pub fn detach(&self) -> Var {
+        Var::constant(self.data())
+    }
+
+    /// Backpropagates from a one-element value (a loss), seeding dL/dL = 1.
+    pub fn backward(&self) {
+        let data = self.data();
+        assert_eq!(
+            data.numel(),
+            1,
+            "backward: needs a one-element loss, got shape {} (use backward_with)",
+            data.shape()
+        );
+        self.backward_with(Tensor::ones(data.shape().clone(), data.dtype()));
+    }
+
+    /// Backpropagates a given dL/d(self) of the same shape.
+    pub fn backward_with(&self, grad: Tensor) {
+        assert_eq!(
+            grad.shape(),
+            &self.shape(),
+            "backward_with: gradient shape {} for a value of shape {}",
+            grad.shape(),
+            self.shape()
+        );
+        assert!(
+            self.requires_grad(),
+            "backward: this value does not require grad (no parameter reaches it, or it was computed under no_grad)"
+        );
+        let order = self.topological_order();
+        let mut grads: HashMap<u64, Tensor> = HashMap::new();
+        grads.insert(self.id(), grad);
+        // Reverse topological order: a node runs after every node that uses
+        // it, so its gradient is complete when it runs. Consuming `order`
+        // drops each variable (and with it the graph) as soon as it is done.
+        for var in order.into_iter().rev() {
+            let Some(grad) = grads.remove(&var.id()) else { continue };
+            if var.is_leaf() {
+                if var.requires_grad() {
+                    var.accumulate_grad(grad);
+                }
+                continue;
+            }
+            let node = var.0.node.lock().unwrap().take().unwrap_or_else(|| {
+                panic!("backward: trying to backward through the graph a second time (its saved values were freed)")
+            });
+            let needs: Vec<bool> = node.inputs.iter().map(|v| v.requires_grad()).collect();
+            let input_grads = node.op.backward(&grad, &needs);
+            assert_eq!(
+                input_grads.len(),
+                node.inputs.len(),
+                "{}: backward returned {} gradients for {} inputs",
+                node.op.name(),
+                input_grads.len(),
+                node.inputs.len()
+            );
+            for ((input, g), need) in node.inputs.iter().zip(input_grads).zip(needs) {
+                let Some(g) = g.filter(|_| need) else { continue };
+                assert_eq!(
+                    g.shape(),
+                    &input.shape(),
+                    "{}: gradient of shape {} for an input of shape {}",
+                    node.op.name(),
+                    g.shape(),
+                    input.shape()
+                );
+                match grads.remove(&input.id()) {
+                    Some(sum) => grads.insert(input.id(), sum.add(&g)),
+                    None => grads.insert(input.id(), g),
+                };
+            }
+        }
+    }
+
+    fn accumulate_grad(&self, grad: Tensor) {
+        let mut slot = self.0.grad.lock().unwrap();
+        let grad = grad.to_dtype(self.dtype());
+        *slot = Some(match slot.take() {
+            Some(old) => old.add(&grad),
+            None => grad.contiguous(),
+        });
+    }
+
+    /// Every variable that reaches `self` through nodes, inputs before the
+    /// ops that use them (iterative depth-first search, so deep graphs do
+    /// not overflow the stack).
+    fn topological_order(&self) -> Vec<Var> {
+        let mut order = Vec::new();
+        let mut visited = HashSet::new();
+        // (variable, whether its inputs have been pushed already)
+        let mut stack = vec![(self.clone(), false)];
+        while let Some((var, expanded)) = stack.pop() {
+            if expanded {
+                order.push(var);
+                continue;
+            }
+            if !visited.insert(var.id()) {
+                continue;
+            }
+            stack.push((var.clone(), true));
+            if let Some(node) = var.0.node.lock().unwrap().as_ref() {
+                for input in &node.inputs {
+                    if input.requires_grad() && !visited.contains(&input.id()) {
+                        stack.push((input.clone(), false));
+                    }
+                }
+            }
+        }
+        order
+    }
+
+    /// The name of the op that produced this value, if any.
+    pub fn op_name(&self) -> Option<&'static str> {
+        self.0.node.lock().unwrap().as_ref().map(|n| n.op.name())
+    }
+}
+
+impl std::fmt::Display for Var {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let data = self.data();
+        match self.op_name() {
+            Some(op) => write!(f, "{data} (grad_fn={op})"),
+            None if self.requires_grad() => write!(f, "{data} (requires_grad=True)"),
+            None => write!(f, "{data}"),
+        }
+    }
+}
+
+impl std::fmt::Debug for Var {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Var#{} {:?}", self.id(), self.data())
+    }
+}
