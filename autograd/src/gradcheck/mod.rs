@@ -111,3 +111,5 @@ pub fn gradcheck_with(f: impl Fn(&[Var]) -> Var, inputs: &[Tensor], opts: Gradch
 fn constants(xs: &[Tensor]) -> Vec<Var> {
     xs.iter().map(|t| Var::constant(t.clone())).collect()
 }
+
+pub mod suite;
