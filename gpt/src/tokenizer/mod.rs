@@ -27,6 +27,7 @@ pub mod train;
 
 use std::path::Path;
 
+pub(crate) use bpe::Fnv;
 pub use bpe::{Tokenizer, ENDOFTEXT};
 pub use char_level::{CharTokenizer, CHAR_VOCAB_FILE};
 pub use error::TokenizerError;
