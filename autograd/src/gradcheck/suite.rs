@@ -9,6 +9,7 @@ use tensor::{DType, Generator, Tensor};
 
 use super::{gradcheck, GradcheckReport};
 use crate::loss::{binary_cross_entropy, cross_entropy, mse_loss, IGNORE_INDEX};
+use crate::ops::attention::causal_attention;
 use crate::ops::dropout::dropout;
 use crate::ops::layer_norm::layer_norm;
 use crate::var::Var;
@@ -167,6 +168,10 @@ pub fn cases(s: Sizes, gen: &mut Generator) -> Vec<OpCase> {
     add(c, "where", vec![a.clone(), row.clone()], move |v| Var::where_cond(&mask, &v[0], &v[1]));
     let causal = Tensor::ones([m, n], DType::F64).triu(1);
     add(c, "masked_fill", vec![a.clone()], move |v| v[0].masked_fill(&causal, -3.0).exp());
+
+    // Causal attention on [B, H, T, D].
+    let heads = [b, 2, m + 1, k];
+    add(c, "causal_attention", vec![r(&heads), r(&heads), r(&heads)], |v| causal_attention(&v[0], &v[1], &v[2]));
 
     // Normalisation, dropout, layers.
     let (gamma, beta) = (r(&[n]), r(&[n]));

@@ -1,5 +1,6 @@
 //! Differentiable ops: each file pairs forwards with their backwards.
 
+pub mod attention;
 pub mod binary;
 pub mod dropout;
 pub mod index;

@@ -1,6 +1,7 @@
 //! CPU kernels: GEMM, row-wise fused kernels and deterministic reductions.
 
 pub mod adamw;
+pub mod attention;
 pub mod gemm;
 pub mod reduce;
 pub mod rows;

@@ -1,5 +1,6 @@
 //! Tensor operations, one family per file.
 
+pub mod attention;
 pub mod binary;
 pub mod index;
 pub mod matmul;

@@ -1,0 +1,33 @@
+//! Causal self-attention as one differentiable op: softmax(QKᵀ/√d)·V with
+//! the future masked, forward and backward fused per head (see
+//! `kernels::cpu::attention`). It saves Q, K, V and the attention weights
+//! P; the unfused composition (matmul, masked_fill, softmax, matmul) would
+//! save the same P plus the scores, and run four passes instead of one.
+
+use tensor::Tensor;
+
+use crate::var::{BackwardOp, Var};
+
+struct CausalAttention {
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    probs: Tensor,
+}
+
+impl BackwardOp for CausalAttention {
+    fn name(&self) -> &'static str {
+        "causal_attention"
+    }
+    fn backward(&self, g: &Tensor, _: &[bool]) -> Vec<Option<Tensor>> {
+        let grads = Tensor::causal_attention_backward(&self.q, &self.k, &self.v, &self.probs, g);
+        vec![Some(grads.dq), Some(grads.dk), Some(grads.dv)]
+    }
+}
+
+/// Causal attention over `[B, H, T, D]` queries, keys and values.
+pub fn causal_attention(q: &Var, k: &Var, v: &Var) -> Var {
+    let (qd, kd, vd) = (q.data().contiguous(), k.data().contiguous(), v.data().contiguous());
+    let out = Tensor::causal_attention(&qd, &kd, &vd);
+    Var::from_op(out.out, &[q, k, v], || CausalAttention { q: qd, k: kd, v: vd, probs: out.probs })
+}
