@@ -68,7 +68,11 @@ fn cache_is_reused_until_source_or_tokenizer_changes() {
     assert_eq!(load_tokens(&source, &gpt2, None).unwrap().cache, CacheStatus::Reused(bin));
 
     // No temporary files are left behind.
-    let leftovers: Vec<_> = std::fs::read_dir(&dir).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().contains(".tmp")).collect();
+    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains(".tmp"))
+        .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
     std::fs::remove_dir_all(dir).unwrap();
 }
@@ -127,14 +131,15 @@ fn builtin_corpus_to_batches() {
     assert_eq!(val.len(), ids.len() - (ids.len() as f64 * 0.9).round() as usize);
 
     let data = SlidingWindow::new(train.to_vec(), 32, 32).unwrap();
-    let loader = DataLoader::new(data, LoaderConfig { batch_size: 4, shuffle: true, drop_last: true, seed: 7 }).unwrap();
+    let loader =
+        DataLoader::new(data, LoaderConfig { batch_size: 4, shuffle: true, drop_last: true, seed: 7 }).unwrap();
     assert_eq!(loader.batches_per_epoch(), (train.len() - 32).div_ceil(32) / 4);
     for (x, y) in loader.iter().take(10) {
         assert_eq!(x.dims(), [4, 32]);
         let (x, y) = (x.to_vec2::<i64>(), y.to_vec2::<i64>());
         for (row_x, row_y) in x.iter().zip(&y) {
             assert_eq!(row_x[1..], row_y[..31]); // the target is the input, one ahead
-            // and the row is a real window of the stream
+                                                 // and the row is a real window of the stream
             let start = train.windows(32).position(|w| w.iter().zip(row_x).all(|(&a, &b)| a as i64 == b)).unwrap();
             assert_eq!(row_y[31], train[start + 32] as i64);
         }

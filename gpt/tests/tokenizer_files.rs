@@ -76,7 +76,8 @@ fn saved_gpt2_loads_back_identical() {
     assert_eq!(loaded.fingerprint(), gpt2().fingerprint());
     assert_eq!(loaded.eot_id(), Some(50256));
     // The written files are GPT-2's own, token for token.
-    let ours: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("vocab.json")).unwrap()).unwrap();
+    let ours: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("vocab.json")).unwrap()).unwrap();
     let theirs: serde_json::Value = serde_json::from_str(include_str!("../assets/gpt2/vocab.json")).unwrap();
     assert_eq!(ours, theirs);
     assert_eq!(std::fs::read_to_string(dir.join("merges.txt")).unwrap(), include_str!("../assets/gpt2/merges.txt"));

@@ -60,7 +60,15 @@ impl Character {
                 break name;
             }
         };
-        let kind = if rng.chance(0.4) { if she { "girl" } else { "boy" } } else { rng.pick(ANIMALS) };
+        let kind = if rng.chance(0.4) {
+            if she {
+                "girl"
+            } else {
+                "boy"
+            }
+        } else {
+            rng.pick(ANIMALS)
+        };
         let (he, him, his) = if she { ("she", "her", "her") } else { ("he", "him", "his") };
         Character { name, kind, he, him, his }
     }
@@ -140,12 +148,7 @@ fn sharing(rng: &mut SplitMix64, a: &Character, b: &Character, s: &mut Vec<Strin
     s.push(format!("But {} thought for a moment and said, \"We can share it!\"", a.he));
     s.push(format!("{} broke the {snack} in two and gave half to {}.", a.name, b.name));
     s.push(format!("\"Thank you!\" said {}, and {} smiled at {}.", b.name, b.he, a.him));
-    s.push(format!(
-        "Then they wanted to {} together, and {} felt {}.",
-        rng.pick(ACTIVITIES),
-        a.name,
-        rng.pick(GLAD)
-    ));
+    s.push(format!("Then they wanted to {} together, and {} felt {}.", rng.pick(ACTIVITIES), a.name, rng.pick(GLAD)));
     "{a} learned that sharing makes everyone happy."
 }
 
@@ -169,7 +172,10 @@ fn walk(rng: &mut SplitMix64, a: &Character, b: &Character, s: &mut Vec<String>)
     let color = rng.pick(COLORS);
     let object = rng.pick(OBJECTS);
     s.push(format!("At {place}, {} found {} {color} {object} on the ground.", a.name, article(color)));
-    s.push(format!("\"Is it yours?\" {} asked {}. \"No,\" said {}. \"Let's keep it safe for its owner.\"", a.he, b.name, b.name));
+    s.push(format!(
+        "\"Is it yours?\" {} asked {}. \"No,\" said {}. \"Let's keep it safe for its owner.\"",
+        a.he, b.name, b.name
+    ));
     s.push(format!("So they stayed to {activity} until it was time to go home."));
     s.push(format!("{} gave the {object} to {} mom, and she said {} was very kind.", a.name, a.his, a.he));
     "{a} and {b} learned that it is right to give back what is not yours."

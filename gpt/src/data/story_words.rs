@@ -29,31 +29,83 @@ pub const OPENINGS: &[&str] =
     &["Once upon a time", "One sunny day", "One morning", "Long ago", "One rainy afternoon", "One windy day"];
 
 pub const HOMES: &[&str] = &[
-    "a small house", "a cozy cottage", "a little hole under a tree", "a red barn", "a blue boat", "a tall tower",
-    "a tiny flat", "a yellow tent",
+    "a small house",
+    "a cozy cottage",
+    "a little hole under a tree",
+    "a red barn",
+    "a blue boat",
+    "a tall tower",
+    "a tiny flat",
+    "a yellow tent",
 ];
 
 pub const NEAR: &[&str] = &[
-    "near the sea", "by the woods", "at the end of the street", "on a quiet hill", "in the middle of town",
+    "near the sea",
+    "by the woods",
+    "at the end of the street",
+    "on a quiet hill",
+    "in the middle of town",
     "next to a big lake",
 ];
 
 pub const PLACES: &[&str] = &[
-    "the park", "the forest", "the beach", "the garden", "the farm", "the big hill", "the river", "the market",
-    "the school", "the library", "the old barn", "the pond", "the meadow", "the town square", "the bakery",
+    "the park",
+    "the forest",
+    "the beach",
+    "the garden",
+    "the farm",
+    "the big hill",
+    "the river",
+    "the market",
+    "the school",
+    "the library",
+    "the old barn",
+    "the pond",
+    "the meadow",
+    "the town square",
+    "the bakery",
 ];
 
-pub const COLORS: &[&str] = &["red", "blue", "green", "yellow", "shiny", "big", "soft", "old", "new", "purple", "striped"];
+pub const COLORS: &[&str] =
+    &["red", "blue", "green", "yellow", "shiny", "big", "soft", "old", "new", "purple", "striped"];
 
 pub const OBJECTS: &[&str] = &[
-    "ball", "kite", "hat", "box", "book", "drum", "shell", "flower", "balloon", "key", "boat", "blanket", "cup",
-    "bell", "map", "teddy bear", "scarf", "crown", "whistle", "basket",
+    "ball",
+    "kite",
+    "hat",
+    "box",
+    "book",
+    "drum",
+    "shell",
+    "flower",
+    "balloon",
+    "key",
+    "boat",
+    "blanket",
+    "cup",
+    "bell",
+    "map",
+    "teddy bear",
+    "scarf",
+    "crown",
+    "whistle",
+    "basket",
 ];
 
 /// Things to do somewhere: "went to the park to ...".
 pub const ACTIVITIES: &[&str] = &[
-    "play", "look for shells", "fly a kite", "pick apples", "read a book", "see the ducks", "buy some bread",
-    "sing songs", "build a sandcastle", "find a treasure", "watch the clouds", "play hide and seek",
+    "play",
+    "look for shells",
+    "fly a kite",
+    "pick apples",
+    "read a book",
+    "see the ducks",
+    "buy some bread",
+    "sing songs",
+    "build a sandcastle",
+    "find a treasure",
+    "watch the clouds",
+    "play hide and seek",
 ];
 
 /// What goes wrong with the object, and how friends fix it:
@@ -79,8 +131,14 @@ pub const SNACKS: &[&str] =
 
 /// Things seen on a walk.
 pub const SIGHTS: &[&str] = &[
-    "a bird singing in a tree", "a frog on a rock", "a boat on the water", "a rainbow in the sky",
-    "a butterfly on a flower", "a snail on a leaf", "two ducks in the pond", "a big orange moon",
+    "a bird singing in a tree",
+    "a frog on a rock",
+    "a boat on the water",
+    "a rainbow in the sky",
+    "a butterfly on a flower",
+    "a snail on a leaf",
+    "two ducks in the pond",
+    "a big orange moon",
 ];
 
 /// Endings that fit any plot; each plot also has its own moral.

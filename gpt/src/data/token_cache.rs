@@ -98,7 +98,8 @@ pub fn load_tokens(source: &Path, tokenizer: &AnyTokenizer, cache_dir: Option<&P
 
 /// Where the cache of `source` under `tokenizer` lives: `(ids, header)`.
 pub fn cache_paths(source: &Path, tokenizer: &AnyTokenizer, cache_dir: Option<&Path>) -> (PathBuf, PathBuf) {
-    let dir = cache_dir.map(Path::to_path_buf).unwrap_or_else(|| source.parent().unwrap_or(Path::new(".")).to_path_buf());
+    let dir =
+        cache_dir.map(Path::to_path_buf).unwrap_or_else(|| source.parent().unwrap_or(Path::new(".")).to_path_buf());
     let name = source.file_name().map_or_else(|| "corpus".into(), |n| n.to_string_lossy().into_owned());
     let stem = format!("{name}.{:016x}.tokens", tokenizer.fingerprint());
     (dir.join(&stem), dir.join(format!("{stem}.json")))

@@ -265,10 +265,8 @@ impl Tokenizer {
     pub fn decode_bytes(&self, ids: &[u32]) -> Result<Vec<u8>, TokenizerError> {
         let mut out = Vec::with_capacity(ids.len() * 4);
         for &id in ids {
-            let bytes = self
-                .tokens
-                .get(id as usize)
-                .ok_or(TokenizerError::UnknownId { id, vocab_size: self.vocab_size() })?;
+            let bytes =
+                self.tokens.get(id as usize).ok_or(TokenizerError::UnknownId { id, vocab_size: self.vocab_size() })?;
             out.extend_from_slice(bytes);
         }
         Ok(out)

@@ -69,7 +69,10 @@ impl CharTokenizer {
     pub fn decode(&self, ids: &[u32]) -> Result<String, TokenizerError> {
         ids.iter()
             .map(|&id| {
-                self.chars.get(id as usize).copied().ok_or(TokenizerError::UnknownId { id, vocab_size: self.vocab_size() })
+                self.chars
+                    .get(id as usize)
+                    .copied()
+                    .ok_or(TokenizerError::UnknownId { id, vocab_size: self.vocab_size() })
             })
             .collect()
     }
@@ -108,7 +111,10 @@ impl CharTokenizer {
             return Err(TokenizerError::bad_vocab(&path, "the vocabulary is empty"));
         }
         if let Some(w) = chars.windows(2).find(|w| w[0] >= w[1]) {
-            return Err(TokenizerError::bad_vocab(&path, format!("characters must be sorted and distinct ({:?} then {:?})", w[0], w[1])));
+            return Err(TokenizerError::bad_vocab(
+                &path,
+                format!("characters must be sorted and distinct ({:?} then {:?})", w[0], w[1]),
+            ));
         }
         Ok(Self::from_sorted(chars))
     }

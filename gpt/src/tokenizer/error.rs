@@ -44,7 +44,9 @@ pub enum TokenizerError {
     NotUtf8 { offset: usize },
 
     /// BPE training was asked for fewer tokens than the base alphabet.
-    #[error("vocab size {requested} is too small: byte-level BPE needs at least {minimum} (256 bytes + special tokens)")]
+    #[error(
+        "vocab size {requested} is too small: byte-level BPE needs at least {minimum} (256 bytes + special tokens)"
+    )]
     VocabTooSmall { requested: usize, minimum: usize },
 
     /// Nothing to learn from.

@@ -128,7 +128,12 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     result
 }
 
-fn parse_hf(vocab_text: &str, vocab_path: &Path, merges_text: &str, merges_path: &Path) -> Result<Tokenizer, TokenizerError> {
+fn parse_hf(
+    vocab_text: &str,
+    vocab_path: &Path,
+    merges_text: &str,
+    merges_path: &Path,
+) -> Result<Tokenizer, TokenizerError> {
     let vocab: FxHashMap<String, u32> = serde_json::from_str(vocab_text)
         .map_err(|e| TokenizerError::malformed(vocab_path, e.line(), format!("not a JSON map of token to id: {e}")))?;
     if vocab.is_empty() {
@@ -158,7 +163,8 @@ fn parse_hf(vocab_text: &str, vocab_path: &Path, merges_text: &str, merges_path:
 
     let mut merges = Vec::new();
     let mut merge_lines = Vec::new();
-    let vocab_name = vocab_path.file_name().map_or_else(|| vocab_path.display().to_string(), |n| n.to_string_lossy().into());
+    let vocab_name =
+        vocab_path.file_name().map_or_else(|| vocab_path.display().to_string(), |n| n.to_string_lossy().into());
     for (i, line) in merges_text.lines().enumerate() {
         let line_no = i + 1;
         if (i == 0 && line.starts_with("#version")) || line.trim().is_empty() {
@@ -173,7 +179,8 @@ fn parse_hf(vocab_text: &str, vocab_path: &Path, merges_text: &str, merges_path:
         let a_id = id_of(a).ok_or_else(|| bad(format!("token {a:?} is not in {vocab_name}")))?;
         let b_id = id_of(b).ok_or_else(|| bad(format!("token {b:?} is not in {vocab_name}")))?;
         let joined = format!("{a}{b}");
-        let result = id_of(&joined).ok_or_else(|| bad(format!("the merged token {joined:?} is not in {vocab_name}")))?;
+        let result =
+            id_of(&joined).ok_or_else(|| bad(format!("the merged token {joined:?} is not in {vocab_name}")))?;
         merges.push((a_id, b_id, result));
         merge_lines.push(line_no);
     }
@@ -190,7 +197,10 @@ fn parse_hf(vocab_text: &str, vocab_path: &Path, merges_text: &str, merges_path:
     for (id, t) in tokens.iter().enumerate() {
         if !reachable[id] {
             let text = String::from_utf8(t.clone()).map_err(|_| {
-                TokenizerError::bad_vocab(vocab_path, format!("token id {id} is neither a byte, a merge result, nor text"))
+                TokenizerError::bad_vocab(
+                    vocab_path,
+                    format!("token id {id} is neither a byte, a merge result, nor text"),
+                )
             })?;
             specials.push((text, id as u32));
         }
@@ -209,8 +219,11 @@ fn parse_tiktoken(text: &str, path: &Path) -> Result<Tokenizer, TokenizerError> 
             continue;
         }
         let bad = |message: String| TokenizerError::malformed(path, i + 1, message);
-        let (coded, rank) = line.split_once(' ').ok_or_else(|| bad(format!("expected `<base64> <rank>`, found {line:?}")))?;
-        let bytes = base64::decode(coded).filter(|b| !b.is_empty()).ok_or_else(|| bad(format!("{coded:?} is not base64 token bytes")))?;
+        let (coded, rank) =
+            line.split_once(' ').ok_or_else(|| bad(format!("expected `<base64> <rank>`, found {line:?}")))?;
+        let bytes = base64::decode(coded)
+            .filter(|b| !b.is_empty())
+            .ok_or_else(|| bad(format!("{coded:?} is not base64 token bytes")))?;
         let rank: usize = rank.trim().parse().map_err(|_| bad(format!("{rank:?} is not a rank")))?;
         if rank >= 1 << 24 {
             return Err(bad(format!("rank {rank} is implausibly large")));

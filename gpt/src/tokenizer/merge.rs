@@ -130,7 +130,10 @@ mod tests {
     /// rebuild the word, repeat.
     fn reference(mut word: Vec<u32>, table: &MergeTable) -> Vec<u32> {
         loop {
-            let best = word.windows(2).filter_map(|w| table.get(w[0], w[1]).map(|m| (m, w[0], w[1]))).min_by_key(|(m, _, _)| m.rank);
+            let best = word
+                .windows(2)
+                .filter_map(|w| table.get(w[0], w[1]).map(|m| (m, w[0], w[1])))
+                .min_by_key(|(m, _, _)| m.rank);
             let Some((merge, a, b)) = best else { return word };
             let mut next = Vec::with_capacity(word.len());
             let mut i = 0;

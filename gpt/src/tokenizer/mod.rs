@@ -23,6 +23,7 @@ pub(crate) mod files;
 pub mod merge;
 pub mod pretokenize;
 mod special;
+mod stream;
 pub mod train;
 
 use std::path::Path;
@@ -34,6 +35,7 @@ pub use error::TokenizerError;
 pub use files::{MERGES_FILE, VOCAB_FILE};
 pub use pretokenize::pretokenize;
 pub use special::SpecialTokens;
+pub use stream::Utf8Stream;
 pub use train::{train_bpe, train_bpe_with_progress};
 
 /// A BPE or a character tokenizer, chosen at run time.
@@ -99,7 +101,8 @@ impl AnyTokenizer {
         match self {
             AnyTokenizer::Bpe(t) => t.encode_bytes(bytes, SpecialTokens::Allow),
             AnyTokenizer::Char(t) => {
-                let text = std::str::from_utf8(bytes).map_err(|e| TokenizerError::NotUtf8 { offset: e.valid_up_to() })?;
+                let text =
+                    std::str::from_utf8(bytes).map_err(|e| TokenizerError::NotUtf8 { offset: e.valid_up_to() })?;
                 t.encode(text)
             }
         }
@@ -110,6 +113,22 @@ impl AnyTokenizer {
         match self {
             AnyTokenizer::Bpe(t) => t.decode(ids),
             AnyTokenizer::Char(t) => t.decode(ids),
+        }
+    }
+
+    /// The exact bytes of `ids` (see [`Utf8Stream`] to print them as they come).
+    pub fn decode_bytes(&self, ids: &[u32]) -> Result<Vec<u8>, TokenizerError> {
+        match self {
+            AnyTokenizer::Bpe(t) => t.decode_bytes(ids),
+            AnyTokenizer::Char(t) => t.decode(ids).map(String::into_bytes),
+        }
+    }
+
+    /// The id of `<|endoftext|>`, where the vocabulary has one.
+    pub fn eot_id(&self) -> Option<u32> {
+        match self {
+            AnyTokenizer::Bpe(t) => t.eot_id(),
+            AnyTokenizer::Char(_) => None,
         }
     }
 

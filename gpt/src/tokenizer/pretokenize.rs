@@ -88,7 +88,9 @@ fn ranges_of(class: &str) -> Vec<(u32, u32)> {
     use regex_syntax::hir::{Class, HirKind};
     let hir = regex_syntax::parse(class).expect("a valid Unicode class");
     match hir.kind() {
-        HirKind::Class(Class::Unicode(set)) => set.ranges().iter().map(|r| (r.start() as u32, r.end() as u32)).collect(),
+        HirKind::Class(Class::Unicode(set)) => {
+            set.ranges().iter().map(|r| (r.start() as u32, r.end() as u32)).collect()
+        }
         other => unreachable!("{class} parsed as {other:?}"),
     }
 }

@@ -228,7 +228,8 @@ mod tests {
         let mut words = Words::count(text);
         let mut next = 256;
         for _ in 0..12 {
-            let Some((&best, _)) = words.counts.iter().filter(|(_, &c)| c > 0).max_by_key(|(&p, &c)| (c, Reverse(p))) else {
+            let Some((&best, _)) = words.counts.iter().filter(|(_, &c)| c > 0).max_by_key(|(&p, &c)| (c, Reverse(p)))
+            else {
                 break;
             };
             let (a, b) = unpair(best);
@@ -240,9 +241,50 @@ mod tests {
                     *recount.entry(pair(p[0], p[1])).or_default() += n;
                 }
             }
-            let live: FxHashMap<Pair, i64> = words.counts.iter().filter(|(_, &c)| c != 0).map(|(&p, &c)| (p, c)).collect();
+            let live: FxHashMap<Pair, i64> =
+                words.counts.iter().filter(|(_, &c)| c != 0).map(|(&p, &c)| (p, c)).collect();
             assert_eq!(live, recount);
         }
+    }
+
+    /// Training the slow, obvious way: recount every pair before each merge.
+    fn naive_merges(text: &str, merges: usize) -> Vec<(u32, u32, u32)> {
+        let counted = Words::count(text);
+        let mut words: Vec<(Vec<u32>, i64)> = counted.symbols.into_iter().zip(counted.weight).collect();
+        let mut out = Vec::new();
+        for new_id in 256..256 + merges as u32 {
+            let mut counts: FxHashMap<Pair, i64> = FxHashMap::default();
+            for (ids, n) in &words {
+                for p in ids.windows(2) {
+                    *counts.entry(pair(p[0], p[1])).or_default() += n;
+                }
+            }
+            let Some((&best, _)) = counts.iter().max_by_key(|(&p, &c)| (c, Reverse(p))) else { break };
+            let (a, b) = unpair(best);
+            for (ids, _) in &mut words {
+                let mut next = Vec::new();
+                let mut i = 0;
+                while i < ids.len() {
+                    if i + 1 < ids.len() && ids[i] == a && ids[i + 1] == b {
+                        next.push(new_id);
+                        i += 2;
+                    } else {
+                        next.push(ids[i]);
+                        i += 1;
+                    }
+                }
+                *ids = next;
+            }
+            out.push((a, b, new_id));
+        }
+        out
+    }
+
+    #[test]
+    fn incremental_training_equals_full_recounts() {
+        let text = crate::data::generate_stories(5, 30_000) + " aaaa aaaaa abababab 1111 2222222 \n\n\n  x";
+        let tok = train_bpe(&text, 257 + 300).unwrap();
+        assert_eq!(tok.merges(), naive_merges(&text, 300));
     }
 
     #[test]
