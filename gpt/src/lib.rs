@@ -1,5 +1,6 @@
 //! GPT-2 built on the tensor and autograd layers: tokenizer, data pipeline,
 //! model, training and generation.
 
-pub mod tokenizer;
 pub mod data;
+pub mod model;
+pub mod tokenizer;

@@ -87,6 +87,14 @@ pub fn causal_attention_backward<T: Float + GemmElement>(
     dk: &mut [T],
     dv: &mut [T],
 ) {
+    assert_eq!(q.len(), heads * t * d, "attention backward: Q has {} elements, expected {}", q.len(), heads * t * d);
+    assert_eq!(
+        probs.len(),
+        heads * t * t,
+        "attention backward: P has {} elements, expected {}",
+        probs.len(),
+        heads * t * t
+    );
     let scale = T::from(1.0 / (d as f64).sqrt()).unwrap();
     dq.par_chunks_mut(t * d).zip(dk.par_chunks_mut(t * d).zip(dv.par_chunks_mut(t * d))).enumerate().for_each(
         |(h, (dq, (dk, dv)))| {

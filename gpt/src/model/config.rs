@@ -1,0 +1,174 @@
+//! The model's hyper-parameters, the book's `GPT_CONFIG_124M` fields, and
+//! the mapping to and from Hugging Face's GPT-2 `config.json`.
+//!
+//! Presets: the four GPT-2 sizes, and small ones that train on a 2-core
+//! laptop in minutes (`tiny`, `tiny-char`, and `nano` for tests).
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GPTConfig {
+    /// Tokens in the vocabulary (50,257 for GPT-2's BPE).
+    pub vocab_size: usize,
+    /// The longest sequence the position embedding covers.
+    pub context_length: usize,
+    /// Width of every token's vector, C.
+    pub emb_dim: usize,
+    /// Attention heads per layer; emb_dim / n_heads is the head size.
+    pub n_heads: usize,
+    /// Transformer blocks.
+    pub n_layers: usize,
+    /// Dropout on embeddings and residual branches during training.
+    pub drop_rate: f64,
+    /// Whether the query/key/value projection has a bias (GPT-2: yes).
+    pub qkv_bias: bool,
+}
+
+/// Names accepted by [`GPTConfig::preset`].
+pub const PRESETS: &[&str] = &["gpt2-small", "gpt2-medium", "gpt2-large", "gpt2-xl", "tiny", "tiny-char", "nano"];
+
+impl GPTConfig {
+    fn gpt2(emb_dim: usize, n_layers: usize, n_heads: usize) -> Self {
+        GPTConfig {
+            vocab_size: 50257,
+            context_length: 1024,
+            emb_dim,
+            n_heads,
+            n_layers,
+            drop_rate: 0.1,
+            qkv_bias: true,
+        }
+    }
+
+    /// A named configuration. The char preset's vocabulary size is a
+    /// placeholder the training command replaces with the corpus's.
+    pub fn preset(name: &str) -> Option<GPTConfig> {
+        Some(match name {
+            "gpt2-small" | "gpt2" => Self::gpt2(768, 12, 12),
+            "gpt2-medium" => Self::gpt2(1024, 24, 16),
+            "gpt2-large" => Self::gpt2(1280, 36, 20),
+            "gpt2-xl" => Self::gpt2(1600, 48, 25),
+            "tiny" => GPTConfig { context_length: 128, drop_rate: 0.0, ..Self::gpt2(256, 4, 4) },
+            "tiny-char" => GPTConfig { vocab_size: 65, context_length: 256, drop_rate: 0.0, ..Self::gpt2(384, 6, 6) },
+            "nano" => GPTConfig { vocab_size: 512, context_length: 64, drop_rate: 0.0, ..Self::gpt2(64, 2, 2) },
+            _ => return None,
+        })
+    }
+
+    pub fn head_dim(&self) -> usize {
+        self.emb_dim / self.n_heads
+    }
+
+    /// Checks the numbers fit together; a one-line reason when they don't.
+    pub fn validate(&self) -> Result<(), String> {
+        let positive = [
+            ("vocab_size", self.vocab_size),
+            ("context_length", self.context_length),
+            ("emb_dim", self.emb_dim),
+            ("n_heads", self.n_heads),
+            ("n_layers", self.n_layers),
+        ];
+        if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(format!("{name} must be positive"));
+        }
+        if self.emb_dim % self.n_heads != 0 {
+            return Err(format!("emb_dim {} is not divisible by n_heads {}", self.emb_dim, self.n_heads));
+        }
+        if !(0.0..1.0).contains(&self.drop_rate) {
+            return Err(format!("drop_rate {} must be in [0, 1)", self.drop_rate));
+        }
+        Ok(())
+    }
+
+    /// Parameters of the model this config builds (the head is tied).
+    pub fn num_parameters(&self) -> usize {
+        let (v, t, c, l) = (self.vocab_size, self.context_length, self.emb_dim, self.n_layers);
+        let block = 2 * 2 * c            // two layer norms
+            + c * 3 * c + 3 * c          // qkv projection (GPT-2 always has its bias)
+            + c * c + c                  // attention output projection
+            + c * 4 * c + 4 * c          // MLP up
+            + 4 * c * c + c; // MLP down
+        v * c + t * c + l * block + 2 * c
+    }
+
+    /// Hugging Face's `config.json` for `GPT2LMHeadModel`.
+    pub fn to_hf_json(&self) -> Value {
+        json!({
+            "architectures": ["GPT2LMHeadModel"],
+            "model_type": "gpt2",
+            "vocab_size": self.vocab_size,
+            "n_positions": self.context_length,
+            "n_ctx": self.context_length,
+            "n_embd": self.emb_dim,
+            "n_layer": self.n_layers,
+            "n_head": self.n_heads,
+            "n_inner": null,
+            "activation_function": "gelu_new",
+            "resid_pdrop": self.drop_rate,
+            "embd_pdrop": self.drop_rate,
+            "attn_pdrop": self.drop_rate,
+            "layer_norm_epsilon": 1e-5,
+            "initializer_range": 0.02,
+            "bos_token_id": 50256,
+            "eos_token_id": 50256,
+            "tie_word_embeddings": true,
+            "scratchgpt_qkv_bias": self.qkv_bias,
+        })
+    }
+
+    /// Reads a Hugging Face GPT-2 `config.json` value.
+    pub fn from_hf_json(v: &Value) -> Result<GPTConfig, String> {
+        let get = |key: &str| -> Result<usize, String> {
+            v.get(key)
+                .and_then(Value::as_u64)
+                .map(|x| x as usize)
+                .ok_or_else(|| format!("missing or non-integer \"{key}\""))
+        };
+        if let Some(t) = v.get("model_type").and_then(Value::as_str) {
+            if t != "gpt2" {
+                return Err(format!("model_type is \"{t}\", expected \"gpt2\""));
+            }
+        }
+        if let Some(act) = v.get("activation_function").and_then(Value::as_str) {
+            if !matches!(act, "gelu_new" | "gelu_pytorch_tanh") {
+                return Err(format!("activation_function \"{act}\" is not supported (GPT-2 uses gelu_new)"));
+            }
+        }
+        if let Some(inner) = v.get("n_inner").and_then(Value::as_u64) {
+            if inner as usize != 4 * get("n_embd")? {
+                return Err(format!("n_inner {inner} is not 4 × n_embd"));
+            }
+        }
+        let config = GPTConfig {
+            vocab_size: get("vocab_size")?,
+            context_length: get("n_positions").or_else(|_| get("n_ctx"))?,
+            emb_dim: get("n_embd")?,
+            n_heads: get("n_head")?,
+            n_layers: get("n_layer")?,
+            drop_rate: v.get("resid_pdrop").and_then(Value::as_f64).unwrap_or(0.1),
+            qkv_bias: v.get("scratchgpt_qkv_bias").and_then(Value::as_bool).unwrap_or(true),
+        };
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gpt2_small_has_124m_parameters() {
+        assert_eq!(GPTConfig::preset("gpt2-small").unwrap().num_parameters(), 124_439_808);
+        assert_eq!(GPTConfig::preset("gpt2-xl").unwrap().num_parameters(), 1_557_611_200);
+    }
+
+    #[test]
+    fn hf_config_round_trips() {
+        let c = GPTConfig::preset("tiny").unwrap();
+        assert_eq!(GPTConfig::from_hf_json(&c.to_hf_json()).unwrap(), c);
+        let bad = json!({"vocab_size": 10, "n_positions": 8, "n_embd": 6, "n_head": 4, "n_layer": 1});
+        assert_eq!(GPTConfig::from_hf_json(&bad).unwrap_err(), "emb_dim 6 is not divisible by n_heads 4");
+    }
+}

@@ -1,0 +1,12 @@
+//! GPT-2: configuration, attention, blocks, the full model and its KV cache.
+
+pub mod attention;
+pub mod block;
+pub mod config;
+pub mod gpt;
+mod init;
+pub mod kv_cache;
+
+pub use config::{GPTConfig, PRESETS};
+pub use gpt::GPTModel;
+pub use kv_cache::KvCache;
