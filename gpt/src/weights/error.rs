@@ -1,0 +1,28 @@
+//! What can go wrong reading or writing weights; every message names the
+//! file, and the tensor when there is one.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WeightsError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}: not a valid safetensors file: {reason}")]
+    Format { path: PathBuf, reason: String },
+    #[error("{path}: missing tensor {name}")]
+    Missing { path: PathBuf, name: String },
+    #[error("{path}: tensor {name} has shape {actual:?}, expected {expected:?}")]
+    Shape { path: PathBuf, name: String, expected: Vec<usize>, actual: Vec<usize> },
+    #[error("{path}: tensor {name} has unsupported dtype {dtype}")]
+    DType { path: PathBuf, name: String, dtype: String },
+    #[error("{path}: {reason}")]
+    Config { path: PathBuf, reason: String },
+    #[error("{0}")]
+    Tokenizer(#[from] crate::tokenizer::TokenizerError),
+}
+
+impl WeightsError {
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        WeightsError::Io { path: path.into(), source }
+    }
+}

@@ -1,0 +1,127 @@
+//! Hugging Face GPT-2 folders: `config.json` + `model.safetensors` (+ the
+//! tokenizer's `vocab.json` and `merges.txt`).
+//!
+//! Two things differ from our layout:
+//! - GPT-2's projections are `Conv1D` modules whose weight is stored
+//!   `[in, out]` (y = x·W + b); our `Linear` stores `[out, in]` as PyTorch's
+//!   `nn.Linear`. Those four weights per block are transposed on the way in
+//!   and out.
+//! - Names: `save_pretrained` writes `transformer.h.0.attn.c_attn.weight`
+//!   and omits the tied `lm_head.weight`; the hub's original `gpt2` files
+//!   have no `transformer.` prefix and carry `h.N.attn.bias` causal-mask
+//!   buffers. Both load; the buffers are not parameters and are ignored.
+//!
+//! Every tensor's shape is checked against the config before any weight is
+//! replaced, so a bad file leaves the caller with an error, not half a model.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use autograd::nn::Module;
+use tensor::{DType, Generator, Tensor};
+
+use super::error::WeightsError;
+use super::safetensors_io::{save_safetensors, write_atomic, SafetensorsFile};
+use crate::model::{GPTConfig, GPTModel};
+use crate::tokenizer::AnyTokenizer;
+
+pub const CONFIG_FILE: &str = "config.json";
+pub const WEIGHTS_FILE: &str = "model.safetensors";
+
+/// Whether our parameter `name` is a Conv1D weight in GPT-2's files.
+fn is_conv1d_weight(name: &str) -> bool {
+    name.ends_with(".weight")
+        && (name.contains(".attn.c_attn")
+            || name.contains(".attn.c_proj")
+            || name.contains(".mlp.c_fc")
+            || name.contains(".mlp.c_proj"))
+}
+
+/// Reads and validates `config.json`.
+pub fn load_config(dir: &Path) -> Result<GPTConfig, WeightsError> {
+    let path = dir.join(CONFIG_FILE);
+    let text = std::fs::read_to_string(&path).map_err(|e| WeightsError::io(&path, e))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| WeightsError::Config { path: path.clone(), reason: e.to_string() })?;
+    GPTConfig::from_hf_json(&value).map_err(|reason| WeightsError::Config { path, reason })
+}
+
+/// Loads a GPT-2 model from a Hugging Face folder.
+pub fn load_model(dir: impl AsRef<Path>) -> Result<GPTModel, WeightsError> {
+    let dir = dir.as_ref();
+    if !dir.is_dir() {
+        return Err(WeightsError::io(dir, std::io::Error::new(std::io::ErrorKind::NotFound, "model folder not found")));
+    }
+    let config = load_config(dir)?;
+    let file = SafetensorsFile::open(dir.join(WEIGHTS_FILE))?;
+    let model = GPTModel::new(config, &mut Generator::seed(0));
+    // Read and check everything first; only then replace the weights.
+    let mut loaded = Vec::new();
+    for (name, param) in model.named_parameters() {
+        let stored = [format!("transformer.{name}"), name.clone()].into_iter().find(|n| file.contains(n));
+        let Some(stored) = stored else {
+            if name.ends_with("c_attn.bias") && !model.config.qkv_bias {
+                continue;
+            }
+            return Err(WeightsError::Missing { path: file.path().into(), name: format!("transformer.{name}") });
+        };
+        let ours = param.dims();
+        let theirs: Vec<usize> = if is_conv1d_weight(&name) { vec![ours[1], ours[0]] } else { ours.clone() };
+        let mut t = file.tensor_shaped(&stored, &theirs)?.to_dtype(DType::F32);
+        if is_conv1d_weight(&name) {
+            t = t.t().contiguous();
+        }
+        loaded.push((param, t));
+    }
+    for (param, t) in loaded {
+        param.set_data(t);
+    }
+    Ok(model)
+}
+
+/// Loads the tokenizer saved beside a model, if there is one.
+pub fn load_tokenizer(dir: impl AsRef<Path>) -> Result<Option<AnyTokenizer>, WeightsError> {
+    let dir = dir.as_ref();
+    let has_files = ["vocab.json", "merges.txt", "chars.json"].iter().any(|f| dir.join(f).exists());
+    if !has_files {
+        return Ok(None);
+    }
+    Ok(Some(AnyTokenizer::load(dir)?))
+}
+
+/// Saves `model` as a Hugging Face folder that `transformers` loads
+/// (`GPT2LMHeadModel.from_pretrained(dir)`), plus the tokenizer if given.
+/// Each file is written to a temporary name and renamed into place.
+pub fn save_model(
+    model: &GPTModel,
+    dir: impl AsRef<Path>,
+    tokenizer: Option<&AnyTokenizer>,
+) -> Result<(), WeightsError> {
+    let dir = dir.as_ref();
+    std::fs::create_dir_all(dir).map_err(|e| WeightsError::io(dir, e))?;
+    let mut tensors: Vec<(String, Tensor)> = Vec::new();
+    for (name, param) in model.named_parameters() {
+        let mut t = param.data().to_dtype(DType::F32);
+        if is_conv1d_weight(&name) {
+            t = t.t().contiguous();
+        }
+        tensors.push((format!("transformer.{name}"), t));
+    }
+    if !model.config.qkv_bias {
+        // transformers always builds this bias; zeros make it a no-op.
+        for i in 0..model.config.n_layers {
+            tensors.push((
+                format!("transformer.h.{i}.attn.c_attn.bias"),
+                Tensor::zeros([3 * model.config.emb_dim], DType::F32),
+            ));
+        }
+    }
+    let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
+    save_safetensors(dir.join(WEIGHTS_FILE), &tensors, Some(metadata))?;
+    let config = serde_json::to_string_pretty(&model.config.to_hf_json()).expect("JSON of a config");
+    write_atomic(&dir.join(CONFIG_FILE), config.as_bytes())?;
+    if let Some(tok) = tokenizer {
+        tok.save(dir)?;
+    }
+    Ok(())
+}

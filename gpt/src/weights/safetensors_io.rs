@@ -1,0 +1,183 @@
+//! Reading and writing tensors in the safetensors format.
+//!
+//! A safetensors file is an 8-byte little-endian header length, a JSON
+//! header mapping each tensor's name to its dtype, shape and byte range, and
+//! then the raw little-endian bytes. Reading memory-maps the file (the OS
+//! pages it in; nothing is read twice), lets the `safetensors` crate check
+//! the header against the file size (so a truncated file is caught before
+//! any tensor is touched), and converts each requested tensor into ours.
+//! Writing goes to a temporary name in the same folder and is renamed over
+//! the target only when complete, so a crash never leaves half a file.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use half::{bf16, f16};
+use safetensors::tensor::{Dtype, TensorView};
+use safetensors::SafeTensors;
+use tensor::{DType, Tensor};
+
+use super::error::WeightsError;
+
+/// An opened, validated safetensors file.
+pub struct SafetensorsFile {
+    path: PathBuf,
+    mmap: memmap2::Mmap,
+}
+
+impl SafetensorsFile {
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, WeightsError> {
+        let path = path.as_ref().to_path_buf();
+        let file = File::open(&path).map_err(|e| WeightsError::io(&path, e))?;
+        // SAFETY: the map is read-only and lives as long as this struct; a
+        // file changed underneath by another process could show torn bytes,
+        // which the format checks below and the shape checks above catch as
+        // well as they can (the same caveat every mmap loader carries).
+        let mmap = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| WeightsError::io(&path, e))?;
+        SafeTensors::deserialize(&mmap)
+            .map_err(|e| WeightsError::Format { path: path.clone(), reason: e.to_string() })?;
+        Ok(SafetensorsFile { path, mmap })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn parsed(&self) -> SafeTensors<'_> {
+        SafeTensors::deserialize(&self.mmap).expect("validated in open")
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.parsed().names().into_iter().map(str::to_string).collect()
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.parsed().tensor(name).is_ok()
+    }
+
+    /// The file's `__metadata__` map.
+    pub fn metadata(&self) -> HashMap<String, String> {
+        SafeTensors::read_metadata(&self.mmap).ok().and_then(|(_, m)| m.metadata().clone()).unwrap_or_default()
+    }
+
+    /// Shape of a tensor without converting it.
+    pub fn shape(&self, name: &str) -> Result<Vec<usize>, WeightsError> {
+        let st = self.parsed();
+        let view = st.tensor(name).map_err(|_| self.missing(name))?;
+        Ok(view.shape().to_vec())
+    }
+
+    /// A tensor, converted to our dtype of the same kind.
+    pub fn tensor(&self, name: &str) -> Result<Tensor, WeightsError> {
+        let st = self.parsed();
+        let view = st.tensor(name).map_err(|_| self.missing(name))?;
+        view_to_tensor(&view).ok_or_else(|| WeightsError::DType {
+            path: self.path.clone(),
+            name: name.into(),
+            dtype: format!("{:?}", view.dtype()),
+        })
+    }
+
+    /// A tensor whose shape must be `expected`.
+    pub fn tensor_shaped(&self, name: &str, expected: &[usize]) -> Result<Tensor, WeightsError> {
+        let shape = self.shape(name)?;
+        if shape != expected {
+            return Err(WeightsError::Shape {
+                path: self.path.clone(),
+                name: name.into(),
+                expected: expected.to_vec(),
+                actual: shape,
+            });
+        }
+        self.tensor(name)
+    }
+
+    fn missing(&self, name: &str) -> WeightsError {
+        WeightsError::Missing { path: self.path.clone(), name: name.into() }
+    }
+}
+
+fn view_to_tensor(view: &TensorView<'_>) -> Option<Tensor> {
+    let bytes = view.data();
+    let shape = view.shape().to_vec();
+    macro_rules! read {
+        ($t:ty, $n:expr, $conv:expr) => {{
+            let values: Vec<$t> = bytes.chunks_exact($n).map(|c| $conv(c.try_into().unwrap())).collect();
+            Tensor::from_vec(values, shape).ok()
+        }};
+    }
+    match view.dtype() {
+        Dtype::F32 => read!(f32, 4, f32::from_le_bytes),
+        Dtype::F64 => read!(f64, 8, f64::from_le_bytes),
+        Dtype::F16 => read!(f16, 2, f16::from_le_bytes),
+        Dtype::BF16 => read!(bf16, 2, bf16::from_le_bytes),
+        Dtype::I64 => read!(i64, 8, i64::from_le_bytes),
+        Dtype::I8 => read!(i8, 1, i8::from_le_bytes),
+        // Some exporters store ids as int32; widen to our int64.
+        Dtype::I32 => read!(i64, 4, |c: [u8; 4]| i32::from_le_bytes(c) as i64),
+        _ => None,
+    }
+}
+
+/// A tensor in the form `safetensors::serialize` wants.
+struct Bytes {
+    dtype: Dtype,
+    shape: Vec<usize>,
+    data: Vec<u8>,
+}
+
+impl safetensors::View for &Bytes {
+    fn dtype(&self) -> Dtype {
+        self.dtype
+    }
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    fn data(&self) -> Cow<'_, [u8]> {
+        Cow::Borrowed(&self.data)
+    }
+    fn data_len(&self) -> usize {
+        self.data.len()
+    }
+}
+
+fn tensor_bytes(t: &Tensor) -> Bytes {
+    let (dtype, data): (Dtype, Vec<u8>) = match t.dtype() {
+        DType::F32 => (Dtype::F32, t.contiguous_data::<f32>().iter().flat_map(|v| v.to_le_bytes()).collect()),
+        DType::F64 => (Dtype::F64, t.contiguous_data::<f64>().iter().flat_map(|v| v.to_le_bytes()).collect()),
+        DType::F16 => (Dtype::F16, t.contiguous_data::<f16>().iter().flat_map(|v| v.to_le_bytes()).collect()),
+        DType::BF16 => (Dtype::BF16, t.contiguous_data::<bf16>().iter().flat_map(|v| v.to_le_bytes()).collect()),
+        DType::I64 => (Dtype::I64, t.contiguous_data::<i64>().iter().flat_map(|v| v.to_le_bytes()).collect()),
+        DType::I8 => (Dtype::I8, t.contiguous_data::<i8>().iter().flat_map(|v| v.to_le_bytes()).collect()),
+    };
+    Bytes { dtype, shape: t.dims().to_vec(), data }
+}
+
+/// Writes `tensors` to `path` atomically (temporary file, then rename).
+pub fn save_safetensors(
+    path: impl AsRef<Path>,
+    tensors: &[(String, Tensor)],
+    metadata: Option<HashMap<String, String>>,
+) -> Result<(), WeightsError> {
+    let path = path.as_ref();
+    let bytes: Vec<(String, Bytes)> = tensors.iter().map(|(n, t)| (n.clone(), tensor_bytes(t))).collect();
+    let tmp = temp_path(path);
+    safetensors::serialize_to_file(bytes.iter().map(|(n, b)| (n.as_str(), b)), metadata, &tmp)
+        .map_err(|e| WeightsError::Format { path: path.to_path_buf(), reason: e.to_string() })?;
+    std::fs::rename(&tmp, path).map_err(|e| WeightsError::io(path, e))
+}
+
+/// Writes `contents` to `path` atomically.
+pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), WeightsError> {
+    let tmp = temp_path(path);
+    std::fs::write(&tmp, contents).map_err(|e| WeightsError::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| WeightsError::io(path, e))
+}
+
+/// `dir/.name.tmp-PID`: in the same folder, so the rename is atomic.
+fn temp_path(path: &Path) -> PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
+}

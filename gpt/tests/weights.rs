@@ -1,0 +1,109 @@
+//! Hugging Face folders: round trip, both name spellings, and the errors a
+//! damaged folder must produce (naming the file and the tensor).
+
+use std::path::PathBuf;
+
+use autograd::nn::Module;
+use autograd::no_grad;
+use gpt::model::{GPTConfig, GPTModel};
+use gpt::weights::{load_model, save_model, save_safetensors, SafetensorsFile};
+use tensor::{Generator, Tensor};
+
+fn scratch_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("scratchgpt-weights-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn nano() -> GPTModel {
+    GPTModel::new(GPTConfig::preset("nano").unwrap(), &mut Generator::seed(11))
+}
+
+fn logits(model: &GPTModel) -> Vec<f32> {
+    let ids = Tensor::from_vec(vec![1i64, 5, 9, 200, 3, 77], [2, 3]).unwrap();
+    no_grad(|| model.forward(&ids)).data().to_vec::<f32>()
+}
+
+#[test]
+fn save_then_load_gives_identical_logits() {
+    let dir = scratch_dir("roundtrip");
+    let model = nano();
+    save_model(&model, &dir, None).unwrap();
+    let file = SafetensorsFile::open(dir.join("model.safetensors")).unwrap();
+    // save_pretrained's spelling, Conv1D layout [in, out], no lm_head.
+    assert_eq!(file.shape("transformer.h.0.attn.c_attn.weight").unwrap(), vec![64, 192]);
+    assert!(!file.contains("lm_head.weight"));
+    let loaded = load_model(&dir).unwrap();
+    assert_eq!(loaded.config, model.config);
+    assert_eq!(logits(&loaded), logits(&model));
+}
+
+#[test]
+fn hub_spelling_with_mask_buffers_loads() {
+    let dir = scratch_dir("hub");
+    let model = nano();
+    save_model(&model, &dir, None).unwrap();
+    // Rewrite as the hub's original files: no prefix, plus attn.bias buffers.
+    let file = SafetensorsFile::open(dir.join("model.safetensors")).unwrap();
+    let mut tensors: Vec<(String, Tensor)> = file
+        .names()
+        .into_iter()
+        .map(|n| (n.trim_start_matches("transformer.").to_string(), file.tensor(&n).unwrap()))
+        .collect();
+    tensors.push(("h.0.attn.bias".into(), Tensor::ones([1, 1, 64, 64], tensor::DType::F32).tril(0)));
+    drop(file);
+    save_safetensors(dir.join("model.safetensors"), &tensors, None).unwrap();
+    assert_eq!(logits(&load_model(&dir).unwrap()), logits(&model));
+}
+
+#[test]
+fn damaged_folders_are_clear_errors() {
+    let model = nano();
+    // Missing folder.
+    let err = load_model("no/such/folder").err().unwrap().to_string();
+    assert!(err.contains("no/such/folder"), "{err}");
+
+    // Truncated weights.
+    let dir = scratch_dir("truncated");
+    save_model(&model, &dir, None).unwrap();
+    let path = dir.join("model.safetensors");
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() - 100]).unwrap();
+    let err = load_model(&dir).err().unwrap().to_string();
+    assert!(err.contains("model.safetensors") && err.contains("not a valid safetensors file"), "{err}");
+
+    // A missing tensor.
+    let dir = scratch_dir("missing");
+    save_model(&model, &dir, None).unwrap();
+    let file = SafetensorsFile::open(dir.join("model.safetensors")).unwrap();
+    let kept: Vec<(String, Tensor)> = file
+        .names()
+        .into_iter()
+        .filter(|n| n != "transformer.h.1.mlp.c_fc.bias")
+        .map(|n| (n.clone(), file.tensor(&n).unwrap()))
+        .collect();
+    drop(file);
+    save_safetensors(dir.join("model.safetensors"), &kept, None).unwrap();
+    let err = load_model(&dir).err().unwrap().to_string();
+    assert!(err.ends_with("missing tensor transformer.h.1.mlp.c_fc.bias"), "{err}");
+
+    // A config that does not match the weights.
+    let dir = scratch_dir("mismatch");
+    save_model(&model, &dir, None).unwrap();
+    let mut config = model.config.clone();
+    config.emb_dim = 128;
+    std::fs::write(dir.join("config.json"), config.to_hf_json().to_string()).unwrap();
+    let err = load_model(&dir).err().unwrap().to_string();
+    assert!(err.contains("transformer.wte.weight has shape [512, 64], expected [512, 128]"), "{err}");
+}
+
+#[test]
+fn saving_never_leaves_temporary_files() {
+    let dir = scratch_dir("atomic");
+    save_model(&nano(), &dir, None).unwrap();
+    let names: Vec<String> =
+        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    assert!(names.iter().all(|n| !n.contains(".tmp")), "{names:?}");
+    assert_eq!(nano().num_parameters(), GPTConfig::preset("nano").unwrap().num_parameters());
+}
