@@ -29,7 +29,7 @@ pub(crate) fn encode(bytes: &[u8]) -> String {
 /// Decodes padded base64; `None` if `text` is not valid base64.
 pub(crate) fn decode(text: &str) -> Option<Vec<u8>> {
     let text = text.as_bytes();
-    if text.len() % 4 != 0 {
+    if !text.len().is_multiple_of(4) {
         return None;
     }
     let value = |c: u8| -> Option<u32> {

@@ -75,10 +75,7 @@ pub(crate) fn apply_merges(symbols: &mut Vec<u32>, table: &MergeTable) {
     }
     // ranks[i] is the rank of the pair (symbols[i], symbols[i + 1]).
     let mut ranks: Vec<u32> = symbols.windows(2).map(|w| table.rank(w[0], w[1])).collect();
-    loop {
-        let Some((first, &best)) = ranks.iter().enumerate().min_by_key(|&(_, &rank)| rank) else {
-            break;
-        };
+    while let Some((first, &best)) = ranks.iter().enumerate().min_by_key(|&(_, &rank)| rank) {
         if best == NO_RULE {
             break;
         }
@@ -115,9 +112,6 @@ pub(crate) fn apply_merges(symbols: &mut Vec<u32>, table: &MergeTable) {
         }
         symbols.truncate(write);
         ranks.truncate(write - 1);
-        if ranks.is_empty() {
-            break;
-        }
     }
 }
 

@@ -39,6 +39,8 @@ pub use stream::Utf8Stream;
 pub use train::{train_bpe, train_bpe_with_progress};
 
 /// A BPE or a character tokenizer, chosen at run time.
+// A program holds one or two of these, so the size gap between variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 pub enum AnyTokenizer {
     Bpe(Tokenizer),
