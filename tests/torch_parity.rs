@@ -150,19 +150,10 @@ type Op = fn(&[Var], &Consts) -> Var;
 struct Case {
     name: &'static str,
     op: Op,
-    known_issue: Option<&'static str>,
 }
 
 fn case(name: &'static str, op: Op) -> Case {
-    Case { name, op, known_issue: None }
-}
-
-/// Marks a case that disagrees with PyTorch because of a library bug that
-/// is not fixed yet. The case must keep disagreeing: once the bug is fixed
-/// the test fails, asking for the marker to go, so that from then on the case
-/// is held to the normal tolerance like every other.
-fn known_issue(c: Case, issue: &'static str) -> Case {
-    Case { known_issue: Some(issue), ..c }
+    Case { name, op }
 }
 
 /// Runs one case: forward on the fixture's inputs, then backward of
@@ -210,15 +201,7 @@ fn check_family(family: &str, table: Vec<Case>) {
     );
     let mut errors = Vec::new();
     for c in &table {
-        let mismatches = run_case(&fx, c);
-        match (c.known_issue, mismatches.is_empty()) {
-            (None, _) => errors.extend(mismatches),
-            (Some(issue), false) => eprintln!("known issue still present ({issue}):\n  {}", mismatches.join("\n  ")),
-            (Some(issue), true) => errors.push(format!(
-                "{family}/{}: now matches PyTorch, so the known issue ({issue}) is fixed; remove its marker",
-                c.name
-            )),
-        }
+        errors.extend(run_case(&fx, c));
     }
     assert!(errors.is_empty(), "{} mismatches with PyTorch:\n{}", errors.len(), errors.join("\n"));
 }
@@ -318,15 +301,9 @@ fn softmax_family_matches_pytorch() {
             case("log_softmax_dim0", |v, _| v[0].log_softmax(0)),
             case("softmax_transposed", |v, _| v[0].t().softmax(-1)),
             case("softmax_large", |v, _| v[0].softmax(-1)),
-            // kernels::cpu::rows::log_softmax computes x − (max + ln Σ), rounding
-            // the shift to float32's grid near |x| (ulp(100) ≈ 7.6e-6) before
-            // subtracting; PyTorch computes (x − max) − ln Σ, which keeps the
-            // small results exact. Found by this fixture: at logits ≈ 100 the
-            // largest entry gives −5.4932e-4 here, −5.5655e-4 in PyTorch.
-            known_issue(
-                case("log_softmax_large", |v, _| v[0].log_softmax(-1)),
-                "log_softmax rounds x − (max + ln Σ) at large logits",
-            ),
+            // Logits near 100: the order of the subtractions in log_softmax
+            // decides whether the small results keep their digits.
+            case("log_softmax_large", |v, _| v[0].log_softmax(-1)),
         ],
     );
 }

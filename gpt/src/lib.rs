@@ -2,6 +2,7 @@
 //! model, training and generation.
 
 pub mod data;
+pub mod generate;
 pub mod model;
 pub mod tokenizer;
 pub mod weights;

@@ -40,7 +40,7 @@ pub fn softmax<T: Float + Send + Sync>(x: &[T], out: &mut [T], n: usize) {
     });
 }
 
-/// `out[r] = log_softmax(x[r]) = x - max - ln Σ exp(x - max)`.
+/// `out[r] = log_softmax(x[r]) = (x - max) - ln Σ exp(x - max)`.
 pub fn log_softmax<T: Float + Send + Sync>(x: &[T], out: &mut [T], n: usize) {
     assert_eq!(x.len(), out.len(), "log_softmax: input {} vs output {}", x.len(), out.len());
     if n == 0 {
@@ -51,9 +51,12 @@ pub fn log_softmax<T: Float + Send + Sync>(x: &[T], out: &mut [T], n: usize) {
         for (o, x) in o.chunks_mut(n).zip(x.chunks(n)) {
             let max = x.iter().fold(T::neg_infinity(), |m, &v| m.max(v));
             let sum = x.iter().fold(T::zero(), |s, &v| s + (v - max).exp());
-            let shift = max + sum.ln();
+            // (x − max) − ln Σ, in that order: adding ln Σ to max first would
+            // round the shift to the spacing of floats near |x| and lose the
+            // small results' digits.
+            let log_sum = sum.ln();
             for (o, &v) in o.iter_mut().zip(x) {
-                *o = v - shift;
+                *o = (v - max) - log_sum;
             }
         }
     });

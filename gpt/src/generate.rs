@@ -1,0 +1,179 @@
+//! Text generation: turning next-token logits into tokens, one at a time.
+//!
+//! Each step feeds the sequence so far, takes the logits at the last
+//! position `[V]`, and picks a token:
+//! - temperature 0: the argmax (greedy, deterministic);
+//! - otherwise divide the logits by the temperature (< 1 sharpens, > 1
+//!   flattens), keep the `top_k` largest and/or the smallest set whose
+//!   probability reaches `top_p` (nucleus), renormalise, and sample with a
+//!   seeded generator.
+//!
+//! With the KV cache each step feeds only the newest token. When the
+//! sequence outgrows the context window, the window slides: the model sees
+//! the last `context_length` tokens, recomputed from scratch (cached
+//! positions would otherwise carry stale position embeddings), exactly as
+//! the uncached loop does.
+
+use autograd::no_grad;
+use tensor::{Generator, Tensor};
+
+use crate::model::{GPTModel, KvCache};
+
+#[derive(Clone, Debug)]
+pub struct GenerateOptions {
+    pub max_new_tokens: usize,
+    /// 0 means greedy.
+    pub temperature: f64,
+    pub top_k: Option<usize>,
+    pub top_p: Option<f64>,
+    pub seed: u64,
+    /// Stop after emitting this id (GPT-2's `<|endoftext|>`, 50256).
+    pub stop_token: Option<u32>,
+    pub use_cache: bool,
+}
+
+impl Default for GenerateOptions {
+    fn default() -> Self {
+        GenerateOptions {
+            max_new_tokens: 50,
+            temperature: 0.0,
+            top_k: None,
+            top_p: None,
+            seed: 0,
+            stop_token: None,
+            use_cache: true,
+        }
+    }
+}
+
+/// Picks the next token from one row of logits.
+pub fn sample_next(logits: &[f32], opts: &GenerateOptions, gen: &mut Generator) -> u32 {
+    if opts.temperature <= 0.0 {
+        // First index of the maximum, as torch.argmax.
+        let mut best = 0;
+        for (i, &v) in logits.iter().enumerate() {
+            if v > logits[best] {
+                best = i;
+            }
+        }
+        return best as u32;
+    }
+    let mut order: Vec<usize> = (0..logits.len()).collect();
+    order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]));
+    if let Some(k) = opts.top_k {
+        order.truncate(k.max(1));
+    }
+    let scaled: Vec<f64> = order.iter().map(|&i| logits[i] as f64 / opts.temperature).collect();
+    let max = scaled[0];
+    let mut probs: Vec<f64> = scaled.iter().map(|v| (v - max).exp()).collect();
+    let total: f64 = probs.iter().sum();
+    probs.iter_mut().for_each(|p| *p /= total);
+    if let Some(p) = opts.top_p {
+        // Keep the smallest prefix whose mass reaches p (always one token).
+        let mut mass = 0.0;
+        let keep = probs.iter().position(|&q| {
+            mass += q;
+            mass >= p
+        });
+        let keep = keep.map_or(probs.len(), |i| i + 1);
+        probs.truncate(keep);
+        order.truncate(keep);
+        let total: f64 = probs.iter().sum();
+        probs.iter_mut().for_each(|q| *q /= total);
+    }
+    let mut u = gen.uniform();
+    for (i, &q) in probs.iter().enumerate() {
+        if u < q {
+            return order[i] as u32;
+        }
+        u -= q;
+    }
+    order[probs.len() - 1] as u32
+}
+
+/// Generates up to `max_new_tokens` after `prompt`, calling `on_token` with
+/// each new id as soon as it is chosen. Returns the new ids.
+pub fn generate(model: &GPTModel, prompt: &[u32], opts: &GenerateOptions, mut on_token: impl FnMut(u32)) -> Vec<u32> {
+    assert!(!prompt.is_empty(), "generate: the prompt has no tokens");
+    let context = model.config.context_length;
+    let mut gen = Generator::seed(opts.seed);
+    let mut tokens: Vec<u32> = prompt.to_vec();
+    let mut new = Vec::new();
+    let mut cache: Option<KvCache> = None;
+    let as_ids =
+        |ids: &[u32]| Tensor::from_vec(ids.iter().map(|&i| i as i64).collect::<Vec<_>>(), [1, ids.len()]).unwrap();
+    for _ in 0..opts.max_new_tokens {
+        let window_start = tokens.len().saturating_sub(context);
+        let logits = no_grad(|| {
+            if !opts.use_cache {
+                return model.forward(&as_ids(&tokens[window_start..]));
+            }
+            let cached = cache.as_ref().map_or(0, KvCache::len);
+            // Reuse the cache only while it covers a prefix of the window
+            // and one more position still fits.
+            let reusable = window_start == 0 && cached > 0 && cached < tokens.len() && tokens.len() <= context;
+            let c = cache.get_or_insert_with(|| model.new_cache());
+            if !reusable {
+                c.clear();
+            }
+            let feed = &tokens[window_start + c.len()..];
+            model.forward_cached(&as_ids(feed), c)
+        });
+        let logits = logits.data();
+        let (t, v) = (logits.dim(1), logits.dim(2));
+        let last = logits.narrow(1, t - 1, 1).reshape(&[v as isize]).to_vec::<f32>();
+        let next = sample_next(&last, opts, &mut gen);
+        tokens.push(next);
+        new.push(next);
+        on_token(next);
+        if opts.stop_token == Some(next) {
+            break;
+        }
+    }
+    new
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::GPTConfig;
+
+    fn nano() -> GPTModel {
+        let config = GPTConfig { context_length: 12, ..GPTConfig::preset("nano").unwrap() };
+        GPTModel::new(config, &mut Generator::seed(5))
+    }
+
+    #[test]
+    fn cached_and_uncached_generation_agree_past_the_context() {
+        let model = nano();
+        let prompt = [3, 14, 15, 92, 65];
+        for temperature in [0.0, 1.0] {
+            let opts =
+                GenerateOptions { max_new_tokens: 20, temperature, top_k: Some(50), seed: 9, ..Default::default() };
+            let cached = generate(&model, &prompt, &opts, |_| {});
+            let plain = generate(&model, &prompt, &GenerateOptions { use_cache: false, ..opts.clone() }, |_| {});
+            assert_eq!(cached, plain, "temperature {temperature}");
+            assert_eq!(cached.len(), 20);
+        }
+    }
+
+    #[test]
+    fn greedy_top_k_and_top_p() {
+        let logits = [0.0f32, 3.0, 1.0, 2.9];
+        let mut g = Generator::seed(0);
+        assert_eq!(sample_next(&logits, &GenerateOptions::default(), &mut g), 1);
+        let top1 = GenerateOptions { temperature: 1.0, top_k: Some(1), ..Default::default() };
+        assert!((0..20).all(|_| sample_next(&logits, &top1, &mut g) == 1));
+        let nucleus = GenerateOptions { temperature: 1.0, top_p: Some(0.5), ..Default::default() };
+        let picks: Vec<u32> = (0..200).map(|_| sample_next(&logits, &nucleus, &mut g)).collect();
+        assert!(picks.iter().all(|&p| p == 1 || p == 3) && picks.contains(&3) && picks.contains(&1));
+    }
+
+    #[test]
+    fn stops_at_the_stop_token() {
+        let model = nano();
+        let first = generate(&model, &[1, 2], &GenerateOptions { max_new_tokens: 1, ..Default::default() }, |_| {})[0];
+        let opts = GenerateOptions { max_new_tokens: 10, stop_token: Some(first), ..Default::default() };
+        assert_eq!(generate(&model, &[1, 2], &opts, |_| {}), vec![first]);
+    }
+}
