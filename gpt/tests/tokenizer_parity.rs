@@ -126,7 +126,24 @@ fn tricky_string() -> impl Strategy<Value = String> {
     prop::collection::vec(tricky_char(), 0..64).prop_map(|cs| cs.into_iter().collect())
 }
 
+/// Tricky strings with special tokens (and near misses) mixed in.
+fn with_specials() -> impl Strategy<Value = String> {
+    let piece = prop_oneof![
+        6 => tricky_char().prop_map(String::from),
+        1 => Just("<|endoftext|>".to_string()),
+        1 => Just("<|endoftext".to_string()),
+    ];
+    prop::collection::vec(piece, 0..40).prop_map(|ps| ps.concat())
+}
+
 proptest! {
+    #[test]
+    fn special_tokens_match_tiktoken(text in with_specials()) {
+        let ids = ours().encode(&text, SpecialTokens::Allow).unwrap();
+        prop_assert_eq!(&ids, &tiktoken().encode_with_special_tokens(&text));
+        prop_assert_eq!(ours().decode(&ids).unwrap(), text);
+    }
+
     #[test]
     fn ids_match_tiktoken_on_tricky_strings(text in tricky_string()) {
         prop_assert_eq!(ours().encode_ordinary(&text), tiktoken().encode_ordinary(&text));

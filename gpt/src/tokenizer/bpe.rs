@@ -26,7 +26,7 @@ use rustc_hash::FxHashMap;
 
 use super::merge::{apply_merges, MergeTable};
 use super::pretokenize::pretokenize;
-use super::special::{find_special, SpecialTokens};
+use super::special::{find_special, split_specials, Part, SpecialTokens};
 use super::TokenizerError;
 
 /// The special token GPT-2 puts between documents.
@@ -217,14 +217,12 @@ impl Tokenizer {
             }
             SpecialTokens::Allow => {
                 self.with_cache(|cache| {
-                    let mut rest = text;
-                    while let Some((at, i)) = find_special(rest, &self.specials) {
-                        let (token, id) = &self.specials[i];
-                        self.encode_segment(&rest[..at], cache, out);
-                        out.push(*id);
-                        rest = &rest[at + token.len()..];
+                    for part in split_specials(text, &self.specials) {
+                        match part {
+                            Part::Text(segment) => self.encode_segment(segment, cache, out),
+                            Part::Special(id) => out.push(id),
+                        }
                     }
-                    self.encode_segment(rest, cache, out);
                 });
                 return Ok(());
             }

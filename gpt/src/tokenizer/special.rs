@@ -59,24 +59,81 @@ impl FromStr for SpecialTokens {
 /// The first special token in `text`: `(byte offset, index into specials)`.
 /// At equal offsets the longest token wins, so `<|a|>` never shadows `<|a|>x`.
 pub(crate) fn find_special(text: &str, specials: &[(String, u32)]) -> Option<(usize, usize)> {
-    let mut best: Option<(usize, usize)> = None;
-    for (i, (token, _)) in specials.iter().enumerate() {
-        if token.is_empty() {
-            continue;
+    specials
+        .iter()
+        .enumerate()
+        .filter(|(_, (token, _))| !token.is_empty())
+        .filter_map(|(i, (token, _))| text.find(token.as_str()).map(|at| (at, std::cmp::Reverse(token.len()), i)))
+        .min()
+        .map(|(at, _, i)| (at, i))
+}
+
+/// A stretch of text between special tokens, or one special token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Part<'a> {
+    Text(&'a str),
+    Special(u32),
+}
+
+/// Cuts `text` at every special token, in one pass over the text: each
+/// token's next occurrence is remembered and searched again only once the
+/// cut has moved past it.
+pub(crate) fn split_specials<'a>(text: &'a str, specials: &'a [(String, u32)]) -> SpecialSplit<'a> {
+    let next = specials.iter().map(|(token, _)| find_from(text, 0, token)).collect();
+    SpecialSplit { text, specials, next, pos: 0, pending: None }
+}
+
+fn find_from(text: &str, from: usize, token: &str) -> Option<usize> {
+    if token.is_empty() {
+        return None;
+    }
+    text[from..].find(token).map(|at| from + at)
+}
+
+/// Iterator of [`Part`]s; see [`split_specials`].
+pub(crate) struct SpecialSplit<'a> {
+    text: &'a str,
+    specials: &'a [(String, u32)],
+    /// Where each special token next occurs at or after `pos`, if anywhere.
+    next: Vec<Option<usize>>,
+    pos: usize,
+    /// A special token to yield right after the text before it.
+    pending: Option<u32>,
+}
+
+impl<'a> Iterator for SpecialSplit<'a> {
+    type Item = Part<'a>;
+
+    fn next(&mut self) -> Option<Part<'a>> {
+        if let Some(id) = self.pending.take() {
+            return Some(Part::Special(id));
         }
-        // Search only up to the best offset found so far (plus the token).
-        let limit = best.map_or(text.len(), |(at, _)| (at + token.len()).min(text.len()));
-        if let Some(at) = text[..limit].find(token.as_str()) {
-            let better = match best {
-                None => true,
-                Some((b_at, b_i)) => at < b_at || (at == b_at && token.len() > specials[b_i].0.len()),
-            };
-            if better {
-                best = Some((at, i));
+        if self.pos > self.text.len() {
+            return None;
+        }
+        let best = self
+            .next
+            .iter()
+            .enumerate()
+            .filter_map(|(i, at)| at.map(|at| (at, std::cmp::Reverse(self.specials[i].0.len()), i)))
+            .min();
+        let Some((at, _, i)) = best else {
+            // No special token left: the rest is text (possibly empty).
+            let rest = &self.text[self.pos..];
+            self.pos = self.text.len() + 1;
+            return Some(Part::Text(rest));
+        };
+        let (token, id) = &self.specials[i];
+        let before = &self.text[self.pos..at];
+        self.pos = at + token.len();
+        for (j, slot) in self.next.iter_mut().enumerate() {
+            if slot.is_some_and(|s| s < self.pos) {
+                *slot = find_from(self.text, self.pos, &self.specials[j].0);
             }
         }
+        self.pending = Some(*id);
+        Some(Part::Text(before))
     }
-    best
 }
 
 #[cfg(test)]
@@ -99,6 +156,20 @@ mod tests {
     fn longest_wins_at_the_same_offset() {
         let s = vec![("<|a|>".to_string(), 1), ("<|a|>x".to_string(), 2)];
         assert_eq!(find_special("..<|a|>x", &s), Some((2, 1)));
+    }
+
+    #[test]
+    fn splits_at_every_special_token() {
+        let s = specials();
+        let parts: Vec<Part> = split_specials("a<|pad|>b<|endoftext|><|pad|>é", &s).collect();
+        use Part::*;
+        assert_eq!(parts, [Text("a"), Special(50257), Text("b"), Special(50256), Text(""), Special(50257), Text("é")]);
+        assert_eq!(split_specials("plain", &s).collect::<Vec<_>>(), [Text("plain")]);
+        assert_eq!(split_specials("", &s).collect::<Vec<_>>(), [Text("")]);
+        // Multi-byte characters right after a token are never cut.
+        let nested = [("<|a|>".to_string(), 1), ("<|a|>xyz".to_string(), 2)];
+        let parts: Vec<Part> = split_specials("<|a|>日本", &nested).collect();
+        assert_eq!(parts, [Text(""), Special(1), Text("日本")]);
     }
 
     #[test]

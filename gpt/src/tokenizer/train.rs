@@ -33,7 +33,7 @@ use rustc_hash::FxHashMap;
 
 use super::bpe::{Tokenizer, ENDOFTEXT};
 use super::pretokenize::pretokenize;
-use super::special::find_special;
+use super::special::{split_specials, Part};
 use super::TokenizerError;
 
 /// A pair of token ids packed into one key; ordering keys orders pairs.
@@ -114,18 +114,12 @@ struct Words {
 impl Words {
     fn count(text: &str) -> Words {
         let mut freq: FxHashMap<&str, i64> = FxHashMap::default();
-        let mut rest = text;
-        loop {
-            let (segment, next) = match find_special(rest, &[(ENDOFTEXT.to_string(), 0)]) {
-                Some((at, _)) => (&rest[..at], Some(&rest[at + ENDOFTEXT.len()..])),
-                None => (rest, None),
-            };
-            for word in pretokenize(segment) {
-                *freq.entry(word).or_default() += 1;
-            }
-            match next {
-                Some(next) => rest = next,
-                None => break,
+        let specials = [(ENDOFTEXT.to_string(), 0)];
+        for part in split_specials(text, &specials) {
+            if let Part::Text(segment) = part {
+                for word in pretokenize(segment) {
+                    *freq.entry(word).or_default() += 1;
+                }
             }
         }
         // Sorted, so that word indices (and everything after) are reproducible.
