@@ -2,7 +2,9 @@
 //! model, training and generation.
 
 pub mod data;
+pub mod eval;
 pub mod generate;
 pub mod model;
 pub mod tokenizer;
+pub mod train;
 pub mod weights;

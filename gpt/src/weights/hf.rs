@@ -23,7 +23,7 @@ use tensor::{DType, Generator, Tensor};
 use super::error::WeightsError;
 use super::safetensors_io::{save_safetensors, write_atomic, SafetensorsFile};
 use crate::model::{GPTConfig, GPTModel};
-use crate::tokenizer::AnyTokenizer;
+use crate::tokenizer::{AnyTokenizer, CHAR_VOCAB_FILE, MERGES_FILE, VOCAB_FILE};
 
 pub const CONFIG_FILE: &str = "config.json";
 pub const WEIGHTS_FILE: &str = "model.safetensors";
@@ -82,7 +82,7 @@ pub fn load_model(dir: impl AsRef<Path>) -> Result<GPTModel, WeightsError> {
 /// Loads the tokenizer saved beside a model, if there is one.
 pub fn load_tokenizer(dir: impl AsRef<Path>) -> Result<Option<AnyTokenizer>, WeightsError> {
     let dir = dir.as_ref();
-    let has_files = ["vocab.json", "merges.txt", "chars.json"].iter().any(|f| dir.join(f).exists());
+    let has_files = [VOCAB_FILE, MERGES_FILE, CHAR_VOCAB_FILE].iter().any(|f| dir.join(f).exists());
     if !has_files {
         return Ok(None);
     }

@@ -1,0 +1,140 @@
+//! Training checkpoints: everything needed to continue a run exactly.
+//!
+//! A checkpoint is a folder:
+//! - `config.json`, `model.safetensors` (+ tokenizer files): the weights, as
+//!   a Hugging Face folder, so a checkpoint is also a usable model;
+//! - `optimizer.safetensors`: AdamW's two moment estimates per parameter
+//!   (`<name>.exp_avg`, `<name>.exp_avg_sq`);
+//! - `trainer_state.json`: step, data position (epoch and batch), the
+//!   dropout generator's state, AdamW's step counts and the options.
+//!
+//! With all of that restored, the steps after a resume compute exactly what
+//! an uninterrupted run would. The folder is written under a temporary
+//! name and renamed into place, so a crash mid-save leaves the previous
+//! checkpoint intact.
+
+use std::path::{Path, PathBuf};
+
+use autograd::nn::Module;
+use autograd::optim::AdamW;
+use serde::{Deserialize, Serialize};
+
+use super::options::TrainOptions;
+use crate::model::GPTModel;
+use crate::tokenizer::AnyTokenizer;
+use crate::weights::{self, save_safetensors, write_atomic, SafetensorsFile, WeightsError};
+
+pub const STATE_FILE: &str = "trainer_state.json";
+pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct TrainerState {
+    /// Optimizer steps completed.
+    pub step: usize,
+    pub total_steps: usize,
+    /// Where the next micro-batch comes from.
+    pub epoch: u64,
+    pub batch_in_epoch: usize,
+    pub dropout_rng: [u64; 4],
+    /// AdamW's per-parameter step counts (bias correction).
+    pub adam_steps: Vec<u64>,
+    pub options: TrainOptions,
+    /// Tokenizer description and data source, to refuse a mismatched resume.
+    pub tokenizer: String,
+    pub data: String,
+}
+
+/// Writes a checkpoint into `dir`, replacing any previous one atomically.
+pub fn save_checkpoint(
+    dir: &Path,
+    model: &GPTModel,
+    opt: &AdamW,
+    state: &TrainerState,
+    tokenizer: &AnyTokenizer,
+) -> Result<(), WeightsError> {
+    let tmp = sibling(dir, "tmp");
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).map_err(|e| WeightsError::io(&tmp, e))?;
+    }
+    weights::save_model(model, &tmp, Some(tokenizer))?;
+    let mut moments = Vec::new();
+    for (i, (name, _)) in model.named_parameters().into_iter().enumerate() {
+        if let Some((m, v, _)) = opt.state(i) {
+            moments.push((format!("{name}.exp_avg"), m.clone()));
+            moments.push((format!("{name}.exp_avg_sq"), v.clone()));
+        }
+    }
+    save_safetensors(tmp.join(OPTIMIZER_FILE), &moments, None)?;
+    let json = serde_json::to_string_pretty(state).expect("state serialises");
+    write_atomic(&tmp.join(STATE_FILE), json.as_bytes())?;
+    // Swap the complete new folder in; only then drop the old one.
+    let old = sibling(dir, "old");
+    if dir.exists() {
+        if old.exists() {
+            std::fs::remove_dir_all(&old).map_err(|e| WeightsError::io(&old, e))?;
+        }
+        std::fs::rename(dir, &old).map_err(|e| WeightsError::io(dir, e))?;
+    }
+    std::fs::rename(&tmp, dir).map_err(|e| WeightsError::io(dir, e))?;
+    if old.exists() {
+        std::fs::remove_dir_all(&old).map_err(|e| WeightsError::io(&old, e))?;
+    }
+    Ok(())
+}
+
+/// A loaded checkpoint: the model with its weights, and the saved state.
+pub struct Checkpoint {
+    pub model: GPTModel,
+    pub state: TrainerState,
+    pub tokenizer: Option<AnyTokenizer>,
+    /// AdamW's saved moments; see [`Checkpoint::restore_optimizer`].
+    pub optimizer: SafetensorsFile,
+}
+
+impl Checkpoint {
+    /// Reads `dir`, or the previous checkpoint left as `dir.old` by a save
+    /// that was interrupted between its two renames.
+    pub fn load(dir: &Path) -> Result<Checkpoint, WeightsError> {
+        let dir = if !dir.join(STATE_FILE).exists() && sibling(dir, "old").join(STATE_FILE).exists() {
+            sibling(dir, "old")
+        } else {
+            dir.to_path_buf()
+        };
+        let state_path = dir.join(STATE_FILE);
+        let text = std::fs::read_to_string(&state_path).map_err(|e| WeightsError::io(&state_path, e))?;
+        let state: TrainerState = serde_json::from_str(&text)
+            .map_err(|e| WeightsError::Config { path: state_path, reason: e.to_string() })?;
+        let model = weights::load_model(&dir)?;
+        model.set_dropout_state(state.dropout_rng);
+        let tokenizer = weights::load_tokenizer(&dir)?;
+        let optimizer = SafetensorsFile::open(dir.join(OPTIMIZER_FILE))?;
+        Ok(Checkpoint { model, state, tokenizer, optimizer })
+    }
+
+    /// Restores AdamW's moments and step counts into `opt`, which must
+    /// optimise `model`'s parameters in `named_parameters` order.
+    pub fn restore_optimizer(
+        optimizer: &SafetensorsFile,
+        state: &TrainerState,
+        model: &GPTModel,
+        opt: &mut AdamW,
+    ) -> Result<(), WeightsError> {
+        for (i, (name, p)) in model.named_parameters().into_iter().enumerate() {
+            let step = state.adam_steps.get(i).copied().unwrap_or(0);
+            if step == 0 {
+                continue;
+            }
+            let dims = p.dims();
+            let m = optimizer.tensor_shaped(&format!("{name}.exp_avg"), &dims)?;
+            let v = optimizer.tensor_shaped(&format!("{name}.exp_avg_sq"), &dims)?;
+            opt.set_state(i, m, v, step);
+        }
+        Ok(())
+    }
+}
+
+/// `dir` with a suffix, in the same parent folder: `ckpt` → `ckpt.tmp`.
+fn sibling(dir: &Path, suffix: &str) -> PathBuf {
+    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "checkpoint".into());
+    dir.with_file_name(format!("{name}.{suffix}"))
+}

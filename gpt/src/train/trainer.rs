@@ -1,0 +1,325 @@
+//! The pretraining loop.
+//!
+//! One optimizer step: zero the gradients; for each of `grad_accum`
+//! micro-batches, run the model on inputs `[B, T]`, take the cross-entropy
+//! against the targets (the same tokens shifted by one) and backpropagate
+//! (scaled by 1/grad_accum, so the sum is the mean gradient); clip the
+//! global gradient norm; set the learning rate from the warmup + cosine
+//! schedule; and let AdamW update the weights.
+//!
+//! Around it: validation loss every `eval_every` steps, a sample every
+//! `sample_every`, a checkpoint every `checkpoint_every`, at the end and
+//! when asked to stop (Ctrl-C); metrics to `metrics.jsonl` and a loss plot.
+//! A loss that is NaN or infinite stops the run before the step is taken, so
+//! the last checkpoint is the last good state.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use autograd::loss::cross_entropy;
+use autograd::nn::Module;
+use autograd::optim::{clip_grad_norm, AdamW, LrSchedule, Optimizer};
+
+use super::checkpoint::{save_checkpoint, Checkpoint, TrainerState};
+use super::metrics::{plot_losses, Metric, MetricsLog};
+use super::options::TrainOptions;
+use crate::data::{train_val_split, DataError, DataLoader, LoaderConfig, SlidingWindow};
+use crate::eval::{evaluate, EvalResult};
+use crate::generate::{generate, GenerateOptions};
+use crate::model::GPTModel;
+use crate::tokenizer::{AnyTokenizer, SpecialTokens};
+use crate::weights::{self, WeightsError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error(transparent)]
+    Data(#[from] DataError),
+    #[error(transparent)]
+    Weights(#[from] WeightsError),
+    #[error("{0}")]
+    Config(String),
+    #[error("loss became {loss} at step {step}; stopped before updating the weights (the last checkpoint is in {checkpoint})")]
+    Diverged { step: usize, loss: f64, checkpoint: String },
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+/// What the loop reports as it goes.
+#[derive(Clone, Debug)]
+pub enum TrainEvent {
+    Step { step: usize, total: usize, loss: f64, lr: f64, grad_norm: f64, tokens_per_s: f64 },
+    Eval { step: usize, result: EvalResult },
+    Sample { step: usize, text: String },
+    Checkpoint { step: usize, dir: PathBuf },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StopReason {
+    Finished,
+    Interrupted,
+}
+
+#[derive(Clone, Debug)]
+pub struct TrainSummary {
+    pub steps: usize,
+    pub last_loss: f64,
+    pub val: Option<EvalResult>,
+    pub stop: StopReason,
+}
+
+pub struct Trainer {
+    pub model: GPTModel,
+    opt: AdamW,
+    loader: DataLoader,
+    val_tokens: Vec<u32>,
+    tokenizer: AnyTokenizer,
+    state: TrainerState,
+    out_dir: PathBuf,
+    metrics: MetricsLog,
+}
+
+/// The checkpoint folder inside a run's output folder.
+pub fn checkpoint_dir(out_dir: &Path) -> PathBuf {
+    out_dir.join("checkpoint")
+}
+
+impl Trainer {
+    /// A fresh run of `model` on `tokens` (the whole tokenized corpus).
+    pub fn new(
+        model: GPTModel,
+        tokenizer: AnyTokenizer,
+        tokens: Vec<u32>,
+        data_name: String,
+        options: TrainOptions,
+        out_dir: PathBuf,
+    ) -> Result<Trainer, TrainError> {
+        let state = TrainerState {
+            step: 0,
+            total_steps: 0,
+            epoch: 0,
+            batch_in_epoch: 0,
+            dropout_rng: model.dropout_state(),
+            adam_steps: Vec::new(),
+            tokenizer: tokenizer.describe(),
+            data: data_name,
+            options,
+        };
+        let trainer = Trainer::assemble(model, tokenizer, tokens, state, out_dir)?;
+        let _ = std::fs::remove_file(trainer.out_dir.join("metrics.jsonl"));
+        Ok(trainer)
+    }
+
+    /// Continues the run saved in `checkpoint`, on the same `tokens`.
+    pub fn resume(
+        checkpoint: Checkpoint,
+        tokens: Vec<u32>,
+        data_name: &str,
+        out_dir: PathBuf,
+    ) -> Result<Trainer, TrainError> {
+        let Checkpoint { model, state, tokenizer, optimizer } = checkpoint;
+        let tokenizer = tokenizer.ok_or_else(|| TrainError::Config("the checkpoint has no tokenizer files".into()))?;
+        if state.data != data_name {
+            return Err(TrainError::Config(format!(
+                "the checkpoint was trained on {}, not {data_name}; pass the same --data to resume",
+                state.data
+            )));
+        }
+        let mut trainer = Trainer::assemble(model, tokenizer, tokens, state, out_dir)?;
+        Checkpoint::restore_optimizer(&optimizer, &trainer.state, &trainer.model, &mut trainer.opt)?;
+        trainer
+            .metrics
+            .truncate_after(trainer.state.step)
+            .map_err(|e| TrainError::Io { path: trainer.out_dir.join("metrics.jsonl"), source: e })?;
+        Ok(trainer)
+    }
+
+    fn assemble(
+        model: GPTModel,
+        tokenizer: AnyTokenizer,
+        tokens: Vec<u32>,
+        mut state: TrainerState,
+        out_dir: PathBuf,
+    ) -> Result<Trainer, TrainError> {
+        let o = &state.options;
+        o.validate().map_err(TrainError::Config)?;
+        if tokenizer.vocab_size() > model.config.vocab_size {
+            return Err(TrainError::Config(format!(
+                "the tokenizer has {} tokens but the model's vocabulary holds {}",
+                tokenizer.vocab_size(),
+                model.config.vocab_size
+            )));
+        }
+        if o.context > model.config.context_length {
+            return Err(TrainError::Config(format!(
+                "--context {} exceeds the model's context length {}",
+                o.context, model.config.context_length
+            )));
+        }
+        let (train, val) = train_val_split(&tokens, 1.0 - o.val_fraction)?;
+        let (train, val) = (train.to_vec(), val.to_vec());
+        let windows = SlidingWindow::new(train, o.context, o.context)?;
+        let loader = DataLoader::new(
+            windows,
+            LoaderConfig { batch_size: o.batch_size, shuffle: true, drop_last: true, seed: o.seed },
+        )?;
+        let micro_batches = match (o.steps, o.epochs) {
+            (Some(steps), _) => steps * o.grad_accum,
+            (None, epochs) => epochs.unwrap_or(1) * loader.batches_per_epoch(),
+        };
+        state.total_steps = (micro_batches / o.grad_accum).max(1);
+        std::fs::create_dir_all(&out_dir).map_err(|e| TrainError::Io { path: out_dir.clone(), source: e })?;
+        let opt = AdamW::with_options(model.parameters(), o.lr, (0.9, 0.95), 1e-8, o.weight_decay);
+        let metrics = MetricsLog::new(&out_dir);
+        Ok(Trainer { model, opt, loader, val_tokens: val, tokenizer, state, out_dir, metrics })
+    }
+
+    pub fn state(&self) -> &TrainerState {
+        &self.state
+    }
+
+    pub fn tokenizer(&self) -> &AnyTokenizer {
+        &self.tokenizer
+    }
+
+    fn schedule(&self) -> LrSchedule {
+        let o = &self.state.options;
+        LrSchedule::WarmupCosine { max_lr: o.lr, min_lr: o.min_lr, warmup: o.warmup, total: self.state.total_steps }
+    }
+
+    /// The next micro-batch, advancing the data position.
+    fn next_batch(&mut self) -> (tensor::Tensor, tensor::Tensor) {
+        let batch = self.loader.batch(self.state.epoch, self.state.batch_in_epoch);
+        self.state.batch_in_epoch += 1;
+        if self.state.batch_in_epoch == self.loader.batches_per_epoch() {
+            self.state.batch_in_epoch = 0;
+            self.state.epoch += 1;
+        }
+        batch
+    }
+
+    /// Runs until the last step or until `stop` is set, reporting through
+    /// `on_event`. Always leaves a checkpoint of the last completed step.
+    pub fn run(
+        &mut self,
+        stop: &AtomicBool,
+        mut on_event: impl FnMut(&TrainEvent),
+    ) -> Result<TrainSummary, TrainError> {
+        let schedule = self.schedule();
+        let params = self.model.parameters();
+        let mut last_loss = f64::NAN;
+        let mut last_val = None;
+        while self.state.step < self.state.total_steps {
+            if stop.load(Ordering::Relaxed) {
+                self.checkpoint(&mut on_event)?;
+                return Ok(TrainSummary {
+                    steps: self.state.step,
+                    last_loss,
+                    val: last_val,
+                    stop: StopReason::Interrupted,
+                });
+            }
+            let started = Instant::now();
+            let step = self.state.step;
+            let lr = schedule.lr_at(step);
+            self.opt.set_learning_rate(lr);
+            self.opt.zero_grad();
+            self.model.set_training(true);
+            let accum = self.state.options.grad_accum;
+            let mut loss_sum = 0.0;
+            let mut tokens = 0;
+            for _ in 0..accum {
+                let (x, y) = self.next_batch();
+                tokens += x.numel();
+                let loss = cross_entropy(&self.model.forward(&x), &y);
+                loss_sum += loss.item();
+                if accum > 1 { loss.mul_scalar(1.0 / accum as f64) } else { loss }.backward();
+            }
+            let loss = loss_sum / accum as f64;
+            if !loss.is_finite() {
+                return Err(TrainError::Diverged {
+                    step: step + 1,
+                    loss,
+                    checkpoint: checkpoint_dir(&self.out_dir).display().to_string(),
+                });
+            }
+            let clip = self.state.options.grad_clip;
+            let grad_norm = clip_grad_norm(&params, if clip > 0.0 { clip } else { f64::INFINITY });
+            self.opt.step();
+            self.state.step += 1;
+            last_loss = loss;
+            let tokens_per_s = tokens as f64 / started.elapsed().as_secs_f64();
+            let step = self.state.step;
+            self.log(&Metric::Train { step, loss, lr, grad_norm, tokens_per_s });
+            on_event(&TrainEvent::Step { step, total: self.state.total_steps, loss, lr, grad_norm, tokens_per_s });
+
+            let o = self.state.options.clone();
+            let last = step == self.state.total_steps;
+            if o.eval_every > 0 && (step % o.eval_every == 0 || last) {
+                if let Some(result) = self.validate() {
+                    self.log(&Metric::Val { step, loss: result.loss, perplexity: result.perplexity });
+                    on_event(&TrainEvent::Eval { step, result });
+                    last_val = Some(result);
+                }
+            }
+            if o.sample_every > 0 && (step % o.sample_every == 0 || last) {
+                let text = self.sample();
+                on_event(&TrainEvent::Sample { step, text });
+            }
+            if o.checkpoint_every > 0 && step % o.checkpoint_every == 0 && !last {
+                self.checkpoint(&mut on_event)?;
+            }
+        }
+        self.checkpoint(&mut on_event)?;
+        weights::save_model(&self.model, &self.out_dir, Some(&self.tokenizer))?;
+        let _ = plot_losses(&self.metrics.read(), &self.out_dir.join("loss.svg"));
+        Ok(TrainSummary { steps: self.state.step, last_loss, val: last_val, stop: StopReason::Finished })
+    }
+
+    fn log(&self, m: &Metric) {
+        // Metrics are a convenience; a full disk must not kill the run.
+        let _ = self.metrics.append(m);
+    }
+
+    /// Validation loss on (at most `eval_windows` windows of) held-out data.
+    pub fn validate(&mut self) -> Option<EvalResult> {
+        let o = &self.state.options;
+        let limit = (o.eval_windows * o.context + 1).min(self.val_tokens.len());
+        self.model.set_training(false);
+        evaluate(&self.model, &self.val_tokens[..limit], o.context, o.batch_size)
+    }
+
+    /// A short greedy-ish sample from the configured prompt.
+    pub fn sample(&mut self) -> String {
+        self.model.set_training(false);
+        let o = &self.state.options;
+        let mut prompt = self.tokenizer.encode(&o.sample_prompt, SpecialTokens::Allow).unwrap_or_default();
+        if prompt.is_empty() {
+            prompt = self.val_tokens.first().copied().into_iter().collect();
+        }
+        if prompt.is_empty() {
+            return String::new();
+        }
+        let opts = GenerateOptions {
+            max_new_tokens: o.sample_tokens,
+            temperature: 0.8,
+            top_k: Some(40),
+            seed: o.seed,
+            stop_token: self.tokenizer.eot_id(),
+            ..Default::default()
+        };
+        let new = generate(&self.model, &prompt, &opts, |_| {});
+        let all: Vec<u32> = prompt.into_iter().chain(new).collect();
+        self.tokenizer.decode(&all).unwrap_or_default()
+    }
+
+    fn checkpoint(&mut self, on_event: &mut impl FnMut(&TrainEvent)) -> Result<(), TrainError> {
+        self.state.dropout_rng = self.model.dropout_state();
+        self.state.adam_steps =
+            (0..self.model.parameters().len()).map(|i| self.opt.state(i).map_or(0, |s| s.2)).collect();
+        let dir = checkpoint_dir(&self.out_dir);
+        save_checkpoint(&dir, &self.model, &self.opt, &self.state, &self.tokenizer)?;
+        on_event(&TrainEvent::Checkpoint { step: self.state.step, dir });
+        Ok(())
+    }
+}
