@@ -6,6 +6,7 @@
 //! code 2; a failed check (such as `gradcheck`) exits 1.
 
 mod commands;
+mod common;
 
 use clap::{Parser, Subcommand};
 
@@ -18,8 +19,29 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Pretrain a GPT (no arguments: a tiny one on built-in stories).
+    Train(commands::train::Args),
+    /// Continue a prompt with a trained model.
+    Generate(commands::generate::Args),
+    /// Loss and perplexity of a model on a text file.
+    Eval(commands::eval::Args),
+    /// Parameter counts and memory of a model or preset.
+    Info(commands::info::Args),
+    /// Text to token ids.
+    Tokenize(commands::tokenize::TokenizeArgs),
+    /// Token ids to text.
+    Detokenize(commands::tokenize::DetokenizeArgs),
+    /// Tokenizer tools.
+    #[command(subcommand)]
+    Tokenizer(TokenizerCommand),
     /// Check every op's gradient against finite differences (f64).
     Gradcheck(commands::gradcheck::Args),
+}
+
+#[derive(Subcommand)]
+enum TokenizerCommand {
+    /// Learn a byte-level BPE vocabulary from a text file.
+    Train(commands::tokenize::TrainTokenizerArgs),
 }
 
 /// An error that should reach the user as one line and exit code 2.
@@ -45,6 +67,13 @@ pub fn main() -> i32 {
         }
     };
     let result = match cli.command {
+        Command::Train(args) => commands::train::run(args),
+        Command::Generate(args) => commands::generate::run(args),
+        Command::Eval(args) => commands::eval::run(args),
+        Command::Info(args) => commands::info::run(args),
+        Command::Tokenize(args) => commands::tokenize::tokenize(args),
+        Command::Detokenize(args) => commands::tokenize::detokenize(args),
+        Command::Tokenizer(TokenizerCommand::Train(args)) => commands::tokenize::train_tokenizer(args),
         Command::Gradcheck(args) => commands::gradcheck::run(args),
     };
     match result {

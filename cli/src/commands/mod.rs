@@ -1,3 +1,8 @@
 //! One module per subcommand.
 
+pub mod eval;
+pub mod generate;
 pub mod gradcheck;
+pub mod info;
+pub mod tokenize;
+pub mod train;

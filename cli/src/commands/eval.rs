@@ -1,0 +1,50 @@
+//! `scratchgpt eval`: loss and perplexity of a model on a text file.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use gpt::tokenizer::SpecialTokens;
+
+use crate::common::{load_model_and_tokenizer, print_json, read_text};
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[arg(long)]
+    model: PathBuf,
+    #[arg(long)]
+    data: PathBuf,
+    /// Tokens of context per prediction window (default: the model's).
+    #[arg(long)]
+    context: Option<usize>,
+    #[arg(long, default_value_t = 8)]
+    batch_size: usize,
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: Args) -> Result<i32> {
+    if args.batch_size == 0 {
+        bail!("--batch-size must be at least 1");
+    }
+    let (model, tokenizer) = load_model_and_tokenizer(&args.model)?;
+    let context = args.context.unwrap_or(model.config.context_length);
+    if context == 0 || context > model.config.context_length {
+        bail!("--context must be between 1 and the model's context length {}", model.config.context_length);
+    }
+    let text = read_text(&args.data)?;
+    let tokens = tokenizer.encode(&text, SpecialTokens::Allow)?;
+    let Some(result) = gpt::eval::evaluate(&model, &tokens, context, args.batch_size) else {
+        bail!("{}: has {} token(s); evaluation needs at least 2", args.data.display(), tokens.len());
+    };
+    if args.json {
+        print_json(
+            &serde_json::json!({"loss": result.loss, "perplexity": result.perplexity, "tokens": result.tokens}),
+        )?;
+    } else {
+        println!(
+            "loss {:.4}  perplexity {:.2}  over {} predicted tokens",
+            result.loss, result.perplexity, result.tokens
+        );
+    }
+    Ok(0)
+}

@@ -1,0 +1,138 @@
+//! `scratchgpt info`: what a model is made of and what it costs to hold.
+//!
+//! Memory for the weights is parameters × bytes per parameter: 4 for f32, 2
+//! for f16/bf16, 1 for int8 and ½ for int4 (plus their scales). Training
+//! with AdamW keeps two more f32 numbers per parameter (the moment
+//! estimates) and a gradient, so f32 training needs about 16 bytes per
+//! parameter before counting activations.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use autograd::nn::Module;
+use gpt::model::{GPTConfig, PRESETS};
+use serde::Serialize;
+
+use crate::common::print_json;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[arg(long, conflicts_with = "preset")]
+    model: Option<PathBuf>,
+    /// One of gpt2-small, gpt2-medium, gpt2-large, gpt2-xl, tiny, tiny-char, nano.
+    #[arg(long)]
+    preset: Option<String>,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct Info {
+    config: GPTConfig,
+    parameters: usize,
+    trainable_parameters: usize,
+    embedding_parameters: usize,
+    embedding_share: f64,
+    /// Bytes for the weights alone, per storage format.
+    weight_bytes: Memory,
+    /// Weights + gradients + AdamW's two f32 moments, training in f32.
+    training_bytes_f32_adamw: u64,
+}
+
+#[derive(Serialize)]
+struct Memory {
+    f32: u64,
+    f16: u64,
+    bf16: u64,
+    int8: u64,
+    int4: u64,
+}
+
+pub fn run(args: Args) -> Result<i32> {
+    let (config, trainable) = match (&args.model, &args.preset) {
+        (Some(dir), None) => {
+            let model = gpt::weights::load_model(dir)?;
+            let trainable = model.num_trainable_parameters();
+            (model.config.clone(), Some(trainable))
+        }
+        (None, Some(name)) => match GPTConfig::preset(name) {
+            Some(c) => (c, None),
+            None => bail!("unknown preset {name:?}; choose one of {}", PRESETS.join(", ")),
+        },
+        _ => bail!("give --model DIR or --preset NAME"),
+    };
+    let n = config.num_parameters();
+    let embedding = (config.vocab_size + config.context_length) * config.emb_dim;
+    // int8: one byte per weight plus an f32 scale per output row; int4: half
+    // a byte plus an f16 scale per 32 weights. Biases and norms stay f32 but
+    // are a rounding error at these sizes.
+    let weight_bytes = Memory {
+        f32: 4 * n as u64,
+        f16: 2 * n as u64,
+        bf16: 2 * n as u64,
+        int8: n as u64 + 4 * (n / config.emb_dim.max(1)) as u64,
+        int4: (n as u64).div_ceil(2) + 2 * (n as u64).div_ceil(32),
+    };
+    let info = Info {
+        parameters: n,
+        trainable_parameters: trainable.unwrap_or(n),
+        embedding_parameters: embedding,
+        embedding_share: embedding as f64 / n as f64,
+        training_bytes_f32_adamw: 16 * n as u64,
+        weight_bytes,
+        config,
+    };
+    if args.json {
+        print_json(&info)?;
+        return Ok(0);
+    }
+    let c = &info.config;
+    println!(
+        "GPT-2 architecture: {} layers, {} heads, width {}, context {}, vocabulary {}",
+        c.n_layers, c.n_heads, c.emb_dim, c.context_length, c.vocab_size
+    );
+    println!("parameters:           {:>15}  ({})", group(info.parameters), human_count(info.parameters));
+    println!("  trainable:          {:>15}", group(info.trainable_parameters));
+    println!("  embeddings (tied):  {:>15}  ({:.1}% of the total)", group(embedding), 100.0 * info.embedding_share);
+    println!("weights in memory (parameters × bytes per parameter):");
+    let m = &info.weight_bytes;
+    for (name, bytes) in [("f32", m.f32), ("f16/bf16", m.f16), ("int8", m.int8), ("int4", m.int4)] {
+        println!("  {name:<9} {:>12}", human_bytes(bytes));
+    }
+    println!(
+        "training in f32 with AdamW (weights + gradients + 2 moments = 16 B/param): {} plus activations",
+        human_bytes(info.training_bytes_f32_adamw)
+    );
+    Ok(0)
+}
+
+fn group(n: usize) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn human_count(n: usize) -> String {
+    match n {
+        n if n >= 1_000_000_000 => format!("{:.2}B", n as f64 / 1e9),
+        n if n >= 1_000_000 => format!("{:.1}M", n as f64 / 1e6),
+        n if n >= 1_000 => format!("{:.1}K", n as f64 / 1e3),
+        n => n.to_string(),
+    }
+}
+
+fn human_bytes(b: u64) -> String {
+    let b = b as f64;
+    match b {
+        b if b >= 1024f64.powi(3) => format!("{:.2} GiB", b / 1024f64.powi(3)),
+        b if b >= 1024f64.powi(2) => format!("{:.1} MiB", b / 1024f64.powi(2)),
+        b if b >= 1024.0 => format!("{:.1} KiB", b / 1024.0),
+        b => format!("{b} B"),
+    }
+}

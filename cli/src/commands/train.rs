@@ -1,0 +1,224 @@
+//! `scratchgpt train`: pretrain a GPT on a text file, or, with no arguments,
+//! a tiny GPT on the built-in generated stories.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use gpt::data::builtin_corpus;
+use gpt::model::{GPTConfig, GPTModel, PRESETS};
+use gpt::tokenizer::{train_bpe, AnyTokenizer, CharTokenizer, SpecialTokens};
+use gpt::train::{checkpoint_dir, Checkpoint, StopReason, TrainEvent, TrainOptions, Trainer};
+use indicatif::{ProgressBar, ProgressStyle};
+use tensor::{Device, Generator};
+
+use crate::common::{data_name, print_json, read_text};
+
+/// Bytes of built-in stories generated when no --data is given.
+const BUILTIN_BYTES: usize = 2_000_000;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Text file to train on (default: the built-in generated stories).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// gpt2, char, bpe:N (learn N tokens from the data first), or a folder
+    /// with a saved tokenizer.
+    #[arg(long, default_value = "bpe:1024")]
+    tokenizer: String,
+    /// Model size; its vocabulary is fitted to the tokenizer.
+    #[arg(long, default_value = "tiny", conflicts_with = "config")]
+    preset: String,
+    /// A Hugging Face GPT-2 config.json instead of a preset.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    #[arg(long, conflicts_with = "epochs")]
+    steps: Option<usize>,
+    #[arg(long)]
+    epochs: Option<usize>,
+    #[arg(long, default_value_t = 8)]
+    batch_size: usize,
+    /// Tokens per window (default: the model's context length).
+    #[arg(long)]
+    context: Option<usize>,
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f64,
+    #[arg(long)]
+    min_lr: Option<f64>,
+    #[arg(long, default_value_t = 20)]
+    warmup: usize,
+    #[arg(long, default_value_t = 0.1)]
+    weight_decay: f64,
+    /// Global gradient-norm clip (0 disables).
+    #[arg(long, default_value_t = 1.0)]
+    grad_clip: f64,
+    #[arg(long, default_value_t = 1)]
+    grad_accum: usize,
+    #[arg(long, default_value_t = 1337)]
+    seed: u64,
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    #[arg(long, default_value = "runs/tiny")]
+    out: PathBuf,
+    #[arg(long, default_value_t = 50)]
+    eval_every: usize,
+    #[arg(long, default_value_t = 100)]
+    sample_every: usize,
+    #[arg(long, default_value_t = 100)]
+    checkpoint_every: usize,
+    #[arg(long, default_value = "Once upon a time")]
+    prompt: String,
+    /// Continue the run saved in this output (or checkpoint) folder.
+    #[arg(long)]
+    resume: Option<PathBuf>,
+    /// One JSON summary on stdout at the end; no progress bar.
+    #[arg(long)]
+    json: bool,
+}
+
+fn read_data(args: &Args) -> Result<String> {
+    match &args.data {
+        Some(path) => read_text(path),
+        None => Ok(builtin_corpus(BUILTIN_BYTES)),
+    }
+}
+
+fn make_tokenizer(spec: &str, text: &str) -> Result<AnyTokenizer> {
+    if spec == "char" {
+        return Ok(AnyTokenizer::Char(CharTokenizer::from_text(text)));
+    }
+    if let Some(n) = spec.strip_prefix("bpe:") {
+        let n: usize = n.parse().map_err(|_| anyhow::anyhow!("--tokenizer bpe:N needs a number, got {n:?}"))?;
+        return Ok(AnyTokenizer::Bpe(train_bpe(text, n)?));
+    }
+    crate::common::tokenizer_by_name(spec)
+}
+
+fn model_config(args: &Args, tokenizer: &AnyTokenizer) -> Result<GPTConfig> {
+    let mut config = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
+            let value: serde_json::Value =
+                serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            GPTConfig::from_hf_json(&value).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+        }
+        None => GPTConfig::preset(&args.preset)
+            .ok_or_else(|| anyhow::anyhow!("unknown preset {:?}; choose one of {}", args.preset, PRESETS.join(", ")))?,
+    };
+    // GPT-2's own vocabulary keeps its 50,257 rows; a learned one sizes the model.
+    if !matches!(args.tokenizer.as_str(), "gpt2") || args.config.is_none() {
+        config.vocab_size = tokenizer.vocab_size().max(if args.tokenizer == "gpt2" { 50257 } else { 0 });
+    }
+    Ok(config)
+}
+
+pub fn run(args: Args) -> Result<i32> {
+    match Device::parse(&args.device) {
+        Some(Device::Cpu) => {}
+        Some(d) => bail!("--device {d}: no CUDA device: this build's tensors run on the CPU only"),
+        None => bail!("--device must be cpu or cuda[:N], got {:?}", args.device),
+    }
+    if args.batch_size == 0 {
+        bail!("--batch-size must be at least 1");
+    }
+    let text = read_data(&args)?;
+    let name = data_name(args.data.as_ref());
+    let mut trainer = match &args.resume {
+        Some(dir) => {
+            let ckpt_dir = if dir.join("checkpoint").is_dir() { checkpoint_dir(dir) } else { dir.clone() };
+            let checkpoint = Checkpoint::load(&ckpt_dir)?;
+            let tokenizer = checkpoint.tokenizer.clone().context("the checkpoint has no tokenizer")?;
+            let tokens = tokenizer.encode(&text, SpecialTokens::AsText)?;
+            Trainer::resume(checkpoint, tokens, &name, args.out.clone())?
+        }
+        None => {
+            let tokenizer = make_tokenizer(&args.tokenizer, &text)?;
+            let config = model_config(&args, &tokenizer)?;
+            let tokens = tokenizer.encode(&text, SpecialTokens::AsText)?;
+            let options = TrainOptions {
+                steps: args.steps.or(if args.epochs.is_none() { Some(300) } else { None }),
+                epochs: args.epochs,
+                batch_size: args.batch_size,
+                context: args.context.unwrap_or(config.context_length),
+                lr: args.lr,
+                min_lr: args.min_lr.unwrap_or(args.lr / 10.0),
+                warmup: args.warmup,
+                weight_decay: args.weight_decay,
+                grad_clip: args.grad_clip,
+                grad_accum: args.grad_accum,
+                seed: args.seed,
+                eval_every: args.eval_every,
+                sample_every: args.sample_every,
+                sample_prompt: args.prompt.clone(),
+                checkpoint_every: args.checkpoint_every,
+                ..TrainOptions::default()
+            };
+            let model = GPTModel::new(config, &mut Generator::seed(args.seed));
+            Trainer::new(model, tokenizer, tokens, name, options, args.out.clone())?
+        }
+    };
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let _ = ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed));
+
+    let state = trainer.state().clone();
+    let bar = if args.json { ProgressBar::hidden() } else { ProgressBar::new(state.total_steps as u64) };
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} steps  {msg}  ETA {eta}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_position(state.step as u64);
+    if !args.json {
+        let c = &trainer.model.config;
+        println!("{}", format_args!(
+            "training {} parameters ({} layers, width {}, vocab {}) on {} with the {} tokenizer, {} steps of {}×{} tokens → {}",
+            autograd::nn::Module::num_parameters(&trainer.model),
+            c.n_layers,
+            c.emb_dim,
+            c.vocab_size,
+            state.data,
+            state.tokenizer,
+            state.total_steps,
+            state.options.batch_size * state.options.grad_accum,
+            state.options.context,
+            args.out.display()
+        ));
+    }
+    // A hidden bar (no terminal) swallows println; say things plainly then.
+    let say = |line: String| if bar.is_hidden() && !args.json { println!("{line}") } else { bar.println(line) };
+    let summary = trainer.run(&stop, |event| match event {
+        TrainEvent::Step { step, loss, tokens_per_s, .. } => {
+            bar.set_position(*step as u64);
+            bar.set_message(format!("loss {loss:.3}  {tokens_per_s:.0} tok/s"));
+        }
+        TrainEvent::Eval { step, result } => {
+            say(format!("step {step}: validation loss {:.3}, perplexity {:.1}", result.loss, result.perplexity))
+        }
+        TrainEvent::Sample { step, text } => say(format!("step {step} sample: {}", text.replace('\n', " "))),
+        TrainEvent::Checkpoint { .. } => {}
+    })?;
+    bar.finish_and_clear();
+    if args.json {
+        print_json(&serde_json::json!({
+            "steps": summary.steps,
+            "train_loss": summary.last_loss,
+            "val_loss": summary.val.map(|v| v.loss),
+            "val_perplexity": summary.val.map(|v| v.perplexity),
+            "interrupted": summary.stop == StopReason::Interrupted,
+            "out": args.out,
+        }))?;
+    } else if summary.stop == StopReason::Interrupted {
+        println!("interrupted at step {}; resume with --resume {}", summary.steps, args.out.display());
+    } else {
+        println!(
+            "done: {} steps, final train loss {:.3}; model saved in {}",
+            summary.steps,
+            summary.last_loss,
+            args.out.display()
+        );
+    }
+    Ok(0)
+}

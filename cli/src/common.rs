@@ -1,0 +1,59 @@
+//! What several commands share: loading a model folder with its tokenizer,
+//! choosing a tokenizer by name, reading data, printing JSON.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use gpt::model::GPTModel;
+use gpt::tokenizer::AnyTokenizer;
+use serde::Serialize;
+
+/// A model folder's model and tokenizer (GPT-2's when the folder has none),
+/// checked to fit together.
+pub fn load_model_and_tokenizer(dir: &Path) -> Result<(GPTModel, AnyTokenizer)> {
+    let model = gpt::weights::load_model(dir)?;
+    let tokenizer = gpt::weights::load_tokenizer(dir)?.unwrap_or_else(AnyTokenizer::gpt2);
+    check_vocab(&tokenizer, &model, dir)?;
+    Ok((model, tokenizer))
+}
+
+pub fn check_vocab(tokenizer: &AnyTokenizer, model: &GPTModel, dir: &Path) -> Result<()> {
+    if tokenizer.vocab_size() > model.config.vocab_size {
+        bail!(
+            "{}: the tokenizer has {} tokens but the model's vocabulary holds {}",
+            dir.display(),
+            tokenizer.vocab_size(),
+            model.config.vocab_size
+        );
+    }
+    Ok(())
+}
+
+/// `gpt2`, or a folder / file holding a tokenizer.
+pub fn tokenizer_by_name(name: &str) -> Result<AnyTokenizer> {
+    if name == "gpt2" {
+        return Ok(AnyTokenizer::gpt2());
+    }
+    Ok(AnyTokenizer::load(name)?)
+}
+
+/// Reads a UTF-8 text file, refusing an empty one.
+pub fn read_text(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    if bytes.is_empty() {
+        bail!("{}: the file is empty", path.display());
+    }
+    String::from_utf8(bytes)
+        .map_err(|e| anyhow::anyhow!("{}: not UTF-8 text (byte {})", path.display(), e.utf8_error().valid_up_to()))
+}
+
+/// Prints a value as one line of JSON on stdout.
+pub fn print_json(value: &impl Serialize) -> Result<()> {
+    println!("{}", serde_json::to_string(value)?);
+    Ok(())
+}
+
+/// Where a command's data comes from, for messages and checkpoints.
+pub fn data_name(path: Option<&PathBuf>) -> String {
+    path.map_or_else(|| "built-in stories".to_string(), |p| p.display().to_string())
+}
