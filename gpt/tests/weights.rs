@@ -93,7 +93,7 @@ fn damaged_folders_are_clear_errors() {
     save_model(&model, &dir, None).unwrap();
     let mut config = model.config.clone();
     config.emb_dim = 128;
-    std::fs::write(dir.join("config.json"), config.to_hf_json().to_string()).unwrap();
+    std::fs::write(dir.join("config.json"), config.to_hf_json(None).to_string()).unwrap();
     let err = load_model(&dir).err().unwrap().to_string();
     assert!(err.contains("transformer.wte.weight has shape [512, 64], expected [512, 128]"), "{err}");
 }

@@ -92,8 +92,9 @@ impl GPTConfig {
         v * c + t * c + l * block + 2 * c
     }
 
-    /// Hugging Face's `config.json` for `GPT2LMHeadModel`.
-    pub fn to_hf_json(&self) -> Value {
+    /// Hugging Face's `config.json` for `GPT2LMHeadModel`. `eos` is the
+    /// end-of-text id, when the vocabulary has one (GPT-2's is 50256).
+    pub fn to_hf_json(&self, eos: Option<u32>) -> Value {
         json!({
             "architectures": ["GPT2LMHeadModel"],
             "model_type": "gpt2",
@@ -110,8 +111,8 @@ impl GPTConfig {
             "attn_pdrop": self.drop_rate,
             "layer_norm_epsilon": 1e-5,
             "initializer_range": 0.02,
-            "bos_token_id": 50256,
-            "eos_token_id": 50256,
+            "bos_token_id": eos,
+            "eos_token_id": eos,
             "tie_word_embeddings": true,
             "scratchgpt_qkv_bias": self.qkv_bias,
         })
@@ -167,7 +168,7 @@ mod tests {
     #[test]
     fn hf_config_round_trips() {
         let c = GPTConfig::preset("tiny").unwrap();
-        assert_eq!(GPTConfig::from_hf_json(&c.to_hf_json()).unwrap(), c);
+        assert_eq!(GPTConfig::from_hf_json(&c.to_hf_json(Some(50256))).unwrap(), c);
         let bad = json!({"vocab_size": 10, "n_positions": 8, "n_embd": 6, "n_head": 4, "n_layer": 1});
         assert_eq!(GPTConfig::from_hf_json(&bad).unwrap_err(), "emb_dim 6 is not divisible by n_heads 4");
     }

@@ -118,7 +118,10 @@ pub fn save_model(
     }
     let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
     save_safetensors(dir.join(WEIGHTS_FILE), &tensors, Some(metadata))?;
-    let config = serde_json::to_string_pretty(&model.config.to_hf_json()).expect("JSON of a config");
+    // The end-of-text id must exist in this vocabulary, or transformers
+    // rejects it: the tokenizer's, else GPT-2's when the vocabulary has it.
+    let eos = tokenizer.and_then(|t| t.eot_id()).or((model.config.vocab_size > 50256).then_some(50256));
+    let config = serde_json::to_string_pretty(&model.config.to_hf_json(eos)).expect("JSON of a config");
     write_atomic(&dir.join(CONFIG_FILE), config.as_bytes())?;
     if let Some(tok) = tokenizer {
         tok.save(dir)?;

@@ -1,0 +1,127 @@
+//! The binary on bad input: every case is one line on stderr, exit code 2,
+//! and nothing half-written. And the JSON outputs parse.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn scratchgpt(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_scratchgpt")).args(args).output().expect("the binary runs")
+}
+
+fn scratch_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("scratchgpt-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Asserts exit code 2 and a single-line error mentioning `needle`.
+fn fails_with(args: &[&str], needle: &str) {
+    let out = scratchgpt(args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: stderr {stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: not one line: {stderr}");
+    assert!(stderr.contains(needle), "{args:?}: {stderr:?} lacks {needle:?}");
+}
+
+/// A freshly trained nano model folder (`tag` keeps parallel tests apart).
+fn nano_model(tag: &str) -> PathBuf {
+    let dir = scratch_dir(&format!("model-{tag}"));
+    let data = dir.join("data.txt");
+    std::fs::write(&data, "the cat sat on the mat. the dog sat on the log. ".repeat(40)).unwrap();
+    let out = scratchgpt(&[
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--tokenizer",
+        "char",
+        "--preset",
+        "nano",
+        "--steps",
+        "3",
+        "--batch-size",
+        "2",
+        "--context",
+        "16",
+        "--eval-every",
+        "0",
+        "--sample-every",
+        "0",
+        "--out",
+        dir.join("run").to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["steps"], 3);
+    dir.join("run")
+}
+
+#[test]
+fn bad_input_is_one_line_and_exit_code_2() {
+    let model = nano_model("bad");
+    let m = model.to_str().unwrap();
+    let dir = scratch_dir("bad");
+    let empty = dir.join("empty.txt");
+    std::fs::write(&empty, "").unwrap();
+    let e = empty.to_str().unwrap();
+
+    fails_with(&["generate", "--model", "no/such/model", "--prompt", "hi"], "no/such/model");
+    fails_with(&["train", "--data", e], "empty");
+    fails_with(&["train", "--batch-size", "0", "--steps", "1"], "--batch-size must be at least 1");
+    fails_with(&["eval", "--model", m, "--data", e], "empty");
+    fails_with(&["generate", "--model", m, "--prompt", &"the cat ".repeat(20)], "context");
+    fails_with(&["train", "--device", "cuda", "--steps", "1"], "no CUDA device");
+    fails_with(&["info", "--preset", "gpt5"], "unknown preset");
+
+    // A config that does not match the weights.
+    let broken = scratch_dir("broken");
+    for f in ["model.safetensors", "char_vocab.json"] {
+        std::fs::copy(model.join(f), broken.join(f)).unwrap();
+    }
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(model.join("config.json")).unwrap()).unwrap();
+    config["n_embd"] = serde_json::json!(128);
+    std::fs::write(broken.join("config.json"), config.to_string()).unwrap();
+    fails_with(&["generate", "--model", broken.to_str().unwrap(), "--prompt", "the"], "expected [");
+
+    // A tokenizer bigger than the model's vocabulary.
+    let big_vocab = scratch_dir("vocab");
+    for f in ["model.safetensors", "config.json"] {
+        std::fs::copy(model.join(f), big_vocab.join(f)).unwrap();
+    }
+    let chars: String = (0..300u32).filter_map(char::from_u32).filter(|c| !c.is_control()).collect();
+    let wide = gpt::tokenizer::CharTokenizer::from_text(&chars);
+    wide.save(&big_vocab).unwrap();
+    fails_with(&["generate", "--model", big_vocab.to_str().unwrap(), "--prompt", "the"], "tokenizer has");
+}
+
+#[test]
+fn json_outputs_parse() {
+    let model = nano_model("json");
+    let m = model.to_str().unwrap();
+    let out = scratchgpt(&["generate", "--model", m, "--prompt", "the cat", "--max-new-tokens", "5", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["new_ids"].as_array().unwrap().len(), 5);
+    assert_eq!(v["prompt_ids"].as_array().unwrap().len(), 7);
+
+    let dir = scratch_dir("eval");
+    let data = dir.join("d.txt");
+    std::fs::write(&data, "the dog sat on the mat.").unwrap();
+    let out = scratchgpt(&["eval", "--model", m, "--data", data.to_str().unwrap(), "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["tokens"], 22);
+    assert!((v["perplexity"].as_f64().unwrap() - v["loss"].as_f64().unwrap().exp()).abs() < 1e-6);
+
+    let out = scratchgpt(&["info", "--preset", "gpt2-small", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["parameters"], 124_439_808);
+    assert_eq!(v["weight_bytes"]["f32"], 4 * 124_439_808u64);
+
+    let out = scratchgpt(&["tokenize", "--text", "Hello world", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v, serde_json::json!({"ids": [15496, 995], "count": 2}));
+    let out = scratchgpt(&["detokenize", "--ids", "15496,11"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "Hello,\n");
+}
