@@ -90,9 +90,8 @@ fn bench(cr: &mut Criterion) {
         group.throughput(Throughput::Elements(flops as u64));
         let mut out = vec![0.0f32; c.m * c.n];
         group.bench_function(BenchmarkId::new("raw_sgemm", &id), |bch| bch.iter(|| raw_sgemm(&a, &b, &mut out)));
-        group.bench_function(BenchmarkId::new("tensor_1t", &id), |bch| {
-            bch.iter(|| one_thread.install(|| a.matmul(&b)))
-        });
+        group
+            .bench_function(BenchmarkId::new("tensor_1t", &id), |bch| bch.iter(|| one_thread.install(|| a.matmul(&b))));
         group.bench_function(BenchmarkId::new("tensor", &id), |bch| bch.iter(|| a.matmul(&b)));
     }
     group.finish();

@@ -1,6 +1,7 @@
 //! GPT-2 built on the tensor and autograd layers: tokenizer, data pipeline,
 //! model, training and generation.
 
+mod atomic;
 pub mod data;
 pub mod eval;
 pub mod generate;

@@ -14,8 +14,8 @@
 
 use tensor::Tensor;
 
-use super::rng::SplitMix64;
 use super::{DataError, SlidingWindow};
+use tensor::Generator;
 
 /// How a [`DataLoader`] batches its windows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,7 +85,7 @@ impl DataLoader {
         let mut order: Vec<u32> = (0..self.dataset.len() as u32).collect();
         if self.config.shuffle {
             // Mix the epoch into the seed so every epoch gets its own order.
-            let mut rng = SplitMix64::new(self.config.seed ^ epoch.wrapping_mul(0xD1B5_4A32_D192_ED03));
+            let mut rng = Generator::seed(self.config.seed ^ epoch.wrapping_mul(0xD1B5_4A32_D192_ED03));
             rng.shuffle(&mut order);
         }
         order

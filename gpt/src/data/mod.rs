@@ -14,7 +14,6 @@
 
 mod error;
 mod loader;
-pub mod rng;
 mod split;
 mod stories;
 mod story_words;

@@ -12,10 +12,10 @@
 //! writes "said Tom." after a closing quote, keeps a name through a story and
 //! pairs "got stuck up in a tall tree" with "shook the branch"; one that did
 //! not writes word salad. The same seed always gives the same text, on every
-//! machine (see [`SplitMix64`]).
+//! machine (see [`Generator`]).
 
-use super::rng::SplitMix64;
 use super::story_words::*;
+use tensor::Generator;
 
 /// The seed of [`builtin_corpus`].
 pub const DEFAULT_SEED: u64 = 20_241_122;
@@ -29,7 +29,7 @@ pub fn builtin_corpus(min_bytes: usize) -> String {
 /// Stories from `seed`, one paragraph each, separated by a blank line, until
 /// the text holds at least `min_bytes` bytes (always at least one story).
 pub fn generate_stories(seed: u64, min_bytes: usize) -> String {
-    let mut rng = SplitMix64::new(seed);
+    let mut rng = Generator::seed(seed);
     let mut text = String::with_capacity(min_bytes + 2048);
     loop {
         text.push_str(&story(&mut rng));
@@ -51,7 +51,7 @@ struct Character {
 }
 
 impl Character {
-    fn new(rng: &mut SplitMix64, avoid: Option<&str>) -> Character {
+    fn new(rng: &mut Generator, avoid: Option<&str>) -> Character {
         let she = rng.chance(0.5);
         let names = if she { SHE_NAMES } else { HE_NAMES };
         let name = loop {
@@ -96,7 +96,7 @@ fn capitalize(s: &str) -> String {
 }
 
 /// One story, chosen among the plots.
-pub(crate) fn story(rng: &mut SplitMix64) -> String {
+pub(crate) fn story(rng: &mut Generator) -> String {
     let a = Character::new(rng, None);
     let b = Character::new(rng, Some(a.name));
     let mut s = Vec::new();
@@ -118,7 +118,7 @@ pub(crate) fn story(rng: &mut SplitMix64) -> String {
 // Each plot appends its sentences and returns its moral.
 
 /// The object goes wrong; the friend has an idea; together they fix it.
-fn lost_object(rng: &mut SplitMix64, a: &Character, b: &Character, s: &mut Vec<String>) -> &'static str {
+fn lost_object(rng: &mut Generator, a: &Character, b: &Character, s: &mut Vec<String>) -> &'static str {
     let color = rng.pick(COLORS);
     let object = rng.pick(OBJECTS);
     let (problem, idea, fix) = rng.pick(TROUBLES);
@@ -137,7 +137,7 @@ fn lost_object(rng: &mut SplitMix64, a: &Character, b: &Character, s: &mut Vec<S
 }
 
 /// One has food, the other is hungry; sharing makes both glad.
-fn sharing(rng: &mut SplitMix64, a: &Character, b: &Character, s: &mut Vec<String>) -> &'static str {
+fn sharing(rng: &mut Generator, a: &Character, b: &Character, s: &mut Vec<String>) -> &'static str {
     let snack = rng.pick(SNACKS);
     let place = rng.pick(PLACES);
     s.push(format!("One day, {} went to {place} with {} {snack} in {} bag.", a.name, article(snack), a.his));
@@ -153,7 +153,7 @@ fn sharing(rng: &mut SplitMix64, a: &Character, b: &Character, s: &mut Vec<Strin
 }
 
 /// A walk with a friend: things seen, a question, a surprise.
-fn walk(rng: &mut SplitMix64, a: &Character, b: &Character, s: &mut Vec<String>) -> &'static str {
+fn walk(rng: &mut Generator, a: &Character, b: &Character, s: &mut Vec<String>) -> &'static str {
     let place = rng.pick(PLACES);
     let activity = rng.pick(ACTIVITIES);
     s.push(format!("One day, {} went to see {} friend {}, {}.", a.name, a.his, b.name, b.described(rng.pick(TRAITS))));

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::tokenizer::files::write_atomic;
+use crate::atomic::write_atomic;
 use crate::tokenizer::{AnyTokenizer, Fnv};
 
 use super::DataError;

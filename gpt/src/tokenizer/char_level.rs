@@ -14,8 +14,8 @@ use std::path::Path;
 use rustc_hash::FxHashMap;
 
 use super::bpe::Fnv;
-use super::files::write_atomic;
 use super::TokenizerError;
+use crate::atomic::write_atomic;
 
 /// File name of a saved character vocabulary.
 pub const CHAR_VOCAB_FILE: &str = "char_vocab.json";

@@ -17,9 +17,9 @@
 //! GPT-2's own vocabulary is compiled into the library, so
 //! [`Tokenizer::gpt2`] works offline.
 
+use crate::atomic::write_atomic;
 use std::fs;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::OnceLock;
 
 use rustc_hash::FxHashMap;
@@ -109,23 +109,6 @@ fn read_text(path: &Path) -> Result<String, TokenizerError> {
         let line = 1 + e.as_bytes()[..offset].iter().filter(|&&b| b == b'\n').count();
         TokenizerError::malformed(path, line, "not valid UTF-8")
     })
-}
-
-/// Writes `bytes` to `path` by way of a temporary file in the same folder,
-/// so readers see the old file or the new one, never a torn one.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let temp: PathBuf = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut file = fs::File::create(&temp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&temp, path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&temp);
-    }
-    result
 }
 
 fn parse_hf(

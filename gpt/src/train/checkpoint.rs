@@ -20,9 +20,10 @@ use autograd::optim::AdamW;
 use serde::{Deserialize, Serialize};
 
 use super::options::TrainOptions;
+use crate::atomic::write_atomic;
 use crate::model::GPTModel;
 use crate::tokenizer::AnyTokenizer;
-use crate::weights::{self, save_safetensors, write_atomic, SafetensorsFile, WeightsError};
+use crate::weights::{self, save_safetensors, SafetensorsFile, WeightsError};
 
 pub const STATE_FILE: &str = "trainer_state.json";
 pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
@@ -66,7 +67,8 @@ pub fn save_checkpoint(
     }
     save_safetensors(tmp.join(OPTIMIZER_FILE), &moments, None)?;
     let json = serde_json::to_string_pretty(state).expect("state serialises");
-    write_atomic(&tmp.join(STATE_FILE), json.as_bytes())?;
+    let state_path = tmp.join(STATE_FILE);
+    write_atomic(&state_path, json.as_bytes()).map_err(|e| WeightsError::io(&state_path, e))?;
     // Swap the complete new folder in; only then drop the old one.
     let old = sibling(dir, "old");
     if dir.exists() {

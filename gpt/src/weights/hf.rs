@@ -21,7 +21,8 @@ use autograd::nn::Module;
 use tensor::{DType, Generator, Tensor};
 
 use super::error::WeightsError;
-use super::safetensors_io::{save_safetensors, write_atomic, SafetensorsFile};
+use super::safetensors_io::{save_safetensors, SafetensorsFile};
+use crate::atomic::write_atomic;
 use crate::model::{GPTConfig, GPTModel};
 use crate::tokenizer::{AnyTokenizer, CHAR_VOCAB_FILE, MERGES_FILE, VOCAB_FILE};
 
@@ -122,7 +123,8 @@ pub fn save_model(
     // rejects it: the tokenizer's, else GPT-2's when the vocabulary has it.
     let eos = tokenizer.and_then(|t| t.eot_id()).or((model.config.vocab_size > 50256).then_some(50256));
     let config = serde_json::to_string_pretty(&model.config.to_hf_json(eos)).expect("JSON of a config");
-    write_atomic(&dir.join(CONFIG_FILE), config.as_bytes())?;
+    let config_path = dir.join(CONFIG_FILE);
+    write_atomic(&config_path, config.as_bytes()).map_err(|e| WeightsError::io(&config_path, e))?;
     if let Some(tok) = tokenizer {
         tok.save(dir)?;
     }

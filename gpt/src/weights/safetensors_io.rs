@@ -20,6 +20,7 @@ use safetensors::SafeTensors;
 use tensor::{DType, Tensor};
 
 use super::error::WeightsError;
+use crate::atomic::temp_path;
 
 /// An opened, validated safetensors file.
 pub struct SafetensorsFile {
@@ -164,20 +165,10 @@ pub fn save_safetensors(
     let path = path.as_ref();
     let bytes: Vec<(String, Bytes)> = tensors.iter().map(|(n, t)| (n.clone(), tensor_bytes(t))).collect();
     let tmp = temp_path(path);
-    safetensors::serialize_to_file(bytes.iter().map(|(n, b)| (n.as_str(), b)), metadata, &tmp)
-        .map_err(|e| WeightsError::Format { path: path.to_path_buf(), reason: e.to_string() })?;
+    let written = safetensors::serialize_to_file(bytes.iter().map(|(n, b)| (n.as_str(), b)), metadata, &tmp);
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(WeightsError::Format { path: path.to_path_buf(), reason: e.to_string() });
+    }
     std::fs::rename(&tmp, path).map_err(|e| WeightsError::io(path, e))
-}
-
-/// Writes `contents` to `path` atomically.
-pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), WeightsError> {
-    let tmp = temp_path(path);
-    std::fs::write(&tmp, contents).map_err(|e| WeightsError::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| WeightsError::io(path, e))
-}
-
-/// `dir/.name.tmp-PID`: in the same folder, so the rename is atomic.
-fn temp_path(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
 }

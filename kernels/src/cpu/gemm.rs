@@ -135,40 +135,86 @@ pub fn batched_gemm<T: GemmElement>(
     c: &mut [T],
     accumulate: bool,
 ) {
+    assert_eq!(c.len(), sa.len() * m * n, "gemm: output holds {} elements, need {}", c.len(), sa.len() * m * n);
+    if k == 0 && !accumulate {
+        c.fill(T::default());
+    }
+    // SAFETY: `c` is an exclusive borrow of exactly batch·m·n elements.
+    unsafe { batched_gemm_raw(m, k, n, a, sa, b, sb, c.as_mut_ptr(), accumulate) }
+}
+
+/// Like [`batched_gemm`] into a new buffer. The buffer is never zeroed
+/// first: with β = 0 the kernel writes every element without reading it,
+/// so filling it beforehand would be a wasted pass over memory.
+#[allow(clippy::too_many_arguments)]
+pub fn batched_gemm_new<T: GemmElement>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[T],
+    sa: &[Strided],
+    b: &[T],
+    sb: &[Strided],
+) -> Vec<T> {
+    let len = sa.len() * m * n;
+    if k == 0 {
+        return vec![T::default(); len];
+    }
+    let mut c = Vec::with_capacity(len);
+    // SAFETY: the capacity holds `len` elements; with k > 0 and β = 0 the
+    // kernel writes every one of them before `set_len` exposes them.
+    unsafe {
+        batched_gemm_raw(m, k, n, a, sa, b, sb, c.as_mut_ptr(), false);
+        c.set_len(len);
+    }
+    c
+}
+
+/// # Safety
+/// `c` must point to `sa.len()·m·n` writable elements that nothing else
+/// accesses during the call; they may be uninitialised when `accumulate` is
+/// false and k > 0.
+#[allow(clippy::too_many_arguments)]
+unsafe fn batched_gemm_raw<T: GemmElement>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[T],
+    sa: &[Strided],
+    b: &[T],
+    sb: &[Strided],
+    c: *mut T,
+    accumulate: bool,
+) {
     let batch = sa.len();
     assert_eq!(batch, sb.len(), "gemm: {} A operands but {} B operands", batch, sb.len());
-    assert_eq!(c.len(), batch * m * n, "gemm: output holds {} elements, need {}", c.len(), batch * m * n);
     for (x, y) in sa.iter().zip(sb) {
         assert!(x.end(m, k) <= a.len(), "gemm: A operand {x:?} ({m}x{k}) overruns a buffer of {}", a.len());
         assert!(y.end(k, n) <= b.len(), "gemm: B operand {y:?} ({k}x{n}) overruns a buffer of {}", b.len());
     }
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        if !accumulate {
-            c.fill(T::default());
-        }
+    if m == 0 || n == 0 || k == 0 {
         return;
     }
     let work = batch * m * n * k;
     let threads = rayon::current_num_threads();
+    let c_ptr = SendPtr(c);
+    let block = move |i: usize| {
+        let base = c_ptr;
+        // SAFETY: block i of C is m·n elements at offset i·m·n, inside the
+        // caller's buffer and touched by no other task.
+        gemm_block(m, k, n, a, sa[i], b, sb[i], unsafe { base.0.add(i * m * n) }, n, accumulate)
+    };
     if work < PARALLEL_MIN_WORK || threads == 1 {
-        for (i, c_block) in c.chunks_mut(m * n).enumerate() {
-            gemm_block(m, k, n, a, sa[i], b, sb[i], c_block.as_mut_ptr(), n, accumulate);
-        }
+        (0..batch).for_each(block);
         return;
     }
     if batch >= threads {
-        c.par_chunks_mut(m * n).enumerate().for_each(|(i, c_block)| {
-            gemm_block(m, k, n, a, sa[i], b, sb[i], c_block.as_mut_ptr(), n, accumulate);
-        });
+        (0..batch).into_par_iter().for_each(block);
         return;
     }
-    // Few, large matrices: cut each C into `threads` stripes of rows, or of
-    // columns when the rows are too few to share (a decode step has m = 1).
+    // Few, large matrices: cut each C into stripes of rows, or of columns
+    // when the rows are too few to share (a decode step has m = 1).
     let tasks_per_matrix = threads.div_ceil(batch) * 2;
-    let c_ptr = SendPtr(c.as_mut_ptr());
     let by_rows = m >= n || m >= 4 * tasks_per_matrix;
     let extent = if by_rows { m } else { n };
     // Column stripes are kept a multiple of 16 wide so SIMD panels stay whole.
@@ -179,11 +225,11 @@ pub fn batched_gemm<T: GemmElement>(
         let (i, s) = (task / stripes, task % stripes);
         let start = s * stripe;
         let len = stripe.min(extent - start);
-        let c_base = c_ptr;
+        let base = c_ptr;
         // SAFETY: each task's block of C (a row or column stripe of batch
         // entry i) is disjoint from every other task's.
         unsafe {
-            let c_block = c_base.0.add(i * m * n);
+            let c_block = base.0.add(i * m * n);
             if by_rows {
                 gemm_block(len, k, n, a, sa[i].shifted(start, 0), b, sb[i], c_block.add(start * n), n, accumulate);
             } else {

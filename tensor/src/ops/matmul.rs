@@ -10,7 +10,7 @@
 //! an offset and the last two strides, so transposed or sliced inputs (and
 //! broadcast ones, whose batch stride is 0) are read where they lie.
 
-use kernels::cpu::gemm::{batched_gemm, Strided};
+use kernels::cpu::gemm::{batched_gemm_new, Strided};
 
 use crate::dtype::{DType, FloatElement};
 use crate::shape::broadcast_shapes;
@@ -83,8 +83,7 @@ fn batch_operands(t: &Tensor) -> Vec<Strided> {
 
 fn gemm_into<T: FloatElement>(a: &Tensor, b: &Tensor, m: usize, k: usize, n: usize, out_dims: Vec<usize>) -> Tensor {
     let (sa, sb) = (batch_operands(a), batch_operands(b));
-    let mut out = vec![T::ZERO; sa.len() * m * n];
-    batched_gemm(m, k, n, a.storage_slice::<T>(), &sa, b.storage_slice::<T>(), &sb, &mut out, false);
+    let out = batched_gemm_new(m, k, n, a.storage_slice::<T>(), &sa, b.storage_slice::<T>(), &sb);
     Tensor::from_contiguous(out, out_dims)
 }
 
