@@ -103,3 +103,18 @@ fn bad_training_setups_are_errors() {
     let err = Trainer::new(model, tok, tokens, "x".into(), zero, scratch_dir("zero")).err().unwrap().to_string();
     assert_eq!(err, "--batch-size must be at least 1");
 }
+
+#[test]
+fn a_diverging_run_stops_with_the_last_good_checkpoint() {
+    let (model, tok, tokens, options) = setup();
+    let dir = scratch_dir("diverge");
+    // A learning rate this large overflows the weights within a few steps.
+    let options = TrainOptions { lr: 1e30, warmup: 0, grad_clip: 0.0, checkpoint_every: 1, ..options };
+    let mut trainer = Trainer::new(model, tok, tokens, "stories".into(), options, dir.clone()).unwrap();
+    let err = trainer.run(&AtomicBool::new(false), |_| {}).err().expect("the run diverges");
+    let message = err.to_string();
+    assert!(message.contains("loss became") && message.contains("checkpoint"), "{message}");
+    // The checkpoint on disk is from before the bad step and loads.
+    let checkpoint = Checkpoint::load(&checkpoint_dir(&dir)).unwrap();
+    assert!(message.contains(&format!("at step {}", checkpoint.state.step + 1)), "{message}");
+}
