@@ -3,16 +3,17 @@
 //!
 //! Throughput is reported in elements/s where one "element" is one
 //! floating-point operation (2·m·k·n per product), so criterion's
-//! `Gelem/s` reads as GFLOP/s. Three variants per shape:
-//! - `raw_sgemm`: one call into matrixmultiply, single-threaded;
-//! - `tensor_1t`: `Tensor::matmul` inside a one-thread rayon pool, so the
-//!   difference from `raw_sgemm` is our overhead (layout handling, output
-//!   allocation); the target is within 5%;
-//! - `tensor`: `Tensor::matmul` on the default pool (all cores), where
-//!   large products are split across threads.
+//! `Gelem/s` reads as GFLOP/s. Variants per shape:
+//! - `raw_sgemm`: one call into matrixmultiply, single-threaded, into a
+//!   reused output buffer; `raw_sgemm_new_buffer`: the same into a freshly
+//!   allocated one, which is what any op returning a new tensor pays;
+//! - `tensor`: `Tensor::matmul`, which splits large products across the
+//!   rayon pool. Run once as is (all cores) and once with
+//!   `RAYON_NUM_THREADS=1`, where `tensor` against `raw_sgemm` measures our
+//!   overhead (layout handling, output allocation) on one thread.
 //! Transposed operands (`x·Wᵀ`, `Xᵀ·G`) are passed as strides, never copied.
 //!
-//! Run: `cargo bench --bench matmul`
+//! Run: `cargo bench --bench matmul` and `RAYON_NUM_THREADS=1 cargo bench --bench matmul`
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use scratchgpt::tensor::{Generator, Tensor};
@@ -78,7 +79,6 @@ fn raw_sgemm(a: &Tensor, b: &Tensor, out: &mut [f32]) {
 }
 
 fn bench(cr: &mut Criterion) {
-    let one_thread = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
     let mut group = cr.benchmark_group("matmul");
     group.sample_size(10);
     group.warm_up_time(std::time::Duration::from_millis(500));
@@ -90,8 +90,17 @@ fn bench(cr: &mut Criterion) {
         group.throughput(Throughput::Elements(flops as u64));
         let mut out = vec![0.0f32; c.m * c.n];
         group.bench_function(BenchmarkId::new("raw_sgemm", &id), |bch| bch.iter(|| raw_sgemm(&a, &b, &mut out)));
-        group
-            .bench_function(BenchmarkId::new("tensor_1t", &id), |bch| bch.iter(|| one_thread.install(|| a.matmul(&b))));
+        // The same call into a fresh buffer each time, as an op producing a
+        // new tensor must: separates the cost of new memory from ours.
+        group.bench_function(BenchmarkId::new("raw_sgemm_new_buffer", &id), |bch| {
+            bch.iter(|| {
+                let mut fresh = Vec::<f32>::with_capacity(c.m * c.n);
+                // SAFETY: sgemm with beta = 0 writes every element before any is read.
+                unsafe { fresh.set_len(c.m * c.n) };
+                raw_sgemm(&a, &b, &mut fresh);
+                fresh
+            })
+        });
         group.bench_function(BenchmarkId::new("tensor", &id), |bch| bch.iter(|| a.matmul(&b)));
     }
     group.finish();
