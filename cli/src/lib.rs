@@ -36,6 +36,9 @@ enum Command {
     Tokenizer(TokenizerCommand),
     /// Check every op's gradient against finite differences (f64).
     Gradcheck(commands::gradcheck::Args),
+    /// Speed: training steps or decoding on synthetic input.
+    #[command(subcommand)]
+    Bench(commands::bench::BenchCommand),
 }
 
 #[derive(Subcommand)]
@@ -75,6 +78,7 @@ pub fn main() -> i32 {
         Command::Detokenize(args) => commands::tokenize::detokenize(args),
         Command::Tokenizer(TokenizerCommand::Train(args)) => commands::tokenize::train_tokenizer(args),
         Command::Gradcheck(args) => commands::gradcheck::run(args),
+        Command::Bench(cmd) => commands::bench::run(cmd),
     };
     match result {
         Ok(code) => code,
