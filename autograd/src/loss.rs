@@ -7,7 +7,7 @@
 //! (softmax(z) − onehot(t)) / n_counted, so the backward never forms the
 //! log-softmax graph.
 
-use tensor::{DType, Tensor};
+use tensor::{Shape, Tensor};
 
 use crate::var::{BackwardOp, Var};
 
@@ -15,10 +15,12 @@ use crate::var::{BackwardOp, Var};
 pub const IGNORE_INDEX: i64 = -100;
 
 struct CrossEntropy {
-    log_probs: Tensor,
-    targets: Vec<i64>,
+    /// The logits as `[rows, classes]`, and their shape as given.
+    logits: Tensor,
+    shape: Shape,
+    targets: Tensor,
+    lse: Tensor,
     counted: usize,
-    logits_shape: tensor::Shape,
 }
 
 impl BackwardOp for CrossEntropy {
@@ -27,28 +29,17 @@ impl BackwardOp for CrossEntropy {
     }
     fn backward(&self, g: &Tensor, _: &[bool]) -> Vec<Option<Tensor>> {
         let scale = g.item_f64() / self.counted.max(1) as f64;
-        let classes = self.log_probs.dim(-1);
-        let mut probs = self.log_probs.exp().to_f64_vec();
-        for (row, &t) in self.targets.iter().enumerate() {
-            let r = &mut probs[row * classes..(row + 1) * classes];
-            if t == IGNORE_INDEX {
-                r.iter_mut().for_each(|v| *v = 0.0);
-                continue;
-            }
-            r[t as usize] -= 1.0;
-            r.iter_mut().for_each(|v| *v *= scale);
-        }
-        let grad = Tensor::from_vec(probs, self.logits_shape.clone()).expect("same size").to_dtype(g.dtype());
-        vec![Some(grad), None]
+        let grad = self.logits.cross_entropy_backward(&self.targets, &self.lse, IGNORE_INDEX, scale);
+        vec![Some(grad.reshape_to(self.shape.clone())), None]
     }
 }
 
 /// Mean cross-entropy of `logits` `[..., C]` against int64 class `targets`
-/// `[...]`, skipping targets equal to [`IGNORE_INDEX`].
+/// `[...]`, skipping targets equal to [`IGNORE_INDEX`]. All targets ignored
+/// gives NaN, as in PyTorch (0/0).
 pub fn cross_entropy(logits: &Var, targets: &Tensor) -> Var {
     let z = logits.data();
     let classes = z.dim(-1);
-    assert_eq!(targets.dtype(), DType::I64, "cross_entropy: targets must be int64, got {}", targets.dtype());
     assert_eq!(
         &z.dims()[..z.rank() - 1],
         targets.dims(),
@@ -56,27 +47,17 @@ pub fn cross_entropy(logits: &Var, targets: &Tensor) -> Var {
         z.shape(),
         targets.shape()
     );
-    let log_probs = z.reshape(&[-1, classes as isize]).log_softmax(-1);
-    let t = targets.to_vec::<i64>();
-    let lp = log_probs.to_f64_vec();
-    let mut total = 0.0;
-    let mut counted = 0;
-    for (row, &target) in t.iter().enumerate() {
-        if target == IGNORE_INDEX {
-            continue;
-        }
-        assert!(target >= 0 && (target as usize) < classes, "cross_entropy: target {target} is outside 0..{classes}");
-        total -= lp[row * classes + target as usize];
-        counted += 1;
-    }
-    // All targets ignored gives NaN, as in PyTorch (0/0).
-    let loss = Tensor::full((), total / counted as f64, z.dtype());
+    let rows = z.reshape(&[-1, classes as isize]);
+    let flat_targets = targets.flatten_all();
+    let out = rows.cross_entropy(&flat_targets, IGNORE_INDEX);
+    let loss = Tensor::full((), out.loss, z.dtype());
     let targets_var = Var::constant(targets.clone());
     Var::from_op(loss, &[logits, &targets_var], || CrossEntropy {
-        log_probs,
-        targets: t,
-        counted,
-        logits_shape: z.shape().clone(),
+        logits: rows,
+        shape: z.shape().clone(),
+        targets: flat_targets,
+        lse: out.lse,
+        counted: out.counted,
     })
 }
 

@@ -2,6 +2,7 @@
 
 pub mod adamw;
 pub mod attention;
+pub mod cross_entropy;
 pub mod gemm;
 pub mod reduce;
 pub mod rows;

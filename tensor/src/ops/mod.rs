@@ -2,6 +2,7 @@
 
 pub mod attention;
 pub mod binary;
+pub mod cross_entropy;
 pub mod index;
 pub mod matmul;
 pub mod operators;
