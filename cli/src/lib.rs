@@ -36,9 +36,24 @@ enum Command {
     Tokenizer(TokenizerCommand),
     /// Check every op's gradient against finite differences (f64).
     Gradcheck(commands::gradcheck::Args),
+    /// Fine-tune a model: classification or instruction following.
+    #[command(subcommand)]
+    Finetune(FinetuneCommand),
+    /// The class of a text, by a model from `finetune classify`.
+    Classify(commands::classify::Args),
+    /// Talk to an instruction-tuned model.
+    Chat(commands::chat::Args),
     /// Speed: training steps or decoding on synthetic input.
     #[command(subcommand)]
     Bench(commands::bench::BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum FinetuneCommand {
+    /// Replace the head by a classifier and train on labelled texts.
+    Classify(commands::finetune::ClassifyArgs),
+    /// Train on Alpaca-style instruction records.
+    Instruct(commands::finetune::InstructArgs),
 }
 
 #[derive(Subcommand)]
@@ -78,6 +93,10 @@ pub fn main() -> i32 {
         Command::Detokenize(args) => commands::tokenize::detokenize(args),
         Command::Tokenizer(TokenizerCommand::Train(args)) => commands::tokenize::train_tokenizer(args),
         Command::Gradcheck(args) => commands::gradcheck::run(args),
+        Command::Finetune(FinetuneCommand::Classify(args)) => commands::finetune::classify(args),
+        Command::Finetune(FinetuneCommand::Instruct(args)) => commands::finetune::instruct(args),
+        Command::Classify(args) => commands::classify::run(args),
+        Command::Chat(args) => commands::chat::run(args),
         Command::Bench(cmd) => commands::bench::run(cmd),
     };
     match result {

@@ -1,9 +1,10 @@
 //! GPT-2 built on the tensor and autograd layers: tokenizer, data pipeline,
-//! model, training and generation.
+//! model, training, generation and fine-tuning.
 
 mod atomic;
 pub mod data;
 pub mod eval;
+pub mod finetune;
 pub mod generate;
 pub mod model;
 pub mod tokenizer;

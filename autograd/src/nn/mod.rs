@@ -11,6 +11,7 @@ mod dropout;
 mod embedding;
 mod layer_norm;
 mod linear;
+mod lora;
 mod sequential;
 
 pub use activation::{Gelu, Relu, Sigmoid};
@@ -18,6 +19,7 @@ pub use dropout::Dropout;
 pub use embedding::Embedding;
 pub use layer_norm::LayerNorm;
 pub use linear::Linear;
+pub use lora::{check_rank, LoraError, LoraLinear};
 pub use sequential::Sequential;
 
 use crate::var::Var;

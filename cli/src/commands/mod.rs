@@ -1,7 +1,10 @@
 //! One module per subcommand.
 
 pub mod bench;
+pub mod chat;
+pub mod classify;
 pub mod eval;
+pub mod finetune;
 pub mod generate;
 pub mod gradcheck;
 pub mod info;

@@ -14,17 +14,18 @@
 //! attention weights (the fused kernel never materialises them as a
 //! separate op); residual and embedding dropout are.
 
-use autograd::nn::{Linear, Module};
+use autograd::nn::Module;
 use autograd::{causal_attention, Var};
 use tensor::Generator;
 
 use super::config::GPTConfig;
 use super::init::gpt2_linear;
 use super::kv_cache::LayerCache;
+use super::projection::Projection;
 
 pub struct CausalSelfAttention {
-    pub c_attn: Linear,
-    pub c_proj: Linear,
+    pub c_attn: Projection,
+    pub c_proj: Projection,
     n_heads: usize,
 }
 
@@ -35,8 +36,8 @@ impl CausalSelfAttention {
         // the residual stream's variance does not grow with depth.
         let proj_std = 0.02 / (2.0 * config.n_layers as f64).sqrt();
         CausalSelfAttention {
-            c_attn: gpt2_linear(c, 3 * c, config.qkv_bias, 0.02, gen),
-            c_proj: gpt2_linear(c, c, true, proj_std, gen),
+            c_attn: gpt2_linear(c, 3 * c, config.qkv_bias, 0.02, gen).into(),
+            c_proj: gpt2_linear(c, c, true, proj_std, gen).into(),
             n_heads: config.n_heads,
         }
     }

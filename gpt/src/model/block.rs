@@ -6,7 +6,7 @@
 
 use std::sync::Mutex;
 
-use autograd::nn::{LayerNorm, Linear, Module};
+use autograd::nn::{LayerNorm, Module};
 use autograd::{dropout, Var};
 use tensor::Generator;
 
@@ -14,10 +14,11 @@ use super::attention::CausalSelfAttention;
 use super::config::GPTConfig;
 use super::init::gpt2_linear;
 use super::kv_cache::LayerCache;
+use super::projection::Projection;
 
 pub struct Mlp {
-    pub c_fc: Linear,
-    pub c_proj: Linear,
+    pub c_fc: Projection,
+    pub c_proj: Projection,
 }
 
 impl Mlp {
@@ -43,8 +44,8 @@ impl Block {
             attn: CausalSelfAttention::new(config, gen),
             ln_2: LayerNorm::new(c),
             mlp: Mlp {
-                c_fc: gpt2_linear(c, 4 * c, true, 0.02, gen),
-                c_proj: gpt2_linear(4 * c, c, true, proj_std, gen),
+                c_fc: gpt2_linear(c, 4 * c, true, 0.02, gen).into(),
+                c_proj: gpt2_linear(4 * c, c, true, proj_std, gen).into(),
             },
             drop_rate: config.drop_rate,
         }

@@ -6,7 +6,9 @@ pub mod config;
 pub mod gpt;
 mod init;
 pub mod kv_cache;
+pub mod projection;
 
 pub use config::{GPTConfig, PRESETS};
 pub use gpt::GPTModel;
 pub use kv_cache::KvCache;
+pub use projection::Projection;

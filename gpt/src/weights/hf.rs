@@ -90,9 +90,30 @@ pub fn load_tokenizer(dir: impl AsRef<Path>) -> Result<Option<AnyTokenizer>, Wei
     Ok(Some(AnyTokenizer::load(dir)?))
 }
 
+/// ΔW of every LoRA-wrapped projection, keyed by its weight's name: a
+/// model saved with adapters attached is saved merged, as it computes.
+fn lora_deltas(model: &GPTModel) -> HashMap<String, Tensor> {
+    let mut out = HashMap::new();
+    for (i, block) in model.h.iter().enumerate() {
+        let projections = [
+            ("attn.c_attn", &block.attn.c_attn),
+            ("attn.c_proj", &block.attn.c_proj),
+            ("mlp.c_fc", &block.mlp.c_fc),
+            ("mlp.c_proj", &block.mlp.c_proj),
+        ];
+        for (name, p) in projections {
+            if let Some(lora) = p.lora() {
+                out.insert(format!("h.{i}.{name}.weight"), lora.delta_weight());
+            }
+        }
+    }
+    out
+}
+
 /// Saves `model` as a Hugging Face folder that `transformers` loads
 /// (`GPT2LMHeadModel.from_pretrained(dir)`), plus the tokenizer if given.
-/// Each file is written to a temporary name and renamed into place.
+/// Each file is written to a temporary name and renamed into place. LoRA
+/// adapters, if any, are merged into the weights written.
 pub fn save_model(
     model: &GPTModel,
     dir: impl AsRef<Path>,
@@ -101,8 +122,15 @@ pub fn save_model(
     let dir = dir.as_ref();
     std::fs::create_dir_all(dir).map_err(|e| WeightsError::io(dir, e))?;
     let mut tensors: Vec<(String, Tensor)> = Vec::new();
+    let deltas = lora_deltas(model);
     for (name, param) in model.named_parameters() {
+        if name.contains(".lora_") {
+            continue;
+        }
         let mut t = param.data().to_dtype(DType::F32);
+        if let Some(delta) = deltas.get(&name) {
+            t = t.add(delta);
+        }
         if is_conv1d_weight(&name) {
             t = t.t().contiguous();
         }

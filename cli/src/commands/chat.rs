@@ -1,0 +1,81 @@
+//! `scratchgpt chat`: talk to an instruction-tuned model.
+//!
+//! Each line typed becomes the instruction of an Alpaca prompt (the same
+//! format `finetune instruct` trains on) and the response streams back.
+
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use gpt::finetune::instruct::respond;
+use gpt::finetune::lora::load_adapter;
+use gpt::tokenizer::Utf8Stream;
+
+use crate::common::{load_model_and_tokenizer, print_json};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// An instruction-tuned model folder.
+    #[arg(long)]
+    model: PathBuf,
+    /// A LoRA adapter folder (PEFT layout) to load onto the model first.
+    #[arg(long)]
+    adapter: Option<PathBuf>,
+    /// Answer this one instruction and exit.
+    #[arg(long)]
+    prompt: Option<String>,
+    /// The "### Input:" part for --prompt.
+    #[arg(long, default_value = "")]
+    input: String,
+    #[arg(long, default_value_t = 128)]
+    max_new_tokens: usize,
+    /// With --prompt: one JSON object {"prompt", "input", "response"}.
+    #[arg(long, requires = "prompt")]
+    json: bool,
+}
+
+pub fn run(args: Args) -> Result<i32> {
+    let (mut model, tokenizer) = load_model_and_tokenizer(&args.model)?;
+    if let Some(dir) = &args.adapter {
+        load_adapter(&mut model, dir)?;
+    }
+    if tokenizer.eot_id().is_none() {
+        bail!("{}: the tokenizer has no <|endoftext|> token, so responses cannot end", args.model.display());
+    }
+    let answer = |instruction: &str, input: &str, stream: bool| -> Result<String> {
+        let mut out = std::io::stdout();
+        let mut utf8 = Utf8Stream::new();
+        let eot = tokenizer.eot_id();
+        let text = respond(&model, &tokenizer, instruction, input, args.max_new_tokens, |id| {
+            if stream && Some(id) != eot {
+                print!("{}", utf8.push(&tokenizer.decode_bytes(&[id]).unwrap_or_default()));
+                let _ = out.flush();
+            }
+        })?;
+        if stream {
+            println!("{}", utf8.finish());
+        }
+        Ok(text)
+    };
+    if let Some(prompt) = &args.prompt {
+        if args.json {
+            let response = answer(prompt, &args.input, false)?;
+            print_json(&serde_json::json!({ "prompt": prompt, "input": args.input, "response": response }))?;
+        } else {
+            answer(prompt, &args.input, true)?;
+        }
+        return Ok(0);
+    }
+    println!("Type an instruction (an empty line or Ctrl-D quits).");
+    let stdin = std::io::stdin();
+    loop {
+        print!("> ");
+        std::io::stdout().flush()?;
+        let mut line = String::new();
+        if stdin.lock().read_line(&mut line)? == 0 || line.trim().is_empty() {
+            break;
+        }
+        answer(line.trim(), "", true)?;
+    }
+    Ok(0)
+}

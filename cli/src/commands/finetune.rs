@@ -1,0 +1,329 @@
+//! `scratchgpt finetune classify | instruct`: fine-tune a saved model.
+//!
+//! Both take the usual training flags and show `train`'s progress bar;
+//! with no `--data` they use the built-in generated data sets.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use gpt::finetune::class_data::{builtin_classification, read_labelled};
+use gpt::finetune::classify::{encode_and_split, fit_classifier, ClassifierConfig, GptClassifier, TrainMode};
+use gpt::finetune::instruct::{
+    encode_record, fit_instructions, respond_all, write_responses, InstructOptions, RESPONSES_FILE,
+};
+use gpt::finetune::instruct_data::{builtin_instructions, read_instructions};
+use gpt::finetune::lora::{apply_lora, merge_lora, save_adapter, LoraConfig, ParamReport};
+use gpt::finetune::split::split3;
+use gpt::finetune::{FinetuneEvent, FitOptions};
+use indicatif::{ProgressBar, ProgressStyle};
+use tensor::{Device, Generator};
+
+use crate::common::{load_model_and_tokenizer, print_json};
+
+/// The flags every fine-tuning command shares.
+#[derive(clap::Args)]
+pub struct TrainFlags {
+    #[arg(long, default_value_t = 3)]
+    epochs: usize,
+    #[arg(long, default_value_t = 5e-4)]
+    lr: f64,
+    #[arg(long, default_value_t = 8)]
+    batch_size: usize,
+    #[arg(long, default_value_t = 0.1)]
+    weight_decay: f64,
+    #[arg(long, default_value_t = 123)]
+    seed: u64,
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Train LoRA adapters of this rank (the rest of the model frozen).
+    #[arg(long)]
+    lora_rank: Option<usize>,
+    /// LoRA's α (default 2 × rank).
+    #[arg(long)]
+    lora_alpha: Option<f64>,
+    /// One JSON summary on stdout at the end; no progress bar.
+    #[arg(long)]
+    json: bool,
+}
+
+impl TrainFlags {
+    fn fit(&self) -> FitOptions {
+        FitOptions {
+            epochs: self.epochs,
+            lr: self.lr,
+            batch_size: self.batch_size,
+            weight_decay: self.weight_decay,
+            seed: self.seed,
+        }
+    }
+
+    fn check(&self) -> Result<()> {
+        match Device::parse(&self.device) {
+            Some(Device::Cpu) => {}
+            Some(d) => bail!("--device {d}: no CUDA device: this build's tensors run on the CPU only"),
+            None => bail!("--device must be cpu or cuda[:N], got {:?}", self.device),
+        }
+        self.fit().validate()?;
+        Ok(())
+    }
+
+    fn lora(&self) -> Option<LoraConfig> {
+        self.lora_rank.map(|r| {
+            let mut c = LoraConfig::new(r);
+            if let Some(a) = self.lora_alpha {
+                c.alpha = a;
+            }
+            c
+        })
+    }
+}
+
+/// `train`'s bar, hidden under `--json`; the returned closure prints lines
+/// without breaking it.
+fn progress(total: usize, json: bool) -> ProgressBar {
+    let bar = if json { ProgressBar::hidden() } else { ProgressBar::new(total as u64) };
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} steps  {msg}  ETA {eta}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar
+}
+
+fn on_event(bar: &ProgressBar, json: bool) -> impl FnMut(&FinetuneEvent) + '_ {
+    move |event| match event {
+        FinetuneEvent::Step { step, loss, tokens_per_s, .. } => {
+            bar.set_position(*step as u64);
+            bar.set_message(format!("loss {loss:.3}  {tokens_per_s:.0} tok/s"));
+        }
+        FinetuneEvent::Epoch { epoch, train_loss, val_loss, train_accuracy, val_accuracy } => {
+            let acc = match (train_accuracy, val_accuracy) {
+                (Some(t), Some(v)) => {
+                    format!(", train accuracy {:.1}%, validation accuracy {:.1}%", 100.0 * t, 100.0 * v)
+                }
+                _ => String::new(),
+            };
+            let line = format!("epoch {epoch}: train loss {train_loss:.3}, validation loss {val_loss:.3}{acc}");
+            if json {
+            } else if bar.is_hidden() {
+                println!("{line}")
+            } else {
+                bar.println(line)
+            }
+        }
+    }
+}
+
+#[derive(clap::Args)]
+pub struct ClassifyArgs {
+    /// The pretrained model folder (Hugging Face GPT-2 layout).
+    #[arg(long)]
+    model: PathBuf,
+    /// `label<TAB>text` lines, or a TSV/CSV table with --text-column and
+    /// --label-column (default: built-in generated sentences in 3 classes).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    #[arg(long)]
+    text_column: Option<String>,
+    #[arg(long)]
+    label_column: Option<String>,
+    /// Train only the last K blocks, the final norm and the head (default 1).
+    #[arg(long, conflicts_with_all = ["full", "lora_rank"])]
+    train_last_blocks: Option<usize>,
+    /// Train every parameter.
+    #[arg(long, conflicts_with = "lora_rank")]
+    full: bool,
+    /// Tokens per text (default: the longest training text, up to the context).
+    #[arg(long)]
+    max_length: Option<usize>,
+    /// Undersample every class to the smallest one's size.
+    #[arg(long)]
+    balance: bool,
+    /// Built-in sentences to generate when there is no --data.
+    #[arg(long, default_value_t = 900)]
+    builtin_size: usize,
+    #[arg(long, default_value = "runs/classifier")]
+    out: PathBuf,
+    #[command(flatten)]
+    train: TrainFlags,
+}
+
+fn report_params(report: &ParamReport, json: bool) {
+    if !json {
+        println!("{report}");
+    }
+}
+
+pub fn classify(args: ClassifyArgs) -> Result<i32> {
+    args.train.check()?;
+    let (gpt, tokenizer) = load_model_and_tokenizer(&args.model)?;
+    let mut data = match &args.data {
+        Some(p) => read_labelled(p, args.text_column.as_deref(), args.label_column.as_deref())?,
+        None => builtin_classification(args.builtin_size, args.train.seed),
+    };
+    if args.balance {
+        data = data.balanced(args.train.seed);
+    }
+    let context = gpt.config.context_length;
+    if args.max_length == Some(0) {
+        bail!("--max-length must be at least 1");
+    }
+    let limit = args.max_length.unwrap_or(context).min(context);
+    let mut splits = encode_and_split(&data, &tokenizer, limit, args.train.seed)?;
+    let max_length = splits.train.ids.iter().map(Vec::len).max().unwrap_or(1);
+    // The longest training text sets the length, as the book's dataset does.
+    for ids in splits.val.ids.iter_mut().chain(splits.test.ids.iter_mut()) {
+        ids.truncate(max_length);
+    }
+    let mode = match (args.train.lora(), args.full, args.train_last_blocks) {
+        (Some(c), _, _) => TrainMode::Lora(c),
+        (None, true, _) => TrainMode::Full,
+        (None, false, k) => TrainMode::LastBlocks(k.unwrap_or(1)),
+    };
+    let pad_id = tokenizer.eot_id().unwrap_or(0);
+    let config = ClassifierConfig { classes: data.classes.clone(), max_length, pad_id };
+    let mut gen = Generator::seed(args.train.seed);
+    let mut model = GptClassifier::new(gpt, config, &mut gen);
+    let params = model.prepare(&mode, &mut gen)?;
+    let fit = args.train.fit();
+    if !args.train.json {
+        let counts = data.counts();
+        let classes: Vec<String> = data.classes.iter().zip(&counts).map(|(c, n)| format!("{c} {n}")).collect();
+        println!(
+            "classifying {} texts ({}) split {}/{}/{}, up to {max_length} tokens each",
+            data.len(),
+            classes.join(", "),
+            splits.train.ids.len(),
+            splits.val.ids.len(),
+            splits.test.ids.len()
+        );
+    }
+    report_params(&params, args.train.json);
+    let bar = progress(splits.train.ids.len().div_ceil(fit.batch_size) * fit.epochs, args.train.json);
+    let report = fit_classifier(&mut model, &splits, &fit, on_event(&bar, args.train.json))?;
+    bar.finish_and_clear();
+    if let TrainMode::Lora(_) = mode {
+        save_adapter(&mut model.gpt, &args.out.join("adapter"), &args.model.display().to_string())?;
+    }
+    model.merge();
+    model.save(&args.out, &tokenizer)?;
+    if args.train.json {
+        print_json(&serde_json::json!({
+            "train_accuracy": report.train_accuracy,
+            "val_accuracy": report.val_accuracy,
+            "test_accuracy": report.test_accuracy,
+            "test_loss": report.test_loss,
+            "trainable_parameters": params.trainable,
+            "total_parameters": params.total,
+            "out": args.out,
+        }))?;
+    } else {
+        println!(
+            "accuracy: train {:.1}%, validation {:.1}%, test {:.1}%; classifier saved in {}",
+            100.0 * report.train_accuracy,
+            100.0 * report.val_accuracy,
+            100.0 * report.test_accuracy,
+            args.out.display()
+        );
+    }
+    Ok(0)
+}
+
+#[derive(clap::Args)]
+pub struct InstructArgs {
+    /// The pretrained model folder (its tokenizer needs <|endoftext|>).
+    #[arg(long)]
+    model: PathBuf,
+    /// A JSON array of {instruction, input, output} records (default:
+    /// built-in generated tasks).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Mask the prompt's tokens from the loss (learn only the responses).
+    #[arg(long)]
+    mask_prompt: bool,
+    /// Built-in records to generate when there is no --data.
+    #[arg(long, default_value_t = 1000)]
+    builtin_size: usize,
+    /// Longest generated response for the test set.
+    #[arg(long, default_value_t = 32)]
+    max_new_tokens: usize,
+    #[arg(long, default_value = "runs/instruct")]
+    out: PathBuf,
+    #[command(flatten)]
+    train: TrainFlags,
+}
+
+pub fn instruct(args: InstructArgs) -> Result<i32> {
+    args.train.check()?;
+    let (mut gpt, tokenizer) = load_model_and_tokenizer(&args.model)?;
+    let Some(end) = tokenizer.eot_id() else {
+        bail!("{}: the tokenizer has no <|endoftext|> token to end responses with", args.model.display());
+    };
+    let records = match &args.data {
+        Some(p) => read_instructions(p)?,
+        None => builtin_instructions(args.builtin_size, args.train.seed),
+    };
+    let (train, val, test) = split3(records, 0.85, 0.05, args.train.seed);
+    let encode = |rs: &[gpt::finetune::instruct_data::Instruction]| -> Result<Vec<_>> {
+        rs.iter().map(|r| Ok(encode_record(&tokenizer, r)?)).collect()
+    };
+    let (train_ids, val_ids) = (encode(&train)?, encode(&val)?);
+    let lora = args.train.lora();
+    let params = match &lora {
+        Some(c) => apply_lora(&mut gpt, c, &mut Generator::seed(args.train.seed))?,
+        None => ParamReport::of(&gpt),
+    };
+    if !args.train.json {
+        println!(
+            "instruction tuning on {} records (split {}/{}/{})",
+            train.len() + val.len() + test.len(),
+            train.len(),
+            val.len(),
+            test.len()
+        );
+    }
+    report_params(&params, args.train.json);
+    let opts = InstructOptions { fit: args.train.fit(), mask_prompt: args.mask_prompt };
+    let bar = progress(train_ids.len().div_ceil(opts.fit.batch_size) * opts.fit.epochs, args.train.json);
+    let (train_loss, val_loss) =
+        fit_instructions(&mut gpt, &train_ids, &val_ids, end, &opts, on_event(&bar, args.train.json))?;
+    bar.finish_and_clear();
+    if lora.is_some() {
+        save_adapter(&mut gpt, &args.out.join("adapter"), &args.model.display().to_string())?;
+        merge_lora(&mut gpt);
+    }
+    gpt::weights::save_model(&gpt, &args.out, Some(&tokenizer))?;
+    let bar = progress(test.len(), args.train.json);
+    bar.set_message("answering the test set");
+    let (scored, exact) =
+        respond_all(&mut gpt, &tokenizer, &test, args.max_new_tokens, |n| bar.set_position(n as u64))?;
+    bar.finish_and_clear();
+    let responses = args.out.join(RESPONSES_FILE);
+    write_responses(&responses, &scored)?;
+    let score = exact as f64 / test.len().max(1) as f64;
+    if args.train.json {
+        print_json(&serde_json::json!({
+            "train_loss": train_loss,
+            "val_loss": val_loss,
+            "test_exact_match": score,
+            "test_correct": exact,
+            "test_total": test.len(),
+            "trainable_parameters": params.trainable,
+            "total_parameters": params.total,
+            "responses": responses,
+            "out": args.out,
+        }))?;
+    } else {
+        for s in scored.iter().take(3) {
+            println!("{} {:?} → {:?} (expected {:?})", s.instruction, s.input, s.model_response, s.output);
+        }
+        println!(
+            "exact match on the test set: {exact}/{} ({:.1}%); responses in {}; model saved in {}",
+            test.len(),
+            100.0 * score,
+            responses.display(),
+            args.out.display()
+        );
+    }
+    Ok(0)
+}

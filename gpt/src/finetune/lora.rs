@@ -1,0 +1,266 @@
+//! LoRA on a GPT: choosing layers, freezing, and PEFT-compatible files.
+//!
+//! [`apply_lora`] wraps the chosen projections of every block with a
+//! [`LoraLinear`] (see `autograd::nn::lora` for the math) and freezes every
+//! other parameter, so an optimizer built from the trainable parameters
+//! updates only the adapters (plus whatever the caller unfreezes, such as a
+//! new classification head). Targets use PEFT's module names: `c_attn`
+//! (the qkv projection), `c_proj` (both output projections: attention's and
+//! the MLP's, as PEFT's suffix match does) and `c_fc` (the MLP's up
+//! projection).
+//!
+//! Saved adapters follow Hugging Face PEFT, so `PeftModel.from_pretrained`
+//! loads them onto GPT-2:
+//!
+//! ```text
+//! adapter_config.json        {"peft_type": "LORA", "r": 8, "lora_alpha": 16,
+//!                             "target_modules": ["c_attn", "c_proj", "c_fc"],
+//!                             "fan_in_fan_out": true, ...}
+//! adapter_model.safetensors  base_model.model.transformer.h.0.attn.c_attn.lora_A.weight  [r, in]
+//!                            base_model.model.transformer.h.0.attn.c_attn.lora_B.weight  [out, r]
+//! ```
+//!
+//! PEFT's `lora_A`/`lora_B` are `nn.Linear`s, so their weights are our A and
+//! B transposed. `fan_in_fan_out` tells PEFT that GPT-2's `Conv1D` stores
+//! its weight `[in, out]`, so the merged ΔW must be transposed to match.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use autograd::nn::{LoraLinear, Module};
+use serde_json::{json, Value};
+use tensor::{DType, Generator, Tensor};
+
+use super::FinetuneError;
+use crate::atomic::write_atomic;
+use crate::model::{GPTModel, Projection};
+use crate::weights::{save_safetensors, SafetensorsFile};
+
+pub const ADAPTER_CONFIG_FILE: &str = "adapter_config.json";
+pub const ADAPTER_WEIGHTS_FILE: &str = "adapter_model.safetensors";
+/// PEFT's names for the projections GPT-2 can adapt.
+pub const TARGETS: [&str; 3] = ["c_attn", "c_proj", "c_fc"];
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct LoraConfig {
+    pub rank: usize,
+    pub alpha: f64,
+    /// Any of [`TARGETS`].
+    pub targets: Vec<String>,
+}
+
+impl LoraConfig {
+    /// All projections, α = 2r (a common choice: scaling 2).
+    pub fn new(rank: usize) -> Self {
+        LoraConfig { rank, alpha: 2.0 * rank as f64, targets: TARGETS.iter().map(|s| s.to_string()).collect() }
+    }
+}
+
+/// Trainable versus total parameter elements.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ParamReport {
+    pub trainable: usize,
+    pub total: usize,
+}
+
+impl ParamReport {
+    pub fn of(model: &impl Module) -> Self {
+        ParamReport { trainable: model.num_trainable_parameters(), total: model.num_parameters() }
+    }
+    pub fn percent(&self) -> f64 {
+        100.0 * self.trainable as f64 / self.total.max(1) as f64
+    }
+}
+
+impl std::fmt::Display for ParamReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "trainable {} of {} parameters ({:.2}%)", self.trainable, self.total, self.percent())
+    }
+}
+
+/// The four projections of block `block`, with their names inside it
+/// (`attn.c_attn`, …) and PEFT target names.
+fn projections(model: &mut GPTModel, block: usize) -> [(&'static str, &'static str, &mut Projection); 4] {
+    let b = &mut model.h[block];
+    [
+        ("attn.c_attn", "c_attn", &mut b.attn.c_attn),
+        ("attn.c_proj", "c_proj", &mut b.attn.c_proj),
+        ("mlp.c_fc", "c_fc", &mut b.mlp.c_fc),
+        ("mlp.c_proj", "c_proj", &mut b.mlp.c_proj),
+    ]
+}
+
+fn check_targets(targets: &[String]) -> Result<(), FinetuneError> {
+    if targets.is_empty() {
+        return Err(FinetuneError::Config("LoRA needs at least one target module".into()));
+    }
+    if let Some(bad) = targets.iter().find(|t| !TARGETS.contains(&t.as_str())) {
+        return Err(FinetuneError::Config(format!("unknown LoRA target {bad:?}; GPT-2's are {}", TARGETS.join(", "))));
+    }
+    Ok(())
+}
+
+/// Freezes every parameter of `model`.
+pub fn freeze(model: &impl Module) {
+    model.parameters().iter().for_each(|p| p.set_requires_grad(false));
+}
+
+/// Wraps the targeted projections of every block with fresh adapters and
+/// freezes everything else. Checks every layer before changing any.
+pub fn apply_lora(
+    model: &mut GPTModel,
+    config: &LoraConfig,
+    gen: &mut Generator,
+) -> Result<ParamReport, FinetuneError> {
+    check_targets(&config.targets)?;
+    for i in 0..model.h.len() {
+        for (_, target, p) in projections(model, i) {
+            if config.targets.iter().any(|t| t == target) {
+                let l = p.base();
+                autograd::nn::check_rank(config.rank, l.in_features(), l.out_features())?;
+            }
+        }
+    }
+    freeze(model);
+    for i in 0..model.h.len() {
+        for (_, target, p) in projections(model, i) {
+            if config.targets.iter().any(|t| t == target) {
+                p.add_lora(config.rank, config.alpha, gen)?;
+            }
+        }
+    }
+    Ok(ParamReport::of(model))
+}
+
+/// Folds every adapter into its base weight (then the model is plain
+/// GPT-2 again, all parameters trainable copies).
+pub fn merge_lora(model: &mut GPTModel) {
+    for i in 0..model.h.len() {
+        for (_, _, p) in projections(model, i) {
+            p.merge();
+        }
+    }
+}
+
+fn peft_name(block: usize, layer: &str, which: &str) -> String {
+    format!("base_model.model.transformer.h.{block}.{layer}.lora_{which}.weight")
+}
+
+/// Writes the adapters of `model` into folder `dir` in PEFT's layout.
+/// `base` names the base model (`base_model_name_or_path`).
+pub fn save_adapter(model: &mut GPTModel, dir: &Path, base: &str) -> Result<(), FinetuneError> {
+    let mut tensors = Vec::new();
+    let mut config: Option<(usize, f64)> = None;
+    let mut targets: Vec<&str> = Vec::new();
+    for i in 0..model.h.len() {
+        for (layer, target, p) in projections(model, i) {
+            if let Some(l) = p.lora() {
+                tensors.push((peft_name(i, layer, "A"), l.a.data().t().contiguous()));
+                tensors.push((peft_name(i, layer, "B"), l.b.data().t().contiguous()));
+                config.get_or_insert((l.rank(), l.alpha));
+                if !targets.contains(&target) {
+                    targets.push(target);
+                }
+            }
+        }
+    }
+    let Some((rank, alpha)) = config else {
+        return Err(FinetuneError::Config("the model has no LoRA adapters to save".into()));
+    };
+    std::fs::create_dir_all(dir).map_err(|e| FinetuneError::io(dir, e))?;
+    let meta = HashMap::from([("format".to_string(), "pt".to_string())]);
+    save_safetensors(dir.join(ADAPTER_WEIGHTS_FILE), &tensors, Some(meta))?;
+    let config = json!({
+        "peft_type": "LORA",
+        "task_type": "CAUSAL_LM",
+        "base_model_name_or_path": base,
+        "r": rank,
+        "lora_alpha": alpha,
+        "lora_dropout": 0.0,
+        "target_modules": targets,
+        "fan_in_fan_out": true,
+        "bias": "none",
+        "inference_mode": true,
+        "modules_to_save": null,
+    });
+    let path = dir.join(ADAPTER_CONFIG_FILE);
+    let text = serde_json::to_string_pretty(&config).expect("JSON of a config");
+    write_atomic(&path, text.as_bytes()).map_err(|e| FinetuneError::io(&path, e))
+}
+
+/// Reads `adapter_config.json`.
+pub fn load_adapter_config(dir: &Path) -> Result<LoraConfig, FinetuneError> {
+    let path = dir.join(ADAPTER_CONFIG_FILE);
+    let text = std::fs::read_to_string(&path).map_err(|e| FinetuneError::io(&path, e))?;
+    let bad = |reason: String| FinetuneError::Adapter { path: path.clone(), reason };
+    let v: Value = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+    if v.get("peft_type").and_then(Value::as_str) != Some("LORA") {
+        return Err(bad("peft_type is not \"LORA\"".into()));
+    }
+    let rank = v.get("r").and_then(Value::as_u64).ok_or_else(|| bad("missing or non-integer \"r\"".into()))?;
+    let alpha = v.get("lora_alpha").and_then(Value::as_f64).unwrap_or(8.0);
+    let targets: Vec<String> = match v.get("target_modules") {
+        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).map(str::to_string).collect(),
+        Some(Value::String(s)) => vec![s.clone()],
+        _ => return Err(bad("missing \"target_modules\"".into())),
+    };
+    check_targets(&targets).map_err(|e| bad(e.to_string()))?;
+    Ok(LoraConfig { rank: rank as usize, alpha, targets })
+}
+
+/// Loads the adapters saved in `dir` onto `model` (its base), checking
+/// every tensor's presence and shape against the base before attaching
+/// any. Freezes the base, as [`apply_lora`] does.
+pub fn load_adapter(model: &mut GPTModel, dir: &Path) -> Result<LoraConfig, FinetuneError> {
+    let config = load_adapter_config(dir)?;
+    let file = SafetensorsFile::open(dir.join(ADAPTER_WEIGHTS_FILE))?;
+    let path = file.path().to_path_buf();
+    let bad = |reason: String| FinetuneError::Adapter { path: path.clone(), reason };
+    // Layers the file has beyond the model's are a different base.
+    let n_layers = model.h.len();
+    for name in file.names() {
+        let block = name.strip_prefix("base_model.model.transformer.h.").and_then(|r| r.split('.').next());
+        if let Some(i) = block.and_then(|b| b.parse::<usize>().ok()) {
+            if i >= n_layers {
+                return Err(bad(format!("has adapters for block {i}, but the base model has {n_layers} blocks")));
+            }
+        }
+    }
+    let mut loaded = Vec::new();
+    for i in 0..n_layers {
+        for (layer, target, p) in projections(model, i) {
+            if !config.targets.iter().any(|t| t == target) {
+                continue;
+            }
+            let (a_name, b_name) = (peft_name(i, layer, "A"), peft_name(i, layer, "B"));
+            let (din, dout) = (p.base().in_features(), p.base().out_features());
+            let a = file.tensor(&a_name).map_err(|_| bad(format!("missing tensor {a_name}")))?;
+            let b = file.tensor(&b_name).map_err(|_| bad(format!("missing tensor {b_name}")))?;
+            let r = config.rank;
+            if a.dims() != [r, din] || b.dims() != [dout, r] {
+                return Err(bad(format!(
+                    "the adapter does not match the base model: h.{i}.{layer} is {din} → {dout} with rank {r}, but \
+                     lora_A is {:?} and lora_B is {:?}",
+                    a.dims(),
+                    b.dims()
+                )));
+            }
+            loaded.push((i, layer, a.to_dtype(DType::F32).t().contiguous(), b.to_dtype(DType::F32).t().contiguous()));
+        }
+    }
+    if loaded.is_empty() {
+        return Err(bad("holds no LoRA weights for the targeted modules".into()));
+    }
+    freeze(model);
+    for (i, layer, a, b) in loaded {
+        let p = projections(model, i).into_iter().find(|(l, _, _)| *l == layer).expect("a known layer").2;
+        let base = autograd::nn::Linear::from_weights(p.base().weight.clone(), p.base().bias.clone());
+        p.set_lora(LoraLinear::from_parts(base, a, b, config.alpha)?);
+    }
+    Ok(config)
+}
+
+/// The adapters' tensors as one flat list (for tests and reports).
+pub fn adapter_tensors(model: &GPTModel) -> Vec<(String, Tensor)> {
+    model.named_parameters().into_iter().filter(|(n, _)| n.contains(".lora_")).map(|(n, v)| (n, v.data())).collect()
+}

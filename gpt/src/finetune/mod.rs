@@ -1,0 +1,63 @@
+//! Fine-tuning a pretrained GPT: LoRA adapters, classification and
+//! instruction following.
+//!
+//! - [`lora`]: wrap the blocks' projections with low-rank adapters, freeze
+//!   the rest, save adapters in Hugging Face PEFT's layout, load and merge.
+//! - [`classify`]: replace the vocabulary head by a `[C, classes]` Linear
+//!   and train on labelled texts, reading the class off the last real token.
+//! - [`instruct`]: train on Alpaca-formatted (instruction, input, output)
+//!   records so the model answers, then score and chat.
+//!
+//! Both trainers report progress through [`FinetuneEvent`] and share the
+//! seeded splits of [`split`]; [`class_data`] and [`instruct_data`] make
+//! the built-in data sets that let everything run offline.
+
+pub mod class_data;
+pub mod classify;
+mod error;
+pub mod instruct;
+pub mod instruct_data;
+pub mod lora;
+pub mod split;
+
+pub use error::FinetuneError;
+
+/// What a fine-tuning loop reports as it goes.
+#[derive(Clone, Debug)]
+pub enum FinetuneEvent {
+    /// One optimizer step; `step` counts from 1 up to `total`.
+    Step { step: usize, total: usize, loss: f64, tokens_per_s: f64 },
+    /// The end of an epoch, with whatever the task measures.
+    Epoch { epoch: usize, train_loss: f64, val_loss: f64, train_accuracy: Option<f64>, val_accuracy: Option<f64> },
+}
+
+/// The knobs both fine-tuning loops share.
+#[derive(Clone, Debug)]
+pub struct FitOptions {
+    pub epochs: usize,
+    pub lr: f64,
+    pub batch_size: usize,
+    pub weight_decay: f64,
+    pub seed: u64,
+}
+
+impl Default for FitOptions {
+    fn default() -> Self {
+        FitOptions { epochs: 3, lr: 5e-4, batch_size: 8, weight_decay: 0.1, seed: 123 }
+    }
+}
+
+impl FitOptions {
+    pub fn validate(&self) -> Result<(), FinetuneError> {
+        if self.batch_size == 0 {
+            return Err(FinetuneError::Config("--batch-size must be at least 1".into()));
+        }
+        if self.epochs == 0 {
+            return Err(FinetuneError::Config("--epochs must be at least 1".into()));
+        }
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            return Err(FinetuneError::Config(format!("--lr must be a positive number, got {}", self.lr)));
+        }
+        Ok(())
+    }
+}

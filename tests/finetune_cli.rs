@@ -1,0 +1,186 @@
+//! Fine-tuning through the binary: the commands run end to end on tiny
+//! built-in data and print the JSON they promise; bad input is one line on
+//! stderr and exit code 2.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn scratchgpt(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_scratchgpt")).args(args).output().expect("the binary runs")
+}
+
+fn scratch_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("scratchgpt-ft-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn json_of(out: &Output) -> serde_json::Value {
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+fn fails_with(args: &[&str], needle: &str) {
+    let out = scratchgpt(args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: stderr {stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: not one line: {stderr}");
+    assert!(stderr.contains(needle), "{args:?}: {stderr:?} lacks {needle:?}");
+}
+
+/// A nano model with a small learned BPE (which has `<|endoftext|>`).
+fn nano_model(tag: &str, emb: usize) -> PathBuf {
+    let dir = scratch_dir(&format!("model-{tag}"));
+    let data = dir.join("data.txt");
+    std::fs::write(&data, "the cat sat on the mat. the dog sat on the log. ".repeat(40)).unwrap();
+    let config = dir.join("config.json");
+    let c = format!(
+        r#"{{"vocab_size": 300, "n_positions": 256, "n_embd": {emb}, "n_head": 2, "n_layer": 2, "resid_pdrop": 0.0}}"#
+    );
+    std::fs::write(&config, c).unwrap();
+    let out = scratchgpt(&[
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--tokenizer",
+        "bpe:280",
+        "--config",
+        config.to_str().unwrap(),
+        "--steps",
+        "2",
+        "--batch-size",
+        "2",
+        "--context",
+        "16",
+        "--eval-every",
+        "0",
+        "--sample-every",
+        "0",
+        "--out",
+        dir.join("run").to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    dir.join("run")
+}
+
+#[test]
+fn classify_end_to_end_and_bad_input() {
+    let model = nano_model("classify", 32);
+    let m = model.to_str().unwrap();
+    let dir = scratch_dir("classify");
+    let out_dir = dir.join("cls");
+    let o = out_dir.to_str().unwrap();
+    let summary = json_of(&scratchgpt(&[
+        "finetune",
+        "classify",
+        "--model",
+        m,
+        "--builtin-size",
+        "90",
+        "--epochs",
+        "1",
+        "--lora-rank",
+        "2",
+        "--out",
+        o,
+        "--json",
+    ]));
+    for key in ["train_accuracy", "val_accuracy", "test_accuracy"] {
+        let v = summary[key].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&v), "{key} = {v}");
+    }
+    // nano-like: 2 blocks × 2·(32+96 + 32+32 + 32+128 + 128+32) adapters + the 32→3 head.
+    assert_eq!(summary["trainable_parameters"], 2 * 2 * (128 + 64 + 160 + 160) + 32 * 3 + 3);
+    assert!(out_dir.join("adapter/adapter_model.safetensors").is_file());
+    let c = json_of(&scratchgpt(&["classify", "--model", o, "--text", "The fox ran across the field.", "--json"]));
+    let probs = c["probabilities"].as_object().unwrap();
+    assert_eq!(probs.len(), 3);
+    assert!((probs.values().map(|p| p.as_f64().unwrap()).sum::<f64>() - 1.0).abs() < 1e-5);
+    assert!(probs.contains_key(c["label"].as_str().unwrap()));
+
+    let one_class = dir.join("one.tsv");
+    std::fs::write(&one_class, "ham\thello\nham\tbye\n").unwrap();
+    let oc = one_class.to_str().unwrap();
+    fails_with(&["finetune", "classify", "--model", m, "--data", oc, "--out", o], "only one class");
+    fails_with(&["finetune", "classify", "--model", m, "--lora-rank", "0", "--out", o], "LoRA rank must be at least 1");
+    fails_with(&["finetune", "classify", "--model", m, "--lora-rank", "33", "--out", o], "larger than the layer");
+    fails_with(&["finetune", "classify", "--model", m, "--device", "cuda", "--out", o], "no CUDA device");
+    fails_with(&["finetune", "classify", "--model", m, "--epochs", "0", "--out", o], "--epochs must be at least 1");
+    fails_with(&["classify", "--model", m, "--text", "hi"], "classifier.json");
+}
+
+#[test]
+fn instruct_and_chat_end_to_end_and_bad_input() {
+    let model = nano_model("instruct", 32);
+    let m = model.to_str().unwrap();
+    let dir = scratch_dir("instruct");
+    let out_dir = dir.join("inst");
+    let o = out_dir.to_str().unwrap();
+    let summary = json_of(&scratchgpt(&[
+        "finetune",
+        "instruct",
+        "--model",
+        m,
+        "--builtin-size",
+        "40",
+        "--epochs",
+        "1",
+        "--lora-rank",
+        "2",
+        "--max-new-tokens",
+        "4",
+        "--mask-prompt",
+        "--out",
+        o,
+        "--json",
+    ]));
+    assert_eq!(summary["test_total"], 4, "10% of 40 records are held out");
+    assert!(summary["val_loss"].as_f64().unwrap().is_finite());
+    let score = summary["test_exact_match"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&score));
+    let responses: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("instruction-data-with-response.json")).unwrap())
+            .unwrap();
+    let first = &responses.as_array().unwrap()[0];
+    for key in ["instruction", "input", "output", "model_response"] {
+        assert!(first[key].is_string(), "{key} in {first}");
+    }
+    let adapter = out_dir.join("adapter");
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(adapter.join("adapter_config.json")).unwrap()).unwrap();
+    assert_eq!((config["r"].as_u64(), config["peft_type"].as_str()), (Some(2), Some("LORA")));
+
+    let reply = json_of(&scratchgpt(&[
+        "chat",
+        "--model",
+        o,
+        "--prompt",
+        "Add the two numbers.",
+        "--input",
+        "2 + 3",
+        "--max-new-tokens",
+        "3",
+        "--json",
+    ]));
+    assert_eq!(reply["prompt"], "Add the two numbers.");
+    assert!(reply["response"].is_string());
+
+    // The adapter loads onto its base, and is refused by another base.
+    let a = adapter.to_str().unwrap();
+    json_of(&scratchgpt(&["chat", "--model", m, "--adapter", a, "--prompt", "Hi", "--max-new-tokens", "2", "--json"]));
+    let other = nano_model("other-base", 16);
+    fails_with(
+        &["chat", "--model", other.to_str().unwrap(), "--adapter", a, "--prompt", "Hi"],
+        "does not match the base model",
+    );
+
+    let missing = dir.join("missing.json");
+    std::fs::write(&missing, r#"[{"instruction": "Say hi.", "input": ""}]"#).unwrap();
+    fails_with(
+        &["finetune", "instruct", "--model", m, "--data", missing.to_str().unwrap(), "--out", o],
+        "record 0 has no \"output\" key",
+    );
+    fails_with(&["finetune", "instruct", "--model", m, "--device", "cuda:1", "--out", o], "no CUDA device");
+}
