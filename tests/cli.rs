@@ -129,7 +129,19 @@ fn json_outputs_parse() {
 #[test]
 fn bench_commands_report_json() {
     let out = scratchgpt(&[
-        "bench", "train", "--preset", "nano", "--batch-size", "2", "--context", "16", "--steps", "2", "--threads", "1", "--json",
+        "bench",
+        "train",
+        "--preset",
+        "nano",
+        "--batch-size",
+        "2",
+        "--context",
+        "16",
+        "--steps",
+        "2",
+        "--threads",
+        "1",
+        "--json",
     ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -138,7 +150,8 @@ fn bench_commands_report_json() {
     let (ms, tps) = (v["ms_per_step"].as_f64().unwrap(), v["tokens_per_s"].as_f64().unwrap());
     assert!((tps - 32.0 / (ms / 1e3)).abs() / tps < 1e-9, "{v}");
 
-    let out = scratchgpt(&["bench", "generate", "--preset", "nano", "--prompt-tokens", "4", "--new-tokens", "8", "--json"]);
+    let out =
+        scratchgpt(&["bench", "generate", "--preset", "nano", "--prompt-tokens", "4", "--new-tokens", "8", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let (tps, ms) = (v["tokens_per_s"].as_f64().unwrap(), v["ms_per_token"].as_f64().unwrap());
     assert!((tps * ms / 1e3 - 1.0).abs() < 1e-9, "{v}");
