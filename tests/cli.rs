@@ -73,6 +73,10 @@ fn bad_input_is_one_line_and_exit_code_2() {
     fails_with(&["generate", "--model", m, "--prompt", &"the cat ".repeat(20)], "context");
     fails_with(&["train", "--device", "cuda", "--steps", "1"], "no CUDA device");
     fails_with(&["info", "--preset", "gpt5"], "unknown preset");
+    // An error that embeds its cause prints the cause once, not twice.
+    let out = scratchgpt(&["eval", "--model", m, "--data", "no/such/file.txt"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.matches("No such file").count(), 1, "{stderr}");
 
     // A config that does not match the weights.
     let broken = scratch_dir("broken");
