@@ -33,7 +33,7 @@ use tensor::{DType, Generator, Tensor};
 use super::class_data::LabelledData;
 use super::lora::{apply_lora, merge_lora, LoraConfig, ParamReport};
 use super::split::split3;
-use super::{FinetuneError, FinetuneEvent, FitOptions};
+use super::{optimizer_step, FinetuneError, FinetuneEvent, FitOptions};
 use crate::atomic::write_atomic;
 use crate::model::GPTModel;
 use crate::tokenizer::{AnyTokenizer, SpecialTokens};
@@ -297,16 +297,7 @@ pub fn fit_classifier(
             model.set_training(true);
             opt.zero_grad();
             let loss = cross_entropy(&model.forward(&x, &lengths), &y);
-            let value = loss.item();
-            if !value.is_finite() {
-                return Err(FinetuneError::Config(format!(
-                    "loss became {value} at step {}; try a lower --lr",
-                    step + 1
-                )));
-            }
-            loss.backward();
-            autograd::optim::clip_grad_norm(&params, 1.0);
-            opt.step();
+            let value = optimizer_step(&loss, &params, &mut opt, step)?;
             step += 1;
             loss_sum += value;
             let tokens_per_s = lengths.iter().sum::<usize>() as f64 / started.elapsed().as_secs_f64();

@@ -38,7 +38,7 @@ use serde::Serialize;
 use tensor::{Generator, Tensor};
 
 use super::instruct_data::Instruction;
-use super::{FinetuneError, FinetuneEvent, FitOptions};
+use super::{optimizer_step, FinetuneError, FinetuneEvent, FitOptions};
 use crate::atomic::write_atomic;
 use crate::generate::{generate, GenerateOptions};
 use crate::model::GPTModel;
@@ -166,16 +166,7 @@ pub fn fit_instructions(
             model.set_training(true);
             opt.zero_grad();
             let loss = cross_entropy(&model.forward(&x), &y);
-            let value = loss.item();
-            if !value.is_finite() {
-                return Err(FinetuneError::Config(format!(
-                    "loss became {value} at step {}; try a lower --lr",
-                    step + 1
-                )));
-            }
-            loss.backward();
-            autograd::optim::clip_grad_norm(&params, 1.0);
-            opt.step();
+            let value = optimizer_step(&loss, &params, &mut opt, step)?;
             step += 1;
             loss_sum += value;
             let tokens_per_s = x.numel() as f64 / started.elapsed().as_secs_f64();

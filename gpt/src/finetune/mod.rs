@@ -61,3 +61,23 @@ impl FitOptions {
         Ok(())
     }
 }
+
+/// One optimizer step on a loss computed after `opt.zero_grad()`: refuse a
+/// loss that is not finite (before it corrupts the weights), backpropagate,
+/// clip the global gradient norm to 1 and update. Returns the loss value.
+pub(crate) fn optimizer_step(
+    loss: &autograd::Var,
+    params: &[autograd::Var],
+    opt: &mut autograd::optim::AdamW,
+    step: usize,
+) -> Result<f64, FinetuneError> {
+    use autograd::optim::Optimizer;
+    let value = loss.item();
+    if !value.is_finite() {
+        return Err(FinetuneError::Config(format!("loss became {value} at step {}; try a lower --lr", step + 1)));
+    }
+    loss.backward();
+    autograd::optim::clip_grad_norm(params, 1.0);
+    opt.step();
+    Ok(value)
+}
