@@ -175,3 +175,27 @@ fn classifier_learns_the_builtin_topics() {
     assert!((again.iter().sum::<f64>() - 1.0).abs() < 1e-6);
     assert!(again[2] > 0.5, "weather: {again:?}");
 }
+
+#[test]
+fn instruction_prompts_longer_than_the_context_are_an_error() {
+    use gpt::finetune::instruct::{encode_record, fit_instructions, InstructOptions};
+    use gpt::finetune::instruct_data::builtin_instructions;
+    let records = builtin_instructions(20, 0);
+    let text: String = records.iter().map(|r| format!("{} {} {}", r.instruction, r.input, r.output)).collect();
+    let tokenizer = AnyTokenizer::Bpe(train_bpe(&text, 300).unwrap());
+    let encoded: Vec<_> = records.iter().map(|r| encode_record(&tokenizer, r).unwrap()).collect();
+    let config =
+        GPTConfig { vocab_size: tokenizer.vocab_size(), context_length: 16, ..GPTConfig::preset("nano").unwrap() };
+    let mut model = GPTModel::new(config, &mut Generator::seed(0));
+    let end = tokenizer.eot_id().unwrap();
+    let err = fit_instructions(
+        &mut model,
+        &encoded,
+        &encoded,
+        end,
+        &InstructOptions { fit: FitOptions::default(), mask_prompt: false },
+        |_| {},
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("context of 16 tokens"), "{err}");
+}

@@ -142,13 +142,23 @@ pub fn fit_instructions(
     if train.is_empty() {
         return Err(FinetuneError::Config("no training records after the split".into()));
     }
+    let max_len = model.config.context_length;
+    // A record whose prompt fills the context teaches only the fixed prompt
+    // text: the loss falls to ~0 while the model never sees a response.
+    let cut = train.iter().filter(|r| r.prompt_len >= max_len).count();
+    if cut * 2 > train.len() {
+        return Err(FinetuneError::Config(format!(
+            "{cut} of {} training prompts are at least the model's context of {max_len} tokens, so their responses \
+             would be cut off; use a model with a longer context",
+            train.len()
+        )));
+    }
     let f = &opts.fit;
     let params: Vec<_> = model.parameters().into_iter().filter(|p| p.requires_grad()).collect();
     let mut opt = AdamW::with_options(params.clone(), f.lr, (0.9, 0.999), 1e-8, f.weight_decay);
     let mut gen = Generator::seed(f.seed);
     let per_epoch = train.len().div_ceil(f.batch_size);
     let total = per_epoch * f.epochs;
-    let max_len = model.config.context_length;
     let (mut step, mut last) = (0, (f64::NAN, f64::NAN));
     for epoch in 1..=f.epochs {
         let mut order: Vec<usize> = (0..train.len()).collect();
