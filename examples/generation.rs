@@ -16,6 +16,8 @@ use scratchgpt::prelude::*;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The book's toy vocabulary and next-token logits.
     let vocab = ["closer", "every", "effort", "forward", "inches", "moves", "pizza", "toward", "you"];
+    // The book's logits; 6.28 is a logit, not an approximation of τ.
+    #[allow(clippy::approx_constant)]
     let logits = [4.51f32, 0.89, -1.90, 6.75, 1.63, -1.62, -1.89, 6.28, 1.79];
     let mut gen = Generator::seed(123);
     let count = |opts: &GenerateOptions, gen: &mut Generator| {
