@@ -53,11 +53,13 @@ fn operands(c: &Case) -> (Tensor, Tensor) {
     (a, b)
 }
 
-fn raw_sgemm(a: &Tensor, b: &Tensor, out: &mut [f32]) {
+/// C = A·B into `out`, which must hold m·n elements; with β = 0 they may be
+/// uninitialised, as sgemm writes each before reading any.
+fn raw_sgemm(a: &Tensor, b: &Tensor, out: *mut f32) {
     let (m, k, n) = (a.dims()[0], a.dims()[1], b.dims()[1]);
     let (sa, sb) = (a.strides(), b.strides());
     // SAFETY: the strides describe the tensors' own buffers, which hold
-    // every element they index; `out` is a separate m·n buffer.
+    // every element they index; `out` points at a separate m·n buffer.
     unsafe {
         matrixmultiply::sgemm(
             m,
@@ -71,7 +73,7 @@ fn raw_sgemm(a: &Tensor, b: &Tensor, out: &mut [f32]) {
             sb[0] as isize,
             sb[1] as isize,
             0.0,
-            out.as_mut_ptr(),
+            out,
             n as isize,
             1,
         )
@@ -89,15 +91,16 @@ fn bench(cr: &mut Criterion) {
         let id = format!("{}_{}x{}x{}", c.name, c.m, c.k, c.n);
         group.throughput(Throughput::Elements(flops as u64));
         let mut out = vec![0.0f32; c.m * c.n];
-        group.bench_function(BenchmarkId::new("raw_sgemm", &id), |bch| bch.iter(|| raw_sgemm(&a, &b, &mut out)));
+        group
+            .bench_function(BenchmarkId::new("raw_sgemm", &id), |bch| bch.iter(|| raw_sgemm(&a, &b, out.as_mut_ptr())));
         // The same call into a fresh buffer each time, as an op producing a
         // new tensor must: separates the cost of new memory from ours.
         group.bench_function(BenchmarkId::new("raw_sgemm_new_buffer", &id), |bch| {
             bch.iter(|| {
                 let mut fresh = Vec::<f32>::with_capacity(c.m * c.n);
-                // SAFETY: sgemm with beta = 0 writes every element before any is read.
+                raw_sgemm(&a, &b, fresh.as_mut_ptr());
+                // SAFETY: sgemm has written all m·n elements.
                 unsafe { fresh.set_len(c.m * c.n) };
-                raw_sgemm(&a, &b, &mut fresh);
                 fresh
             })
         });
