@@ -19,6 +19,7 @@ pub mod dtype;
 pub mod error;
 pub mod layout;
 pub mod ops;
+pub mod pool;
 pub mod random;
 pub mod shape;
 pub mod storage;

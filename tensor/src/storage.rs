@@ -49,6 +49,17 @@ impl CpuStorage {
     }
 }
 
+impl Drop for CpuStorage {
+    /// Large float buffers go back to the pool for the next op to reuse.
+    fn drop(&mut self) {
+        match self {
+            CpuStorage::F32(v) => crate::pool::give(std::mem::take(v)),
+            CpuStorage::F64(v) => crate::pool::give(std::mem::take(v)),
+            _ => {}
+        }
+    }
+}
+
 /// Where a tensor's buffer lives. The CUDA backend adds a variant here.
 #[derive(Clone, Debug)]
 pub enum Storage {

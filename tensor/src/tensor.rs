@@ -196,11 +196,12 @@ impl Tensor {
     /// Applies `f` to every element, producing a dense tensor of dtype `U`.
     pub fn map<T: Element, U: Element>(&self, f: impl Fn(T) -> U + Sync + Send) -> Tensor {
         let src = self.contiguous_data::<T>();
-        let out: Vec<U> = if src.len() >= PARALLEL_ELEMS {
-            src.par_iter().map(|&v| f(v)).collect()
+        let mut out = crate::pool::take::<U>(src.len());
+        if src.len() >= PARALLEL_ELEMS {
+            src.par_iter().map(|&v| f(v)).collect_into_vec(&mut out);
         } else {
-            src.iter().map(|&v| f(v)).collect()
-        };
+            out.extend(src.iter().map(|&v| f(v)));
+        }
         Tensor::from_contiguous(out, self.shape().clone())
     }
 }

@@ -143,9 +143,10 @@ pub fn batched_gemm<T: GemmElement>(
     unsafe { batched_gemm_raw(m, k, n, a, sa, b, sb, c.as_mut_ptr(), accumulate) }
 }
 
-/// Like [`batched_gemm`] into a new buffer. The buffer is never zeroed
-/// first: with β = 0 the kernel writes every element without reading it,
-/// so filling it beforehand would be a wasted pass over memory.
+/// Like [`batched_gemm`] into `c`, an empty vector (its capacity is used,
+/// growing it if needed), which is returned filled. The buffer is never
+/// zeroed first: with β = 0 the kernel writes every element without reading
+/// it, so filling it beforehand would be a wasted pass over memory.
 #[allow(clippy::too_many_arguments)]
 pub fn batched_gemm_new<T: GemmElement>(
     m: usize,
@@ -155,12 +156,15 @@ pub fn batched_gemm_new<T: GemmElement>(
     sa: &[Strided],
     b: &[T],
     sb: &[Strided],
+    mut c: Vec<T>,
 ) -> Vec<T> {
     let len = sa.len() * m * n;
+    c.clear();
     if k == 0 {
-        return vec![T::default(); len];
+        c.resize(len, T::default());
+        return c;
     }
-    let mut c = Vec::with_capacity(len);
+    c.reserve(len);
     // SAFETY: the capacity holds `len` elements; with k > 0 and β = 0 the
     // kernel writes every one of them before `set_len` exposes them.
     unsafe {

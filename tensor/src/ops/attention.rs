@@ -5,7 +5,6 @@
 //! `kernels::cpu::attention`. Keys may outnumber queries (a KV cache): the
 //! queries are then the last positions of the sequence.
 
-use crate::dtype::Element;
 use crate::tensor::Tensor;
 
 /// Output of [`Tensor::causal_attention`]: the result and the attention
@@ -47,8 +46,8 @@ impl Tensor {
         let (heads, tq, tk, d) = check(q, k, v);
         crate::with_float_type!(q.dtype(), "causal_attention", T => {
             let (qc, kc, vc) = (q.contiguous(), k.contiguous(), v.contiguous());
-            let mut out = vec![T::ZERO; heads * tq * d];
-            let mut probs = vec![T::ZERO; heads * tq * tk];
+            let mut out = crate::pool::zeroed::<T>(heads * tq * d);
+            let mut probs = crate::pool::zeroed::<T>(heads * tq * tk);
             kernels::cpu::attention::causal_attention_forward(
                 &qc.contiguous_data::<T>(), &kc.contiguous_data::<T>(), &vc.contiguous_data::<T>(),
                 heads, tq, tk, d, &mut out, &mut probs,
@@ -71,7 +70,7 @@ impl Tensor {
         assert_eq!(t, tk, "causal_attention_backward: needs as many queries as keys");
         crate::with_float_type!(q.dtype(), "causal_attention_backward", T => {
             let n = heads * t * d;
-            let (mut dq, mut dk, mut dv) = (vec![T::ZERO; n], vec![T::ZERO; n], vec![T::ZERO; n]);
+            let (mut dq, mut dk, mut dv) = (crate::pool::zeroed::<T>(n), crate::pool::zeroed::<T>(n), crate::pool::zeroed::<T>(n));
             kernels::cpu::attention::causal_attention_backward(
                 &q.contiguous_data::<T>(), &k.contiguous_data::<T>(), &v.contiguous_data::<T>(),
                 &probs.contiguous_data::<T>(), &d_out.contiguous_data::<T>(),

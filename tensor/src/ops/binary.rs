@@ -69,11 +69,13 @@ pub(crate) fn zip_map<T: Element, U: Element>(
     let numel: usize = shape.iter().product();
     let out: Vec<U> = if la.is_contiguous() && lb.is_contiguous() {
         let (xa, xb) = (&sa[la.offset()..la.offset() + numel], &sb[lb.offset()..lb.offset() + numel]);
+        let mut out = crate::pool::take(numel);
         if numel >= PARALLEL_ELEMS {
-            xa.par_iter().zip(xb).map(|(&x, &y)| f(x, y)).collect()
+            xa.par_iter().zip(xb).map(|(&x, &y)| f(x, y)).collect_into_vec(&mut out);
         } else {
-            xa.iter().zip(xb).map(|(&x, &y)| f(x, y)).collect()
+            out.extend(xa.iter().zip(xb).map(|(&x, &y)| f(x, y)));
         }
+        out
     } else {
         zip_rows(&la, sa, &lb, sb, numel, &f)
     };
@@ -92,7 +94,7 @@ fn zip_rows<T: Element, U: Element>(
     let (n, stride_a) = la.row();
     let (_, stride_b) = lb.row();
     let (rows_a, rows_b) = (la.row_offsets(), lb.row_offsets());
-    let mut out = vec![U::ZERO; numel];
+    let mut out = crate::pool::zeroed::<U>(numel);
     if n == 0 {
         return out;
     }

@@ -29,7 +29,7 @@ impl Tensor {
         );
         let (n, v) = (self.dims()[0], self.dims()[1]);
         crate::with_float_type!(self.dtype(), "cross_entropy", T => {
-            let mut lse = vec![T::ZERO; n];
+            let mut lse = crate::pool::zeroed::<T>(n);
             let (total, counted) = kernels::cpu::cross_entropy::cross_entropy_forward(
                 &self.contiguous_data::<T>(), &targets.contiguous_data::<i64>(), v, ignore, &mut lse,
             );
@@ -42,7 +42,7 @@ impl Tensor {
     pub fn cross_entropy_backward(&self, targets: &Tensor, lse: &Tensor, ignore: i64, scale: f64) -> Tensor {
         let v = self.dims()[1];
         crate::with_float_type!(self.dtype(), "cross_entropy_backward", T => {
-            let mut grad = vec![T::ZERO; self.numel()];
+            let mut grad = crate::pool::zeroed::<T>(self.numel());
             kernels::cpu::cross_entropy::cross_entropy_backward(
                 &self.contiguous_data::<T>(), &targets.contiguous_data::<i64>(), &lse.contiguous_data::<T>(),
                 v, ignore, T::from_f64(scale), &mut grad,

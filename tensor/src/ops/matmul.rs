@@ -83,7 +83,8 @@ fn batch_operands(t: &Tensor) -> Vec<Strided> {
 
 fn gemm_into<T: FloatElement>(a: &Tensor, b: &Tensor, m: usize, k: usize, n: usize, out_dims: Vec<usize>) -> Tensor {
     let (sa, sb) = (batch_operands(a), batch_operands(b));
-    let out = batched_gemm_new(m, k, n, a.storage_slice::<T>(), &sa, b.storage_slice::<T>(), &sb);
+    let buffer = crate::pool::take(sa.len() * m * n);
+    let out = batched_gemm_new(m, k, n, a.storage_slice::<T>(), &sa, b.storage_slice::<T>(), &sb, buffer);
     Tensor::from_contiguous(out, out_dims)
 }
 
