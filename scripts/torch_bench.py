@@ -44,6 +44,9 @@ def model_for(args, context):
         activation_function="gelu_new",
         tie_word_embeddings=True,
     )
+    if config.vocab_size <= 50256:
+        # GPT-2's end-of-text id does not exist in a smaller vocabulary.
+        config.bos_token_id = config.eos_token_id = None
     return GPT2LMHeadModel(config)
 
 
