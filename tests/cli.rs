@@ -1,32 +1,15 @@
 //! The binary on bad input: every case is one line on stderr, exit code 2,
 //! and nothing half-written. And the JSON outputs parse.
 
+mod common;
+
 use std::path::PathBuf;
-use std::process::{Command, Output};
 
-fn scratchgpt(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_scratchgpt")).args(args).output().expect("the binary runs")
-}
-
-fn scratch_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("scratchgpt-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// Asserts exit code 2 and a single-line error mentioning `needle`.
-fn fails_with(args: &[&str], needle: &str) {
-    let out = scratchgpt(args);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{args:?}: stderr {stderr}");
-    assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: not one line: {stderr}");
-    assert!(stderr.contains(needle), "{args:?}: {stderr:?} lacks {needle:?}");
-}
+use common::{fails_with, scratch_dir, scratchgpt};
 
 /// A freshly trained nano model folder (`tag` keeps parallel tests apart).
 fn nano_model(tag: &str) -> PathBuf {
-    let dir = scratch_dir(&format!("model-{tag}"));
+    let dir = scratch_dir(&format!("cli-model-{tag}"));
     let data = dir.join("data.txt");
     std::fs::write(&data, "the cat sat on the mat. the dog sat on the log. ".repeat(40)).unwrap();
     let out = scratchgpt(&[

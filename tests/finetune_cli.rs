@@ -2,36 +2,21 @@
 //! built-in data and print the JSON they promise; bad input is one line on
 //! stderr and exit code 2.
 
+mod common;
+
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn scratchgpt(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_scratchgpt")).args(args).output().expect("the binary runs")
-}
-
-fn scratch_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("scratchgpt-ft-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+use common::{fails_with, scratch_dir, scratchgpt};
 
 fn json_of(out: &Output) -> serde_json::Value {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
 }
 
-fn fails_with(args: &[&str], needle: &str) {
-    let out = scratchgpt(args);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{args:?}: stderr {stderr}");
-    assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: not one line: {stderr}");
-    assert!(stderr.contains(needle), "{args:?}: {stderr:?} lacks {needle:?}");
-}
-
 /// A nano model with a small learned BPE (which has `<|endoftext|>`).
 fn nano_model(tag: &str, emb: usize) -> PathBuf {
-    let dir = scratch_dir(&format!("model-{tag}"));
+    let dir = scratch_dir(&format!("ft-model-{tag}"));
     let data = dir.join("data.txt");
     std::fs::write(&data, "the cat sat on the mat. the dog sat on the log. ".repeat(40)).unwrap();
     let config = dir.join("config.json");
