@@ -62,10 +62,29 @@ pub trait GemmElement: Copy + Default + Send + Sync + 'static {
         rsc: isize,
         csc: isize,
     );
+
+    /// C `[1, n]` (+)= a `[1, k]` · B for a B whose columns are contiguous
+    /// (`x·Wᵀ` with W stored `[n, k]`), through the matrix-vector kernel of
+    /// `gemv`; false when this type has none and the GEMM must do it.
+    ///
+    /// # Safety
+    /// As for `raw_gemm`, with `a` k contiguous elements and column j of B
+    /// the k contiguous elements at `b + j·b_col_stride`.
+    unsafe fn raw_gemv(
+        _k: usize,
+        _n: usize,
+        _a: *const Self,
+        _b: *const Self,
+        _b_col_stride: usize,
+        _accumulate: bool,
+        _c: *mut Self,
+    ) -> bool {
+        false
+    }
 }
 
 macro_rules! gemm_element {
-    ($t:ty, $f:path) => {
+    ($t:ty, $f:path, { $($gemv:tt)* }) => {
         impl GemmElement for $t {
             unsafe fn raw_gemm(
                 m: usize,
@@ -86,11 +105,26 @@ macro_rules! gemm_element {
                 // SAFETY: forwarded from the caller's contract above.
                 unsafe { $f(m, k, n, 1.0, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
             }
+            $($gemv)*
         }
     };
 }
-gemm_element!(f32, matrixmultiply::sgemm);
-gemm_element!(f64, matrixmultiply::dgemm);
+gemm_element!(f32, matrixmultiply::sgemm, {
+    unsafe fn raw_gemv(
+        k: usize,
+        n: usize,
+        a: *const f32,
+        b: *const f32,
+        b_col_stride: usize,
+        accumulate: bool,
+        c: *mut f32,
+    ) -> bool {
+        // SAFETY: forwarded from the caller's contract.
+        unsafe { super::gemv::gemv_rows(std::slice::from_raw_parts(a, k), b, b_col_stride, n, c, accumulate) };
+        true
+    }
+});
+gemm_element!(f64, matrixmultiply::dgemm, {});
 
 /// A pointer that may cross threads; every task writes a disjoint block.
 #[derive(Clone, Copy)]
@@ -261,6 +295,14 @@ fn gemm_block<T: GemmElement>(
     // (`Strided::end`), and `c` points at an m×n block with row stride `rsc`
     // inside the output, which is a separate `&mut` borrow so it cannot alias.
     unsafe {
+        // One row against contiguous columns (a decode step's x·Wᵀ): stream
+        // W once instead of packing it.
+        if m == 1 && sa.col_stride == 1 && sb.row_stride == 1 {
+            let (a_row, b_start) = (a.as_ptr().add(sa.offset), b.as_ptr().add(sb.offset));
+            if T::raw_gemv(k, n, a_row, b_start, sb.col_stride, accumulate, c) {
+                return;
+            }
+        }
         T::raw_gemm(
             m,
             k,

@@ -4,6 +4,7 @@ pub mod adamw;
 pub mod attention;
 pub mod cross_entropy;
 pub mod gemm;
+pub mod gemv;
 pub mod reduce;
 pub mod rows;
 

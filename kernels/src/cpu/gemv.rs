@@ -1,0 +1,228 @@
+//! One input row against a weight matrix: y[j] = Σ_k x[k]·W[j, k].
+//!
+//! Decoding a token multiplies a single row `[1, K]` by every weight matrix
+//! of the model, stored `[N, K]` (one row per output, PyTorch's layout), so
+//! each output is the dot product of x with one contiguous weight row. A
+//! packed GEMM would first copy W into its panel layout, reading and writing
+//! every weight once more than the product needs; at one row there is no
+//! reuse to pay for that copy. Here each weight is read exactly once, in
+//! order, which makes the product as fast as memory can stream W.
+//!
+//! The dot products use the SIMD registers the CPU has (AVX-512, AVX2 + FMA,
+//! detected at run time) and follow one fixed summation order on every
+//! instruction set, so results do not depend on the machine's SIMD width or
+//! on the number of threads:
+//! 1. 32 partial sums ("lanes"): element j of each full chunk of 32 goes to
+//!    lane j mod 32, accumulated with a fused multiply-add;
+//! 2. the lanes are folded in halves (lane l += lane l + 16, then + 8, + 4,
+//!    + 2, + 1), the natural order of narrowing SIMD registers;
+//! 3. leftover elements are added one by one with fused multiply-adds.
+//!
+//! AVX-512 holds the 32 lanes in two registers, AVX2 in four, the portable
+//! fallback in an array; `f32::mul_add` is the same single rounding as the
+//! hardware FMA.
+
+use std::sync::OnceLock;
+
+/// Partial sums kept side by side.
+pub const LANES: usize = 32;
+
+/// The instruction sets the dot product has a version for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Isa {
+    Scalar,
+    Avx2,
+    Avx512,
+}
+
+impl Isa {
+    /// The widest instruction set this CPU supports (asked once).
+    pub fn detect() -> Isa {
+        static BEST: OnceLock<Isa> = OnceLock::new();
+        *BEST.get_or_init(|| *Isa::available().last().expect("scalar is always available"))
+    }
+
+    /// Every instruction set this CPU can run, narrowest first.
+    pub fn available() -> Vec<Isa> {
+        let mut out = vec![Isa::Scalar];
+        #[cfg(target_arch = "x86_64")]
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            out.push(Isa::Avx2);
+            if is_x86_feature_detected!("avx512f") {
+                out.push(Isa::Avx512);
+            }
+        }
+        out
+    }
+}
+
+/// Folds the lanes into one sum in the fixed order.
+pub fn fold(mut acc: [f32; LANES]) -> f32 {
+    let mut width = LANES / 2;
+    while width >= 1 {
+        for l in 0..width {
+            acc[l] += acc[l + width];
+        }
+        width /= 2;
+    }
+    acc[0]
+}
+
+/// y[j] (+)= x · W[j] for the `n` rows of W that start `row_stride` apart.
+///
+/// # Safety
+/// `w` must point to `n` rows of `x.len()` readable floats, `row_stride`
+/// apart, and `y` to `n` writable floats that alias neither x nor w.
+pub unsafe fn gemv_rows(x: &[f32], w: *const f32, row_stride: usize, n: usize, y: *mut f32, accumulate: bool) {
+    let isa = Isa::detect();
+    let k = x.len();
+    for j in 0..n {
+        // SAFETY: row j lies inside the caller's W.
+        let row = unsafe { std::slice::from_raw_parts(w.add(j * row_stride), k) };
+        let d = dot(isa, x, row);
+        // SAFETY: j < n, inside the caller's y.
+        unsafe { *y.add(j) = if accumulate { *y.add(j) + d } else { d } };
+    }
+}
+
+/// x · w on the given instruction set.
+pub fn dot(isa: Isa, x: &[f32], w: &[f32]) -> f32 {
+    assert_eq!(x.len(), w.len(), "dot: lengths {} and {} differ", x.len(), w.len());
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Isa::detect` reported AVX-512F (and AVX2/FMA) on this CPU.
+        Isa::Avx512 => unsafe { x86::dot_avx512(x, w) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Isa::detect` reported AVX2 and FMA on this CPU.
+        Isa::Avx2 => unsafe { x86::dot_avx2(x, w) },
+        _ => dot_scalar(x, w),
+    }
+}
+
+/// The portable version, in the same order as the SIMD ones.
+pub fn dot_scalar(x: &[f32], w: &[f32]) -> f32 {
+    let full = x.len() / LANES * LANES;
+    let mut acc = [0.0f32; LANES];
+    for (xs, ws) in x[..full].chunks_exact(LANES).zip(w[..full].chunks_exact(LANES)) {
+        for l in 0..LANES {
+            acc[l] = xs[l].mul_add(ws[l], acc[l]);
+        }
+    }
+    let mut sum = fold(acc);
+    for (&a, &b) in x[full..].iter().zip(&w[full..]) {
+        sum = a.mul_add(b, sum);
+    }
+    sum
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    use super::LANES;
+
+    /// Lanes l and l + 8 already summed from 32: fold 16 → 1.
+    #[target_feature(enable = "avx")]
+    unsafe fn fold16(lo: __m256, hi: __m256) -> f32 {
+        let v8 = _mm256_add_ps(lo, hi); // + 8
+        let v4 = _mm_add_ps(_mm256_castps256_ps128(v8), _mm256_extractf128_ps(v8, 1)); // + 4
+        let v2 = _mm_add_ps(v4, _mm_movehl_ps(v4, v4)); // + 2
+        let v1 = _mm_add_ss(v2, _mm_shuffle_ps(v2, v2, 1)); // + 1
+        _mm_cvtss_f32(v1)
+    }
+
+    /// Four registers holding lanes 0..8, 8..16, 16..24, 24..32.
+    #[target_feature(enable = "avx")]
+    unsafe fn fold_avx2(acc: [__m256; 4]) -> f32 {
+        fold16(_mm256_add_ps(acc[0], acc[2]), _mm256_add_ps(acc[1], acc[3]))
+    }
+
+    /// Two registers holding lanes 0..16 and 16..32.
+    #[target_feature(enable = "avx512f,avx")]
+    unsafe fn fold_avx512(acc: [__m512; 2]) -> f32 {
+        let v16 = _mm512_castps_pd(_mm512_add_ps(acc[0], acc[1])); // + 16
+        let lo = _mm256_castpd_ps(_mm512_castpd512_pd256(v16));
+        let hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(v16, 1));
+        fold16(lo, hi)
+    }
+
+    /// # Safety
+    /// Needs AVX-512F, AVX2 and FMA; `x` and `w` have equal lengths.
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub unsafe fn dot_avx512(x: &[f32], w: &[f32]) -> f32 {
+        let full = x.len() / LANES * LANES;
+        let mut acc = [_mm512_setzero_ps(); 2];
+        let (xp, wp) = (x.as_ptr(), w.as_ptr());
+        for base in (0..full).step_by(LANES) {
+            for (half, a) in acc.iter_mut().enumerate() {
+                let o = base + 16 * half;
+                // SAFETY: o + 16 ≤ full ≤ len for both slices.
+                *a = unsafe { _mm512_fmadd_ps(_mm512_loadu_ps(xp.add(o)), _mm512_loadu_ps(wp.add(o)), *a) };
+            }
+        }
+        // SAFETY: AVX-512F is enabled for this function.
+        let mut sum = unsafe { fold_avx512(acc) };
+        for j in full..x.len() {
+            sum = x[j].mul_add(w[j], sum);
+        }
+        sum
+    }
+
+    /// # Safety
+    /// Needs AVX2 and FMA; `x` and `w` have equal lengths.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn dot_avx2(x: &[f32], w: &[f32]) -> f32 {
+        let full = x.len() / LANES * LANES;
+        let mut acc = [_mm256_setzero_ps(); 4];
+        let (xp, wp) = (x.as_ptr(), w.as_ptr());
+        for base in (0..full).step_by(LANES) {
+            for (quarter, a) in acc.iter_mut().enumerate() {
+                let o = base + 8 * quarter;
+                // SAFETY: o + 8 ≤ full ≤ len for both slices.
+                *a = unsafe { _mm256_fmadd_ps(_mm256_loadu_ps(xp.add(o)), _mm256_loadu_ps(wp.add(o)), *a) };
+            }
+        }
+        // SAFETY: AVX is implied by AVX2, enabled here.
+        let mut sum = unsafe { fold_avx2(acc) };
+        for j in full..x.len() {
+            sum = x[j].mul_add(w[j], sum);
+        }
+        sum
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wave(n: usize, f: f32) -> Vec<f32> {
+        (0..n).map(|i| ((i as f32) * f).sin()).collect()
+    }
+
+    #[test]
+    fn every_instruction_set_gives_the_same_bits() {
+        for n in [0, 1, 31, 32, 33, 100, 768, 3072 + 5] {
+            let (x, w) = (wave(n, 0.37), wave(n, 0.11));
+            let reference = dot_scalar(&x, &w);
+            for isa in Isa::available() {
+                assert_eq!(dot(isa, &x, &w).to_bits(), reference.to_bits(), "{isa:?} at length {n}");
+            }
+            let exact: f64 = x.iter().zip(&w).map(|(&a, &b)| a as f64 * b as f64).sum();
+            assert!((reference as f64 - exact).abs() < 1e-4, "{reference} vs {exact}");
+        }
+    }
+
+    #[test]
+    fn rows_follow_their_stride_and_accumulate() {
+        let (k, n, stride) = (40, 3, 45);
+        let w = wave(n * stride, 0.05);
+        let x = wave(k, 0.3);
+        let mut y = vec![1.0f32; n];
+        // SAFETY: 3 rows of 40 floats, 45 apart, fit in w; y holds 3.
+        unsafe { gemv_rows(&x, w.as_ptr(), stride, n, y.as_mut_ptr(), true) };
+        for j in 0..n {
+            let expected = 1.0 + dot_scalar(&x, &w[j * stride..j * stride + k]);
+            assert_eq!(y[j], expected);
+        }
+    }
+}
