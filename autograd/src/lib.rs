@@ -23,6 +23,7 @@ pub use gradcheck::{gradcheck, gradcheck_with, GradcheckOptions, GradcheckReport
 pub use ops::attention::causal_attention;
 pub use ops::dropout::dropout;
 pub use ops::layer_norm::layer_norm;
+pub use ops::linear::linear;
 pub use var::{BackwardOp, Var};
 
 /// The names examples and models use most.

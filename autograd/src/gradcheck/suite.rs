@@ -12,6 +12,7 @@ use crate::loss::{binary_cross_entropy, cross_entropy, mse_loss, IGNORE_INDEX};
 use crate::ops::attention::causal_attention;
 use crate::ops::dropout::dropout;
 use crate::ops::layer_norm::layer_norm;
+use crate::ops::linear::linear;
 use crate::var::Var;
 
 type OpFn = Box<dyn Fn(&[Var]) -> Var>;
@@ -179,7 +180,9 @@ pub fn cases(s: Sizes, gen: &mut Generator) -> Vec<OpCase> {
     add(c, "layer_norm (no affine)", vec![x3.clone()], |v| layer_norm(&v[0], None, 1e-5));
     add(c, "dropout(p=0.3)", vec![x3.clone()], |v| dropout(&v[0], 0.3, true, &mut Generator::seed(3)));
     let (w, bias) = (r(&[n, k]), r(&[n]));
-    add(c, "linear", vec![r(&[b, m, k]), w, bias], |v| v[0].matmul(&v[1].t()).add(&v[2]));
+    add(c, "matmul + bias", vec![r(&[b, m, k]), w.clone(), bias.clone()], |v| v[0].matmul(&v[1].t()).add(&v[2]));
+    add(c, "linear", vec![r(&[b, m, k]), w.clone(), bias], |v| linear(&v[0], &v[1], Some(&v[2])));
+    add(c, "linear (no bias)", vec![r(&[m, k]), w], |v| linear(&v[0], &v[1], None));
 
     // Losses (targets are constants).
     let classes = n.max(2);

@@ -36,12 +36,8 @@ impl Linear {
 
 impl Module for Linear {
     fn forward(&self, x: &Var) -> Var {
-        // Wᵀ is a free view; the GEMM reads W in place.
-        let y = x.matmul(&self.weight.t());
-        match &self.bias {
-            Some(b) => y.add(b),
-            None => y,
-        }
+        // One GEMM over all rows of x, reading W in place (see ops::linear).
+        crate::ops::linear::linear(x, &self.weight, self.bias.as_ref())
     }
 
     fn visit_parameters(&self, prefix: &str, f: &mut dyn FnMut(String, &Var)) {

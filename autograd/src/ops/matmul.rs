@@ -31,7 +31,17 @@ impl BackwardOp for Matmul {
             g = g.unsqueeze(-2);
         }
         let da = needs[0].then(|| g.matmul(&b.t()).sum_to_shape(a.shape()).reshape_to(self.a.shape().clone()));
-        let db = needs[1].then(|| a.t().matmul(&g).sum_to_shape(b.shape()).reshape_to(self.b.shape().clone()));
+        let db = needs[1].then(|| {
+            if a.rank() > 2 && b.rank() == 2 {
+                // The same b for every row of a batch: one GEMM over all rows
+                // (Aᵀ·dC with the batch folded in) instead of a per-entry
+                // product and a sum over the batch.
+                let (k, n) = (b.dim(0) as isize, b.dim(1) as isize);
+                a.reshape(&[-1, k]).t().matmul(&g.reshape(&[-1, n])).reshape_to(self.b.shape().clone())
+            } else {
+                a.t().matmul(&g).sum_to_shape(b.shape()).reshape_to(self.b.shape().clone())
+            }
+        });
         vec![da, db]
     }
 }

@@ -5,6 +5,7 @@ pub mod binary;
 pub mod dropout;
 pub mod index;
 pub mod layer_norm;
+pub mod linear;
 pub mod matmul;
 pub mod reduce;
 pub mod shape;

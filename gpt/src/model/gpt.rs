@@ -77,7 +77,7 @@ impl GPTModel {
 
     /// The tied output head: h `[.., C]` · wteᵀ → `[.., V]`.
     pub fn logits(&self, hidden: &Var) -> Var {
-        hidden.matmul(&self.wte.weight.t())
+        autograd::linear(hidden, &self.wte.weight, None)
     }
 
     pub fn new_cache(&self) -> KvCache {

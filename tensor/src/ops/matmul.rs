@@ -6,6 +6,9 @@
 //! - More dimensions: everything before the last two is a batch, broadcast
 //!   between the operands: `[B, 1, m, k] · [h, k, n] → [B, h, m, n]`.
 //!
+//! A batch times a single matrix, `[.., m, k] · [k, n]`, is one GEMM with
+//! the batch folded into the rows (as PyTorch does).
+//!
 //! No operand is copied: each batch entry is described to the GEMM kernel by
 //! an offset and the last two strides, so transposed or sliced inputs (and
 //! broadcast ones, whose batch stride is 0) are read where they lie.
@@ -28,6 +31,13 @@ impl Tensor {
         );
         let a = if self.rank() == 1 { self.unsqueeze(0) } else { self.clone() };
         let b = if rhs.rank() == 1 { rhs.unsqueeze(1) } else { rhs.clone() };
+        if a.rank() > 2 && b.rank() == 2 && a.dim(-1) == b.dim(0) {
+            // `[.., m, k] · [k, n]`: all leading rows are one `[M, k]` matrix,
+            // so one large GEMM instead of a batch of small ones sharing b.
+            let mut dims = a.dims().to_vec();
+            *dims.last_mut().unwrap() = b.dim(1);
+            return a.reshape(&[-1, b.dim(0) as isize]).matmul(&b).reshape_to(dims);
+        }
         let mut out = matmul_nd(&a, &b, self, rhs);
         if rhs.rank() == 1 {
             out = out.squeeze(-1);

@@ -4,6 +4,7 @@ pub mod attention;
 pub mod binary;
 pub mod cross_entropy;
 pub mod index;
+pub mod linear;
 pub mod matmul;
 pub mod operators;
 pub mod reduce;
