@@ -12,5 +12,9 @@
 //!   parallel over rows.
 //! - [`cpu::reduce`]: sums with a fixed chunking so that results never depend
 //!   on how threads were scheduled.
+//! - [`cuda`]: the same families on NVIDIA GPUs, as `.cu` sources compiled
+//!   at run time by NVRTC and launched through cudarc, with GEMMs in
+//!   cuBLAS. Always compiled; without a GPU it reports an error.
 
 pub mod cpu;
+pub mod cuda;
