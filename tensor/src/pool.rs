@@ -87,7 +87,8 @@ mod tests {
         assert!(w.is_empty() && w.capacity() >= len);
         // Another type or length never gets it.
         give(w);
-        assert_ne!(take::<f32>(len + 1).as_ptr(), ptr);
-        assert_ne!(take::<i64>(len / 2).as_ptr(), ptr as *const i64);
+        let (longer, other_type) = (take::<f32>(len + 1), take::<i64>(len / 2));
+        assert_ne!(longer.as_ptr(), ptr);
+        assert_ne!(other_type.as_ptr(), ptr as *const i64);
     }
 }

@@ -33,6 +33,17 @@ impl Tensor {
         Tensor { storage: Arc::new(Storage::Cpu(storage)), layout, device: Device::Cpu }
     }
 
+    /// A tensor over any storage (the CUDA backend makes device tensors).
+    pub(crate) fn from_parts(storage: Storage, layout: Layout, device: Device) -> Tensor {
+        Tensor { storage: Arc::new(storage), layout, device }
+    }
+
+    /// The shared storage, for the CUDA backend's in-place updates
+    /// (`Arc::make_mut` copies first if it is shared).
+    pub(crate) fn storage_arc_mut(&mut self) -> &mut Arc<Storage> {
+        &mut self.storage
+    }
+
     /// A dense tensor over `data`; the caller guarantees the length.
     pub(crate) fn from_contiguous<T: Element>(data: Vec<T>, shape: impl Into<Shape>) -> Tensor {
         let shape = shape.into();
@@ -108,12 +119,15 @@ impl Tensor {
 
     /// This tensor's elements in row-major order; borrowed when already dense.
     pub fn contiguous_data<T: Element>(&self) -> Cow<'_, [T]> {
+        if self.device.is_cuda() {
+            return Cow::Owned(crate::cuda::host_vec::<T>(self));
+        }
         let buf = self.storage_slice::<T>();
         if self.is_contiguous() {
             let start = self.layout.offset();
             Cow::Borrowed(&buf[start..start + self.numel()])
         } else {
-            Cow::Owned(self.layout.offsets().map(|i| buf[i]).collect())
+            Cow::Owned(gather(&self.layout, buf))
         }
     }
 
@@ -161,6 +175,9 @@ impl Tensor {
 
     /// A fresh dense copy (always allocates).
     pub fn contiguous_copy(&self) -> Tensor {
+        if self.device.is_cuda() {
+            return crate::cuda::contiguous_copy(self);
+        }
         crate::with_type!(self.dtype(), T => Tensor::from_contiguous(self.to_vec::<T>(), self.shape().clone()))
     }
 
@@ -172,6 +189,9 @@ impl Tensor {
         if dtype == self.dtype() {
             return self.clone();
         }
+        if self.device.is_cuda() {
+            return crate::cuda::to_dtype(self, dtype);
+        }
         crate::with_type!(self.dtype(), S => {
             let src = self.contiguous_data::<S>();
             crate::with_type!(dtype, D => {
@@ -182,12 +202,15 @@ impl Tensor {
     }
 
     /// Copies the tensor to `device`.
+    /// Copies the tensor to `device` (itself when already there). Moving to
+    /// a GPU errors when there is none, or for float64, which has no device
+    /// storage.
     pub fn to_device(&self, device: Device) -> Result<Tensor> {
-        match device {
-            Device::Cpu => Ok(self.clone()),
-            Device::Cuda(_) => {
-                Err(TensorError::DeviceUnavailable(device, "this build's tensors live on the CPU only".into()))
-            }
+        match (self.device, device) {
+            (from, to) if from == to => Ok(self.clone()),
+            (Device::Cuda(_), Device::Cpu) => Ok(crate::cuda::to_cpu(self)),
+            (_, Device::Cuda(ordinal)) => crate::cuda::to_cuda(self, ordinal),
+            (Device::Cpu, Device::Cpu) => unreachable!("handled by the first arm"),
         }
     }
 
@@ -196,14 +219,74 @@ impl Tensor {
     /// Applies `f` to every element, producing a dense tensor of dtype `U`.
     pub fn map<T: Element, U: Element>(&self, f: impl Fn(T) -> U + Sync + Send) -> Tensor {
         let src = self.contiguous_data::<T>();
-        let mut out = crate::pool::take::<U>(src.len());
-        if src.len() >= PARALLEL_ELEMS {
-            src.par_iter().map(|&v| f(v)).collect_into_vec(&mut out);
-        } else {
-            out.extend(src.iter().map(|&v| f(v)));
-        }
+        let out = map_slices(src.len(), |o, start| {
+            for (o, &v) in o.iter_mut().zip(&src[start..]) {
+                o.write(f(v));
+            }
+        });
         Tensor::from_contiguous(out, self.shape().clone())
     }
+}
+
+/// Elements per task of an elementwise op: large enough that scheduling
+/// is noise, small enough to stay in cache and share out over the cores.
+const ELEMENTWISE_CHUNK: usize = 1 << 14;
+
+/// A new dense buffer of `len` elements filled by `fill(chunk, start)`,
+/// which must write every element of the chunk that starts at `start`
+/// (the buffer is not zeroed first: that would be one more pass over
+/// memory). Chunks run in parallel for large buffers; each is a plain loop
+/// over slices, which the compiler vectorises (no per-element iterator
+/// machinery as with a parallel `collect`).
+pub(crate) fn map_slices<U: Element>(
+    len: usize,
+    fill: impl Fn(&mut [std::mem::MaybeUninit<U>], usize) + Sync + Send,
+) -> Vec<U> {
+    let mut out = crate::pool::take::<U>(len);
+    let dst = &mut out.spare_capacity_mut()[..len];
+    if len >= PARALLEL_ELEMS {
+        dst.par_chunks_mut(ELEMENTWISE_CHUNK).enumerate().for_each(|(i, o)| fill(o, i * ELEMENTWISE_CHUNK));
+    } else {
+        fill(dst, 0);
+    }
+    // SAFETY: `fill` wrote every element of every chunk.
+    unsafe { out.set_len(len) };
+    out
+}
+
+/// The elements a strided layout describes, copied out in row-major order:
+/// one row (last dimension) at a time, rows in parallel, and a plain slice
+/// copy when a row's elements are adjacent (the common case of a permuted
+/// or sliced view).
+fn gather<T: Element>(layout: &crate::layout::Layout, buf: &[T]) -> Vec<T> {
+    let numel = layout.shape().numel();
+    let (n, stride) = layout.row();
+    let rows = layout.row_offsets();
+    let mut out = crate::pool::take::<T>(numel);
+    if n == 0 || rows.is_empty() {
+        return out;
+    }
+    let fill = |(row, dst): (usize, &mut [std::mem::MaybeUninit<T>])| {
+        let start = rows[row];
+        if stride == 1 {
+            for (d, &v) in dst.iter_mut().zip(&buf[start..start + n]) {
+                d.write(v);
+            }
+        } else {
+            for (j, d) in dst.iter_mut().enumerate() {
+                d.write(buf[start + j * stride]);
+            }
+        }
+    };
+    let dst = &mut out.spare_capacity_mut()[..numel];
+    if numel >= PARALLEL_ELEMS {
+        dst.par_chunks_mut(n).enumerate().for_each(fill);
+    } else {
+        dst.chunks_mut(n).enumerate().for_each(fill);
+    }
+    // SAFETY: the rows cover all numel elements and each was written above.
+    unsafe { out.set_len(numel) };
+    out
 }
 
 /// Every conversion goes through f64, which holds every value of every

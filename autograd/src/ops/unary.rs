@@ -4,7 +4,7 @@
 //! when f' is a function of it (exp: f' = y, tanh: 1 − y², sigmoid:
 //! y(1 − y), sqrt: 1/(2y)), the input otherwise.
 
-use tensor::{Tensor, UnaryOp};
+use tensor::Tensor;
 
 use crate::var::{BackwardOp, Var};
 
@@ -102,7 +102,7 @@ impl BackwardOp for Gelu {
         "gelu"
     }
     fn backward(&self, g: &Tensor, _: &[bool]) -> Vec<Option<Tensor>> {
-        vec![Some(g.mul(&self.x.unary(UnaryOp::GeluTanhGrad)))]
+        vec![Some(self.x.gelu_backward(g))]
     }
 }
 

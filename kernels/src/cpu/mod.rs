@@ -4,7 +4,9 @@ pub mod adamw;
 pub mod attention;
 pub mod cross_entropy;
 pub mod gemm;
+pub mod gelu;
 pub mod gemv;
+pub mod math;
 pub mod reduce;
 pub mod rows;
 

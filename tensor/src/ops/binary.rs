@@ -69,13 +69,11 @@ pub(crate) fn zip_map<T: Element, U: Element>(
     let numel: usize = shape.iter().product();
     let out: Vec<U> = if la.is_contiguous() && lb.is_contiguous() {
         let (xa, xb) = (&sa[la.offset()..la.offset() + numel], &sb[lb.offset()..lb.offset() + numel]);
-        let mut out = crate::pool::take(numel);
-        if numel >= PARALLEL_ELEMS {
-            xa.par_iter().zip(xb).map(|(&x, &y)| f(x, y)).collect_into_vec(&mut out);
-        } else {
-            out.extend(xa.iter().zip(xb).map(|(&x, &y)| f(x, y)));
-        }
-        out
+        crate::tensor::map_slices(numel, |o, start| {
+            for ((o, &x), &y) in o.iter_mut().zip(&xa[start..]).zip(&xb[start..]) {
+                o.write(f(x, y));
+            }
+        })
     } else {
         zip_rows(&la, sa, &lb, sb, numel, &f)
     };
@@ -100,8 +98,32 @@ fn zip_rows<T: Element, U: Element>(
     }
     let fill = |(row, o): (usize, &mut [U])| {
         let (oa, ob) = (rows_a[row], rows_b[row]);
-        for (j, o) in o.iter_mut().enumerate() {
-            *o = f(sa[oa + j * stride_a], sb[ob + j * stride_b]);
+        match (stride_a, stride_b) {
+            // Both rows dense (a bias row added to each row of activations):
+            // a slice loop the compiler vectorises.
+            (1, 1) => {
+                for ((o, &x), &y) in o.iter_mut().zip(&sa[oa..oa + n]).zip(&sb[ob..ob + n]) {
+                    *o = f(x, y);
+                }
+            }
+            // One side constant along the row (a per-row scale).
+            (1, 0) => {
+                let y = sb[ob];
+                for (o, &x) in o.iter_mut().zip(&sa[oa..oa + n]) {
+                    *o = f(x, y);
+                }
+            }
+            (0, 1) => {
+                let x = sa[oa];
+                for (o, &y) in o.iter_mut().zip(&sb[ob..ob + n]) {
+                    *o = f(x, y);
+                }
+            }
+            _ => {
+                for (j, o) in o.iter_mut().enumerate() {
+                    *o = f(sa[oa + j * stride_a], sb[ob + j * stride_b]);
+                }
+            }
         }
     };
     if numel >= PARALLEL_ELEMS {
@@ -130,6 +152,9 @@ impl Tensor {
     /// An elementwise binary op with broadcasting. Both operands must have
     /// the same dtype.
     pub fn binary(&self, rhs: &Tensor, op: BinaryOp) -> Tensor {
+        if self.device().is_cuda() || rhs.device().is_cuda() {
+            return crate::cuda::binary(self, rhs, op);
+        }
         assert_eq!(self.dtype(), rhs.dtype(), "{}: dtypes {} and {} differ", op.name(), self.dtype(), rhs.dtype());
         let shape = broadcast_or_panic(op.name(), self, rhs);
         match self.dtype() {
@@ -175,6 +200,9 @@ impl Tensor {
 
     /// An elementwise comparison with broadcasting; an int8 0/1 mask.
     pub fn compare(&self, rhs: &Tensor, op: CmpOp) -> Tensor {
+        if self.device().is_cuda() || rhs.device().is_cuda() {
+            return crate::cuda::compare(self, rhs, op);
+        }
         assert_eq!(self.dtype(), rhs.dtype(), "compare: dtypes {} and {} differ", self.dtype(), rhs.dtype());
         let shape = broadcast_or_panic("compare", self, rhs);
         crate::with_type!(self.dtype(), T => {
@@ -220,6 +248,9 @@ impl Tensor {
     /// `mask ? a : b` elementwise, all three broadcast together (`torch.where`).
     /// The mask may be any dtype; non-zero means true.
     pub fn where_cond(mask: &Tensor, a: &Tensor, b: &Tensor) -> Tensor {
+        if mask.device().is_cuda() || a.device().is_cuda() || b.device().is_cuda() {
+            return crate::cuda::where_cond(mask, a, b);
+        }
         assert_eq!(a.dtype(), b.dtype(), "where_cond: dtypes {} and {} differ", a.dtype(), b.dtype());
         let ab = broadcast_or_panic("where_cond", a, b);
         let shape = broadcast_shapes(mask.dims(), &ab)

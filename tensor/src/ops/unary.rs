@@ -5,9 +5,9 @@
 //! computed, and narrowed back (the CPU has no fast f16 arithmetic).
 //!
 //! GELU uses the tanh approximation GPT-2 was trained with:
-//! gelu(x) = ½·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
+//! gelu(x) = ½·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))), computed by the
+//! fused kernel in `kernels::cpu::gelu` (forward, and backward in one pass).
 
-use num_traits::Float;
 
 use crate::dtype::{DType, FloatElement};
 use crate::tensor::Tensor;
@@ -52,28 +52,6 @@ impl UnaryOp {
     }
 }
 
-/// √(2/π), GELU's tanh-approximation constant.
-const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
-const GELU_CUBIC: f64 = 0.044_715;
-
-/// GELU (tanh approximation) of one value.
-pub fn gelu_tanh<T: Float>(x: T) -> T {
-    let half = T::from(0.5).unwrap();
-    let inner = T::from(SQRT_2_OVER_PI).unwrap() * (x + T::from(GELU_CUBIC).unwrap() * x * x * x);
-    half * x * (T::one() + inner.tanh())
-}
-
-/// Derivative of [`gelu_tanh`]:
-/// ½(1 + tanh u) + ½·x·(1 − tanh² u)·√(2/π)·(1 + 3·0.044715·x²).
-pub fn gelu_tanh_grad<T: Float>(x: T) -> T {
-    let half = T::from(0.5).unwrap();
-    let c = T::from(SQRT_2_OVER_PI).unwrap();
-    let a = T::from(GELU_CUBIC).unwrap();
-    let th = (c * (x + a * x * x * x)).tanh();
-    let du = c * (T::one() + T::from(3.0).unwrap() * a * x * x);
-    half * (T::one() + th) + half * x * (T::one() - th * th) * du
-}
-
 fn float_unary<T: FloatElement>(x: &Tensor, op: UnaryOp) -> Tensor {
     match op {
         UnaryOp::Neg => x.map::<T, T>(|v| -v),
@@ -84,8 +62,13 @@ fn float_unary<T: FloatElement>(x: &Tensor, op: UnaryOp) -> Tensor {
         UnaryOp::Tanh => x.map::<T, T>(|v| v.tanh()),
         UnaryOp::Sigmoid => x.map::<T, T>(|v| T::one() / (T::one() + (-v).exp())),
         UnaryOp::Relu => x.map::<T, T>(|v| if v > T::ZERO { v } else { T::ZERO }),
-        UnaryOp::GeluTanh => x.map::<T, T>(gelu_tanh),
-        UnaryOp::GeluTanhGrad => x.map::<T, T>(gelu_tanh_grad),
+        UnaryOp::GeluTanh => {
+            let src = x.contiguous_data::<T>();
+            let mut out = crate::pool::zeroed::<T>(src.len());
+            kernels::cpu::gelu::gelu_forward(&src, &mut out);
+            Tensor::from_contiguous(out, x.shape().clone())
+        }
+        UnaryOp::GeluTanhGrad => x.gelu_backward(&x.ones_like()),
         UnaryOp::Square => x.map::<T, T>(|v| v * v),
         UnaryOp::Recip => x.map::<T, T>(|v| T::one() / v),
         UnaryOp::Sin => x.map::<T, T>(|v| v.sin()),
@@ -96,6 +79,9 @@ fn float_unary<T: FloatElement>(x: &Tensor, op: UnaryOp) -> Tensor {
 impl Tensor {
     /// Applies an elementwise function.
     pub fn unary(&self, op: UnaryOp) -> Tensor {
+        if self.device().is_cuda() {
+            return crate::cuda::unary(self, op);
+        }
         match self.dtype() {
             DType::F32 => float_unary::<f32>(self, op),
             DType::F64 => float_unary::<f64>(self, op),
@@ -138,6 +124,22 @@ impl Tensor {
     pub fn gelu(&self) -> Tensor {
         self.unary(UnaryOp::GeluTanh)
     }
+    /// dy · gelu'(x) for x = `self`, in one pass (GELU's backward).
+    pub fn gelu_backward(&self, dy: &Tensor) -> Tensor {
+        if self.device().is_cuda() || dy.device().is_cuda() {
+            return crate::cuda::gelu_backward(self, dy);
+        }
+        assert_eq!(self.shape(), dy.shape(), "gelu_backward: x {} and dy {} differ", self.shape(), dy.shape());
+        match self.dtype() {
+            DType::F32 | DType::F64 => crate::with_float_type!(self.dtype(), "gelu_backward", T => {
+                let (x, g) = (self.contiguous_data::<T>(), dy.contiguous_data::<T>());
+                let mut dx = crate::pool::zeroed::<T>(x.len());
+                kernels::cpu::gelu::gelu_backward(&x, &g, &mut dx);
+                Tensor::from_contiguous(dx, self.shape().clone())
+            }),
+            _ => self.to_dtype(DType::F32).gelu_backward(&dy.to_dtype(DType::F32)).to_dtype(self.dtype()),
+        }
+    }
     pub fn square(&self) -> Tensor {
         self.unary(UnaryOp::Square)
     }
@@ -153,6 +155,9 @@ impl Tensor {
 
     /// x^p elementwise for a float exponent.
     pub fn powf(&self, p: f64) -> Tensor {
+        if self.device().is_cuda() {
+            return crate::cuda::powf(self, p);
+        }
         match self.dtype() {
             DType::F32 => self.map::<f32, f32>(|v| v.powf(p as f32)),
             DType::F64 => self.map::<f64, f64>(|v| v.powf(p)),
@@ -183,7 +188,10 @@ impl Tensor {
         self.scalar_map(c, "clamp_max", |x, c| x.min(c))
     }
 
-    fn scalar_map(&self, c: f64, op: &str, f: fn(f64, f64) -> f64) -> Tensor {
+    fn scalar_map(&self, c: f64, op: &str, f: impl Fn(f64, f64) -> f64 + Copy + Sync + Send) -> Tensor {
+        if self.device().is_cuda() {
+            return crate::cuda::scalar(self, c, op);
+        }
         match self.dtype() {
             DType::F32 => {
                 // Computing in f32 keeps results bit-identical to f32 tensor ops.
@@ -220,10 +228,13 @@ mod tests {
 
     #[test]
     fn gelu_grad_matches_finite_difference() {
-        for &x in &[-3.0f64, -0.5, 0.0, 0.7, 2.5] {
-            let h = 1e-6;
-            let fd = (super::gelu_tanh(x + h) - super::gelu_tanh(x - h)) / (2.0 * h);
-            assert!((fd - super::gelu_tanh_grad(x)).abs() < 1e-8);
+        let xs = [-3.0f64, -0.5, 0.0, 0.7, 2.5];
+        let h = 1e-6;
+        let at = |d: f64| Tensor::new_as(xs.map(|x| x + d), DType::F64).unwrap().gelu().to_vec::<f64>();
+        let (up, down) = (at(h), at(-h));
+        let grad = Tensor::new_as(xs, DType::F64).unwrap().unary(UnaryOp::GeluTanhGrad).to_vec::<f64>();
+        for i in 0..xs.len() {
+            assert!(((up[i] - down[i]) / (2.0 * h) - grad[i]).abs() < 1e-8);
         }
     }
 
