@@ -243,7 +243,10 @@ impl Var {
                     input.shape()
                 );
                 match grads.remove(&input.id()) {
-                    Some(sum) => grads.insert(input.id(), sum.add(&g)),
+                    Some(mut sum) => {
+                        sum.add_(&g);
+                        grads.insert(input.id(), sum)
+                    }
                     None => grads.insert(input.id(), g),
                 };
             }
@@ -254,7 +257,10 @@ impl Var {
         let mut slot = self.0.grad.lock().unwrap();
         let grad = grad.to_dtype(self.dtype());
         *slot = Some(match slot.take() {
-            Some(old) => old.add(&grad),
+            Some(mut old) => {
+                old.add_(&grad);
+                old
+            }
             None => grad.contiguous(),
         });
     }

@@ -11,7 +11,12 @@ impl Tensor {
     /// Every element equal to `value` (converted to `dtype`).
     pub fn full(shape: impl Into<Shape>, value: f64, dtype: DType) -> Tensor {
         let shape = shape.into();
-        crate::with_type!(dtype, T => Tensor::from_contiguous(vec![T::from_f64(value); shape.numel()], shape))
+        crate::with_type!(dtype, T => {
+            // A recycled buffer when one fits (gradients start from zeros).
+            let mut data = crate::pool::take::<T>(shape.numel());
+            data.resize(shape.numel(), T::from_f64(value));
+            Tensor::from_contiguous(data, shape)
+        })
     }
     pub fn zeros(shape: impl Into<Shape>, dtype: DType) -> Tensor {
         Tensor::full(shape, 0.0, dtype)

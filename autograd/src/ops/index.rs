@@ -25,6 +25,21 @@ impl BackwardOp for IndexSelect {
     }
 }
 
+/// Rows looked up by id; the backward scatters them back
+/// (`Tensor::embedding_backward`).
+struct Embedding {
+    ids: Tensor,
+    vocab: usize,
+}
+impl BackwardOp for Embedding {
+    fn name(&self) -> &'static str {
+        "embedding"
+    }
+    fn backward(&self, g: &Tensor, _: &[bool]) -> Vec<Option<Tensor>> {
+        vec![Some(Tensor::embedding_backward(&self.ids, g, self.vocab))]
+    }
+}
+
 struct Gather {
     shape: Shape,
     dim: usize,
@@ -83,9 +98,9 @@ impl Var {
 
     /// Rows of this `[vocab, dim]` table for int64 `ids` of any shape.
     pub fn embedding(&self, ids: &Tensor) -> Var {
-        let mut dims: Vec<isize> = ids.dims().iter().map(|&d| d as isize).collect();
-        dims.push(self.dim(1) as isize);
-        self.index_select(0, &ids.flatten_all()).reshape(&dims)
+        let table = self.data();
+        let vocab = table.dim(0);
+        Var::from_op(table.embedding(ids), &[self], || Embedding { ids: ids.clone(), vocab })
     }
 
     /// `mask ? a : b` elementwise, with broadcasting.

@@ -14,6 +14,8 @@
 
 use rayon::prelude::*;
 
+use super::SendPtr;
+
 /// Where one operand lives inside its buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Strided {
@@ -126,13 +128,6 @@ gemm_element!(f32, matrixmultiply::sgemm, {
 });
 gemm_element!(f64, matrixmultiply::dgemm, {});
 
-/// A pointer that may cross threads; every task writes a disjoint block.
-#[derive(Clone, Copy)]
-struct SendPtr<T>(*mut T);
-// SAFETY: used only to hand disjoint regions of one buffer to rayon tasks.
-unsafe impl<T: Send> Send for SendPtr<T> {}
-// SAFETY: as above; no two tasks dereference the same element.
-unsafe impl<T: Send> Sync for SendPtr<T> {}
 
 /// Below this many multiply-adds a single thread is faster than splitting.
 const PARALLEL_MIN_WORK: usize = 1 << 18;

@@ -3,6 +3,7 @@
 pub mod adamw;
 pub mod attention;
 pub mod cross_entropy;
+pub mod embedding;
 pub mod gemm;
 pub mod gelu;
 pub mod gemv;
@@ -15,3 +16,12 @@ pub mod rows;
 pub(crate) fn rows_per_task(row_len: usize) -> usize {
     (16_384 / row_len.max(1)).max(1)
 }
+
+/// A pointer that may cross threads, for kernels whose tasks each write a
+/// disjoint region of one buffer.
+#[derive(Clone, Copy)]
+pub(crate) struct SendPtr<T>(pub(crate) *mut T);
+// SAFETY: used only to hand disjoint regions of one buffer to rayon tasks.
+unsafe impl<T: Send> Send for SendPtr<T> {}
+// SAFETY: as above; no two tasks dereference the same element.
+unsafe impl<T: Send> Sync for SendPtr<T> {}

@@ -1,0 +1,61 @@
+//! The gradient of an embedding lookup: rows added back into the table.
+//!
+//! The forward picked rows: y[k] = W[ids[k]] for N ids, y `[N, C]`. Its
+//! gradient sends each row of dY back where it came from:
+//! dW `[V, C]` starts at zero and dW[ids[k]] += dY[k]; an id used twice
+//! collects both rows, and ids never seen keep a zero row.
+//!
+//! The scatter itself is `kernels::cpu::embedding` (parallel over column
+//! bands, deterministic).
+
+use crate::dtype::DType;
+use crate::tensor::Tensor;
+
+impl Tensor {
+    /// dW `[vocab, C]` for an embedding lookup of int64 `ids` (any shape)
+    /// whose output gradient is `dy` `[..ids.shape, C]`.
+    pub fn embedding_backward(ids: &Tensor, dy: &Tensor, vocab: usize) -> Tensor {
+        assert_eq!(ids.dtype(), DType::I64, "embedding_backward: ids must be int64, got {}", ids.dtype());
+        let c = dy.dim(-1);
+        assert_eq!(
+            dy.numel(),
+            ids.numel() * c,
+            "embedding_backward: gradient {} does not match ids {}",
+            dy.shape(),
+            ids.shape()
+        );
+        if !matches!(dy.dtype(), DType::F32 | DType::F64) {
+            // Half precision accumulates in f32.
+            return Tensor::embedding_backward(ids, &dy.to_dtype(DType::F32), vocab).to_dtype(dy.dtype());
+        }
+        let rows: Vec<usize> = ids
+            .contiguous_data::<i64>()
+            .iter()
+            .map(|&i| {
+                assert!(i >= 0 && (i as usize) < vocab, "embedding_backward: id {i} outside the table of {vocab} rows");
+                i as usize
+            })
+            .collect();
+        crate::with_float_type!(dy.dtype(), "embedding_backward", T => {
+            let mut dw = crate::pool::zeroed::<T>(vocab * c);
+            kernels::cpu::embedding::embedding_backward(&rows, &dy.contiguous_data::<T>(), &mut dw, c);
+            Tensor::from_contiguous(dw, [vocab, c])
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::*;
+
+    #[test]
+    fn equals_index_add_into_zeros() {
+        let mut g = Generator::seed(5);
+        let ids = Tensor::new([[3i64, 1, 3], [0, 3, 6]]).unwrap();
+        let dy = Tensor::randn([2, 3, 130], &mut g);
+        let fast = Tensor::embedding_backward(&ids, &dy, 7);
+        let reference =
+            Tensor::zeros([7, 130], DType::F32).index_add(0, &ids.flatten_all(), &dy.reshape(&[6, 130]));
+        assert_eq!(fast.to_vec::<f32>(), reference.to_vec::<f32>());
+    }
+}
