@@ -24,14 +24,15 @@ impl Tensor {
     pub fn ones(shape: impl Into<Shape>, dtype: DType) -> Tensor {
         Tensor::full(shape, 1.0, dtype)
     }
+    /// Zeros of this tensor's shape and dtype, on its device.
     pub fn zeros_like(&self) -> Tensor {
-        Tensor::zeros(self.shape().clone(), self.dtype())
+        self.full_like(0.0)
     }
     pub fn ones_like(&self) -> Tensor {
-        Tensor::ones(self.shape().clone(), self.dtype())
+        self.full_like(1.0)
     }
     pub fn full_like(&self, value: f64) -> Tensor {
-        Tensor::full(self.shape().clone(), value, self.dtype())
+        crate::cuda::full(self.shape().clone(), value, self.dtype(), self.device())
     }
 
     /// `start, start+1, …, end-1` as int64 (as `torch.arange(start, end)`).

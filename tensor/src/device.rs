@@ -8,6 +8,10 @@ pub enum Device {
 }
 
 impl Device {
+    pub fn is_cuda(self) -> bool {
+        matches!(self, Device::Cuda(_))
+    }
+
     /// Parses the command line's spelling: `cpu`, `cuda`, `cuda:1`.
     pub fn parse(s: &str) -> Option<Device> {
         match s {

@@ -14,6 +14,9 @@ pub enum TensorError {
     DTypeMismatch { expected: DType, actual: DType },
     #[error("device {0} is not available: {1}")]
     DeviceUnavailable(Device, String),
+    /// The CUDA backend's own message, e.g. "no CUDA device: libcuda.so.1 not found".
+    #[error("{0}")]
+    Cuda(String),
 }
 
 pub type Result<T> = std::result::Result<T, TensorError>;

@@ -12,7 +12,9 @@
 //! as NumPy does. This crate knows nothing of gradients; `autograd` builds
 //! differentiation on top of it.
 
+pub mod autocast;
 pub mod creation;
+pub mod cuda;
 pub mod device;
 pub mod display;
 pub mod dtype;

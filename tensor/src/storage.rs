@@ -60,28 +60,40 @@ impl Drop for CpuStorage {
     }
 }
 
-/// Where a tensor's buffer lives. The CUDA backend adds a variant here.
+/// Where a tensor's buffer lives: host memory, or a GPU's (`cuda/storage.rs`).
 #[derive(Clone, Debug)]
 pub enum Storage {
     Cpu(CpuStorage),
+    Cuda(crate::cuda::CudaStorage),
 }
 
 impl Storage {
     pub fn dtype(&self) -> DType {
         match self {
             Storage::Cpu(s) => s.dtype(),
+            Storage::Cuda(s) => s.dtype(),
         }
     }
 
     pub fn cpu(&self) -> &CpuStorage {
         match self {
             Storage::Cpu(s) => s,
+            Storage::Cuda(s) => on_gpu(s),
         }
     }
 
     pub fn cpu_mut(&mut self) -> &mut CpuStorage {
         match self {
             Storage::Cpu(s) => s,
+            Storage::Cuda(s) => on_gpu(s),
         }
     }
+}
+
+/// A CPU code path reached a GPU buffer: name the device and the way out.
+fn on_gpu(s: &crate::cuda::CudaStorage) -> ! {
+    panic!(
+        "this operation reads host memory, but the tensor is on {}; copy it with .to_device(Device::Cpu)",
+        s.device()
+    )
 }

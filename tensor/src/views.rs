@@ -153,6 +153,9 @@ impl Tensor {
         }
         let mut dims = first.dims().to_vec();
         dims[d] = tensors.iter().map(|t| t.dims()[d]).sum();
+        if tensors.iter().any(|t| t.device().is_cuda()) {
+            return crate::cuda::cat(tensors, d, dims);
+        }
         crate::with_type!(first.dtype(), T => cat_dense::<T>(tensors, d, dims))
     }
 
@@ -181,6 +184,9 @@ impl Tensor {
 
     fn triangle(&self, diagonal: isize, lower: bool) -> Tensor {
         assert!(self.rank() >= 2, "tril/triu: needs at least 2 dimensions, got shape {}", self.shape());
+        if self.device().is_cuda() {
+            return crate::cuda::triangle(self, diagonal, lower);
+        }
         let (rows, cols) = (self.dim(-2), self.dim(-1));
         crate::with_type!(self.dtype(), T => {
             let mut data = self.to_vec::<T>();

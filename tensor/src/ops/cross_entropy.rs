@@ -27,6 +27,9 @@ impl Tensor {
             self.shape(),
             targets.shape()
         );
+        if self.device().is_cuda() {
+            return crate::cuda::cross_entropy(self, targets, ignore);
+        }
         let (n, v) = (self.dims()[0], self.dims()[1]);
         crate::with_float_type!(self.dtype(), "cross_entropy", T => {
             let mut lse = crate::pool::zeroed::<T>(n);
@@ -40,6 +43,9 @@ impl Tensor {
     /// dloss/dlogits for [`Tensor::cross_entropy`], times `scale` (the
     /// incoming gradient divided by the counted rows).
     pub fn cross_entropy_backward(&self, targets: &Tensor, lse: &Tensor, ignore: i64, scale: f64) -> Tensor {
+        if self.device().is_cuda() {
+            return crate::cuda::cross_entropy_backward(self, targets, lse, ignore, scale);
+        }
         let v = self.dims()[1];
         crate::with_float_type!(self.dtype(), "cross_entropy_backward", T => {
             let mut grad = crate::pool::zeroed::<T>(self.numel());

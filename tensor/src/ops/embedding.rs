@@ -24,6 +24,9 @@ impl Tensor {
             dy.shape(),
             ids.shape()
         );
+        if dy.device().is_cuda() {
+            return crate::cuda::embedding_backward(ids, dy, vocab);
+        }
         if !matches!(dy.dtype(), DType::F32 | DType::F64) {
             // Half precision accumulates in f32.
             return Tensor::embedding_backward(ids, &dy.to_dtype(DType::F32), vocab).to_dtype(dy.dtype());

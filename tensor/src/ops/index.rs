@@ -23,6 +23,9 @@ impl Tensor {
         assert_eq!(indices.dtype(), DType::I64, "index_select: indices must be int64, got {}", indices.dtype());
         assert_eq!(indices.rank(), 1, "index_select: indices must be 1-D, got shape {}", indices.shape());
         let d = self.layout().resolve(dim, "index_select");
+        if self.device().is_cuda() {
+            return crate::cuda::index_select(self, d, indices);
+        }
         let idx = indices.contiguous_data::<i64>();
         let size = self.dims()[d];
         let parts: Vec<Tensor> =
@@ -64,6 +67,9 @@ impl Tensor {
     pub fn index_add(&self, dim: isize, indices: &Tensor, src: &Tensor) -> Tensor {
         assert_eq!(indices.dtype(), DType::I64, "index_add: indices must be int64, got {}", indices.dtype());
         let d = self.layout().resolve(dim, "index_add");
+        if self.device().is_cuda() || src.device().is_cuda() {
+            return crate::cuda::index_add(self, d, indices, src);
+        }
         let idx = indices.contiguous_data::<i64>();
         assert_eq!(
             src.dims()[d],
@@ -105,6 +111,9 @@ impl Tensor {
         assert_eq!(index.dtype(), DType::I64, "gather: index must be int64, got {}", index.dtype());
         assert_eq!(index.rank(), self.rank(), "gather: index shape {} for input {}", index.shape(), self.shape());
         let d = self.layout().resolve(dim, "gather");
+        if self.device().is_cuda() {
+            return crate::cuda::gather(self, d, index);
+        }
         let size = self.dims()[d];
         let positions = self.gather_positions(d, index, "gather");
         let buf_idx = index.contiguous_data::<i64>();
@@ -130,6 +139,9 @@ impl Tensor {
             src.shape()
         );
         let d = self.layout().resolve(dim, "scatter_add");
+        if self.device().is_cuda() || src.device().is_cuda() {
+            return crate::cuda::scatter_add(self, d, index, src);
+        }
         let size = self.dims()[d];
         let base = self.contiguous();
         let positions = base.gather_positions(d, index, "scatter_add");

@@ -22,6 +22,9 @@ impl Tensor {
     pub fn add_(&mut self, other: &Tensor) {
         assert_eq!(self.shape(), other.shape(), "add_: shapes {} and {} differ", self.shape(), other.shape());
         assert_eq!(self.dtype(), other.dtype(), "add_: dtypes {} and {} differ", self.dtype(), other.dtype());
+        if self.device().is_cuda() || other.device().is_cuda() {
+            return crate::cuda::add_in_place(self, other);
+        }
         if !matches!(self.dtype(), DType::F32 | DType::F64) {
             *self = self.add(other);
             return;

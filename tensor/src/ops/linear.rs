@@ -66,6 +66,9 @@ impl Tensor {
                 weight.dtype()
             );
         }
+        if self.device().is_cuda() || weight.device().is_cuda() {
+            return crate::cuda::linear(self, weight, bias);
+        }
         let x2 = self.reshape(&[-1, k as isize]);
         let y = match (bias, self.dtype()) {
             (None, _) => x2.matmul(&weight.t()),

@@ -66,6 +66,9 @@ fn matmul_nd(a: &Tensor, b: &Tensor, orig_a: &Tensor, orig_b: &Tensor) -> Tensor
     let (a, b) = (full(a, m, k), full(b, k, n));
     let mut out_dims = batch.clone();
     out_dims.extend([m, n]);
+    if a.device().is_cuda() || b.device().is_cuda() {
+        return crate::cuda::matmul_batched(&a, &b, m, k, n, out_dims);
+    }
     match a.dtype() {
         DType::F32 => gemm_into::<f32>(&a, &b, m, k, n, out_dims),
         DType::F64 => gemm_into::<f64>(&a, &b, m, k, n, out_dims),

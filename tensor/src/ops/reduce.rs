@@ -49,6 +49,9 @@ impl Tensor {
 
     /// Sum along `dim`.
     pub fn sum(&self, dim: isize, keepdim: bool) -> Tensor {
+        if self.device().is_cuda() {
+            return crate::cuda::reduce(self, dim, keepdim, crate::cuda::ReduceOp::Sum);
+        }
         if let Some(out) = self.sum_across_rows(dim, keepdim) {
             return out;
         }
@@ -110,6 +113,9 @@ impl Tensor {
 
     /// Mean along `dim`.
     pub fn mean(&self, dim: isize, keepdim: bool) -> Tensor {
+        if self.device().is_cuda() {
+            return crate::cuda::reduce(self, dim, keepdim, crate::cuda::ReduceOp::Mean);
+        }
         let n = self.dim(dim).max(1) as f64;
         self.float_reduce("mean", move |row| row.sum::<f64>() / n, dim, keepdim)
     }
@@ -117,6 +123,10 @@ impl Tensor {
     /// Variance along `dim`; `unbiased` divides by n−1 (PyTorch's default)
     /// instead of n.
     pub fn var(&self, dim: isize, keepdim: bool, unbiased: bool) -> Tensor {
+        if self.device().is_cuda() {
+            let op = if unbiased { crate::cuda::ReduceOp::VarUnbiased } else { crate::cuda::ReduceOp::Var };
+            return crate::cuda::reduce(self, dim, keepdim, op);
+        }
         self.float_reduce(
             "var",
             move |row| {
@@ -146,6 +156,9 @@ impl Tensor {
 
     /// Largest value along `dim`.
     pub fn max(&self, dim: isize, keepdim: bool) -> Tensor {
+        if self.device().is_cuda() {
+            return crate::cuda::reduce(self, dim, keepdim, crate::cuda::ReduceOp::Max);
+        }
         crate::with_type!(self.dtype(), T => self.reduce_rows::<T, T>(dim, keepdim, "max", |row| {
             row.fold(None, |m: Option<T>, v| Some(match m { Some(m) if !(v > m) && !v.to_f64().is_nan() => m, _ => v }))
                 .expect("max: empty dimension")
@@ -154,6 +167,9 @@ impl Tensor {
 
     /// Smallest value along `dim`.
     pub fn min(&self, dim: isize, keepdim: bool) -> Tensor {
+        if self.device().is_cuda() {
+            return crate::cuda::reduce(self, dim, keepdim, crate::cuda::ReduceOp::Min);
+        }
         crate::with_type!(self.dtype(), T => self.reduce_rows::<T, T>(dim, keepdim, "min", |row| {
             row.fold(None, |m: Option<T>, v| Some(match m { Some(m) if !(v < m) && !v.to_f64().is_nan() => m, _ => v }))
                 .expect("min: empty dimension")
@@ -162,6 +178,9 @@ impl Tensor {
 
     /// Index (int64) of the largest value along `dim`; the first on ties.
     pub fn argmax(&self, dim: isize, keepdim: bool) -> Tensor {
+        if self.device().is_cuda() {
+            return crate::cuda::reduce(self, dim, keepdim, crate::cuda::ReduceOp::ArgMax);
+        }
         crate::with_type!(self.dtype(), T => self.reduce_rows::<T, i64>(dim, keepdim, "argmax", |row| {
             let mut best: Option<(usize, T)> = None;
             for (i, v) in row.enumerate() {
@@ -175,6 +194,9 @@ impl Tensor {
 
     /// Index (int64) of the smallest value along `dim`; the first on ties.
     pub fn argmin(&self, dim: isize, keepdim: bool) -> Tensor {
+        if self.device().is_cuda() {
+            return crate::cuda::reduce(self, dim, keepdim, crate::cuda::ReduceOp::ArgMin);
+        }
         crate::with_type!(self.dtype(), T => self.reduce_rows::<T, i64>(dim, keepdim, "argmin", |row| {
             let mut best: Option<(usize, T)> = None;
             for (i, v) in row.enumerate() {
@@ -189,6 +211,9 @@ impl Tensor {
     /// Sum of every element, as a rank-0 tensor (fixed chunking: the same
     /// bits whatever the thread count).
     pub fn sum_all(&self) -> Tensor {
+        if self.device().is_cuda() {
+            return crate::cuda::sum_all(self, 1.0);
+        }
         crate::with_type!(self.dtype(), T => {
             let data = self.contiguous_data::<T>();
             Tensor::scalar(T::from_f64(kernels::cpu::reduce::sum_f64(&data, |v: T| v.to_f64())))
@@ -197,6 +222,9 @@ impl Tensor {
 
     /// Mean of every element, as a rank-0 tensor.
     pub fn mean_all(&self) -> Tensor {
+        if self.device().is_cuda() {
+            return crate::cuda::mean_all(self);
+        }
         assert!(self.dtype().is_float(), "mean_all: needs a float tensor, got {}", self.dtype());
         let n = self.numel() as f64;
         crate::with_type!(self.dtype(), T => {

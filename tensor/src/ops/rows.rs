@@ -38,6 +38,9 @@ impl Tensor {
 
     /// softmax(x) along `dim`: exp(x) / Σ exp(x), computed stably.
     pub fn softmax(&self, dim: isize) -> Tensor {
+        if self.device().is_cuda() {
+            return crate::cuda::softmax(self, dim, false);
+        }
         self.along_dim(
             dim,
             "softmax",
@@ -47,6 +50,9 @@ impl Tensor {
 
     /// log(softmax(x)) along `dim`, without forming softmax first.
     pub fn log_softmax(&self, dim: isize) -> Tensor {
+        if self.device().is_cuda() {
+            return crate::cuda::softmax(self, dim, true);
+        }
         self.along_dim(dim, "log_softmax", |x| {
             crate::with_float_type!(x.dtype(), "log_softmax", T => row_kernel::<T>(x, kernels::cpu::rows::log_softmax))
         })
@@ -54,16 +60,25 @@ impl Tensor {
 
     /// Given y = softmax(x) along `dim` and dL/dy, returns dL/dx.
     pub fn softmax_backward(y: &Tensor, dy: &Tensor, dim: isize) -> Tensor {
+        if y.device().is_cuda() || dy.device().is_cuda() {
+            return crate::cuda::softmax_backward(y, dy, dim, false);
+        }
         backward_along(y, dy, dim, "softmax_backward", false)
     }
 
     /// Given y = log_softmax(x) along `dim` and dL/dy, returns dL/dx.
     pub fn log_softmax_backward(y: &Tensor, dy: &Tensor, dim: isize) -> Tensor {
+        if y.device().is_cuda() || dy.device().is_cuda() {
+            return crate::cuda::softmax_backward(y, dy, dim, true);
+        }
         backward_along(y, dy, dim, "log_softmax_backward", true)
     }
 
     /// Layer norm over the last dimension with optional scale and shift.
     pub fn layer_norm(&self, gamma: Option<&Tensor>, beta: Option<&Tensor>, eps: f64) -> LayerNormOutput {
+        if self.device().is_cuda() {
+            return crate::cuda::layer_norm(self, gamma, beta, eps);
+        }
         let n = self.dim(-1);
         for (name, p) in [("weight", gamma), ("bias", beta)] {
             if let Some(p) = p {
@@ -94,6 +109,9 @@ impl Tensor {
         rstd: &Tensor,
         dy: &Tensor,
     ) -> LayerNormGrads {
+        if x.device().is_cuda() || dy.device().is_cuda() {
+            return crate::cuda::layer_norm_backward(x, gamma, mean, rstd, dy);
+        }
         let n = x.dim(-1);
         crate::with_float_type!(x.dtype(), "layer_norm_backward", T => {
             let g = gamma.map(|g| g.contiguous_data::<T>());

@@ -1,0 +1,259 @@
+//! Tensors on NVIDIA GPUs.
+//!
+//! A tensor whose storage is [`CudaStorage`] lives in GPU memory, and every
+//! public op checks its operands' device first thing: CPU tensors take the
+//! CPU paths in `ops/`, CUDA tensors come here, where the op is expressed
+//! as launches of the kernels in `kernels::cuda`. Layouts work exactly as
+//! on the CPU: views share the device buffer, and kernels read strided and
+//! broadcast views directly (a `DeviceLayout` travels with each launch).
+//!
+//! Three conventions keep model code device-agnostic:
+//! - an op's output lives on its inputs' device;
+//! - a CPU operand next to a CUDA one is copied to the GPU first (index
+//!   tensors and targets made on the host, a scalar from `Tensor::full`,
+//!   a dropout mask drawn by the CPU generator), so the model, the loss and
+//!   generation run unchanged once the parameters are on the GPU;
+//! - reading values (`to_vec`, `item`, `Display`) copies them back to the
+//!   host, which waits for the GPU to finish the work queued before.
+//!
+//! A failure inside an op (out of memory, a kernel that cannot launch)
+//! panics with the driver's message, as a shape mismatch does; asking for
+//! a device that does not exist is an error ([`device`]).
+
+mod attention;
+mod cast;
+mod cross_entropy;
+mod elementwise;
+mod index;
+mod matmul;
+mod optim;
+mod reduce;
+mod rows;
+mod shape;
+mod storage;
+
+use std::sync::Arc;
+
+use kernels::cuda::cudarc::driver::CudaSlice;
+use kernels::cuda::{CudaDevice, DeviceLayout};
+
+use crate::dtype::DType;
+use crate::error::{Result, TensorError};
+use crate::layout::Layout;
+use crate::shape::Shape;
+use crate::storage::Storage;
+use crate::tensor::Tensor;
+use crate::Device;
+
+// What the ops in `ops/` call for CUDA operands.
+pub(crate) use attention::{causal_attention, causal_attention_backward};
+pub(crate) use cast::to_dtype;
+pub(crate) use cross_entropy::{cross_entropy, cross_entropy_backward};
+pub(crate) use elementwise::{add_in_place, binary, compare, gelu_backward, powf, scalar, unary, where_cond};
+pub(crate) use index::{embedding_backward, gather, index_add, index_select, scatter_add};
+pub(crate) use matmul::{batched as matmul_batched, linear};
+pub(crate) use reduce::{mean_all, reduce, sum_all};
+pub(crate) use rows::{layer_norm, layer_norm_backward, softmax, softmax_backward};
+pub(crate) use shape::{cat, contiguous_copy, triangle};
+
+pub use attention::FlashAttentionOutput;
+pub use kernels::cuda::blas::{set_tf32, tf32_enabled};
+pub use kernels::cuda::device::set_poison_outputs;
+pub use kernels::cuda::reduce::ReduceOp;
+pub use optim::{adamw_step, AdamWSlot};
+pub use reduce::sum_squares;
+pub use shape::full;
+pub use storage::{CudaData, CudaElement, CudaStorage};
+
+/// The GPU behind `Device::Cuda(ordinal)`, created on first use: an error
+/// (never a panic) when there is no driver, no GPU or no such ordinal.
+pub fn device(ordinal: usize) -> Result<Arc<CudaDevice>> {
+    CudaDevice::get(ordinal).map_err(TensorError::from)
+}
+
+/// Number of GPUs (0 when there is no driver).
+pub fn device_count() -> usize {
+    kernels::cuda::device_count().unwrap_or(0)
+}
+
+/// Checks that `device` can be used, compiling every kernel now so that a
+/// missing compiler shows up here rather than in the middle of a run.
+pub fn ensure_available(device: Device) -> Result<()> {
+    if let Device::Cuda(ordinal) = device {
+        self::device(ordinal)?.load_all_kernels()?;
+    }
+    Ok(())
+}
+
+/// Unwraps a kernel result inside an op, where failure is a panic.
+pub(crate) fn ok<T>(result: kernels::cuda::Result<T>, op: &str) -> T {
+    result.unwrap_or_else(|e| panic!("{op} on CUDA: {e}"))
+}
+
+pub(crate) fn storage(t: &Tensor) -> &CudaStorage {
+    match t.storage() {
+        Storage::Cuda(s) => s,
+        Storage::Cpu(_) => panic!("expected a CUDA tensor, got one on the CPU"),
+    }
+}
+
+/// The device storage of `t` for an in-place update: copied first if any
+/// other tensor shares it (copy-on-write, as `data_mut` on the CPU).
+pub(crate) fn storage_mut(t: &mut Tensor) -> &mut CudaStorage {
+    match Arc::make_mut(t.storage_arc_mut()) {
+        Storage::Cuda(s) => s,
+        Storage::Cpu(_) => panic!("expected a CUDA tensor, got one on the CPU"),
+    }
+}
+
+/// The typed device buffer behind a CUDA tensor.
+pub(crate) fn slice<T: CudaElement>(t: &Tensor) -> &CudaSlice<T> {
+    storage(t).slice::<T>()
+}
+
+pub(crate) fn cuda_device(t: &Tensor) -> &Arc<CudaDevice> {
+    storage(t).cuda_device()
+}
+
+/// A kernel layout for a view (panics past 8 unmergeable dimensions).
+pub(crate) fn device_layout(layout: &Layout, op: &str) -> DeviceLayout {
+    ok(DeviceLayout::new(layout.dims(), layout.strides(), layout.offset()), op)
+}
+
+/// A dense tensor over a fresh device buffer.
+pub(crate) fn dense<T: CudaElement>(dev: &Arc<CudaDevice>, slice: CudaSlice<T>, shape: impl Into<Shape>) -> Tensor {
+    let shape = shape.into();
+    let n = shape.numel();
+    Tensor::from_parts(
+        Storage::Cuda(CudaStorage::new(dev.clone(), n, slice)),
+        Layout::contiguous(shape),
+        Device::Cuda(dev.ordinal()),
+    )
+}
+
+/// `t` dense and starting at element 0 of its buffer, as the row kernels
+/// read their inputs (a copy only when it is not already).
+pub(crate) fn packed(t: &Tensor) -> Tensor {
+    if t.is_contiguous() && t.layout().offset() == 0 {
+        t.clone()
+    } else {
+        shape::contiguous_copy(t)
+    }
+}
+
+/// `t` on the CUDA device `device`: itself if already there, a copy if on
+/// the CPU. Two different GPUs in one op is a programming error.
+pub(crate) fn bring(t: &Tensor, device: Device, op: &str) -> Tensor {
+    if t.device() == device {
+        return t.clone();
+    }
+    match (t.device(), device) {
+        (Device::Cpu, Device::Cuda(_)) => t.to_device(device).unwrap_or_else(|e| panic!("{op}: {e}")),
+        (from, to) => panic!("{op}: operands on {from} and {to}; move them to one device first"),
+    }
+}
+
+/// The CUDA device among `tensors` (the first one found).
+pub(crate) fn cuda_of(tensors: &[&Tensor]) -> Option<Device> {
+    tensors.iter().map(|t| t.device()).find(|d| matches!(d, Device::Cuda(_)))
+}
+
+/// Copies a tensor to the CUDA device `ordinal`.
+pub(crate) fn to_cuda(t: &Tensor, ordinal: usize) -> Result<Tensor> {
+    if let Storage::Cuda(s) = t.storage() {
+        if s.cuda_device().ordinal() == ordinal {
+            return Ok(t.clone());
+        }
+        // GPU to GPU goes through the host: simple, and rare.
+        return to_cuda(&to_cpu(t), ordinal);
+    }
+    let dev = device(ordinal)?;
+    // Only the elements the view names travel (dense, row-major).
+    let host = t.contiguous();
+    let dense_host = if host.layout().offset() == 0 && host.storage().cpu().len() == host.numel() {
+        host
+    } else {
+        host.contiguous_copy()
+    };
+    let storage = CudaStorage::from_host(dev.clone(), dense_host.storage().cpu())?;
+    Ok(Tensor::from_parts(Storage::Cuda(storage), Layout::contiguous(t.shape().clone()), Device::Cuda(ordinal)))
+}
+
+/// Copies a CUDA tensor's elements to a dense host tensor.
+pub(crate) fn to_cpu(t: &Tensor) -> Tensor {
+    let dense = if t.is_contiguous() && t.layout().offset() == 0 && storage(t).len() == t.numel() {
+        t.clone()
+    } else {
+        shape::contiguous_copy(t)
+    };
+    let host = ok(storage(&dense).to_host(), "copy to host");
+    Tensor::from_storage(host, Layout::contiguous(t.shape().clone()))
+}
+
+/// This tensor's elements in row-major order, on the host.
+pub(crate) fn host_vec<T: crate::dtype::Element>(t: &Tensor) -> Vec<T> {
+    to_cpu(t).to_vec::<T>()
+}
+
+/// Runs `$body` with `$T` bound to the Rust type of a device dtype.
+macro_rules! with_cuda_type {
+    ($dtype:expr, $op:expr, $T:ident => $body:expr) => {
+        match $dtype {
+            $crate::DType::F32 => {
+                type $T = f32;
+                $body
+            }
+            $crate::DType::F16 => {
+                type $T = half::f16;
+                $body
+            }
+            $crate::DType::BF16 => {
+                type $T = half::bf16;
+                $body
+            }
+            $crate::DType::I64 => {
+                type $T = i64;
+                $body
+            }
+            $crate::DType::I8 => {
+                type $T = i8;
+                $body
+            }
+            $crate::DType::F64 => panic!("{}: float64 tensors cannot live on a CUDA device", $op),
+        }
+    };
+}
+
+/// The same for the float dtypes kernels compute with.
+macro_rules! with_cuda_float {
+    ($dtype:expr, $op:expr, $T:ident => $body:expr) => {
+        match $dtype {
+            $crate::DType::F32 => {
+                type $T = f32;
+                $body
+            }
+            $crate::DType::F16 => {
+                type $T = half::f16;
+                $body
+            }
+            $crate::DType::BF16 => {
+                type $T = half::bf16;
+                $body
+            }
+            other => panic!("{}: needs a float tensor on CUDA, got {}", $op, other),
+        }
+    };
+}
+
+pub(crate) use {with_cuda_float, with_cuda_type};
+
+impl From<kernels::cuda::CudaError> for TensorError {
+    fn from(e: kernels::cuda::CudaError) -> Self {
+        TensorError::Cuda(e.to_string())
+    }
+}
+
+/// Whether a dtype can live on a CUDA device.
+pub fn dtype_supported(dtype: DType) -> bool {
+    dtype != DType::F64
+}

@@ -1,0 +1,393 @@
+//! Every tensor op on the GPU against the same op on the CPU.
+//!
+//! `#[ignore]`d: they need a CUDA device. Run them with
+//! `scripts/gpu-check.sh` (or `cargo test --release --test cuda_ops -- --ignored`).
+//! Each test computes one expression on CPU tensors and on copies of them on
+//! the GPU, and compares: float32 within 1e-5 relative, bfloat16 within its
+//! precision, integer and data-movement results exactly.
+
+mod cuda;
+
+use cuda::{assert_close, assert_same, gpu, nonzero, on, uniform, BF16, F32};
+use scratchgpt::tensor::{BinaryOp, CmpOp, DType, Device, Tensor, UnaryOp};
+
+/// Runs `f` on CPU inputs and on their GPU copies; compares with `rtol`.
+fn both(what: &str, inputs: &[Tensor], rtol: f64, f: impl Fn(&[Tensor]) -> Tensor) {
+    let device = gpu();
+    let cpu = f(inputs);
+    let on_gpu: Vec<Tensor> = inputs.iter().map(|t| on(t, device)).collect();
+    let out = f(&on_gpu);
+    assert_eq!(out.device(), device, "{what}: result left the GPU");
+    if rtol == 0.0 {
+        assert_same(what, &cpu, &out);
+    } else {
+        assert_close(what, &cpu, &out, rtol);
+    }
+}
+
+#[test]
+#[ignore = "needs a CUDA device"]
+fn copies_between_host_and_device_round_trip() {
+    let device = gpu();
+    for dtype in [DType::F32, DType::F16, DType::BF16, DType::I64, DType::I8] {
+        let x = nonzero(&[3, 5, 7], 1).mul_scalar(10.0).to_dtype(dtype);
+        let back = on(&x, device).to_device(Device::Cpu).unwrap();
+        assert_same(&format!("round trip {dtype}"), &x, &back);
+        // A strided view travels as its own elements.
+        let view = x.transpose(0, 2).narrow(1, 1, 3);
+        assert_same(&format!("view {dtype}"), &view.contiguous(), &on(&view, device).to_device(Device::Cpu).unwrap());
+    }
+    assert!(Tensor::zeros([2], DType::F64).to_device(device).is_err(), "float64 has no device storage");
+}
+
+#[test]
+#[ignore = "needs a CUDA device"]
+fn casts_follow_the_cpu_rules() {
+    let x = nonzero(&[4, 33], 2).mul_scalar(300.0); // saturates int8, rounds halves
+    let dtypes = [DType::F32, DType::F16, DType::BF16, DType::I64, DType::I8];
+    for from in dtypes {
+        let src = x.to_dtype(from);
+        for to in dtypes {
+            both(&format!("{from} → {to}"), std::slice::from_ref(&src), 0.0, |t| t[0].t().to_dtype(to));
+        }
+    }
+}
+
+#[test]
+#[ignore = "needs a CUDA device"]
+fn unary_functions() {
+    let x = nonzero(&[7, 130], 3);
+    let positive = uniform(&[7, 130], 0.1, 4.0, 4);
+    let ops = [
+        UnaryOp::Neg,
+        UnaryOp::Abs,
+        UnaryOp::Exp,
+        UnaryOp::Tanh,
+        UnaryOp::Sigmoid,
+        UnaryOp::Relu,
+        UnaryOp::GeluTanh,
+        UnaryOp::GeluTanhGrad,
+        UnaryOp::Square,
+        UnaryOp::Recip,
+        UnaryOp::Sin,
+        UnaryOp::Cos,
+    ];
+    for op in ops {
+        both(op.name(), std::slice::from_ref(&x), F32, |t| t[0].unary(op));
+        both(&format!("{} transposed", op.name()), std::slice::from_ref(&x), F32, |t| t[0].t().unary(op));
+        let half = x.to_dtype(DType::BF16);
+        both(&format!("{} bf16", op.name()), std::slice::from_ref(&half), BF16, |t| t[0].unary(op));
+    }
+    for op in [UnaryOp::Log, UnaryOp::Sqrt] {
+        both(op.name(), std::slice::from_ref(&positive), F32, |t| t[0].unary(op));
+    }
+    let ids = Tensor::from_vec((-20..20).collect::<Vec<i64>>(), [40]).unwrap();
+    for op in [UnaryOp::Neg, UnaryOp::Abs, UnaryOp::Relu, UnaryOp::Square] {
+        both(&format!("{} int64", op.name()), std::slice::from_ref(&ids), 0.0, |t| t[0].unary(op));
+    }
+}
+
+#[test]
+#[ignore = "needs a CUDA device"]
+fn scalar_ops_are_bit_identical() {
+    let x = nonzero(&[5, 64], 5);
+    both("x·c + d", std::slice::from_ref(&x), 0.0, |t| {
+        t[0].mul_scalar(0.37).add_scalar(-1.25).div_scalar(3.0).sub_scalar(0.5)
+    });
+    both("clamp", std::slice::from_ref(&x), 0.0, |t| t[0].clamp_min(-0.3).clamp_max(0.4));
+    both("powf", &[uniform(&[5, 64], 0.1, 3.0, 6)], F32, |t| t[0].powf(1.7));
+    let ids = Tensor::from_vec((0..12).collect::<Vec<i64>>(), [3, 4]).unwrap();
+    both("int64 scalar", std::slice::from_ref(&ids), 0.0, |t| t[0].mul_scalar(3.0).add_scalar(-7.0));
+}
+
+#[test]
+#[ignore = "needs a CUDA device"]
+fn binary_ops_broadcast_over_views() {
+    let a = nonzero(&[4, 6, 8], 7);
+    let b = nonzero(&[8], 8);
+    let col = nonzero(&[6, 1], 9);
+    let positive = uniform(&[4, 6, 8], 0.5, 2.0, 10);
+    for op in [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div, BinaryOp::Maximum, BinaryOp::Minimum] {
+        both(&format!("{} bias", op.name()), &[a.clone(), b.clone()], F32, |t| t[0].binary(&t[1], op));
+        both(&format!("{} column", op.name()), &[a.clone(), col.clone()], F32, |t| t[0].binary(&t[1], op));
+        both(&format!("{} transposed", op.name()), &[a.clone()], F32, |t| {
+            t[0].transpose(0, 2).binary(&t[0].transpose(0, 2), op)
+        });
+        let (ha, hb) = (a.to_dtype(DType::BF16), b.to_dtype(DType::BF16));
+        both(&format!("{} bf16", op.name()), &[ha, hb], BF16, |t| t[0].binary(&t[1], op));
+    }
+    both("pow", &[positive.clone(), b.clone()], F32, |t| t[0].pow(&t[1]));
+    let i = Tensor::from_vec((0..24).collect::<Vec<i64>>(), [4, 6]).unwrap();
+    both("int64 add", &[i.clone()], 0.0, |t| t[0].add(&t[0].t().t()).mul(&t[0]));
+    // A CPU operand next to a GPU one is brought over.
+    let device = gpu();
+    let mixed = on(&a, device).add(&b);
+    assert_close("mixed devices", &a.add(&b), &mixed, F32);
+}
+
+#[test]
+#[ignore = "needs a CUDA device"]
+fn comparisons_and_where() {
+    let a = nonzero(&[5, 9], 11);
+    let b = nonzero(&[9], 12);
+    for op in [CmpOp::Eq, CmpOp::Ne, CmpOp::Lt, CmpOp::Le, CmpOp::Gt, CmpOp::Ge] {
+        both(&format!("{op:?}"), &[a.clone(), b.clone()], 0.0, |t| t[0].compare(&t[1], op));
+        both(&format!("{op:?} self"), &[a.clone()], 0.0, |t| t[0].compare(&t[0], op));
+    }
+    both("where", &[a.clone(), b.clone()], 0.0, |t| Tensor::where_cond(&t[0].gt(&t[1]), &t[0], &t[1].expand([5, 9])));
+    let mask = Tensor::ones([9, 9], DType::F32).triu(1);
+    both("masked_fill", &[nonzero(&[2, 9, 9], 13), mask], 0.0, |t| t[0].masked_fill(&t[1], f64::NEG_INFINITY));
+}
+
+#[test]
+#[ignore = "needs a CUDA device"]
+fn reductions_along_every_dimension() {
+    let x = nonzero(&[3, 40, 17], 14);
+    for dim in 0..3isize {
+        for keepdim in [false, true] {
+            both(&format!("sum {dim}"), std::slice::from_ref(&x), F32, |t| t[0].sum(dim, keepdim));
+            both(&format!("mean {dim}"), std::slice::from_ref(&x), F32, |t| t[0].mean(dim, keepdim));
+            both(&format!("var {dim}"), std::slice::from_ref(&x), F32, |t| t[0].var(dim, keepdim, true));
+            both(&format!("max {dim}"), std::slice::from_ref(&x), 0.0, |t| t[0].max(dim, keepdim));
+            both(&format!("min {dim}"), std::slice::from_ref(&x), 0.0, |t| t[0].min(dim, keepdim));
+            both(&format!("argmax {dim}"), std::slice::from_ref(&x), 0.0, |t| t[0].argmax(dim, keepdim));
+            both(&format!("argmin {dim}"), std::slice::from_ref(&x), 0.0, |t| t[0].argmin(dim, keepdim));
+        }
+        both(&format!("sum {dim} of a view"), std::slice::from_ref(&x), F32, |t| {
+            t[0].permute(&[2, 0, 1]).sum(dim, false)
+        });
+    }
+    // Ties: argmax takes the first.
+    let ties = Tensor::new([[1.0f32, 3.0, 3.0, 0.0], [2.0, 2.0, 2.0, 2.0]]).unwrap();
+    both("argmax ties", &[ties.clone()], 0.0, |t| t[0].argmax(1, false));
+    both("argmax ties columns", &[ties.t().contiguous()], 0.0, |t| t[0].argmax(0, false));
+    // A long column (the bias-gradient shape) takes the chunked path.
+    both("column sum", &[nonzero(&[4096, 24], 15)], F32, |t| t[0].sum(0, false));
+    both("sum_all", std::slice::from_ref(&x), F32, |t| t[0].sum_all());
+    both("mean_all", std::slice::from_ref(&x), F32, |t| t[0].mean_all());
+    both("sum_to_shape", std::slice::from_ref(&x), F32, |t| {
+        t[0].sum_to_shape(&scratchgpt::tensor::Shape::from([40, 1]))
+    });
+    let ids = Tensor::from_vec((0..60).map(|i| (i * 7) % 11).collect::<Vec<i64>>(), [6, 10]).unwrap();
+    both("int64 sum", std::slice::from_ref(&ids), 0.0, |t| t[0].sum(1, false));
+    both("int64 argmax", std::slice::from_ref(&ids), 0.0, |t| t[0].argmax(0, false));
+}
+
+#[test]
+#[ignore = "needs a CUDA device"]
+fn softmax_and_layer_norm_forward_and_backward() {
+    let x = nonzero(&[4, 7, 50], 16).mul_scalar(3.0);
+    let dy = nonzero(&[4, 7, 50], 17);
+    for dim in [2isize, 1] {
+        both("softmax", std::slice::from_ref(&x), F32, |t| t[0].softmax(dim));
+        both("log_softmax", std::slice::from_ref(&x), F32, |t| t[0].log_softmax(dim));
+        both("softmax backward", &[x.softmax(dim), dy.clone()], F32, |t| Tensor::softmax_backward(&t[0], &t[1], dim));
+        both("log_softmax backward", &[x.log_softmax(dim), dy.clone()], F32, |t| {
+            Tensor::log_softmax_backward(&t[0], &t[1], dim)
+        });
+    }
+    let wide = nonzero(&[3, 2000], 18).mul_scalar(5.0); // more columns than threads
+    both("softmax wide", std::slice::from_ref(&wide), F32, |t| t[0].softmax(-1));
+    let (g, b) = (nonzero(&[50], 19), nonzero(&[50], 20));
+    let inputs = [x.clone(), g.clone(), b.clone(), dy.clone()];
+    both("layer_norm y", &inputs, F32, |t| t[0].layer_norm(Some(&t[1]), Some(&t[2]), 1e-5).y);
+    both("layer_norm mean", &inputs, F32, |t| t[0].layer_norm(Some(&t[1]), Some(&t[2]), 1e-5).mean);
+    both("layer_norm rstd", &inputs, F32, |t| t[0].layer_norm(Some(&t[1]), Some(&t[2]), 1e-5).rstd);
+    let grads = |t: &[Tensor]| {
+        let out = t[0].layer_norm(Some(&t[1]), Some(&t[2]), 1e-5);
+        Tensor::layer_norm_backward(&t[0], Some(&t[1]), &out.mean, &out.rstd, &t[3])
+    };
+    both("layer_norm dx", &inputs, F32, |t| grads(t).dx);
+    both("layer_norm dgamma", &inputs, F32, |t| grads(t).dgamma);
+    both("layer_norm dbeta", &inputs, F32, |t| grads(t).dbeta);
+    both("layer_norm without affine", std::slice::from_ref(&x), F32, |t| t[0].layer_norm(None, None, 1e-5).y);
+}
+
+#[test]
+#[ignore = "needs a CUDA device"]
+fn matrix_products() {
+    let a = nonzero(&[37, 64], 21);
+    let b = nonzero(&[64, 29], 22);
+    both("2-D", &[a.clone(), b.clone()], F32, |t| t[0].matmul(&t[1]));
+    both("transposed operands", &[a.clone(), b.clone()], F32, |t| t[1].t().matmul(&t[0].t()));
+    both("vector", &[a.clone(), nonzero(&[64], 23)], F32, |t| t[0].matmul(&t[1]));
+    let batch = nonzero(&[3, 4, 10, 16], 24);
+    let w = nonzero(&[4, 16, 8], 25);
+    both("broadcast batch", &[batch.clone(), w.clone()], F32, |t| t[0].matmul(&t[1]));
+    both("batched transposed", &[batch.clone()], F32, |t| t[0].matmul(&t[0].transpose(-2, -1)));
+    both("shared weight", &[batch.clone(), nonzero(&[16, 5], 26)], F32, |t| t[0].matmul(&t[1]));
+    let x = nonzero(&[2, 9, 64], 27);
+    let weight = nonzero(&[48, 64], 28);
+    let bias = nonzero(&[48], 29);
+    both("linear", &[x.clone(), weight.clone(), bias.clone()], F32, |t| t[0].linear(&t[1], Some(&t[2])));
+    both("linear without bias", &[x.clone(), weight.clone()], F32, |t| t[0].linear(&t[1], None));
+    let (ha, hb) = (a.to_dtype(DType::BF16), b.to_dtype(DType::BF16));
+    both("bf16", &[ha, hb], BF16, |t| t[0].matmul(&t[1]));
+    // Autocast: f32 in, bf16 products with f32 accumulation, f32 out.
+    let device = gpu();
+    let cast =
+        scratchgpt::tensor::autocast::with_autocast(Some(DType::BF16), || on(&a, device).matmul(&on(&b, device)));
+    assert_eq!(cast.dtype(), DType::F32);
+    let reference = a.to_dtype(DType::BF16).to_dtype(DType::F32).matmul(&b.to_dtype(DType::BF16).to_dtype(DType::F32));
+    assert_close("autocast", &reference, &cast, 1e-4);
+}
+
+#[test]
+#[ignore = "needs a CUDA device"]
+fn tiled_gemm_matches_cublas() {
+    use scratchgpt::kernels::cuda::blas::{gemm, MatrixBatch};
+    use scratchgpt::kernels::cuda::gemm_tiled::gemm_tiled;
+    use scratchgpt::kernels::cuda::CudaDevice;
+    gpu();
+    let dev = CudaDevice::get(0).unwrap();
+    for &(m, k, n) in &[(1usize, 1usize, 1usize), (33, 70, 65), (128, 256, 96)] {
+        let a = nonzero(&[m, k], 30).to_vec::<f32>();
+        let b = nonzero(&[k, n], 31).to_vec::<f32>();
+        let (da, db) = (dev.upload(&a).unwrap(), dev.upload(&b).unwrap());
+        let (la, lb) = (MatrixBatch::dense(m, k, 0), MatrixBatch::dense(k, n, 0));
+        let tiled = gemm_tiled::<f32>(&dev, m, k, n, &da, la, &db, lb).unwrap();
+        let blas = gemm::<f32, f32>(&dev, m, k, n, &da, la, &db, lb).unwrap();
+        let (t, c) = (dev.download(&tiled, m * n).unwrap(), dev.download(&blas, m * n).unwrap());
+        let cpu = Tensor::from_vec(a, [m, k]).unwrap().matmul(&Tensor::from_vec(b, [k, n]).unwrap()).to_vec::<f32>();
+        for i in 0..m * n {
+            let scale = cpu[i].abs() + 1e-3 * k as f32;
+            assert!((t[i] - c[i]).abs() <= 1e-4 * scale, "{m}×{k}×{n} [{i}]: tiled {} cuBLAS {}", t[i], c[i]);
+            assert!((t[i] - cpu[i]).abs() <= 1e-4 * scale, "{m}×{k}×{n} [{i}]: tiled {} cpu {}", t[i], cpu[i]);
+        }
+    }
+}
+
+#[test]
+#[ignore = "needs a CUDA device"]
+fn causal_attention_both_ways() {
+    let (b, h, t, d) = (2, 3, 37, 64);
+    let q = nonzero(&[b, h, t, d], 32).mul_scalar(0.5);
+    let k = nonzero(&[b, h, t, d], 33).mul_scalar(0.5);
+    let v = nonzero(&[b, h, t, d], 34);
+    let dout = nonzero(&[b, h, t, d], 35);
+    let inputs = [q.clone(), k.clone(), v.clone(), dout.clone()];
+    both("attention out", &inputs, F32, |x| Tensor::causal_attention(&x[0], &x[1], &x[2]).out);
+    both("attention probs", &inputs, F32, |x| Tensor::causal_attention(&x[0], &x[1], &x[2]).probs);
+    let grads = |x: &[Tensor]| {
+        let f = Tensor::causal_attention(&x[0], &x[1], &x[2]);
+        Tensor::causal_attention_backward(&x[0], &x[1], &x[2], &f.probs, &x[3])
+    };
+    both("attention dq", &inputs, F32, |x| grads(x).dq);
+    both("attention dk", &inputs, F32, |x| grads(x).dk);
+    both("attention dv", &inputs, F32, |x| grads(x).dv);
+    // Decoding with a cache: 3 new queries after 37 keys.
+    let q_new = q.narrow(2, t - 3, 3).contiguous();
+    both("attention with a KV offset", &[q_new.clone(), k.clone(), v.clone()], F32, |x| {
+        Tensor::causal_attention(&x[0], &x[1], &x[2]).out
+    });
+
+    // The flash kernel against the cuBLAS path, on the GPU.
+    let device = gpu();
+    let g: Vec<Tensor> = inputs.iter().map(|x| on(x, device)).collect();
+    let reference = Tensor::causal_attention(&g[0], &g[1], &g[2]);
+    let flash = Tensor::flash_attention(&g[0], &g[1], &g[2]);
+    assert_close("flash out", &reference.out.to_device(Device::Cpu).unwrap(), &flash.out, F32);
+    let want = Tensor::causal_attention_backward(&g[0], &g[1], &g[2], &reference.probs, &g[3]);
+    let got = Tensor::flash_attention_backward(&g[0], &g[1], &g[2], &flash.out, &flash.lse, &g[3]);
+    assert_close("flash dq", &want.dq.to_device(Device::Cpu).unwrap(), &got.dq, F32);
+    assert_close("flash dk", &want.dk.to_device(Device::Cpu).unwrap(), &got.dk, F32);
+    assert_close("flash dv", &want.dv.to_device(Device::Cpu).unwrap(), &got.dv, F32);
+    let cached = Tensor::flash_attention(&on(&q_new, device), &g[1], &g[2]);
+    let cached_ref = Tensor::causal_attention(&q_new, &k, &v).out;
+    assert_close("flash with a KV offset", &cached_ref, &cached.out, F32);
+    // logsumexp: log Σ exp(scaled scores) is what P's rows normalise by.
+    let scores = q.matmul(&k.transpose(-2, -1)).div_scalar((d as f64).sqrt());
+    let mask = Tensor::ones([t, t], DType::F32).triu(1);
+    let lse = scores.masked_fill(&mask, f64::NEG_INFINITY).exp().sum(-1, false).log();
+    assert_close("flash logsumexp", &lse, &flash.lse, F32);
+}
+
+#[test]
+#[ignore = "needs a CUDA device"]
+fn cross_entropy_forward_and_backward() {
+    let (n, v) = (23, 1000);
+    let logits = nonzero(&[n, v], 36).mul_scalar(4.0);
+    let mut targets: Vec<i64> = (0..n as i64).map(|i| (i * 389) % v as i64).collect();
+    targets[3] = -100;
+    targets[17] = -100;
+    let targets = Tensor::from_vec(targets, [n]).unwrap();
+    let device = gpu();
+    let cpu = logits.cross_entropy(&targets, -100);
+    let g_logits = on(&logits, device);
+    for targets_on in [Device::Cpu, device] {
+        let t = on(&targets, targets_on);
+        let out = g_logits.cross_entropy(&t, -100);
+        assert_eq!(out.counted, cpu.counted);
+        assert!((out.loss - cpu.loss).abs() <= 1e-5 * cpu.loss.abs(), "loss {} vs {}", out.loss, cpu.loss);
+        assert_close("lse", &cpu.lse, &out.lse, F32);
+        let scale = 1.0 / cpu.counted as f64;
+        let grad_cpu = logits.cross_entropy_backward(&targets, &cpu.lse, -100, scale);
+        let grad_gpu = g_logits.cross_entropy_backward(&t, &out.lse, -100, scale);
+        assert_close("dlogits", &grad_cpu, &grad_gpu, F32);
+    }
+}
+
+#[test]
+#[ignore = "needs a CUDA device"]
+fn indexing_and_its_deterministic_adjoints() {
+    let w = nonzero(&[50, 24], 37);
+    let ids = Tensor::from_vec(vec![3i64, 0, 3, 49, 7, 3, 0], [7]).unwrap();
+    both("index_select rows", &[w.clone()], 0.0, |t| t[0].index_select(0, &ids));
+    both("index_select columns", &[w.clone()], 0.0, |t| t[0].index_select(1, &Tensor::new([5i64, 5, 0, 23]).unwrap()));
+    both("embedding", &[w.clone()], 0.0, |t| t[0].embedding(&Tensor::new([[3i64, 1], [49, 3]]).unwrap()));
+    let src = nonzero(&[7, 24], 38);
+    both("index_add", &[w.clone(), src.clone()], 0.0, |t| t[0].index_add(0, &ids, &t[1]));
+    both("index_add dim 1", &[w.t().contiguous(), src.t().contiguous()], 0.0, |t| t[0].index_add(1, &ids, &t[1]));
+    let x = nonzero(&[6, 10], 39);
+    let idx = Tensor::from_vec((0..18).map(|i| (i * 7) % 10).collect::<Vec<i64>>(), [6, 3]).unwrap();
+    both("gather", &[x.clone()], 0.0, |t| t[0].gather(1, &idx));
+    both("gather transposed", &[x.t().contiguous()], 0.0, |t| t[0].t().gather(1, &idx));
+    let upd = nonzero(&[6, 3], 40);
+    both("scatter_add", &[x.clone(), upd.clone()], 0.0, |t| t[0].scatter_add(1, &idx, &t[1]));
+    let idx0 = Tensor::from_vec(vec![1i64, 1, 0, 5, 1, 1], [2, 3]).unwrap();
+    both("scatter_add dim 0", &[x.clone(), nonzero(&[2, 3], 41)], 0.0, |t| t[0].scatter_add(0, &idx0, &t[1]));
+    // The same bits on every run.
+    let device = gpu();
+    let (gw, gs) = (on(&w, device), on(&src, device));
+    let first = gw.index_add(0, &ids, &gs).to_vec::<f32>();
+    for _ in 0..3 {
+        assert_eq!(gw.index_add(0, &ids, &gs).to_vec::<f32>(), first, "index_add is not deterministic");
+    }
+}
+
+#[test]
+#[ignore = "needs a CUDA device"]
+fn views_cat_and_triangles() {
+    let x = nonzero(&[4, 5, 6], 42);
+    both("contiguous of a permutation", &[x.clone()], 0.0, |t| t[0].permute(&[2, 0, 1]).contiguous());
+    both("reshape of a transpose", &[x.clone()], 0.0, |t| t[0].transpose(0, 1).reshape(&[-1]));
+    both("narrow then contiguous", &[x.clone()], 0.0, |t| t[0].narrow(2, 1, 4).contiguous());
+    both("cat", &[x.clone(), nonzero(&[4, 2, 6], 43)], 0.0, |t| Tensor::cat(&[t[0].clone(), t[1].clone()], 1));
+    both("cat views", &[x.clone()], 0.0, |t| Tensor::cat(&[t[0].transpose(0, 2), t[0].transpose(0, 2)], 0));
+    both("stack", &[x.clone()], 0.0, |t| Tensor::stack(&[t[0].clone(), t[0].mul_scalar(2.0)], 1));
+    both("tril", &[x.clone()], 0.0, |t| t[0].tril(0));
+    both("triu", &[x.clone()], 0.0, |t| t[0].triu(1));
+    both("triu int8", &[Tensor::ones([5, 5], DType::I8)], 0.0, |t| t[0].triu(1));
+    let device = gpu();
+    let z = on(&x, device).zeros_like();
+    assert_eq!(z.device(), device);
+    assert_same("zeros_like", &x.zeros_like(), &z);
+}
+
+#[test]
+#[ignore = "needs a CUDA device"]
+fn gelu_backward_fused() {
+    let x = nonzero(&[9, 300], 44);
+    let dy = nonzero(&[9, 300], 45);
+    both("gelu backward", &[x.clone(), dy.clone()], F32, |t| t[0].gelu_backward(&t[1]));
+}
+
+#[test]
+#[ignore = "needs a CUDA device"]
+fn sum_of_squares_for_clipping() {
+    let device = gpu();
+    let g = nonzero(&[1000, 33], 46);
+    let cpu: f64 = g.to_f64_vec().iter().map(|v| v * v).sum();
+    let got = scratchgpt::tensor::cuda::sum_squares(&on(&g, device));
+    assert!((got - cpu).abs() <= 1e-9 * cpu, "{got} vs {cpu}");
+}
