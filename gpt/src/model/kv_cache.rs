@@ -5,37 +5,80 @@
 //! step feeds only the new token: its key and value are appended, and its
 //! query attends to everything cached. Results are identical; the cost per
 //! token drops from the whole sequence to one position.
+//!
+//! Shapes: per layer, keys and values `[B, H, T, D]` (batch, heads,
+//! positions, head size), stored in buffers with room to grow.
 
 use tensor::Tensor;
 
-/// Keys and values of one layer, `[B, H, T_cached, D]` each.
+/// Keys and values of one layer. Each is a buffer `[B, H, capacity, D]`
+/// of which the first `len` positions are filled; a new token's key and
+/// value are written into the next free row in place, and attention reads
+/// the filled part as a view. The buffer doubles when full, so appending n
+/// tokens copies O(n) rows in all, not O(n²) as re-concatenating would.
 #[derive(Default)]
 pub struct LayerCache {
     keys: Option<Tensor>,
     values: Option<Tensor>,
+    len: usize,
 }
 
 impl LayerCache {
     /// Appends new `[B, H, T_new, D]` keys and values and returns all of
-    /// them.
+    /// them, `[B, H, T_cached + T_new, D]` (views of the cache's buffers).
     pub fn append(&mut self, k: &Tensor, v: &Tensor) -> (Tensor, Tensor) {
-        let join = |old: &Option<Tensor>, new: &Tensor| match old {
-            Some(old) => Tensor::cat(&[old.clone(), new.contiguous()], 2),
-            None => new.contiguous(),
+        let (start, added) = (self.len, k.dim(2));
+        self.len += added;
+        let len = self.len;
+        let write = |buffer: &mut Option<Tensor>, new: &Tensor| {
+            let buf = buffer.get_or_insert_with(|| Tensor::zeros(with_positions(new, len.max(16)), new.dtype()));
+            if buf.dim(2) < len {
+                *buf = grown(buf, start, with_positions(new, (2 * buf.dim(2)).max(len)));
+            }
+            write_positions(buf, start, new);
+            buf.narrow(2, 0, len)
         };
-        let (keys, values) = (join(&self.keys, k), join(&self.values, v));
-        self.keys = Some(keys.clone());
-        self.values = Some(values.clone());
-        (keys, values)
+        (write(&mut self.keys, k), write(&mut self.values, v))
     }
 
     pub fn len(&self) -> usize {
-        self.keys.as_ref().map_or(0, |k| k.dim(2))
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.len == 0
     }
+}
+
+/// `t`'s shape with `positions` along dim 2.
+fn with_positions(t: &Tensor, positions: usize) -> Vec<usize> {
+    let mut dims = t.dims().to_vec();
+    dims[2] = positions;
+    dims
+}
+
+/// A bigger buffer holding the first `filled` positions of `old`.
+fn grown(old: &Tensor, filled: usize, dims: Vec<usize>) -> Tensor {
+    let mut bigger = Tensor::zeros(dims, old.dtype());
+    write_positions(&mut bigger, 0, &old.narrow(2, 0, filled));
+    bigger
+}
+
+/// Copies `new` `[B, H, t, D]` into positions `start..start + t` of `buf`
+/// `[B, H, capacity, D]`, in place (the buffer is not shared: the views
+/// handed out by `append` are dropped after each step; if one is still
+/// alive, `data_mut` copies first and the view keeps its old contents).
+fn write_positions(buf: &mut Tensor, start: usize, new: &Tensor) {
+    let (capacity, d) = (buf.dim(2), buf.dim(3));
+    let (heads, t) = (new.dim(0) * new.dim(1), new.dim(2));
+    tensor::with_float_type!(buf.dtype(), "kv cache", T => {
+        let src = new.contiguous_data::<T>();
+        let dst = buf.data_mut::<T>();
+        for h in 0..heads {
+            let at = (h * capacity + start) * d;
+            dst[at..at + t * d].copy_from_slice(&src[h * t * d..(h + 1) * t * d]);
+        }
+    })
 }
 
 /// One [`LayerCache`] per block, and the number of positions they hold.
@@ -59,5 +102,27 @@ impl KvCache {
 
     pub fn clear(&mut self) {
         self.layers.iter_mut().for_each(|l| *l = LayerCache::default());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tensor::Generator;
+
+    #[test]
+    fn appending_in_steps_equals_one_concatenation() {
+        let mut g = Generator::seed(3);
+        let (k, v) = (Tensor::randn([2, 3, 40, 4], &mut g), Tensor::randn([2, 3, 40, 4], &mut g));
+        let mut cache = LayerCache::default();
+        // 5, then 1 at a time past the first capacity (16) and its doubling.
+        let mut at = 0;
+        for step in std::iter::once(5).chain(std::iter::repeat(1).take(35)) {
+            let (all_k, all_v) = cache.append(&k.narrow(2, at, step), &v.narrow(2, at, step));
+            at += step;
+            assert_eq!(all_k.to_vec::<f32>(), k.narrow(2, 0, at).to_vec::<f32>());
+            assert_eq!(all_v.to_vec::<f32>(), v.narrow(2, 0, at).to_vec::<f32>());
+        }
+        assert_eq!(cache.len(), 40);
     }
 }

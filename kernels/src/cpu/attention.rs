@@ -22,10 +22,12 @@ use num_traits::Float;
 use rayon::prelude::*;
 
 use super::gemm::{gemm, GemmElement, Strided};
+use super::math::FastExp;
 
 /// Buffers are dense `[heads, rows, d]` (heads = batch × n_heads) for
 /// Q/K/V/O and `[heads, tq, tk]` for P.
-pub fn causal_attention_forward<T: Float + GemmElement>(
+#[allow(clippy::too_many_arguments)]
+pub fn causal_attention_forward<T: FastExp + GemmElement>(
     q: &[T],
     k: &[T],
     v: &[T],
@@ -36,14 +38,47 @@ pub fn causal_attention_forward<T: Float + GemmElement>(
     out: &mut [T],
     probs: &mut [T],
 ) {
+    assert_eq!(k.len(), heads * tk * d, "attention: K has {} elements, expected {}", k.len(), heads * tk * d);
+    causal_attention_forward_strided(q, k, v, KvLayout { offset: 0, head_stride: tk * d }, heads, tq, tk, d, out, probs)
+}
+
+/// Where each head's `[tk, d]` keys and values start in their buffers:
+/// head h at `offset + h·head_stride`. A KV cache keeps room for more
+/// positions than it holds, so its heads are further apart than tk·d.
+#[derive(Clone, Copy, Debug)]
+pub struct KvLayout {
+    pub offset: usize,
+    pub head_stride: usize,
+}
+
+/// [`causal_attention_forward`] reading K and V where they lie (a KV
+/// cache's buffers), with Q, O and P dense.
+#[allow(clippy::too_many_arguments)]
+pub fn causal_attention_forward_strided<T: FastExp + GemmElement>(
+    q: &[T],
+    k: &[T],
+    v: &[T],
+    kv: KvLayout,
+    heads: usize,
+    tq: usize,
+    tk: usize,
+    d: usize,
+    out: &mut [T],
+    probs: &mut [T],
+) {
     assert!(tq <= tk, "attention: {tq} queries cannot follow {tk} keys causally");
     assert_eq!(q.len(), heads * tq * d, "attention: Q has {} elements, expected {}", q.len(), heads * tq * d);
-    assert_eq!(k.len(), heads * tk * d, "attention: K has {} elements, expected {}", k.len(), heads * tk * d);
-    assert_eq!(v.len(), k.len(), "attention: V and K sizes differ");
+    let kv_end = if heads == 0 { 0 } else { kv.offset + (heads - 1) * kv.head_stride + tk * d };
+    assert!(
+        k.len() >= kv_end && v.len() >= kv_end,
+        "attention: K/V buffers hold {} and {}, need {kv_end}",
+        k.len(),
+        v.len()
+    );
     let scale = T::from(1.0 / (d as f64).sqrt()).unwrap();
     let past = tk - tq;
     out.par_chunks_mut(tq * d).zip(probs.par_chunks_mut(tq * tk)).enumerate().for_each(|(h, (o, p))| {
-        let (qo, ko) = (h * tq * d, h * tk * d);
+        let (qo, ko) = (h * tq * d, kv.offset + h * kv.head_stride);
         // S = Q·Kᵀ, with Kᵀ read as K's buffer with swapped strides.
         gemm(
             tq,
@@ -59,11 +94,10 @@ pub fn causal_attention_forward<T: Float + GemmElement>(
         for (i, row) in p.chunks_mut(tk).enumerate() {
             let visible = i + past + 1;
             let max = row[..visible].iter().fold(T::neg_infinity(), |m, &x| m.max(x * scale));
-            let mut sum = T::zero();
-            for x in &mut row[..visible] {
-                *x = (*x * scale - max).exp();
-                sum = sum + *x;
-            }
+            // Exponentials first (a loop the compiler vectorises), then the
+            // sum in order.
+            row[..visible].iter_mut().for_each(|x| *x = (*x * scale - max).fast_exp());
+            let sum = row[..visible].iter().fold(T::zero(), |s, &x| s + x);
             let inv = T::one() / sum;
             row[..visible].iter_mut().for_each(|x| *x = *x * inv);
             row[visible..].iter_mut().for_each(|x| *x = T::zero());

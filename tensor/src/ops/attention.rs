@@ -5,6 +5,8 @@
 //! `kernels::cpu::attention`. Keys may outnumber queries (a KV cache): the
 //! queries are then the last positions of the sequence.
 
+use kernels::cpu::attention::KvLayout;
+
 use crate::tensor::Tensor;
 
 /// Output of [`Tensor::causal_attention`]: the result and the attention
@@ -39,20 +41,39 @@ fn check(q: &Tensor, k: &Tensor, v: &Tensor) -> (usize, usize, usize, usize) {
     (b * h, tq, k.dims()[2], d)
 }
 
+/// K and V as the kernel reads them: in place when every head is a dense
+/// `[tk, d]` block and the heads are evenly spaced with the same spacing
+/// in both (a KV cache's narrowed buffers are), otherwise dense copies.
+fn kv_operands(k: &Tensor, v: &Tensor) -> (Tensor, Tensor, KvLayout) {
+    let (h, tk, d) = (k.dims()[1], k.dims()[2], k.dims()[3]);
+    let layout = |t: &Tensor| {
+        let s = t.strides();
+        let heads_even = t.dims()[0] == 1 || s[0] == s[1] * h;
+        (s[3] == 1 && (s[2] == d || tk == 1) && heads_even).then(|| (s[1], t.layout().offset()))
+    };
+    match (layout(k), layout(v)) {
+        (Some((stride_k, off_k)), Some((stride_v, off_v))) if stride_k == stride_v && off_k == off_v => {
+            (k.clone(), v.clone(), KvLayout { offset: off_k, head_stride: stride_k })
+        }
+        _ => {
+            let (kc, vc) = (k.contiguous_copy(), v.contiguous_copy());
+            (kc, vc, KvLayout { offset: 0, head_stride: tk * d })
+        }
+    }
+}
+
 impl Tensor {
     /// Causal attention; q is `[B, H, Tq, D]`, k and v `[B, H, Tk, D]` with
     /// Tk ≥ Tq.
     pub fn causal_attention(q: &Tensor, k: &Tensor, v: &Tensor) -> AttentionOutput {
-        if q.device().is_cuda() || k.device().is_cuda() || v.device().is_cuda() {
-            return crate::cuda::causal_attention(q, k, v);
-        }
         let (heads, tq, tk, d) = check(q, k, v);
         crate::with_float_type!(q.dtype(), "causal_attention", T => {
-            let (qc, kc, vc) = (q.contiguous(), k.contiguous(), v.contiguous());
+            let qc = q.contiguous();
+            let (kc, vc, kv) = kv_operands(k, v);
             let mut out = crate::pool::zeroed::<T>(heads * tq * d);
             let mut probs = crate::pool::zeroed::<T>(heads * tq * tk);
-            kernels::cpu::attention::causal_attention_forward(
-                &qc.contiguous_data::<T>(), &kc.contiguous_data::<T>(), &vc.contiguous_data::<T>(),
+            kernels::cpu::attention::causal_attention_forward_strided(
+                &qc.contiguous_data::<T>(), kc.storage_slice::<T>(), vc.storage_slice::<T>(), kv,
                 heads, tq, tk, d, &mut out, &mut probs,
             );
             let mut pdims = q.dims().to_vec();
@@ -69,9 +90,6 @@ impl Tensor {
         probs: &Tensor,
         d_out: &Tensor,
     ) -> AttentionGrads {
-        if q.device().is_cuda() || d_out.device().is_cuda() {
-            return crate::cuda::causal_attention_backward(q, k, v, probs, d_out);
-        }
         let (heads, t, tk, d) = check(q, k, v);
         assert_eq!(t, tk, "causal_attention_backward: needs as many queries as keys");
         crate::with_float_type!(q.dtype(), "causal_attention_backward", T => {
