@@ -8,13 +8,30 @@
 //! as large as the logits themselves. Rows whose target is `ignore` count
 //! for nothing and get a zero gradient.
 
-use num_traits::Float;
 use rayon::prelude::*;
 
+use super::math::FastExp;
 use super::rows_per_task;
 
+/// Σ exp(v − shift) over a row, adding left to right. The exponentials are
+/// taken a block at a time into a small buffer (a loop the compiler
+/// vectorises); only the additions stay in order.
+pub fn sum_exp_shifted<T: FastExp>(row: &[T], shift: T) -> T {
+    const BLOCK: usize = 256;
+    let mut buffer = [T::zero(); BLOCK];
+    let mut sum = T::zero();
+    for block in row.chunks(BLOCK) {
+        let exps = &mut buffer[..block.len()];
+        for (e, &v) in exps.iter_mut().zip(block) {
+            *e = (v - shift).fast_exp();
+        }
+        sum = exps.iter().fold(sum, |s, &e| s + e);
+    }
+    sum
+}
+
 /// Per-row logsumexp and the summed loss over counted rows, with the count.
-pub fn cross_entropy_forward<T: Float + Send + Sync>(
+pub fn cross_entropy_forward<T: FastExp + Send + Sync>(
     logits: &[T],
     targets: &[i64],
     classes: usize,
@@ -36,7 +53,7 @@ pub fn cross_entropy_forward<T: Float + Send + Sync>(
             let (mut total, mut count) = (0.0f64, 0usize);
             for ((row, &target), lse) in z.chunks(classes).zip(t).zip(lse) {
                 let max = row.iter().fold(T::neg_infinity(), |m, &v| m.max(v));
-                let sum = row.iter().fold(T::zero(), |s, &v| s + (v - max).exp());
+                let sum = sum_exp_shifted(row, max);
                 *lse = max + sum.ln();
                 if target != ignore {
                     assert!(
@@ -55,7 +72,7 @@ pub fn cross_entropy_forward<T: Float + Send + Sync>(
 }
 
 /// dlogits = (softmax − onehot) · scale for counted rows, 0 for ignored.
-pub fn cross_entropy_backward<T: Float + Send + Sync>(
+pub fn cross_entropy_backward<T: FastExp + Send + Sync>(
     logits: &[T],
     targets: &[i64],
     lse: &[T],
@@ -75,7 +92,7 @@ pub fn cross_entropy_backward<T: Float + Send + Sync>(
                     continue;
                 }
                 for (g, &z) in g.iter_mut().zip(z) {
-                    *g = (z - lse).exp() * scale;
+                    *g = (z - lse).fast_exp() * scale;
                 }
                 g[target as usize] = g[target as usize] - scale;
             }

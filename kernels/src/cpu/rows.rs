@@ -17,10 +17,12 @@
 use num_traits::Float;
 use rayon::prelude::*;
 
+use super::cross_entropy::sum_exp_shifted;
+use super::math::FastExp;
 use super::rows_per_task;
 
 /// `out[r] = softmax(x[r])` for each row of length `n`.
-pub fn softmax<T: Float + Send + Sync>(x: &[T], out: &mut [T], n: usize) {
+pub fn softmax<T: FastExp + Send + Sync>(x: &[T], out: &mut [T], n: usize) {
     assert_eq!(x.len(), out.len(), "softmax: input {} vs output {}", x.len(), out.len());
     if n == 0 {
         return;
@@ -29,11 +31,11 @@ pub fn softmax<T: Float + Send + Sync>(x: &[T], out: &mut [T], n: usize) {
     out.par_chunks_mut(task).zip(x.par_chunks(task)).for_each(|(o, x)| {
         for (o, x) in o.chunks_mut(n).zip(x.chunks(n)) {
             let max = x.iter().fold(T::neg_infinity(), |m, &v| m.max(v));
-            let mut sum = T::zero();
+            // Exponentials in one vectorised pass, then the sum in order.
             for (o, &v) in o.iter_mut().zip(x) {
-                *o = (v - max).exp();
-                sum = sum + *o;
+                *o = (v - max).fast_exp();
             }
+            let sum = o.iter().fold(T::zero(), |s, &e| s + e);
             let inv = T::one() / sum;
             o.iter_mut().for_each(|o| *o = *o * inv);
         }
@@ -41,7 +43,7 @@ pub fn softmax<T: Float + Send + Sync>(x: &[T], out: &mut [T], n: usize) {
 }
 
 /// `out[r] = log_softmax(x[r]) = (x - max) - ln Σ exp(x - max)`.
-pub fn log_softmax<T: Float + Send + Sync>(x: &[T], out: &mut [T], n: usize) {
+pub fn log_softmax<T: FastExp + Send + Sync>(x: &[T], out: &mut [T], n: usize) {
     assert_eq!(x.len(), out.len(), "log_softmax: input {} vs output {}", x.len(), out.len());
     if n == 0 {
         return;
@@ -50,7 +52,7 @@ pub fn log_softmax<T: Float + Send + Sync>(x: &[T], out: &mut [T], n: usize) {
     out.par_chunks_mut(task).zip(x.par_chunks(task)).for_each(|(o, x)| {
         for (o, x) in o.chunks_mut(n).zip(x.chunks(n)) {
             let max = x.iter().fold(T::neg_infinity(), |m, &v| m.max(v));
-            let sum = x.iter().fold(T::zero(), |s, &v| s + (v - max).exp());
+            let sum = sum_exp_shifted(x, max);
             // (x − max) − ln Σ, in that order: adding ln Σ to max first would
             // round the shift to the spacing of floats near |x| and lose the
             // small results' digits.
