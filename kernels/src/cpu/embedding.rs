@@ -20,7 +20,13 @@ const BAND: usize = 64;
 
 /// dw `[vocab, c]` += the rows of dy `[ids.len(), c]` at `ids`.
 pub fn embedding_backward<T: Float + Send + Sync>(ids: &[usize], dy: &[T], dw: &mut [T], c: usize) {
-    assert_eq!(dy.len(), ids.len() * c, "embedding backward: {} gradient values for {} ids of width {c}", dy.len(), ids.len());
+    assert_eq!(
+        dy.len(),
+        ids.len() * c,
+        "embedding backward: {} gradient values for {} ids of width {c}",
+        dy.len(),
+        ids.len()
+    );
     let vocab = dw.len() / c.max(1);
     assert!(ids.iter().all(|&i| i < vocab), "embedding backward: an id is outside the table of {vocab} rows");
     let dw_ptr = SendPtr(dw.as_mut_ptr());

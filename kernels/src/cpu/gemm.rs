@@ -128,7 +128,6 @@ gemm_element!(f32, matrixmultiply::sgemm, {
 });
 gemm_element!(f64, matrixmultiply::dgemm, {});
 
-
 /// Below this many multiply-adds a single thread is faster than splitting.
 const PARALLEL_MIN_WORK: usize = 1 << 18;
 

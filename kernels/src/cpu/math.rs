@@ -36,7 +36,13 @@ const MIN_INPUT: f32 = -87.3;
 #[inline(always)]
 pub fn exp_f32(x: f32) -> f32 {
     // Comparisons (not min/max) so that a NaN falls through unchanged.
-    let x = if x > MAX_INPUT { MAX_INPUT } else if x < MIN_INPUT { MIN_INPUT } else { x };
+    let x = if x > MAX_INPUT {
+        MAX_INPUT
+    } else if x < MIN_INPUT {
+        MIN_INPUT
+    } else {
+        x
+    };
     let shifted = x * LOG2_E + ROUNDER;
     let n = shifted - ROUNDER;
     let r = x - n * LN2_HI - n * LN2_LO;
