@@ -44,13 +44,14 @@ pub fn adamw<T: Float + Send + Sync>(param: &mut [T], grad: &[T], m: &mut [T], v
         .zip(grad.par_chunks(CHUNK))
         .zip(m.par_chunks_mut(CHUNK).zip(v.par_chunks_mut(CHUNK)))
         .for_each(|((p, g), (m, v))| {
-            for i in 0..p.len() {
-                let gi = g[i];
-                p[i] = p[i] * decay;
-                m[i] = b1 * m[i] + one_b1 * gi;
-                v[i] = b2 * v[i] + one_b2 * gi * gi;
-                let denom = v[i].sqrt() / bias2_sqrt + eps;
-                p[i] = p[i] - step_size * m[i] / denom;
+            // Zipped iterators (not indices) so no bounds checks stand in
+            // the way of vectorising the loop.
+            for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+                *p = *p * decay;
+                *m = b1 * *m + one_b1 * g;
+                *v = b2 * *v + one_b2 * g * g;
+                let denom = v.sqrt() / bias2_sqrt + eps;
+                *p = *p - step_size * *m / denom;
             }
         });
 }
