@@ -244,10 +244,14 @@ unsafe fn batched_gemm_raw<T: GemmElement>(
         (0..batch).into_par_iter().for_each(block);
         return;
     }
-    // Few, large matrices: cut each C into stripes of rows, or of columns
-    // when the rows are too few to share (a decode step has m = 1).
+    // Few, large matrices: cut each C into stripes. A task packs (copies
+    // into the kernel's panel layout) the whole of the operand it does not
+    // cut: row stripes each pack all of B (k×n), column stripes all of A
+    // (m×k). So cut along the longer side and repack the smaller operand: a
+    // linear layer's forward (m = 256 tokens, n = 2,304 outputs) is cut by
+    // columns, its weight gradient (m = 2,304) by rows.
     let tasks_per_matrix = threads.div_ceil(batch) * 2;
-    let by_rows = m >= n || m >= 4 * tasks_per_matrix;
+    let by_rows = m >= n;
     let extent = if by_rows { m } else { n };
     // Column stripes are kept a multiple of 16 wide so SIMD panels stay whole.
     let align = if by_rows { 1 } else { 16 };
