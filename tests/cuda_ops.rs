@@ -110,7 +110,7 @@ fn binary_ops_broadcast_over_views() {
     for op in [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div, BinaryOp::Maximum, BinaryOp::Minimum] {
         both(&format!("{} bias", op.name()), &[a.clone(), b.clone()], F32, |t| t[0].binary(&t[1], op));
         both(&format!("{} column", op.name()), &[a.clone(), col.clone()], F32, |t| t[0].binary(&t[1], op));
-        both(&format!("{} transposed", op.name()), &[a.clone()], F32, |t| {
+        both(&format!("{} transposed", op.name()), std::slice::from_ref(&a), F32, |t| {
             t[0].transpose(0, 2).binary(&t[0].transpose(0, 2), op)
         });
         let (ha, hb) = (a.to_dtype(DType::BF16), b.to_dtype(DType::BF16));
@@ -118,7 +118,7 @@ fn binary_ops_broadcast_over_views() {
     }
     both("pow", &[positive.clone(), b.clone()], F32, |t| t[0].pow(&t[1]));
     let i = Tensor::from_vec((0..24).collect::<Vec<i64>>(), [4, 6]).unwrap();
-    both("int64 add", &[i.clone()], 0.0, |t| t[0].add(&t[0].t().t()).mul(&t[0]));
+    both("int64 add", std::slice::from_ref(&i), 0.0, |t| t[0].add(&t[0].t().t()).mul(&t[0]));
     // A CPU operand next to a GPU one is brought over.
     let device = gpu();
     let mixed = on(&a, device).add(&b);
@@ -132,7 +132,7 @@ fn comparisons_and_where() {
     let b = nonzero(&[9], 12);
     for op in [CmpOp::Eq, CmpOp::Ne, CmpOp::Lt, CmpOp::Le, CmpOp::Gt, CmpOp::Ge] {
         both(&format!("{op:?}"), &[a.clone(), b.clone()], 0.0, |t| t[0].compare(&t[1], op));
-        both(&format!("{op:?} self"), &[a.clone()], 0.0, |t| t[0].compare(&t[0], op));
+        both(&format!("{op:?} self"), std::slice::from_ref(&a), 0.0, |t| t[0].compare(&t[0], op));
     }
     both("where", &[a.clone(), b.clone()], 0.0, |t| Tensor::where_cond(&t[0].gt(&t[1]), &t[0], &t[1].expand([5, 9])));
     let mask = Tensor::ones([9, 9], DType::F32).triu(1);
@@ -159,7 +159,7 @@ fn reductions_along_every_dimension() {
     }
     // Ties: argmax takes the first.
     let ties = Tensor::new([[1.0f32, 3.0, 3.0, 0.0], [2.0, 2.0, 2.0, 2.0]]).unwrap();
-    both("argmax ties", &[ties.clone()], 0.0, |t| t[0].argmax(1, false));
+    both("argmax ties", std::slice::from_ref(&ties), 0.0, |t| t[0].argmax(1, false));
     both("argmax ties columns", &[ties.t().contiguous()], 0.0, |t| t[0].argmax(0, false));
     // A long column (the bias-gradient shape) takes the chunked path.
     both("column sum", &[nonzero(&[4096, 24], 15)], F32, |t| t[0].sum(0, false));
@@ -214,7 +214,7 @@ fn matrix_products() {
     let batch = nonzero(&[3, 4, 10, 16], 24);
     let w = nonzero(&[4, 16, 8], 25);
     both("broadcast batch", &[batch.clone(), w.clone()], F32, |t| t[0].matmul(&t[1]));
-    both("batched transposed", &[batch.clone()], F32, |t| t[0].matmul(&t[0].transpose(-2, -1)));
+    both("batched transposed", std::slice::from_ref(&batch), F32, |t| t[0].matmul(&t[0].transpose(-2, -1)));
     both("shared weight", &[batch.clone(), nonzero(&[16, 5], 26)], F32, |t| t[0].matmul(&t[1]));
     let x = nonzero(&[2, 9, 64], 27);
     let weight = nonzero(&[48, 64], 28);
@@ -332,15 +332,17 @@ fn cross_entropy_forward_and_backward() {
 fn indexing_and_its_deterministic_adjoints() {
     let w = nonzero(&[50, 24], 37);
     let ids = Tensor::from_vec(vec![3i64, 0, 3, 49, 7, 3, 0], [7]).unwrap();
-    both("index_select rows", &[w.clone()], 0.0, |t| t[0].index_select(0, &ids));
-    both("index_select columns", &[w.clone()], 0.0, |t| t[0].index_select(1, &Tensor::new([5i64, 5, 0, 23]).unwrap()));
-    both("embedding", &[w.clone()], 0.0, |t| t[0].embedding(&Tensor::new([[3i64, 1], [49, 3]]).unwrap()));
+    both("index_select rows", std::slice::from_ref(&w), 0.0, |t| t[0].index_select(0, &ids));
+    both("index_select columns", std::slice::from_ref(&w), 0.0, |t| {
+        t[0].index_select(1, &Tensor::new([5i64, 5, 0, 23]).unwrap())
+    });
+    both("embedding", std::slice::from_ref(&w), 0.0, |t| t[0].embedding(&Tensor::new([[3i64, 1], [49, 3]]).unwrap()));
     let src = nonzero(&[7, 24], 38);
     both("index_add", &[w.clone(), src.clone()], 0.0, |t| t[0].index_add(0, &ids, &t[1]));
     both("index_add dim 1", &[w.t().contiguous(), src.t().contiguous()], 0.0, |t| t[0].index_add(1, &ids, &t[1]));
     let x = nonzero(&[6, 10], 39);
     let idx = Tensor::from_vec((0..18).map(|i| (i * 7) % 10).collect::<Vec<i64>>(), [6, 3]).unwrap();
-    both("gather", &[x.clone()], 0.0, |t| t[0].gather(1, &idx));
+    both("gather", std::slice::from_ref(&x), 0.0, |t| t[0].gather(1, &idx));
     both("gather transposed", &[x.t().contiguous()], 0.0, |t| t[0].t().gather(1, &idx));
     let upd = nonzero(&[6, 3], 40);
     both("scatter_add", &[x.clone(), upd.clone()], 0.0, |t| t[0].scatter_add(1, &idx, &t[1]));
@@ -359,14 +361,14 @@ fn indexing_and_its_deterministic_adjoints() {
 #[ignore = "needs a CUDA device"]
 fn views_cat_and_triangles() {
     let x = nonzero(&[4, 5, 6], 42);
-    both("contiguous of a permutation", &[x.clone()], 0.0, |t| t[0].permute(&[2, 0, 1]).contiguous());
-    both("reshape of a transpose", &[x.clone()], 0.0, |t| t[0].transpose(0, 1).reshape(&[-1]));
-    both("narrow then contiguous", &[x.clone()], 0.0, |t| t[0].narrow(2, 1, 4).contiguous());
+    both("contiguous of a permutation", std::slice::from_ref(&x), 0.0, |t| t[0].permute(&[2, 0, 1]).contiguous());
+    both("reshape of a transpose", std::slice::from_ref(&x), 0.0, |t| t[0].transpose(0, 1).reshape(&[-1]));
+    both("narrow then contiguous", std::slice::from_ref(&x), 0.0, |t| t[0].narrow(2, 1, 4).contiguous());
     both("cat", &[x.clone(), nonzero(&[4, 2, 6], 43)], 0.0, |t| Tensor::cat(&[t[0].clone(), t[1].clone()], 1));
-    both("cat views", &[x.clone()], 0.0, |t| Tensor::cat(&[t[0].transpose(0, 2), t[0].transpose(0, 2)], 0));
-    both("stack", &[x.clone()], 0.0, |t| Tensor::stack(&[t[0].clone(), t[0].mul_scalar(2.0)], 1));
-    both("tril", &[x.clone()], 0.0, |t| t[0].tril(0));
-    both("triu", &[x.clone()], 0.0, |t| t[0].triu(1));
+    both("cat views", std::slice::from_ref(&x), 0.0, |t| Tensor::cat(&[t[0].transpose(0, 2), t[0].transpose(0, 2)], 0));
+    both("stack", std::slice::from_ref(&x), 0.0, |t| Tensor::stack(&[t[0].clone(), t[0].mul_scalar(2.0)], 1));
+    both("tril", std::slice::from_ref(&x), 0.0, |t| t[0].tril(0));
+    both("triu", std::slice::from_ref(&x), 0.0, |t| t[0].triu(1));
     both("triu int8", &[Tensor::ones([5, 5], DType::I8)], 0.0, |t| t[0].triu(1));
     let device = gpu();
     let z = on(&x, device).zeros_like();

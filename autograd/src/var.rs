@@ -134,6 +134,10 @@ impl Var {
     pub fn dtype(&self) -> DType {
         self.0.data.read().unwrap().dtype()
     }
+    /// Where the value lives.
+    pub fn device(&self) -> tensor::Device {
+        self.0.data.read().unwrap().device()
+    }
     /// The single value of a one-element variable, as f64.
     pub fn item(&self) -> f64 {
         self.0.data.read().unwrap().item_f64()
@@ -189,7 +193,7 @@ impl Var {
             "backward: needs a one-element loss, got shape {} (use backward_with)",
             data.shape()
         );
-        self.backward_with(Tensor::ones(data.shape().clone(), data.dtype()));
+        self.backward_with(data.ones_like());
     }
 
     /// Backpropagates a given dL/d(self) of the same shape.
@@ -256,6 +260,14 @@ impl Var {
     fn accumulate_grad(&self, grad: Tensor) {
         let mut slot = self.0.grad.lock().unwrap();
         let grad = grad.to_dtype(self.dtype());
+        // A gradient lives where its value does (a backward that built a
+        // constant on the host hands back a CPU tensor for a GPU value).
+        let device = self.device();
+        let grad = if grad.device() == device {
+            grad
+        } else {
+            grad.to_device(device).expect("gradient to the value's device")
+        };
         *slot = Some(match slot.take() {
             Some(mut old) => {
                 old.add_(&grad);

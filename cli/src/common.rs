@@ -53,6 +53,31 @@ pub fn print_json(value: &impl Serialize) -> Result<()> {
     Ok(())
 }
 
+/// The `--device` flag: `cpu`, `cuda` or `cuda:N`. A GPU is checked (and
+/// every kernel compiled) here, so a machine without one fails before any
+/// work with the driver's reason, e.g. "no CUDA device: libcuda.so.1 not
+/// found".
+pub fn device(spec: &str) -> Result<tensor::Device> {
+    let Some(device) = tensor::Device::parse(spec) else {
+        bail!("--device must be cpu, cuda or cuda:N, got {spec:?}");
+    };
+    tensor::cuda::ensure_available(device)?;
+    Ok(device)
+}
+
+/// The `--precision` flag: `f32`, or `bf16` for mixed precision on a GPU
+/// (bf16 matrix products with f32 accumulation; weights, gradients and the
+/// optimizer stay f32).
+pub fn set_precision(spec: &str, device: tensor::Device) -> Result<()> {
+    match spec {
+        "f32" => tensor::autocast::set_autocast(None),
+        "bf16" if device.is_cuda() => tensor::autocast::set_autocast(Some(tensor::DType::BF16)),
+        "bf16" => bail!("--precision bf16 needs --device cuda (the CPU multiplies in f32)"),
+        other => bail!("--precision must be f32 or bf16, got {other:?}"),
+    }
+    Ok(())
+}
+
 /// Where a command's data comes from, for messages and checkpoints.
 pub fn data_name(path: Option<&PathBuf>) -> String {
     path.map_or_else(|| "built-in stories".to_string(), |p| p.display().to_string())

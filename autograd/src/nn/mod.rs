@@ -35,6 +35,24 @@ pub trait Module: Send + Sync {
     /// Switches dropout and similar layers between training and evaluation.
     fn set_training(&mut self, _training: bool) {}
 
+    /// Moves every parameter to `device` (dropping their gradients), e.g.
+    /// `model.to_device(Device::Cuda(0))?` before training on a GPU.
+    fn to_device(&self, device: tensor::Device) -> tensor::Result<()> {
+        let mut result = Ok(());
+        self.visit_parameters("", &mut |_, p| {
+            if result.is_ok() && p.device() != device {
+                match p.data().to_device(device) {
+                    Ok(moved) => {
+                        p.zero_grad();
+                        p.set_data(moved);
+                    }
+                    Err(e) => result = Err(e),
+                }
+            }
+        });
+        result
+    }
+
     /// Every parameter with its dotted name, in a stable order.
     fn named_parameters(&self) -> Vec<(String, Var)> {
         let mut out = Vec::new();

@@ -25,8 +25,35 @@ impl BackwardOp for CausalAttention {
     }
 }
 
+/// The fused kernel that never stores P (CUDA; see
+/// `tensor::cuda::set_flash_attention`): it saves the output and one
+/// logsumexp per query row instead, and recomputes P in the backward.
+struct FlashAttention {
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    out: Tensor,
+    lse: Tensor,
+}
+
+impl BackwardOp for FlashAttention {
+    fn name(&self) -> &'static str {
+        "flash_attention"
+    }
+    fn backward(&self, g: &Tensor, _: &[bool]) -> Vec<Option<Tensor>> {
+        let grads = Tensor::flash_attention_backward(&self.q, &self.k, &self.v, &self.out, &self.lse, g);
+        vec![Some(grads.dq), Some(grads.dk), Some(grads.dv)]
+    }
+}
+
 /// Causal attention over `[B, H, T, D]` queries, keys and values.
 pub fn causal_attention(q: &Var, k: &Var, v: &Var) -> Var {
+    if q.device().is_cuda() && tensor::cuda::flash_attention_applies(q.dim(-1)) {
+        let (qd, kd, vd) = (q.data(), k.data(), v.data());
+        let f = Tensor::flash_attention(&qd, &kd, &vd);
+        let out = f.out.clone();
+        return Var::from_op(out, &[q, k, v], || FlashAttention { q: qd, k: kd, v: vd, out: f.out, lse: f.lse });
+    }
     let (qd, kd, vd) = (q.data().contiguous(), k.data().contiguous(), v.data().contiguous());
     let out = Tensor::causal_attention(&qd, &kd, &vd);
     Var::from_op(out.out, &[q, k, v], || CausalAttention { q: qd, k: kd, v: vd, probs: out.probs })

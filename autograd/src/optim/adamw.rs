@@ -48,8 +48,14 @@ impl AdamW {
     }
 }
 
+/// The GPU step: every parameter in one kernel launch.
+mod cuda;
+
 impl Optimizer for AdamW {
     fn step(&mut self) {
+        if self.params.iter().any(|p| p.device().is_cuda()) {
+            return self.step_cuda();
+        }
         for (i, p) in self.params.iter().enumerate() {
             let Some(grad) = p.grad() else { continue };
             self.steps[i] += 1;

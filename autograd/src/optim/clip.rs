@@ -7,7 +7,17 @@ use crate::var::Var;
 
 pub fn clip_grad_norm(params: &[Var], max_norm: f64) -> f64 {
     let grads: Vec<_> = params.iter().filter_map(|p| p.grad().map(|g| (p, g))).collect();
-    let sum_sq: f64 = grads.iter().map(|(_, g)| kernels::cpu::reduce::sum_squares_f64(&g.to_f64_vec(), |v| v)).sum();
+    let sum_sq: f64 = grads
+        .iter()
+        .map(|(_, g)| {
+            if g.device().is_cuda() {
+                // Summed on the GPU: one number comes back, not the gradient.
+                tensor::cuda::sum_squares(g)
+            } else {
+                kernels::cpu::reduce::sum_squares_f64(&g.to_f64_vec(), |v| v)
+            }
+        })
+        .sum();
     let norm = sum_sq.sqrt();
     let coef = max_norm / (norm + 1e-6);
     if coef < 1.0 {

@@ -7,6 +7,11 @@
 //! attention's two T-long products, so GFLOP/s is comparable with what
 //! other trainers report. `generate` times greedy decoding with the KV
 //! cache at batch 1. Both report medians over the timed repetitions.
+//!
+//! On a GPU (`--device cuda`) the timer stops only after the GPU has
+//! finished the step, `--precision bf16` runs the matrix products in bf16
+//! (autocast), and the report adds MFU: the achieved FLOP/s as a fraction
+//! of the GPU's dense bf16 peak ([`bf16_peak_flops`]).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -18,7 +23,7 @@ use autograd::optim::{AdamW, Optimizer};
 use gpt::generate::{generate, GenerateOptions};
 use gpt::model::{GPTConfig, GPTModel, PRESETS};
 use serde::Serialize;
-use tensor::{Device, Generator, Tensor};
+use tensor::{Generator, Tensor};
 
 use crate::common::print_json;
 
@@ -80,8 +85,18 @@ pub struct TrainArgs {
     /// Worker threads (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
+    /// cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// f32, or bf16 (GPU: bf16 matrix products with f32 accumulation).
+    #[arg(long, default_value = "f32")]
+    precision: String,
+    /// GPU: attention by the fused kernel that never stores the T×T weights.
+    #[arg(long)]
+    flash_attention: bool,
+    /// GPU: let f32 matrix products use TF32 tensor cores.
+    #[arg(long)]
+    tf32: bool,
     #[arg(long)]
     json: bool,
 }
@@ -102,8 +117,35 @@ pub struct GenerateArgs {
     repeats: usize,
     #[arg(long)]
     threads: Option<usize>,
+    /// cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: String,
     #[arg(long)]
     json: bool,
+}
+
+/// Dense bf16 tensor-core peak (FLOP/s) of the GPUs this project is
+/// measured on, from NVIDIA's data sheets, by the name the driver reports.
+pub fn bf16_peak_flops(gpu_name: &str) -> Option<f64> {
+    let name = gpu_name.to_ascii_uppercase();
+    let peak = if name.contains("H200") || name.contains("GH200") {
+        989.4e12
+    } else if name.contains("H100") && name.contains("PCIE") {
+        756.0e12
+    } else if name.contains("H100") && name.contains("NVL") {
+        835.0e12
+    } else if name.contains("H100") {
+        989.4e12 // SXM ("H100 80GB HBM3")
+    } else if name.contains("A100") {
+        312.0e12
+    } else if name.contains("L40S") {
+        362.0e12
+    } else if name.contains("L4") {
+        121.0e12
+    } else {
+        return None;
+    };
+    Some(peak)
 }
 
 fn median(mut xs: Vec<f64>) -> f64 {
@@ -135,6 +177,10 @@ struct TrainReport {
     gflops: f64,
     params: usize,
     threads: usize,
+    device: String,
+    precision: String,
+    /// Achieved FLOP/s over the GPU's dense bf16 peak (GPU only).
+    mfu: Option<f64>,
 }
 
 pub fn run(cmd: BenchCommand) -> Result<i32> {
@@ -145,9 +191,13 @@ pub fn run(cmd: BenchCommand) -> Result<i32> {
 }
 
 fn train(args: TrainArgs) -> Result<i32> {
-    if Device::parse(&args.device) != Some(Device::Cpu) {
-        bail!("--device {}: no CUDA device: this build's tensors run on the CPU only", args.device);
+    let device = crate::common::device(&args.device)?;
+    crate::common::set_precision(&args.precision, device)?;
+    if (args.flash_attention || args.tf32) && !device.is_cuda() {
+        bail!("--flash-attention and --tf32 need --device cuda");
     }
+    tensor::cuda::set_flash_attention(args.flash_attention);
+    tensor::cuda::set_tf32(args.tf32);
     if args.batch_size == 0 || args.context == 0 || args.steps == 0 {
         bail!("--batch-size, --context and --steps must be at least 1");
     }
@@ -156,6 +206,7 @@ fn train(args: TrainArgs) -> Result<i32> {
         let mut gen = Generator::seed(0);
         let mut model = GPTModel::new(config.clone(), &mut gen);
         model.train();
+        model.to_device(device)?;
         let mut opt = AdamW::with_options(model.parameters(), 1e-4, (0.9, 0.95), 1e-8, 0.1);
         let (b, t) = (args.batch_size, args.context);
         let mut times = Vec::new();
@@ -167,6 +218,7 @@ fn train(args: TrainArgs) -> Result<i32> {
             let loss = cross_entropy(&model.forward(&x), &y);
             loss.backward();
             opt.step();
+            tensor::cuda::synchronize(device)?;
             if i >= args.warmup {
                 times.push(start.elapsed().as_secs_f64());
             }
@@ -175,32 +227,40 @@ fn train(args: TrainArgs) -> Result<i32> {
         let n = model.num_parameters();
         let tokens = (b * t) as f64;
         let flops = tokens * (6.0 * n as f64 + 12.0 * (config.n_layers * t * config.emb_dim) as f64);
+        let name = tensor::cuda::device_name(device)?;
+        let mfu = if device.is_cuda() { bf16_peak_flops(&name).map(|peak| flops / secs / peak) } else { None };
         Ok(TrainReport {
             ms_per_step: secs * 1e3,
             tokens_per_s: tokens / secs,
             gflops: flops / secs / 1e9,
             params: n,
             threads: rayon::current_num_threads(),
+            device: name,
+            precision: args.precision.clone(),
+            mfu,
         })
     })?;
     if args.json {
         print_json(&report)?;
     } else {
+        let place = if device.is_cuda() {
+            let mfu = report.mfu.map_or("MFU unknown (no bf16 peak on record for this GPU)".to_string(), |m| {
+                format!("MFU {:.1}% of the bf16 peak", m * 100.0)
+            });
+            format!("on {} ({}), {mfu}", report.device, report.precision)
+        } else {
+            format!("on {} threads", report.threads)
+        };
         println!(
-            "{} parameters, batch {}×{}: {:.1} ms/step, {:.0} tokens/s, {:.1} GFLOP/s on {} threads",
-            report.params,
-            args.batch_size,
-            args.context,
-            report.ms_per_step,
-            report.tokens_per_s,
-            report.gflops,
-            report.threads
+            "{} parameters, batch {}×{}: {:.1} ms/step, {:.0} tokens/s, {:.1} GFLOP/s {place}",
+            report.params, args.batch_size, args.context, report.ms_per_step, report.tokens_per_s, report.gflops,
         );
     }
     Ok(0)
 }
 
 fn generate_bench(args: GenerateArgs) -> Result<i32> {
+    let device = crate::common::device(&args.device)?;
     if args.prompt_tokens == 0 || args.new_tokens == 0 || args.repeats == 0 {
         bail!("--prompt-tokens, --new-tokens and --repeats must be at least 1");
     }
@@ -217,6 +277,7 @@ fn generate_bench(args: GenerateArgs) -> Result<i32> {
                 model.config.context_length
             );
         }
+        model.to_device(device)?;
         let mut gen = Generator::seed(1);
         let prompt: Vec<u32> = (0..args.prompt_tokens).map(|_| gen.below(model.config.vocab_size) as u32).collect();
         let opts = GenerateOptions { max_new_tokens: args.new_tokens, ..Default::default() };
@@ -235,4 +296,19 @@ fn generate_bench(args: GenerateArgs) -> Result<i32> {
         println!("greedy decode with KV cache, batch 1: {tokens_per_s:.1} tokens/s ({ms_per_token:.2} ms/token)");
     }
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bf16_peaks_by_gpu_name() {
+        assert_eq!(bf16_peak_flops("NVIDIA H100 80GB HBM3"), Some(989.4e12));
+        assert_eq!(bf16_peak_flops("NVIDIA H100 PCIe"), Some(756.0e12));
+        assert_eq!(bf16_peak_flops("NVIDIA H200"), Some(989.4e12));
+        assert_eq!(bf16_peak_flops("NVIDIA A100-SXM4-80GB"), Some(312.0e12));
+        assert_eq!(bf16_peak_flops("NVIDIA L4"), Some(121.0e12));
+        assert_eq!(bf16_peak_flops("Some future GPU"), None);
+    }
 }

@@ -20,13 +20,18 @@ pub struct Args {
     batch_size: usize,
     #[arg(long)]
     json: bool,
+    /// cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: String,
 }
 
 pub fn run(args: Args) -> Result<i32> {
     if args.batch_size == 0 {
         bail!("--batch-size must be at least 1");
     }
+    let device = crate::common::device(&args.device)?;
     let (model, tokenizer) = load_model_and_tokenizer(&args.model)?;
+    autograd::nn::Module::to_device(&model, device)?;
     let context = args.context.unwrap_or(model.config.context_length);
     if context == 0 || context > model.config.context_length {
         bail!("--context must be between 1 and the model's context length {}", model.config.context_length);

@@ -16,7 +16,7 @@ use gpt::finetune::lora::{apply_lora, merge_lora, save_adapter, LoraConfig, Para
 use gpt::finetune::split::split3;
 use gpt::finetune::{FinetuneEvent, FitOptions};
 use indicatif::{ProgressBar, ProgressStyle};
-use tensor::{Device, Generator};
+use tensor::Generator;
 
 use crate::common::{load_model_and_tokenizer, print_json};
 
@@ -58,10 +58,8 @@ impl TrainFlags {
     }
 
     fn check(&self) -> Result<()> {
-        match Device::parse(&self.device) {
-            Some(Device::Cpu) => {}
-            Some(d) => bail!("--device {d}: no CUDA device: this build's tensors run on the CPU only"),
-            None => bail!("--device must be cpu or cuda[:N], got {:?}", self.device),
+        if crate::common::device(&self.device)?.is_cuda() {
+            bail!("fine-tuning runs on the CPU for now (--device cpu)");
         }
         self.fit().validate()?;
         Ok(())

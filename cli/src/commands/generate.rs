@@ -30,6 +30,9 @@ pub struct Args {
     /// Print one JSON object at the end instead of streaming.
     #[arg(long)]
     json: bool,
+    /// cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: String,
 }
 
 pub fn run(args: Args) -> Result<i32> {
@@ -44,7 +47,9 @@ pub fn run(args: Args) -> Result<i32> {
     if args.top_k == Some(0) {
         bail!("--top-k must be at least 1");
     }
+    let device = crate::common::device(&args.device)?;
     let (model, tokenizer) = load_model_and_tokenizer(&args.model)?;
+    autograd::nn::Module::to_device(&model, device)?;
     let prompt = tokenizer.encode(&args.prompt, SpecialTokens::Allow)?;
     if prompt.is_empty() {
         bail!("--prompt is empty");

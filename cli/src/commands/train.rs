@@ -11,7 +11,7 @@ use gpt::model::{GPTConfig, GPTModel, PRESETS};
 use gpt::tokenizer::{train_bpe, AnyTokenizer, CharTokenizer, SpecialTokens};
 use gpt::train::{checkpoint_dir, Checkpoint, StopReason, TrainEvent, TrainOptions, Trainer};
 use indicatif::{ProgressBar, ProgressStyle};
-use tensor::{Device, Generator};
+use tensor::Generator;
 
 use crate::common::{data_name, print_json, read_text};
 
@@ -57,8 +57,13 @@ pub struct Args {
     grad_accum: usize,
     #[arg(long, default_value_t = 1337)]
     seed: u64,
+    /// cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// f32, or bf16: mixed precision on a GPU (bf16 matrix products, f32
+    /// weights, gradients and optimizer state).
+    #[arg(long, default_value = "f32")]
+    precision: String,
     #[arg(long, default_value = "runs/tiny")]
     out: PathBuf,
     #[arg(long, default_value_t = 50)]
@@ -114,11 +119,8 @@ fn model_config(args: &Args, tokenizer: &AnyTokenizer) -> Result<GPTConfig> {
 }
 
 pub fn run(args: Args) -> Result<i32> {
-    match Device::parse(&args.device) {
-        Some(Device::Cpu) => {}
-        Some(d) => bail!("--device {d}: no CUDA device: this build's tensors run on the CPU only"),
-        None => bail!("--device must be cpu or cuda[:N], got {:?}", args.device),
-    }
+    let device = crate::common::device(&args.device)?;
+    crate::common::set_precision(&args.precision, device)?;
     if args.batch_size == 0 {
         bail!("--batch-size must be at least 1");
     }
@@ -158,6 +160,10 @@ pub fn run(args: Args) -> Result<i32> {
             Trainer::new(model, tokenizer, tokens, name, options, args.out.clone())?
         }
     };
+
+    // The model, and with it the optimizer's parameters, move to the GPU;
+    // batches are made on the host and copied over as the model reads them.
+    autograd::nn::Module::to_device(&trainer.model, device)?;
 
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();

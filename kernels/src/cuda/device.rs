@@ -70,7 +70,8 @@ impl CudaDevice {
     }
 
     fn create(ordinal: usize) -> Result<CudaDevice> {
-        require_all()?;
+        // No GPU is the common case and says so first; then the compiler
+        // and cuBLAS.
         let count = device_count()?;
         if ordinal >= count {
             return Err(CudaError::NoDevice(if count == 0 {
@@ -79,6 +80,7 @@ impl CudaDevice {
                 format!("cuda:{ordinal} does not exist ({count} GPU(s): cuda:0..cuda:{})", count - 1)
             }));
         }
+        require_all()?;
         catch_panic(|| {
             let context = CudaContext::new(ordinal).map_err(|e| CudaError::NoDevice(format!("{e:?}")))?;
             // SAFETY: this backend queues all work of a device on one stream,

@@ -162,3 +162,17 @@ impl Tensor {
         })
     }
 }
+
+static FLASH: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Makes `autograd::causal_attention` use the flash kernel for CUDA
+/// tensors (off by default: the cuBLAS path is the one checked against the
+/// CPU; this one is checked against it).
+pub fn set_flash_attention(on: bool) {
+    FLASH.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether the flash kernel is switched on and compiled for head size `d`.
+pub fn flash_attention_applies(d: usize) -> bool {
+    FLASH.load(std::sync::atomic::Ordering::Relaxed) && flash::HEAD_DIMS.contains(&d)
+}

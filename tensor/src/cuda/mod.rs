@@ -56,7 +56,7 @@ pub(crate) use reduce::{mean_all, reduce, sum_all};
 pub(crate) use rows::{layer_norm, layer_norm_backward, softmax, softmax_backward};
 pub(crate) use shape::{cat, contiguous_copy, triangle};
 
-pub use attention::FlashAttentionOutput;
+pub use attention::{flash_attention_applies, set_flash_attention, FlashAttentionOutput};
 pub use kernels::cuda::blas::{set_tf32, tf32_enabled};
 pub use kernels::cuda::device::set_poison_outputs;
 pub use kernels::cuda::reduce::ReduceOp;
@@ -256,4 +256,22 @@ impl From<kernels::cuda::CudaError> for TensorError {
 /// Whether a dtype can live on a CUDA device.
 pub fn dtype_supported(dtype: DType) -> bool {
     dtype != DType::F64
+}
+
+/// Waits until every op queued on `device` has finished (a no-op for the
+/// CPU): ops return as soon as their kernels are queued, so a timer must
+/// synchronise before it stops.
+pub fn synchronize(device: Device) -> Result<()> {
+    if let Device::Cuda(ordinal) = device {
+        self::device(ordinal)?.synchronize()?;
+    }
+    Ok(())
+}
+
+/// The GPU's name, e.g. "NVIDIA H100 80GB HBM3".
+pub fn device_name(device: Device) -> Result<String> {
+    match device {
+        Device::Cuda(ordinal) => Ok(self::device(ordinal)?.name().to_string()),
+        Device::Cpu => Ok("cpu".into()),
+    }
 }

@@ -28,7 +28,7 @@ fn along_dim(x: &Tensor, dim: isize, op: &str, kernel: impl Fn(&Tensor) -> Tenso
 
 fn rows_of(x: &Tensor) -> (usize, usize) {
     let n = x.dims().last().copied().unwrap_or(1);
-    (if n == 0 { 0 } else { x.numel() / n }, n)
+    (x.numel().checked_div(n).unwrap_or(0), n)
 }
 
 pub(crate) fn softmax(x: &Tensor, dim: isize, log: bool) -> Tensor {

@@ -1,0 +1,189 @@
+//! The GPT on the GPU against the same GPT on the CPU: logits, loss, every
+//! parameter's gradient, 20 AdamW steps, greedy generation, and a training
+//! run through the command line.
+//!
+//! `#[ignore]`d: they need a CUDA device (`scripts/gpu-check.sh`). Two
+//! copies of one model are made from one seed; one moves to the GPU.
+
+mod common;
+mod cuda;
+
+use cuda::{assert_close, gpu, F32};
+use scratchgpt::autograd::loss::cross_entropy;
+use scratchgpt::autograd::nn::Module;
+use scratchgpt::autograd::optim::{clip_grad_norm, AdamW, Optimizer};
+use scratchgpt::gpt::generate::{generate, GenerateOptions};
+use scratchgpt::gpt::model::{GPTConfig, GPTModel};
+use scratchgpt::tensor::{DType, Device, Generator, Tensor};
+
+/// A small GPT with GPT-2's structure; head size 64 like GPT-2's, so the
+/// flash kernel applies too.
+fn config() -> GPTConfig {
+    GPTConfig {
+        vocab_size: 300,
+        context_length: 48,
+        emb_dim: 128,
+        n_heads: 2,
+        n_layers: 2,
+        ..GPTConfig::preset("nano").unwrap()
+    }
+}
+
+fn pair() -> (GPTModel, GPTModel) {
+    let cpu = GPTModel::new(config(), &mut Generator::seed(3));
+    let gpu_model = GPTModel::new(config(), &mut Generator::seed(3));
+    gpu_model.to_device(gpu()).expect("model to the GPU");
+    (cpu, gpu_model)
+}
+
+fn batch(seed: u64, b: usize, t: usize) -> (Tensor, Tensor) {
+    let mut g = Generator::seed(seed);
+    let mut ids = |n: usize| (0..n).map(|_| g.below(config().vocab_size) as i64).collect::<Vec<_>>();
+    (Tensor::from_vec(ids(b * t), [b, t]).unwrap(), Tensor::from_vec(ids(b * t), [b, t]).unwrap())
+}
+
+#[test]
+#[ignore = "needs a CUDA device"]
+fn forward_loss_and_every_gradient_match_the_cpu() {
+    let (cpu, gpu_model) = pair();
+    let (x, y) = batch(1, 3, 40);
+    let (lc, lg) = (cpu.forward(&x), gpu_model.forward(&x));
+    assert_close("logits", &lc.data(), &lg.data(), F32);
+    let (loss_c, loss_g) = (cross_entropy(&lc, &y), cross_entropy(&lg, &y));
+    assert!(
+        (loss_c.item() - loss_g.item()).abs() <= 1e-5 * loss_c.item(),
+        "loss {} vs {}",
+        loss_c.item(),
+        loss_g.item()
+    );
+    loss_c.backward();
+    loss_g.backward();
+    for ((name, pc), (_, pg)) in cpu.named_parameters().into_iter().zip(gpu_model.named_parameters()) {
+        let (gc, gg) = (pc.grad().expect("cpu grad"), pg.grad().expect("gpu grad"));
+        assert_eq!(gg.device(), Device::Cuda(0), "{name}: gradient left the GPU");
+        assert_close(&format!("d{name}"), &gc, &gg, 1e-4);
+    }
+}
+
+#[test]
+#[ignore = "needs a CUDA device"]
+fn twenty_training_steps_track_the_cpu() {
+    for flash in [false, true] {
+        scratchgpt::tensor::cuda::set_flash_attention(flash);
+        let (cpu, gpu_model) = pair();
+        let mut opt_c = AdamW::with_options(cpu.parameters(), 1e-3, (0.9, 0.95), 1e-8, 0.1);
+        let mut opt_g = AdamW::with_options(gpu_model.parameters(), 1e-3, (0.9, 0.95), 1e-8, 0.1);
+        let mut losses = Vec::new();
+        for step in 0..20 {
+            let (x, y) = batch(100 + step, 4, 32);
+            let mut pair_loss = [0.0; 2];
+            for (i, (model, opt)) in [(&cpu, &mut opt_c), (&gpu_model, &mut opt_g)].into_iter().enumerate() {
+                opt.zero_grad();
+                let loss = cross_entropy(&model.forward(&x), &y);
+                loss.backward();
+                clip_grad_norm(&model.parameters(), 1.0);
+                opt.step();
+                pair_loss[i] = loss.item();
+            }
+            losses.push(pair_loss);
+        }
+        scratchgpt::tensor::cuda::set_flash_attention(false);
+        for (step, [c, g]) in losses.iter().enumerate() {
+            assert!((c - g).abs() <= 1e-4 * c.abs(), "flash {flash}, step {step}: cpu loss {c} gpu loss {g}");
+        }
+        assert!(losses[19][1] < losses[0][1], "flash {flash}: the GPU run did not learn: {losses:?}");
+        // Parameters agree to 1% of each tensor's scale. Not tighter: AdamW
+        // divides by √v, so a gradient that is pure rounding noise (the key
+        // bias's, which is zero in exact arithmetic: softmax ignores a shift
+        // shared by a whole row) still moves its parameter by ~lr per step,
+        // in a direction the rounding picks.
+        for ((name, pc), (_, pg)) in cpu.named_parameters().into_iter().zip(gpu_model.named_parameters()) {
+            assert_close(&format!("{name} after 20 steps"), &pc.data(), &pg.data(), 1e-2);
+        }
+    }
+}
+
+#[test]
+#[ignore = "needs a CUDA device"]
+fn greedy_generation_gives_the_same_tokens() {
+    let (cpu, gpu_model) = pair();
+    let prompt = [5u32, 17, 2, 99];
+    for use_cache in [true, false] {
+        let opts = GenerateOptions { max_new_tokens: 30, use_cache, ..Default::default() };
+        let (c, g) = (generate(&cpu, &prompt, &opts, |_| {}), generate(&gpu_model, &prompt, &opts, |_| {}));
+        assert_eq!(c, g, "cache {use_cache}");
+    }
+}
+
+#[test]
+#[ignore = "needs a CUDA device"]
+fn bf16_autocast_trains_like_f32() {
+    let device = gpu();
+    let run = |precision: Option<DType>| {
+        scratchgpt::tensor::autocast::with_autocast(precision, || {
+            let model = GPTModel::new(config(), &mut Generator::seed(3));
+            model.to_device(device).unwrap();
+            let mut opt = AdamW::with_options(model.parameters(), 3e-3, (0.9, 0.95), 1e-8, 0.1);
+            let mut last = 0.0;
+            for step in 0..20 {
+                let (x, y) = batch(100 + step, 4, 32);
+                opt.zero_grad();
+                let loss = cross_entropy(&model.forward(&x), &y);
+                loss.backward();
+                opt.step();
+                last = loss.item();
+            }
+            // Master weights stay f32.
+            assert!(model.parameters().iter().all(|p| p.dtype() == DType::F32));
+            last
+        })
+    };
+    let (f32_loss, bf16_loss) = (run(None), run(Some(DType::BF16)));
+    assert!((f32_loss - bf16_loss).abs() <= 0.02 * f32_loss, "f32 {f32_loss} vs bf16 {bf16_loss}");
+}
+
+#[test]
+#[ignore = "needs a CUDA device"]
+fn the_command_line_trains_and_generates_on_the_gpu() {
+    gpu();
+    let dir = common::scratch_dir("cuda-train");
+    let out = dir.join("run");
+    let out_s = out.to_str().unwrap();
+    let train = common::scratchgpt(&[
+        "train",
+        "--device",
+        "cuda",
+        "--preset",
+        "nano",
+        "--steps",
+        "20",
+        "--batch-size",
+        "4",
+        "--context",
+        "32",
+        "--eval-every",
+        "10",
+        "--checkpoint-every",
+        "10",
+        "--out",
+        out_s,
+        "--json",
+    ]);
+    assert!(train.status.success(), "train: {}", String::from_utf8_lossy(&train.stderr));
+    let gen = common::scratchgpt(&[
+        "generate",
+        "--device",
+        "cuda",
+        "--model",
+        out_s,
+        "--prompt",
+        "Once upon",
+        "--max-new-tokens",
+        "10",
+    ]);
+    assert!(gen.status.success(), "generate: {}", String::from_utf8_lossy(&gen.stderr));
+    let gen_cpu =
+        common::scratchgpt(&["generate", "--model", out_s, "--prompt", "Once upon", "--max-new-tokens", "10"]);
+    assert_eq!(gen.stdout, gen_cpu.stdout, "greedy text differs between devices");
+    let _ = std::fs::remove_dir_all(dir);
+}
