@@ -66,6 +66,9 @@ impl Tensor {
     /// Causal attention; q is `[B, H, Tq, D]`, k and v `[B, H, Tk, D]` with
     /// Tk ≥ Tq.
     pub fn causal_attention(q: &Tensor, k: &Tensor, v: &Tensor) -> AttentionOutput {
+        if q.device().is_cuda() || k.device().is_cuda() || v.device().is_cuda() {
+            return crate::cuda::causal_attention(q, k, v);
+        }
         let (heads, tq, tk, d) = check(q, k, v);
         crate::with_float_type!(q.dtype(), "causal_attention", T => {
             let qc = q.contiguous();
@@ -90,6 +93,9 @@ impl Tensor {
         probs: &Tensor,
         d_out: &Tensor,
     ) -> AttentionGrads {
+        if q.device().is_cuda() || d_out.device().is_cuda() {
+            return crate::cuda::causal_attention_backward(q, k, v, probs, d_out);
+        }
         let (heads, t, tk, d) = check(q, k, v);
         assert_eq!(t, tk, "causal_attention_backward: needs as many queries as keys");
         crate::with_float_type!(q.dtype(), "causal_attention_backward", T => {
