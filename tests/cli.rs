@@ -144,3 +144,25 @@ fn bench_commands_report_json() {
     assert!((tps * ms / 1e3 - 1.0).abs() < 1e-9, "{v}");
     fails_with(&["bench", "train", "--preset", "nano", "--batch-size", "0"], "at least 1");
 }
+
+#[test]
+fn info_turns_training_tokens_into_flops_and_time() {
+    let cache = scratch_dir("train-speed");
+    std::fs::write(cache.join("train-speed.json"), r#"{"gflops": 100.0, "threads": 2, "source": "bench train"}"#)
+        .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scratchgpt"))
+        .args(["info", "--preset", "gpt2-small", "--train-tokens", "1e9", "--json"])
+        .env("SCRATCHGPT_CACHE_DIR", &cache)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let cost = &info["training_cost"];
+    let params = info["parameters"].as_f64().unwrap();
+    // 6·N·D plus attention's 12·L·T·C per token (12 layers, 1024, 768).
+    let expected = 1e9 * (6.0 * params + 12.0 * 12.0 * 1024.0 * 768.0);
+    assert!((cost["flops"].as_f64().unwrap() - expected).abs() < 1e-6 * expected);
+    assert!((cost["seconds"].as_f64().unwrap() - expected / 100e9).abs() < 1e-3 * expected / 100e9);
+    std::fs::remove_dir_all(&cache).ok();
+    fails_with(&["info", "--preset", "nano", "--train-tokens=-5"], "positive number of tokens");
+}

@@ -7,6 +7,7 @@
 
 mod commands;
 mod common;
+mod train_speed;
 
 use clap::{Parser, Subcommand};
 

@@ -16,7 +16,7 @@ pub(crate) fn temp_path(path: &Path) -> PathBuf {
 }
 
 /// Replaces `path` with `bytes` atomically.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let temp = temp_path(path);
     let result = (|| {
         let mut file = fs::File::create(&temp)?;

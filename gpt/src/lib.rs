@@ -1,7 +1,7 @@
 //! GPT-2 built on the tensor and autograd layers: tokenizer, data pipeline,
 //! model, training, generation and fine-tuning.
 
-mod atomic;
+pub mod atomic;
 pub mod data;
 pub mod eval;
 pub mod finetune;

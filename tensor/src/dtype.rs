@@ -108,7 +108,10 @@ element!(i8, I8, |x: i8| x as f64, |v: f64| v as i8, 0, 1);
 
 /// The float types the CPU computes in. Half types are stored, and converted
 /// to f32 for arithmetic on the CPU.
-pub trait FloatElement: Element + num_traits::Float + kernels::cpu::gemm::GemmElement + kernels::cpu::math::FastExp {}
+pub trait FloatElement:
+    Element + num_traits::Float + kernels::cpu::gemm::GemmElement + kernels::cpu::math::FastExp
+{
+}
 impl FloatElement for f32 {}
 impl FloatElement for f64 {}
 

@@ -226,7 +226,7 @@ fn train(args: TrainArgs) -> Result<i32> {
         let secs = median(times);
         let n = model.num_parameters();
         let tokens = (b * t) as f64;
-        let flops = tokens * (6.0 * n as f64 + 12.0 * (config.n_layers * t * config.emb_dim) as f64);
+        let flops = tokens * config.train_flops_per_token(t);
         let name = tensor::cuda::device_name(device)?;
         let mfu = if device.is_cuda() { bf16_peak_flops(&name).map(|peak| flops / secs / peak) } else { None };
         Ok(TrainReport {
@@ -240,6 +240,10 @@ fn train(args: TrainArgs) -> Result<i32> {
             mfu,
         })
     })?;
+    if !device.is_cuda() {
+        // Kept for `info --train-tokens`, which turns FLOPs into time.
+        crate::train_speed::record(report.gflops, report.threads);
+    }
     if args.json {
         print_json(&report)?;
     } else {

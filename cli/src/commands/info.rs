@@ -5,6 +5,12 @@
 //! with AdamW keeps two more f32 numbers per parameter (the moment
 //! estimates) and a gradient, so f32 training needs about 16 bytes per
 //! parameter before counting activations.
+//!
+//! Compute: training costs about 6 FLOPs per parameter per token (2 for
+//! the forward's multiply-add, 4 for the backward), plus attention. With
+//! `--train-tokens D` the total is divided by the GFLOP/s this machine
+//! reached in `bench train`: GPT-3 (175B parameters, 300B tokens) is
+//! 3·10²³ FLOPs, the `tiny` preset on a million tokens about 2·10¹³.
 
 use std::path::PathBuf;
 
@@ -22,8 +28,31 @@ pub struct Args {
     /// One of gpt2-small, gpt2-medium, gpt2-large, gpt2-xl, tiny, tiny-char, nano.
     #[arg(long)]
     preset: Option<String>,
+    /// Also show the compute and time to train on this many tokens
+    /// (e.g. 300e9), at the speed `bench train` measured on this machine.
+    #[arg(long)]
+    train_tokens: Option<String>,
     #[arg(long)]
     json: bool,
+}
+
+fn parse_tokens(s: &str) -> Result<f64> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => bail!("--train-tokens {s:?} is not a positive number of tokens (e.g. 2e9)"),
+    }
+}
+
+/// What training on `tokens` tokens costs: ≈ 6·N·D FLOPs plus attention.
+#[derive(Serialize)]
+struct TrainingCost {
+    tokens: f64,
+    flops: f64,
+    /// The speed the estimate uses, and where it came from.
+    gflops: f64,
+    speed_source: String,
+    threads: usize,
+    seconds: f64,
 }
 
 #[derive(Serialize)]
@@ -37,6 +66,8 @@ struct Info {
     weight_bytes: Memory,
     /// Weights + gradients + AdamW's two f32 moments, training in f32.
     training_bytes_f32_adamw: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    training_cost: Option<TrainingCost>,
 }
 
 #[derive(Serialize)]
@@ -80,6 +111,7 @@ pub fn run(args: Args) -> Result<i32> {
         embedding_share: embedding as f64 / n as f64,
         training_bytes_f32_adamw: 16 * n as u64,
         weight_bytes,
+        training_cost: args.train_tokens.as_deref().map(parse_tokens).transpose()?.map(|d| training_cost(&config, d)),
         config,
     };
     if args.json {
@@ -103,7 +135,43 @@ pub fn run(args: Args) -> Result<i32> {
         "training in f32 with AdamW (weights + gradients + 2 moments = 16 B/param): {} plus activations",
         human_bytes(info.training_bytes_f32_adamw)
     );
+    if let Some(cost) = &info.training_cost {
+        println!(
+            "training on {:.3e} tokens: ≈ 6 × parameters × tokens + attention = {:.2e} FLOPs",
+            cost.tokens, cost.flops
+        );
+        let how =
+            if cost.speed_source == "brief" { "measured just now on `tiny`" } else { "from the last `bench train`" };
+        println!("  at {:.1} GFLOP/s ({how}, {} threads): {}", cost.gflops, cost.threads, human_duration(cost.seconds));
+    }
     Ok(0)
+}
+
+fn training_cost(config: &GPTConfig, tokens: f64) -> TrainingCost {
+    let speed = crate::train_speed::last().unwrap_or_else(crate::train_speed::measure_briefly);
+    let flops = tokens * config.train_flops_per_token(config.context_length);
+    TrainingCost {
+        tokens,
+        flops,
+        gflops: speed.gflops,
+        speed_source: speed.source,
+        threads: speed.threads,
+        seconds: flops / (speed.gflops * 1e9),
+    }
+}
+
+fn human_duration(seconds: f64) -> String {
+    const MINUTE: f64 = 60.0;
+    const HOUR: f64 = 60.0 * MINUTE;
+    const DAY: f64 = 24.0 * HOUR;
+    const YEAR: f64 = 365.25 * DAY;
+    match seconds {
+        s if s >= YEAR => format!("{:.1} years", s / YEAR),
+        s if s >= DAY => format!("{:.1} days", s / DAY),
+        s if s >= HOUR => format!("{:.1} hours", s / HOUR),
+        s if s >= MINUTE => format!("{:.1} minutes", s / MINUTE),
+        s => format!("{s:.1} seconds"),
+    }
 }
 
 fn group(n: usize) -> String {

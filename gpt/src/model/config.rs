@@ -92,6 +92,15 @@ impl GPTConfig {
         v * c + t * c + l * block + 2 * c
     }
 
+    /// Floating-point operations to train on one token with `context`
+    /// tokens per sequence: 6 per parameter (2 for the forward multiply-add,
+    /// 4 for the backward's two products) plus attention's two T-long
+    /// products per layer, 12·L·T·C (PaLM's accounting, counting the masked
+    /// half too).
+    pub fn train_flops_per_token(&self, context: usize) -> f64 {
+        6.0 * self.num_parameters() as f64 + 12.0 * (self.n_layers * context * self.emb_dim) as f64
+    }
+
     /// Hugging Face's `config.json` for `GPT2LMHeadModel`. `eos` is the
     /// end-of-text id, when the vocabulary has one (GPT-2's is 50256).
     pub fn to_hf_json(&self, eos: Option<u32>) -> Value {

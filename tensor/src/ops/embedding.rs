@@ -57,8 +57,7 @@ mod tests {
         let ids = Tensor::new([[3i64, 1, 3], [0, 3, 6]]).unwrap();
         let dy = Tensor::randn([2, 3, 130], &mut g);
         let fast = Tensor::embedding_backward(&ids, &dy, 7);
-        let reference =
-            Tensor::zeros([7, 130], DType::F32).index_add(0, &ids.flatten_all(), &dy.reshape(&[6, 130]));
+        let reference = Tensor::zeros([7, 130], DType::F32).index_add(0, &ids.flatten_all(), &dy.reshape(&[6, 130]));
         assert_eq!(fast.to_vec::<f32>(), reference.to_vec::<f32>());
     }
 }

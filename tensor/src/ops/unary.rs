@@ -8,7 +8,6 @@
 //! gelu(x) = ½·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))), computed by the
 //! fused kernel in `kernels::cpu::gelu` (forward, and backward in one pass).
 
-
 use crate::dtype::{DType, FloatElement};
 use crate::tensor::Tensor;
 
