@@ -31,7 +31,9 @@ impl LayerCache {
         self.len += added;
         let len = self.len;
         let write = |buffer: &mut Option<Tensor>, new: &Tensor| {
-            let buf = buffer.get_or_insert_with(|| Tensor::zeros(with_positions(new, len.max(16)), new.dtype()));
+            let buf = buffer.get_or_insert_with(|| {
+                tensor::cuda::full(with_positions(new, len.max(16)), 0.0, new.dtype(), new.device())
+            });
             if buf.dim(2) < len {
                 *buf = grown(buf, start, with_positions(new, (2 * buf.dim(2)).max(len)));
             }
@@ -59,7 +61,7 @@ fn with_positions(t: &Tensor, positions: usize) -> Vec<usize> {
 
 /// A bigger buffer holding the first `filled` positions of `old`.
 fn grown(old: &Tensor, filled: usize, dims: Vec<usize>) -> Tensor {
-    let mut bigger = Tensor::zeros(dims, old.dtype());
+    let mut bigger = tensor::cuda::full(dims, 0.0, old.dtype(), old.device());
     write_positions(&mut bigger, 0, &old.narrow(2, 0, filled));
     bigger
 }
@@ -69,6 +71,10 @@ fn grown(old: &Tensor, filled: usize, dims: Vec<usize>) -> Tensor {
 /// handed out by `append` are dropped after each step; if one is still
 /// alive, `data_mut` copies first and the view keeps its old contents).
 fn write_positions(buf: &mut Tensor, start: usize, new: &Tensor) {
+    if buf.device().is_cuda() {
+        // On a GPU the cache stays there: one copy kernel into the window.
+        return tensor::cuda::write_window(buf, 2, start, new);
+    }
     let (capacity, d) = (buf.dim(2), buf.dim(3));
     let (heads, t) = (new.dim(0) * new.dim(1), new.dim(2));
     tensor::with_float_type!(buf.dtype(), "kv cache", T => {

@@ -62,7 +62,7 @@ pub use kernels::cuda::device::set_poison_outputs;
 pub use kernels::cuda::reduce::ReduceOp;
 pub use optim::{adamw_step, AdamWSlot};
 pub use reduce::sum_squares;
-pub use shape::full;
+pub use shape::{full, write_window};
 pub use storage::{CudaData, CudaElement, CudaStorage};
 
 /// The GPU behind `Device::Cuda(ordinal)`, created on first use: an error

@@ -70,3 +70,23 @@ pub fn full(shape: impl Into<Shape>, value: f64, dtype: DType, device: Device) -
         dense(&dev, out, shape)
     })
 }
+
+/// Writes `src` into positions `start..start + src.dims()[dim]` of `dim`
+/// of `dst`, in place (a KV cache appending a token's keys). `dst` must be
+/// dense; if another tensor shares its buffer, that buffer is copied first,
+/// so the other tensor never sees the write.
+pub fn write_window(dst: &mut Tensor, dim: usize, start: usize, src: &Tensor) {
+    assert!(dst.device().is_cuda(), "write_window: the destination must be a CUDA tensor");
+    assert!(dst.is_contiguous() && dst.layout().offset() == 0, "write_window: the destination must be dense");
+    assert_eq!(src.dtype(), dst.dtype(), "write_window: dtypes {} and {} differ", src.dtype(), dst.dtype());
+    let len = src.dims()[dim];
+    let window = dst.layout().narrow(dim, start, len);
+    assert_eq!(window.dims(), src.dims(), "write_window: source {} does not fit the window", src.shape());
+    let src = bring(src, dst.device(), "write_window");
+    let (from, to) = (device_layout(src.layout(), "write_window"), device_layout(&window, "write_window"));
+    let dev = cuda_device(dst).clone();
+    with_cuda_type!(dst.dtype(), "write_window", T => {
+        let buffer = super::storage_mut(dst).slice_mut::<T>();
+        ok(k::copy_strided::<T>(&dev, slice::<T>(&src), &from, buffer, &to), "write_window");
+    })
+}
