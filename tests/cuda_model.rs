@@ -187,3 +187,28 @@ fn the_command_line_trains_and_generates_on_the_gpu() {
     assert_eq!(gen.stdout, gen_cpu.stdout, "greedy text differs between devices");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+#[ignore = "needs a CUDA device"]
+fn half_precision_weights_run_inference() {
+    let (_, gpu_model) = pair();
+    let (x, _) = batch(7, 2, 24);
+    let reference = gpu_model.forward(&x).data();
+    for dtype in [DType::BF16, DType::F16] {
+        let half = GPTModel::new(config(), &mut Generator::seed(3));
+        half.to_device(gpu()).unwrap();
+        for p in half.parameters() {
+            p.set_data(p.data().to_dtype(dtype));
+        }
+        let logits = scratchgpt::autograd::no_grad(|| half.forward(&x)).data();
+        assert_eq!(logits.dtype(), dtype);
+        // Half precision keeps 8 (bf16) or 11 (f16) significant bits, and
+        // rounding compounds through the layers.
+        let widened = logits.to_dtype(DType::F32).to_device(Device::Cpu).unwrap();
+        assert_close(&format!("{dtype} logits"), &reference.to_device(Device::Cpu).unwrap(), &on_gpu(&widened), 0.03);
+    }
+}
+
+fn on_gpu(t: &Tensor) -> Tensor {
+    t.to_device(Device::Cuda(0)).unwrap()
+}
