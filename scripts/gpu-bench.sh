@@ -20,8 +20,8 @@ OURS=./target/release/scratchgpt
 
 SHAPE="--preset gpt2-small --batch-size 8 --context 1024 --steps $STEPS --warmup 2"
 field() { python3 -c "import json,sys; d=json.loads(sys.stdin.read()); v=d.get('$1'); print('n/a' if v is None else v)"; }
-gpu_name=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 || true)
-echo "GPU: ${gpu_name:-unknown}; gpt2-small, batch 8 × context 1024, median of $STEPS steps"
+gpu_name=$($OURS bench train --device cuda --preset nano --steps 1 --warmup 0 --json | field device)
+echo "GPU: $gpu_name; gpt2-small, batch 8 × context 1024, median of $STEPS steps"
 
 have_torch=1
 python3 -c "import torch, transformers; assert torch.cuda.is_available()" 2>/dev/null || {
