@@ -393,3 +393,35 @@ fn sum_of_squares_for_clipping() {
     let got = scratchgpt::tensor::cuda::sum_squares(&on(&g, device));
     assert!((got - cpu).abs() <= 1e-9 * cpu, "{got} vs {cpu}");
 }
+
+#[test]
+#[ignore = "needs a CUDA device"]
+fn attention_under_autocast_runs_in_bf16() {
+    use scratchgpt::tensor::autocast::with_autocast;
+    let device = gpu();
+    let (b, h, t, d) = (2, 2, 33, 64);
+    let x: Vec<Tensor> = (0..4).map(|i| nonzero(&[b, h, t, d], 60 + i).mul_scalar(0.5)).collect();
+    let g: Vec<Tensor> = x.iter().map(|t| on(t, device)).collect();
+    let reference = Tensor::causal_attention(&x[0], &x[1], &x[2]);
+    let ref_grads = Tensor::causal_attention_backward(&x[0], &x[1], &x[2], &reference.probs, &x[3]);
+    for flash in [false, true] {
+        let (out, grads) = with_autocast(Some(DType::BF16), || {
+            if flash {
+                let f = Tensor::flash_attention(&g[0], &g[1], &g[2]);
+                let grads = Tensor::flash_attention_backward(&g[0], &g[1], &g[2], &f.out, &f.lse, &g[3]);
+                (f.out, grads)
+            } else {
+                let f = Tensor::causal_attention(&g[0], &g[1], &g[2]);
+                assert_eq!(f.probs.dtype(), DType::BF16, "autocast keeps the weights in bf16");
+                let grads = Tensor::causal_attention_backward(&g[0], &g[1], &g[2], &f.probs, &g[3]);
+                (f.out, grads)
+            }
+        });
+        assert_eq!(out.dtype(), DType::F32);
+        // bf16 inputs: a few units of 2⁻⁸ of each tensor's scale.
+        assert_close(&format!("autocast out (flash {flash})"), &reference.out, &out, 3.0 * BF16);
+        assert_close(&format!("autocast dq (flash {flash})"), &ref_grads.dq, &grads.dq, 3.0 * BF16);
+        assert_close(&format!("autocast dk (flash {flash})"), &ref_grads.dk, &grads.dk, 3.0 * BF16);
+        assert_close(&format!("autocast dv (flash {flash})"), &ref_grads.dv, &grads.dv, 3.0 * BF16);
+    }
+}

@@ -8,6 +8,11 @@
 //!   returning the per-row logsumexp `[B, H, Tq]` instead, from which
 //!   [`Tensor::flash_attention_backward`] recomputes P tile by tile.
 //!   CUDA only; checked against the first.
+//!
+//! Under autocast (see `autocast.rs`) attention is a pair of matrix
+//! products like any other: f32 inputs are rounded to the half type, the
+//! products and the softmax run on those (the softmax in f32 arithmetic),
+//! the saved weights P are half precision, and results come back as f32.
 
 use kernels::cuda::attention as att;
 use kernels::cuda::blas::BlasType;
@@ -58,7 +63,16 @@ macro_rules! with_blas_float {
     };
 }
 
+/// The half type autocast asks for, when `t` is an f32 tensor.
+fn autocast_for(t: &Tensor) -> Option<DType> {
+    crate::autocast::autocast().filter(|_| t.dtype() == DType::F32)
+}
+
 pub(crate) fn causal_attention(q: &Tensor, k: &Tensor, v: &Tensor) -> AttentionOutput {
+    if let Some(half) = autocast_for(q) {
+        let f = causal_attention(&q.to_dtype(half), &k.to_dtype(half), &v.to_dtype(half));
+        return AttentionOutput { out: f.out.to_dtype(DType::F32), probs: f.probs };
+    }
     let (heads, tq, tk, d) = check(q, k, v, "causal_attention");
     let ops = operands(&[q, k, v], "causal_attention");
     let (q, k, v) = (&ops[0], &ops[1], &ops[2]);
@@ -78,6 +92,15 @@ pub(crate) fn causal_attention_backward(
     probs: &Tensor,
     d_out: &Tensor,
 ) -> AttentionGrads {
+    // Weights saved under autocast are half precision even if autocast
+    // has been switched off since.
+    let half = autocast_for(q).or_else(|| (probs.dtype() != q.dtype()).then(|| probs.dtype()));
+    if let Some(half) = half.filter(|&h| h != q.dtype()) {
+        let h = |t: &Tensor| t.to_dtype(half);
+        let g = causal_attention_backward(&h(q), &h(k), &h(v), &h(probs), &h(d_out));
+        let f = |t: Tensor| t.to_dtype(DType::F32);
+        return AttentionGrads { dq: f(g.dq), dk: f(g.dk), dv: f(g.dv) };
+    }
     let (heads, t, tk, d) = check(q, k, v, "causal_attention_backward");
     assert_eq!(t, tk, "causal_attention_backward: needs as many queries as keys");
     let ops = operands(&[q, k, v, probs, d_out], "causal_attention_backward");
@@ -115,6 +138,10 @@ impl Tensor {
     /// Causal attention by the fused kernel that never stores the `[Tq, Tk]`
     /// weights (CUDA tensors only; head sizes 32, 64 and 128).
     pub fn flash_attention(q: &Tensor, k: &Tensor, v: &Tensor) -> FlashAttentionOutput {
+        if let Some(half) = autocast_for(q) {
+            let f = Tensor::flash_attention(&q.to_dtype(half), &k.to_dtype(half), &v.to_dtype(half));
+            return FlashAttentionOutput { out: f.out.to_dtype(DType::F32), lse: f.lse };
+        }
         let (heads, tq, tk, d) = check(q, k, v, "flash_attention");
         assert!(
             cuda_of(&[q, k, v]).is_some(),
@@ -138,6 +165,12 @@ impl Tensor {
         lse: &Tensor,
         d_out: &Tensor,
     ) -> AttentionGrads {
+        if let Some(half) = autocast_for(q) {
+            let h = |t: &Tensor| t.to_dtype(half);
+            let g = Tensor::flash_attention_backward(&h(q), &h(k), &h(v), &h(out), lse, &h(d_out));
+            let f = |t: Tensor| t.to_dtype(DType::F32);
+            return AttentionGrads { dq: f(g.dq), dk: f(g.dk), dv: f(g.dv) };
+        }
         let (heads, tq, tk, d) = check(q, k, v, "flash_attention_backward");
         let ops = operands(&[q, k, v, out, d_out, lse], "flash_attention_backward");
         let dev = cuda_device(&ops[0]);
