@@ -14,7 +14,8 @@
 //!   thousands of allocations nearly free after the first step.
 //! - **kernels on demand**. The first launch of a kernel from a `.cu` source
 //!   compiles that source with NVRTC for this GPU's compute capability
-//!   (see `compile.rs`) and loads it; later launches reuse the function.
+//!   (see `compile.rs`; `cache.rs` keeps the result on disk for the next
+//!   process) and loads it; later launches reuse the function.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,7 +24,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use cudarc::cublas::CudaBlas;
 use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DevicePtr, DeviceRepr};
 
-use super::compile::{capability_number, compile, Target};
+use super::cache::compile_cached;
+use super::compile::{capability_number, Target};
 use super::error::{CudaError, Result};
 use super::libraries::{require_all, require_driver};
 use super::sources::KernelSource;
@@ -208,7 +210,7 @@ impl CudaDevice {
             return Ok(m.clone());
         }
         let cc = capability_number(self.capability.0, self.capability.1);
-        let cubin = compile(source, Target::Cubin(cc))?;
+        let cubin = compile_cached(source, Target::Cubin(cc))?;
         let module = self
             .context
             .load_module(cudarc::nvrtc::Ptx::from_binary(cubin))

@@ -8,7 +8,8 @@
 //!   compiled kernels), created on first use. Asking for a device on a
 //!   machine without one is an error, never a crash ([`libraries`]).
 //! - [`compile`] and [`sources`]: the `.cu` files in this folder, compiled
-//!   by NVRTC for the GPU's architecture the first time they are needed.
+//!   by NVRTC for the GPU's architecture the first time they are needed
+//!   (and kept on disk for the next run, [`cache`]).
 //! - [`launch`] and [`layout`]: grid sizes and strided layouts, as pure
 //!   functions tested on the CPU.
 //! - One file per kernel family, each the Rust side of a `.cu` file:
@@ -39,6 +40,7 @@ macro_rules! launch_kernel {
 pub mod adamw;
 pub mod attention;
 pub mod blas;
+pub mod cache;
 pub mod cast;
 pub mod compile;
 pub mod copy;
