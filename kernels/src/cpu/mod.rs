@@ -8,6 +8,7 @@ pub mod gelu;
 pub mod gemm;
 pub mod gemv;
 pub mod math;
+pub mod quant;
 pub mod reduce;
 pub mod rows;
 

@@ -1,0 +1,41 @@
+//! Matrix-vector product against packed weights: y[n] = Σ_k x[k]·W[n, k].
+//!
+//! This is the whole cost of decoding one token: every weight is used
+//! exactly once, so the time is the time to stream the weights from
+//! memory. Rows are contiguous, so each output reads one contiguous run of
+//! bytes; the outputs are split into blocks of rows over rayon's threads.
+//! Every output is one row's dot product in the fixed order of `lanes`, so
+//! the result does not depend on the thread count.
+
+use rayon::prelude::*;
+
+use super::Isa;
+use super::PackedMatrix;
+
+/// Below this many weights one thread does the whole product. A task is
+/// cheap to hand out but costly to wait for when the other core is busy
+/// (the caller stalls until the thread that took it is scheduled again),
+/// so small products stay on the calling thread.
+const PARALLEL_MIN_WEIGHTS: usize = 1 << 20;
+
+/// Weights per task when the product is split: tens of microseconds of
+/// work, so a few dozen tasks balance two to sixteen cores.
+const WEIGHTS_PER_TASK: usize = 1 << 18;
+
+/// y `[rows]` = W `[rows, cols]` · x `[cols]`.
+pub fn gemv(isa: Isa, w: &PackedMatrix, x: &[f32], y: &mut [f32]) {
+    assert_eq!(x.len(), w.cols, "gemv: x holds {} floats, the matrix has {} columns", x.len(), w.cols);
+    assert_eq!(y.len(), w.rows, "gemv: y holds {} floats, the matrix has {} rows", y.len(), w.rows);
+    if w.rows * w.cols < PARALLEL_MIN_WEIGHTS {
+        for (n, out) in y.iter_mut().enumerate() {
+            *out = w.row_dot(isa, n, x);
+        }
+        return;
+    }
+    let chunk = (WEIGHTS_PER_TASK / w.cols.max(1)).max(1);
+    y.par_chunks_mut(chunk).enumerate().for_each(|(c, block)| {
+        for (i, out) in block.iter_mut().enumerate() {
+            *out = w.row_dot(isa, c * chunk + i, x);
+        }
+    });
+}

@@ -1,0 +1,186 @@
+//! f16 and bf16 rows: two bytes per weight, no scales.
+//!
+//! Half-precision weights need no quantization step: each weight is simply
+//! rounded to the nearest 16-bit float. f16 keeps 11 significant bits
+//! (relative error ≤ 2^-11) but only covers ±65504; bf16 keeps 8
+//! (≤ 2^-8) with f32's full range. Widening either back to f32 is exact,
+//! so the dot product is an ordinary f32 dot product whose weights are
+//! decoded on the fly: `vcvtph2ps` (F16C / AVX-512F) for f16, a 16-bit
+//! shift for bf16.
+
+use super::float16::{bf16_to_f32, f16_to_f32};
+use super::lanes;
+use super::Isa;
+
+pub fn dot_f16(isa: Isa, w: &[u16], x: &[f32]) -> f32 {
+    assert_eq!(w.len(), x.len(), "f16 dot: {} weights against {} inputs", w.len(), x.len());
+    match isa {
+        Isa::Scalar => lanes::dot_scalar(x, |j| f16_to_f32(w[j])),
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: AVX2 is offered only with FMA and F16C present; equal
+        // lengths checked above.
+        Isa::Avx2 => unsafe { x86::dot_f16_avx2(w, x) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above, for AVX-512F.
+        Isa::Avx512 => unsafe { x86::dot_f16_avx512(w, x) },
+        #[cfg(not(target_arch = "x86_64"))]
+        _ => lanes::dot_scalar(x, |j| f16_to_f32(w[j])),
+    }
+}
+
+pub fn dot_bf16(isa: Isa, w: &[u16], x: &[f32]) -> f32 {
+    assert_eq!(w.len(), x.len(), "bf16 dot: {} weights against {} inputs", w.len(), x.len());
+    match isa {
+        Isa::Scalar => lanes::dot_scalar(x, |j| bf16_to_f32(w[j])),
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: AVX2 is offered only with FMA present; equal lengths.
+        Isa::Avx2 => unsafe { x86::dot_bf16_avx2(w, x) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above, for AVX-512F.
+        Isa::Avx512 => unsafe { x86::dot_bf16_avx512(w, x) },
+        #[cfg(not(target_arch = "x86_64"))]
+        _ => lanes::dot_scalar(x, |j| bf16_to_f32(w[j])),
+    }
+}
+
+pub fn decode_f16(w: &[u16], out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if Isa::detect() != Isa::Scalar {
+        // SAFETY: AVX2 is offered only with F16C present.
+        return unsafe { x86::decode_f16_f16c(w, out) };
+    }
+    for (o, &h) in out.iter_mut().zip(w) {
+        *o = f16_to_f32(h);
+    }
+}
+
+pub fn decode_bf16(w: &[u16], out: &mut [f32]) {
+    for (o, &b) in out.iter_mut().zip(w) {
+        *o = bf16_to_f32(b);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    use super::super::float16::{bf16_to_f32, f16_to_f32};
+    use super::super::lanes::{x86::*, LANES};
+
+    /// # Safety
+    /// Needs AVX2, FMA and F16C; equal lengths.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn dot_f16_avx2(w: &[u16], x: &[f32]) -> f32 {
+        let full = x.len() / LANES * LANES;
+        let mut acc = [_mm256_setzero_ps(); 4];
+        let (wp, xp) = (w.as_ptr(), x.as_ptr());
+        for base in (0..full).step_by(LANES) {
+            for (h, a) in acc.iter_mut().enumerate() {
+                // SAFETY: base + 8h + 8 ≤ full ≤ len for both slices.
+                unsafe {
+                    let wv = _mm256_cvtph_ps(_mm_loadu_si128(wp.add(base + 8 * h) as *const __m128i));
+                    *a = _mm256_fmadd_ps(_mm256_loadu_ps(xp.add(base + 8 * h)), wv, *a);
+                }
+            }
+        }
+        // SAFETY: AVX2 implies AVX.
+        let mut sum = unsafe { fold_avx2(acc) };
+        for j in full..x.len() {
+            sum = x[j].mul_add(f16_to_f32(w[j]), sum);
+        }
+        sum
+    }
+
+    /// # Safety
+    /// Needs AVX-512F, AVX2, FMA; equal lengths.
+    #[target_feature(enable = "avx512f,avx2,fma,f16c")]
+    pub unsafe fn dot_f16_avx512(w: &[u16], x: &[f32]) -> f32 {
+        let full = x.len() / LANES * LANES;
+        let (mut acc0, mut acc1) = (_mm512_setzero_ps(), _mm512_setzero_ps());
+        let (wp, xp) = (w.as_ptr(), x.as_ptr());
+        for base in (0..full).step_by(LANES) {
+            // SAFETY: base + 32 ≤ full ≤ len for both slices.
+            unsafe {
+                let w0 = _mm512_cvtph_ps(_mm256_loadu_si256(wp.add(base) as *const __m256i));
+                let w1 = _mm512_cvtph_ps(_mm256_loadu_si256(wp.add(base + 16) as *const __m256i));
+                acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(xp.add(base)), w0, acc0);
+                acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(xp.add(base + 16)), w1, acc1);
+            }
+        }
+        // SAFETY: the caller has AVX-512F.
+        let mut sum = unsafe { fold_avx512([acc0, acc1]) };
+        for j in full..x.len() {
+            sum = x[j].mul_add(f16_to_f32(w[j]), sum);
+        }
+        sum
+    }
+
+    /// # Safety
+    /// Needs AVX2 and FMA; equal lengths.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn dot_bf16_avx2(w: &[u16], x: &[f32]) -> f32 {
+        let full = x.len() / LANES * LANES;
+        let mut acc = [_mm256_setzero_ps(); 4];
+        let (wp, xp) = (w.as_ptr(), x.as_ptr());
+        for base in (0..full).step_by(LANES) {
+            for (h, a) in acc.iter_mut().enumerate() {
+                // SAFETY: base + 8h + 8 ≤ full ≤ len for both slices.
+                unsafe {
+                    let wide = _mm256_cvtepu16_epi32(_mm_loadu_si128(wp.add(base + 8 * h) as *const __m128i));
+                    let wv = _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
+                    *a = _mm256_fmadd_ps(_mm256_loadu_ps(xp.add(base + 8 * h)), wv, *a);
+                }
+            }
+        }
+        // SAFETY: AVX2 implies AVX.
+        let mut sum = unsafe { fold_avx2(acc) };
+        for j in full..x.len() {
+            sum = x[j].mul_add(bf16_to_f32(w[j]), sum);
+        }
+        sum
+    }
+
+    /// # Safety
+    /// Needs AVX-512F, AVX2, FMA; equal lengths.
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub unsafe fn dot_bf16_avx512(w: &[u16], x: &[f32]) -> f32 {
+        let full = x.len() / LANES * LANES;
+        let (mut acc0, mut acc1) = (_mm512_setzero_ps(), _mm512_setzero_ps());
+        let (wp, xp) = (w.as_ptr(), x.as_ptr());
+        for base in (0..full).step_by(LANES) {
+            // SAFETY: base + 32 ≤ full ≤ len for both slices.
+            unsafe {
+                let lo = _mm512_cvtepu16_epi32(_mm256_loadu_si256(wp.add(base) as *const __m256i));
+                let hi = _mm512_cvtepu16_epi32(_mm256_loadu_si256(wp.add(base + 16) as *const __m256i));
+                let w0 = _mm512_castsi512_ps(_mm512_slli_epi32(lo, 16));
+                let w1 = _mm512_castsi512_ps(_mm512_slli_epi32(hi, 16));
+                acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(xp.add(base)), w0, acc0);
+                acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(xp.add(base + 16)), w1, acc1);
+            }
+        }
+        // SAFETY: the caller has AVX-512F.
+        let mut sum = unsafe { fold_avx512([acc0, acc1]) };
+        for j in full..x.len() {
+            sum = x[j].mul_add(bf16_to_f32(w[j]), sum);
+        }
+        sum
+    }
+
+    /// # Safety
+    /// Needs F16C (and AVX).
+    #[target_feature(enable = "avx,f16c")]
+    pub unsafe fn decode_f16_f16c(w: &[u16], out: &mut [f32]) {
+        let n = w.len().min(out.len());
+        let full = n / 8 * 8;
+        for j in (0..full).step_by(8) {
+            // SAFETY: j + 8 ≤ full ≤ both lengths.
+            unsafe {
+                let v = _mm256_cvtph_ps(_mm_loadu_si128(w.as_ptr().add(j) as *const __m128i));
+                _mm256_storeu_ps(out.as_mut_ptr().add(j), v);
+            }
+        }
+        for j in full..n {
+            out[j] = f16_to_f32(w[j]);
+        }
+    }
+}

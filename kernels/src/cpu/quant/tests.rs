@@ -1,0 +1,184 @@
+//! Every packed format on every instruction set against the scalar
+//! reference (bit for bit) and against decode-then-multiply (to float
+//! tolerance).
+
+use super::*;
+
+/// A tiny deterministic generator (xorshift64*), enough for test data.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn uniform(&mut self) -> f32 {
+        (self.next() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+    }
+}
+
+/// Owned buffers for one random matrix of each format.
+struct Owned {
+    format: &'static str,
+    rows: usize,
+    cols: usize,
+    halves: Vec<u16>,
+    bytes: Vec<i8>,
+    packed: Vec<u8>,
+    f32_scales: Vec<f32>,
+    f16_scales: Vec<u16>,
+}
+
+impl Owned {
+    fn random(format: &'static str, rows: usize, cols: usize, rng: &mut Rng) -> Owned {
+        let n = rows * cols;
+        let mut o = Owned {
+            format,
+            rows,
+            cols,
+            halves: vec![],
+            bytes: vec![],
+            packed: vec![],
+            f32_scales: vec![],
+            f16_scales: vec![],
+        };
+        match format {
+            // f16 with exponents 5..=20 (about 2^-10 to 2^5), random sign and mantissa.
+            "f16" => o.halves = (0..n).map(|_| random_f16(rng, 5, 20)).collect(),
+            "bf16" => o.halves = (0..n).map(|_| (rng.uniform().to_bits() >> 16) as u16).collect(),
+            "int8" => {
+                o.bytes = (0..n).map(|_| ((rng.next() % 255) as i16 - 127) as i8).collect();
+                o.f32_scales = (0..rows).map(|_| rng.uniform().abs() * 0.01).collect();
+            }
+            "int4" => {
+                o.packed =
+                    (0..n / 2).map(|_| (1 + rng.next() % 15) as u8 | ((1 + rng.next() % 15) as u8) << 4).collect();
+                o.f16_scales = (0..n / INT4_GROUP).map(|_| random_f16(rng, 3, 14) & 0x7fff).collect();
+            }
+            _ => unreachable!(),
+        }
+        o
+    }
+
+    fn matrix(&self) -> PackedMatrix<'_> {
+        let weights = match self.format {
+            "f16" => PackedWeights::F16(&self.halves),
+            "bf16" => PackedWeights::BF16(&self.halves),
+            "int8" => PackedWeights::Int8 { values: &self.bytes, scales: &self.f32_scales },
+            _ => PackedWeights::Int4 { packed: &self.packed, scales: &self.f16_scales },
+        };
+        PackedMatrix::new(self.rows, self.cols, weights)
+    }
+}
+
+fn random_f16(rng: &mut Rng, min_exp: u64, max_exp: u64) -> u16 {
+    let sign = (rng.next() & 1) << 15;
+    let exp = min_exp + rng.next() % (max_exp - min_exp + 1);
+    (sign | exp << 10 | (rng.next() & 0x3ff)) as u16
+}
+
+const FORMATS: [&str; 4] = ["f16", "bf16", "int8", "int4"];
+
+#[test]
+fn every_isa_gives_the_scalar_bits() {
+    let mut rng = Rng(7);
+    for format in FORMATS {
+        for cols in [32, 64, 96, 768, 3072, 7, 45, 100] {
+            if format == "int4" && cols % INT4_GROUP != 0 {
+                continue;
+            }
+            let owned = Owned::random(format, 3, cols, &mut rng);
+            let w = owned.matrix();
+            let x: Vec<f32> = (0..cols).map(|_| rng.uniform()).collect();
+            for row in 0..3 {
+                let reference = w.row_dot(Isa::Scalar, row, &x);
+                for isa in Isa::available() {
+                    let got = w.row_dot(isa, row, &x);
+                    assert_eq!(
+                        got.to_bits(),
+                        reference.to_bits(),
+                        "{format} cols {cols} {isa:?}: {got} vs {reference}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Decode every row, multiply in f64: the reference the kernels must meet.
+fn decode_then_multiply(w: &PackedMatrix, x: &[f32], m: usize) -> (Vec<f64>, Vec<f64>) {
+    let mut row = vec![0.0f32; w.cols];
+    let (mut y, mut magnitude) = (vec![0.0f64; m * w.rows], vec![0.0f64; m * w.rows]);
+    for n in 0..w.rows {
+        w.dequantize_row(n, &mut row);
+        for i in 0..m {
+            let xr = &x[i * w.cols..(i + 1) * w.cols];
+            y[i * w.rows + n] = xr.iter().zip(&row).map(|(&a, &b)| a as f64 * b as f64).sum();
+            magnitude[i * w.rows + n] = xr.iter().zip(&row).map(|(&a, &b)| (a as f64 * b as f64).abs()).sum();
+        }
+    }
+    (y, magnitude)
+}
+
+#[test]
+fn matmul_equals_decode_then_multiply() {
+    let mut rng = Rng(11);
+    for format in FORMATS {
+        // One row (the decode GEMV), a few, and a tall block (tiled GEMM),
+        // with enough weights to take the parallel paths.
+        for (m, rows, cols) in [(1, 300, 256), (1, 5, 64), (3, 37, 96), (17, 700, 128)] {
+            let owned = Owned::random(format, rows, cols, &mut rng);
+            let w = owned.matrix();
+            let x: Vec<f32> = (0..m * cols).map(|_| rng.uniform()).collect();
+            let (expected, magnitude) = decode_then_multiply(&w, &x, m);
+            for isa in Isa::available() {
+                let mut y = vec![f32::NAN; m * rows];
+                matmul_with(isa, &x, m, &w, &mut y);
+                for (i, ((&got, &want), &mag)) in y.iter().zip(&expected).zip(&magnitude).enumerate() {
+                    // f32 sums of `cols` terms: a few ulps of the magnitude.
+                    let tol = 1e-6 * mag * (cols as f64).sqrt() + 1e-30;
+                    assert!(
+                        (got as f64 - want).abs() <= tol,
+                        "{format} m {m} [{rows}, {cols}] {isa:?} out {i}: {got} vs {want} (tol {tol})"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn results_do_not_depend_on_threads() {
+    let mut rng = Rng(3);
+    let owned = Owned::random("int4", 2048, 512, &mut rng);
+    let w = owned.matrix();
+    let x: Vec<f32> = (0..4 * 512).map(|_| rng.uniform()).collect();
+    let run = |threads: usize, m: usize| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let mut y = vec![0.0f32; m * 2048];
+        pool.install(|| matmul(&x[..m * 512], m, &w, &mut y));
+        y
+    };
+    for m in [1, 4] {
+        assert_eq!(run(1, m), run(3, m), "m = {m}");
+    }
+}
+
+#[test]
+fn decoding_matches_the_documented_formulas() {
+    let q: Vec<i8> = (0..32).map(|i| (i % 15) as i8 - 7).collect();
+    let packed = int4::pack_group(&q);
+    let scales = [0x3800u16]; // f16 0.5
+    let w = PackedMatrix::new(1, 32, PackedWeights::Int4 { packed: &packed, scales: &scales });
+    let mut out = vec![0.0; 32];
+    w.dequantize_row(0, &mut out);
+    assert_eq!(out, q.iter().map(|&v| v as f32 * 0.5).collect::<Vec<_>>());
+
+    let bytes = [-127i8, 0, 5, 127];
+    let w = PackedMatrix::new(1, 4, PackedWeights::Int8 { values: &bytes, scales: &[0.25] });
+    let mut out = vec![0.0; 4];
+    w.dequantize_row(0, &mut out);
+    assert_eq!(out, vec![-31.75, 0.0, 1.25, 31.75]);
+}
