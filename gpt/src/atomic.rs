@@ -4,6 +4,10 @@
 //! and the temporary file is renamed over the target. A rename within one
 //! file system is atomic: a reader sees the old file or the new one, never
 //! a mixture, and an interrupted write leaves the old file untouched.
+//!
+//! A folder of several files is written whole under a sibling name and
+//! swapped in with two renames (the old folder aside, the new one in), so
+//! a reader never sees a mixture of old and new files either.
 
 use std::fs;
 use std::io::Write;
@@ -28,4 +32,28 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         let _ = fs::remove_file(&temp);
     }
     result
+}
+
+/// `dir` with a suffix, in the same parent folder: `ckpt` → `ckpt.tmp`.
+pub(crate) fn sibling(dir: &Path, suffix: &str) -> PathBuf {
+    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "checkpoint".into());
+    dir.with_file_name(format!("{name}.{suffix}"))
+}
+
+/// Moves the complete folder `new` to `dir`, replacing any folder there:
+/// the old one is renamed to `dir.old` first and removed only once the new
+/// one is in place. Errors name the path that failed.
+pub(crate) fn replace_dir(new: &Path, dir: &Path) -> Result<(), (PathBuf, std::io::Error)> {
+    let old = sibling(dir, "old");
+    if dir.exists() {
+        if old.exists() {
+            fs::remove_dir_all(&old).map_err(|e| (old.clone(), e))?;
+        }
+        fs::rename(dir, &old).map_err(|e| (dir.to_path_buf(), e))?;
+    }
+    fs::rename(new, dir).map_err(|e| (dir.to_path_buf(), e))?;
+    if old.exists() {
+        fs::remove_dir_all(&old).map_err(|e| (old.clone(), e))?;
+    }
+    Ok(())
 }

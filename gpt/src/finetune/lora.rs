@@ -212,6 +212,12 @@ pub fn load_adapter_config(dir: &Path) -> Result<LoraConfig, FinetuneError> {
 /// every tensor's presence and shape against the base before attaching
 /// any. Freezes the base, as [`apply_lora`] does.
 pub fn load_adapter(model: &mut GPTModel, dir: &Path) -> Result<LoraConfig, FinetuneError> {
+    if let Some(scheme) = model.quantization() {
+        return Err(FinetuneError::Adapter {
+            path: dir.into(),
+            reason: format!("adapters attach to an f32 model, and this base is quantized ({scheme})"),
+        });
+    }
     let config = load_adapter_config(dir)?;
     let file = SafetensorsFile::open(dir.join(ADAPTER_WEIGHTS_FILE))?;
     let path = file.path().to_path_buf();

@@ -42,6 +42,11 @@ impl CausalSelfAttention {
         }
     }
 
+    /// From existing projections (a loader that builds layers itself).
+    pub fn from_parts(c_attn: Projection, c_proj: Projection, n_heads: usize) -> Self {
+        CausalSelfAttention { c_attn, c_proj, n_heads }
+    }
+
     /// `[B, T, C]` → `[B, T, C]`, optionally extending a KV cache.
     pub fn forward(&self, x: &Var, cache: Option<&mut LayerCache>) -> Var {
         let (b, t, c) = (x.dim(0), x.dim(1), x.dim(2));

@@ -51,6 +51,17 @@ impl Block {
         }
     }
 
+    /// From existing layers (a loader that builds layers itself).
+    pub fn from_parts(
+        ln_1: LayerNorm,
+        attn: CausalSelfAttention,
+        ln_2: LayerNorm,
+        mlp: Mlp,
+        config: &GPTConfig,
+    ) -> Self {
+        Block { ln_1, attn, ln_2, mlp, drop_rate: config.drop_rate }
+    }
+
     /// `training` turns dropout on, drawing its masks from `gen`.
     pub fn forward(&self, x: &Var, cache: Option<&mut LayerCache>, training: bool, gen: &Mutex<Generator>) -> Var {
         let drop = |v: Var| dropout(&v, self.drop_rate, training, &mut gen.lock().unwrap());

@@ -16,10 +16,13 @@ use tensor::{DType, Generator, Tensor};
 use super::block::Block;
 use super::config::GPTConfig;
 use super::kv_cache::KvCache;
+use super::token_embedding::TokenEmbedding;
+use crate::quant::Scheme;
 
 pub struct GPTModel {
     pub config: GPTConfig,
-    pub wte: Embedding,
+    /// The token embedding, also the output head (f32, or quantized).
+    pub wte: TokenEmbedding,
     pub wpe: Embedding,
     pub h: Vec<Block>,
     pub ln_f: LayerNorm,
@@ -35,11 +38,24 @@ impl GPTModel {
         let embedding = |rows: usize, gen: &mut Generator| Embedding {
             weight: Var::parameter(Tensor::normal([rows, c], 0.0, 0.02, DType::F32, gen)),
         };
-        let wte = embedding(config.vocab_size, gen);
+        let wte = TokenEmbedding::Float(embedding(config.vocab_size, gen));
         let wpe = embedding(config.context_length, gen);
         let h = (0..config.n_layers).map(|_| Block::new(&config, gen)).collect();
         let dropout_gen = Mutex::new(Generator::seed(gen.next_u64()));
         GPTModel { wte, wpe, h, ln_f: LayerNorm::new(c), config, training: false, dropout_gen }
+    }
+
+    /// A model from existing layers (a loader that builds them itself,
+    /// such as the quantized one, which never allocates f32 weights).
+    pub fn from_parts(config: GPTConfig, wte: TokenEmbedding, wpe: Embedding, h: Vec<Block>, ln_f: LayerNorm) -> Self {
+        assert_eq!(h.len(), config.n_layers, "GPTModel::from_parts: {} blocks for {} layers", h.len(), config.n_layers);
+        GPTModel { config, wte, wpe, h, ln_f, training: false, dropout_gen: Mutex::new(Generator::seed(0)) }
+    }
+
+    /// The format of the weights when the model is quantized (inference
+    /// only), `None` for a trainable f32 model.
+    pub fn quantization(&self) -> Option<Scheme> {
+        self.wte.scheme()
     }
 
     /// Logits `[B, T, V]` for int64 ids `[B, T]`.
@@ -77,7 +93,7 @@ impl GPTModel {
 
     /// The tied output head: h `[.., C]` · wteᵀ → `[.., V]`.
     pub fn logits(&self, hidden: &Var) -> Var {
-        autograd::linear(hidden, &self.wte.weight, None)
+        self.wte.logits(hidden)
     }
 
     pub fn new_cache(&self) -> KvCache {
@@ -116,6 +132,28 @@ impl Module for GPTModel {
 
     fn set_training(&mut self, training: bool) {
         self.training = training;
+    }
+
+    /// As `Module::to_device`, but a quantized model refuses a GPU: its
+    /// packed matrices are not tensors and run on the CPU only.
+    fn to_device(&self, device: tensor::Device) -> tensor::Result<()> {
+        if let (Some(scheme), true) = (self.quantization(), device != tensor::Device::Cpu) {
+            let reason = format!("a quantized ({scheme}) model runs on the CPU only");
+            return Err(tensor::TensorError::DeviceUnavailable(device, reason));
+        }
+        let mut result = Ok(());
+        self.visit_parameters("", &mut |_, p| {
+            if result.is_ok() && p.device() != device {
+                match p.data().to_device(device) {
+                    Ok(moved) => {
+                        p.zero_grad();
+                        p.set_data(moved);
+                    }
+                    Err(e) => result = Err(e),
+                }
+            }
+        });
+        result
     }
 }
 

@@ -7,8 +7,10 @@ pub mod gpt;
 mod init;
 pub mod kv_cache;
 pub mod projection;
+pub mod token_embedding;
 
 pub use config::{GPTConfig, PRESETS};
 pub use gpt::GPTModel;
 pub use kv_cache::KvCache;
 pub use projection::Projection;
+pub use token_embedding::TokenEmbedding;

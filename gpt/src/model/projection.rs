@@ -5,29 +5,37 @@
 //! this enum lets `finetune::lora` swap a layer for its adapted version in
 //! place, and later swap the merged result back, without the model knowing
 //! anything about fine-tuning: both variants are just a `Module`.
+//!
+//! A third variant holds a quantized weight (`quantize` writes such
+//! models); it is for inference only and takes no adapter.
 
 use autograd::nn::{Linear, LoraError, LoraLinear, Module};
 use autograd::Var;
 use tensor::Generator;
 
+use crate::quant::QuantLinear;
+
 pub enum Projection {
     Linear(Linear),
     Lora(LoraLinear),
+    Quantized(QuantLinear),
 }
 
 impl Projection {
-    /// The pretrained layer (the frozen base under an adapter).
+    /// The pretrained layer (the frozen base under an adapter). Panics on a
+    /// quantized layer, which has no f32 weight to adapt or train.
     pub fn base(&self) -> &Linear {
         match self {
             Projection::Linear(l) => l,
             Projection::Lora(l) => &l.base,
+            Projection::Quantized(_) => panic!("a quantized projection has no f32 weight; use the f32 model"),
         }
     }
 
     pub fn lora(&self) -> Option<&LoraLinear> {
         match self {
             Projection::Lora(l) => Some(l),
-            Projection::Linear(_) => None,
+            Projection::Linear(_) | Projection::Quantized(_) => None,
         }
     }
 
@@ -67,6 +75,7 @@ impl Module for Projection {
         match self {
             Projection::Linear(l) => l.forward(x),
             Projection::Lora(l) => l.forward(x),
+            Projection::Quantized(l) => l.forward(x),
         }
     }
 
@@ -74,6 +83,7 @@ impl Module for Projection {
         match self {
             Projection::Linear(l) => l.visit_parameters(prefix, f),
             Projection::Lora(l) => l.visit_parameters(prefix, f),
+            Projection::Quantized(l) => l.visit_parameters(prefix, f),
         }
     }
 }

@@ -13,14 +13,14 @@
 //! name and renamed into place, so a crash mid-save leaves the previous
 //! checkpoint intact.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use autograd::nn::Module;
 use autograd::optim::AdamW;
 use serde::{Deserialize, Serialize};
 
 use super::options::TrainOptions;
-use crate::atomic::write_atomic;
+use crate::atomic::{replace_dir, sibling, write_atomic};
 use crate::model::GPTModel;
 use crate::tokenizer::AnyTokenizer;
 use crate::weights::{self, save_safetensors, SafetensorsFile, WeightsError};
@@ -70,18 +70,7 @@ pub fn save_checkpoint(
     let state_path = tmp.join(STATE_FILE);
     write_atomic(&state_path, json.as_bytes()).map_err(|e| WeightsError::io(&state_path, e))?;
     // Swap the complete new folder in; only then drop the old one.
-    let old = sibling(dir, "old");
-    if dir.exists() {
-        if old.exists() {
-            std::fs::remove_dir_all(&old).map_err(|e| WeightsError::io(&old, e))?;
-        }
-        std::fs::rename(dir, &old).map_err(|e| WeightsError::io(dir, e))?;
-    }
-    std::fs::rename(&tmp, dir).map_err(|e| WeightsError::io(dir, e))?;
-    if old.exists() {
-        std::fs::remove_dir_all(&old).map_err(|e| WeightsError::io(&old, e))?;
-    }
-    Ok(())
+    replace_dir(&tmp, dir).map_err(|(path, e)| WeightsError::io(path, e))
 }
 
 /// A loaded checkpoint: the model with its weights, and the saved state.
@@ -133,10 +122,4 @@ impl Checkpoint {
         }
         Ok(())
     }
-}
-
-/// `dir` with a suffix, in the same parent folder: `ckpt` → `ckpt.tmp`.
-fn sibling(dir: &Path, suffix: &str) -> PathBuf {
-    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "checkpoint".into());
-    dir.with_file_name(format!("{name}.{suffix}"))
 }

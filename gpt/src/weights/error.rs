@@ -17,6 +17,9 @@ pub enum WeightsError {
     DType { path: PathBuf, name: String, dtype: String },
     #[error("{path}: {reason}")]
     Config { path: PathBuf, reason: String },
+    /// A quantized tensor that does not fit its scheme or its scales.
+    #[error("{path}: tensor {name} {reason}")]
+    Quantized { path: PathBuf, name: String, reason: String },
     #[error("{0}")]
     Tokenizer(#[from] crate::tokenizer::TokenizerError),
 }

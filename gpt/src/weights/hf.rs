@@ -47,13 +47,17 @@ pub fn load_config(dir: &Path) -> Result<GPTConfig, WeightsError> {
     GPTConfig::from_hf_json(&value).map_err(|reason| WeightsError::Config { path, reason })
 }
 
-/// Loads a GPT-2 model from a Hugging Face folder.
+/// Loads a GPT-2 model from a Hugging Face folder, or a quantized folder
+/// written by `quant::quantize_folder` (its `config.json` says which).
 pub fn load_model(dir: impl AsRef<Path>) -> Result<GPTModel, WeightsError> {
     let dir = dir.as_ref();
     if !dir.is_dir() {
         return Err(WeightsError::io(dir, std::io::Error::new(std::io::ErrorKind::NotFound, "model folder not found")));
     }
     let config = load_config(dir)?;
+    if let Some(scheme) = crate::quant::folder_scheme(dir)? {
+        return crate::quant::load_quantized(dir, config, scheme);
+    }
     let file = SafetensorsFile::open(dir.join(WEIGHTS_FILE))?;
     let model = GPTModel::new(config, &mut Generator::seed(0));
     // Read and check everything first; only then replace the weights.

@@ -6,4 +6,4 @@ pub mod safetensors_io;
 
 pub use error::WeightsError;
 pub use hf::{load_config, load_model, load_tokenizer, save_model};
-pub use safetensors_io::{save_safetensors, SafetensorsFile};
+pub use safetensors_io::{save_raw_safetensors, save_safetensors, RawTensor, RawView, SafetensorsFile};

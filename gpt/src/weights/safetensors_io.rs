@@ -95,9 +95,26 @@ impl SafetensorsFile {
         self.tensor(name)
     }
 
+    /// A tensor's stored dtype, shape and bytes, without converting it (for
+    /// formats our `Tensor` has no dtype for, such as packed int4).
+    pub fn raw(&self, name: &str) -> Result<RawView<'_>, WeightsError> {
+        let view = SafeTensors::deserialize(&self.mmap)
+            .expect("validated in open")
+            .tensor(name)
+            .map_err(|_| self.missing(name))?;
+        Ok(RawView { dtype: view.dtype(), shape: view.shape().to_vec(), data: view.data() })
+    }
+
     fn missing(&self, name: &str) -> WeightsError {
         WeightsError::Missing { path: self.path.clone(), name: name.into() }
     }
+}
+
+/// One tensor of an open file, as stored.
+pub struct RawView<'a> {
+    pub dtype: Dtype,
+    pub shape: Vec<usize>,
+    pub data: &'a [u8],
 }
 
 fn view_to_tensor(view: &TensorView<'_>) -> Option<Tensor> {
@@ -122,14 +139,15 @@ fn view_to_tensor(view: &TensorView<'_>) -> Option<Tensor> {
     }
 }
 
-/// A tensor in the form `safetensors::serialize` wants.
-struct Bytes {
-    dtype: Dtype,
-    shape: Vec<usize>,
-    data: Vec<u8>,
+/// A tensor as raw little-endian bytes with its safetensors dtype: how
+/// formats with no `Tensor` dtype (packed int4 bytes, say) are written.
+pub struct RawTensor {
+    pub dtype: Dtype,
+    pub shape: Vec<usize>,
+    pub data: Vec<u8>,
 }
 
-impl safetensors::View for &Bytes {
+impl safetensors::View for &RawTensor {
     fn dtype(&self) -> Dtype {
         self.dtype
     }
@@ -144,7 +162,7 @@ impl safetensors::View for &Bytes {
     }
 }
 
-fn tensor_bytes(t: &Tensor) -> Bytes {
+fn tensor_bytes(t: &Tensor) -> RawTensor {
     let (dtype, data): (Dtype, Vec<u8>) = match t.dtype() {
         DType::F32 => (Dtype::F32, t.contiguous_data::<f32>().iter().flat_map(|v| v.to_le_bytes()).collect()),
         DType::F64 => (Dtype::F64, t.contiguous_data::<f64>().iter().flat_map(|v| v.to_le_bytes()).collect()),
@@ -153,7 +171,7 @@ fn tensor_bytes(t: &Tensor) -> Bytes {
         DType::I64 => (Dtype::I64, t.contiguous_data::<i64>().iter().flat_map(|v| v.to_le_bytes()).collect()),
         DType::I8 => (Dtype::I8, t.contiguous_data::<i8>().iter().flat_map(|v| v.to_le_bytes()).collect()),
     };
-    Bytes { dtype, shape: t.dims().to_vec(), data }
+    RawTensor { dtype, shape: t.dims().to_vec(), data }
 }
 
 /// Writes `tensors` to `path` atomically (temporary file, then rename).
@@ -162,8 +180,17 @@ pub fn save_safetensors(
     tensors: &[(String, Tensor)],
     metadata: Option<HashMap<String, String>>,
 ) -> Result<(), WeightsError> {
+    let bytes: Vec<(String, RawTensor)> = tensors.iter().map(|(n, t)| (n.clone(), tensor_bytes(t))).collect();
+    save_raw_safetensors(path, &bytes, metadata)
+}
+
+/// Writes raw tensors to `path` atomically (temporary file, then rename).
+pub fn save_raw_safetensors(
+    path: impl AsRef<Path>,
+    bytes: &[(String, RawTensor)],
+    metadata: Option<HashMap<String, String>>,
+) -> Result<(), WeightsError> {
     let path = path.as_ref();
-    let bytes: Vec<(String, Bytes)> = tensors.iter().map(|(n, t)| (n.clone(), tensor_bytes(t))).collect();
     let tmp = temp_path(path);
     let written = safetensors::serialize_to_file(bytes.iter().map(|(n, b)| (n.as_str(), b)), metadata, &tmp);
     if let Err(e) = written {

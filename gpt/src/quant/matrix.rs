@@ -1,0 +1,164 @@
+//! A weight matrix held in a quantized format, and the products a model
+//! needs from it.
+//!
+//! `QuantMatrix` owns the packed buffers of a `[rows, cols]` matrix (one
+//! row per output, as a `Linear` weight) and computes, without ever
+//! expanding the whole matrix to f32:
+//! - `matmul`: x `[.., cols]` → x·Wᵀ `[.., rows]` (a Linear layer, or the
+//!   tied output head where the rows are the vocabulary);
+//! - `lookup_rows`: the rows for some ids, decoded (an embedding lookup).
+
+use half::slice::HalfFloatSliceExt;
+use half::{bf16, f16};
+use kernels::cpu::quant::{self as qk, PackedMatrix, PackedWeights};
+use tensor::{DType, Tensor};
+
+use super::quantize::{quantize_bf16, quantize_f16, quantize_int4, quantize_int8, QuantizeError};
+use super::scheme::Scheme;
+
+/// The packed buffers of one matrix.
+#[derive(Clone, Debug)]
+pub enum QuantData {
+    F16(Vec<f16>),
+    BF16(Vec<bf16>),
+    /// One value per weight, one scale per row.
+    Int8 {
+        values: Vec<i8>,
+        scales: Vec<f32>,
+    },
+    /// Two weights per byte, one scale per group of 32 weights.
+    Int4 {
+        packed: Vec<u8>,
+        scales: Vec<f16>,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub struct QuantMatrix {
+    rows: usize,
+    cols: usize,
+    data: QuantData,
+}
+
+impl QuantMatrix {
+    /// Quantizes a dense row-major `[rows, cols]` f32 matrix.
+    pub fn quantize(w: &[f32], rows: usize, cols: usize, scheme: Scheme) -> Result<Self, QuantizeError> {
+        assert_eq!(w.len(), rows * cols, "QuantMatrix::quantize: {} values for [{rows}, {cols}]", w.len());
+        let data = match scheme {
+            Scheme::F16 => QuantData::F16(quantize_f16(w)?),
+            Scheme::BF16 => QuantData::BF16(quantize_bf16(w)?),
+            Scheme::Int8 => {
+                let (values, scales) = quantize_int8(w, cols)?;
+                QuantData::Int8 { values, scales }
+            }
+            Scheme::Int4 => {
+                let (packed, scales) = quantize_int4(w, cols)?;
+                QuantData::Int4 { packed, scales }
+            }
+        };
+        Ok(QuantMatrix::from_parts(rows, cols, data))
+    }
+
+    /// Wraps buffers already in packed form. Panics if their lengths do not
+    /// describe a `[rows, cols]` matrix (loaders check before calling).
+    pub fn from_parts(rows: usize, cols: usize, data: QuantData) -> Self {
+        let m = QuantMatrix { rows, cols, data };
+        m.packed(); // validates the lengths
+        m
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    pub fn data(&self) -> &QuantData {
+        &self.data
+    }
+
+    pub fn scheme(&self) -> Scheme {
+        match self.data {
+            QuantData::F16(_) => Scheme::F16,
+            QuantData::BF16(_) => Scheme::BF16,
+            QuantData::Int8 { .. } => Scheme::Int8,
+            QuantData::Int4 { .. } => Scheme::Int4,
+        }
+    }
+
+    /// Bytes held: the packed weights plus their scales.
+    pub fn bytes(&self) -> usize {
+        match &self.data {
+            QuantData::F16(w) => 2 * w.len(),
+            QuantData::BF16(w) => 2 * w.len(),
+            QuantData::Int8 { values, scales } => values.len() + 4 * scales.len(),
+            QuantData::Int4 { packed, scales } => packed.len() + 2 * scales.len(),
+        }
+    }
+
+    /// The kernels' borrowed view.
+    pub fn packed(&self) -> PackedMatrix<'_> {
+        let weights = match &self.data {
+            QuantData::F16(w) => PackedWeights::F16(w.reinterpret_cast()),
+            QuantData::BF16(w) => PackedWeights::BF16(w.reinterpret_cast()),
+            QuantData::Int8 { values, scales } => PackedWeights::Int8 { values, scales },
+            QuantData::Int4 { packed, scales } => PackedWeights::Int4 { packed, scales: scales.reinterpret_cast() },
+        };
+        PackedMatrix::new(self.rows, self.cols, weights)
+    }
+
+    /// x `[.., cols]` (f32) → x·Wᵀ (+ bias) `[.., rows]`.
+    pub fn matmul(&self, x: &Tensor, bias: Option<&Tensor>) -> Tensor {
+        assert_eq!(x.dtype(), DType::F32, "quantized matmul: input must be f32, got {}", x.dtype());
+        assert_eq!(
+            x.dim(-1),
+            self.cols,
+            "quantized matmul: input {} against a [{}, {}] weight",
+            x.shape(),
+            self.rows,
+            self.cols
+        );
+        let m = x.numel() / self.cols.max(1);
+        let input = x.contiguous_data::<f32>();
+        let mut y = tensor::pool::zeroed::<f32>(m * self.rows);
+        qk::matmul(&input, m, &self.packed(), &mut y);
+        if let Some(b) = bias {
+            let b = b.contiguous_data::<f32>();
+            assert_eq!(b.len(), self.rows, "quantized matmul: bias of {} for {} outputs", b.len(), self.rows);
+            for row in y.chunks_exact_mut(self.rows.max(1)) {
+                row.iter_mut().zip(b.iter()).for_each(|(v, &bv)| *v += bv);
+            }
+        }
+        let mut dims = x.dims().to_vec();
+        *dims.last_mut().expect("rank ≥ 1") = self.rows;
+        Tensor::from_vec(y, dims).expect("m·rows outputs")
+    }
+
+    /// The decoded rows for int64 `ids` of any shape: `ids.shape + [cols]`.
+    pub fn lookup_rows(&self, ids: &Tensor) -> Tensor {
+        assert_eq!(ids.dtype(), DType::I64, "quantized lookup: ids must be int64, got {}", ids.dtype());
+        let packed = self.packed();
+        let mut dims = ids.dims().to_vec();
+        dims.push(self.cols);
+        let ids = ids.contiguous_data::<i64>();
+        let mut out = vec![0.0f32; ids.len() * self.cols];
+        for (&id, row) in ids.iter().zip(out.chunks_exact_mut(self.cols.max(1))) {
+            assert!((0..self.rows as i64).contains(&id), "quantized lookup: id {id} is outside the {} rows", self.rows);
+            packed.dequantize_row(id as usize, row);
+        }
+        Tensor::from_vec(out, dims).expect("ids·cols values")
+    }
+
+    /// The whole matrix decoded to f32 (for inspection and tests; the model
+    /// never calls this).
+    pub fn dequantize(&self) -> Tensor {
+        let packed = self.packed();
+        let mut out = vec![0.0f32; self.rows * self.cols];
+        for (r, row) in out.chunks_exact_mut(self.cols.max(1)).enumerate() {
+            packed.dequantize_row(r, row);
+        }
+        Tensor::from_vec(out, [self.rows, self.cols]).expect("rows·cols values")
+    }
+}

@@ -1,0 +1,84 @@
+//! How many bytes a model's weights take in each format, exactly, and by
+//! the usual rule of thumb.
+//!
+//! The rule of thumb for serving a model: parameters × bytes per parameter
+//! (4 for f32, 2 for f16/bf16, 1 for int8, ½ for int4), plus about 20% for
+//! what else a running model holds (activations, the KV cache, buffers).
+//! The exact figure counts what is actually stored: the quantized matrices
+//! (linear weights and the token embedding) with their scales, and the
+//! tensors that stay f32 (position embeddings, LayerNorms, biases).
+
+use crate::model::GPTConfig;
+
+use super::scheme::Scheme;
+
+/// The rule of thumb's overhead on top of the weights.
+pub const RULE_OF_THUMB_OVERHEAD: f64 = 0.2;
+
+/// The matrices a scheme quantizes, as `(rows, cols)` = `(out, in)`.
+pub fn quantized_matrices(config: &GPTConfig) -> Vec<(usize, usize)> {
+    let c = config.emb_dim;
+    let mut out = vec![(config.vocab_size, c)];
+    for _ in 0..config.n_layers {
+        out.extend([(3 * c, c), (c, c), (4 * c, c), (c, 4 * c)]);
+    }
+    out
+}
+
+/// Bytes of one `[rows, cols]` matrix stored as `scheme` (`None`: f32).
+/// `None` when int4 cannot hold it (cols not a multiple of the group).
+pub fn matrix_bytes(rows: usize, cols: usize, scheme: Option<Scheme>) -> Option<u64> {
+    let n = (rows * cols) as u64;
+    Some(match scheme {
+        None => 4 * n,
+        Some(Scheme::F16 | Scheme::BF16) => 2 * n,
+        Some(Scheme::Int8) => n + 4 * rows as u64,
+        Some(Scheme::Int4) => {
+            let group = Scheme::Int4.group_size().expect("int4 is grouped");
+            if !cols.is_multiple_of(group) {
+                return None;
+            }
+            n / 2 + 2 * (n / group as u64)
+        }
+    })
+}
+
+/// Exact bytes of every weight of a model stored as `scheme` (`None`:
+/// f32), or `None` when the scheme cannot hold this model.
+pub fn weight_bytes(config: &GPTConfig, scheme: Option<Scheme>) -> Option<u64> {
+    let mut total = 0;
+    let mut quantized_params = 0;
+    for (rows, cols) in quantized_matrices(config) {
+        total += matrix_bytes(rows, cols, scheme)?;
+        quantized_params += rows * cols;
+    }
+    let float_params = config.num_parameters() - quantized_params;
+    Some(total + 4 * float_params as u64)
+}
+
+/// Parameters × bytes per parameter × (1 + overhead).
+pub fn rule_of_thumb_bytes(config: &GPTConfig, scheme: Option<Scheme>) -> u64 {
+    let bits = scheme.map_or(32, Scheme::bits) as f64;
+    (config.num_parameters() as f64 * bits / 8.0 * (1.0 + RULE_OF_THUMB_OVERHEAD)).round() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gpt2_small_figures() {
+        let c = GPTConfig::preset("gpt2-small").unwrap();
+        let n = c.num_parameters() as u64;
+        assert_eq!(weight_bytes(&c, None), Some(4 * n));
+        // Quantized matrices hold all but 0.1% of the parameters.
+        let matrices: usize = quantized_matrices(&c).iter().map(|(r, k)| r * k).sum();
+        assert!(matrices as f64 / n as f64 > 0.99, "{matrices} of {n}");
+        let int8 = weight_bytes(&c, Some(Scheme::Int8)).unwrap() as f64;
+        let int4 = weight_bytes(&c, Some(Scheme::Int4)).unwrap() as f64;
+        assert!((int8 / (4 * n) as f64) < 0.26 && (int4 / (4 * n) as f64) < 0.15, "{int8} {int4}");
+        assert_eq!(rule_of_thumb_bytes(&c, Some(Scheme::Int8)), (n as f64 * 1.2).round() as u64);
+        let odd = GPTConfig { emb_dim: 48, n_heads: 4, ..c };
+        assert_eq!(weight_bytes(&odd, Some(Scheme::Int4)), None);
+    }
+}

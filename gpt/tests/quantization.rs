@@ -1,0 +1,232 @@
+//! Quantized folders end to end: a model quantized and loaded computes
+//! what its dequantized weights compute in f32, stays close to the
+//! original, decodes the same with and without the KV cache, and a folder
+//! whose scales do not fit its weights is refused with the file and tensor
+//! named.
+
+use std::path::{Path, PathBuf};
+
+use autograd::nn::Module;
+use autograd::no_grad;
+use gpt::model::{GPTConfig, GPTModel};
+use gpt::quant::{quantize_folder, QuantMatrix, Scheme};
+use gpt::weights::{load_model, save_model, save_raw_safetensors, RawTensor, SafetensorsFile};
+use tensor::{Generator, Tensor};
+
+fn scratch_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("scratchgpt-quant-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn nano() -> GPTModel {
+    GPTModel::new(GPTConfig::preset("nano").unwrap(), &mut Generator::seed(5))
+}
+
+fn ids() -> Tensor {
+    Tensor::from_vec(vec![1i64, 5, 9, 200, 3, 77, 400, 12, 0, 511], [2, 5]).unwrap()
+}
+
+fn logits(model: &GPTModel, ids: &Tensor) -> Vec<f32> {
+    no_grad(|| model.forward(ids)).data().to_vec::<f32>()
+}
+
+/// A saved nano model and its quantized copy.
+fn quantized(name: &str, scheme: Scheme) -> (GPTModel, PathBuf, PathBuf) {
+    let dir = scratch_dir(name);
+    let model = nano();
+    save_model(&model, dir.join("f32"), None).unwrap();
+    let out = dir.join(scheme.name());
+    quantize_folder(&dir.join("f32"), scheme, &out).unwrap();
+    (model, dir.join("f32"), out)
+}
+
+/// The f32 model in `dir` with every quantized matrix replaced by its
+/// decoded values: what the quantized model must compute.
+fn dequantized_twin(dir: &Path, scheme: Scheme) -> GPTModel {
+    let twin = load_model(dir).unwrap();
+    for (name, p) in twin.named_parameters() {
+        let is_matrix = name != "wpe.weight" && name.ends_with(".weight") && p.dims().len() == 2;
+        if is_matrix {
+            let w = p.data();
+            let q = QuantMatrix::quantize(&w.contiguous_data::<f32>(), w.dim(0), w.dim(1), scheme).unwrap();
+            p.set_data(q.dequantize());
+        }
+    }
+    twin
+}
+
+#[test]
+fn quantized_model_computes_what_its_dequantized_weights_compute() {
+    for scheme in Scheme::ALL {
+        let (model, f32_dir, q_dir) = quantized(&format!("twin-{scheme}"), scheme);
+        let q = load_model(&q_dir).unwrap();
+        assert_eq!(q.quantization(), Some(scheme));
+        let twin = dequantized_twin(&f32_dir, scheme);
+        let (got, want, original) = (logits(&q, &ids()), logits(&twin, &ids()), logits(&model, &ids()));
+        let worst = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+        assert!(worst < 1e-4, "{scheme}: quantized vs dequantized-f32 logits differ by {worst}");
+        // And the rounding itself costs little at this size.
+        let drift = got.iter().zip(&original).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+        let limit = match scheme {
+            Scheme::F16 => 1e-3,
+            Scheme::BF16 | Scheme::Int8 => 2e-2,
+            Scheme::Int4 => 0.2,
+        };
+        assert!(drift < limit, "{scheme}: logits moved {drift} from the f32 model");
+        // Quantized models hold no trainable parameters in their matrices.
+        assert!(q.named_parameters().iter().all(|(n, _)| !n.contains("c_attn.weight") && n != "wte.weight"));
+    }
+}
+
+#[test]
+fn cached_decoding_matches_the_full_forward() {
+    let (_, _, dir) = quantized("cache", Scheme::Int4);
+    let model = load_model(&dir).unwrap();
+    let ids: Vec<i64> = (0..9).map(|i| (i * 37) % 512).collect();
+    let full = logits(&model, &Tensor::from_vec(ids.clone(), [1, 9]).unwrap());
+    let mut cache = model.new_cache();
+    let mut steps = Vec::new();
+    no_grad(|| {
+        steps.extend(
+            model
+                .forward_cached(&Tensor::from_vec(ids[..4].to_vec(), [1, 4]).unwrap(), &mut cache)
+                .data()
+                .to_vec::<f32>(),
+        );
+        for &id in &ids[4..] {
+            steps.extend(
+                model.forward_cached(&Tensor::from_vec(vec![id], [1, 1]).unwrap(), &mut cache).data().to_vec::<f32>(),
+            );
+        }
+    });
+    let worst = steps.iter().zip(&full).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+    assert!(worst < 1e-4, "cached vs full: {worst}");
+}
+
+#[test]
+fn folders_record_the_scheme_and_shrink() {
+    let (_, f32_dir, dir) = quantized("layout", Scheme::Int4);
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["scratchgpt_quantization"]["scheme"], "int4");
+    assert_eq!(config["scratchgpt_quantization"]["group_size"], 32);
+    let file = SafetensorsFile::open(dir.join("model.safetensors")).unwrap();
+    assert_eq!(file.shape("transformer.h.0.attn.c_attn.weight").unwrap(), vec![192, 32]);
+    assert_eq!(file.shape("transformer.h.0.attn.c_attn.weight_scale").unwrap(), vec![192, 2]);
+    let size = |d: &Path| std::fs::metadata(d.join("model.safetensors")).unwrap().len() as f64;
+    // nano's position embedding and norms are a larger share than GPT-2's.
+    assert!(size(&dir) / size(&f32_dir) < 0.25, "{}", size(&dir) / size(&f32_dir));
+
+    let (_, _, half) = quantized("layout-f16", Scheme::F16);
+    let file = SafetensorsFile::open(half.join("model.safetensors")).unwrap();
+    // Half precision keeps the f32 folder's (Hugging Face's) layout.
+    assert_eq!(file.shape("transformer.h.0.attn.c_attn.weight").unwrap(), vec![64, 192]);
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(half.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["torch_dtype"], "float16");
+}
+
+/// Rewrites `dir`'s weights with `edit` applied to the named tensor.
+fn rewrite(dir: &Path, name: &str, edit: impl FnOnce(&mut RawTensor)) {
+    let path = dir.join("model.safetensors");
+    let file = SafetensorsFile::open(&path).unwrap();
+    let mut tensors: Vec<(String, RawTensor)> = file
+        .names()
+        .into_iter()
+        .map(|n| {
+            let raw = file.raw(&n).unwrap();
+            (n, RawTensor { dtype: raw.dtype, shape: raw.shape, data: raw.data.to_vec() })
+        })
+        .collect();
+    drop(file);
+    edit(&mut tensors.iter_mut().find(|(n, _)| n == name).unwrap().1);
+    save_raw_safetensors(&path, &tensors, None).unwrap();
+}
+
+#[test]
+fn scales_that_do_not_fit_their_weights_are_refused() {
+    let (_, _, dir) = quantized("bad-scales", Scheme::Int8);
+    rewrite(&dir, "transformer.h.1.mlp.c_fc.weight_scale", |t| {
+        t.shape = vec![255];
+        t.data.truncate(255 * 4);
+    });
+    let err = load_model(&dir).err().unwrap().to_string();
+    assert!(err.contains("model.safetensors") && err.contains("transformer.h.1.mlp.c_fc.weight_scale"), "{err}");
+    assert!(err.contains("does not match its weight transformer.h.1.mlp.c_fc.weight"), "{err}");
+    assert_eq!(err.lines().count(), 1);
+
+    let (_, _, dir) = quantized("nan-scale", Scheme::Int4);
+    rewrite(&dir, "transformer.wte.weight_scale", |t| {
+        t.data[0..2].copy_from_slice(&half::f16::NAN.to_bits().to_le_bytes());
+    });
+    let err = load_model(&dir).err().unwrap().to_string();
+    assert!(err.contains("transformer.wte.weight_scale holds the scale NaN"), "{err}");
+
+    // A weight stored in another scheme's dtype.
+    let (_, _, dir) = quantized("dtype", Scheme::Int4);
+    rewrite(&dir, "transformer.h.0.attn.c_proj.weight", |t| t.dtype = safetensors::Dtype::I8);
+    let err = load_model(&dir).err().unwrap().to_string();
+    assert!(err.contains("transformer.h.0.attn.c_proj.weight is I8, but a int4 model stores it as U8"), "{err}");
+
+    // A missing scale.
+    let (_, _, dir) = quantized("missing", Scheme::Int8);
+    let path = dir.join("model.safetensors");
+    let file = SafetensorsFile::open(&path).unwrap();
+    let tensors: Vec<(String, RawTensor)> = file
+        .names()
+        .into_iter()
+        .filter(|n| n != "transformer.h.0.attn.c_attn.weight_scale")
+        .map(|n| {
+            let raw = file.raw(&n).unwrap();
+            (n, RawTensor { dtype: raw.dtype, shape: raw.shape, data: raw.data.to_vec() })
+        })
+        .collect();
+    drop(file);
+    save_raw_safetensors(&path, &tensors, None).unwrap();
+    let err = load_model(&dir).err().unwrap().to_string();
+    assert!(err.contains("missing tensor transformer.h.0.attn.c_attn.weight_scale"), "{err}");
+}
+
+#[test]
+fn quantize_refuses_what_it_must_not_overwrite() {
+    let (_, f32_dir, q_dir) = quantized("refuse", Scheme::Int8);
+    let err = quantize_folder(&q_dir, Scheme::Int4, &q_dir.with_file_name("again")).unwrap_err().to_string();
+    assert!(err.contains("already quantized (int8)"), "{err}");
+    let err = quantize_folder(&f32_dir, Scheme::Int4, &f32_dir).unwrap_err().to_string();
+    assert!(err.contains("is the model being quantized"), "{err}");
+    let other = f32_dir.with_file_name("notes");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("todo.txt"), "keep me").unwrap();
+    let err = quantize_folder(&f32_dir, Scheme::Int4, &other).unwrap_err().to_string();
+    assert!(err.contains("not a model folder"), "{err}");
+    assert_eq!(std::fs::read_to_string(other.join("todo.txt")).unwrap(), "keep me");
+    // Replacing an earlier quantized folder is fine, and leaves no temporary.
+    quantize_folder(&f32_dir, Scheme::Int4, &q_dir).unwrap();
+    assert_eq!(load_model(&q_dir).unwrap().quantization(), Some(Scheme::Int4));
+    let leftovers: Vec<_> = std::fs::read_dir(q_dir.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".tmp") || n.contains(".old"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn quantizing_in_memory_matches_the_folder() {
+    let (model, _, dir) = quantized("convert", Scheme::Int8);
+    let in_memory = gpt::quant::quantize_model(&model, Scheme::Int8).unwrap();
+    assert_eq!(logits(&load_model(&dir).unwrap(), &ids()), logits(&in_memory, &ids()));
+    let err = gpt::quant::quantize_model(&in_memory, Scheme::Int4).err().unwrap().to_string();
+    assert_eq!(err, "tensor wte.weight is already quantized (int8)");
+}
+
+#[test]
+fn quantized_models_stay_on_the_cpu() {
+    let (_, _, dir) = quantized("device", Scheme::Int8);
+    let model = load_model(&dir).unwrap();
+    let err = Module::to_device(&model, tensor::Device::Cuda(0)).unwrap_err().to_string();
+    assert!(err.contains("a quantized (int8) model runs on the CPU only"), "{err}");
+    Module::to_device(&model, tensor::Device::Cpu).unwrap();
+}
