@@ -17,6 +17,26 @@ pub fn load_model_and_tokenizer(dir: &Path) -> Result<(GPTModel, AnyTokenizer)> 
     Ok((model, tokenizer))
 }
 
+/// Like [`load_model_and_tokenizer`], for commands that train: refuses a
+/// quantized folder, whose packed weights have no gradients.
+pub fn load_trainable_model_and_tokenizer(dir: &Path) -> Result<(GPTModel, AnyTokenizer)> {
+    refuse_quantized(dir)?;
+    load_model_and_tokenizer(dir)
+}
+
+/// An error for a quantized model folder given to a command that trains.
+pub fn refuse_quantized(dir: &Path) -> Result<()> {
+    if dir.join(gpt::weights::hf::CONFIG_FILE).exists() {
+        if let Some(scheme) = gpt::quant::folder_scheme(dir)? {
+            bail!(
+                "{}: the model is quantized ({scheme}), which is for inference only; train or fine-tune the f32 model it was made from",
+                dir.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 pub fn check_vocab(tokenizer: &AnyTokenizer, model: &GPTModel, dir: &Path) -> Result<()> {
     if tokenizer.vocab_size() > model.config.vocab_size {
         bail!(
@@ -81,4 +101,15 @@ pub fn set_precision(spec: &str, device: tensor::Device) -> Result<()> {
 /// Where a command's data comes from, for messages and checkpoints.
 pub fn data_name(path: Option<&PathBuf>) -> String {
     path.map_or_else(|| "built-in stories".to_string(), |p| p.display().to_string())
+}
+
+/// Bytes in binary units: `1.5 MiB`.
+pub fn human_bytes(b: u64) -> String {
+    let b = b as f64;
+    match b {
+        b if b >= 1024f64.powi(3) => format!("{:.2} GiB", b / 1024f64.powi(3)),
+        b if b >= 1024f64.powi(2) => format!("{:.1} MiB", b / 1024f64.powi(2)),
+        b if b >= 1024.0 => format!("{:.1} KiB", b / 1024.0),
+        b => format!("{b} B"),
+    }
 }

@@ -7,6 +7,7 @@
 
 mod commands;
 mod common;
+mod resident;
 mod train_speed;
 
 use clap::{Parser, Subcommand};
@@ -28,6 +29,8 @@ enum Command {
     Eval(commands::eval::Args),
     /// Parameter counts and memory of a model or preset.
     Info(commands::info::Args),
+    /// Store a model's weights in fewer bits: f16, bf16, int8 or int4.
+    Quantize(commands::quantize::Args),
     /// Text to token ids.
     Tokenize(commands::tokenize::TokenizeArgs),
     /// Token ids to text.
@@ -90,6 +93,7 @@ pub fn main() -> i32 {
         Command::Generate(args) => commands::generate::run(args),
         Command::Eval(args) => commands::eval::run(args),
         Command::Info(args) => commands::info::run(args),
+        Command::Quantize(args) => commands::quantize::run(args),
         Command::Tokenize(args) => commands::tokenize::tokenize(args),
         Command::Detokenize(args) => commands::tokenize::detokenize(args),
         Command::Tokenizer(TokenizerCommand::Train(args)) => commands::tokenize::train_tokenizer(args),

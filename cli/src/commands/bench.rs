@@ -1,4 +1,5 @@
-//! `scratchgpt bench train` and `bench generate`: speed on synthetic data.
+//! `scratchgpt bench train` and `bench generate`: speed on synthetic data
+//! (and `bench quant`, in `bench_quant.rs`: every precision side by side).
 //!
 //! `train` times full optimizer steps on random token batches: zero the
 //! gradients, forward, cross-entropy, backward, AdamW. FLOPs per step use
@@ -6,7 +7,8 @@
 //! weight matmuls (2 forward, 4 backward) plus 12·L·T·C per token for
 //! attention's two T-long products, so GFLOP/s is comparable with what
 //! other trainers report. `generate` times greedy decoding with the KV
-//! cache at batch 1. Both report medians over the timed repetitions.
+//! cache at batch 1, on f32 or quantized weights, and reports the resident
+//! memory while it decodes. Both report medians over the timed repetitions.
 //!
 //! On a GPU (`--device cuda`) the timer stops only after the GPU has
 //! finished the step, `--precision bf16` runs the matrix products in bf16
@@ -22,10 +24,12 @@ use autograd::nn::Module;
 use autograd::optim::{AdamW, Optimizer};
 use gpt::generate::{generate, GenerateOptions};
 use gpt::model::{GPTConfig, GPTModel, PRESETS};
+use gpt::quant::{quantize_model, Scheme};
 use serde::Serialize;
 use tensor::{Generator, Tensor};
 
-use crate::common::print_json;
+use crate::common::{human_bytes, print_json};
+use crate::resident::{resident, Resident};
 
 #[derive(clap::Subcommand)]
 pub enum BenchCommand {
@@ -33,6 +37,8 @@ pub enum BenchCommand {
     Train(TrainArgs),
     /// Time greedy decoding with the KV cache, batch 1.
     Generate(GenerateArgs),
+    /// File size, memory, decode speed and perplexity of every precision.
+    Quant(super::bench_quant::QuantArgs),
 }
 
 #[derive(clap::Args)]
@@ -105,9 +111,13 @@ pub struct TrainArgs {
 pub struct GenerateArgs {
     #[command(flatten)]
     shape: ModelShape,
-    /// A model folder instead of a randomly initialised preset.
+    /// A model folder (f32 or quantized) instead of a randomly initialised
+    /// preset.
     #[arg(long, conflicts_with = "preset")]
     model: Option<PathBuf>,
+    /// Quantize the f32 model in memory first: f16, bf16, int8 or int4.
+    #[arg(long)]
+    quant: Option<Scheme>,
     #[arg(long, default_value_t = 16)]
     prompt_tokens: usize,
     #[arg(long, default_value_t = 100)]
@@ -187,6 +197,7 @@ pub fn run(cmd: BenchCommand) -> Result<i32> {
     match cmd {
         BenchCommand::Train(args) => train(args),
         BenchCommand::Generate(args) => generate_bench(args),
+        BenchCommand::Quant(args) => super::bench_quant::run(args),
     }
 }
 
@@ -263,16 +274,41 @@ fn train(args: TrainArgs) -> Result<i32> {
     Ok(0)
 }
 
+#[derive(Serialize)]
+struct GenerateReport {
+    tokens_per_s: f64,
+    ms_per_token: f64,
+    /// "f32", or the quantization of the weights.
+    precision: String,
+    /// Resident memory: with the model loaded, before decoding; at the last
+    /// token decoded (the longest KV cache); and the process's peak
+    /// (loading included). Absent where the OS does not say.
+    rss_loaded_bytes: Option<u64>,
+    rss_bytes: Option<u64>,
+    peak_rss_bytes: Option<u64>,
+}
+
 fn generate_bench(args: GenerateArgs) -> Result<i32> {
     let device = crate::common::device(&args.device)?;
     if args.prompt_tokens == 0 || args.new_tokens == 0 || args.repeats == 0 {
         bail!("--prompt-tokens, --new-tokens and --repeats must be at least 1");
     }
-    let (tokens_per_s, ms_per_token) = with_threads(args.threads, || {
-        let model = match &args.model {
+    let report = with_threads(args.threads, || {
+        let mut model = match &args.model {
             Some(dir) => gpt::weights::load_model(dir)?,
             None => GPTModel::new(args.shape.config(args.prompt_tokens + args.new_tokens)?, &mut Generator::seed(0)),
         };
+        if let Some(scheme) = args.quant {
+            if let Some(existing) = model.quantization() {
+                let dir = args.model.as_ref().map_or(String::new(), |d| format!("{}: ", d.display()));
+                bail!("{dir}the model is already quantized ({existing}); drop --quant {scheme}");
+            }
+            model = quantize_model(&model, scheme)?;
+        }
+        // Buffers freed while loading or converting wait in the tensor pool
+        // for reuse; release them so the memory figure is the model's.
+        tensor::pool::clear();
+        let loaded = resident().map(|r| r.rss_bytes);
         if args.prompt_tokens + args.new_tokens > model.config.context_length {
             bail!(
                 "{} prompt + {} new tokens exceed the context length {}",
@@ -286,18 +322,51 @@ fn generate_bench(args: GenerateArgs) -> Result<i32> {
         let prompt: Vec<u32> = (0..args.prompt_tokens).map(|_| gen.below(model.config.vocab_size) as u32).collect();
         let opts = GenerateOptions { max_new_tokens: args.new_tokens, ..Default::default() };
         let mut times = Vec::new();
+        let mut decoding = Resident::default();
         for _ in 0..args.repeats {
             let start = Instant::now();
-            let new = generate(&model, &prompt, &opts, |_| {});
+            let mut count = 0;
+            let new = generate(&model, &prompt, &opts, |_| {
+                // Sampled at the last token, when the KV cache is longest:
+                // reading /proc on every token would slow small models.
+                count += 1;
+                if count == args.new_tokens {
+                    if let Some(r) = resident() {
+                        decoding.rss_bytes = decoding.rss_bytes.max(r.rss_bytes);
+                    }
+                }
+            });
             times.push(start.elapsed().as_secs_f64() / new.len() as f64);
         }
         let per_token = median(times);
-        Ok((1.0 / per_token, per_token * 1e3))
+        // The kernel updates the high-water mark lazily; it is at least
+        // what was seen resident.
+        let peak = resident().map(|r| r.peak_bytes.max(decoding.rss_bytes));
+        Ok(GenerateReport {
+            tokens_per_s: 1.0 / per_token,
+            ms_per_token: per_token * 1e3,
+            precision: model.quantization().map_or("f32", Scheme::name).to_string(),
+            rss_loaded_bytes: loaded,
+            rss_bytes: peak.map(|_| decoding.rss_bytes),
+            peak_rss_bytes: peak,
+        })
     })?;
     if args.json {
-        print_json(&serde_json::json!({"tokens_per_s": tokens_per_s, "ms_per_token": ms_per_token}))?;
+        print_json(&report)?;
     } else {
-        println!("greedy decode with KV cache, batch 1: {tokens_per_s:.1} tokens/s ({ms_per_token:.2} ms/token)");
+        let memory = match (report.rss_loaded_bytes, report.rss_bytes, report.peak_rss_bytes) {
+            (Some(loaded), Some(rss), Some(peak)) => format!(
+                "; resident {} loaded, {} decoding (peak {})",
+                human_bytes(loaded),
+                human_bytes(rss),
+                human_bytes(peak)
+            ),
+            _ => String::new(),
+        };
+        println!(
+            "greedy decode with KV cache, batch 1, {} weights: {:.1} tokens/s ({:.2} ms/token){memory}",
+            report.precision, report.tokens_per_s, report.ms_per_token
+        );
     }
     Ok(0)
 }

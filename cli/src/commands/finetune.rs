@@ -18,7 +18,7 @@ use gpt::finetune::{FinetuneEvent, FitOptions};
 use indicatif::{ProgressBar, ProgressStyle};
 use tensor::Generator;
 
-use crate::common::{load_model_and_tokenizer, print_json};
+use crate::common::{load_trainable_model_and_tokenizer, print_json};
 
 /// The flags every fine-tuning command shares.
 #[derive(clap::Args)]
@@ -154,7 +154,7 @@ fn report_params(report: &ParamReport, json: bool) {
 
 pub fn classify(args: ClassifyArgs) -> Result<i32> {
     args.train.check()?;
-    let (gpt, tokenizer) = load_model_and_tokenizer(&args.model)?;
+    let (gpt, tokenizer) = load_trainable_model_and_tokenizer(&args.model)?;
     let mut data = match &args.data {
         Some(p) => read_labelled(p, args.text_column.as_deref(), args.label_column.as_deref())?,
         None => builtin_classification(args.builtin_size, args.train.seed),
@@ -253,7 +253,7 @@ pub struct InstructArgs {
 
 pub fn instruct(args: InstructArgs) -> Result<i32> {
     args.train.check()?;
-    let (mut gpt, tokenizer) = load_model_and_tokenizer(&args.model)?;
+    let (mut gpt, tokenizer) = load_trainable_model_and_tokenizer(&args.model)?;
     let Some(end) = tokenizer.eot_id() else {
         bail!("{}: the tokenizer has no <|endoftext|> token to end responses with", args.model.display());
     };

@@ -1,7 +1,9 @@
 //! `scratchgpt info`: what a model is made of and what it costs to hold.
 //!
 //! Memory for the weights is parameters × bytes per parameter: 4 for f32, 2
-//! for f16/bf16, 1 for int8 and ½ for int4 (plus their scales). Training
+//! for f16/bf16, 1 for int8 and ½ for int4 (plus their scales). The usual
+//! rule of thumb adds 20% for what else a running model holds; the exact
+//! figure beside it counts what `quantize` actually stores. Training
 //! with AdamW keeps two more f32 numbers per parameter (the moment
 //! estimates) and a gradient, so f32 training needs about 16 bytes per
 //! parameter before counting activations.
@@ -19,7 +21,9 @@ use autograd::nn::Module;
 use gpt::model::{GPTConfig, PRESETS};
 use serde::Serialize;
 
-use crate::common::print_json;
+use crate::common::{human_bytes, print_json};
+use gpt::quant::memory::{rule_of_thumb_bytes, weight_bytes, RULE_OF_THUMB_OVERHEAD};
+use gpt::quant::Scheme;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -62,8 +66,14 @@ struct Info {
     trainable_parameters: usize,
     embedding_parameters: usize,
     embedding_share: f64,
-    /// Bytes for the weights alone, per storage format.
+    /// Bytes for the weights alone, per storage format, exactly as stored
+    /// (null where the format cannot hold this model).
     weight_bytes: Memory,
+    /// Parameters × bytes per parameter × (1 + overhead): the rule of thumb.
+    rule_of_thumb_bytes: Memory,
+    rule_of_thumb_overhead: f64,
+    /// The format of the model folder given, when it is quantized.
+    quantization: Option<Scheme>,
     /// Weights + gradients + AdamW's two f32 moments, training in f32.
     training_bytes_f32_adamw: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -72,45 +82,55 @@ struct Info {
 
 #[derive(Serialize)]
 struct Memory {
-    f32: u64,
-    f16: u64,
-    bf16: u64,
-    int8: u64,
-    int4: u64,
+    f32: Option<u64>,
+    f16: Option<u64>,
+    bf16: Option<u64>,
+    int8: Option<u64>,
+    int4: Option<u64>,
+}
+
+impl Memory {
+    fn by_scheme(f: impl Fn(Option<Scheme>) -> Option<u64>) -> Self {
+        Memory {
+            f32: f(None),
+            f16: f(Some(Scheme::F16)),
+            bf16: f(Some(Scheme::BF16)),
+            int8: f(Some(Scheme::Int8)),
+            int4: f(Some(Scheme::Int4)),
+        }
+    }
+
+    fn rows(&self) -> [(&'static str, Option<u64>); 5] {
+        [("f32", self.f32), ("f16", self.f16), ("bf16", self.bf16), ("int8", self.int8), ("int4", self.int4)]
+    }
 }
 
 pub fn run(args: Args) -> Result<i32> {
-    let (config, trainable) = match (&args.model, &args.preset) {
+    let (config, trainable, quantization) = match (&args.model, &args.preset) {
         (Some(dir), None) => {
             let model = gpt::weights::load_model(dir)?;
-            let trainable = model.num_trainable_parameters();
-            (model.config.clone(), Some(trainable))
+            // A quantized model is for inference: nothing in it trains.
+            let trainable = if model.quantization().is_some() { 0 } else { model.num_trainable_parameters() };
+            (model.config.clone(), Some(trainable), model.quantization())
         }
         (None, Some(name)) => match GPTConfig::preset(name) {
-            Some(c) => (c, None),
+            Some(c) => (c, None, None),
             None => bail!("unknown preset {name:?}; choose one of {}", PRESETS.join(", ")),
         },
         _ => bail!("give --model DIR or --preset NAME"),
     };
     let n = config.num_parameters();
     let embedding = (config.vocab_size + config.context_length) * config.emb_dim;
-    // int8: one byte per weight plus an f32 scale per output row; int4: half
-    // a byte plus an f16 scale per 32 weights. Biases and norms stay f32 but
-    // are a rounding error at these sizes.
-    let weight_bytes = Memory {
-        f32: 4 * n as u64,
-        f16: 2 * n as u64,
-        bf16: 2 * n as u64,
-        int8: n as u64 + 4 * (n / config.emb_dim.max(1)) as u64,
-        int4: (n as u64).div_ceil(2) + 2 * (n as u64).div_ceil(32),
-    };
     let info = Info {
+        weight_bytes: Memory::by_scheme(|s| weight_bytes(&config, s)),
+        rule_of_thumb_bytes: Memory::by_scheme(|s| Some(rule_of_thumb_bytes(&config, s))),
+        rule_of_thumb_overhead: RULE_OF_THUMB_OVERHEAD,
+        quantization,
         parameters: n,
         trainable_parameters: trainable.unwrap_or(n),
         embedding_parameters: embedding,
         embedding_share: embedding as f64 / n as f64,
         training_bytes_f32_adamw: 16 * n as u64,
-        weight_bytes,
         training_cost: args.train_tokens.as_deref().map(parse_tokens).transpose()?.map(|d| training_cost(&config, d)),
         config,
     };
@@ -126,11 +146,21 @@ pub fn run(args: Args) -> Result<i32> {
     println!("parameters:           {:>15}  ({})", group(info.parameters), human_count(info.parameters));
     println!("  trainable:          {:>15}", group(info.trainable_parameters));
     println!("  embeddings (tied):  {:>15}  ({:.1}% of the total)", group(embedding), 100.0 * info.embedding_share);
-    println!("weights in memory (parameters × bytes per parameter):");
-    let m = &info.weight_bytes;
-    for (name, bytes) in [("f32", m.f32), ("f16/bf16", m.f16), ("int8", m.int8), ("int4", m.int4)] {
-        println!("  {name:<9} {:>12}", human_bytes(bytes));
+    if let Some(scheme) = info.quantization {
+        println!("this folder holds {scheme} weights (for inference only)");
     }
+    println!("weights in memory   rule of thumb¹         exact²");
+    for ((name, thumb), (_, exact)) in info.rule_of_thumb_bytes.rows().into_iter().zip(info.weight_bytes.rows()) {
+        let exact = exact.map_or_else(|| "n/a (width not a multiple of 32)".to_string(), human_bytes);
+        let this = args.model.as_ref().map(|_| info.quantization.map_or("f32", Scheme::name));
+        let marker = if this == Some(name) { "  ← this folder" } else { "" };
+        println!("  {name:<9} {:>16} {:>16}{marker}", human_bytes(thumb.unwrap_or(0)), exact);
+    }
+    println!(
+        "  ¹ parameters × bytes per parameter (4, 2, 2, 1, ½) + {:.0}% for activations and buffers",
+        100.0 * info.rule_of_thumb_overhead
+    );
+    println!("  ² as `quantize` stores them: packed weights with their scales; f32 norms, biases, positions");
     println!(
         "training in f32 with AdamW (weights + gradients + 2 moments = 16 B/param): {} plus activations",
         human_bytes(info.training_bytes_f32_adamw)
@@ -192,15 +222,5 @@ fn human_count(n: usize) -> String {
         n if n >= 1_000_000 => format!("{:.1}M", n as f64 / 1e6),
         n if n >= 1_000 => format!("{:.1}K", n as f64 / 1e3),
         n => n.to_string(),
-    }
-}
-
-fn human_bytes(b: u64) -> String {
-    let b = b as f64;
-    match b {
-        b if b >= 1024f64.powi(3) => format!("{:.2} GiB", b / 1024f64.powi(3)),
-        b if b >= 1024f64.powi(2) => format!("{:.1} MiB", b / 1024f64.powi(2)),
-        b if b >= 1024.0 => format!("{:.1} KiB", b / 1024.0),
-        b => format!("{b} B"),
     }
 }

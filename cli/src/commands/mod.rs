@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod bench;
+pub mod bench_quant;
 pub mod chat;
 pub mod classify;
 pub mod eval;
@@ -8,5 +9,6 @@ pub mod finetune;
 pub mod generate;
 pub mod gradcheck;
 pub mod info;
+pub mod quantize;
 pub mod tokenize;
 pub mod train;

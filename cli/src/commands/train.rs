@@ -129,6 +129,7 @@ pub fn run(args: Args) -> Result<i32> {
     let mut trainer = match &args.resume {
         Some(dir) => {
             let ckpt_dir = if dir.join("checkpoint").is_dir() { checkpoint_dir(dir) } else { dir.clone() };
+            crate::common::refuse_quantized(&ckpt_dir)?;
             let checkpoint = Checkpoint::load(&ckpt_dir)?;
             let tokenizer = checkpoint.tokenizer.clone().context("the checkpoint has no tokenizer")?;
             let tokens = tokenizer.encode(&text, SpecialTokens::AsText)?;

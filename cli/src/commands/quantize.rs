@@ -1,0 +1,48 @@
+//! `scratchgpt quantize`: store a model's weights in fewer bits.
+//!
+//! Reads an f32 model folder and writes a new folder whose linear weights
+//! and token embedding are f16, bf16, int8 (one scale per row) or int4 (one
+//! scale per 32 weights). `generate`, `eval`, `chat`, `info` and
+//! `bench generate` load the result like any model folder.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use gpt::quant::{quantize_folder, Scheme};
+
+use crate::common::{human_bytes, print_json};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The f32 model folder to read.
+    #[arg(long)]
+    model: PathBuf,
+    /// f16, bf16, int8 or int4.
+    #[arg(long)]
+    to: Scheme,
+    /// The folder to write (replaced whole if it holds a model already).
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: Args) -> Result<i32> {
+    let report = quantize_folder(&args.model, args.to, &args.out)?;
+    if args.json {
+        print_json(&report)?;
+    } else {
+        println!(
+            "{}: {} weights as {}, {} kept f32; model.safetensors {} → {} ({:.1}%); relative RMS rounding error {:.2e}",
+            args.out.display(),
+            report.quantized_parameters,
+            report.scheme,
+            report.float_parameters,
+            human_bytes(report.source_bytes),
+            human_bytes(report.output_bytes),
+            100.0 * report.output_bytes as f64 / report.source_bytes as f64,
+            report.relative_rms_error
+        );
+    }
+    Ok(0)
+}
