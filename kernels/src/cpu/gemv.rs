@@ -119,32 +119,8 @@ pub fn dot_scalar(x: &[f32], w: &[f32]) -> f32 {
 mod x86 {
     use std::arch::x86_64::*;
 
+    use super::super::quant::lanes::x86::{fold_avx2, fold_avx512};
     use super::LANES;
-
-    /// Lanes l and l + 8 already summed from 32: fold 16 → 1.
-    #[target_feature(enable = "avx")]
-    unsafe fn fold16(lo: __m256, hi: __m256) -> f32 {
-        let v8 = _mm256_add_ps(lo, hi); // + 8
-        let v4 = _mm_add_ps(_mm256_castps256_ps128(v8), _mm256_extractf128_ps(v8, 1)); // + 4
-        let v2 = _mm_add_ps(v4, _mm_movehl_ps(v4, v4)); // + 2
-        let v1 = _mm_add_ss(v2, _mm_shuffle_ps(v2, v2, 1)); // + 1
-        _mm_cvtss_f32(v1)
-    }
-
-    /// Four registers holding lanes 0..8, 8..16, 16..24, 24..32.
-    #[target_feature(enable = "avx")]
-    unsafe fn fold_avx2(acc: [__m256; 4]) -> f32 {
-        fold16(_mm256_add_ps(acc[0], acc[2]), _mm256_add_ps(acc[1], acc[3]))
-    }
-
-    /// Two registers holding lanes 0..16 and 16..32.
-    #[target_feature(enable = "avx512f,avx")]
-    unsafe fn fold_avx512(acc: [__m512; 2]) -> f32 {
-        let v16 = _mm512_castps_pd(_mm512_add_ps(acc[0], acc[1])); // + 16
-        let lo = _mm256_castpd_ps(_mm512_castpd512_pd256(v16));
-        let hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(v16, 1));
-        fold16(lo, hi)
-    }
 
     /// # Safety
     /// Needs AVX-512F, AVX2 and FMA; `x` and `w` have equal lengths.
