@@ -5,39 +5,12 @@ mod common;
 
 use std::path::PathBuf;
 
-use common::{fails_with, scratch_dir, scratchgpt};
+use common::{fails_with, scratch_dir, scratchgpt, train_char_nano};
 
 /// A freshly trained nano model folder (`tag` keeps parallel tests apart).
 fn nano_model(tag: &str) -> PathBuf {
     let dir = scratch_dir(&format!("cli-model-{tag}"));
-    let data = dir.join("data.txt");
-    std::fs::write(&data, "the cat sat on the mat. the dog sat on the log. ".repeat(40)).unwrap();
-    let out = scratchgpt(&[
-        "train",
-        "--data",
-        data.to_str().unwrap(),
-        "--tokenizer",
-        "char",
-        "--preset",
-        "nano",
-        "--steps",
-        "3",
-        "--batch-size",
-        "2",
-        "--context",
-        "16",
-        "--eval-every",
-        "0",
-        "--sample-every",
-        "0",
-        "--out",
-        dir.join("run").to_str().unwrap(),
-        "--json",
-    ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(summary["steps"], 3);
-    dir.join("run")
+    train_char_nano(&dir, "the cat sat on the mat. the dog sat on the log. ")
 }
 
 #[test]

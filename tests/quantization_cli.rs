@@ -6,7 +6,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{fails_with, scratch_dir, scratchgpt};
+use common::{fails_with, scratch_dir, scratchgpt, train_char_nano};
 use serde_json::Value;
 
 const TEXT: &str = "the cat sat on the mat. the dog sat on the log. ";
@@ -14,32 +14,7 @@ const TEXT: &str = "the cat sat on the mat. the dog sat on the log. ";
 /// A nano model trained for a few steps, and a held-out text in its alphabet.
 fn nano_model(tag: &str) -> (PathBuf, PathBuf) {
     let dir = scratch_dir(&format!("quant-cli-{tag}"));
-    let data = dir.join("data.txt");
-    std::fs::write(&data, TEXT.repeat(40)).unwrap();
-    let run = dir.join("run");
-    let out = scratchgpt(&[
-        "train",
-        "--data",
-        data.to_str().unwrap(),
-        "--tokenizer",
-        "char",
-        "--preset",
-        "nano",
-        "--steps",
-        "3",
-        "--batch-size",
-        "2",
-        "--context",
-        "16",
-        "--eval-every",
-        "0",
-        "--sample-every",
-        "0",
-        "--out",
-        run.to_str().unwrap(),
-        "--json",
-    ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let run = train_char_nano(&dir, TEXT);
     let held_out = dir.join("held-out.txt");
     std::fs::write(&held_out, "the dog sat on the mat. the cat sat on the log. ".repeat(3)).unwrap();
     (run, held_out)

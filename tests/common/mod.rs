@@ -25,3 +25,37 @@ pub fn fails_with(args: &[&str], needle: &str) {
     assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: not one line: {stderr}");
     assert!(stderr.contains(needle), "{args:?}: {stderr:?} lacks {needle:?}");
 }
+
+/// Trains a char-level `nano` model for 3 steps on `text` × 40 in `dir`,
+/// returning its run folder.
+pub fn train_char_nano(dir: &std::path::Path, text: &str) -> PathBuf {
+    let data = dir.join("data.txt");
+    std::fs::write(&data, text.repeat(40)).unwrap();
+    let run = dir.join("run");
+    let out = scratchgpt(&[
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--tokenizer",
+        "char",
+        "--preset",
+        "nano",
+        "--steps",
+        "3",
+        "--batch-size",
+        "2",
+        "--context",
+        "16",
+        "--eval-every",
+        "0",
+        "--sample-every",
+        "0",
+        "--out",
+        run.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["steps"], 3);
+    run
+}
