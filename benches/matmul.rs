@@ -1,25 +1,28 @@
-//! Matmul throughput: the tensor-level `matmul` beside a raw
-//! `matrixmultiply::sgemm` call on the same sizes.
+//! Matmul throughput: our GEMM beside the `matrixmultiply` crate on the
+//! same sizes, squares and every product of a GPT-2 small training step.
 //!
 //! Throughput is reported in elements/s where one "element" is one
 //! floating-point operation (2·m·k·n per product), so criterion's
 //! `Gelem/s` reads as GFLOP/s. Variants per shape:
-//! - `raw_sgemm`: one call into matrixmultiply, single-threaded, into a
-//!   reused output buffer; `raw_sgemm_new_buffer`: the same into a freshly
-//!   allocated one, which is what any op returning a new tensor pays;
-//! - `tensor`: `Tensor::matmul`, which splits large products across the
-//!   rayon pool. Run once as is (all cores) and once with
-//!   `RAYON_NUM_THREADS=1`, where `tensor` against `raw_sgemm` measures our
-//!   overhead (layout handling, output allocation) on one thread.
-//! Transposed operands (`x·Wᵀ`, `Xᵀ·G`) are passed as strides, never copied.
+//! - `tensor`: `Tensor::matmul`, our packed AVX-512 kernel (where the CPU has
+//!   it) with the product split across the rayon pool;
+//! - `matrixmultiply`: one single-threaded `matrixmultiply::sgemm` call into a
+//!   reused buffer, the library kernel ours replaced (and still the fallback
+//!   without AVX-512). With `RAYON_NUM_THREADS=1` the two are like for like.
+//! Transposed operands (`x·Wᵀ`, `dYᵀ·x`) are passed as strides, never copied.
+//! The GPT-2 shapes are `GPTConfig::linear_products` for 256 tokens (batch 4
+//! × context 64): the qkv, attention-output, MLP-up, MLP-down and LM-head
+//! layers' forward `y`, and backward `dx` and `dW`. The comparison with
+//! OpenBLAS on the same shapes is `scripts/gemm-vs-openblas.sh`.
 //!
 //! Run: `cargo bench --bench matmul` and `RAYON_NUM_THREADS=1 cargo bench --bench matmul`
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use scratchgpt::gpt::model::GPTConfig;
 use scratchgpt::tensor::{Generator, Tensor};
 
 struct Case {
-    name: &'static str,
+    name: String,
     m: usize,
     k: usize,
     n: usize,
@@ -29,22 +32,19 @@ struct Case {
     b_t: bool,
 }
 
-const fn case(name: &'static str, m: usize, k: usize, n: usize, a_t: bool, b_t: bool) -> Case {
-    Case { name, m, k, n, a_t, b_t }
+fn cases() -> Vec<Case> {
+    let squares =
+        [256, 512, 1024, 2048].map(|s| Case { name: "square".into(), m: s, k: s, n: s, a_t: false, b_t: false });
+    let gpt2 = GPTConfig::preset("gpt2-small").expect("preset").linear_products(256).into_iter().map(|p| Case {
+        name: p.name,
+        m: p.m,
+        k: p.k,
+        n: p.n,
+        a_t: p.a_transposed,
+        b_t: p.b_transposed,
+    });
+    squares.into_iter().chain(gpt2).collect()
 }
-
-const CASES: &[Case] = &[
-    case("square", 256, 256, 256, false, false),
-    case("square", 512, 512, 512, false, false),
-    case("square", 1024, 1024, 1024, false, false),
-    case("square", 2048, 2048, 2048, false, false),
-    // GPT-2 small MLP, 256 tokens: forward x·W, backward dX = G·Wᵀ, dW = Xᵀ·G.
-    case("mlp_fwd", 256, 768, 3072, false, false),
-    case("mlp_bwd_dx_Bt", 256, 3072, 768, false, true),
-    case("mlp_bwd_dw_At", 768, 256, 3072, true, false),
-    // The LM head: hidden states times the tied embedding, transposed.
-    case("lm_head_Bt", 256, 768, 50304, false, true),
-];
 
 fn operands(c: &Case) -> (Tensor, Tensor) {
     let mut gen = Generator::seed(0);
@@ -85,26 +85,16 @@ fn bench(cr: &mut Criterion) {
     group.sample_size(10);
     group.warm_up_time(std::time::Duration::from_millis(500));
     group.measurement_time(std::time::Duration::from_secs(2));
-    for c in CASES {
-        let (a, b) = operands(c);
+    for c in cases() {
+        let (a, b) = operands(&c);
         let flops = 2 * c.m * c.k * c.n;
         let id = format!("{}_{}x{}x{}", c.name, c.m, c.k, c.n);
         group.throughput(Throughput::Elements(flops as u64));
-        let mut out = vec![0.0f32; c.m * c.n];
-        group
-            .bench_function(BenchmarkId::new("raw_sgemm", &id), |bch| bch.iter(|| raw_sgemm(&a, &b, out.as_mut_ptr())));
-        // The same call into a fresh buffer each time, as an op producing a
-        // new tensor must: separates the cost of new memory from ours.
-        group.bench_function(BenchmarkId::new("raw_sgemm_new_buffer", &id), |bch| {
-            bch.iter(|| {
-                let mut fresh = Vec::<f32>::with_capacity(c.m * c.n);
-                raw_sgemm(&a, &b, fresh.as_mut_ptr());
-                // SAFETY: sgemm has written all m·n elements.
-                unsafe { fresh.set_len(c.m * c.n) };
-                fresh
-            })
-        });
         group.bench_function(BenchmarkId::new("tensor", &id), |bch| bch.iter(|| a.matmul(&b)));
+        let mut out = vec![0.0f32; c.m * c.n];
+        group.bench_function(BenchmarkId::new("matrixmultiply", &id), |bch| {
+            bch.iter(|| raw_sgemm(&a, &b, out.as_mut_ptr()))
+        });
     }
     group.finish();
 }

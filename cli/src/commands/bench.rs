@@ -1,5 +1,6 @@
 //! `scratchgpt bench train` and `bench generate`: speed on synthetic data
-//! (and `bench quant`, in `bench_quant.rs`: every precision side by side).
+//! (and `bench quant`, in `bench_quant.rs`: every precision side by side;
+//! `bench gemm`, in `bench_gemm.rs`: the step's matrix products one by one).
 //!
 //! `train` times full optimizer steps on random token batches: zero the
 //! gradients, forward, cross-entropy, backward, AdamW. FLOPs per step use
@@ -39,6 +40,8 @@ pub enum BenchCommand {
     Generate(GenerateArgs),
     /// File size, memory, decode speed and perplexity of every precision.
     Quant(super::bench_quant::QuantArgs),
+    /// GFLOP/s of every matrix product a training step runs.
+    Gemm(super::bench_gemm::GemmArgs),
 }
 
 #[derive(clap::Args)]
@@ -57,7 +60,7 @@ pub struct ModelShape {
 }
 
 impl ModelShape {
-    fn config(&self, context: usize) -> Result<GPTConfig> {
+    pub(crate) fn config(&self, context: usize) -> Result<GPTConfig> {
         let mut c = match &self.preset {
             Some(name) => GPTConfig::preset(name)
                 .ok_or_else(|| anyhow::anyhow!("unknown preset {name:?}; choose one of {}", PRESETS.join(", ")))?,
@@ -158,7 +161,7 @@ pub fn bf16_peak_flops(gpu_name: &str) -> Option<f64> {
     Some(peak)
 }
 
-fn median(mut xs: Vec<f64>) -> f64 {
+pub(crate) fn median(mut xs: Vec<f64>) -> f64 {
     xs.sort_by(f64::total_cmp);
     let n = xs.len();
     if n % 2 == 1 {
@@ -168,7 +171,7 @@ fn median(mut xs: Vec<f64>) -> f64 {
     }
 }
 
-fn with_threads<R: Send>(threads: Option<usize>, f: impl FnOnce() -> Result<R> + Send) -> Result<R> {
+pub(crate) fn with_threads<R: Send>(threads: Option<usize>, f: impl FnOnce() -> Result<R> + Send) -> Result<R> {
     match threads {
         None => f(),
         Some(0) => bail!("--threads must be at least 1"),
@@ -198,6 +201,7 @@ pub fn run(cmd: BenchCommand) -> Result<i32> {
         BenchCommand::Train(args) => train(args),
         BenchCommand::Generate(args) => generate_bench(args),
         BenchCommand::Quant(args) => super::bench_quant::run(args),
+        BenchCommand::Gemm(args) => super::bench_gemm::run(args),
     }
 }
 

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod bench;
+pub mod bench_gemm;
 pub mod bench_quant;
 pub mod chat;
 pub mod classify;

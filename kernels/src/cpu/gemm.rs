@@ -5,8 +5,9 @@
 //! A transpose is the same slice with the strides swapped, so `x.matmul(w.t())`
 //! never copies `w`. C is always dense and row-major (row stride n).
 //!
-//! The inner work is `matrixmultiply`'s packed SIMD kernel (sgemm for f32,
-//! dgemm for f64), run single-threaded inside each rayon task. Parallelism
+//! The inner work is a packed SIMD kernel run single-threaded inside each
+//! rayon task: our own (`sgemm.rs`) for f32 on CPUs with AVX-512,
+//! `matrixmultiply`'s sgemm/dgemm otherwise. Parallelism
 //! comes from splitting the problem ourselves: across batch entries when there
 //! are several, otherwise across blocks of C's rows (or columns, when there are
 //! too few rows to share). Every block is computed by exactly one task with
@@ -83,6 +84,26 @@ pub trait GemmElement: Copy + Default + Send + Sync + 'static {
     ) -> bool {
         false
     }
+
+    /// C `[m, n]` (row stride `rsc`, column stride 1) (+)= A·B through our
+    /// own packed kernel (`sgemm`); false when this type or CPU has none and
+    /// `raw_gemm` must do it.
+    ///
+    /// # Safety
+    /// As for `raw_gemm`.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn raw_own_gemm(
+        _m: usize,
+        _k: usize,
+        _n: usize,
+        _a: (*const Self, isize, isize),
+        _b: (*const Self, isize, isize),
+        _accumulate: bool,
+        _c: *mut Self,
+        _rsc: usize,
+    ) -> bool {
+        false
+    }
 }
 
 macro_rules! gemm_element {
@@ -124,6 +145,29 @@ gemm_element!(f32, matrixmultiply::sgemm, {
         // SAFETY: forwarded from the caller's contract.
         unsafe { super::gemv::gemv_rows(std::slice::from_raw_parts(a, k), b, b_col_stride, n, c, accumulate) };
         true
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn raw_own_gemm(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: (*const f32, isize, isize),
+        b: (*const f32, isize, isize),
+        accumulate: bool,
+        c: *mut f32,
+        rsc: usize,
+    ) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        if super::sgemm::available() {
+            use super::sgemm::{sgemm, View};
+            let (a, b) = (View { ptr: a.0, rows: a.1, cols: a.2 }, View { ptr: b.0, rows: b.1, cols: b.2 });
+            // SAFETY: forwarded from the caller's contract; AVX-512F checked.
+            unsafe { sgemm(m, k, n, a, b, c, rsc, accumulate) };
+            return true;
+        }
+        let _ = (m, k, n, a, b, accumulate, c, rsc);
+        false
     }
 });
 gemm_element!(f64, matrixmultiply::dgemm, {});
@@ -300,6 +344,13 @@ fn gemm_block<T: GemmElement>(
             if T::raw_gemv(k, n, a_row, b_start, sb.col_stride, accumulate, c) {
                 return;
             }
+        }
+        let a_start = a.as_ptr().add(sa.offset);
+        let b_start = b.as_ptr().add(sb.offset);
+        let a_view = (a_start, sa.row_stride as isize, sa.col_stride as isize);
+        let b_view = (b_start, sb.row_stride as isize, sb.col_stride as isize);
+        if T::raw_own_gemm(m, k, n, a_view, b_view, accumulate, c, rsc) {
+            return;
         }
         T::raw_gemm(
             m,

@@ -11,6 +11,7 @@ pub mod math;
 pub mod quant;
 pub mod reduce;
 pub mod rows;
+pub mod sgemm;
 
 /// Rows per rayon task for row-wise kernels: enough work per task that the
 /// scheduling overhead vanishes, small enough to balance across cores.

@@ -1,0 +1,462 @@
+//! Our own f32 GEMM for AVX-512 CPUs: C (+)= A·B, single-threaded.
+//!
+//! A GEMM does 2·m·k·n FLOPs on m·k + k·n + m·n numbers, so it can run at
+//! the CPU's arithmetic peak, but only if the inner loop never waits for
+//! memory. That is arranged in two layers (the BLIS design):
+//!
+//! 1. The micro-kernel keeps a 12×32 tile of C in 24 of the 32 AVX-512
+//!    registers (12 rows × two 16-float vectors). Each step p of the
+//!    k-loop loads 32 floats of B's row p (two vector loads) and 12 floats
+//!    of A's column p (one broadcast each) and does 24 fused multiply-adds:
+//!    768 FLOPs per 14 loads, and the tile never leaves the registers until
+//!    the loop ends.
+//! 2. The operands are packed first: copied into the exact order the
+//!    micro-kernel reads them, so its loads are sequential and aligned and
+//!    whatever the original strides were (transposes included) no longer
+//!    matter. A is cut into panels of 12 rows, each stored p-major (12 values
+//!    per p); B into panels of 32 columns (32 values per p). The k
+//!    dimension is taken KC = 384 at a time so that one A panel (18 KiB)
+//!    stays in the 48 KiB L1 cache while the kernel streams B panels past
+//!    it, and B is taken NC = 480 columns at a time so that its packed block
+//!    (720 KiB) stays in the 2 MiB L2 cache while every A panel meets it.
+//!
+//! Each element of B is packed once; A is packed once per KC-slice when m
+//! fits in MC rows (every GPT-2 product does). Ragged edges are zero-padded
+//! in the packed panels and their tiles written through a scratch tile, so
+//! the kernel itself has no edge cases.
+//!
+//! The summation order of every C element is fixed: p ascending within each
+//! KC-slice, slices added to C in order. It depends on neither the tile
+//! position nor how callers split C across threads, so results are the same
+//! for any thread count. `gemm.rs` uses this on CPUs with AVX-512F and
+//! `matrixmultiply` elsewhere (and for f64).
+
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::*;
+use std::cell::RefCell;
+
+/// Rows of the register tile (broadcast from A).
+pub const MR: usize = 12;
+/// Columns of the register tile (two 16-float vectors of B).
+pub const NR: usize = 32;
+/// Depth of one packed slice (A panel 12·384·4 B = 18 KiB, in L1).
+const KC: usize = 384;
+/// Columns of B per packed block (384·480·4 B = 720 KiB, in L2).
+const NC: usize = 480;
+/// Rows of A per packed block; larger products loop over such blocks.
+const MC: usize = 3072;
+
+/// True where this CPU can run the kernel (AVX-512F, detected once).
+pub fn available() -> bool {
+    super::gemv::Isa::detect() == super::gemv::Isa::Avx512
+}
+
+/// A 64-byte aligned run of floats, so packed panels load with aligned
+/// vector loads.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct Line([f32; 16]);
+
+/// Packing buffers, one pair per thread, reused across calls.
+#[derive(Default)]
+struct Scratch {
+    a: Vec<Line>,
+    b: Vec<Line>,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+/// A buffer of at least `floats` aligned floats (contents unspecified).
+fn floats(buf: &mut Vec<Line>, floats: usize) -> *mut f32 {
+    let lines = floats.div_ceil(16);
+    if buf.len() < lines {
+        buf.resize(lines, Line([0.0; 16]));
+    }
+    buf.as_mut_ptr().cast()
+}
+
+/// One operand: element (i, j) at `ptr + i·rows + j·cols` (strides in
+/// elements, as in `gemm.rs`).
+#[derive(Clone, Copy)]
+pub struct View {
+    pub ptr: *const f32,
+    pub rows: isize,
+    pub cols: isize,
+}
+
+impl View {
+    #[inline(always)]
+    unsafe fn at(&self, i: usize, j: usize) -> *const f32 {
+        // SAFETY: the caller stays inside the operand it described.
+        unsafe { self.ptr.offset(i as isize * self.rows + j as isize * self.cols) }
+    }
+}
+
+/// C `[m, n]` (row stride `rsc`, column stride 1) = A·B, or += when
+/// `accumulate`.
+///
+/// # Safety
+/// The CPU must have AVX-512F ([`available`]); `a`, `b` and `c` must
+/// describe valid m×k, k×n and m×n matrices, C not overlapping A or B; with
+/// `accumulate` false, C may be uninitialised.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn sgemm(m: usize, k: usize, n: usize, a: View, b: View, c: *mut f32, rsc: usize, accumulate: bool) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            for i in 0..m {
+                // SAFETY: row i of C holds n elements.
+                unsafe { std::ptr::write_bytes(c.add(i * rsc), 0, n) };
+            }
+        }
+        return;
+    }
+    SCRATCH.with_borrow_mut(|scratch| {
+        for ic in (0..m).step_by(MC) {
+            let mc = MC.min(m - ic);
+            for pc in (0..k).step_by(KC) {
+                let kc = KC.min(k - pc);
+                // The first slice of k writes C (or adds to it, when asked);
+                // later slices add to what the earlier ones left.
+                let add = accumulate || pc > 0;
+                let a_packed = floats(&mut scratch.a, mc.div_ceil(MR) * MR * kc);
+                // SAFETY: the block lies inside A; the buffer holds every panel.
+                unsafe { pack_a(a, ic, pc, mc, kc, a_packed) };
+                for jc in (0..n).step_by(NC) {
+                    let nc = NC.min(n - jc);
+                    let b_packed = floats(&mut scratch.b, nc.div_ceil(NR) * NR * kc);
+                    // SAFETY: as for A.
+                    unsafe { pack_b(b, pc, jc, kc, nc, b_packed) };
+                    for ir in (0..mc).step_by(MR) {
+                        let a_panel = unsafe { a_packed.add(ir * kc) };
+                        for jr in (0..nc).step_by(NR) {
+                            let b_panel = unsafe { b_packed.add(jr * kc) };
+                            let (rows, cols) = (MR.min(mc - ir), NR.min(nc - jr));
+                            // SAFETY: the tile at (ic+ir, jc+jr) is inside C.
+                            unsafe {
+                                let c_tile = c.add((ic + ir) * rsc + jc + jr);
+                                tile(kc, a_panel, b_panel, c_tile, rsc, rows, cols, add)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// A's rows `i0..i0+mc`, columns `p0..p0+kc` into panels of MR rows, each
+/// p-major; rows past the edge are zeros.
+#[cfg(target_arch = "x86_64")]
+unsafe fn pack_a(a: View, i0: usize, p0: usize, mc: usize, kc: usize, out: *mut f32) {
+    for (panel, ir) in (0..mc).step_by(MR).enumerate() {
+        let rows = MR.min(mc - ir);
+        // SAFETY: the panel's MR·kc floats are inside `out`; reads stay in A.
+        unsafe {
+            let dst = out.add(panel * MR * kc);
+            if a.rows == 1 && rows == MR {
+                // Columns of A contiguous (A read transposed): each p is one
+                // run of 12 floats.
+                for p in 0..kc {
+                    std::ptr::copy_nonoverlapping(a.at(i0 + ir, p0 + p), dst.add(p * MR), MR);
+                }
+                continue;
+            }
+            if a.cols == 1 && rows == MR {
+                // Rows of A contiguous (the usual activations): 12 rows
+                // turned into columns, 16 values of p at a time.
+                let done = transpose_a_panel(a, i0 + ir, p0, kc, dst);
+                for i in 0..MR {
+                    for p in done..kc {
+                        *dst.add(p * MR + i) = *a.at(i0 + ir + i, p0 + p);
+                    }
+                }
+                continue;
+            }
+            for i in 0..MR {
+                if i < rows {
+                    let src = a.at(i0 + ir + i, p0);
+                    for p in 0..kc {
+                        *dst.add(p * MR + i) = *src.offset(p as isize * a.cols);
+                    }
+                } else {
+                    for p in 0..kc {
+                        *dst.add(p * MR + i) = 0.0;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// B's rows `p0..p0+kc`, columns `j0..j0+nc` into panels of NR columns, each
+/// p-major; columns past the edge are zeros.
+#[cfg(target_arch = "x86_64")]
+unsafe fn pack_b(b: View, p0: usize, j0: usize, kc: usize, nc: usize, out: *mut f32) {
+    for (panel, jr) in (0..nc).step_by(NR).enumerate() {
+        let cols = NR.min(nc - jr);
+        // SAFETY: the panel's NR·kc floats are inside `out`; reads stay in B.
+        unsafe {
+            let dst = out.add(panel * NR * kc);
+            if b.cols == 1 && cols == NR {
+                // Rows of B contiguous: each p is one run of 32 floats.
+                for p in 0..kc {
+                    std::ptr::copy_nonoverlapping(b.at(p0 + p, j0 + jr), dst.add(p * NR), NR);
+                }
+                continue;
+            }
+            if b.rows == 1 && cols == NR {
+                // B read transposed (a weight W [n, k] as Wᵀ): 32 contiguous
+                // columns turned into rows, 16×16 blocks at a time.
+                transpose_panel(b, p0, j0 + jr, kc, dst);
+                continue;
+            }
+            for j in 0..NR {
+                if j < cols {
+                    let src = b.at(p0, j0 + jr + j);
+                    for p in 0..kc {
+                        *dst.add(p * NR + j) = *src.offset(p as isize * b.rows);
+                    }
+                } else {
+                    for p in 0..kc {
+                        *dst.add(p * NR + j) = 0.0;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Transposes a 16×16 block held as 16 row vectors into 16 column
+/// vectors: 32-bit interleaves, then 64-bit, then two rounds of 128-bit
+/// lane shuffles (64 shuffles for 256 floats, instead of 256 scalar moves).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn transpose16(r: [__m512; 16]) -> [__m512; 16] {
+    // t[2q], t[2q+1]: rows 2q and 2q+1 interleaved; lane L of t[2q] holds
+    // columns 4L, 4L+1 of both rows, of t[2q+1] columns 4L+2, 4L+3.
+    let mut t = [_mm512_setzero_ps(); 16];
+    for q in 0..8 {
+        t[2 * q] = _mm512_unpacklo_ps(r[2 * q], r[2 * q + 1]);
+        t[2 * q + 1] = _mm512_unpackhi_ps(r[2 * q], r[2 * q + 1]);
+    }
+    // u[4g + s]: lane L holds column 4L + s of rows 4g..4g+3.
+    let mut u = [_mm512_setzero_ps(); 16];
+    for g in 0..4 {
+        let pd = |x: __m512| _mm512_castps_pd(x);
+        let (t0, t1, t2, t3) = (pd(t[4 * g]), pd(t[4 * g + 1]), pd(t[4 * g + 2]), pd(t[4 * g + 3]));
+        u[4 * g] = _mm512_castpd_ps(_mm512_unpacklo_pd(t0, t2));
+        u[4 * g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(t0, t2));
+        u[4 * g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(t1, t3));
+        u[4 * g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(t1, t3));
+    }
+    // v[8h + s], s < 4: columns s and s + 8 of rows 8h..8h+7 (lanes: col s
+    // of the first four rows, col s + 8 of them, col s of the next four,
+    // col s + 8 of them); v[8h + 4 + s] the same for columns s + 4, s + 12.
+    let mut v = [_mm512_setzero_ps(); 16];
+    for h in 0..2 {
+        for s in 0..4 {
+            let (lo, hi) = (u[8 * h + s], u[8 * h + 4 + s]);
+            v[8 * h + s] = _mm512_shuffle_f32x4::<0x88>(lo, hi);
+            v[8 * h + 4 + s] = _mm512_shuffle_f32x4::<0xDD>(lo, hi);
+        }
+    }
+    // Column s < 8 takes the even lanes of v[s] (rows 0..7) and v[8 + s]
+    // (rows 8..15); column s + 8 the odd lanes.
+    let mut out = [_mm512_setzero_ps(); 16];
+    for s in 0..8 {
+        out[s] = _mm512_shuffle_f32x4::<0x88>(v[s], v[8 + s]);
+        out[s + 8] = _mm512_shuffle_f32x4::<0xDD>(v[s], v[8 + s]);
+    }
+    out
+}
+
+/// Packs NR columns of a B whose columns are contiguous (row stride 1):
+/// `dst[p·NR + j] = B(p0 + p, j0 + j)`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn transpose_panel(b: View, p0: usize, j0: usize, kc: usize, dst: *mut f32) {
+    let full = kc / 16 * 16;
+    // SAFETY: column j0+j holds kc contiguous floats from row p0; the panel
+    // holds kc·NR floats, 64-byte aligned.
+    unsafe {
+        for half in 0..2 {
+            for p in (0..full).step_by(16) {
+                let rows: [__m512; 16] = std::array::from_fn(|j| _mm512_loadu_ps(b.at(p0 + p, j0 + 16 * half + j)));
+                for (q, column) in transpose16(rows).into_iter().enumerate() {
+                    _mm512_store_ps(dst.add((p + q) * NR + 16 * half), column);
+                }
+            }
+        }
+        for j in 0..NR {
+            for p in full..kc {
+                *dst.add(p * NR + j) = *b.at(p0 + p, j0 + j);
+            }
+        }
+    }
+}
+
+/// Packs the first `kc / 16 * 16` values of p for MR rows of a row-major
+/// A: `dst[p·MR + i] = A(i0 + i, p0 + p)`. Returns how many p it packed.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn transpose_a_panel(a: View, i0: usize, p0: usize, kc: usize, dst: *mut f32) -> usize {
+    let full = kc / 16 * 16;
+    // SAFETY: rows i0..i0+MR hold kc contiguous floats from column p0; the
+    // panel holds kc·MR floats.
+    unsafe {
+        for p in (0..full).step_by(16) {
+            // Four zero rows pad the 12 to a 16×16 block; only the first 12
+            // lanes of each column are stored.
+            let rows: [__m512; 16] =
+                std::array::from_fn(
+                    |i| {
+                        if i < MR {
+                            _mm512_loadu_ps(a.at(i0 + i, p0 + p))
+                        } else {
+                            _mm512_setzero_ps()
+                        }
+                    },
+                );
+            for (q, column) in transpose16(rows).into_iter().enumerate() {
+                _mm512_mask_storeu_ps(dst.add((p + q) * MR), (1 << MR) - 1, column);
+            }
+        }
+    }
+    full
+}
+
+/// One MR×NR tile of C from an A panel and a B panel; `rows`×`cols` of it
+/// are inside C (the rest is padding and goes through a scratch tile).
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile(kc: usize, a: *const f32, b: *const f32, c: *mut f32, rsc: usize, rows: usize, cols: usize, add: bool) {
+    // SAFETY: forwarded; a full tile writes MR rows of NR floats inside C.
+    unsafe {
+        if rows == MR && cols == NR {
+            return kernel(kc, a, b, c, rsc, add);
+        }
+        let mut scratch = [0.0f32; MR * NR];
+        kernel(kc, a, b, scratch.as_mut_ptr(), NR, false);
+        for i in 0..rows {
+            for j in 0..cols {
+                let out = c.add(i * rsc + j);
+                let v = scratch[i * NR + j];
+                *out = if add { *out + v } else { v };
+            }
+        }
+    }
+}
+
+/// The register tile: C[0..MR, 0..NR] (+)= Σ_p A_panel[p]ᵀ · B_panel[p].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn kernel(kc: usize, mut a: *const f32, mut b: *const f32, c: *mut f32, rsc: usize, add: bool) {
+    let mut acc = [[_mm512_setzero_ps(); 2]; MR];
+    // SAFETY: the panels hold kc steps of MR and NR floats, B's 64-byte
+    // aligned; C holds MR rows of NR floats at stride rsc.
+    unsafe {
+        for _ in 0..kc {
+            let b0 = _mm512_load_ps(b);
+            let b1 = _mm512_load_ps(b.add(16));
+            for (i, row) in acc.iter_mut().enumerate() {
+                let ai = _mm512_set1_ps(*a.add(i));
+                row[0] = _mm512_fmadd_ps(ai, b0, row[0]);
+                row[1] = _mm512_fmadd_ps(ai, b1, row[1]);
+            }
+            a = a.add(MR);
+            b = b.add(NR);
+        }
+        for (i, row) in acc.iter().enumerate() {
+            let out = c.add(i * rsc);
+            let (mut lo, mut hi) = (row[0], row[1]);
+            if add {
+                lo = _mm512_add_ps(_mm512_loadu_ps(out), lo);
+                hi = _mm512_add_ps(_mm512_loadu_ps(out.add(16)), hi);
+            }
+            _mm512_storeu_ps(out, lo);
+            _mm512_storeu_ps(out.add(16), hi);
+        }
+    }
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use super::*;
+
+    /// C = A·B by the definition, in f64.
+    fn naive(m: usize, k: usize, n: usize, a: &[f32], sa: (isize, isize), b: &[f32], sb: (isize, isize)) -> Vec<f64> {
+        let mut c = vec![0.0; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                for p in 0..k {
+                    let x = a[(i as isize * sa.0 + p as isize * sa.1) as usize] as f64;
+                    let y = b[(p as isize * sb.0 + j as isize * sb.1) as usize] as f64;
+                    c[i * n + j] += x * y;
+                }
+            }
+        }
+        c
+    }
+
+    #[test]
+    fn every_layout_and_ragged_edge_matches_the_definition() {
+        if !available() {
+            eprintln!("skipped: this CPU has no AVX-512F");
+            return;
+        }
+        // Sizes straddle MR, NR, KC and NC so edges and multiple slices
+        // and blocks all occur.
+        for &(m, k, n) in &[(1, 1, 1), (13, 5, 33), (12, 384, 32), (25, 800, 515), (7, 390, 64)] {
+            let a: Vec<f32> = (0..m * k).map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0).collect();
+            let b: Vec<f32> = (0..k * n).map(|i| ((i * 53 % 97) as f32 - 48.0) / 48.0).collect();
+            for (a_t, b_t) in [(false, false), (true, false), (false, true), (true, true)] {
+                let sa = if a_t { (1, m as isize) } else { (k as isize, 1) };
+                let sb = if b_t { (1, k as isize) } else { (n as isize, 1) };
+                let want = naive(m, k, n, &a, sa, &b, sb);
+                let view = |v: &[f32], s: (isize, isize)| View { ptr: v.as_ptr(), rows: s.0, cols: s.1 };
+                for accumulate in [false, true] {
+                    let mut c = vec![1.0f32; m * n];
+                    unsafe { sgemm(m, k, n, view(&a, sa), view(&b, sb), c.as_mut_ptr(), n, accumulate) };
+                    for (idx, (got, want)) in c.iter().zip(&want).enumerate() {
+                        let want = want + if accumulate { 1.0 } else { 0.0 };
+                        let tol = 1e-4 * (1.0 + want.abs()) * (k as f64).sqrt();
+                        assert!(
+                            (*got as f64 - want).abs() < tol,
+                            "{m}x{k}x{n} a_t={a_t} b_t={b_t} acc={accumulate} [{idx}]: {got} vs {want}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn results_do_not_depend_on_how_c_is_cut() {
+        if !available() {
+            return;
+        }
+        let (m, k, n) = (30, 500, 100);
+        let a: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.11).cos()).collect();
+        let (va, vb) =
+            (View { ptr: a.as_ptr(), rows: k as isize, cols: 1 }, View { ptr: b.as_ptr(), rows: n as isize, cols: 1 });
+        let mut whole = vec![0.0f32; m * n];
+        unsafe { sgemm(m, k, n, va, vb, whole.as_mut_ptr(), n, false) };
+        // The same product as two row stripes and two column stripes.
+        let mut parts = vec![0.0f32; m * n];
+        unsafe {
+            sgemm(7, k, n, va, vb, parts.as_mut_ptr(), n, false);
+            let va2 = View { ptr: a.as_ptr().add(7 * k), ..va };
+            sgemm(m - 7, k, 45, va2, vb, parts.as_mut_ptr().add(7 * n), n, false);
+            let vb2 = View { ptr: b.as_ptr().add(45), ..vb };
+            sgemm(m - 7, k, n - 45, va2, vb2, parts.as_mut_ptr().add(7 * n + 45), n, false);
+        }
+        assert_eq!(whole, parts);
+    }
+}
