@@ -9,6 +9,7 @@
 //! - `matrixmultiply`: one single-threaded `matrixmultiply::sgemm` call into a
 //!   reused buffer, the library kernel ours replaced (and still the fallback
 //!   without AVX-512). With `RAYON_NUM_THREADS=1` the two are like for like.
+//!
 //! Transposed operands (`x·Wᵀ`, `dYᵀ·x`) are passed as strides, never copied.
 //! The GPT-2 shapes are `GPTConfig::linear_products` for 256 tokens (batch 4
 //! × context 64): the qkv, attention-output, MLP-up, MLP-down and LM-head
