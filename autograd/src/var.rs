@@ -32,6 +32,15 @@ pub trait BackwardOp: Send + Sync {
     /// `needs[i]` says whether input i wants a gradient; an op may return
     /// `None` for the others and skip the work.
     fn backward(&self, grad: &Tensor, needs: &[bool]) -> Vec<Option<Tensor>>;
+    /// Adds dL/d(input `input`) into `sum`, the gradient that other uses of
+    /// that input have already sent back, and returns true; or returns false
+    /// (the default) and `backward` computes it on its own, to be added after.
+    /// An op overrides this when writing into the sum saves a large buffer:
+    /// the embedding lookup scatters its rows straight into the gradient the
+    /// tied output head left in the vocabulary-sized table.
+    fn backward_into(&self, _grad: &Tensor, _input: usize, _sum: &mut Tensor) -> bool {
+        false
+    }
 }
 
 struct Node {
@@ -226,7 +235,14 @@ impl Var {
             let node = var.0.node.lock().unwrap().take().unwrap_or_else(|| {
                 panic!("backward: trying to backward through the graph a second time (its saved values were freed)")
             });
-            let needs: Vec<bool> = node.inputs.iter().map(|v| v.requires_grad()).collect();
+            let mut needs: Vec<bool> = node.inputs.iter().map(|v| v.requires_grad()).collect();
+            for (i, input) in node.inputs.iter().enumerate() {
+                if let Some(sum) = grads.get_mut(&input.id()).filter(|_| needs[i]) {
+                    if node.op.backward_into(&grad, i, sum) {
+                        needs[i] = false;
+                    }
+                }
+            }
             let input_grads = node.op.backward(&grad, &needs);
             assert_eq!(
                 input_grads.len(),

@@ -79,6 +79,7 @@ impl std::error::Error for UserError {}
 
 /// Runs the command line and returns the process exit code.
 pub fn main() -> i32 {
+    tensor::pool::keep_freed_memory();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -162,7 +162,13 @@ pub fn cases(s: Sizes, gen: &mut Generator) -> Vec<OpCase> {
     let cols = Tensor::from_vec(vec![(n - 1) as i64, 0, (n - 1) as i64], [3]).unwrap();
     add(c, "index_select(dim=1)", vec![a.clone()], move |v| v[0].index_select(1, &cols).exp());
     let ids = Tensor::from_vec((0..b * 3).map(|i| ((i * 5) % m) as i64).collect::<Vec<_>>(), [b, 3]).unwrap();
+    let tied_ids = ids.clone();
     add(c, "embedding", vec![a.clone()], move |v| v[0].embedding(&ids).tanh());
+    // GPT-2's tie: one table embeds the ids and is the output layer's weight,
+    // so the lookup's gradient is scattered into the head's (`backward_into`).
+    add(c, "embedding tied to linear", vec![a.clone()], move |v| {
+        linear(&v[0].embedding(&tied_ids).tanh(), &v[0], None)
+    });
     let gidx = Tensor::from_vec((0..m * 2).map(|i| ((i * 3) % n) as i64).collect::<Vec<_>>(), [m, 2]).unwrap();
     add(c, "gather(dim=1)", vec![a.clone()], move |v| v[0].gather(1, &gidx).exp());
     let mask = r(&[m, n]).compare_scalar(0.0, tensor::CmpOp::Gt);

@@ -35,8 +35,12 @@ impl BackwardOp for Embedding {
     fn name(&self) -> &'static str {
         "embedding"
     }
-    fn backward(&self, g: &Tensor, _: &[bool]) -> Vec<Option<Tensor>> {
-        vec![Some(Tensor::embedding_backward(&self.ids, g, self.vocab))]
+    fn backward(&self, g: &Tensor, needs: &[bool]) -> Vec<Option<Tensor>> {
+        vec![needs[0].then(|| Tensor::embedding_backward(&self.ids, g, self.vocab))]
+    }
+    fn backward_into(&self, g: &Tensor, _input: usize, sum: &mut Tensor) -> bool {
+        sum.embedding_backward_add_(&self.ids, g);
+        true
     }
 }
 

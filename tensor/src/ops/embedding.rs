@@ -31,6 +31,30 @@ impl Tensor {
             // Half precision accumulates in f32.
             return Tensor::embedding_backward(ids, &dy.to_dtype(DType::F32), vocab).to_dtype(dy.dtype());
         }
+        let mut dw = Tensor::zeros([vocab, c], dy.dtype());
+        dw.embedding_backward_add_(ids, dy);
+        dw
+    }
+
+    /// self `[vocab, C]` += the embedding gradient of `ids` and `dy`, in
+    /// place. A tied embedding already holds the output head's gradient
+    /// when the lookup's turn comes; scattering into it skips a zeroed
+    /// table the size of the vocabulary and the pass that would add the two.
+    pub fn embedding_backward_add_(&mut self, ids: &Tensor, dy: &Tensor) {
+        assert_eq!(ids.dtype(), DType::I64, "embedding_backward: ids must be int64, got {}", ids.dtype());
+        let (vocab, c) = (self.dim(0), self.dim(1));
+        assert!(
+            self.rank() == 2 && dy.dim(-1) == c && dy.numel() == ids.numel() * c,
+            "embedding_backward: gradient {} does not match ids {} and table {}",
+            dy.shape(),
+            ids.shape(),
+            self.shape()
+        );
+        if self.device().is_cuda() || !matches!(self.dtype(), DType::F32 | DType::F64) || self.dtype() != dy.dtype() {
+            let dw = Tensor::embedding_backward(ids, dy, vocab).to_dtype(self.dtype());
+            self.add_(&dw);
+            return;
+        }
         let rows: Vec<usize> = ids
             .contiguous_data::<i64>()
             .iter()
@@ -39,10 +63,9 @@ impl Tensor {
                 i as usize
             })
             .collect();
-        crate::with_float_type!(dy.dtype(), "embedding_backward", T => {
-            let mut dw = crate::pool::zeroed::<T>(vocab * c);
-            kernels::cpu::embedding::embedding_backward(&rows, &dy.contiguous_data::<T>(), &mut dw, c);
-            Tensor::from_contiguous(dw, [vocab, c])
+        crate::with_float_type!(self.dtype(), "embedding_backward", T => {
+            let dy = dy.contiguous_data::<T>();
+            kernels::cpu::embedding::embedding_backward(&rows, &dy, self.data_mut::<T>(), c);
         })
     }
 }
@@ -59,5 +82,13 @@ mod tests {
         let fast = Tensor::embedding_backward(&ids, &dy, 7);
         let reference = Tensor::zeros([7, 130], DType::F32).index_add(0, &ids.flatten_all(), &dy.reshape(&[6, 130]));
         assert_eq!(fast.to_vec::<f32>(), reference.to_vec::<f32>());
+        // Into an existing table: its rows plus the scatter, and a buffer
+        // another tensor shares is left alone.
+        let start = Tensor::randn([7, 130], &mut g);
+        let mut table = start.clone();
+        table.embedding_backward_add_(&ids, &dy);
+        let want = start.index_add(0, &ids.flatten_all(), &dy.reshape(&[6, 130]));
+        assert_eq!(table.to_vec::<f32>(), want.to_vec::<f32>());
+        assert_ne!(start.to_vec::<f32>(), table.to_vec::<f32>());
     }
 }
