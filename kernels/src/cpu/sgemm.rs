@@ -162,9 +162,7 @@ unsafe fn pack_a(a: View, i0: usize, p0: usize, mc: usize, kc: usize, out: *mut 
             if a.rows == 1 && rows == MR {
                 // Columns of A contiguous (A read transposed): each p is one
                 // run of 12 floats.
-                for p in 0..kc {
-                    std::ptr::copy_nonoverlapping(a.at(i0 + ir, p0 + p), dst.add(p * MR), MR);
-                }
+                copy_runs::<MR>(a.at(i0 + ir, p0), a.cols, kc, dst);
                 continue;
             }
             if a.cols == 1 && rows == MR {
@@ -205,9 +203,7 @@ unsafe fn pack_b(b: View, p0: usize, j0: usize, kc: usize, nc: usize, out: *mut 
             let dst = out.add(panel * NR * kc);
             if b.cols == 1 && cols == NR {
                 // Rows of B contiguous: each p is one run of 32 floats.
-                for p in 0..kc {
-                    std::ptr::copy_nonoverlapping(b.at(p0 + p, j0 + jr), dst.add(p * NR), NR);
-                }
+                copy_runs::<NR>(b.at(p0, j0 + jr), b.rows, kc, dst);
                 continue;
             }
             if b.rows == 1 && cols == NR {
@@ -227,6 +223,29 @@ unsafe fn pack_b(b: View, p0: usize, j0: usize, kc: usize, nc: usize, out: *mut 
                         *dst.add(p * NR + j) = 0.0;
                     }
                 }
+            }
+        }
+    }
+}
+
+/// `kc` runs of `RUN` (12 or 32) contiguous floats, `stride` apart in the
+/// source, laid end to end: vector loads and stores under a lane mask
+/// (12 = one masked vector), never reading past a run.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn copy_runs<const RUN: usize>(src: *const f32, stride: isize, kc: usize, dst: *mut f32) {
+    let full_vectors = RUN / 16;
+    let tail: __mmask16 = ((1u32 << (RUN % 16)) - 1) as __mmask16;
+    // SAFETY: each run holds RUN floats; dst holds kc·RUN floats.
+    unsafe {
+        for p in 0..kc {
+            let (from, to) = (src.offset(p as isize * stride), dst.add(p * RUN));
+            for v in 0..full_vectors {
+                _mm512_storeu_ps(to.add(16 * v), _mm512_loadu_ps(from.add(16 * v)));
+            }
+            if tail != 0 {
+                let at = 16 * full_vectors;
+                _mm512_mask_storeu_ps(to.add(at), tail, _mm512_maskz_loadu_ps(tail, from.add(at)));
             }
         }
     }
