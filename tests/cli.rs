@@ -116,6 +116,21 @@ fn bench_commands_report_json() {
     let (tps, ms) = (v["tokens_per_s"].as_f64().unwrap(), v["ms_per_token"].as_f64().unwrap());
     assert!((tps * ms / 1e3 - 1.0).abs() < 1e-9, "{v}");
     fails_with(&["bench", "train", "--preset", "nano", "--batch-size", "0"], "at least 1");
+
+    // Every product of a step: forward, dx and dW of five layers, with the
+    // FLOPs and time agreeing.
+    let out = scratchgpt(&["bench", "gemm", "--preset", "nano", "--tokens", "40", "--repeats", "1", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let products: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(products.len(), 15);
+    for p in &products {
+        let (m, k, n) = (p["m"].as_f64().unwrap(), p["k"].as_f64().unwrap(), p["n"].as_f64().unwrap());
+        let (ms, gflops) = (p["ms"].as_f64().unwrap(), p["gflops"].as_f64().unwrap());
+        assert!(gflops > 0.0 && ((2.0 * m * k * n) / (ms * 1e-3) / 1e9 / gflops - 1.0).abs() < 1e-9, "{p}");
+    }
+    assert_eq!(products[0]["name"], "qkv.y");
+    assert_eq!(products[0]["m"], 40);
+    fails_with(&["bench", "gemm", "--tokens", "0"], "at least 1");
 }
 
 #[test]
