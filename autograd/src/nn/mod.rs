@@ -38,19 +38,7 @@ pub trait Module: Send + Sync {
     /// Moves every parameter to `device` (dropping their gradients), e.g.
     /// `model.to_device(Device::Cuda(0))?` before training on a GPU.
     fn to_device(&self, device: tensor::Device) -> tensor::Result<()> {
-        let mut result = Ok(());
-        self.visit_parameters("", &mut |_, p| {
-            if result.is_ok() && p.device() != device {
-                match p.data().to_device(device) {
-                    Ok(moved) => {
-                        p.zero_grad();
-                        p.set_data(moved);
-                    }
-                    Err(e) => result = Err(e),
-                }
-            }
-        });
-        result
+        move_parameters(self, device)
     }
 
     /// Every parameter with its dotted name, in a stable order.
@@ -85,6 +73,24 @@ pub trait Module: Send + Sync {
     fn zero_grad(&self) {
         self.parameters().iter().for_each(|p| p.zero_grad());
     }
+}
+
+/// Moves every parameter of `module` to `device`, dropping their gradients:
+/// what [`Module::to_device`] does unless a module must refuse first.
+pub fn move_parameters<M: Module + ?Sized>(module: &M, device: tensor::Device) -> tensor::Result<()> {
+    let mut result = Ok(());
+    module.visit_parameters("", &mut |_, p| {
+        if result.is_ok() && p.device() != device {
+            match p.data().to_device(device) {
+                Ok(moved) => {
+                    p.zero_grad();
+                    p.set_data(moved);
+                }
+                Err(e) => result = Err(e),
+            }
+        }
+    });
+    result
 }
 
 /// Joins a prefix and a name with a dot (`"" + "weight"` → `"weight"`).

@@ -30,6 +30,7 @@ use serde::Serialize;
 use serde_json::Value;
 use tensor::Generator;
 
+use super::bench::median;
 use crate::common::{human_bytes, print_json};
 
 /// The seed of the held-out stories (training uses `DEFAULT_SEED`).
@@ -209,16 +210,6 @@ fn number(v: &Value, key: &str) -> Result<f64> {
 fn file_size(dir: &Path) -> Result<u64> {
     let path = dir.join(gpt::weights::hf::WEIGHTS_FILE);
     Ok(std::fs::metadata(&path).with_context(|| format!("{}: cannot read", path.display()))?.len())
-}
-
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    let n = xs.len();
-    if n % 2 == 1 {
-        xs[n / 2]
-    } else {
-        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
-    }
 }
 
 /// Quantizes `f32_dir` every way and measures all five folders.

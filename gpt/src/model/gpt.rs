@@ -141,19 +141,7 @@ impl Module for GPTModel {
             let reason = format!("a quantized ({scheme}) model runs on the CPU only");
             return Err(tensor::TensorError::DeviceUnavailable(device, reason));
         }
-        let mut result = Ok(());
-        self.visit_parameters("", &mut |_, p| {
-            if result.is_ok() && p.device() != device {
-                match p.data().to_device(device) {
-                    Ok(moved) => {
-                        p.zero_grad();
-                        p.set_data(moved);
-                    }
-                    Err(e) => result = Err(e),
-                }
-            }
-        });
-        result
+        autograd::nn::move_parameters(self, device)
     }
 }
 
