@@ -17,11 +17,23 @@
 //! Heads are independent, so (batch, head) pairs run in parallel; each one
 //! uses the strided GEMM for its products, reading Kᵀ, Vᵀ, Pᵀ and dSᵀ through
 //! swapped strides rather than copies.
+//!
+//! The masked half is never computed. Queries go in blocks of `BLOCK` rows,
+//! and a block ending at row i1 multiplies only the keys it can see,
+//! 0..i1 + (tk − tq): S and P·V for a block cost its share of the lower
+//! triangle, not the whole square. The backward does the same from the
+//! other side: dV and dK for keys j0..j1 gather only queries i ≥ j0, whose
+//! rows of P and dS are nonzero there. For T = 256 that is 10 of the 16
+//! blocks of each product. Skipped entries are exact zeros, so the results
+//! are those of the full products.
 
 use num_traits::Float;
 use rayon::prelude::*;
 
-use super::gemm::{gemm, GemmElement, Strided};
+use super::gemm::{gemm_serial_into, GemmElement, Strided};
+
+/// Query rows per block of the causal products.
+const BLOCK: usize = 64;
 use super::math::FastExp;
 
 /// Buffers are dense `[heads, rows, d]` (heads = batch × n_heads) for
@@ -79,18 +91,13 @@ pub fn causal_attention_forward_strided<T: FastExp + GemmElement>(
     let past = tk - tq;
     out.par_chunks_mut(tq * d).zip(probs.par_chunks_mut(tq * tk)).enumerate().for_each(|(h, (o, p))| {
         let (qo, ko) = (h * tq * d, kv.offset + h * kv.head_stride);
-        // S = Q·Kᵀ, with Kᵀ read as K's buffer with swapped strides.
-        gemm(
-            tq,
-            d,
-            tk,
-            q,
-            Strided::row_major(qo, d),
-            k,
-            Strided { offset: ko, row_stride: 1, col_stride: d },
-            p,
-            false,
-        );
+        // S = Q·Kᵀ block by block, each over the keys its rows can see, with
+        // Kᵀ read as K's buffer with swapped strides.
+        for i0 in (0..tq).step_by(BLOCK) {
+            let (rows, seen) = (BLOCK.min(tq - i0), BLOCK.min(tq - i0) + i0 + past);
+            let kt = Strided { offset: ko, row_stride: 1, col_stride: d };
+            gemm_serial_into(rows, d, seen, q, Strided::row_major(qo + i0 * d, d), k, kt, &mut p[i0 * tk..], tk, false);
+        }
         for (i, row) in p.chunks_mut(tk).enumerate() {
             let visible = i + past + 1;
             let max = row[..visible].iter().fold(T::neg_infinity(), |m, &x| m.max(x * scale));
@@ -102,7 +109,12 @@ pub fn causal_attention_forward_strided<T: FastExp + GemmElement>(
             row[..visible].iter_mut().for_each(|x| *x = *x * inv);
             row[visible..].iter_mut().for_each(|x| *x = T::zero());
         }
-        gemm(tq, tk, d, p, Strided::row_major(0, tk), v, Strided::row_major(ko, d), o, false);
+        // O = P·V, each block over its visible keys only.
+        for i0 in (0..tq).step_by(BLOCK) {
+            let (rows, seen) = (BLOCK.min(tq - i0), BLOCK.min(tq - i0) + i0 + past);
+            let (pb, vb) = (Strided::row_major(i0 * tk, tk), Strided::row_major(ko, d));
+            gemm_serial_into(rows, seen, d, p, pb, v, vb, &mut o[i0 * d..], d, false);
+        }
     });
 }
 
@@ -130,35 +142,46 @@ pub fn causal_attention_backward<T: Float + GemmElement>(
         heads * t * t
     );
     let scale = T::from(1.0 / (d as f64).sqrt()).unwrap();
-    dq.par_chunks_mut(t * d).zip(dk.par_chunks_mut(t * d).zip(dv.par_chunks_mut(t * d))).enumerate().for_each(
-        |(h, (dq, (dk, dv)))| {
+    let blocks = || (0..t).step_by(BLOCK).map(move |s| (s, BLOCK.min(t - s)));
+    dq.par_chunks_mut(t * d).zip(dk.par_chunks_mut(t * d).zip(dv.par_chunks_mut(t * d))).enumerate().for_each_init(
+        || vec![T::zero(); t * t],
+        |ds, (h, (dq, (dk, dv)))| {
             let (o, po) = (h * t * d, h * t * t);
             let p = &probs[po..po + t * t];
-            // dV = Pᵀ·dO
-            gemm(
-                t,
-                t,
-                d,
-                p,
-                Strided { offset: 0, row_stride: 1, col_stride: t },
-                d_out,
-                Strided::row_major(o, d),
-                dv,
-                false,
-            );
-            // dP = dO·Vᵀ, then dS in place.
-            let mut ds = vec![T::zero(); t * t];
-            gemm(
-                t,
-                d,
-                t,
-                d_out,
-                Strided::row_major(o, d),
-                v,
-                Strided { offset: o, row_stride: 1, col_stride: d },
-                &mut ds,
-                false,
-            );
+            // dV = Pᵀ·dO: keys j0..j0+n gather the queries i ≥ j0 (P[i, j]
+            // is zero above the diagonal), Pᵀ read through swapped strides.
+            for (j0, n) in blocks() {
+                let pt = Strided { offset: j0 * t + j0, row_stride: 1, col_stride: t };
+                gemm_serial_into(
+                    n,
+                    t - j0,
+                    d,
+                    p,
+                    pt,
+                    d_out,
+                    Strided::row_major(o + j0 * d, d),
+                    &mut dv[j0 * d..],
+                    d,
+                    false,
+                );
+            }
+            // dP = dO·Vᵀ over each query block's visible keys, then dS in
+            // place (zero wherever P is).
+            for (i0, n) in blocks() {
+                let vt = Strided { offset: o, row_stride: 1, col_stride: d };
+                gemm_serial_into(
+                    n,
+                    d,
+                    i0 + n,
+                    d_out,
+                    Strided::row_major(o + i0 * d, d),
+                    v,
+                    vt,
+                    &mut ds[i0 * t..],
+                    t,
+                    false,
+                );
+            }
             for i in 0..t {
                 let (pr, dr) = (&p[i * t..(i + 1) * t], &mut ds[i * t..(i + 1) * t]);
                 let dot = pr[..=i].iter().zip(&dr[..=i]).fold(T::zero(), |s, (&a, &b)| s + a * b);
@@ -166,19 +189,27 @@ pub fn causal_attention_backward<T: Float + GemmElement>(
                     dr[j] = if j <= i { pr[j] * (dr[j] - dot) * scale } else { T::zero() };
                 }
             }
-            // dQ = dS·K, dK = dSᵀ·Q (scale already folded into dS).
-            gemm(t, t, d, &ds, Strided::row_major(0, t), k, Strided::row_major(o, d), dq, false);
-            gemm(
-                t,
-                t,
-                d,
-                &ds,
-                Strided { offset: 0, row_stride: 1, col_stride: t },
-                q,
-                Strided::row_major(o, d),
-                dk,
-                false,
-            );
+            // dQ = dS·K and dK = dSᵀ·Q, over the same triangles (scale is
+            // already folded into dS).
+            for (i0, n) in blocks() {
+                let dsb = Strided::row_major(i0 * t, t);
+                gemm_serial_into(n, i0 + n, d, ds, dsb, k, Strided::row_major(o, d), &mut dq[i0 * d..], d, false);
+            }
+            for (j0, n) in blocks() {
+                let dst = Strided { offset: j0 * t + j0, row_stride: 1, col_stride: t };
+                gemm_serial_into(
+                    n,
+                    t - j0,
+                    d,
+                    ds,
+                    dst,
+                    q,
+                    Strided::row_major(o + j0 * d, d),
+                    &mut dk[j0 * d..],
+                    d,
+                    false,
+                );
+            }
         },
     );
 }
@@ -209,15 +240,56 @@ mod tests {
 
     #[test]
     fn matches_naive_with_and_without_a_cache_offset() {
-        let (d, tk) = (4, 6);
+        // 150 keys: three query blocks, the last one ragged.
+        let (d, tk) = (4, 150);
         let k: Vec<f64> = (0..tk * d).map(|i| (i as f64 * 0.37).sin()).collect();
         let v: Vec<f64> = (0..tk * d).map(|i| (i as f64 * 0.23).cos()).collect();
-        for tq in [6, 2, 1] {
+        for tq in [150, 70, 2, 1] {
             let q: Vec<f64> = (0..tq * d).map(|i| (i as f64 * 0.71).cos()).collect();
             let (mut out, mut p) = (vec![0.0; tq * d], vec![0.0; tq * tk]);
             causal_attention_forward(&q, &k, &v, 1, tq, tk, d, &mut out, &mut p);
             for (a, b) in out.iter().zip(naive(&q, &k, &v, tq, tk, d)) {
                 assert!((a - b).abs() < 1e-12, "tq {tq}: {a} vs {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn blocked_backward_matches_the_full_products() {
+        // Three blocks of queries and keys (the last ragged), two heads.
+        let (heads, t, d) = (2, 150, 4);
+        let gen = |n: usize, f: f64| -> Vec<f64> { (0..n).map(|i| (i as f64 * f).sin()).collect() };
+        let (q, k, v, d_out) =
+            (gen(heads * t * d, 0.71), gen(heads * t * d, 0.37), gen(heads * t * d, 0.23), gen(heads * t * d, 0.13));
+        let (mut out, mut p) = (vec![0.0; heads * t * d], vec![0.0; heads * t * t]);
+        causal_attention_forward(&q, &k, &v, heads, t, t, d, &mut out, &mut p);
+        let (mut dq, mut dk, mut dv) = (vec![0.0; heads * t * d], vec![0.0; heads * t * d], vec![0.0; heads * t * d]);
+        causal_attention_backward(&q, &k, &v, &p, &d_out, heads, t, d, &mut dq, &mut dk, &mut dv);
+        let scale = 1.0 / (d as f64).sqrt();
+        for h in 0..heads {
+            let (o, po) = (h * t * d, h * t * t);
+            let at = |x: &[f64], i: usize, c: usize| x[o + i * d + c];
+            let pij = |i: usize, j: usize| p[po + i * t + j];
+            // Every product over the whole square, by the definitions.
+            let dp = |i: usize, j: usize| (0..d).map(|c| at(&d_out, i, c) * at(&v, j, c)).sum::<f64>();
+            let ds: Vec<f64> = (0..t * t)
+                .map(|ij| {
+                    let (i, j) = (ij / t, ij % t);
+                    let dot: f64 = (0..t).map(|l| pij(i, l) * dp(i, l)).sum();
+                    pij(i, j) * (dp(i, j) - dot) * scale
+                })
+                .collect();
+            for i in 0..t {
+                for c in 0..d {
+                    let want_dv: f64 = (0..t).map(|l| pij(l, i) * at(&d_out, l, c)).sum();
+                    let want_dq: f64 = (0..t).map(|l| ds[i * t + l] * at(&k, l, c)).sum();
+                    let want_dk: f64 = (0..t).map(|l| ds[l * t + i] * at(&q, l, c)).sum();
+                    for (got, want) in
+                        [(dv[o + i * d + c], want_dv), (dq[o + i * d + c], want_dq), (dk[o + i * d + c], want_dk)]
+                    {
+                        assert!((got - want).abs() < 1e-10, "head {h} row {i}: {got} vs {want}");
+                    }
+                }
             }
         }
     }

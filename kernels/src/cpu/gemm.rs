@@ -215,6 +215,38 @@ pub fn batched_gemm<T: GemmElement>(
     unsafe { batched_gemm_raw(m, k, n, a, sa, b, sb, c.as_mut_ptr(), accumulate) }
 }
 
+/// One GEMM on the calling thread into a block of a larger matrix: C's
+/// rows are `c_row_stride` apart in `c`. For kernels that are parallel
+/// already (attention runs heads in parallel) and multiply sub-blocks.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_serial_into<T: GemmElement>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[T],
+    sa: Strided,
+    b: &[T],
+    sb: Strided,
+    c: &mut [T],
+    c_row_stride: usize,
+    accumulate: bool,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(n <= c_row_stride, "gemm: {n} columns in rows {c_row_stride} apart");
+    assert!(c.len() >= (m - 1) * c_row_stride + n, "gemm: output holds {} elements, need more", c.len());
+    assert!(sa.end(m, k) <= a.len(), "gemm: A operand {sa:?} ({m}x{k}) overruns a buffer of {}", a.len());
+    assert!(sb.end(k, n) <= b.len(), "gemm: B operand {sb:?} ({k}x{n}) overruns a buffer of {}", b.len());
+    if k == 0 {
+        if !accumulate {
+            c.chunks_mut(c_row_stride).take(m).for_each(|row| row[..n].fill(T::default()));
+        }
+        return;
+    }
+    gemm_block(m, k, n, a, sa, b, sb, c.as_mut_ptr(), c_row_stride, accumulate)
+}
+
 /// Like [`batched_gemm`] into `c`, an empty vector (its capacity is used,
 /// growing it if needed), which is returned filled. The buffer is never
 /// zeroed first: with β = 0 the kernel writes every element without reading
