@@ -9,7 +9,7 @@ use tensor::{DType, Generator, Tensor};
 
 use super::{gradcheck, GradcheckReport};
 use crate::loss::{binary_cross_entropy, cross_entropy, mse_loss, IGNORE_INDEX};
-use crate::ops::attention::causal_attention;
+use crate::ops::attention::{causal_attention, causal_self_attention};
 use crate::ops::dropout::dropout;
 use crate::ops::layer_norm::layer_norm;
 use crate::ops::linear::linear;
@@ -179,6 +179,8 @@ pub fn cases(s: Sizes, gen: &mut Generator) -> Vec<OpCase> {
     // Causal attention on [B, H, T, D].
     let heads = [b, 2, m + 1, k];
     add(c, "causal_attention", vec![r(&heads), r(&heads), r(&heads)], |v| causal_attention(&v[0], &v[1], &v[2]));
+    // The same from a packed [B, T, 3·H·D] projection, heads read in place.
+    add(c, "causal_self_attention (packed qkv)", vec![r(&[b, m + 1, 3 * 2 * k])], |v| causal_self_attention(&v[0], 2));
 
     // Normalisation, dropout, layers.
     let (gamma, beta) = (r(&[n]), r(&[n]));

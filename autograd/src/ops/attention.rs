@@ -58,3 +58,36 @@ pub fn causal_attention(q: &Var, k: &Var, v: &Var) -> Var {
     let out = Tensor::causal_attention(&qd, &kd, &vd);
     Var::from_op(out.out, &[q, k, v], || CausalAttention { q: qd, k: kd, v: vd, probs: out.probs })
 }
+
+struct PackedAttention {
+    qkv: Tensor,
+    probs: Tensor,
+    n_heads: usize,
+}
+
+impl BackwardOp for PackedAttention {
+    fn name(&self) -> &'static str {
+        "causal_self_attention"
+    }
+    fn backward(&self, g: &Tensor, _: &[bool]) -> Vec<Option<Tensor>> {
+        vec![Some(Tensor::causal_attention_packed_backward(&self.qkv, &self.probs, g, self.n_heads))]
+    }
+}
+
+/// A GPT block's attention straight from its qkv projection: `qkv`
+/// `[B, T, 3C]` (Q, K, V side by side) → `[B, T, C]`, the heads read and
+/// written in place (`Tensor::causal_attention_packed`), so neither pass
+/// copies Q, K, V or their gradients into `[B, H, T, D]` and back. On a GPU
+/// it is the composition of views and [`causal_attention`] (flash or not).
+pub fn causal_self_attention(qkv: &Var, n_heads: usize) -> Var {
+    if qkv.device().is_cuda() {
+        let (b, t, c) = (qkv.dim(0), qkv.dim(1), qkv.dim(2) / 3);
+        let dims = [b as isize, t as isize, n_heads as isize, (c / n_heads) as isize];
+        let heads = |i: usize| qkv.narrow(-1, i * c, c).reshape(&dims).transpose(1, 2);
+        let y = causal_attention(&heads(0), &heads(1), &heads(2));
+        return y.transpose(1, 2).reshape(&[b as isize, t as isize, c as isize]);
+    }
+    let data = qkv.data().contiguous();
+    let out = Tensor::causal_attention_packed(&data, n_heads);
+    Var::from_op(out.out, &[qkv], || PackedAttention { qkv: data, probs: out.probs, n_heads })
+}

@@ -15,7 +15,7 @@
 //! separate op); residual and embedding dropout are.
 
 use autograd::nn::Module;
-use autograd::{causal_attention, Var};
+use autograd::{causal_attention, causal_self_attention, Var};
 use tensor::Generator;
 
 use super::config::GPTConfig;
@@ -52,6 +52,11 @@ impl CausalSelfAttention {
         let (b, t, c) = (x.dim(0), x.dim(1), x.dim(2));
         let (h, d) = (self.n_heads, c / self.n_heads);
         let qkv = self.c_attn.forward(x);
+        if cache.is_none() {
+            // Training and evaluation: the heads are read where the
+            // projection left them.
+            return self.c_proj.forward(&causal_self_attention(&qkv, h));
+        }
         // [B, T, C] → [B, T, H, D] → [B, H, T, D]
         let heads = |i: usize| {
             qkv.narrow(-1, i * c, c).reshape(&[b as isize, t as isize, h as isize, d as isize]).transpose(1, 2)

@@ -16,7 +16,11 @@
 //!
 //! Heads are independent, so (batch, head) pairs run in parallel; each one
 //! uses the strided GEMM for its products, reading Kᵀ, Vᵀ, Pᵀ and dSᵀ through
-//! swapped strides rather than copies.
+//! swapped strides rather than copies. Every operand is read and written
+//! where it lies ([`HeadLayout`]): dense `[heads, T, D]` blocks, a KV
+//! cache's spaced-out heads, or the columns of the qkv projection's packed
+//! `[B, T, 3C]` output, so a GPT block never copies Q, K, V or their
+//! gradients into a heads-first layout and back.
 //!
 //! The masked half is never computed. Queries go in blocks of `BLOCK` rows,
 //! and a block ending at row i1 multiplies only the keys it can see,
@@ -30,14 +34,68 @@
 use num_traits::Float;
 use rayon::prelude::*;
 
-use super::gemm::{gemm_serial_into, GemmElement, Strided};
+use super::gemm::{gemm_serial_raw, GemmElement, Strided};
+use super::math::FastExp;
+use super::SendPtr;
 
 /// Query rows per block of the causal products.
 const BLOCK: usize = 64;
-use super::math::FastExp;
 
-/// Buffers are dense `[heads, rows, d]` (heads = batch × n_heads) for
-/// Q/K/V/O and `[heads, tq, tk]` for P.
+/// Where the heads of one operand lie in its buffer. Head h (counting
+/// batch-major, h = batch·n_heads + head), row i, column c is at
+/// `offset + (h / n_heads)·batch_stride + (h % n_heads)·head_stride +
+/// i·row_stride + c`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeadLayout {
+    pub offset: usize,
+    pub batch_stride: usize,
+    pub head_stride: usize,
+    pub row_stride: usize,
+    pub n_heads: usize,
+}
+
+impl HeadLayout {
+    /// Dense `[heads, rows, d]`.
+    pub fn dense(rows: usize, d: usize) -> Self {
+        HeadLayout { offset: 0, batch_stride: rows * d, head_stride: 0, row_stride: d, n_heads: 1 }
+    }
+
+    /// Heads of d columns side by side in rows of `width` (`[B, T, width]`),
+    /// the first head starting at column `column`: Q, K or V inside the
+    /// packed qkv projection (width 3C, column 0, C or 2C), or a `[B, T, C]`
+    /// attention output.
+    pub fn packed(t: usize, n_heads: usize, d: usize, width: usize, column: usize) -> Self {
+        HeadLayout { offset: column, batch_stride: t * width, head_stride: d, row_stride: width, n_heads }
+    }
+
+    /// Where head h's row 0 starts.
+    pub fn start(&self, h: usize) -> usize {
+        self.offset + (h / self.n_heads) * self.batch_stride + (h % self.n_heads) * self.head_stride
+    }
+
+    /// Head h's `[rows, d]` block as a GEMM operand.
+    fn operand(&self, h: usize) -> Strided {
+        Strided::row_major(self.start(h), self.row_stride)
+    }
+
+    /// Head h's block read transposed (`[d, rows]`).
+    fn transposed(&self, h: usize) -> Strided {
+        Strided { offset: self.start(h), row_stride: 1, col_stride: self.row_stride }
+    }
+
+    /// Panics unless `heads` blocks of `[rows, d]` fit in `len` elements.
+    fn check(&self, heads: usize, rows: usize, d: usize, len: usize, what: &str) {
+        if heads == 0 || rows == 0 {
+            return;
+        }
+        let end = (0..heads).map(|h| self.start(h)).max().unwrap_or(0) + (rows - 1) * self.row_stride + d;
+        assert!(end <= len, "attention: {what} {self:?} needs {end} elements, the buffer holds {len}");
+        assert!(d <= self.row_stride, "attention: {what} rows of {d} overlap at stride {}", self.row_stride);
+    }
+}
+
+/// Causal attention with dense `[heads, rows, d]` Q, K, V and O and
+/// `[heads, tq, tk]` P.
 #[allow(clippy::too_many_arguments)]
 pub fn causal_attention_forward<T: FastExp + GemmElement>(
     q: &[T],
@@ -50,53 +108,47 @@ pub fn causal_attention_forward<T: FastExp + GemmElement>(
     out: &mut [T],
     probs: &mut [T],
 ) {
-    assert_eq!(k.len(), heads * tk * d, "attention: K has {} elements, expected {}", k.len(), heads * tk * d);
-    causal_attention_forward_strided(q, k, v, KvLayout { offset: 0, head_stride: tk * d }, heads, tq, tk, d, out, probs)
+    let (qo, kv) = (HeadLayout::dense(tq, d), HeadLayout::dense(tk, d));
+    causal_attention_forward_in_place(q, qo, k, kv, v, kv, heads, tq, tk, d, out, qo, probs)
 }
 
-/// Where each head's `[tk, d]` keys and values start in their buffers:
-/// head h at `offset + h·head_stride`. A KV cache keeps room for more
-/// positions than it holds, so its heads are further apart than tk·d.
-#[derive(Clone, Copy, Debug)]
-pub struct KvLayout {
-    pub offset: usize,
-    pub head_stride: usize,
-}
-
-/// [`causal_attention_forward`] reading K and V where they lie (a KV
-/// cache's buffers), with Q, O and P dense.
+/// Causal attention reading Q, K, V and writing O where their layouts say;
+/// P is dense `[heads, tq, tk]`. O's heads must not overlap.
 #[allow(clippy::too_many_arguments)]
-pub fn causal_attention_forward_strided<T: FastExp + GemmElement>(
+pub fn causal_attention_forward_in_place<T: FastExp + GemmElement>(
     q: &[T],
+    ql: HeadLayout,
     k: &[T],
+    kl: HeadLayout,
     v: &[T],
-    kv: KvLayout,
+    vl: HeadLayout,
     heads: usize,
     tq: usize,
     tk: usize,
     d: usize,
     out: &mut [T],
+    ol: HeadLayout,
     probs: &mut [T],
 ) {
     assert!(tq <= tk, "attention: {tq} queries cannot follow {tk} keys causally");
-    assert_eq!(q.len(), heads * tq * d, "attention: Q has {} elements, expected {}", q.len(), heads * tq * d);
-    let kv_end = if heads == 0 { 0 } else { kv.offset + (heads - 1) * kv.head_stride + tk * d };
-    assert!(
-        k.len() >= kv_end && v.len() >= kv_end,
-        "attention: K/V buffers hold {} and {}, need {kv_end}",
-        k.len(),
-        v.len()
-    );
+    ql.check(heads, tq, d, q.len(), "Q");
+    kl.check(heads, tk, d, k.len(), "K");
+    vl.check(heads, tk, d, v.len(), "V");
+    ol.check(heads, tq, d, out.len(), "output");
+    assert_eq!(probs.len(), heads * tq * tk, "attention: P holds {}, expected {}", probs.len(), heads * tq * tk);
     let scale = T::from(1.0 / (d as f64).sqrt()).unwrap();
     let past = tk - tq;
-    out.par_chunks_mut(tq * d).zip(probs.par_chunks_mut(tq * tk)).enumerate().for_each(|(h, (o, p))| {
-        let (qo, ko) = (h * tq * d, kv.offset + h * kv.head_stride);
+    let out_ptr = SendPtr(out.as_mut_ptr());
+    probs.par_chunks_mut(tq * tk).enumerate().for_each(|(h, p)| {
+        let base = out_ptr;
         // S = Q·Kᵀ block by block, each over the keys its rows can see, with
         // Kᵀ read as K's buffer with swapped strides.
         for i0 in (0..tq).step_by(BLOCK) {
             let (rows, seen) = (BLOCK.min(tq - i0), BLOCK.min(tq - i0) + i0 + past);
-            let kt = Strided { offset: ko, row_stride: 1, col_stride: d };
-            gemm_serial_into(rows, d, seen, q, Strided::row_major(qo + i0 * d, d), k, kt, &mut p[i0 * tk..], tk, false);
+            let qb = ql.operand(h).shifted_rows(i0);
+            // SAFETY: the block is inside P (this task's chunk) and the
+            // operands were checked against their buffers.
+            unsafe { gemm_serial_raw(rows, d, seen, q, qb, k, kl.transposed(h), p[i0 * tk..].as_mut_ptr(), tk, false) };
         }
         for (i, row) in p.chunks_mut(tk).enumerate() {
             let visible = i + past + 1;
@@ -112,75 +164,69 @@ pub fn causal_attention_forward_strided<T: FastExp + GemmElement>(
         // O = P·V, each block over its visible keys only.
         for i0 in (0..tq).step_by(BLOCK) {
             let (rows, seen) = (BLOCK.min(tq - i0), BLOCK.min(tq - i0) + i0 + past);
-            let (pb, vb) = (Strided::row_major(i0 * tk, tk), Strided::row_major(ko, d));
-            gemm_serial_into(rows, seen, d, p, pb, v, vb, &mut o[i0 * d..], d, false);
+            let pb = Strided::row_major(i0 * tk, tk);
+            // SAFETY: head h's rows of O were checked inside `out` and belong
+            // to this task alone (heads do not overlap).
+            unsafe {
+                let o = base.0.add(ol.start(h) + i0 * ol.row_stride);
+                gemm_serial_raw(rows, seen, d, p, pb, v, vl.operand(h), o, ol.row_stride, false)
+            };
         }
     });
 }
 
-/// Gradients of Q, K and V from dO and the forward's saved P (tq = tk = t).
+/// Gradients of Q, K and V (`inputs`, read where their layouts say) from dO
+/// and the saved P, written into `grads` at the three `grad_layouts` (which
+/// may share the buffer, as the packed qkv gradient does, but not overlap).
 #[allow(clippy::too_many_arguments)]
-pub fn causal_attention_backward<T: Float + GemmElement>(
-    q: &[T],
-    k: &[T],
-    v: &[T],
+pub fn causal_attention_backward_in_place<T: Float + GemmElement>(
+    inputs: [(&[T], HeadLayout); 3],
     probs: &[T],
     d_out: &[T],
+    dol: HeadLayout,
     heads: usize,
     t: usize,
     d: usize,
-    dq: &mut [T],
-    dk: &mut [T],
-    dv: &mut [T],
+    grads: &mut [T],
+    grad_layouts: [HeadLayout; 3],
 ) {
-    assert_eq!(q.len(), heads * t * d, "attention backward: Q has {} elements, expected {}", q.len(), heads * t * d);
-    assert_eq!(
-        probs.len(),
-        heads * t * t,
-        "attention backward: P has {} elements, expected {}",
-        probs.len(),
-        heads * t * t
-    );
+    let [(q, ql), (k, kl), (v, vl)] = inputs;
+    for ((x, l), what) in inputs.iter().zip(["Q", "K", "V"]) {
+        l.check(heads, t, d, x.len(), what);
+    }
+    dol.check(heads, t, d, d_out.len(), "dO");
+    for l in &grad_layouts {
+        l.check(heads, t, d, grads.len(), "gradient");
+    }
+    assert_eq!(probs.len(), heads * t * t, "attention backward: P has {}, expected {}", probs.len(), heads * t * t);
+    let [dql, dkl, dvl] = grad_layouts;
     let scale = T::from(1.0 / (d as f64).sqrt()).unwrap();
     let blocks = || (0..t).step_by(BLOCK).map(move |s| (s, BLOCK.min(t - s)));
-    dq.par_chunks_mut(t * d).zip(dk.par_chunks_mut(t * d).zip(dv.par_chunks_mut(t * d))).enumerate().for_each_init(
+    let grads_ptr = SendPtr(grads.as_mut_ptr());
+    (0..heads).into_par_iter().for_each_init(
         || vec![T::zero(); t * t],
-        |ds, (h, (dq, (dk, dv)))| {
-            let (o, po) = (h * t * d, h * t * t);
-            let p = &probs[po..po + t * t];
+        |ds, h| {
+            let base = grads_ptr;
+            let p = &probs[h * t * t..(h + 1) * t * t];
+            // Rows j0.. of head h's gradient block in layout l.
+            // SAFETY (for every use below): the block was checked inside
+            // `grads`, and head h's blocks belong to this task alone.
+            let at = |l: HeadLayout, j0: usize| unsafe { base.0.add(l.start(h) + j0 * l.row_stride) };
             // dV = Pᵀ·dO: keys j0..j0+n gather the queries i ≥ j0 (P[i, j]
             // is zero above the diagonal), Pᵀ read through swapped strides.
             for (j0, n) in blocks() {
                 let pt = Strided { offset: j0 * t + j0, row_stride: 1, col_stride: t };
-                gemm_serial_into(
-                    n,
-                    t - j0,
-                    d,
-                    p,
-                    pt,
-                    d_out,
-                    Strided::row_major(o + j0 * d, d),
-                    &mut dv[j0 * d..],
-                    d,
-                    false,
-                );
+                let dob = dol.operand(h).shifted_rows(j0);
+                unsafe { gemm_serial_raw(n, t - j0, d, p, pt, d_out, dob, at(dvl, j0), dvl.row_stride, false) };
             }
             // dP = dO·Vᵀ over each query block's visible keys, then dS in
             // place (zero wherever P is).
             for (i0, n) in blocks() {
-                let vt = Strided { offset: o, row_stride: 1, col_stride: d };
-                gemm_serial_into(
-                    n,
-                    d,
-                    i0 + n,
-                    d_out,
-                    Strided::row_major(o + i0 * d, d),
-                    v,
-                    vt,
-                    &mut ds[i0 * t..],
-                    t,
-                    false,
-                );
+                let dob = dol.operand(h).shifted_rows(i0);
+                // SAFETY: rows i0..i0+n of the t×t scratch.
+                unsafe {
+                    gemm_serial_raw(n, d, i0 + n, d_out, dob, v, vl.transposed(h), ds[i0 * t..].as_mut_ptr(), t, false)
+                };
             }
             for i in 0..t {
                 let (pr, dr) = (&p[i * t..(i + 1) * t], &mut ds[i * t..(i + 1) * t]);
@@ -193,22 +239,12 @@ pub fn causal_attention_backward<T: Float + GemmElement>(
             // already folded into dS).
             for (i0, n) in blocks() {
                 let dsb = Strided::row_major(i0 * t, t);
-                gemm_serial_into(n, i0 + n, d, ds, dsb, k, Strided::row_major(o, d), &mut dq[i0 * d..], d, false);
+                unsafe { gemm_serial_raw(n, i0 + n, d, ds, dsb, k, kl.operand(h), at(dql, i0), dql.row_stride, false) };
             }
             for (j0, n) in blocks() {
                 let dst = Strided { offset: j0 * t + j0, row_stride: 1, col_stride: t };
-                gemm_serial_into(
-                    n,
-                    t - j0,
-                    d,
-                    ds,
-                    dst,
-                    q,
-                    Strided::row_major(o + j0 * d, d),
-                    &mut dk[j0 * d..],
-                    d,
-                    false,
-                );
+                let qb = ql.operand(h).shifted_rows(j0);
+                unsafe { gemm_serial_raw(n, t - j0, d, ds, dst, q, qb, at(dkl, j0), dkl.row_stride, false) };
             }
         },
     );
@@ -263,8 +299,25 @@ mod tests {
             (gen(heads * t * d, 0.71), gen(heads * t * d, 0.37), gen(heads * t * d, 0.23), gen(heads * t * d, 0.13));
         let (mut out, mut p) = (vec![0.0; heads * t * d], vec![0.0; heads * t * t]);
         causal_attention_forward(&q, &k, &v, heads, t, t, d, &mut out, &mut p);
-        let (mut dq, mut dk, mut dv) = (vec![0.0; heads * t * d], vec![0.0; heads * t * d], vec![0.0; heads * t * d]);
-        causal_attention_backward(&q, &k, &v, &p, &d_out, heads, t, d, &mut dq, &mut dk, &mut dv);
+        // The three gradients side by side in one buffer, as Q, K, V's are
+        // in a packed qkv gradient; dQ in the middle to catch crossed layouts.
+        let n = heads * t * d;
+        let mut grads = vec![0.0; 3 * n];
+        let dense = HeadLayout::dense(t, d);
+        let part = |i: usize| HeadLayout { offset: i * n, ..dense };
+        let inputs = [(&q[..], dense), (&k[..], dense), (&v[..], dense)];
+        causal_attention_backward_in_place(
+            inputs,
+            &p,
+            &d_out,
+            dense,
+            heads,
+            t,
+            d,
+            &mut grads,
+            [part(1), part(0), part(2)],
+        );
+        let (dk, dq, dv) = (&grads[..n], &grads[n..2 * n], &grads[2 * n..]);
         let scale = 1.0 / (d as f64).sqrt();
         for h in 0..heads {
             let (o, po) = (h * t * d, h * t * t);

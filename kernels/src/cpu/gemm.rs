@@ -39,6 +39,11 @@ impl Strided {
         self.offset + (rows - 1) * self.row_stride + (cols - 1) * self.col_stride + 1
     }
 
+    /// The same operand starting `rows` rows further down.
+    pub fn shifted_rows(self, rows: usize) -> Self {
+        self.shifted(rows, 0)
+    }
+
     fn shifted(self, rows: usize, cols: usize) -> Self {
         Strided { offset: self.offset + rows * self.row_stride + cols * self.col_stride, ..self }
     }
@@ -215,11 +220,16 @@ pub fn batched_gemm<T: GemmElement>(
     unsafe { batched_gemm_raw(m, k, n, a, sa, b, sb, c.as_mut_ptr(), accumulate) }
 }
 
-/// One GEMM on the calling thread into a block of a larger matrix: C's
-/// rows are `c_row_stride` apart in `c`. For kernels that are parallel
-/// already (attention runs heads in parallel) and multiply sub-blocks.
+/// One GEMM on the calling thread into a block of a larger matrix, C's rows
+/// `c_row_stride` apart: for kernels that are parallel already and whose
+/// tasks write disjoint blocks of one buffer (attention's heads, side by
+/// side in the rows of a `[B, T, C]` output).
+///
+/// # Safety
+/// `c` must point at m rows of n writable elements, `c_row_stride` apart,
+/// that nothing else reads or writes during the call.
 #[allow(clippy::too_many_arguments)]
-pub fn gemm_serial_into<T: GemmElement>(
+pub unsafe fn gemm_serial_raw<T: GemmElement>(
     m: usize,
     k: usize,
     n: usize,
@@ -227,7 +237,7 @@ pub fn gemm_serial_into<T: GemmElement>(
     sa: Strided,
     b: &[T],
     sb: Strided,
-    c: &mut [T],
+    c: *mut T,
     c_row_stride: usize,
     accumulate: bool,
 ) {
@@ -235,16 +245,18 @@ pub fn gemm_serial_into<T: GemmElement>(
         return;
     }
     assert!(n <= c_row_stride, "gemm: {n} columns in rows {c_row_stride} apart");
-    assert!(c.len() >= (m - 1) * c_row_stride + n, "gemm: output holds {} elements, need more", c.len());
     assert!(sa.end(m, k) <= a.len(), "gemm: A operand {sa:?} ({m}x{k}) overruns a buffer of {}", a.len());
     assert!(sb.end(k, n) <= b.len(), "gemm: B operand {sb:?} ({k}x{n}) overruns a buffer of {}", b.len());
     if k == 0 {
         if !accumulate {
-            c.chunks_mut(c_row_stride).take(m).for_each(|row| row[..n].fill(T::default()));
+            for i in 0..m {
+                // SAFETY: row i of C holds n elements (the caller's contract).
+                unsafe { std::ptr::write_bytes(c.add(i * c_row_stride), 0, n) };
+            }
         }
         return;
     }
-    gemm_block(m, k, n, a, sa, b, sb, c.as_mut_ptr(), c_row_stride, accumulate)
+    gemm_block(m, k, n, a, sa, b, sb, c, c_row_stride, accumulate)
 }
 
 /// Like [`batched_gemm`] into `c`, an empty vector (its capacity is used,
