@@ -154,17 +154,19 @@ pub unsafe fn sgemm(m: usize, k: usize, n: usize, a: View, b: View, c: *mut f32,
 /// p-major; rows past the edge are zeros.
 #[cfg(target_arch = "x86_64")]
 unsafe fn pack_a(a: View, i0: usize, p0: usize, mc: usize, kc: usize, out: *mut f32) {
-    for (panel, ir) in (0..mc).step_by(MR).enumerate() {
+    let mut first = 0;
+    if a.rows == 1 {
+        // Columns of A contiguous (A read transposed): for each p, one run
+        // of 12 floats per panel, all side by side in the source.
+        first = mc / MR;
+        // SAFETY: the runs lie inside A; `first` panels fit in `out`.
+        unsafe { copy_runs::<MR>(a.at(i0, p0), a.cols, kc, first, out) };
+    }
+    for (panel, ir) in (0..mc).step_by(MR).enumerate().skip(first) {
         let rows = MR.min(mc - ir);
         // SAFETY: the panel's MR·kc floats are inside `out`; reads stay in A.
         unsafe {
             let dst = out.add(panel * MR * kc);
-            if a.rows == 1 && rows == MR {
-                // Columns of A contiguous (A read transposed): each p is one
-                // run of 12 floats.
-                copy_runs::<MR>(a.at(i0 + ir, p0), a.cols, kc, dst);
-                continue;
-            }
             if a.cols == 1 && rows == MR {
                 // Rows of A contiguous (the usual activations): 12 rows
                 // turned into columns, 16 values of p at a time.
@@ -196,16 +198,18 @@ unsafe fn pack_a(a: View, i0: usize, p0: usize, mc: usize, kc: usize, out: *mut 
 /// p-major; columns past the edge are zeros.
 #[cfg(target_arch = "x86_64")]
 unsafe fn pack_b(b: View, p0: usize, j0: usize, kc: usize, nc: usize, out: *mut f32) {
-    for (panel, jr) in (0..nc).step_by(NR).enumerate() {
+    let mut first = 0;
+    if b.cols == 1 {
+        // Rows of B contiguous: for each p, one run of 32 floats per panel.
+        first = nc / NR;
+        // SAFETY: the runs lie inside B; `first` panels fit in `out`.
+        unsafe { copy_runs::<NR>(b.at(p0, j0), b.rows, kc, first, out) };
+    }
+    for (panel, jr) in (0..nc).step_by(NR).enumerate().skip(first) {
         let cols = NR.min(nc - jr);
         // SAFETY: the panel's NR·kc floats are inside `out`; reads stay in B.
         unsafe {
             let dst = out.add(panel * NR * kc);
-            if b.cols == 1 && cols == NR {
-                // Rows of B contiguous: each p is one run of 32 floats.
-                copy_runs::<NR>(b.at(p0, j0 + jr), b.rows, kc, dst);
-                continue;
-            }
             if b.rows == 1 && cols == NR {
                 // B read transposed (a weight W [n, k] as Wᵀ): 32 contiguous
                 // columns turned into rows, 16×16 blocks at a time.
@@ -228,24 +232,32 @@ unsafe fn pack_b(b: View, p0: usize, j0: usize, kc: usize, nc: usize, out: *mut 
     }
 }
 
-/// `kc` runs of `RUN` (12 or 32) contiguous floats, `stride` apart in the
-/// source, laid end to end: vector loads and stores under a lane mask
-/// (12 = one masked vector), never reading past a run.
+/// `panels` whole panels of an operand whose panel runs are contiguous
+/// in the source: for each p, `panels` runs of `RUN` (12 or 32) floats lie
+/// side by side at `src + p·stride`, and run q goes to panel q, at
+/// `dst + q·RUN·kc + p·RUN`. Walking the source row by row (p outer) reads
+/// it as one sequential stream the prefetcher follows; panel by panel, each
+/// pass would hop `stride` floats per step and wait on memory. Vector
+/// loads and stores, under a lane mask for 12, never read past a run.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn copy_runs<const RUN: usize>(src: *const f32, stride: isize, kc: usize, dst: *mut f32) {
+unsafe fn copy_runs<const RUN: usize>(src: *const f32, stride: isize, kc: usize, panels: usize, dst: *mut f32) {
     let full_vectors = RUN / 16;
     let tail: __mmask16 = ((1u32 << (RUN % 16)) - 1) as __mmask16;
-    // SAFETY: each run holds RUN floats; dst holds kc·RUN floats.
+    // SAFETY: row p holds panels·RUN floats from src + p·stride; dst holds
+    // panels·kc·RUN floats.
     unsafe {
         for p in 0..kc {
-            let (from, to) = (src.offset(p as isize * stride), dst.add(p * RUN));
-            for v in 0..full_vectors {
-                _mm512_storeu_ps(to.add(16 * v), _mm512_loadu_ps(from.add(16 * v)));
-            }
-            if tail != 0 {
-                let at = 16 * full_vectors;
-                _mm512_mask_storeu_ps(to.add(at), tail, _mm512_maskz_loadu_ps(tail, from.add(at)));
+            let row = src.offset(p as isize * stride);
+            for q in 0..panels {
+                let (from, to) = (row.add(q * RUN), dst.add(q * RUN * kc + p * RUN));
+                for v in 0..full_vectors {
+                    _mm512_storeu_ps(to.add(16 * v), _mm512_loadu_ps(from.add(16 * v)));
+                }
+                if tail != 0 {
+                    let at = 16 * full_vectors;
+                    _mm512_mask_storeu_ps(to.add(at), tail, _mm512_maskz_loadu_ps(tail, from.add(at)));
+                }
             }
         }
     }
