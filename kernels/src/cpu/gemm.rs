@@ -90,12 +90,12 @@ pub trait GemmElement: Copy + Default + Send + Sync + 'static {
         false
     }
 
-    /// C `[m, n]` (row stride `rsc`, column stride 1) (+)= A·B through our
-    /// own packed kernel (`sgemm`); false when this type or CPU has none and
-    /// `raw_gemm` must do it.
+    /// C `[m, n]` (row stride `rsc`, column stride 1) (+)= A·B, or
+    /// C = bias + A·B, through our own packed kernel (`sgemm`); false when
+    /// this type or CPU has none and `raw_gemm` must do it.
     ///
     /// # Safety
-    /// As for `raw_gemm`.
+    /// As for `raw_gemm`, and `bias` n readable elements.
     #[allow(clippy::too_many_arguments)]
     unsafe fn raw_own_gemm(
         _m: usize,
@@ -104,6 +104,7 @@ pub trait GemmElement: Copy + Default + Send + Sync + 'static {
         _a: (*const Self, isize, isize),
         _b: (*const Self, isize, isize),
         _accumulate: bool,
+        _bias: Option<*const Self>,
         _c: *mut Self,
         _rsc: usize,
     ) -> bool {
@@ -160,6 +161,7 @@ gemm_element!(f32, matrixmultiply::sgemm, {
         a: (*const f32, isize, isize),
         b: (*const f32, isize, isize),
         accumulate: bool,
+        bias: Option<*const f32>,
         c: *mut f32,
         rsc: usize,
     ) -> bool {
@@ -168,10 +170,10 @@ gemm_element!(f32, matrixmultiply::sgemm, {
             use super::sgemm::{sgemm, View};
             let (a, b) = (View { ptr: a.0, rows: a.1, cols: a.2 }, View { ptr: b.0, rows: b.1, cols: b.2 });
             // SAFETY: forwarded from the caller's contract; AVX-512F checked.
-            unsafe { sgemm(m, k, n, a, b, c, rsc, accumulate) };
+            unsafe { sgemm(m, k, n, a, b, c, rsc, accumulate, bias) };
             return true;
         }
-        let _ = (m, k, n, a, b, accumulate, c, rsc);
+        let _ = (m, k, n, a, b, accumulate, bias, c, rsc);
         false
     }
 });
@@ -217,7 +219,7 @@ pub fn batched_gemm<T: GemmElement>(
         c.fill(T::default());
     }
     // SAFETY: `c` is an exclusive borrow of exactly batch·m·n elements.
-    unsafe { batched_gemm_raw(m, k, n, a, sa, b, sb, c.as_mut_ptr(), accumulate) }
+    unsafe { batched_gemm_raw(m, k, n, a, sa, b, sb, c.as_mut_ptr(), accumulate, None) }
 }
 
 /// One GEMM on the calling thread into a block of a larger matrix, C's rows
@@ -256,7 +258,7 @@ pub unsafe fn gemm_serial_raw<T: GemmElement>(
         }
         return;
     }
-    gemm_block(m, k, n, a, sa, b, sb, c, c_row_stride, accumulate)
+    gemm_block(m, k, n, a, sa, b, sb, c, c_row_stride, accumulate, None)
 }
 
 /// Like [`batched_gemm`] into `c`, an empty vector (its capacity is used,
@@ -284,12 +286,47 @@ pub fn batched_gemm_new<T: GemmElement>(
     // SAFETY: the capacity holds `len` elements; with k > 0 and β = 0 the
     // kernel writes every one of them before `set_len` exposes them.
     unsafe {
-        batched_gemm_raw(m, k, n, a, sa, b, sb, c.as_mut_ptr(), false);
+        batched_gemm_raw(m, k, n, a, sa, b, sb, c.as_mut_ptr(), false, None);
         c.set_len(len);
     }
     c
 }
 
+/// A linear layer's y = bias + A·B (A the `[m, k]` input rows, B the
+/// transposed weight, bias `[n]`) into `c`, an empty vector as for
+/// [`batched_gemm_new`]. The kernel adds the bias while it writes each tile
+/// of C, so there is no separate pass broadcasting it over C first.
+#[allow(clippy::too_many_arguments)]
+pub fn linear_gemm_new<T: GemmElement>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[T],
+    sa: Strided,
+    b: &[T],
+    sb: Strided,
+    bias: &[T],
+    mut c: Vec<T>,
+) -> Vec<T> {
+    assert_eq!(bias.len(), n, "gemm: a bias of {} for {n} columns", bias.len());
+    c.clear();
+    if k == 0 {
+        for _ in 0..m {
+            c.extend_from_slice(bias);
+        }
+        return c;
+    }
+    c.reserve(m * n);
+    // SAFETY: as in `batched_gemm_new`: with k > 0 every element is written.
+    unsafe {
+        batched_gemm_raw(m, k, n, a, &[sa], b, &[sb], c.as_mut_ptr(), false, Some(bias));
+        c.set_len(m * n);
+    }
+    c
+}
+
+/// With a `bias` (n elements, `accumulate` false), every C starts from it.
+///
 /// # Safety
 /// `c` must point to `sa.len()·m·n` writable elements that nothing else
 /// accesses during the call; they may be uninitialised when `accumulate` is
@@ -305,6 +342,7 @@ unsafe fn batched_gemm_raw<T: GemmElement>(
     sb: &[Strided],
     c: *mut T,
     accumulate: bool,
+    bias: Option<&[T]>,
 ) {
     let batch = sa.len();
     assert_eq!(batch, sb.len(), "gemm: {} A operands but {} B operands", batch, sb.len());
@@ -322,7 +360,7 @@ unsafe fn batched_gemm_raw<T: GemmElement>(
         let base = c_ptr;
         // SAFETY: block i of C is m·n elements at offset i·m·n, inside the
         // caller's buffer and touched by no other task.
-        gemm_block(m, k, n, a, sa[i], b, sb[i], unsafe { base.0.add(i * m * n) }, n, accumulate)
+        gemm_block(m, k, n, a, sa[i], b, sb[i], unsafe { base.0.add(i * m * n) }, n, accumulate, bias)
     };
     if work < PARALLEL_MIN_WORK || threads == 1 {
         (0..batch).for_each(block);
@@ -355,15 +393,18 @@ unsafe fn batched_gemm_raw<T: GemmElement>(
         unsafe {
             let c_block = base.0.add(i * m * n);
             if by_rows {
-                gemm_block(len, k, n, a, sa[i].shifted(start, 0), b, sb[i], c_block.add(start * n), n, accumulate);
+                let rows = sa[i].shifted(start, 0);
+                gemm_block(len, k, n, a, rows, b, sb[i], c_block.add(start * n), n, accumulate, bias);
             } else {
-                gemm_block(m, k, len, a, sa[i], b, sb[i].shifted(0, start), c_block.add(start), n, accumulate);
+                let (cols, bias) = (sb[i].shifted(0, start), bias.map(|bias| &bias[start..start + len]));
+                gemm_block(m, k, len, a, sa[i], b, cols, c_block.add(start), n, accumulate, bias);
             }
         }
     });
 }
 
-/// One single-threaded GEMM into C at `c` with row stride `rsc`.
+/// One single-threaded GEMM into C at `c` with row stride `rsc`, starting
+/// from C itself (`accumulate`), from the `bias` (n elements) or from zero.
 #[allow(clippy::too_many_arguments)]
 fn gemm_block<T: GemmElement>(
     m: usize,
@@ -376,34 +417,47 @@ fn gemm_block<T: GemmElement>(
     c: *mut T,
     rsc: usize,
     accumulate: bool,
+    bias: Option<&[T]>,
 ) {
     // SAFETY: the callers checked that A and B stay inside their slices
     // (`Strided::end`), and `c` points at an m×n block with row stride `rsc`
     // inside the output, which is a separate `&mut` borrow so it cannot alias.
     unsafe {
-        // One row against contiguous columns (a decode step's x·Wᵀ): stream
-        // W once instead of packing it.
-        if m == 1 && sa.col_stride == 1 && sb.row_stride == 1 {
-            let (a_row, b_start) = (a.as_ptr().add(sa.offset), b.as_ptr().add(sb.offset));
-            if T::raw_gemv(k, n, a_row, b_start, sb.col_stride, accumulate, c) {
-                return;
-            }
-        }
         let a_start = a.as_ptr().add(sa.offset);
         let b_start = b.as_ptr().add(sb.offset);
         let a_view = (a_start, sa.row_stride as isize, sa.col_stride as isize);
         let b_view = (b_start, sb.row_stride as isize, sb.col_stride as isize);
-        if T::raw_own_gemm(m, k, n, a_view, b_view, accumulate, c, rsc) {
+        // One row against contiguous columns (a decode step's x·Wᵀ) streams
+        // W once through the matrix-vector kernel instead of packing it.
+        let gemv_fits = m == 1 && sa.col_stride == 1 && sb.row_stride == 1;
+        if !gemv_fits && T::raw_own_gemm(m, k, n, a_view, b_view, accumulate, bias.map(<[T]>::as_ptr), c, rsc) {
+            return;
+        }
+        // The other kernels only add to C or overwrite it: put the bias in
+        // C first and add to it.
+        let accumulate = match bias {
+            Some(bias) => {
+                for i in 0..m {
+                    std::slice::from_raw_parts_mut(c.add(i * rsc), n).copy_from_slice(bias);
+                }
+                true
+            }
+            None => accumulate,
+        };
+        if gemv_fits && T::raw_gemv(k, n, a_start, b_start, sb.col_stride, accumulate, c) {
+            return;
+        }
+        if gemv_fits && T::raw_own_gemm(m, k, n, a_view, b_view, accumulate, None, c, rsc) {
             return;
         }
         T::raw_gemm(
             m,
             k,
             n,
-            a.as_ptr().add(sa.offset),
+            a_start,
             sa.row_stride as isize,
             sa.col_stride as isize,
-            b.as_ptr().add(sb.offset),
+            b_start,
             sb.row_stride as isize,
             sb.col_stride as isize,
             accumulate,
@@ -444,6 +498,27 @@ mod tests {
         let want = naive(m, k, n, &a, sa, &b, sb);
         for (x, y) in c.iter().zip(&want) {
             assert!((x - y).abs() < 1e-12, "{x} vs {y}");
+        }
+    }
+
+    #[test]
+    fn a_bias_start_equals_filling_c_with_it_then_accumulating() {
+        // f32 (our kernel: full and ragged tiles, row and column stripes,
+        // one row through the matrix-vector path) and f64 (the fallback).
+        for &(m, k, n) in &[(300, 400, 45), (7, 300, 700), (1, 64, 40), (13, 0, 5)] {
+            let a: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.013).sin()).collect();
+            let b: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.007).cos()).collect();
+            let bias: Vec<f32> = (0..n).map(|j| j as f32 * 0.5 - 3.0).collect();
+            let (sa, sb) = (Strided::row_major(0, k), Strided { offset: 0, row_stride: 1, col_stride: k });
+            let got = linear_gemm_new(m, k, n, &a, sa, &b, sb, &bias, Vec::new());
+            let mut want: Vec<f32> = (0..m).flat_map(|_| bias.iter().copied()).collect();
+            gemm(m, k, n, &a, sa, &b, sb, &mut want, true);
+            assert_eq!(got, want, "f32 {m}x{k}x{n}");
+            let widen = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<f64>>();
+            let got = linear_gemm_new(m, k, n, &widen(&a), sa, &widen(&b), sb, &widen(&bias), Vec::new());
+            let mut want: Vec<f64> = (0..m).flat_map(|_| widen(&bias)).collect();
+            gemm(m, k, n, &widen(&a), sa, &widen(&b), sb, &mut want, true);
+            assert_eq!(got, want, "f64 {m}x{k}x{n}");
         }
     }
 

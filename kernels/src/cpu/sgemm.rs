@@ -97,21 +97,41 @@ impl View {
 /// C `[m, n]` (row stride `rsc`, column stride 1) = A·B, or += when
 /// `accumulate`.
 ///
+/// With a `bias` (n floats, `accumulate` false), C = bias + A·B, the bias
+/// added to every row as the first KC-slice's tiles are written: the same
+/// sums as filling C with the bias and accumulating, without that pass.
+///
 /// # Safety
 /// The CPU must have AVX-512F ([`available`]); `a`, `b` and `c` must
-/// describe valid m×k, k×n and m×n matrices, C not overlapping A or B; with
-/// `accumulate` false, C may be uninitialised.
+/// describe valid m×k, k×n and m×n matrices, C not overlapping A or B, and
+/// `bias` n readable floats; with `accumulate` false, C may be
+/// uninitialised.
 #[cfg(target_arch = "x86_64")]
 #[allow(clippy::too_many_arguments)]
-pub unsafe fn sgemm(m: usize, k: usize, n: usize, a: View, b: View, c: *mut f32, rsc: usize, accumulate: bool) {
+pub unsafe fn sgemm(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: View,
+    b: View,
+    c: *mut f32,
+    rsc: usize,
+    accumulate: bool,
+    bias: Option<*const f32>,
+) {
     if m == 0 || n == 0 {
         return;
     }
     if k == 0 {
         if !accumulate {
             for i in 0..m {
-                // SAFETY: row i of C holds n elements.
-                unsafe { std::ptr::write_bytes(c.add(i * rsc), 0, n) };
+                // SAFETY: row i of C holds n elements, the bias n floats.
+                unsafe {
+                    match bias {
+                        Some(bias) => std::ptr::copy_nonoverlapping(bias, c.add(i * rsc), n),
+                        None => std::ptr::write_bytes(c.add(i * rsc), 0, n),
+                    }
+                }
             }
         }
         return;
@@ -124,6 +144,7 @@ pub unsafe fn sgemm(m: usize, k: usize, n: usize, a: View, b: View, c: *mut f32,
                 // The first slice of k writes C (or adds to it, when asked);
                 // later slices add to what the earlier ones left.
                 let add = accumulate || pc > 0;
+                let bias = if add { None } else { bias };
                 let a_packed = floats(&mut scratch.a, mc.div_ceil(MR) * MR * kc);
                 // SAFETY: the block lies inside A; the buffer holds every panel.
                 unsafe { pack_a(a, ic, pc, mc, kc, a_packed) };
@@ -137,10 +158,12 @@ pub unsafe fn sgemm(m: usize, k: usize, n: usize, a: View, b: View, c: *mut f32,
                         for jr in (0..nc).step_by(NR) {
                             let b_panel = unsafe { b_packed.add(jr * kc) };
                             let (rows, cols) = (MR.min(mc - ir), NR.min(nc - jr));
-                            // SAFETY: the tile at (ic+ir, jc+jr) is inside C.
+                            // SAFETY: the tile at (ic+ir, jc+jr) is inside C,
+                            // its columns inside the bias.
                             unsafe {
                                 let c_tile = c.add((ic + ir) * rsc + jc + jr);
-                                tile(kc, a_panel, b_panel, c_tile, rsc, rows, cols, add)
+                                let bias = bias.map(|bias| bias.add(jc + jr));
+                                tile(kc, a_panel, b_panel, c_tile, rsc, rows, cols, add, bias)
                             }
                         }
                     }
@@ -364,21 +387,37 @@ unsafe fn transpose_a_panel(a: View, i0: usize, p0: usize, kc: usize, dst: *mut 
 
 /// One MR×NR tile of C from an A panel and a B panel; `rows`×`cols` of it
 /// are inside C (the rest is padding and goes through a scratch tile).
+/// The tile is added to C (`add`), or to the bias's `cols` floats, or
+/// stored as it is.
 #[cfg(target_arch = "x86_64")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn tile(kc: usize, a: *const f32, b: *const f32, c: *mut f32, rsc: usize, rows: usize, cols: usize, add: bool) {
+unsafe fn tile(
+    kc: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    rsc: usize,
+    rows: usize,
+    cols: usize,
+    add: bool,
+    bias: Option<*const f32>,
+) {
     // SAFETY: forwarded; a full tile writes MR rows of NR floats inside C.
     unsafe {
         if rows == MR && cols == NR {
-            return kernel(kc, a, b, c, rsc, add);
+            return kernel(kc, a, b, c, rsc, add, bias);
         }
         let mut scratch = [0.0f32; MR * NR];
-        kernel(kc, a, b, scratch.as_mut_ptr(), NR, false);
+        kernel(kc, a, b, scratch.as_mut_ptr(), NR, false, None);
         for i in 0..rows {
             for j in 0..cols {
                 let out = c.add(i * rsc + j);
                 let v = scratch[i * NR + j];
-                *out = if add { *out + v } else { v };
+                *out = match (add, bias) {
+                    (true, _) => *out + v,
+                    (false, Some(bias)) => *bias.add(j) + v,
+                    (false, None) => v,
+                };
             }
         }
     }
@@ -387,7 +426,15 @@ unsafe fn tile(kc: usize, a: *const f32, b: *const f32, c: *mut f32, rsc: usize,
 /// The register tile: C[0..MR, 0..NR] (+)= Σ_p A_panel[p]ᵀ · B_panel[p].
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn kernel(kc: usize, mut a: *const f32, mut b: *const f32, c: *mut f32, rsc: usize, add: bool) {
+unsafe fn kernel(
+    kc: usize,
+    mut a: *const f32,
+    mut b: *const f32,
+    c: *mut f32,
+    rsc: usize,
+    add: bool,
+    bias: Option<*const f32>,
+) {
     let mut acc = [[_mm512_setzero_ps(); 2]; MR];
     // SAFETY: the panels hold kc steps of MR and NR floats, B's 64-byte
     // aligned; C holds MR rows of NR floats at stride rsc.
@@ -403,12 +450,17 @@ unsafe fn kernel(kc: usize, mut a: *const f32, mut b: *const f32, c: *mut f32, r
             a = a.add(MR);
             b = b.add(NR);
         }
+        // What the tile is added to: C itself, or the bias on every row.
+        let base = if add { None } else { bias.map(|bias| (_mm512_loadu_ps(bias), _mm512_loadu_ps(bias.add(16)))) };
         for (i, row) in acc.iter().enumerate() {
             let out = c.add(i * rsc);
             let (mut lo, mut hi) = (row[0], row[1]);
             if add {
                 lo = _mm512_add_ps(_mm512_loadu_ps(out), lo);
                 hi = _mm512_add_ps(_mm512_loadu_ps(out.add(16)), hi);
+            } else if let Some((bias_lo, bias_hi)) = base {
+                lo = _mm512_add_ps(bias_lo, lo);
+                hi = _mm512_add_ps(bias_hi, hi);
             }
             _mm512_storeu_ps(out, lo);
             _mm512_storeu_ps(out.add(16), hi);
@@ -453,7 +505,7 @@ mod tests {
                 let view = |v: &[f32], s: (isize, isize)| View { ptr: v.as_ptr(), rows: s.0, cols: s.1 };
                 for accumulate in [false, true] {
                     let mut c = vec![1.0f32; m * n];
-                    unsafe { sgemm(m, k, n, view(&a, sa), view(&b, sb), c.as_mut_ptr(), n, accumulate) };
+                    unsafe { sgemm(m, k, n, view(&a, sa), view(&b, sb), c.as_mut_ptr(), n, accumulate, None) };
                     for (idx, (got, want)) in c.iter().zip(&want).enumerate() {
                         let want = want + if accumulate { 1.0 } else { 0.0 };
                         let tol = 1e-4 * (1.0 + want.abs()) * (k as f64).sqrt();
@@ -478,15 +530,15 @@ mod tests {
         let (va, vb) =
             (View { ptr: a.as_ptr(), rows: k as isize, cols: 1 }, View { ptr: b.as_ptr(), rows: n as isize, cols: 1 });
         let mut whole = vec![0.0f32; m * n];
-        unsafe { sgemm(m, k, n, va, vb, whole.as_mut_ptr(), n, false) };
+        unsafe { sgemm(m, k, n, va, vb, whole.as_mut_ptr(), n, false, None) };
         // The same product as two row stripes and two column stripes.
         let mut parts = vec![0.0f32; m * n];
         unsafe {
-            sgemm(7, k, n, va, vb, parts.as_mut_ptr(), n, false);
+            sgemm(7, k, n, va, vb, parts.as_mut_ptr(), n, false, None);
             let va2 = View { ptr: a.as_ptr().add(7 * k), ..va };
-            sgemm(m - 7, k, 45, va2, vb, parts.as_mut_ptr().add(7 * n), n, false);
+            sgemm(m - 7, k, 45, va2, vb, parts.as_mut_ptr().add(7 * n), n, false, None);
             let vb2 = View { ptr: b.as_ptr().add(45), ..vb };
-            sgemm(m - 7, k, n - 45, va2, vb2, parts.as_mut_ptr().add(7 * n + 45), n, false);
+            sgemm(m - 7, k, n - 45, va2, vb2, parts.as_mut_ptr().add(7 * n + 45), n, false, None);
         }
         assert_eq!(whole, parts);
     }

@@ -7,14 +7,14 @@
 //!   a single `[M, K]·[K, N]` GEMM (not one per batch entry with W repeated,
 //!   whose weight gradients would then have to be summed);
 //! - Wᵀ is W's buffer read with swapped strides, never copied;
-//! - the output starts as the bias repeated on every row and the GEMM adds
-//!   into it (β = 1), so no separate broadcast pass over y.
+//! - the GEMM kernel adds the bias to each tile of y as it writes it, so
+//!   there is no separate pass broadcasting the bias over y.
 //!
 //! The backward (in `autograd`) is two GEMMs and a column sum for dY
 //! `[M, N]`: dx = dY·W, dW = dYᵀ·x (already `[N, K]`, W's own layout) and
 //! db = Σ_rows dY.
 
-use kernels::cpu::gemm::{batched_gemm, Strided};
+use kernels::cpu::gemm::{linear_gemm_new, Strided};
 
 use crate::dtype::{DType, FloatElement};
 use crate::tensor::Tensor;
@@ -24,17 +24,14 @@ fn operand(t: &Tensor) -> Strided {
     Strided { offset: t.layout().offset(), row_stride: t.strides()[0], col_stride: t.strides()[1] }
 }
 
-/// The bias on every row, then += x·Wᵀ.
+/// bias + x·Wᵀ, the kernel adding the bias as it writes each tile.
 fn biased_product<T: FloatElement>(x2: &Tensor, weight: &Tensor, bias: &Tensor) -> Tensor {
     let (m, k, n) = (x2.dim(0), x2.dim(1), weight.dim(0));
     let bias = bias.contiguous_data::<T>();
-    let mut y = crate::pool::take::<T>(m * n);
-    for _ in 0..m {
-        y.extend_from_slice(&bias);
-    }
     let w = operand(weight);
     let wt = Strided { row_stride: w.col_stride, col_stride: w.row_stride, ..w };
-    batched_gemm(m, k, n, x2.storage_slice::<T>(), &[operand(x2)], weight.storage_slice::<T>(), &[wt], &mut y, true);
+    let (x, w) = (x2.storage_slice::<T>(), weight.storage_slice::<T>());
+    let y = linear_gemm_new(m, k, n, x, operand(x2), w, wt, &bias, crate::pool::take::<T>(m * n));
     Tensor::from_contiguous(y, [m, n])
 }
 
