@@ -35,6 +35,7 @@ use num_traits::Float;
 use rayon::prelude::*;
 
 use super::gemm::{gemm_serial_raw, GemmElement, Strided};
+use super::lanes;
 use super::math::FastExp;
 use super::SendPtr;
 
@@ -152,11 +153,12 @@ pub fn causal_attention_forward_in_place<T: FastExp + GemmElement>(
         }
         for (i, row) in p.chunks_mut(tk).enumerate() {
             let visible = i + past + 1;
-            let max = row[..visible].iter().fold(T::neg_infinity(), |m, &x| m.max(x * scale));
-            // Exponentials first (a loop the compiler vectorises), then the
-            // sum in order.
+            // max(x·scale) = max(x)·scale: rounding keeps the order.
+            let max = lanes::max(&row[..visible]) * scale;
+            // Exponentials first, then their sum in SIMD lanes (both loops
+            // the compiler vectorises).
             row[..visible].iter_mut().for_each(|x| *x = (*x * scale - max).fast_exp());
-            let sum = row[..visible].iter().fold(T::zero(), |s, &x| s + x);
+            let sum = lanes::sum(&row[..visible]);
             let inv = T::one() / sum;
             row[..visible].iter_mut().for_each(|x| *x = *x * inv);
             row[visible..].iter_mut().for_each(|x| *x = T::zero());
@@ -230,10 +232,11 @@ pub fn causal_attention_backward_in_place<T: Float + GemmElement>(
             }
             for i in 0..t {
                 let (pr, dr) = (&p[i * t..(i + 1) * t], &mut ds[i * t..(i + 1) * t]);
-                let dot = pr[..=i].iter().zip(&dr[..=i]).fold(T::zero(), |s, (&a, &b)| s + a * b);
-                for j in 0..t {
-                    dr[j] = if j <= i { pr[j] * (dr[j] - dot) * scale } else { T::zero() };
+                let dot = lanes::dot(&pr[..=i], &dr[..=i]);
+                for (d, &p) in dr[..=i].iter_mut().zip(&pr[..=i]) {
+                    *d = p * (*d - dot) * scale;
                 }
+                dr[i + 1..].fill(T::zero());
             }
             // dQ = dS·K and dK = dSᵀ·Q, over the same triangles (scale is
             // already folded into dS).

@@ -10,12 +10,13 @@
 
 use rayon::prelude::*;
 
+use super::lanes;
 use super::math::FastExp;
 use super::rows_per_task;
 
-/// Σ exp(v − shift) over a row, adding left to right. The exponentials are
-/// taken a block at a time into a small buffer (a loop the compiler
-/// vectorises); only the additions stay in order.
+/// Σ exp(v − shift) over a row. The exponentials are taken a block at a
+/// time into a small buffer and summed there in SIMD lanes (`lanes`), both
+/// loops the compiler vectorises; the blocks' sums are added in order.
 pub fn sum_exp_shifted<T: FastExp>(row: &[T], shift: T) -> T {
     const BLOCK: usize = 256;
     let mut buffer = [T::zero(); BLOCK];
@@ -25,7 +26,7 @@ pub fn sum_exp_shifted<T: FastExp>(row: &[T], shift: T) -> T {
         for (e, &v) in exps.iter_mut().zip(block) {
             *e = (v - shift).fast_exp();
         }
-        sum = exps.iter().fold(sum, |s, &e| s + e);
+        sum = sum + lanes::sum(exps);
     }
     sum
 }
@@ -52,7 +53,7 @@ pub fn cross_entropy_forward<T: FastExp + Send + Sync>(
         .map(|(z, (t, lse))| {
             let (mut total, mut count) = (0.0f64, 0usize);
             for ((row, &target), lse) in z.chunks(classes).zip(t).zip(lse) {
-                let max = row.iter().fold(T::neg_infinity(), |m, &v| m.max(v));
+                let max = lanes::max(row);
                 let sum = sum_exp_shifted(row, max);
                 *lse = max + sum.ln();
                 if target != ignore {

@@ -7,6 +7,7 @@ pub mod embedding;
 pub mod gelu;
 pub mod gemm;
 pub mod gemv;
+pub mod lanes;
 pub mod math;
 pub mod quant;
 pub mod reduce;

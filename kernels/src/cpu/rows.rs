@@ -18,6 +18,7 @@ use num_traits::Float;
 use rayon::prelude::*;
 
 use super::cross_entropy::sum_exp_shifted;
+use super::lanes;
 use super::math::FastExp;
 use super::rows_per_task;
 
@@ -30,12 +31,12 @@ pub fn softmax<T: FastExp + Send + Sync>(x: &[T], out: &mut [T], n: usize) {
     let task = rows_per_task(n) * n;
     out.par_chunks_mut(task).zip(x.par_chunks(task)).for_each(|(o, x)| {
         for (o, x) in o.chunks_mut(n).zip(x.chunks(n)) {
-            let max = x.iter().fold(T::neg_infinity(), |m, &v| m.max(v));
-            // Exponentials in one vectorised pass, then the sum in order.
+            let max = lanes::max(x);
+            // Exponentials in one vectorised pass, then their sum in lanes.
             for (o, &v) in o.iter_mut().zip(x) {
                 *o = (v - max).fast_exp();
             }
-            let sum = o.iter().fold(T::zero(), |s, &e| s + e);
+            let sum = lanes::sum(o);
             let inv = T::one() / sum;
             o.iter_mut().for_each(|o| *o = *o * inv);
         }
@@ -51,7 +52,7 @@ pub fn log_softmax<T: FastExp + Send + Sync>(x: &[T], out: &mut [T], n: usize) {
     let task = rows_per_task(n) * n;
     out.par_chunks_mut(task).zip(x.par_chunks(task)).for_each(|(o, x)| {
         for (o, x) in o.chunks_mut(n).zip(x.chunks(n)) {
-            let max = x.iter().fold(T::neg_infinity(), |m, &v| m.max(v));
+            let max = lanes::max(x);
             let sum = sum_exp_shifted(x, max);
             // (x − max) − ln Σ, in that order: adding ln Σ to max first would
             // round the shift to the spacing of floats near |x| and lose the
@@ -72,7 +73,7 @@ pub fn softmax_backward<T: Float + Send + Sync>(y: &[T], dy: &[T], dx: &mut [T],
     let task = rows_per_task(n) * n;
     dx.par_chunks_mut(task).zip(y.par_chunks(task).zip(dy.par_chunks(task))).for_each(|(dx, (y, dy))| {
         for (dx, (y, dy)) in dx.chunks_mut(n).zip(y.chunks(n).zip(dy.chunks(n))) {
-            let dot = y.iter().zip(dy).fold(T::zero(), |s, (&a, &b)| s + a * b);
+            let dot = lanes::dot(y, dy);
             for ((dx, &y), &dy) in dx.iter_mut().zip(y).zip(dy) {
                 *dx = y * (dy - dot);
             }
@@ -88,7 +89,7 @@ pub fn log_softmax_backward<T: Float + Send + Sync>(y: &[T], dy: &[T], dx: &mut 
     let task = rows_per_task(n) * n;
     dx.par_chunks_mut(task).zip(y.par_chunks(task).zip(dy.par_chunks(task))).for_each(|(dx, (y, dy))| {
         for (dx, (y, dy)) in dx.chunks_mut(n).zip(y.chunks(n).zip(dy.chunks(n))) {
-            let sum = dy.iter().fold(T::zero(), |s, &v| s + v);
+            let sum = lanes::sum(dy);
             for ((dx, &y), &dy) in dx.iter_mut().zip(y).zip(dy) {
                 *dx = dy - y.exp() * sum;
             }
@@ -120,8 +121,8 @@ pub fn layer_norm<T: Float + Send + Sync>(
         .zip(mean.par_chunks_mut(rows).zip(rstd.par_chunks_mut(rows)))
         .for_each(|((y, x), (mean, rstd))| {
             for (((y, x), mean), rstd) in y.chunks_mut(n).zip(x.chunks(n)).zip(mean).zip(rstd) {
-                let mu = x.iter().fold(T::zero(), |s, &v| s + v) * inv_n;
-                let var = x.iter().fold(T::zero(), |s, &v| s + (v - mu) * (v - mu)) * inv_n;
+                let mu = lanes::sum(x) * inv_n;
+                let var = lanes::sum_map(x, |v| (v - mu) * (v - mu)) * inv_n;
                 let r = T::one() / (var + eps).sqrt();
                 *mean = mu;
                 *rstd = r;
@@ -159,25 +160,26 @@ pub fn layer_norm_backward<T: Float + Send + Sync>(
         .map(|((dx, (x, dy)), (mean, rstd))| {
             let mut dgamma = vec![T::zero(); n];
             let mut dbeta = vec![T::zero(); n];
+            // Per row: x̂ and g = dy·γ as whole rows first, so that every
+            // loop below is either elementwise or a lane reduction, all of
+            // which vectorise.
+            let (mut xhat, mut g) = (vec![T::zero(); n], vec![T::zero(); n]);
             for ((dx, (x, dy)), (&mu, &r)) in
                 dx.chunks_mut(n).zip(x.chunks(n).zip(dy.chunks(n))).zip(mean.iter().zip(rstd))
             {
-                let mut mean_g = T::zero();
-                let mut mean_gx = T::zero();
-                for j in 0..n {
-                    let xhat = (x[j] - mu) * r;
-                    let g = dy[j] * gamma.map_or(T::one(), |g| g[j]);
-                    mean_g = mean_g + g;
-                    mean_gx = mean_gx + g * xhat;
-                    dgamma[j] = dgamma[j] + dy[j] * xhat;
-                    dbeta[j] = dbeta[j] + dy[j];
+                for (xhat, &x) in xhat.iter_mut().zip(x) {
+                    *xhat = (x - mu) * r;
                 }
-                mean_g = mean_g * inv_n;
-                mean_gx = mean_gx * inv_n;
+                match gamma {
+                    Some(gamma) => g.iter_mut().zip(dy).zip(gamma).for_each(|((g, &dy), &gamma)| *g = dy * gamma),
+                    None => g.copy_from_slice(dy),
+                }
+                let mean_g = lanes::sum(&g) * inv_n;
+                let mean_gx = lanes::dot(&g, &xhat) * inv_n;
                 for j in 0..n {
-                    let xhat = (x[j] - mu) * r;
-                    let g = dy[j] * gamma.map_or(T::one(), |g| g[j]);
-                    dx[j] = r * (g - mean_g - xhat * mean_gx);
+                    dgamma[j] = dgamma[j] + dy[j] * xhat[j];
+                    dbeta[j] = dbeta[j] + dy[j];
+                    dx[j] = r * (g[j] - mean_g - xhat[j] * mean_gx);
                 }
             }
             (dgamma, dbeta)
