@@ -6,11 +6,13 @@
 //! zero-filled pages: on the tiny preset about a third of a step went to page
 //! faults. Instead, a dropped tensor's buffer (if large) is kept here, keyed
 //! by element type and length, and the next op that needs that many
-//! elements takes it back. Values are never reused: a buffer comes out empty
-//! (length 0, capacity ready) and the op writes every element.
+//! elements takes it back. A buffer comes out empty (length 0, capacity
+//! ready) for an op that fills it, or, for an op that overwrites every
+//! element anyway ([`for_overwrite`]), holding its old values, which spares
+//! zeroing it first.
 
 use std::any::{Any, TypeId};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -25,29 +27,27 @@ static POOLED_FROM: AtomicUsize = AtomicUsize::new(MIN_BYTES);
 const MMAP_THRESHOLD: usize = 32 << 20;
 /// The pool never holds more than this; beyond it buffers are freed.
 const MAX_POOLED_BYTES: usize = 1 << 30;
+/// Below `POOLED_FROM`, buffers handed out by [`for_overwrite`] are still
+/// kept from this size up (activations: layer norm, GELU and attention
+/// outputs and their gradients).
+const OVERWRITTEN_FROM: usize = 1 << 20;
+/// Addresses remembered as `for_overwrite` buffers, at most (a buffer that
+/// leaves its tensor without coming back would otherwise stay listed).
+const MAX_OVERWRITTEN: usize = 1 << 12;
 
 #[derive(Default)]
 struct Pool {
     free: HashMap<(TypeId, usize), Vec<Box<dyn Any + Send>>>,
     bytes: usize,
+    /// Addresses of the medium buffers `for_overwrite` handed out.
+    overwritten: HashSet<usize>,
 }
 
 static POOL: Mutex<Option<Pool>> = Mutex::new(None);
 
 /// An empty vector with room for `len` elements, recycled when one fits.
 pub fn take<T: Element>(len: usize) -> Vec<T> {
-    let bytes = len * std::mem::size_of::<T>();
-    if bytes >= POOLED_FROM.load(Ordering::Relaxed) {
-        let mut guard = POOL.lock().unwrap();
-        let pool = guard.get_or_insert_with(Pool::default);
-        if let Some(buffer) = pool.free.get_mut(&(TypeId::of::<T>(), len)).and_then(Vec::pop) {
-            pool.bytes -= bytes;
-            let mut v = *buffer.downcast::<Vec<T>>().expect("keyed by type");
-            v.clear();
-            return v;
-        }
-    }
-    Vec::with_capacity(len)
+    recycled(len).unwrap_or_else(|| Vec::with_capacity(len))
 }
 
 /// `len` zeros, in a recycled buffer when one fits.
@@ -57,15 +57,67 @@ pub fn zeroed<T: Element>(len: usize) -> Vec<T> {
     v
 }
 
+/// `len` elements for an op that overwrites every one of them: a recycled
+/// buffer as its last tensor left it, or zeros when none fits. Zeroing a
+/// 25 MB activation only for the kernel to overwrite it would cost a pass
+/// over memory on one thread; a recycled buffer already holds `len` valid
+/// values, so it is handed out as it is.
+///
+/// Such buffers are kept when they come back even below `POOLED_FROM`
+/// (down to 1 MiB), since reusing them spares that pass: the same
+/// activations come back every step. Other medium buffers (a weight's
+/// gradient) still go back to the allocator, which reuses their memory for
+/// requests of any size and keeps the peak lower than idle pooled buffers
+/// would.
+pub fn for_overwrite<T: Element>(len: usize) -> Vec<T> {
+    let v = match recycled(len) {
+        Some(mut v) => {
+            // SAFETY: `give` keeps only buffers whose every element was
+            // initialised (length equal to capacity, here `len`); `clear`
+            // left those values in place, and T is plain data (Copy).
+            unsafe { v.set_len(len) };
+            v
+        }
+        None => vec![T::ZERO; len],
+    };
+    let bytes = len * std::mem::size_of::<T>();
+    if (OVERWRITTEN_FROM..POOLED_FROM.load(Ordering::Relaxed)).contains(&bytes) {
+        let mut guard = POOL.lock().unwrap();
+        let listed = &mut guard.get_or_insert_with(Pool::default).overwritten;
+        if listed.len() >= MAX_OVERWRITTEN {
+            listed.clear();
+        }
+        listed.insert(v.as_ptr() as usize);
+    }
+    v
+}
+
+/// A pooled buffer of exactly `len` elements' capacity, emptied.
+fn recycled<T: Element>(len: usize) -> Option<Vec<T>> {
+    let bytes = len * std::mem::size_of::<T>();
+    if bytes < POOLED_FROM.load(Ordering::Relaxed).min(OVERWRITTEN_FROM) {
+        return None;
+    }
+    let mut guard = POOL.lock().unwrap();
+    let pool = guard.get_or_insert_with(Pool::default);
+    let buffer = pool.free.get_mut(&(TypeId::of::<T>(), len)).and_then(Vec::pop)?;
+    pool.bytes -= bytes;
+    let mut v = *buffer.downcast::<Vec<T>>().expect("keyed by type");
+    v.clear();
+    Some(v)
+}
+
 /// Keeps a large buffer for reuse (called when a tensor's storage drops).
 pub(crate) fn give<T: Element>(v: Vec<T>) {
     let bytes = v.capacity() * std::mem::size_of::<T>();
-    if bytes < POOLED_FROM.load(Ordering::Relaxed) {
+    // Only full buffers, so that a recycled one is initialised throughout.
+    if bytes < POOLED_FROM.load(Ordering::Relaxed).min(OVERWRITTEN_FROM) || v.len() != v.capacity() {
         return;
     }
     let mut guard = POOL.lock().unwrap();
     let pool = guard.get_or_insert_with(Pool::default);
-    if pool.bytes + bytes > MAX_POOLED_BYTES {
+    let overwritten = pool.overwritten.remove(&(v.as_ptr() as usize));
+    if (bytes < POOLED_FROM.load(Ordering::Relaxed) && !overwritten) || pool.bytes + bytes > MAX_POOLED_BYTES {
         return;
     }
     pool.bytes += bytes;
@@ -86,7 +138,8 @@ pub(crate) fn give<T: Element>(v: Vec<T>) {
 /// time). Here: the threshold fixed at 32 MiB, trimming only past 1 GiB, one
 /// arena. A freed activation's pages then serve the next request of any
 /// size, and this pool keeps only what glibc still maps afresh, buffers of
-/// 32 MiB and more (logits, the vocabulary-sized embedding gradient).
+/// 32 MiB and more (logits, the vocabulary-sized embedding gradient), and
+/// the activations [`for_overwrite`] hands out.
 /// Measured: ~600 page faults a step, and a lower peak (2.4 GB against
 /// 3.1 GB), since medium buffers no longer wait here for an exact-length
 /// match while glibc could have reused their memory.
@@ -134,5 +187,26 @@ mod tests {
         let (longer, other_type) = (take::<f32>(len + 1), take::<i64>(len / 2));
         assert_ne!(longer.as_ptr(), ptr);
         assert_ne!(other_type.as_ptr(), ptr as *const i64);
+    }
+
+    #[test]
+    fn for_overwrite_hands_back_full_buffers_as_they_were() {
+        let len = MIN_BYTES / 2 + 3; // f64: above the threshold, a length no other test uses
+        let fresh = for_overwrite::<f64>(len);
+        assert!(fresh.len() == len && fresh.iter().all(|&x| x == 0.0));
+        let mut v = fresh;
+        v[len - 1] = 5.0;
+        let ptr = v.as_ptr();
+        give(v);
+        let again = for_overwrite::<f64>(len);
+        assert_eq!((again.as_ptr(), again.len(), again[len - 1]), (ptr, len, 5.0));
+        // A buffer not filled to its capacity is never kept: its tail was
+        // never written.
+        let mut partial = Vec::<f64>::with_capacity(len);
+        partial.push(1.0);
+        let ptr = partial.as_ptr();
+        give(partial);
+        give(again);
+        assert_ne!(for_overwrite::<f64>(len).as_ptr(), ptr);
     }
 }

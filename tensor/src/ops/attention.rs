@@ -102,8 +102,8 @@ impl Tensor {
         crate::with_float_type!(q.dtype(), "causal_attention", T => {
             let qc = q.contiguous();
             let (kc, vc, kv) = kv_operands(k, v);
-            let mut out = crate::pool::zeroed::<T>(heads * tq * d);
-            let mut probs = crate::pool::zeroed::<T>(heads * tq * tk);
+            let mut out = crate::pool::for_overwrite::<T>(heads * tq * d);
+            let mut probs = crate::pool::for_overwrite::<T>(heads * tq * tk);
             let dense = HeadLayout::dense(tq, d);
             causal_attention_forward_in_place(
                 &qc.contiguous_data::<T>(), dense, kc.storage_slice::<T>(), kv, vc.storage_slice::<T>(), kv,
@@ -131,7 +131,7 @@ impl Tensor {
         crate::with_float_type!(q.dtype(), "causal_attention_backward", T => {
             let n = heads * t * d;
             // dQ, dK, dV side by side in one buffer, handed out as views.
-            let mut grads = crate::pool::zeroed::<T>(3 * n);
+            let mut grads = crate::pool::for_overwrite::<T>(3 * n);
             let dense = HeadLayout::dense(t, d);
             let part = |i: usize| HeadLayout { offset: i * n, ..dense };
             let (qc, kc, vc) = (q.contiguous_data::<T>(), k.contiguous_data::<T>(), v.contiguous_data::<T>());
@@ -160,8 +160,8 @@ impl Tensor {
         let heads = b * n_heads;
         crate::with_float_type!(qkv.dtype(), "causal_attention_packed", T => {
             let x = qkv.contiguous_data::<T>();
-            let mut out = crate::pool::zeroed::<T>(b * t * c);
-            let mut probs = crate::pool::zeroed::<T>(heads * t * t);
+            let mut out = crate::pool::for_overwrite::<T>(b * t * c);
+            let mut probs = crate::pool::for_overwrite::<T>(heads * t * t);
             let part = |i: usize| HeadLayout::packed(t, n_heads, d, 3 * c, i * c);
             causal_attention_forward_in_place(
                 &x, part(0), &x, part(1), &x, part(2), heads, t, t, d,
@@ -193,7 +193,7 @@ impl Tensor {
         }
         crate::with_float_type!(qkv.dtype(), "causal_attention_packed_backward", T => {
             let x = qkv.contiguous_data::<T>();
-            let mut grads = crate::pool::zeroed::<T>(b * t * 3 * c);
+            let mut grads = crate::pool::for_overwrite::<T>(b * t * 3 * c);
             let part = |i: usize| HeadLayout::packed(t, n_heads, d, 3 * c, i * c);
             causal_attention_backward_in_place(
                 [(&x, part(0)), (&x, part(1)), (&x, part(2))], &probs.contiguous_data::<T>(),

@@ -92,7 +92,7 @@ fn zip_rows<T: Element, U: Element>(
     let (n, stride_a) = la.row();
     let (_, stride_b) = lb.row();
     let (rows_a, rows_b) = (la.row_offsets(), lb.row_offsets());
-    let mut out = crate::pool::zeroed::<U>(numel);
+    let mut out = crate::pool::for_overwrite::<U>(numel);
     if n == 0 {
         return out;
     }

@@ -32,7 +32,7 @@ impl Tensor {
         }
         let (n, v) = (self.dims()[0], self.dims()[1]);
         crate::with_float_type!(self.dtype(), "cross_entropy", T => {
-            let mut lse = crate::pool::zeroed::<T>(n);
+            let mut lse = crate::pool::for_overwrite::<T>(n);
             let (total, counted) = kernels::cpu::cross_entropy::cross_entropy_forward(
                 &self.contiguous_data::<T>(), &targets.contiguous_data::<i64>(), v, ignore, &mut lse,
             );
@@ -48,7 +48,7 @@ impl Tensor {
         }
         let v = self.dims()[1];
         crate::with_float_type!(self.dtype(), "cross_entropy_backward", T => {
-            let mut grad = crate::pool::zeroed::<T>(self.numel());
+            let mut grad = crate::pool::for_overwrite::<T>(self.numel());
             kernels::cpu::cross_entropy::cross_entropy_backward(
                 &self.contiguous_data::<T>(), &targets.contiguous_data::<i64>(), &lse.contiguous_data::<T>(),
                 v, ignore, T::from_f64(scale), &mut grad,

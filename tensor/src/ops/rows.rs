@@ -90,7 +90,7 @@ impl Tensor {
         let stat_shape = self.dims()[..self.rank() - 1].to_vec();
         crate::with_float_type!(self.dtype(), "layer_norm", T => {
             let (g, b) = (gamma.map(|g| g.contiguous_data::<T>()), beta.map(|b| b.contiguous_data::<T>()));
-            let mut y = crate::pool::zeroed::<T>(x.numel());
+            let mut y = crate::pool::for_overwrite::<T>(x.numel());
             let (mut mean, mut rstd) = (crate::pool::zeroed::<T>(rows), crate::pool::zeroed::<T>(rows));
             kernels::cpu::rows::layer_norm(&x.contiguous_data::<T>(), g.as_deref(), b.as_deref(), eps, n, &mut y, &mut mean, &mut rstd);
             LayerNormOutput {
@@ -115,7 +115,7 @@ impl Tensor {
         let n = x.dim(-1);
         crate::with_float_type!(x.dtype(), "layer_norm_backward", T => {
             let g = gamma.map(|g| g.contiguous_data::<T>());
-            let mut dx = crate::pool::zeroed::<T>(x.numel());
+            let mut dx = crate::pool::for_overwrite::<T>(x.numel());
             let (dgamma, dbeta) = kernels::cpu::rows::layer_norm_backward(
                 &x.contiguous_data::<T>(),
                 g.as_deref(),
@@ -135,7 +135,7 @@ impl Tensor {
 }
 
 fn row_kernel<T: FloatElement>(x: &Tensor, kernel: fn(&[T], &mut [T], usize)) -> Tensor {
-    let mut out = crate::pool::zeroed::<T>(x.numel());
+    let mut out = crate::pool::for_overwrite::<T>(x.numel());
     kernel(&x.contiguous_data::<T>(), &mut out, x.dims().last().copied().unwrap_or(1));
     Tensor::from_contiguous(out, x.shape().clone())
 }
@@ -151,7 +151,7 @@ fn backward_along(y: &Tensor, dy: &Tensor, dim: isize, op: &str, log: bool) -> T
     };
     let n = y2.dims().last().copied().unwrap_or(1);
     let dx = crate::with_float_type!(y.dtype(), op, T => {
-        let mut dx = crate::pool::zeroed::<T>(y2.numel());
+        let mut dx = crate::pool::for_overwrite::<T>(y2.numel());
         let (yv, dyv) = (y2.contiguous_data::<T>(), dy2.contiguous_data::<T>());
         if log {
             kernels::cpu::rows::log_softmax_backward(&yv, &dyv, &mut dx, n);

@@ -63,7 +63,7 @@ fn float_unary<T: FloatElement>(x: &Tensor, op: UnaryOp) -> Tensor {
         UnaryOp::Relu => x.map::<T, T>(|v| if v > T::ZERO { v } else { T::ZERO }),
         UnaryOp::GeluTanh => {
             let src = x.contiguous_data::<T>();
-            let mut out = crate::pool::zeroed::<T>(src.len());
+            let mut out = crate::pool::for_overwrite::<T>(src.len());
             kernels::cpu::gelu::gelu_forward(&src, &mut out);
             Tensor::from_contiguous(out, x.shape().clone())
         }
@@ -132,7 +132,7 @@ impl Tensor {
         match self.dtype() {
             DType::F32 | DType::F64 => crate::with_float_type!(self.dtype(), "gelu_backward", T => {
                 let (x, g) = (self.contiguous_data::<T>(), dy.contiguous_data::<T>());
-                let mut dx = crate::pool::zeroed::<T>(x.len());
+                let mut dx = crate::pool::for_overwrite::<T>(x.len());
                 kernels::cpu::gelu::gelu_backward(&x, &g, &mut dx);
                 Tensor::from_contiguous(dx, self.shape().clone())
             }),
