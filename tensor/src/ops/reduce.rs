@@ -81,8 +81,10 @@ impl Tensor {
         }
         Some(crate::with_float_type!(self.dtype(), "sum", T => {
             let x = self.contiguous_data::<T>();
-            // Tasks own a block of up to BLOCK outputs of one outer index.
-            const BLOCK: usize = 512;
+            // Tasks own a block of up to BLOCK outputs of one outer index:
+            // 64 f64 accumulators fit in eight vector registers, and a
+            // 384-wide bias gradient still makes six tasks for the threads.
+            const BLOCK: usize = 64;
             let blocks = inner.div_ceil(BLOCK);
             let mut out = crate::pool::zeroed::<T>(outer * inner);
             let work = |(task, o): (usize, &mut [T])| {
