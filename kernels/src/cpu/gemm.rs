@@ -274,22 +274,9 @@ pub fn batched_gemm_new<T: GemmElement>(
     sa: &[Strided],
     b: &[T],
     sb: &[Strided],
-    mut c: Vec<T>,
+    c: Vec<T>,
 ) -> Vec<T> {
-    let len = sa.len() * m * n;
-    c.clear();
-    if k == 0 {
-        c.resize(len, T::default());
-        return c;
-    }
-    c.reserve(len);
-    // SAFETY: the capacity holds `len` elements; with k > 0 and β = 0 the
-    // kernel writes every one of them before `set_len` exposes them.
-    unsafe {
-        batched_gemm_raw(m, k, n, a, sa, b, sb, c.as_mut_ptr(), false, None);
-        c.set_len(len);
-    }
-    c
+    gemm_new(m, k, n, a, sa, b, sb, None, c)
 }
 
 /// A linear layer's y = bias + A·B (A the `[m, k]` input rows, B the
@@ -306,21 +293,40 @@ pub fn linear_gemm_new<T: GemmElement>(
     b: &[T],
     sb: Strided,
     bias: &[T],
-    mut c: Vec<T>,
+    c: Vec<T>,
 ) -> Vec<T> {
     assert_eq!(bias.len(), n, "gemm: a bias of {} for {n} columns", bias.len());
+    gemm_new(m, k, n, a, &[sa], b, &[sb], Some(bias), c)
+}
+
+/// The two above: every C starting from zero or from the bias.
+#[allow(clippy::too_many_arguments)]
+fn gemm_new<T: GemmElement>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[T],
+    sa: &[Strided],
+    b: &[T],
+    sb: &[Strided],
+    bias: Option<&[T]>,
+    mut c: Vec<T>,
+) -> Vec<T> {
+    let len = sa.len() * m * n;
     c.clear();
     if k == 0 {
-        for _ in 0..m {
-            c.extend_from_slice(bias);
+        match bias {
+            Some(bias) => (0..sa.len() * m).for_each(|_| c.extend_from_slice(bias)),
+            None => c.resize(len, T::default()),
         }
         return c;
     }
-    c.reserve(m * n);
-    // SAFETY: as in `batched_gemm_new`: with k > 0 every element is written.
+    c.reserve(len);
+    // SAFETY: the capacity holds `len` elements; with k > 0 and β = 0 the
+    // kernel writes every one of them before `set_len` exposes them.
     unsafe {
-        batched_gemm_raw(m, k, n, a, &[sa], b, &[sb], c.as_mut_ptr(), false, Some(bias));
-        c.set_len(m * n);
+        batched_gemm_raw(m, k, n, a, sa, b, sb, c.as_mut_ptr(), false, bias);
+        c.set_len(len);
     }
     c
 }
