@@ -92,10 +92,15 @@ pub fn for_overwrite<T: Element>(len: usize) -> Vec<T> {
     v
 }
 
+/// The smallest buffer the pool keeps of any kind.
+fn smallest_kept() -> usize {
+    POOLED_FROM.load(Ordering::Relaxed).min(OVERWRITTEN_FROM)
+}
+
 /// A pooled buffer of exactly `len` elements' capacity, emptied.
 fn recycled<T: Element>(len: usize) -> Option<Vec<T>> {
     let bytes = len * std::mem::size_of::<T>();
-    if bytes < POOLED_FROM.load(Ordering::Relaxed).min(OVERWRITTEN_FROM) {
+    if bytes < smallest_kept() {
         return None;
     }
     let mut guard = POOL.lock().unwrap();
@@ -111,7 +116,7 @@ fn recycled<T: Element>(len: usize) -> Option<Vec<T>> {
 pub(crate) fn give<T: Element>(v: Vec<T>) {
     let bytes = v.capacity() * std::mem::size_of::<T>();
     // Only full buffers, so that a recycled one is initialised throughout.
-    if bytes < POOLED_FROM.load(Ordering::Relaxed).min(OVERWRITTEN_FROM) || v.len() != v.capacity() {
+    if bytes < smallest_kept() || v.len() != v.capacity() {
         return;
     }
     let mut guard = POOL.lock().unwrap();

@@ -453,9 +453,6 @@ fn gemm_block<T: GemmElement>(
         if gemv_fits && T::raw_gemv(k, n, a_start, b_start, sb.col_stride, accumulate, c) {
             return;
         }
-        if gemv_fits && T::raw_own_gemm(m, k, n, a_view, b_view, accumulate, None, c, rsc) {
-            return;
-        }
         T::raw_gemm(
             m,
             k,
