@@ -109,6 +109,11 @@ fn bench_commands_report_json() {
     assert_eq!(v["threads"], 1);
     let (ms, tps) = (v["ms_per_step"].as_f64().unwrap(), v["tokens_per_s"].as_f64().unwrap());
     assert!((tps - 32.0 / (ms / 1e3)).abs() / tps < 1e-9, "{v}");
+    // On a CPU with vector FMA, utilisation is GFLOP/s over the measured peak.
+    if let Some(peak) = v["peak_gflops"].as_f64() {
+        let (gflops, mfu) = (v["gflops"].as_f64().unwrap(), v["mfu"].as_f64().unwrap());
+        assert!(peak > 0.0 && (mfu - gflops / peak).abs() < 1e-9, "{v}");
+    }
 
     let out =
         scratchgpt(&["bench", "generate", "--preset", "nano", "--prompt-tokens", "4", "--new-tokens", "8", "--json"]);

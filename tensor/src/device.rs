@@ -30,3 +30,10 @@ impl std::fmt::Display for Device {
         }
     }
 }
+
+/// The CPU's f32 arithmetic peak in FLOP/s, measured on the threads of the
+/// current rayon pool running vector FMAs together (`kernels::cpu::peak`);
+/// `None` on a CPU without AVX2+FMA or AVX-512.
+pub fn cpu_peak_flops() -> Option<f64> {
+    kernels::cpu::peak::fma_peak_flops()
+}

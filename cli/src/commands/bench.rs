@@ -192,8 +192,13 @@ struct TrainReport {
     threads: usize,
     device: String,
     precision: String,
-    /// Achieved FLOP/s over the GPU's dense bf16 peak (GPU only).
+    /// Achieved FLOP/s over the peak: a GPU's dense bf16 peak on record, or
+    /// on the CPU the measured f32 FMA peak of the threads used.
     mfu: Option<f64>,
+    /// That CPU peak in GFLOP/s (`tensor::device::cpu_peak_flops`); absent
+    /// on a GPU.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    peak_gflops: Option<f64>,
 }
 
 pub fn run(cmd: BenchCommand) -> Result<i32> {
@@ -243,7 +248,10 @@ fn train(args: TrainArgs) -> Result<i32> {
         let tokens = (b * t) as f64;
         let flops = tokens * config.train_flops_per_token(t);
         let name = tensor::cuda::device_name(device)?;
-        let mfu = if device.is_cuda() { bf16_peak_flops(&name).map(|peak| flops / secs / peak) } else { None };
+        // The CPU's peak is measured on the same threads, after the steps.
+        let cpu_peak = if device.is_cuda() { None } else { tensor::device::cpu_peak_flops() };
+        let peak = if device.is_cuda() { bf16_peak_flops(&name) } else { cpu_peak };
+        let mfu = peak.map(|peak| flops / secs / peak);
         Ok(TrainReport {
             ms_per_step: secs * 1e3,
             tokens_per_s: tokens / secs,
@@ -253,6 +261,7 @@ fn train(args: TrainArgs) -> Result<i32> {
             device: name,
             precision: args.precision.clone(),
             mfu,
+            peak_gflops: cpu_peak.map(|peak| peak / 1e9),
         })
     })?;
     if !device.is_cuda() {
@@ -268,7 +277,16 @@ fn train(args: TrainArgs) -> Result<i32> {
             });
             format!("on {} ({}), {mfu}", report.device, report.precision)
         } else {
-            format!("on {} threads", report.threads)
+            let threads = match report.threads {
+                1 => "1 thread".to_string(),
+                n => format!("{n} threads"),
+            };
+            match (report.mfu, report.peak_gflops) {
+                (Some(mfu), Some(peak)) => {
+                    format!("on {threads}, {:.0}% of their measured FMA peak ({peak:.0} GFLOP/s)", mfu * 100.0)
+                }
+                _ => format!("on {threads}"),
+            }
         };
         println!(
             "{} parameters, batch {}×{}: {:.1} ms/step, {:.0} tokens/s, {:.1} GFLOP/s {place}",

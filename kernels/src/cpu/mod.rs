@@ -9,6 +9,7 @@ pub mod gemm;
 pub mod gemv;
 pub mod lanes;
 pub mod math;
+pub mod peak;
 pub mod quant;
 pub mod reduce;
 pub mod rows;
