@@ -120,6 +120,12 @@ fn bench_commands_report_json() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let (tps, ms) = (v["tokens_per_s"].as_f64().unwrap(), v["ms_per_token"].as_f64().unwrap());
     assert!((tps * ms / 1e3 - 1.0).abs() < 1e-9, "{v}");
+    // Bytes a token reads: at least every weight matrix once; their rate.
+    let config = gpt::model::GPTConfig::preset("nano").unwrap();
+    let (bytes, rate) = (v["bytes_per_token"].as_f64().unwrap(), v["gb_per_s"].as_f64().unwrap());
+    assert!(bytes > 4.0 * (config.num_parameters() - config.context_length * config.emb_dim) as f64, "{v}");
+    assert!((rate - bytes * tps / 1e9).abs() <= 1e-9 * rate, "{v}");
+    assert!(v["read_gb_per_s"].as_f64().unwrap() > 0.0, "{v}");
     fails_with(&["bench", "train", "--preset", "nano", "--batch-size", "0"], "at least 1");
 
     // Every product of a step: forward, dx and dW of five layers, with the

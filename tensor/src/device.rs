@@ -37,3 +37,9 @@ impl std::fmt::Display for Device {
 pub fn cpu_peak_flops() -> Option<f64> {
     kernels::cpu::peak::fma_peak_flops()
 }
+
+/// Bytes per second the current rayon pool's threads read from a buffer of
+/// `bytes`, summing it (`kernels::cpu::peak::read_bandwidth`).
+pub fn cpu_read_bandwidth(bytes: usize) -> f64 {
+    kernels::cpu::peak::read_bandwidth(bytes)
+}

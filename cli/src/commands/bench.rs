@@ -25,6 +25,7 @@ use autograd::nn::Module;
 use autograd::optim::{AdamW, Optimizer};
 use gpt::generate::{generate, GenerateOptions};
 use gpt::model::{GPTConfig, GPTModel, PRESETS};
+use gpt::quant::memory::{decode_bytes_per_token, weight_bytes};
 use gpt::quant::{quantize_model, Scheme};
 use serde::Serialize;
 use tensor::{Generator, Tensor};
@@ -308,6 +309,14 @@ struct GenerateReport {
     rss_loaded_bytes: Option<u64>,
     rss_bytes: Option<u64>,
     peak_rss_bytes: Option<u64>,
+    /// Bytes a decoding step reads (weights and KV cache, at the average
+    /// cache length of the run), and that times tokens/s in GB/s.
+    bytes_per_token: Option<u64>,
+    gb_per_s: Option<f64>,
+    /// How fast the CPU's threads read memory at all (a parallel sum over
+    /// as many bytes as the weights), for comparison; absent on a GPU.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    read_gb_per_s: Option<f64>,
 }
 
 fn generate_bench(args: GenerateArgs) -> Result<i32> {
@@ -364,13 +373,25 @@ fn generate_bench(args: GenerateArgs) -> Result<i32> {
         // The kernel updates the high-water mark lazily; it is at least
         // what was seen resident.
         let peak = resident().map(|r| r.peak_bytes.max(decoding.rss_bytes));
+        // Decoding is memory-bound: count what a step reads, and (after the
+        // memory figures above) time a plain read of as many bytes.
+        let scheme = model.quantization();
+        let average_cached = args.prompt_tokens + (args.new_tokens - 1) / 2;
+        let bytes_per_token = decode_bytes_per_token(&model.config, scheme, average_cached);
+        let read_gb_per_s = match (device.is_cuda(), weight_bytes(&model.config, scheme)) {
+            (false, Some(bytes)) => Some(tensor::device::cpu_read_bandwidth(bytes as usize) / 1e9),
+            _ => None,
+        };
         Ok(GenerateReport {
             tokens_per_s: 1.0 / per_token,
             ms_per_token: per_token * 1e3,
-            precision: model.quantization().map_or("f32", Scheme::name).to_string(),
+            precision: scheme.map_or("f32", Scheme::name).to_string(),
             rss_loaded_bytes: loaded,
             rss_bytes: peak.map(|_| decoding.rss_bytes),
             peak_rss_bytes: peak,
+            bytes_per_token,
+            gb_per_s: bytes_per_token.map(|bytes| bytes as f64 / per_token / 1e9),
+            read_gb_per_s,
         })
     })?;
     if args.json {
@@ -385,8 +406,17 @@ fn generate_bench(args: GenerateArgs) -> Result<i32> {
             ),
             _ => String::new(),
         };
+        let traffic = match (report.bytes_per_token, report.gb_per_s, report.read_gb_per_s) {
+            (Some(bytes), Some(rate), Some(read)) => format!(
+                "\nreads {} a token: {rate:.1} GB/s, {:.0}% of a plain parallel read of memory ({read:.1} GB/s)",
+                human_bytes(bytes),
+                100.0 * rate / read
+            ),
+            (Some(bytes), Some(rate), None) => format!("\nreads {} a token: {rate:.1} GB/s", human_bytes(bytes)),
+            _ => String::new(),
+        };
         println!(
-            "greedy decode with KV cache, batch 1, {} weights: {:.1} tokens/s ({:.2} ms/token){memory}",
+            "greedy decode with KV cache, batch 1, {} weights: {:.1} tokens/s ({:.2} ms/token){memory}{traffic}",
             report.precision, report.tokens_per_s, report.ms_per_token
         );
     }

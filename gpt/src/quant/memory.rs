@@ -56,6 +56,19 @@ pub fn weight_bytes(config: &GPTConfig, scheme: Option<Scheme>) -> Option<u64> {
     Some(total + 4 * float_params as u64)
 }
 
+/// Bytes one decoding step reads with `cached` positions in the KV cache:
+/// every weight once (the token embedding as the tied head's matrix), but
+/// of the position table only its one row, plus the cached keys and values
+/// (f32) that attention reads in every layer. Decoding a single sequence
+/// does so little arithmetic per byte that this, over the memory's read
+/// speed, bounds its tokens per second. `None` as for [`weight_bytes`].
+pub fn decode_bytes_per_token(config: &GPTConfig, scheme: Option<Scheme>, cached: usize) -> Option<u64> {
+    let c = config.emb_dim as u64;
+    let positions_unread = 4 * (config.context_length as u64 - 1) * c;
+    let kv_cache = 4 * 2 * config.n_layers as u64 * cached as u64 * c;
+    Some(weight_bytes(config, scheme)? - positions_unread + kv_cache)
+}
+
 /// Parameters × bytes per parameter × (1 + overhead).
 pub fn rule_of_thumb_bytes(config: &GPTConfig, scheme: Option<Scheme>) -> u64 {
     let bits = scheme.map_or(32, Scheme::bits) as f64;
@@ -78,6 +91,12 @@ mod tests {
         let int4 = weight_bytes(&c, Some(Scheme::Int4)).unwrap() as f64;
         assert!((int8 / (4 * n) as f64) < 0.26 && (int4 / (4 * n) as f64) < 0.15, "{int8} {int4}");
         assert_eq!(rule_of_thumb_bytes(&c, Some(Scheme::Int8)), (n as f64 * 1.2).round() as u64);
+        // f32 decoding reads ~502 MB a token: 494.6 MB of weights (all but
+        // 1,023 rows of the position table) and 7.4 MB of cache, 12 layers ×
+        // (K, V) × 100 positions × 768 floats.
+        let decode = decode_bytes_per_token(&c, None, 100).unwrap();
+        assert_eq!(decode, 4 * n - 4 * 1023 * 768 + 4 * 2 * 12 * 100 * 768);
+        assert!((501e6..503e6).contains(&(decode as f64)), "{decode}");
         let odd = GPTConfig { emb_dim: 48, n_heads: 4, ..c };
         assert_eq!(weight_bytes(&odd, Some(Scheme::Int4)), None);
     }
