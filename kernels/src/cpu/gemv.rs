@@ -119,7 +119,7 @@ pub fn dot_scalar(x: &[f32], w: &[f32]) -> f32 {
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::super::quant::lanes::x86::{fold_avx2, fold_avx512};
+    use super::super::quant::lanes::x86::{fold_avx2, fold_avx512, prefetch_ahead};
     use super::LANES;
 
     /// # Safety
@@ -132,6 +132,7 @@ mod x86 {
         for base in (0..full).step_by(LANES) {
             for (half, a) in acc.iter_mut().enumerate() {
                 let o = base + 16 * half;
+                prefetch_ahead(wp.wrapping_add(o));
                 // SAFETY: o + 16 ≤ full ≤ len for both slices.
                 *a = unsafe { _mm512_fmadd_ps(_mm512_loadu_ps(xp.add(o)), _mm512_loadu_ps(wp.add(o)), *a) };
             }
@@ -152,6 +153,8 @@ mod x86 {
         let mut acc = [_mm256_setzero_ps(); 4];
         let (xp, wp) = (x.as_ptr(), w.as_ptr());
         for base in (0..full).step_by(LANES) {
+            prefetch_ahead(wp.wrapping_add(base));
+            prefetch_ahead(wp.wrapping_add(base + 16));
             for (quarter, a) in acc.iter_mut().enumerate() {
                 let o = base + 8 * quarter;
                 // SAFETY: o + 8 ≤ full ≤ len for both slices.

@@ -75,6 +75,7 @@ mod x86 {
         let mut acc = [_mm256_setzero_ps(); 4];
         let (wp, xp) = (w.as_ptr(), x.as_ptr());
         for base in (0..full).step_by(LANES) {
+            prefetch_ahead(wp.wrapping_add(base));
             for (h, a) in acc.iter_mut().enumerate() {
                 // SAFETY: base + 8h + 8 ≤ full ≤ len for both slices.
                 unsafe {
@@ -99,6 +100,7 @@ mod x86 {
         let (mut acc0, mut acc1) = (_mm512_setzero_ps(), _mm512_setzero_ps());
         let (wp, xp) = (w.as_ptr(), x.as_ptr());
         for base in (0..full).step_by(LANES) {
+            prefetch_ahead(wp.wrapping_add(base));
             // SAFETY: base + 32 ≤ full ≤ len for both slices.
             unsafe {
                 let w0 = _mm512_cvtph_ps(_mm256_loadu_si256(wp.add(base) as *const __m256i));
@@ -123,6 +125,7 @@ mod x86 {
         let mut acc = [_mm256_setzero_ps(); 4];
         let (wp, xp) = (w.as_ptr(), x.as_ptr());
         for base in (0..full).step_by(LANES) {
+            prefetch_ahead(wp.wrapping_add(base));
             for (h, a) in acc.iter_mut().enumerate() {
                 // SAFETY: base + 8h + 8 ≤ full ≤ len for both slices.
                 unsafe {
@@ -148,6 +151,7 @@ mod x86 {
         let (mut acc0, mut acc1) = (_mm512_setzero_ps(), _mm512_setzero_ps());
         let (wp, xp) = (w.as_ptr(), x.as_ptr());
         for base in (0..full).step_by(LANES) {
+            prefetch_ahead(wp.wrapping_add(base));
             // SAFETY: base + 32 ≤ full ≤ len for both slices.
             unsafe {
                 let lo = _mm512_cvtepu16_epi32(_mm256_loadu_si256(wp.add(base) as *const __m256i));

@@ -144,6 +144,7 @@ mod x86 {
             unsafe { widen_scales(chunk, &mut d) };
             for (i, &scale) in d[..chunk.len()].iter().enumerate() {
                 let g = c * SCALE_CHUNK + i;
+                prefetch_ahead(packed.as_ptr().wrapping_add(g * GROUP_BYTES));
                 let d = _mm256_set1_ps(scale);
                 // SAFETY: group g's 16 bytes and 32 inputs lie inside the slices.
                 unsafe {
@@ -172,6 +173,7 @@ mod x86 {
             unsafe { widen_scales(chunk, &mut d) };
             for (i, &scale) in d[..chunk.len()].iter().enumerate() {
                 let g = c * SCALE_CHUNK + i;
+                prefetch_ahead(packed.as_ptr().wrapping_add(g * GROUP_BYTES));
                 let d = _mm512_set1_ps(scale);
                 // SAFETY: group g's 16 bytes and 32 inputs lie inside the slices.
                 unsafe {

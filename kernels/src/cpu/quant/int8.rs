@@ -54,6 +54,7 @@ mod x86 {
         let mut acc = [_mm256_setzero_ps(); 4];
         let (qp, xp) = (q.as_ptr(), x.as_ptr());
         for base in (0..full).step_by(LANES) {
+            prefetch_ahead(qp.wrapping_add(base));
             for (h, a) in acc.iter_mut().enumerate() {
                 // SAFETY: base + 8h + 8 ≤ full ≤ len for both slices.
                 unsafe {
@@ -79,6 +80,7 @@ mod x86 {
         let (mut acc0, mut acc1) = (_mm512_setzero_ps(), _mm512_setzero_ps());
         let (qp, xp) = (q.as_ptr(), x.as_ptr());
         for base in (0..full).step_by(LANES) {
+            prefetch_ahead(qp.wrapping_add(base));
             // SAFETY: base + 32 ≤ full ≤ len for both slices.
             unsafe {
                 let w0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(qp.add(base) as *const __m128i)));
