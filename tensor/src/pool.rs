@@ -168,9 +168,24 @@ pub fn keep_freed_memory() {
     }
 }
 
-/// Frees every pooled buffer (for long-lived programs between phases).
+/// Frees every pooled buffer (for long-lived programs between phases) and
+/// hands the allocator's free memory back to the system: once
+/// [`keep_freed_memory`] has told glibc to keep freed pages for reuse, a
+/// phase's buffers would otherwise stay resident (loading an f32
+/// gpt2-small folder, which first builds a random model, left ~850 MiB
+/// resident for 475 MiB of weights).
 pub fn clear() {
     *POOL.lock().unwrap() = None;
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        unsafe extern "C" {
+            fn malloc_trim(pad: usize) -> i32;
+        }
+        // SAFETY: malloc_trim only returns free heap pages to the kernel.
+        unsafe {
+            malloc_trim(0);
+        }
+    }
 }
 
 #[cfg(test)]
