@@ -17,6 +17,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/cuda-env.sh
 FEATURES=${CARGO_FEATURES:-}
+# A GPU test that finds no GPU fails here instead of skipping.
+export SCRATCHGPT_REQUIRE_GPU=1
 
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
 

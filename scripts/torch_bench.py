@@ -5,6 +5,7 @@ same way as `scratchgpt bench`, printing one JSON object.
     python3 scripts/torch_bench.py train --n-layer 4 --n-embd 256 --n-head 4 --vocab-size 50257 \
         --batch-size 8 --context 128 --steps 5 --threads 2
     python3 scripts/torch_bench.py generate --preset gpt2-small --prompt-tokens 16 --new-tokens 100 --threads 2
+    python3 scripts/torch_bench.py generate --preset gpt2-small --device cuda   # transformers on the GPU
 
 Needs `pip install torch transformers`.
 """
@@ -75,14 +76,23 @@ def train(args):
     return {"ms_per_step": secs * 1e3, "tokens_per_s": tokens / secs, "gflops": flops / secs / 1e9, "params": n}
 
 
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 @torch.no_grad()
 def generate(args):
-    model = model_for(args, args.prompt_tokens + args.new_tokens)
+    device = torch.device(args.device)
+    model = model_for(args, args.prompt_tokens + args.new_tokens).to(device)
     model.eval()
     g = torch.Generator().manual_seed(1)
-    prompt = torch.randint(0, model.config.vocab_size, (1, args.prompt_tokens), generator=g)
+    prompt = torch.randint(0, model.config.vocab_size, (1, args.prompt_tokens), generator=g).to(device)
     times = []
-    for _ in range(args.repeats):
+    # One untimed run on a GPU: the first call loads kernels and warms the
+    # allocator, as scratchgpt's first NVRTC compile is not timed either.
+    for i in range(args.repeats + (device.type == "cuda")):
+        sync(device)
         start = time.perf_counter()
         out = model.generate(
             prompt,
@@ -93,8 +103,10 @@ def generate(args):
             use_cache=True,
             pad_token_id=0,
         )
+        sync(device)
         new = out.shape[1] - args.prompt_tokens
-        times.append((time.perf_counter() - start) / new)
+        if device.type != "cuda" or i > 0:
+            times.append((time.perf_counter() - start) / new)
     per_token = statistics.median(times)
     return {"tokens_per_s": 1 / per_token, "ms_per_token": per_token * 1e3}
 
@@ -115,6 +127,7 @@ def main():
     p.add_argument("--new-tokens", type=int, default=100)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="cpu", help="cpu or cuda (generation only)")
     args = p.parse_args()
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)

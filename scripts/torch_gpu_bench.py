@@ -48,10 +48,14 @@ def main():
     p.add_argument("--context", type=int, default=1024)
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--tf32", action="store_true", help="allow TF32 tensor cores in f32 matrix products")
     args = p.parse_args()
     if not torch.cuda.is_available():
         sys.exit("needs a CUDA GPU and a CUDA build of PyTorch")
     torch.manual_seed(0)
+    # PyTorch's default is full f32 matrix products, as scratchgpt's.
+    torch.backends.cuda.matmul.allow_tf32 = args.tf32
+    torch.backends.cudnn.allow_tf32 = args.tf32
     layers, embd, heads, vocab, positions = PRESETS[args.preset]
     config = GPT2Config(n_layer=layers, n_embd=embd, n_head=heads, vocab_size=vocab,
                         n_positions=max(positions, args.context), resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
@@ -83,7 +87,7 @@ def main():
     name = torch.cuda.get_device_name()
     top = peak(name)
     print(json.dumps({"ms_per_step": secs * 1e3, "tokens_per_s": tokens / secs, "gflops": flops / secs / 1e9,
-                      "params": n, "device": name, "mode": args.mode, "precision": args.precision,
+                      "params": n, "device": name, "mode": args.mode, "precision": args.precision, "tf32": args.tf32,
                       "mfu": flops / secs / top if top else None}))
 
 

@@ -8,7 +8,7 @@
 mod common;
 mod cuda;
 
-use cuda::{assert_close, gpu, F32};
+use cuda::{assert_close, gpu, skip_without_gpu, F32};
 use scratchgpt::autograd::loss::cross_entropy;
 use scratchgpt::autograd::nn::Module;
 use scratchgpt::autograd::optim::{clip_grad_norm, AdamW, Optimizer};
@@ -45,6 +45,9 @@ fn batch(seed: u64, b: usize, t: usize) -> (Tensor, Tensor) {
 #[test]
 #[ignore = "needs a CUDA device"]
 fn forward_loss_and_every_gradient_match_the_cpu() {
+    if skip_without_gpu() {
+        return;
+    }
     let (cpu, gpu_model) = pair();
     let (x, y) = batch(1, 3, 40);
     let (lc, lg) = (cpu.forward(&x), gpu_model.forward(&x));
@@ -68,6 +71,9 @@ fn forward_loss_and_every_gradient_match_the_cpu() {
 #[test]
 #[ignore = "needs a CUDA device"]
 fn twenty_training_steps_track_the_cpu() {
+    if skip_without_gpu() {
+        return;
+    }
     for flash in [false, true] {
         scratchgpt::tensor::cuda::set_flash_attention(flash);
         let (cpu, gpu_model) = pair();
@@ -106,6 +112,9 @@ fn twenty_training_steps_track_the_cpu() {
 #[test]
 #[ignore = "needs a CUDA device"]
 fn greedy_generation_gives_the_same_tokens() {
+    if skip_without_gpu() {
+        return;
+    }
     let (cpu, gpu_model) = pair();
     let prompt = [5u32, 17, 2, 99];
     for use_cache in [true, false] {
@@ -118,6 +127,9 @@ fn greedy_generation_gives_the_same_tokens() {
 #[test]
 #[ignore = "needs a CUDA device"]
 fn bf16_autocast_trains_like_f32() {
+    if skip_without_gpu() {
+        return;
+    }
     let device = gpu();
     let run = |precision: Option<DType>| {
         scratchgpt::tensor::autocast::with_autocast(precision, || {
@@ -145,6 +157,9 @@ fn bf16_autocast_trains_like_f32() {
 #[test]
 #[ignore = "needs a CUDA device"]
 fn the_command_line_trains_and_generates_on_the_gpu() {
+    if skip_without_gpu() {
+        return;
+    }
     gpu();
     let dir = common::scratch_dir("cuda-train");
     let out = dir.join("run");
@@ -191,6 +206,9 @@ fn the_command_line_trains_and_generates_on_the_gpu() {
 #[test]
 #[ignore = "needs a CUDA device"]
 fn half_precision_weights_run_inference() {
+    if skip_without_gpu() {
+        return;
+    }
     let (_, gpu_model) = pair();
     let (x, _) = batch(7, 2, 24);
     let reference = gpu_model.forward(&x).data();

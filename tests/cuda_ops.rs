@@ -8,7 +8,7 @@
 
 mod cuda;
 
-use cuda::{assert_close, assert_same, gpu, nonzero, on, uniform, BF16, F32};
+use cuda::{assert_close, assert_same, gpu, nonzero, on, skip_without_gpu, uniform, BF16, F32};
 use scratchgpt::tensor::{BinaryOp, CmpOp, DType, Device, Tensor, UnaryOp};
 
 /// Runs `f` on CPU inputs and on their GPU copies; compares with `rtol`.
@@ -28,6 +28,9 @@ fn both(what: &str, inputs: &[Tensor], rtol: f64, f: impl Fn(&[Tensor]) -> Tenso
 #[test]
 #[ignore = "needs a CUDA device"]
 fn copies_between_host_and_device_round_trip() {
+    if skip_without_gpu() {
+        return;
+    }
     let device = gpu();
     for dtype in [DType::F32, DType::F16, DType::BF16, DType::I64, DType::I8] {
         let x = nonzero(&[3, 5, 7], 1).mul_scalar(10.0).to_dtype(dtype);
@@ -43,6 +46,9 @@ fn copies_between_host_and_device_round_trip() {
 #[test]
 #[ignore = "needs a CUDA device"]
 fn casts_follow_the_cpu_rules() {
+    if skip_without_gpu() {
+        return;
+    }
     let x = nonzero(&[4, 33], 2).mul_scalar(300.0); // saturates int8, rounds halves
     let dtypes = [DType::F32, DType::F16, DType::BF16, DType::I64, DType::I8];
     for from in dtypes {
@@ -56,6 +62,9 @@ fn casts_follow_the_cpu_rules() {
 #[test]
 #[ignore = "needs a CUDA device"]
 fn unary_functions() {
+    if skip_without_gpu() {
+        return;
+    }
     let x = nonzero(&[7, 130], 3);
     let positive = uniform(&[7, 130], 0.1, 4.0, 4);
     let ops = [
@@ -90,6 +99,9 @@ fn unary_functions() {
 #[test]
 #[ignore = "needs a CUDA device"]
 fn scalar_ops_are_bit_identical() {
+    if skip_without_gpu() {
+        return;
+    }
     let x = nonzero(&[5, 64], 5);
     both("x·c + d", std::slice::from_ref(&x), 0.0, |t| {
         t[0].mul_scalar(0.37).add_scalar(-1.25).div_scalar(3.0).sub_scalar(0.5)
@@ -103,6 +115,9 @@ fn scalar_ops_are_bit_identical() {
 #[test]
 #[ignore = "needs a CUDA device"]
 fn binary_ops_broadcast_over_views() {
+    if skip_without_gpu() {
+        return;
+    }
     let a = nonzero(&[4, 6, 8], 7);
     let b = nonzero(&[8], 8);
     let col = nonzero(&[6, 1], 9);
@@ -128,6 +143,9 @@ fn binary_ops_broadcast_over_views() {
 #[test]
 #[ignore = "needs a CUDA device"]
 fn comparisons_and_where() {
+    if skip_without_gpu() {
+        return;
+    }
     let a = nonzero(&[5, 9], 11);
     let b = nonzero(&[9], 12);
     for op in [CmpOp::Eq, CmpOp::Ne, CmpOp::Lt, CmpOp::Le, CmpOp::Gt, CmpOp::Ge] {
@@ -142,6 +160,9 @@ fn comparisons_and_where() {
 #[test]
 #[ignore = "needs a CUDA device"]
 fn reductions_along_every_dimension() {
+    if skip_without_gpu() {
+        return;
+    }
     let x = nonzero(&[3, 40, 17], 14);
     for dim in 0..3isize {
         for keepdim in [false, true] {
@@ -176,6 +197,9 @@ fn reductions_along_every_dimension() {
 #[test]
 #[ignore = "needs a CUDA device"]
 fn softmax_and_layer_norm_forward_and_backward() {
+    if skip_without_gpu() {
+        return;
+    }
     let x = nonzero(&[4, 7, 50], 16).mul_scalar(3.0);
     let dy = nonzero(&[4, 7, 50], 17);
     for dim in [2isize, 1] {
@@ -206,6 +230,9 @@ fn softmax_and_layer_norm_forward_and_backward() {
 #[test]
 #[ignore = "needs a CUDA device"]
 fn matrix_products() {
+    if skip_without_gpu() {
+        return;
+    }
     let a = nonzero(&[37, 64], 21);
     let b = nonzero(&[64, 29], 22);
     both("2-D", &[a.clone(), b.clone()], F32, |t| t[0].matmul(&t[1]));
@@ -235,6 +262,9 @@ fn matrix_products() {
 #[test]
 #[ignore = "needs a CUDA device"]
 fn tiled_gemm_matches_cublas() {
+    if skip_without_gpu() {
+        return;
+    }
     use scratchgpt::kernels::cuda::blas::{gemm, MatrixBatch};
     use scratchgpt::kernels::cuda::gemm_tiled::gemm_tiled;
     use scratchgpt::kernels::cuda::CudaDevice;
@@ -260,6 +290,9 @@ fn tiled_gemm_matches_cublas() {
 #[test]
 #[ignore = "needs a CUDA device"]
 fn causal_attention_both_ways() {
+    if skip_without_gpu() {
+        return;
+    }
     let (b, h, t, d) = (2, 3, 37, 64);
     let q = nonzero(&[b, h, t, d], 32).mul_scalar(0.5);
     let k = nonzero(&[b, h, t, d], 33).mul_scalar(0.5);
@@ -305,6 +338,9 @@ fn causal_attention_both_ways() {
 #[test]
 #[ignore = "needs a CUDA device"]
 fn cross_entropy_forward_and_backward() {
+    if skip_without_gpu() {
+        return;
+    }
     let (n, v) = (23, 1000);
     let logits = nonzero(&[n, v], 36).mul_scalar(4.0);
     let mut targets: Vec<i64> = (0..n as i64).map(|i| (i * 389) % v as i64).collect();
@@ -330,6 +366,9 @@ fn cross_entropy_forward_and_backward() {
 #[test]
 #[ignore = "needs a CUDA device"]
 fn indexing_and_its_deterministic_adjoints() {
+    if skip_without_gpu() {
+        return;
+    }
     let w = nonzero(&[50, 24], 37);
     let ids = Tensor::from_vec(vec![3i64, 0, 3, 49, 7, 3, 0], [7]).unwrap();
     both("index_select rows", std::slice::from_ref(&w), 0.0, |t| t[0].index_select(0, &ids));
@@ -360,6 +399,9 @@ fn indexing_and_its_deterministic_adjoints() {
 #[test]
 #[ignore = "needs a CUDA device"]
 fn views_cat_and_triangles() {
+    if skip_without_gpu() {
+        return;
+    }
     let x = nonzero(&[4, 5, 6], 42);
     both("contiguous of a permutation", std::slice::from_ref(&x), 0.0, |t| t[0].permute(&[2, 0, 1]).contiguous());
     both("reshape of a transpose", std::slice::from_ref(&x), 0.0, |t| t[0].transpose(0, 1).reshape(&[-1]));
@@ -379,6 +421,9 @@ fn views_cat_and_triangles() {
 #[test]
 #[ignore = "needs a CUDA device"]
 fn gelu_backward_fused() {
+    if skip_without_gpu() {
+        return;
+    }
     let x = nonzero(&[9, 300], 44);
     let dy = nonzero(&[9, 300], 45);
     both("gelu backward", &[x.clone(), dy.clone()], F32, |t| t[0].gelu_backward(&t[1]));
@@ -387,6 +432,9 @@ fn gelu_backward_fused() {
 #[test]
 #[ignore = "needs a CUDA device"]
 fn sum_of_squares_for_clipping() {
+    if skip_without_gpu() {
+        return;
+    }
     let device = gpu();
     let g = nonzero(&[1000, 33], 46);
     let cpu: f64 = g.to_f64_vec().iter().map(|v| v * v).sum();
@@ -397,6 +445,9 @@ fn sum_of_squares_for_clipping() {
 #[test]
 #[ignore = "needs a CUDA device"]
 fn attention_under_autocast_runs_in_bf16() {
+    if skip_without_gpu() {
+        return;
+    }
     use scratchgpt::tensor::autocast::with_autocast;
     let device = gpu();
     let (b, h, t, d) = (2, 2, 33, 64);

@@ -5,8 +5,19 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
+/// Runs the `scratchgpt` binary. Cargo bakes the binary's path into each
+/// test executable; `SCRATCHGPT_BIN` points elsewhere, for test executables
+/// run away from their build folder (`scripts/gpu-bundle.sh` carries both
+/// to a GPU machine).
 pub fn scratchgpt(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_scratchgpt")).args(args).output().expect("the binary runs")
+    let binary = std::env::var_os("SCRATCHGPT_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_scratchgpt").into());
+    Command::new(binary).args(args).output().expect("the binary runs")
+}
+
+/// Whether this machine has a CUDA device. Tests that check what
+/// `--device cuda` says on a machine without one skip that check here.
+pub fn gpu_present() -> bool {
+    scratchgpt::tensor::cuda::device_count() > 0
 }
 
 /// A fresh, empty temporary folder unique to this test process and `name`.
