@@ -1,16 +1,23 @@
 //! What several commands share: loading a model folder with its tokenizer,
-//! choosing a tokenizer by name, reading data, printing JSON.
+//! choosing a tokenizer by name, reading data, printing JSON, claiming an
+//! output folder, and stopping on Ctrl-C.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use anyhow::{bail, Context, Result};
 use gpt::model::GPTModel;
+use gpt::output::{check_not_nested, folder_kind, FolderKind, OutputLock};
 use gpt::tokenizer::AnyTokenizer;
 use serde::Serialize;
 
 /// A model folder's model and tokenizer (GPT-2's when the folder has none),
 /// checked to fit together.
 pub fn load_model_and_tokenizer(dir: &Path) -> Result<(GPTModel, AnyTokenizer)> {
+    // A folder whose replacement a crash interrupted is read from where it
+    // was left (`gpt::atomic`).
+    let dir = &gpt::atomic::readable_dir(dir, gpt::weights::hf::CONFIG_FILE);
     let model = gpt::weights::load_model(dir)?;
     let tokenizer = gpt::weights::load_tokenizer(dir)?.unwrap_or_else(AnyTokenizer::gpt2);
     check_vocab(&tokenizer, &model, dir)?;
@@ -113,3 +120,74 @@ pub fn human_bytes(b: u64) -> String {
         b => format!("{b} B"),
     }
 }
+
+/// An output folder a command has checked and locked; the lock is released
+/// when this is dropped (or the process ends).
+pub struct Output {
+    pub dir: PathBuf,
+    _lock: OutputLock,
+}
+
+/// Claims `out` for a command that reads `inputs` (`gpt::output` has the
+/// rules): refuses an output that is, holds or lies inside an input, one
+/// that another process is writing, and, unless `force`, one whose kind is
+/// not in `allow`. `hint` ends the refusal of an existing training run
+/// (e.g. how to continue it). Leftovers of an interrupted swap are put in
+/// order first (`gpt::atomic::settle_dir`).
+pub fn claim_output(out: &Path, inputs: &[&Path], allow: &[FolderKind], force: bool, run_hint: &str) -> Result<Output> {
+    let inputs: Vec<&Path> = inputs.iter().copied().filter(|p| p.exists()).collect();
+    check_not_nested(out, &inputs).map_err(|reason| anyhow::anyhow!("{}: {reason}", out.display()))?;
+    let lock = OutputLock::acquire(out).map_err(anyhow::Error::msg)?;
+    gpt::atomic::settle_dir(out).with_context(|| format!("{}: cannot tidy an interrupted save", out.display()))?;
+    let kind = folder_kind(out).with_context(|| format!("{}: cannot read", out.display()))?;
+    if !force && !allow.contains(&kind) {
+        let replace = "choose another --out, or pass --force to replace it";
+        match kind {
+            FolderKind::Run if !run_hint.is_empty() => bail!("{}: {}; {run_hint}", out.display(), kind.describe()),
+            _ => bail!("{}: {}; {replace}", out.display(), kind.describe()),
+        }
+    }
+    Ok(Output { dir: out.to_path_buf(), _lock: lock })
+}
+
+/// Writes the whole of a claimed output folder: `fill` writes the new
+/// contents into a hidden staging folder beside it, which then replaces the
+/// folder in one swap (`gpt::atomic`). A failure or crash before the swap
+/// leaves the old folder as it was.
+pub fn write_folder(out: &Output, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    let dir = &out.dir;
+    let stage = gpt::atomic::staging_dir(dir)
+        .with_context(|| format!("{}: cannot create a folder beside it", dir.display()))?;
+    let written = fill(&stage).and_then(|()| {
+        gpt::atomic::replace_dir(&stage, dir).map_err(|(path, e)| anyhow::anyhow!("{}: {e}", path.display()))
+    });
+    if written.is_err() {
+        let _ = std::fs::remove_dir_all(&stage);
+    }
+    written
+}
+
+/// Set by Ctrl-C (SIGINT) or SIGTERM: long commands check it between steps,
+/// save what they have and exit with 130. A second signal exits at once
+/// (130); whatever was saved last stays loadable, since every save is
+/// atomic.
+pub fn interrupt_flag() -> Arc<AtomicBool> {
+    static FLAG: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+    FLAG.get_or_init(|| {
+        let flag = Arc::new(AtomicBool::new(false));
+        let seen = flag.clone();
+        let _ = ctrlc::set_handler(move || {
+            if seen.swap(true, Ordering::SeqCst) {
+                eprintln!("\ninterrupted again: stopping now");
+                std::process::exit(INTERRUPTED);
+            }
+            eprintln!("\ninterrupted: saving at the end of this step (interrupt again to stop at once)");
+        });
+        flag
+    })
+    .clone()
+}
+
+/// The exit code of a command stopped by Ctrl-C or SIGTERM (128 + SIGINT,
+/// as shells report it).
+pub const INTERRUPTED: i32 = 130;

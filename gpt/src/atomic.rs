@@ -5,9 +5,22 @@
 //! file system is atomic: a reader sees the old file or the new one, never
 //! a mixture, and an interrupted write leaves the old file untouched.
 //!
-//! A folder of several files is written whole under a sibling name and
-//! swapped in with two renames (the old folder aside, the new one in), so
-//! a reader never sees a mixture of old and new files either.
+//! A folder of several files is written whole under a hidden sibling name
+//! (`.NAME.scratchgpt-tmp`) and swapped in with two renames: the old folder
+//! aside (`.NAME.scratchgpt-old`), the new one in, and only then the old
+//! one removed. A crash between any two of those steps leaves one of three
+//! pictures, and each has a complete folder in it:
+//!
+//! | left on disk      | what it means                  | readers use | next writer   |
+//! |-------------------|--------------------------------|-------------|---------------|
+//! | `NAME` + tmp      | the new folder was unfinished  | `NAME`      | drops tmp     |
+//! | old + tmp, no `NAME` | killed between the renames  | old         | old → `NAME`  |
+//! | `NAME` + old      | killed before the cleanup      | `NAME`      | drops old     |
+//!
+//! Readers ([`readable_dir`]) never rename anything, so they cannot race a
+//! writer; writers ([`settle_dir`]) put the folder back in order first.
+//! The sibling names are hidden and carry this program's name, so they can
+//! never be a folder of the user's that happens to end in `.old`.
 
 use std::fs;
 use std::io::Write;
@@ -34,26 +47,171 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     result
 }
 
-/// `dir` with a suffix, in the same parent folder: `ckpt` → `ckpt.tmp`.
-pub(crate) fn sibling(dir: &Path, suffix: &str) -> PathBuf {
-    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "checkpoint".into());
-    dir.with_file_name(format!("{name}.{suffix}"))
+/// The hidden sibling `parent/.NAME.scratchgpt-ROLE` of `dir`, where ROLE is
+/// `tmp` (a new folder being written), `old` (the folder it replaces) or
+/// `lock` (see `gpt::output`).
+pub fn hidden_sibling(dir: &Path, role: &str) -> PathBuf {
+    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "output".into());
+    dir.with_file_name(format!(".{name}.scratchgpt-{role}"))
+}
+
+/// Where an earlier version of this program left the previous folder while
+/// swapping (`NAME.old`); read, never written, and only when it holds
+/// `marker`, so a user's own `NAME.old` is left alone.
+fn legacy_old(dir: &Path, marker: &str) -> Option<PathBuf> {
+    let name = dir.file_name()?.to_string_lossy().into_owned();
+    let old = dir.with_file_name(format!("{name}.old"));
+    old.join(marker).is_file().then_some(old)
+}
+
+/// The folder a reader should open for `dir`: `dir` itself, or the previous
+/// folder when a writer was killed between its two renames (`marker` is a
+/// file every complete folder of this kind holds, e.g. `config.json`).
+pub fn readable_dir(dir: &Path, marker: &str) -> PathBuf {
+    if dir.join(marker).is_file() {
+        return dir.to_path_buf();
+    }
+    let old = hidden_sibling(dir, "old");
+    if old.join(marker).is_file() {
+        return old;
+    }
+    legacy_old(dir, marker).unwrap_or_else(|| dir.to_path_buf())
+}
+
+/// Puts `dir` back in order after a swap that a crash interrupted (the
+/// table at the top): rolls back to the old folder when `dir` is missing,
+/// then drops the leftovers. Writers call it before writing.
+pub fn settle_dir(dir: &Path) -> std::io::Result<()> {
+    let (tmp, old) = (hidden_sibling(dir, "tmp"), hidden_sibling(dir, "old"));
+    if !dir.exists() && old.is_dir() {
+        fs::rename(&old, dir)?;
+    }
+    for leftover in [tmp, old] {
+        if leftover.is_dir() {
+            fs::remove_dir_all(&leftover)?;
+        }
+    }
+    Ok(())
+}
+
+/// A fresh, empty hidden folder beside `dir` to build its replacement in.
+pub fn staging_dir(dir: &Path) -> std::io::Result<PathBuf> {
+    let tmp = hidden_sibling(dir, "tmp");
+    if tmp.exists() {
+        fs::remove_dir_all(&tmp)?;
+    }
+    fs::create_dir_all(&tmp)?;
+    Ok(tmp)
 }
 
 /// Moves the complete folder `new` to `dir`, replacing any folder there:
-/// the old one is renamed to `dir.old` first and removed only once the new
-/// one is in place. Errors name the path that failed.
-pub(crate) fn replace_dir(new: &Path, dir: &Path) -> Result<(), (PathBuf, std::io::Error)> {
-    let old = sibling(dir, "old");
-    if dir.exists() {
-        if old.exists() {
+/// the old one is renamed aside first and removed only once the new one is
+/// in place. Errors name the path that failed.
+pub fn replace_dir(new: &Path, dir: &Path) -> Result<(), (PathBuf, std::io::Error)> {
+    let old = hidden_sibling(dir, "old");
+    if old.exists() {
+        // A previous swap's leftover: `dir` is complete if it exists.
+        if !dir.exists() {
+            fs::rename(&old, dir).map_err(|e| (old.clone(), e))?;
+        } else {
             fs::remove_dir_all(&old).map_err(|e| (old.clone(), e))?;
         }
+    }
+    sync_dir(new).map_err(|e| (new.to_path_buf(), e))?;
+    if dir.exists() {
         fs::rename(dir, &old).map_err(|e| (dir.to_path_buf(), e))?;
     }
     fs::rename(new, dir).map_err(|e| (dir.to_path_buf(), e))?;
+    if let Some(parent) = dir.parent() {
+        // The renames themselves reach the disk with the parent's entry.
+        let _ = sync_dir(parent);
+    }
     if old.exists() {
         fs::remove_dir_all(&old).map_err(|e| (old.clone(), e))?;
     }
     Ok(())
+}
+
+/// Flushes a folder's entries (the names of the files in it) to disk.
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+    #[cfg(unix)]
+    fs::File::open(dir)?.sync_all()?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("scratchgpt-atomic-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn folder(path: &Path, content: &str) {
+        fs::create_dir_all(path).unwrap();
+        fs::write(path.join("config.json"), content).unwrap();
+    }
+
+    fn content(path: &Path) -> String {
+        fs::read_to_string(path.join("config.json")).unwrap()
+    }
+
+    #[test]
+    fn every_crash_point_of_a_swap_leaves_a_readable_folder() {
+        let root = scratch("crash");
+        let dir = root.join("model");
+        let (tmp, old) = (hidden_sibling(&dir, "tmp"), hidden_sibling(&dir, "old"));
+        // Killed while writing the new folder: the old one is read and kept.
+        folder(&dir, "old");
+        folder(&tmp, "half");
+        assert_eq!(content(&readable_dir(&dir, "config.json")), "old");
+        settle_dir(&dir).unwrap();
+        assert_eq!(content(&dir), "old");
+        assert!(!tmp.exists());
+        // Killed between the renames: the old folder is read, then restored.
+        fs::rename(&dir, &old).unwrap();
+        folder(&tmp, "new");
+        assert!(!dir.exists());
+        assert_eq!(content(&readable_dir(&dir, "config.json")), "old");
+        settle_dir(&dir).unwrap();
+        assert_eq!(content(&dir), "old");
+        assert!(!old.exists() && !tmp.exists());
+        // Killed before the cleanup: the new folder is in place.
+        folder(&old, "older");
+        assert_eq!(content(&readable_dir(&dir, "config.json")), "old");
+        settle_dir(&dir).unwrap();
+        assert!(!old.exists());
+        // A complete swap.
+        folder(&tmp, "new");
+        replace_dir(&tmp, &dir).unwrap();
+        assert_eq!(content(&dir), "new");
+        assert!(!tmp.exists() && !old.exists());
+        fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn a_users_folder_named_old_is_never_touched() {
+        let root = scratch("user-old");
+        let dir = root.join("run");
+        folder(&dir, "mine");
+        let user = root.join("run.old");
+        fs::create_dir_all(&user).unwrap();
+        fs::write(user.join("notes.txt"), "keep me").unwrap();
+        let tmp = staging_dir(&dir).unwrap();
+        folder(&tmp, "new");
+        replace_dir(&tmp, &dir).unwrap();
+        settle_dir(&dir).unwrap();
+        assert_eq!(fs::read_to_string(user.join("notes.txt")).unwrap(), "keep me");
+        // Nor read in place of a missing folder, since it is not one of ours.
+        assert_eq!(readable_dir(&root.join("run"), "config.json"), dir);
+        fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(readable_dir(&dir, "config.json"), dir);
+        fs::remove_dir_all(root).unwrap();
+    }
 }

@@ -7,6 +7,7 @@ pub mod eval;
 pub mod finetune;
 pub mod generate;
 pub mod model;
+pub mod output;
 pub mod quant;
 pub mod tokenizer;
 pub mod train;

@@ -38,7 +38,7 @@ fn quantized(name: &str, scheme: Scheme) -> (GPTModel, PathBuf, PathBuf) {
     let model = nano();
     save_model(&model, dir.join("f32"), None).unwrap();
     let out = dir.join(scheme.name());
-    quantize_folder(&dir.join("f32"), scheme, &out).unwrap();
+    quantize_folder(&dir.join("f32"), scheme, &out, false).unwrap();
     (model, dir.join("f32"), out)
 }
 
@@ -192,18 +192,18 @@ fn scales_that_do_not_fit_their_weights_are_refused() {
 #[test]
 fn quantize_refuses_what_it_must_not_overwrite() {
     let (_, f32_dir, q_dir) = quantized("refuse", Scheme::Int8);
-    let err = quantize_folder(&q_dir, Scheme::Int4, &q_dir.with_file_name("again")).unwrap_err().to_string();
+    let err = quantize_folder(&q_dir, Scheme::Int4, &q_dir.with_file_name("again"), false).unwrap_err().to_string();
     assert!(err.contains("already quantized (int8)"), "{err}");
-    let err = quantize_folder(&f32_dir, Scheme::Int4, &f32_dir).unwrap_err().to_string();
+    let err = quantize_folder(&f32_dir, Scheme::Int4, &f32_dir, false).unwrap_err().to_string();
     assert!(err.contains("is the model being quantized"), "{err}");
     let other = f32_dir.with_file_name("notes");
     std::fs::create_dir_all(&other).unwrap();
     std::fs::write(other.join("todo.txt"), "keep me").unwrap();
-    let err = quantize_folder(&f32_dir, Scheme::Int4, &other).unwrap_err().to_string();
+    let err = quantize_folder(&f32_dir, Scheme::Int4, &other, false).unwrap_err().to_string();
     assert!(err.contains("not a model folder"), "{err}");
     assert_eq!(std::fs::read_to_string(other.join("todo.txt")).unwrap(), "keep me");
     // Replacing an earlier quantized folder is fine, and leaves no temporary.
-    quantize_folder(&f32_dir, Scheme::Int4, &q_dir).unwrap();
+    quantize_folder(&f32_dir, Scheme::Int4, &q_dir, false).unwrap();
     assert_eq!(load_model(&q_dir).unwrap().quantization(), Some(Scheme::Int4));
     let leftovers: Vec<_> = std::fs::read_dir(q_dir.parent().unwrap())
         .unwrap()

@@ -198,7 +198,8 @@ fn train_tiny(args: &QuantArgs, work: &Path) -> Result<PathBuf> {
     let out = work.join("tiny-trained");
     eprintln!("training the tiny preset for {} steps on the built-in stories …", args.train_steps);
     let steps = args.train_steps.to_string();
-    let cmd = ["train", "--steps", &steps, "--eval-every", "0", "--sample-every", "0", "--json"];
+    // The work folder is the bench's own: a rerun replaces its earlier run.
+    let cmd = ["train", "--steps", &steps, "--eval-every", "0", "--sample-every", "0", "--force", "--json"];
     scratchgpt(args, &[&cmd[..], &["--out", out.to_str().context("a UTF-8 work folder")?]].concat())?;
     Ok(out)
 }
@@ -220,7 +221,7 @@ fn measure(args: &QuantArgs, name: &str, f32_dir: &Path, work: &Path, eval_data:
     for scheme in Scheme::ALL {
         let out = work.join(format!("{tag}-{scheme}"));
         eprintln!("{name}: quantizing to {scheme} …");
-        quantize_folder(f32_dir, scheme, &out)?;
+        quantize_folder(f32_dir, scheme, &out, false)?;
         folders.push((Some(scheme), out));
     }
     let dir_str = |d: &Path| d.to_str().map(str::to_string).context("a UTF-8 folder name");

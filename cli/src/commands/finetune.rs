@@ -3,7 +3,7 @@
 //! Both take the usual training flags and show `train`'s progress bar;
 //! with no `--data` they use the built-in generated data sets.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 use gpt::finetune::class_data::{builtin_classification, read_labelled};
@@ -15,10 +15,13 @@ use gpt::finetune::instruct_data::{builtin_instructions, read_instructions};
 use gpt::finetune::lora::{apply_lora, merge_lora, save_adapter, LoraConfig, ParamReport};
 use gpt::finetune::split::split3;
 use gpt::finetune::{FinetuneEvent, FitOptions};
+use gpt::output::FolderKind;
 use indicatif::{ProgressBar, ProgressStyle};
 use tensor::Generator;
 
-use crate::common::{load_trainable_model_and_tokenizer, print_json};
+use crate::common::{
+    claim_output, interrupt_flag, load_trainable_model_and_tokenizer, print_json, write_folder, Output, INTERRUPTED,
+};
 
 /// The flags every fine-tuning command shares.
 #[derive(clap::Args)]
@@ -44,6 +47,9 @@ pub struct TrainFlags {
     /// One JSON summary on stdout at the end; no progress bar.
     #[arg(long)]
     json: bool,
+    /// Replace --out even if it holds something other than a model.
+    #[arg(long)]
+    force: bool,
 }
 
 impl TrainFlags {
@@ -54,7 +60,17 @@ impl TrainFlags {
             batch_size: self.batch_size,
             weight_decay: self.weight_decay,
             seed: self.seed,
+            stop: None,
         }
+    }
+
+    /// Claims `out` (new, empty, or a model folder, unless --force), which
+    /// must not be or hold the base model or the data.
+    fn claim(&self, out: &Path, model: &Path, data: Option<&PathBuf>) -> Result<Output> {
+        let mut inputs = vec![model];
+        inputs.extend(data.map(PathBuf::as_path));
+        let allow = [FolderKind::Missing, FolderKind::Empty, FolderKind::Model];
+        claim_output(out, &inputs, &allow, self.force, "")
     }
 
     fn check(&self) -> Result<()> {
@@ -154,6 +170,7 @@ fn report_params(report: &ParamReport, json: bool) {
 
 pub fn classify(args: ClassifyArgs) -> Result<i32> {
     args.train.check()?;
+    let out = args.train.claim(&args.out, &args.model, args.data.as_ref())?;
     let (gpt, tokenizer) = load_trainable_model_and_tokenizer(&args.model)?;
     let mut data = match &args.data {
         Some(p) => read_labelled(p, args.text_column.as_deref(), args.label_column.as_deref())?,
@@ -183,7 +200,7 @@ pub fn classify(args: ClassifyArgs) -> Result<i32> {
     let mut gen = Generator::seed(args.train.seed);
     let mut model = GptClassifier::new(gpt, config, &mut gen);
     let params = model.prepare(&mode, &mut gen)?;
-    let fit = args.train.fit();
+    let fit = FitOptions { stop: Some(interrupt_flag()), ..args.train.fit() };
     if !args.train.json {
         let counts = data.counts();
         let classes: Vec<String> = data.classes.iter().zip(&counts).map(|(c, n)| format!("{c} {n}")).collect();
@@ -198,13 +215,24 @@ pub fn classify(args: ClassifyArgs) -> Result<i32> {
     }
     report_params(&params, args.train.json);
     let bar = progress(splits.train.ids.len().div_ceil(fit.batch_size) * fit.epochs, args.train.json);
-    let report = fit_classifier(&mut model, &splits, &fit, on_event(&bar, args.train.json))?;
+    let (mut steps, mut show) = (0, on_event(&bar, args.train.json));
+    let report = fit_classifier(&mut model, &splits, &fit, |e| {
+        if let FinetuneEvent::Step { step, .. } = e {
+            steps = *step;
+        }
+        show(e)
+    })?;
     bar.finish_and_clear();
-    if let TrainMode::Lora(_) = mode {
-        save_adapter(&mut model.gpt, &args.out.join("adapter"), &args.model.display().to_string())?;
+    write_folder(&out, |stage| {
+        if let TrainMode::Lora(_) = mode {
+            save_adapter(&mut model.gpt, &stage.join("adapter"), &args.model.display().to_string())?;
+        }
+        model.merge();
+        Ok(model.save(stage, &tokenizer)?)
+    })?;
+    if fit.interrupted() {
+        return interrupted(steps, &args.out, args.train.json);
     }
-    model.merge();
-    model.save(&args.out, &tokenizer)?;
     if args.train.json {
         print_json(&serde_json::json!({
             "train_accuracy": report.train_accuracy,
@@ -253,6 +281,7 @@ pub struct InstructArgs {
 
 pub fn instruct(args: InstructArgs) -> Result<i32> {
     args.train.check()?;
+    let out = args.train.claim(&args.out, &args.model, args.data.as_ref())?;
     let (mut gpt, tokenizer) = load_trainable_model_and_tokenizer(&args.model)?;
     let Some(end) = tokenizer.eot_id() else {
         bail!("{}: the tokenizer has no <|endoftext|> token to end responses with", args.model.display());
@@ -281,23 +310,40 @@ pub fn instruct(args: InstructArgs) -> Result<i32> {
         );
     }
     report_params(&params, args.train.json);
-    let opts = InstructOptions { fit: args.train.fit(), mask_prompt: args.mask_prompt };
+    let fit = FitOptions { stop: Some(interrupt_flag()), ..args.train.fit() };
+    let opts = InstructOptions { fit, mask_prompt: args.mask_prompt };
     let bar = progress(train_ids.len().div_ceil(opts.fit.batch_size) * opts.fit.epochs, args.train.json);
-    let (train_loss, val_loss) =
-        fit_instructions(&mut gpt, &train_ids, &val_ids, end, &opts, on_event(&bar, args.train.json))?;
+    let (mut steps, mut show) = (0, on_event(&bar, args.train.json));
+    let (train_loss, val_loss) = fit_instructions(&mut gpt, &train_ids, &val_ids, end, &opts, |e| {
+        if let FinetuneEvent::Step { step, .. } = e {
+            steps = *step;
+        }
+        show(e)
+    })?;
     bar.finish_and_clear();
-    if lora.is_some() {
-        save_adapter(&mut gpt, &args.out.join("adapter"), &args.model.display().to_string())?;
-        merge_lora(&mut gpt);
-    }
-    gpt::weights::save_model(&gpt, &args.out, Some(&tokenizer))?;
-    let bar = progress(test.len(), args.train.json);
-    bar.set_message("answering the test set");
-    let (scored, exact) =
-        respond_all(&mut gpt, &tokenizer, &test, args.max_new_tokens, |n| bar.set_position(n as u64))?;
-    bar.finish_and_clear();
+    let stopped = opts.fit.interrupted();
+    let mut answers = None;
+    write_folder(&out, |stage| {
+        if lora.is_some() {
+            save_adapter(&mut gpt, &stage.join("adapter"), &args.model.display().to_string())?;
+            merge_lora(&mut gpt);
+        }
+        gpt::weights::save_model(&gpt, stage, Some(&tokenizer))?;
+        if !stopped {
+            let bar = progress(test.len(), args.train.json);
+            bar.set_message("answering the test set");
+            let (scored, exact) =
+                respond_all(&mut gpt, &tokenizer, &test, args.max_new_tokens, |n| bar.set_position(n as u64))?;
+            bar.finish_and_clear();
+            write_responses(&stage.join(RESPONSES_FILE), &scored)?;
+            answers = Some((scored, exact));
+        }
+        Ok(())
+    })?;
+    let Some((scored, exact)) = answers else {
+        return interrupted(steps, &args.out, args.train.json);
+    };
     let responses = args.out.join(RESPONSES_FILE);
-    write_responses(&responses, &scored)?;
     let score = exact as f64 / test.len().max(1) as f64;
     if args.train.json {
         print_json(&serde_json::json!({
@@ -324,4 +370,15 @@ pub fn instruct(args: InstructArgs) -> Result<i32> {
         );
     }
     Ok(0)
+}
+
+/// The end of a fine-tuning run stopped by Ctrl-C or SIGTERM: the model as
+/// it was after `steps` steps has been saved.
+fn interrupted(steps: usize, out: &Path, json: bool) -> Result<i32> {
+    if json {
+        print_json(&serde_json::json!({ "interrupted": true, "steps": steps, "out": out }))?;
+    } else {
+        println!("interrupted after {steps} steps; the model so far is saved in {}", out.display());
+    }
+    Ok(INTERRUPTED)
 }

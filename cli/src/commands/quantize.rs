@@ -7,10 +7,11 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{bail, Result};
+use gpt::output::{resolved, FolderKind};
 use gpt::quant::{quantize_folder, Scheme};
 
-use crate::common::{human_bytes, print_json};
+use crate::common::{claim_output, human_bytes, print_json};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -20,15 +21,24 @@ pub struct Args {
     /// f16, bf16, int8 or int4.
     #[arg(long)]
     to: Scheme,
-    /// The folder to write (replaced whole if it holds a model already).
+    /// The folder to write: new, empty, or holding a model (replaced whole
+    /// once the new one is complete).
     #[arg(long)]
     out: PathBuf,
+    /// Replace --out even if it holds something other than a model.
+    #[arg(long)]
+    force: bool,
     #[arg(long)]
     json: bool,
 }
 
 pub fn run(args: Args) -> Result<i32> {
-    let report = quantize_folder(&args.model, args.to, &args.out)?;
+    if resolved(&args.model)? == resolved(&args.out)? {
+        bail!("{}: is the model being quantized; write the quantized model to another folder", args.out.display());
+    }
+    let allow = [FolderKind::Missing, FolderKind::Empty, FolderKind::Model];
+    let out = claim_output(&args.out, &[&args.model], &allow, args.force, "")?;
+    let report = quantize_folder(&args.model, args.to, &out.dir, args.force)?;
     if args.json {
         print_json(&report)?;
     } else {

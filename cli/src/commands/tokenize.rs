@@ -3,9 +3,10 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Result};
+use gpt::output::{folder_kind, FolderKind};
 use gpt::tokenizer::{train_bpe, AnyTokenizer, SpecialTokens};
 
-use crate::common::{print_json, read_text, tokenizer_by_name};
+use crate::common::{claim_output, print_json, read_text, tokenizer_by_name, write_folder};
 
 #[derive(clap::Args)]
 pub struct TokenizeArgs {
@@ -78,20 +79,32 @@ pub struct TrainTokenizerArgs {
     /// Tokens in the final vocabulary (≥ 257: 256 bytes + <|endoftext|>).
     #[arg(long)]
     vocab_size: usize,
-    /// Folder for vocab.json + merges.txt.
+    /// Folder for vocab.json + merges.txt: new, empty, or holding only a
+    /// tokenizer (a model folder's tokenizer must match its weights).
     #[arg(long)]
     out: PathBuf,
+    /// Replace --out even if it holds something other than a tokenizer.
+    #[arg(long)]
+    force: bool,
     #[arg(long)]
     json: bool,
 }
 
 pub fn train_tokenizer(args: TrainTokenizerArgs) -> Result<i32> {
+    if !args.force && matches!(folder_kind(&args.out), Ok(FolderKind::Model | FolderKind::Run)) {
+        bail!(
+            "{}: holds a model, whose tokenizer must match its weights; write the tokenizer to another --out",
+            args.out.display()
+        );
+    }
+    let allow = [FolderKind::Missing, FolderKind::Empty, FolderKind::Tokenizer];
+    let out = claim_output(&args.out, &[&args.data], &allow, args.force, "")?;
     let text = read_text(&args.data)?;
     let started = std::time::Instant::now();
     let tokenizer = train_bpe(&text, args.vocab_size)?;
     let seconds = started.elapsed().as_secs_f64();
     let tokenizer = AnyTokenizer::Bpe(tokenizer);
-    tokenizer.save(&args.out)?;
+    write_folder(&out, |stage| Ok(tokenizer.save(stage)?))?;
     let tokens = tokenizer.encode(&text, SpecialTokens::AsText)?.len();
     if args.json {
         print_json(

@@ -1,19 +1,21 @@
 //! `scratchgpt train`: pretrain a GPT on a text file, or, with no arguments,
 //! a tiny GPT on the built-in generated stories.
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use gpt::data::builtin_corpus;
 use gpt::model::{GPTConfig, GPTModel, PRESETS};
+use gpt::output::{resolved, FolderKind};
 use gpt::tokenizer::{train_bpe, AnyTokenizer, CharTokenizer, SpecialTokens};
-use gpt::train::{checkpoint_dir, Checkpoint, StopReason, TrainEvent, TrainOptions, Trainer};
+use gpt::train::{locate_run, Checkpoint, StopReason, TrainEvent, TrainOptions, Trainer};
 use indicatif::{ProgressBar, ProgressStyle};
 use tensor::Generator;
 
-use crate::common::{data_name, print_json, read_text};
+use crate::common::{claim_output, data_name, interrupt_flag, print_json, read_text, INTERRUPTED};
+
+/// Where a new run goes when `--out` is not given.
+const DEFAULT_OUT: &str = "runs/tiny";
 
 /// Bytes of built-in stories generated when no --data is given.
 const BUILTIN_BYTES: usize = 2_000_000;
@@ -64,8 +66,14 @@ pub struct Args {
     /// weights, gradients and optimizer state).
     #[arg(long, default_value = "f32")]
     precision: String,
-    #[arg(long, default_value = "runs/tiny")]
-    out: PathBuf,
+    /// The run folder to create (default runs/tiny). An existing folder is
+    /// used only if it is empty or holds just a model; --force replaces any.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Replace an existing --out folder that holds something else (a
+    /// training run, other files), once the new run is saved.
+    #[arg(long)]
+    force: bool,
     #[arg(long, default_value_t = 50)]
     eval_every: usize,
     #[arg(long, default_value_t = 100)]
@@ -74,7 +82,8 @@ pub struct Args {
     checkpoint_every: usize,
     #[arg(long, default_value = "Once upon a time")]
     prompt: String,
-    /// Continue the run saved in this output (or checkpoint) folder.
+    /// Continue the run saved in this run (or checkpoint) folder; it goes on
+    /// in that folder.
     #[arg(long)]
     resume: Option<PathBuf>,
     /// One JSON summary on stdout at the end; no progress bar.
@@ -118,22 +127,54 @@ fn model_config(args: &Args, tokenizer: &AnyTokenizer) -> Result<GPTConfig> {
     Ok(config)
 }
 
+/// Files a new run reads, which its output must not hold or replace.
+fn run_inputs(args: &Args) -> Vec<&Path> {
+    let tokenizer = Path::new(&args.tokenizer);
+    let mut inputs: Vec<&Path> = args.data.iter().chain(&args.config).map(PathBuf::as_path).collect();
+    if tokenizer.exists() {
+        inputs.push(tokenizer);
+    }
+    inputs
+}
+
 pub fn run(args: Args) -> Result<i32> {
     let device = crate::common::device(&args.device)?;
     crate::common::set_precision(&args.precision, device)?;
     if args.batch_size == 0 {
         bail!("--batch-size must be at least 1");
     }
+    // The output is claimed before any work: a refusal costs nothing.
+    let (out, resume_from) = match &args.resume {
+        Some(path) => {
+            crate::common::refuse_quantized(path)?;
+            let (run_dir, ckpt_dir) = locate_run(path)?;
+            if let Some(out) = &args.out {
+                if resolved(out)? != resolved(&run_dir)? {
+                    bail!("--resume continues the run in {}; drop --out {}", run_dir.display(), out.display());
+                }
+            }
+            let inputs: Vec<&Path> = args.data.iter().map(PathBuf::as_path).collect();
+            let out = claim_output(&run_dir, &inputs, &[FolderKind::Run], args.force, "")?;
+            (out, Some(ckpt_dir))
+        }
+        None => {
+            let out = args.out.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_OUT));
+            let hint =
+                format!("continue it with --resume {0}, or pass --force to start a new run in it", out.display());
+            let allow = [FolderKind::Missing, FolderKind::Empty, FolderKind::Model];
+            (claim_output(&out, &run_inputs(&args), &allow, args.force, &hint)?, None)
+        }
+    };
+    let out_dir = out.dir.clone();
     let text = read_data(&args)?;
     let name = data_name(args.data.as_ref());
-    let mut trainer = match &args.resume {
-        Some(dir) => {
-            let ckpt_dir = if dir.join("checkpoint").is_dir() { checkpoint_dir(dir) } else { dir.clone() };
-            crate::common::refuse_quantized(&ckpt_dir)?;
-            let checkpoint = Checkpoint::load(&ckpt_dir)?;
+    let mut trainer = match &resume_from {
+        Some(ckpt_dir) => {
+            crate::common::refuse_quantized(ckpt_dir)?;
+            let checkpoint = Checkpoint::load(ckpt_dir)?;
             let tokenizer = checkpoint.tokenizer.clone().context("the checkpoint has no tokenizer")?;
             let tokens = tokenizer.encode(&text, SpecialTokens::AsText)?;
-            Trainer::resume(checkpoint, tokens, &name, args.out.clone())?
+            Trainer::resume(checkpoint, tokens, &name, out_dir.clone())?
         }
         None => {
             let tokenizer = make_tokenizer(&args.tokenizer, &text)?;
@@ -158,7 +199,7 @@ pub fn run(args: Args) -> Result<i32> {
                 ..TrainOptions::default()
             };
             let model = GPTModel::new(config, &mut Generator::seed(args.seed));
-            Trainer::new(model, tokenizer, tokens, name, options, args.out.clone())?
+            Trainer::new(model, tokenizer, tokens, name, options, out_dir.clone())?
         }
     };
 
@@ -166,9 +207,7 @@ pub fn run(args: Args) -> Result<i32> {
     // batches are made on the host and copied over as the model reads them.
     autograd::nn::Module::to_device(&trainer.model, device)?;
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    let _ = ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed));
+    let stop = interrupt_flag();
 
     let state = trainer.state().clone();
     let bar = if args.json { ProgressBar::hidden() } else { ProgressBar::new(state.total_steps as u64) };
@@ -191,7 +230,7 @@ pub fn run(args: Args) -> Result<i32> {
             state.total_steps,
             state.options.batch_size * state.options.grad_accum,
             state.options.context,
-            args.out.display()
+            out_dir.display()
         ));
     }
     // A hidden bar (no terminal) swallows println; say things plainly then.
@@ -215,17 +254,18 @@ pub fn run(args: Args) -> Result<i32> {
             "val_loss": summary.val.map(|v| v.loss),
             "val_perplexity": summary.val.map(|v| v.perplexity),
             "interrupted": summary.stop == StopReason::Interrupted,
-            "out": args.out,
+            "out": out_dir,
         }))?;
     } else if summary.stop == StopReason::Interrupted {
-        println!("interrupted at step {}; resume with --resume {}", summary.steps, args.out.display());
+        println!("interrupted at step {}; resume with --resume {}", summary.steps, out_dir.display());
     } else {
         println!(
             "done: {} steps, final train loss {:.3}; model saved in {}",
             summary.steps,
             summary.last_loss,
-            args.out.display()
+            out_dir.display()
         );
     }
-    Ok(0)
+    drop(out);
+    Ok(if summary.stop == StopReason::Interrupted { INTERRUPTED } else { 0 })
 }

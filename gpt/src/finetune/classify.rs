@@ -288,11 +288,14 @@ pub fn fit_classifier(
     let per_epoch = splits.train.ids.len().div_ceil(opts.batch_size);
     let total = per_epoch * opts.epochs;
     let mut step = 0;
-    for epoch in 1..=opts.epochs {
+    'epochs: for epoch in 1..=opts.epochs {
         let mut order: Vec<usize> = (0..splits.train.ids.len()).collect();
         gen.shuffle(&mut order);
         let mut loss_sum = 0.0;
         for (x, lengths, y) in splits.train.batches(opts.batch_size, &order) {
+            if opts.interrupted() {
+                break 'epochs;
+            }
             let started = Instant::now();
             model.set_training(true);
             opt.zero_grad();
@@ -312,6 +315,10 @@ pub fn fit_classifier(
             train_accuracy: Some(train_acc),
             val_accuracy: Some(val_acc),
         });
+    }
+    if opts.interrupted() {
+        let nan = f64::NAN;
+        return Ok(ClassifyReport { train_accuracy: nan, val_accuracy: nan, test_accuracy: nan, test_loss: nan });
     }
     let (_, train_accuracy) = evaluate(model, &splits.train, opts.batch_size);
     let (_, val_accuracy) = evaluate(model, &splits.val, opts.batch_size);

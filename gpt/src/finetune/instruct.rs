@@ -160,11 +160,14 @@ pub fn fit_instructions(
     let per_epoch = train.len().div_ceil(f.batch_size);
     let total = per_epoch * f.epochs;
     let (mut step, mut last) = (0, (f64::NAN, f64::NAN));
-    for epoch in 1..=f.epochs {
+    'epochs: for epoch in 1..=f.epochs {
         let mut order: Vec<usize> = (0..train.len()).collect();
         gen.shuffle(&mut order);
         let mut loss_sum = 0.0;
         for chunk in order.chunks(f.batch_size) {
+            if f.interrupted() {
+                break 'epochs;
+            }
             let started = Instant::now();
             let refs: Vec<&EncodedRecord> = chunk.iter().map(|&i| &train[i]).collect();
             let (x, y) = collate(&refs, end, opts.mask_prompt, max_len);

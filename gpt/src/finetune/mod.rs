@@ -22,6 +22,9 @@ pub mod split;
 
 pub use error::FinetuneError;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 /// What a fine-tuning loop reports as it goes.
 #[derive(Clone, Debug)]
 pub enum FinetuneEvent {
@@ -39,15 +42,23 @@ pub struct FitOptions {
     pub batch_size: usize,
     pub weight_decay: f64,
     pub seed: u64,
+    /// When set (Ctrl-C), the loop stops before its next step and returns
+    /// what it has, skipping the final evaluations.
+    pub stop: Option<Arc<AtomicBool>>,
 }
 
 impl Default for FitOptions {
     fn default() -> Self {
-        FitOptions { epochs: 3, lr: 5e-4, batch_size: 8, weight_decay: 0.1, seed: 123 }
+        FitOptions { epochs: 3, lr: 5e-4, batch_size: 8, weight_decay: 0.1, seed: 123, stop: None }
     }
 }
 
 impl FitOptions {
+    /// Whether the loop was asked to stop.
+    pub fn interrupted(&self) -> bool {
+        self.stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed))
+    }
+
     pub fn validate(&self) -> Result<(), FinetuneError> {
         if self.batch_size == 0 {
             return Err(FinetuneError::Config("--batch-size must be at least 1".into()));

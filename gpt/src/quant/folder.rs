@@ -38,9 +38,10 @@ use tensor::{DType, Tensor};
 use super::linear::QuantLinear;
 use super::matrix::{QuantData, QuantMatrix};
 use super::scheme::Scheme;
-use crate::atomic::{replace_dir, sibling, write_atomic};
+use crate::atomic::{replace_dir, settle_dir, staging_dir, write_atomic};
 use crate::model::block::{Block, Mlp};
 use crate::model::{attention::CausalSelfAttention, GPTConfig, GPTModel, Projection, TokenEmbedding};
+use crate::output::{check_not_nested, folder_kind, resolved, FolderKind};
 use crate::tokenizer::{CHAR_VOCAB_FILE, MERGES_FILE, VOCAB_FILE};
 use crate::weights::hf::{load_config, CONFIG_FILE, WEIGHTS_FILE};
 use crate::weights::{save_raw_safetensors, RawTensor, SafetensorsFile, WeightsError};
@@ -130,8 +131,10 @@ pub struct QuantizeReport {
 /// Reads the f32 folder `src`, quantizes its linear weights and token
 /// embedding to `scheme`, and writes a complete folder to `out` (with the
 /// tokenizer files). The folder is assembled under a temporary name and
-/// swapped in whole, so `out` is never left half-written.
-pub fn quantize_folder(src: &Path, scheme: Scheme, out: &Path) -> Result<QuantizeReport, WeightsError> {
+/// swapped in whole, so `out` is never left half-written. `out` must not be
+/// or hold the source, and must be missing, empty or a model folder unless
+/// `force` (`crate::output`).
+pub fn quantize_folder(src: &Path, scheme: Scheme, out: &Path, force: bool) -> Result<QuantizeReport, WeightsError> {
     let config_path = src.join(CONFIG_FILE);
     if let Some(existing) = folder_scheme(src)? {
         return Err(WeightsError::Config {
@@ -139,7 +142,8 @@ pub fn quantize_folder(src: &Path, scheme: Scheme, out: &Path) -> Result<Quantiz
             reason: format!("the model is already quantized ({existing}); quantize the f32 model it was made from"),
         });
     }
-    check_destination(src, out)?;
+    check_destination(src, out, force)?;
+    let source_bytes = std::fs::metadata(src.join(WEIGHTS_FILE)).map(|m| m.len()).unwrap_or(0);
     let config = load_config(src)?;
     let file = SafetensorsFile::open(src.join(WEIGHTS_FILE))?;
     let mut tensors = Vec::new();
@@ -180,11 +184,8 @@ pub fn quantize_folder(src: &Path, scheme: Scheme, out: &Path) -> Result<Quantiz
             }
         }
     }
-    let tmp = sibling(out, "tmp");
-    if tmp.exists() {
-        std::fs::remove_dir_all(&tmp).map_err(|e| WeightsError::io(&tmp, e))?;
-    }
-    std::fs::create_dir_all(&tmp).map_err(|e| WeightsError::io(&tmp, e))?;
+    settle_dir(out).map_err(|e| WeightsError::io(out, e))?;
+    let tmp = staging_dir(out).map_err(|e| WeightsError::io(out, e))?;
     let written = (|| {
         let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
         save_raw_safetensors(tmp.join(WEIGHTS_FILE), &tensors, Some(metadata))?;
@@ -205,35 +206,39 @@ pub fn quantize_folder(src: &Path, scheme: Scheme, out: &Path) -> Result<Quantiz
         scheme,
         quantized_parameters,
         float_parameters,
-        source_bytes: size(src.join(WEIGHTS_FILE))?,
+        source_bytes,
         output_bytes: size(out.join(WEIGHTS_FILE))?,
         relative_rms_error: if weight_sq > 0.0 { (error_sq / weight_sq).sqrt() } else { 0.0 },
     })
 }
 
-/// Refuses an output that is the source itself, or a folder holding
-/// something other than a model (it would be replaced whole).
-fn check_destination(src: &Path, out: &Path) -> Result<(), WeightsError> {
-    let same = match (src.canonicalize(), out.canonicalize()) {
+/// Refuses an output that is the source, lies inside it or holds it (it
+/// would be deleted while being read), and, unless `force`, a folder
+/// holding anything but a model (it is replaced whole).
+fn check_destination(src: &Path, out: &Path, force: bool) -> Result<(), WeightsError> {
+    let refuse = |reason: String| WeightsError::Config { path: out.into(), reason };
+    let same = match (resolved(src), resolved(out)) {
         (Ok(a), Ok(b)) => a == b,
         _ => false,
     };
     if same {
-        return Err(WeightsError::Config {
-            path: out.into(),
-            reason: "is the model being quantized; write the quantized model to another folder".into(),
-        });
+        return Err(refuse("is the model being quantized; write the quantized model to another folder".into()));
     }
-    if out.exists() {
-        let empty = std::fs::read_dir(out).map_err(|e| WeightsError::io(out, e))?.next().is_none();
-        if !empty && !out.join(CONFIG_FILE).exists() {
-            return Err(WeightsError::Config {
-                path: out.into(),
-                reason: "exists and is not a model folder; refusing to replace it".into(),
-            });
-        }
+    check_not_nested(out, &[src]).map_err(refuse)?;
+    let kind = folder_kind(out).map_err(|e| WeightsError::io(out, e))?;
+    match kind {
+        FolderKind::Missing | FolderKind::Empty | FolderKind::Model => Ok(()),
+        _ if force => Ok(()),
+        FolderKind::Run => Err(refuse(
+            "holds a training run; quantizing into it would replace its checkpoint and optimizer state \
+             (choose another --out, or pass --force to replace it)"
+                .into(),
+        )),
+        other => Err(refuse(format!(
+            "exists and is not a model folder: it {}; refusing to replace it (--force would)",
+            other.describe()
+        ))),
     }
-    Ok(())
 }
 
 /// The source's `config.json` plus the quantization record.

@@ -20,7 +20,7 @@ use autograd::optim::AdamW;
 use serde::{Deserialize, Serialize};
 
 use super::options::TrainOptions;
-use crate::atomic::{replace_dir, sibling, write_atomic};
+use crate::atomic::{readable_dir, replace_dir, settle_dir, staging_dir, write_atomic};
 use crate::model::GPTModel;
 use crate::tokenizer::AnyTokenizer;
 use crate::weights::{self, save_safetensors, SafetensorsFile, WeightsError};
@@ -53,10 +53,8 @@ pub fn save_checkpoint(
     state: &TrainerState,
     tokenizer: &AnyTokenizer,
 ) -> Result<(), WeightsError> {
-    let tmp = sibling(dir, "tmp");
-    if tmp.exists() {
-        std::fs::remove_dir_all(&tmp).map_err(|e| WeightsError::io(&tmp, e))?;
-    }
+    settle_dir(dir).map_err(|e| WeightsError::io(dir, e))?;
+    let tmp = staging_dir(dir).map_err(|e| WeightsError::io(dir, e))?;
     weights::save_model(model, &tmp, Some(tokenizer))?;
     let mut moments = Vec::new();
     for (i, (name, _)) in model.named_parameters().into_iter().enumerate() {
@@ -83,14 +81,10 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
-    /// Reads `dir`, or the previous checkpoint left as `dir.old` by a save
-    /// that was interrupted between its two renames.
+    /// Reads `dir`, or the previous checkpoint that a save interrupted
+    /// between its two renames left beside it (`crate::atomic`).
     pub fn load(dir: &Path) -> Result<Checkpoint, WeightsError> {
-        let dir = if !dir.join(STATE_FILE).exists() && sibling(dir, "old").join(STATE_FILE).exists() {
-            sibling(dir, "old")
-        } else {
-            dir.to_path_buf()
-        };
+        let dir = readable_dir(dir, STATE_FILE);
         let state_path = dir.join(STATE_FILE);
         let text = std::fs::read_to_string(&state_path).map_err(|e| WeightsError::io(&state_path, e))?;
         let state: TrainerState = serde_json::from_str(&text)

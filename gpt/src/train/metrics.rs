@@ -1,6 +1,7 @@
 //! Training metrics: one JSON object per line in `metrics.jsonl` (easy to
 //! load in anything), and the loss curves drawn as an SVG.
 
+use std::cell::Cell;
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -16,17 +17,38 @@ pub enum Metric {
     Val { step: usize, loss: f64, perplexity: f64 },
 }
 
+/// The metrics file in a run folder.
+pub const METRICS_FILE: &str = "metrics.jsonl";
+/// The loss plot in a run folder.
+pub const LOSS_PLOT_FILE: &str = "loss.svg";
+
 pub struct MetricsLog {
     path: PathBuf,
+    /// A new run replaces the file with its first line, not before: until
+    /// then an earlier run's metrics stay readable.
+    replace_on_next_append: Cell<bool>,
 }
 
 impl MetricsLog {
+    /// The log of a run in `dir`, continuing what the file holds.
     pub fn new(dir: &Path) -> Self {
-        MetricsLog { path: dir.join("metrics.jsonl") }
+        MetricsLog { path: dir.join(METRICS_FILE), replace_on_next_append: Cell::new(false) }
+    }
+
+    /// The log of a new run in `dir`: its first line replaces the file.
+    pub fn fresh(dir: &Path) -> Self {
+        let log = MetricsLog::new(dir);
+        log.replace_on_next_append.set(true);
+        log
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     pub fn append(&self, m: &Metric) -> std::io::Result<()> {
-        let mut f = OpenOptions::new().create(true).append(true).open(&self.path)?;
+        let replace = self.replace_on_next_append.replace(false);
+        let mut f = OpenOptions::new().create(true).write(true).append(!replace).truncate(replace).open(&self.path)?;
         writeln!(f, "{}", serde_json::to_string(m).expect("metric serialises"))
     }
 
@@ -51,7 +73,7 @@ impl MetricsLog {
         if !text.is_empty() {
             text.push('\n');
         }
-        std::fs::write(&self.path, text)
+        crate::atomic::write_atomic(&self.path, text.as_bytes())
     }
 }
 

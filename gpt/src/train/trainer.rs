@@ -21,9 +21,10 @@ use autograd::loss::cross_entropy;
 use autograd::nn::Module;
 use autograd::optim::{clip_grad_norm, AdamW, LrSchedule, Optimizer};
 
-use super::checkpoint::{save_checkpoint, Checkpoint, TrainerState};
-use super::metrics::{plot_losses, Metric, MetricsLog};
+use super::checkpoint::{save_checkpoint, Checkpoint, TrainerState, STATE_FILE};
+use super::metrics::{plot_losses, Metric, MetricsLog, LOSS_PLOT_FILE, METRICS_FILE};
 use super::options::TrainOptions;
+use crate::atomic::{readable_dir, replace_dir, settle_dir, staging_dir};
 use crate::data::{train_val_split, DataError, DataLoader, LoaderConfig, SlidingWindow};
 use crate::eval::{evaluate, EvalResult};
 use crate::generate::{generate, GenerateOptions};
@@ -39,7 +40,7 @@ pub enum TrainError {
     Weights(#[from] WeightsError),
     #[error("{0}")]
     Config(String),
-    #[error("loss became {loss} at step {step}; stopped before updating the weights (the last checkpoint is in {checkpoint})")]
+    #[error("loss became {loss} at step {step}; stopped before updating the weights ({checkpoint})")]
     Diverged { step: usize, loss: f64, checkpoint: String },
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
@@ -79,9 +80,33 @@ pub struct Trainer {
     metrics: MetricsLog,
 }
 
+/// The name of the checkpoint folder inside a run's output folder.
+pub const CHECKPOINT_DIR: &str = "checkpoint";
+
 /// The checkpoint folder inside a run's output folder.
 pub fn checkpoint_dir(out_dir: &Path) -> PathBuf {
-    out_dir.join("checkpoint")
+    out_dir.join(CHECKPOINT_DIR)
+}
+
+/// The run folder and the checkpoint to resume from, for `path` naming
+/// either a run folder or its checkpoint folder. A checkpoint that a crash
+/// left beside its folder mid-swap is found too (`crate::atomic`).
+pub fn locate_run(path: &Path) -> Result<(PathBuf, PathBuf), TrainError> {
+    let inside = readable_dir(&checkpoint_dir(path), STATE_FILE);
+    if inside.join(STATE_FILE).is_file() {
+        return Ok((path.to_path_buf(), inside));
+    }
+    let here = readable_dir(path, STATE_FILE);
+    if here.join(STATE_FILE).is_file() {
+        // A checkpoint folder: the run is its parent when it sits in one.
+        let parent = path.parent().filter(|_| path.file_name().is_some_and(|n| n == CHECKPOINT_DIR));
+        let run = parent.map_or_else(|| path.to_path_buf(), Path::to_path_buf);
+        return Ok((run, here));
+    }
+    Err(TrainError::Config(format!(
+        "{}: no checkpoint to resume (neither {CHECKPOINT_DIR}/{STATE_FILE} nor {STATE_FILE} is there)",
+        path.display()
+    )))
 }
 
 impl Trainer {
@@ -105,8 +130,8 @@ impl Trainer {
             data: data_name,
             options,
         };
-        let trainer = Trainer::assemble(model, tokenizer, tokens, state, out_dir)?;
-        let _ = std::fs::remove_file(trainer.out_dir.join("metrics.jsonl"));
+        let mut trainer = Trainer::assemble(model, tokenizer, tokens, state, out_dir)?;
+        trainer.metrics = MetricsLog::fresh(&trainer.out_dir);
         Ok(trainer)
     }
 
@@ -130,7 +155,7 @@ impl Trainer {
         trainer
             .metrics
             .truncate_after(trainer.state.step)
-            .map_err(|e| TrainError::Io { path: trainer.out_dir.join("metrics.jsonl"), source: e })?;
+            .map_err(|e| TrainError::Io { path: trainer.out_dir.join(METRICS_FILE), source: e })?;
         Ok(trainer)
     }
 
@@ -237,11 +262,13 @@ impl Trainer {
             }
             let loss = loss_sum / accum as f64;
             if !loss.is_finite() {
-                return Err(TrainError::Diverged {
-                    step: step + 1,
-                    loss,
-                    checkpoint: checkpoint_dir(&self.out_dir).display().to_string(),
-                });
+                let checkpoint = checkpoint_dir(&self.out_dir);
+                let checkpoint = if checkpoint.join(STATE_FILE).is_file() {
+                    format!("the last checkpoint is in {}", checkpoint.display())
+                } else {
+                    "no checkpoint was saved yet".to_string()
+                };
+                return Err(TrainError::Diverged { step: step + 1, loss, checkpoint });
             }
             let clip = self.state.options.grad_clip;
             let grad_norm = clip_grad_norm(&params, if clip > 0.0 { clip } else { f64::INFINITY });
@@ -270,10 +297,31 @@ impl Trainer {
                 self.checkpoint(&mut on_event)?;
             }
         }
-        self.checkpoint(&mut on_event)?;
-        weights::save_model(&self.model, &self.out_dir, Some(&self.tokenizer))?;
-        let _ = plot_losses(&self.metrics.read(), &self.out_dir.join("loss.svg"));
+        self.finish(&mut on_event)?;
         Ok(TrainSummary { steps: self.state.step, last_loss, val: last_val, stop: StopReason::Finished })
+    }
+
+    /// The end of a run: the final model, its checkpoint, the metrics and the
+    /// loss plot are written into a staging folder beside the run and
+    /// swapped in whole, so a crash leaves either the run as it was (with
+    /// its last periodic checkpoint, resumable) or the finished one.
+    fn finish(&mut self, on_event: &mut impl FnMut(&TrainEvent)) -> Result<(), TrainError> {
+        let out = self.out_dir.clone();
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| TrainError::Io { path, source }
+        };
+        settle_dir(&out).map_err(io(&out))?;
+        let stage = staging_dir(&out).map_err(io(&out))?;
+        weights::save_model(&self.model, &stage, Some(&self.tokenizer))?;
+        self.save_checkpoint_in(&checkpoint_dir(&stage))?;
+        if self.metrics.path().is_file() {
+            std::fs::copy(self.metrics.path(), stage.join(METRICS_FILE)).map_err(io(self.metrics.path()))?;
+        }
+        let _ = plot_losses(&self.metrics.read(), &stage.join(LOSS_PLOT_FILE));
+        replace_dir(&stage, &out).map_err(|(path, source)| TrainError::Io { path, source })?;
+        on_event(&TrainEvent::Checkpoint { step: self.state.step, dir: checkpoint_dir(&out) });
+        Ok(())
     }
 
     fn log(&self, m: &Metric) {
@@ -314,12 +362,19 @@ impl Trainer {
     }
 
     fn checkpoint(&mut self, on_event: &mut impl FnMut(&TrainEvent)) -> Result<(), TrainError> {
+        let dir = checkpoint_dir(&self.out_dir);
+        self.save_checkpoint_in(&dir)?;
+        on_event(&TrainEvent::Checkpoint { step: self.state.step, dir });
+        Ok(())
+    }
+
+    /// Saves the model, optimizer and trainer state of the last completed
+    /// step into the checkpoint folder `dir`.
+    fn save_checkpoint_in(&mut self, dir: &Path) -> Result<(), TrainError> {
         self.state.dropout_rng = self.model.dropout_state();
         self.state.adam_steps =
             (0..self.model.parameters().len()).map(|i| self.opt.state(i).map_or(0, |s| s.2)).collect();
-        let dir = checkpoint_dir(&self.out_dir);
-        save_checkpoint(&dir, &self.model, &self.opt, &self.state, &self.tokenizer)?;
-        on_event(&TrainEvent::Checkpoint { step: self.state.step, dir });
+        save_checkpoint(dir, &self.model, &self.opt, &self.state, &self.tokenizer)?;
         Ok(())
     }
 }
