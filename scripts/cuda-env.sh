@@ -12,7 +12,7 @@ CUDA_MAJOR="${CUDA_MAJOR:-13}"
 cuda_lib_found() {
     ldconfig -p 2>/dev/null | grep -q "$1" && return 0
     local dir
-    for dir in ${LD_LIBRARY_PATH//:/ }; do
+    for dir in ${LD_LIBRARY_PATH:+${LD_LIBRARY_PATH//:/ }}; do
         [ -e "$dir/$1" ] && return 0
     done
     return 1

@@ -28,7 +28,7 @@ mkdir -p "$OUT"
 SUMMARY="$OUT/summary.txt"
 : >"$SUMMARY"
 
-source scripts/cuda-env.sh 2>/dev/null
+source scripts/cuda-env.sh
 # Libraries the usual places did not have: look where pip wheels and
 # toolkits put them (a Python venv under /opt, /usr/local/lib/python3.*, …).
 for lib in libnvrtc.so.13 libcublas.so.13 libcublasLt.so.13; do
