@@ -161,6 +161,17 @@ fn train_refuses_a_run_or_foreign_files_and_resume_stays_in_its_folder() {
     }
     assert!(!cwd.join("runs").exists());
     assert_eq!(trainer_step(&run), 3);
+    // Resuming keeps the run's options: --steps alone may change (extend).
+    let longer = scratchgpt(&["train", "--resume", s(&run), "--data", s(&data), "--steps", "5"]);
+    assert!(longer.status.success(), "{}", String::from_utf8_lossy(&longer.stderr));
+    assert_eq!(trainer_step(&run), 5);
+    fails_with(&["train", "--resume", s(&run), "--data", s(&data), "--steps", "4"], "already taken 5 steps");
+    for flag in [["--lr", "0.1"], ["--batch-size", "4"], ["--tokenizer", "gpt2"]] {
+        let out = scratchgpt(&[&["train", "--resume", s(&run), "--data", s(&data)][..], &flag[..]].concat());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag:?}");
+        assert!(stderr.contains("cannot be used with") && stderr.contains("--resume"), "{flag:?}: {stderr}");
+    }
     fails_with(
         &["train", "--resume", s(&run), "--data", s(&data), "--out", s(&dir.join("elsewhere"))],
         "--resume continues the run in",

@@ -27,37 +27,39 @@ pub struct Args {
     data: Option<PathBuf>,
     /// gpt2, char, bpe:N (learn N tokens from the data first), or a folder
     /// with a saved tokenizer.
-    #[arg(long, default_value = "bpe:1024")]
+    #[arg(long, default_value = "bpe:1024", conflicts_with = "resume")]
     tokenizer: String,
     /// Model size; its vocabulary is fitted to the tokenizer.
-    #[arg(long, default_value = "tiny", conflicts_with = "config")]
+    #[arg(long, default_value = "tiny", conflicts_with_all = ["config", "resume"])]
     preset: String,
     /// A Hugging Face GPT-2 config.json instead of a preset.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     config: Option<PathBuf>,
+    /// Optimizer steps (default 300); with --resume, the run's new total
+    /// (the learning-rate schedule stretches to it).
     #[arg(long, conflicts_with = "epochs")]
     steps: Option<usize>,
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     epochs: Option<usize>,
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, conflicts_with = "resume")]
     batch_size: usize,
     /// Tokens per window (default: the model's context length).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     context: Option<usize>,
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = 1e-3, conflicts_with = "resume")]
     lr: f64,
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     min_lr: Option<f64>,
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 20, conflicts_with = "resume")]
     warmup: usize,
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.1, conflicts_with = "resume")]
     weight_decay: f64,
     /// Global gradient-norm clip (0 disables).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, conflicts_with = "resume")]
     grad_clip: f64,
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, conflicts_with = "resume")]
     grad_accum: usize,
-    #[arg(long, default_value_t = 1337)]
+    #[arg(long, default_value_t = 1337, conflicts_with = "resume")]
     seed: u64,
     /// cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
@@ -74,16 +76,17 @@ pub struct Args {
     /// training run, other files), once the new run is saved.
     #[arg(long)]
     force: bool,
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = 50, conflicts_with = "resume")]
     eval_every: usize,
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, conflicts_with = "resume")]
     sample_every: usize,
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, conflicts_with = "resume")]
     checkpoint_every: usize,
-    #[arg(long, default_value = "Once upon a time")]
+    #[arg(long, default_value = "Once upon a time", conflicts_with = "resume")]
     prompt: String,
     /// Continue the run saved in this run (or checkpoint) folder; it goes on
-    /// in that folder.
+    /// in that folder with the options it was started with (only --steps
+    /// may change them).
     #[arg(long)]
     resume: Option<PathBuf>,
     /// One JSON summary on stdout at the end; no progress bar.
@@ -171,7 +174,15 @@ pub fn run(args: Args) -> Result<i32> {
     let mut trainer = match &resume_from {
         Some(ckpt_dir) => {
             crate::common::refuse_quantized(ckpt_dir)?;
-            let checkpoint = Checkpoint::load(ckpt_dir)?;
+            let mut checkpoint = Checkpoint::load(ckpt_dir)?;
+            if let Some(steps) = args.steps {
+                let done = checkpoint.state.step;
+                if steps < done {
+                    bail!("--steps {steps}: the run in {} has already taken {done} steps", out_dir.display());
+                }
+                checkpoint.state.options.steps = Some(steps);
+                checkpoint.state.options.epochs = None;
+            }
             let tokenizer = checkpoint.tokenizer.clone().context("the checkpoint has no tokenizer")?;
             let tokens = tokenizer.encode(&text, SpecialTokens::AsText)?;
             Trainer::resume(checkpoint, tokens, &name, out_dir.clone())?
