@@ -19,8 +19,10 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<i32> {
-    let model = GptClassifier::load(&args.model)?;
-    let tokenizer = gpt::weights::load_tokenizer(&args.model)?.unwrap_or_else(gpt::tokenizer::AnyTokenizer::gpt2);
+    // A folder whose replacement a crash interrupted is read where it was left.
+    let dir = gpt::atomic::readable_dir(&args.model, gpt::finetune::classify::CLASSIFIER_CONFIG_FILE);
+    let model = GptClassifier::load(&dir)?;
+    let tokenizer = gpt::weights::load_tokenizer(&dir)?.unwrap_or_else(gpt::tokenizer::AnyTokenizer::gpt2);
     crate::common::check_vocab(&tokenizer, &model.gpt, &args.model)?;
     let probs = model.predict(&tokenizer, &args.text)?;
     let best = (0..probs.len()).max_by(|&a, &b| probs[a].total_cmp(&probs[b])).unwrap_or(0);
