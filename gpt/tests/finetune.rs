@@ -111,6 +111,35 @@ fn adapters_round_trip_in_peft_layout() {
     let deeper = GPTConfig { n_layers: 1, ..GPTConfig::preset("nano").unwrap() };
     let err = load_adapter(&mut GPTModel::new(deeper, &mut Generator::seed(0)), &dir).unwrap_err().to_string();
     assert!(err.contains("adapters for block 1, but the base model has 1 blocks"), "{err}");
+
+    // PEFT options that change the math are refused, not ignored; their
+    // "off" values load as before.
+    let path = dir.join("adapter_config.json");
+    let saved = std::fs::read_to_string(&path).unwrap();
+    let off = [("use_rslora", "false"), ("use_dora", "false"), ("alpha_pattern", "{}"), ("layers_to_transform", "null")];
+    let on = [
+        ("use_rslora", "true", "use_rslora"),
+        ("use_dora", "true", "DoRA"),
+        ("alpha_pattern", r#"{"c_attn": 16}"#, "alpha_pattern"),
+        ("rank_pattern", r#"{"c_attn": 4}"#, "rank_pattern"),
+        ("layers_to_transform", "[0]", "layers_to_transform"),
+        ("bias", r#""all""#, "trains biases"),
+    ];
+    let with = |key: &str, value: &str| {
+        let mut config: serde_json::Value = serde_json::from_str(&saved).unwrap();
+        config[key] = serde_json::from_str(value).unwrap();
+        std::fs::write(&path, config.to_string()).unwrap();
+    };
+    for (key, value) in off {
+        with(key, value);
+        load_adapter(&mut nano(3), &dir).unwrap_or_else(|e| panic!("{key}: {value}: {e}"));
+    }
+    for (key, value, needle) in on {
+        std::fs::write(&path, &saved).unwrap();
+        with(key, value);
+        let err = load_adapter(&mut nano(3), &dir).unwrap_err().to_string();
+        assert!(err.contains(needle) && err.contains("does not implement"), "{key}: {err}");
+    }
 }
 
 #[test]

@@ -205,7 +205,36 @@ pub fn load_adapter_config(dir: &Path) -> Result<LoraConfig, FinetuneError> {
         _ => return Err(bad("missing \"target_modules\"".into())),
     };
     check_targets(&targets).map_err(|e| bad(e.to_string()))?;
+    if let Some(option) = unsupported_peft_option(&v) {
+        return Err(bad(format!("{option}, which this program does not implement; its outputs would differ from PEFT's")));
+    }
     Ok(LoraConfig { rank: rank as usize, alpha, targets })
+}
+
+/// The first option of a PEFT LoRA config that changes the computation in
+/// a way [`LoraLinear`] does not (absent, false, null or empty means off).
+fn unsupported_peft_option(v: &Value) -> Option<String> {
+    let on = |key: &str| match v.get(key) {
+        None | Some(Value::Null) | Some(Value::Bool(false)) => false,
+        Some(Value::Object(m)) => !m.is_empty(),
+        Some(Value::Array(a)) => !a.is_empty(),
+        Some(_) => true,
+    };
+    let described = [
+        ("use_rslora", "uses rank-stabilised scaling (use_rslora: α/√r instead of α/r)"),
+        ("use_dora", "uses DoRA (use_dora: weight-decomposed adapters)"),
+        ("alpha_pattern", "sets α per layer (alpha_pattern)"),
+        ("rank_pattern", "sets the rank per layer (rank_pattern)"),
+        ("layers_to_transform", "adapts only some layers (layers_to_transform)"),
+        ("modules_to_save", "trains whole modules beside the adapters (modules_to_save)"),
+    ];
+    if let Some((_, what)) = described.iter().find(|(key, _)| on(key)) {
+        return Some(format!("the adapter {what}"));
+    }
+    match v.get("bias").and_then(Value::as_str) {
+        None | Some("none") => None,
+        Some(other) => Some(format!("the adapter trains biases (bias: {other:?})")),
+    }
 }
 
 /// Loads the adapters saved in `dir` onto `model` (its base), checking
