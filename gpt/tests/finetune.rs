@@ -116,7 +116,8 @@ fn adapters_round_trip_in_peft_layout() {
     // "off" values load as before.
     let path = dir.join("adapter_config.json");
     let saved = std::fs::read_to_string(&path).unwrap();
-    let off = [("use_rslora", "false"), ("use_dora", "false"), ("alpha_pattern", "{}"), ("layers_to_transform", "null")];
+    let off =
+        [("use_rslora", "false"), ("use_dora", "false"), ("alpha_pattern", "{}"), ("layers_to_transform", "null")];
     let on = [
         ("use_rslora", "true", "use_rslora"),
         ("use_dora", "true", "DoRA"),

@@ -37,6 +37,16 @@ fn save_then_load_gives_identical_logits() {
     let loaded = load_model(&dir).unwrap();
     assert_eq!(loaded.config, model.config);
     assert_eq!(logits(&loaded), logits(&model));
+    // The weights get the permissions of any file the user creates (the
+    // umask's), not a temporary file's private 0600.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::write(dir.join("probe"), "").unwrap();
+        let mode = |name: &str| std::fs::metadata(dir.join(name)).unwrap().permissions().mode() & 0o777;
+        // (Under a umask of 077 both are 0600 and this shows nothing.)
+        assert_eq!(mode("model.safetensors"), mode("probe"));
+    }
 }
 
 #[test]

@@ -206,7 +206,9 @@ pub fn load_adapter_config(dir: &Path) -> Result<LoraConfig, FinetuneError> {
     };
     check_targets(&targets).map_err(|e| bad(e.to_string()))?;
     if let Some(option) = unsupported_peft_option(&v) {
-        return Err(bad(format!("{option}, which this program does not implement; its outputs would differ from PEFT's")));
+        return Err(bad(format!(
+            "{option}, which this program does not implement; its outputs would differ from PEFT's"
+        )));
     }
     Ok(LoraConfig { rank: rank as usize, alpha, targets })
 }

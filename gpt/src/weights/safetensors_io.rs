@@ -184,7 +184,9 @@ pub fn save_safetensors(
     save_raw_safetensors(path, &bytes, metadata)
 }
 
-/// Writes raw tensors to `path` atomically (temporary file, then rename).
+/// Writes raw tensors to `path` atomically (temporary file, flushed to
+/// disk, then renamed), with the permissions any new file of the user's
+/// gets (the safetensors crate's own temporary file is private, 0600).
 pub fn save_raw_safetensors(
     path: impl AsRef<Path>,
     bytes: &[(String, RawTensor)],
@@ -192,10 +194,22 @@ pub fn save_raw_safetensors(
 ) -> Result<(), WeightsError> {
     let path = path.as_ref();
     let tmp = temp_path(path);
-    let written = safetensors::serialize_to_file(bytes.iter().map(|(n, b)| (n.as_str(), b)), metadata, &tmp);
+    let written = (|| {
+        // A file made the ordinary way carries the umask's permissions.
+        let permissions = std::fs::File::create(&tmp)?.metadata()?.permissions();
+        safetensors::serialize_to_file(bytes.iter().map(|(n, b)| (n.as_str(), b)), metadata, &tmp).map_err(
+            |e| match e {
+                safetensors::SafeTensorError::IoError(io) => io,
+                other => std::io::Error::other(format!("cannot write a safetensors file: {other}")),
+            },
+        )?;
+        std::fs::set_permissions(&tmp, permissions)?;
+        std::fs::File::open(&tmp)?.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
     if let Err(e) = written {
         let _ = std::fs::remove_file(&tmp);
-        return Err(WeightsError::Format { path: path.to_path_buf(), reason: e.to_string() });
+        return Err(WeightsError::io(path, e));
     }
-    std::fs::rename(&tmp, path).map_err(|e| WeightsError::io(path, e))
+    Ok(())
 }
