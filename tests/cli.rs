@@ -167,3 +167,56 @@ fn info_turns_training_tokens_into_flops_and_time() {
     std::fs::remove_dir_all(&cache).ok();
     fails_with(&["info", "--preset", "nano", "--train-tokens=-5"], "positive number of tokens");
 }
+
+#[test]
+fn a_vocabulary_padded_past_the_tokenizer_never_generates_its_padding() {
+    // nanoGPT's GPT-2: 50,304 rows for the tokenizer's 50,257 tokens.
+    let dir = scratch_dir("padded");
+    let config = dir.join("config.json");
+    let padded = serde_json::json!({"vocab_size": 50304, "n_positions": 32, "n_embd": 32, "n_head": 2, "n_layer": 1});
+    std::fs::write(&config, padded.to_string()).unwrap();
+    std::fs::write(dir.join("data.txt"), "the cat sat on the mat. ".repeat(80)).unwrap();
+    let run = dir.join("run");
+    let (c, d, r) = (config.to_str().unwrap(), dir.join("data.txt"), run.to_str().unwrap());
+    let train = scratchgpt(&[
+        "train",
+        "--data",
+        d.to_str().unwrap(),
+        "--tokenizer",
+        "gpt2",
+        "--config",
+        c,
+        "--steps",
+        "1",
+        "--batch-size",
+        "2",
+        "--context",
+        "16",
+        "--eval-every",
+        "0",
+        "--sample-every",
+        "0",
+        "--out",
+        r,
+    ]);
+    assert!(train.status.success(), "{}", String::from_utf8_lossy(&train.stderr));
+    // Push the padding rows of the tied head to the top of every logit row.
+    let weights = run.join("model.safetensors");
+    let file = scratchgpt::gpt::weights::SafetensorsFile::open(&weights).unwrap();
+    let mut tensors: Vec<(String, scratchgpt::tensor::Tensor)> =
+        file.names().iter().map(|n| (n.to_string(), file.tensor(n).unwrap())).collect();
+    drop(file);
+    for (name, t) in tensors.iter_mut() {
+        if name.ends_with("wte.weight") {
+            let tail = t.narrow(0, 50257, 47).mul_scalar(1000.0);
+            *t = scratchgpt::tensor::Tensor::cat(&[t.narrow(0, 0, 50257), tail], 0);
+        }
+    }
+    scratchgpt::gpt::weights::save_safetensors(&weights, &tensors, None).unwrap();
+    let out = scratchgpt(&["generate", "--model", r, "--prompt", "the cat", "--max-new-tokens", "8", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ids: Vec<u64> = v["new_ids"].as_array().unwrap().iter().map(|i| i.as_u64().unwrap()).collect();
+    assert_eq!(ids.len(), 8);
+    assert!(ids.iter().all(|&id| id < 50257), "{ids:?}");
+}

@@ -30,6 +30,10 @@ pub struct GenerateOptions {
     /// Stop after emitting this id (GPT-2's `<|endoftext|>`, 50256).
     pub stop_token: Option<u32>,
     pub use_cache: bool,
+    /// Never pick an id at or past this: the tokenizer's vocabulary size,
+    /// when the model's rows are padded beyond it (nanoGPT pads GPT-2's
+    /// 50,257 to 50,304), since such an id decodes to nothing.
+    pub vocab_limit: Option<usize>,
 }
 
 impl Default for GenerateOptions {
@@ -42,6 +46,7 @@ impl Default for GenerateOptions {
             seed: 0,
             stop_token: None,
             use_cache: true,
+            vocab_limit: None,
         }
     }
 }
@@ -122,7 +127,8 @@ pub fn generate(model: &GPTModel, prompt: &[u32], opts: &GenerateOptions, mut on
         let logits = logits.data();
         let (t, v) = (logits.dim(1), logits.dim(2));
         let last = logits.narrow(1, t - 1, 1).reshape(&[v as isize]).to_vec::<f32>();
-        let next = sample_next(&last, opts, &mut gen);
+        let allowed = opts.vocab_limit.map_or(v, |limit| limit.clamp(1, v));
+        let next = sample_next(&last[..allowed], opts, &mut gen);
         tokens.push(next);
         new.push(next);
         on_token(next);
@@ -137,6 +143,7 @@ pub fn generate(model: &GPTModel, prompt: &[u32], opts: &GenerateOptions, mut on
 mod tests {
     use super::*;
     use crate::model::GPTConfig;
+    use autograd::nn::Module;
 
     fn nano() -> GPTModel {
         let config = GPTConfig { context_length: 12, ..GPTConfig::preset("nano").unwrap() };
@@ -167,6 +174,24 @@ mod tests {
         let nucleus = GenerateOptions { temperature: 1.0, top_p: Some(0.5), ..Default::default() };
         let picks: Vec<u32> = (0..200).map(|_| sample_next(&logits, &nucleus, &mut g)).collect();
         assert!(picks.iter().all(|&p| p == 1 || p == 3) && picks.contains(&3) && picks.contains(&1));
+    }
+
+    #[test]
+    fn ids_past_the_vocab_limit_are_never_picked() {
+        let model = nano();
+        let v = model.config.vocab_size;
+        // Make the last rows the most likely: the head is tied to wte.
+        let (_, wte) = model.named_parameters().into_iter().find(|(n, _)| n == "wte.weight").unwrap();
+        let table = wte.data();
+        let boosted = table.narrow(0, v - 10, 10).mul_scalar(50.0);
+        wte.set_data(Tensor::cat(&[table.narrow(0, 0, v - 10), boosted], 0));
+        let free = GenerateOptions { max_new_tokens: 12, ..Default::default() };
+        assert!(generate(&model, &[1, 2], &free, |_| {}).iter().any(|&id| id as usize >= v - 10));
+        for temperature in [0.0, 1.0] {
+            let opts = GenerateOptions { temperature, vocab_limit: Some(v - 10), ..free.clone() };
+            let ids = generate(&model, &[1, 2], &opts, |_| {});
+            assert!(ids.iter().all(|&id| (id as usize) < v - 10), "{ids:?}");
+        }
     }
 
     #[test]

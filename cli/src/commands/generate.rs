@@ -65,6 +65,7 @@ pub fn run(args: Args) -> Result<i32> {
         seed: args.seed,
         stop_token: tokenizer.eot_id(),
         use_cache: true,
+        vocab_limit: Some(tokenizer.vocab_size()),
     };
     let mut stdout = std::io::stdout();
     let mut stream = Utf8Stream::new();

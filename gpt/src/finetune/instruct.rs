@@ -214,7 +214,12 @@ pub fn respond(
         // Keep the end: the response header is what cues the answer.
         prompt.drain(..prompt.len() + 1 - context);
     }
-    let opts = GenerateOptions { max_new_tokens, stop_token: tokenizer.eot_id(), ..Default::default() };
+    let opts = GenerateOptions {
+        max_new_tokens,
+        stop_token: tokenizer.eot_id(),
+        vocab_limit: Some(tokenizer.vocab_size()),
+        ..Default::default()
+    };
     let mut new = generate(model, &prompt, &opts, on_token);
     if new.last().copied() == tokenizer.eot_id() {
         new.pop();
