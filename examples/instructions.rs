@@ -38,6 +38,7 @@ fn main() {
         n_layers: 3,
         drop_rate: 0.0,
         qkv_bias: true,
+        layer_norm_eps: 1e-5,
     };
     let mut model = GPTModel::new(config, &mut Generator::seed(0));
     let opts = InstructOptions {

@@ -46,6 +46,11 @@ fn bad_input_is_one_line_and_exit_code_2() {
     config["n_embd"] = serde_json::json!(128);
     std::fs::write(broken.join("config.json"), config.to_string()).unwrap();
     fails_with(&["generate", "--model", broken.to_str().unwrap(), "--prompt", "the"], "expected [");
+    // A config option this GPT-2 does not implement.
+    config["n_embd"] = serde_json::json!(64);
+    config["tie_word_embeddings"] = serde_json::json!(false);
+    std::fs::write(broken.join("config.json"), config.to_string()).unwrap();
+    fails_with(&["generate", "--model", broken.to_str().unwrap(), "--prompt", "the"], "\"tie_word_embeddings\": false");
 
     // A tokenizer bigger than the model's vocabulary.
     let big_vocab = scratch_dir("vocab");

@@ -50,6 +50,22 @@ fn save_then_load_gives_identical_logits() {
 }
 
 #[test]
+fn layer_norm_epsilon_is_read_from_the_folder() {
+    let dir = scratch_dir("eps");
+    let model = nano();
+    save_model(&model, &dir, None).unwrap();
+    let path = dir.join("config.json");
+    let mut config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    config["layer_norm_epsilon"] = serde_json::json!(0.5);
+    std::fs::write(&path, config.to_string()).unwrap();
+    let loaded = load_model(&dir).unwrap();
+    assert_eq!(loaded.config.layer_norm_eps, 0.5);
+    assert!(loaded.h.iter().all(|b| b.ln_1.eps == 0.5 && b.ln_2.eps == 0.5) && loaded.ln_f.eps == 0.5);
+    let (a, b) = (logits(&loaded), logits(&model));
+    assert!(a.iter().zip(&b).any(|(x, y)| (x - y).abs() > 1e-3), "ε = 0.5 changes the logits");
+}
+
+#[test]
 fn hub_spelling_with_mask_buffers_loads() {
     let dir = scratch_dir("hub");
     let model = nano();

@@ -15,10 +15,15 @@ pub struct LayerNorm {
 
 impl LayerNorm {
     pub fn new(dim: usize) -> Self {
+        LayerNorm::with_eps(dim, 1e-5)
+    }
+
+    /// With another ε (a config's `layer_norm_epsilon`).
+    pub fn with_eps(dim: usize, eps: f64) -> Self {
         LayerNorm {
             weight: Var::parameter(Tensor::ones([dim], DType::F32)),
             bias: Var::parameter(Tensor::zeros([dim], DType::F32)),
-            eps: 1e-5,
+            eps,
         }
     }
 }

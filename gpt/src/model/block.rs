@@ -40,9 +40,9 @@ impl Block {
         let c = config.emb_dim;
         let proj_std = 0.02 / (2.0 * config.n_layers as f64).sqrt();
         Block {
-            ln_1: LayerNorm::new(c),
+            ln_1: LayerNorm::with_eps(c, config.layer_norm_eps),
             attn: CausalSelfAttention::new(config, gen),
-            ln_2: LayerNorm::new(c),
+            ln_2: LayerNorm::with_eps(c, config.layer_norm_eps),
             mlp: Mlp {
                 c_fc: gpt2_linear(c, 4 * c, true, 0.02, gen).into(),
                 c_proj: gpt2_linear(4 * c, c, true, proj_std, gen).into(),
@@ -51,14 +51,16 @@ impl Block {
         }
     }
 
-    /// From existing layers (a loader that builds layers itself).
+    /// From existing layers (a loader that builds layers itself); the
+    /// norms take the config's ε.
     pub fn from_parts(
-        ln_1: LayerNorm,
+        mut ln_1: LayerNorm,
         attn: CausalSelfAttention,
-        ln_2: LayerNorm,
+        mut ln_2: LayerNorm,
         mlp: Mlp,
         config: &GPTConfig,
     ) -> Self {
+        (ln_1.eps, ln_2.eps) = (config.layer_norm_eps, config.layer_norm_eps);
         Block { ln_1, attn, ln_2, mlp, drop_rate: config.drop_rate }
     }
 

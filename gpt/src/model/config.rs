@@ -23,6 +23,13 @@ pub struct GPTConfig {
     pub drop_rate: f64,
     /// Whether the query/key/value projection has a bias (GPT-2: yes).
     pub qkv_bias: bool,
+    /// The ε every LayerNorm adds to the variance (GPT-2: 1e-5).
+    #[serde(default = "default_layer_norm_eps")]
+    pub layer_norm_eps: f64,
+}
+
+fn default_layer_norm_eps() -> f64 {
+    1e-5
 }
 
 /// Names accepted by [`GPTConfig::preset`].
@@ -38,6 +45,7 @@ impl GPTConfig {
             n_layers,
             drop_rate: 0.1,
             qkv_bias: true,
+            layer_norm_eps: default_layer_norm_eps(),
         }
     }
 
@@ -77,6 +85,9 @@ impl GPTConfig {
         }
         if !(0.0..1.0).contains(&self.drop_rate) {
             return Err(format!("drop_rate {} must be in [0, 1)", self.drop_rate));
+        }
+        if !(self.layer_norm_eps > 0.0 && self.layer_norm_eps < 1.0) {
+            return Err(format!("layer_norm_epsilon {} must be in (0, 1)", self.layer_norm_eps));
         }
         Ok(())
     }
@@ -118,7 +129,7 @@ impl GPTConfig {
             "resid_pdrop": self.drop_rate,
             "embd_pdrop": self.drop_rate,
             "attn_pdrop": self.drop_rate,
-            "layer_norm_epsilon": 1e-5,
+            "layer_norm_epsilon": self.layer_norm_eps,
             "initializer_range": 0.02,
             "bos_token_id": eos,
             "eos_token_id": eos,
@@ -145,6 +156,19 @@ impl GPTConfig {
                 return Err(format!("activation_function \"{act}\" is not supported (GPT-2 uses gelu_new)"));
             }
         }
+        // Options of transformers' GPT-2 that change what the model computes
+        // and that this model does not have: refused, not ignored.
+        let unsupported = [
+            ("tie_word_embeddings", json!(false), "an lm_head separate from wte; this GPT-2 ties them"),
+            ("scale_attn_weights", json!(false), "attention scores without the 1/√d scale"),
+            ("scale_attn_by_inverse_layer_idx", json!(true), "attention scores scaled by 1/(layer + 1)"),
+            ("add_cross_attention", json!(true), "cross-attention to an encoder"),
+        ];
+        for (key, value, meaning) in unsupported {
+            if v.get(key) == Some(&value) {
+                return Err(format!("\"{key}\": {value} ({meaning}) is not supported"));
+            }
+        }
         if let Some(inner) = v.get("n_inner").and_then(Value::as_u64) {
             if inner as usize != 4 * get("n_embd")? {
                 return Err(format!("n_inner {inner} is not 4 × n_embd"));
@@ -158,6 +182,10 @@ impl GPTConfig {
             n_layers: get("n_layer")?,
             drop_rate: v.get("resid_pdrop").and_then(Value::as_f64).unwrap_or(0.1),
             qkv_bias: v.get("scratchgpt_qkv_bias").and_then(Value::as_bool).unwrap_or(true),
+            layer_norm_eps: match v.get("layer_norm_epsilon") {
+                None | Some(Value::Null) => default_layer_norm_eps(),
+                Some(eps) => eps.as_f64().ok_or("\"layer_norm_epsilon\" is not a number")?,
+            },
         };
         config.validate()?;
         Ok(config)
@@ -180,5 +208,34 @@ mod tests {
         assert_eq!(GPTConfig::from_hf_json(&c.to_hf_json(Some(50256))).unwrap(), c);
         let bad = json!({"vocab_size": 10, "n_positions": 8, "n_embd": 6, "n_head": 4, "n_layer": 1});
         assert_eq!(GPTConfig::from_hf_json(&bad).unwrap_err(), "emb_dim 6 is not divisible by n_heads 4");
+    }
+
+    #[test]
+    fn fields_that_change_the_math_are_read_or_refused() {
+        let mut v = GPTConfig::preset("nano").unwrap().to_hf_json(None);
+        v["layer_norm_epsilon"] = json!(1e-3);
+        let c = GPTConfig::from_hf_json(&v).unwrap();
+        assert_eq!(c.layer_norm_eps, 1e-3);
+        assert_eq!(GPTConfig::from_hf_json(&c.to_hf_json(None)).unwrap(), c);
+        v["layer_norm_epsilon"] = json!(0.0);
+        assert!(GPTConfig::from_hf_json(&v).unwrap_err().contains("layer_norm_epsilon 0 must be in (0, 1)"));
+        v["layer_norm_epsilon"] = json!(1e-5);
+        for (key, value) in [
+            ("tie_word_embeddings", json!(false)),
+            ("scale_attn_weights", json!(false)),
+            ("scale_attn_by_inverse_layer_idx", json!(true)),
+            ("add_cross_attention", json!(true)),
+        ] {
+            let mut bad = v.clone();
+            bad[key] = value;
+            let err = GPTConfig::from_hf_json(&bad).unwrap_err();
+            assert!(err.contains(key) && err.contains("is not supported"), "{err}");
+        }
+        // transformers' defaults are accepted.
+        for (key, value) in [("scale_attn_weights", json!(true)), ("add_cross_attention", json!(false))] {
+            let mut fine = v.clone();
+            fine[key] = value;
+            GPTConfig::from_hf_json(&fine).unwrap();
+        }
     }
 }

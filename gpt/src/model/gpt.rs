@@ -42,13 +42,22 @@ impl GPTModel {
         let wpe = embedding(config.context_length, gen);
         let h = (0..config.n_layers).map(|_| Block::new(&config, gen)).collect();
         let dropout_gen = Mutex::new(Generator::seed(gen.next_u64()));
-        GPTModel { wte, wpe, h, ln_f: LayerNorm::new(c), config, training: false, dropout_gen }
+        let ln_f = LayerNorm::with_eps(c, config.layer_norm_eps);
+        GPTModel { wte, wpe, h, ln_f, config, training: false, dropout_gen }
     }
 
     /// A model from existing layers (a loader that builds them itself,
     /// such as the quantized one, which never allocates f32 weights).
-    pub fn from_parts(config: GPTConfig, wte: TokenEmbedding, wpe: Embedding, h: Vec<Block>, ln_f: LayerNorm) -> Self {
+    /// The final norm takes the config's ε.
+    pub fn from_parts(
+        config: GPTConfig,
+        wte: TokenEmbedding,
+        wpe: Embedding,
+        h: Vec<Block>,
+        mut ln_f: LayerNorm,
+    ) -> Self {
         assert_eq!(h.len(), config.n_layers, "GPTModel::from_parts: {} blocks for {} layers", h.len(), config.n_layers);
+        ln_f.eps = config.layer_norm_eps;
         GPTModel { config, wte, wpe, h, ln_f, training: false, dropout_gen: Mutex::new(Generator::seed(0)) }
     }
 
