@@ -59,7 +59,8 @@ pub fn tokenizer_by_name(name: &str) -> Result<AnyTokenizer> {
 
 /// Reads a UTF-8 text file, refusing an empty one.
 pub fn read_text(path: &Path) -> Result<String> {
-    let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    let bytes = gpt::input::read_capped(path, gpt::input::TEXT_LIMIT)
+        .with_context(|| format!("{}: cannot read", path.display()))?;
     if bytes.is_empty() {
         bail!("{}: the file is empty", path.display());
     }

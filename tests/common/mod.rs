@@ -5,8 +5,14 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
+/// Runs the binary. With backtraces on, so that a panic where an error
+/// belongs cannot pass for a one-line message.
 pub fn scratchgpt(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_scratchgpt")).args(args).output().expect("the binary runs")
+    Command::new(env!("CARGO_BIN_EXE_scratchgpt"))
+        .args(args)
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .expect("the binary runs")
 }
 
 /// A fresh, empty temporary folder unique to this test process and `name`.

@@ -103,7 +103,8 @@ fn make_tokenizer(spec: &str, text: &str) -> Result<AnyTokenizer> {
 fn model_config(args: &Args, tokenizer: &AnyTokenizer) -> Result<GPTConfig> {
     let mut config = match &args.config {
         Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
+            let text = gpt::input::read_capped_string(path, gpt::input::JSON_LIMIT)
+                .with_context(|| format!("{}: cannot read", path.display()))?;
             let value: serde_json::Value =
                 serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
             GPTConfig::from_hf_json(&value).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?

@@ -93,7 +93,8 @@ fn inventory(config: &GPTConfig) -> Vec<Entry> {
 /// The scheme a folder's `config.json` records, `None` for an f32 folder.
 pub fn folder_scheme(dir: &Path) -> Result<Option<Scheme>, WeightsError> {
     let path = dir.join(CONFIG_FILE);
-    let text = std::fs::read_to_string(&path).map_err(|e| WeightsError::io(&path, e))?;
+    let text =
+        crate::input::read_capped_string(&path, crate::input::JSON_LIMIT).map_err(|e| WeightsError::io(&path, e))?;
     let value: Value =
         serde_json::from_str(&text).map_err(|e| WeightsError::Config { path: path.clone(), reason: e.to_string() })?;
     scheme_in_config(&value).map_err(|reason| WeightsError::Config { path, reason })
@@ -239,7 +240,8 @@ fn check_destination(src: &Path, out: &Path) -> Result<(), WeightsError> {
 /// The source's `config.json` plus the quantization record.
 fn write_config(src: &Path, dir: &Path, scheme: Scheme) -> Result<(), WeightsError> {
     let path = src.join(CONFIG_FILE);
-    let text = std::fs::read_to_string(&path).map_err(|e| WeightsError::io(&path, e))?;
+    let text =
+        crate::input::read_capped_string(&path, crate::input::JSON_LIMIT).map_err(|e| WeightsError::io(&path, e))?;
     let mut value: Value =
         serde_json::from_str(&text).map_err(|e| WeightsError::Config { path: path.clone(), reason: e.to_string() })?;
     let layout = match scheme {

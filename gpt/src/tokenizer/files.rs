@@ -103,7 +103,7 @@ impl Tokenizer {
 }
 
 fn read_text(path: &Path) -> Result<String, TokenizerError> {
-    let bytes = fs::read(path).map_err(|e| TokenizerError::io(path, e))?;
+    let bytes = crate::input::read_capped(path, crate::input::JSON_LIMIT).map_err(|e| TokenizerError::io(path, e))?;
     String::from_utf8(bytes).map_err(|e| {
         let offset = e.utf8_error().valid_up_to();
         let line = 1 + e.as_bytes()[..offset].iter().filter(|&&b| b == b'\n').count();

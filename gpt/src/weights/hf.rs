@@ -41,7 +41,8 @@ fn is_conv1d_weight(name: &str) -> bool {
 /// Reads and validates `config.json`.
 pub fn load_config(dir: &Path) -> Result<GPTConfig, WeightsError> {
     let path = dir.join(CONFIG_FILE);
-    let text = std::fs::read_to_string(&path).map_err(|e| WeightsError::io(&path, e))?;
+    let text =
+        crate::input::read_capped_string(&path, crate::input::JSON_LIMIT).map_err(|e| WeightsError::io(&path, e))?;
     let value: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| WeightsError::Config { path: path.clone(), reason: e.to_string() })?;
     GPTConfig::from_hf_json(&value).map_err(|reason| WeightsError::Config { path, reason })

@@ -1,0 +1,61 @@
+//! The binary on hostile input: numbers and files that would size a huge
+//! allocation, endless or blocking files, closed or full outputs, and
+//! edited checkpoints. Each is one line on stderr and exit code 2 (or a
+//! quiet exit when the reader of stdout went away), never a panic, an
+//! abort or a hang.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{fails_with, scratch_dir, train_char_nano};
+
+const TEXT: &str = "the cat sat on the mat. the dog sat on the log. ";
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// A trained nano model folder (`tag` keeps parallel tests apart).
+fn nano_model(tag: &str) -> PathBuf {
+    train_char_nano(&scratch_dir(&format!("robust-model-{tag}")), TEXT)
+}
+
+/// A copy of `model` with `edit` applied to its `config.json`.
+fn with_config(model: &Path, tag: &str, edit: impl FnOnce(&mut serde_json::Value)) -> PathBuf {
+    let dir = scratch_dir(tag);
+    for f in ["model.safetensors", "char_vocab.json"] {
+        std::fs::copy(model.join(f), dir.join(f)).unwrap();
+    }
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(model.join("config.json")).unwrap()).unwrap();
+    edit(&mut config);
+    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+    dir
+}
+
+#[test]
+fn endless_folders_devices_and_oversized_files_are_refused() {
+    let dir = scratch_dir("robust-files");
+    let d = s(&dir);
+    fails_with(&["train", "--data", "/dev/zero", "--steps", "1"], "/dev/zero: cannot read: is not a regular file");
+    fails_with(&["tokenize", "--file", d], "is a folder");
+    // A sparse file: one byte past the limit, without writing a gigabyte.
+    let big = dir.join("big.txt");
+    std::fs::File::create(&big).unwrap().set_len((1 << 30) + 1).unwrap();
+    fails_with(&["train", "--data", s(&big), "--steps", "1"], "larger than 1073741824 bytes");
+
+    let model = nano_model("files");
+    let config = with_config(&model, "files-config", |_| {});
+    std::fs::File::create(config.join("config.json")).unwrap().set_len((256 << 20) + 1).unwrap();
+    fails_with(&["info", "--model", s(&config)], "config.json: larger than 268435456 bytes");
+    // A pipe as the weights: mapping it is impossible and opening it, with
+    // no writer, would wait forever.
+    let fifo = with_config(&model, "files-fifo", |_| {});
+    std::fs::remove_file(fifo.join("model.safetensors")).unwrap();
+    let made = Command::new("mkfifo").arg(fifo.join("model.safetensors")).status();
+    if made.is_ok_and(|s| s.success()) {
+        fails_with(&["generate", "--model", s(&fifo), "--prompt", "the"], "is not a regular file");
+    }
+}
