@@ -36,6 +36,19 @@ fn with_config(model: &Path, tag: &str, edit: impl FnOnce(&mut serde_json::Value
 }
 
 #[test]
+fn vocabulary_ids_must_be_dense() {
+    let dir = scratch_dir("robust-vocab");
+    let bpe = dir.join("bpe");
+    std::fs::create_dir_all(&bpe).unwrap();
+    std::fs::write(bpe.join("vocab.json"), r#"{"a": 4294967295}"#).unwrap();
+    std::fs::write(bpe.join("merges.txt"), "#version: 0.2\n").unwrap();
+    fails_with(&["tokenize", "--vocab", s(&bpe), "--text", "a"], "vocab.json: ids must be 0..1 without gaps");
+    let ranks = dir.join("r.tiktoken");
+    std::fs::write(&ranks, "YQ== 16000000\n").unwrap();
+    fails_with(&["tokenize", "--vocab", s(&ranks), "--text", "a"], "ranks must be 0..1 without gaps");
+}
+
+#[test]
 fn endless_folders_devices_and_oversized_files_are_refused() {
     let dir = scratch_dir("robust-files");
     let d = s(&dir);
