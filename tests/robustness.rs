@@ -36,6 +36,32 @@ fn with_config(model: &Path, tag: &str, edit: impl FnOnce(&mut serde_json::Value
 }
 
 #[test]
+fn a_config_is_checked_before_any_model_is_built() {
+    let model = nano_model("config");
+    // Past the limits: refused from the config alone.
+    let huge = with_config(&model, "config-huge", |c| {
+        c["n_layer"] = 10_000.into();
+        c["vocab_size"] = 10_000_000.into();
+        c["n_embd"] = 1_000_000_000u64.into();
+    });
+    let h = s(&huge);
+    fails_with(&["generate", "--model", h, "--prompt", "the"], "larger than the limit of 65536");
+    fails_with(&["info", "--model", h], "emb_dim 1000000000");
+    // Within the limits but describing 2^40 parameters: building it first
+    // would ask for 4 TiB; the file's header says it holds far less.
+    let big = with_config(&model, "config-big", |c| {
+        c["n_layer"] = 1024.into();
+        c["vocab_size"] = (1u64 << 24).into();
+        c["n_embd"] = (1u64 << 16).into();
+        c["n_head"] = 1.into();
+        c["n_positions"] = (1u64 << 20).into();
+    });
+    let b = s(&big);
+    fails_with(&["generate", "--model", b, "--prompt", "the"], "expected [16777216, 65536]");
+    fails_with(&["info", "--model", b], "wte.weight");
+}
+
+#[test]
 fn vocabulary_ids_must_be_dense() {
     let dir = scratch_dir("robust-vocab");
     let bpe = dir.join("bpe");

@@ -49,9 +49,21 @@ use crate::weights::{save_raw_safetensors, RawTensor, SafetensorsFile, WeightsEr
 pub const CONFIG_KEY: &str = "scratchgpt_quantization";
 
 /// One tensor of a GPT-2 model, by our name (no `transformer.` prefix).
-struct Entry {
-    name: String,
+pub(crate) struct Entry {
+    pub(crate) name: String,
     kind: Kind,
+}
+
+impl Entry {
+    /// The shape an f32 Hugging Face file stores (Conv1D weights
+    /// transposed).
+    pub(crate) fn hf_shape(&self) -> Vec<usize> {
+        match &self.kind {
+            Kind::Matrix { rows, cols, conv1d: true } => vec![*cols, *rows],
+            Kind::Matrix { rows, cols, conv1d: false } => vec![*rows, *cols],
+            Kind::Float { shape } => shape.clone(),
+        }
+    }
 }
 
 enum Kind {
@@ -63,7 +75,7 @@ enum Kind {
 }
 
 /// Every tensor of a model with this config, in file order.
-fn inventory(config: &GPTConfig) -> Vec<Entry> {
+pub(crate) fn inventory(config: &GPTConfig) -> Vec<Entry> {
     let (c, v, t) = (config.emb_dim, config.vocab_size, config.context_length);
     let matrix = |name: String, rows, cols, conv1d| Entry { name, kind: Kind::Matrix { rows, cols, conv1d } };
     let float = |name: String, shape: &[usize]| Entry { name, kind: Kind::Float { shape: shape.to_vec() } };
@@ -260,7 +272,7 @@ fn write_config(src: &Path, dir: &Path, scheme: Scheme) -> Result<(), WeightsErr
 }
 
 /// The name a tensor has in `file`: with or without `transformer.`.
-fn stored_name(file: &SafetensorsFile, name: &str) -> Result<String, WeightsError> {
+pub(crate) fn stored_name(file: &SafetensorsFile, name: &str) -> Result<String, WeightsError> {
     [format!("transformer.{name}"), name.to_string()]
         .into_iter()
         .find(|n| file.contains(n))

@@ -60,6 +60,17 @@ pub fn load_model(dir: impl AsRef<Path>) -> Result<GPTModel, WeightsError> {
         return crate::quant::load_quantized(dir, config, scheme);
     }
     let file = SafetensorsFile::open(dir.join(WEIGHTS_FILE))?;
+    // Names and shapes are checked against the file's header before the
+    // model is built: the header is checked against the file's size, so a
+    // config that describes more than the file holds fails here instead of
+    // allocating a model of the config's size.
+    for entry in crate::quant::folder::inventory(&config) {
+        let stored = crate::quant::folder::stored_name(&file, &entry.name)?;
+        let (expected, actual) = (entry.hf_shape(), file.shape(&stored)?);
+        if actual != expected {
+            return Err(WeightsError::Shape { path: file.path().into(), name: stored, expected, actual });
+        }
+    }
     let model = GPTModel::new(config, &mut Generator::seed(0));
     // Read and check everything first; only then replace the weights.
     let mut loaded = Vec::new();
