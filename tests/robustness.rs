@@ -9,7 +9,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{fails_with, scratch_dir, train_char_nano};
+use common::{fails_with, scratch_dir, scratchgpt, train_char_nano};
 
 const TEXT: &str = "the cat sat on the mat. the dog sat on the log. ";
 
@@ -97,4 +97,29 @@ fn endless_folders_devices_and_oversized_files_are_refused() {
     if made.is_ok_and(|s| s.success()) {
         fails_with(&["generate", "--model", s(&fifo), "--prompt", "the"], "is not a regular file");
     }
+}
+
+#[test]
+fn an_edited_trainer_state_is_refused_on_resume() {
+    let dir = scratch_dir("robust-resume");
+    let run = train_char_nano(&dir, TEXT);
+    let state_path = run.join("checkpoint").join("trainer_state.json");
+    let saved: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&state_path).unwrap()).unwrap();
+    let edits: [(&str, serde_json::Value, &str); 4] = [
+        ("batch_in_epoch", 1_000_000.into(), "batch_in_epoch is 1000000, but the data has"),
+        ("adam_steps", serde_json::json!([1]), "adam_steps has 1 entries"),
+        ("adam_steps", serde_json::json!(vec![99; saved["adam_steps"].as_array().unwrap().len()]), "more than"),
+        ("dropout_rng", serde_json::json!([0, 0, 0, 0]), "dropout_rng is all zeros"),
+    ];
+    let data = dir.join("data.txt");
+    for (field, value, needle) in edits {
+        let mut state = saved.clone();
+        state[field] = value;
+        std::fs::write(&state_path, state.to_string()).unwrap();
+        fails_with(&["train", "--resume", s(&run), "--data", s(&data), "--out", s(&run)], needle);
+    }
+    // The untouched state still resumes.
+    std::fs::write(&state_path, saved.to_string()).unwrap();
+    let out = scratchgpt(&["train", "--resume", s(&run), "--data", s(&data), "--out", s(&run), "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }

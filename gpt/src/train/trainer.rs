@@ -126,6 +126,13 @@ impl Trainer {
             )));
         }
         let mut trainer = Trainer::assemble(model, tokenizer, tokens, state, out_dir)?;
+        let (at, per_epoch) = (trainer.state.batch_in_epoch, trainer.loader.batches_per_epoch());
+        if at >= per_epoch {
+            return Err(TrainError::Config(format!(
+                "{}: batch_in_epoch is {at}, but the data has {per_epoch} batches per epoch; was --data changed?",
+                super::checkpoint::STATE_FILE
+            )));
+        }
         Checkpoint::restore_optimizer(&optimizer, &trainer.state, &trainer.model, &mut trainer.opt)?;
         trainer
             .metrics
