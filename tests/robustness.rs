@@ -7,7 +7,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use common::{fails_with, scratch_dir, scratchgpt, train_char_nano};
 
@@ -96,6 +96,51 @@ fn endless_folders_devices_and_oversized_files_are_refused() {
     let made = Command::new("mkfifo").arg(fifo.join("model.safetensors")).status();
     if made.is_ok_and(|s| s.success()) {
         fails_with(&["generate", "--model", s(&fifo), "--prompt", "the"], "is not a regular file");
+    }
+}
+
+/// Runs the binary with its stdout a pipe whose reader is already closed.
+fn run_into_closed_pipe(args: &[&str]) -> std::process::Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_scratchgpt"))
+        .args(args)
+        .env("RUST_BACKTRACE", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn a_closed_or_full_stdout_is_not_a_panic() {
+    let dir = scratch_dir("robust-pipe");
+    // More than a pipe's buffer, so the write fails however the timing goes.
+    let text = dir.join("t.txt");
+    std::fs::write(&text, "hello ".repeat(50_000)).unwrap();
+    let model = nano_model("pipe");
+    let runs: [&[&str]; 4] = [
+        &["tokenize", "--file", s(&text)],
+        &["tokenize", "--file", s(&text), "--json"],
+        &["generate", "--model", s(&model), "--prompt", "the", "--max-new-tokens", "20"],
+        &["info", "--preset", "nano"],
+    ];
+    for args in runs {
+        let out = run_into_closed_pipe(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(stderr.is_empty(), "{args:?}: {stderr}");
+    }
+    if Path::new("/dev/full").exists() {
+        for args in [&["tokenize", "--text", "hi"][..], &["info", "--preset", "nano", "--json"]] {
+            let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+            let out = Command::new(env!("CARGO_BIN_EXE_scratchgpt")).args(args).stdout(full).output().unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+            assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
+            assert!(stderr.contains("cannot write to stdout"), "{args:?}: {stderr}");
+        }
     }
 }
 

@@ -30,7 +30,7 @@ use gpt::quant::{quantize_model, Scheme};
 use serde::Serialize;
 use tensor::{Generator, Tensor};
 
-use crate::common::{human_bytes, print_json};
+use crate::common::{human_bytes, outln, print_json};
 use crate::resident::{resident, Resident};
 
 #[derive(clap::Subcommand)]
@@ -289,10 +289,15 @@ fn train(args: TrainArgs) -> Result<i32> {
                 _ => format!("on {threads}"),
             }
         };
-        println!(
+        outln!(
             "{} parameters, batch {}×{}: {:.1} ms/step, {:.0} tokens/s, {:.1} GFLOP/s {place}",
-            report.params, args.batch_size, args.context, report.ms_per_step, report.tokens_per_s, report.gflops,
-        );
+            report.params,
+            args.batch_size,
+            args.context,
+            report.ms_per_step,
+            report.tokens_per_s,
+            report.gflops,
+        )?;
     }
     Ok(0)
 }
@@ -415,10 +420,12 @@ fn generate_bench(args: GenerateArgs) -> Result<i32> {
             (Some(bytes), Some(rate), None) => format!("\nreads {} a token: {rate:.1} GB/s", human_bytes(bytes)),
             _ => String::new(),
         };
-        println!(
+        outln!(
             "greedy decode with KV cache, batch 1, {} weights: {:.1} tokens/s ({:.2} ms/token){memory}{traffic}",
-            report.precision, report.tokens_per_s, report.ms_per_token
-        );
+            report.precision,
+            report.tokens_per_s,
+            report.ms_per_token
+        )?;
     }
     Ok(0)
 }

@@ -16,7 +16,7 @@ use serde::Serialize;
 use tensor::{Generator, Tensor};
 
 use super::bench::{median, with_threads, ModelShape};
-use crate::common::print_json;
+use crate::common::{outln, print_json};
 
 #[derive(clap::Args)]
 pub struct GemmArgs {
@@ -96,9 +96,9 @@ pub fn run(args: GemmArgs) -> Result<i32> {
     if args.json {
         print_json(&reports)?;
     } else {
-        println!("{:<14} {:>6} {:>6} {:>6}  {:>9} {:>8}", "product", "m", "k", "n", "ms", "GFLOP/s");
+        outln!("{:<14} {:>6} {:>6} {:>6}  {:>9} {:>8}", "product", "m", "k", "n", "ms", "GFLOP/s")?;
         for r in &reports {
-            println!("{:<14} {:>6} {:>6} {:>6}  {:>9.2} {:>8.1}", r.name, r.m, r.k, r.n, r.ms, r.gflops);
+            outln!("{:<14} {:>6} {:>6} {:>6}  {:>9.2} {:>8.1}", r.name, r.m, r.k, r.n, r.ms, r.gflops)?;
         }
     }
     Ok(0)

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 use gpt::tokenizer::SpecialTokens;
 
-use crate::common::{load_model_and_tokenizer, print_json, read_text};
+use crate::common::{load_model_and_tokenizer, outln, print_json, read_text};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -46,10 +46,12 @@ pub fn run(args: Args) -> Result<i32> {
             &serde_json::json!({"loss": result.loss, "perplexity": result.perplexity, "tokens": result.tokens}),
         )?;
     } else {
-        println!(
+        outln!(
             "loss {:.4}  perplexity {:.2}  over {} predicted tokens",
-            result.loss, result.perplexity, result.tokens
-        );
+            result.loss,
+            result.perplexity,
+            result.tokens
+        )?;
     }
     Ok(0)
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 use gpt::tokenizer::{train_bpe, AnyTokenizer, SpecialTokens};
 
-use crate::common::{print_json, read_text, tokenizer_by_name};
+use crate::common::{outln, print_json, read_text, tokenizer_by_name};
 
 #[derive(clap::Args)]
 pub struct TokenizeArgs {
@@ -42,7 +42,7 @@ pub fn tokenize(args: TokenizeArgs) -> Result<i32> {
         }
         print_json(&Out { ids: &ids, count: ids.len() })?;
     } else {
-        println!("{}", ids.iter().map(u32::to_string).collect::<Vec<_>>().join(" "));
+        outln!("{}", ids.iter().map(u32::to_string).collect::<Vec<_>>().join(" "))?;
     }
     Ok(0)
 }
@@ -66,7 +66,7 @@ pub fn detokenize(args: DetokenizeArgs) -> Result<i32> {
     let tokenizer = tokenizer_by_name(&args.vocab)?;
     // Lossy on purpose: ids that split a character still print.
     let bytes = tokenizer.decode_bytes(&ids)?;
-    println!("{}", String::from_utf8_lossy(&bytes));
+    outln!("{}", String::from_utf8_lossy(&bytes))?;
     Ok(0)
 }
 
