@@ -75,6 +75,38 @@ fn vocabulary_ids_must_be_dense() {
 }
 
 #[test]
+fn size_arguments_have_limits() {
+    let dir = scratch_dir("robust-sizes");
+    let data = dir.join("d.txt");
+    std::fs::write(&data, TEXT.repeat(40)).unwrap();
+    let (d, out) = (s(&data), dir.join("out"));
+    let o = s(&out);
+    let max = usize::MAX.to_string();
+    fails_with(&["tokenizer", "train", "--data", d, "--vocab-size", &max, "--out", o], "larger than the limit");
+    let bpe = format!("bpe:{max}");
+    fails_with(&["train", "--data", d, "--tokenizer", &bpe, "--out", o], "larger than the limit");
+    let nano = ["train", "--data", d, "--tokenizer", "char", "--preset", "nano", "--context", "16", "--out", o];
+    let steps = (1u64 << 63).to_string();
+    let args = [&nano[..], &["--steps", &steps, "--grad-accum", "2"]].concat();
+    fails_with(&args, "--steps × --grad-accum is too large");
+    let args = [&nano[..], &["--batch-size", "100000", "--steps", "1"]].concat();
+    fails_with(&args, "at most 65536");
+    for task in ["classify", "instruct"] {
+        fails_with(&["finetune", task, "--model", "m", "--builtin-size", &max], "at most 1000000");
+        fails_with(&["finetune", task, "--model", "m", "--epochs", &max], "--epochs must be at most");
+    }
+    fails_with(&["eval", "--model", "m", "--data", d, "--batch-size", &max], "between 1 and 1024");
+    let bench = ["bench", "train", "--preset", "nano"];
+    let huge = "1000000000";
+    fails_with(&[&bench[..], &["--batch-size", huge, "--context", huge]].concat(), "at most 1048576 tokens");
+    fails_with(&[&bench[..], &["--threads", huge, "--steps", "1"]].concat(), "between 1 and 1024");
+    let generate = ["bench", "generate", "--preset", "nano", "--new-tokens", "2", "--prompt-tokens", &max];
+    fails_with(&generate, "at most 1048576");
+    fails_with(&["bench", "gemm", "--preset", "nano", "--tokens", &max], "--tokens must be at most");
+    fails_with(&["bench", "quant", "--threads", &max], "between 1 and 1024");
+}
+
+#[test]
 fn endless_folders_devices_and_oversized_files_are_refused() {
     let dir = scratch_dir("robust-files");
     let d = s(&dir);

@@ -15,7 +15,7 @@ use anyhow::{bail, Result};
 use serde::Serialize;
 use tensor::{Generator, Tensor};
 
-use super::bench::{median, with_threads, ModelShape};
+use super::bench::{median, with_threads, ModelShape, MAX_TOKENS};
 use crate::common::{outln, print_json};
 
 #[derive(clap::Args)]
@@ -59,6 +59,9 @@ fn operand(rows: usize, cols: usize, transposed: bool, gen: &mut Generator) -> T
 pub fn run(args: GemmArgs) -> Result<i32> {
     if args.tokens == 0 || args.repeats == 0 {
         bail!("--tokens and --repeats must be at least 1");
+    }
+    if args.tokens > MAX_TOKENS {
+        bail!("--tokens must be at most {MAX_TOKENS}");
     }
     let config = args.shape.config(1)?;
     let reports = with_threads(args.threads, || {

@@ -120,9 +120,7 @@ pub fn run(args: QuantArgs) -> Result<i32> {
     if counts.contains(&0) {
         bail!("--rounds, --repeats, --prompt-tokens, --new-tokens and --eval-context must be at least 1");
     }
-    if args.threads == Some(0) {
-        bail!("--threads must be at least 1");
-    }
+    super::bench::check_threads(args.threads)?;
     let random = match args.random_preset.as_str() {
         "none" => None,
         name => Some(GPTConfig::preset(name).with_context(|| format!("--random-preset: unknown preset {name:?}"))?),

@@ -64,7 +64,20 @@ impl TrainFlags {
         self.fit().validate()?;
         Ok(())
     }
+}
 
+/// The most built-in examples `--builtin-size` may ask for: they are all
+/// generated and held at once.
+const MAX_BUILTIN: usize = 1_000_000;
+
+fn check_builtin_size(n: usize) -> Result<()> {
+    if n > MAX_BUILTIN {
+        bail!("--builtin-size must be at most {MAX_BUILTIN}, got {n}");
+    }
+    Ok(())
+}
+
+impl TrainFlags {
     fn lora(&self) -> Option<LoraConfig> {
         self.lora_rank.map(|r| {
             let mut c = LoraConfig::new(r);
@@ -154,6 +167,7 @@ fn report_params(report: &ParamReport, json: bool) {
 
 pub fn classify(args: ClassifyArgs) -> Result<i32> {
     args.train.check()?;
+    check_builtin_size(args.builtin_size)?;
     let (gpt, tokenizer) = load_trainable_model_and_tokenizer(&args.model)?;
     let mut data = match &args.data {
         Some(p) => read_labelled(p, args.text_column.as_deref(), args.label_column.as_deref())?,
@@ -253,6 +267,7 @@ pub struct InstructArgs {
 
 pub fn instruct(args: InstructArgs) -> Result<i32> {
     args.train.check()?;
+    check_builtin_size(args.builtin_size)?;
     let (mut gpt, tokenizer) = load_trainable_model_and_tokenizer(&args.model)?;
     let Some(end) = tokenizer.eot_id() else {
         bail!("{}: the tokenizer has no <|endoftext|> token to end responses with", args.model.display());
