@@ -66,7 +66,8 @@ pub fn tokenizer_by_name(name: &str) -> Result<AnyTokenizer> {
 
 /// Reads a UTF-8 text file, refusing an empty one.
 pub fn read_text(path: &Path) -> Result<String> {
-    let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    let bytes = gpt::input::read_capped(path, gpt::input::TEXT_LIMIT)
+        .with_context(|| format!("{}: cannot read", path.display()))?;
     if bytes.is_empty() {
         bail!("{}: the file is empty", path.display());
     }
@@ -76,8 +77,49 @@ pub fn read_text(path: &Path) -> Result<String> {
 
 /// Prints a value as one line of JSON on stdout.
 pub fn print_json(value: &impl Serialize) -> Result<()> {
-    println!("{}", serde_json::to_string(value)?);
+    outln!("{}", serde_json::to_string(value)?)?;
     Ok(())
+}
+
+/// Writes to stdout and flushes, returning what `print!` would panic on: a
+/// reader that has gone away (`| head`), which `main` ends on quietly, or
+/// a full disk (`> /dev/full`), which it reports in one line. The error
+/// keeps its kind, so `main` can tell the two apart.
+pub fn write_out(args: std::fmt::Arguments) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_fmt(args)
+        .and_then(|()| stdout.flush())
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot write to stdout: {e}")))
+}
+
+/// `print!` through [`write_out`]: an `io::Result` to `?`.
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::common::write_out(format_args!($($arg)*)) };
+}
+
+/// `println!` through [`write_out`]: an `io::Result` to `?`.
+macro_rules! outln {
+    () => { $crate::common::write_out(format_args!("\n")) };
+    ($($arg:tt)*) => { $crate::common::write_out(format_args!("{}\n", format_args!($($arg)*))) };
+}
+pub(crate) use {out, outln};
+
+/// Streams a piece of generated text from a callback that cannot return an
+/// error. When the reader has gone away nothing is left to do, so the
+/// program ends at once, quietly; another error is kept in `failed` for
+/// the caller to return, and later pieces are dropped.
+pub fn stream_out(piece: &str, failed: &mut Option<std::io::Error>) {
+    if failed.is_some() {
+        return;
+    }
+    if let Err(e) = out!("{piece}") {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        *failed = Some(e);
+    }
 }
 
 /// The `--device` flag: `cpu`, `cuda` or `cuda:N`. A GPU is checked (and

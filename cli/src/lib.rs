@@ -107,11 +107,18 @@ pub fn main() -> i32 {
     };
     match result {
         Ok(code) => code,
+        // The reader of our output has gone (`generate … | head`): like
+        // `cat`, stop quietly; nothing went wrong here.
+        Err(e) if is_broken_pipe(&e) => 0,
         Err(e) => {
             eprintln!("error: {}", one_line(&e));
             2
         }
     }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
 }
 
 /// The error and its causes on one line, skipping a cause whose text the

@@ -5,13 +5,14 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-/// Runs the `scratchgpt` binary. Cargo bakes the binary's path into each
-/// test executable; `SCRATCHGPT_BIN` points elsewhere, for test executables
-/// run away from their build folder (`scripts/gpu-bundle.sh` carries both
-/// to a GPU machine).
+/// Runs the `scratchgpt` binary, with backtraces on, so that a panic where
+/// an error belongs cannot pass for a one-line message. Cargo bakes the
+/// binary's path into each test executable; `SCRATCHGPT_BIN` points
+/// elsewhere, for test executables run away from their build folder
+/// (`scripts/gpu-bundle.sh` carries both to a GPU machine).
 pub fn scratchgpt(args: &[&str]) -> Output {
     let binary = std::env::var_os("SCRATCHGPT_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_scratchgpt").into());
-    Command::new(binary).args(args).output().expect("the binary runs")
+    Command::new(binary).args(args).env("RUST_BACKTRACE", "1").output().expect("the binary runs")
 }
 
 /// Whether this machine has a CUDA device. Tests that check what

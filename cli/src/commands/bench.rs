@@ -19,7 +19,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use autograd::loss::cross_entropy;
 use autograd::nn::Module;
 use autograd::optim::{AdamW, Optimizer};
@@ -30,7 +30,7 @@ use gpt::quant::{quantize_model, Scheme};
 use serde::Serialize;
 use tensor::{Generator, Tensor};
 
-use crate::common::{human_bytes, print_json};
+use crate::common::{human_bytes, outln, print_json};
 use crate::resident::{resident, Resident};
 
 #[derive(clap::Subcommand)]
@@ -172,10 +172,25 @@ pub(crate) fn median(mut xs: Vec<f64>) -> f64 {
     }
 }
 
+/// The most worker threads a bench may ask for: rayon starts them all at
+/// once, and far more threads than cores only measures the scheduler.
+const MAX_THREADS: usize = 1024;
+
+/// The most tokens (batch × context) one bench step or product may hold.
+pub(crate) const MAX_TOKENS: usize = 1 << 20;
+
+/// Checks `--threads`: at least 1, at most [`MAX_THREADS`].
+pub(crate) fn check_threads(threads: Option<usize>) -> Result<()> {
+    match threads {
+        Some(n) if n == 0 || n > MAX_THREADS => bail!("--threads must be between 1 and {MAX_THREADS}, got {n}"),
+        _ => Ok(()),
+    }
+}
+
 pub(crate) fn with_threads<R: Send>(threads: Option<usize>, f: impl FnOnce() -> Result<R> + Send) -> Result<R> {
+    check_threads(threads)?;
     match threads {
         None => f(),
-        Some(0) => bail!("--threads must be at least 1"),
         Some(n) => rayon::ThreadPoolBuilder::new().num_threads(n).build()?.install(f),
     }
 }
@@ -222,6 +237,10 @@ fn train(args: TrainArgs) -> Result<i32> {
     if args.batch_size == 0 || args.context == 0 || args.steps == 0 {
         bail!("--batch-size, --context and --steps must be at least 1");
     }
+    if args.batch_size.checked_mul(args.context).is_none_or(|n| n > MAX_TOKENS) {
+        bail!("--batch-size × --context must be at most {MAX_TOKENS} tokens");
+    }
+    args.warmup.checked_add(args.steps).context("--warmup + --steps is too large")?;
     let config = args.shape.config(args.context)?;
     let report = with_threads(args.threads, || {
         let mut gen = Generator::seed(0);
@@ -289,10 +308,15 @@ fn train(args: TrainArgs) -> Result<i32> {
                 _ => format!("on {threads}"),
             }
         };
-        println!(
+        outln!(
             "{} parameters, batch {}×{}: {:.1} ms/step, {:.0} tokens/s, {:.1} GFLOP/s {place}",
-            report.params, args.batch_size, args.context, report.ms_per_step, report.tokens_per_s, report.gflops,
-        );
+            report.params,
+            args.batch_size,
+            args.context,
+            report.ms_per_step,
+            report.tokens_per_s,
+            report.gflops,
+        )?;
     }
     Ok(0)
 }
@@ -324,10 +348,13 @@ fn generate_bench(args: GenerateArgs) -> Result<i32> {
     if args.prompt_tokens == 0 || args.new_tokens == 0 || args.repeats == 0 {
         bail!("--prompt-tokens, --new-tokens and --repeats must be at least 1");
     }
+    let Some(total) = args.prompt_tokens.checked_add(args.new_tokens).filter(|&n| n <= MAX_TOKENS) else {
+        bail!("--prompt-tokens + --new-tokens must be at most {MAX_TOKENS}");
+    };
     let report = with_threads(args.threads, || {
         let mut model = match &args.model {
             Some(dir) => gpt::weights::load_model(dir)?,
-            None => GPTModel::new(args.shape.config(args.prompt_tokens + args.new_tokens)?, &mut Generator::seed(0)),
+            None => GPTModel::new(args.shape.config(total)?, &mut Generator::seed(0)),
         };
         if let Some(scheme) = args.quant {
             if let Some(existing) = model.quantization() {
@@ -340,7 +367,7 @@ fn generate_bench(args: GenerateArgs) -> Result<i32> {
         // for reuse; release them so the memory figure is the model's.
         tensor::pool::clear();
         let loaded = resident().map(|r| r.rss_bytes);
-        if args.prompt_tokens + args.new_tokens > model.config.context_length {
+        if total > model.config.context_length {
             bail!(
                 "{} prompt + {} new tokens exceed the context length {}",
                 args.prompt_tokens,
@@ -415,10 +442,12 @@ fn generate_bench(args: GenerateArgs) -> Result<i32> {
             (Some(bytes), Some(rate), None) => format!("\nreads {} a token: {rate:.1} GB/s", human_bytes(bytes)),
             _ => String::new(),
         };
-        println!(
+        outln!(
             "greedy decode with KV cache, batch 1, {} weights: {:.1} tokens/s ({:.2} ms/token){memory}{traffic}",
-            report.precision, report.tokens_per_s, report.ms_per_token
-        );
+            report.precision,
+            report.tokens_per_s,
+            report.ms_per_token
+        )?;
     }
     Ok(0)
 }

@@ -15,8 +15,8 @@ use anyhow::{bail, Result};
 use serde::Serialize;
 use tensor::{Generator, Tensor};
 
-use super::bench::{median, with_threads, ModelShape};
-use crate::common::print_json;
+use super::bench::{median, with_threads, ModelShape, MAX_TOKENS};
+use crate::common::{outln, print_json};
 
 #[derive(clap::Args)]
 pub struct GemmArgs {
@@ -60,6 +60,9 @@ pub fn run(args: GemmArgs) -> Result<i32> {
     if args.tokens == 0 || args.repeats == 0 {
         bail!("--tokens and --repeats must be at least 1");
     }
+    if args.tokens > MAX_TOKENS {
+        bail!("--tokens must be at most {MAX_TOKENS}");
+    }
     let config = args.shape.config(1)?;
     let reports = with_threads(args.threads, || {
         let mut gen = Generator::seed(0);
@@ -96,9 +99,9 @@ pub fn run(args: GemmArgs) -> Result<i32> {
     if args.json {
         print_json(&reports)?;
     } else {
-        println!("{:<14} {:>6} {:>6} {:>6}  {:>9} {:>8}", "product", "m", "k", "n", "ms", "GFLOP/s");
+        outln!("{:<14} {:>6} {:>6} {:>6}  {:>9} {:>8}", "product", "m", "k", "n", "ms", "GFLOP/s")?;
         for r in &reports {
-            println!("{:<14} {:>6} {:>6} {:>6}  {:>9.2} {:>8.1}", r.name, r.m, r.k, r.n, r.ms, r.gflops);
+            outln!("{:<14} {:>6} {:>6} {:>6}  {:>9.2} {:>8.1}", r.name, r.m, r.k, r.n, r.ms, r.gflops)?;
         }
     }
     Ok(0)

@@ -31,7 +31,7 @@ use serde_json::Value;
 use tensor::Generator;
 
 use super::bench::median;
-use crate::common::{human_bytes, print_json};
+use crate::common::{human_bytes, outln, print_json};
 
 /// The seed of the held-out stories (training uses `DEFAULT_SEED`).
 const HELD_OUT_SEED: u64 = 7;
@@ -120,9 +120,7 @@ pub fn run(args: QuantArgs) -> Result<i32> {
     if counts.contains(&0) {
         bail!("--rounds, --repeats, --prompt-tokens, --new-tokens and --eval-context must be at least 1");
     }
-    if args.threads == Some(0) {
-        bail!("--threads must be at least 1");
-    }
+    super::bench::check_threads(args.threads)?;
     let random = match args.random_preset.as_str() {
         "none" => None,
         name => Some(GPTConfig::preset(name).with_context(|| format!("--random-preset: unknown preset {name:?}"))?),
@@ -141,7 +139,7 @@ pub fn run(args: QuantArgs) -> Result<i32> {
     if args.json {
         print_json(&report)?;
     } else {
-        print_table(&report);
+        print_table(&report)?;
     }
     Ok(0)
 }
@@ -283,18 +281,27 @@ fn measure(args: &QuantArgs, name: &str, f32_dir: &Path, work: &Path, eval_data:
     Ok(ModelReport { name: name.to_string(), parameters: config.num_parameters(), rows })
 }
 
-fn print_table(report: &Report) {
-    println!("quantized kernels: {}, {} threads", report.kernels, report.threads);
+fn print_table(report: &Report) -> Result<()> {
+    outln!("quantized kernels: {}, {} threads", report.kernels, report.threads)?;
     for m in &report.models {
-        println!();
-        println!("{} ({:.1}M parameters)", m.name, m.parameters as f64 / 1e6);
-        println!(
+        outln!()?;
+        outln!("{} ({:.1}M parameters)", m.name, m.parameters as f64 / 1e6)?;
+        outln!(
             "{:<9} {:>11} {:>7} {:>11} {:>11} {:>11} {:>9} {:>7} {:>11} {:>8}",
-            "precision", "file", "of f32", "weights", "loaded", "decoding", "tokens/s", "× f32", "perplexity", "vs f32"
-        );
+            "precision",
+            "file",
+            "of f32",
+            "weights",
+            "loaded",
+            "decoding",
+            "tokens/s",
+            "× f32",
+            "perplexity",
+            "vs f32"
+        )?;
         for r in &m.rows {
             let opt = |b: Option<u64>| b.map_or_else(|| "n/a".to_string(), human_bytes);
-            println!(
+            outln!(
                 "{:<9} {:>11} {:>6.1}% {:>11} {:>11} {:>11} {:>9.1} {:>6.2}× {:>11.3} {:>+7.2}%",
                 r.precision,
                 human_bytes(r.file_bytes),
@@ -306,7 +313,8 @@ fn print_table(report: &Report) {
                 r.speedup,
                 r.perplexity,
                 100.0 * r.perplexity_change
-            );
+            )?;
         }
     }
+    Ok(())
 }

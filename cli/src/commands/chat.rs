@@ -3,7 +3,7 @@
 //! Each line typed becomes the instruction of an Alpaca prompt (the same
 //! format `finetune instruct` trains on) and the response streams back.
 
-use std::io::{BufRead, Write};
+use std::io::BufRead;
 use std::path::PathBuf;
 
 use anyhow::{bail, Result};
@@ -11,7 +11,7 @@ use gpt::finetune::instruct::respond;
 use gpt::finetune::lora::load_adapter;
 use gpt::tokenizer::Utf8Stream;
 
-use crate::common::{load_model_and_tokenizer, print_json};
+use crate::common::{load_model_and_tokenizer, out, outln, print_json, stream_out};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -43,17 +43,19 @@ pub fn run(args: Args) -> Result<i32> {
         bail!("{}: the tokenizer has no <|endoftext|> token, so responses cannot end", args.model.display());
     }
     let answer = |instruction: &str, input: &str, stream: bool| -> Result<String> {
-        let mut out = std::io::stdout();
         let mut utf8 = Utf8Stream::new();
         let eot = tokenizer.eot_id();
+        let mut failed = None;
         let text = respond(&model, &tokenizer, instruction, input, args.max_new_tokens, |id| {
             if stream && Some(id) != eot {
-                print!("{}", utf8.push(&tokenizer.decode_bytes(&[id]).unwrap_or_default()));
-                let _ = out.flush();
+                stream_out(&utf8.push(&tokenizer.decode_bytes(&[id]).unwrap_or_default()), &mut failed);
             }
         })?;
+        if let Some(e) = failed {
+            return Err(e.into());
+        }
         if stream {
-            println!("{}", utf8.finish());
+            outln!("{}", utf8.finish())?;
         }
         Ok(text)
     };
@@ -66,11 +68,10 @@ pub fn run(args: Args) -> Result<i32> {
         }
         return Ok(0);
     }
-    println!("Type an instruction (an empty line or Ctrl-D quits).");
+    outln!("Type an instruction (an empty line or Ctrl-D quits).")?;
     let stdin = std::io::stdin();
     loop {
-        print!("> ");
-        std::io::stdout().flush()?;
+        out!("> ")?;
         let mut line = String::new();
         if stdin.lock().read_line(&mut line)? == 0 || line.trim().is_empty() {
             break;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use gpt::finetune::classify::GptClassifier;
 
-use crate::common::print_json;
+use crate::common::{outln, print_json};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -32,9 +32,9 @@ pub fn run(args: Args) -> Result<i32> {
             model.config.classes.iter().zip(&probs).map(|(c, p)| (c.clone(), serde_json::json!(p))).collect();
         print_json(&serde_json::json!({ "label": label, "probabilities": map }))?;
     } else {
-        println!("{label}");
+        outln!("{label}")?;
         for (c, p) in model.config.classes.iter().zip(&probs) {
-            println!("  {c}: {p:.4}");
+            outln!("  {c}: {p:.4}")?;
         }
     }
     Ok(0)

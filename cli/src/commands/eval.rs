@@ -5,7 +5,10 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 use gpt::tokenizer::SpecialTokens;
 
-use crate::common::{load_model_and_tokenizer, print_json, read_text};
+use crate::common::{load_model_and_tokenizer, outln, print_json, read_text};
+
+/// The largest `--batch-size`.
+const MAX_BATCH: usize = 1024;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -26,8 +29,10 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<i32> {
-    if args.batch_size == 0 {
-        bail!("--batch-size must be at least 1");
+    // Each row of a batch holds context × vocabulary logits (200 MB for
+    // GPT-2), so a batch past a thousand rows cannot fit anywhere.
+    if args.batch_size == 0 || args.batch_size > MAX_BATCH {
+        bail!("--batch-size must be between 1 and {MAX_BATCH}");
     }
     let device = crate::common::device(&args.device)?;
     let (model, tokenizer) = load_model_and_tokenizer(&args.model)?;
@@ -46,10 +51,12 @@ pub fn run(args: Args) -> Result<i32> {
             &serde_json::json!({"loss": result.loss, "perplexity": result.perplexity, "tokens": result.tokens}),
         )?;
     } else {
-        println!(
+        outln!(
             "loss {:.4}  perplexity {:.2}  over {} predicted tokens",
-            result.loss, result.perplexity, result.tokens
-        );
+            result.loss,
+            result.perplexity,
+            result.tokens
+        )?;
     }
     Ok(0)
 }

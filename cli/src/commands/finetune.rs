@@ -20,7 +20,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tensor::Generator;
 
 use crate::common::{
-    claim_output, interrupt_flag, load_trainable_model_and_tokenizer, print_json, write_folder, Output, INTERRUPTED,
+    claim_output, interrupt_flag, load_trainable_model_and_tokenizer, outln, print_json, write_folder, Output,
+    INTERRUPTED,
 };
 
 /// The flags every fine-tuning command shares.
@@ -80,7 +81,20 @@ impl TrainFlags {
         self.fit().validate()?;
         Ok(())
     }
+}
 
+/// The most built-in examples `--builtin-size` may ask for: they are all
+/// generated and held at once.
+const MAX_BUILTIN: usize = 1_000_000;
+
+fn check_builtin_size(n: usize) -> Result<()> {
+    if n > MAX_BUILTIN {
+        bail!("--builtin-size must be at most {MAX_BUILTIN}, got {n}");
+    }
+    Ok(())
+}
+
+impl TrainFlags {
     fn lora(&self) -> Option<LoraConfig> {
         self.lora_rank.map(|r| {
             let mut c = LoraConfig::new(r);
@@ -120,7 +134,8 @@ fn on_event(bar: &ProgressBar, json: bool) -> impl FnMut(&FinetuneEvent) + '_ {
             let line = format!("epoch {epoch}: train loss {train_loss:.3}, validation loss {val_loss:.3}{acc}");
             if json {
             } else if bar.is_hidden() {
-                println!("{line}")
+                // A closed stdout does not stop the run.
+                let _ = outln!("{line}");
             } else {
                 bar.println(line)
             }
@@ -164,12 +179,13 @@ pub struct ClassifyArgs {
 
 fn report_params(report: &ParamReport, json: bool) {
     if !json {
-        println!("{report}");
+        let _ = outln!("{report}");
     }
 }
 
 pub fn classify(args: ClassifyArgs) -> Result<i32> {
     args.train.check()?;
+    check_builtin_size(args.builtin_size)?;
     let out = args.train.claim(&args.out, &args.model, args.data.as_ref())?;
     let (gpt, tokenizer) = load_trainable_model_and_tokenizer(&args.model)?;
     let mut data = match &args.data {
@@ -204,14 +220,14 @@ pub fn classify(args: ClassifyArgs) -> Result<i32> {
     if !args.train.json {
         let counts = data.counts();
         let classes: Vec<String> = data.classes.iter().zip(&counts).map(|(c, n)| format!("{c} {n}")).collect();
-        println!(
+        outln!(
             "classifying {} texts ({}) split {}/{}/{}, up to {max_length} tokens each",
             data.len(),
             classes.join(", "),
             splits.train.ids.len(),
             splits.val.ids.len(),
             splits.test.ids.len()
-        );
+        )?;
     }
     report_params(&params, args.train.json);
     let bar = progress(splits.train.ids.len().div_ceil(fit.batch_size) * fit.epochs, args.train.json);
@@ -244,13 +260,13 @@ pub fn classify(args: ClassifyArgs) -> Result<i32> {
             "out": args.out,
         }))?;
     } else {
-        println!(
+        outln!(
             "accuracy: train {:.1}%, validation {:.1}%, test {:.1}%; classifier saved in {}",
             100.0 * report.train_accuracy,
             100.0 * report.val_accuracy,
             100.0 * report.test_accuracy,
             args.out.display()
-        );
+        )?;
     }
     Ok(0)
 }
@@ -281,6 +297,7 @@ pub struct InstructArgs {
 
 pub fn instruct(args: InstructArgs) -> Result<i32> {
     args.train.check()?;
+    check_builtin_size(args.builtin_size)?;
     let out = args.train.claim(&args.out, &args.model, args.data.as_ref())?;
     let (mut gpt, tokenizer) = load_trainable_model_and_tokenizer(&args.model)?;
     let Some(end) = tokenizer.eot_id() else {
@@ -301,13 +318,13 @@ pub fn instruct(args: InstructArgs) -> Result<i32> {
         None => ParamReport::of(&gpt),
     };
     if !args.train.json {
-        println!(
+        outln!(
             "instruction tuning on {} records (split {}/{}/{})",
             train.len() + val.len() + test.len(),
             train.len(),
             val.len(),
             test.len()
-        );
+        )?;
     }
     report_params(&params, args.train.json);
     let fit = FitOptions { stop: Some(interrupt_flag()), ..args.train.fit() };
@@ -359,15 +376,15 @@ pub fn instruct(args: InstructArgs) -> Result<i32> {
         }))?;
     } else {
         for s in scored.iter().take(3) {
-            println!("{} {:?} → {:?} (expected {:?})", s.instruction, s.input, s.model_response, s.output);
+            outln!("{} {:?} → {:?} (expected {:?})", s.instruction, s.input, s.model_response, s.output)?;
         }
-        println!(
+        outln!(
             "exact match on the test set: {exact}/{} ({:.1}%); responses in {}; model saved in {}",
             test.len(),
             100.0 * score,
             responses.display(),
             args.out.display()
-        );
+        )?;
     }
     Ok(0)
 }
@@ -378,7 +395,7 @@ fn interrupted(steps: usize, out: &Path, json: bool) -> Result<i32> {
     if json {
         print_json(&serde_json::json!({ "interrupted": true, "steps": steps, "out": out }))?;
     } else {
-        println!("interrupted after {steps} steps; the model so far is saved in {}", out.display());
+        let _ = outln!("interrupted after {steps} steps; the model so far is saved in {}", out.display());
     }
     Ok(INTERRUPTED)
 }

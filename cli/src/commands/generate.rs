@@ -1,13 +1,12 @@
 //! `scratchgpt generate`: continue a prompt, streaming tokens as they come.
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 use gpt::generate::{generate, GenerateOptions};
 use gpt::tokenizer::{SpecialTokens, Utf8Stream};
 
-use crate::common::{load_model_and_tokenizer, print_json};
+use crate::common::{load_model_and_tokenizer, out, outln, print_json, stream_out};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -67,23 +66,24 @@ pub fn run(args: Args) -> Result<i32> {
         use_cache: true,
         vocab_limit: Some(tokenizer.vocab_size()),
     };
-    let mut stdout = std::io::stdout();
     let mut stream = Utf8Stream::new();
     if !args.json {
-        print!("{}", args.prompt);
+        out!("{}", args.prompt)?;
     }
+    let mut failed = None;
     let new = generate(&model, &prompt, &opts, |id| {
         if !args.json && Some(id) != opts.stop_token {
-            let piece = stream.push(&tokenizer.decode_bytes(&[id]).unwrap_or_default());
-            print!("{piece}");
-            let _ = stdout.flush();
+            stream_out(&stream.push(&tokenizer.decode_bytes(&[id]).unwrap_or_default()), &mut failed);
         }
     });
+    if let Some(e) = failed {
+        return Err(e.into());
+    }
     if args.json {
         let text = String::from_utf8_lossy(&tokenizer.decode_bytes(&new)?).into_owned();
         print_json(&serde_json::json!({ "prompt_ids": prompt, "new_ids": new, "text": text }))?;
     } else {
-        println!("{}", stream.finish());
+        outln!("{}", stream.finish())?;
     }
     Ok(0)
 }

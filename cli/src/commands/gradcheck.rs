@@ -5,6 +5,8 @@ use autograd::gradcheck::suite::{cases, Sizes};
 use serde::Serialize;
 use tensor::Generator;
 
+use crate::common::outln;
+
 #[derive(clap::Args)]
 pub struct Args {
     /// Print one JSON object instead of a table.
@@ -45,24 +47,27 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         struct Output<'a> {
             ops: &'a [Row],
         }
-        println!("{}", serde_json::to_string(&Output { ops: &rows })?);
+        outln!("{}", serde_json::to_string(&Output { ops: &rows })?)?;
     } else {
         let w_op = rows.iter().map(|r| r.op.len()).max().unwrap_or(2).max(2);
         let w_sh = rows.iter().map(|r| r.shapes.len()).max().unwrap_or(6).max(6);
-        println!("{:<w_op$}  {:<w_sh$}  {:>11}  {:>11}  result", "op", "shapes", "max abs err", "max rel err");
+        outln!("{:<w_op$}  {:<w_sh$}  {:>11}  {:>11}  result", "op", "shapes", "max abs err", "max rel err")?;
         for r in &rows {
             let verdict = if r.pass { "pass" } else { "FAIL" };
-            println!(
+            outln!(
                 "{:<w_op$}  {:<w_sh$}  {:>11.3e}  {:>11.3e}  {verdict}",
-                r.op, r.shapes, r.max_abs_err, r.max_rel_err
-            );
+                r.op,
+                r.shapes,
+                r.max_abs_err,
+                r.max_rel_err
+            )?;
         }
-        println!(
+        outln!(
             "{} checks, {} passed, {} failed (f64, eps 1e-6, atol 1e-5, rtol 1e-3)",
             rows.len(),
             rows.len() - failed,
             failed
-        );
+        )?;
     }
     Ok(if failed > 0 { 1 } else { 0 })
 }

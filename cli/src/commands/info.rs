@@ -21,7 +21,7 @@ use autograd::nn::Module;
 use gpt::model::{GPTConfig, PRESETS};
 use serde::Serialize;
 
-use crate::common::{human_bytes, print_json};
+use crate::common::{human_bytes, outln, print_json};
 use gpt::quant::memory::{rule_of_thumb_bytes, weight_bytes, RULE_OF_THUMB_OVERHEAD};
 use gpt::quant::Scheme;
 
@@ -139,40 +139,45 @@ pub fn run(args: Args) -> Result<i32> {
         return Ok(0);
     }
     let c = &info.config;
-    println!(
+    outln!(
         "GPT-2 architecture: {} layers, {} heads, width {}, context {}, vocabulary {}",
-        c.n_layers, c.n_heads, c.emb_dim, c.context_length, c.vocab_size
-    );
-    println!("parameters:           {:>15}  ({})", group(info.parameters), human_count(info.parameters));
-    println!("  trainable:          {:>15}", group(info.trainable_parameters));
-    println!("  embeddings (tied):  {:>15}  ({:.1}% of the total)", group(embedding), 100.0 * info.embedding_share);
+        c.n_layers,
+        c.n_heads,
+        c.emb_dim,
+        c.context_length,
+        c.vocab_size
+    )?;
+    outln!("parameters:           {:>15}  ({})", group(info.parameters), human_count(info.parameters))?;
+    outln!("  trainable:          {:>15}", group(info.trainable_parameters))?;
+    outln!("  embeddings (tied):  {:>15}  ({:.1}% of the total)", group(embedding), 100.0 * info.embedding_share)?;
     if let Some(scheme) = info.quantization {
-        println!("this folder holds {scheme} weights (for inference only)");
+        outln!("this folder holds {scheme} weights (for inference only)")?;
     }
-    println!("weights in memory   rule of thumb¹         exact²");
+    outln!("weights in memory   rule of thumb¹         exact²")?;
     for ((name, thumb), (_, exact)) in info.rule_of_thumb_bytes.rows().into_iter().zip(info.weight_bytes.rows()) {
         let exact = exact.map_or_else(|| "n/a (width not a multiple of 32)".to_string(), human_bytes);
         let this = args.model.as_ref().map(|_| info.quantization.map_or("f32", Scheme::name));
         let marker = if this == Some(name) { "  ← this folder" } else { "" };
-        println!("  {name:<9} {:>16} {:>16}{marker}", human_bytes(thumb.unwrap_or(0)), exact);
+        outln!("  {name:<9} {:>16} {:>16}{marker}", human_bytes(thumb.unwrap_or(0)), exact)?;
     }
-    println!(
+    outln!(
         "  ¹ parameters × bytes per parameter (4, 2, 2, 1, ½) + {:.0}% for activations and buffers",
         100.0 * info.rule_of_thumb_overhead
-    );
-    println!("  ² as `quantize` stores them: packed weights with their scales; f32 norms, biases, positions");
-    println!(
+    )?;
+    outln!("  ² as `quantize` stores them: packed weights with their scales; f32 norms, biases, positions")?;
+    outln!(
         "training in f32 with AdamW (weights + gradients + 2 moments = 16 B/param): {} plus activations",
         human_bytes(info.training_bytes_f32_adamw)
-    );
+    )?;
     if let Some(cost) = &info.training_cost {
-        println!(
+        outln!(
             "training on {:.3e} tokens: ≈ 6 × parameters × tokens + attention = {:.2e} FLOPs",
-            cost.tokens, cost.flops
-        );
+            cost.tokens,
+            cost.flops
+        )?;
         let how =
             if cost.speed_source == "brief" { "measured just now on `tiny`" } else { "from the last `bench train`" };
-        println!("  at {:.1} GFLOP/s ({how}, {} threads): {}", cost.gflops, cost.threads, human_duration(cost.seconds));
+        outln!("  at {:.1} GFLOP/s ({how}, {} threads): {}", cost.gflops, cost.threads, human_duration(cost.seconds))?;
     }
     Ok(0)
 }

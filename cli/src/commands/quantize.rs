@@ -11,7 +11,7 @@ use anyhow::{bail, Result};
 use gpt::output::{resolved, FolderKind};
 use gpt::quant::{quantize_folder, Scheme};
 
-use crate::common::{claim_output, human_bytes, print_json};
+use crate::common::{claim_output, human_bytes, outln, print_json};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -42,7 +42,7 @@ pub fn run(args: Args) -> Result<i32> {
     if args.json {
         print_json(&report)?;
     } else {
-        println!(
+        outln!(
             "{}: {} weights as {}, {} kept f32; model.safetensors {} → {} ({:.1}%); relative RMS rounding error {:.2e}",
             args.out.display(),
             report.quantized_parameters,
@@ -52,7 +52,7 @@ pub fn run(args: Args) -> Result<i32> {
             human_bytes(report.output_bytes),
             100.0 * report.output_bytes as f64 / report.source_bytes as f64,
             report.relative_rms_error
-        );
+        )?;
     }
     Ok(0)
 }

@@ -6,7 +6,7 @@ use anyhow::{bail, Result};
 use gpt::output::{folder_kind, FolderKind};
 use gpt::tokenizer::{train_bpe, AnyTokenizer, SpecialTokens};
 
-use crate::common::{claim_output, print_json, read_text, tokenizer_by_name, write_folder};
+use crate::common::{claim_output, outln, print_json, read_text, tokenizer_by_name, write_folder};
 
 #[derive(clap::Args)]
 pub struct TokenizeArgs {
@@ -43,7 +43,7 @@ pub fn tokenize(args: TokenizeArgs) -> Result<i32> {
         }
         print_json(&Out { ids: &ids, count: ids.len() })?;
     } else {
-        println!("{}", ids.iter().map(u32::to_string).collect::<Vec<_>>().join(" "));
+        outln!("{}", ids.iter().map(u32::to_string).collect::<Vec<_>>().join(" "))?;
     }
     Ok(0)
 }
@@ -67,7 +67,7 @@ pub fn detokenize(args: DetokenizeArgs) -> Result<i32> {
     let tokenizer = tokenizer_by_name(&args.vocab)?;
     // Lossy on purpose: ids that split a character still print.
     let bytes = tokenizer.decode_bytes(&ids)?;
-    println!("{}", String::from_utf8_lossy(&bytes));
+    outln!("{}", String::from_utf8_lossy(&bytes))?;
     Ok(0)
 }
 
@@ -111,12 +111,12 @@ pub fn train_tokenizer(args: TrainTokenizerArgs) -> Result<i32> {
             &serde_json::json!({"vocab_size": tokenizer.vocab_size(), "seconds": seconds, "corpus_tokens": tokens}),
         )?;
     } else {
-        println!(
+        outln!(
             "learned {} tokens in {seconds:.2} s; the corpus is {tokens} tokens ({:.2} bytes/token); wrote {}",
             tokenizer.vocab_size(),
             text.len() as f64 / tokens as f64,
             args.out.display()
-        );
+        )?;
     }
     Ok(0)
 }

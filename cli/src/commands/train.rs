@@ -12,7 +12,7 @@ use gpt::train::{locate_run, Checkpoint, StopReason, TrainEvent, TrainOptions, T
 use indicatif::{ProgressBar, ProgressStyle};
 use tensor::Generator;
 
-use crate::common::{claim_output, data_name, interrupt_flag, print_json, read_text, INTERRUPTED};
+use crate::common::{claim_output, data_name, interrupt_flag, outln, print_json, read_text, INTERRUPTED};
 
 /// Where a new run goes when `--out` is not given.
 const DEFAULT_OUT: &str = "runs/tiny";
@@ -115,7 +115,8 @@ fn make_tokenizer(spec: &str, text: &str) -> Result<AnyTokenizer> {
 fn model_config(args: &Args, tokenizer: &AnyTokenizer) -> Result<GPTConfig> {
     let mut config = match &args.config {
         Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
+            let text = gpt::input::read_capped_string(path, gpt::input::JSON_LIMIT)
+                .with_context(|| format!("{}: cannot read", path.display()))?;
             let value: serde_json::Value =
                 serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
             GPTConfig::from_hf_json(&value).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
@@ -230,7 +231,9 @@ pub fn run(args: Args) -> Result<i32> {
     bar.set_position(state.step as u64);
     if !args.json {
         let c = &trainer.model.config;
-        println!("{}", format_args!(
+        // Lines printed while training ignore a closed stdout: the run goes
+        // on and saves (a pipe's reader may stop early, as `| head` does).
+        let _ = outln!("{}", format_args!(
             "training {} parameters ({} layers, width {}, vocab {}) on {} with the {} tokenizer, {} steps of {}×{} tokens → {}",
             autograd::nn::Module::num_parameters(&trainer.model),
             c.n_layers,
@@ -245,7 +248,13 @@ pub fn run(args: Args) -> Result<i32> {
         ));
     }
     // A hidden bar (no terminal) swallows println; say things plainly then.
-    let say = |line: String| if bar.is_hidden() && !args.json { println!("{line}") } else { bar.println(line) };
+    let say = |line: String| {
+        if bar.is_hidden() && !args.json {
+            let _ = outln!("{line}");
+        } else {
+            bar.println(line)
+        }
+    };
     let summary = trainer.run(&stop, |event| match event {
         TrainEvent::Step { step, loss, tokens_per_s, .. } => {
             bar.set_position(*step as u64);
@@ -268,14 +277,14 @@ pub fn run(args: Args) -> Result<i32> {
             "out": out_dir,
         }))?;
     } else if summary.stop == StopReason::Interrupted {
-        println!("interrupted at step {}; resume with --resume {}", summary.steps, out_dir.display());
+        let _ = outln!("interrupted at step {}; resume with --resume {}", summary.steps, out_dir.display());
     } else {
-        println!(
+        outln!(
             "done: {} steps, final train loss {:.3}; model saved in {}",
             summary.steps,
             summary.last_loss,
             out_dir.display()
-        );
+        )?;
     }
     drop(out);
     Ok(if summary.stop == StopReason::Interrupted { INTERRUPTED } else { 0 })

@@ -106,7 +106,7 @@ pub fn cache_paths(source: &Path, tokenizer: &AnyTokenizer, cache_dir: Option<&P
 }
 
 fn read_source(source: &Path) -> Result<Vec<u8>, DataError> {
-    let bytes = std::fs::read(source).map_err(|e| DataError::io(source, e))?;
+    let bytes = crate::input::read_capped(source, crate::input::TEXT_LIMIT).map_err(|e| DataError::io(source, e))?;
     if bytes.is_empty() {
         return Err(DataError::EmptyFile { path: source.to_path_buf() });
     }

@@ -103,7 +103,8 @@ pub fn read_labelled(
     text_column: Option<&str>,
     label_column: Option<&str>,
 ) -> Result<LabelledData, FinetuneError> {
-    let text = std::fs::read_to_string(path).map_err(|e| FinetuneError::io(path, e))?;
+    let text =
+        crate::input::read_capped_string(path, crate::input::TEXT_LIMIT).map_err(|e| FinetuneError::io(path, e))?;
     let mut lines = text.lines().filter(|l| !l.trim().is_empty());
     let mut pairs = Vec::new();
     if text_column.is_none() && label_column.is_none() {

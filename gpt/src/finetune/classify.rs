@@ -121,7 +121,7 @@ impl GptClassifier {
     /// Loads what [`GptClassifier::save`] wrote.
     pub fn load(dir: &Path) -> Result<Self, FinetuneError> {
         let path = dir.join(CLASSIFIER_CONFIG_FILE);
-        let text = std::fs::read_to_string(&path).map_err(|e| {
+        let text = crate::input::read_capped_string(&path, crate::input::JSON_LIMIT).map_err(|e| {
             FinetuneError::io(&path, std::io::Error::new(e.kind(), format!("{e} (is this a classifier folder?)")))
         })?;
         let config: ClassifierConfig =

@@ -27,7 +27,8 @@ pub struct Instruction {
 /// Reads a JSON array of records; a record without `instruction` or
 /// `output` (or with a non-string value) is an error naming it.
 pub fn read_instructions(path: &Path) -> Result<Vec<Instruction>, FinetuneError> {
-    let text = std::fs::read_to_string(path).map_err(|e| FinetuneError::io(path, e))?;
+    let text =
+        crate::input::read_capped_string(path, crate::input::TEXT_LIMIT).map_err(|e| FinetuneError::io(path, e))?;
     let value: Value = serde_json::from_str(&text).map_err(|e| FinetuneError::data(path, format!("not JSON: {e}")))?;
     let Value::Array(items) = value else {
         return Err(FinetuneError::data(path, "expected a JSON array of {instruction, input, output} records"));

@@ -191,7 +191,8 @@ pub fn save_adapter(model: &mut GPTModel, dir: &Path, base: &str) -> Result<(), 
 /// Reads `adapter_config.json`.
 pub fn load_adapter_config(dir: &Path) -> Result<LoraConfig, FinetuneError> {
     let path = dir.join(ADAPTER_CONFIG_FILE);
-    let text = std::fs::read_to_string(&path).map_err(|e| FinetuneError::io(&path, e))?;
+    let text =
+        crate::input::read_capped_string(&path, crate::input::JSON_LIMIT).map_err(|e| FinetuneError::io(&path, e))?;
     let bad = |reason: String| FinetuneError::Adapter { path: path.clone(), reason };
     let v: Value = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
     if v.get("peft_type").and_then(Value::as_str) != Some("LORA") {

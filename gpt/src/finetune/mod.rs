@@ -34,6 +34,9 @@ pub enum FinetuneEvent {
     Epoch { epoch: usize, train_loss: f64, val_loss: f64, train_accuracy: Option<f64>, val_accuracy: Option<f64> },
 }
 
+/// The most epochs a fine-tuning run may ask for.
+pub const MAX_EPOCHS: usize = 1 << 20;
+
 /// The knobs both fine-tuning loops share.
 #[derive(Clone, Debug)]
 pub struct FitOptions {
@@ -65,6 +68,14 @@ impl FitOptions {
         }
         if self.epochs == 0 {
             return Err(FinetuneError::Config("--epochs must be at least 1".into()));
+        }
+        // Bounds that keep steps = batches per epoch × epochs in range.
+        let max_batch = crate::train::options::MAX_BATCH;
+        if self.batch_size > max_batch {
+            return Err(FinetuneError::Config(format!("--batch-size must be at most {max_batch}")));
+        }
+        if self.epochs > MAX_EPOCHS {
+            return Err(FinetuneError::Config(format!("--epochs must be at most {MAX_EPOCHS}")));
         }
         if !(self.lr > 0.0 && self.lr.is_finite()) {
             return Err(FinetuneError::Config(format!("--lr must be a positive number, got {}", self.lr)));

@@ -32,6 +32,13 @@ fn default_layer_norm_eps() -> f64 {
     1e-5
 }
 
+/// The largest size each field may have. Far above any GPT-2 (50,257
+/// tokens, 1,024 positions, width 1,600, 48 layers), these keep a config
+/// file's typo from sizing a model no machine holds, and keep parameter
+/// counts well inside 64 bits.
+pub const LIMITS: [(&str, usize); 4] =
+    [("vocab_size", 1 << 24), ("context_length", 1 << 20), ("emb_dim", 1 << 16), ("n_layers", 1024)];
+
 /// Names accepted by [`GPTConfig::preset`].
 pub const PRESETS: &[&str] = &["gpt2-small", "gpt2-medium", "gpt2-large", "gpt2-xl", "tiny", "tiny-char", "nano"];
 
@@ -79,6 +86,10 @@ impl GPTConfig {
         ];
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(format!("{name} must be positive"));
+        }
+        let sizes = [self.vocab_size, self.context_length, self.emb_dim, self.n_layers];
+        if let Some(((name, limit), size)) = LIMITS.iter().zip(sizes).find(|((_, limit), size)| size > limit) {
+            return Err(format!("{name} {size} is larger than the limit of {limit}"));
         }
         if self.emb_dim % self.n_heads != 0 {
             return Err(format!("emb_dim {} is not divisible by n_heads {}", self.emb_dim, self.n_heads));
@@ -170,7 +181,7 @@ impl GPTConfig {
             }
         }
         if let Some(inner) = v.get("n_inner").and_then(Value::as_u64) {
-            if inner as usize != 4 * get("n_embd")? {
+            if Some(inner as usize) != get("n_embd")?.checked_mul(4) {
                 return Err(format!("n_inner {inner} is not 4 × n_embd"));
             }
         }
@@ -208,6 +219,8 @@ mod tests {
         assert_eq!(GPTConfig::from_hf_json(&c.to_hf_json(Some(50256))).unwrap(), c);
         let bad = json!({"vocab_size": 10, "n_positions": 8, "n_embd": 6, "n_head": 4, "n_layer": 1});
         assert_eq!(GPTConfig::from_hf_json(&bad).unwrap_err(), "emb_dim 6 is not divisible by n_heads 4");
+        let huge = json!({"vocab_size": 10_000_000u64, "n_positions": 8, "n_embd": 1_000_000_000u64, "n_head": 4, "n_layer": 10_000});
+        assert_eq!(GPTConfig::from_hf_json(&huge).unwrap_err(), "emb_dim 1000000000 is larger than the limit of 65536");
     }
 
     #[test]

@@ -50,9 +50,21 @@ use crate::weights::{save_raw_safetensors, RawTensor, SafetensorsFile, WeightsEr
 pub const CONFIG_KEY: &str = "scratchgpt_quantization";
 
 /// One tensor of a GPT-2 model, by our name (no `transformer.` prefix).
-struct Entry {
-    name: String,
+pub(crate) struct Entry {
+    pub(crate) name: String,
     kind: Kind,
+}
+
+impl Entry {
+    /// The shape an f32 Hugging Face file stores (Conv1D weights
+    /// transposed).
+    pub(crate) fn hf_shape(&self) -> Vec<usize> {
+        match &self.kind {
+            Kind::Matrix { rows, cols, conv1d: true } => vec![*cols, *rows],
+            Kind::Matrix { rows, cols, conv1d: false } => vec![*rows, *cols],
+            Kind::Float { shape } => shape.clone(),
+        }
+    }
 }
 
 enum Kind {
@@ -64,7 +76,7 @@ enum Kind {
 }
 
 /// Every tensor of a model with this config, in file order.
-fn inventory(config: &GPTConfig) -> Vec<Entry> {
+pub(crate) fn inventory(config: &GPTConfig) -> Vec<Entry> {
     let (c, v, t) = (config.emb_dim, config.vocab_size, config.context_length);
     let matrix = |name: String, rows, cols, conv1d| Entry { name, kind: Kind::Matrix { rows, cols, conv1d } };
     let float = |name: String, shape: &[usize]| Entry { name, kind: Kind::Float { shape: shape.to_vec() } };
@@ -94,7 +106,8 @@ fn inventory(config: &GPTConfig) -> Vec<Entry> {
 /// The scheme a folder's `config.json` records, `None` for an f32 folder.
 pub fn folder_scheme(dir: &Path) -> Result<Option<Scheme>, WeightsError> {
     let path = dir.join(CONFIG_FILE);
-    let text = std::fs::read_to_string(&path).map_err(|e| WeightsError::io(&path, e))?;
+    let text =
+        crate::input::read_capped_string(&path, crate::input::JSON_LIMIT).map_err(|e| WeightsError::io(&path, e))?;
     let value: Value =
         serde_json::from_str(&text).map_err(|e| WeightsError::Config { path: path.clone(), reason: e.to_string() })?;
     scheme_in_config(&value).map_err(|reason| WeightsError::Config { path, reason })
@@ -244,7 +257,8 @@ fn check_destination(src: &Path, out: &Path, force: bool) -> Result<(), WeightsE
 /// The source's `config.json` plus the quantization record.
 fn write_config(src: &Path, dir: &Path, scheme: Scheme) -> Result<(), WeightsError> {
     let path = src.join(CONFIG_FILE);
-    let text = std::fs::read_to_string(&path).map_err(|e| WeightsError::io(&path, e))?;
+    let text =
+        crate::input::read_capped_string(&path, crate::input::JSON_LIMIT).map_err(|e| WeightsError::io(&path, e))?;
     let mut value: Value =
         serde_json::from_str(&text).map_err(|e| WeightsError::Config { path: path.clone(), reason: e.to_string() })?;
     let layout = match scheme {
@@ -263,7 +277,7 @@ fn write_config(src: &Path, dir: &Path, scheme: Scheme) -> Result<(), WeightsErr
 }
 
 /// The name a tensor has in `file`: with or without `transformer.`.
-fn stored_name(file: &SafetensorsFile, name: &str) -> Result<String, WeightsError> {
+pub(crate) fn stored_name(file: &SafetensorsFile, name: &str) -> Result<String, WeightsError> {
     [format!("transformer.{name}"), name.to_string()]
         .into_iter()
         .find(|n| file.contains(n))

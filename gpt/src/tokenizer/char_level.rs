@@ -100,7 +100,8 @@ impl CharTokenizer {
     /// Reads `char_vocab.json` from `dir`.
     pub fn load(dir: impl AsRef<Path>) -> Result<CharTokenizer, TokenizerError> {
         let path = dir.as_ref().join(CHAR_VOCAB_FILE);
-        let text = std::fs::read_to_string(&path).map_err(|e| TokenizerError::io(&path, e))?;
+        let text = crate::input::read_capped_string(&path, crate::input::JSON_LIMIT)
+            .map_err(|e| TokenizerError::io(&path, e))?;
         let saved: SavedChars = serde_json::from_str(&text)
             .map_err(|e| TokenizerError::malformed(&path, e.line(), format!("not a character vocabulary: {e}")))?;
         if saved.kind != "char" {

@@ -49,6 +49,10 @@ pub enum TokenizerError {
     )]
     VocabTooSmall { requested: usize, minimum: usize },
 
+    /// BPE training was asked for more tokens than the limit.
+    #[error("vocab size {requested} is larger than the limit of {limit}")]
+    VocabTooLarge { requested: usize, limit: usize },
+
     /// Nothing to learn from.
     #[error("training text is empty")]
     EmptyTrainingText,

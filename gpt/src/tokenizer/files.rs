@@ -103,7 +103,7 @@ impl Tokenizer {
 }
 
 fn read_text(path: &Path) -> Result<String, TokenizerError> {
-    let bytes = fs::read(path).map_err(|e| TokenizerError::io(path, e))?;
+    let bytes = crate::input::read_capped(path, crate::input::JSON_LIMIT).map_err(|e| TokenizerError::io(path, e))?;
     String::from_utf8(bytes).map_err(|e| {
         let offset = e.utf8_error().valid_up_to();
         let line = 1 + e.as_bytes()[..offset].iter().filter(|&&b| b == b'\n').count();
@@ -123,8 +123,14 @@ fn parse_hf(
         return Err(TokenizerError::bad_vocab(vocab_path, "the vocabulary is empty"));
     }
 
-    // Lay the tokens out by id, insisting on ids 0..n with no gaps.
+    // Lay the tokens out by id, insisting on ids 0..n with no gaps. The
+    // largest id is checked against the entry count first: it sizes the
+    // table, and one id of 4294967295 must not ask for 100 GB.
     let n = vocab.values().max().map_or(0, |&m| m as usize + 1);
+    if n > vocab.len() {
+        let message = format!("ids must be 0..{} without gaps, but {} is among them", vocab.len(), n - 1);
+        return Err(TokenizerError::bad_vocab(vocab_path, message));
+    }
     let mut slots: Vec<Option<Vec<u8>>> = vec![None; n];
     for (spelled, &id) in &vocab {
         let bytes = unicode_to_bytes(spelled).ok_or_else(|| {
@@ -196,6 +202,9 @@ fn parse_hf(
 }
 
 fn parse_tiktoken(text: &str, path: &Path) -> Result<Tokenizer, TokenizerError> {
+    // Ranks are 0..lines without gaps, so the line count bounds the table
+    // a rank may size.
+    let lines = text.lines().filter(|l| !l.trim().is_empty()).count();
     let mut slots: Vec<Option<Vec<u8>>> = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
@@ -208,8 +217,10 @@ fn parse_tiktoken(text: &str, path: &Path) -> Result<Tokenizer, TokenizerError> 
             .filter(|b| !b.is_empty())
             .ok_or_else(|| bad(format!("{coded:?} is not base64 token bytes")))?;
         let rank: usize = rank.trim().parse().map_err(|_| bad(format!("{rank:?} is not a rank")))?;
-        if rank >= 1 << 24 {
-            return Err(bad(format!("rank {rank} is implausibly large")));
+        if rank >= lines {
+            return Err(bad(format!(
+                "rank {rank} is past the file's {lines} tokens; ranks must be 0..{lines} without gaps"
+            )));
         }
         if slots.len() <= rank {
             slots.resize(rank + 1, None);

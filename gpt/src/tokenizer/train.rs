@@ -54,6 +54,9 @@ pub fn train_bpe(text: &str, vocab_size: usize) -> Result<Tokenizer, TokenizerEr
     train_bpe_with_progress(text, vocab_size, |_, _| {})
 }
 
+/// The largest vocabulary BPE training makes (GPT-4's has about 100,000).
+pub const MAX_VOCAB: usize = 1 << 20;
+
 /// [`train_bpe`], calling `progress(merges_done, merges_wanted)` after each
 /// merge (for a progress bar).
 pub fn train_bpe_with_progress(
@@ -65,6 +68,9 @@ pub fn train_bpe_with_progress(
     if vocab_size < minimum {
         return Err(TokenizerError::VocabTooSmall { requested: vocab_size, minimum });
     }
+    if vocab_size > MAX_VOCAB {
+        return Err(TokenizerError::VocabTooLarge { requested: vocab_size, limit: MAX_VOCAB });
+    }
     if text.is_empty() {
         return Err(TokenizerError::EmptyTrainingText);
     }
@@ -72,7 +78,9 @@ pub fn train_bpe_with_progress(
 
     let mut words = Words::count(text);
     let mut tokens: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();
-    let mut merges = Vec::with_capacity(wanted);
+    // Not sized by `wanted`: a text runs out of pairs long before a large
+    // request is met, and the request is the user's number.
+    let mut merges = Vec::new();
     let mut heap: BinaryHeap<(i64, Reverse<Pair>)> = words.counts.iter().map(|(&p, &c)| (c, Reverse(p))).collect();
 
     while merges.len() < wanted {
@@ -308,6 +316,7 @@ mod tests {
     #[test]
     fn rejects_impossible_requests() {
         assert!(matches!(train_bpe("abc", 100), Err(TokenizerError::VocabTooSmall { requested: 100, minimum: 257 })));
+        assert!(matches!(train_bpe("abc", usize::MAX), Err(TokenizerError::VocabTooLarge { .. })));
         assert!(matches!(train_bpe("", 300), Err(TokenizerError::EmptyTrainingText)));
     }
 

@@ -45,6 +45,31 @@ pub struct TrainerState {
     pub data: String,
 }
 
+impl TrainerState {
+    /// What a saved state must satisfy to resume `model`: the file may have
+    /// been edited, or written for another model. (Whether the data
+    /// position fits the data is checked once the data is loaded.)
+    fn check(&self, model: &GPTModel) -> Result<(), String> {
+        let params = model.parameters().len();
+        // A run checkpointed before its first step has no counts yet.
+        if self.adam_steps.len() != params && !(self.adam_steps.is_empty() && self.step == 0) {
+            return Err(format!(
+                "adam_steps has {} entries but the model has {params} parameters",
+                self.adam_steps.len()
+            ));
+        }
+        if let Some(bad) = self.adam_steps.iter().find(|&&s| s > self.step as u64) {
+            return Err(format!("adam_steps holds {bad}, more than the {} steps taken", self.step));
+        }
+        // xoshiro's one state that never leaves zero: dropout would stop
+        // being random.
+        if self.dropout_rng == [0; 4] {
+            return Err("dropout_rng is all zeros, which is not a generator state".into());
+        }
+        Ok(())
+    }
+}
+
 /// Writes a checkpoint into `dir`, replacing any previous one atomically.
 pub fn save_checkpoint(
     dir: &Path,
@@ -86,10 +111,12 @@ impl Checkpoint {
     pub fn load(dir: &Path) -> Result<Checkpoint, WeightsError> {
         let dir = readable_dir(dir, STATE_FILE);
         let state_path = dir.join(STATE_FILE);
-        let text = std::fs::read_to_string(&state_path).map_err(|e| WeightsError::io(&state_path, e))?;
+        let text = crate::input::read_capped_string(&state_path, crate::input::JSON_LIMIT)
+            .map_err(|e| WeightsError::io(&state_path, e))?;
         let state: TrainerState = serde_json::from_str(&text)
-            .map_err(|e| WeightsError::Config { path: state_path, reason: e.to_string() })?;
+            .map_err(|e| WeightsError::Config { path: state_path.clone(), reason: e.to_string() })?;
         let model = weights::load_model(&dir)?;
+        state.check(&model).map_err(|reason| WeightsError::Config { path: state_path, reason })?;
         model.set_dropout_state(state.dropout_rng);
         let tokenizer = weights::load_tokenizer(&dir)?;
         let optimizer = SafetensorsFile::open(dir.join(OPTIMIZER_FILE))?;

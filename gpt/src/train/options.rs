@@ -61,11 +61,19 @@ impl Default for TrainOptions {
     }
 }
 
+/// The largest `--batch-size` and `--grad-accum`: well past what fits in
+/// memory, low enough that products of them with other counts stay in
+/// range.
+pub const MAX_BATCH: usize = 1 << 16;
+
 impl TrainOptions {
     /// One-line reason when the options cannot work.
     pub fn validate(&self) -> Result<(), String> {
         if self.batch_size == 0 {
             return Err("--batch-size must be at least 1".into());
+        }
+        if self.batch_size > MAX_BATCH || self.grad_accum > MAX_BATCH {
+            return Err(format!("--batch-size and --grad-accum must be at most {MAX_BATCH}"));
         }
         if self.context < 2 {
             return Err("--context must be at least 2".into());

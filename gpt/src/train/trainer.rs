@@ -151,6 +151,13 @@ impl Trainer {
             )));
         }
         let mut trainer = Trainer::assemble(model, tokenizer, tokens, state, out_dir)?;
+        let (at, per_epoch) = (trainer.state.batch_in_epoch, trainer.loader.batches_per_epoch());
+        if at >= per_epoch {
+            return Err(TrainError::Config(format!(
+                "{}: batch_in_epoch is {at}, but the data has {per_epoch} batches per epoch; was --data changed?",
+                super::checkpoint::STATE_FILE
+            )));
+        }
         Checkpoint::restore_optimizer(&optimizer, &trainer.state, &trainer.model, &mut trainer.opt)?;
         trainer
             .metrics
@@ -189,9 +196,12 @@ impl Trainer {
             LoaderConfig { batch_size: o.batch_size, shuffle: true, drop_last: true, seed: o.seed },
         )?;
         let micro_batches = match (o.steps, o.epochs) {
-            (Some(steps), _) => steps * o.grad_accum,
-            (None, epochs) => epochs.unwrap_or(1) * loader.batches_per_epoch(),
-        };
+            (Some(steps), _) => steps.checked_mul(o.grad_accum).ok_or("--steps × --grad-accum is too large"),
+            (None, epochs) => {
+                epochs.unwrap_or(1).checked_mul(loader.batches_per_epoch()).ok_or("--epochs is too large")
+            }
+        }
+        .map_err(|e| TrainError::Config(e.into()))?;
         state.total_steps = (micro_batches / o.grad_accum).max(1);
         std::fs::create_dir_all(&out_dir).map_err(|e| TrainError::Io { path: out_dir.clone(), source: e })?;
         let opt = AdamW::with_options(model.parameters(), o.lr, (0.9, 0.95), 1e-8, o.weight_decay);

@@ -41,7 +41,8 @@ fn is_conv1d_weight(name: &str) -> bool {
 /// Reads and validates `config.json`.
 pub fn load_config(dir: &Path) -> Result<GPTConfig, WeightsError> {
     let path = dir.join(CONFIG_FILE);
-    let text = std::fs::read_to_string(&path).map_err(|e| WeightsError::io(&path, e))?;
+    let text =
+        crate::input::read_capped_string(&path, crate::input::JSON_LIMIT).map_err(|e| WeightsError::io(&path, e))?;
     let value: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| WeightsError::Config { path: path.clone(), reason: e.to_string() })?;
     GPTConfig::from_hf_json(&value).map_err(|reason| WeightsError::Config { path, reason })
@@ -59,6 +60,17 @@ pub fn load_model(dir: impl AsRef<Path>) -> Result<GPTModel, WeightsError> {
         return crate::quant::load_quantized(dir, config, scheme);
     }
     let file = SafetensorsFile::open(dir.join(WEIGHTS_FILE))?;
+    // Names and shapes are checked against the file's header before the
+    // model is built: the header is checked against the file's size, so a
+    // config that describes more than the file holds fails here instead of
+    // allocating a model of the config's size.
+    for entry in crate::quant::folder::inventory(&config) {
+        let stored = crate::quant::folder::stored_name(&file, &entry.name)?;
+        let (expected, actual) = (entry.hf_shape(), file.shape(&stored)?);
+        if actual != expected {
+            return Err(WeightsError::Shape { path: file.path().into(), name: stored, expected, actual });
+        }
+    }
     let model = GPTModel::new(config, &mut Generator::seed(0));
     // Read and check everything first; only then replace the weights.
     let mut loaded = Vec::new();

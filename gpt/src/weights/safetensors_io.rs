@@ -31,6 +31,13 @@ pub struct SafetensorsFile {
 impl SafetensorsFile {
     pub fn open(path: impl AsRef<Path>) -> Result<Self, WeightsError> {
         let path = path.as_ref().to_path_buf();
+        // A pipe or device cannot be mapped, and opening a pipe with no
+        // writer waits forever: only regular files are weights.
+        let meta = std::fs::metadata(&path).map_err(|e| WeightsError::io(&path, e))?;
+        if !meta.is_file() {
+            let reason = if meta.is_dir() { "is a folder, not a file" } else { "is not a regular file" };
+            return Err(WeightsError::io(&path, std::io::Error::new(std::io::ErrorKind::InvalidInput, reason)));
+        }
         let file = File::open(&path).map_err(|e| WeightsError::io(&path, e))?;
         // SAFETY: the map is read-only and lives as long as this struct; a
         // file changed underneath by another process could show torn bytes,
