@@ -25,6 +25,26 @@ fn bad_input_is_one_line_and_exit_code_2() {
     fails_with(&["generate", "--model", "no/such/model", "--prompt", "hi"], "no/such/model");
     fails_with(&["train", "--data", e], "empty");
     fails_with(&["train", "--batch-size", "0", "--steps", "1"], "--batch-size must be at least 1");
+    // Optimizer settings that cannot work, refused before anything is
+    // created (no runs/ folder appears in the working directory).
+    let cwd = std::env::current_dir().unwrap();
+    let had_runs = cwd.join("runs").exists();
+    let cases: [(&[&str], &str); 5] = [
+        (&["--lr", "NaN"], "--lr must be a positive number"),
+        (&["--min-lr=-0.1"], "--min-lr must be between 0 and --lr"),
+        (&["--min-lr", "0.5"], "--min-lr must be between 0 and --lr"),
+        (&["--weight-decay", "NaN"], "--weight-decay must be a number ≥ 0"),
+        (&["--grad-clip=-1"], "--grad-clip must be a number ≥ 0"),
+    ];
+    for (flags, needle) in cases {
+        fails_with(&[&["train", "--steps", "1", "--tokenizer", "char"][..], flags].concat(), needle);
+    }
+    assert_eq!(cwd.join("runs").exists(), had_runs, "a refused run created runs/");
+    let ft = dir.join("ft");
+    fails_with(
+        &["finetune", "classify", "--model", m, "--weight-decay=-1", "--out", ft.to_str().unwrap()],
+        "--weight-decay",
+    );
     fails_with(&["eval", "--model", m, "--data", e], "empty");
     fails_with(&["generate", "--model", m, "--prompt", &"the cat ".repeat(20)], "context");
     if !common::gpu_present() {

@@ -12,7 +12,7 @@ use gpt::train::{locate_run, Checkpoint, StopReason, TrainEvent, TrainOptions, T
 use indicatif::{ProgressBar, ProgressStyle};
 use tensor::Generator;
 
-use crate::common::{claim_output, data_name, interrupt_flag, outln, print_json, read_text, INTERRUPTED};
+use crate::common::{claim_output, data_name, interrupt_flag, outln, print_json, read_text, Output, INTERRUPTED};
 
 /// Where a new run goes when `--out` is not given.
 const DEFAULT_OUT: &str = "runs/tiny";
@@ -141,79 +141,82 @@ fn run_inputs(args: &Args) -> Vec<&Path> {
     inputs
 }
 
+/// A run that continues: its folder is claimed first (it exists, so a
+/// refusal costs nothing), then the checkpoint is read.
+fn resume_run(args: &Args, path: &Path) -> Result<(Output, Trainer)> {
+    crate::common::refuse_quantized(path)?;
+    let (run_dir, ckpt_dir) = locate_run(path)?;
+    if let Some(out) = &args.out {
+        if resolved(out)? != resolved(&run_dir)? {
+            bail!("--resume continues the run in {}; drop --out {}", run_dir.display(), out.display());
+        }
+    }
+    let inputs: Vec<&Path> = args.data.iter().map(PathBuf::as_path).collect();
+    let out = claim_output(&run_dir, &inputs, &[FolderKind::Run], args.force, "")?;
+    let text = read_data(args)?;
+    crate::common::refuse_quantized(&ckpt_dir)?;
+    let mut checkpoint = Checkpoint::load(&ckpt_dir)?;
+    if let Some(steps) = args.steps {
+        let done = checkpoint.state.step;
+        if steps < done {
+            bail!("--steps {steps}: the run in {} has already taken {done} steps", run_dir.display());
+        }
+        checkpoint.state.options.steps = Some(steps);
+        checkpoint.state.options.epochs = None;
+    }
+    let tokenizer = checkpoint.tokenizer.clone().context("the checkpoint has no tokenizer")?;
+    let tokens = tokenizer.encode(&text, SpecialTokens::AsText)?;
+    let trainer = Trainer::resume(checkpoint, tokens, &data_name(args.data.as_ref()), run_dir)?;
+    Ok((out, trainer))
+}
+
+/// A new run: data, tokenizer and options are read and checked first, so
+/// that bad input stops before anything is created; then the output
+/// folder is claimed.
+fn start_run(args: &Args) -> Result<(Output, Trainer)> {
+    let text = read_data(args)?;
+    let tokenizer = make_tokenizer(&args.tokenizer, &text)?;
+    let config = model_config(args, &tokenizer)?;
+    let options = TrainOptions {
+        steps: args.steps.or(if args.epochs.is_none() { Some(300) } else { None }),
+        epochs: args.epochs,
+        batch_size: args.batch_size,
+        context: args.context.unwrap_or(config.context_length),
+        lr: args.lr,
+        min_lr: args.min_lr.unwrap_or(args.lr / 10.0),
+        warmup: args.warmup,
+        weight_decay: args.weight_decay,
+        grad_clip: args.grad_clip,
+        grad_accum: args.grad_accum,
+        seed: args.seed,
+        eval_every: args.eval_every,
+        sample_every: args.sample_every,
+        sample_prompt: args.prompt.clone(),
+        checkpoint_every: args.checkpoint_every,
+        ..TrainOptions::default()
+    };
+    options.validate().map_err(anyhow::Error::msg)?;
+    let out_dir = args.out.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_OUT));
+    let hint = format!("continue it with --resume {0}, or pass --force to start a new run in it", out_dir.display());
+    let allow = [FolderKind::Missing, FolderKind::Empty, FolderKind::Model];
+    let out = claim_output(&out_dir, &run_inputs(args), &allow, args.force, &hint)?;
+    let tokens = tokenizer.encode(&text, SpecialTokens::AsText)?;
+    let model = GPTModel::new(config, &mut Generator::seed(args.seed));
+    let trainer = Trainer::new(model, tokenizer, tokens, data_name(args.data.as_ref()), options, out_dir)?;
+    Ok((out, trainer))
+}
+
 pub fn run(args: Args) -> Result<i32> {
     let device = crate::common::device(&args.device)?;
     crate::common::set_precision(&args.precision, device)?;
     if args.batch_size == 0 {
         bail!("--batch-size must be at least 1");
     }
-    // The output is claimed before any work: a refusal costs nothing.
-    let (out, resume_from) = match &args.resume {
-        Some(path) => {
-            crate::common::refuse_quantized(path)?;
-            let (run_dir, ckpt_dir) = locate_run(path)?;
-            if let Some(out) = &args.out {
-                if resolved(out)? != resolved(&run_dir)? {
-                    bail!("--resume continues the run in {}; drop --out {}", run_dir.display(), out.display());
-                }
-            }
-            let inputs: Vec<&Path> = args.data.iter().map(PathBuf::as_path).collect();
-            let out = claim_output(&run_dir, &inputs, &[FolderKind::Run], args.force, "")?;
-            (out, Some(ckpt_dir))
-        }
-        None => {
-            let out = args.out.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_OUT));
-            let hint =
-                format!("continue it with --resume {0}, or pass --force to start a new run in it", out.display());
-            let allow = [FolderKind::Missing, FolderKind::Empty, FolderKind::Model];
-            (claim_output(&out, &run_inputs(&args), &allow, args.force, &hint)?, None)
-        }
+    let (out, mut trainer) = match &args.resume {
+        Some(path) => resume_run(&args, path)?,
+        None => start_run(&args)?,
     };
     let out_dir = out.dir.clone();
-    let text = read_data(&args)?;
-    let name = data_name(args.data.as_ref());
-    let mut trainer = match &resume_from {
-        Some(ckpt_dir) => {
-            crate::common::refuse_quantized(ckpt_dir)?;
-            let mut checkpoint = Checkpoint::load(ckpt_dir)?;
-            if let Some(steps) = args.steps {
-                let done = checkpoint.state.step;
-                if steps < done {
-                    bail!("--steps {steps}: the run in {} has already taken {done} steps", out_dir.display());
-                }
-                checkpoint.state.options.steps = Some(steps);
-                checkpoint.state.options.epochs = None;
-            }
-            let tokenizer = checkpoint.tokenizer.clone().context("the checkpoint has no tokenizer")?;
-            let tokens = tokenizer.encode(&text, SpecialTokens::AsText)?;
-            Trainer::resume(checkpoint, tokens, &name, out_dir.clone())?
-        }
-        None => {
-            let tokenizer = make_tokenizer(&args.tokenizer, &text)?;
-            let config = model_config(&args, &tokenizer)?;
-            let tokens = tokenizer.encode(&text, SpecialTokens::AsText)?;
-            let options = TrainOptions {
-                steps: args.steps.or(if args.epochs.is_none() { Some(300) } else { None }),
-                epochs: args.epochs,
-                batch_size: args.batch_size,
-                context: args.context.unwrap_or(config.context_length),
-                lr: args.lr,
-                min_lr: args.min_lr.unwrap_or(args.lr / 10.0),
-                warmup: args.warmup,
-                weight_decay: args.weight_decay,
-                grad_clip: args.grad_clip,
-                grad_accum: args.grad_accum,
-                seed: args.seed,
-                eval_every: args.eval_every,
-                sample_every: args.sample_every,
-                sample_prompt: args.prompt.clone(),
-                checkpoint_every: args.checkpoint_every,
-                ..TrainOptions::default()
-            };
-            let model = GPTModel::new(config, &mut Generator::seed(args.seed));
-            Trainer::new(model, tokenizer, tokens, name, options, out_dir.clone())?
-        }
-    };
 
     // The model, and with it the optimizer's parameters, move to the GPU;
     // batches are made on the host and copied over as the model reads them.

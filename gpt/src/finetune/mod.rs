@@ -80,6 +80,10 @@ impl FitOptions {
         if !(self.lr > 0.0 && self.lr.is_finite()) {
             return Err(FinetuneError::Config(format!("--lr must be a positive number, got {}", self.lr)));
         }
+        if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
+            let wd = self.weight_decay;
+            return Err(FinetuneError::Config(format!("--weight-decay must be a number ≥ 0, got {wd}")));
+        }
         Ok(())
     }
 }

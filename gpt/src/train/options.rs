@@ -84,6 +84,17 @@ impl TrainOptions {
         if !(self.lr > 0.0 && self.lr.is_finite()) {
             return Err(format!("--lr must be a positive number, got {}", self.lr));
         }
+        // The schedule decays from lr to min_lr: a floor above the peak, or
+        // below zero, would make the rate climb or turn the step around.
+        if !(self.min_lr >= 0.0 && self.min_lr <= self.lr) {
+            return Err(format!("--min-lr must be between 0 and --lr ({}), got {}", self.lr, self.min_lr));
+        }
+        if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
+            return Err(format!("--weight-decay must be a number ≥ 0, got {}", self.weight_decay));
+        }
+        if !(self.grad_clip >= 0.0 && self.grad_clip.is_finite()) {
+            return Err(format!("--grad-clip must be a number ≥ 0 (0 turns clipping off), got {}", self.grad_clip));
+        }
         if !(0.0..1.0).contains(&self.val_fraction) {
             return Err(format!("--val-fraction must be in [0, 1), got {}", self.val_fraction));
         }
