@@ -66,6 +66,26 @@ fn bad_input_is_one_line_and_exit_code_2() {
     config["n_embd"] = serde_json::json!(128);
     std::fs::write(broken.join("config.json"), config.to_string()).unwrap();
     fails_with(&["generate", "--model", broken.to_str().unwrap(), "--prompt", "the"], "expected [");
+    // A NaN among the weights.
+    let nan = scratch_dir("nan");
+    for f in ["config.json", "char_vocab.json"] {
+        std::fs::copy(model.join(f), nan.join(f)).unwrap();
+    }
+    let file = scratchgpt::gpt::weights::SafetensorsFile::open(model.join("model.safetensors")).unwrap();
+    let mut tensors: Vec<(String, scratchgpt::tensor::Tensor)> =
+        file.names().iter().map(|n| (n.to_string(), file.tensor(n).unwrap())).collect();
+    for (name, t) in tensors.iter_mut() {
+        if name.ends_with("ln_f.weight") {
+            let mut values = t.to_vec::<f32>();
+            values[3] = f32::NAN;
+            *t = scratchgpt::tensor::Tensor::from_vec(values, t.dims().to_vec()).unwrap();
+        }
+    }
+    scratchgpt::gpt::weights::save_safetensors(nan.join("model.safetensors"), &tensors, None).unwrap();
+    fails_with(
+        &["generate", "--model", nan.to_str().unwrap(), "--prompt", "the"],
+        "ln_f.weight holds a non-finite value",
+    );
     // A config option this GPT-2 does not implement.
     config["n_embd"] = serde_json::json!(64);
     config["tie_word_embeddings"] = serde_json::json!(false);

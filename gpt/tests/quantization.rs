@@ -112,6 +112,16 @@ fn folders_record_the_scheme_and_shrink() {
         serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
     assert_eq!(config["scratchgpt_quantization"]["scheme"], "int4");
     assert_eq!(config["scratchgpt_quantization"]["group_size"], 32);
+    // A damaged record says what it needs in words, not Rust's Option syntax.
+    let copy = dir.with_file_name("layout-bad-group");
+    std::fs::create_dir_all(&copy).unwrap();
+    for (group, says) in [(serde_json::json!(64), "group_size 64"), (serde_json::Value::Null, "none")] {
+        let mut bad = config.clone();
+        bad["scratchgpt_quantization"]["group_size"] = group;
+        std::fs::write(copy.join("config.json"), bad.to_string()).unwrap();
+        let err = gpt::quant::folder_scheme(&copy).unwrap_err().to_string();
+        assert!(err.ends_with(&format!("int4 needs group_size 32, the config says {says}")), "{err}");
+    }
     let file = SafetensorsFile::open(dir.join("model.safetensors")).unwrap();
     assert_eq!(file.shape("transformer.h.0.attn.c_attn.weight").unwrap(), vec![192, 32]);
     assert_eq!(file.shape("transformer.h.0.attn.c_attn.weight_scale").unwrap(), vec![192, 2]);

@@ -156,6 +156,22 @@ fn bad_files_name_the_file_and_line() {
     write(&dir, "merges.txt", "#version: 0.2\na b\n");
     assert_eq!(Tokenizer::load(&dir).unwrap().encode_ordinary("abab"), [256, 256]);
 
+    // GPT-2's vocabulary with an empty or cut merges.txt: its words would
+    // otherwise all become special tokens.
+    let gpt2_dir = temp_dir("cut-merges");
+    write(&gpt2_dir, "vocab.json", include_str!("../assets/gpt2/vocab.json"));
+    let full = include_str!("../assets/gpt2/merges.txt");
+    let half: String = full.lines().take(25_000).map(|l| format!("{l}\n")).collect();
+    for merges in ["", "#version: 0.2\n", half.as_str()] {
+        write(&gpt2_dir, "merges.txt", merges);
+        let err = Tokenizer::load(&gpt2_dir).unwrap_err().to_string();
+        assert!(err.contains("merges.txt") && err.contains("made by no merge") && err.contains("truncated"), "{err}");
+    }
+    // The whole file loads, with <|endoftext|> as its one special token.
+    write(&gpt2_dir, "merges.txt", full);
+    assert_eq!(Tokenizer::load(&gpt2_dir).unwrap().encode("<|endoftext|>", SpecialTokens::Allow).unwrap(), [50256]);
+    std::fs::remove_dir_all(gpt2_dir).unwrap();
+
     // Broken JSON: the error names vocab.json and the line of the problem.
     let broken = good_vocab.replacen("\"ab\": 256", "\"ab\": oops", 1);
     write(&dir, "vocab.json", &broken);

@@ -119,9 +119,14 @@ fn scheme_in_config(config: &Value) -> Result<Option<Scheme>, String> {
     };
     let name = q.get("scheme").and_then(Value::as_str).ok_or(format!("\"{CONFIG_KEY}\" has no \"scheme\""))?;
     let scheme: Scheme = name.parse()?;
-    let group = q.get("group_size").and_then(Value::as_u64).map(|g| g as usize);
+    let group = match q.get("group_size") {
+        None | Some(Value::Null) => None,
+        Some(g) => Some(g.as_u64().ok_or(format!("\"group_size\" is {g}, not a whole number"))? as usize),
+    };
     if group != scheme.group_size() {
-        return Err(format!("{scheme} needs group_size {:?}, the config says {group:?}", scheme.group_size()));
+        let want = scheme.group_size().map_or("no group_size".to_string(), |g| format!("group_size {g}"));
+        let got = group.map_or("none".to_string(), |g| format!("group_size {g}"));
+        return Err(format!("{scheme} needs {want}, the config says {got}"));
     }
     Ok(Some(scheme))
 }

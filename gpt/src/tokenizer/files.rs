@@ -191,6 +191,20 @@ fn parse_hf(
                     format!("token id {id} is neither a byte, a merge result, nor text"),
                 )
             })?;
+            // Special tokens are spelled as markers (`<|endoftext|>`, `<s>`,
+            // `[PAD]`); an ordinary word that no merge makes means merges
+            // are missing, and taking it for a special token would split
+            // text around it.
+            let marker =
+                (text.starts_with('<') && text.ends_with('>')) || (text.starts_with('[') && text.ends_with(']'));
+            if !marker {
+                let unmade = tokens.iter().enumerate().filter(|&(i, t)| !reachable[i] && t.len() > 1).count();
+                let message = format!(
+                    "{unmade} tokens of {vocab_name} (e.g. {text:?}, id {id}) are made by no merge; the file is empty or \
+                     truncated, or belongs to another vocabulary"
+                );
+                return Err(TokenizerError::malformed(merges_path, merges_text.lines().count().max(1), message));
+            }
             specials.push((text, id as u32));
         }
     }

@@ -20,6 +20,9 @@ pub enum WeightsError {
     /// A quantized tensor that does not fit its scheme or its scales.
     #[error("{path}: tensor {name} {reason}")]
     Quantized { path: PathBuf, name: String, reason: String },
+    /// A tensor whose values cannot be right (a NaN, an infinity).
+    #[error("{path}: tensor {name} {reason}")]
+    Values { path: PathBuf, name: String, reason: String },
     #[error("{0}")]
     Tokenizer(#[from] crate::tokenizer::TokenizerError),
 }

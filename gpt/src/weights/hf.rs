@@ -85,6 +85,11 @@ pub fn load_model(dir: impl AsRef<Path>) -> Result<GPTModel, WeightsError> {
         let ours = param.dims();
         let theirs: Vec<usize> = if is_conv1d_weight(&name) { vec![ours[1], ours[0]] } else { ours.clone() };
         let mut t = file.tensor_shaped(&stored, &theirs)?.to_dtype(DType::F32);
+        // A NaN or an infinity would silently turn every output into NaN.
+        if let Some(bad) = t.contiguous_data::<f32>().iter().find(|v| !v.is_finite()) {
+            let reason = format!("holds a non-finite value ({bad}); the weights are damaged");
+            return Err(WeightsError::Values { path: file.path().into(), name: stored, reason });
+        }
         if is_conv1d_weight(&name) {
             t = t.t().contiguous();
         }
