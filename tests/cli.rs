@@ -196,7 +196,7 @@ fn info_turns_training_tokens_into_flops_and_time() {
     let cache = scratch_dir("train-speed");
     std::fs::write(cache.join("train-speed.json"), r#"{"gflops": 100.0, "threads": 2, "source": "bench train"}"#)
         .unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scratchgpt"))
+    let out = std::process::Command::new(common::binary())
         .args(["info", "--preset", "gpt2-small", "--train-tokens", "1e9", "--json"])
         .env("SCRATCHGPT_CACHE_DIR", &cache)
         .output()

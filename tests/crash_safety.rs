@@ -15,7 +15,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{scratch_dir, scratchgpt, train_char_nano};
+use common::{binary, scratch_dir, scratchgpt, snapshot, train_char_nano};
 
 const TEXT: &str = "the cat sat on the mat. the dog sat on the log. ";
 const KILLS: u64 = 24;
@@ -24,30 +24,8 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-fn binary() -> std::ffi::OsString {
-    std::env::var_os("SCRATCHGPT_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_scratchgpt").into())
-}
-
 fn ok(args: &[&str]) -> bool {
     scratchgpt(args).status.success()
-}
-
-/// Every file under `dir` with its bytes, sorted.
-fn snapshot(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                out.push((path.strip_prefix(dir).unwrap().to_path_buf(), std::fs::read(&path).unwrap()));
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 /// Runs `args` to the end once (must succeed) and returns how long it took.

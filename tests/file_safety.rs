@@ -12,31 +12,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{fails_with, scratch_dir, scratchgpt, train_char_nano};
+use common::{binary, fails_with, scratch_dir, scratchgpt, snapshot, train_char_nano};
 
 const TEXT: &str = "the cat sat on the mat. the dog sat on the log. ";
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
-}
-
-/// Every file under `dir` with its bytes, sorted: a fingerprint to show a
-/// folder was not touched.
-fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    fn walk(dir: &Path, root: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                walk(&path, root, out);
-            } else {
-                out.push((path.strip_prefix(root).unwrap().to_path_buf(), std::fs::read(&path).unwrap()));
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(dir, dir, &mut out);
-    out.sort();
-    out
 }
 
 fn refs(v: &[String]) -> Vec<&str> {
@@ -150,7 +131,7 @@ fn train_refuses_a_run_or_foreign_files_and_resume_stays_in_its_folder() {
     // the run folder or its checkpoint folder; cwd holds no runs/ after.
     let cwd = scratch_dir("safety-train-cwd");
     for from in [run.clone(), run.join("checkpoint")] {
-        let out = Command::new(std::env::var_os("SCRATCHGPT_BIN").unwrap_or(env!("CARGO_BIN_EXE_scratchgpt").into()))
+        let out = Command::new(binary())
             .args(["train", "--resume", s(&from), "--data", s(&data), "--json"])
             .current_dir(&cwd)
             .output()
@@ -256,7 +237,7 @@ fn a_swap_interrupted_between_its_renames_is_still_loaded_and_resumed() {
 fn start_long_run(dir: &Path, out: &Path) -> std::process::Child {
     let data = dir.join("data.txt");
     std::fs::write(&data, TEXT.repeat(40)).unwrap();
-    let child = Command::new(std::env::var_os("SCRATCHGPT_BIN").unwrap_or(env!("CARGO_BIN_EXE_scratchgpt").into()))
+    let child = Command::new(binary())
         .args(["train", "--data", s(&data), "--tokenizer", "char", "--preset", "nano", "--steps", "100000"])
         .args(["--batch-size", "2", "--context", "16", "--eval-every", "0", "--sample-every", "0"])
         .args(["--checkpoint-every", "0", "--json", "--out", s(out)])

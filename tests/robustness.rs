@@ -133,7 +133,7 @@ fn endless_folders_devices_and_oversized_files_are_refused() {
 
 /// Runs the binary with its stdout a pipe whose reader is already closed.
 fn run_into_closed_pipe(args: &[&str]) -> std::process::Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_scratchgpt"))
+    let mut child = Command::new(common::binary())
         .args(args)
         .env("RUST_BACKTRACE", "1")
         .stdout(Stdio::piped())
@@ -167,7 +167,7 @@ fn a_closed_or_full_stdout_is_not_a_panic() {
     if Path::new("/dev/full").exists() {
         for args in [&["tokenize", "--text", "hi"][..], &["info", "--preset", "nano", "--json"]] {
             let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
-            let out = Command::new(env!("CARGO_BIN_EXE_scratchgpt")).args(args).stdout(full).output().unwrap();
+            let out = Command::new(common::binary()).args(args).stdout(full).output().unwrap();
             let stderr = String::from_utf8_lossy(&out.stderr);
             assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
             assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");

@@ -11,8 +11,32 @@ use std::process::{Command, Output};
 /// elsewhere, for test executables run away from their build folder
 /// (`scripts/gpu-bundle.sh` carries both to a GPU machine).
 pub fn scratchgpt(args: &[&str]) -> Output {
-    let binary = std::env::var_os("SCRATCHGPT_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_scratchgpt").into());
-    Command::new(binary).args(args).env("RUST_BACKTRACE", "1").output().expect("the binary runs")
+    Command::new(binary()).args(args).env("RUST_BACKTRACE", "1").output().expect("the binary runs")
+}
+
+/// The `scratchgpt` binary's path (see [`scratchgpt`]), for tests that
+/// start it themselves.
+pub fn binary() -> std::ffi::OsString {
+    std::env::var_os("SCRATCHGPT_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_scratchgpt").into())
+}
+
+/// Every file under `dir` with its bytes, sorted by path: a fingerprint
+/// that shows a folder was left untouched.
+pub fn snapshot(dir: &std::path::Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push((path.strip_prefix(dir).unwrap().to_path_buf(), std::fs::read(&path).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
 }
 
 /// Whether this machine has a CUDA device. Tests that check what
