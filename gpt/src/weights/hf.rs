@@ -11,19 +11,25 @@
 //!   have no `transformer.` prefix and carry `h.N.attn.bias` causal-mask
 //!   buffers. Both load; the buffers are not parameters and are ignored.
 //!
-//! Every tensor's shape is checked against the config before any weight is
-//! replaced, so a bad file leaves the caller with an error, not half a model.
+//! Every tensor's name and shape is checked against the config in the
+//! file's header before anything is allocated; then the model is built
+//! from the file's tensors (no random initialisation first), so a bad file
+//! leaves the caller with an error, not half a model, and a config that
+//! describes more than the file holds costs nothing.
 
 use std::collections::HashMap;
 use std::path::Path;
 
-use autograd::nn::Module;
-use tensor::{DType, Generator, Tensor};
+use autograd::nn::{Embedding, LayerNorm, Linear, Module};
+use autograd::Var;
+use tensor::{DType, Tensor};
 
 use super::error::WeightsError;
 use super::safetensors_io::{save_safetensors, SafetensorsFile};
 use crate::atomic::write_atomic;
-use crate::model::{GPTConfig, GPTModel};
+use crate::model::attention::CausalSelfAttention;
+use crate::model::block::{Block, Mlp};
+use crate::model::{GPTConfig, GPTModel, Projection, TokenEmbedding};
 use crate::tokenizer::{AnyTokenizer, CHAR_VOCAB_FILE, MERGES_FILE, VOCAB_FILE};
 
 pub const CONFIG_FILE: &str = "config.json";
@@ -71,34 +77,53 @@ pub fn load_model(dir: impl AsRef<Path>) -> Result<GPTModel, WeightsError> {
             return Err(WeightsError::Shape { path: file.path().into(), name: stored, expected, actual });
         }
     }
-    let model = GPTModel::new(config, &mut Generator::seed(0));
-    // Read and check everything first; only then replace the weights.
-    let mut loaded = Vec::new();
-    for (name, param) in model.named_parameters() {
-        let stored = [format!("transformer.{name}"), name.clone()].into_iter().find(|n| file.contains(n));
-        let Some(stored) = stored else {
-            if name.ends_with("c_attn.bias") && !model.config.qkv_bias {
-                continue;
-            }
-            return Err(WeightsError::Missing { path: file.path().into(), name: format!("transformer.{name}") });
-        };
-        let ours = param.dims();
-        let theirs: Vec<usize> = if is_conv1d_weight(&name) { vec![ours[1], ours[0]] } else { ours.clone() };
-        let mut t = file.tensor_shaped(&stored, &theirs)?.to_dtype(DType::F32);
+    model_from_file(config, &file)
+}
+
+/// Builds the model from the file's tensors, with no random initialisation
+/// first: loading needs the weights' memory and one tensor's more, and a
+/// file that lacks a tensor or holds a NaN fails before a model exists.
+fn model_from_file(config: GPTConfig, file: &SafetensorsFile) -> Result<GPTModel, WeightsError> {
+    let read = |name: &str, shape: &[usize]| -> Result<Tensor, WeightsError> {
+        let stored = crate::quant::folder::stored_name(file, name)?;
+        let t = file.tensor_shaped(&stored, shape)?.to_dtype(DType::F32);
         // A NaN or an infinity would silently turn every output into NaN.
         if let Some(bad) = t.contiguous_data::<f32>().iter().find(|v| !v.is_finite()) {
             let reason = format!("holds a non-finite value ({bad}); the weights are damaged");
             return Err(WeightsError::Values { path: file.path().into(), name: stored, reason });
         }
-        if is_conv1d_weight(&name) {
-            t = t.t().contiguous();
-        }
-        loaded.push((param, t));
+        Ok(t)
+    };
+    let param = |name: &str, shape: &[usize]| read(name, shape).map(Var::parameter);
+    // GPT-2's projections are Conv1D, stored [in, out]; ours are [out, in].
+    let linear = |name: &str, input: usize, output: usize, bias: bool| -> Result<Projection, WeightsError> {
+        let weight = Var::parameter(read(&format!("{name}.weight"), &[input, output])?.t().contiguous());
+        let bias = if bias { Some(param(&format!("{name}.bias"), &[output])?) } else { None };
+        Ok(Linear::from_weights(weight, bias).into())
+    };
+    let c = config.emb_dim;
+    let norm = |name: &str| -> Result<LayerNorm, WeightsError> {
+        let (weight, bias) = (param(&format!("{name}.weight"), &[c])?, param(&format!("{name}.bias"), &[c])?);
+        Ok(LayerNorm { weight, bias, eps: config.layer_norm_eps })
+    };
+    let wte = TokenEmbedding::Float(Embedding { weight: param("wte.weight", &[config.vocab_size, c])? });
+    let wpe = Embedding { weight: param("wpe.weight", &[config.context_length, c])? };
+    let mut blocks = Vec::with_capacity(config.n_layers);
+    for i in 0..config.n_layers {
+        let h = format!("h.{i}");
+        let attn = CausalSelfAttention::from_parts(
+            linear(&format!("{h}.attn.c_attn"), c, 3 * c, config.qkv_bias)?,
+            linear(&format!("{h}.attn.c_proj"), c, c, true)?,
+            config.n_heads,
+        );
+        let mlp = Mlp {
+            c_fc: linear(&format!("{h}.mlp.c_fc"), c, 4 * c, true)?,
+            c_proj: linear(&format!("{h}.mlp.c_proj"), 4 * c, c, true)?,
+        };
+        blocks.push(Block::from_parts(norm(&format!("{h}.ln_1"))?, attn, norm(&format!("{h}.ln_2"))?, mlp, &config));
     }
-    for (param, t) in loaded {
-        param.set_data(t);
-    }
-    Ok(model)
+    let ln_f = norm("ln_f")?;
+    Ok(GPTModel::from_parts(config, wte, wpe, blocks, ln_f))
 }
 
 /// Loads the tokenizer saved beside a model, if there is one.
