@@ -177,6 +177,14 @@ pub struct Output {
 /// (e.g. how to continue it). Leftovers of an interrupted swap are put in
 /// order first (`gpt::atomic::settle_dir`).
 pub fn claim_output(out: &Path, inputs: &[&Path], allow: &[FolderKind], force: bool, run_hint: &str) -> Result<Output> {
+    // `.` or `dir/..` has no name to put a sibling beside: spell it out.
+    let spelled_out;
+    let out = if out.file_name().is_none() {
+        spelled_out = gpt::output::resolved(out)?;
+        spelled_out.as_path()
+    } else {
+        out
+    };
     let inputs: Vec<&Path> = inputs.iter().copied().filter(|p| p.exists()).collect();
     check_not_nested(out, &inputs).map_err(|reason| anyhow::anyhow!("{}: {reason}", out.display()))?;
     let lock = OutputLock::acquire(out).map_err(anyhow::Error::msg)?;
