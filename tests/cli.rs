@@ -25,6 +25,44 @@ fn bad_input_is_one_line_and_exit_code_2() {
     fails_with(&["generate", "--model", "no/such/model", "--prompt", "hi"], "no/such/model");
     fails_with(&["train", "--data", e], "empty");
     fails_with(&["train", "--batch-size", "0", "--steps", "1"], "--batch-size must be at least 1");
+    // A loss that blows up before any checkpoint: the error does not name
+    // a checkpoint that does not exist.
+    let diverge = dir.join("diverge");
+    let data = dir.join("words.txt");
+    std::fs::write(&data, "the cat sat on the mat. ".repeat(40)).unwrap();
+    let (d, v) = (data.to_str().unwrap(), diverge.to_str().unwrap());
+    fails_with(
+        &[
+            "train",
+            "--data",
+            d,
+            "--tokenizer",
+            "char",
+            "--preset",
+            "nano",
+            "--steps",
+            "20",
+            "--batch-size",
+            "2",
+            "--context",
+            "16",
+            "--lr",
+            "1e30",
+            "--warmup",
+            "0",
+            "--grad-clip",
+            "0",
+            "--eval-every",
+            "0",
+            "--sample-every",
+            "0",
+            "--checkpoint-every",
+            "0",
+            "--out",
+            v,
+        ],
+        "no checkpoint was saved yet",
+    );
     // Optimizer settings that cannot work, refused before anything is
     // created (no runs/ folder appears in the working directory).
     let cwd = std::env::current_dir().unwrap();
@@ -264,4 +302,11 @@ fn a_vocabulary_padded_past_the_tokenizer_never_generates_its_padding() {
     let ids: Vec<u64> = v["new_ids"].as_array().unwrap().iter().map(|i| i.as_u64().unwrap()).collect();
     assert_eq!(ids.len(), 8);
     assert!(ids.iter().all(|&id| id < 50257), "{ids:?}");
+
+    // The same folder with its merges.txt cut short: refused, where its
+    // words would have become special tokens.
+    let merges = std::fs::read_to_string(run.join("merges.txt")).unwrap();
+    let cut: String = merges.lines().take(1000).map(|l| format!("{l}\n")).collect();
+    std::fs::write(run.join("merges.txt"), cut).unwrap();
+    fails_with(&["generate", "--model", r, "--prompt", "the cat"], "made by no merge");
 }

@@ -126,6 +126,12 @@ fn train_refuses_a_run_or_foreign_files_and_resume_stays_in_its_folder() {
     let mut a = args(&inside);
     a[2] = s(&inside.join("data.txt")).into();
     fails_with(&refs(&a), "holds the input");
+    // A model folder (here a quantized copy of the run): a new run would
+    // leave its checkpoints beside the old model if stopped early.
+    let model = dir.join("model");
+    let q = scratchgpt(&["quantize", "--model", s(&run), "--to", "int8", "--out", s(&model)]);
+    assert!(q.status.success(), "{}", String::from_utf8_lossy(&q.stderr));
+    fails_with(&refs(&args(&model)), "holds a model");
 
     // --resume without --out goes on in the run it resumes, from either
     // the run folder or its checkpoint folder; cwd holds no runs/ after.

@@ -162,6 +162,14 @@ fn instruct_and_chat_end_to_end_and_bad_input() {
         &["chat", "--model", other.to_str().unwrap(), "--adapter", a, "--prompt", "Hi"],
         "does not match the base model",
     );
+    // A PEFT option this program does not implement is refused, not ignored.
+    let rslora = dir.join("rslora");
+    std::fs::create_dir_all(&rslora).unwrap();
+    std::fs::copy(adapter.join("adapter_model.safetensors"), rslora.join("adapter_model.safetensors")).unwrap();
+    let mut with_rslora = config.clone();
+    with_rslora["use_rslora"] = serde_json::json!(true);
+    std::fs::write(rslora.join("adapter_config.json"), with_rslora.to_string()).unwrap();
+    fails_with(&["chat", "--model", m, "--adapter", rslora.to_str().unwrap(), "--prompt", "Hi"], "use_rslora");
 
     let missing = dir.join("missing.json");
     std::fs::write(&missing, r#"[{"instruction": "Say hi.", "input": ""}]"#).unwrap();

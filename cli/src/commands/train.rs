@@ -69,7 +69,7 @@ pub struct Args {
     #[arg(long, default_value = "f32")]
     precision: String,
     /// The run folder to create (default runs/tiny). An existing folder is
-    /// used only if it is empty or holds just a model; --force replaces any.
+    /// used only if it is empty; --force replaces any once the run is saved.
     #[arg(long)]
     out: Option<PathBuf>,
     /// Replace an existing --out folder that holds something else (a
@@ -198,7 +198,10 @@ fn start_run(args: &Args) -> Result<(Output, Trainer)> {
     options.validate().map_err(anyhow::Error::msg)?;
     let out_dir = args.out.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_OUT));
     let hint = format!("continue it with --resume {0}, or pass --force to start a new run in it", out_dir.display());
-    let allow = [FolderKind::Missing, FolderKind::Empty, FolderKind::Model];
+    // Not even a model folder of ours: a run writes its checkpoints there
+    // as it goes, and one stopped early would leave them beside the old
+    // model.
+    let allow = [FolderKind::Missing, FolderKind::Empty];
     let out = claim_output(&out_dir, &run_inputs(args), &allow, args.force, &hint)?;
     let tokens = tokenizer.encode(&text, SpecialTokens::AsText)?;
     let model = GPTModel::new(config, &mut Generator::seed(args.seed));
