@@ -82,9 +82,16 @@ pub fn config_json(data: &[u8]) {
     let _ = config.num_parameters();
     if config.num_parameters() < 200_000 {
         let model = GPTModel::new(config.clone(), &mut Generator::seed(0));
-        let ids = Tensor::from_vec(vec![0i64, (config.vocab_size - 1) as i64], [1, 2]).expect("ids");
-        let _ = autograd::no_grad(|| model.forward(&ids));
+        let _ = autograd::no_grad(|| model.forward(&edge_ids(&config)));
     }
+}
+
+/// The first and the last token id, as many of them as the context holds
+/// (a context of one position is valid).
+fn edge_ids(config: &GPTConfig) -> Tensor {
+    let ids: Vec<i64> = [0, config.vocab_size as i64 - 1].into_iter().take(config.context_length).collect();
+    let n = ids.len();
+    Tensor::from_vec(ids, [1, n]).expect("ids")
 }
 
 /// `vocab.json` + `merges.txt`: a tokenizer that loads must round-trip text.
@@ -168,9 +175,7 @@ pub fn quantized_folder(data: &[u8]) {
     write(&dir.join("config.json"), config);
     write(&dir.join("model.safetensors"), weights);
     let Ok(model) = gpt::weights::load_model(&dir) else { return };
-    let last = model.config.vocab_size.min(model.config.context_length) as i64 - 1;
-    let ids = Tensor::from_vec(vec![0i64, last], [1, 2]).expect("ids");
-    let _ = autograd::no_grad(|| model.forward(&ids));
+    let _ = autograd::no_grad(|| model.forward(&edge_ids(&model.config)));
 }
 
 /// A PEFT `adapter_config.json`.
