@@ -164,6 +164,20 @@ fn train_refuses_a_run_or_foreign_files_and_resume_stays_in_its_folder() {
         "--resume continues the run in",
     );
     fails_with(&["train", "--resume", s(&dir.join("foreign"))], "no checkpoint to resume");
+    // Resumed from inside the run folder, by a relative name.
+    let out = Command::new(binary())
+        .args(["train", "--resume", ".", "--data", s(&data), "--steps", "6"])
+        .current_dir(&run)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(trainer_step(&run), 6);
+    let hidden: Vec<_> = std::fs::read_dir(&run)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(hidden.is_empty(), "{hidden:?}");
     let _ = std::fs::remove_dir_all(dir);
     let _ = std::fs::remove_dir_all(cwd);
 }
@@ -211,6 +225,13 @@ fn a_second_writer_is_stopped_by_the_lock() {
         &format!("another scratchgpt process (pid {})", std::process::id()),
     );
     assert!(!out.exists());
+    // Nor inside a folder that another process is writing: its swap would
+    // take the new folder with it.
+    let nested = out.join("inner");
+    fails_with(
+        &["quantize", "--model", s(&run), "--to", "int8", "--out", s(&nested)],
+        "which another scratchgpt process is writing",
+    );
     drop(lock);
     let q = scratchgpt(&["quantize", "--model", s(&run), "--to", "int8", "--out", s(&out)]);
     assert!(q.status.success(), "{}", String::from_utf8_lossy(&q.stderr));
@@ -226,9 +247,17 @@ fn a_swap_interrupted_between_its_renames_is_still_loaded_and_resumed() {
     std::fs::rename(&run, &aside).unwrap();
     assert!(loads(&run), "the folder set aside is read");
     std::fs::rename(&aside, &run).unwrap();
+    // The whole run, killed between the renames of its final save: resumed
+    // by its own name and by its checkpoint's.
+    let data = dir.join("data.txt");
+    for from in [run.clone(), run.join("checkpoint")] {
+        std::fs::rename(&run, &aside).unwrap();
+        let out = scratchgpt(&["train", "--resume", s(&from), "--data", s(&data), "--json"]);
+        assert!(out.status.success(), "{from:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(!aside.exists() && trainer_step(&run) == 3);
+    }
     // The checkpoint: only the old copy is left, under this version's name
     // and under the name earlier versions used.
-    let data = dir.join("data.txt");
     for leftover in [".checkpoint.scratchgpt-old", "checkpoint.old"] {
         std::fs::rename(run.join("checkpoint"), run.join(leftover)).unwrap();
         let out = scratchgpt(&["train", "--resume", s(&run), "--data", s(&data), "--json"]);

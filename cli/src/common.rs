@@ -185,8 +185,15 @@ pub fn claim_output(out: &Path, inputs: &[&Path], allow: &[FolderKind], force: b
     } else {
         out
     };
-    let inputs: Vec<&Path> = inputs.iter().copied().filter(|p| p.exists()).collect();
-    check_not_nested(out, &inputs).map_err(|reason| anyhow::anyhow!("{}: {reason}", out.display()))?;
+    // Missing inputs too: one a crash left beside its name mid-swap is
+    // put back by `settle_dir` below.
+    check_not_nested(out, inputs).map_err(|reason| anyhow::anyhow!("{}: {reason}", out.display()))?;
+    if std::fs::symlink_metadata(out).is_ok_and(|m| m.file_type().is_symlink()) {
+        bail!("{}: is a symbolic link; give the folder itself", out.display());
+    }
+    if let Some(above) = OutputLock::held_above(out) {
+        bail!("{}: is inside {}, which another scratchgpt process is writing", out.display(), above.display());
+    }
     let lock = OutputLock::acquire(out).map_err(anyhow::Error::msg)?;
     gpt::atomic::settle_dir(out).with_context(|| format!("{}: cannot tidy an interrupted save", out.display()))?;
     let kind = folder_kind(out).with_context(|| format!("{}: cannot read", out.display()))?;
@@ -227,11 +234,15 @@ pub fn interrupt_flag() -> Arc<AtomicBool> {
         let flag = Arc::new(AtomicBool::new(false));
         let seen = flag.clone();
         let _ = ctrlc::set_handler(move || {
+            use std::io::Write;
+            // Not eprintln!: it panics if stderr is gone, and this thread
+            // must live to see the second signal.
             if seen.swap(true, Ordering::SeqCst) {
-                eprintln!("\ninterrupted again: stopping now");
+                let _ = writeln!(std::io::stderr(), "\ninterrupted again: stopping now");
                 std::process::exit(INTERRUPTED);
             }
-            eprintln!("\ninterrupted: saving at the end of this step (interrupt again to stop at once)");
+            let message = "\ninterrupted: saving at the end of this step (interrupt again to stop at once)";
+            let _ = writeln!(std::io::stderr(), "{message}");
         });
         flag
     })

@@ -55,20 +55,22 @@ pub fn hidden_sibling(dir: &Path, role: &str) -> PathBuf {
     dir.with_file_name(format!(".{name}.scratchgpt-{role}"))
 }
 
-/// Where an earlier version of this program left the previous folder while
-/// swapping (`NAME.old`); read, never written, and only when it holds
-/// `marker`, so a user's own `NAME.old` is left alone.
+/// Where an earlier version of this program left the previous checkpoint
+/// while swapping (`checkpoint.old`); read, never written, only for
+/// checkpoint folders and only when it holds `marker`, so a user's own
+/// `NAME.old` backup is never taken for a model.
 fn legacy_old(dir: &Path, marker: &str) -> Option<PathBuf> {
-    let name = dir.file_name()?.to_string_lossy().into_owned();
-    let old = dir.with_file_name(format!("{name}.old"));
+    (dir.file_name()? == "checkpoint").then_some(())?;
+    let old = dir.with_file_name("checkpoint.old");
     old.join(marker).is_file().then_some(old)
 }
 
-/// The folder a reader should open for `dir`: `dir` itself, or the previous
-/// folder when a writer was killed between its two renames (`marker` is a
-/// file every complete folder of this kind holds, e.g. `config.json`).
+/// The folder a reader should open for `dir`: `dir` itself when it exists,
+/// or the previous folder when a writer was killed between its two renames
+/// (`marker` is a file every complete folder of this kind holds, e.g.
+/// `config.json`).
 pub fn readable_dir(dir: &Path, marker: &str) -> PathBuf {
-    if dir.join(marker).is_file() {
+    if fs::symlink_metadata(dir).is_ok() {
         return dir.to_path_buf();
     }
     let old = hidden_sibling(dir, "old");
@@ -78,18 +80,27 @@ pub fn readable_dir(dir: &Path, marker: &str) -> PathBuf {
     legacy_old(dir, marker).unwrap_or_else(|| dir.to_path_buf())
 }
 
+/// Removes a leftover of ours, a folder or (after a forced replacement of a
+/// file) a file.
+fn remove_entry(path: &Path) -> std::io::Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => fs::remove_dir_all(path),
+        Ok(_) => fs::remove_file(path),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// Puts `dir` back in order after a swap that a crash interrupted (the
 /// table at the top): rolls back to the old folder when `dir` is missing,
 /// then drops the leftovers. Writers call it before writing.
 pub fn settle_dir(dir: &Path) -> std::io::Result<()> {
     let (tmp, old) = (hidden_sibling(dir, "tmp"), hidden_sibling(dir, "old"));
-    if !dir.exists() && old.is_dir() {
+    if fs::symlink_metadata(dir).is_err() && old.is_dir() {
         fs::rename(&old, dir)?;
     }
     for leftover in [tmp, old] {
-        if leftover.is_dir() {
-            fs::remove_dir_all(&leftover)?;
-        }
+        remove_entry(&leftover)?;
     }
     Ok(())
 }
@@ -109,26 +120,29 @@ pub fn staging_dir(dir: &Path) -> std::io::Result<PathBuf> {
 /// in place. Errors name the path that failed.
 pub fn replace_dir(new: &Path, dir: &Path) -> Result<(), (PathBuf, std::io::Error)> {
     let old = hidden_sibling(dir, "old");
-    if old.exists() {
+    let exists = |p: &Path| fs::symlink_metadata(p).is_ok();
+    if exists(&old) {
         // A previous swap's leftover: `dir` is complete if it exists.
-        if !dir.exists() {
+        if !exists(dir) {
             fs::rename(&old, dir).map_err(|e| (old.clone(), e))?;
         } else {
-            fs::remove_dir_all(&old).map_err(|e| (old.clone(), e))?;
+            remove_entry(&old).map_err(|e| (old.clone(), e))?;
         }
     }
     sync_dir(new).map_err(|e| (new.to_path_buf(), e))?;
-    if dir.exists() {
+    if exists(dir) {
         fs::rename(dir, &old).map_err(|e| (dir.to_path_buf(), e))?;
     }
-    fs::rename(new, dir).map_err(|e| (dir.to_path_buf(), e))?;
+    if let Err(e) = fs::rename(new, dir) {
+        // Put the old folder back rather than leave neither in place.
+        let _ = fs::rename(&old, dir);
+        return Err((dir.to_path_buf(), e));
+    }
     if let Some(parent) = dir.parent() {
         // The renames themselves reach the disk with the parent's entry.
         let _ = sync_dir(parent);
     }
-    if old.exists() {
-        fs::remove_dir_all(&old).map_err(|e| (old.clone(), e))?;
-    }
+    remove_entry(&old).map_err(|e| (old.clone(), e))?;
     Ok(())
 }
 

@@ -71,7 +71,7 @@ impl FolderKind {
     pub fn describe(&self) -> String {
         match self {
             FolderKind::Missing => "does not exist".into(),
-            FolderKind::Empty => "is empty".into(),
+            FolderKind::Empty => "is empty (or holds only a stopped run's metrics)".into(),
             FolderKind::Model => "holds a model".into(),
             FolderKind::Run => "holds a training run (with its checkpoint and optimizer state)".into(),
             FolderKind::Tokenizer => "holds a tokenizer".into(),
@@ -80,10 +80,22 @@ impl FolderKind {
     }
 }
 
-/// A file or folder name this program leaves behind while writing:
-/// `.NAME.tmp-PID` files and `.NAME.scratchgpt-…` folders.
+/// A file or folder name this program leaves behind while writing one of
+/// its own entries: `.NAME.tmp-PID` (a file written atomically) or
+/// `.NAME.scratchgpt-tmp|old|lock` (a folder being swapped, its lock), for
+/// a NAME this program writes. Anything else hidden is the user's.
 fn is_leftover(name: &str) -> bool {
-    name.starts_with('.') && (name.contains(".tmp-") || name.contains(".scratchgpt-"))
+    let ours = |base: &str| {
+        OUR_FILES.contains(&base) || ADAPTER_FILES.contains(&base) || base == CHECKPOINT_DIR || base == "adapter"
+    };
+    let Some(rest) = name.strip_prefix('.') else { return false };
+    if let Some((base, pid)) = rest.rsplit_once(".tmp-") {
+        return !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()) && ours(base);
+    }
+    if let Some((base, role)) = rest.rsplit_once(".scratchgpt-") {
+        return matches!(role, "tmp" | "old" | "lock") && ours(base);
+    }
+    false
 }
 
 /// The first entry of `dir` whose name is not in `known` (leftovers
@@ -142,7 +154,9 @@ pub fn folder_kind(dir: &Path) -> std::io::Result<FolderKind> {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| !is_leftover(n))
         .collect();
-    Ok(if entries.is_empty() {
+    // A run stopped before its first checkpoint leaves only its metrics.
+    let metrics_only = entries.iter().all(|n| n == METRICS_FILE || n == LOSS_PLOT_FILE);
+    Ok(if metrics_only {
         FolderKind::Empty
     } else if readable_dir(&dir.join(CHECKPOINT_DIR), STATE_FILE).join(STATE_FILE).is_file()
         || has(CHECKPOINT_DIR)
@@ -150,9 +164,11 @@ pub fn folder_kind(dir: &Path) -> std::io::Result<FolderKind> {
         || has(OPTIMIZER_FILE)
     {
         FolderKind::Run
-    } else if has(CONFIG_FILE) {
+    } else if has(CONFIG_FILE) && has(WEIGHTS_FILE) {
         FolderKind::Model
-    } else if entries.iter().all(|n| TOKENIZER_FILES.contains(&n.as_str())) {
+    } else if entries.iter().all(|n| TOKENIZER_FILES.contains(&n.as_str()))
+        && (has(CHAR_VOCAB_FILE) || (has(VOCAB_FILE) && has(MERGES_FILE)))
+    {
         FolderKind::Tokenizer
     } else {
         // Ours by name, but no model to go with them (e.g. weights without
@@ -170,6 +186,11 @@ pub fn resolved(path: &Path) -> std::io::Result<PathBuf> {
     for part in absolute.components() {
         match part {
             Component::ParentDir => {
+                // `link/..` is the parent of where the link points, as the
+                // system resolves it: follow links before going up.
+                if let Ok(real) = clean.canonicalize() {
+                    clean = real;
+                }
                 clean.pop();
             }
             Component::CurDir => {}
@@ -179,7 +200,7 @@ pub fn resolved(path: &Path) -> std::io::Result<PathBuf> {
     // Follow links in the longest prefix that exists; keep the rest.
     let mut existing = clean.clone();
     let mut rest = Vec::new();
-    while !existing.exists() {
+    while fs::symlink_metadata(&existing).is_err() {
         match existing.file_name() {
             Some(name) => rest.push(name.to_os_string()),
             None => break,
@@ -243,8 +264,7 @@ impl OutputLock {
             Err(fs::TryLockError::WouldBlock) => {
                 let mut holder = String::new();
                 let _ = file.read_to_string(&mut holder);
-                let holder = holder.trim();
-                let who = if holder.is_empty() { String::new() } else { format!(" (pid {holder})") };
+                let who = holder.trim().parse::<u32>().map_or(String::new(), |pid| format!(" (pid {pid})"));
                 return Err(format!(
                     "{}: another scratchgpt process{who} is writing this folder; wait for it to finish or choose another output",
                     dir.display()
@@ -260,6 +280,19 @@ impl OutputLock {
     /// The lock file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The nearest folder above `dir` that another process holds locked:
+    /// its swap would take `dir` with it, so nothing may be written there.
+    pub fn held_above(dir: &Path) -> Option<PathBuf> {
+        let dir = resolved(dir).ok()?;
+        dir.ancestors()
+            .skip(1)
+            .find(|above| {
+                let Ok(file) = fs::File::open(hidden_sibling(above, "lock")) else { return false };
+                matches!(file.try_lock_shared(), Err(fs::TryLockError::WouldBlock))
+            })
+            .map(Path::to_path_buf)
     }
 }
 
@@ -304,6 +337,27 @@ mod tests {
         assert_eq!(folder_kind(&project).unwrap(), FolderKind::Foreign("README.md".into()));
         fs::write(root.join("file"), "").unwrap();
         assert!(matches!(folder_kind(&root.join("file")).unwrap(), FolderKind::Foreign(_)));
+        // Hidden names are ours only in our exact patterns, for our names.
+        let hidden = root.join("hidden");
+        fs::create_dir(&hidden).unwrap();
+        for (name, ours) in [
+            (".model.safetensors.tmp-12", true),
+            (".checkpoint.scratchgpt-old", true),
+            (".notes.tmp-1", false),
+            (".q8.scratchgpt-old", false),
+            (".config.json.tmp-x", false),
+        ] {
+            fs::write(hidden.join(name), "").unwrap();
+            let kind = folder_kind(&hidden).unwrap();
+            assert_eq!(kind == FolderKind::Empty, ours, "{name}: {kind:?}");
+            fs::remove_file(hidden.join(name)).unwrap();
+        }
+        // A stopped run's metrics alone count as empty; a config alone is
+        // not a model.
+        fs::write(hidden.join(METRICS_FILE), "").unwrap();
+        assert_eq!(folder_kind(&hidden).unwrap(), FolderKind::Empty);
+        fs::write(hidden.join(CONFIG_FILE), "{}").unwrap();
+        assert!(matches!(folder_kind(&hidden).unwrap(), FolderKind::Foreign(_)));
         fs::remove_dir_all(root).unwrap();
     }
 
@@ -324,6 +378,11 @@ mod tests {
             let link = root.join("link");
             std::os::unix::fs::symlink(&run, &link).unwrap();
             assert!(check_not_nested(&link, &[&ckpt]).is_err(), "a link to the input's parent");
+            // `deep/..` through a link is where the link points, not `root`.
+            fs::create_dir_all(root.join("elsewhere/deep")).unwrap();
+            let hop = root.join("hop");
+            std::os::unix::fs::symlink(root.join("elsewhere/deep"), &hop).unwrap();
+            assert_eq!(resolved(&hop.join("../x")).unwrap(), resolved(&root.join("elsewhere/x")).unwrap());
         }
         check_not_nested(&root.join("other"), &[&ckpt]).unwrap();
         check_not_nested(&root.join("run2"), &[&run]).unwrap();

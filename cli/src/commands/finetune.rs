@@ -239,6 +239,10 @@ pub fn classify(args: ClassifyArgs) -> Result<i32> {
         show(e)
     })?;
     bar.finish_and_clear();
+    if fit.interrupted() && steps == 0 {
+        // Nothing learned: the folder keeps what it held.
+        return interrupted(0, None, args.train.json);
+    }
     write_folder(&out, |stage| {
         if let TrainMode::Lora(_) = mode {
             save_adapter(&mut model.gpt, &stage.join("adapter"), &args.model.display().to_string())?;
@@ -247,7 +251,7 @@ pub fn classify(args: ClassifyArgs) -> Result<i32> {
         Ok(model.save(stage, &tokenizer)?)
     })?;
     if fit.interrupted() {
-        return interrupted(steps, &args.out, args.train.json);
+        return interrupted(steps, Some(&args.out), args.train.json);
     }
     if args.train.json {
         print_json(&serde_json::json!({
@@ -338,28 +342,28 @@ pub fn instruct(args: InstructArgs) -> Result<i32> {
         show(e)
     })?;
     bar.finish_and_clear();
-    let stopped = opts.fit.interrupted();
-    let mut answers = None;
+    if opts.fit.interrupted() && steps == 0 {
+        // Nothing learned: the folder keeps what it held.
+        return interrupted(0, None, args.train.json);
+    }
+    // The model goes in first: answering the test set takes a while, and a
+    // second Ctrl-C during it must not lose the fine-tuned weights.
     write_folder(&out, |stage| {
         if lora.is_some() {
             save_adapter(&mut gpt, &stage.join("adapter"), &args.model.display().to_string())?;
             merge_lora(&mut gpt);
         }
-        gpt::weights::save_model(&gpt, stage, Some(&tokenizer))?;
-        if !stopped {
-            let bar = progress(test.len(), args.train.json);
-            bar.set_message("answering the test set");
-            let (scored, exact) =
-                respond_all(&mut gpt, &tokenizer, &test, args.max_new_tokens, |n| bar.set_position(n as u64))?;
-            bar.finish_and_clear();
-            write_responses(&stage.join(RESPONSES_FILE), &scored)?;
-            answers = Some((scored, exact));
-        }
-        Ok(())
+        Ok(gpt::weights::save_model(&gpt, stage, Some(&tokenizer))?)
     })?;
-    let Some((scored, exact)) = answers else {
-        return interrupted(steps, &args.out, args.train.json);
-    };
+    if opts.fit.interrupted() {
+        return interrupted(steps, Some(&args.out), args.train.json);
+    }
+    let bar = progress(test.len(), args.train.json);
+    bar.set_message("answering the test set");
+    let (scored, exact) =
+        respond_all(&mut gpt, &tokenizer, &test, args.max_new_tokens, |n| bar.set_position(n as u64))?;
+    bar.finish_and_clear();
+    write_responses(&out.dir.join(RESPONSES_FILE), &scored)?;
     let responses = args.out.join(RESPONSES_FILE);
     let score = exact as f64 / test.len().max(1) as f64;
     if args.train.json {
@@ -386,16 +390,22 @@ pub fn instruct(args: InstructArgs) -> Result<i32> {
             args.out.display()
         )?;
     }
-    Ok(0)
+    // A signal while the test set was answered: the model and answers are
+    // saved, and the exit code still says the run was interrupted.
+    Ok(if opts.fit.interrupted() { INTERRUPTED } else { 0 })
 }
 
 /// The end of a fine-tuning run stopped by Ctrl-C or SIGTERM: the model as
-/// it was after `steps` steps has been saved.
-fn interrupted(steps: usize, out: &Path, json: bool) -> Result<i32> {
+/// it was after `steps` steps has been saved in `saved`, or (stopped before
+/// its first step) nothing was written.
+fn interrupted(steps: usize, saved: Option<&Path>, json: bool) -> Result<i32> {
+    // The exit code says what happened, whatever stdout does.
     if json {
-        print_json(&serde_json::json!({ "interrupted": true, "steps": steps, "out": out }))?;
-    } else {
+        let _ = print_json(&serde_json::json!({ "interrupted": true, "steps": steps, "out": saved }));
+    } else if let Some(out) = saved {
         let _ = outln!("interrupted after {steps} steps; the model so far is saved in {}", out.display());
+    } else {
+        let _ = outln!("interrupted before the first step; nothing was written");
     }
     Ok(INTERRUPTED)
 }

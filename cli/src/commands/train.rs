@@ -8,7 +8,7 @@ use gpt::data::builtin_corpus;
 use gpt::model::{GPTConfig, GPTModel, PRESETS};
 use gpt::output::{resolved, FolderKind};
 use gpt::tokenizer::{train_bpe, AnyTokenizer, CharTokenizer, SpecialTokens};
-use gpt::train::{locate_run, Checkpoint, StopReason, TrainEvent, TrainOptions, Trainer};
+use gpt::train::{locate_run, Checkpoint, StopReason, TrainEvent, TrainOptions, Trainer, CHECKPOINT_DIR};
 use indicatif::{ProgressBar, ProgressStyle};
 use tensor::Generator;
 
@@ -142,31 +142,41 @@ fn run_inputs(args: &Args) -> Vec<&Path> {
 }
 
 /// A run that continues: its folder is claimed first (it exists, so a
-/// refusal costs nothing), then the checkpoint is read.
+/// refusal costs nothing; claiming also puts back a folder a crash left
+/// mid-swap), then the checkpoint is found and read.
 fn resume_run(args: &Args, path: &Path) -> Result<(Output, Trainer)> {
-    crate::common::refuse_quantized(path)?;
-    let (run_dir, ckpt_dir) = locate_run(path)?;
+    // The run folder, by name: a checkpoint folder's parent, or the folder.
+    let run_dir = match (path.file_name(), path.parent()) {
+        (Some(name), Some(parent)) if name == CHECKPOINT_DIR => parent.to_path_buf(),
+        _ => path.to_path_buf(),
+    };
     if let Some(out) = &args.out {
         if resolved(out)? != resolved(&run_dir)? {
             bail!("--resume continues the run in {}; drop --out {}", run_dir.display(), out.display());
         }
     }
+    crate::common::refuse_quantized(path)?;
     let inputs: Vec<&Path> = args.data.iter().map(PathBuf::as_path).collect();
-    let out = claim_output(&run_dir, &inputs, &[FolderKind::Run], args.force, "")?;
+    let out = match claim_output(&run_dir, &inputs, &[FolderKind::Run], args.force, "") {
+        Ok(out) => out,
+        // No run there at all says more than what the folder holds instead.
+        Err(refused) => return Err(locate_run(path).err().map_or(refused, anyhow::Error::from)),
+    };
+    let (_, ckpt_dir) = locate_run(path)?;
     let text = read_data(args)?;
     crate::common::refuse_quantized(&ckpt_dir)?;
     let mut checkpoint = Checkpoint::load(&ckpt_dir)?;
     if let Some(steps) = args.steps {
         let done = checkpoint.state.step;
         if steps < done {
-            bail!("--steps {steps}: the run in {} has already taken {done} steps", run_dir.display());
+            bail!("--steps {steps}: the run in {} has already taken {done} steps", out.dir.display());
         }
         checkpoint.state.options.steps = Some(steps);
         checkpoint.state.options.epochs = None;
     }
     let tokenizer = checkpoint.tokenizer.clone().context("the checkpoint has no tokenizer")?;
     let tokens = tokenizer.encode(&text, SpecialTokens::AsText)?;
-    let trainer = Trainer::resume(checkpoint, tokens, &data_name(args.data.as_ref()), run_dir)?;
+    let trainer = Trainer::resume(checkpoint, tokens, &data_name(args.data.as_ref()), out.dir.clone())?;
     Ok((out, trainer))
 }
 
@@ -205,7 +215,7 @@ fn start_run(args: &Args) -> Result<(Output, Trainer)> {
     let out = claim_output(&out_dir, &run_inputs(args), &allow, args.force, &hint)?;
     let tokens = tokenizer.encode(&text, SpecialTokens::AsText)?;
     let model = GPTModel::new(config, &mut Generator::seed(args.seed));
-    let trainer = Trainer::new(model, tokenizer, tokens, data_name(args.data.as_ref()), options, out_dir)?;
+    let trainer = Trainer::new(model, tokenizer, tokens, data_name(args.data.as_ref()), options, out.dir.clone())?;
     Ok((out, trainer))
 }
 
@@ -273,16 +283,24 @@ pub fn run(args: Args) -> Result<i32> {
         TrainEvent::Checkpoint { .. } => {}
     })?;
     bar.finish_and_clear();
+    // A signal that came during the last step still ends in 130.
+    let interrupted = summary.stop == StopReason::Interrupted || stop.load(std::sync::atomic::Ordering::SeqCst);
     if args.json {
-        print_json(&serde_json::json!({
+        let report = serde_json::json!({
             "steps": summary.steps,
             "train_loss": summary.last_loss,
             "val_loss": summary.val.map(|v| v.loss),
             "val_perplexity": summary.val.map(|v| v.perplexity),
-            "interrupted": summary.stop == StopReason::Interrupted,
+            "interrupted": interrupted,
             "out": out_dir,
-        }))?;
-    } else if summary.stop == StopReason::Interrupted {
+        });
+        // After an interrupt the exit code says so, whatever stdout does.
+        if interrupted {
+            let _ = print_json(&report);
+        } else {
+            print_json(&report)?;
+        }
+    } else if interrupted {
         let _ = outln!("interrupted at step {}; resume with --resume {}", summary.steps, out_dir.display());
     } else {
         outln!(
@@ -293,5 +311,5 @@ pub fn run(args: Args) -> Result<i32> {
         )?;
     }
     drop(out);
-    Ok(if summary.stop == StopReason::Interrupted { INTERRUPTED } else { 0 })
+    Ok(if interrupted { INTERRUPTED } else { 0 })
 }

@@ -323,13 +323,20 @@ impl Trainer {
         };
         settle_dir(&out).map_err(io(&out))?;
         let stage = staging_dir(&out).map_err(io(&out))?;
-        weights::save_model(&self.model, &stage, Some(&self.tokenizer))?;
-        self.save_checkpoint_in(&checkpoint_dir(&stage))?;
-        if self.metrics.path().is_file() {
-            std::fs::copy(self.metrics.path(), stage.join(METRICS_FILE)).map_err(io(self.metrics.path()))?;
+        let written = (|| {
+            weights::save_model(&self.model, &stage, Some(&self.tokenizer))?;
+            self.save_checkpoint_in(&checkpoint_dir(&stage))?;
+            if self.metrics.path().is_file() {
+                std::fs::copy(self.metrics.path(), stage.join(METRICS_FILE)).map_err(io(self.metrics.path()))?;
+            }
+            let _ = plot_losses(&self.metrics.read(), &stage.join(LOSS_PLOT_FILE));
+            replace_dir(&stage, &out).map_err(|(path, source)| TrainError::Io { path, source })
+        })();
+        if written.is_err() {
+            // The run folder is as it was, with its last checkpoint.
+            let _ = std::fs::remove_dir_all(&stage);
         }
-        let _ = plot_losses(&self.metrics.read(), &stage.join(LOSS_PLOT_FILE));
-        replace_dir(&stage, &out).map_err(|(path, source)| TrainError::Io { path, source })?;
+        written?;
         on_event(&TrainEvent::Checkpoint { step: self.state.step, dir: checkpoint_dir(&out) });
         Ok(())
     }
