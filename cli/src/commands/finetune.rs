@@ -186,8 +186,8 @@ fn report_params(report: &ParamReport, json: bool) {
 pub fn classify(args: ClassifyArgs) -> Result<i32> {
     args.train.check()?;
     check_builtin_size(args.builtin_size)?;
-    let out = args.train.claim(&args.out, &args.model, args.data.as_ref())?;
     let (gpt, tokenizer) = load_trainable_model_and_tokenizer(&args.model)?;
+    let out = args.train.claim(&args.out, &args.model, args.data.as_ref())?;
     let mut data = match &args.data {
         Some(p) => read_labelled(p, args.text_column.as_deref(), args.label_column.as_deref())?,
         None => builtin_classification(args.builtin_size, args.train.seed),
@@ -302,8 +302,8 @@ pub struct InstructArgs {
 pub fn instruct(args: InstructArgs) -> Result<i32> {
     args.train.check()?;
     check_builtin_size(args.builtin_size)?;
-    let out = args.train.claim(&args.out, &args.model, args.data.as_ref())?;
     let (mut gpt, tokenizer) = load_trainable_model_and_tokenizer(&args.model)?;
+    let out = args.train.claim(&args.out, &args.model, args.data.as_ref())?;
     let Some(end) = tokenizer.eot_id() else {
         bail!("{}: the tokenizer has no <|endoftext|> token to end responses with", args.model.display());
     };
