@@ -70,8 +70,16 @@ fn suite_covers_every_op_family() {
     }
 }
 
+/// The random sizes and inputs come from this seed, the same every run, so
+/// that a failure repeats; change it to explore other draws.
+const SUITE_SEED: u64 = 20_261_202;
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig {
+        cases: 24,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(SUITE_SEED),
+        ..ProptestConfig::default()
+    })]
     #[test]
     fn every_op_passes_at_random_sizes(m in 1usize..5, n in 1usize..6, k in 1usize..5, batch in 1usize..4, seed in any::<u64>()) {
         let failures = check_all(Sizes { m, n, k, batch }, seed);
