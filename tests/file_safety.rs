@@ -246,6 +246,8 @@ fn a_swap_interrupted_between_its_renames_is_still_loaded_and_resumed() {
     let aside = dir.join(".run.scratchgpt-old");
     std::fs::rename(&run, &aside).unwrap();
     assert!(loads(&run), "the folder set aside is read");
+    let q = scratchgpt(&["quantize", "--model", s(&run), "--to", "int8", "--out", s(&dir.join("q"))]);
+    assert!(q.status.success(), "quantize reads it too: {}", String::from_utf8_lossy(&q.stderr));
     std::fs::rename(&aside, &run).unwrap();
     // The whole run, killed between the renames of its final save: resumed
     // by its own name and by its checkpoint's.

@@ -38,7 +38,9 @@ pub fn run(args: Args) -> Result<i32> {
     }
     let allow = [FolderKind::Missing, FolderKind::Empty, FolderKind::Model];
     let out = claim_output(&args.out, &[&args.model], &allow, args.force, "")?;
-    let report = quantize_folder(&args.model, args.to, &out.dir, args.force)?;
+    // A source a crash left beside its name mid-swap is read where it is.
+    let source = gpt::atomic::readable_dir(&args.model, gpt::weights::hf::CONFIG_FILE);
+    let report = quantize_folder(&source, args.to, &out.dir, args.force)?;
     if args.json {
         print_json(&report)?;
     } else {
