@@ -12,6 +12,8 @@ mod harness;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use tensor::Generator;
+
 fn corpus_dir(target: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus").join(target)
 }
@@ -23,22 +25,8 @@ fn corpus(target: &str) -> Vec<Vec<u8>> {
     files.into_iter().map(|p| std::fs::read(p).unwrap()).collect()
 }
 
-/// xorshift64*: a fixed sequence of mutations for a fixed seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
-
-fn mutate(input: &[u8], rng: &mut Rng) -> Vec<u8> {
+/// A seeded generator gives the same mutations every run.
+fn mutate(input: &[u8], rng: &mut Generator) -> Vec<u8> {
     let mut out = input.to_vec();
     for _ in 0..1 + rng.below(4) {
         let len = out.len();
@@ -82,7 +70,7 @@ fn every_target_survives_its_corpus_and_mutations_of_it() {
             run(input);
         }
         let started = Instant::now();
-        let mut rng = Rng(0x5EED ^ target.len() as u64);
+        let mut rng = Generator::seed(0x5EED ^ target.len() as u64);
         let mut tried = 0;
         while started.elapsed() < Duration::from_secs(3) && tried < 2000 {
             let input = &inputs[rng.below(inputs.len())];
