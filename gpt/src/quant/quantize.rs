@@ -197,7 +197,7 @@ mod tests {
     #[test]
     fn the_kernels_decode_f16_exactly_as_half_does() {
         for bits in 0..=u16::MAX {
-            let ours = kernels::cpu::quant::float16::f16_to_f32(bits);
+            let ours = kernels::cpu::quant::half_float::f16_to_f32(bits);
             let theirs = f16::from_bits(bits).to_f32();
             assert!(ours.to_bits() == theirs.to_bits() || (ours.is_nan() && theirs.is_nan()), "{bits:#06x}");
         }

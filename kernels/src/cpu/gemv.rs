@@ -9,64 +9,13 @@
 //! order, which makes the product as fast as memory can stream W.
 //!
 //! The dot products use the SIMD registers the CPU has (AVX-512, AVX2 + FMA,
-//! detected at run time) and follow one fixed summation order on every
-//! instruction set, so results do not depend on the machine's SIMD width or
-//! on the number of threads:
-//! 1. 32 partial sums ("lanes"): element j of each full chunk of 32 goes to
-//!    lane j mod 32, accumulated with a fused multiply-add;
-//! 2. the lanes are folded in halves (lane l += lane l + 16, then + 8, + 4,
-//!    + 2, + 1), the natural order of narrowing SIMD registers;
-//! 3. leftover elements are added one by one with fused multiply-adds.
-//!
-//! AVX-512 holds the 32 lanes in two registers, AVX2 in four, the portable
-//! fallback in an array; `f32::mul_add` is the same single rounding as the
-//! hardware FMA.
+//! detected at run time by `isa.rs`) and follow the one fixed summation
+//! order of `dot_order.rs` on every instruction set, so results do not
+//! depend on the machine's SIMD width or on the number of threads. The
+//! packed-weight kernels in `quant/` follow the same order.
 
-use std::sync::OnceLock;
-
-/// Partial sums kept side by side.
-pub const LANES: usize = 32;
-
-/// The instruction sets the dot product has a version for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Isa {
-    Scalar,
-    Avx2,
-    Avx512,
-}
-
-impl Isa {
-    /// The widest instruction set this CPU supports (asked once).
-    pub fn detect() -> Isa {
-        static BEST: OnceLock<Isa> = OnceLock::new();
-        *BEST.get_or_init(|| *Isa::available().last().expect("scalar is always available"))
-    }
-
-    /// Every instruction set this CPU can run, narrowest first.
-    pub fn available() -> Vec<Isa> {
-        let mut out = vec![Isa::Scalar];
-        #[cfg(target_arch = "x86_64")]
-        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-            out.push(Isa::Avx2);
-            if is_x86_feature_detected!("avx512f") {
-                out.push(Isa::Avx512);
-            }
-        }
-        out
-    }
-}
-
-/// Folds the lanes into one sum in the fixed order.
-pub fn fold(mut acc: [f32; LANES]) -> f32 {
-    let mut width = LANES / 2;
-    while width >= 1 {
-        for l in 0..width {
-            acc[l] += acc[l + width];
-        }
-        width /= 2;
-    }
-    acc[0]
-}
+use super::dot_order::{self, DOT_LANES};
+use super::isa::Isa;
 
 /// y[j] (+)= x · W[j] for the `n` rows of W that start `row_stride` apart.
 ///
@@ -95,41 +44,25 @@ pub fn dot(isa: Isa, x: &[f32], w: &[f32]) -> f32 {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `Isa::detect` reported AVX2 and FMA on this CPU.
         Isa::Avx2 => unsafe { x86::dot_avx2(x, w) },
-        _ => dot_scalar(x, w),
+        _ => dot_order::dot_scalar(x, |j| w[j]),
     }
-}
-
-/// The portable version, in the same order as the SIMD ones.
-pub fn dot_scalar(x: &[f32], w: &[f32]) -> f32 {
-    let full = x.len() / LANES * LANES;
-    let mut acc = [0.0f32; LANES];
-    for (xs, ws) in x[..full].chunks_exact(LANES).zip(w[..full].chunks_exact(LANES)) {
-        for l in 0..LANES {
-            acc[l] = xs[l].mul_add(ws[l], acc[l]);
-        }
-    }
-    let mut sum = fold(acc);
-    for (&a, &b) in x[full..].iter().zip(&w[full..]) {
-        sum = a.mul_add(b, sum);
-    }
-    sum
 }
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::super::quant::lanes::x86::{fold_avx2, fold_avx512, prefetch_ahead};
-    use super::LANES;
+    use super::super::dot_order::x86::{fold_avx2, fold_avx512, prefetch_ahead};
+    use super::DOT_LANES;
 
     /// # Safety
     /// Needs AVX-512F, AVX2 and FMA; `x` and `w` have equal lengths.
     #[target_feature(enable = "avx512f,avx2,fma")]
     pub unsafe fn dot_avx512(x: &[f32], w: &[f32]) -> f32 {
-        let full = x.len() / LANES * LANES;
+        let full = x.len() / DOT_LANES * DOT_LANES;
         let mut acc = [_mm512_setzero_ps(); 2];
         let (xp, wp) = (x.as_ptr(), w.as_ptr());
-        for base in (0..full).step_by(LANES) {
+        for base in (0..full).step_by(DOT_LANES) {
             for (half, a) in acc.iter_mut().enumerate() {
                 let o = base + 16 * half;
                 prefetch_ahead(wp.wrapping_add(o));
@@ -149,10 +82,10 @@ mod x86 {
     /// Needs AVX2 and FMA; `x` and `w` have equal lengths.
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn dot_avx2(x: &[f32], w: &[f32]) -> f32 {
-        let full = x.len() / LANES * LANES;
+        let full = x.len() / DOT_LANES * DOT_LANES;
         let mut acc = [_mm256_setzero_ps(); 4];
         let (xp, wp) = (x.as_ptr(), w.as_ptr());
-        for base in (0..full).step_by(LANES) {
+        for base in (0..full).step_by(DOT_LANES) {
             prefetch_ahead(wp.wrapping_add(base));
             prefetch_ahead(wp.wrapping_add(base + 16));
             for (quarter, a) in acc.iter_mut().enumerate() {
@@ -182,7 +115,7 @@ mod tests {
     fn every_instruction_set_gives_the_same_bits() {
         for n in [0, 1, 31, 32, 33, 100, 768, 3072 + 5] {
             let (x, w) = (wave(n, 0.37), wave(n, 0.11));
-            let reference = dot_scalar(&x, &w);
+            let reference = dot_order::dot_scalar(&x, |j| w[j]);
             for isa in Isa::available() {
                 assert_eq!(dot(isa, &x, &w).to_bits(), reference.to_bits(), "{isa:?} at length {n}");
             }
@@ -200,7 +133,7 @@ mod tests {
         // SAFETY: 3 rows of 40 floats, 45 apart, fit in w; y holds 3.
         unsafe { gemv_rows(&x, w.as_ptr(), stride, n, y.as_mut_ptr(), true) };
         for j in 0..n {
-            let expected = 1.0 + dot_scalar(&x, &w[j * stride..j * stride + k]);
+            let expected = 1.0 + dot(Isa::Scalar, &x, &w[j * stride..j * stride + k]);
             assert_eq!(y[j], expected);
         }
     }

@@ -5,8 +5,8 @@
 //! the one before (about 4 cycles), and since float addition is not
 //! associative the compiler may not reorder it, so a 384-wide layer-norm
 //! row costs ~1,500 cycles of waiting where the arithmetic needs ~25.
-//! Here the row is summed in `LANES` interleaved partial sums (element i
-//! goes to partial i mod 16), which are independent, so one SIMD register
+//! Here the row is summed in [`REDUCTION_LANES`] = 16 interleaved partial
+//! sums (element i goes to partial i mod 16), which are independent, so one SIMD register
 //! holds them all and advances 16 elements per add; the partials are then
 //! combined pairwise and the tail past the last whole group is added.
 //!
@@ -14,21 +14,26 @@
 //! threads or alignment, so results stay reproducible bit for bit. They
 //! differ from an in-order sum by rounding only (and are usually closer to
 //! the exact sum: pairwise summation's error grows more slowly).
+//!
+//! These serve the row kernels (softmax, layer norm, attention's rows). The
+//! matrix-vector dot products keep a wider order of their own, with fused
+//! multiply-adds (`dot_order.rs`).
 
 use num_traits::Float;
 
-/// Partial sums per reduction: one AVX-512 register of f32.
-const LANES: usize = 16;
+/// Partial sums a row reduction keeps side by side: one AVX-512 register
+/// of f32.
+pub const REDUCTION_LANES: usize = 16;
 
 /// Σ f(a_i, b_i) over two equally long rows.
 #[inline(always)]
 pub fn sum_zip<T: Float>(a: &[T], b: &[T], f: impl Fn(T, T) -> T) -> T {
     assert_eq!(a.len(), b.len(), "sum_zip: rows of {} and {}", a.len(), b.len());
-    let (a_groups, b_groups) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let (a_groups, b_groups) = (a.chunks_exact(REDUCTION_LANES), b.chunks_exact(REDUCTION_LANES));
     let (a_tail, b_tail) = (a_groups.remainder(), b_groups.remainder());
-    let mut partial = [T::zero(); LANES];
+    let mut partial = [T::zero(); REDUCTION_LANES];
     for (x, y) in a_groups.zip(b_groups) {
-        for lane in 0..LANES {
+        for lane in 0..REDUCTION_LANES {
             partial[lane] = partial[lane] + f(x[lane], y[lane]);
         }
     }
@@ -57,11 +62,11 @@ pub fn dot<T: Float>(a: &[T], b: &[T]) -> T {
 /// max x_i (−∞ for an empty row; a NaN is skipped, as by `Float::max`).
 #[inline(always)]
 pub fn max<T: Float>(xs: &[T]) -> T {
-    let groups = xs.chunks_exact(LANES);
+    let groups = xs.chunks_exact(REDUCTION_LANES);
     let tail = groups.remainder();
-    let mut partial = [T::neg_infinity(); LANES];
+    let mut partial = [T::neg_infinity(); REDUCTION_LANES];
     for x in groups {
-        for lane in 0..LANES {
+        for lane in 0..REDUCTION_LANES {
             partial[lane] = partial[lane].max(x[lane]);
         }
     }
@@ -72,8 +77,8 @@ pub fn max<T: Float>(xs: &[T]) -> T {
 /// The partials folded pairwise: lanes 0..8 with 8..16, then 0..4 with
 /// 4..8, and so on.
 #[inline(always)]
-fn combine<T: Float>(mut partial: [T; LANES], op: impl Fn(T, T) -> T) -> T {
-    let mut width = LANES / 2;
+fn combine<T: Float>(mut partial: [T; REDUCTION_LANES], op: impl Fn(T, T) -> T) -> T {
+    let mut width = REDUCTION_LANES / 2;
     while width > 0 {
         for lane in 0..width {
             partial[lane] = op(partial[lane], partial[lane + width]);

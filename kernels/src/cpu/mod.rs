@@ -3,10 +3,12 @@
 pub mod adamw;
 pub mod attention;
 pub mod cross_entropy;
+pub mod dot_order;
 pub mod embedding;
 pub mod gelu;
 pub mod gemm;
 pub mod gemv;
+pub mod isa;
 pub mod lanes;
 pub mod math;
 pub mod peak;

@@ -24,7 +24,7 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
-use super::gemv::Isa;
+use super::isa::Isa;
 
 /// Independent accumulators per thread (the register tile of the GEMM uses
 /// as many).

@@ -48,7 +48,7 @@ const MC: usize = 3072;
 
 /// True where this CPU can run the kernel (AVX-512F, detected once).
 pub fn available() -> bool {
-    super::gemv::Isa::detect() == super::gemv::Isa::Avx512
+    super::isa::Isa::detect() == super::isa::Isa::Avx512
 }
 
 /// A 64-byte aligned run of floats, so packed panels load with aligned

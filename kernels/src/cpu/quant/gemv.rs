@@ -4,7 +4,7 @@
 //! exactly once, so the time is the time to stream the weights from
 //! memory. Rows are contiguous, so each output reads one contiguous run of
 //! bytes; the outputs are split into blocks of rows over rayon's threads.
-//! Every output is one row's dot product in the fixed order of `lanes`, so
+//! Every output is one row's dot product in the fixed order of `cpu::dot_order`, so
 //! the result does not depend on the thread count.
 
 use rayon::prelude::*;

@@ -1,21 +1,53 @@
-//! f16 and bf16 rows: two bytes per weight, no scales.
+//! f16 and bf16: two bytes per weight, no scales.
 //!
 //! Half-precision weights need no quantization step: each weight is simply
 //! rounded to the nearest 16-bit float. f16 keeps 11 significant bits
 //! (relative error ≤ 2^-11) but only covers ±65504; bf16 keeps 8
-//! (≤ 2^-8) with f32's full range. Widening either back to f32 is exact,
-//! so the dot product is an ordinary f32 dot product whose weights are
-//! decoded on the fly: `vcvtph2ps` (F16C / AVX-512F) for f16, a 16-bit
-//! shift for bf16.
+//! (≤ 2^-8) with f32's full range.
+//!
+//! Widening either back to f32 is exact. An f16 is 1 sign bit, 5 exponent
+//! bits (bias 15) and 10 mantissa bits; an f32 has 8 exponent bits (bias
+//! 127) and 23 mantissa bits, so every f16 is exactly an f32: move the
+//! sign, rebias the exponent, shift the mantissa ([`f16_to_f32`]). The
+//! special cases are the smallest numbers (subnormals, exponent 0, which
+//! f32 stores normalised) and infinities/NaN (exponent 31). A bf16 is
+//! simply the upper half of an f32 (same 8-bit exponent, 7-bit mantissa),
+//! so widening it is a 16-bit shift ([`bf16_to_f32`]).
+//!
+//! The dot product is therefore an ordinary f32 dot product whose weights
+//! are decoded on the fly: `vcvtph2ps` (F16C / AVX-512F) for f16, a 16-bit
+//! shift for bf16. (int4's per-group scales are f16 too, decoded here.)
 
-use super::float16::{bf16_to_f32, f16_to_f32};
-use super::lanes;
 use super::Isa;
+use crate::cpu::dot_order;
+
+/// The f32 with the same value as the f16 with bits `h`.
+pub fn f16_to_f32(h: u16) -> f32 {
+    let sign = ((h & 0x8000) as u32) << 16;
+    let exponent = ((h >> 10) & 0x1f) as u32;
+    let mantissa = (h & 0x03ff) as u32;
+    let bits = match exponent {
+        0 if mantissa == 0 => sign,
+        // Subnormal: value = mantissa · 2^-24, exact in f32.
+        0 => {
+            let magnitude = mantissa as f32 * (1.0 / 16_777_216.0);
+            return if sign != 0 { -magnitude } else { magnitude };
+        }
+        31 => sign | 0x7f80_0000 | (mantissa << 13),
+        e => sign | ((e + 127 - 15) << 23) | (mantissa << 13),
+    };
+    f32::from_bits(bits)
+}
+
+/// The f32 with the same value as the bf16 with bits `b`.
+pub fn bf16_to_f32(b: u16) -> f32 {
+    f32::from_bits((b as u32) << 16)
+}
 
 pub fn dot_f16(isa: Isa, w: &[u16], x: &[f32]) -> f32 {
     assert_eq!(w.len(), x.len(), "f16 dot: {} weights against {} inputs", w.len(), x.len());
     match isa {
-        Isa::Scalar => lanes::dot_scalar(x, |j| f16_to_f32(w[j])),
+        Isa::Scalar => dot_order::dot_scalar(x, |j| f16_to_f32(w[j])),
         #[cfg(target_arch = "x86_64")]
         // SAFETY: AVX2 is offered only with FMA and F16C present; equal
         // lengths checked above.
@@ -24,14 +56,14 @@ pub fn dot_f16(isa: Isa, w: &[u16], x: &[f32]) -> f32 {
         // SAFETY: as above, for AVX-512F.
         Isa::Avx512 => unsafe { x86::dot_f16_avx512(w, x) },
         #[cfg(not(target_arch = "x86_64"))]
-        _ => lanes::dot_scalar(x, |j| f16_to_f32(w[j])),
+        _ => dot_order::dot_scalar(x, |j| f16_to_f32(w[j])),
     }
 }
 
 pub fn dot_bf16(isa: Isa, w: &[u16], x: &[f32]) -> f32 {
     assert_eq!(w.len(), x.len(), "bf16 dot: {} weights against {} inputs", w.len(), x.len());
     match isa {
-        Isa::Scalar => lanes::dot_scalar(x, |j| bf16_to_f32(w[j])),
+        Isa::Scalar => dot_order::dot_scalar(x, |j| bf16_to_f32(w[j])),
         #[cfg(target_arch = "x86_64")]
         // SAFETY: AVX2 is offered only with FMA present; equal lengths.
         Isa::Avx2 => unsafe { x86::dot_bf16_avx2(w, x) },
@@ -39,7 +71,7 @@ pub fn dot_bf16(isa: Isa, w: &[u16], x: &[f32]) -> f32 {
         // SAFETY: as above, for AVX-512F.
         Isa::Avx512 => unsafe { x86::dot_bf16_avx512(w, x) },
         #[cfg(not(target_arch = "x86_64"))]
-        _ => lanes::dot_scalar(x, |j| bf16_to_f32(w[j])),
+        _ => dot_order::dot_scalar(x, |j| bf16_to_f32(w[j])),
     }
 }
 
@@ -64,17 +96,18 @@ pub fn decode_bf16(w: &[u16], out: &mut [f32]) {
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::super::float16::{bf16_to_f32, f16_to_f32};
-    use super::super::lanes::{x86::*, LANES};
+    use super::{bf16_to_f32, f16_to_f32};
+    use crate::cpu::dot_order::x86::*;
+    use crate::cpu::dot_order::DOT_LANES;
 
     /// # Safety
     /// Needs AVX2, FMA and F16C; equal lengths.
     #[target_feature(enable = "avx2,fma,f16c")]
     pub unsafe fn dot_f16_avx2(w: &[u16], x: &[f32]) -> f32 {
-        let full = x.len() / LANES * LANES;
+        let full = x.len() / DOT_LANES * DOT_LANES;
         let mut acc = [_mm256_setzero_ps(); 4];
         let (wp, xp) = (w.as_ptr(), x.as_ptr());
-        for base in (0..full).step_by(LANES) {
+        for base in (0..full).step_by(DOT_LANES) {
             prefetch_ahead(wp.wrapping_add(base));
             for (h, a) in acc.iter_mut().enumerate() {
                 // SAFETY: base + 8h + 8 ≤ full ≤ len for both slices.
@@ -96,10 +129,10 @@ mod x86 {
     /// Needs AVX-512F, AVX2, FMA; equal lengths.
     #[target_feature(enable = "avx512f,avx2,fma,f16c")]
     pub unsafe fn dot_f16_avx512(w: &[u16], x: &[f32]) -> f32 {
-        let full = x.len() / LANES * LANES;
+        let full = x.len() / DOT_LANES * DOT_LANES;
         let (mut acc0, mut acc1) = (_mm512_setzero_ps(), _mm512_setzero_ps());
         let (wp, xp) = (w.as_ptr(), x.as_ptr());
-        for base in (0..full).step_by(LANES) {
+        for base in (0..full).step_by(DOT_LANES) {
             prefetch_ahead(wp.wrapping_add(base));
             // SAFETY: base + 32 ≤ full ≤ len for both slices.
             unsafe {
@@ -121,10 +154,10 @@ mod x86 {
     /// Needs AVX2 and FMA; equal lengths.
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn dot_bf16_avx2(w: &[u16], x: &[f32]) -> f32 {
-        let full = x.len() / LANES * LANES;
+        let full = x.len() / DOT_LANES * DOT_LANES;
         let mut acc = [_mm256_setzero_ps(); 4];
         let (wp, xp) = (w.as_ptr(), x.as_ptr());
-        for base in (0..full).step_by(LANES) {
+        for base in (0..full).step_by(DOT_LANES) {
             prefetch_ahead(wp.wrapping_add(base));
             for (h, a) in acc.iter_mut().enumerate() {
                 // SAFETY: base + 8h + 8 ≤ full ≤ len for both slices.
@@ -147,10 +180,10 @@ mod x86 {
     /// Needs AVX-512F, AVX2, FMA; equal lengths.
     #[target_feature(enable = "avx512f,avx2,fma")]
     pub unsafe fn dot_bf16_avx512(w: &[u16], x: &[f32]) -> f32 {
-        let full = x.len() / LANES * LANES;
+        let full = x.len() / DOT_LANES * DOT_LANES;
         let (mut acc0, mut acc1) = (_mm512_setzero_ps(), _mm512_setzero_ps());
         let (wp, xp) = (w.as_ptr(), x.as_ptr());
-        for base in (0..full).step_by(LANES) {
+        for base in (0..full).step_by(DOT_LANES) {
             prefetch_ahead(wp.wrapping_add(base));
             // SAFETY: base + 32 ≤ full ≤ len for both slices.
             unsafe {
@@ -186,5 +219,25 @@ mod x86 {
         for j in full..n {
             out[j] = f16_to_f32(w[j]);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_values() {
+        assert_eq!(f16_to_f32(0x3c00), 1.0);
+        assert_eq!(f16_to_f32(0xc000), -2.0);
+        assert_eq!(f16_to_f32(0x7bff), 65504.0);
+        assert_eq!(f16_to_f32(0x0001), 2f32.powi(-24));
+        assert_eq!(f16_to_f32(0x8001), -(2f32.powi(-24)));
+        assert_eq!(f16_to_f32(0x03ff), 1023.0 * 2f32.powi(-24));
+        assert_eq!(f16_to_f32(0x7c00), f32::INFINITY);
+        assert!(f16_to_f32(0x7e00).is_nan());
+        assert_eq!(f16_to_f32(0x8000).to_bits(), (-0.0f32).to_bits());
+        assert_eq!(bf16_to_f32(0x3f80), 1.0);
+        assert_eq!(bf16_to_f32(0xc0a0), -5.0);
     }
 }

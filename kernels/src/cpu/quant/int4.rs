@@ -13,13 +13,13 @@
 //! a mask and the second half with a shift — no shuffling.
 //!
 //! The dot product decodes w = d·q exactly (a 4-bit integer times an 11-bit
-//! mantissa fits in f32) and accumulates in the order of [`lanes`], where
+//! mantissa fits in f32) and accumulates in the order of `cpu::dot_order`, where
 //! a group is exactly one pass over the 32 lanes.
 
-use super::float16::f16_to_f32;
-use super::lanes;
+use super::half_float::f16_to_f32;
 use super::Isa;
 use super::INT4_GROUP;
+use crate::cpu::dot_order;
 
 /// Bytes per group of 32 weights.
 pub const GROUP_BYTES: usize = INT4_GROUP / 2;
@@ -68,7 +68,7 @@ pub fn dot(isa: Isa, packed: &[u8], scales: &[u16], x: &[f32]) -> f32 {
 }
 
 pub fn dot_scalar(packed: &[u8], scales: &[u16], x: &[f32]) -> f32 {
-    lanes::dot_scalar(x, |j| {
+    dot_order::dot_scalar(x, |j| {
         let g = j / INT4_GROUP;
         unpack(&packed[g * GROUP_BYTES..(g + 1) * GROUP_BYTES], j % INT4_GROUP) as f32 * f16_to_f32(scales[g])
     })
@@ -89,8 +89,8 @@ pub fn decode(packed: &[u8], scales: &[u16], out: &mut [f32]) {
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::super::float16::f16_to_f32;
-    use super::super::lanes::x86::*;
+    use super::super::half_float::f16_to_f32;
+    use crate::cpu::dot_order::x86::*;
     use super::{GROUP_BYTES, INT4_GROUP};
 
     /// The group's 32 integers as two vectors of 16 signed bytes: weights

@@ -9,10 +9,10 @@
 //! so the inner loop only widens bytes to f32 (exactly) and multiplies;
 //! the scale is applied once per output.
 
-use super::lanes;
 use super::Isa;
+use crate::cpu::dot_order;
 
-/// Σ x[k]·q[k] (without the row's scale), in the order of [`lanes`].
+/// Σ x[k]·q[k] (without the row's scale), in the order of `cpu::dot_order`.
 pub fn dot(isa: Isa, q: &[i8], x: &[f32]) -> f32 {
     assert_eq!(q.len(), x.len(), "int8 dot: {} weights against {} inputs", q.len(), x.len());
     match isa {
@@ -30,7 +30,7 @@ pub fn dot(isa: Isa, q: &[i8], x: &[f32]) -> f32 {
 }
 
 pub fn dot_scalar(q: &[i8], x: &[f32]) -> f32 {
-    lanes::dot_scalar(x, |j| q[j] as f32)
+    dot_order::dot_scalar(x, |j| q[j] as f32)
 }
 
 /// w = s·q for one row.
@@ -44,16 +44,17 @@ pub fn decode(q: &[i8], scale: f32, out: &mut [f32]) {
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::super::lanes::{x86::*, LANES};
+    use crate::cpu::dot_order::x86::*;
+    use crate::cpu::dot_order::DOT_LANES;
 
     /// # Safety
     /// Needs AVX2 and FMA; `q` and `x` have equal lengths.
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn dot_avx2(q: &[i8], x: &[f32]) -> f32 {
-        let full = x.len() / LANES * LANES;
+        let full = x.len() / DOT_LANES * DOT_LANES;
         let mut acc = [_mm256_setzero_ps(); 4];
         let (qp, xp) = (q.as_ptr(), x.as_ptr());
-        for base in (0..full).step_by(LANES) {
+        for base in (0..full).step_by(DOT_LANES) {
             prefetch_ahead(qp.wrapping_add(base));
             for (h, a) in acc.iter_mut().enumerate() {
                 // SAFETY: base + 8h + 8 ≤ full ≤ len for both slices.
@@ -76,10 +77,10 @@ mod x86 {
     /// Needs AVX-512F (and AVX2/FMA); `q` and `x` have equal lengths.
     #[target_feature(enable = "avx512f,avx2,fma")]
     pub unsafe fn dot_avx512(q: &[i8], x: &[f32]) -> f32 {
-        let full = x.len() / LANES * LANES;
+        let full = x.len() / DOT_LANES * DOT_LANES;
         let (mut acc0, mut acc1) = (_mm512_setzero_ps(), _mm512_setzero_ps());
         let (qp, xp) = (q.as_ptr(), x.as_ptr());
-        for base in (0..full).step_by(LANES) {
+        for base in (0..full).step_by(DOT_LANES) {
             prefetch_ahead(qp.wrapping_add(base));
             // SAFETY: base + 32 ≤ full ≤ len for both slices.
             unsafe {

@@ -20,41 +20,28 @@
 //!   each.
 //! - More rows (a prompt, an evaluation batch): the arithmetic, not the
 //!   memory, is the cost, so a tile of weight rows is decoded into a small
-//!   scratch buffer and handed to the f32 GEMM ([`tiled`]); the tile is
-//!   reused by all M rows.
+//!   scratch buffer and multiplied by `matrixmultiply`'s f32 GEMM
+//!   ([`tiled`]); the tile is reused by all M rows.
 //!
 //! Every decoded weight is exact (an int times an f16 scale fits in an
 //! f32's mantissa), so the only rounding is in the sums. Those follow the
-//! fixed order of the f32 matrix-vector kernel (`cpu::gemv`, see [`lanes`])
-//! on every instruction set, which is why the AVX-512, AVX2 and portable
-//! paths give bit-identical results.
+//! fixed order of the f32 matrix-vector kernel (`cpu::gemv`, see
+//! `cpu::dot_order`) on every instruction set, which is why the AVX-512,
+//! AVX2 and portable paths give bit-identical results.
 
-pub mod float16;
 pub mod gemv;
 pub mod half_float;
 pub mod int4;
 pub mod int8;
-pub mod lanes;
 pub mod tiled;
 
 #[cfg(test)]
 mod tests;
 
-pub use super::gemv::Isa;
+/// The instruction set every kernel here takes (from `cpu::isa`).
+pub use super::isa::Isa;
 
-use std::sync::OnceLock;
-
-/// Whether the CPU converts f16 in hardware (F16C). Every CPU with AVX2
-/// has it, but it is a separate flag, so the f16 and int4 kernels check.
-fn has_f16c() -> bool {
-    static F16C: OnceLock<bool> = OnceLock::new();
-    *F16C.get_or_init(|| {
-        #[cfg(target_arch = "x86_64")]
-        return is_x86_feature_detected!("f16c");
-        #[cfg(not(target_arch = "x86_64"))]
-        false
-    })
-}
+use super::isa::has_f16c;
 
 /// `isa`, or the portable path where a kernel needs F16C and it is missing.
 fn with_f16c(isa: Isa) -> Isa {

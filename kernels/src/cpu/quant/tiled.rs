@@ -5,7 +5,7 @@
 //! N·K weights, so it is arithmetic-bound and the f32 GEMM's blocking and
 //! SIMD kernel are what make it fast. The weights are therefore decoded a
 //! tile of rows at a time into a small f32 scratch buffer (a few hundred
-//! KiB, so it stays in cache) and multiplied by the existing sgemm:
+//! KiB, so it stays in cache) and multiplied by `matrixmultiply`'s sgemm:
 //!
 //!   for each tile of weight rows [n0, n1):
 //!       scratch `[n1 - n0, K]` = decode(W[n0..n1])

@@ -1,48 +1,66 @@
-//! The one summation order every quantized dot product follows.
+//! The one summation order every matrix-vector dot product follows, and the
+//! SIMD helpers that keep it.
 //!
 //! Floating-point addition is not associative, so a dot product's result
 //! depends on the order of its additions. SIMD code naturally keeps several
 //! partial sums ("lanes") and adds them up at the end; to make the AVX-512,
-//! AVX2 and scalar kernels agree bit for bit, all of them use the order of
-//! the f32 matrix-vector kernel (`cpu::gemv`), so a quantized model and an
-//! f32 one with the same decoded weights add in the same order:
+//! AVX2 and scalar kernels agree bit for bit, and a quantized model add in
+//! the same order as an f32 one with the same decoded weights, the f32
+//! matrix-vector kernel (`gemv.rs`) and every packed format (`quant/`) use
+//! this order:
 //!
-//! 1. 32 lanes: element j of each full chunk of 32 goes to lane j mod 32,
-//!    accumulated with a fused multiply-add (one rounding per step):
-//!    `acc[l] = fma(x[j], w[j], acc[l])`.
+//! 1. [`DOT_LANES`] = 32 lanes: element j of each full chunk of 32 goes to
+//!    lane j mod 32, accumulated with a fused multiply-add (one rounding per
+//!    step): `acc[l] = fma(x[j], w[j], acc[l])`.
 //! 2. The lanes are folded in halves: `acc[l] += acc[l + 16]`, then `+ 8`,
 //!    `+ 4`, `+ 2`, `+ 1` (the natural order of narrowing SIMD registers).
 //! 3. Leftover elements (when the length is not a multiple of 32) are added
 //!    one by one with fused multiply-adds.
 //!
-//! AVX-512 holds the 32 lanes in two registers, AVX2 in four; the scalar
-//! fallback in an array. `f32::mul_add` is the same single-rounding
-//! operation as the hardware FMA.
+//! AVX-512 holds the 32 lanes in two registers, AVX2 in four, the scalar
+//! fallback in an array; `f32::mul_add` is the same single-rounding
+//! operation as the hardware FMA. (The row reductions of `lanes.rs` are a
+//! different, narrower order: 16 partial sums, no FMA.)
 
-pub use crate::cpu::gemv::{fold, LANES};
+/// Partial sums a matrix-vector dot product keeps side by side: two
+/// AVX-512 registers, or four AVX2 ones.
+pub const DOT_LANES: usize = 32;
 
-/// The reference dot product: `decode(j)` gives weight j as an exact f32.
-pub fn dot_scalar(x: &[f32], decode: impl Fn(usize) -> f32) -> f32 {
-    let full = x.len() / LANES * LANES;
-    let mut acc = [0.0f32; LANES];
-    for base in (0..full).step_by(LANES) {
+/// Folds the lanes into one sum in the fixed order (halves first).
+pub fn fold(mut acc: [f32; DOT_LANES]) -> f32 {
+    let mut width = DOT_LANES / 2;
+    while width >= 1 {
+        for l in 0..width {
+            acc[l] += acc[l + width];
+        }
+        width /= 2;
+    }
+    acc[0]
+}
+
+/// The reference dot product, Σ_j x[j]·w[j] in the fixed order, where
+/// `weight(j)` gives weight j as an exact f32 (an f32 row, or a packed one
+/// decoded on the fly). Every SIMD version gives these bits.
+pub fn dot_scalar(x: &[f32], weight: impl Fn(usize) -> f32) -> f32 {
+    let full = x.len() / DOT_LANES * DOT_LANES;
+    let mut acc = [0.0f32; DOT_LANES];
+    for base in (0..full).step_by(DOT_LANES) {
         for (l, a) in acc.iter_mut().enumerate() {
-            *a = x[base + l].mul_add(decode(base + l), *a);
+            *a = x[base + l].mul_add(weight(base + l), *a);
         }
     }
     let mut sum = fold(acc);
     for (j, &xj) in x.iter().enumerate().skip(full) {
-        sum = xj.mul_add(decode(j), sum);
+        sum = xj.mul_add(weight(j), sum);
     }
     sum
 }
 
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod x86 {
-    //! Folding SIMD accumulators in the order of [`super::fold`] (as
-    //! `cpu::gemv` does; its helpers are private to it), and the prefetch
-    //! that every matrix-vector dot product, f32 or packed, issues ahead of
-    //! its weights.
+    //! Folding SIMD accumulators in the order of [`super::fold`], and the
+    //! prefetch that every matrix-vector dot product, f32 or packed, issues
+    //! ahead of its weights.
     use std::arch::x86_64::*;
 
     /// How far ahead of a dot product's loop its weights are requested.
@@ -107,7 +125,7 @@ mod tests {
 
     #[test]
     fn fold_adds_halves_first() {
-        let mut acc = [0.0f32; LANES];
+        let mut acc = [0.0f32; DOT_LANES];
         acc[0] = 1e8;
         acc[16] = -1e8;
         acc[1] = 1.0;
