@@ -34,7 +34,7 @@
 use num_traits::Float;
 use rayon::prelude::*;
 
-use super::gemm::{gemm_serial_raw, GemmElement, Strided};
+use super::gemm::{gemm_serial, GemmElement, GemmShape, OutBlock, Strided};
 use super::lanes;
 use super::math::FastExp;
 use super::SendPtr;
@@ -81,7 +81,7 @@ impl HeadLayout {
 
     /// Head h's block read transposed (`[d, rows]`).
     fn transposed(&self, h: usize) -> Strided {
-        Strided { offset: self.start(h), row_stride: 1, col_stride: self.row_stride }
+        self.operand(h).transposed()
     }
 
     /// Panics unless `heads` blocks of `[rows, d]` fit in `len` elements.
@@ -149,7 +149,10 @@ pub fn causal_attention_forward_in_place<T: FastExp + GemmElement>(
             let qb = ql.operand(h).shifted_rows(i0);
             // SAFETY: the block is inside P (this task's chunk) and the
             // operands were checked against their buffers.
-            unsafe { gemm_serial_raw(rows, d, seen, q, qb, k, kl.transposed(h), p[i0 * tk..].as_mut_ptr(), tk, false) };
+            unsafe {
+                let s = OutBlock { ptr: p[i0 * tk..].as_mut_ptr(), row_stride: tk };
+                gemm_serial(GemmShape { m: rows, k: d, n: seen }, q, qb, k, kl.transposed(h), s)
+            };
         }
         for (i, row) in p.chunks_mut(tk).enumerate() {
             let visible = i + past + 1;
@@ -170,8 +173,8 @@ pub fn causal_attention_forward_in_place<T: FastExp + GemmElement>(
             // SAFETY: head h's rows of O were checked inside `out` and belong
             // to this task alone (heads do not overlap).
             unsafe {
-                let o = base.0.add(ol.start(h) + i0 * ol.row_stride);
-                gemm_serial_raw(rows, seen, d, p, pb, v, vl.operand(h), o, ol.row_stride, false)
+                let o = OutBlock { ptr: base.0.add(ol.start(h) + i0 * ol.row_stride), row_stride: ol.row_stride };
+                gemm_serial(GemmShape { m: rows, k: seen, n: d }, p, pb, v, vl.operand(h), o)
             };
         }
     });
@@ -213,13 +216,16 @@ pub fn causal_attention_backward_in_place<T: Float + GemmElement>(
             // Rows j0.. of head h's gradient block in layout l.
             // SAFETY (for every use below): the block was checked inside
             // `grads`, and head h's blocks belong to this task alone.
-            let at = |l: HeadLayout, j0: usize| unsafe { base.0.add(l.start(h) + j0 * l.row_stride) };
+            let at = |l: HeadLayout, j0: usize| OutBlock {
+                ptr: unsafe { base.0.add(l.start(h) + j0 * l.row_stride) },
+                row_stride: l.row_stride,
+            };
             // dV = Pᵀ·dO: keys j0..j0+n gather the queries i ≥ j0 (P[i, j]
             // is zero above the diagonal), Pᵀ read through swapped strides.
             for (j0, n) in blocks() {
                 let pt = Strided { offset: j0 * t + j0, row_stride: 1, col_stride: t };
                 let dob = dol.operand(h).shifted_rows(j0);
-                unsafe { gemm_serial_raw(n, t - j0, d, p, pt, d_out, dob, at(dvl, j0), dvl.row_stride, false) };
+                unsafe { gemm_serial(GemmShape { m: n, k: t - j0, n: d }, p, pt, d_out, dob, at(dvl, j0)) };
             }
             // dP = dO·Vᵀ over each query block's visible keys, then dS in
             // place (zero wherever P is).
@@ -227,7 +233,8 @@ pub fn causal_attention_backward_in_place<T: Float + GemmElement>(
                 let dob = dol.operand(h).shifted_rows(i0);
                 // SAFETY: rows i0..i0+n of the t×t scratch.
                 unsafe {
-                    gemm_serial_raw(n, d, i0 + n, d_out, dob, v, vl.transposed(h), ds[i0 * t..].as_mut_ptr(), t, false)
+                    let dp = OutBlock { ptr: ds[i0 * t..].as_mut_ptr(), row_stride: t };
+                    gemm_serial(GemmShape { m: n, k: d, n: i0 + n }, d_out, dob, v, vl.transposed(h), dp)
                 };
             }
             for i in 0..t {
@@ -242,12 +249,12 @@ pub fn causal_attention_backward_in_place<T: Float + GemmElement>(
             // already folded into dS).
             for (i0, n) in blocks() {
                 let dsb = Strided::row_major(i0 * t, t);
-                unsafe { gemm_serial_raw(n, i0 + n, d, ds, dsb, k, kl.operand(h), at(dql, i0), dql.row_stride, false) };
+                unsafe { gemm_serial(GemmShape { m: n, k: i0 + n, n: d }, ds, dsb, k, kl.operand(h), at(dql, i0)) };
             }
             for (j0, n) in blocks() {
                 let dst = Strided { offset: j0 * t + j0, row_stride: 1, col_stride: t };
                 let qb = ql.operand(h).shifted_rows(j0);
-                unsafe { gemm_serial_raw(n, t - j0, d, ds, dst, q, qb, at(dkl, j0), dkl.row_stride, false) };
+                unsafe { gemm_serial(GemmShape { m: n, k: t - j0, n: d }, ds, dst, q, qb, at(dkl, j0)) };
             }
         },
     );

@@ -1,23 +1,66 @@
-//! Matrix multiply, C = A·B (or C += A·B), on strided operands.
+//! Matrix multiply, C = A·B (or C = bias + A·B), on strided operands.
 //!
-//! A is m×k, B is k×n, C is m×n. An operand is a slice plus an offset and two
-//! strides: element (i, j) sits at `offset + i·row_stride + j·col_stride`.
-//! A transpose is the same slice with the strides swapped, so `x.matmul(w.t())`
-//! never copies `w`. C is always dense and row-major (row stride n).
+//! A is m×k, B is k×n, C is m×n (the three sizes travel together as a
+//! [`GemmShape`]). An operand is a slice plus a [`Strided`]: element (i, j)
+//! sits at `offset + i·row_stride + j·col_stride`. A transpose is the same
+//! slice with the strides swapped, so `x.matmul(w.t())` never copies `w`.
 //!
-//! The inner work is a packed SIMD kernel run single-threaded inside each
-//! rayon task: our own (`sgemm.rs`) for f32 on CPUs with AVX-512,
-//! `matrixmultiply`'s sgemm/dgemm otherwise. Parallelism
-//! comes from splitting the problem ourselves: across batch entries when there
-//! are several, otherwise across blocks of C's rows (or columns, when there are
-//! too few rows to share). Every block is computed by exactly one task with
-//! the same arithmetic as a serial run, so results do not depend on threads.
+//! Read [`gemm_reference`] first: the definition, three loops, in f64. The
+//! fast route, [`gemm`], computes the same sums in another order, in f32 or
+//! f64, on every core:
+//! - Each block of C is one single-threaded kernel call
+//!   ([`GemmElement::gemm_block`]): for f32 our packed AVX-512 kernel
+//!   (`sgemm.rs`) where the CPU has it, and for one row against a weight
+//!   stored `[n, k]` (a decode step's x·Wᵀ) the matrix-vector kernel
+//!   (`gemv.rs`), which streams W once instead of packing it;
+//!   `matrixmultiply`'s sgemm/dgemm otherwise.
+//! - Parallelism comes from splitting the problem ourselves: across batch
+//!   entries when there are several, otherwise across stripes of C's rows
+//!   (or columns, when there are too few rows to share). Every block is
+//!   computed by exactly one task with the same arithmetic as a serial run,
+//!   so results do not depend on the number of threads.
+//! - A linear layer's bias is where C starts ([`Start::Bias`]): the kernel
+//!   adds it as it writes each tile, instead of a pass of its own.
+//!
+//! [`gemm_serial`] is the same kernel on the calling thread, writing into a
+//! block of a larger buffer, for kernels that are parallel already
+//! (attention's heads).
 
 use rayon::prelude::*;
 
+use super::gemv::gemv_rows;
 use super::SendPtr;
 
-/// Where one operand lives inside its buffer.
+/// C = A·B by the definition, C[i, j] = Σ_p A[i, p]·B[p, j], in f64: the
+/// reference that [`gemm`] is tested against.
+///
+/// A `[m, k]` lies at `sa` in `a`, B `[k, n]` at `sb` in `b`; C comes back
+/// dense and row-major `[m, n]`.
+pub fn gemm_reference(shape: GemmShape, a: &[f64], sa: Strided, b: &[f64], sb: Strided) -> Vec<f64> {
+    let GemmShape { m, k, n } = shape;
+    let mut c = vec![0.0; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            let mut sum = 0.0;
+            for p in 0..k {
+                sum += a[sa.index(i, p)] * b[sb.index(p, j)];
+            }
+            c[i * n + j] = sum;
+        }
+    }
+    c
+}
+
+/// The sizes of one product: A `[m, k]` · B `[k, n]` = C `[m, n]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GemmShape {
+    pub m: usize,
+    pub k: usize,
+    pub n: usize,
+}
+
+/// Where one operand lives inside its buffer: element (i, j) at
+/// `offset + i·row_stride + j·col_stride` (strides in elements).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Strided {
     pub offset: usize,
@@ -31,12 +74,14 @@ impl Strided {
         Strided { offset, row_stride: cols, col_stride: 1 }
     }
 
-    /// One past the largest index a rows×cols view touches (0 when empty).
-    fn end(&self, rows: usize, cols: usize) -> usize {
-        if rows == 0 || cols == 0 {
-            return 0;
-        }
-        self.offset + (rows - 1) * self.row_stride + (cols - 1) * self.col_stride + 1
+    /// The same buffer read as the transpose: strides swapped, no copy.
+    pub fn transposed(self) -> Self {
+        Strided { row_stride: self.col_stride, col_stride: self.row_stride, ..self }
+    }
+
+    /// Where element (i, j) is.
+    pub fn index(&self, i: usize, j: usize) -> usize {
+        self.offset + i * self.row_stride + j * self.col_stride
     }
 
     /// The same operand starting `rows` rows further down.
@@ -45,266 +90,164 @@ impl Strided {
     }
 
     fn shifted(self, rows: usize, cols: usize) -> Self {
-        Strided { offset: self.offset + rows * self.row_stride + cols * self.col_stride, ..self }
+        Strided { offset: self.index(rows, cols), ..self }
+    }
+
+    /// One past the largest index a rows×cols view touches (0 when empty).
+    fn end(&self, rows: usize, cols: usize) -> usize {
+        if rows == 0 || cols == 0 {
+            return 0;
+        }
+        self.index(rows - 1, cols - 1) + 1
     }
 }
 
-/// Element types `matrixmultiply` has a kernel for.
+/// Where a product's C goes: m rows of n elements from `ptr`, `row_stride`
+/// elements apart (n for a dense C; wider for a block of a larger matrix).
+#[derive(Clone, Copy, Debug)]
+pub struct OutBlock<T> {
+    pub ptr: *mut T,
+    pub row_stride: usize,
+}
+
+/// What C holds before A·B is added to it.
+#[derive(Clone, Copy, Debug)]
+pub enum Start<'a, T> {
+    /// Zero: C is overwritten, its old contents (possibly uninitialised)
+    /// never read.
+    Zero,
+    /// C's current contents: C += A·B.
+    Accumulate,
+    /// The same n values on every row: a linear layer's y = bias + x·Wᵀ.
+    Bias(&'a [T]),
+}
+
+impl<'a, T> Start<'a, T> {
+    /// The start of columns `from..from + len` of C.
+    fn columns(self, from: usize, len: usize) -> Self {
+        match self {
+            Start::Bias(bias) => Start::Bias(&bias[from..from + len]),
+            other => other,
+        }
+    }
+}
+
+/// Element types with a GEMM kernel (f32 and f64).
 pub trait GemmElement: Copy + Default + Send + Sync + 'static {
+    /// One product on the calling thread with this type's fastest kernel:
+    /// C = start + A·B.
+    ///
     /// # Safety
-    /// The pointers and strides must describe valid m×k, k×n and m×n
-    /// matrices, and `c` must not alias `a` or `b`.
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn raw_gemm(
-        m: usize,
-        k: usize,
-        n: usize,
-        a: *const Self,
-        rsa: isize,
-        csa: isize,
-        b: *const Self,
-        rsb: isize,
-        csb: isize,
-        accumulate: bool,
-        c: *mut Self,
-        rsc: isize,
-        csc: isize,
+    /// k > 0; `sa` and `sb` describe m×k and k×n matrices inside `a` and
+    /// `b`; `c` points at m rows of n writable elements that alias neither A
+    /// nor B and that nothing else touches during the call (uninitialised
+    /// unless `start` is `Accumulate`); a bias holds n elements.
+    unsafe fn gemm_block(
+        shape: GemmShape,
+        a: &[Self],
+        sa: Strided,
+        b: &[Self],
+        sb: Strided,
+        c: OutBlock<Self>,
+        start: Start<Self>,
     );
-
-    /// C `[1, n]` (+)= a `[1, k]` · B for a B whose columns are contiguous
-    /// (`x·Wᵀ` with W stored `[n, k]`), through the matrix-vector kernel of
-    /// `gemv`; false when this type has none and the GEMM must do it.
-    ///
-    /// # Safety
-    /// As for `raw_gemm`, with `a` k contiguous elements and column j of B
-    /// the k contiguous elements at `b + j·b_col_stride`.
-    unsafe fn raw_gemv(
-        _k: usize,
-        _n: usize,
-        _a: *const Self,
-        _b: *const Self,
-        _b_col_stride: usize,
-        _accumulate: bool,
-        _c: *mut Self,
-    ) -> bool {
-        false
-    }
-
-    /// C `[m, n]` (row stride `rsc`, column stride 1) (+)= A·B, or
-    /// C = bias + A·B, through our own packed kernel (`sgemm`); false when
-    /// this type or CPU has none and `raw_gemm` must do it.
-    ///
-    /// # Safety
-    /// As for `raw_gemm`, and `bias` n readable elements.
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn raw_own_gemm(
-        _m: usize,
-        _k: usize,
-        _n: usize,
-        _a: (*const Self, isize, isize),
-        _b: (*const Self, isize, isize),
-        _accumulate: bool,
-        _bias: Option<*const Self>,
-        _c: *mut Self,
-        _rsc: usize,
-    ) -> bool {
-        false
-    }
 }
 
-macro_rules! gemm_element {
-    ($t:ty, $f:path, { $($gemv:tt)* }) => {
-        impl GemmElement for $t {
-            unsafe fn raw_gemm(
-                m: usize,
-                k: usize,
-                n: usize,
-                a: *const Self,
-                rsa: isize,
-                csa: isize,
-                b: *const Self,
-                rsb: isize,
-                csb: isize,
-                accumulate: bool,
-                c: *mut Self,
-                rsc: isize,
-                csc: isize,
-            ) {
-                let beta = if accumulate { 1.0 } else { 0.0 };
-                // SAFETY: forwarded from the caller's contract above.
-                unsafe { $f(m, k, n, 1.0, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
-            }
-            $($gemv)*
-        }
-    };
-}
-gemm_element!(f32, matrixmultiply::sgemm, {
-    unsafe fn raw_gemv(
-        k: usize,
-        n: usize,
-        a: *const f32,
-        b: *const f32,
-        b_col_stride: usize,
-        accumulate: bool,
-        c: *mut f32,
-    ) -> bool {
-        // SAFETY: forwarded from the caller's contract.
-        unsafe { super::gemv::gemv_rows(std::slice::from_raw_parts(a, k), b, b_col_stride, n, c, accumulate) };
-        true
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn raw_own_gemm(
-        m: usize,
-        k: usize,
-        n: usize,
-        a: (*const f32, isize, isize),
-        b: (*const f32, isize, isize),
-        accumulate: bool,
-        bias: Option<*const f32>,
-        c: *mut f32,
-        rsc: usize,
-    ) -> bool {
+impl GemmElement for f32 {
+    unsafe fn gemm_block(
+        shape: GemmShape,
+        a: &[f32],
+        sa: Strided,
+        b: &[f32],
+        sb: Strided,
+        c: OutBlock<f32>,
+        start: Start<f32>,
+    ) {
+        let GemmShape { m, k, n } = shape;
+        // One row against contiguous columns (a decode step's x·Wᵀ) streams
+        // W once through the matrix-vector kernel instead of packing it.
+        let one_row_against_weight_rows = m == 1 && sa.col_stride == 1 && sb.row_stride == 1;
         #[cfg(target_arch = "x86_64")]
-        if super::sgemm::available() {
-            use super::sgemm::{sgemm, View};
-            let (a, b) = (View { ptr: a.0, rows: a.1, cols: a.2 }, View { ptr: b.0, rows: b.1, cols: b.2 });
+        if !one_row_against_weight_rows && super::sgemm::available() {
             // SAFETY: forwarded from the caller's contract; AVX-512F checked.
-            unsafe { sgemm(m, k, n, a, b, c, rsc, accumulate, bias) };
-            return true;
+            return unsafe { super::sgemm::sgemm(shape, a, sa, b, sb, c, start) };
         }
-        let _ = (m, k, n, a, b, accumulate, bias, c, rsc);
-        false
+        // SAFETY (both): forwarded from the caller's contract; row 0 of A
+        // is k contiguous elements and column j of B the k contiguous
+        // elements at offset + j·col_stride.
+        unsafe {
+            let accumulate = start_in_c(shape, c, start);
+            if one_row_against_weight_rows {
+                let x = &a[sa.offset..sa.offset + k];
+                return gemv_rows(x, b.as_ptr().add(sb.offset), sb.col_stride, n, c.ptr, accumulate);
+            }
+            let beta = if accumulate { 1.0 } else { 0.0 };
+            let ((pa, rsa, csa), (pb, rsb, csb)) = (library_operand(a, sa), library_operand(b, sb));
+            matrixmultiply::sgemm(m, k, n, 1.0, pa, rsa, csa, pb, rsb, csb, beta, c.ptr, c.row_stride as isize, 1)
+        }
     }
-});
-gemm_element!(f64, matrixmultiply::dgemm, {});
+}
+
+impl GemmElement for f64 {
+    unsafe fn gemm_block(
+        shape: GemmShape,
+        a: &[f64],
+        sa: Strided,
+        b: &[f64],
+        sb: Strided,
+        c: OutBlock<f64>,
+        start: Start<f64>,
+    ) {
+        let GemmShape { m, k, n } = shape;
+        // SAFETY: forwarded from the caller's contract.
+        unsafe {
+            let beta = if start_in_c(shape, c, start) { 1.0 } else { 0.0 };
+            let ((pa, rsa, csa), (pb, rsb, csb)) = (library_operand(a, sa), library_operand(b, sb));
+            matrixmultiply::dgemm(m, k, n, 1.0, pa, rsa, csa, pb, rsb, csb, beta, c.ptr, c.row_stride as isize, 1)
+        }
+    }
+}
+
+/// An operand as `matrixmultiply` takes it: first element, then the
+/// strides as signed offsets.
+fn library_operand<T>(buffer: &[T], at: Strided) -> (*const T, isize, isize) {
+    (buffer[at.offset..].as_ptr(), at.row_stride as isize, at.col_stride as isize)
+}
+
+/// For kernels that can only overwrite C or add to it: puts the bias into
+/// C's rows first, and says whether the kernel must add (β = 1) or may
+/// overwrite (β = 0).
+///
+/// # Safety
+/// As for [`GemmElement::gemm_block`].
+unsafe fn start_in_c<T: Copy>(shape: GemmShape, c: OutBlock<T>, start: Start<T>) -> bool {
+    match start {
+        Start::Zero => false,
+        Start::Accumulate => true,
+        Start::Bias(bias) => {
+            for i in 0..shape.m {
+                // SAFETY: row i of C holds n elements, the bias n.
+                unsafe { std::slice::from_raw_parts_mut(c.ptr.add(i * c.row_stride), shape.n).copy_from_slice(bias) };
+            }
+            true
+        }
+    }
+}
 
 /// Below this many multiply-adds a single thread is faster than splitting.
 const PARALLEL_MIN_WORK: usize = 1 << 18;
 
-/// One GEMM, parallel over blocks of C. `accumulate` adds into C instead of
-/// overwriting it (gradients accumulate this way).
-#[allow(clippy::too_many_arguments)]
-pub fn gemm<T: GemmElement>(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: &[T],
-    sa: Strided,
-    b: &[T],
-    sb: Strided,
-    c: &mut [T],
-    accumulate: bool,
-) {
-    batched_gemm(m, k, n, a, &[sa], b, &[sb], c, accumulate);
-}
-
-/// `batch` GEMMs: entry i multiplies A at `sa[i]` by B at `sb[i]` into the
-/// i-th dense m×n block of C. Batch entries may share operands (broadcasting
-/// gives them equal offsets), never output.
-#[allow(clippy::too_many_arguments)]
-pub fn batched_gemm<T: GemmElement>(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: &[T],
-    sa: &[Strided],
-    b: &[T],
-    sb: &[Strided],
-    c: &mut [T],
-    accumulate: bool,
-) {
-    assert_eq!(c.len(), sa.len() * m * n, "gemm: output holds {} elements, need {}", c.len(), sa.len() * m * n);
-    if k == 0 && !accumulate {
-        c.fill(T::default());
-    }
-    // SAFETY: `c` is an exclusive borrow of exactly batch·m·n elements.
-    unsafe { batched_gemm_raw(m, k, n, a, sa, b, sb, c.as_mut_ptr(), accumulate, None) }
-}
-
-/// One GEMM on the calling thread into a block of a larger matrix, C's rows
-/// `c_row_stride` apart: for kernels that are parallel already and whose
-/// tasks write disjoint blocks of one buffer (attention's heads, side by
-/// side in the rows of a `[B, T, C]` output).
+/// `sa.len()` products at once, parallel: entry i multiplies A at `sa[i]` by
+/// B at `sb[i]` into the i-th dense m×n block of the result, starting from
+/// zero or, given a `bias` (n elements), from the bias on every row.
 ///
-/// # Safety
-/// `c` must point at m rows of n writable elements, `c_row_stride` apart,
-/// that nothing else reads or writes during the call.
-#[allow(clippy::too_many_arguments)]
-pub unsafe fn gemm_serial_raw<T: GemmElement>(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: &[T],
-    sa: Strided,
-    b: &[T],
-    sb: Strided,
-    c: *mut T,
-    c_row_stride: usize,
-    accumulate: bool,
-) {
-    if m == 0 || n == 0 {
-        return;
-    }
-    assert!(n <= c_row_stride, "gemm: {n} columns in rows {c_row_stride} apart");
-    assert!(sa.end(m, k) <= a.len(), "gemm: A operand {sa:?} ({m}x{k}) overruns a buffer of {}", a.len());
-    assert!(sb.end(k, n) <= b.len(), "gemm: B operand {sb:?} ({k}x{n}) overruns a buffer of {}", b.len());
-    if k == 0 {
-        if !accumulate {
-            for i in 0..m {
-                // SAFETY: row i of C holds n elements (the caller's contract).
-                unsafe { std::ptr::write_bytes(c.add(i * c_row_stride), 0, n) };
-            }
-        }
-        return;
-    }
-    gemm_block(m, k, n, a, sa, b, sb, c, c_row_stride, accumulate, None)
-}
-
-/// Like [`batched_gemm`] into `c`, an empty vector (its capacity is used,
-/// growing it if needed), which is returned filled. The buffer is never
-/// zeroed first: with β = 0 the kernel writes every element without reading
-/// it, so filling it beforehand would be a wasted pass over memory.
-#[allow(clippy::too_many_arguments)]
-pub fn batched_gemm_new<T: GemmElement>(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: &[T],
-    sa: &[Strided],
-    b: &[T],
-    sb: &[Strided],
-    c: Vec<T>,
-) -> Vec<T> {
-    gemm_new(m, k, n, a, sa, b, sb, None, c)
-}
-
-/// A linear layer's y = bias + A·B (A the `[m, k]` input rows, B the
-/// transposed weight, bias `[n]`) into `c`, an empty vector as for
-/// [`batched_gemm_new`]. The kernel adds the bias while it writes each tile
-/// of C, so there is no separate pass broadcasting it over C first.
-#[allow(clippy::too_many_arguments)]
-pub fn linear_gemm_new<T: GemmElement>(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: &[T],
-    sa: Strided,
-    b: &[T],
-    sb: Strided,
-    bias: &[T],
-    c: Vec<T>,
-) -> Vec<T> {
-    assert_eq!(bias.len(), n, "gemm: a bias of {} for {n} columns", bias.len());
-    gemm_new(m, k, n, a, &[sa], b, &[sb], Some(bias), c)
-}
-
-/// The two above: every C starting from zero or from the bias.
-#[allow(clippy::too_many_arguments)]
-fn gemm_new<T: GemmElement>(
-    m: usize,
-    k: usize,
-    n: usize,
+/// The result is built in `c`, an empty vector whose capacity is used
+/// (grown if needed), and returned. It is never zeroed first: with β = 0
+/// the kernel writes every element without reading it, so filling it
+/// beforehand would be a wasted pass over memory. Batch entries may share
+/// operands (broadcasting gives them equal offsets).
+pub fn gemm<T: GemmElement>(
+    shape: GemmShape,
     a: &[T],
     sa: &[Strided],
     b: &[T],
@@ -312,8 +255,12 @@ fn gemm_new<T: GemmElement>(
     bias: Option<&[T]>,
     mut c: Vec<T>,
 ) -> Vec<T> {
+    let GemmShape { m, k, n } = shape;
     let len = sa.len() * m * n;
     c.clear();
+    if let Some(bias) = bias {
+        assert_eq!(bias.len(), n, "gemm: a bias of {} for {n} columns", bias.len());
+    }
     if k == 0 {
         match bias {
             Some(bias) => (0..sa.len() * m).for_each(|_| c.extend_from_slice(bias)),
@@ -322,34 +269,66 @@ fn gemm_new<T: GemmElement>(
         return c;
     }
     c.reserve(len);
+    let start = bias.map_or(Start::Zero, Start::Bias);
     // SAFETY: the capacity holds `len` elements; with k > 0 and β = 0 the
     // kernel writes every one of them before `set_len` exposes them.
     unsafe {
-        batched_gemm_raw(m, k, n, a, sa, b, sb, c.as_mut_ptr(), false, bias);
+        batched_gemm_raw(shape, a, sa, b, sb, c.as_mut_ptr(), start);
         c.set_len(len);
     }
     c
 }
 
-/// With a `bias` (n elements, `accumulate` false), every C starts from it.
+/// One product C = A·B on the calling thread into a block of a larger
+/// matrix: for kernels that are parallel already and whose tasks write
+/// disjoint blocks of one buffer (attention's heads, side by side in the
+/// rows of a `[B, T, C]` output).
+///
+/// # Safety
+/// `c` must point at m rows of n writable elements, `c.row_stride` apart,
+/// that nothing else reads or writes during the call.
+pub unsafe fn gemm_serial<T: GemmElement>(
+    shape: GemmShape,
+    a: &[T],
+    sa: Strided,
+    b: &[T],
+    sb: Strided,
+    c: OutBlock<T>,
+) {
+    let GemmShape { m, k, n } = shape;
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(n <= c.row_stride, "gemm: {n} columns in rows {} apart", c.row_stride);
+    assert!(sa.end(m, k) <= a.len(), "gemm: A operand {sa:?} ({m}x{k}) overruns a buffer of {}", a.len());
+    assert!(sb.end(k, n) <= b.len(), "gemm: B operand {sb:?} ({k}x{n}) overruns a buffer of {}", b.len());
+    if k == 0 {
+        for i in 0..m {
+            // SAFETY: row i of C holds n elements (the caller's contract).
+            unsafe { std::ptr::write_bytes(c.ptr.add(i * c.row_stride), 0, n) };
+        }
+        return;
+    }
+    // SAFETY: operands checked above, C as the caller promised.
+    unsafe { T::gemm_block(shape, a, sa, b, sb, c, Start::Zero) }
+}
+
+/// The batch, parallel, into `sa.len()` dense m×n blocks at `c`.
 ///
 /// # Safety
 /// `c` must point to `sa.len()·m·n` writable elements that nothing else
-/// accesses during the call; they may be uninitialised when `accumulate` is
-/// false and k > 0.
-#[allow(clippy::too_many_arguments)]
+/// accesses during the call; they may be uninitialised unless `start` is
+/// `Accumulate`. With k = 0 nothing is written.
 unsafe fn batched_gemm_raw<T: GemmElement>(
-    m: usize,
-    k: usize,
-    n: usize,
+    shape: GemmShape,
     a: &[T],
     sa: &[Strided],
     b: &[T],
     sb: &[Strided],
     c: *mut T,
-    accumulate: bool,
-    bias: Option<&[T]>,
+    start: Start<T>,
 ) {
+    let GemmShape { m, k, n } = shape;
     let batch = sa.len();
     assert_eq!(batch, sb.len(), "gemm: {} A operands but {} B operands", batch, sb.len());
     for (x, y) in sa.iter().zip(sb) {
@@ -365,8 +344,12 @@ unsafe fn batched_gemm_raw<T: GemmElement>(
     let block = move |i: usize| {
         let base = c_ptr;
         // SAFETY: block i of C is m·n elements at offset i·m·n, inside the
-        // caller's buffer and touched by no other task.
-        gemm_block(m, k, n, a, sa[i], b, sb[i], unsafe { base.0.add(i * m * n) }, n, accumulate, bias)
+        // caller's buffer and touched by no other task; the operands were
+        // checked above.
+        unsafe {
+            let c = OutBlock { ptr: base.0.add(i * m * n), row_stride: n };
+            T::gemm_block(shape, a, sa[i], b, sb[i], c, start)
+        }
     };
     if work < PARALLEL_MIN_WORK || threads == 1 {
         (0..batch).for_each(block);
@@ -391,114 +374,46 @@ unsafe fn batched_gemm_raw<T: GemmElement>(
     let stripes = extent.div_ceil(stripe);
     (0..batch * stripes).into_par_iter().for_each(|task| {
         let (i, s) = (task / stripes, task % stripes);
-        let start = s * stripe;
-        let len = stripe.min(extent - start);
+        let from = s * stripe;
+        let len = stripe.min(extent - from);
         let base = c_ptr;
         // SAFETY: each task's block of C (a row or column stripe of batch
         // entry i) is disjoint from every other task's.
         unsafe {
             let c_block = base.0.add(i * m * n);
             if by_rows {
-                let rows = sa[i].shifted(start, 0);
-                gemm_block(len, k, n, a, rows, b, sb[i], c_block.add(start * n), n, accumulate, bias);
+                let (rows, c) = (sa[i].shifted(from, 0), OutBlock { ptr: c_block.add(from * n), row_stride: n });
+                T::gemm_block(GemmShape { m: len, k, n }, a, rows, b, sb[i], c, start);
             } else {
-                let (cols, bias) = (sb[i].shifted(0, start), bias.map(|bias| &bias[start..start + len]));
-                gemm_block(m, k, len, a, sa[i], b, cols, c_block.add(start), n, accumulate, bias);
+                let (cols, c) = (sb[i].shifted(0, from), OutBlock { ptr: c_block.add(from), row_stride: n });
+                T::gemm_block(GemmShape { m, k, n: len }, a, sa[i], b, cols, c, start.columns(from, len));
             }
         }
     });
-}
-
-/// One single-threaded GEMM into C at `c` with row stride `rsc`, starting
-/// from C itself (`accumulate`), from the `bias` (n elements) or from zero.
-#[allow(clippy::too_many_arguments)]
-fn gemm_block<T: GemmElement>(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: &[T],
-    sa: Strided,
-    b: &[T],
-    sb: Strided,
-    c: *mut T,
-    rsc: usize,
-    accumulate: bool,
-    bias: Option<&[T]>,
-) {
-    // SAFETY: the callers checked that A and B stay inside their slices
-    // (`Strided::end`), and `c` points at an m×n block with row stride `rsc`
-    // inside the output, which is a separate `&mut` borrow so it cannot alias.
-    unsafe {
-        let a_start = a.as_ptr().add(sa.offset);
-        let b_start = b.as_ptr().add(sb.offset);
-        let a_view = (a_start, sa.row_stride as isize, sa.col_stride as isize);
-        let b_view = (b_start, sb.row_stride as isize, sb.col_stride as isize);
-        // One row against contiguous columns (a decode step's x·Wᵀ) streams
-        // W once through the matrix-vector kernel instead of packing it.
-        let gemv_fits = m == 1 && sa.col_stride == 1 && sb.row_stride == 1;
-        if !gemv_fits && T::raw_own_gemm(m, k, n, a_view, b_view, accumulate, bias.map(<[T]>::as_ptr), c, rsc) {
-            return;
-        }
-        // The other kernels only add to C or overwrite it: put the bias in
-        // C first and add to it.
-        let accumulate = match bias {
-            Some(bias) => {
-                for i in 0..m {
-                    std::slice::from_raw_parts_mut(c.add(i * rsc), n).copy_from_slice(bias);
-                }
-                true
-            }
-            None => accumulate,
-        };
-        if gemv_fits && T::raw_gemv(k, n, a_start, b_start, sb.col_stride, accumulate, c) {
-            return;
-        }
-        T::raw_gemm(
-            m,
-            k,
-            n,
-            a_start,
-            sa.row_stride as isize,
-            sa.col_stride as isize,
-            b_start,
-            sb.row_stride as isize,
-            sb.col_stride as isize,
-            accumulate,
-            c,
-            rsc as isize,
-            1,
-        )
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn naive(m: usize, k: usize, n: usize, a: &[f64], sa: Strided, b: &[f64], sb: Strided) -> Vec<f64> {
-        let mut c = vec![0.0; m * n];
-        for i in 0..m {
-            for j in 0..n {
-                for p in 0..k {
-                    c[i * n + j] += a[sa.offset + i * sa.row_stride + p * sa.col_stride]
-                        * b[sb.offset + p * sb.row_stride + j * sb.col_stride];
-                }
-            }
-        }
-        c
+    /// C += A·B through the parallel driver, into a dense C.
+    fn accumulate<T: GemmElement>(shape: GemmShape, a: &[T], sa: &[Strided], b: &[T], sb: &[Strided], c: &mut [T]) {
+        assert_eq!(c.len(), sa.len() * shape.m * shape.n);
+        // SAFETY: `c` is an exclusive borrow of exactly batch·m·n elements.
+        unsafe { batched_gemm_raw(shape, a, sa, b, sb, c.as_mut_ptr(), Start::Accumulate) }
     }
 
     #[test]
-    fn transposed_and_offset_operands_match_naive() {
+    fn transposed_and_offset_operands_match_the_reference() {
         let (m, k, n) = (37, 19, 53);
+        let shape = GemmShape { m, k, n };
         let a: Vec<f64> = (0..m * k + 3).map(|i| (i as f64 * 0.37).sin()).collect();
         let b: Vec<f64> = (0..k * n + 5).map(|i| (i as f64 * 0.11).cos()).collect();
         // A stored transposed (k×m row-major) starting at offset 3.
-        let sa = Strided { offset: 3, row_stride: 1, col_stride: m };
+        let sa = Strided::row_major(3, m).transposed();
         let sb = Strided::row_major(5, n);
-        let mut c = vec![0.0; m * n];
-        gemm(m, k, n, &a, sa, &b, sb, &mut c, false);
-        let want = naive(m, k, n, &a, sa, &b, sb);
+        let c = gemm(shape, &a, &[sa], &b, &[sb], None, Vec::new());
+        let want = gemm_reference(shape, &a, sa, &b, sb);
         for (x, y) in c.iter().zip(&want) {
             assert!((x - y).abs() < 1e-12, "{x} vs {y}");
         }
@@ -509,18 +424,19 @@ mod tests {
         // f32 (our kernel: full and ragged tiles, row and column stripes,
         // one row through the matrix-vector path) and f64 (the fallback).
         for &(m, k, n) in &[(300, 400, 45), (7, 300, 700), (1, 64, 40), (13, 0, 5)] {
+            let shape = GemmShape { m, k, n };
             let a: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.013).sin()).collect();
             let b: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.007).cos()).collect();
             let bias: Vec<f32> = (0..n).map(|j| j as f32 * 0.5 - 3.0).collect();
-            let (sa, sb) = (Strided::row_major(0, k), Strided { offset: 0, row_stride: 1, col_stride: k });
-            let got = linear_gemm_new(m, k, n, &a, sa, &b, sb, &bias, Vec::new());
+            let (sa, sb) = (Strided::row_major(0, k), Strided::row_major(0, k).transposed());
+            let got = gemm(shape, &a, &[sa], &b, &[sb], Some(&bias), Vec::new());
             let mut want: Vec<f32> = (0..m).flat_map(|_| bias.iter().copied()).collect();
-            gemm(m, k, n, &a, sa, &b, sb, &mut want, true);
+            accumulate(shape, &a, &[sa], &b, &[sb], &mut want);
             assert_eq!(got, want, "f32 {m}x{k}x{n}");
             let widen = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<f64>>();
-            let got = linear_gemm_new(m, k, n, &widen(&a), sa, &widen(&b), sb, &widen(&bias), Vec::new());
+            let got = gemm(shape, &widen(&a), &[sa], &widen(&b), &[sb], Some(&widen(&bias)), Vec::new());
             let mut want: Vec<f64> = (0..m).flat_map(|_| widen(&bias)).collect();
-            gemm(m, k, n, &widen(&a), sa, &widen(&b), sb, &mut want, true);
+            accumulate(shape, &widen(&a), &[sa], &widen(&b), &[sb], &mut want);
             assert_eq!(got, want, "f64 {m}x{k}x{n}");
         }
     }
@@ -528,11 +444,13 @@ mod tests {
     #[test]
     fn parallel_row_and_column_splits_match_serial() {
         for &(m, k, n) in &[(300, 64, 40), (1, 512, 1000), (3, 300, 700)] {
+            let shape = GemmShape { m, k, n };
             let a: Vec<f64> = (0..m * k).map(|i| (i as f64 * 0.013).sin()).collect();
             let b: Vec<f64> = (0..k * n).map(|i| (i as f64 * 0.007).cos()).collect();
+            let (sa, sb) = (Strided::row_major(0, k), Strided::row_major(0, n));
             let mut c = vec![1.0; m * n];
-            gemm(m, k, n, &a, Strided::row_major(0, k), &b, Strided::row_major(0, n), &mut c, true);
-            let want = naive(m, k, n, &a, Strided::row_major(0, k), &b, Strided::row_major(0, n));
+            accumulate(shape, &a, &[sa], &b, &[sb], &mut c);
+            let want = gemm_reference(shape, &a, sa, &b, sb);
             for (x, y) in c.iter().zip(&want) {
                 assert!((x - (y + 1.0)).abs() < 1e-9, "{m}x{k}x{n}: {x} vs {}", y + 1.0);
             }
@@ -546,8 +464,7 @@ mod tests {
         let b: Vec<f32> = (0..k * n).map(|i| i as f32 - 2.0).collect();
         let sa = [Strided::row_major(0, k), Strided::row_major(m * k, k)];
         let sb = [Strided::row_major(0, n); 2];
-        let mut c = vec![0.0f32; 2 * m * n];
-        batched_gemm(m, k, n, &a, &sa, &b, &sb, &mut c, false);
+        let c = gemm(GemmShape { m, k, n }, &a, &sa, &b, &sb, None, Vec::new());
         // Row 0 of the second batch entry: [12,13,14]·B.
         let want0 = 12.0 * -2.0 + 13.0 * 0.0 + 14.0 * 2.0;
         assert_eq!(c[m * n], want0);
@@ -558,7 +475,14 @@ mod tests {
     fn out_of_bounds_operand_panics() {
         let a = vec![0.0f32; 5];
         let b = vec![0.0f32; 6];
-        let mut c = vec![0.0f32; 4];
-        gemm(2, 3, 2, &a, Strided::row_major(0, 3), &b, Strided::row_major(0, 2), &mut c, false);
+        gemm(
+            GemmShape { m: 2, k: 3, n: 2 },
+            &a,
+            &[Strided::row_major(0, 3)],
+            &b,
+            &[Strided::row_major(0, 2)],
+            None,
+            Vec::new(),
+        );
     }
 }

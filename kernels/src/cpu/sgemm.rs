@@ -29,11 +29,14 @@
 //! KC-slice, slices added to C in order. It depends on neither the tile
 //! position nor how callers split C across threads, so results are the same
 //! for any thread count. `gemm.rs` uses this on CPUs with AVX-512F and
-//! `matrixmultiply` elsewhere (and for f64).
+//! `matrixmultiply` elsewhere (and for f64); its `gemm_reference` is the
+//! definition this kernel is tested against.
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 use std::cell::RefCell;
+
+use super::gemm::{GemmShape, OutBlock, Start, Strided};
 
 /// Rows of the register tile (broadcast from A).
 pub const MR: usize = 12;
@@ -77,48 +80,58 @@ fn floats(buf: &mut Vec<Line>, floats: usize) -> *mut f32 {
     buf.as_mut_ptr().cast()
 }
 
-/// One operand: element (i, j) at `ptr + i·rows + j·cols` (strides in
-/// elements, as in `gemm.rs`).
+/// A [`Strided`] operand resolved to a pointer: element (i, j) at
+/// `ptr + i·row_stride + j·col_stride`, strides as signed pointer offsets.
 #[derive(Clone, Copy)]
-pub struct View {
-    pub ptr: *const f32,
-    pub rows: isize,
-    pub cols: isize,
+struct View {
+    ptr: *const f32,
+    row_stride: isize,
+    col_stride: isize,
 }
 
 impl View {
+    /// The operand at `at` in `buffer`.
+    fn new(buffer: &[f32], at: Strided) -> View {
+        let ptr = buffer[at.offset..].as_ptr();
+        View { ptr, row_stride: at.row_stride as isize, col_stride: at.col_stride as isize }
+    }
+
     #[inline(always)]
     unsafe fn at(&self, i: usize, j: usize) -> *const f32 {
         // SAFETY: the caller stays inside the operand it described.
-        unsafe { self.ptr.offset(i as isize * self.rows + j as isize * self.cols) }
+        unsafe { self.ptr.offset(i as isize * self.row_stride + j as isize * self.col_stride) }
     }
 }
 
-/// C `[m, n]` (row stride `rsc`, column stride 1) = A·B, or += when
-/// `accumulate`.
+/// C `[m, n]` = start + A·B, where C starts from zero (overwritten), from
+/// itself (accumulated) or from a bias on every row.
 ///
-/// With a `bias` (n floats, `accumulate` false), C = bias + A·B, the bias
-/// added to every row as the first KC-slice's tiles are written: the same
-/// sums as filling C with the bias and accumulating, without that pass.
+/// The bias is added to every row as the first KC-slice's tiles are
+/// written: the same sums as filling C with the bias and accumulating,
+/// without that pass.
 ///
 /// # Safety
-/// The CPU must have AVX-512F ([`available`]); `a`, `b` and `c` must
-/// describe valid m×k, k×n and m×n matrices, C not overlapping A or B, and
-/// `bias` n readable floats; with `accumulate` false, C may be
-/// uninitialised.
+/// The CPU must have AVX-512F ([`available`]); `sa` and `sb` must describe
+/// m×k and k×n matrices inside `a` and `b`, `c` m rows of n writable floats
+/// not overlapping A or B, and a bias n floats; unless C accumulates, it
+/// may be uninitialised.
 #[cfg(target_arch = "x86_64")]
-#[allow(clippy::too_many_arguments)]
 pub unsafe fn sgemm(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: View,
-    b: View,
-    c: *mut f32,
-    rsc: usize,
-    accumulate: bool,
-    bias: Option<*const f32>,
+    shape: GemmShape,
+    a: &[f32],
+    sa: Strided,
+    b: &[f32],
+    sb: Strided,
+    c: OutBlock<f32>,
+    start: Start<f32>,
 ) {
+    let GemmShape { m, k, n } = shape;
+    let (a, b, rsc, c) = (View::new(a, sa), View::new(b, sb), c.row_stride, c.ptr);
+    let accumulate = matches!(start, Start::Accumulate);
+    let bias = match start {
+        Start::Bias(bias) => Some(bias.as_ptr()),
+        Start::Zero | Start::Accumulate => None,
+    };
     if m == 0 || n == 0 {
         return;
     }
@@ -178,19 +191,19 @@ pub unsafe fn sgemm(
 #[cfg(target_arch = "x86_64")]
 unsafe fn pack_a(a: View, i0: usize, p0: usize, mc: usize, kc: usize, out: *mut f32) {
     let mut first = 0;
-    if a.rows == 1 {
+    if a.row_stride == 1 {
         // Columns of A contiguous (A read transposed): for each p, one run
         // of 12 floats per panel, all side by side in the source.
         first = mc / MR;
         // SAFETY: the runs lie inside A; `first` panels fit in `out`.
-        unsafe { copy_runs::<MR>(a.at(i0, p0), a.cols, kc, first, out) };
+        unsafe { copy_runs::<MR>(a.at(i0, p0), a.col_stride, kc, first, out) };
     }
     for (panel, ir) in (0..mc).step_by(MR).enumerate().skip(first) {
         let rows = MR.min(mc - ir);
         // SAFETY: the panel's MR·kc floats are inside `out`; reads stay in A.
         unsafe {
             let dst = out.add(panel * MR * kc);
-            if a.cols == 1 && rows == MR {
+            if a.col_stride == 1 && rows == MR {
                 // Rows of A contiguous (the usual activations): 12 rows
                 // turned into columns, 16 values of p at a time.
                 let done = transpose_a_panel(a, i0 + ir, p0, kc, dst);
@@ -205,7 +218,7 @@ unsafe fn pack_a(a: View, i0: usize, p0: usize, mc: usize, kc: usize, out: *mut 
                 if i < rows {
                     let src = a.at(i0 + ir + i, p0);
                     for p in 0..kc {
-                        *dst.add(p * MR + i) = *src.offset(p as isize * a.cols);
+                        *dst.add(p * MR + i) = *src.offset(p as isize * a.col_stride);
                     }
                 } else {
                     for p in 0..kc {
@@ -222,18 +235,18 @@ unsafe fn pack_a(a: View, i0: usize, p0: usize, mc: usize, kc: usize, out: *mut 
 #[cfg(target_arch = "x86_64")]
 unsafe fn pack_b(b: View, p0: usize, j0: usize, kc: usize, nc: usize, out: *mut f32) {
     let mut first = 0;
-    if b.cols == 1 {
+    if b.col_stride == 1 {
         // Rows of B contiguous: for each p, one run of 32 floats per panel.
         first = nc / NR;
         // SAFETY: the runs lie inside B; `first` panels fit in `out`.
-        unsafe { copy_runs::<NR>(b.at(p0, j0), b.rows, kc, first, out) };
+        unsafe { copy_runs::<NR>(b.at(p0, j0), b.row_stride, kc, first, out) };
     }
     for (panel, jr) in (0..nc).step_by(NR).enumerate().skip(first) {
         let cols = NR.min(nc - jr);
         // SAFETY: the panel's NR·kc floats are inside `out`; reads stay in B.
         unsafe {
             let dst = out.add(panel * NR * kc);
-            if b.rows == 1 && cols == NR {
+            if b.row_stride == 1 && cols == NR {
                 // B read transposed (a weight W [n, k] as Wᵀ): 32 contiguous
                 // columns turned into rows, 16×16 blocks at a time.
                 transpose_panel(b, p0, j0 + jr, kc, dst);
@@ -243,7 +256,7 @@ unsafe fn pack_b(b: View, p0: usize, j0: usize, kc: usize, nc: usize, out: *mut 
                 if j < cols {
                     let src = b.at(p0, j0 + jr + j);
                     for p in 0..kc {
-                        *dst.add(p * NR + j) = *src.offset(p as isize * b.rows);
+                        *dst.add(p * NR + j) = *src.offset(p as isize * b.row_stride);
                     }
                 } else {
                     for p in 0..kc {
@@ -470,21 +483,18 @@ unsafe fn kernel(
 
 #[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
+    use super::super::gemm::gemm_reference;
     use super::*;
 
-    /// C = A·B by the definition, in f64.
-    fn naive(m: usize, k: usize, n: usize, a: &[f32], sa: (isize, isize), b: &[f32], sb: (isize, isize)) -> Vec<f64> {
-        let mut c = vec![0.0; m * n];
-        for i in 0..m {
-            for j in 0..n {
-                for p in 0..k {
-                    let x = a[(i as isize * sa.0 + p as isize * sa.1) as usize] as f64;
-                    let y = b[(p as isize * sb.0 + j as isize * sb.1) as usize] as f64;
-                    c[i * n + j] += x * y;
-                }
-            }
-        }
-        c
+    fn widen(v: &[f32]) -> Vec<f64> {
+        v.iter().map(|&x| x as f64).collect()
+    }
+
+    /// C (+)= A·B by this kernel alone, into a dense C.
+    fn run(shape: GemmShape, a: &[f32], sa: Strided, b: &[f32], sb: Strided, c: &mut [f32], start: Start<f32>) {
+        let out = OutBlock { ptr: c.as_mut_ptr(), row_stride: shape.n };
+        // SAFETY: the tests' operands fit their buffers; C holds m·n floats.
+        unsafe { sgemm(shape, a, sa, b, sb, out, start) }
     }
 
     #[test]
@@ -496,16 +506,17 @@ mod tests {
         // Sizes straddle MR, NR, KC and NC so edges and multiple slices
         // and blocks all occur.
         for &(m, k, n) in &[(1, 1, 1), (13, 5, 33), (12, 384, 32), (25, 800, 515), (7, 390, 64)] {
+            let shape = GemmShape { m, k, n };
             let a: Vec<f32> = (0..m * k).map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0).collect();
             let b: Vec<f32> = (0..k * n).map(|i| ((i * 53 % 97) as f32 - 48.0) / 48.0).collect();
             for (a_t, b_t) in [(false, false), (true, false), (false, true), (true, true)] {
-                let sa = if a_t { (1, m as isize) } else { (k as isize, 1) };
-                let sb = if b_t { (1, k as isize) } else { (n as isize, 1) };
-                let want = naive(m, k, n, &a, sa, &b, sb);
-                let view = |v: &[f32], s: (isize, isize)| View { ptr: v.as_ptr(), rows: s.0, cols: s.1 };
+                let sa = if a_t { Strided::row_major(0, m).transposed() } else { Strided::row_major(0, k) };
+                let sb = if b_t { Strided::row_major(0, k).transposed() } else { Strided::row_major(0, n) };
+                let want = gemm_reference(shape, &widen(&a), sa, &widen(&b), sb);
                 for accumulate in [false, true] {
                     let mut c = vec![1.0f32; m * n];
-                    unsafe { sgemm(m, k, n, view(&a, sa), view(&b, sb), c.as_mut_ptr(), n, accumulate, None) };
+                    let start = if accumulate { Start::Accumulate } else { Start::Zero };
+                    run(shape, &a, sa, &b, sb, &mut c, start);
                     for (idx, (got, want)) in c.iter().zip(&want).enumerate() {
                         let want = want + if accumulate { 1.0 } else { 0.0 };
                         let tol = 1e-4 * (1.0 + want.abs()) * (k as f64).sqrt();
@@ -527,18 +538,17 @@ mod tests {
         let (m, k, n) = (30, 500, 100);
         let a: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
         let b: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.11).cos()).collect();
-        let (va, vb) =
-            (View { ptr: a.as_ptr(), rows: k as isize, cols: 1 }, View { ptr: b.as_ptr(), rows: n as isize, cols: 1 });
+        let (sa, sb) = (Strided::row_major(0, k), Strided::row_major(0, n));
         let mut whole = vec![0.0f32; m * n];
-        unsafe { sgemm(m, k, n, va, vb, whole.as_mut_ptr(), n, false, None) };
+        run(GemmShape { m, k, n }, &a, sa, &b, sb, &mut whole, Start::Zero);
         // The same product as two row stripes and two column stripes.
         let mut parts = vec![0.0f32; m * n];
-        unsafe {
-            sgemm(7, k, n, va, vb, parts.as_mut_ptr(), n, false, None);
-            let va2 = View { ptr: a.as_ptr().add(7 * k), ..va };
-            sgemm(m - 7, k, 45, va2, vb, parts.as_mut_ptr().add(7 * n), n, false, None);
-            let vb2 = View { ptr: b.as_ptr().add(45), ..vb };
-            sgemm(m - 7, k, n - 45, va2, vb2, parts.as_mut_ptr().add(7 * n + 45), n, false, None);
+        run(GemmShape { m: 7, k, n }, &a, sa, &b, sb, &mut parts, Start::Zero);
+        let (sa2, sb2) = (sa.shifted_rows(7), Strided { offset: 45, ..sb });
+        for (cols, sb, c_at) in [(45, sb, 7 * n), (n - 45, sb2, 7 * n + 45)] {
+            let out = OutBlock { ptr: parts[c_at..].as_mut_ptr(), row_stride: n };
+            // SAFETY: rows 7.. of columns [c_at % n, + cols) lie inside C.
+            unsafe { sgemm(GemmShape { m: m - 7, k, n: cols }, &a, sa2, &b, sb, out, Start::Zero) };
         }
         assert_eq!(whole, parts);
     }

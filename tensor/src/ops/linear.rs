@@ -14,7 +14,7 @@
 //! `[M, N]`: dx = dY·W, dW = dYᵀ·x (already `[N, K]`, W's own layout) and
 //! db = Σ_rows dY.
 
-use kernels::cpu::gemm::{linear_gemm_new, Strided};
+use kernels::cpu::gemm::{gemm, GemmShape, Strided};
 
 use crate::dtype::{DType, FloatElement};
 use crate::tensor::Tensor;
@@ -28,10 +28,9 @@ fn operand(t: &Tensor) -> Strided {
 fn biased_product<T: FloatElement>(x2: &Tensor, weight: &Tensor, bias: &Tensor) -> Tensor {
     let (m, k, n) = (x2.dim(0), x2.dim(1), weight.dim(0));
     let bias = bias.contiguous_data::<T>();
-    let w = operand(weight);
-    let wt = Strided { row_stride: w.col_stride, col_stride: w.row_stride, ..w };
+    let wt = operand(weight).transposed();
     let (x, w) = (x2.storage_slice::<T>(), weight.storage_slice::<T>());
-    let y = linear_gemm_new(m, k, n, x, operand(x2), w, wt, &bias, crate::pool::take::<T>(m * n));
+    let y = gemm(GemmShape { m, k, n }, x, &[operand(x2)], w, &[wt], Some(&bias), crate::pool::take::<T>(m * n));
     Tensor::from_contiguous(y, [m, n])
 }
 

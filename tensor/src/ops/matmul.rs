@@ -13,7 +13,7 @@
 //! an offset and the last two strides, so transposed or sliced inputs (and
 //! broadcast ones, whose batch stride is 0) are read where they lie.
 
-use kernels::cpu::gemm::{batched_gemm_new, Strided};
+use kernels::cpu::gemm::{gemm, GemmShape, Strided};
 
 use crate::dtype::{DType, FloatElement};
 use crate::shape::broadcast_shapes;
@@ -97,7 +97,7 @@ fn batch_operands(t: &Tensor) -> Vec<Strided> {
 fn gemm_into<T: FloatElement>(a: &Tensor, b: &Tensor, m: usize, k: usize, n: usize, out_dims: Vec<usize>) -> Tensor {
     let (sa, sb) = (batch_operands(a), batch_operands(b));
     let buffer = crate::pool::take(sa.len() * m * n);
-    let out = batched_gemm_new(m, k, n, a.storage_slice::<T>(), &sa, b.storage_slice::<T>(), &sb, buffer);
+    let out = gemm(GemmShape { m, k, n }, a.storage_slice::<T>(), &sa, b.storage_slice::<T>(), &sb, None, buffer);
     Tensor::from_contiguous(out, out_dims)
 }
 

@@ -90,8 +90,8 @@ mod x86 {
     use std::arch::x86_64::*;
 
     use super::super::half_float::f16_to_f32;
-    use crate::cpu::dot_order::x86::*;
     use super::{GROUP_BYTES, INT4_GROUP};
+    use crate::cpu::dot_order::x86::*;
 
     /// The group's 32 integers as two vectors of 16 signed bytes: weights
     /// 0..16 (low nibbles) and 16..32 (high nibbles).
