@@ -1,4 +1,4 @@
-//! Causal scaled dot-product attention, fused per (batch, head).
+//! Causal scaled dot-product attention: the reference, then the fused kernel.
 //!
 //! For one head with queries Q `[tq, d]`, keys K and values V `[tk, d]`:
 //!   S = scale · Q·Kᵀ           `[tq, tk]`, scale = 1/√d
@@ -14,22 +14,37 @@
 //!   dQ = scale · dS·K,  dK = scale · dSᵀ·Q.
 //! Masked entries have P = 0, so they contribute nothing anywhere.
 //!
-//! Heads are independent, so (batch, head) pairs run in parallel; each one
-//! uses the strided GEMM for its products, reading Kᵀ, Vᵀ, Pᵀ and dSᵀ through
-//! swapped strides rather than copies. Every operand is read and written
-//! where it lies ([`HeadLayout`]): dense `[heads, T, D]` blocks, a KV
-//! cache's spaced-out heads, or the columns of the qkv projection's packed
-//! `[B, T, 3C]` output, so a GPT block never copies Q, K, V or their
-//! gradients into a heads-first layout and back.
+//! Read [`attention_forward_reference`] and [`attention_backward_reference`]
+//! first: one head, explicit loops in f64, the formulas above line by line.
+//! The fused kernels after them, [`causal_attention_forward_in_place`] and
+//! [`causal_attention_backward_in_place`], compute the same numbers for
+//! every head of a batch at once. What they change, and why:
 //!
-//! The masked half is never computed. Queries go in blocks of `BLOCK` rows,
-//! and a block ending at row i1 multiplies only the keys it can see,
-//! 0..i1 + (tk − tq): S and P·V for a block cost its share of the lower
-//! triangle, not the whole square. The backward does the same from the
-//! other side: dV and dK for keys j0..j1 gather only queries i ≥ j0, whose
-//! rows of P and dS are nonzero there. For T = 256 that is 10 of the 16
-//! blocks of each product. Skipped entries are exact zeros, so the results
-//! are those of the full products.
+//! - Heads are independent, so (batch, head) pairs run in parallel.
+//! - The loops over i, j and c become matrix products (the strided GEMM of
+//!   `gemm.rs`), reading Kᵀ, Vᵀ, Pᵀ and dSᵀ through swapped strides rather
+//!   than copies.
+//! - Every operand is read and written where it lies ([`HeadLayout`]):
+//!   dense `[heads, T, D]` blocks, a KV cache's spaced-out heads, or the
+//!   columns of the qkv projection's packed `[B, T, 3C]` output, so a GPT
+//!   block never copies Q, K, V or their gradients into a heads-first layout
+//!   and back.
+//! - The masked half is never computed. Queries go in blocks of `BLOCK`
+//!   rows, and a block ending at row i1 multiplies only the keys it can see,
+//!   0..i1 + (tk − tq): S and P·V for a block cost its share of the lower
+//!   triangle, not the whole square. The backward does the same from the
+//!   other side: dV and dK for keys j0..j1 gather only queries i ≥ j0, whose
+//!   rows of P and dS are nonzero there. For T = 256 that is 10 of the 16
+//!   blocks of each product. Skipped entries are exact zeros, so the results
+//!   are those of the full products.
+//! - Each softmax row takes its maximum and sum in SIMD lanes (`lanes.rs`)
+//!   and its exponentials from the vectorisable `fast_exp` (`math.rs`), and
+//!   the scale is folded where it costs nothing: max(x·scale) = max(x)·scale,
+//!   and into dS once rather than into dQ and dK.
+//!
+//! So the fused kernels differ from the reference only by rounding: in f64
+//! by ~1e-15, in f32 by ~1e-6 (the tests hold them to both, for T up to 256
+//! with ragged blocks).
 
 use num_traits::Float;
 use rayon::prelude::*;
@@ -38,6 +53,113 @@ use super::gemm::{gemm_serial, GemmElement, GemmShape, OutBlock, Strided};
 use super::lanes;
 use super::math::FastExp;
 use super::SendPtr;
+
+/// Causal attention for one head by the definition, in f64: the reference
+/// that the fused [`causal_attention_forward_in_place`] is tested against.
+///
+/// q `[tq, d]`, k and v `[tk, d]`, dense and row-major, tq ≤ tk. Returns
+/// O `[tq, d]` and P `[tq, tk]` (zero where a key is masked).
+pub fn attention_forward_reference(
+    q: &[f64],
+    k: &[f64],
+    v: &[f64],
+    tq: usize,
+    tk: usize,
+    d: usize,
+) -> (Vec<f64>, Vec<f64>) {
+    let scale = 1.0 / (d as f64).sqrt();
+    let past = tk - tq; // keys before the first query (a KV cache)
+    let mut out = vec![0.0; tq * d];
+    let mut probs = vec![0.0; tq * tk];
+    for i in 0..tq {
+        // Query i sees keys 0..=i + past.
+        let visible = i + past + 1;
+        // S[i, j] = scale · q_i · k_j
+        let mut scores = vec![0.0; visible];
+        for (j, score) in scores.iter_mut().enumerate() {
+            let mut dot = 0.0;
+            for c in 0..d {
+                dot += q[i * d + c] * k[j * d + c];
+            }
+            *score = scale * dot;
+        }
+        // P[i, j] = exp(S[i, j] − max) / Σ_j' exp(S[i, j'] − max)
+        let max = scores.iter().fold(f64::NEG_INFINITY, |m, &s| m.max(s));
+        let total: f64 = scores.iter().map(|&s| (s - max).exp()).sum();
+        for (j, &score) in scores.iter().enumerate() {
+            probs[i * tk + j] = (score - max).exp() / total;
+        }
+        // O[i, c] = Σ_j P[i, j] · V[j, c]
+        for j in 0..visible {
+            for c in 0..d {
+                out[i * d + c] += probs[i * tk + j] * v[j * d + c];
+            }
+        }
+    }
+    (out, probs)
+}
+
+/// The backward of [`attention_forward_reference`] for tq = tk = t, by the
+/// definitions, in f64: the reference that the fused
+/// [`causal_attention_backward_in_place`] is tested against.
+///
+/// q, k, v and d_out (dO) `[t, d]`, probs (P) `[t, t]` as the forward
+/// returned it. Returns (dQ, dK, dV), each `[t, d]`.
+pub fn attention_backward_reference(
+    q: &[f64],
+    k: &[f64],
+    v: &[f64],
+    probs: &[f64],
+    d_out: &[f64],
+    t: usize,
+    d: usize,
+) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let scale = 1.0 / (d as f64).sqrt();
+    // dV[j, c] = Σ_i P[i, j] · dO[i, c]   (dV = Pᵀ·dO)
+    let mut dv = vec![0.0; t * d];
+    for i in 0..t {
+        for j in 0..t {
+            for c in 0..d {
+                dv[j * d + c] += probs[i * t + j] * d_out[i * d + c];
+            }
+        }
+    }
+    // dP[i, j] = Σ_c dO[i, c] · V[j, c]   (dP = dO·Vᵀ)
+    let mut dp = vec![0.0; t * t];
+    for i in 0..t {
+        for j in 0..t {
+            for c in 0..d {
+                dp[i * t + j] += d_out[i * d + c] * v[j * d + c];
+            }
+        }
+    }
+    // dS[i, j] = P[i, j] · (dP[i, j] − Σ_j' P[i, j'] · dP[i, j']), the
+    // softmax backward row by row (zero wherever P is: the mask).
+    let mut ds = vec![0.0; t * t];
+    for i in 0..t {
+        let mut row_dot = 0.0;
+        for j in 0..t {
+            row_dot += probs[i * t + j] * dp[i * t + j];
+        }
+        for j in 0..t {
+            ds[i * t + j] = probs[i * t + j] * (dp[i * t + j] - row_dot);
+        }
+    }
+    // dQ[i, c] = scale · Σ_j dS[i, j] · K[j, c]   (dQ = scale · dS·K)
+    // dK[j, c] = scale · Σ_i dS[i, j] · Q[i, c]   (dK = scale · dSᵀ·Q)
+    let (mut dq, mut dk) = (vec![0.0; t * d], vec![0.0; t * d]);
+    for i in 0..t {
+        for j in 0..t {
+            for c in 0..d {
+                dq[i * d + c] += scale * ds[i * t + j] * k[j * d + c];
+                dk[j * d + c] += scale * ds[i * t + j] * q[i * d + c];
+            }
+        }
+    }
+    (dq, dk, dv)
+}
+
+// The fused kernels (see the module notes for what they change and why).
 
 /// Query rows per block of the causal products.
 const BLOCK: usize = 64;
@@ -264,54 +386,51 @@ pub fn causal_attention_backward_in_place<T: Float + GemmElement>(
 mod tests {
     use super::*;
 
-    /// Straightforward attention for one head, for comparison.
-    fn naive(q: &[f64], k: &[f64], v: &[f64], tq: usize, tk: usize, d: usize) -> Vec<f64> {
-        let mut out = vec![0.0; tq * d];
-        for i in 0..tq {
-            let visible = i + (tk - tq) + 1;
-            let s: Vec<f64> = (0..visible)
-                .map(|j| (0..d).map(|c| q[i * d + c] * k[j * d + c]).sum::<f64>() / (d as f64).sqrt())
-                .collect();
-            let max = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-            let e: Vec<f64> = s.iter().map(|x| (x - max).exp()).collect();
-            let z: f64 = e.iter().sum();
-            for j in 0..visible {
-                for c in 0..d {
-                    out[i * d + c] += e[j] / z * v[j * d + c];
-                }
-            }
-        }
-        out
+    fn wave(n: usize, frequency: f64, amplitude: f64) -> Vec<f64> {
+        (0..n).map(|i| amplitude * (i as f64 * frequency).sin()).collect()
+    }
+
+    fn narrow(x: &[f64]) -> Vec<f32> {
+        x.iter().map(|&v| v as f32).collect()
+    }
+
+    /// Head h's `[rows, d]` block of a buffer laid out as `l`, densely, in f64.
+    fn head<T: Float>(x: &[T], l: HeadLayout, h: usize, rows: usize, d: usize) -> Vec<f64> {
+        (0..rows).flat_map(|i| (0..d).map(move |c| x[l.start(h) + i * l.row_stride + c].to_f64().unwrap())).collect()
+    }
+
+    /// Largest |got − want| / (1 + |want|): relative for large values,
+    /// absolute for small ones.
+    fn worst(got: &[f64], want: &[f64]) -> f64 {
+        assert_eq!(got.len(), want.len());
+        got.iter().zip(want).map(|(g, w)| (g - w).abs() / (1.0 + w.abs())).fold(0.0, f64::max)
     }
 
     #[test]
-    fn matches_naive_with_and_without_a_cache_offset() {
+    fn f64_forward_matches_the_reference_with_and_without_a_cache_offset() {
         // 150 keys: three query blocks, the last one ragged.
         let (d, tk) = (4, 150);
-        let k: Vec<f64> = (0..tk * d).map(|i| (i as f64 * 0.37).sin()).collect();
-        let v: Vec<f64> = (0..tk * d).map(|i| (i as f64 * 0.23).cos()).collect();
+        let (k, v) = (wave(tk * d, 0.37, 1.0), wave(tk * d, 0.23, 1.0));
         for tq in [150, 70, 2, 1] {
-            let q: Vec<f64> = (0..tq * d).map(|i| (i as f64 * 0.71).cos()).collect();
+            let q = wave(tq * d, 0.71, 1.0);
             let (mut out, mut p) = (vec![0.0; tq * d], vec![0.0; tq * tk]);
             causal_attention_forward(&q, &k, &v, 1, tq, tk, d, &mut out, &mut p);
-            for (a, b) in out.iter().zip(naive(&q, &k, &v, tq, tk, d)) {
-                assert!((a - b).abs() < 1e-12, "tq {tq}: {a} vs {b}");
-            }
+            let (want_out, want_p) = attention_forward_reference(&q, &k, &v, tq, tk, d);
+            assert!(worst(&out, &want_out) < 1e-12, "tq {tq}: O off by {}", worst(&out, &want_out));
+            assert!(worst(&p, &want_p) < 1e-12, "tq {tq}: P off by {}", worst(&p, &want_p));
         }
     }
 
     #[test]
-    fn blocked_backward_matches_the_full_products() {
+    fn f64_backward_matches_the_reference() {
         // Three blocks of queries and keys (the last ragged), two heads.
         let (heads, t, d) = (2, 150, 4);
-        let gen = |n: usize, f: f64| -> Vec<f64> { (0..n).map(|i| (i as f64 * f).sin()).collect() };
-        let (q, k, v, d_out) =
-            (gen(heads * t * d, 0.71), gen(heads * t * d, 0.37), gen(heads * t * d, 0.23), gen(heads * t * d, 0.13));
-        let (mut out, mut p) = (vec![0.0; heads * t * d], vec![0.0; heads * t * t]);
+        let n = heads * t * d;
+        let (q, k, v, d_out) = (wave(n, 0.71, 1.0), wave(n, 0.37, 1.0), wave(n, 0.23, 1.0), wave(n, 0.13, 1.0));
+        let (mut out, mut p) = (vec![0.0; n], vec![0.0; heads * t * t]);
         causal_attention_forward(&q, &k, &v, heads, t, t, d, &mut out, &mut p);
         // The three gradients side by side in one buffer, as Q, K, V's are
         // in a packed qkv gradient; dQ in the middle to catch crossed layouts.
-        let n = heads * t * d;
         let mut grads = vec![0.0; 3 * n];
         let dense = HeadLayout::dense(t, d);
         let part = |i: usize| HeadLayout { offset: i * n, ..dense };
@@ -327,33 +446,88 @@ mod tests {
             &mut grads,
             [part(1), part(0), part(2)],
         );
-        let (dk, dq, dv) = (&grads[..n], &grads[n..2 * n], &grads[2 * n..]);
-        let scale = 1.0 / (d as f64).sqrt();
         for h in 0..heads {
-            let (o, po) = (h * t * d, h * t * t);
-            let at = |x: &[f64], i: usize, c: usize| x[o + i * d + c];
-            let pij = |i: usize, j: usize| p[po + i * t + j];
-            // Every product over the whole square, by the definitions.
-            let dp = |i: usize, j: usize| (0..d).map(|c| at(&d_out, i, c) * at(&v, j, c)).sum::<f64>();
-            let ds: Vec<f64> = (0..t * t)
-                .map(|ij| {
-                    let (i, j) = (ij / t, ij % t);
-                    let dot: f64 = (0..t).map(|l| pij(i, l) * dp(i, l)).sum();
-                    pij(i, j) * (dp(i, j) - dot) * scale
-                })
-                .collect();
-            for i in 0..t {
-                for c in 0..d {
-                    let want_dv: f64 = (0..t).map(|l| pij(l, i) * at(&d_out, l, c)).sum();
-                    let want_dq: f64 = (0..t).map(|l| ds[i * t + l] * at(&k, l, c)).sum();
-                    let want_dk: f64 = (0..t).map(|l| ds[l * t + i] * at(&q, l, c)).sum();
-                    for (got, want) in
-                        [(dv[o + i * d + c], want_dv), (dq[o + i * d + c], want_dq), (dk[o + i * d + c], want_dk)]
-                    {
-                        assert!((got - want).abs() < 1e-10, "head {h} row {i}: {got} vs {want}");
+            let at = |x: &[f64]| head(x, dense, h, t, d);
+            let (q, k, v, d_out) = (at(&q), at(&k), at(&v), at(&d_out));
+            let (_, p) = attention_forward_reference(&q, &k, &v, t, t, d);
+            let (dq, dk, dv) = attention_backward_reference(&q, &k, &v, &p, &d_out, t, d);
+            for (what, l, want) in [("dQ", part(1), dq), ("dK", part(0), dk), ("dV", part(2), dv)] {
+                let err = worst(&head(&grads, l, h, t, d), &want);
+                assert!(err < 1e-10, "head {h} {what} off by {err}");
+            }
+        }
+    }
+
+    /// The f32 kernels as a GPT block runs them: Q, K and V read from a
+    /// packed `[B, T, 3C]` projection, O written into `[B, T, C]`, the
+    /// gradients into a packed `[B, T, 3C]`, heads on a 4-thread pool; T
+    /// from one row to four blocks with ragged ends, D as in small and
+    /// GPT-2-sized heads.
+    #[test]
+    fn f32_kernels_match_the_reference_at_realistic_sizes() {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(4).build().unwrap();
+        pool.install(|| {
+            let (b, n_heads) = (2, 3);
+            let (mut worst_out, mut worst_p, mut worst_grad) = (0.0f64, 0.0f64, 0.0f64);
+            for d in [16, 64] {
+                for t in [1, 7, 64, 129, 256] {
+                    let c = n_heads * d;
+                    let heads = b * n_heads;
+                    // Q·Kᵀ/√d of a few units, as in a trained model: peaked
+                    // rows and flat ones.
+                    let qkv = narrow(&wave(b * t * 3 * c, 0.618, 2.0));
+                    let d_out = narrow(&wave(b * t * c, 0.271, 1.0));
+                    let part = |i: usize| HeadLayout::packed(t, n_heads, d, 3 * c, i * c);
+                    let ol = HeadLayout::packed(t, n_heads, d, c, 0);
+                    let (mut out, mut p) = (vec![0.0f32; b * t * c], vec![0.0f32; heads * t * t]);
+                    let qkv_in = [(&qkv[..], part(0)), (&qkv[..], part(1)), (&qkv[..], part(2))];
+                    let [(q, ql), (k, kl), (v, vl)] = qkv_in;
+                    causal_attention_forward_in_place(q, ql, k, kl, v, vl, heads, t, t, d, &mut out, ol, &mut p);
+                    let mut grads = vec![0.0f32; b * t * 3 * c];
+                    let gl = [part(0), part(1), part(2)];
+                    causal_attention_backward_in_place(qkv_in, &p, &d_out, ol, heads, t, d, &mut grads, gl);
+                    for h in 0..heads {
+                        let [q, k, v] = [0, 1, 2].map(|i| head(&qkv, part(i), h, t, d));
+                        let (want_out, want_p) = attention_forward_reference(&q, &k, &v, t, t, d);
+                        let got_p: Vec<f64> = p[h * t * t..(h + 1) * t * t].iter().map(|&x| x as f64).collect();
+                        worst_out = worst_out.max(worst(&head(&out, ol, h, t, d), &want_out));
+                        worst_p = worst_p.max(worst(&got_p, &want_p));
+                        let d_out = head(&d_out, ol, h, t, d);
+                        let (dq, dk, dv) = attention_backward_reference(&q, &k, &v, &want_p, &d_out, t, d);
+                        for (i, want) in [dq, dk, dv].iter().enumerate() {
+                            worst_grad = worst_grad.max(worst(&head(&grads, part(i), h, t, d), want));
+                        }
                     }
                 }
             }
+            // f32 tolerances, as |got − want| / (1 + |want|): ~10× the
+            // worst seen (O 7e-7, P 9e-7, gradients 2e-6).
+            assert!(worst_out < 1e-5, "O off by {worst_out:e}");
+            assert!(worst_p < 1e-5, "P off by {worst_p:e}");
+            assert!(worst_grad < 2e-5, "dQ, dK or dV off by {worst_grad:e}");
+        });
+    }
+
+    /// Decoding with a KV cache: a few new queries at the end of T keys.
+    #[test]
+    fn f32_cached_queries_match_the_reference() {
+        let mut worst_out = 0.0f64;
+        for d in [16, 64] {
+            for (tq, tk) in [(1, 1), (1, 129), (7, 256), (64, 200)] {
+                let heads = 3;
+                let (ql, kvl) = (HeadLayout::dense(tq, d), HeadLayout::dense(tk, d));
+                let q = narrow(&wave(heads * tq * d, 0.618, 2.0));
+                let (k, v) = (narrow(&wave(heads * tk * d, 0.414, 2.0)), narrow(&wave(heads * tk * d, 0.173, 1.0)));
+                let (mut out, mut p) = (vec![0.0f32; heads * tq * d], vec![0.0f32; heads * tq * tk]);
+                causal_attention_forward(&q, &k, &v, heads, tq, tk, d, &mut out, &mut p);
+                for h in 0..heads {
+                    let (hq, hk, hv) = (head(&q, ql, h, tq, d), head(&k, kvl, h, tk, d), head(&v, kvl, h, tk, d));
+                    let (want_out, _) = attention_forward_reference(&hq, &hk, &hv, tq, tk, d);
+                    worst_out = worst_out.max(worst(&head(&out, ql, h, tq, d), &want_out));
+                }
+            }
         }
+        // f32 tolerance as above (worst seen 1.3e-7).
+        assert!(worst_out < 1e-5, "O off by {worst_out:e}");
     }
 }
