@@ -21,6 +21,8 @@
 
 use num_traits::Float;
 
+use super::math::FastExp;
+
 /// Partial sums a row reduction keeps side by side: one AVX-512 register
 /// of f32.
 pub const REDUCTION_LANES: usize = 16;
@@ -57,6 +59,23 @@ pub fn sum<T: Float>(xs: &[T]) -> T {
 #[inline(always)]
 pub fn dot<T: Float>(a: &[T], b: &[T]) -> T {
     sum_zip(a, b, |x, y| x * y)
+}
+
+/// Σ exp(v − shift) over a row. The exponentials are taken a block at a
+/// time into a small buffer and summed there in SIMD lanes ([`sum`]), both
+/// loops the compiler vectorises; the blocks' sums are added in order.
+pub fn sum_exp_shifted<T: FastExp>(row: &[T], shift: T) -> T {
+    const BLOCK: usize = 256;
+    let mut buffer = [T::zero(); BLOCK];
+    let mut total = T::zero();
+    for block in row.chunks(BLOCK) {
+        let exps = &mut buffer[..block.len()];
+        for (e, &v) in exps.iter_mut().zip(block) {
+            *e = (v - shift).fast_exp();
+        }
+        total = total + sum(exps);
+    }
+    total
 }
 
 /// max x_i (−∞ for an empty row; a NaN is skipped, as by `Float::max`).
