@@ -2,7 +2,9 @@
 //!
 //! gelu(x) = ½·x·(1 + tanh u),  u = √(2/π)·(x + 0.044715·x³).
 //!
-//! Since ½·(1 + tanh u) = σ(2u) (the logistic sigmoid), the same value is
+//! [`gelu_reference`] and [`gelu_derivative_reference`] are that formula
+//! and its derivative as written, in f64. The fused kernels after them
+//! change the form, not the value: since ½·(1 + tanh u) = σ(2u) (the logistic sigmoid), the same value is
 //! x·σ(2u) = x / (1 + e^(−2u)): one exponential and one division, both of
 //! which vectorise (see `math::exp_f32`), where `tanh` is a library call per
 //! element. Its derivative, with s = σ(2u):
@@ -19,6 +21,21 @@ const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
 const CUBIC: f64 = 0.044_715;
 /// Elements per parallel task.
 const CHUNK: usize = 1 << 14;
+
+/// gelu(x) = ½·x·(1 + tanh u) as written, in f64: the reference for
+/// [`gelu_forward`].
+pub fn gelu_reference(x: f64) -> f64 {
+    let u = SQRT_2_OVER_PI * (x + CUBIC * x * x * x);
+    0.5 * x * (1.0 + u.tanh())
+}
+
+/// gelu'(x) = ½·(1 + tanh u) + ½·x·(1 − tanh² u)·du/dx, in f64: the
+/// reference for [`gelu_backward`] (which multiplies it by dy).
+pub fn gelu_derivative_reference(x: f64) -> f64 {
+    let u = SQRT_2_OVER_PI * (x + CUBIC * x * x * x);
+    let du = SQRT_2_OVER_PI * (1.0 + 3.0 * CUBIC * x * x);
+    0.5 * (1.0 + u.tanh()) + 0.5 * x * (1.0 - u.tanh() * u.tanh()) * du
+}
 
 /// σ(2u) for one x, and du/dx.
 #[inline(always)]
@@ -58,10 +75,6 @@ pub fn gelu_backward<T: FastExp + Send + Sync>(x: &[T], dy: &[T], dx: &mut [T]) 
 mod tests {
     use super::*;
 
-    fn reference(x: f64) -> f64 {
-        0.5 * x * (1.0 + (SQRT_2_OVER_PI * (x + CUBIC * x * x * x)).tanh())
-    }
-
     #[test]
     fn matches_the_tanh_form_in_f32_and_f64() {
         let xs: Vec<f64> = (-400..=400).map(|i| i as f64 * 0.025).collect();
@@ -71,12 +84,12 @@ mod tests {
         let mut y32 = vec![0.0f32; xs.len()];
         gelu_forward(&x32, &mut y32);
         for ((&x, &a), &b) in xs.iter().zip(&y64).zip(&y32) {
-            let r = reference(x);
+            let r = gelu_reference(x);
             assert!((a - r).abs() <= 1e-14 * (1.0 + r.abs()), "f64 at {x}: {a} vs {r}");
             // f32 rounds u itself (relative 6e-8); e^(−2u) magnifies that by
             // 2|u|, so a few ulp in the far tail. (The tanh form is worse
             // there: 1 + tanh u cancels.)
-            let r32 = reference(x as f32 as f64);
+            let r32 = gelu_reference(x as f32 as f64);
             assert!((b as f64 - r32).abs() <= 2e-6 * r32.abs() + 1e-12, "f32 at {x}: {b} vs {r32}");
         }
     }
@@ -89,8 +102,10 @@ mod tests {
         gelu_backward(&xs, &ones, &mut dx);
         for (&x, &d) in xs.iter().zip(&dx) {
             let h = 1e-6;
-            let numeric = 2.0 * (reference(x + h) - reference(x - h)) / (2.0 * h);
+            let numeric = 2.0 * (gelu_reference(x + h) - gelu_reference(x - h)) / (2.0 * h);
             assert!((d - numeric).abs() < 1e-8, "at {x}: {d} vs {numeric}");
+            let exact = 2.0 * gelu_derivative_reference(x);
+            assert!((d - exact).abs() < 1e-13, "at {x}: {d} vs {exact}");
         }
     }
 }
