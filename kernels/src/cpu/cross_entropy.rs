@@ -3,7 +3,7 @@
 //!
 //! For logits z (one row of V classes) and target t, the loss is the
 //! negative log-probability of the target:
-//!   loss = −log_softmax(z)[t] = logsumexp(z) − z[t],
+//!   loss = −log_softmax(z)_t = logsumexp(z) − z_t,
 //!   logsumexp(z) = max + ln Σ exp(z − max)
 //!   dloss/dz = softmax(z) − onehot(t) = exp(z − logsumexp) − onehot(t)
 //! Rows whose target is `ignore` count for nothing and get a zero gradient.

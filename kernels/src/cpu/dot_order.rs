@@ -38,7 +38,7 @@ pub fn fold(mut acc: [f32; DOT_LANES]) -> f32 {
     acc[0]
 }
 
-/// The reference dot product, Σ_j x[j]·w[j] in the fixed order, where
+/// The reference dot product, Σ_j x_j·w_j in the fixed order, where
 /// `weight(j)` gives weight j as an exact f32 (an f32 row, or a packed one
 /// decoded on the fly). Every SIMD version gives these bits.
 pub fn dot_scalar(x: &[f32], weight: impl Fn(usize) -> f32) -> f32 {

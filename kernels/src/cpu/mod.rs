@@ -1,4 +1,11 @@
-//! CPU kernels: GEMM, row-wise fused kernels and deterministic reductions.
+//! CPU kernels: GEMM, attention, row-wise fused kernels, quantized
+//! products and deterministic reductions.
+//!
+//! Where a kernel is fast, its file opens with a `*_reference` function:
+//! the plain definition in f64 that the kernel is tested against. The
+//! vector code is picked at run time by [`isa`]; row reductions keep 16
+//! SIMD partial sums ([`lanes`]), matrix-vector dot products 32 in one fixed
+//! order ([`dot_order`]).
 
 pub mod adamw;
 pub mod attention;

@@ -70,7 +70,7 @@ pub fn log_softmax_reference(x: &[f64], n: usize) -> Vec<f64> {
 }
 
 /// The backward of softmax given its output y `[rows, n]` and dy: the
-/// reference for [`softmax_backward`]. dx[j] = y[j] · (dy[j] − Σ_i dy[i]·y[i]).
+/// reference for [`softmax_backward`]: `dx[j] = y[j] · (dy[j] − Σ_i dy[i]·y[i])`.
 pub fn softmax_backward_reference(y: &[f64], dy: &[f64], n: usize) -> Vec<f64> {
     let mut dx = vec![0.0; y.len()];
     for ((y, dy), dx) in y.chunks(n).zip(dy.chunks(n)).zip(dx.chunks_mut(n)) {
@@ -83,7 +83,7 @@ pub fn softmax_backward_reference(y: &[f64], dy: &[f64], n: usize) -> Vec<f64> {
 }
 
 /// The backward of log-softmax given its output y `[rows, n]` and dy: the
-/// reference for [`log_softmax_backward`]. dx[j] = dy[j] − exp(y[j]) · Σ_i dy[i].
+/// reference for [`log_softmax_backward`]: `dx[j] = dy[j] − exp(y[j]) · Σ_i dy[i]`.
 pub fn log_softmax_backward_reference(y: &[f64], dy: &[f64], n: usize) -> Vec<f64> {
     let mut dx = vec![0.0; y.len()];
     for ((y, dy), dx) in y.chunks(n).zip(dy.chunks(n)).zip(dx.chunks_mut(n)) {
