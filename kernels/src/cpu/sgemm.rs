@@ -90,9 +90,10 @@ struct View {
 }
 
 impl View {
-    /// The operand at `at` in `buffer`.
+    /// The operand at `at` in `buffer` (the caller checked that it fits;
+    /// an empty one may start anywhere, so no bounds check here).
     fn new(buffer: &[f32], at: Strided) -> View {
-        let ptr = buffer[at.offset..].as_ptr();
+        let ptr = buffer.as_ptr().wrapping_add(at.offset);
         View { ptr, row_stride: at.row_stride as isize, col_stride: at.col_stride as isize }
     }
 
