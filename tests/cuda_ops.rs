@@ -289,7 +289,7 @@ fn tiled_gemm_matches_cublas() {
 
 /// Causal attention over heads-first q, k, v, by the flash kernel or not.
 fn attention(x: &[Tensor], flash: bool) -> Attention {
-    let options = AttentionOptions { n_heads: x[0].dim(1), flash };
+    let options = AttentionOptions { flash, ..AttentionOptions::new(x[0].dim(1)) };
     Tensor::attention(Qkv::Heads { q: &x[0], k: &x[1], v: &x[2] }, &options)
 }
 
@@ -321,7 +321,7 @@ fn causal_attention_both_ways() {
     // A block's packed [B, T, 3C] projection in, [B, T, C] out; d[B, T, 3C] back.
     let c = h * d;
     let packed = [nonzero(&[b, t, 3 * c], 36).mul_scalar(0.5), nonzero(&[b, t, c], 37)];
-    let options = AttentionOptions { n_heads: h, flash: false };
+    let options = AttentionOptions { flash: false, ..AttentionOptions::new(h) };
     both("packed attention out", &packed, F32, |x| Tensor::attention(Qkv::Packed(&x[0]), &options).out);
     both("packed attention dqkv", &packed, F32, |x| {
         let f = Tensor::attention(Qkv::Packed(&x[0]), &options);

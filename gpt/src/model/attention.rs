@@ -62,8 +62,8 @@ impl CausalSelfAttention {
             // Training and evaluation.
             None => attention(Qkv::Packed(&qkv), &options),
             // Generation: the new positions' keys and values join the cache
-            // and their queries attend to all of it. The cache holds plain
-            // tensors, so this is computed on them, outside the graph.
+            // and their queries attend to it, each up to its own position.
+            // The cache holds plain tensors, so this runs outside the graph.
             Some(cache) => {
                 let [q, k, v] = split_heads(&qkv.data(), &options);
                 let (keys, values) = cache.append(&k, &v);

@@ -238,7 +238,11 @@ impl Tensor {
     pub fn attention(input: Qkv<&Tensor>, options: &AttentionOptions) -> Attention {
         let sizes = check(input, options);
         let packed = matches!(input, Qkv::Packed(_));
-        let (out, route) = if input.into_vec().iter().any(|t| t.device().is_cuda()) {
+        let on_gpu = match input {
+            Qkv::Packed(qkv) => qkv.device().is_cuda(),
+            Qkv::Heads { q, k, v } => [q, k, v].iter().any(|t| t.device().is_cuda()),
+        };
+        let (out, route) = if on_gpu {
             let heads = match input {
                 Qkv::Packed(qkv) => split_heads(qkv, options),
                 Qkv::Heads { q, k, v } => [q.clone(), k.clone(), v.clone()],
