@@ -6,6 +6,7 @@
 //! Run: `cargo run --release --example attention`
 
 use scratchgpt::prelude::*;
+use scratchgpt::tensor::{AttentionOptions, Qkv};
 
 fn main() {
     // 3-dimensional embeddings of "Your journey starts with one step".
@@ -42,8 +43,9 @@ fn main() {
 
     // 4. The fused kernel on [batch, heads, tokens, head_dim] does all of it
     //    in one pass per head and never computes the masked half's softmax.
-    let as_heads = |t: &Tensor| t.reshape(&[1, 1, 6, d_out as isize]);
-    let fused = Tensor::causal_attention(&as_heads(&q), &as_heads(&k), &as_heads(&v)).out.reshape(&[6, d_out as isize]);
+    let [q, k, v] = [q, k, v].map(|t| t.reshape(&[1, 1, 6, d_out as isize]));
+    let one_head = AttentionOptions::new(1);
+    let fused = Tensor::attention(Qkv::Heads { q: &q, k: &k, v: &v }, &one_head).out.reshape(&[6, d_out as isize]);
     let diff = fused.sub(&step_by_step).abs().max_all().item::<f32>();
     println!("fused kernel vs step by step: max difference {diff:.2e}");
 }

@@ -75,7 +75,7 @@ fn twenty_training_steps_track_the_cpu() {
         return;
     }
     for flash in [false, true] {
-        scratchgpt::tensor::cuda::set_flash_attention(flash);
+        scratchgpt::tensor::ops::attention::set_flash(flash);
         let (cpu, gpu_model) = pair();
         let mut opt_c = AdamW::with_options(cpu.parameters(), 1e-3, (0.9, 0.95), 1e-8, 0.1);
         let mut opt_g = AdamW::with_options(gpu_model.parameters(), 1e-3, (0.9, 0.95), 1e-8, 0.1);
@@ -93,7 +93,7 @@ fn twenty_training_steps_track_the_cpu() {
             }
             losses.push(pair_loss);
         }
-        scratchgpt::tensor::cuda::set_flash_attention(false);
+        scratchgpt::tensor::ops::attention::set_flash(false);
         for (step, [c, g]) in losses.iter().enumerate() {
             assert!((c - g).abs() <= 1e-4 * c.abs(), "flash {flash}, step {step}: cpu loss {c} gpu loss {g}");
         }

@@ -9,7 +9,7 @@
 mod cuda;
 
 use cuda::{assert_close, assert_same, gpu, nonzero, on, skip_without_gpu, uniform, BF16, F32};
-use scratchgpt::tensor::{BinaryOp, CmpOp, DType, Device, Tensor, UnaryOp};
+use scratchgpt::tensor::{Attention, AttentionOptions, BinaryOp, CmpOp, DType, Device, Qkv, Tensor, UnaryOp};
 
 /// Runs `f` on CPU inputs and on their GPU copies; compares with `rtol`.
 fn both(what: &str, inputs: &[Tensor], rtol: f64, f: impl Fn(&[Tensor]) -> Tensor) {
@@ -287,6 +287,17 @@ fn tiled_gemm_matches_cublas() {
     }
 }
 
+/// Causal attention over heads-first q, k, v, by the flash kernel or not.
+fn attention(x: &[Tensor], flash: bool) -> Attention {
+    let options = AttentionOptions { flash, ..AttentionOptions::new(x[0].dim(1)) };
+    Tensor::attention(Qkv::Heads { q: &x[0], k: &x[1], v: &x[2] }, &options)
+}
+
+/// dq, dk, dv of [`attention`] for the output gradient `x[3]`.
+fn attention_grads(x: &[Tensor], flash: bool) -> Vec<Tensor> {
+    Tensor::attention_backward(&attention(x, flash).saved, &x[3]).into_vec()
+}
+
 #[test]
 #[ignore = "needs a CUDA device"]
 fn causal_attention_both_ways() {
@@ -299,40 +310,44 @@ fn causal_attention_both_ways() {
     let v = nonzero(&[b, h, t, d], 34);
     let dout = nonzero(&[b, h, t, d], 35);
     let inputs = [q.clone(), k.clone(), v.clone(), dout.clone()];
-    both("attention out", &inputs, F32, |x| Tensor::causal_attention(&x[0], &x[1], &x[2]).out);
-    both("attention probs", &inputs, F32, |x| Tensor::causal_attention(&x[0], &x[1], &x[2]).probs);
-    let grads = |x: &[Tensor]| {
-        let f = Tensor::causal_attention(&x[0], &x[1], &x[2]);
-        Tensor::causal_attention_backward(&x[0], &x[1], &x[2], &f.probs, &x[3])
-    };
-    both("attention dq", &inputs, F32, |x| grads(x).dq);
-    both("attention dk", &inputs, F32, |x| grads(x).dk);
-    both("attention dv", &inputs, F32, |x| grads(x).dv);
+    both("attention out", &inputs, F32, |x| attention(x, false).out);
+    both("attention probs", &inputs, F32, |x| attention(x, false).saved.probs().expect("P").clone());
+    for (i, name) in ["dq", "dk", "dv"].iter().enumerate() {
+        both(&format!("attention {name}"), &inputs, F32, |x| attention_grads(x, false)[i].clone());
+    }
     // Decoding with a cache: 3 new queries after 37 keys.
     let q_new = q.narrow(2, t - 3, 3).contiguous();
-    both("attention with a KV offset", &[q_new.clone(), k.clone(), v.clone()], F32, |x| {
-        Tensor::causal_attention(&x[0], &x[1], &x[2]).out
+    both("attention with a KV offset", &[q_new.clone(), k.clone(), v.clone()], F32, |x| attention(x, false).out);
+    // A block's packed [B, T, 3C] projection in, [B, T, C] out; d[B, T, 3C] back.
+    let c = h * d;
+    let packed = [nonzero(&[b, t, 3 * c], 36).mul_scalar(0.5), nonzero(&[b, t, c], 37)];
+    let options = AttentionOptions { flash: false, ..AttentionOptions::new(h) };
+    both("packed attention out", &packed, F32, |x| Tensor::attention(Qkv::Packed(&x[0]), &options).out);
+    both("packed attention dqkv", &packed, F32, |x| {
+        let f = Tensor::attention(Qkv::Packed(&x[0]), &options);
+        Tensor::attention_backward(&f.saved, &x[1]).into_vec().remove(0)
     });
 
     // The flash kernel against the cuBLAS path, on the GPU.
     let device = gpu();
     let g: Vec<Tensor> = inputs.iter().map(|x| on(x, device)).collect();
-    let reference = Tensor::causal_attention(&g[0], &g[1], &g[2]);
-    let flash = Tensor::flash_attention(&g[0], &g[1], &g[2]);
+    let reference = attention(&g, false);
+    let flash = attention(&g, true);
+    assert!(flash.saved.probs().is_none(), "head size {d} takes the flash route");
     assert_close("flash out", &reference.out.to_device(Device::Cpu).unwrap(), &flash.out, F32);
-    let want = Tensor::causal_attention_backward(&g[0], &g[1], &g[2], &reference.probs, &g[3]);
-    let got = Tensor::flash_attention_backward(&g[0], &g[1], &g[2], &flash.out, &flash.lse, &g[3]);
-    assert_close("flash dq", &want.dq.to_device(Device::Cpu).unwrap(), &got.dq, F32);
-    assert_close("flash dk", &want.dk.to_device(Device::Cpu).unwrap(), &got.dk, F32);
-    assert_close("flash dv", &want.dv.to_device(Device::Cpu).unwrap(), &got.dv, F32);
-    let cached = Tensor::flash_attention(&on(&q_new, device), &g[1], &g[2]);
-    let cached_ref = Tensor::causal_attention(&q_new, &k, &v).out;
+    let want = attention_grads(&g, false);
+    let got = attention_grads(&g, true);
+    for (i, name) in ["dq", "dk", "dv"].iter().enumerate() {
+        assert_close(&format!("flash {name}"), &want[i].to_device(Device::Cpu).unwrap(), &got[i], F32);
+    }
+    let cached = attention(&[on(&q_new, device), g[1].clone(), g[2].clone()], true);
+    let cached_ref = attention(&[q_new, k.clone(), v], false).out;
     assert_close("flash with a KV offset", &cached_ref, &cached.out, F32);
     // logsumexp: log Σ exp(scaled scores) is what P's rows normalise by.
     let scores = q.matmul(&k.transpose(-2, -1)).div_scalar((d as f64).sqrt());
     let mask = Tensor::ones([t, t], DType::F32).triu(1);
     let lse = scores.masked_fill(&mask, f64::NEG_INFINITY).exp().sum(-1, false).log();
-    assert_close("flash logsumexp", &lse, &flash.lse, F32);
+    assert_close("flash logsumexp", &lse, flash.saved.logsumexp().expect("logsumexp"), F32);
 }
 
 #[test]
@@ -453,26 +468,22 @@ fn attention_under_autocast_runs_in_bf16() {
     let (b, h, t, d) = (2, 2, 33, 64);
     let x: Vec<Tensor> = (0..4).map(|i| nonzero(&[b, h, t, d], 60 + i).mul_scalar(0.5)).collect();
     let g: Vec<Tensor> = x.iter().map(|t| on(t, device)).collect();
-    let reference = Tensor::causal_attention(&x[0], &x[1], &x[2]);
-    let ref_grads = Tensor::causal_attention_backward(&x[0], &x[1], &x[2], &reference.probs, &x[3]);
+    let reference = attention(&x, false);
+    let ref_grads = attention_grads(&x, false);
     for flash in [false, true] {
         let (out, grads) = with_autocast(Some(DType::BF16), || {
-            if flash {
-                let f = Tensor::flash_attention(&g[0], &g[1], &g[2]);
-                let grads = Tensor::flash_attention_backward(&g[0], &g[1], &g[2], &f.out, &f.lse, &g[3]);
-                (f.out, grads)
-            } else {
-                let f = Tensor::causal_attention(&g[0], &g[1], &g[2]);
-                assert_eq!(f.probs.dtype(), DType::BF16, "autocast keeps the weights in bf16");
-                let grads = Tensor::causal_attention_backward(&g[0], &g[1], &g[2], &f.probs, &g[3]);
-                (f.out, grads)
+            let f = attention(&g, flash);
+            if !flash {
+                assert_eq!(f.saved.probs().expect("P").dtype(), DType::BF16, "autocast keeps the weights in bf16");
             }
+            let grads = Tensor::attention_backward(&f.saved, &g[3]).into_vec();
+            (f.out, grads)
         });
         assert_eq!(out.dtype(), DType::F32);
         // bf16 inputs: a few units of 2⁻⁸ of each tensor's scale.
         assert_close(&format!("autocast out (flash {flash})"), &reference.out, &out, 3.0 * BF16);
-        assert_close(&format!("autocast dq (flash {flash})"), &ref_grads.dq, &grads.dq, 3.0 * BF16);
-        assert_close(&format!("autocast dk (flash {flash})"), &ref_grads.dk, &grads.dk, 3.0 * BF16);
-        assert_close(&format!("autocast dv (flash {flash})"), &ref_grads.dv, &grads.dv, 3.0 * BF16);
+        for (i, name) in ["dq", "dk", "dv"].iter().enumerate() {
+            assert_close(&format!("autocast {name} (flash {flash})"), &ref_grads[i], &grads[i], 3.0 * BF16);
+        }
     }
 }

@@ -20,7 +20,7 @@ mod var;
 
 pub use grad_mode::{is_grad_enabled, no_grad, NoGradGuard};
 pub use gradcheck::{gradcheck, gradcheck_with, GradcheckOptions, GradcheckReport};
-pub use ops::attention::{causal_attention, causal_self_attention};
+pub use ops::attention::attention;
 pub use ops::dropout::dropout;
 pub use ops::layer_norm::layer_norm;
 pub use ops::linear::linear;

@@ -61,6 +61,7 @@ fn suite_covers_every_op_family() {
         "where",
         "masked_fill",
         "layer_norm",
+        "attention",
         "dropout",
         "cross_entropy",
         "binary_cross_entropy",

@@ -33,6 +33,7 @@ pub use device::Device;
 pub use dtype::{DType, Element, FloatElement};
 pub use error::{Result, TensorError};
 pub use layout::Layout;
+pub use ops::attention::{merge_heads, split_heads, Attention, AttentionOptions, Qkv, SavedAttention};
 pub use ops::binary::{BinaryOp, CmpOp};
 pub use ops::rows::{LayerNormGrads, LayerNormOutput};
 pub use ops::unary::UnaryOp;

@@ -5,11 +5,11 @@
 //! at random sizes. Index tensors, masks and targets are captured by the
 //! closures (they are not differentiated); every `Var` input is checked.
 
-use tensor::{DType, Generator, Tensor};
+use tensor::{AttentionOptions, DType, Generator, Qkv, Tensor};
 
 use super::{gradcheck, GradcheckReport};
 use crate::loss::{binary_cross_entropy, cross_entropy, mse_loss, IGNORE_INDEX};
-use crate::ops::attention::{causal_attention, causal_self_attention};
+use crate::ops::attention::attention;
 use crate::ops::dropout::dropout;
 use crate::ops::layer_norm::layer_norm;
 use crate::ops::linear::linear;
@@ -176,11 +176,14 @@ pub fn cases(s: Sizes, gen: &mut Generator) -> Vec<OpCase> {
     let causal = Tensor::ones([m, n], DType::F64).triu(1);
     add(c, "masked_fill", vec![a.clone()], move |v| v[0].masked_fill(&causal, -3.0).exp());
 
-    // Causal attention on [B, H, T, D].
+    // Causal attention on [B, H, T, D] queries, keys and values.
     let heads = [b, 2, m + 1, k];
-    add(c, "causal_attention", vec![r(&heads), r(&heads), r(&heads)], |v| causal_attention(&v[0], &v[1], &v[2]));
+    let two_heads = AttentionOptions::new(2);
+    add(c, "attention (heads first)", vec![r(&heads), r(&heads), r(&heads)], move |v| {
+        attention(Qkv::Heads { q: &v[0], k: &v[1], v: &v[2] }, &two_heads)
+    });
     // The same from a packed [B, T, 3·H·D] projection, heads read in place.
-    add(c, "causal_self_attention (packed qkv)", vec![r(&[b, m + 1, 3 * 2 * k])], |v| causal_self_attention(&v[0], 2));
+    add(c, "attention (packed qkv)", vec![r(&[b, m + 1, 3 * 2 * k])], move |v| attention(Qkv::Packed(&v[0]), &two_heads));
 
     // Normalisation, dropout, layers.
     let (gamma, beta) = (r(&[n]), r(&[n]));

@@ -232,7 +232,7 @@ fn train(args: TrainArgs) -> Result<i32> {
     if (args.flash_attention || args.tf32) && !device.is_cuda() {
         bail!("--flash-attention and --tf32 need --device cuda");
     }
-    tensor::cuda::set_flash_attention(args.flash_attention);
+    tensor::ops::attention::set_flash(args.flash_attention);
     tensor::cuda::set_tf32(args.tf32);
     if args.batch_size == 0 || args.context == 0 || args.steps == 0 {
         bail!("--batch-size, --context and --steps must be at least 1");

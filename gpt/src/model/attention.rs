@@ -1,22 +1,29 @@
 //! Causal multi-head self-attention (GPT-2's `attn`).
 //!
 //! x `[B, T, C]` → one projection to queries, keys and values `[B, T, 3C]`
-//! (`c_attn`) → split into H heads of size D = C/H, `[B, H, T, D]` each →
-//! causal scaled dot-product attention per head (fused, see
-//! `kernels::cpu::attention`) → heads concatenated back to `[B, T, C]` →
-//! output projection (`c_proj`).
+//! (`c_attn`) → H heads of size D = C/H → causal scaled dot-product
+//! attention per head → heads concatenated back to `[B, T, C]` → output
+//! projection (`c_proj`).
+//!
+//! The middle three steps are one op, `autograd::attention`, given the
+//! packed `[B, T, 3C]` projection: `tensor` reads each head's columns where
+//! the projection left them (`split_heads` says where they are), so no
+//! heads-first copy is made. Its backward is two files away: the op in
+//! `autograd/src/ops/attention.rs` hands its saved state to
+//! `Tensor::attention_backward` in `tensor/src/ops/attention.rs`, which
+//! calls the kernel.
 //!
 //! With a KV cache, the keys and values of earlier positions are kept, so a
 //! new token computes only its own row: its query attends to every cached
-//! key.
+//! key. That route is for generation and records no gradient.
 //!
 //! One simplification against PyTorch's GPT-2: dropout is not applied to the
 //! attention weights (the fused kernel never materialises them as a
 //! separate op); residual and embedding dropout are.
 
 use autograd::nn::Module;
-use autograd::{causal_attention, causal_self_attention, Var};
-use tensor::Generator;
+use autograd::{attention, Var};
+use tensor::{merge_heads, split_heads, AttentionOptions, Generator, Qkv, Tensor};
 
 use super::config::GPTConfig;
 use super::init::gpt2_linear;
@@ -49,27 +56,21 @@ impl CausalSelfAttention {
 
     /// `[B, T, C]` → `[B, T, C]`, optionally extending a KV cache.
     pub fn forward(&self, x: &Var, cache: Option<&mut LayerCache>) -> Var {
-        let (b, t, c) = (x.dim(0), x.dim(1), x.dim(2));
-        let (h, d) = (self.n_heads, c / self.n_heads);
         let qkv = self.c_attn.forward(x);
-        if cache.is_none() {
-            // Training and evaluation: the heads are read where the
-            // projection left them.
-            return self.c_proj.forward(&causal_self_attention(&qkv, h));
-        }
-        // [B, T, C] → [B, T, H, D] → [B, H, T, D]
-        let heads = |i: usize| {
-            qkv.narrow(-1, i * c, c).reshape(&[b as isize, t as isize, h as isize, d as isize]).transpose(1, 2)
+        let options = AttentionOptions::new(self.n_heads);
+        let y = match cache {
+            // Training and evaluation.
+            None => attention(Qkv::Packed(&qkv), &options),
+            // Generation: the new positions' keys and values join the cache
+            // and their queries attend to it, each up to its own position.
+            // The cache holds plain tensors, so this runs outside the graph.
+            Some(cache) => {
+                let [q, k, v] = split_heads(&qkv.data(), &options);
+                let (keys, values) = cache.append(&k, &v);
+                let heads = Tensor::attention(Qkv::Heads { q: &q, k: &keys, v: &values }, &options);
+                Var::constant(merge_heads(&heads.out))
+            }
         };
-        let (q, mut k, mut v) = (heads(0), heads(1), heads(2));
-        if let Some(cache) = cache {
-            let (all_k, all_v) = cache.append(&k.data(), &v.data());
-            k = Var::constant(all_k);
-            v = Var::constant(all_v);
-        }
-        let y = causal_attention(&q, &k, &v);
-        // [B, H, T, D] → [B, T, H, D] → [B, T, C]
-        let y = y.transpose(1, 2).reshape(&[b as isize, t as isize, c as isize]);
         self.c_proj.forward(&y)
     }
 

@@ -46,7 +46,7 @@ use crate::tensor::Tensor;
 use crate::Device;
 
 // What the ops in `ops/` call for CUDA operands.
-pub(crate) use attention::{causal_attention, causal_attention_backward};
+pub(crate) use attention::{attention, attention_backward, flash_attention, flash_attention_backward, flash_compiled_for};
 pub(crate) use cast::to_dtype;
 pub(crate) use cross_entropy::{cross_entropy, cross_entropy_backward};
 pub(crate) use elementwise::{add_in_place, binary, compare, gelu_backward, powf, scalar, unary, where_cond};
@@ -56,7 +56,6 @@ pub(crate) use reduce::{mean_all, reduce, sum_all};
 pub(crate) use rows::{layer_norm, layer_norm_backward, softmax, softmax_backward};
 pub(crate) use shape::{cat, contiguous_copy, triangle};
 
-pub use attention::{flash_attention_applies, set_flash_attention, FlashAttentionOutput};
 pub use kernels::cuda::blas::{set_tf32, tf32_enabled};
 pub use kernels::cuda::device::set_poison_outputs;
 pub use kernels::cuda::reduce::ReduceOp;

@@ -1,57 +1,308 @@
-//! Causal scaled dot-product attention on `[B, H, T, D]` tensors.
+//! Causal scaled dot-product attention as one op: checked once, routed once.
 //!
-//! softmax(Q·Kᵀ/√D, masked so each query sees only keys at or before its
-//! own position)·V, computed per (batch, head) by the fused kernel in
-//! `kernels::cpu::attention`. Keys may outnumber queries (a KV cache): the
+//! Per head, softmax(Q·Kᵀ/√D, masked so each query sees only keys at or
+//! before its own position)·V. Keys may outnumber queries (a KV cache): the
 //! queries are then the last positions of the sequence.
 //!
-//! A GPT block's queries, keys and values come out of one projection as
-//! `[B, T, 3C]` (Q, K, V side by side, each C = H·D wide); its attention
-//! output goes on as `[B, T, C]`. [`Tensor::causal_attention_packed`] works
-//! on exactly those: the kernel reads each head's columns in place and
-//! writes its output and, in the backward, its gradient columns straight
-//! into the packed `[B, T, 3C]` gradient, so no heads-first copy is made
-//! either way.
+//! Q, K and V come in one of two layouts ([`Qkv`]):
+//! - `Packed`: a GPT block's one projection `[B, T, 3C]`, Q, K and V side by
+//!   side, each C = H·D wide (GPT-2's `c_attn`); the output is `[B, T, C]`,
+//!   ready for the output projection.
+//! - `Heads`: q `[B, H, Tq, D]`, k and v `[B, H, Tk, D]` with Tk ≥ Tq; the
+//!   output is `[B, H, Tq, D]`.
+//!
+//! [`split_heads`] and [`merge_heads`] turn one into the other as views; they
+//! are the one place that knows how heads sit in the channels.
+//!
+//! [`Tensor::attention`] checks the shapes, picks one of three routes, and
+//! returns the output with a [`SavedAttention`] that records the route and
+//! what its backward needs; [`Tensor::attention_backward`] takes the same
+//! route back. The caller (autograd's attention op) keeps the saved state
+//! without looking inside it.
+//! - CPU: the fused kernel of `kernels::cpu::attention`, one pass per head.
+//!   It reads packed Q, K and V in place and writes the output and the packed
+//!   gradient in place, so no heads-first copy is made either way; a KV
+//!   cache's keys and values are read where the cache keeps them. Saves the
+//!   attention weights P `[B, H, Tq, Tk]`.
+//! - CUDA: two cuBLAS products around a fused masked softmax
+//!   (`cuda/attention.rs`), the same arithmetic; saves P.
+//! - CUDA flash, when [`AttentionOptions::flash`] asks for it and the kernel
+//!   is compiled for the head size: never forms P; saves the output and one
+//!   logsumexp per query row, from which the backward recomputes P tile by
+//!   tile.
+//!
+//! Grouped-query attention and sliding windows are options still to come,
+//! and both belong in [`AttentionOptions`]: `n_kv_heads` (K and V with fewer
+//! heads than Q, each shared by n_heads / n_kv_heads query heads; packed
+//! width (H + 2·Hkv)·D, which [`split_heads`] reads from the options) and
+//! `window` (query i sees keys i − window < j ≤ i). Both are checked in
+//! `check` with the rest and reach the kernels as a head map and a bound on
+//! the mask.
+
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use kernels::cpu::attention::{causal_attention_backward_in_place, causal_attention_forward_in_place, HeadLayout};
 
 use crate::tensor::Tensor;
 
-/// Output of [`Tensor::causal_attention`]: the result and the attention
-/// weights P `[B, H, Tq, Tk]` that the backward reuses.
-pub struct AttentionOutput {
+/// Queries, keys and values in the layout the caller has them. `T` is
+/// `&Tensor` here; autograd hands the same layouts through as `&Var`.
+#[derive(Clone, Copy, Debug)]
+pub enum Qkv<T> {
+    /// One projection's output `[B, T, 3C]`: Q, K, V side by side.
+    Packed(T),
+    /// Heads first: q `[B, H, Tq, D]`, k and v `[B, H, Tk, D]`, Tk ≥ Tq.
+    Heads { q: T, k: T, v: T },
+}
+
+impl<T> Qkv<T> {
+    /// The same layout with `f` applied to each operand.
+    pub fn map<U>(self, mut f: impl FnMut(T) -> U) -> Qkv<U> {
+        match self {
+            Qkv::Packed(qkv) => Qkv::Packed(f(qkv)),
+            Qkv::Heads { q, k, v } => Qkv::Heads { q: f(q), k: f(k), v: f(v) },
+        }
+    }
+
+    pub fn as_ref(&self) -> Qkv<&T> {
+        match self {
+            Qkv::Packed(qkv) => Qkv::Packed(qkv),
+            Qkv::Heads { q, k, v } => Qkv::Heads { q, k, v },
+        }
+    }
+
+    /// The operands in order: `[qkv]` or `[q, k, v]`.
+    pub fn into_vec(self) -> Vec<T> {
+        match self {
+            Qkv::Packed(qkv) => vec![qkv],
+            Qkv::Heads { q, k, v } => vec![q, k, v],
+        }
+    }
+}
+
+/// What kind of attention to compute. Always causal; the fields to come
+/// (`n_kv_heads`, `window`) are described in the module documentation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AttentionOptions {
+    /// Query heads H: packed input is cut into H heads of C / H channels;
+    /// heads-first input must have H heads.
+    pub n_heads: usize,
+    /// On a GPU, use the flash kernel (no stored P) where it is compiled for
+    /// the head size; the CPU ignores it.
+    pub flash: bool,
+}
+
+static FLASH: AtomicBool = AtomicBool::new(false);
+
+/// Whether [`AttentionOptions::new`] asks for the flash kernel (`bench train
+/// --flash-attention`). Off by default: the cuBLAS route is the one checked
+/// against the CPU, and the flash kernel is checked against it.
+pub fn set_flash(on: bool) {
+    FLASH.store(on, Ordering::Relaxed);
+}
+
+impl AttentionOptions {
+    /// Causal attention over `n_heads` heads, flash as [`set_flash`] last said.
+    pub fn new(n_heads: usize) -> Self {
+        AttentionOptions { n_heads, flash: FLASH.load(Ordering::Relaxed) }
+    }
+}
+
+/// Output of [`Tensor::attention`], and what its backward needs.
+pub struct Attention {
+    /// `[B, T, C]` for packed input, `[B, H, Tq, D]` for heads-first.
     pub out: Tensor,
-    pub probs: Tensor,
+    pub saved: SavedAttention,
 }
 
-/// Gradients from [`Tensor::causal_attention_backward`].
-pub struct AttentionGrads {
-    pub dq: Tensor,
-    pub dk: Tensor,
-    pub dv: Tensor,
+/// The state [`Tensor::attention_backward`] needs, as the route that ran
+/// left it.
+pub struct SavedAttention {
+    route: Route,
+    sizes: Sizes,
+    /// Whether the input was packed, so the gradient goes back `[B, T, 3C]`.
+    packed: bool,
 }
 
-fn check(q: &Tensor, k: &Tensor, v: &Tensor) -> (usize, usize, usize, usize) {
-    assert!(
-        q.rank() == 4 && k.rank() == 4,
-        "causal_attention: expects [B, H, T, D], got q {} k {}",
-        q.shape(),
-        k.shape()
-    );
-    assert_eq!(k.shape(), v.shape(), "causal_attention: k {} and v {} differ", k.shape(), v.shape());
-    let (b, h, tq, d) = (q.dims()[0], q.dims()[1], q.dims()[2], q.dims()[3]);
-    assert!(
-        k.dims()[0] == b && k.dims()[1] == h && k.dims()[3] == d && k.dims()[2] >= tq,
-        "causal_attention: q {} and k {} disagree",
-        q.shape(),
-        k.shape()
-    );
-    (b * h, tq, k.dims()[2], d)
+enum Route {
+    /// The CPU kernel: the operands as it read them (packed input stays
+    /// packed) and P.
+    Cpu { input: Qkv<Tensor>, probs: Tensor },
+    /// CUDA through cuBLAS: dense heads-first Q, K, V and P.
+    Cuda { heads: [Tensor; 3], probs: Tensor },
+    /// CUDA flash: Q, K, V heads-first as given, the heads-first output and
+    /// the logsumexp `[B, H, Tq]` (f32).
+    Flash { heads: [Tensor; 3], out: Tensor, lse: Tensor },
 }
 
-/// K and V as the kernel reads them: in place when every head is a dense
-/// `[tk, d]` block and the heads are evenly spaced with the same spacing
-/// in both (a KV cache's narrowed buffers are), otherwise dense copies.
+impl SavedAttention {
+    /// The attention weights P `[B, H, Tq, Tk]`, when the route kept them.
+    pub fn probs(&self) -> Option<&Tensor> {
+        match &self.route {
+            Route::Cpu { probs, .. } | Route::Cuda { probs, .. } => Some(probs),
+            Route::Flash { .. } => None,
+        }
+    }
+
+    /// Each query row's log Σ exp(scaled scores) `[B, H, Tq]`, when the
+    /// route kept that instead of P (flash).
+    pub fn logsumexp(&self) -> Option<&Tensor> {
+        match &self.route {
+            Route::Flash { lse, .. } => Some(lse),
+            _ => None,
+        }
+    }
+}
+
+/// The sizes of one call, read once from the operands.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Sizes {
+    pub batch: usize,
+    pub n_heads: usize,
+    pub tq: usize,
+    pub tk: usize,
+    pub d: usize,
+}
+
+impl Sizes {
+    /// (batch, head) pairs: what the kernels run over.
+    pub fn heads(&self) -> usize {
+        self.batch * self.n_heads
+    }
+
+    /// The output's (and its gradient's) shape.
+    fn out_dims(&self, packed: bool) -> Vec<usize> {
+        if packed {
+            vec![self.batch, self.tq, self.n_heads * self.d]
+        } else {
+            vec![self.batch, self.n_heads, self.tq, self.d]
+        }
+    }
+}
+
+fn check(input: Qkv<&Tensor>, options: &AttentionOptions) -> Sizes {
+    let h = options.n_heads;
+    assert!(h > 0, "attention: needs at least one head");
+    match input {
+        Qkv::Packed(qkv) => {
+            assert!(
+                qkv.rank() == 3 && qkv.dim(2).is_multiple_of(3 * h),
+                "attention: expects packed qkv [B, T, 3·H·D] for {h} heads, got {}",
+                qkv.shape()
+            );
+            let (b, t, c) = (qkv.dim(0), qkv.dim(1), qkv.dim(2) / 3);
+            Sizes { batch: b, n_heads: h, tq: t, tk: t, d: c / h }
+        }
+        Qkv::Heads { q, k, v } => {
+            assert!(
+                q.rank() == 4 && k.rank() == 4,
+                "attention: expects [B, H, T, D], got q {} k {}",
+                q.shape(),
+                k.shape()
+            );
+            assert_eq!(k.shape(), v.shape(), "attention: k {} and v {} differ", k.shape(), v.shape());
+            let (b, tq, d) = (q.dims()[0], q.dims()[2], q.dims()[3]);
+            assert_eq!(q.dims()[1], h, "attention: q {} has {} heads, the options say {h}", q.shape(), q.dims()[1]);
+            assert!(
+                k.dims()[0] == b && k.dims()[1] == h && k.dims()[3] == d && k.dims()[2] >= tq,
+                "attention: q {} and k {} disagree",
+                q.shape(),
+                k.shape()
+            );
+            Sizes { batch: b, n_heads: h, tq, tk: k.dims()[2], d }
+        }
+    }
+}
+
+/// `[B, T, H·D]` → `[B, H, T, D]`, a view.
+fn heads_of(x: &Tensor, n_heads: usize) -> Tensor {
+    let (b, t, c) = (x.dim(0), x.dim(1), x.dim(2));
+    x.reshape(&[b as isize, t as isize, n_heads as isize, (c / n_heads) as isize]).transpose(1, 2)
+}
+
+/// Packed `[B, T, 3C]` → Q, K, V as `[B, H, T, D]` views.
+pub fn split_heads(qkv: &Tensor, options: &AttentionOptions) -> [Tensor; 3] {
+    let c = qkv.dim(2) / 3;
+    [0, 1, 2].map(|i| heads_of(&qkv.narrow(-1, i * c, c), options.n_heads))
+}
+
+/// `[B, H, T, D]` → `[B, T, H·D]` (a copy: the heads interleave).
+pub fn merge_heads(x: &Tensor) -> Tensor {
+    let (b, h, t, d) = (x.dim(0), x.dim(1), x.dim(2), x.dim(3));
+    x.transpose(1, 2).reshape(&[b as isize, t as isize, (h * d) as isize])
+}
+
+impl Tensor {
+    /// Causal attention of `input` (see the module documentation for the
+    /// layouts and routes): the output, and the state its backward needs.
+    pub fn attention(input: Qkv<&Tensor>, options: &AttentionOptions) -> Attention {
+        let sizes = check(input, options);
+        let packed = matches!(input, Qkv::Packed(_));
+        let on_gpu = match input {
+            Qkv::Packed(qkv) => qkv.device().is_cuda(),
+            Qkv::Heads { q, k, v } => [q, k, v].iter().any(|t| t.device().is_cuda()),
+        };
+        let (out, route) = if on_gpu {
+            let heads = match input {
+                Qkv::Packed(qkv) => split_heads(qkv, options),
+                Qkv::Heads { q, k, v } => [q.clone(), k.clone(), v.clone()],
+            };
+            let (out, route) = if options.flash && crate::cuda::flash_compiled_for(sizes.d) {
+                let [q, k, v] = &heads;
+                let (out, lse) = crate::cuda::flash_attention(q, k, v, sizes);
+                (out.clone(), Route::Flash { heads, out, lse })
+            } else {
+                // cuBLAS reads dense operands: made once, kept for the backward.
+                let heads = heads.map(|t| t.contiguous());
+                let [q, k, v] = &heads;
+                let (out, probs) = crate::cuda::attention(q, k, v, sizes);
+                (out, Route::Cuda { heads, probs })
+            };
+            (if packed { merge_heads(&out) } else { out }, route)
+        } else {
+            cpu_forward(input, sizes)
+        };
+        Attention { out, saved: SavedAttention { route, sizes, packed } }
+    }
+
+    /// The gradients of [`Tensor::attention`]'s inputs from the gradient of
+    /// its output, in the input's layout.
+    pub fn attention_backward(saved: &SavedAttention, d_out: &Tensor) -> Qkv<Tensor> {
+        let (sizes, packed) = (saved.sizes, saved.packed);
+        assert_eq!(
+            d_out.dims(),
+            sizes.out_dims(packed),
+            "attention_backward: d_out {} for an output of {:?}",
+            d_out.shape(),
+            sizes.out_dims(packed)
+        );
+        if !matches!(saved.route, Route::Flash { .. }) {
+            assert_eq!(sizes.tq, sizes.tk, "attention_backward: needs as many queries as keys");
+        }
+        let (heads, d_heads) = match &saved.route {
+            Route::Cpu { input, probs } => return cpu_backward(input.as_ref(), probs, d_out, sizes),
+            Route::Cuda { heads, .. } | Route::Flash { heads, .. } => {
+                (heads, if packed { heads_of(d_out, sizes.n_heads) } else { d_out.clone() })
+            }
+        };
+        let [q, k, v] = heads;
+        let [dq, dk, dv] = match &saved.route {
+            Route::Cuda { probs, .. } => crate::cuda::attention_backward(q, k, v, probs, &d_heads, sizes),
+            Route::Flash { out, lse, .. } => crate::cuda::flash_attention_backward(q, k, v, out, lse, &d_heads, sizes),
+            Route::Cpu { .. } => unreachable!("returned above"),
+        };
+        if packed {
+            Qkv::Packed(Tensor::cat(&[merge_heads(&dq), merge_heads(&dk), merge_heads(&dv)], -1))
+        } else {
+            Qkv::Heads { q: dq, k: dk, v: dv }
+        }
+    }
+}
+
+/// K and V as the CPU kernel reads them: in place when every head is a
+/// dense `[tk, d]` block and the heads are evenly spaced with the same
+/// spacing in both (a KV cache's narrowed buffers are), otherwise dense
+/// copies.
 fn kv_operands(k: &Tensor, v: &Tensor) -> (Tensor, Tensor, HeadLayout) {
     let (h, tk, d) = (k.dims()[1], k.dims()[2], k.dims()[3]);
     let layout = |t: &Tensor| {
@@ -68,145 +319,88 @@ fn kv_operands(k: &Tensor, v: &Tensor) -> (Tensor, Tensor, HeadLayout) {
     }
 }
 
-/// `[B, T, 3C]` → Q, K, V as `[B, H, T, D]` views (the unfused route).
-fn split_heads(qkv: &Tensor, n_heads: usize) -> [Tensor; 3] {
-    let (b, t, c) = (qkv.dim(0), qkv.dim(1), qkv.dim(2) / 3);
-    let dims = [b as isize, t as isize, n_heads as isize, (c / n_heads) as isize];
-    [0, 1, 2].map(|i| qkv.narrow(-1, i * c, c).reshape(&dims).transpose(1, 2))
+/// Where Q, K or V (`i` = 0, 1, 2) sits inside packed `[B, T, 3C]`.
+fn packed_part(s: Sizes, i: usize) -> HeadLayout {
+    let c = s.n_heads * s.d;
+    HeadLayout::packed(s.tq, s.n_heads, s.d, 3 * c, i * c)
 }
 
-/// `[B, H, T, D]` → `[B, T, C]`.
-fn merge_heads(x: &Tensor) -> Tensor {
-    let (b, h, t, d) = (x.dim(0), x.dim(1), x.dim(2), x.dim(3));
-    x.transpose(1, 2).reshape(&[b as isize, t as isize, (h * d) as isize])
+/// Where the `[B, T, C]` output (or its gradient) has each head.
+fn packed_out(s: Sizes) -> HeadLayout {
+    HeadLayout::packed(s.tq, s.n_heads, s.d, s.n_heads * s.d, 0)
 }
 
-fn check_packed(qkv: &Tensor, n_heads: usize) -> (usize, usize, usize, usize) {
-    assert!(
-        qkv.rank() == 3 && n_heads > 0 && qkv.dim(2).is_multiple_of(3 * n_heads),
-        "causal_attention_packed: expects [B, T, 3·H·D] for {n_heads} heads, got {}",
-        qkv.shape()
-    );
-    let (b, t, c) = (qkv.dim(0), qkv.dim(1), qkv.dim(2) / 3);
-    (b, t, c, c / n_heads)
-}
-
-impl Tensor {
-    /// Causal attention; q is `[B, H, Tq, D]`, k and v `[B, H, Tk, D]` with
-    /// Tk ≥ Tq.
-    pub fn causal_attention(q: &Tensor, k: &Tensor, v: &Tensor) -> AttentionOutput {
-        if q.device().is_cuda() || k.device().is_cuda() || v.device().is_cuda() {
-            return crate::cuda::causal_attention(q, k, v);
+fn cpu_forward(input: Qkv<&Tensor>, s: Sizes) -> (Tensor, Route) {
+    let (heads, tq, tk, d) = (s.heads(), s.tq, s.tk, s.d);
+    let probs_dims = [s.batch, s.n_heads, tq, tk];
+    match input {
+        Qkv::Packed(qkv) => {
+            let x = qkv.contiguous();
+            crate::with_float_type!(x.dtype(), "attention", T => {
+                let data = x.contiguous_data::<T>();
+                let mut out = crate::pool::for_overwrite::<T>(heads * tq * d);
+                let mut probs = crate::pool::for_overwrite::<T>(heads * tq * tk);
+                causal_attention_forward_in_place(
+                    &data, packed_part(s, 0), &data, packed_part(s, 1), &data, packed_part(s, 2),
+                    heads, tq, tk, d, &mut out, packed_out(s), &mut probs,
+                );
+                let probs = Tensor::from_contiguous(probs, probs_dims);
+                (Tensor::from_contiguous(out, s.out_dims(true)), Route::Cpu { input: Qkv::Packed(x.clone()), probs })
+            })
         }
-        let (heads, tq, tk, d) = check(q, k, v);
-        crate::with_float_type!(q.dtype(), "causal_attention", T => {
-            let qc = q.contiguous();
-            let (kc, vc, kv) = kv_operands(k, v);
-            let mut out = crate::pool::for_overwrite::<T>(heads * tq * d);
-            let mut probs = crate::pool::for_overwrite::<T>(heads * tq * tk);
-            let dense = HeadLayout::dense(tq, d);
-            causal_attention_forward_in_place(
-                &qc.contiguous_data::<T>(), dense, kc.storage_slice::<T>(), kv, vc.storage_slice::<T>(), kv,
-                heads, tq, tk, d, &mut out, dense, &mut probs,
-            );
-            let mut pdims = q.dims().to_vec();
-            pdims[3] = tk;
-            AttentionOutput { out: Tensor::from_contiguous(out, q.shape().clone()), probs: Tensor::from_contiguous(probs, pdims) }
-        })
+        Qkv::Heads { q, k, v } => {
+            let q = q.contiguous();
+            let (k, v, kv) = kv_operands(k, v);
+            crate::with_float_type!(q.dtype(), "attention", T => {
+                let mut out = crate::pool::for_overwrite::<T>(heads * tq * d);
+                let mut probs = crate::pool::for_overwrite::<T>(heads * tq * tk);
+                let dense = HeadLayout::dense(tq, d);
+                causal_attention_forward_in_place(
+                    &q.contiguous_data::<T>(), dense, k.storage_slice::<T>(), kv, v.storage_slice::<T>(), kv,
+                    heads, tq, tk, d, &mut out, dense, &mut probs,
+                );
+                let probs = Tensor::from_contiguous(probs, probs_dims);
+                (Tensor::from_contiguous(out, s.out_dims(false)), Route::Cpu { input: Qkv::Heads { q, k, v }, probs })
+            })
+        }
     }
+}
 
-    /// Backward of [`Tensor::causal_attention`] for Tq = Tk.
-    pub fn causal_attention_backward(
-        q: &Tensor,
-        k: &Tensor,
-        v: &Tensor,
-        probs: &Tensor,
-        d_out: &Tensor,
-    ) -> AttentionGrads {
-        if q.device().is_cuda() || d_out.device().is_cuda() {
-            return crate::cuda::causal_attention_backward(q, k, v, probs, d_out);
-        }
-        let (heads, t, tk, d) = check(q, k, v);
-        assert_eq!(t, tk, "causal_attention_backward: needs as many queries as keys");
-        crate::with_float_type!(q.dtype(), "causal_attention_backward", T => {
+fn cpu_backward(input: Qkv<&Tensor>, probs: &Tensor, d_out: &Tensor, s: Sizes) -> Qkv<Tensor> {
+    let (heads, t, d) = (s.heads(), s.tq, s.d);
+    match input {
+        Qkv::Packed(x) => crate::with_float_type!(x.dtype(), "attention_backward", T => {
+            let data = x.contiguous_data::<T>();
+            let mut grads = crate::pool::for_overwrite::<T>(x.numel());
+            let parts = [0, 1, 2].map(|i| packed_part(s, i));
+            causal_attention_backward_in_place(
+                parts.map(|p| (&data[..], p)), &probs.contiguous_data::<T>(),
+                &d_out.contiguous_data::<T>(), packed_out(s), heads, t, d, &mut grads, parts,
+            );
+            Qkv::Packed(Tensor::from_contiguous(grads, x.shape().clone()))
+        }),
+        Qkv::Heads { q, k, v } => crate::with_float_type!(q.dtype(), "attention_backward", T => {
             let n = heads * t * d;
             // dQ, dK, dV side by side in one buffer, handed out as views.
             let mut grads = crate::pool::for_overwrite::<T>(3 * n);
             let dense = HeadLayout::dense(t, d);
             let part = |i: usize| HeadLayout { offset: i * n, ..dense };
-            let (qc, kc, vc) = (q.contiguous_data::<T>(), k.contiguous_data::<T>(), v.contiguous_data::<T>());
+            let (k, v, kv) = kv_operands(k, v);
             causal_attention_backward_in_place(
-                [(&qc, dense), (&kc, dense), (&vc, dense)], &probs.contiguous_data::<T>(),
-                &d_out.contiguous_data::<T>(), dense, heads, t, d, &mut grads, [part(0), part(1), part(2)],
-            );
-            let mut dims = q.dims().to_vec();
-            dims[0] *= 3;
-            let all = Tensor::from_contiguous(grads, dims);
-            let b = q.dim(0);
-            AttentionGrads { dq: all.narrow(0, 0, b), dk: all.narrow(0, b, b), dv: all.narrow(0, 2 * b, b) }
-        })
-    }
-
-    /// Causal self-attention on a packed projection: `qkv` `[B, T, 3C]`
-    /// (Q, K, V side by side, `n_heads` heads of C / n_heads each) → output
-    /// `[B, T, C]` and P `[B, H, T, T]`.
-    pub fn causal_attention_packed(qkv: &Tensor, n_heads: usize) -> AttentionOutput {
-        let (b, t, c, d) = check_packed(qkv, n_heads);
-        if qkv.device().is_cuda() {
-            let [q, k, v] = split_heads(qkv, n_heads);
-            let fused = Tensor::causal_attention(&q, &k, &v);
-            return AttentionOutput { out: merge_heads(&fused.out), probs: fused.probs };
-        }
-        let heads = b * n_heads;
-        crate::with_float_type!(qkv.dtype(), "causal_attention_packed", T => {
-            let x = qkv.contiguous_data::<T>();
-            let mut out = crate::pool::for_overwrite::<T>(b * t * c);
-            let mut probs = crate::pool::for_overwrite::<T>(heads * t * t);
-            let part = |i: usize| HeadLayout::packed(t, n_heads, d, 3 * c, i * c);
-            causal_attention_forward_in_place(
-                &x, part(0), &x, part(1), &x, part(2), heads, t, t, d,
-                &mut out, HeadLayout::packed(t, n_heads, d, c, 0), &mut probs,
-            );
-            AttentionOutput {
-                out: Tensor::from_contiguous(out, [b, t, c]),
-                probs: Tensor::from_contiguous(probs, [b, n_heads, t, t]),
-            }
-        })
-    }
-
-    /// Backward of [`Tensor::causal_attention_packed`]: d`qkv` `[B, T, 3C]`
-    /// from d`out` `[B, T, C]`.
-    pub fn causal_attention_packed_backward(qkv: &Tensor, probs: &Tensor, d_out: &Tensor, n_heads: usize) -> Tensor {
-        let (b, t, c, d) = check_packed(qkv, n_heads);
-        assert_eq!(
-            d_out.dims(),
-            [b, t, c],
-            "causal_attention_packed_backward: d_out {} for qkv {}",
-            d_out.shape(),
-            qkv.shape()
-        );
-        if qkv.device().is_cuda() {
-            let [q, k, v] = split_heads(qkv, n_heads);
-            let dims = [b as isize, t as isize, n_heads as isize, d as isize];
-            let g = Tensor::causal_attention_backward(&q, &k, &v, probs, &d_out.reshape(&dims).transpose(1, 2));
-            return Tensor::cat(&[merge_heads(&g.dq), merge_heads(&g.dk), merge_heads(&g.dv)], -1);
-        }
-        crate::with_float_type!(qkv.dtype(), "causal_attention_packed_backward", T => {
-            let x = qkv.contiguous_data::<T>();
-            let mut grads = crate::pool::for_overwrite::<T>(b * t * 3 * c);
-            let part = |i: usize| HeadLayout::packed(t, n_heads, d, 3 * c, i * c);
-            causal_attention_backward_in_place(
-                [(&x, part(0)), (&x, part(1)), (&x, part(2))], &probs.contiguous_data::<T>(),
-                &d_out.contiguous_data::<T>(), HeadLayout::packed(t, n_heads, d, c, 0), b * n_heads, t, d,
+                [(&q.contiguous_data::<T>(), dense), (k.storage_slice::<T>(), kv), (v.storage_slice::<T>(), kv)],
+                &probs.contiguous_data::<T>(), &d_out.contiguous_data::<T>(), dense, heads, t, d,
                 &mut grads, [part(0), part(1), part(2)],
             );
-            Tensor::from_contiguous(grads, [b, t, 3 * c])
-        })
+            let all = Tensor::from_contiguous(grads, [3 * s.batch, s.n_heads, t, d]);
+            let b = s.batch;
+            Qkv::Heads { q: all.narrow(0, 0, b), k: all.narrow(0, b, b), v: all.narrow(0, 2 * b, b) }
+        }),
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::{merge_heads, split_heads};
     use crate::*;
 
     #[test]
@@ -216,7 +410,7 @@ mod tests {
         let q = Tensor::randn([b, h, t, d], &mut g).to_dtype(DType::F64);
         let k = Tensor::randn([b, h, t, d], &mut g).to_dtype(DType::F64);
         let v = Tensor::randn([b, h, t, d], &mut g).to_dtype(DType::F64);
-        let fused = Tensor::causal_attention(&q, &k, &v).out;
+        let fused = Tensor::attention(Qkv::Heads { q: &q, k: &k, v: &v }, &AttentionOptions::new(h)).out;
         let mask = Tensor::ones([t, t], DType::F64).triu(1);
         let scores = q.matmul(&k.t()).div_scalar((d as f64).sqrt()).masked_fill(&mask, f64::NEG_INFINITY);
         let reference = scores.softmax(-1).matmul(&v);
@@ -231,18 +425,51 @@ mod tests {
         let mut g = Generator::seed(9);
         let (b, t, h, d) = (2, 70, 3, 4);
         let c = h * d;
+        let options = AttentionOptions::new(h);
         let qkv = Tensor::randn([b, t, 3 * c], &mut g).to_dtype(DType::F64);
         let d_out = Tensor::randn([b, t, c], &mut g).to_dtype(DType::F64);
-        let packed = Tensor::causal_attention_packed(&qkv, h);
-        let [q, k, v] = super::split_heads(&qkv, h);
-        let split = Tensor::causal_attention(&q, &k, &v);
-        assert_eq!(packed.out.to_vec::<f64>(), super::merge_heads(&split.out).to_vec::<f64>());
-        assert_eq!(packed.probs.to_vec::<f64>(), split.probs.to_vec::<f64>());
-        let d_qkv = Tensor::causal_attention_packed_backward(&qkv, &packed.probs, &d_out, h);
-        let heads_first = d_out.reshape(&[b as isize, t as isize, h as isize, d as isize]).transpose(1, 2);
-        let gr = Tensor::causal_attention_backward(&q, &k, &v, &split.probs, &heads_first);
-        let want =
-            Tensor::cat(&[super::merge_heads(&gr.dq), super::merge_heads(&gr.dk), super::merge_heads(&gr.dv)], -1);
-        assert_eq!(d_qkv.to_vec::<f64>(), want.to_vec::<f64>());
+        let packed = Tensor::attention(Qkv::Packed(&qkv), &options);
+        let [q, k, v] = split_heads(&qkv, &options);
+        let split = Tensor::attention(Qkv::Heads { q: &q, k: &k, v: &v }, &options);
+        assert_eq!(packed.out.to_vec::<f64>(), merge_heads(&split.out).to_vec::<f64>());
+        assert_eq!(packed.saved.probs().unwrap().to_vec::<f64>(), split.saved.probs().unwrap().to_vec::<f64>());
+        let d_qkv = Tensor::attention_backward(&packed.saved, &d_out).into_vec();
+        assert_eq!(d_qkv.len(), 1);
+        let d_heads = d_out.reshape(&[b as isize, t as isize, h as isize, d as isize]).transpose(1, 2);
+        let gr = Tensor::attention_backward(&split.saved, &d_heads).into_vec();
+        let want = Tensor::cat(&[merge_heads(&gr[0]), merge_heads(&gr[1]), merge_heads(&gr[2])], -1);
+        assert_eq!(d_qkv[0].dims(), [b, t, 3 * c]);
+        assert_eq!(d_qkv[0].to_vec::<f64>(), want.to_vec::<f64>());
+    }
+
+    #[test]
+    fn cached_keys_are_read_where_the_cache_keeps_them() {
+        // Keys and values in a buffer with room for 16 positions, 11 filled
+        // (a KV cache), against the same values copied dense.
+        let mut g = Generator::seed(5);
+        let (b, h, tq, tk, d) = (2, 3, 4, 11, 8);
+        let q = Tensor::randn([b, h, tq, d], &mut g).to_dtype(DType::F64);
+        let kbuf = Tensor::randn([b, h, 16, d], &mut g).to_dtype(DType::F64);
+        let vbuf = Tensor::randn([b, h, 16, d], &mut g).to_dtype(DType::F64);
+        let (k, v) = (kbuf.narrow(2, 0, tk), vbuf.narrow(2, 0, tk));
+        let options = AttentionOptions::new(h);
+        let in_place = Tensor::attention(Qkv::Heads { q: &q, k: &k, v: &v }, &options).out;
+        let (kd, vd) = (k.contiguous_copy(), v.contiguous_copy());
+        let dense = Tensor::attention(Qkv::Heads { q: &q, k: &kd, v: &vd }, &options).out;
+        assert_eq!(in_place.dims(), [b, h, tq, d]);
+        assert_eq!(in_place.to_vec::<f64>(), dense.to_vec::<f64>());
+        // The last query sees every key: its row is the plain softmax.
+        let scores = q.narrow(2, tq - 1, 1).matmul(&kd.t()).div_scalar((d as f64).sqrt());
+        let last = scores.softmax(-1).matmul(&vd);
+        for (a, r) in in_place.narrow(2, tq - 1, 1).to_vec::<f64>().iter().zip(last.to_vec::<f64>()) {
+            assert!((a - r).abs() < 1e-12, "{a} vs {r}");
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "has 3 heads, the options say 2")]
+    fn heads_must_match_the_options() {
+        let q = Tensor::zeros([1, 3, 4, 2], DType::F64);
+        Tensor::attention(Qkv::Heads { q: &q, k: &q, v: &q }, &AttentionOptions::new(2));
     }
 }
