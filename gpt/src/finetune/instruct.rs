@@ -43,7 +43,7 @@ use crate::atomic::write_atomic;
 use crate::generate::{generate, GenerateOptions};
 use crate::model::GPTModel;
 use crate::tokenizer::{AnyTokenizer, SpecialTokens};
-use crate::train::{train_step, StepOutcome};
+use crate::train::{next_token_loss, train_step, StepOutcome};
 
 pub const PREAMBLE: &str =
     "Below is an instruction that describes a task. Write a response that appropriately completes the request.";
@@ -157,7 +157,6 @@ pub fn fit_instructions(
     let f = &opts.fit;
     let params: Vec<_> = model.parameters().into_iter().filter(|p| p.requires_grad()).collect();
     let mut opt = AdamW::with_options(params, f.lr, (0.9, 0.999), 1e-8, f.weight_decay);
-    let next_token_loss = |model: &GPTModel, (x, y): &(Tensor, Tensor)| cross_entropy(&model.forward(x), y);
     let mut gen = Generator::seed(f.seed);
     let per_epoch = train.len().div_ceil(f.batch_size);
     let total = per_epoch * f.epochs;

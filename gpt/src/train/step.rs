@@ -6,7 +6,7 @@
 //! ```text
 //! set the learning rate, switch dropout on, zero the gradients
 //! for each of the step's n micro-batches (inputs [B, T], targets):
-//!     loss = loss_of_batch(model, batch)       forward + loss (the book's calc_loss_batch)
+//!     loss = loss_of_batch(model, batch)       forward + loss (next_token_loss below)
 //!     (loss / n).backward()                    gradients add up (+=) across micro-batches
 //! a mean loss that is NaN or infinite: stop    before it reaches the weights
 //! clip the global gradient norm to max_norm    one bad batch cannot throw the weights far
@@ -21,9 +21,13 @@
 //! batch, a constant rate and `max_norm` 1. What a loop does around the
 //! step (evaluation, checkpoints, stopping on Ctrl-C) stays in the loop.
 
+use autograd::loss::cross_entropy;
 use autograd::nn::Module;
 use autograd::optim::{clip_grad_norm, AdamW, Optimizer};
 use autograd::Var;
+use tensor::Tensor;
+
+use crate::model::GPTModel;
 
 /// What one step measured.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -38,6 +42,13 @@ pub struct StepOutcome {
 /// were (the gradients were not).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct NonFiniteLoss(pub f64);
+
+/// The loss of one language-modelling batch, the book's `calc_loss_batch`:
+/// cross-entropy of the logits `[B, T, V]` for inputs `[B, T]` against the
+/// targets `[B, T]` (the inputs shifted by one token).
+pub fn next_token_loss(model: &GPTModel, (inputs, targets): &(Tensor, Tensor)) -> Var {
+    cross_entropy(&model.forward(inputs), targets)
+}
 
 /// One optimizer step of `model` on `micro_batches` (at least one), whose
 /// gradients add up to one update. `loss_of_batch` runs the forward pass
@@ -76,9 +87,8 @@ pub fn train_step<M: Module, B>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use autograd::loss::cross_entropy;
     use autograd::nn::Linear;
-    use tensor::{Generator, Tensor};
+    use tensor::Generator;
 
     /// A linear classifier that remembers whether it was put in training mode.
     struct Probe {

@@ -17,7 +17,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use autograd::loss::cross_entropy;
 use autograd::nn::Module;
 use autograd::optim::{AdamW, LrSchedule};
 use tensor::Tensor;
@@ -25,7 +24,7 @@ use tensor::Tensor;
 use super::checkpoint::{save_checkpoint, Checkpoint, TrainerState, STATE_FILE};
 use super::metrics::{plot_losses, Metric, MetricsLog, LOSS_PLOT_FILE, METRICS_FILE};
 use super::options::TrainOptions;
-use super::step::{train_step, NonFiniteLoss, StepOutcome};
+use super::step::{next_token_loss, train_step, NonFiniteLoss, StepOutcome};
 use crate::atomic::{readable_dir, replace_dir, settle_dir, staging_dir};
 use crate::data::{train_val_split, DataError, DataLoader, LoaderConfig, SlidingWindow};
 use crate::eval::{evaluate, EvalResult};
@@ -262,7 +261,6 @@ impl Trainer {
             let lr = schedule.lr_at(step);
             let batches: Vec<_> = (0..self.state.options.grad_accum).map(|_| self.next_batch()).collect();
             let tokens: usize = batches.iter().map(|(x, _)| x.numel()).sum();
-            let next_token_loss = |model: &GPTModel, (x, y): &(Tensor, Tensor)| cross_entropy(&model.forward(x), y);
             let StepOutcome { loss, grad_norm } =
                 match train_step(&mut self.model, &mut self.opt, lr, &batches, next_token_loss, max_norm) {
                     Ok(outcome) => outcome,
