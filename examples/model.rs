@@ -8,7 +8,7 @@ use scratchgpt::autograd::nn::Module;
 use scratchgpt::autograd::no_grad;
 use scratchgpt::gpt::generate::{generate, GenerateOptions};
 use scratchgpt::gpt::model::{GPTConfig, GPTModel};
-use scratchgpt::gpt::tokenizer::{SpecialTokens, Tokenizer};
+use scratchgpt::gpt::tokenizer::{BpeTokenizer, SpecialTokens};
 use scratchgpt::prelude::*;
 
 fn main() {
@@ -31,7 +31,7 @@ fn main() {
     println!("\ntiny config: {config:?}");
     println!("parameters: {} (the token embedding is also the output head)", model.num_parameters());
 
-    let tokenizer = Tokenizer::gpt2();
+    let tokenizer = BpeTokenizer::gpt2();
     let batch: Vec<i64> = ["Every effort moves you", "Every day holds a"]
         .iter()
         .flat_map(|t| tokenizer.encode(t, SpecialTokens::Allow).unwrap())

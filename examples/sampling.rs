@@ -5,10 +5,10 @@
 //! Run: `cargo run --release --example sampling`
 
 use scratchgpt::gpt::data::{builtin_corpus, DataLoader, LoaderConfig, SlidingWindow};
-use scratchgpt::gpt::tokenizer::{SpecialTokens, Tokenizer};
+use scratchgpt::gpt::tokenizer::{BpeTokenizer, SpecialTokens};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let tokenizer = Tokenizer::gpt2();
+    let tokenizer = BpeTokenizer::gpt2();
     let text = builtin_corpus(20_000); // generated here: no download needed
     let ids = tokenizer.encode(&text, SpecialTokens::Allow)?;
     println!("Total number of tokens: {}\n", ids.len());

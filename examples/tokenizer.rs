@@ -4,10 +4,10 @@
 //!
 //! Run: `cargo run --release --example tokenizer`
 
-use scratchgpt::gpt::tokenizer::{train_bpe, CharTokenizer, SpecialTokens, Tokenizer};
+use scratchgpt::gpt::tokenizer::{train_bpe, BpeTokenizer, CharTokenizer, SpecialTokens};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let tokenizer = Tokenizer::gpt2();
+    let tokenizer = BpeTokenizer::gpt2();
     let text = "Hello, do you like tea? <|endoftext|> In the sunlit terraces of someunknownPlace.";
 
     // Allow the special token: it becomes its single id, 50256.

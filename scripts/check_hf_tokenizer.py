@@ -10,7 +10,7 @@ Requirements: `pip install tokenizers`. Run from anywhere:
 Without an argument the script runs the ignored Rust test
 `gpt/tests/hf_export.rs`, which trains an 8,192-token byte-level BPE on
 tinyshakespeare (or on the built-in stories when the shared data folder is
-absent), saves it with `Tokenizer::save` (`vocab.json` + `merges.txt`), saves
+absent), saves it with `BpeTokenizer::save` (`vocab.json` + `merges.txt`), saves
 GPT-2's vocabulary the same way, and writes `cases.json`: texts (held-out
 Shakespeare plus hard cases: contractions, whitespace runs, CRLF, accents,
 CJK, Arabic, emoji, code, URLs, `<|endoftext|>`) with the ids scratchgpt

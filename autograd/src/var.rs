@@ -16,6 +16,7 @@
 //! tensors are dropped once used), gradients are kept only for leaves that
 //! require them, and a second backward through the same graph is an error.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -48,6 +49,45 @@ struct Node {
     op: Box<dyn BackwardOp>,
 }
 
+impl Node {
+    /// dL/d(input) for each input that `needs` one, checked against the
+    /// input's shape.
+    fn input_grads<'a>(&'a self, grad: &Tensor, needs: &'a [bool]) -> impl Iterator<Item = (&'a Var, Tensor)> {
+        let name = self.op.name();
+        let input_grads = self.op.backward(grad, needs);
+        let n = self.inputs.len();
+        assert_eq!(input_grads.len(), n, "{name}: backward returned {} gradients for {n} inputs", input_grads.len());
+        self.inputs.iter().zip(input_grads).zip(needs).filter_map(move |((input, g), &need)| {
+            let g = g.filter(|_| need)?;
+            let (shape, expected) = (g.shape(), input.shape());
+            assert_eq!(shape, &expected, "{name}: gradient of shape {shape} for an input of shape {expected}");
+            Some((input, g))
+        })
+    }
+
+    /// The one special case of backward: an op may add an input's gradient
+    /// straight into the sum that other uses of that input already sent
+    /// back (`BackwardOp::backward_into`; the embedding lookup scatters its
+    /// rows into the tied head's gradient), instead of returning a new
+    /// vocabulary-sized tensor to be added. Inputs handled so are marked
+    /// as no longer needing a gradient from `backward`.
+    fn scatter_into_existing(&self, grad: &Tensor, needs: &mut [bool], grads: &mut HashMap<u64, Tensor>) {
+        for (i, input) in self.inputs.iter().enumerate() {
+            if let Some(sum) = grads.get_mut(&input.id()).filter(|_| needs[i]) {
+                if self.op.backward_into(grad, i, sum) {
+                    needs[i] = false;
+                }
+            }
+        }
+    }
+}
+
+/// What the clones of a `Var` share. Its fields sit behind locks, not
+/// `RefCell`s: one variable has many owners at once (the model, the
+/// optimizer and every graph node that used it hold the same `Arc`), any
+/// of them may write (the optimizer the value, backward the gradient and
+/// the node), and a model must stay `Send + Sync` to be shared between
+/// threads.
 struct VarInner {
     id: u64,
     data: RwLock<Tensor>,
@@ -235,40 +275,16 @@ impl Var {
             let node = var.0.node.lock().unwrap().take().unwrap_or_else(|| {
                 panic!("backward: trying to backward through the graph a second time (its saved values were freed)")
             });
-            let mut needs: Vec<bool> = node.inputs.iter().map(|v| v.requires_grad()).collect();
-            for (i, input) in node.inputs.iter().enumerate() {
-                if let Some(sum) = grads.get_mut(&input.id()).filter(|_| needs[i]) {
-                    if node.op.backward_into(&grad, i, sum) {
-                        needs[i] = false;
+            let mut needs: Vec<bool> = node.inputs.iter().map(Var::requires_grad).collect();
+            node.scatter_into_existing(&grad, &mut needs, &mut grads);
+            for (input, g) in node.input_grads(&grad, &needs) {
+                // The chain rule's sum over paths: input.grad += g.
+                match grads.entry(input.id()) {
+                    Entry::Occupied(mut sum) => sum.get_mut().add_(&g),
+                    Entry::Vacant(slot) => {
+                        slot.insert(g);
                     }
                 }
-            }
-            let input_grads = node.op.backward(&grad, &needs);
-            assert_eq!(
-                input_grads.len(),
-                node.inputs.len(),
-                "{}: backward returned {} gradients for {} inputs",
-                node.op.name(),
-                input_grads.len(),
-                node.inputs.len()
-            );
-            for ((input, g), need) in node.inputs.iter().zip(input_grads).zip(needs) {
-                let Some(g) = g.filter(|_| need) else { continue };
-                assert_eq!(
-                    g.shape(),
-                    &input.shape(),
-                    "{}: gradient of shape {} for an input of shape {}",
-                    node.op.name(),
-                    g.shape(),
-                    input.shape()
-                );
-                match grads.remove(&input.id()) {
-                    Some(mut sum) => {
-                        sum.add_(&g);
-                        grads.insert(input.id(), sum)
-                    }
-                    None => grads.insert(input.id(), g),
-                };
             }
         }
     }

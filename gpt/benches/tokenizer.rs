@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use gpt::data::builtin_corpus;
-use gpt::tokenizer::{train_bpe, Tokenizer};
+use gpt::tokenizer::{train_bpe, BpeTokenizer};
 
 fn corpus() -> (String, &'static str) {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/tinyshakespeare.txt");
@@ -30,7 +30,7 @@ fn corpus() -> (String, &'static str) {
 
 fn encode(c: &mut Criterion) {
     let (text, name) = corpus();
-    let ours = Tokenizer::gpt2();
+    let ours = BpeTokenizer::gpt2();
     let tiktoken = tiktoken_rs::r50k_base().expect("tiktoken's r50k_base loads");
     assert_eq!(ours.encode_ordinary(&text), tiktoken.encode_ordinary(&text), "the two encoders disagree");
 

@@ -7,7 +7,7 @@ use gpt::data::{
     builtin_corpus, cache_paths, load_tokens, tokenize_file, train_val_split, CacheStatus, DataError, DataLoader,
     LoaderConfig, SlidingWindow,
 };
-use gpt::tokenizer::{AnyTokenizer, CharTokenizer, SpecialTokens, Tokenizer, TokenizerError};
+use gpt::tokenizer::{AnyTokenizer, BpeTokenizer, CharTokenizer, SpecialTokens, TokenizerError};
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("scratchgpt-data-{}-{name}", std::process::id()));
@@ -28,7 +28,7 @@ fn cache_is_reused_until_source_or_tokenizer_changes() {
     let text = builtin_corpus(50_000);
     let source = write(&dir, "stories.txt", text.as_bytes());
     let gpt2 = AnyTokenizer::gpt2();
-    let expected = Tokenizer::gpt2().encode(&text, SpecialTokens::Allow).unwrap();
+    let expected = BpeTokenizer::gpt2().encode(&text, SpecialTokens::Allow).unwrap();
 
     let first = load_tokens(&source, &gpt2, None).unwrap();
     assert_eq!(first.tokens, expected);
@@ -58,7 +58,7 @@ fn cache_is_reused_until_source_or_tokenizer_changes() {
     write(&dir, "stories.txt", edited.as_bytes());
     let third = load_tokens(&source, &gpt2, None).unwrap();
     assert_eq!(third.cache, CacheStatus::Written(bin.clone()));
-    assert_eq!(third.tokens, Tokenizer::gpt2().encode(&edited, SpecialTokens::Allow).unwrap());
+    assert_eq!(third.tokens, BpeTokenizer::gpt2().encode(&edited, SpecialTokens::Allow).unwrap());
 
     // A corrupted array is noticed (its hash no longer matches) and replaced.
     let mut raw = std::fs::read(&bin).unwrap();
@@ -106,7 +106,7 @@ fn bad_input_gives_clear_errors() {
     // Bytes that are not UTF-8: BPE encodes them as bytes, exactly.
     let latin1 = write(&dir, "latin1.txt", b"caf\xE9 au lait\n\xFF");
     let ids = tokenize_file(&latin1, &gpt2).unwrap();
-    assert_eq!(Tokenizer::gpt2().decode_bytes(&ids).unwrap(), b"caf\xE9 au lait\n\xFF");
+    assert_eq!(BpeTokenizer::gpt2().decode_bytes(&ids).unwrap(), b"caf\xE9 au lait\n\xFF");
     // ... while a character vocabulary cannot, and says where.
     let chars: AnyTokenizer = CharTokenizer::from_text("cafe au lait\n").into();
     let err = tokenize_file(&latin1, &chars).unwrap_err();
@@ -125,7 +125,7 @@ fn bad_input_gives_clear_errors() {
 #[test]
 fn builtin_corpus_to_batches() {
     let text = builtin_corpus(100_000);
-    let ids = Tokenizer::gpt2().encode(&text, SpecialTokens::Allow).unwrap();
+    let ids = BpeTokenizer::gpt2().encode(&text, SpecialTokens::Allow).unwrap();
     let (train, val) = train_val_split(&ids, 0.9).unwrap();
     assert_eq!(train.len() + val.len(), ids.len());
     assert_eq!(val.len(), ids.len() - (ids.len() as f64 * 0.9).round() as usize);

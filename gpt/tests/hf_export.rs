@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use gpt::data::builtin_corpus;
-use gpt::tokenizer::{train_bpe, SpecialTokens, Tokenizer};
+use gpt::tokenizer::{train_bpe, BpeTokenizer, SpecialTokens};
 use serde_json::json;
 
 /// Texts beyond the training data: held-out lines plus the hard cases.
@@ -34,7 +34,7 @@ fn cases(held_out: &str) -> Vec<String> {
     texts
 }
 
-fn encodings(tok: &Tokenizer, texts: &[String]) -> serde_json::Value {
+fn encodings(tok: &BpeTokenizer, texts: &[String]) -> serde_json::Value {
     let cases: Vec<_> =
         texts.iter().map(|t| json!({ "text": t, "ids": tok.encode(t, SpecialTokens::Allow).unwrap() })).collect();
     json!(cases)
@@ -63,15 +63,15 @@ fn export_for_hugging_face() {
         start.elapsed()
     );
     trained.save(out.join("trained")).unwrap();
-    Tokenizer::gpt2().save(out.join("gpt2")).unwrap();
+    BpeTokenizer::gpt2().save(out.join("gpt2")).unwrap();
 
     let texts = cases(held_out);
     let export = json!({
         "source": source,
         "trained": encodings(&trained, &texts),
-        "gpt2": encodings(&Tokenizer::gpt2(), &texts),
+        "gpt2": encodings(&BpeTokenizer::gpt2(), &texts),
     });
     std::fs::write(out.join("cases.json"), serde_json::to_string(&export).unwrap()).unwrap();
     // The exported files load back here too.
-    assert_eq!(Tokenizer::load(out.join("trained")).unwrap().merges(), trained.merges());
+    assert_eq!(BpeTokenizer::load(out.join("trained")).unwrap().merges(), trained.merges());
 }

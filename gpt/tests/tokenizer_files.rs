@@ -4,12 +4,12 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use gpt::tokenizer::{train_bpe, AnyTokenizer, CharTokenizer, SpecialTokens, Tokenizer, TokenizerError};
+use gpt::tokenizer::{train_bpe, AnyTokenizer, BpeTokenizer, CharTokenizer, SpecialTokens, TokenizerError};
 use proptest::prelude::*;
 
-fn gpt2() -> &'static Tokenizer {
-    static TOK: OnceLock<Tokenizer> = OnceLock::new();
-    TOK.get_or_init(Tokenizer::gpt2)
+fn gpt2() -> &'static BpeTokenizer {
+    static TOK: OnceLock<BpeTokenizer> = OnceLock::new();
+    TOK.get_or_init(BpeTokenizer::gpt2)
 }
 
 /// A fresh, empty folder under the system temp dir.
@@ -72,7 +72,7 @@ fn not_utf8_input_is_encoded_as_bytes() {
 fn saved_gpt2_loads_back_identical() {
     let dir = temp_dir("gpt2-save");
     gpt2().save(&dir).unwrap();
-    let loaded = Tokenizer::load(&dir).unwrap();
+    let loaded = BpeTokenizer::load(&dir).unwrap();
     assert_eq!(loaded.fingerprint(), gpt2().fingerprint());
     assert_eq!(loaded.eot_id(), Some(50256));
     // The written files are GPT-2's own, token for token.
@@ -90,7 +90,7 @@ fn trained_tokenizer_saves_and_loads() {
     let tok = train_bpe(&text, 300).unwrap();
     let dir = temp_dir("trained-save");
     tok.save(&dir).unwrap();
-    let loaded = Tokenizer::load(&dir).unwrap();
+    let loaded = BpeTokenizer::load(&dir).unwrap();
     assert_eq!(loaded.merges(), tok.merges());
     assert_eq!(loaded.specials(), tok.specials());
     let sample = "To suffer the question<|endoftext|>whether";
@@ -122,7 +122,7 @@ fn tiktoken_rank_file_loads() {
     lines.push(format!("{} 257", base64(b"abc")));
     lines.push(format!("{} 256", base64(b"ab")));
     let path = write(&dir, "tiny.tiktoken", &lines.join("\n"));
-    let tok = Tokenizer::from_tiktoken_file(&path).unwrap();
+    let tok = BpeTokenizer::from_tiktoken_file(&path).unwrap();
     assert_eq!(tok.vocab_size(), 259);
     assert_eq!(tok.eot_id(), Some(258));
     assert_eq!(tok.encode("abcab<|endoftext|>", SpecialTokens::Allow).unwrap(), [257, 256, 258]);
@@ -144,7 +144,7 @@ fn bad_files_name_the_file_and_line() {
 
     let expect_line = |merges: &str, line: usize, needle: &str| {
         let merges_path = write(&dir, "merges.txt", merges);
-        let err = Tokenizer::from_hf_files(&vocab_path, &merges_path).unwrap_err();
+        let err = BpeTokenizer::from_hf_files(&vocab_path, &merges_path).unwrap_err();
         let message = err.to_string();
         assert!(matches!(err, TokenizerError::Malformed { line: l, .. } if l == line), "{message}");
         assert!(message.contains("merges.txt") && message.contains(needle), "{message}");
@@ -154,7 +154,7 @@ fn bad_files_name_the_file_and_line() {
     expect_line("a b\na c\n", 2, "\"ac\" is not in vocab.json");
     expect_line("#version: 0.2\n\na €\n", 3, "\"€\" is not in vocab.json");
     write(&dir, "merges.txt", "#version: 0.2\na b\n");
-    assert_eq!(Tokenizer::load(&dir).unwrap().encode_ordinary("abab"), [256, 256]);
+    assert_eq!(BpeTokenizer::load(&dir).unwrap().encode_ordinary("abab"), [256, 256]);
 
     // GPT-2's vocabulary with an empty or cut merges.txt: its words would
     // otherwise all become special tokens.
@@ -164,18 +164,18 @@ fn bad_files_name_the_file_and_line() {
     let half: String = full.lines().take(25_000).map(|l| format!("{l}\n")).collect();
     for merges in ["", "#version: 0.2\n", half.as_str()] {
         write(&gpt2_dir, "merges.txt", merges);
-        let err = Tokenizer::load(&gpt2_dir).unwrap_err().to_string();
+        let err = BpeTokenizer::load(&gpt2_dir).unwrap_err().to_string();
         assert!(err.contains("merges.txt") && err.contains("made by no merge") && err.contains("truncated"), "{err}");
     }
     // The whole file loads, with <|endoftext|> as its one special token.
     write(&gpt2_dir, "merges.txt", full);
-    assert_eq!(Tokenizer::load(&gpt2_dir).unwrap().encode("<|endoftext|>", SpecialTokens::Allow).unwrap(), [50256]);
+    assert_eq!(BpeTokenizer::load(&gpt2_dir).unwrap().encode("<|endoftext|>", SpecialTokens::Allow).unwrap(), [50256]);
     std::fs::remove_dir_all(gpt2_dir).unwrap();
 
     // Broken JSON: the error names vocab.json and the line of the problem.
     let broken = good_vocab.replacen("\"ab\": 256", "\"ab\": oops", 1);
     write(&dir, "vocab.json", &broken);
-    let err = Tokenizer::load(&dir).unwrap_err();
+    let err = BpeTokenizer::load(&dir).unwrap_err();
     let line = broken.lines().position(|l| l.contains("oops")).unwrap() + 1;
     assert!(matches!(err, TokenizerError::Malformed { line: l, .. } if l == line), "{err}");
     assert!(err.to_string().contains("vocab.json"), "{err}");
@@ -185,16 +185,16 @@ fn bad_files_name_the_file_and_line() {
     missing.remove(&gpt::tokenizer::bytes::bytes_to_unicode(b"z"));
     missing.insert("ab".into(), 122.into());
     write(&dir, "vocab.json", &serde_json::to_string(&missing).unwrap());
-    let err = Tokenizer::load(&dir).unwrap_err();
+    let err = BpeTokenizer::load(&dir).unwrap_err();
     assert!(err.to_string().contains("vocab.json") && err.to_string().contains("0x7A"), "{err}");
 
     // Missing files are I/O errors with the path.
-    let err = Tokenizer::load(dir.join("nowhere")).unwrap_err();
+    let err = BpeTokenizer::load(dir.join("nowhere")).unwrap_err();
     assert!(matches!(err, TokenizerError::Io { .. }) && err.to_string().contains("nowhere"), "{err}");
 
     // A tiktoken file with a bad line.
     let path = write(&dir, "bad.tiktoken", "IQ== 0\nnot-base64! 1\n");
-    let err = Tokenizer::from_tiktoken_file(&path).unwrap_err();
+    let err = BpeTokenizer::from_tiktoken_file(&path).unwrap_err();
     assert!(matches!(err, TokenizerError::Malformed { line: 2, .. }), "{err}");
     assert!(err.to_string().contains("bad.tiktoken"), "{err}");
     std::fs::remove_dir_all(dir).unwrap();

@@ -3,15 +3,15 @@
 
 use std::sync::OnceLock;
 
-use gpt::tokenizer::{pretokenize, SpecialTokens, Tokenizer};
+use gpt::tokenizer::{pretokenize, BpeTokenizer, SpecialTokens};
 use proptest::prelude::*;
 use tiktoken_rs::CoreBPE;
 
 const GPT2_PATTERN: &str = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+";
 
-fn ours() -> &'static Tokenizer {
-    static TOK: OnceLock<Tokenizer> = OnceLock::new();
-    TOK.get_or_init(Tokenizer::gpt2)
+fn ours() -> &'static BpeTokenizer {
+    static TOK: OnceLock<BpeTokenizer> = OnceLock::new();
+    TOK.get_or_init(BpeTokenizer::gpt2)
 }
 
 fn tiktoken() -> &'static CoreBPE {

@@ -25,7 +25,7 @@ use std::time::Instant;
 
 use autograd::loss::cross_entropy;
 use autograd::nn::{Linear, Module};
-use autograd::optim::{AdamW, Optimizer};
+use autograd::optim::AdamW;
 use autograd::{no_grad, Var};
 use serde::{Deserialize, Serialize};
 use tensor::{DType, Generator, Tensor};
@@ -33,10 +33,11 @@ use tensor::{DType, Generator, Tensor};
 use super::class_data::LabelledData;
 use super::lora::{apply_lora, merge_lora, LoraConfig, ParamReport};
 use super::split::split3;
-use super::{optimizer_step, FinetuneError, FinetuneEvent, FitOptions};
+use super::{diverged, FinetuneError, FinetuneEvent, FitOptions, MAX_GRAD_NORM};
 use crate::atomic::write_atomic;
 use crate::model::GPTModel;
 use crate::tokenizer::{AnyTokenizer, SpecialTokens};
+use crate::train::{train_step, StepOutcome};
 use crate::weights::{self, save_safetensors, SafetensorsFile};
 
 pub const CLASSIFIER_CONFIG_FILE: &str = "classifier.json";
@@ -196,8 +197,11 @@ pub struct Encoded {
     pub labels: Vec<usize>,
 }
 
+/// Padded ids `[B, T]`, each text's length, and the labels `[B]`.
+type Batch = (Tensor, Vec<usize>, Tensor);
+
 impl Encoded {
-    fn batches(&self, batch_size: usize, order: &[usize]) -> Vec<(Tensor, Vec<usize>, Tensor)> {
+    fn batches(&self, batch_size: usize, order: &[usize]) -> Vec<Batch> {
         order
             .chunks(batch_size)
             .map(|chunk| {
@@ -283,7 +287,8 @@ pub fn fit_classifier(
         return Err(FinetuneError::Config("no training examples after the split".into()));
     }
     let params: Vec<Var> = model.parameters().into_iter().filter(|p| p.requires_grad()).collect();
-    let mut opt = AdamW::with_options(params.clone(), opts.lr, (0.9, 0.999), 1e-8, opts.weight_decay);
+    let mut opt = AdamW::with_options(params, opts.lr, (0.9, 0.999), 1e-8, opts.weight_decay);
+    let class_loss = |model: &GptClassifier, (x, lengths, y): &Batch| cross_entropy(&model.forward(x, lengths), y);
     let mut gen = Generator::seed(opts.seed);
     let per_epoch = splits.train.ids.len().div_ceil(opts.batch_size);
     let total = per_epoch * opts.epochs;
@@ -292,19 +297,18 @@ pub fn fit_classifier(
         let mut order: Vec<usize> = (0..splits.train.ids.len()).collect();
         gen.shuffle(&mut order);
         let mut loss_sum = 0.0;
-        for (x, lengths, y) in splits.train.batches(opts.batch_size, &order) {
+        for batch in splits.train.batches(opts.batch_size, &order) {
             if opts.interrupted() {
                 break 'epochs;
             }
             let started = Instant::now();
-            model.set_training(true);
-            opt.zero_grad();
-            let loss = cross_entropy(&model.forward(&x, &lengths), &y);
-            let value = optimizer_step(&loss, &params, &mut opt, step)?;
+            let tokens: usize = batch.1.iter().sum();
+            let StepOutcome { loss, .. } = train_step(model, &mut opt, opts.lr, &[batch], class_loss, MAX_GRAD_NORM)
+                .map_err(|e| diverged(step, e))?;
             step += 1;
-            loss_sum += value;
-            let tokens_per_s = lengths.iter().sum::<usize>() as f64 / started.elapsed().as_secs_f64();
-            on_event(&FinetuneEvent::Step { step, total, loss: value, tokens_per_s });
+            loss_sum += loss;
+            let tokens_per_s = tokens as f64 / started.elapsed().as_secs_f64();
+            on_event(&FinetuneEvent::Step { step, total, loss, tokens_per_s });
         }
         let (_, train_acc) = evaluate(model, &splits.train, opts.batch_size);
         let (val_loss, val_acc) = evaluate(model, &splits.val, opts.batch_size);

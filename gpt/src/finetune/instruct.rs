@@ -33,16 +33,17 @@ use std::time::Instant;
 use autograd::loss::{cross_entropy, IGNORE_INDEX};
 use autograd::nn::Module;
 use autograd::no_grad;
-use autograd::optim::{AdamW, Optimizer};
+use autograd::optim::AdamW;
 use serde::Serialize;
 use tensor::{Generator, Tensor};
 
 use super::instruct_data::Instruction;
-use super::{optimizer_step, FinetuneError, FinetuneEvent, FitOptions};
+use super::{diverged, FinetuneError, FinetuneEvent, FitOptions, MAX_GRAD_NORM};
 use crate::atomic::write_atomic;
 use crate::generate::{generate, GenerateOptions};
 use crate::model::GPTModel;
 use crate::tokenizer::{AnyTokenizer, SpecialTokens};
+use crate::train::{next_token_loss, train_step, StepOutcome};
 
 pub const PREAMBLE: &str =
     "Below is an instruction that describes a task. Write a response that appropriately completes the request.";
@@ -155,7 +156,7 @@ pub fn fit_instructions(
     }
     let f = &opts.fit;
     let params: Vec<_> = model.parameters().into_iter().filter(|p| p.requires_grad()).collect();
-    let mut opt = AdamW::with_options(params.clone(), f.lr, (0.9, 0.999), 1e-8, f.weight_decay);
+    let mut opt = AdamW::with_options(params, f.lr, (0.9, 0.999), 1e-8, f.weight_decay);
     let mut gen = Generator::seed(f.seed);
     let per_epoch = train.len().div_ceil(f.batch_size);
     let total = per_epoch * f.epochs;
@@ -176,14 +177,13 @@ pub fn fit_instructions(
                 // nothing to learn, and the mean would be 0/0.
                 continue;
             }
-            model.set_training(true);
-            opt.zero_grad();
-            let loss = cross_entropy(&model.forward(&x), &y);
-            let value = optimizer_step(&loss, &params, &mut opt, step)?;
+            let tokens = x.numel();
+            let StepOutcome { loss, .. } = train_step(model, &mut opt, f.lr, &[(x, y)], next_token_loss, MAX_GRAD_NORM)
+                .map_err(|e| diverged(step, e))?;
             step += 1;
-            loss_sum += value;
-            let tokens_per_s = x.numel() as f64 / started.elapsed().as_secs_f64();
-            on_event(&FinetuneEvent::Step { step, total, loss: value, tokens_per_s });
+            loss_sum += loss;
+            let tokens_per_s = tokens as f64 / started.elapsed().as_secs_f64();
+            on_event(&FinetuneEvent::Step { step, total, loss, tokens_per_s });
         }
         let val_loss = eval_loss(model, val, end, opts);
         last = (loss_sum / per_epoch as f64, val_loss);

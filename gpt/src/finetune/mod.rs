@@ -8,7 +8,9 @@
 //! - [`instruct`]: train on Alpaca-formatted (instruction, input, output)
 //!   records so the model answers, then score and chat.
 //!
-//! Both trainers report progress through [`FinetuneEvent`] and share the
+//! Both trainers take their optimizer steps through pretraining's
+//! [`crate::train::train_step`] (one batch per step, the gradient norm
+//! clipped to 1), report progress through [`FinetuneEvent`] and share the
 //! seeded splits of [`split`]; [`class_data`] and [`instruct_data`] make
 //! the built-in data sets that let everything run offline.
 
@@ -24,6 +26,8 @@ pub use error::FinetuneError;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+
+use crate::train::NonFiniteLoss;
 
 /// What a fine-tuning loop reports as it goes.
 #[derive(Clone, Debug)]
@@ -88,22 +92,11 @@ impl FitOptions {
     }
 }
 
-/// One optimizer step on a loss computed after `opt.zero_grad()`: refuse a
-/// loss that is not finite (before it corrupts the weights), backpropagate,
-/// clip the global gradient norm to 1 and update. Returns the loss value.
-pub(crate) fn optimizer_step(
-    loss: &autograd::Var,
-    params: &[autograd::Var],
-    opt: &mut autograd::optim::AdamW,
-    step: usize,
-) -> Result<f64, FinetuneError> {
-    use autograd::optim::Optimizer;
-    let value = loss.item();
-    if !value.is_finite() {
-        return Err(FinetuneError::Config(format!("loss became {value} at step {}; try a lower --lr", step + 1)));
-    }
-    loss.backward();
-    autograd::optim::clip_grad_norm(params, 1.0);
-    opt.step();
-    Ok(value)
+/// Fine-tuning clips the global gradient norm to 1 in every step.
+pub(crate) const MAX_GRAD_NORM: f64 = 1.0;
+
+/// The error for a loss that was not finite at (0-based) `step`: the step
+/// was refused before it corrupted the weights.
+pub(crate) fn diverged(step: usize, NonFiniteLoss(loss): NonFiniteLoss) -> FinetuneError {
+    FinetuneError::Config(format!("loss became {loss} at step {}; try a lower --lr", step + 1))
 }

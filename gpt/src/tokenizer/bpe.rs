@@ -13,8 +13,8 @@
 //! text is their concatenation. Because every byte has a token, any string
 //! encodes, and `decode(encode(s)) == s` always. A token may hold only part of
 //! a UTF-8 character (GPT-2 spells some emoji in three tokens), so a cut-off
-//! id sequence may decode to invalid UTF-8: [`Tokenizer::decode`] then puts
-//! U+FFFD `�` in place of the broken bytes, and [`Tokenizer::decode_bytes`]
+//! id sequence may decode to invalid UTF-8: [`BpeTokenizer::decode`] then puts
+//! U+FFFD `�` in place of the broken bytes, and [`BpeTokenizer::decode_bytes`]
 //! returns the exact bytes.
 //!
 //! Natural text repeats its words, so encoded words are cached: most words
@@ -36,7 +36,7 @@ pub const ENDOFTEXT: &str = "<|endoftext|>";
 /// [`train_bpe`](super::train_bpe)).
 ///
 /// It is `Send + Sync`; threads may share one and encode at the same time.
-pub struct Tokenizer {
+pub struct BpeTokenizer {
     /// `tokens[id]` is the byte string token `id` stands for.
     tokens: Vec<Vec<u8>>,
     /// The token of each single byte.
@@ -50,9 +50,9 @@ pub struct Tokenizer {
     cache: Mutex<WordCache>,
 }
 
-impl Clone for Tokenizer {
+impl Clone for BpeTokenizer {
     fn clone(&self) -> Self {
-        Tokenizer {
+        BpeTokenizer {
             tokens: self.tokens.clone(),
             byte_ids: self.byte_ids,
             merges: self.merges.clone(),
@@ -64,9 +64,9 @@ impl Clone for Tokenizer {
     }
 }
 
-impl std::fmt::Debug for Tokenizer {
+impl std::fmt::Debug for BpeTokenizer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tokenizer")
+        f.debug_struct("BpeTokenizer")
             .field("vocab_size", &self.vocab_size())
             .field("merges", &self.merges.len())
             .field("specials", &self.specials)
@@ -82,7 +82,7 @@ pub(crate) struct PartsError {
     pub message: String,
 }
 
-impl Tokenizer {
+impl BpeTokenizer {
     /// Builds a tokenizer from its parts, checking that they fit together:
     /// every byte has a single-byte token, no two ordinary tokens share bytes,
     /// each merge's result is the concatenation of its two sides, and each
@@ -133,7 +133,7 @@ impl Tokenizer {
         }
         let table = MergeTable::new(&merges);
         let fingerprint = fingerprint(&tokens, &merges, &specials);
-        Ok(Tokenizer { tokens, byte_ids, merges, table, specials, fingerprint, cache: Mutex::default() })
+        Ok(BpeTokenizer { tokens, byte_ids, merges, table, specials, fingerprint, cache: Mutex::default() })
     }
 
     /// Number of token ids, special tokens included (GPT-2: 50,257).
@@ -357,13 +357,13 @@ mod tests {
 
     /// Bytes 0..=255 as ids 0..=255, then "he" 256, "ll" 257, "hell" 258,
     /// "hello" 259, and the special token 260.
-    fn tiny() -> Tokenizer {
+    fn tiny() -> BpeTokenizer {
         let mut tokens: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();
         for t in ["he", "ll", "hell", "hello", ENDOFTEXT] {
             tokens.push(t.as_bytes().to_vec());
         }
         let merges = vec![(104, 101, 256), (108, 108, 257), (256, 257, 258), (258, 111, 259)];
-        Tokenizer::from_parts(tokens, merges, vec![(ENDOFTEXT.into(), 260)]).unwrap()
+        BpeTokenizer::from_parts(tokens, merges, vec![(ENDOFTEXT.into(), 260)]).unwrap()
     }
 
     #[test]
@@ -416,15 +416,15 @@ mod tests {
     #[test]
     fn parts_are_validated() {
         let bytes: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();
-        let missing = Tokenizer::from_parts(bytes[1..].to_vec(), vec![], vec![]).unwrap_err();
+        let missing = BpeTokenizer::from_parts(bytes[1..].to_vec(), vec![], vec![]).unwrap_err();
         assert!(missing.message.contains("byte 0x00"), "{}", missing.message);
         let mut tokens = bytes.clone();
         tokens.push(b"ab".to_vec());
-        let wrong = Tokenizer::from_parts(tokens, vec![(97, 99, 256)], vec![]).unwrap_err();
+        let wrong = BpeTokenizer::from_parts(tokens, vec![(97, 99, 256)], vec![]).unwrap_err();
         assert_eq!(wrong.merge, Some(0));
         let mut tokens = bytes;
         tokens.push(b"a".to_vec());
-        let twice = Tokenizer::from_parts(tokens, vec![], vec![]).unwrap_err();
+        let twice = BpeTokenizer::from_parts(tokens, vec![], vec![]).unwrap_err();
         assert!(twice.message.contains("97 and 256"), "{}", twice.message);
     }
 
@@ -433,7 +433,7 @@ mod tests {
         let a = tiny();
         let mut tokens: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();
         tokens.push(b"he".to_vec());
-        let b = Tokenizer::from_parts(tokens, vec![(104, 101, 256)], vec![]).unwrap();
+        let b = BpeTokenizer::from_parts(tokens, vec![(104, 101, 256)], vec![]).unwrap();
         assert_ne!(a.fingerprint(), b.fingerprint());
         assert_eq!(a.fingerprint(), a.clone().fingerprint());
     }
@@ -441,6 +441,6 @@ mod tests {
     #[test]
     fn tokenizer_is_shareable_between_threads() {
         fn assert_send_sync<T: Send + Sync>() {}
-        assert_send_sync::<Tokenizer>();
+        assert_send_sync::<BpeTokenizer>();
     }
 }

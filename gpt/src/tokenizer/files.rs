@@ -15,7 +15,7 @@
 //! merge that does not make its token) with the file and the token.
 //!
 //! GPT-2's own vocabulary is compiled into the library, so
-//! [`Tokenizer::gpt2`] works offline.
+//! [`BpeTokenizer::gpt2`] works offline.
 
 use crate::atomic::write_atomic;
 use std::fs;
@@ -24,7 +24,7 @@ use std::sync::OnceLock;
 
 use rustc_hash::FxHashMap;
 
-use super::bpe::{PartsError, Tokenizer, ENDOFTEXT};
+use super::bpe::{BpeTokenizer, PartsError, ENDOFTEXT};
 use super::bytes::{bytes_to_unicode, unicode_to_bytes};
 use super::{base64, TokenizerError};
 
@@ -36,11 +36,11 @@ pub const MERGES_FILE: &str = "merges.txt";
 const GPT2_VOCAB: &str = include_str!("../../assets/gpt2/vocab.json");
 const GPT2_MERGES: &str = include_str!("../../assets/gpt2/merges.txt");
 
-impl Tokenizer {
+impl BpeTokenizer {
     /// GPT-2's tokenizer (50,257 tokens, `<|endoftext|>` = 50256), from the
     /// copy of its vocabulary built into the library.
-    pub fn gpt2() -> Tokenizer {
-        static GPT2: OnceLock<Tokenizer> = OnceLock::new();
+    pub fn gpt2() -> BpeTokenizer {
+        static GPT2: OnceLock<BpeTokenizer> = OnceLock::new();
         GPT2.get_or_init(|| {
             parse_hf(GPT2_VOCAB, Path::new("gpt2/vocab.json"), GPT2_MERGES, Path::new("gpt2/merges.txt"))
                 .expect("the built-in GPT-2 vocabulary is valid")
@@ -50,7 +50,7 @@ impl Tokenizer {
 
     /// Loads `vocab.json` and `merges.txt` from a folder (a Hugging Face
     /// model folder, or one written by [`save`](Self::save)).
-    pub fn load(dir: impl AsRef<Path>) -> Result<Tokenizer, TokenizerError> {
+    pub fn load(dir: impl AsRef<Path>) -> Result<BpeTokenizer, TokenizerError> {
         let dir = dir.as_ref();
         Self::from_hf_files(dir.join(VOCAB_FILE), dir.join(MERGES_FILE))
     }
@@ -58,7 +58,7 @@ impl Tokenizer {
     /// Loads a Hugging Face `vocab.json` and `merges.txt` (or GPT-2's
     /// `encoder.json` and `vocab.bpe`). Vocabulary entries that are neither a
     /// byte nor made by a merge (GPT-2's `<|endoftext|>`) become special tokens.
-    pub fn from_hf_files(vocab: impl AsRef<Path>, merges: impl AsRef<Path>) -> Result<Tokenizer, TokenizerError> {
+    pub fn from_hf_files(vocab: impl AsRef<Path>, merges: impl AsRef<Path>) -> Result<BpeTokenizer, TokenizerError> {
         let (vocab, merges) = (vocab.as_ref(), merges.as_ref());
         let vocab_text = read_text(vocab)?;
         let merges_text = read_text(merges)?;
@@ -68,7 +68,7 @@ impl Tokenizer {
     /// Loads a tiktoken rank file (such as `r50k_base.tiktoken`, GPT-2's).
     /// Rank files carry no special tokens, so `<|endoftext|>` is added at the
     /// next free id, where GPT-2 has it.
-    pub fn from_tiktoken_file(path: impl AsRef<Path>) -> Result<Tokenizer, TokenizerError> {
+    pub fn from_tiktoken_file(path: impl AsRef<Path>) -> Result<BpeTokenizer, TokenizerError> {
         let path = path.as_ref();
         parse_tiktoken(&read_text(path)?, path)
     }
@@ -116,7 +116,7 @@ fn parse_hf(
     vocab_path: &Path,
     merges_text: &str,
     merges_path: &Path,
-) -> Result<Tokenizer, TokenizerError> {
+) -> Result<BpeTokenizer, TokenizerError> {
     let vocab: FxHashMap<String, u32> = serde_json::from_str(vocab_text)
         .map_err(|e| TokenizerError::malformed(vocab_path, e.line(), format!("not a JSON map of token to id: {e}")))?;
     if vocab.is_empty() {
@@ -209,13 +209,13 @@ fn parse_hf(
         }
     }
 
-    Tokenizer::from_parts(tokens, merges, specials).map_err(|PartsError { merge, message }| match merge {
+    BpeTokenizer::from_parts(tokens, merges, specials).map_err(|PartsError { merge, message }| match merge {
         Some(i) => TokenizerError::malformed(merges_path, merge_lines[i], message),
         None => TokenizerError::bad_vocab(vocab_path, message),
     })
 }
 
-fn parse_tiktoken(text: &str, path: &Path) -> Result<Tokenizer, TokenizerError> {
+fn parse_tiktoken(text: &str, path: &Path) -> Result<BpeTokenizer, TokenizerError> {
     // Ranks are 0..lines without gaps, so the line count bounds the table
     // a rank may size.
     let lines = text.lines().filter(|l| !l.trim().is_empty()).count();
@@ -258,7 +258,7 @@ fn parse_tiktoken(text: &str, path: &Path) -> Result<Tokenizer, TokenizerError> 
         specials.push((ENDOFTEXT.to_string(), tokens.len() as u32));
         tokens.push(ENDOFTEXT.as_bytes().to_vec());
     }
-    Tokenizer::from_parts(tokens, merges, specials).map_err(|e| TokenizerError::bad_vocab(path, e.message))
+    BpeTokenizer::from_parts(tokens, merges, specials).map_err(|e| TokenizerError::bad_vocab(path, e.message))
 }
 
 /// Recovers the merge list from tokens ordered by rank: each multi-byte
@@ -303,7 +303,7 @@ mod tests {
 
     #[test]
     fn gpt2_has_the_known_shape() {
-        let tok = Tokenizer::gpt2();
+        let tok = BpeTokenizer::gpt2();
         assert_eq!(tok.vocab_size(), 50257);
         assert_eq!(tok.merges().len(), 50000);
         assert_eq!(tok.eot_id(), Some(50256));
@@ -314,7 +314,7 @@ mod tests {
     #[test]
     fn rank_file_gives_the_same_merges_as_merges_txt() {
         // Write GPT-2's vocabulary as a tiktoken rank file and read it back.
-        let gpt2 = Tokenizer::gpt2();
+        let gpt2 = BpeTokenizer::gpt2();
         let mut rank_file = String::new();
         for id in 0..50256 {
             rank_file.push_str(&format!("{} {id}\n", base64::encode(gpt2.token_bytes(id).unwrap())));

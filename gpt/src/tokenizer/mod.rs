@@ -3,10 +3,10 @@
 //! A language model sees a sequence of ids from a fixed vocabulary. Two ways
 //! to get them live here:
 //!
-//! - [`Tokenizer`]: GPT-2's byte-level BPE. Text is cut into words by a
+//! - [`BpeTokenizer`]: GPT-2's byte-level BPE. Text is cut into words by a
 //!   pre-tokenizer ([`pretokenize`]), each word's UTF-8 bytes start as one
 //!   token per byte, and learned merge rules join frequent neighbours into
-//!   bigger tokens ([`merge`]). [`Tokenizer::gpt2`] loads GPT-2's own 50,257
+//!   bigger tokens ([`merge`]). [`BpeTokenizer::gpt2`] loads GPT-2's own 50,257
 //!   tokens, matching tiktoken id for id; [`train_bpe`] learns a new
 //!   vocabulary from a corpus ([`train`]).
 //! - [`CharTokenizer`]: one id per character, for small character models.
@@ -29,7 +29,7 @@ pub mod train;
 use std::path::Path;
 
 pub(crate) use bpe::Fnv;
-pub use bpe::{Tokenizer, ENDOFTEXT};
+pub use bpe::{BpeTokenizer, ENDOFTEXT};
 pub use char_level::{CharTokenizer, CHAR_VOCAB_FILE};
 pub use error::TokenizerError;
 pub use files::{MERGES_FILE, VOCAB_FILE};
@@ -43,14 +43,14 @@ pub use train::{train_bpe, train_bpe_with_progress};
 #[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 pub enum AnyTokenizer {
-    Bpe(Tokenizer),
+    Bpe(BpeTokenizer),
     Char(CharTokenizer),
 }
 
 impl AnyTokenizer {
     /// GPT-2's tokenizer.
     pub fn gpt2() -> AnyTokenizer {
-        AnyTokenizer::Bpe(Tokenizer::gpt2())
+        AnyTokenizer::Bpe(BpeTokenizer::gpt2())
     }
 
     /// Loads a tokenizer from `path`: a `*.tiktoken` rank file, a folder (or
@@ -63,12 +63,12 @@ impl AnyTokenizer {
                 let dir = path.parent().unwrap_or(Path::new("."));
                 return CharTokenizer::load(dir).map(AnyTokenizer::Char);
             }
-            return Tokenizer::from_tiktoken_file(path).map(AnyTokenizer::Bpe);
+            return BpeTokenizer::from_tiktoken_file(path).map(AnyTokenizer::Bpe);
         }
         if path.join(CHAR_VOCAB_FILE).is_file() {
             return CharTokenizer::load(path).map(AnyTokenizer::Char);
         }
-        Tokenizer::load(path).map(AnyTokenizer::Bpe)
+        BpeTokenizer::load(path).map(AnyTokenizer::Bpe)
     }
 
     /// Saves into folder `dir` in the tokenizer's own format.
@@ -98,7 +98,7 @@ impl AnyTokenizer {
 
     /// Encodes the contents of a corpus file, with special tokens allowed
     /// (they separate documents). BPE accepts any bytes (see
-    /// [`Tokenizer::encode_bytes`]); a character tokenizer needs UTF-8.
+    /// [`BpeTokenizer::encode_bytes`]); a character tokenizer needs UTF-8.
     pub fn encode_corpus(&self, bytes: &[u8]) -> Result<Vec<u32>, TokenizerError> {
         match self {
             AnyTokenizer::Bpe(t) => t.encode_bytes(bytes, SpecialTokens::Allow),
@@ -134,7 +134,7 @@ impl AnyTokenizer {
         }
     }
 
-    /// A hash identifying the vocabulary (see [`Tokenizer::fingerprint`]).
+    /// A hash identifying the vocabulary (see [`BpeTokenizer::fingerprint`]).
     pub fn fingerprint(&self) -> u64 {
         match self {
             AnyTokenizer::Bpe(t) => t.fingerprint(),
@@ -151,8 +151,8 @@ impl AnyTokenizer {
     }
 }
 
-impl From<Tokenizer> for AnyTokenizer {
-    fn from(t: Tokenizer) -> Self {
+impl From<BpeTokenizer> for AnyTokenizer {
+    fn from(t: BpeTokenizer) -> Self {
         AnyTokenizer::Bpe(t)
     }
 }

@@ -86,7 +86,7 @@ mod tests {
 
     #[test]
     fn streaming_gpt2_tokens_gives_the_whole_text() {
-        let tok = crate::tokenizer::Tokenizer::gpt2();
+        let tok = crate::tokenizer::BpeTokenizer::gpt2();
         let text = "Zebras 🦓 and 日本語 — done.";
         let mut s = Utf8Stream::new();
         let mut out = String::new();

@@ -31,7 +31,7 @@ use std::collections::BinaryHeap;
 
 use rustc_hash::FxHashMap;
 
-use super::bpe::{Tokenizer, ENDOFTEXT};
+use super::bpe::{BpeTokenizer, ENDOFTEXT};
 use super::pretokenize::pretokenize;
 use super::special::{split_specials, Part};
 use super::TokenizerError;
@@ -50,7 +50,7 @@ fn unpair(p: Pair) -> (u32, u32) {
 /// Learns a byte-level BPE vocabulary of `vocab_size` tokens (256 bytes +
 /// merges + `<|endoftext|>`) from `text`. Occurrences of `<|endoftext|>` in
 /// the text separate documents and are not learned from.
-pub fn train_bpe(text: &str, vocab_size: usize) -> Result<Tokenizer, TokenizerError> {
+pub fn train_bpe(text: &str, vocab_size: usize) -> Result<BpeTokenizer, TokenizerError> {
     train_bpe_with_progress(text, vocab_size, |_, _| {})
 }
 
@@ -63,7 +63,7 @@ pub fn train_bpe_with_progress(
     text: &str,
     vocab_size: usize,
     mut progress: impl FnMut(usize, usize),
-) -> Result<Tokenizer, TokenizerError> {
+) -> Result<BpeTokenizer, TokenizerError> {
     let minimum = 256 + 1;
     if vocab_size < minimum {
         return Err(TokenizerError::VocabTooSmall { requested: vocab_size, minimum });
@@ -104,7 +104,7 @@ pub fn train_bpe_with_progress(
 
     let specials = vec![(ENDOFTEXT.to_string(), tokens.len() as u32)];
     tokens.push(ENDOFTEXT.as_bytes().to_vec());
-    Ok(Tokenizer::from_parts(tokens, merges, specials).expect("training builds consistent parts"))
+    Ok(BpeTokenizer::from_parts(tokens, merges, specials).expect("training builds consistent parts"))
 }
 
 /// The corpus as distinct words, with the pair statistics over them.

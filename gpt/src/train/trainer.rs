@@ -1,11 +1,11 @@
 //! The pretraining loop.
 //!
-//! One optimizer step: zero the gradients; for each of `grad_accum`
-//! micro-batches, run the model on inputs `[B, T]`, take the cross-entropy
-//! against the targets (the same tokens shifted by one) and backpropagate
-//! (scaled by 1/grad_accum, so the sum is the mean gradient); clip the
-//! global gradient norm; set the learning rate from the warmup + cosine
-//! schedule; and let AdamW update the weights.
+//! Each optimizer step draws `grad_accum` micro-batches of inputs `[B, T]`
+//! and targets (the same tokens shifted by one), takes the learning rate
+//! from the warmup + cosine schedule, and hands them to [`train_step`]
+//! (`step.rs`): zero the gradients, cross-entropy of the model's logits
+//! against the targets, backward, clip the global gradient norm to
+//! `grad_clip`, AdamW update.
 //!
 //! Around it: validation loss every `eval_every` steps, a sample every
 //! `sample_every`, a checkpoint every `checkpoint_every`, at the end and
@@ -17,13 +17,14 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use autograd::loss::cross_entropy;
 use autograd::nn::Module;
-use autograd::optim::{clip_grad_norm, AdamW, LrSchedule, Optimizer};
+use autograd::optim::{AdamW, LrSchedule};
+use tensor::Tensor;
 
 use super::checkpoint::{save_checkpoint, Checkpoint, TrainerState, STATE_FILE};
 use super::metrics::{plot_losses, Metric, MetricsLog, LOSS_PLOT_FILE, METRICS_FILE};
 use super::options::TrainOptions;
+use super::step::{next_token_loss, train_step, NonFiniteLoss, StepOutcome};
 use crate::atomic::{readable_dir, replace_dir, settle_dir, staging_dir};
 use crate::data::{train_val_split, DataError, DataLoader, LoaderConfig, SlidingWindow};
 use crate::eval::{evaluate, EvalResult};
@@ -223,7 +224,7 @@ impl Trainer {
     }
 
     /// The next micro-batch, advancing the data position.
-    fn next_batch(&mut self) -> (tensor::Tensor, tensor::Tensor) {
+    fn next_batch(&mut self) -> (Tensor, Tensor) {
         let batch = self.loader.batch(self.state.epoch, self.state.batch_in_epoch);
         self.state.batch_in_epoch += 1;
         if self.state.batch_in_epoch == self.loader.batches_per_epoch() {
@@ -241,7 +242,8 @@ impl Trainer {
         mut on_event: impl FnMut(&TrainEvent),
     ) -> Result<TrainSummary, TrainError> {
         let schedule = self.schedule();
-        let params = self.model.parameters();
+        let clip = self.state.options.grad_clip;
+        let max_norm = if clip > 0.0 { clip } else { f64::INFINITY };
         let mut last_loss = f64::NAN;
         let mut last_val = None;
         while self.state.step < self.state.total_steps {
@@ -257,32 +259,13 @@ impl Trainer {
             let started = Instant::now();
             let step = self.state.step;
             let lr = schedule.lr_at(step);
-            self.opt.set_learning_rate(lr);
-            self.opt.zero_grad();
-            self.model.set_training(true);
-            let accum = self.state.options.grad_accum;
-            let mut loss_sum = 0.0;
-            let mut tokens = 0;
-            for _ in 0..accum {
-                let (x, y) = self.next_batch();
-                tokens += x.numel();
-                let loss = cross_entropy(&self.model.forward(&x), &y);
-                loss_sum += loss.item();
-                if accum > 1 { loss.mul_scalar(1.0 / accum as f64) } else { loss }.backward();
-            }
-            let loss = loss_sum / accum as f64;
-            if !loss.is_finite() {
-                let checkpoint = checkpoint_dir(&self.out_dir);
-                let checkpoint = if checkpoint.join(STATE_FILE).is_file() {
-                    format!("the last checkpoint is in {}", checkpoint.display())
-                } else {
-                    "no checkpoint was saved yet".to_string()
+            let batches: Vec<_> = (0..self.state.options.grad_accum).map(|_| self.next_batch()).collect();
+            let tokens: usize = batches.iter().map(|(x, _)| x.numel()).sum();
+            let StepOutcome { loss, grad_norm } =
+                match train_step(&mut self.model, &mut self.opt, lr, &batches, next_token_loss, max_norm) {
+                    Ok(outcome) => outcome,
+                    Err(NonFiniteLoss(loss)) => return Err(self.diverged(step, loss)),
                 };
-                return Err(TrainError::Diverged { step: step + 1, loss, checkpoint });
-            }
-            let clip = self.state.options.grad_clip;
-            let grad_norm = clip_grad_norm(&params, if clip > 0.0 { clip } else { f64::INFINITY });
-            self.opt.step();
             self.state.step += 1;
             last_loss = loss;
             let tokens_per_s = tokens as f64 / started.elapsed().as_secs_f64();
@@ -309,6 +292,18 @@ impl Trainer {
         }
         self.finish(&mut on_event)?;
         Ok(TrainSummary { steps: self.state.step, last_loss, val: last_val, stop: StopReason::Finished })
+    }
+
+    /// The error for a loss that became `loss` at (0-based) `step`, naming
+    /// the checkpoint to go back to.
+    fn diverged(&self, step: usize, loss: f64) -> TrainError {
+        let checkpoint = checkpoint_dir(&self.out_dir);
+        let checkpoint = if checkpoint.join(STATE_FILE).is_file() {
+            format!("the last checkpoint is in {}", checkpoint.display())
+        } else {
+            "no checkpoint was saved yet".to_string()
+        };
+        TrainError::Diverged { step: step + 1, loss, checkpoint }
     }
 
     /// The end of a run: the final model, its checkpoint, the metrics and the
