@@ -8,13 +8,8 @@
 //! buffer: a shared buffer is copied first (copy-on-write, `data_mut`), and
 //! no other tensor ever sees the change.
 
-use rayon::prelude::*;
-
-use crate::dtype::DType;
-use crate::tensor::{Tensor, PARALLEL_ELEMS};
-
-/// Elements per parallel task.
-const CHUNK: usize = 1 << 14;
+use crate::backend;
+use crate::tensor::Tensor;
 
 impl Tensor {
     /// self += other, for tensors of the same shape and dtype
@@ -22,23 +17,7 @@ impl Tensor {
     pub fn add_(&mut self, other: &Tensor) {
         assert_eq!(self.shape(), other.shape(), "add_: shapes {} and {} differ", self.shape(), other.shape());
         assert_eq!(self.dtype(), other.dtype(), "add_: dtypes {} and {} differ", self.dtype(), other.dtype());
-        if self.device().is_cuda() || other.device().is_cuda() {
-            return crate::cuda::add_in_place(self, other);
-        }
-        if !matches!(self.dtype(), DType::F32 | DType::F64) {
-            *self = self.add(other);
-            return;
-        }
-        crate::with_float_type!(self.dtype(), "add_", T => {
-            let src = other.contiguous_data::<T>();
-            let dst = self.data_mut::<T>();
-            let add = |(d, s): (&mut [T], &[T])| d.iter_mut().zip(s).for_each(|(d, &s)| *d = *d + s);
-            if dst.len() >= PARALLEL_ELEMS {
-                dst.par_chunks_mut(CHUNK).zip(src.par_chunks(CHUNK)).for_each(add);
-            } else {
-                add((dst, &src));
-            }
-        })
+        backend::of(&[&*self, other]).add_in_place(self, other)
     }
 }
 
