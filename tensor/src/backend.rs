@@ -92,8 +92,14 @@ pub(crate) trait Backend: Sync {
         dy: &Tensor,
     ) -> LayerNormGrads;
     fn cross_entropy(&self, logits: &Tensor, targets: &Tensor, ignore: i64) -> CrossEntropyOutput;
-    fn cross_entropy_backward(&self, logits: &Tensor, targets: &Tensor, lse: &Tensor, ignore: i64, scale: f64)
-        -> Tensor;
+    fn cross_entropy_backward(
+        &self,
+        logits: &Tensor,
+        targets: &Tensor,
+        lse: &Tensor,
+        ignore: i64,
+        scale: f64,
+    ) -> Tensor;
 
     // ----- indexing (`cpu/index.rs`) ----------------------------------------
     //

@@ -4,7 +4,7 @@
 //! `expand` return a tensor over the same storage with a new layout (see
 //! `layout.rs`). `reshape` is a view when the input is contiguous and a copy
 //! otherwise. `contiguous`, `cat`, `stack`, `tril`/`triu` write new buffers
-//! (`cpu/shape.rs`, `cuda/shape.rs`), and `write_window_` writes into one.
+//! (`cpu/shape.rs`, `cuda/shape.rs`).
 
 use crate::backend;
 use crate::shape::{resolve_dim, Shape};
@@ -184,33 +184,6 @@ impl Tensor {
     fn triangle(&self, diagonal: isize, lower: bool) -> Tensor {
         assert!(self.rank() >= 2, "tril/triu: needs at least 2 dimensions, got shape {}", self.shape());
         backend::of(&[self]).triangle(self, diagonal, lower)
-    }
-
-    /// Writes `src` into positions `start..start + len` of `dim` of this
-    /// dense tensor, in place, where `src` has this tensor's shape but `len`
-    /// along `dim` (`self.narrow(dim, start, len).copy_(src)` in PyTorch):
-    /// a KV cache appending a token's keys to its `[B, H, capacity, D]`
-    /// buffer. If another tensor shares the buffer, it is copied first, so
-    /// the other tensor never sees the write.
-    pub fn write_window_(&mut self, dim: isize, start: usize, src: &Tensor) {
-        let d = self.layout().resolve(dim, "write_window_");
-        assert!(
-            self.is_contiguous() && self.layout().offset() == 0,
-            "write_window_: the destination must be dense, got strides {:?} at offset {}",
-            self.strides(),
-            self.layout().offset()
-        );
-        assert_eq!(src.dtype(), self.dtype(), "write_window_: dtypes {} and {} differ", src.dtype(), self.dtype());
-        let fits = src.rank() == self.rank()
-            && (0..self.rank()).all(|i| i == d || src.dims()[i] == self.dims()[i])
-            && start + src.dims()[d] <= self.dims()[d];
-        assert!(
-            fits,
-            "write_window_: source {} does not fit positions {start}.. of dimension {d} of {}",
-            src.shape(),
-            self.shape()
-        );
-        backend::of(&[&*self, src]).write_window(self, d, start, src)
     }
 }
 

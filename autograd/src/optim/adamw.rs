@@ -67,8 +67,7 @@ impl Optimizer for AdamW {
             .iter_mut()
             .map(|(i, value, grad, (m, v))| AdamWSlot { param: value, grad, m, v, step: self.steps[*i] })
             .collect();
-        let settings =
-            AdamWSettings { lr: self.lr, betas: self.betas, eps: self.eps, weight_decay: self.weight_decay };
+        let settings = AdamWSettings { lr: self.lr, betas: self.betas, eps: self.eps, weight_decay: self.weight_decay };
         Tensor::adamw_step(&mut slots, &settings);
         drop(slots);
         for (i, value, _, moments) in taken {

@@ -47,7 +47,6 @@ fn gemm_into<T: FloatElement>(a: &Tensor, b: &Tensor, m: usize, k: usize, n: usi
     Tensor::from_contiguous(out, out_dims)
 }
 
-
 /// x·Wᵀ + b: every leading dimension of x is one batch of rows, so the
 /// product is one `[M, K]·[K, N]` GEMM that adds the bias as it writes.
 pub(crate) fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Tensor {

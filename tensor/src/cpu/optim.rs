@@ -19,8 +19,12 @@ pub(crate) fn adamw_step(slots: &mut [AdamWSlot<'_>], settings: &AdamWSettings) 
         };
         let (g, m, v) = (slot.grad, &mut *slot.m, &mut *slot.v);
         match slot.param.dtype() {
-            DType::F32 => adamw(slot.param.data_mut::<f32>(), &g.contiguous_data::<f32>(), m.data_mut(), v.data_mut(), h),
-            DType::F64 => adamw(slot.param.data_mut::<f64>(), &g.contiguous_data::<f64>(), m.data_mut(), v.data_mut(), h),
+            DType::F32 => {
+                adamw(slot.param.data_mut::<f32>(), &g.contiguous_data::<f32>(), m.data_mut(), v.data_mut(), h)
+            }
+            DType::F64 => {
+                adamw(slot.param.data_mut::<f64>(), &g.contiguous_data::<f64>(), m.data_mut(), v.data_mut(), h)
+            }
             d => panic!("AdamW: parameters must be float32 or float64, got {d}"),
         }
     }

@@ -75,10 +75,13 @@ pub(crate) fn full(shape: impl Into<Shape>, value: f64, dtype: DType, device: De
 /// of the dense `dst`, in place: one copy kernel from `src`'s layout into
 /// the window's (the output's layout narrowed to it). If another tensor
 /// shares `dst`'s buffer, that buffer is copied first, so the other tensor
-/// never sees the write.
+/// never sees the write. A destination on the host moves to the GPU first,
+/// as `add_`'s does.
 pub(crate) fn write_window(dst: &mut Tensor, dim: usize, start: usize, src: &Tensor) {
+    let device = cuda_of(&[dst, src]).expect("write_window: a CUDA operand");
+    *dst = bring(dst, device, "write_window");
     let window = dst.layout().narrow(dim, start, src.dims()[dim]);
-    let src = bring(src, dst.device(), "write_window");
+    let src = bring(src, device, "write_window");
     let (from, to) = (device_layout(src.layout(), "write_window"), device_layout(&window, "write_window"));
     let dev = cuda_device(dst).clone();
     with_cuda_type!(dst.dtype(), "write_window", T => {

@@ -59,7 +59,8 @@ impl Tensor {
             indices.numel()
         );
         // Elements of one slice: the product of every size but `d`'s.
-        let block = |t: &Tensor| t.dims().iter().enumerate().filter(|&(i, _)| i != d).map(|(_, &n)| n).product::<usize>();
+        let block =
+            |t: &Tensor| t.dims().iter().enumerate().filter(|&(i, _)| i != d).map(|(_, &n)| n).product::<usize>();
         assert_eq!(
             block(self),
             block(src),

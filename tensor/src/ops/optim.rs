@@ -52,9 +52,67 @@ impl Tensor {
         for s in slots.iter() {
             assert_eq!(s.param.device(), device, "AdamW: parameters on {device} and {}", s.param.device());
             for (name, t) in [("gradient", s.grad), ("first moment", &*s.m), ("second moment", &*s.v)] {
-                assert_eq!(t.shape(), s.param.shape(), "AdamW: {name} {} for a parameter {}", t.shape(), s.param.shape());
+                assert_eq!(
+                    t.shape(),
+                    s.param.shape(),
+                    "AdamW: {name} {} for a parameter {}",
+                    t.shape(),
+                    s.param.shape()
+                );
             }
         }
         backend::of(&[&*slots[0].param]).adamw_step(slots, settings)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::*;
+
+    /// PyTorch's AdamW update written with tensor ops, one op at a time.
+    fn reference(p: &Tensor, g: &Tensor, m: &Tensor, v: &Tensor, t: u64, s: &AdamWSettings) -> [Tensor; 3] {
+        let (b1, b2) = s.betas;
+        let p = p.mul_scalar(1.0 - s.lr * s.weight_decay);
+        let m = m.mul_scalar(b1).add(&g.mul_scalar(1.0 - b1));
+        let v = v.mul_scalar(b2).add(&g.square().mul_scalar(1.0 - b2));
+        let (bias1, bias2) = (1.0 - b1.powi(t as i32), 1.0 - b2.powi(t as i32));
+        let denom = v.sqrt().div_scalar(bias2.sqrt()).add_scalar(s.eps);
+        let p = p.sub(&m.div(&denom).mul_scalar(s.lr / bias1));
+        [p, m, v]
+    }
+
+    #[test]
+    fn a_fused_step_equals_the_formula_and_leaves_shared_buffers_alone() {
+        let mut gen = Generator::seed(4);
+        let s = AdamWSettings { lr: 0.1, betas: (0.9, 0.99), eps: 1e-8, weight_decay: 0.1 };
+        let shapes = [vec![3, 5], vec![7]];
+        let mut params: Vec<Tensor> =
+            shapes.iter().map(|d| Tensor::randn(d.clone(), &mut gen).to_dtype(DType::F64)).collect();
+        let mut moments: Vec<(Tensor, Tensor)> = params.iter().map(|p| (p.zeros_like(), p.zeros_like())).collect();
+        let before = params[0].clone();
+        let original = before.to_vec::<f64>();
+        for t in 1..=3u64 {
+            let grads: Vec<Tensor> =
+                shapes.iter().map(|d| Tensor::randn(d.clone(), &mut gen).to_dtype(DType::F64)).collect();
+            let want: Vec<[Tensor; 3]> =
+                (0..2).map(|i| reference(&params[i], &grads[i], &moments[i].0, &moments[i].1, t, &s)).collect();
+            let mut slots: Vec<AdamWSlot<'_>> = params
+                .iter_mut()
+                .zip(&grads)
+                .zip(moments.iter_mut())
+                .map(|((param, grad), (m, v))| AdamWSlot { param, grad, m, v, step: t })
+                .collect();
+            Tensor::adamw_step(&mut slots, &s);
+            for (i, [p, m, v]) in want.iter().enumerate() {
+                for (got, want) in [(&params[i], p), (&moments[i].0, m), (&moments[i].1, v)] {
+                    for (a, b) in got.to_vec::<f64>().iter().zip(want.to_vec::<f64>()) {
+                        assert!((a - b).abs() <= 1e-12 * b.abs().max(1.0), "step {t}: {a} vs {b}");
+                    }
+                }
+            }
+        }
+        // `before` shared the first parameter's buffer: the update copied it.
+        assert_ne!(before.to_vec::<f64>(), params[0].to_vec::<f64>());
+        assert_eq!(before.to_vec::<f64>(), original);
     }
 }

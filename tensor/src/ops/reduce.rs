@@ -22,7 +22,9 @@ pub enum ReduceOp {
     /// Index (int64) of the smallest value; the first on ties.
     ArgMin,
     /// Variance; `unbiased` divides by n−1 (PyTorch's default) instead of n.
-    Var { unbiased: bool },
+    Var {
+        unbiased: bool,
+    },
 }
 
 impl ReduceOp {
@@ -184,5 +186,17 @@ mod tests {
         let g = Tensor::ones([2, 3, 4], DType::F32);
         assert_eq!(g.sum_to_shape(&Shape::from([3, 1])).to_vec::<f32>(), vec![8.0; 3]);
         assert_eq!(g.sum_to_shape(&Shape::from(())).item::<f32>(), 24.0);
+    }
+
+    #[test]
+    fn squared_norm_sums_every_tensor_in_f64_with_fixed_chunks() {
+        let mut g = Generator::seed(12);
+        let grads = [Tensor::randn([300, 700], &mut g), Tensor::randn([5], &mut g).to_dtype(DType::BF16)];
+        // The same bits as the chunked f64 sum of the squares, tensor by tensor.
+        let expected: f64 = grads.iter().map(|t| kernels::cpu::reduce::sum_squares_f64(&t.to_f64_vec(), |v| v)).sum();
+        assert_eq!(Tensor::squared_norm(&grads), expected);
+        let direct: f64 = grads.iter().flat_map(|t| t.to_f64_vec()).map(|v| v * v).sum();
+        assert!((expected - direct).abs() < 1e-9 * direct);
+        assert_eq!(Tensor::new([3.0, 4.0]).unwrap().sum_squares(), 25.0);
     }
 }

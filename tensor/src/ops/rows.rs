@@ -80,7 +80,13 @@ impl Tensor {
         rstd: &Tensor,
         dy: &Tensor,
     ) -> LayerNormGrads {
-        assert_eq!(x.shape(), dy.shape(), "layer_norm_backward: input {} and gradient {} differ", x.shape(), dy.shape());
+        assert_eq!(
+            x.shape(),
+            dy.shape(),
+            "layer_norm_backward: input {} and gradient {} differ",
+            x.shape(),
+            dy.shape()
+        );
         assert!(x.dtype().is_float(), "layer_norm_backward: needs a float tensor, got {}", x.dtype());
         backend::of(&[x, mean, rstd, dy]).layer_norm_backward(x, gamma, mean, rstd, dy)
     }
