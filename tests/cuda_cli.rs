@@ -8,7 +8,7 @@ use common::fails_with;
 
 #[test]
 fn device_cuda_without_a_gpu_is_a_one_line_error() {
-    if scratchgpt::tensor::cuda::device_count() > 0 {
+    if scratchgpt::tensor::Device::cuda_count() > 0 {
         eprintln!("skipped: this machine has a GPU");
         return;
     }

@@ -453,7 +453,7 @@ fn sum_of_squares_for_clipping() {
     let device = gpu();
     let g = nonzero(&[1000, 33], 46);
     let cpu: f64 = g.to_f64_vec().iter().map(|v| v * v).sum();
-    let got = scratchgpt::tensor::cuda::sum_squares(&on(&g, device));
+    let got = on(&g, device).sum_squares();
     assert!((got - cpu).abs() <= 1e-9 * cpu, "{got} vs {cpu}");
 }
 

@@ -178,7 +178,7 @@ fn instruct_and_chat_end_to_end_and_bad_input() {
         "record 0 has no \"output\" key",
     );
     // One GPU or none: cuda:1 is not there either way.
-    if scratchgpt::tensor::cuda::device_count() < 2 {
+    if scratchgpt::tensor::Device::cuda_count() < 2 {
         fails_with(&["finetune", "instruct", "--model", m, "--device", "cuda:1", "--out", o], "no CUDA device");
     }
 }

@@ -130,7 +130,7 @@ pub fn device(spec: &str) -> Result<tensor::Device> {
     let Some(device) = tensor::Device::parse(spec) else {
         bail!("--device must be cpu, cuda or cuda:N, got {spec:?}");
     };
-    tensor::cuda::ensure_available(device)?;
+    device.ensure_available()?;
     Ok(device)
 }
 

@@ -1,25 +1,30 @@
 //! Making tensors: constants, ranges, identity, random draws, and tensors
 //! from Rust literals (`tensor![[1., 2.], [3., 4.]]`).
 
+use crate::backend;
 use crate::dtype::{DType, Element};
 use crate::error::{Result, TensorError};
 use crate::random::Generator;
 use crate::shape::Shape;
 use crate::tensor::Tensor;
+use crate::Device;
 
 impl Tensor {
-    /// Every element equal to `value` (converted to `dtype`).
+    /// Every element equal to `value` (converted to `dtype`), on the CPU.
     pub fn full(shape: impl Into<Shape>, value: f64, dtype: DType) -> Tensor {
-        let shape = shape.into();
-        crate::with_type!(dtype, T => {
-            // A recycled buffer when one fits (gradients start from zeros).
-            let mut data = crate::pool::take::<T>(shape.numel());
-            data.resize(shape.numel(), T::from_f64(value));
-            Tensor::from_contiguous(data, shape)
-        })
+        Tensor::full_on(shape, value, dtype, Device::Cpu)
+    }
+    /// Every element equal to `value` (converted to `dtype`), made on
+    /// `device` (no host buffer is made and copied for a GPU).
+    pub fn full_on(shape: impl Into<Shape>, value: f64, dtype: DType, device: Device) -> Tensor {
+        backend::on(device).full(shape.into(), value, dtype, device)
     }
     pub fn zeros(shape: impl Into<Shape>, dtype: DType) -> Tensor {
         Tensor::full(shape, 0.0, dtype)
+    }
+    /// Zeros made on `device`.
+    pub fn zeros_on(shape: impl Into<Shape>, dtype: DType, device: Device) -> Tensor {
+        Tensor::full_on(shape, 0.0, dtype, device)
     }
     pub fn ones(shape: impl Into<Shape>, dtype: DType) -> Tensor {
         Tensor::full(shape, 1.0, dtype)
@@ -32,7 +37,7 @@ impl Tensor {
         self.full_like(1.0)
     }
     pub fn full_like(&self, value: f64) -> Tensor {
-        crate::cuda::full(self.shape().clone(), value, self.dtype(), self.device())
+        Tensor::full_on(self.shape().clone(), value, self.dtype(), self.device())
     }
 
     /// `start, start+1, …, end-1` as int64 (as `torch.arange(start, end)`).

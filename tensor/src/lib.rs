@@ -11,8 +11,15 @@
 //! dimensions may be negative (`-1` is the last), and binary ops broadcast
 //! as NumPy does. This crate knows nothing of gradients; `autograd` builds
 //! differentiation on top of it.
+//!
+//! A tensor lives on a [`Device`], the CPU or a GPU. Each op is a method in
+//! `ops/` that checks its arguments and hands the work to the backend of
+//! its operands' device, `cpu/` or `cuda/` (see `backend.rs`); nothing
+//! above this crate needs to know which.
 
 pub mod autocast;
+mod backend;
+mod cpu;
 pub mod creation;
 pub mod cuda;
 pub mod device;
@@ -35,8 +42,10 @@ pub use error::{Result, TensorError};
 pub use layout::Layout;
 pub use ops::attention::{merge_heads, split_heads, Attention, AttentionOptions, Qkv, SavedAttention};
 pub use ops::binary::{BinaryOp, CmpOp};
+pub use ops::optim::{AdamWSettings, AdamWSlot};
+pub use ops::reduce::ReduceOp;
 pub use ops::rows::{LayerNormGrads, LayerNormOutput};
-pub use ops::unary::UnaryOp;
+pub use ops::unary::{ScalarOp, UnaryOp};
 pub use random::Generator;
 pub use shape::Shape;
 pub use tensor::Tensor;

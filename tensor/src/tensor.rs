@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
+use crate::backend;
 use crate::dtype::{DType, Element};
 use crate::error::{Result, TensorError};
 use crate::layout::Layout;
@@ -118,8 +119,10 @@ impl Tensor {
     }
 
     /// This tensor's elements in row-major order; borrowed when already dense.
+    /// A GPU's values are copied to the host (which waits for the work
+    /// queued before).
     pub fn contiguous_data<T: Element>(&self) -> Cow<'_, [T]> {
-        if self.device.is_cuda() {
+        if let Storage::Cuda(_) = *self.storage {
             return Cow::Owned(crate::cuda::host_vec::<T>(self));
         }
         let buf = self.storage_slice::<T>();
@@ -175,10 +178,7 @@ impl Tensor {
 
     /// A fresh dense copy (always allocates).
     pub fn contiguous_copy(&self) -> Tensor {
-        if self.device.is_cuda() {
-            return crate::cuda::contiguous_copy(self);
-        }
-        crate::with_type!(self.dtype(), T => Tensor::from_contiguous(self.to_vec::<T>(), self.shape().clone()))
+        backend::of(&[self]).contiguous_copy(self)
     }
 
     // ----- moving between dtypes and devices ----------------------------------
@@ -189,19 +189,9 @@ impl Tensor {
         if dtype == self.dtype() {
             return self.clone();
         }
-        if self.device.is_cuda() {
-            return crate::cuda::to_dtype(self, dtype);
-        }
-        crate::with_type!(self.dtype(), S => {
-            let src = self.contiguous_data::<S>();
-            crate::with_type!(dtype, D => {
-                let out: Vec<D> = convert_slice::<S, D>(&src);
-                Tensor::from_contiguous(out, self.shape().clone())
-            })
-        })
+        backend::of(&[self]).to_dtype(self, dtype)
     }
 
-    /// Copies the tensor to `device`.
     /// Copies the tensor to `device` (itself when already there). Moving to
     /// a GPU errors when there is none, or for float64, which has no device
     /// storage.
@@ -287,10 +277,4 @@ fn gather<T: Element>(layout: &crate::layout::Layout, buf: &[T]) -> Vec<T> {
     // SAFETY: the rows cover all numel elements and each was written above.
     unsafe { out.set_len(numel) };
     out
-}
-
-/// Every conversion goes through f64, which holds every value of every
-/// other dtype exactly (i64 ids beyond 2^53 aside, which no vocabulary has).
-fn convert_slice<S: Element, D: Element>(src: &[S]) -> Vec<D> {
-    src.iter().map(|&v| D::from_f64(v.to_f64())).collect()
 }

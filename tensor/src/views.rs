@@ -3,9 +3,10 @@
 //! `view`, `transpose`, `permute`, `narrow`, `squeeze`, `unsqueeze` and
 //! `expand` return a tensor over the same storage with a new layout (see
 //! `layout.rs`). `reshape` is a view when the input is contiguous and a copy
-//! otherwise. `contiguous`, `cat`, `stack`, `tril`/`triu` write new buffers.
+//! otherwise. `contiguous`, `cat`, `stack`, `tril`/`triu` write new buffers
+//! (`cpu/shape.rs`, `cuda/shape.rs`).
 
-use crate::dtype::Element;
+use crate::backend;
 use crate::shape::{resolve_dim, Shape};
 use crate::tensor::Tensor;
 
@@ -153,10 +154,8 @@ impl Tensor {
         }
         let mut dims = first.dims().to_vec();
         dims[d] = tensors.iter().map(|t| t.dims()[d]).sum();
-        if tensors.iter().any(|t| t.device().is_cuda()) {
-            return crate::cuda::cat(tensors, d, dims);
-        }
-        crate::with_type!(first.dtype(), T => cat_dense::<T>(tensors, d, dims))
+        let operands: Vec<&Tensor> = tensors.iter().collect();
+        backend::of(&operands).cat(tensors, d, dims)
     }
 
     /// Joins tensors of equal shape along a new dimension.
@@ -184,38 +183,8 @@ impl Tensor {
 
     fn triangle(&self, diagonal: isize, lower: bool) -> Tensor {
         assert!(self.rank() >= 2, "tril/triu: needs at least 2 dimensions, got shape {}", self.shape());
-        if self.device().is_cuda() {
-            return crate::cuda::triangle(self, diagonal, lower);
-        }
-        let (rows, cols) = (self.dim(-2), self.dim(-1));
-        crate::with_type!(self.dtype(), T => {
-            let mut data = self.to_vec::<T>();
-            for (idx, v) in data.iter_mut().enumerate() {
-                let (i, j) = (((idx / cols.max(1)) % rows.max(1)) as isize, (idx % cols.max(1)) as isize);
-                let keep = if lower { j - i <= diagonal } else { j - i >= diagonal };
-                if !keep {
-                    *v = T::ZERO;
-                }
-            }
-            Tensor::from_contiguous(data, self.shape().clone())
-        })
+        backend::of(&[self]).triangle(self, diagonal, lower)
     }
-}
-
-fn cat_dense<T: Element>(tensors: &[Tensor], d: usize, dims: Vec<usize>) -> Tensor {
-    // View the output as [outer, dims[d] * inner]; each input contributes a
-    // block of its own dims[d] * inner elements to every outer row.
-    let outer: usize = dims[..d].iter().product();
-    let inner: usize = dims[d + 1..].iter().product();
-    let mut out = Vec::with_capacity(dims.iter().product());
-    let parts: Vec<_> = tensors.iter().map(|t| t.contiguous_data::<T>()).collect();
-    for o in 0..outer {
-        for (t, data) in tensors.iter().zip(&parts) {
-            let block = t.dims()[d] * inner;
-            out.extend_from_slice(&data[o * block..(o + 1) * block]);
-        }
-    }
-    Tensor::from_contiguous(out, dims)
 }
 
 #[cfg(test)]

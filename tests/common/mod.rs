@@ -42,7 +42,7 @@ pub fn snapshot(dir: &std::path::Path) -> Vec<(PathBuf, Vec<u8>)> {
 /// Whether this machine has a CUDA device. Tests that check what
 /// `--device cuda` says on a machine without one skip that check here.
 pub fn gpu_present() -> bool {
-    scratchgpt::tensor::cuda::device_count() > 0
+    scratchgpt::tensor::Device::cuda_count() > 0
 }
 
 /// A fresh, empty temporary folder unique to this test process and `name`.

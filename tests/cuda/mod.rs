@@ -16,7 +16,7 @@ use scratchgpt::tensor::{DType, Device, Generator, Tensor};
 /// GPU sees every test skip with the driver's reason. The GPU scripts set
 /// `SCRATCHGPT_REQUIRE_GPU=1`, which makes a missing device a failure.
 pub fn skip_without_gpu() -> bool {
-    let Err(e) = scratchgpt::tensor::cuda::ensure_available(Device::Cuda(0)) else {
+    let Err(e) = Device::Cuda(0).ensure_available() else {
         return false;
     };
     let message = format!("skipped: the GPU tests need a CUDA device ({e})");
@@ -30,7 +30,7 @@ pub fn skip_without_gpu() -> bool {
 /// The GPU under test (after `skip_without_gpu`), with output poisoning on.
 pub fn gpu() -> Device {
     let device = Device::Cuda(0);
-    if let Err(e) = scratchgpt::tensor::cuda::ensure_available(device) {
+    if let Err(e) = device.ensure_available() {
         panic!("the GPU tests need a CUDA device: {e}");
     }
     scratchgpt::tensor::cuda::set_poison_outputs(true);

@@ -1,10 +1,12 @@
 //! AdamW with PyTorch's exact semantics (decoupled weight decay, bias
-//! correction, eps added after the square root). The arithmetic is one fused
-//! kernel per parameter (`kernels::cpu::adamw`) that updates the weights and
-//! both moments in place.
+//! correction, eps added after the square root). This type holds the
+//! state, the moment estimates m and v and each parameter's step count;
+//! the arithmetic is one fused tensor op, `Tensor::adamw_step`
+//! (`tensor/src/ops/optim.rs`), that updates the weights and both moments
+//! in place: one pass per parameter on the CPU, one kernel launch for all
+//! of them on a GPU.
 
-use kernels::cpu::adamw::{adamw, AdamWStep};
-use tensor::{DType, Tensor};
+use tensor::{AdamWSettings, AdamWSlot, Tensor};
 
 use super::Optimizer;
 use crate::var::Var;
@@ -48,36 +50,29 @@ impl AdamW {
     }
 }
 
-/// The GPU step: every parameter in one kernel launch.
-mod cuda;
-
 impl Optimizer for AdamW {
     fn step(&mut self) {
-        if self.params.iter().any(|p| p.device().is_cuda()) {
-            return self.step_cuda();
-        }
+        // Each value is taken out of its `Var` for the step, so no other
+        // handle shares its buffer and the in-place update copies nothing;
+        // it is put back afterwards.
+        let mut taken: Vec<(usize, Tensor, Tensor, (Tensor, Tensor))> = Vec::new();
         for (i, p) in self.params.iter().enumerate() {
             let Some(grad) = p.grad() else { continue };
             self.steps[i] += 1;
-            let h = AdamWStep {
-                lr: self.lr,
-                beta1: self.betas.0,
-                beta2: self.betas.1,
-                eps: self.eps,
-                weight_decay: self.weight_decay,
-                t: self.steps[i],
-            };
-            let (m, v) = self.moments[i].get_or_insert_with(|| (grad.zeros_like(), grad.zeros_like()));
-            let g = grad.contiguous();
-            p.update_data(|value| match value.dtype() {
-                DType::F32 => {
-                    adamw(value.data_mut::<f32>(), &g.contiguous_data::<f32>(), m.data_mut(), v.data_mut(), h)
-                }
-                DType::F64 => {
-                    adamw(value.data_mut::<f64>(), &g.contiguous_data::<f64>(), m.data_mut(), v.data_mut(), h)
-                }
-                d => panic!("AdamW: parameters must be float32 or float64, got {d}"),
-            });
+            let moments = self.moments[i].take().unwrap_or_else(|| (grad.zeros_like(), grad.zeros_like()));
+            let value = p.update_data(|v| std::mem::replace(v, Tensor::zeros([0], v.dtype())));
+            taken.push((i, value, grad, moments));
+        }
+        let mut slots: Vec<AdamWSlot<'_>> = taken
+            .iter_mut()
+            .map(|(i, value, grad, (m, v))| AdamWSlot { param: value, grad, m, v, step: self.steps[*i] })
+            .collect();
+        let settings = AdamWSettings { lr: self.lr, betas: self.betas, eps: self.eps, weight_decay: self.weight_decay };
+        Tensor::adamw_step(&mut slots, &settings);
+        drop(slots);
+        for (i, value, _, moments) in taken {
+            self.params[i].update_data(|v| *v = value);
+            self.moments[i] = Some(moments);
         }
     }
 

@@ -233,7 +233,7 @@ fn train(args: TrainArgs) -> Result<i32> {
         bail!("--flash-attention and --tf32 need --device cuda");
     }
     tensor::ops::attention::set_flash(args.flash_attention);
-    tensor::cuda::set_tf32(args.tf32);
+    tensor::device::set_tf32(args.tf32);
     if args.batch_size == 0 || args.context == 0 || args.steps == 0 {
         bail!("--batch-size, --context and --steps must be at least 1");
     }
@@ -258,7 +258,7 @@ fn train(args: TrainArgs) -> Result<i32> {
             let loss = cross_entropy(&model.forward(&x), &y);
             loss.backward();
             opt.step();
-            tensor::cuda::synchronize(device)?;
+            device.synchronize()?;
             if i >= args.warmup {
                 times.push(start.elapsed().as_secs_f64());
             }
@@ -267,7 +267,7 @@ fn train(args: TrainArgs) -> Result<i32> {
         let n = model.num_parameters();
         let tokens = (b * t) as f64;
         let flops = tokens * config.train_flops_per_token(t);
-        let name = tensor::cuda::device_name(device)?;
+        let name = device.name()?;
         // The CPU's peak is measured on the same threads, after the steps.
         let cpu_peak = if device.is_cuda() { None } else { tensor::device::cpu_peak_flops() };
         let peak = if device.is_cuda() { bf16_peak_flops(&name) } else { cpu_peak };

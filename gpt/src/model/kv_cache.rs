@@ -31,13 +31,15 @@ impl LayerCache {
         self.len += added;
         let len = self.len;
         let write = |buffer: &mut Option<Tensor>, new: &Tensor| {
-            let buf = buffer.get_or_insert_with(|| {
-                tensor::cuda::full(with_positions(new, len.max(16)), 0.0, new.dtype(), new.device())
-            });
+            let buf = buffer
+                .get_or_insert_with(|| Tensor::zeros_on(with_positions(new, len.max(16)), new.dtype(), new.device()));
             if buf.dim(2) < len {
                 *buf = grown(buf, start, with_positions(new, (2 * buf.dim(2)).max(len)));
             }
-            write_positions(buf, start, new);
+            // In place (the buffer is not shared: the views handed out by
+            // `append` are dropped after each step; if one is still alive,
+            // the buffer is copied first and the view keeps its contents).
+            buf.write_window_(2, start, new);
             buf.narrow(2, 0, len)
         };
         (write(&mut self.keys, k), write(&mut self.values, v))
@@ -61,30 +63,9 @@ fn with_positions(t: &Tensor, positions: usize) -> Vec<usize> {
 
 /// A bigger buffer holding the first `filled` positions of `old`.
 fn grown(old: &Tensor, filled: usize, dims: Vec<usize>) -> Tensor {
-    let mut bigger = tensor::cuda::full(dims, 0.0, old.dtype(), old.device());
-    write_positions(&mut bigger, 0, &old.narrow(2, 0, filled));
+    let mut bigger = Tensor::zeros_on(dims, old.dtype(), old.device());
+    bigger.write_window_(2, 0, &old.narrow(2, 0, filled));
     bigger
-}
-
-/// Copies `new` `[B, H, t, D]` into positions `start..start + t` of `buf`
-/// `[B, H, capacity, D]`, in place (the buffer is not shared: the views
-/// handed out by `append` are dropped after each step; if one is still
-/// alive, `data_mut` copies first and the view keeps its old contents).
-fn write_positions(buf: &mut Tensor, start: usize, new: &Tensor) {
-    if buf.device().is_cuda() {
-        // On a GPU the cache stays there: one copy kernel into the window.
-        return tensor::cuda::write_window(buf, 2, start, new);
-    }
-    let (capacity, d) = (buf.dim(2), buf.dim(3));
-    let (heads, t) = (new.dim(0) * new.dim(1), new.dim(2));
-    tensor::with_float_type!(buf.dtype(), "kv cache", T => {
-        let src = new.contiguous_data::<T>();
-        let dst = buf.data_mut::<T>();
-        for h in 0..heads {
-            let at = (h * capacity + start) * d;
-            dst[at..at + t * d].copy_from_slice(&src[h * t * d..(h + 1) * t * d]);
-        }
-    })
 }
 
 /// One [`LayerCache`] per block, and the number of positions they hold.

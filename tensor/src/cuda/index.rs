@@ -47,25 +47,10 @@ pub(crate) fn index_add(x: &Tensor, d: usize, indices: &Tensor, src: &Tensor) ->
     let device = cuda_of(&[x, src]).expect("index_add: a CUDA operand");
     let (x, src) = (bring(x, device, "index_add"), bring(src, device, "index_add"));
     let ids = host_indices(indices, x.dims()[d], "index_add");
-    assert_eq!(
-        src.dims()[d],
-        ids.len(),
-        "index_add: source {} has {} slices along {d}, indices {}",
-        src.shape(),
-        src.dims()[d],
-        ids.len()
-    );
     // A fresh dense copy with `d` in front: the kernel adds into it in place.
     let out = super::shape::contiguous_copy(&x.transpose(0, d as isize));
     let src = packed(&src.transpose(0, d as isize));
     let width: usize = out.dims()[1..].iter().product();
-    assert_eq!(
-        width,
-        src.dims()[1..].iter().product::<usize>(),
-        "index_add: shapes {} and {} differ outside dim {d}",
-        x.shape(),
-        src.shape()
-    );
     let groups = k::group_by_row(&ids, out.dims()[0]);
     let dev = cuda_device(&out).clone();
     let mut out = out;
@@ -80,16 +65,7 @@ pub(crate) fn index_add(x: &Tensor, d: usize, indices: &Tensor, src: &Tensor) ->
     }
 }
 
-/// For gather/scatter: the index dims must fit inside x's outside `d`.
-fn check_shapes(x: &Tensor, d: usize, index: &Tensor, op: &str) {
-    assert_eq!(index.rank(), x.rank(), "{op}: index shape {} for input {}", index.shape(), x.shape());
-    for (i, (&n, &m)) in index.dims().iter().zip(x.dims()).enumerate() {
-        assert!(i == d || n <= m, "{op}: index shape {} exceeds input {} in dimension {i}", index.shape(), x.shape());
-    }
-}
-
 pub(crate) fn gather(x: &Tensor, d: usize, index: &Tensor) -> Tensor {
-    check_shapes(x, d, index, "gather");
     host_indices(index, x.dims()[d], "gather");
     let index = packed(&bring(index, x.device(), "gather"));
     let mut strides = x.strides().to_vec();
@@ -105,10 +81,8 @@ pub(crate) fn gather(x: &Tensor, d: usize, index: &Tensor) -> Tensor {
 }
 
 pub(crate) fn scatter_add(x: &Tensor, d: usize, index: &Tensor, src: &Tensor) -> Tensor {
-    assert_eq!(index.shape(), src.shape(), "scatter_add: index {} and source {} differ", index.shape(), src.shape());
     let device = cuda_of(&[x, src]).expect("scatter_add: a CUDA operand");
     let (x, src) = (bring(x, device, "scatter_add"), bring(src, device, "scatter_add"));
-    check_shapes(&x, d, index, "scatter_add");
     host_indices(index, x.dims()[d], "scatter_add");
     let (index, src) = (packed(&bring(index, device, "scatter_add")), packed(&src));
     let mut out = super::shape::contiguous_copy(&x);
@@ -136,4 +110,11 @@ pub(crate) fn embedding_backward(ids: &Tensor, dy: &Tensor, vocab: usize) -> Ten
         ok(k::index_add_rows::<T>(&dev, buffer, slice::<T>(&dy), c, &groups), "embedding_backward");
     });
     dw
+}
+
+/// table += the embedding gradient: the gradient (computed where `dy`
+/// lives), then one add into the table.
+pub(crate) fn embedding_backward_add(table: &mut Tensor, ids: &Tensor, dy: &Tensor) {
+    let dw = Tensor::embedding_backward(ids, dy, table.dim(0)).to_dtype(table.dtype());
+    table.add_(&dw);
 }

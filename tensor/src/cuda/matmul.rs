@@ -57,10 +57,13 @@ fn compute_dtype(dtype: DType) -> DType {
 }
 
 /// `[..batch, m, k] · [..batch, k, n]` (both already expanded to the same
-/// batch shape) into a dense `out_dims` tensor.
-pub(crate) fn batched(a: &Tensor, b: &Tensor, m: usize, k: usize, n: usize, out_dims: Vec<usize>) -> Tensor {
+/// batch shape) into a dense `[..batch, m, n]` tensor.
+pub(crate) fn matmul(a: &Tensor, b: &Tensor) -> Tensor {
     let device = cuda_of(&[a, b]).expect("matmul: a CUDA operand");
     let (a, b) = (bring(a, device, "matmul"), bring(b, device, "matmul"));
+    let (m, k, n) = (a.dim(-2), a.dim(-1), b.dim(-1));
+    let mut out_dims = a.dims()[..a.rank() - 2].to_vec();
+    out_dims.extend([m, n]);
     let batch: usize = out_dims[..out_dims.len() - 2].iter().product();
     let out_dtype = a.dtype();
     let dev = cuda_device(&a).clone();
@@ -69,7 +72,7 @@ pub(crate) fn batched(a: &Tensor, b: &Tensor, m: usize, k: usize, n: usize, out_
     out.into_tensor(&dev, out_dims)
 }
 
-/// `x·Wᵀ + b` for the CPU's `Tensor::linear`: the bias is broadcast into
+/// `x·Wᵀ + b` (`Tensor::linear`): the bias is broadcast into
 /// the output first and the product added onto it (β = 1).
 pub(crate) fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Tensor {
     let device = cuda_of(&[x, weight]).expect("linear: a CUDA operand");
@@ -146,7 +149,6 @@ impl Out {
 /// into `out` (dense `[batch, m, n]`), casting inputs for autocast.
 #[allow(clippy::too_many_arguments)]
 fn product_into(a: &Tensor, b: &Tensor, batch: usize, m: usize, k: usize, n: usize, out: &mut Out, beta: f32) {
-    assert_eq!(a.dtype(), b.dtype(), "matmul: dtypes {} and {} differ", a.dtype(), b.dtype());
     let compute = compute_dtype(a.dtype());
     let (a, b) = if compute != a.dtype() { (a.to_dtype(compute), b.to_dtype(compute)) } else { (a.clone(), b.clone()) };
     let (a, la) = prepare(&a, m, k);

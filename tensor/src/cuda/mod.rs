@@ -1,11 +1,12 @@
 //! Tensors on NVIDIA GPUs.
 //!
-//! A tensor whose storage is [`CudaStorage`] lives in GPU memory, and every
-//! public op checks its operands' device first thing: CPU tensors take the
-//! CPU paths in `ops/`, CUDA tensors come here, where the op is expressed
-//! as launches of the kernels in `kernels::cuda`. Layouts work exactly as
-//! on the CPU: views share the device buffer, and kernels read strided and
-//! broadcast views directly (a `DeviceLayout` travels with each launch).
+//! A tensor whose storage is [`CudaStorage`] lives in GPU memory. Its ops
+//! come here through the backend boundary (`backend.rs`): `ops/` checks the
+//! arguments and [`Cuda`] expresses each op as launches of the kernels in
+//! `kernels::cuda`, one file per op family, beside the CPU's in `cpu/`.
+//! Layouts work exactly as on the CPU: views share the device buffer, and
+//! kernels read strided and broadcast views directly (a `DeviceLayout`
+//! travels with each launch).
 //!
 //! Three conventions keep model code device-agnostic:
 //! - an op's output lives on its inputs' device;
@@ -37,32 +38,150 @@ use std::sync::Arc;
 use kernels::cuda::cudarc::driver::CudaSlice;
 use kernels::cuda::{CudaDevice, DeviceLayout};
 
+use crate::backend::Backend;
 use crate::dtype::DType;
 use crate::error::{Result, TensorError};
 use crate::layout::Layout;
+use crate::ops::binary::{BinaryOp, CmpOp};
+use crate::ops::cross_entropy::CrossEntropyOutput;
+use crate::ops::optim::{AdamWSettings, AdamWSlot};
+use crate::ops::reduce::ReduceOp;
+use crate::ops::rows::{LayerNormGrads, LayerNormOutput};
+use crate::ops::unary::{ScalarOp, UnaryOp};
 use crate::shape::Shape;
 use crate::storage::Storage;
 use crate::tensor::Tensor;
 use crate::Device;
 
-// What the ops in `ops/` call for CUDA operands.
+// What `ops/attention.rs` calls for CUDA operands (attention matches its
+// routes itself: cuBLAS or flash; every other op comes through `Cuda` below).
 pub(crate) use attention::{attention, attention_backward, flash_attention, flash_attention_backward, flash_compiled_for};
-pub(crate) use cast::to_dtype;
-pub(crate) use cross_entropy::{cross_entropy, cross_entropy_backward};
-pub(crate) use elementwise::{add_in_place, binary, compare, gelu_backward, powf, scalar, unary, where_cond};
-pub(crate) use index::{embedding_backward, gather, index_add, index_select, scatter_add};
-pub(crate) use matmul::{batched as matmul_batched, linear};
-pub(crate) use reduce::{mean_all, reduce, sum_all};
-pub(crate) use rows::{layer_norm, layer_norm_backward, softmax, softmax_backward};
-pub(crate) use shape::{cat, contiguous_copy, triangle};
-
-pub use kernels::cuda::blas::{set_tf32, tf32_enabled};
+pub(crate) use kernels::cuda::blas::{set_tf32, tf32_enabled};
 pub use kernels::cuda::device::set_poison_outputs;
-pub use kernels::cuda::reduce::ReduceOp;
-pub use optim::{adamw_step, AdamWSlot};
-pub use reduce::sum_squares;
-pub use shape::{full, write_window};
 pub use storage::{CudaData, CudaElement, CudaStorage};
+
+/// The CUDA backend: each op of [`Backend`] as launches of the kernels in
+/// `kernels::cuda`, in the file named for its family.
+pub(crate) struct Cuda;
+
+impl Backend for Cuda {
+    fn full(&self, shape: Shape, value: f64, dtype: DType, device: Device) -> Tensor {
+        shape::full(shape, value, dtype, device)
+    }
+    fn contiguous_copy(&self, t: &Tensor) -> Tensor {
+        shape::contiguous_copy(t)
+    }
+    fn to_dtype(&self, t: &Tensor, dtype: DType) -> Tensor {
+        cast::to_dtype(t, dtype)
+    }
+    fn cat(&self, tensors: &[Tensor], dim: usize, dims: Vec<usize>) -> Tensor {
+        shape::cat(tensors, dim, dims)
+    }
+    fn triangle(&self, t: &Tensor, diagonal: isize, lower: bool) -> Tensor {
+        shape::triangle(t, diagonal, lower)
+    }
+    fn write_window(&self, dst: &mut Tensor, dim: usize, start: usize, src: &Tensor) {
+        shape::write_window(dst, dim, start, src)
+    }
+
+    fn unary(&self, x: &Tensor, op: UnaryOp) -> Tensor {
+        elementwise::unary(x, op)
+    }
+    fn scalar(&self, x: &Tensor, op: ScalarOp, c: f64) -> Tensor {
+        elementwise::scalar(x, op, c)
+    }
+    fn gelu_backward(&self, x: &Tensor, dy: &Tensor) -> Tensor {
+        elementwise::gelu_backward(x, dy)
+    }
+    fn binary(&self, a: &Tensor, b: &Tensor, op: BinaryOp, shape: &[usize]) -> Tensor {
+        elementwise::binary(a, b, op, shape)
+    }
+    fn compare(&self, a: &Tensor, b: &Tensor, op: CmpOp, shape: &[usize]) -> Tensor {
+        elementwise::compare(a, b, op, shape)
+    }
+    fn where_cond(&self, mask: &Tensor, a: &Tensor, b: &Tensor, shape: &[usize]) -> Tensor {
+        elementwise::where_cond(mask, a, b, shape)
+    }
+    fn add_in_place(&self, a: &mut Tensor, b: &Tensor) {
+        elementwise::add_in_place(a, b)
+    }
+
+    fn reduce(&self, x: &Tensor, dim: usize, keepdim: bool, op: ReduceOp) -> Tensor {
+        reduce::reduce(x, dim, keepdim, op)
+    }
+    fn sum_all(&self, x: &Tensor) -> Tensor {
+        reduce::sum_all(x)
+    }
+    fn mean_all(&self, x: &Tensor) -> Tensor {
+        reduce::mean_all(x)
+    }
+    fn sum_squares(&self, x: &Tensor) -> f64 {
+        reduce::sum_squares(x)
+    }
+
+    fn softmax(&self, x: &Tensor, log: bool) -> Tensor {
+        rows::softmax(x, log)
+    }
+    fn softmax_backward(&self, y: &Tensor, dy: &Tensor, log: bool) -> Tensor {
+        rows::softmax_backward(y, dy, log)
+    }
+    fn layer_norm(&self, x: &Tensor, gamma: Option<&Tensor>, beta: Option<&Tensor>, eps: f64) -> LayerNormOutput {
+        rows::layer_norm(x, gamma, beta, eps)
+    }
+    fn layer_norm_backward(
+        &self,
+        x: &Tensor,
+        gamma: Option<&Tensor>,
+        mean: &Tensor,
+        rstd: &Tensor,
+        dy: &Tensor,
+    ) -> LayerNormGrads {
+        rows::layer_norm_backward(x, gamma, mean, rstd, dy)
+    }
+    fn cross_entropy(&self, logits: &Tensor, targets: &Tensor, ignore: i64) -> CrossEntropyOutput {
+        cross_entropy::cross_entropy(logits, targets, ignore)
+    }
+    fn cross_entropy_backward(
+        &self,
+        logits: &Tensor,
+        targets: &Tensor,
+        lse: &Tensor,
+        ignore: i64,
+        scale: f64,
+    ) -> Tensor {
+        cross_entropy::cross_entropy_backward(logits, targets, lse, ignore, scale)
+    }
+
+    fn index_select(&self, x: &Tensor, dim: usize, indices: &Tensor) -> Tensor {
+        index::index_select(x, dim, indices)
+    }
+    fn index_add(&self, x: &Tensor, dim: usize, indices: &Tensor, src: &Tensor) -> Tensor {
+        index::index_add(x, dim, indices, src)
+    }
+    fn gather(&self, x: &Tensor, dim: usize, index: &Tensor) -> Tensor {
+        index::gather(x, dim, index)
+    }
+    fn scatter_add(&self, x: &Tensor, dim: usize, index: &Tensor, src: &Tensor) -> Tensor {
+        index::scatter_add(x, dim, index, src)
+    }
+    fn embedding_backward(&self, ids: &Tensor, dy: &Tensor, vocab: usize) -> Tensor {
+        index::embedding_backward(ids, dy, vocab)
+    }
+    fn embedding_backward_add(&self, table: &mut Tensor, ids: &Tensor, dy: &Tensor) {
+        index::embedding_backward_add(table, ids, dy)
+    }
+
+    fn matmul(&self, a: &Tensor, b: &Tensor) -> Tensor {
+        matmul::matmul(a, b)
+    }
+    fn linear(&self, x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Tensor {
+        matmul::linear(x, weight, bias)
+    }
+
+    fn adamw_step(&self, slots: &mut [AdamWSlot<'_>], settings: &AdamWSettings) {
+        optim::adamw_step(slots, settings)
+    }
+}
 
 /// The GPU behind `Device::Cuda(ordinal)`, created on first use: an error
 /// (never a panic) when there is no driver, no GPU or no such ordinal.
@@ -71,13 +190,13 @@ pub fn device(ordinal: usize) -> Result<Arc<CudaDevice>> {
 }
 
 /// Number of GPUs (0 when there is no driver).
-pub fn device_count() -> usize {
+pub(crate) fn device_count() -> usize {
     kernels::cuda::device_count().unwrap_or(0)
 }
 
 /// Checks that `device` can be used, compiling every kernel now so that a
 /// missing compiler shows up here rather than in the middle of a run.
-pub fn ensure_available(device: Device) -> Result<()> {
+pub(crate) fn ensure_available(device: Device) -> Result<()> {
     if let Device::Cuda(ordinal) = device {
         self::device(ordinal)?.load_all_kernels()?;
     }
@@ -260,7 +379,7 @@ pub fn dtype_supported(dtype: DType) -> bool {
 /// Waits until every op queued on `device` has finished (a no-op for the
 /// CPU): ops return as soon as their kernels are queued, so a timer must
 /// synchronise before it stops.
-pub fn synchronize(device: Device) -> Result<()> {
+pub(crate) fn synchronize(device: Device) -> Result<()> {
     if let Device::Cuda(ordinal) = device {
         self::device(ordinal)?.synchronize()?;
     }
@@ -268,7 +387,7 @@ pub fn synchronize(device: Device) -> Result<()> {
 }
 
 /// The GPU's name, e.g. "NVIDIA H100 80GB HBM3".
-pub fn device_name(device: Device) -> Result<String> {
+pub(crate) fn device_name(device: Device) -> Result<String> {
     match device {
         Device::Cuda(ordinal) => Ok(self::device(ordinal)?.name().to_string()),
         Device::Cpu => Ok("cpu".into()),

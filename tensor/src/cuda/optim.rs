@@ -1,26 +1,18 @@
 //! AdamW for CUDA parameters: one kernel launch updates every tensor.
 //!
-//! The optimizer (in `autograd`) hands over, for each parameter, its value,
-//! gradient and two moment buffers; all must be f32 on one device. Values
-//! and moments are updated in place: each is made a dense, unshared buffer
-//! first (a copy only if a view or another tensor still shares it), so no
-//! other tensor ever sees the change, as on the CPU.
+//! For each parameter `ops/optim.rs` hands over its value, gradient and
+//! two moment buffers (checked to share its shape); values and moments
+//! must be f32 on one device. They are updated in place: each is made a
+//! dense, unshared buffer first (a copy only if a view or another tensor
+//! still shares it), so no other tensor ever sees the change, as on the
+//! CPU. Moments restored on the host are moved to the GPU here.
 
 use kernels::cuda::adamw::{adamw_step as launch, AdamWConfig, AdamWParam};
 
 use super::{bring, ok, packed, storage_mut};
 use crate::dtype::DType;
+use crate::ops::optim::{AdamWSettings, AdamWSlot};
 use crate::tensor::Tensor;
-
-/// One parameter's part of an AdamW step.
-pub struct AdamWSlot<'a> {
-    pub param: &'a mut Tensor,
-    pub grad: &'a Tensor,
-    pub m: &'a mut Tensor,
-    pub v: &'a mut Tensor,
-    /// This parameter's 1-based step count (bias correction).
-    pub step: u64,
-}
 
 /// Makes `t` a dense f32 buffer that nothing else shares, for an in-place update.
 fn own(t: &mut Tensor) {
@@ -32,38 +24,19 @@ fn own(t: &mut Tensor) {
 }
 
 /// One AdamW step over all `slots` (PyTorch's formula, as the CPU kernel).
-pub fn adamw_step(slots: &mut [AdamWSlot<'_>], lr: f64, betas: (f64, f64), eps: f64, weight_decay: f64) {
-    if slots.is_empty() {
-        return;
-    }
+pub(crate) fn adamw_step(slots: &mut [AdamWSlot<'_>], settings: &AdamWSettings) {
     let device = slots[0].param.device();
-    assert!(device.is_cuda(), "adamw_step: parameters must be on a CUDA device, got {device}");
-    let grads: Vec<Tensor> = slots
-        .iter()
-        .map(|s| {
-            assert_eq!(
-                s.grad.shape(),
-                s.param.shape(),
-                "AdamW: gradient {} for a parameter {}",
-                s.grad.shape(),
-                s.param.shape()
-            );
-            packed(&bring(&s.grad.to_dtype(DType::F32), device, "adamw"))
-        })
-        .collect();
+    let grads: Vec<Tensor> =
+        slots.iter().map(|s| packed(&bring(&s.grad.to_dtype(DType::F32), device, "adamw"))).collect();
     for s in slots.iter_mut() {
-        assert_eq!(s.param.device(), device, "AdamW on CUDA: parameters on {} and {device}", s.param.device());
         own(s.param);
-        if !s.m.device().is_cuda() {
-            *s.m = bring(s.m, device, "adamw");
-        }
-        if !s.v.device().is_cuda() {
-            *s.v = bring(s.v, device, "adamw");
-        }
+        *s.m = bring(s.m, device, "adamw");
+        *s.v = bring(s.v, device, "adamw");
         own(s.m);
         own(s.v);
     }
     let dev = super::cuda_device(slots[0].param).clone();
+    let AdamWSettings { lr, betas, eps, weight_decay } = *settings;
     let config = AdamWConfig { lr, beta1: betas.0, beta2: betas.1, eps, weight_decay };
     // Each slot's three buffers are borrowed mutably at once; they are
     // distinct tensors, and `own` made each storage unique.

@@ -5,33 +5,32 @@
 //! described by `outer`, the input's layout with `dim` removed. No copy is
 //! made to bring `dim` last: the kernels read the strides as they are.
 
-use kernels::cuda::reduce::{self as k, ReduceOp, ReduceOutput};
+use kernels::cuda::reduce::{self as k, ReduceOutput};
 use kernels::cuda::DeviceLayout;
 
 use super::{cuda_device, dense, device_layout, ok, slice, with_cuda_float, with_cuda_type};
 use crate::layout::Layout;
+use crate::ops::reduce::ReduceOp;
 use crate::shape::Shape;
 use crate::tensor::Tensor;
 
-fn op_name(op: ReduceOp) -> &'static str {
+/// The kernel's code for a reduction.
+fn kernel_op(op: ReduceOp) -> k::ReduceOp {
     match op {
-        ReduceOp::Sum => "sum",
-        ReduceOp::Mean => "mean",
-        ReduceOp::Max => "max",
-        ReduceOp::Min => "min",
-        ReduceOp::ArgMax => "argmax",
-        ReduceOp::ArgMin => "argmin",
-        ReduceOp::Var | ReduceOp::VarUnbiased => "var",
+        ReduceOp::Sum => k::ReduceOp::Sum,
+        ReduceOp::Mean => k::ReduceOp::Mean,
+        ReduceOp::Max => k::ReduceOp::Max,
+        ReduceOp::Min => k::ReduceOp::Min,
+        ReduceOp::ArgMax => k::ReduceOp::ArgMax,
+        ReduceOp::ArgMin => k::ReduceOp::ArgMin,
+        ReduceOp::Var { unbiased: false } => k::ReduceOp::Var,
+        ReduceOp::Var { unbiased: true } => k::ReduceOp::VarUnbiased,
     }
 }
 
-/// Reduces `dim` of `x` with `op`.
-pub(crate) fn reduce(x: &Tensor, dim: isize, keepdim: bool, op: ReduceOp) -> Tensor {
-    let name = op_name(op);
-    if matches!(op, ReduceOp::Mean | ReduceOp::Var | ReduceOp::VarUnbiased) {
-        assert!(x.dtype().is_float(), "{name}: needs a float tensor, got {}", x.dtype());
-    }
-    let d = x.layout().resolve(dim, name);
+/// Reduces dimension `d` of `x` with `op`.
+pub(crate) fn reduce(x: &Tensor, d: usize, keepdim: bool, op: ReduceOp) -> Tensor {
+    let name = op.name();
     let n = x.dims()[d];
     let mut out_dims = x.dims().to_vec();
     let mut outer_dims = x.dims().to_vec();
@@ -52,15 +51,23 @@ pub(crate) fn reduce(x: &Tensor, dim: isize, keepdim: bool, op: ReduceOp) -> Ten
     let dev = cuda_device(x);
     let stride = x.strides()[d];
     with_cuda_type!(x.dtype(), name, T => {
-        match ok(k::reduce::<T>(dev, slice::<T>(x), &outer, n, stride, op), name) {
+        match ok(k::reduce::<T>(dev, slice::<T>(x), &outer, n, stride, kernel_op(op)), name) {
             ReduceOutput::Values(v) => dense(dev, v, out_dims),
             ReduceOutput::Indices(i) => dense(dev, i, out_dims),
         }
     })
 }
 
+pub(crate) fn sum_all(x: &Tensor) -> Tensor {
+    scaled_sum_all(x, 1.0)
+}
+
+pub(crate) fn mean_all(x: &Tensor) -> Tensor {
+    scaled_sum_all(x, 1.0 / x.numel() as f64)
+}
+
 /// Σ of every element times `scale`, as a rank-0 tensor of x's dtype.
-pub(crate) fn sum_all(x: &Tensor, scale: f64) -> Tensor {
+fn scaled_sum_all(x: &Tensor, scale: f64) -> Tensor {
     let dev = cuda_device(x);
     let layout = device_layout(x.layout(), "sum_all");
     with_cuda_type!(x.dtype(), "sum_all", T => {
@@ -69,17 +76,9 @@ pub(crate) fn sum_all(x: &Tensor, scale: f64) -> Tensor {
     })
 }
 
-pub(crate) fn mean_all(x: &Tensor) -> Tensor {
-    assert!(x.dtype().is_float(), "mean_all: needs a float tensor, got {}", x.dtype());
-    sum_all(x, 1.0 / x.numel() as f64)
-}
-
 /// Σ x² over every element, in f64 on the device; one number comes back.
 /// Gradient clipping uses it, so a gradient never leaves the GPU.
-pub fn sum_squares(x: &Tensor) -> f64 {
-    if !x.device().is_cuda() {
-        return x.to_f64_vec().iter().map(|v| v * v).sum();
-    }
+pub(crate) fn sum_squares(x: &Tensor) -> f64 {
     let dev = cuda_device(x);
     let layout: DeviceLayout = device_layout(x.layout(), "sum_squares");
     let total = with_cuda_float!(x.dtype(), "sum_squares", T => {

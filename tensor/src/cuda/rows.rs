@@ -1,8 +1,8 @@
 //! Softmax, log-softmax and layer norm on CUDA tensors.
 //!
-//! As on the CPU (`ops/rows.rs`), the dimension is brought last and the
-//! tensor made dense, so the kernels see `[rows, n]`; layer norm always
-//! normalises the last dimension. Layer norm's per-row statistics are f32
+//! `ops/rows.rs` has brought the dimension last and made the tensors
+//! dense, so the kernels see `[rows, n]`; layer norm always normalises the
+//! last dimension. Layer norm's per-row statistics are f32
 //! whatever the input dtype, so half-precision inputs keep a precise
 //! backward.
 
@@ -14,58 +14,32 @@ use crate::dtype::DType;
 use crate::ops::rows::{LayerNormGrads, LayerNormOutput};
 use crate::tensor::Tensor;
 
-/// Runs `kernel` on `x` with `dim` moved last and made dense, and moves
-/// the result's last dimension back.
-fn along_dim(x: &Tensor, dim: isize, op: &str, kernel: impl Fn(&Tensor) -> Tensor) -> Tensor {
-    let d = x.layout().resolve(dim, op);
-    let last = x.rank().saturating_sub(1);
-    if d == last {
-        return kernel(&packed(x));
-    }
-    let moved = packed(&x.transpose(d as isize, last as isize));
-    kernel(&moved).transpose(d as isize, last as isize).contiguous()
-}
-
 fn rows_of(x: &Tensor) -> (usize, usize) {
     let n = x.dims().last().copied().unwrap_or(1);
     (x.numel().checked_div(n).unwrap_or(0), n)
 }
 
-pub(crate) fn softmax(x: &Tensor, dim: isize, log: bool) -> Tensor {
+pub(crate) fn softmax(x: &Tensor, log: bool) -> Tensor {
     let op = if log { "log_softmax" } else { "softmax" };
-    along_dim(x, dim, op, |x| {
-        let (rows, n) = rows_of(x);
-        let dev = cuda_device(x);
-        with_cuda_float!(x.dtype(), op, T => {
-            let y = ok(sm::softmax_forward::<T>(dev, slice::<T>(x), rows, n, log), op);
-            dense(dev, y, x.shape().clone())
-        })
+    let x = packed(x);
+    let (rows, n) = rows_of(&x);
+    let dev = cuda_device(&x);
+    with_cuda_float!(x.dtype(), op, T => {
+        let y = ok(sm::softmax_forward::<T>(dev, slice::<T>(&x), rows, n, log), op);
+        dense(dev, y, x.shape().clone())
     })
 }
 
-pub(crate) fn softmax_backward(y: &Tensor, dy: &Tensor, dim: isize, log: bool) -> Tensor {
+pub(crate) fn softmax_backward(y: &Tensor, dy: &Tensor, log: bool) -> Tensor {
     let op = if log { "log_softmax_backward" } else { "softmax_backward" };
-    assert_eq!(y.shape(), dy.shape(), "{op}: output {} and gradient {} differ", y.shape(), dy.shape());
     let device = cuda_of(&[y, dy]).expect("softmax_backward: a CUDA operand");
-    let (y, dy) = (bring(y, device, op), bring(dy, device, op));
-    let d = y.layout().resolve(dim, op);
-    let last = y.rank().saturating_sub(1);
-    let (y2, dy2) = if d == last {
-        (packed(&y), packed(&dy))
-    } else {
-        (packed(&y.transpose(d as isize, last as isize)), packed(&dy.transpose(d as isize, last as isize)))
-    };
-    let (rows, n) = rows_of(&y2);
-    let dev = cuda_device(&y2);
-    let dx = with_cuda_float!(y2.dtype(), op, T => {
-        let dx = ok(sm::softmax_backward::<T>(dev, slice::<T>(&y2), slice::<T>(&dy2), rows, n, log), op);
-        dense(dev, dx, y2.shape().clone())
-    });
-    if d == last {
-        dx
-    } else {
-        dx.transpose(d as isize, last as isize).contiguous()
-    }
+    let (y, dy) = (packed(&bring(y, device, op)), packed(&bring(dy, device, op)));
+    let (rows, n) = rows_of(&y);
+    let dev = cuda_device(&y);
+    with_cuda_float!(y.dtype(), op, T => {
+        let dx = ok(sm::softmax_backward::<T>(dev, slice::<T>(&y), slice::<T>(&dy), rows, n, log), op);
+        dense(dev, dx, y.shape().clone())
+    })
 }
 
 pub(crate) fn layer_norm(x: &Tensor, gamma: Option<&Tensor>, beta: Option<&Tensor>, eps: f64) -> LayerNormOutput {

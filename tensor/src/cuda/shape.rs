@@ -58,11 +58,11 @@ pub(crate) fn triangle(t: &Tensor, diagonal: isize, lower: bool) -> Tensor {
     })
 }
 
-/// A new tensor on `device` with every element `value` (as `dtype`).
-pub fn full(shape: impl Into<Shape>, value: f64, dtype: DType, device: Device) -> Tensor {
+/// A new tensor on the GPU `device` with every element `value` (as `dtype`).
+pub(crate) fn full(shape: impl Into<Shape>, value: f64, dtype: DType, device: Device) -> Tensor {
     let shape = shape.into();
     let Device::Cuda(ordinal) = device else {
-        return Tensor::full(shape, value, dtype);
+        unreachable!("full: {device} is not a GPU");
     };
     let dev = ok(super::device(ordinal).map_err(|e| kernels::cuda::CudaError::NoDevice(e.to_string())), "full");
     with_cuda_type!(dtype, "full", T => {
@@ -72,17 +72,16 @@ pub fn full(shape: impl Into<Shape>, value: f64, dtype: DType, device: Device) -
 }
 
 /// Writes `src` into positions `start..start + src.dims()[dim]` of `dim`
-/// of `dst`, in place (a KV cache appending a token's keys). `dst` must be
-/// dense; if another tensor shares its buffer, that buffer is copied first,
-/// so the other tensor never sees the write.
-pub fn write_window(dst: &mut Tensor, dim: usize, start: usize, src: &Tensor) {
-    assert!(dst.device().is_cuda(), "write_window: the destination must be a CUDA tensor");
-    assert!(dst.is_contiguous() && dst.layout().offset() == 0, "write_window: the destination must be dense");
-    assert_eq!(src.dtype(), dst.dtype(), "write_window: dtypes {} and {} differ", src.dtype(), dst.dtype());
-    let len = src.dims()[dim];
-    let window = dst.layout().narrow(dim, start, len);
-    assert_eq!(window.dims(), src.dims(), "write_window: source {} does not fit the window", src.shape());
-    let src = bring(src, dst.device(), "write_window");
+/// of the dense `dst`, in place: one copy kernel from `src`'s layout into
+/// the window's (the output's layout narrowed to it). If another tensor
+/// shares `dst`'s buffer, that buffer is copied first, so the other tensor
+/// never sees the write. A destination on the host moves to the GPU first,
+/// as `add_`'s does.
+pub(crate) fn write_window(dst: &mut Tensor, dim: usize, start: usize, src: &Tensor) {
+    let device = cuda_of(&[dst, src]).expect("write_window: a CUDA operand");
+    *dst = bring(dst, device, "write_window");
+    let window = dst.layout().narrow(dim, start, src.dims()[dim]);
+    let src = bring(src, device, "write_window");
     let (from, to) = (device_layout(src.layout(), "write_window"), device_layout(&window, "write_window"));
     let dev = cuda_device(dst).clone();
     with_cuda_type!(dst.dtype(), "write_window", T => {

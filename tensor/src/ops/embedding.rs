@@ -5,9 +5,10 @@
 //! dW `[V, C]` starts at zero and dW[ids[k]] += dY[k]; an id used twice
 //! collects both rows, and ids never seen keep a zero row.
 //!
-//! The scatter itself is `kernels::cpu::embedding` (parallel over column
-//! bands, deterministic).
+//! The scatter itself is in `cpu/index.rs` (through `kernels::cpu::embedding`,
+//! parallel over column bands, deterministic) and `cuda/index.rs`.
 
+use crate::backend;
 use crate::dtype::DType;
 use crate::tensor::Tensor;
 
@@ -24,16 +25,7 @@ impl Tensor {
             dy.shape(),
             ids.shape()
         );
-        if dy.device().is_cuda() {
-            return crate::cuda::embedding_backward(ids, dy, vocab);
-        }
-        if !matches!(dy.dtype(), DType::F32 | DType::F64) {
-            // Half precision accumulates in f32.
-            return Tensor::embedding_backward(ids, &dy.to_dtype(DType::F32), vocab).to_dtype(dy.dtype());
-        }
-        let mut dw = Tensor::zeros([vocab, c], dy.dtype());
-        dw.embedding_backward_add_(ids, dy);
-        dw
+        backend::of(&[dy]).embedding_backward(ids, dy, vocab)
     }
 
     /// self `[vocab, C]` += the embedding gradient of `ids` and `dy`, in
@@ -42,31 +34,14 @@ impl Tensor {
     /// table the size of the vocabulary and the pass that would add the two.
     pub fn embedding_backward_add_(&mut self, ids: &Tensor, dy: &Tensor) {
         assert_eq!(ids.dtype(), DType::I64, "embedding_backward: ids must be int64, got {}", ids.dtype());
-        let (vocab, c) = (self.dim(0), self.dim(1));
         assert!(
-            self.rank() == 2 && dy.dim(-1) == c && dy.numel() == ids.numel() * c,
+            self.rank() == 2 && dy.dim(-1) == self.dim(1) && dy.numel() == ids.numel() * self.dim(1),
             "embedding_backward: gradient {} does not match ids {} and table {}",
             dy.shape(),
             ids.shape(),
             self.shape()
         );
-        if self.device().is_cuda() || !matches!(self.dtype(), DType::F32 | DType::F64) || self.dtype() != dy.dtype() {
-            let dw = Tensor::embedding_backward(ids, dy, vocab).to_dtype(self.dtype());
-            self.add_(&dw);
-            return;
-        }
-        let rows: Vec<usize> = ids
-            .contiguous_data::<i64>()
-            .iter()
-            .map(|&i| {
-                assert!(i >= 0 && (i as usize) < vocab, "embedding_backward: id {i} outside the table of {vocab} rows");
-                i as usize
-            })
-            .collect();
-        crate::with_float_type!(self.dtype(), "embedding_backward", T => {
-            let dy = dy.contiguous_data::<T>();
-            kernels::cpu::embedding::embedding_backward(&rows, &dy, self.data_mut::<T>(), c);
-        })
+        backend::of(&[&*self, dy]).embedding_backward_add(self, ids, dy)
     }
 }
 

@@ -8,13 +8,23 @@
 //! - `index_add` and `scatter_add` are their adjoints: they add values back
 //!   into the positions the indices name, summing repeats. Backward passes
 //!   use them, so a token that appears twice gets both gradients.
+//!
+//! An index tensor may live on either device: its values are read on the
+//! host, where each is checked against its dimension (`cpu/index.rs`,
+//! `cuda/index.rs`). The op runs where the data operands live.
 
-use crate::dtype::{DType, Element};
+use crate::backend;
+use crate::dtype::DType;
 use crate::tensor::Tensor;
 
-fn check_index(op: &str, idx: i64, size: usize) -> usize {
-    assert!(idx >= 0 && (idx as usize) < size, "{op}: index {idx} is out of range for a dimension of size {size}");
-    idx as usize
+/// For gather and scatter: `index` has the rank of `x` and fits inside
+/// it in every dimension but `d`.
+fn check_fits(x: &Tensor, d: usize, index: &Tensor, op: &str) {
+    assert_eq!(index.dtype(), DType::I64, "{op}: index must be int64, got {}", index.dtype());
+    assert_eq!(index.rank(), x.rank(), "{op}: index shape {} for input {}", index.shape(), x.shape());
+    for (i, (&n, &m)) in index.dims().iter().zip(x.dims()).enumerate() {
+        assert!(i == d || n <= m, "{op}: index shape {} exceeds input {} in dimension {i}", index.shape(), x.shape());
+    }
 }
 
 impl Tensor {
@@ -23,34 +33,7 @@ impl Tensor {
         assert_eq!(indices.dtype(), DType::I64, "index_select: indices must be int64, got {}", indices.dtype());
         assert_eq!(indices.rank(), 1, "index_select: indices must be 1-D, got shape {}", indices.shape());
         let d = self.layout().resolve(dim, "index_select");
-        if self.device().is_cuda() {
-            return crate::cuda::index_select(self, d, indices);
-        }
-        let idx = indices.contiguous_data::<i64>();
-        let size = self.dims()[d];
-        let parts: Vec<Tensor> =
-            idx.iter().map(|&i| self.narrow(d as isize, check_index("index_select", i, size), 1)).collect();
-        if parts.is_empty() {
-            let mut dims = self.dims().to_vec();
-            dims[d] = 0;
-            return Tensor::zeros(dims, self.dtype());
-        }
-        if d == 0 && self.is_contiguous() {
-            // The common case (embedding rows): copy whole rows directly.
-            let row: usize = self.dims()[1..].iter().product();
-            return crate::with_type!(self.dtype(), T => {
-                let src = self.contiguous_data::<T>();
-                let mut out = Vec::with_capacity(idx.len() * row);
-                for &i in idx.iter() {
-                    let i = i as usize;
-                    out.extend_from_slice(&src[i * row..(i + 1) * row]);
-                }
-                let mut dims = self.dims().to_vec();
-                dims[0] = idx.len();
-                Tensor::from_contiguous(out, dims)
-            });
-        }
-        Tensor::cat(&parts, d as isize)
+        backend::of(&[self]).index_select(self, d, indices)
     }
 
     /// Embedding lookup: `weight[ids]` for int64 `ids` of any shape, giving
@@ -67,65 +50,33 @@ impl Tensor {
     pub fn index_add(&self, dim: isize, indices: &Tensor, src: &Tensor) -> Tensor {
         assert_eq!(indices.dtype(), DType::I64, "index_add: indices must be int64, got {}", indices.dtype());
         let d = self.layout().resolve(dim, "index_add");
-        if self.device().is_cuda() || src.device().is_cuda() {
-            return crate::cuda::index_add(self, d, indices, src);
-        }
-        let idx = indices.contiguous_data::<i64>();
         assert_eq!(
             src.dims()[d],
-            idx.len(),
+            indices.numel(),
             "index_add: source {} has {} slices along {d}, indices {}",
             src.shape(),
             src.dims()[d],
-            idx.len()
+            indices.numel()
         );
-        // Work with dim moved to the front so each index names a block.
-        let out = self.transpose(0, d as isize).contiguous();
-        let src = src.transpose(0, d as isize).contiguous();
-        let block: usize = out.dims()[1..].iter().product();
+        // Elements of one slice: the product of every size but `d`'s.
+        let block =
+            |t: &Tensor| t.dims().iter().enumerate().filter(|&(i, _)| i != d).map(|(_, &n)| n).product::<usize>();
         assert_eq!(
-            block,
-            src.dims()[1..].iter().product::<usize>(),
+            block(self),
+            block(src),
             "index_add: shapes {} and {} differ outside dim {d}",
             self.shape(),
             src.shape()
         );
-        let size = out.dims()[0];
-        let result = crate::with_type!(self.dtype(), T => {
-            let mut data = out.to_vec::<T>();
-            let s = src.contiguous_data::<T>();
-            for (k, &i) in idx.iter().enumerate() {
-                let i = check_index("index_add", i, size);
-                for j in 0..block {
-                    data[i * block + j] = T::from_f64(data[i * block + j].to_f64() + s[k * block + j].to_f64());
-                }
-            }
-            Tensor::from_contiguous(data, out.shape().clone())
-        });
-        result.transpose(0, d as isize).contiguous()
+        backend::of(&[self, src]).index_add(self, d, indices, src)
     }
 
     /// `out[i][j] = self[i][index[i][j]]` along `dim` (`torch.gather`);
     /// `index` has the rank of `self` and the output has its shape.
     pub fn gather(&self, dim: isize, index: &Tensor) -> Tensor {
-        assert_eq!(index.dtype(), DType::I64, "gather: index must be int64, got {}", index.dtype());
-        assert_eq!(index.rank(), self.rank(), "gather: index shape {} for input {}", index.shape(), self.shape());
         let d = self.layout().resolve(dim, "gather");
-        if self.device().is_cuda() {
-            return crate::cuda::gather(self, d, index);
-        }
-        let size = self.dims()[d];
-        let positions = self.gather_positions(d, index, "gather");
-        let buf_idx = index.contiguous_data::<i64>();
-        crate::with_type!(self.dtype(), T => {
-            let buf = self.storage_slice::<T>();
-            let out: Vec<T> = positions
-                .iter()
-                .zip(buf_idx.iter())
-                .map(|(&(base, stride), &i)| buf[base + check_index("gather", i, size) * stride])
-                .collect();
-            Tensor::from_contiguous(out, index.shape().clone())
-        })
+        check_fits(self, d, index, "gather");
+        backend::of(&[self]).gather(self, d, index)
     }
 
     /// Adds `src` into a copy of `self` at the positions `index` names along
@@ -139,44 +90,8 @@ impl Tensor {
             src.shape()
         );
         let d = self.layout().resolve(dim, "scatter_add");
-        if self.device().is_cuda() || src.device().is_cuda() {
-            return crate::cuda::scatter_add(self, d, index, src);
-        }
-        let size = self.dims()[d];
-        let base = self.contiguous();
-        let positions = base.gather_positions(d, index, "scatter_add");
-        let idx = index.contiguous_data::<i64>();
-        crate::with_type!(self.dtype(), T => {
-            let mut out = base.to_vec::<T>();
-            let s = src.contiguous_data::<T>();
-            for ((&(b, stride), &i), &v) in positions.iter().zip(idx.iter()).zip(s.iter()) {
-                let p = b + check_index("scatter_add", i, size) * stride;
-                out[p] = T::from_f64(out[p].to_f64() + v.to_f64());
-            }
-            Tensor::from_contiguous(out, self.shape().clone())
-        })
-    }
-
-    /// For every element of `index` (row-major), the buffer offset of
-    /// `self` at the same position with coordinate `d` set to 0, and the
-    /// stride along `d`.
-    fn gather_positions(&self, d: usize, index: &Tensor, op: &str) -> Vec<(usize, usize)> {
-        for (i, (&n, &m)) in index.dims().iter().zip(self.dims()).enumerate() {
-            assert!(
-                i == d || n <= m,
-                "{op}: index shape {} exceeds input {} in dimension {i}",
-                index.shape(),
-                self.shape()
-            );
-        }
-        let mut dims = index.dims().to_vec();
-        dims[d] = 1;
-        let mut strides = self.strides().to_vec();
-        let stride = strides[d];
-        strides[d] = 0;
-        // A layout over `self` with index's extent, not moving along d.
-        let walk = crate::layout::Layout::new(index.shape().clone(), strides, self.layout().offset());
-        walk.offsets().map(|o| (o, stride)).collect()
+        check_fits(self, d, index, "scatter_add");
+        backend::of(&[self, src]).scatter_add(self, d, index, src)
     }
 }
 

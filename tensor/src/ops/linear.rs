@@ -10,29 +10,14 @@
 //! - the GEMM kernel adds the bias to each tile of y as it writes it, so
 //!   there is no separate pass broadcasting the bias over y.
 //!
+//! The CPU's product is in `cpu/matmul.rs`, cuBLAS's in `cuda/matmul.rs`.
+//!
 //! The backward (in `autograd`) is two GEMMs and a column sum for dY
 //! `[M, N]`: dx = dY·W, dW = dYᵀ·x (already `[N, K]`, W's own layout) and
 //! db = Σ_rows dY.
 
-use kernels::cpu::gemm::{gemm, GemmShape, Strided};
-
-use crate::dtype::{DType, FloatElement};
+use crate::backend;
 use crate::tensor::Tensor;
-
-/// How a 2-D tensor lies in its buffer, for the GEMM.
-fn operand(t: &Tensor) -> Strided {
-    Strided { offset: t.layout().offset(), row_stride: t.strides()[0], col_stride: t.strides()[1] }
-}
-
-/// bias + x·Wᵀ, the kernel adding the bias as it writes each tile.
-fn biased_product<T: FloatElement>(x2: &Tensor, weight: &Tensor, bias: &Tensor) -> Tensor {
-    let (m, k, n) = (x2.dim(0), x2.dim(1), weight.dim(0));
-    let bias = bias.contiguous_data::<T>();
-    let wt = operand(weight).transposed();
-    let (x, w) = (x2.storage_slice::<T>(), weight.storage_slice::<T>());
-    let y = gemm(GemmShape { m, k, n }, x, &[operand(x2)], w, &[wt], Some(&bias), crate::pool::take::<T>(m * n));
-    Tensor::from_contiguous(y, [m, n])
-}
 
 impl Tensor {
     /// x·Wᵀ + b for W `[N, K]` and an optional bias `[N]` (`F.linear`).
@@ -62,20 +47,8 @@ impl Tensor {
                 weight.dtype()
             );
         }
-        if self.device().is_cuda() || weight.device().is_cuda() {
-            return crate::cuda::linear(self, weight, bias);
-        }
-        let x2 = self.reshape(&[-1, k as isize]);
-        let y = match (bias, self.dtype()) {
-            (None, _) => x2.matmul(&weight.t()),
-            (Some(b), DType::F32) => biased_product::<f32>(&x2, weight, b),
-            (Some(b), DType::F64) => biased_product::<f64>(&x2, weight, b),
-            // Half precision computes in f32 inside matmul; add the bias after.
-            (Some(b), _) => x2.matmul(&weight.t()).add(b),
-        };
-        let mut dims = self.dims().to_vec();
-        *dims.last_mut().expect("rank ≥ 1") = n;
-        y.reshape_to(dims)
+        assert!(self.dtype().is_float(), "linear: needs float tensors, got {}", self.dtype());
+        backend::of(&[self, weight]).linear(self, weight, bias)
     }
 }
 

@@ -9,13 +9,11 @@
 //! A batch times a single matrix, `[.., m, k] · [k, n]`, is one GEMM with
 //! the batch folded into the rows (as PyTorch does).
 //!
-//! No operand is copied: each batch entry is described to the GEMM kernel by
-//! an offset and the last two strides, so transposed or sliced inputs (and
-//! broadcast ones, whose batch stride is 0) are read where they lie.
+//! Operands are views: the batch dimensions are broadcast by `expand`
+//! (stride 0), and the backends (`cpu/matmul.rs`, `cuda/matmul.rs`) read
+//! transposed, sliced or broadcast inputs where they lie.
 
-use kernels::cpu::gemm::{gemm, GemmShape, Strided};
-
-use crate::dtype::{DType, FloatElement};
+use crate::backend;
 use crate::shape::broadcast_shapes;
 use crate::tensor::Tensor;
 
@@ -23,6 +21,7 @@ impl Tensor {
     /// Matrix product following `torch.matmul`.
     pub fn matmul(&self, rhs: &Tensor) -> Tensor {
         assert_eq!(self.dtype(), rhs.dtype(), "matmul: dtypes {} and {} differ", self.dtype(), rhs.dtype());
+        assert!(self.dtype().is_float(), "matmul: needs float tensors, got {}", self.dtype());
         assert!(
             self.rank() >= 1 && rhs.rank() >= 1,
             "matmul: shapes {} and {} need at least one dimension",
@@ -49,6 +48,8 @@ impl Tensor {
     }
 }
 
+/// `a` `[..batch_a, m, k]` · `b` `[..batch_b, k, n]` with the batch
+/// dimensions broadcast together.
 fn matmul_nd(a: &Tensor, b: &Tensor, orig_a: &Tensor, orig_b: &Tensor) -> Tensor {
     let (m, k) = (a.dim(-2), a.dim(-1));
     let (k2, n) = (b.dim(-2), b.dim(-1));
@@ -64,41 +65,7 @@ fn matmul_nd(a: &Tensor, b: &Tensor, orig_a: &Tensor, orig_b: &Tensor) -> Tensor
         t.expand(dims)
     };
     let (a, b) = (full(a, m, k), full(b, k, n));
-    let mut out_dims = batch.clone();
-    out_dims.extend([m, n]);
-    if a.device().is_cuda() || b.device().is_cuda() {
-        return crate::cuda::matmul_batched(&a, &b, m, k, n, out_dims);
-    }
-    match a.dtype() {
-        DType::F32 => gemm_into::<f32>(&a, &b, m, k, n, out_dims),
-        DType::F64 => gemm_into::<f64>(&a, &b, m, k, n, out_dims),
-        DType::F16 | DType::BF16 => {
-            let wide = gemm_into::<f32>(&a.to_dtype(DType::F32), &b.to_dtype(DType::F32), m, k, n, out_dims);
-            wide.to_dtype(a.dtype())
-        }
-        d => panic!("matmul: needs float tensors, got {d}"),
-    }
-}
-
-/// The operand description for every batch entry of a `[..batch, r, c]` view.
-fn batch_operands(t: &Tensor) -> Vec<Strided> {
-    let rank = t.rank();
-    let (rs, cs) = (t.strides()[rank - 2], t.strides()[rank - 1]);
-    // The offsets of the batch entries are the "row offsets" of the layout
-    // restricted to the batch dimensions.
-    let batch_layout = crate::layout::Layout::new(
-        crate::shape::Shape(t.dims()[..rank - 2].iter().copied().chain([1]).collect()),
-        t.strides()[..rank - 2].iter().copied().chain([1]).collect(),
-        t.layout().offset(),
-    );
-    batch_layout.row_offsets().into_iter().map(|offset| Strided { offset, row_stride: rs, col_stride: cs }).collect()
-}
-
-fn gemm_into<T: FloatElement>(a: &Tensor, b: &Tensor, m: usize, k: usize, n: usize, out_dims: Vec<usize>) -> Tensor {
-    let (sa, sb) = (batch_operands(a), batch_operands(b));
-    let buffer = crate::pool::take(sa.len() * m * n);
-    let out = gemm(GemmShape { m, k, n }, a.storage_slice::<T>(), &sa, b.storage_slice::<T>(), &sb, None, buffer);
-    Tensor::from_contiguous(out, out_dims)
+    backend::of(&[&a, &b]).matmul(&a, &b)
 }
 
 #[cfg(test)]

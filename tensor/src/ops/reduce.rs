@@ -1,261 +1,115 @@
-//! Reductions along a dimension: sum, mean, max/min, argmax/argmin, var.
+//! Reductions along a dimension: sum, mean, max/min, argmax/argmin, var;
+//! and of everything: sum, mean, sum of squares.
 //!
 //! Reducing `dim` of a `[2, 3, 4]` tensor gives `[2, 4]` (or `[2, 1, 4]` with
-//! `keepdim`). The layout trick: move `dim` to the end (a free permutation),
-//! and every output element is then the reduction of one row. Each row is
-//! reduced left to right by one thread, so the result never depends on how
-//! rows were shared out. Float sums accumulate in f64.
+//! `keepdim`). Float sums accumulate in f64, and the result never depends on
+//! how the work was shared out between threads. The arithmetic is in
+//! `cpu/reduce.rs` and `cuda/reduce.rs` (see `backend.rs`).
 
-use rayon::prelude::*;
-
-use crate::dtype::Element;
+use crate::backend;
 use crate::shape::Shape;
-use crate::tensor::{Tensor, PARALLEL_ELEMS};
+use crate::tensor::Tensor;
+
+/// What a reduction along one dimension computes for each row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReduceOp {
+    Sum,
+    Mean,
+    Max,
+    Min,
+    /// Index (int64) of the largest value; the first on ties.
+    ArgMax,
+    /// Index (int64) of the smallest value; the first on ties.
+    ArgMin,
+    /// Variance; `unbiased` divides by n−1 (PyTorch's default) instead of n.
+    Var {
+        unbiased: bool,
+    },
+}
+
+impl ReduceOp {
+    pub fn name(self) -> &'static str {
+        match self {
+            ReduceOp::Sum => "sum",
+            ReduceOp::Mean => "mean",
+            ReduceOp::Max => "max",
+            ReduceOp::Min => "min",
+            ReduceOp::ArgMax => "argmax",
+            ReduceOp::ArgMin => "argmin",
+            ReduceOp::Var { .. } => "var",
+        }
+    }
+}
 
 impl Tensor {
-    /// Reduces each row (along `dim`) with `f(row_values) -> value`.
-    fn reduce_rows<T: Element, U: Element>(
-        &self,
-        dim: isize,
-        keepdim: bool,
-        op: &str,
-        f: impl Fn(&mut dyn Iterator<Item = T>) -> U + Sync + Send,
-    ) -> Tensor {
-        let d = self.layout().resolve(dim, op);
-        let moved = self.layout().move_dim_last(d);
-        let (n, stride) = moved.row();
-        let rows = moved.row_offsets();
-        let buf = self.storage_slice::<T>();
-        let reduce_one = |&start: &usize| f(&mut (0..n).map(|j| buf[start + j * stride]));
-        let out: Vec<U> = if self.numel() >= PARALLEL_ELEMS {
-            rows.par_iter().map(reduce_one).collect()
-        } else {
-            rows.iter().map(reduce_one).collect()
-        };
-        let mut dims = self.dims().to_vec();
-        if keepdim {
-            dims[d] = 1;
-        } else {
-            dims.remove(d);
+    /// Reduces `dim` with `op`; `keepdim` keeps it as size 1.
+    pub fn reduce(&self, dim: isize, keepdim: bool, op: ReduceOp) -> Tensor {
+        let d = self.layout().resolve(dim, op.name());
+        if matches!(op, ReduceOp::Mean | ReduceOp::Var { .. }) {
+            assert!(self.dtype().is_float(), "{}: needs a float tensor, got {}", op.name(), self.dtype());
         }
-        // Rows of an empty dim: fill each output with f of an empty row.
-        let out = if rows.is_empty() && !dims.is_empty() && Shape(dims.clone()).numel() > 0 {
-            vec![f(&mut std::iter::empty()); Shape(dims.clone()).numel()]
-        } else {
-            out
-        };
-        Tensor::from_contiguous(out, dims)
+        backend::of(&[self]).reduce(self, d, keepdim, op)
     }
 
     /// Sum along `dim`.
     pub fn sum(&self, dim: isize, keepdim: bool) -> Tensor {
-        if self.device().is_cuda() {
-            return crate::cuda::reduce(self, dim, keepdim, crate::cuda::ReduceOp::Sum);
-        }
-        if let Some(out) = self.sum_across_rows(dim, keepdim) {
-            return out;
-        }
-        crate::with_type!(self.dtype(), T => {
-            self.reduce_rows::<T, T>(dim, keepdim, "sum", |row| T::from_f64(row.fold(0.0, |s, v| s + v.to_f64())))
-        })
-    }
-
-    /// The fast path of `sum` for a dense float tensor reduced along a dim
-    /// that is not the last (a bias gradient sums `[M, N]` over M): viewed
-    /// as `[outer, n, inner]`, whole rows of `inner` values are added into
-    /// f64 accumulators, reading memory in order instead of one strided
-    /// column per output. Each output still adds its n values first to last,
-    /// so the result is bit for bit the general path's.
-    fn sum_across_rows(&self, dim: isize, keepdim: bool) -> Option<Tensor> {
-        let d = self.layout().resolve(dim, "sum");
-        let inner: usize = self.dims()[d + 1..].iter().product();
-        if inner < 2 || !self.is_contiguous() || !matches!(self.dtype(), crate::DType::F32 | crate::DType::F64) {
-            return None;
-        }
-        let (outer, n) = (self.dims()[..d].iter().product::<usize>(), self.dims()[d]);
-        let mut dims = self.dims().to_vec();
-        if keepdim {
-            dims[d] = 1;
-        } else {
-            dims.remove(d);
-        }
-        Some(crate::with_float_type!(self.dtype(), "sum", T => {
-            let x = self.contiguous_data::<T>();
-            // Tasks own a block of consecutive outputs of one outer index,
-            // one block per thread: each of the n rows is then read as one
-            // contiguous run of the block's width, which the hardware
-            // prefetcher follows. (Blocks of 64 outputs read 256 bytes per
-            // row, one row per 4 KiB page of a wide gradient, and waited on
-            // memory for every row.) The f64 accumulators stay in L1.
-            let threads = if self.numel() >= PARALLEL_ELEMS { rayon::current_num_threads() } else { 1 };
-            let block = inner.div_ceil(threads).next_multiple_of(16).min(inner);
-            let blocks = inner.div_ceil(block);
-            let mut out = crate::pool::zeroed::<T>(outer * inner);
-            let work = |(task, o): (usize, &mut [T])| {
-                let (outer_i, start) = (task / blocks, (task % blocks) * block);
-                let mut acc = vec![0.0f64; o.len()];
-                let row = |i: usize| &x[(outer_i * n + i) * inner + start..][..o.len()];
-                // ROWS rows at a time, 16 columns at a time held in
-                // registers: each accumulator is loaded and stored once per
-                // ROWS rows instead of once per row, and still adds its rows
-                // first to last.
-                const ROWS: usize = 8;
-                for i0 in (0..n).step_by(ROWS) {
-                    let rows = i0..(i0 + ROWS).min(n);
-                    let mut columns = acc.chunks_exact_mut(16);
-                    for (c, a) in (&mut columns).enumerate() {
-                        let mut sums: [f64; 16] = a.try_into().unwrap();
-                        for i in rows.clone() {
-                            for (s, v) in sums.iter_mut().zip(&row(i)[16 * c..16 * c + 16]) {
-                                *s += v.to_f64();
-                            }
-                        }
-                        a.copy_from_slice(&sums);
-                    }
-                    let tail = columns.into_remainder();
-                    let first = o.len() - tail.len();
-                    for i in rows {
-                        for (s, v) in tail.iter_mut().zip(&row(i)[first..]) {
-                            *s += v.to_f64();
-                        }
-                    }
-                }
-                for (o, a) in o.iter_mut().zip(acc.iter()) {
-                    *o = T::from_f64(*a);
-                }
-            };
-            // Blocks never straddle two outer indices: each outer row is cut
-            // separately.
-            let chunks = out.chunks_mut(inner).flat_map(|row| row.chunks_mut(block));
-            if self.numel() >= PARALLEL_ELEMS {
-                chunks.collect::<Vec<_>>().into_par_iter().enumerate().for_each(work);
-            } else {
-                chunks.enumerate().for_each(work);
-            }
-            Tensor::from_contiguous(out, dims)
-        }))
+        self.reduce(dim, keepdim, ReduceOp::Sum)
     }
 
     /// Mean along `dim`.
     pub fn mean(&self, dim: isize, keepdim: bool) -> Tensor {
-        if self.device().is_cuda() {
-            return crate::cuda::reduce(self, dim, keepdim, crate::cuda::ReduceOp::Mean);
-        }
-        let n = self.dim(dim).max(1) as f64;
-        self.float_reduce("mean", move |row| row.sum::<f64>() / n, dim, keepdim)
+        self.reduce(dim, keepdim, ReduceOp::Mean)
     }
 
     /// Variance along `dim`; `unbiased` divides by n−1 (PyTorch's default)
     /// instead of n.
     pub fn var(&self, dim: isize, keepdim: bool, unbiased: bool) -> Tensor {
-        if self.device().is_cuda() {
-            let op = if unbiased { crate::cuda::ReduceOp::VarUnbiased } else { crate::cuda::ReduceOp::Var };
-            return crate::cuda::reduce(self, dim, keepdim, op);
-        }
-        self.float_reduce(
-            "var",
-            move |row| {
-                let v: Vec<f64> = row.collect();
-                let n = v.len() as f64;
-                let mean = v.iter().sum::<f64>() / n;
-                let ss: f64 = v.iter().map(|x| (x - mean) * (x - mean)).sum();
-                ss / if unbiased { n - 1.0 } else { n }
-            },
-            dim,
-            keepdim,
-        )
-    }
-
-    fn float_reduce(
-        &self,
-        op: &str,
-        f: impl Fn(&mut dyn Iterator<Item = f64>) -> f64 + Sync + Send,
-        dim: isize,
-        keepdim: bool,
-    ) -> Tensor {
-        assert!(self.dtype().is_float(), "{op}: needs a float tensor, got {}", self.dtype());
-        crate::with_type!(self.dtype(), T => {
-            self.reduce_rows::<T, T>(dim, keepdim, op, |row| T::from_f64(f(&mut row.map(|v| v.to_f64()))))
-        })
+        self.reduce(dim, keepdim, ReduceOp::Var { unbiased })
     }
 
     /// Largest value along `dim`.
     pub fn max(&self, dim: isize, keepdim: bool) -> Tensor {
-        if self.device().is_cuda() {
-            return crate::cuda::reduce(self, dim, keepdim, crate::cuda::ReduceOp::Max);
-        }
-        crate::with_type!(self.dtype(), T => self.reduce_rows::<T, T>(dim, keepdim, "max", |row| {
-            row.fold(None, |m: Option<T>, v| Some(match m { Some(m) if !(v > m) && !v.to_f64().is_nan() => m, _ => v }))
-                .expect("max: empty dimension")
-        }))
+        self.reduce(dim, keepdim, ReduceOp::Max)
     }
 
     /// Smallest value along `dim`.
     pub fn min(&self, dim: isize, keepdim: bool) -> Tensor {
-        if self.device().is_cuda() {
-            return crate::cuda::reduce(self, dim, keepdim, crate::cuda::ReduceOp::Min);
-        }
-        crate::with_type!(self.dtype(), T => self.reduce_rows::<T, T>(dim, keepdim, "min", |row| {
-            row.fold(None, |m: Option<T>, v| Some(match m { Some(m) if !(v < m) && !v.to_f64().is_nan() => m, _ => v }))
-                .expect("min: empty dimension")
-        }))
+        self.reduce(dim, keepdim, ReduceOp::Min)
     }
 
     /// Index (int64) of the largest value along `dim`; the first on ties.
     pub fn argmax(&self, dim: isize, keepdim: bool) -> Tensor {
-        if self.device().is_cuda() {
-            return crate::cuda::reduce(self, dim, keepdim, crate::cuda::ReduceOp::ArgMax);
-        }
-        crate::with_type!(self.dtype(), T => self.reduce_rows::<T, i64>(dim, keepdim, "argmax", |row| {
-            let mut best: Option<(usize, T)> = None;
-            for (i, v) in row.enumerate() {
-                if best.is_none_or(|(_, b)| v > b) {
-                    best = Some((i, v));
-                }
-            }
-            best.expect("argmax: empty dimension").0 as i64
-        }))
+        self.reduce(dim, keepdim, ReduceOp::ArgMax)
     }
 
     /// Index (int64) of the smallest value along `dim`; the first on ties.
     pub fn argmin(&self, dim: isize, keepdim: bool) -> Tensor {
-        if self.device().is_cuda() {
-            return crate::cuda::reduce(self, dim, keepdim, crate::cuda::ReduceOp::ArgMin);
-        }
-        crate::with_type!(self.dtype(), T => self.reduce_rows::<T, i64>(dim, keepdim, "argmin", |row| {
-            let mut best: Option<(usize, T)> = None;
-            for (i, v) in row.enumerate() {
-                if best.is_none_or(|(_, b)| v < b) {
-                    best = Some((i, v));
-                }
-            }
-            best.expect("argmin: empty dimension").0 as i64
-        }))
+        self.reduce(dim, keepdim, ReduceOp::ArgMin)
     }
 
     /// Sum of every element, as a rank-0 tensor (fixed chunking: the same
     /// bits whatever the thread count).
     pub fn sum_all(&self) -> Tensor {
-        if self.device().is_cuda() {
-            return crate::cuda::sum_all(self, 1.0);
-        }
-        crate::with_type!(self.dtype(), T => {
-            let data = self.contiguous_data::<T>();
-            Tensor::scalar(T::from_f64(kernels::cpu::reduce::sum_f64(&data, |v: T| v.to_f64())))
-        })
+        backend::of(&[self]).sum_all(self)
     }
 
     /// Mean of every element, as a rank-0 tensor.
     pub fn mean_all(&self) -> Tensor {
-        if self.device().is_cuda() {
-            return crate::cuda::mean_all(self);
-        }
         assert!(self.dtype().is_float(), "mean_all: needs a float tensor, got {}", self.dtype());
-        let n = self.numel() as f64;
-        crate::with_type!(self.dtype(), T => {
-            let data = self.contiguous_data::<T>();
-            Tensor::scalar(T::from_f64(kernels::cpu::reduce::sum_f64(&data, |v: T| v.to_f64()) / n))
-        })
+        backend::of(&[self]).mean_all(self)
+    }
+
+    /// Σ x² over every element, accumulated in f64 where the tensor lives
+    /// (on a GPU only the one number comes back).
+    pub fn sum_squares(&self) -> f64 {
+        backend::of(&[self]).sum_squares(self)
+    }
+
+    /// Σ x² over every element of every tensor: the squared global norm
+    /// ‖(t₁, t₂, …)‖₂² that gradient clipping compares with its limit.
+    /// Each tensor is summed where it lives; the totals are added in order.
+    pub fn squared_norm<'a>(tensors: impl IntoIterator<Item = &'a Tensor>) -> f64 {
+        tensors.into_iter().map(Tensor::sum_squares).sum()
     }
 
     /// Largest element, as a rank-0 tensor.
@@ -332,5 +186,17 @@ mod tests {
         let g = Tensor::ones([2, 3, 4], DType::F32);
         assert_eq!(g.sum_to_shape(&Shape::from([3, 1])).to_vec::<f32>(), vec![8.0; 3]);
         assert_eq!(g.sum_to_shape(&Shape::from(())).item::<f32>(), 24.0);
+    }
+
+    #[test]
+    fn squared_norm_sums_every_tensor_in_f64_with_fixed_chunks() {
+        let mut g = Generator::seed(12);
+        let grads = [Tensor::randn([300, 700], &mut g), Tensor::randn([5], &mut g).to_dtype(DType::BF16)];
+        // The same bits as the chunked f64 sum of the squares, tensor by tensor.
+        let expected: f64 = grads.iter().map(|t| kernels::cpu::reduce::sum_squares_f64(&t.to_f64_vec(), |v| v)).sum();
+        assert_eq!(Tensor::squared_norm(&grads), expected);
+        let direct: f64 = grads.iter().flat_map(|t| t.to_f64_vec()).map(|v| v * v).sum();
+        assert!((expected - direct).abs() < 1e-9 * direct);
+        assert_eq!(Tensor::new([3.0, 4.0]).unwrap().sum_squares(), 25.0);
     }
 }

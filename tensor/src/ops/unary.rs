@@ -1,14 +1,18 @@
-//! Elementwise functions of one tensor: y[i] = f(x[i]).
+//! Elementwise functions of one tensor: y[i] = f(x[i]), and x ∘ c for a
+//! scalar c.
 //!
 //! The output is always dense and row-major whatever the input's strides.
-//! Float math runs in f32 or f64; half-precision inputs are widened to f32,
-//! computed, and narrowed back (the CPU has no fast f16 arithmetic).
+//! Floats compute in f32 or f64 (half precision through f32); int64 (and
+//! int8) tensors have only the ops that stay integers (neg, abs, relu,
+//! square and the scalar ops with a whole scalar). The arithmetic is in
+//! `cpu/elementwise.rs` and `cuda/elementwise.rs` (see `backend.rs`).
 //!
 //! GELU uses the tanh approximation GPT-2 was trained with:
 //! gelu(x) = ½·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))), computed by the
 //! fused kernel in `kernels::cpu::gelu` (forward, and backward in one pass).
 
-use crate::dtype::{DType, FloatElement};
+use crate::backend;
+use crate::dtype::DType;
 use crate::tensor::Tensor;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,51 +53,50 @@ impl UnaryOp {
             UnaryOp::Cos => "cos",
         }
     }
+
+    /// Whether an int64 tensor can take this op and stay int64.
+    pub fn defined_for_integers(self) -> bool {
+        matches!(self, UnaryOp::Neg | UnaryOp::Abs | UnaryOp::Relu | UnaryOp::Square)
+    }
 }
 
-fn float_unary<T: FloatElement>(x: &Tensor, op: UnaryOp) -> Tensor {
-    match op {
-        UnaryOp::Neg => x.map::<T, T>(|v| -v),
-        UnaryOp::Abs => x.map::<T, T>(|v| v.abs()),
-        UnaryOp::Exp => x.map::<T, T>(|v| v.exp()),
-        UnaryOp::Log => x.map::<T, T>(|v| v.ln()),
-        UnaryOp::Sqrt => x.map::<T, T>(|v| v.sqrt()),
-        UnaryOp::Tanh => x.map::<T, T>(|v| v.tanh()),
-        UnaryOp::Sigmoid => x.map::<T, T>(|v| T::one() / (T::one() + (-v).exp())),
-        UnaryOp::Relu => x.map::<T, T>(|v| if v > T::ZERO { v } else { T::ZERO }),
-        UnaryOp::GeluTanh => {
-            let src = x.contiguous_data::<T>();
-            let mut out = crate::pool::for_overwrite::<T>(src.len());
-            kernels::cpu::gelu::gelu_forward(&src, &mut out);
-            Tensor::from_contiguous(out, x.shape().clone())
+/// x ∘ c for a scalar c (converted to the tensor's dtype; a float32 tensor
+/// rounds c to f32 first, as a float32 tensor op would).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScalarOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    /// max(x, c).
+    ClampMin,
+    /// min(x, c).
+    ClampMax,
+    /// x^c, for float tensors only; c is not rounded.
+    Powf,
+}
+
+impl ScalarOp {
+    pub fn name(self) -> &'static str {
+        match self {
+            ScalarOp::Add => "add_scalar",
+            ScalarOp::Sub => "sub_scalar",
+            ScalarOp::Mul => "mul_scalar",
+            ScalarOp::Div => "div_scalar",
+            ScalarOp::ClampMin => "clamp_min",
+            ScalarOp::ClampMax => "clamp_max",
+            ScalarOp::Powf => "powf",
         }
-        UnaryOp::GeluTanhGrad => x.gelu_backward(&x.ones_like()),
-        UnaryOp::Square => x.map::<T, T>(|v| v * v),
-        UnaryOp::Recip => x.map::<T, T>(|v| T::one() / v),
-        UnaryOp::Sin => x.map::<T, T>(|v| v.sin()),
-        UnaryOp::Cos => x.map::<T, T>(|v| v.cos()),
     }
 }
 
 impl Tensor {
     /// Applies an elementwise function.
     pub fn unary(&self, op: UnaryOp) -> Tensor {
-        if self.device().is_cuda() {
-            return crate::cuda::unary(self, op);
+        if !self.dtype().is_float() && !op.defined_for_integers() {
+            panic!("{}: needs a float tensor, got int64 (convert with .to_dtype(DType::F32))", op.name());
         }
-        match self.dtype() {
-            DType::F32 => float_unary::<f32>(self, op),
-            DType::F64 => float_unary::<f64>(self, op),
-            DType::F16 | DType::BF16 => self.to_dtype(DType::F32).unary(op).to_dtype(self.dtype()),
-            DType::I64 => match op {
-                UnaryOp::Neg => self.map::<i64, i64>(|v| -v),
-                UnaryOp::Abs => self.map::<i64, i64>(|v| v.abs()),
-                UnaryOp::Relu => self.map::<i64, i64>(|v| v.max(0)),
-                UnaryOp::Square => self.map::<i64, i64>(|v| v * v),
-                _ => panic!("{}: needs a float tensor, got int64 (convert with .to_dtype(DType::F32))", op.name()),
-            },
-            DType::I8 => self.to_dtype(DType::I64).unary(op).to_dtype(DType::I8),
-        }
+        backend::of(&[self]).unary(self, op)
     }
 
     pub fn neg(&self) -> Tensor {
@@ -125,19 +128,10 @@ impl Tensor {
     }
     /// dy · gelu'(x) for x = `self`, in one pass (GELU's backward).
     pub fn gelu_backward(&self, dy: &Tensor) -> Tensor {
-        if self.device().is_cuda() || dy.device().is_cuda() {
-            return crate::cuda::gelu_backward(self, dy);
-        }
         assert_eq!(self.shape(), dy.shape(), "gelu_backward: x {} and dy {} differ", self.shape(), dy.shape());
-        match self.dtype() {
-            DType::F32 | DType::F64 => crate::with_float_type!(self.dtype(), "gelu_backward", T => {
-                let (x, g) = (self.contiguous_data::<T>(), dy.contiguous_data::<T>());
-                let mut dx = crate::pool::for_overwrite::<T>(x.len());
-                kernels::cpu::gelu::gelu_backward(&x, &g, &mut dx);
-                Tensor::from_contiguous(dx, self.shape().clone())
-            }),
-            _ => self.to_dtype(DType::F32).gelu_backward(&dy.to_dtype(DType::F32)).to_dtype(self.dtype()),
-        }
+        assert_eq!(self.dtype(), dy.dtype(), "gelu_backward: dtypes {} and {} differ", self.dtype(), dy.dtype());
+        assert!(self.dtype().is_float(), "gelu_backward: needs a float tensor, got {}", self.dtype());
+        backend::of(&[self, dy]).gelu_backward(self, dy)
     }
     pub fn square(&self) -> Tensor {
         self.unary(UnaryOp::Square)
@@ -152,59 +146,45 @@ impl Tensor {
         self.unary(UnaryOp::Cos)
     }
 
+    /// x ∘ c elementwise for a scalar `c`.
+    pub fn scalar_op(&self, op: ScalarOp, c: f64) -> Tensor {
+        match self.dtype() {
+            DType::I64 | DType::I8 if op == ScalarOp::Powf => {
+                panic!("powf: needs a float tensor, got {}", self.dtype())
+            }
+            DType::I64 | DType::I8 => {
+                assert!(c.fract() == 0.0, "{}: int64 tensor with a fractional scalar {c}", op.name())
+            }
+            _ => {}
+        }
+        backend::of(&[self]).scalar(self, op, c)
+    }
+
     /// x^p elementwise for a float exponent.
     pub fn powf(&self, p: f64) -> Tensor {
-        if self.device().is_cuda() {
-            return crate::cuda::powf(self, p);
-        }
-        match self.dtype() {
-            DType::F32 => self.map::<f32, f32>(|v| v.powf(p as f32)),
-            DType::F64 => self.map::<f64, f64>(|v| v.powf(p)),
-            DType::F16 | DType::BF16 => self.to_dtype(DType::F32).powf(p).to_dtype(self.dtype()),
-            d => panic!("powf: needs a float tensor, got {d}"),
-        }
+        self.scalar_op(ScalarOp::Powf, p)
     }
 
     /// x + c, x·c, … with a scalar `c` converted to the tensor's dtype.
     pub fn add_scalar(&self, c: f64) -> Tensor {
-        self.scalar_map(c, "add_scalar", |x, c| x + c)
+        self.scalar_op(ScalarOp::Add, c)
     }
     pub fn sub_scalar(&self, c: f64) -> Tensor {
-        self.scalar_map(c, "sub_scalar", |x, c| x - c)
+        self.scalar_op(ScalarOp::Sub, c)
     }
     pub fn mul_scalar(&self, c: f64) -> Tensor {
-        self.scalar_map(c, "mul_scalar", |x, c| x * c)
+        self.scalar_op(ScalarOp::Mul, c)
     }
     pub fn div_scalar(&self, c: f64) -> Tensor {
-        self.scalar_map(c, "div_scalar", |x, c| x / c)
+        self.scalar_op(ScalarOp::Div, c)
     }
     /// max(x, c) elementwise (`torch.clamp_min`).
     pub fn clamp_min(&self, c: f64) -> Tensor {
-        self.scalar_map(c, "clamp_min", |x, c| x.max(c))
+        self.scalar_op(ScalarOp::ClampMin, c)
     }
     /// min(x, c) elementwise (`torch.clamp_max`).
     pub fn clamp_max(&self, c: f64) -> Tensor {
-        self.scalar_map(c, "clamp_max", |x, c| x.min(c))
-    }
-
-    fn scalar_map(&self, c: f64, op: &str, f: impl Fn(f64, f64) -> f64 + Copy + Sync + Send) -> Tensor {
-        if self.device().is_cuda() {
-            return crate::cuda::scalar(self, c, op);
-        }
-        match self.dtype() {
-            DType::F32 => {
-                // Computing in f32 keeps results bit-identical to f32 tensor ops.
-                let c32 = c as f32;
-                self.map::<f32, f32>(move |x| f(x as f64, c32 as f64) as f32)
-            }
-            DType::F64 => self.map::<f64, f64>(move |x| f(x, c)),
-            DType::F16 | DType::BF16 => self.to_dtype(DType::F32).scalar_map(c, op, f).to_dtype(self.dtype()),
-            DType::I64 => {
-                assert!(c.fract() == 0.0, "{op}: int64 tensor with a fractional scalar {c}");
-                self.map::<i64, i64>(move |x| f(x as f64, c) as i64)
-            }
-            DType::I8 => self.to_dtype(DType::I64).scalar_map(c, op, f).to_dtype(DType::I8),
-        }
+        self.scalar_op(ScalarOp::ClampMax, c)
     }
 }
 
