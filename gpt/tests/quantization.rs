@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use autograd::nn::Module;
 use autograd::no_grad;
 use gpt::model::{GPTConfig, GPTModel};
-use gpt::quant::{quantize_folder, QuantMatrix, Scheme};
+use gpt::quant::{quantize_folder, scheme_of, QuantMatrix, Scheme};
 use gpt::weights::{load_model, save_model, save_raw_safetensors, RawTensor, SafetensorsFile};
 use tensor::{Generator, Tensor};
 
@@ -62,7 +62,7 @@ fn quantized_model_computes_what_its_dequantized_weights_compute() {
     for scheme in Scheme::ALL {
         let (model, f32_dir, q_dir) = quantized(&format!("twin-{scheme}"), scheme);
         let q = load_model(&q_dir).unwrap();
-        assert_eq!(q.quantization(), Some(scheme));
+        assert_eq!(scheme_of(&q), Some(scheme));
         let twin = dequantized_twin(&f32_dir, scheme);
         let (got, want, original) = (logits(&q, &ids()), logits(&twin, &ids()), logits(&model, &ids()));
         let worst = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
@@ -214,7 +214,7 @@ fn quantize_refuses_what_it_must_not_overwrite() {
     assert_eq!(std::fs::read_to_string(other.join("todo.txt")).unwrap(), "keep me");
     // Replacing an earlier quantized folder is fine, and leaves no temporary.
     quantize_folder(&f32_dir, Scheme::Int4, &q_dir, false).unwrap();
-    assert_eq!(load_model(&q_dir).unwrap().quantization(), Some(Scheme::Int4));
+    assert_eq!(scheme_of(&load_model(&q_dir).unwrap()), Some(Scheme::Int4));
     let leftovers: Vec<_> = std::fs::read_dir(q_dir.parent().unwrap())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
