@@ -240,3 +240,32 @@ fn quantized_models_stay_on_the_cpu() {
     assert!(err.contains("a quantized (int8) model runs on the CPU only"), "{err}");
     Module::to_device(&model, tensor::Device::Cpu).unwrap();
 }
+
+#[test]
+fn quantizing_a_model_with_adapters_packs_what_it_computes() {
+    use gpt::finetune::lora::{apply_lora, merge_lora, LoraConfig};
+    let mut adapted = nano();
+    apply_lora(&mut adapted, &LoraConfig::new(2), &mut Generator::seed(1)).unwrap();
+    // Nonzero adapters, so merging them changes the weights.
+    for (name, p) in adapted.named_parameters() {
+        if name.contains("lora_B") {
+            p.set_data(Tensor::randn(p.dims(), &mut Generator::seed(2)).mul_scalar(0.5));
+        }
+    }
+    let packed = gpt::quant::quantize_model(&adapted, Scheme::Int8).unwrap();
+    merge_lora(&mut adapted);
+    let merged_then_packed = gpt::quant::quantize_model(&adapted, Scheme::Int8).unwrap();
+    assert_eq!(logits(&packed, &ids()), logits(&merged_then_packed, &ids()));
+    assert_ne!(logits(&packed, &ids()), logits(&gpt::quant::quantize_model(&nano(), Scheme::Int8).unwrap(), &ids()));
+}
+
+#[test]
+fn adapters_attach_to_f32_models_only() {
+    use gpt::finetune::lora::{apply_lora, LoraConfig};
+    let (_, _, dir) = quantized("lora", Scheme::Int4);
+    let mut model = load_model(&dir).unwrap();
+    let err = apply_lora(&mut model, &LoraConfig::new(2), &mut Generator::seed(0)).unwrap_err().to_string();
+    assert!(err.contains("this one is quantized (int4)"), "{err}");
+    let layer = model.h[0].attn.c_attn.downcast_ref::<gpt::quant::QuantLinear>().expect("a packed projection");
+    assert!(Module::to_device(layer, tensor::Device::Cuda(0)).is_err());
+}

@@ -103,16 +103,18 @@ impl GPTModel {
     /// Every block's projections, named as their parameters are
     /// (`h.0.attn.c_attn`, …): where LoRA and quantization reach in.
     pub fn projections(&self) -> impl Iterator<Item = (String, &dyn Projection)> {
-        self.h.iter().enumerate().flat_map(|(i, block)| {
-            block.projections().map(|(name, p)| (format!("h.{i}.{name}"), p))
-        })
+        self.h
+            .iter()
+            .enumerate()
+            .flat_map(|(i, block)| block.projections().map(|(name, p)| (format!("h.{i}.{name}"), p)))
     }
 
     /// As [`GPTModel::projections`], each slot open to a replacement.
     pub fn projections_mut(&mut self) -> impl Iterator<Item = (String, &mut Box<dyn Projection>)> {
-        self.h.iter_mut().enumerate().flat_map(|(i, block)| {
-            block.projections_mut().map(|(name, p)| (format!("h.{i}.{name}"), p))
-        })
+        self.h
+            .iter_mut()
+            .enumerate()
+            .flat_map(|(i, block)| block.projections_mut().map(|(name, p)| (format!("h.{i}.{name}"), p)))
     }
 
     pub fn new_cache(&self) -> KvCache {

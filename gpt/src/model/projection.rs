@@ -50,3 +50,63 @@ impl Projection for Linear {
         Some(Linear::from_weights(self.weight.clone(), self.bias.clone()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{GPTConfig, GPTModel};
+    use autograd::{no_grad, Var};
+    use tensor::{Generator, Tensor};
+
+    /// A layer from outside the model: twice a Linear.
+    struct Doubled(Linear);
+
+    impl Module for Doubled {
+        fn forward(&self, x: &Var) -> Var {
+            self.0.forward(x).mul_scalar(2.0)
+        }
+        fn visit_parameters(&self, prefix: &str, f: &mut dyn FnMut(String, &Var)) {
+            self.0.visit_parameters(prefix, f)
+        }
+    }
+
+    impl Projection for Doubled {
+        fn to_linear(&self) -> Option<Linear> {
+            let double = |v: &Var| Var::parameter(v.data().mul_scalar(2.0));
+            Some(Linear::from_weights(double(&self.0.weight), self.0.bias.as_ref().map(double)))
+        }
+    }
+
+    #[test]
+    fn a_layer_from_outside_takes_every_slot_and_is_found_again() {
+        let mut model = GPTModel::new(GPTConfig::preset("nano").unwrap(), &mut Generator::seed(0));
+        let ids = Tensor::from_vec((0..8).map(|i| i * 61 % 512).collect::<Vec<i64>>(), [1, 8]).unwrap();
+        let logits = |m: &GPTModel| no_grad(|| m.forward(&ids)).data().to_vec::<f32>();
+        let plain = logits(&model);
+        let mut widths = Vec::new();
+        for (name, p) in model.projections_mut() {
+            let linear = p.to_linear().unwrap();
+            widths.push((name, linear.in_features(), linear.out_features()));
+            *p = Box::new(Doubled(linear));
+        }
+        // Each name is its own slot's: in → out with C = 64.
+        let c = 64;
+        let layers =
+            [("attn.c_attn", c, 3 * c), ("attn.c_proj", c, c), ("mlp.c_fc", c, 4 * c), ("mlp.c_proj", 4 * c, c)];
+        assert_eq!(widths.len(), 4 * model.h.len());
+        for (k, (name, i, o)) in widths.into_iter().enumerate() {
+            let (layer, want_in, want_out) = layers[k % 4];
+            assert_eq!((name, i, o), (format!("h.{}.{layer}", k / 4), want_in, want_out));
+        }
+        assert!(model.projections().all(|(_, p)| p.downcast_ref::<Doubled>().is_some()));
+        assert!(model.projections().all(|(_, p)| p.downcast_ref::<Linear>().is_none()));
+        let doubled = logits(&model);
+        assert!(doubled.iter().zip(&plain).any(|(a, b)| (a - b).abs() > 1e-3), "the new layers are used");
+        // Each slot's `to_linear` computes what the layer in it computes.
+        for (_, p) in model.projections_mut() {
+            *p = Box::new(p.to_linear().unwrap());
+        }
+        let worst = logits(&model).iter().zip(&doubled).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+        assert!(worst < 1e-4, "{worst}");
+    }
+}

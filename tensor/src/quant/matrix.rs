@@ -11,10 +11,10 @@
 use half::slice::HalfFloatSliceExt;
 use half::{bf16, f16};
 use kernels::cpu::quant::{self as qk, PackedMatrix, PackedWeights};
-use crate::{DType, Tensor};
 
 use super::quantize::{quantize_bf16, quantize_f16, quantize_int4, quantize_int8, QuantizeError};
 use super::scheme::Scheme;
+use crate::{DType, Tensor};
 
 /// The packed buffers of one matrix.
 #[derive(Clone, Debug)]
