@@ -43,7 +43,7 @@ fn main() {
     }
 
     let dir = std::env::temp_dir().join("scratchgpt-example-adapter");
-    save_adapter(&mut model, &dir, "nano (seed 0)").unwrap();
+    save_adapter(&model, &dir, "nano (seed 0)").unwrap();
     println!("adapter saved in {} (adapter_config.json, adapter_model.safetensors)", dir.display());
     let mut fresh = base();
     load_adapter(&mut fresh, &dir).unwrap();

@@ -82,7 +82,7 @@ fn adapters_round_trip_in_peft_layout() {
     apply_lora(&mut model, &cfg, &mut Generator::seed(4)).unwrap();
     perturb_adapters(&model);
     let expected = logits(&model);
-    save_adapter(&mut model, &dir, "runs/nano").unwrap();
+    save_adapter(&model, &dir, "runs/nano").unwrap();
 
     let file = SafetensorsFile::open(dir.join("adapter_model.safetensors")).unwrap();
     assert_eq!(file.shape("base_model.model.transformer.h.0.attn.c_attn.lora_A.weight").unwrap(), [2, 64]);

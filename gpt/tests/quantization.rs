@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use autograd::nn::Module;
 use autograd::no_grad;
 use gpt::model::{GPTConfig, GPTModel};
-use gpt::quant::{quantize_folder, QuantMatrix, Scheme};
+use gpt::quant::{quantize_folder, scheme_of, QuantMatrix, Scheme};
 use gpt::weights::{load_model, save_model, save_raw_safetensors, RawTensor, SafetensorsFile};
 use tensor::{Generator, Tensor};
 
@@ -62,7 +62,7 @@ fn quantized_model_computes_what_its_dequantized_weights_compute() {
     for scheme in Scheme::ALL {
         let (model, f32_dir, q_dir) = quantized(&format!("twin-{scheme}"), scheme);
         let q = load_model(&q_dir).unwrap();
-        assert_eq!(q.quantization(), Some(scheme));
+        assert_eq!(scheme_of(&q), Some(scheme));
         let twin = dequantized_twin(&f32_dir, scheme);
         let (got, want, original) = (logits(&q, &ids()), logits(&twin, &ids()), logits(&model, &ids()));
         let worst = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
@@ -214,7 +214,7 @@ fn quantize_refuses_what_it_must_not_overwrite() {
     assert_eq!(std::fs::read_to_string(other.join("todo.txt")).unwrap(), "keep me");
     // Replacing an earlier quantized folder is fine, and leaves no temporary.
     quantize_folder(&f32_dir, Scheme::Int4, &q_dir, false).unwrap();
-    assert_eq!(load_model(&q_dir).unwrap().quantization(), Some(Scheme::Int4));
+    assert_eq!(scheme_of(&load_model(&q_dir).unwrap()), Some(Scheme::Int4));
     let leftovers: Vec<_> = std::fs::read_dir(q_dir.parent().unwrap())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -239,4 +239,33 @@ fn quantized_models_stay_on_the_cpu() {
     let err = Module::to_device(&model, tensor::Device::Cuda(0)).unwrap_err().to_string();
     assert!(err.contains("a quantized (int8) model runs on the CPU only"), "{err}");
     Module::to_device(&model, tensor::Device::Cpu).unwrap();
+}
+
+#[test]
+fn quantizing_a_model_with_adapters_packs_what_it_computes() {
+    use gpt::finetune::lora::{apply_lora, merge_lora, LoraConfig};
+    let mut adapted = nano();
+    apply_lora(&mut adapted, &LoraConfig::new(2), &mut Generator::seed(1)).unwrap();
+    // Nonzero adapters, so merging them changes the weights.
+    for (name, p) in adapted.named_parameters() {
+        if name.contains("lora_B") {
+            p.set_data(Tensor::randn(p.dims(), &mut Generator::seed(2)).mul_scalar(0.5));
+        }
+    }
+    let packed = gpt::quant::quantize_model(&adapted, Scheme::Int8).unwrap();
+    merge_lora(&mut adapted);
+    let merged_then_packed = gpt::quant::quantize_model(&adapted, Scheme::Int8).unwrap();
+    assert_eq!(logits(&packed, &ids()), logits(&merged_then_packed, &ids()));
+    assert_ne!(logits(&packed, &ids()), logits(&gpt::quant::quantize_model(&nano(), Scheme::Int8).unwrap(), &ids()));
+}
+
+#[test]
+fn adapters_attach_to_f32_models_only() {
+    use gpt::finetune::lora::{apply_lora, LoraConfig};
+    let (_, _, dir) = quantized("lora", Scheme::Int4);
+    let mut model = load_model(&dir).unwrap();
+    let err = apply_lora(&mut model, &LoraConfig::new(2), &mut Generator::seed(0)).unwrap_err().to_string();
+    assert!(err.contains("this one is quantized (int4)"), "{err}");
+    let layer = model.h[0].attn.c_attn.downcast_ref::<gpt::quant::QuantLinear>().expect("a packed projection");
+    assert!(Module::to_device(layer, tensor::Device::Cuda(0)).is_err());
 }

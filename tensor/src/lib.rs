@@ -29,6 +29,7 @@ pub mod error;
 pub mod layout;
 pub mod ops;
 pub mod pool;
+pub mod quant;
 pub mod random;
 pub mod shape;
 pub mod storage;

@@ -230,6 +230,7 @@ mod tests {
         let ptr = partial.as_ptr();
         give(partial);
         give(again);
-        assert_ne!(for_overwrite::<f64>(len).as_ptr(), ptr);
+        let reused = for_overwrite::<f64>(len);
+        assert_ne!(reused.as_ptr(), ptr);
     }
 }

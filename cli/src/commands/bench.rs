@@ -357,7 +357,7 @@ fn generate_bench(args: GenerateArgs) -> Result<i32> {
             None => GPTModel::new(args.shape.config(total)?, &mut Generator::seed(0)),
         };
         if let Some(scheme) = args.quant {
-            if let Some(existing) = model.quantization() {
+            if let Some(existing) = gpt::quant::scheme_of(&model) {
                 let dir = args.model.as_ref().map_or(String::new(), |d| format!("{}: ", d.display()));
                 bail!("{dir}the model is already quantized ({existing}); drop --quant {scheme}");
             }
@@ -402,7 +402,7 @@ fn generate_bench(args: GenerateArgs) -> Result<i32> {
         let peak = resident().map(|r| r.peak_bytes.max(decoding.rss_bytes));
         // Decoding is memory-bound: count what a step reads, and (after the
         // memory figures above) time a plain read of as many bytes.
-        let scheme = model.quantization();
+        let scheme = gpt::quant::scheme_of(&model);
         let average_cached = args.prompt_tokens + (args.new_tokens - 1) / 2;
         let bytes_per_token = decode_bytes_per_token(&model.config, scheme, average_cached);
         let read_gb_per_s = match (device.is_cuda(), weight_bytes(&model.config, scheme)) {

@@ -245,7 +245,7 @@ pub fn classify(args: ClassifyArgs) -> Result<i32> {
     }
     write_folder(&out, |stage| {
         if let TrainMode::Lora(_) = mode {
-            save_adapter(&mut model.gpt, &stage.join("adapter"), &args.model.display().to_string())?;
+            save_adapter(&model.gpt, &stage.join("adapter"), &args.model.display().to_string())?;
         }
         model.merge();
         Ok(model.save(stage, &tokenizer)?)
@@ -350,7 +350,7 @@ pub fn instruct(args: InstructArgs) -> Result<i32> {
     // second Ctrl-C during it must not lose the fine-tuned weights.
     write_folder(&out, |stage| {
         if lora.is_some() {
-            save_adapter(&mut gpt, &stage.join("adapter"), &args.model.display().to_string())?;
+            save_adapter(&gpt, &stage.join("adapter"), &args.model.display().to_string())?;
             merge_lora(&mut gpt);
         }
         Ok(gpt::weights::save_model(&gpt, stage, Some(&tokenizer))?)

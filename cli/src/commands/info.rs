@@ -72,8 +72,9 @@ struct Info {
     /// Parameters × bytes per parameter × (1 + overhead): the rule of thumb.
     rule_of_thumb_bytes: Memory,
     rule_of_thumb_overhead: f64,
-    /// The format of the model folder given, when it is quantized.
-    quantization: Option<Scheme>,
+    /// The format of the model folder given, when it is quantized
+    /// (`"int8"`, …).
+    quantization: Option<&'static str>,
     /// Weights + gradients + AdamW's two f32 moments, training in f32.
     training_bytes_f32_adamw: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -110,8 +111,9 @@ pub fn run(args: Args) -> Result<i32> {
         (Some(dir), None) => {
             let model = gpt::weights::load_model(dir)?;
             // A quantized model is for inference: nothing in it trains.
-            let trainable = if model.quantization().is_some() { 0 } else { model.num_trainable_parameters() };
-            (model.config.clone(), Some(trainable), model.quantization())
+            let scheme = gpt::quant::scheme_of(&model);
+            let trainable = if scheme.is_some() { 0 } else { model.num_trainable_parameters() };
+            (model.config.clone(), Some(trainable), scheme.map(Scheme::name))
         }
         (None, Some(name)) => match GPTConfig::preset(name) {
             Some(c) => (c, None, None),
@@ -156,7 +158,7 @@ pub fn run(args: Args) -> Result<i32> {
     outln!("weights in memory   rule of thumb¹         exact²")?;
     for ((name, thumb), (_, exact)) in info.rule_of_thumb_bytes.rows().into_iter().zip(info.weight_bytes.rows()) {
         let exact = exact.map_or_else(|| "n/a (width not a multiple of 32)".to_string(), human_bytes);
-        let this = args.model.as_ref().map(|_| info.quantization.map_or("f32", Scheme::name));
+        let this = args.model.as_ref().map(|_| info.quantization.unwrap_or("f32"));
         let marker = if this == Some(name) { "  ← this folder" } else { "" };
         outln!("  {name:<9} {:>16} {:>16}{marker}", human_bytes(thumb.unwrap_or(0)), exact)?;
     }

@@ -1,13 +1,17 @@
 //! LoRA on a GPT: choosing layers, freezing, and PEFT-compatible files.
 //!
-//! [`apply_lora`] wraps the chosen projections of every block with a
-//! [`LoraLinear`] (see `autograd::nn::lora` for the math) and freezes every
-//! other parameter, so an optimizer built from the trainable parameters
-//! updates only the adapters (plus whatever the caller unfreezes, such as a
-//! new classification head). Targets use PEFT's module names: `c_attn`
-//! (the qkv projection), `c_proj` (both output projections: attention's and
-//! the MLP's, as PEFT's suffix match does) and `c_fc` (the MLP's up
-//! projection).
+//! The chapter-4 model knows nothing of LoRA. It holds each block's four
+//! projections as a `Box<dyn Projection>` (`model::projection`); this
+//! module makes [`LoraLinear`] (see `autograd::nn::lora` for the math) one
+//! such projection and swaps it into the slots from outside, as the book's
+//! `replace_linear_with_lora` does. [`apply_lora`] wraps the chosen
+//! projections of every block and freezes every other parameter, so an
+//! optimizer built from the trainable parameters updates only the adapters
+//! (plus whatever the caller unfreezes, such as a new classification head);
+//! [`merge_lora`] swaps each back for the plain Linear it amounts to.
+//! Targets use PEFT's module names: `c_attn` (the qkv projection), `c_proj`
+//! (both output projections: attention's and the MLP's, as PEFT's suffix
+//! match does) and `c_fc` (the MLP's up projection).
 //!
 //! Saved adapters follow Hugging Face PEFT, so `PeftModel.from_pretrained`
 //! loads them onto GPT-2:
@@ -27,13 +31,14 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use autograd::nn::{LoraLinear, Module};
+use autograd::nn::{Linear, LoraLinear, Module};
 use serde_json::{json, Value};
 use tensor::{DType, Generator, Tensor};
 
 use super::FinetuneError;
 use crate::atomic::write_atomic;
 use crate::model::{GPTModel, Projection};
+use crate::quant::scheme_of;
 use crate::weights::{save_safetensors, SafetensorsFile};
 
 pub const ADAPTER_CONFIG_FILE: &str = "adapter_config.json";
@@ -78,16 +83,32 @@ impl std::fmt::Display for ParamReport {
     }
 }
 
-/// The four projections of block `block`, with their names inside it
-/// (`attn.c_attn`, …) and PEFT target names.
-fn projections(model: &mut GPTModel, block: usize) -> [(&'static str, &'static str, &mut Projection); 4] {
-    let b = &mut model.h[block];
-    [
-        ("attn.c_attn", "c_attn", &mut b.attn.c_attn),
-        ("attn.c_proj", "c_proj", &mut b.attn.c_proj),
-        ("mlp.c_fc", "c_fc", &mut b.mlp.c_fc),
-        ("mlp.c_proj", "c_proj", &mut b.mlp.c_proj),
-    ]
+/// A LoRA-wrapped layer is a model projection: the plain Linear it
+/// amounts to is its base with ΔW folded in.
+impl Projection for LoraLinear {
+    fn to_linear(&self) -> Option<Linear> {
+        Some(self.merged())
+    }
+}
+
+/// The adapter in a projection slot, if there is one.
+fn adapter(p: &dyn Projection) -> Option<&LoraLinear> {
+    p.downcast_ref::<LoraLinear>()
+}
+
+/// The pretrained layer an adapter goes on, sharing its parameters: a
+/// plain Linear itself, or the base under an adapter already there (which
+/// the new one replaces). `None` for a layer with no f32 weight.
+fn base_layer(p: &dyn Projection) -> Option<Linear> {
+    match adapter(p) {
+        Some(lora) => Some(Linear::from_weights(lora.base.weight.clone(), lora.base.bias.clone())),
+        None => p.to_linear(),
+    }
+}
+
+/// PEFT's name for a projection (`h.3.mlp.c_proj` → `c_proj`).
+fn target_of(name: &str) -> &str {
+    name.rsplit('.').next().expect("a projection name")
 }
 
 fn check_targets(targets: &[String]) -> Result<(), FinetuneError> {
@@ -113,21 +134,20 @@ pub fn apply_lora(
     gen: &mut Generator,
 ) -> Result<ParamReport, FinetuneError> {
     check_targets(&config.targets)?;
-    for i in 0..model.h.len() {
-        for (_, target, p) in projections(model, i) {
-            if config.targets.iter().any(|t| t == target) {
-                let l = p.base();
-                autograd::nn::check_rank(config.rank, l.in_features(), l.out_features())?;
-            }
-        }
+    if let Some(scheme) = scheme_of(model) {
+        return Err(FinetuneError::Config(format!(
+            "adapters attach to an f32 model, and this one is quantized ({scheme})"
+        )));
+    }
+    let targeted = |name: &str| config.targets.iter().any(|t| t == target_of(name));
+    for (_, p) in model.projections().filter(|(name, _)| targeted(name)) {
+        let l = base_layer(p).expect("an f32 model's projections have f32 weights");
+        autograd::nn::check_rank(config.rank, l.in_features(), l.out_features())?;
     }
     freeze(model);
-    for i in 0..model.h.len() {
-        for (_, target, p) in projections(model, i) {
-            if config.targets.iter().any(|t| t == target) {
-                p.add_lora(config.rank, config.alpha, gen)?;
-            }
-        }
+    for (_, p) in model.projections_mut().filter(|(name, _)| targeted(name)) {
+        let base = base_layer(&**p).expect("checked above");
+        *p = Box::new(LoraLinear::new(base, config.rank, config.alpha, gen)?);
     }
     Ok(ParamReport::of(model))
 }
@@ -135,32 +155,32 @@ pub fn apply_lora(
 /// Folds every adapter into its base weight (then the model is plain
 /// GPT-2 again, all parameters trainable copies).
 pub fn merge_lora(model: &mut GPTModel) {
-    for i in 0..model.h.len() {
-        for (_, _, p) in projections(model, i) {
-            p.merge();
+    for (_, p) in model.projections_mut() {
+        if let Some(lora) = adapter(&**p) {
+            *p = Box::new(lora.merged());
         }
     }
 }
 
-fn peft_name(block: usize, layer: &str, which: &str) -> String {
-    format!("base_model.model.transformer.h.{block}.{layer}.lora_{which}.weight")
+/// PEFT's name for an adapter matrix of projection `name` (`h.0.attn.c_attn`).
+fn peft_name(name: &str, which: &str) -> String {
+    format!("base_model.model.transformer.{name}.lora_{which}.weight")
 }
 
 /// Writes the adapters of `model` into folder `dir` in PEFT's layout.
 /// `base` names the base model (`base_model_name_or_path`).
-pub fn save_adapter(model: &mut GPTModel, dir: &Path, base: &str) -> Result<(), FinetuneError> {
+pub fn save_adapter(model: &GPTModel, dir: &Path, base: &str) -> Result<(), FinetuneError> {
     let mut tensors = Vec::new();
     let mut config: Option<(usize, f64)> = None;
-    let mut targets: Vec<&str> = Vec::new();
-    for i in 0..model.h.len() {
-        for (layer, target, p) in projections(model, i) {
-            if let Some(l) = p.lora() {
-                tensors.push((peft_name(i, layer, "A"), l.a.data().t().contiguous()));
-                tensors.push((peft_name(i, layer, "B"), l.b.data().t().contiguous()));
-                config.get_or_insert((l.rank(), l.alpha));
-                if !targets.contains(&target) {
-                    targets.push(target);
-                }
+    let mut targets: Vec<String> = Vec::new();
+    for (name, p) in model.projections() {
+        if let Some(l) = adapter(p) {
+            tensors.push((peft_name(&name, "A"), l.a.data().t().contiguous()));
+            tensors.push((peft_name(&name, "B"), l.b.data().t().contiguous()));
+            config.get_or_insert((l.rank(), l.alpha));
+            let target = target_of(&name).to_string();
+            if !targets.contains(&target) {
+                targets.push(target);
             }
         }
     }
@@ -244,7 +264,7 @@ fn unsupported_peft_option(v: &Value) -> Option<String> {
 /// every tensor's presence and shape against the base before attaching
 /// any. Freezes the base, as [`apply_lora`] does.
 pub fn load_adapter(model: &mut GPTModel, dir: &Path) -> Result<LoraConfig, FinetuneError> {
-    if let Some(scheme) = model.quantization() {
+    if let Some(scheme) = scheme_of(model) {
         return Err(FinetuneError::Adapter {
             path: dir.into(),
             reason: format!("adapters attach to an f32 model, and this base is quantized ({scheme})"),
@@ -264,36 +284,36 @@ pub fn load_adapter(model: &mut GPTModel, dir: &Path) -> Result<LoraConfig, Fine
             }
         }
     }
-    let mut loaded = Vec::new();
-    for i in 0..n_layers {
-        for (layer, target, p) in projections(model, i) {
-            if !config.targets.iter().any(|t| t == target) {
-                continue;
-            }
-            let (a_name, b_name) = (peft_name(i, layer, "A"), peft_name(i, layer, "B"));
-            let (din, dout) = (p.base().in_features(), p.base().out_features());
-            let a = file.tensor(&a_name).map_err(|_| bad(format!("missing tensor {a_name}")))?;
-            let b = file.tensor(&b_name).map_err(|_| bad(format!("missing tensor {b_name}")))?;
-            let r = config.rank;
-            if a.dims() != [r, din] || b.dims() != [dout, r] {
-                return Err(bad(format!(
-                    "the adapter does not match the base model: h.{i}.{layer} is {din} → {dout} with rank {r}, but \
-                     lora_A is {:?} and lora_B is {:?}",
-                    a.dims(),
-                    b.dims()
-                )));
-            }
-            loaded.push((i, layer, a.to_dtype(DType::F32).t().contiguous(), b.to_dtype(DType::F32).t().contiguous()));
+    let mut loaded = HashMap::new();
+    for (name, p) in model.projections() {
+        if !config.targets.iter().any(|t| t == target_of(&name)) {
+            continue;
         }
+        let (a_name, b_name) = (peft_name(&name, "A"), peft_name(&name, "B"));
+        let base = base_layer(p).expect("an f32 model's projections have f32 weights");
+        let (din, dout) = (base.in_features(), base.out_features());
+        let a = file.tensor(&a_name).map_err(|_| bad(format!("missing tensor {a_name}")))?;
+        let b = file.tensor(&b_name).map_err(|_| bad(format!("missing tensor {b_name}")))?;
+        let r = config.rank;
+        if a.dims() != [r, din] || b.dims() != [dout, r] {
+            return Err(bad(format!(
+                "the adapter does not match the base model: {name} is {din} → {dout} with rank {r}, but lora_A is \
+                 {:?} and lora_B is {:?}",
+                a.dims(),
+                b.dims()
+            )));
+        }
+        loaded.insert(name, (a.to_dtype(DType::F32).t().contiguous(), b.to_dtype(DType::F32).t().contiguous()));
     }
     if loaded.is_empty() {
         return Err(bad("holds no LoRA weights for the targeted modules".into()));
     }
     freeze(model);
-    for (i, layer, a, b) in loaded {
-        let p = projections(model, i).into_iter().find(|(l, _, _)| *l == layer).expect("a known layer").2;
-        let base = autograd::nn::Linear::from_weights(p.base().weight.clone(), p.base().bias.clone());
-        p.set_lora(LoraLinear::from_parts(base, a, b, config.alpha)?);
+    for (name, p) in model.projections_mut() {
+        if let Some((a, b)) = loaded.remove(&name) {
+            let base = base_layer(&**p).expect("checked above");
+            *p = Box::new(LoraLinear::from_parts(base, a, b, config.alpha)?);
+        }
     }
     Ok(config)
 }

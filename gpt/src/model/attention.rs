@@ -21,7 +21,6 @@
 //! attention weights (the fused kernel never materialises them as a
 //! separate op); residual and embedding dropout are.
 
-use autograd::nn::Module;
 use autograd::{attention, Var};
 use tensor::{merge_heads, split_heads, AttentionOptions, Generator, Qkv, Tensor};
 
@@ -31,8 +30,8 @@ use super::kv_cache::LayerCache;
 use super::projection::Projection;
 
 pub struct CausalSelfAttention {
-    pub c_attn: Projection,
-    pub c_proj: Projection,
+    pub c_attn: Box<dyn Projection>,
+    pub c_proj: Box<dyn Projection>,
     n_heads: usize,
 }
 
@@ -43,14 +42,14 @@ impl CausalSelfAttention {
         // the residual stream's variance does not grow with depth.
         let proj_std = 0.02 / (2.0 * config.n_layers as f64).sqrt();
         CausalSelfAttention {
-            c_attn: gpt2_linear(c, 3 * c, config.qkv_bias, 0.02, gen).into(),
-            c_proj: gpt2_linear(c, c, true, proj_std, gen).into(),
+            c_attn: Box::new(gpt2_linear(c, 3 * c, config.qkv_bias, 0.02, gen)),
+            c_proj: Box::new(gpt2_linear(c, c, true, proj_std, gen)),
             n_heads: config.n_heads,
         }
     }
 
     /// From existing projections (a loader that builds layers itself).
-    pub fn from_parts(c_attn: Projection, c_proj: Projection, n_heads: usize) -> Self {
+    pub fn from_parts(c_attn: Box<dyn Projection>, c_proj: Box<dyn Projection>, n_heads: usize) -> Self {
         CausalSelfAttention { c_attn, c_proj, n_heads }
     }
 

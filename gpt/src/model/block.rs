@@ -17,8 +17,8 @@ use super::kv_cache::LayerCache;
 use super::projection::Projection;
 
 pub struct Mlp {
-    pub c_fc: Projection,
-    pub c_proj: Projection,
+    pub c_fc: Box<dyn Projection>,
+    pub c_proj: Box<dyn Projection>,
 }
 
 impl Mlp {
@@ -44,8 +44,8 @@ impl Block {
             attn: CausalSelfAttention::new(config, gen),
             ln_2: LayerNorm::with_eps(c, config.layer_norm_eps),
             mlp: Mlp {
-                c_fc: gpt2_linear(c, 4 * c, true, 0.02, gen).into(),
-                c_proj: gpt2_linear(4 * c, c, true, proj_std, gen).into(),
+                c_fc: Box::new(gpt2_linear(c, 4 * c, true, 0.02, gen)),
+                c_proj: Box::new(gpt2_linear(4 * c, c, true, proj_std, gen)),
             },
             drop_rate: config.drop_rate,
         }
@@ -69,6 +69,26 @@ impl Block {
         let drop = |v: Var| dropout(&v, self.drop_rate, training, &mut gen.lock().unwrap());
         let x = x.add(&drop(self.attn.forward(&self.ln_1.forward(x), cache)));
         x.add(&drop(self.mlp.forward(&self.ln_2.forward(&x))))
+    }
+
+    /// The four projections, named inside the block.
+    pub fn projections(&self) -> [(&'static str, &dyn Projection); 4] {
+        [
+            ("attn.c_attn", &*self.attn.c_attn),
+            ("attn.c_proj", &*self.attn.c_proj),
+            ("mlp.c_fc", &*self.mlp.c_fc),
+            ("mlp.c_proj", &*self.mlp.c_proj),
+        ]
+    }
+
+    /// As [`Block::projections`], each slot open to a replacement.
+    pub fn projections_mut(&mut self) -> [(&'static str, &mut Box<dyn Projection>); 4] {
+        [
+            ("attn.c_attn", &mut self.attn.c_attn),
+            ("attn.c_proj", &mut self.attn.c_proj),
+            ("mlp.c_fc", &mut self.mlp.c_fc),
+            ("mlp.c_proj", &mut self.mlp.c_proj),
+        ]
     }
 
     pub fn visit_parameters(&self, prefix: &str, f: &mut dyn FnMut(String, &Var)) {

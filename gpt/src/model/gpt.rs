@@ -16,13 +16,14 @@ use tensor::{DType, Generator, Tensor};
 use super::block::Block;
 use super::config::GPTConfig;
 use super::kv_cache::KvCache;
+use super::projection::Projection;
 use super::token_embedding::TokenEmbedding;
-use crate::quant::Scheme;
 
 pub struct GPTModel {
     pub config: GPTConfig,
-    /// The token embedding, also the output head (f32, or quantized).
-    pub wte: TokenEmbedding,
+    /// The token embedding, also the output head (an f32 `Embedding`
+    /// here; a later chapter may put a packed table in its place).
+    pub wte: Box<dyn TokenEmbedding>,
     pub wpe: Embedding,
     pub h: Vec<Block>,
     pub ln_f: LayerNorm,
@@ -38,7 +39,7 @@ impl GPTModel {
         let embedding = |rows: usize, gen: &mut Generator| Embedding {
             weight: Var::parameter(Tensor::normal([rows, c], 0.0, 0.02, DType::F32, gen)),
         };
-        let wte = TokenEmbedding::Float(embedding(config.vocab_size, gen));
+        let wte = Box::new(embedding(config.vocab_size, gen));
         let wpe = embedding(config.context_length, gen);
         let h = (0..config.n_layers).map(|_| Block::new(&config, gen)).collect();
         let dropout_gen = Mutex::new(Generator::seed(gen.next_u64()));
@@ -51,7 +52,7 @@ impl GPTModel {
     /// The final norm takes the config's ε.
     pub fn from_parts(
         config: GPTConfig,
-        wte: TokenEmbedding,
+        wte: Box<dyn TokenEmbedding>,
         wpe: Embedding,
         h: Vec<Block>,
         mut ln_f: LayerNorm,
@@ -59,12 +60,6 @@ impl GPTModel {
         assert_eq!(h.len(), config.n_layers, "GPTModel::from_parts: {} blocks for {} layers", h.len(), config.n_layers);
         ln_f.eps = config.layer_norm_eps;
         GPTModel { config, wte, wpe, h, ln_f, training: false, dropout_gen: Mutex::new(Generator::seed(0)) }
-    }
-
-    /// The format of the weights when the model is quantized (inference
-    /// only), `None` for a trainable f32 model.
-    pub fn quantization(&self) -> Option<Scheme> {
-        self.wte.scheme()
     }
 
     /// Logits `[B, T, V]` for int64 ids `[B, T]`.
@@ -105,6 +100,23 @@ impl GPTModel {
         self.wte.logits(hidden)
     }
 
+    /// Every block's projections, named as their parameters are
+    /// (`h.0.attn.c_attn`, …): where LoRA and quantization reach in.
+    pub fn projections(&self) -> impl Iterator<Item = (String, &dyn Projection)> {
+        self.h
+            .iter()
+            .enumerate()
+            .flat_map(|(i, block)| block.projections().map(|(name, p)| (format!("h.{i}.{name}"), p)))
+    }
+
+    /// As [`GPTModel::projections`], each slot open to a replacement.
+    pub fn projections_mut(&mut self) -> impl Iterator<Item = (String, &mut Box<dyn Projection>)> {
+        self.h
+            .iter_mut()
+            .enumerate()
+            .flat_map(|(i, block)| block.projections_mut().map(|(name, p)| (format!("h.{i}.{name}"), p)))
+    }
+
     pub fn new_cache(&self) -> KvCache {
         KvCache::new(self.config.n_layers)
     }
@@ -143,12 +155,13 @@ impl Module for GPTModel {
         self.training = training;
     }
 
-    /// As `Module::to_device`, but a quantized model refuses a GPU: its
-    /// packed matrices are not tensors and run on the CPU only.
+    /// As `Module::to_device`, but first every layer that can refuse is
+    /// asked (a packed, quantized one runs on the CPU only), so a refusal
+    /// leaves everything where it was.
     fn to_device(&self, device: tensor::Device) -> tensor::Result<()> {
-        if let (Some(scheme), true) = (self.quantization(), device != tensor::Device::Cpu) {
-            let reason = format!("a quantized ({scheme}) model runs on the CPU only");
-            return Err(tensor::TensorError::DeviceUnavailable(device, reason));
+        self.wte.check_device(device)?;
+        for (_, p) in self.projections() {
+            p.check_device(device)?;
         }
         autograd::nn::move_parameters(self, device)
     }

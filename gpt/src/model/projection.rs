@@ -1,89 +1,112 @@
-//! A block's projection: a plain Linear, or one wrapped by a LoRA adapter.
+//! The slot a block's projection sits in: any layer that maps `[.., in]`
+//! to `[.., out]`.
 //!
-//! GPT-2's four projections per block (`attn.c_attn`, `attn.c_proj`,
-//! `mlp.c_fc`, `mlp.c_proj`) are where LoRA adapters go. Holding them as
-//! this enum lets `finetune::lora` swap a layer for its adapted version in
-//! place, and later swap the merged result back, without the model knowing
-//! anything about fine-tuning: both variants are just a `Module`.
+//! GPT-2 has four projections per block (`attn.c_attn`, `attn.c_proj`,
+//! `mlp.c_fc`, `mlp.c_proj`), and in this chapter each is a plain
+//! [`Linear`], y = x·Wᵀ + b. Later chapters change them without editing
+//! the model, the way the book's later chapters import the chapter-4 GPT
+//! and replace its `nn.Linear`s from outside:
+//! - LoRA (`finetune::lora`) wraps a Linear with a low-rank adapter;
+//! - quantization (`quant`) replaces it with a layer whose weight is
+//!   packed in fewer bits.
 //!
-//! A third variant holds a quantized weight (`quantize` writes such
-//! models); it is for inference only and takes no adapter.
+//! So the model holds each projection as a `Box<dyn Projection>`: a
+//! [`Module`] that can also say which plain Linear it amounts to. The model
+//! only ever calls `forward`, one call through the box per projection, and
+//! knows no other kind of layer. A module that put its own layer into a
+//! slot finds it again with `downcast_ref` (PyTorch's `isinstance`).
 
-use autograd::nn::{Linear, LoraError, LoraLinear, Module};
-use autograd::Var;
-use tensor::Generator;
+use std::any::Any;
 
-use crate::quant::QuantLinear;
+use autograd::nn::{Linear, Module};
+use tensor::Device;
 
-pub enum Projection {
-    Linear(Linear),
-    Lora(LoraLinear),
-    Quantized(QuantLinear),
-}
+pub trait Projection: Module + Any {
+    /// This layer as one plain f32 Linear computing the same outputs: a
+    /// Linear shares its own parameters, a wrapper folds in what it adds
+    /// (a LoRA adapter's ΔW). `None` when the layer has no f32 weight (a
+    /// quantized one).
+    fn to_linear(&self) -> Option<Linear>;
 
-impl Projection {
-    /// The pretrained layer (the frozen base under an adapter). Panics on a
-    /// quantized layer, which has no f32 weight to adapt or train.
-    pub fn base(&self) -> &Linear {
-        match self {
-            Projection::Linear(l) => l,
-            Projection::Lora(l) => &l.base,
-            Projection::Quantized(_) => panic!("a quantized projection has no f32 weight; use the f32 model"),
-        }
-    }
-
-    pub fn lora(&self) -> Option<&LoraLinear> {
-        match self {
-            Projection::Lora(l) => Some(l),
-            Projection::Linear(_) | Projection::Quantized(_) => None,
-        }
-    }
-
-    /// Wraps the layer with a fresh rank-`rank` adapter (freezing the base).
-    pub fn add_lora(&mut self, rank: usize, alpha: f64, gen: &mut Generator) -> Result<(), LoraError> {
-        let base = share(self.base());
-        *self = Projection::Lora(LoraLinear::new(base, rank, alpha, gen)?);
+    /// Why the layer cannot run on `device`, if it cannot. A layer of
+    /// tensors runs anywhere; a packed one runs on the CPU only. The model
+    /// asks every layer before it moves any.
+    fn check_device(&self, _device: Device) -> tensor::Result<()> {
         Ok(())
     }
+}
 
-    /// Replaces the layer by `lora` (loading a saved adapter).
-    pub fn set_lora(&mut self, lora: LoraLinear) {
-        *self = Projection::Lora(lora);
-    }
-
-    /// Folds an adapter into the weight, leaving a plain Linear.
-    pub fn merge(&mut self) {
-        if let Projection::Lora(l) = self {
-            *self = Projection::Linear(l.merged());
-        }
+impl dyn Projection {
+    /// The layer as a `T`, if it is one.
+    pub fn downcast_ref<T: Projection>(&self) -> Option<&T> {
+        (self as &dyn Any).downcast_ref()
     }
 }
 
-/// The same parameters under a second owner (a `Var` clone shares storage).
-fn share(l: &Linear) -> Linear {
-    Linear::from_weights(l.weight.clone(), l.bias.clone())
-}
-
-impl From<Linear> for Projection {
-    fn from(l: Linear) -> Self {
-        Projection::Linear(l)
+/// The chapter-4 projection.
+impl Projection for Linear {
+    fn to_linear(&self) -> Option<Linear> {
+        // A `Var` clone is the same parameter under a second owner.
+        Some(Linear::from_weights(self.weight.clone(), self.bias.clone()))
     }
 }
 
-impl Module for Projection {
-    fn forward(&self, x: &Var) -> Var {
-        match self {
-            Projection::Linear(l) => l.forward(x),
-            Projection::Lora(l) => l.forward(x),
-            Projection::Quantized(l) => l.forward(x),
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{GPTConfig, GPTModel};
+    use autograd::{no_grad, Var};
+    use tensor::{Generator, Tensor};
+
+    /// A layer from outside the model: twice a Linear.
+    struct Doubled(Linear);
+
+    impl Module for Doubled {
+        fn forward(&self, x: &Var) -> Var {
+            self.0.forward(x).mul_scalar(2.0)
+        }
+        fn visit_parameters(&self, prefix: &str, f: &mut dyn FnMut(String, &Var)) {
+            self.0.visit_parameters(prefix, f)
         }
     }
 
-    fn visit_parameters(&self, prefix: &str, f: &mut dyn FnMut(String, &Var)) {
-        match self {
-            Projection::Linear(l) => l.visit_parameters(prefix, f),
-            Projection::Lora(l) => l.visit_parameters(prefix, f),
-            Projection::Quantized(l) => l.visit_parameters(prefix, f),
+    impl Projection for Doubled {
+        fn to_linear(&self) -> Option<Linear> {
+            let double = |v: &Var| Var::parameter(v.data().mul_scalar(2.0));
+            Some(Linear::from_weights(double(&self.0.weight), self.0.bias.as_ref().map(double)))
         }
+    }
+
+    #[test]
+    fn a_layer_from_outside_takes_every_slot_and_is_found_again() {
+        let mut model = GPTModel::new(GPTConfig::preset("nano").unwrap(), &mut Generator::seed(0));
+        let ids = Tensor::from_vec((0..8).map(|i| i * 61 % 512).collect::<Vec<i64>>(), [1, 8]).unwrap();
+        let logits = |m: &GPTModel| no_grad(|| m.forward(&ids)).data().to_vec::<f32>();
+        let plain = logits(&model);
+        let mut widths = Vec::new();
+        for (name, p) in model.projections_mut() {
+            let linear = p.to_linear().unwrap();
+            widths.push((name, linear.in_features(), linear.out_features()));
+            *p = Box::new(Doubled(linear));
+        }
+        // Each name is its own slot's: in → out with C = 64.
+        let c = 64;
+        let layers =
+            [("attn.c_attn", c, 3 * c), ("attn.c_proj", c, c), ("mlp.c_fc", c, 4 * c), ("mlp.c_proj", 4 * c, c)];
+        assert_eq!(widths.len(), 4 * model.h.len());
+        for (k, (name, i, o)) in widths.into_iter().enumerate() {
+            let (layer, want_in, want_out) = layers[k % 4];
+            assert_eq!((name, i, o), (format!("h.{}.{layer}", k / 4), want_in, want_out));
+        }
+        assert!(model.projections().all(|(_, p)| p.downcast_ref::<Doubled>().is_some()));
+        assert!(model.projections().all(|(_, p)| p.downcast_ref::<Linear>().is_none()));
+        let doubled = logits(&model);
+        assert!(doubled.iter().zip(&plain).any(|(a, b)| (a - b).abs() > 1e-3), "the new layers are used");
+        // Each slot's `to_linear` computes what the layer in it computes.
+        for (_, p) in model.projections_mut() {
+            *p = Box::new(p.to_linear().unwrap());
+        }
+        let worst = logits(&model).iter().zip(&doubled).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+        assert!(worst < 1e-4, "{worst}");
     }
 }

@@ -2,59 +2,49 @@
 //!
 //! `wte` is a `[V, C]` table used twice: looking up row `id` gives a
 //! token's input vector, and h·wteᵀ scores every token as the next one.
-//! In a quantized model the table is packed (it is the largest matrix,
-//! 38.6M of GPT-2 small's 124M weights); a lookup decodes just the rows
-//! asked for, and the head runs the quantized matmul over all V rows.
+//! In this chapter it is a trainable f32 [`Embedding`]. Like the
+//! projections (see `projection`), the model holds it behind a small
+//! trait, so that quantization (`quant::embedding`) can put a packed table
+//! in its place from outside: it is the largest matrix (38.6M of GPT-2
+//! small's 124M weights), and a packed lookup decodes just the rows asked
+//! for.
 
-use autograd::nn::{join_name, Embedding};
+use std::any::Any;
+
+use autograd::nn::{Embedding, Module};
 use autograd::Var;
-use tensor::Tensor;
+use tensor::{Device, Tensor};
 
-use crate::quant::{QuantMatrix, Scheme};
-
-pub enum TokenEmbedding {
-    /// A trainable f32 table.
-    Float(Embedding),
-    /// A packed table, for inference.
-    Quantized(QuantMatrix),
-}
-
-impl TokenEmbedding {
+/// A `[V, C]` table that embeds token ids and scores hidden states
+/// against every token. Its `Module` side lists the table's parameters.
+pub trait TokenEmbedding: Module + Any {
     /// Rows for int64 `ids` of any shape: `ids.shape + [C]`.
-    pub fn lookup(&self, ids: &Tensor) -> Var {
-        match self {
-            TokenEmbedding::Float(e) => e.lookup(ids),
-            TokenEmbedding::Quantized(q) => Var::constant(q.lookup_rows(ids)),
-        }
-    }
+    fn lookup(&self, ids: &Tensor) -> Var;
 
     /// The tied head: h `[.., C]` · wteᵀ → `[.., V]`.
-    pub fn logits(&self, hidden: &Var) -> Var {
-        match self {
-            TokenEmbedding::Float(e) => autograd::linear(hidden, &e.weight, None),
-            TokenEmbedding::Quantized(q) => Var::constant(q.matmul(&hidden.data(), None)),
-        }
+    fn logits(&self, hidden: &Var) -> Var;
+
+    /// Why the table cannot run on `device`, if it cannot (see
+    /// `Projection::check_device`).
+    fn check_device(&self, _device: Device) -> tensor::Result<()> {
+        Ok(())
+    }
+}
+
+impl dyn TokenEmbedding {
+    /// The table as a `T`, if it is one.
+    pub fn downcast_ref<T: TokenEmbedding>(&self) -> Option<&T> {
+        (self as &dyn Any).downcast_ref()
+    }
+}
+
+/// The chapter-4 table.
+impl TokenEmbedding for Embedding {
+    fn lookup(&self, ids: &Tensor) -> Var {
+        Embedding::lookup(self, ids)
     }
 
-    /// The f32 table, when the model is not quantized.
-    pub fn float(&self) -> Option<&Embedding> {
-        match self {
-            TokenEmbedding::Float(e) => Some(e),
-            TokenEmbedding::Quantized(_) => None,
-        }
-    }
-
-    pub fn scheme(&self) -> Option<Scheme> {
-        match self {
-            TokenEmbedding::Float(_) => None,
-            TokenEmbedding::Quantized(q) => Some(q.scheme()),
-        }
-    }
-
-    /// `wte.weight` when trainable; a packed table has no parameters.
-    pub fn visit_parameters(&self, prefix: &str, f: &mut dyn FnMut(String, &Var)) {
-        if let TokenEmbedding::Float(e) = self {
-            f(join_name(prefix, "weight"), &e.weight);
-        }
+    fn logits(&self, hidden: &Var) -> Var {
+        autograd::linear(hidden, &self.weight, None)
     }
 }

@@ -1,21 +1,22 @@
 //! Quantizing a model in memory: an f32 `GPTModel` in, a quantized one out.
 //!
 //! The same conversion `quantize_folder` writes to disk, for programs that
-//! already hold a model (benchmarks, the examples). LoRA adapters are
-//! merged first, so the result computes what the adapted model computes.
-//! Position embeddings and LayerNorms are shared with the source model
-//! (they stay f32); the matrices are new packed copies.
+//! already hold a model (benchmarks, the examples). Each projection is
+//! packed from the plain Linear it amounts to (`Projection::to_linear`), so
+//! a LoRA adapter is merged first and the result computes what the adapted
+//! model computes. Position embeddings and LayerNorms are shared with the
+//! source model (they stay f32); the matrices are new packed copies.
 
 use autograd::nn::{Embedding, LayerNorm};
 use autograd::Var;
+use tensor::quant::{QuantMatrix, QuantizeError, Scheme};
 
+use super::embedding::QuantEmbedding;
 use super::linear::QuantLinear;
-use super::matrix::QuantMatrix;
-use super::quantize::QuantizeError;
-use super::scheme::Scheme;
+use super::scheme_of;
 use crate::model::attention::CausalSelfAttention;
 use crate::model::block::{Block, Mlp};
-use crate::model::{GPTModel, Projection, TokenEmbedding};
+use crate::model::{GPTModel, Projection};
 
 /// A tensor that could not be quantized, by name.
 #[derive(Clone, Debug, thiserror::Error)]
@@ -33,21 +34,15 @@ fn pack(weight: &Var, name: &str, scheme: Scheme) -> Result<QuantMatrix, Convert
         .map_err(|error| ConvertError { tensor: name.into(), error })
 }
 
-fn quantize_projection(p: &Projection, name: &str, scheme: Scheme) -> Result<Projection, ConvertError> {
-    let merged;
-    let linear = match p {
-        Projection::Linear(l) => l,
-        Projection::Lora(l) => {
-            merged = l.merged();
-            &merged
-        }
-        Projection::Quantized(q) => {
-            let error = QuantizeError::AlreadyQuantized(q.weight.scheme());
-            return Err(ConvertError { tensor: format!("{name}.weight"), error });
-        }
+fn quantize_projection(p: &dyn Projection, name: &str, scheme: Scheme) -> Result<Box<dyn Projection>, ConvertError> {
+    let name = format!("{name}.weight");
+    let Some(linear) = p.to_linear() else {
+        let packed = p.downcast_ref::<QuantLinear>().expect("only a packed projection has no f32 weight");
+        let error = QuantizeError::AlreadyQuantized(packed.weight.scheme());
+        return Err(ConvertError { tensor: name, error });
     };
-    let weight = pack(&linear.weight, &format!("{name}.weight"), scheme)?;
-    Ok(Projection::Quantized(QuantLinear { weight, bias: linear.bias.as_ref().map(Var::data) }))
+    let weight = pack(&linear.weight, &name, scheme)?;
+    Ok(Box::new(QuantLinear { weight, bias: linear.bias.as_ref().map(Var::data) }))
 }
 
 fn share(ln: &LayerNorm) -> LayerNorm {
@@ -56,21 +51,19 @@ fn share(ln: &LayerNorm) -> LayerNorm {
 
 /// `model` with its linear weights and token embedding stored as `scheme`.
 pub fn quantize_model(model: &GPTModel, scheme: Scheme) -> Result<GPTModel, ConvertError> {
-    let wte = match &model.wte {
-        TokenEmbedding::Float(e) => TokenEmbedding::Quantized(pack(&e.weight, "wte.weight", scheme)?),
-        TokenEmbedding::Quantized(q) => {
-            let error = QuantizeError::AlreadyQuantized(q.scheme());
-            return Err(ConvertError { tensor: "wte.weight".into(), error });
-        }
+    let Some(table) = model.wte.downcast_ref::<Embedding>() else {
+        let error = QuantizeError::AlreadyQuantized(scheme_of(model).expect("a token table is f32 or packed"));
+        return Err(ConvertError { tensor: "wte.weight".into(), error });
     };
+    let wte = Box::new(QuantEmbedding { table: pack(&table.weight, "wte.weight", scheme)? });
     let mut blocks = Vec::with_capacity(model.h.len());
     for (i, b) in model.h.iter().enumerate() {
         let p = format!("h.{i}");
-        let c_attn = quantize_projection(&b.attn.c_attn, &format!("{p}.attn.c_attn"), scheme)?;
-        let c_proj = quantize_projection(&b.attn.c_proj, &format!("{p}.attn.c_proj"), scheme)?;
+        let c_attn = quantize_projection(&*b.attn.c_attn, &format!("{p}.attn.c_attn"), scheme)?;
+        let c_proj = quantize_projection(&*b.attn.c_proj, &format!("{p}.attn.c_proj"), scheme)?;
         let mlp = Mlp {
-            c_fc: quantize_projection(&b.mlp.c_fc, &format!("{p}.mlp.c_fc"), scheme)?,
-            c_proj: quantize_projection(&b.mlp.c_proj, &format!("{p}.mlp.c_proj"), scheme)?,
+            c_fc: quantize_projection(&*b.mlp.c_fc, &format!("{p}.mlp.c_fc"), scheme)?,
+            c_proj: quantize_projection(&*b.mlp.c_proj, &format!("{p}.mlp.c_proj"), scheme)?,
         };
         let attn = CausalSelfAttention::from_parts(c_attn, c_proj, model.config.n_heads);
         blocks.push(Block::from_parts(share(&b.ln_1), attn, share(&b.ln_2), mlp, &model.config));

@@ -35,12 +35,13 @@ use safetensors::tensor::Dtype;
 use serde_json::{json, Value};
 use tensor::{DType, Tensor};
 
+use tensor::quant::{QuantData, QuantMatrix, Scheme};
+
+use super::embedding::QuantEmbedding;
 use super::linear::QuantLinear;
-use super::matrix::{QuantData, QuantMatrix};
-use super::scheme::Scheme;
 use crate::atomic::{replace_dir, settle_dir, staging_dir, write_atomic};
 use crate::model::block::{Block, Mlp};
-use crate::model::{attention::CausalSelfAttention, GPTConfig, GPTModel, Projection, TokenEmbedding};
+use crate::model::{attention::CausalSelfAttention, GPTConfig, GPTModel, Projection};
 use crate::output::{check_not_nested, folder_kind, resolved, FolderKind};
 use crate::tokenizer::{CHAR_VOCAB_FILE, MERGES_FILE, VOCAB_FILE};
 use crate::weights::hf::{load_config, CONFIG_FILE, WEIGHTS_FILE};
@@ -134,6 +135,7 @@ fn scheme_in_config(config: &Value) -> Result<Option<Scheme>, String> {
 /// What `quantize_folder` did.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct QuantizeReport {
+    #[serde(serialize_with = "scheme_name")]
     pub scheme: Scheme,
     /// Parameters stored in the quantized format, and those kept f32.
     pub quantized_parameters: usize,
@@ -144,6 +146,11 @@ pub struct QuantizeReport {
     /// √(Σ(w − ŵ)² / Σw²) over every quantized weight: the rounding error
     /// relative to the weights' own size.
     pub relative_rms_error: f64,
+}
+
+/// A scheme in JSON: its name, `"int8"`.
+fn scheme_name<S: serde::Serializer>(scheme: &Scheme, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(scheme.name())
 }
 
 /// Reads the f32 folder `src`, quantizes its linear weights and token
@@ -352,15 +359,15 @@ pub fn load_quantized(dir: &Path, config: GPTConfig, scheme: Scheme) -> Result<G
         bias: Var::parameter(float(&format!("{p}.bias"))),
         eps: 1e-5,
     };
-    let wte = TokenEmbedding::Quantized(take("wte.weight"));
+    let wte = Box::new(QuantEmbedding { table: take("wte.weight") });
     let wpe = Embedding { weight: Var::parameter(float("wpe.weight")) };
     let mut blocks = Vec::with_capacity(config.n_layers);
     for i in 0..config.n_layers {
         let p = format!("h.{i}");
-        let mut proj = |name: &str, bias: bool| {
+        let mut proj = |name: &str, bias: bool| -> Box<dyn Projection> {
             let weight = take(&format!("{p}.{name}.weight"));
             let bias = bias.then(|| float(&format!("{p}.{name}.bias")));
-            Projection::Quantized(QuantLinear { weight, bias })
+            Box::new(QuantLinear { weight, bias })
         };
         let c_attn = proj("attn.c_attn", config.qkv_bias);
         let c_proj = proj("attn.c_proj", true);

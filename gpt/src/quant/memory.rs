@@ -8,9 +8,9 @@
 //! (linear weights and the token embedding) with their scales, and the
 //! tensors that stay f32 (position embeddings, LayerNorms, biases).
 
-use crate::model::GPTConfig;
+use tensor::quant::Scheme;
 
-use super::scheme::Scheme;
+use crate::model::GPTConfig;
 
 /// The rule of thumb's overhead on top of the weights.
 pub const RULE_OF_THUMB_OVERHEAD: f64 = 0.2;

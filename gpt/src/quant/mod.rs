@@ -11,31 +11,37 @@
 //! What stays f32: position embeddings, LayerNorms and biases — together
 //! well under 1% of the parameters, and the most sensitive to rounding.
 //!
-//! - [`scheme`]: the four formats;
-//! - [`quantize`]: f32 → packed, with the rounding-error bound;
-//! - [`matrix`]: a packed matrix and the products a model needs from it
-//!   (the arithmetic is in `kernels::cpu::quant`);
-//! - [`linear`]: a quantized Linear layer;
-//! - [`folder`]: writing and loading quantized model folders;
+//! The packed matrix itself, its formats and the rounding are
+//! `tensor::quant` ([`QuantMatrix`], [`Scheme`]); this module puts them
+//! into the chapter-4 model from outside, as the book's later chapters do
+//! with theirs. The model holds its projections and token embedding behind
+//! two traits (`model::Projection`, `model::TokenEmbedding`); quantization
+//! implements them with packed layers and swaps them in:
+//! - [`linear`]: a quantized Linear layer, a model projection;
+//! - [`embedding`]: the packed token table, also the tied head;
 //! - [`convert`]: quantizing a model already in memory;
+//! - [`folder`]: writing and loading quantized model folders;
 //! - [`memory`]: the bytes each format needs for a given model.
 //!
 //! Quantized models are for inference: they carry no gradients, and
 //! training or fine-tuning starts from the f32 model instead.
 
 pub mod convert;
+pub mod embedding;
 pub mod folder;
 pub mod linear;
-pub mod matrix;
 pub mod memory;
-pub mod quantize;
-pub mod scheme;
 
 pub use convert::{quantize_model, ConvertError};
+pub use embedding::QuantEmbedding;
 pub use folder::{folder_scheme, load_quantized, quantize_folder, QuantizeReport};
-/// The instruction set the quantized kernels run on (for reports).
-pub use kernels::cpu::quant::Isa;
 pub use linear::QuantLinear;
-pub use matrix::{QuantData, QuantMatrix};
-pub use quantize::QuantizeError;
-pub use scheme::Scheme;
+pub use tensor::quant::{Isa, QuantData, QuantMatrix, QuantizeError, Scheme};
+
+use crate::model::GPTModel;
+
+/// The format of `model`'s weights when it is quantized (inference only),
+/// `None` for a trainable f32 model.
+pub fn scheme_of(model: &GPTModel) -> Option<Scheme> {
+    model.wte.downcast_ref::<QuantEmbedding>().map(|e| e.table.scheme())
+}

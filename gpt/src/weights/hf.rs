@@ -29,7 +29,7 @@ use super::safetensors_io::{save_safetensors, SafetensorsFile};
 use crate::atomic::write_atomic;
 use crate::model::attention::CausalSelfAttention;
 use crate::model::block::{Block, Mlp};
-use crate::model::{GPTConfig, GPTModel, Projection, TokenEmbedding};
+use crate::model::{GPTConfig, GPTModel, Projection};
 use crate::tokenizer::{AnyTokenizer, CHAR_VOCAB_FILE, MERGES_FILE, VOCAB_FILE};
 
 pub const CONFIG_FILE: &str = "config.json";
@@ -96,17 +96,17 @@ fn model_from_file(config: GPTConfig, file: &SafetensorsFile) -> Result<GPTModel
     };
     let param = |name: &str, shape: &[usize]| read(name, shape).map(Var::parameter);
     // GPT-2's projections are Conv1D, stored [in, out]; ours are [out, in].
-    let linear = |name: &str, input: usize, output: usize, bias: bool| -> Result<Projection, WeightsError> {
+    let linear = |name: &str, input: usize, output: usize, bias: bool| -> Result<Box<dyn Projection>, WeightsError> {
         let weight = Var::parameter(read(&format!("{name}.weight"), &[input, output])?.t().contiguous());
         let bias = if bias { Some(param(&format!("{name}.bias"), &[output])?) } else { None };
-        Ok(Linear::from_weights(weight, bias).into())
+        Ok(Box::new(Linear::from_weights(weight, bias)))
     };
     let c = config.emb_dim;
     let norm = |name: &str| -> Result<LayerNorm, WeightsError> {
         let (weight, bias) = (param(&format!("{name}.weight"), &[c])?, param(&format!("{name}.bias"), &[c])?);
         Ok(LayerNorm { weight, bias, eps: config.layer_norm_eps })
     };
-    let wte = TokenEmbedding::Float(Embedding { weight: param("wte.weight", &[config.vocab_size, c])? });
+    let wte = Box::new(Embedding { weight: param("wte.weight", &[config.vocab_size, c])? });
     let wpe = Embedding { weight: param("wpe.weight", &[config.context_length, c])? };
     let mut blocks = Vec::with_capacity(config.n_layers);
     for i in 0..config.n_layers {
@@ -136,24 +136,19 @@ pub fn load_tokenizer(dir: impl AsRef<Path>) -> Result<Option<AnyTokenizer>, Wei
     Ok(Some(AnyTokenizer::load(dir)?))
 }
 
-/// ΔW of every LoRA-wrapped projection, keyed by its weight's name: a
-/// model saved with adapters attached is saved merged, as it computes.
-fn lora_deltas(model: &GPTModel) -> HashMap<String, Tensor> {
-    let mut out = HashMap::new();
-    for (i, block) in model.h.iter().enumerate() {
-        let projections = [
-            ("attn.c_attn", &block.attn.c_attn),
-            ("attn.c_proj", &block.attn.c_proj),
-            ("mlp.c_fc", &block.mlp.c_fc),
-            ("mlp.c_proj", &block.mlp.c_proj),
-        ];
-        for (name, p) in projections {
-            if let Some(lora) = p.lora() {
-                out.insert(format!("h.{i}.{name}.weight"), lora.delta_weight());
-            }
-        }
+/// The tensor saved for parameter `name`: a projection's as the plain
+/// Linear it amounts to (`Projection::to_linear`), so a model saved with
+/// LoRA adapters attached is saved merged, as it computes; `None` for a
+/// parameter that layer folds away (an adapter's own matrices).
+fn saved_tensor(name: &str, param: &Var, plain: &HashMap<String, Linear>) -> Option<Tensor> {
+    let Some((layer, linear)) = name.rsplit_once('.').and_then(|(layer, _)| plain.get_key_value(layer)) else {
+        return Some(param.data());
+    };
+    match &name[layer.len() + 1..] {
+        "weight" => Some(linear.weight.data()),
+        "bias" => linear.bias.as_ref().map(Var::data),
+        _ => None,
     }
-    out
 }
 
 /// Saves `model` as a Hugging Face folder that `transformers` loads
@@ -168,15 +163,13 @@ pub fn save_model(
     let dir = dir.as_ref();
     std::fs::create_dir_all(dir).map_err(|e| WeightsError::io(dir, e))?;
     let mut tensors: Vec<(String, Tensor)> = Vec::new();
-    let deltas = lora_deltas(model);
+    let plain: HashMap<String, Linear> =
+        model.projections().filter_map(|(name, p)| Some((name, p.to_linear()?))).collect();
     for (name, param) in model.named_parameters() {
-        if name.contains(".lora_") {
+        let Some(t) = saved_tensor(&name, &param, &plain) else {
             continue;
-        }
-        let mut t = param.data().to_dtype(DType::F32);
-        if let Some(delta) = deltas.get(&name) {
-            t = t.add(delta);
-        }
+        };
+        let mut t = t.to_dtype(DType::F32);
         if is_conv1d_weight(&name) {
             t = t.t().contiguous();
         }

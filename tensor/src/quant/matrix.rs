@@ -11,10 +11,10 @@
 use half::slice::HalfFloatSliceExt;
 use half::{bf16, f16};
 use kernels::cpu::quant::{self as qk, PackedMatrix, PackedWeights};
-use tensor::{DType, Tensor};
 
 use super::quantize::{quantize_bf16, quantize_f16, quantize_int4, quantize_int8, QuantizeError};
 use super::scheme::Scheme;
+use crate::{DType, Tensor};
 
 /// The packed buffers of one matrix.
 #[derive(Clone, Debug)]
@@ -122,7 +122,7 @@ impl QuantMatrix {
         );
         let m = x.numel() / self.cols.max(1);
         let input = x.contiguous_data::<f32>();
-        let mut y = tensor::pool::zeroed::<f32>(m * self.rows);
+        let mut y = crate::pool::zeroed::<f32>(m * self.rows);
         qk::matmul(&input, m, &self.packed(), &mut y);
         if let Some(b) = bias {
             let b = b.contiguous_data::<f32>();

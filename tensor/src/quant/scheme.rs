@@ -54,12 +54,6 @@ impl fmt::Display for Scheme {
     }
 }
 
-impl serde::Serialize for Scheme {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.name())
-    }
-}
-
 impl FromStr for Scheme {
     type Err = String;
 
