@@ -202,14 +202,17 @@ mod tests {
         let w = take::<f32>(len);
         assert_eq!(w.as_ptr(), ptr);
         assert!(w.is_empty() && w.capacity() >= len);
-        // Another type or length never gets it (given back full, so that
-        // the pool keeps it rather than freeing it).
+        // Back in the pool (full, as a tensor's buffer comes back), another
+        // type or length never gets it, and its own still does. (An empty
+        // one would go to the allocator, which may hand the same address to
+        // anyone.)
         let mut w = w;
         w.resize(len, 0.0);
         give(w);
         let (longer, other_type) = (take::<f32>(len + 1), take::<i64>(len / 2));
         assert_ne!(longer.as_ptr(), ptr);
         assert_ne!(other_type.as_ptr(), ptr as *const i64);
+        assert_eq!(take::<f32>(len).as_ptr(), ptr);
     }
 
     #[test]
