@@ -212,7 +212,8 @@ mod tests {
         let (longer, other_type) = (take::<f32>(len + 1), take::<i64>(len / 2));
         assert_ne!(longer.as_ptr(), ptr);
         assert_ne!(other_type.as_ptr(), ptr as *const i64);
-        assert_eq!(take::<f32>(len).as_ptr(), ptr);
+        let own = take::<f32>(len);
+        assert_eq!(own.as_ptr(), ptr);
     }
 
     #[test]
