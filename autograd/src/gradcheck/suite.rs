@@ -183,7 +183,9 @@ pub fn cases(s: Sizes, gen: &mut Generator) -> Vec<OpCase> {
         attention(Qkv::Heads { q: &v[0], k: &v[1], v: &v[2] }, &two_heads)
     });
     // The same from a packed [B, T, 3·H·D] projection, heads read in place.
-    add(c, "attention (packed qkv)", vec![r(&[b, m + 1, 3 * 2 * k])], move |v| attention(Qkv::Packed(&v[0]), &two_heads));
+    add(c, "attention (packed qkv)", vec![r(&[b, m + 1, 3 * 2 * k])], move |v| {
+        attention(Qkv::Packed(&v[0]), &two_heads)
+    });
 
     // Normalisation, dropout, layers.
     let (gamma, beta) = (r(&[n]), r(&[n]));

@@ -55,7 +55,9 @@ use crate::Device;
 
 // What `ops/attention.rs` calls for CUDA operands (attention matches its
 // routes itself: cuBLAS or flash; every other op comes through `Cuda` below).
-pub(crate) use attention::{attention, attention_backward, flash_attention, flash_attention_backward, flash_compiled_for};
+pub(crate) use attention::{
+    attention, attention_backward, flash_attention, flash_attention_backward, flash_compiled_for,
+};
 pub(crate) use kernels::cuda::blas::{set_tf32, tf32_enabled};
 pub use kernels::cuda::device::set_poison_outputs;
 pub use storage::{CudaData, CudaElement, CudaStorage};
