@@ -44,3 +44,23 @@ impl Drop for NoGradGuard {
         GRAD_ENABLED.with(|g| g.set(self.previous));
     }
 }
+
+/// Sets recording to `enabled` until dropped, then restores what it was.
+/// A `create_graph` backward records its ops even when called inside
+/// `no_grad` (PyTorch's engine does the same), and a plain one records none.
+pub(crate) struct GradModeGuard {
+    previous: bool,
+}
+
+impl GradModeGuard {
+    pub(crate) fn set(enabled: bool) -> Self {
+        let previous = GRAD_ENABLED.with(|g| g.replace(enabled));
+        GradModeGuard { previous }
+    }
+}
+
+impl Drop for GradModeGuard {
+    fn drop(&mut self) {
+        GRAD_ENABLED.with(|g| g.set(self.previous));
+    }
+}

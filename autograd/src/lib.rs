@@ -8,10 +8,15 @@
 //!   activations, `Sequential`) behind the [`nn::Module`] trait.
 //! - [`loss`]: cross-entropy (fused), binary cross-entropy, MSE.
 //! - [`optim`]: SGD, AdamW, gradient clipping, learning-rate schedules.
-//! - [`gradcheck`]: compares every backward against finite differences.
+//! - [`grad`] returns gradients as `Var`s; with `create_graph` they can be
+//!   differentiated again (Hessian-vector products, gradient penalties; see
+//!   `higher_order.rs`).
+//! - [`gradcheck`]: compares every backward against finite differences, and
+//!   [`gradcheck::second_order`] every second derivative.
 
 pub mod grad_mode;
 pub mod gradcheck;
+pub mod higher_order;
 pub mod loss;
 pub mod nn;
 pub mod ops;
@@ -20,6 +25,7 @@ mod var;
 
 pub use grad_mode::{is_grad_enabled, no_grad, NoGradGuard};
 pub use gradcheck::{gradcheck, gradcheck_with, GradcheckOptions, GradcheckReport};
+pub use higher_order::{grad, grad_with};
 pub use ops::attention::attention;
 pub use ops::dropout::dropout;
 pub use ops::layer_norm::layer_norm;

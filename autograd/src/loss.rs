@@ -5,9 +5,10 @@
 //! the rows whose target is not `ignore_index` (−100, as PyTorch; padding
 //! in instruction tuning uses it). Its gradient is simply
 //! (softmax(z) − onehot(t)) / n_counted, so the backward never forms the
-//! log-softmax graph.
+//! log-softmax graph. Its `backward_graph` (for second derivatives) writes
+//! the same formula with a differentiable softmax.
 
-use tensor::{Shape, Tensor};
+use tensor::{DType, Device, Shape, Tensor};
 
 use crate::var::{BackwardOp, Var};
 
@@ -31,6 +32,39 @@ impl BackwardOp for CrossEntropy {
         let scale = g.item_f64() / self.counted.max(1) as f64;
         let grad = self.logits.cross_entropy_backward(&self.targets, &self.lse, IGNORE_INDEX, scale);
         vec![Some(grad.reshape_to(self.shape.clone())), None]
+    }
+    /// (softmax(z) − onehot(t)) · dL / n_counted on `Var`s: the softmax is
+    /// recomputed from the logits `Var`, so it is differentiated again; the
+    /// one-hot targets and the mask of counted rows are constants.
+    fn backward_graph(&self, g: &Var, inputs: &[Var], _: &Var, _: &[bool]) -> Option<Vec<Option<Var>>> {
+        let z = &inputs[0];
+        let rows = z.reshape(&[-1, z.dim(-1) as isize]);
+        let (onehot, counted_rows) = self.onehot_targets(rows.dims()[1], z.dtype(), z.device());
+        let probs = rows.softmax(-1).mul(&Var::constant(counted_rows));
+        let scale = g.mul_scalar(1.0 / self.counted.max(1) as f64);
+        Some(vec![Some(probs.sub(&Var::constant(onehot)).mul(&scale).reshape_to(&self.shape)), None])
+    }
+}
+
+impl CrossEntropy {
+    /// The targets as one-hot rows `[rows, classes]`, and a `[rows, 1]` mask
+    /// that is 1 for counted rows and 0 for ignored ones (whose one-hot row
+    /// is all zeros).
+    fn onehot_targets(&self, classes: usize, dtype: DType, device: Device) -> (Tensor, Tensor) {
+        let targets = self.targets.to_vec::<i64>();
+        let mut onehot = vec![0.0; targets.len() * classes];
+        let mut counted = vec![0.0; targets.len()];
+        for (row, &t) in targets.iter().enumerate() {
+            if t != IGNORE_INDEX {
+                onehot[row * classes + t as usize] = 1.0;
+                counted[row] = 1.0;
+            }
+        }
+        let place = |v: Vec<f64>, dims: [usize; 2]| {
+            let t = Tensor::from_vec(v, dims).expect("length matches").to_dtype(dtype);
+            t.to_device(device).expect("the logits' device")
+        };
+        (place(onehot, [targets.len(), classes]), place(counted, [targets.len(), 1]))
     }
 }
 

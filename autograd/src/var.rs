@@ -15,6 +15,35 @@
 //! Like PyTorch, the graph is freed as backward runs (each node's saved
 //! tensors are dropped once used), gradients are kept only for leaves that
 //! require them, and a second backward through the same graph is an error.
+//!
+//! ## Two modes: plain backward and `create_graph`
+//!
+//! `loss.backward()` runs each node's [`BackwardOp::backward`] on plain
+//! tensors: the fused kernels (softmax, layer norm, GELU, cross-entropy)
+//! compute dL/d(input) in one pass from the tensors the forward saved, and
+//! the gradients that come out are numbers with no history. That is all
+//! training needs, and it is the fast path.
+//!
+//! Some uses differentiate a gradient again: a Hessian-vector product
+//! (Hv = ∇(∇f · v)), a gradient penalty (loss + λ‖∂loss/∂x‖², as in
+//! WGAN-GP), meta-learning. For those, [`crate::grad`] with
+//! `create_graph = true` runs each node's [`BackwardOp::backward_graph`]
+//! instead: the same derivative written with differentiable `Var` ops, so
+//! the gradients it returns are `Var`s with a graph of their own, and a
+//! second `backward()` through them gives second derivatives. The
+//! differences, as in PyTorch:
+//!
+//! | | `loss.backward()` | `grad(&loss, &xs, true)` |
+//! |---|---|---|
+//! | node's derivative | `backward` (fused kernels, saved tensors) | `backward_graph` (`Var` ops on the node's input and output `Var`s) |
+//! | result | added into leaves' `.grad()` (tensors) | returned as `Var`s; `.grad()` untouched |
+//! | graph afterwards | freed | kept (a later `backward()` through it works) |
+//! | grad mode during the pass | off for the result | on: the backward is recorded |
+//!
+//! `grad(.., false)` returns the plain gradients as constant `Var`s and
+//! frees the graph like `backward()`. An op without `backward_graph`
+//! (attention, the indexing ops) still has its fast backward; asking for
+//! `create_graph` through it panics with the op's name.
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
@@ -42,11 +71,25 @@ pub trait BackwardOp: Send + Sync {
     fn backward_into(&self, _grad: &Tensor, _input: usize, _sum: &mut Tensor) -> bool {
         false
     }
+    /// The same derivative as `backward`, written with differentiable `Var`
+    /// ops so that it is recorded (`create_graph`; see the module doc).
+    /// `grad` is dL/d(output) as a `Var` (it may carry a graph itself),
+    /// `inputs` and `output` are the node's own `Var`s: the derivative is
+    /// rebuilt from them rather than from the tensors saved for `backward`,
+    /// so that it depends on the inputs through the graph (exp's derivative
+    /// is `grad · output`, and `output` remembers it is exp(x)). Returns
+    /// `None` (the default) when the op has no differentiable backward.
+    fn backward_graph(&self, _grad: &Var, _inputs: &[Var], _output: &Var, _needs: &[bool]) -> Option<Vec<Option<Var>>> {
+        None
+    }
 }
 
-struct Node {
-    inputs: Vec<Var>,
-    op: Box<dyn BackwardOp>,
+/// One recorded op: its inputs and its derivative. The op sits behind an
+/// `Arc` so that a `create_graph` pass can run it while the graph stays in
+/// place.
+pub(crate) struct Node {
+    pub(crate) inputs: Vec<Var>,
+    pub(crate) op: Arc<dyn BackwardOp>,
 }
 
 impl Node {
@@ -138,7 +181,7 @@ impl Var {
     /// save nothing when nobody will differentiate.
     pub fn from_op<B: BackwardOp + 'static>(data: Tensor, inputs: &[&Var], make_op: impl FnOnce() -> B) -> Var {
         if is_grad_enabled() && inputs.iter().any(|v| v.requires_grad()) {
-            let node = Node { inputs: inputs.iter().map(|&v| v.clone()).collect(), op: Box::new(make_op()) };
+            let node = Node { inputs: inputs.iter().map(|&v| v.clone()).collect(), op: Arc::new(make_op()) };
             Var::make(data, true, Some(node))
         } else {
             Var::make(data, false, None)
@@ -309,10 +352,22 @@ impl Var {
         });
     }
 
+    /// The op that made this value and its inputs, left in the graph (a
+    /// `create_graph` pass reads them without freeing them).
+    pub(crate) fn node_parts(&self) -> Option<(Arc<dyn BackwardOp>, Vec<Var>)> {
+        self.0.node.lock().unwrap().as_ref().map(|n| (n.op.clone(), n.inputs.clone()))
+    }
+
+    /// Removes the op that made this value from the graph (freeing what it
+    /// saved once the caller drops it); `None` if it was freed already.
+    pub(crate) fn take_node(&self) -> Option<Node> {
+        self.0.node.lock().unwrap().take()
+    }
+
     /// Every variable that reaches `self` through nodes, inputs before the
     /// ops that use them (iterative depth-first search, so deep graphs do
     /// not overflow the stack).
-    fn topological_order(&self) -> Vec<Var> {
+    pub(crate) fn topological_order(&self) -> Vec<Var> {
         let mut order = Vec::new();
         let mut visited = HashSet::new();
         // (variable, whether its inputs have been pushed already)

@@ -113,3 +113,4 @@ fn constants(xs: &[Tensor]) -> Vec<Var> {
 }
 
 pub mod suite;
+pub mod second_order;

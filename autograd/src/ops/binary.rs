@@ -4,6 +4,7 @@
 //! (add: 1, 1; mul: b, a; div: 1/b, −a/b²). When an operand was broadcast,
 //! it was used once per repetition, so its gradient is the sum over the
 //! repeated dimensions: `sum_to_shape` folds dz back to the operand's shape.
+//! `backward_graph` is the same formulas on the input `Var`s (`Var::sum_to_shape`).
 
 use tensor::{CmpOp, Shape, Tensor};
 
@@ -20,6 +21,10 @@ impl BackwardOp for Add {
     fn backward(&self, g: &Tensor, needs: &[bool]) -> Vec<Option<Tensor>> {
         vec![needs[0].then(|| g.sum_to_shape(&self.a_shape)), needs[1].then(|| g.sum_to_shape(&self.b_shape))]
     }
+    fn backward_graph(&self, g: &Var, inputs: &[Var], _: &Var, needs: &[bool]) -> Option<Vec<Option<Var>>> {
+        let (a, b) = (&inputs[0], &inputs[1]);
+        Some(vec![needs[0].then(|| g.sum_to_shape(&a.shape())), needs[1].then(|| g.sum_to_shape(&b.shape()))])
+    }
 }
 
 struct Sub {
@@ -32,6 +37,10 @@ impl BackwardOp for Sub {
     }
     fn backward(&self, g: &Tensor, needs: &[bool]) -> Vec<Option<Tensor>> {
         vec![needs[0].then(|| g.sum_to_shape(&self.a_shape)), needs[1].then(|| g.neg().sum_to_shape(&self.b_shape))]
+    }
+    fn backward_graph(&self, g: &Var, inputs: &[Var], _: &Var, needs: &[bool]) -> Option<Vec<Option<Var>>> {
+        let (a, b) = (&inputs[0], &inputs[1]);
+        Some(vec![needs[0].then(|| g.sum_to_shape(&a.shape())), needs[1].then(|| g.neg().sum_to_shape(&b.shape()))])
     }
 }
 
@@ -48,6 +57,13 @@ impl BackwardOp for Mul {
             needs[0].then(|| g.mul(&self.b).sum_to_shape(self.a.shape())),
             needs[1].then(|| g.mul(&self.a).sum_to_shape(self.b.shape())),
         ]
+    }
+    fn backward_graph(&self, g: &Var, inputs: &[Var], _: &Var, needs: &[bool]) -> Option<Vec<Option<Var>>> {
+        let (a, b) = (&inputs[0], &inputs[1]);
+        Some(vec![
+            needs[0].then(|| g.mul(b).sum_to_shape(&a.shape())),
+            needs[1].then(|| g.mul(a).sum_to_shape(&b.shape())),
+        ])
     }
 }
 
@@ -66,6 +82,23 @@ impl BackwardOp for Div {
             needs[1].then(|| g.mul(&self.a).div(&self.b.square()).neg().sum_to_shape(self.b.shape())),
         ]
     }
+    fn backward_graph(&self, g: &Var, inputs: &[Var], _: &Var, needs: &[bool]) -> Option<Vec<Option<Var>>> {
+        let (a, b) = (&inputs[0], &inputs[1]);
+        Some(vec![
+            needs[0].then(|| g.div(b).sum_to_shape(&a.shape())),
+            needs[1].then(|| g.mul(a).div(&b.square()).neg().sum_to_shape(&b.shape())),
+        ])
+    }
+}
+
+/// The share of max(a, b)'s gradient each operand receives: 1 to the
+/// larger, ½ each on ties, 0 to the smaller.
+fn max_routing(a: &Tensor, b: &Tensor, dtype: tensor::DType) -> (Tensor, Tensor) {
+    let gt = a.compare(b, CmpOp::Gt).to_dtype(dtype);
+    let eq = a.compare(b, CmpOp::Eq).to_dtype(dtype).mul_scalar(0.5);
+    let to_a = gt.add(&eq);
+    let to_b = to_a.neg().add_scalar(1.0);
+    (to_a, to_b)
 }
 
 /// max(a, b): the gradient goes to the larger operand; on ties it is
@@ -79,15 +112,20 @@ impl BackwardOp for Maximum {
         "maximum"
     }
     fn backward(&self, g: &Tensor, needs: &[bool]) -> Vec<Option<Tensor>> {
-        let dtype = g.dtype();
-        let gt = self.a.compare(&self.b, CmpOp::Gt).to_dtype(dtype);
-        let eq = self.a.compare(&self.b, CmpOp::Eq).to_dtype(dtype).mul_scalar(0.5);
-        let to_a = gt.add(&eq);
-        let to_b = to_a.neg().add_scalar(1.0);
+        let (to_a, to_b) = max_routing(&self.a, &self.b, g.dtype());
         vec![
             needs[0].then(|| g.mul(&to_a).sum_to_shape(self.a.shape())),
             needs[1].then(|| g.mul(&to_b).sum_to_shape(self.b.shape())),
         ]
+    }
+    fn backward_graph(&self, g: &Var, inputs: &[Var], _: &Var, needs: &[bool]) -> Option<Vec<Option<Var>>> {
+        let (a, b) = (&inputs[0], &inputs[1]);
+        // The routing is piecewise constant: its own derivative is 0.
+        let (to_a, to_b) = max_routing(&a.data(), &b.data(), g.dtype());
+        Some(vec![
+            needs[0].then(|| g.mul(&Var::constant(to_a)).sum_to_shape(&a.shape())),
+            needs[1].then(|| g.mul(&Var::constant(to_b)).sum_to_shape(&b.shape())),
+        ])
     }
 }
 

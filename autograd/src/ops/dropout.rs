@@ -17,6 +17,9 @@ impl BackwardOp for Dropout {
     fn backward(&self, g: &Tensor, _: &[bool]) -> Vec<Option<Tensor>> {
         vec![Some(g.mul(&self.scaled_mask))]
     }
+    fn backward_graph(&self, g: &Var, _: &[Var], _: &Var, _: &[bool]) -> Option<Vec<Option<Var>>> {
+        Some(vec![Some(g.mul(&Var::constant(self.scaled_mask.clone())))])
+    }
 }
 
 /// Dropout with drop probability `p`; the identity when not `training` or

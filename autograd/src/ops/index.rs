@@ -4,7 +4,8 @@
 //! that adds: `index_select`'s gradient is `index_add`, `gather`'s is
 //! `scatter_add`. An embedding row used by three tokens receives the sum of
 //! the three tokens' gradients. `where_cond` routes the gradient to whichever
-//! operand was chosen at each position.
+//! operand was chosen at each position (and so does its `backward_graph`;
+//! the other indexing ops have no differentiable backward yet).
 
 use tensor::{Shape, Tensor};
 
@@ -74,6 +75,13 @@ impl BackwardOp for Where {
             needs[0].then(|| Tensor::where_cond(&self.mask, g, &zero).sum_to_shape(&self.a_shape)),
             needs[1].then(|| Tensor::where_cond(&self.mask, &zero, g).sum_to_shape(&self.b_shape)),
         ]
+    }
+    fn backward_graph(&self, g: &Var, _: &[Var], _: &Var, needs: &[bool]) -> Option<Vec<Option<Var>>> {
+        let zero = Var::constant(Tensor::zeros((), g.dtype()));
+        Some(vec![
+            needs[0].then(|| Var::where_cond(&self.mask, g, &zero).sum_to_shape(&self.a_shape)),
+            needs[1].then(|| Var::where_cond(&self.mask, &zero, g).sum_to_shape(&self.b_shape)),
+        ])
     }
 }
 

@@ -5,6 +5,8 @@
 //! `kernels::cpu::rows`) that needs only x, γ and the per-row mean and rstd
 //! saved by the forward. Composing it from mean/sub/var/sqrt/div would save
 //! five intermediates and run five passes instead.
+//! For second derivatives, `backward_graph` writes the closed form with
+//! `Var` ops, recomputing mean and rstd from x so they are differentiated.
 
 use tensor::Tensor;
 
@@ -15,6 +17,8 @@ struct LayerNorm {
     gamma: Option<Tensor>,
     mean: Tensor,
     rstd: Tensor,
+    /// Only the graph backward needs it (it recomputes rstd from x).
+    eps: f64,
 }
 
 impl BackwardOp for LayerNorm {
@@ -29,6 +33,32 @@ impl BackwardOp for LayerNorm {
             out.push(needs[2].then_some(grads.dbeta));
         }
         out
+    }
+    /// The closed form on `Var`s, with the statistics recomputed from x so
+    /// that they are differentiated too: with x̂ = (x − mean)·rstd and
+    /// dx̂ = dy·γ,
+    ///   dx = rstd · (dx̂ − mean(dx̂) − x̂ · mean(dx̂ ⊙ x̂)),
+    ///   dγ = Σ_rows dy ⊙ x̂,  dβ = Σ_rows dy.
+    fn backward_graph(&self, g: &Var, inputs: &[Var], _: &Var, needs: &[bool]) -> Option<Vec<Option<Var>>> {
+        let x = &inputs[0];
+        let centered = x.sub(&x.mean(-1, true));
+        let rstd = centered.square().mean(-1, true).add_scalar(self.eps).powf(-0.5);
+        let x_hat = centered.mul(&rstd);
+        let dx_hat = match inputs.get(1) {
+            Some(gamma) => g.mul(gamma),
+            None => g.clone(),
+        };
+        let mut out = vec![needs[0].then(|| {
+            let mean_term = dx_hat.mean(-1, true);
+            let projection = x_hat.mul(&dx_hat.mul(&x_hat).mean(-1, true));
+            rstd.mul(&dx_hat.sub(&mean_term).sub(&projection))
+        })];
+        if needs.len() > 1 {
+            let sum_rows = |t: Var| t.reshape(&[-1, x.dim(-1) as isize]).sum(0, false);
+            out.push(needs[1].then(|| sum_rows(g.mul(&x_hat))));
+            out.push(needs[2].then(|| sum_rows(g.clone())));
+        }
+        Some(out)
     }
 }
 
@@ -45,5 +75,5 @@ pub fn layer_norm(x: &Var, affine: Option<(&Var, &Var)>, eps: f64) -> Var {
         Some((g, b)) => vec![x, g, b],
         None => vec![x],
     };
-    Var::from_op(out.y, &inputs, || LayerNorm { x: xd, gamma: g, mean: out.mean, rstd: out.rstd })
+    Var::from_op(out.y, &inputs, || LayerNorm { x: xd, gamma: g, mean: out.mean, rstd: out.rstd, eps })
 }

@@ -6,7 +6,8 @@
 //!   dW = dYᵀ·x           `[N, K]`, W's own layout, so nothing is transposed
 //!   db = Σ over rows dY  `[N]`
 //! Each is one GEMM (or one column sum) however many batch dimensions x had;
-//! see `tensor::ops::linear` for the forward.
+//! see `tensor::ops::linear` for the forward. `backward_graph` writes the
+//! same three products with `Var` ops.
 
 use tensor::Tensor;
 
@@ -31,6 +32,19 @@ impl BackwardOp for Linear {
             grads.push(needs[2].then(|| g2.sum(0, false)));
         }
         grads
+    }
+    fn backward_graph(&self, g: &Var, inputs: &[Var], _: &Var, needs: &[bool]) -> Option<Vec<Option<Var>>> {
+        let (x, w) = (&inputs[0], &inputs[1]);
+        let (n, k) = (w.dim(0) as isize, w.dim(1) as isize);
+        let g2 = g.reshape(&[-1, n]);
+        let mut grads = vec![
+            needs[0].then(|| g2.matmul(w).reshape_to(&x.shape())),
+            needs[1].then(|| g2.t().matmul(&x.reshape(&[-1, k]))),
+        ];
+        if needs.len() == 3 {
+            grads.push(needs[2].then(|| g2.sum(0, false)));
+        }
+        Some(grads)
     }
 }
 

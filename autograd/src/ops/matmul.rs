@@ -44,6 +44,24 @@ impl BackwardOp for Matmul {
         });
         vec![da, db]
     }
+    /// The same rule on the operand `Var`s: dA = dC·Bᵀ and dB = Aᵀ·dC are
+    /// matmuls again, so they are differentiable (the batch-folding GEMM of
+    /// `backward` is a speed trick the graph version does without).
+    fn backward_graph(&self, g: &Var, inputs: &[Var], _: &Var, needs: &[bool]) -> Option<Vec<Option<Var>>> {
+        let (a0, b0) = (&inputs[0], &inputs[1]);
+        let a = if a0.rank() == 1 { a0.unsqueeze(0) } else { a0.clone() };
+        let b = if b0.rank() == 1 { b0.unsqueeze(1) } else { b0.clone() };
+        let mut g = g.clone();
+        if b0.rank() == 1 {
+            g = g.unsqueeze(-1);
+        }
+        if a0.rank() == 1 {
+            g = g.unsqueeze(-2);
+        }
+        let da = needs[0].then(|| g.matmul(&b.t()).sum_to_shape(&a.shape()).reshape_to(&a0.shape()));
+        let db = needs[1].then(|| a.t().matmul(&g).sum_to_shape(&b.shape()).reshape_to(&b0.shape()));
+        Some(vec![da, db])
+    }
 }
 
 impl Var {

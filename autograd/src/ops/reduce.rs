@@ -4,6 +4,10 @@
 //! (broadcast it back over the reduced dimension); a mean does the same
 //! divided by n; a max sends it only to the element that won; a variance
 //! sends dy · 2(x − mean)/(n − correction).
+//!
+//! `backward_graph` writes each with `Var` ops (expand, a constant one-hot
+//! mask for max, the centred input for var), and `Var::sum_to_shape` is
+//! here: the reduction that undoes a broadcast.
 
 use tensor::{Shape, Tensor};
 
@@ -11,6 +15,15 @@ use crate::var::{BackwardOp, Var};
 
 /// Re-inserts a reduced dimension so the gradient broadcasts over it.
 fn unreduce(g: &Tensor, dim: usize, keepdim: bool) -> Tensor {
+    if keepdim {
+        g.clone()
+    } else {
+        g.unsqueeze(dim as isize)
+    }
+}
+
+/// `unreduce` for a `Var`.
+fn unreduce_var(g: &Var, dim: usize, keepdim: bool) -> Var {
     if keepdim {
         g.clone()
     } else {
@@ -30,6 +43,9 @@ impl BackwardOp for Sum {
     fn backward(&self, g: &Tensor, _: &[bool]) -> Vec<Option<Tensor>> {
         vec![Some(unreduce(g, self.dim, self.keepdim).expand(self.shape.clone()).contiguous())]
     }
+    fn backward_graph(&self, g: &Var, _: &[Var], _: &Var, _: &[bool]) -> Option<Vec<Option<Var>>> {
+        Some(vec![Some(unreduce_var(g, self.dim, self.keepdim).expand(self.shape.clone()))])
+    }
 }
 
 struct SumAll {
@@ -41,6 +57,10 @@ impl BackwardOp for SumAll {
     }
     fn backward(&self, g: &Tensor, _: &[bool]) -> Vec<Option<Tensor>> {
         vec![Some(Tensor::full(self.shape.clone(), g.item_f64(), g.dtype()))]
+    }
+    fn backward_graph(&self, g: &Var, _: &[Var], _: &Var, _: &[bool]) -> Option<Vec<Option<Var>>> {
+        let ones = vec![1isize; self.shape.rank()];
+        Some(vec![Some(g.reshape(&ones).expand(self.shape.clone()))])
     }
 }
 
@@ -60,6 +80,13 @@ impl BackwardOp for Max {
         let g = unreduce(g, self.dim, self.keepdim);
         vec![Some(Tensor::zeros(self.x_shape.clone(), g.dtype()).scatter_add(d, &idx, &g))]
     }
+    fn backward_graph(&self, g: &Var, _: &[Var], _: &Var, _: &[bool]) -> Option<Vec<Option<Var>>> {
+        // dy times a constant one-hot of the argmax: max is piecewise linear.
+        let idx = unreduce(&self.argmax, self.dim, self.keepdim);
+        let ones = Tensor::ones(idx.shape().clone(), g.dtype());
+        let winner = Tensor::zeros(self.x_shape.clone(), g.dtype()).scatter_add(self.dim as isize, &idx, &ones);
+        Some(vec![Some(unreduce_var(g, self.dim, self.keepdim).mul(&Var::constant(winner)))])
+    }
 }
 
 struct Variance {
@@ -78,6 +105,13 @@ impl BackwardOp for Variance {
         let denom = if self.unbiased { n - 1.0 } else { n };
         let centered = self.x.sub(&self.x.mean(d, true));
         vec![Some(centered.mul(&unreduce(g, self.dim, self.keepdim)).mul_scalar(2.0 / denom))]
+    }
+    fn backward_graph(&self, g: &Var, inputs: &[Var], _: &Var, _: &[bool]) -> Option<Vec<Option<Var>>> {
+        let (x, d) = (&inputs[0], self.dim as isize);
+        let n = x.dim(d) as f64;
+        let denom = if self.unbiased { n - 1.0 } else { n };
+        let centered = x.sub(&x.mean(d, true));
+        Some(vec![Some(centered.mul(&unreduce_var(g, self.dim, self.keepdim)).mul_scalar(2.0 / denom))])
     }
 }
 
@@ -117,6 +151,24 @@ impl Var {
             dim: d,
             keepdim,
         })
+    }
+
+    /// Sums a broadcast result back to `shape` (the inverse of
+    /// broadcasting `shape` up to `self`'s shape): leading dimensions are
+    /// summed away, dimensions where `shape` has 1 are summed keeping them.
+    /// A `Var` version of `Tensor::sum_to_shape`, for derivatives that must
+    /// stay differentiable.
+    pub fn sum_to_shape(&self, shape: &Shape) -> Var {
+        let mut out = self.clone();
+        for _ in shape.rank()..self.rank() {
+            out = out.sum(0, false);
+        }
+        for (i, &d) in shape.dims().iter().enumerate() {
+            if d == 1 && out.dims()[i] != 1 {
+                out = out.sum(i as isize, true);
+            }
+        }
+        out
     }
 
     /// Variance along `dim` (`unbiased` divides by n − 1).

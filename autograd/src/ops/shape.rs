@@ -4,6 +4,7 @@
 //! way: reshape back, transpose back, inverse-permute. `narrow` pads its
 //! gradient with zeros outside the slice; `expand` sums over the repeated
 //! dimensions; `cat`/`stack` hand each input its own slice of the gradient.
+//! `backward_graph` does the same moves on `Var`s, so they are recorded.
 
 use tensor::{Shape, Tensor};
 
@@ -19,6 +20,9 @@ impl BackwardOp for Reshape {
     fn backward(&self, g: &Tensor, _: &[bool]) -> Vec<Option<Tensor>> {
         vec![Some(g.reshape_to(self.shape.clone()))]
     }
+    fn backward_graph(&self, g: &Var, _: &[Var], _: &Var, _: &[bool]) -> Option<Vec<Option<Var>>> {
+        Some(vec![Some(g.reshape_to(&self.shape))])
+    }
 }
 
 struct Transpose {
@@ -32,6 +36,9 @@ impl BackwardOp for Transpose {
     fn backward(&self, g: &Tensor, _: &[bool]) -> Vec<Option<Tensor>> {
         vec![Some(g.transpose(self.d0, self.d1))]
     }
+    fn backward_graph(&self, g: &Var, _: &[Var], _: &Var, _: &[bool]) -> Option<Vec<Option<Var>>> {
+        Some(vec![Some(g.transpose(self.d0, self.d1))])
+    }
 }
 
 struct Permute {
@@ -42,11 +49,10 @@ impl BackwardOp for Permute {
         "permute"
     }
     fn backward(&self, g: &Tensor, _: &[bool]) -> Vec<Option<Tensor>> {
-        let mut inverse = vec![0; self.order.len()];
-        for (i, &d) in self.order.iter().enumerate() {
-            inverse[d] = i;
-        }
-        vec![Some(g.permute(&inverse))]
+        vec![Some(g.permute(&inverse_permutation(&self.order)))]
+    }
+    fn backward_graph(&self, g: &Var, _: &[Var], _: &Var, _: &[bool]) -> Option<Vec<Option<Var>>> {
+        Some(vec![Some(g.permute(&inverse_permutation(&self.order)))])
     }
 }
 
@@ -60,24 +66,43 @@ impl BackwardOp for Narrow {
         "narrow"
     }
     fn backward(&self, g: &Tensor, _: &[bool]) -> Vec<Option<Tensor>> {
-        let d = self.dim as isize;
-        let full = self.shape.dims()[self.dim];
-        let len = g.dims()[self.dim];
-        let mut parts = Vec::new();
+        let (before, after) = self.padding(g.dims()[self.dim], g.dtype());
+        let parts: Vec<Tensor> = before.into_iter().chain([g.clone()]).chain(after).collect();
+        vec![Some(Tensor::cat(&parts, self.dim as isize))]
+    }
+    fn backward_graph(&self, g: &Var, _: &[Var], _: &Var, _: &[bool]) -> Option<Vec<Option<Var>>> {
+        let mut parts: Vec<Var> = Vec::new();
+        let len = g.dim(self.dim as isize);
+        let (before, after) = self.padding(len, g.dtype());
+        parts.extend(before.map(Var::constant));
+        parts.push(g.clone());
+        parts.extend(after.map(Var::constant));
+        Some(vec![Some(Var::cat(&parts, self.dim as isize))])
+    }
+}
+
+impl Narrow {
+    /// The zeros that go before and after a slice of `len` to rebuild the
+    /// full shape (none where the slice touches that end).
+    fn padding(&self, len: usize, dtype: tensor::DType) -> (Option<Tensor>, Option<Tensor>) {
         let zeros = |n: usize| {
             let mut dims = self.shape.dims().to_vec();
             dims[self.dim] = n;
-            Tensor::zeros(dims, g.dtype())
+            Tensor::zeros(dims, dtype)
         };
-        if self.start > 0 {
-            parts.push(zeros(self.start));
-        }
-        parts.push(g.clone());
-        if self.start + len < full {
-            parts.push(zeros(full - self.start - len));
-        }
-        vec![Some(Tensor::cat(&parts, d))]
+        let full = self.shape.dims()[self.dim];
+        let after = full - self.start - len;
+        ((self.start > 0).then(|| zeros(self.start)), (after > 0).then(|| zeros(after)))
     }
+}
+
+/// The order that undoes `order`: `inverse[order[i]] = i`.
+fn inverse_permutation(order: &[usize]) -> Vec<usize> {
+    let mut inverse = vec![0; order.len()];
+    for (i, &d) in order.iter().enumerate() {
+        inverse[d] = i;
+    }
+    inverse
 }
 
 struct Expand {
@@ -89,6 +114,9 @@ impl BackwardOp for Expand {
     }
     fn backward(&self, g: &Tensor, _: &[bool]) -> Vec<Option<Tensor>> {
         vec![Some(g.sum_to_shape(&self.shape))]
+    }
+    fn backward_graph(&self, g: &Var, _: &[Var], _: &Var, _: &[bool]) -> Option<Vec<Option<Var>>> {
+        Some(vec![Some(g.sum_to_shape(&self.shape))])
     }
 }
 
@@ -112,6 +140,15 @@ impl BackwardOp for Cat {
             })
             .collect()
     }
+    fn backward_graph(&self, g: &Var, _: &[Var], _: &Var, needs: &[bool]) -> Option<Vec<Option<Var>>> {
+        let mut start = 0;
+        let parts = self.sizes.iter().zip(needs).map(|(&n, &need)| {
+            let part = need.then(|| g.narrow(self.dim as isize, start, n));
+            start += n;
+            part
+        });
+        Some(parts.collect())
+    }
 }
 
 impl Var {
@@ -119,6 +156,11 @@ impl Var {
     pub fn reshape(&self, shape: &[isize]) -> Var {
         let x = self.data();
         Var::from_op(x.reshape(shape), &[self], || Reshape { shape: x.shape().clone() })
+    }
+    /// Reshape to a known shape.
+    pub fn reshape_to(&self, shape: &Shape) -> Var {
+        let dims: Vec<isize> = shape.dims().iter().map(|&d| d as isize).collect();
+        self.reshape(&dims)
     }
     pub fn transpose(&self, d0: isize, d1: isize) -> Var {
         Var::from_op(self.data().transpose(d0, d1), &[self], || Transpose { d0, d1 })

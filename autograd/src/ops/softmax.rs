@@ -2,7 +2,9 @@
 //!
 //! With y = softmax(x): dx = y ⊙ (dy − Σ dy ⊙ y). With y = log_softmax(x):
 //! dx = dy − softmax(x) · Σ dy. Both need only the saved output y, and both
-//! run as one row kernel (see `kernels::cpu::rows`).
+//! run as one row kernel (see `kernels::cpu::rows`). `backward_graph` writes
+//! the same formulas with `Var` ops on the output `Var` y, whose own graph
+//! then gives the second derivative (exp(y) is the softmax for log-softmax).
 
 use tensor::Tensor;
 
@@ -19,6 +21,9 @@ impl BackwardOp for Softmax {
     fn backward(&self, g: &Tensor, _: &[bool]) -> Vec<Option<Tensor>> {
         vec![Some(Tensor::softmax_backward(&self.y, g, self.dim))]
     }
+    fn backward_graph(&self, g: &Var, _: &[Var], y: &Var, _: &[bool]) -> Option<Vec<Option<Var>>> {
+        Some(vec![Some(y.mul(&g.sub(&g.mul(y).sum(self.dim, true))))])
+    }
 }
 
 struct LogSoftmax {
@@ -31,6 +36,9 @@ impl BackwardOp for LogSoftmax {
     }
     fn backward(&self, g: &Tensor, _: &[bool]) -> Vec<Option<Tensor>> {
         vec![Some(Tensor::log_softmax_backward(&self.y, g, self.dim))]
+    }
+    fn backward_graph(&self, g: &Var, _: &[Var], y: &Var, _: &[bool]) -> Option<Vec<Option<Var>>> {
+        Some(vec![Some(g.sub(&y.exp().mul(&g.sum(self.dim, true))))])
     }
 }
 

@@ -3,10 +3,22 @@
 //! Each backward saves the cheapest thing that gives f'(x): the output
 //! when f' is a function of it (exp: f' = y, tanh: 1 − y², sigmoid:
 //! y(1 − y), sqrt: 1/(2y)), the input otherwise.
+//!
+//! `backward_graph` writes the same f'(x) with `Var` ops on the node's input
+//! and output, so a `create_graph` backward can be differentiated again: the
+//! second derivative of exp comes from differentiating `dy · y` through y.
+//! Masks (relu's x > 0, abs's sign) are constants: their derivative is 0
+//! away from the kink.
 
 use tensor::Tensor;
 
 use crate::var::{BackwardOp, Var};
+
+/// The graph-mode result for a one-input op: dx, or nothing.
+fn only(dx: Var) -> Option<Vec<Option<Var>>> {
+    Some(vec![Some(dx)])
+}
+
 
 struct Neg;
 impl BackwardOp for Neg {
@@ -15,6 +27,9 @@ impl BackwardOp for Neg {
     }
     fn backward(&self, g: &Tensor, _: &[bool]) -> Vec<Option<Tensor>> {
         vec![Some(g.neg())]
+    }
+    fn backward_graph(&self, g: &Var, _: &[Var], _: &Var, _: &[bool]) -> Option<Vec<Option<Var>>> {
+        only(g.neg())
     }
 }
 
@@ -28,6 +43,9 @@ impl BackwardOp for Exp {
     fn backward(&self, g: &Tensor, _: &[bool]) -> Vec<Option<Tensor>> {
         vec![Some(g.mul(&self.y))]
     }
+    fn backward_graph(&self, g: &Var, _: &[Var], y: &Var, _: &[bool]) -> Option<Vec<Option<Var>>> {
+        only(g.mul(y))
+    }
 }
 
 struct Log {
@@ -40,6 +58,9 @@ impl BackwardOp for Log {
     fn backward(&self, g: &Tensor, _: &[bool]) -> Vec<Option<Tensor>> {
         vec![Some(g.div(&self.x))]
     }
+    fn backward_graph(&self, g: &Var, x: &[Var], _: &Var, _: &[bool]) -> Option<Vec<Option<Var>>> {
+        only(g.div(&x[0]))
+    }
 }
 
 struct Sqrt {
@@ -51,6 +72,9 @@ impl BackwardOp for Sqrt {
     }
     fn backward(&self, g: &Tensor, _: &[bool]) -> Vec<Option<Tensor>> {
         vec![Some(g.div(&self.y.mul_scalar(2.0)))]
+    }
+    fn backward_graph(&self, g: &Var, _: &[Var], y: &Var, _: &[bool]) -> Option<Vec<Option<Var>>> {
+        only(g.div(&y.mul_scalar(2.0)))
     }
 }
 
@@ -65,6 +89,9 @@ impl BackwardOp for Tanh {
         // 1 − y²
         vec![Some(g.mul(&self.y.square().neg().add_scalar(1.0)))]
     }
+    fn backward_graph(&self, g: &Var, _: &[Var], y: &Var, _: &[bool]) -> Option<Vec<Option<Var>>> {
+        only(g.mul(&y.square().neg().add_scalar(1.0)))
+    }
 }
 
 struct Sigmoid {
@@ -78,6 +105,9 @@ impl BackwardOp for Sigmoid {
         // y · (1 − y)
         vec![Some(g.mul(&self.y.mul(&self.y.neg().add_scalar(1.0))))]
     }
+    fn backward_graph(&self, g: &Var, _: &[Var], y: &Var, _: &[bool]) -> Option<Vec<Option<Var>>> {
+        only(g.mul(&y.mul(&y.neg().add_scalar(1.0))))
+    }
 }
 
 struct Relu {
@@ -88,9 +118,10 @@ impl BackwardOp for Relu {
         "relu"
     }
     fn backward(&self, g: &Tensor, _: &[bool]) -> Vec<Option<Tensor>> {
-        // Gradient passes where x > 0 (PyTorch uses 0 at exactly 0).
-        let positive = self.x.compare_scalar(0.0, tensor::CmpOp::Gt).to_dtype(g.dtype());
-        vec![Some(g.mul(&positive))]
+        vec![Some(g.mul(&positive_mask(&self.x, g.dtype())))]
+    }
+    fn backward_graph(&self, g: &Var, x: &[Var], _: &Var, _: &[bool]) -> Option<Vec<Option<Var>>> {
+        only(g.mul(&Var::constant(positive_mask(&x[0].data(), g.dtype()))))
     }
 }
 
@@ -104,6 +135,9 @@ impl BackwardOp for Gelu {
     fn backward(&self, g: &Tensor, _: &[bool]) -> Vec<Option<Tensor>> {
         vec![Some(self.x.gelu_backward(g))]
     }
+    fn backward_graph(&self, g: &Var, x: &[Var], _: &Var, _: &[bool]) -> Option<Vec<Option<Var>>> {
+        only(g.mul(&gelu_derivative(&x[0])))
+    }
 }
 
 struct Abs {
@@ -114,11 +148,36 @@ impl BackwardOp for Abs {
         "abs"
     }
     fn backward(&self, g: &Tensor, _: &[bool]) -> Vec<Option<Tensor>> {
-        // sign(x), with 0 at 0 as PyTorch.
-        let pos = self.x.compare_scalar(0.0, tensor::CmpOp::Gt).to_dtype(g.dtype());
-        let neg = self.x.compare_scalar(0.0, tensor::CmpOp::Lt).to_dtype(g.dtype());
-        vec![Some(g.mul(&pos.sub(&neg)))]
+        vec![Some(g.mul(&sign(&self.x, g.dtype())))]
     }
+    fn backward_graph(&self, g: &Var, x: &[Var], _: &Var, _: &[bool]) -> Option<Vec<Option<Var>>> {
+        only(g.mul(&Var::constant(sign(&x[0].data(), g.dtype()))))
+    }
+}
+
+/// relu'(x): 1 where x > 0, else 0 (PyTorch uses 0 at exactly 0).
+fn positive_mask(x: &Tensor, dtype: tensor::DType) -> Tensor {
+    x.compare_scalar(0.0, tensor::CmpOp::Gt).to_dtype(dtype)
+}
+
+/// abs'(x) = sign(x), with 0 at 0 as PyTorch.
+fn sign(x: &Tensor, dtype: tensor::DType) -> Tensor {
+    let pos = x.compare_scalar(0.0, tensor::CmpOp::Gt).to_dtype(dtype);
+    let neg = x.compare_scalar(0.0, tensor::CmpOp::Lt).to_dtype(dtype);
+    pos.sub(&neg)
+}
+
+/// gelu'(x) = ½(1 + tanh u) + ½x(1 − tanh²u)·du/dx with
+/// u = √(2/π)(x + 0.044715x³), as `Var` ops (the fused kernel's
+/// `gelu_derivative_reference`), so that it can be differentiated again.
+fn gelu_derivative(x: &Var) -> Var {
+    let (c, cubic) = ((2.0 / std::f64::consts::PI).sqrt(), 0.044715);
+    let x2 = x.mul(x);
+    let t = x.add(&x2.mul(x).mul_scalar(cubic)).mul_scalar(c).tanh();
+    let du = x2.mul_scalar(3.0 * cubic).add_scalar(1.0).mul_scalar(c);
+    let outer = t.add_scalar(1.0).mul_scalar(0.5);
+    let inner = x.mul(&t.square().neg().add_scalar(1.0)).mul(&du).mul_scalar(0.5);
+    outer.add(&inner)
 }
 
 struct Powf {
@@ -133,6 +192,9 @@ impl BackwardOp for Powf {
         // p · x^(p−1)
         vec![Some(g.mul(&self.x.powf(self.p - 1.0).mul_scalar(self.p)))]
     }
+    fn backward_graph(&self, g: &Var, x: &[Var], _: &Var, _: &[bool]) -> Option<Vec<Option<Var>>> {
+        only(g.mul(&x[0].powf(self.p - 1.0).mul_scalar(self.p)))
+    }
 }
 
 struct ScaleBy {
@@ -145,6 +207,9 @@ impl BackwardOp for ScaleBy {
     fn backward(&self, g: &Tensor, _: &[bool]) -> Vec<Option<Tensor>> {
         vec![Some(g.mul_scalar(self.c))]
     }
+    fn backward_graph(&self, g: &Var, _: &[Var], _: &Var, _: &[bool]) -> Option<Vec<Option<Var>>> {
+        only(g.mul_scalar(self.c))
+    }
 }
 
 struct Shift;
@@ -154,6 +219,9 @@ impl BackwardOp for Shift {
     }
     fn backward(&self, g: &Tensor, _: &[bool]) -> Vec<Option<Tensor>> {
         vec![Some(g.clone())]
+    }
+    fn backward_graph(&self, g: &Var, _: &[Var], _: &Var, _: &[bool]) -> Option<Vec<Option<Var>>> {
+        only(g.clone())
     }
 }
 
