@@ -110,10 +110,7 @@ pub fn grad_with(output: &Var, grad_output: &Var, inputs: &[Var], create_graph: 
             grads.insert(input.id(), sum);
         }
     }
-    inputs
-        .iter()
-        .map(|x| found.get(&x.id()).cloned().unwrap_or_else(|| Var::constant(x.data().zeros_like())))
-        .collect()
+    inputs.iter().map(|x| found.get(&x.id()).cloned().unwrap_or_else(|| Var::constant(x.data().zeros_like()))).collect()
 }
 
 /// One node's dL/d(input)s: the recorded `backward_graph` under
@@ -148,9 +145,8 @@ fn input_grads(
 fn leads_to(order: &[Var], wanted: &HashSet<u64>) -> HashSet<u64> {
     let mut leads = HashSet::new();
     for var in order {
-        let through_inputs = var
-            .node_parts()
-            .is_some_and(|(_, inputs)| inputs.iter().any(|input| leads.contains(&input.id())));
+        let through_inputs =
+            var.node_parts().is_some_and(|(_, inputs)| inputs.iter().any(|input| leads.contains(&input.id())));
         if wanted.contains(&var.id()) || through_inputs {
             leads.insert(var.id());
         }

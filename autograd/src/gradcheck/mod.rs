@@ -112,5 +112,5 @@ fn constants(xs: &[Tensor]) -> Vec<Var> {
     xs.iter().map(|t| Var::constant(t.clone())).collect()
 }
 
-pub mod suite;
 pub mod second_order;
+pub mod suite;

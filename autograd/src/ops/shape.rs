@@ -71,12 +71,9 @@ impl BackwardOp for Narrow {
         vec![Some(Tensor::cat(&parts, self.dim as isize))]
     }
     fn backward_graph(&self, g: &Var, _: &[Var], _: &Var, _: &[bool]) -> Option<Vec<Option<Var>>> {
-        let mut parts: Vec<Var> = Vec::new();
-        let len = g.dim(self.dim as isize);
-        let (before, after) = self.padding(len, g.dtype());
-        parts.extend(before.map(Var::constant));
-        parts.push(g.clone());
-        parts.extend(after.map(Var::constant));
+        let (before, after) = self.padding(g.dim(self.dim as isize), g.dtype());
+        let (before, after) = (before.map(Var::constant), after.map(Var::constant));
+        let parts: Vec<Var> = before.into_iter().chain([g.clone()]).chain(after).collect();
         Some(vec![Some(Var::cat(&parts, self.dim as isize))])
     }
 }

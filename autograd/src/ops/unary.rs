@@ -19,7 +19,6 @@ fn only(dx: Var) -> Option<Vec<Option<Var>>> {
     Some(vec![Some(dx)])
 }
 
-
 struct Neg;
 impl BackwardOp for Neg {
     fn name(&self) -> &'static str {
