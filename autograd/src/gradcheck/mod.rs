@@ -112,4 +112,5 @@ fn constants(xs: &[Tensor]) -> Vec<Var> {
     xs.iter().map(|t| Var::constant(t.clone())).collect()
 }
 
+pub mod random_graph;
 pub mod suite;
