@@ -54,16 +54,33 @@ type Reduce = fn(&Var, isize, bool) -> Var;
 enum Step {
     Unary(Unary),
     /// `x ∘ inputs[input]`, the operand transposed first when `transposed`.
-    Binary { f: Binary, input: usize, transposed: bool },
+    Binary {
+        f: Binary,
+        input: usize,
+        transposed: bool,
+    },
     Transpose(isize, isize),
     Permute(Vec<usize>),
-    Narrow { dim: isize, start: usize, len: usize },
+    Narrow {
+        dim: isize,
+        start: usize,
+        len: usize,
+    },
     /// Unsqueeze at `dim`, then expand that dim to the shape `to`.
-    Expand { dim: isize, to: Vec<usize> },
+    Expand {
+        dim: isize,
+        to: Vec<usize>,
+    },
     Reshape(Vec<isize>),
-    Reduce { f: Reduce, dim: isize, keepdim: bool },
+    Reduce {
+        f: Reduce,
+        dim: isize,
+        keepdim: bool,
+    },
     Softmax(fn(&Var, isize) -> Var, isize),
-    Matmul { input: usize },
+    Matmul {
+        input: usize,
+    },
     LayerNorm,
 }
 
@@ -163,10 +180,7 @@ pub fn random_chain(dims: &[usize], steps: &[u64], gen: &mut Generator) -> OpCas
                 }
                 inputs.push(if name == "div" { positive(&operand, gen) } else { away_from_zero(&operand, gen) });
                 let t = if transposed { ".t()" } else { "" };
-                (
-                    Step::Binary { f, input: inputs.len() - 1, transposed },
-                    format!("{name} {}{t}", shape_str(&operand)),
-                )
+                (Step::Binary { f, input: inputs.len() - 1, transposed }, format!("{name} {}{t}", shape_str(&operand)))
             }
             Family::Transpose => {
                 let d0 = pick.below(rank);
@@ -194,7 +208,10 @@ pub fn random_chain(dims: &[usize], steps: &[u64], gen: &mut Generator) -> OpCas
                 let dim = pick.below(rank + 1);
                 let size = if numel * 3 <= MAX_NUMEL { 2 + pick.below(2) } else { 2 };
                 shape.insert(dim, size);
-                (Step::Expand { dim: dim as isize, to: shape.clone() }, format!("unsqueeze({dim}).expand{}", shape_str(&shape)))
+                (
+                    Step::Expand { dim: dim as isize, to: shape.clone() },
+                    format!("unsqueeze({dim}).expand{}", shape_str(&shape)),
+                )
             }
             Family::Reshape => {
                 // Merge two neighbouring dims (a copy when they are strided).

@@ -182,9 +182,7 @@ pub fn cases(s: Sizes, gen: &mut Generator) -> Vec<OpCase> {
         c.add(op, "broadcast row", vec![a.clone(), rhs(&[n])], move |v| f(&v[0], &v[1]));
         c.add(op, "column x row", vec![col.clone(), rhs(&[1, n])], move |v| f(&v[0], &v[1]));
         c.add(op, "transposed lhs", vec![at.clone(), rhs(&[m, n])], move |v| f(&v[0].t(), &v[1]));
-        c.add(op, "expanded rhs (stride 0)", vec![a.clone(), rhs(&[m, 1])], move |v| {
-            f(&v[0], &v[1].expand([m, n]))
-        });
+        c.add(op, "expanded rhs (stride 0)", vec![a.clone(), rhs(&[m, 1])], move |v| f(&v[0], &v[1].expand([m, n])));
         c.add(op, "narrowed rhs", vec![a.clone(), rhs(&[m, n + 2])], move |v| f(&v[0], &v[1].narrow(1, 1, n)));
     }
 
@@ -340,7 +338,9 @@ pub fn cases(s: Sizes, gen: &mut Generator) -> Vec<OpCase> {
     let (rows2, cols2) = (rows.clone(), cols.clone());
     c.add("index_select", "dim=0, repeats", vec![a.clone()], move |v| v[0].index_select(0, &rows).tanh());
     c.add("index_select", "dim=1", vec![a.clone()], move |v| v[0].index_select(1, &cols).exp());
-    c.add("index_select", "transposed input, dim=0", vec![at.clone()], move |v| v[0].t().index_select(0, &rows2).tanh());
+    c.add("index_select", "transposed input, dim=0", vec![at.clone()], move |v| {
+        v[0].t().index_select(0, &rows2).tanh()
+    });
     c.add("index_select", "narrowed input, dim=1", vec![wide.clone()], move |v| {
         v[0].narrow(1, 1, n).index_select(1, &cols2).exp()
     });
@@ -364,20 +364,24 @@ pub fn cases(s: Sizes, gen: &mut Generator) -> Vec<OpCase> {
     let t = m + 1;
     let heads = [b, 2, t, k];
     let two_heads = AttentionOptions::new(2);
-    let (o1, o2, o3, o4) = (two_heads.clone(), two_heads.clone(), two_heads.clone(), two_heads.clone());
     c.add("attention", "heads first", vec![r(&heads), r(&heads), r(&heads)], move |v| {
-        attention(Qkv::Heads { q: &v[0], k: &v[1], v: &v[2] }, &o1)
+        attention(Qkv::Heads { q: &v[0], k: &v[1], v: &v[2] }, &two_heads)
     });
     // q, k, v as [B, H, T, D] views of [B, T, H, D] tensors (strided heads).
     let tokens_first = [b, t, 2, k];
-    c.add("attention", "q/k/v transposed from [B,T,H,D]", vec![r(&tokens_first), r(&tokens_first), r(&tokens_first)], move |v| {
-        let (q, kk, vv) = (v[0].transpose(1, 2), v[1].transpose(1, 2), v[2].transpose(1, 2));
-        attention(Qkv::Heads { q: &q, k: &kk, v: &vv }, &o2)
-    });
+    c.add(
+        "attention",
+        "q/k/v transposed from [B,T,H,D]",
+        vec![r(&tokens_first), r(&tokens_first), r(&tokens_first)],
+        move |v| {
+            let (q, kk, vv) = (v[0].transpose(1, 2), v[1].transpose(1, 2), v[2].transpose(1, 2));
+            attention(Qkv::Heads { q: &q, k: &kk, v: &vv }, &two_heads)
+        },
+    );
     // The same from a packed [B, T, 3·H·D] projection, heads read in place.
-    c.add("attention", "packed qkv", vec![r(&[b, t, 3 * 2 * k])], move |v| attention(Qkv::Packed(&v[0]), &o3));
+    c.add("attention", "packed qkv", vec![r(&[b, t, 3 * 2 * k])], move |v| attention(Qkv::Packed(&v[0]), &two_heads));
     c.add("attention", "packed qkv narrowed from a wider tensor", vec![r(&[b, t, 3 * 2 * k + 2])], move |v| {
-        attention(Qkv::Packed(&v[0].narrow(2, 1, 3 * 2 * k)), &o4)
+        attention(Qkv::Packed(&v[0].narrow(2, 1, 3 * 2 * k)), &two_heads)
     });
 
     // Dropout (its mask depends only on the seed, so every evaluation of the
