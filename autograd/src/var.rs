@@ -396,6 +396,15 @@ impl Var {
     pub fn op_name(&self) -> Option<&'static str> {
         self.0.node.lock().unwrap().as_ref().map(|n| n.op.name())
     }
+
+    /// The names of the ops recorded in the graph that produced this value,
+    /// inputs before the ops that use them (`BackwardOp::name`; one entry per
+    /// node, so an op used twice appears twice). Empty for a leaf, for a
+    /// value computed without gradients, and after backward freed the graph.
+    /// For graph dumps, and for checking which ops a computation recorded.
+    pub fn graph_op_names(&self) -> Vec<&'static str> {
+        self.topological_order().iter().filter_map(Var::op_name).collect()
+    }
 }
 
 impl std::fmt::Display for Var {

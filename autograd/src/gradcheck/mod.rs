@@ -112,5 +112,6 @@ fn constants(xs: &[Tensor]) -> Vec<Var> {
     xs.iter().map(|t| Var::constant(t.clone())).collect()
 }
 
+pub mod random_graph;
 pub mod second_order;
 pub mod suite;

@@ -10,12 +10,16 @@ use tensor::{Shape, Tensor};
 
 use crate::var::{BackwardOp, Var};
 
+/// Every view that only changes the dimensions (reshape, squeeze,
+/// unsqueeze) and `contiguous` share one backward: reshape the gradient back.
+/// `name` is the op that was called, so graph dumps show it.
 struct Reshape {
     shape: Shape,
+    name: &'static str,
 }
 impl BackwardOp for Reshape {
     fn name(&self) -> &'static str {
-        "reshape"
+        self.name
     }
     fn backward(&self, g: &Tensor, _: &[bool]) -> Vec<Option<Tensor>> {
         vec![Some(g.reshape_to(self.shape.clone()))]
@@ -152,7 +156,7 @@ impl Var {
     /// Reshape (one dimension may be -1).
     pub fn reshape(&self, shape: &[isize]) -> Var {
         let x = self.data();
-        Var::from_op(x.reshape(shape), &[self], || Reshape { shape: x.shape().clone() })
+        Var::from_op(x.reshape(shape), &[self], || Reshape { shape: x.shape().clone(), name: "reshape" })
     }
     /// Reshape to a known shape.
     pub fn reshape_to(&self, shape: &Shape) -> Var {
@@ -176,11 +180,11 @@ impl Var {
     }
     pub fn squeeze(&self, dim: isize) -> Var {
         let x = self.data();
-        Var::from_op(x.squeeze(dim), &[self], || Reshape { shape: x.shape().clone() })
+        Var::from_op(x.squeeze(dim), &[self], || Reshape { shape: x.shape().clone(), name: "squeeze" })
     }
     pub fn unsqueeze(&self, dim: isize) -> Var {
         let x = self.data();
-        Var::from_op(x.unsqueeze(dim), &[self], || Reshape { shape: x.shape().clone() })
+        Var::from_op(x.unsqueeze(dim), &[self], || Reshape { shape: x.shape().clone(), name: "unsqueeze" })
     }
     pub fn expand(&self, shape: impl Into<Shape>) -> Var {
         let x = self.data();
@@ -189,7 +193,7 @@ impl Var {
     /// A dense copy; gradient passes through unchanged.
     pub fn contiguous(&self) -> Var {
         let x = self.data();
-        Var::from_op(x.contiguous(), &[self], || Reshape { shape: x.shape().clone() })
+        Var::from_op(x.contiguous(), &[self], || Reshape { shape: x.shape().clone(), name: "contiguous" })
     }
 
     /// Joins along an existing dimension.
