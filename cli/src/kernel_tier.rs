@@ -239,6 +239,29 @@ impl Builder<'_> {
         let sign = self.uniform(dims, -1.0, 1.0).compare_scalar(0.0, tensor::CmpOp::Ge).to_dtype(DType::F32);
         mag.mul(&sign.mul_scalar(2.0).add_scalar(-1.0))
     }
+    /// Values on a grid of 1/64 (`offset` 0) or halfway between its points
+    /// (`offset` 0.5): an operand of each kind never comes within 1/128 of
+    /// the other, so the finite-difference step (1e-6) never crosses the
+    /// kink of maximum or minimum.
+    fn on_grid(&mut self, dims: &[usize], offset: f32) -> Tensor {
+        let x = self.away_from_zero(dims).to_vec::<f32>();
+        let snapped = x.iter().map(|&v| ((v * 64.0).floor() + offset) / 64.0).collect();
+        Tensor::from_vec(snapped, dims.to_vec()).unwrap()
+    }
+    /// Every element distinct, at least 4/numel apart (a shuffled ramp over
+    /// [−2, 2)): no two candidates for a maximum come within the
+    /// finite-difference step of each other.
+    fn distinct(&mut self, dims: &[usize]) -> Tensor {
+        let keys = self.uniform(&[dims.iter().product()], 0.0, 1.0).to_vec::<f32>();
+        let mut order: Vec<usize> = (0..keys.len()).collect();
+        order.sort_by(|&i, &j| keys[i].total_cmp(&keys[j]));
+        let step = 4.0 / keys.len() as f32;
+        let mut values = vec![0.0f32; keys.len()];
+        for (rank, &i) in order.iter().enumerate() {
+            values[i] = -2.0 + step * rank as f32;
+        }
+        Tensor::from_vec(values, dims.to_vec()).unwrap()
+    }
     fn add(
         &mut self,
         op: &str,
@@ -319,7 +342,8 @@ fn unary_cases(b: &mut Builder, s: KernelSizes) {
     let positive = b.uniform(&dims, 0.05, 4.0);
     let kinked = b.away_from_zero(&dims);
     // (name, input, op, f, f', f'', y·∂f'/∂y, c): c counts the roundings of
-    // the f32 code: 4 for a library call or the 2-ulp fast_exp and its
+    // the f32 code: 1 for an exact op (neg, abs, relu), 2 for one rounding
+    // (the scalar ops), 4 for a library call or the 2-ulp fast_exp and its
     // uses; 32 for gelu, whose argument u = √(2/π)(x + 0.044715x³) takes
     // several roundings that count three times each (x·du/dx ≈ 3u for
     // large x), before exp and a division.
@@ -349,8 +373,8 @@ fn unary_cases(b: &mut Builder, s: KernelSizes) {
         ("neg", wide.clone(), |v| v.neg(), |x| -x, |_| -1.0, none, none, 1),
         ("abs", kinked.clone(), |v| v.abs(), f64::abs, f64::signum, none, none, 1),
         ("relu", kinked.clone(), |v| v.relu(), |x| x.max(0.0), |x| if x > 0.0 { 1.0 } else { 0.0 }, none, none, 1),
-        ("mul_scalar", wide.clone(), |v| v.mul_scalar(-2.5), |x| -2.5 * x, |_| -2.5, none, none, 1),
-        ("add_scalar", wide.clone(), |v| v.add_scalar(0.75), |x| x + 0.75, |_| 1.0, none, none, 1),
+        ("mul_scalar", wide.clone(), |v| v.mul_scalar(-2.5), |x| -2.5 * x, |_| -2.5, none, none, 2),
+        ("add_scalar", wide.clone(), |v| v.add_scalar(0.75), |x| x + 0.75, |_| 1.0, none, none, 2),
     ];
     for (name, input, op, f, df, d2f, output_term, c) in list {
         b.add(name, "elementwise", vec![input], move |v| op(&v[0]), unary_reference(f, df, d2f, output_term), bound(c as f64, formula(c)));
@@ -410,13 +434,20 @@ fn binary_cases(b: &mut Builder, s: KernelSizes) {
         ("maximum", Var::maximum, |a, b| if a >= b { (a, 1.0, 0.0) } else { (b, 0.0, 1.0) }),
         ("minimum", Var::minimum, |a, b| if a <= b { (a, 1.0, 0.0) } else { (b, 0.0, 1.0) }),
     ];
+    // maximum and minimum take operands on two interleaved grids (see
+    // `on_grid`), so that no pair is within the finite-difference step.
+    let (a_grid, col_grid) = (b.on_grid(&[m, n], 0.0), b.on_grid(&[m, 1], 0.0));
+    let (row_grid, row1_grid) = (b.on_grid(&[n], 0.5), b.on_grid(&[1, n], 0.5));
     for (name, op, f) in ops {
-        let (rhs_row, rhs_row1) =
-            if name == "div" { (denom_row.clone(), denom_row1.clone()) } else { (row.clone(), row1.clone()) };
+        let (lhs, lhs_col, rhs_row, rhs_row1) = match name {
+            "div" => (a.clone(), col.clone(), denom_row.clone(), denom_row1.clone()),
+            "maximum" | "minimum" => (a_grid.clone(), col_grid.clone(), row_grid.clone(), row1_grid.clone()),
+            _ => (a.clone(), col.clone(), row.clone(), row1.clone()),
+        };
         b.add(
             name,
             "row broadcast",
-            vec![a.clone(), rhs_row],
+            vec![lhs, rhs_row],
             move |v| op(&v[0], &v[1]),
             broadcast_reference(m, n, (n, 1), (0, 1), f),
             bound(2.0, formula),
@@ -424,7 +455,7 @@ fn binary_cases(b: &mut Builder, s: KernelSizes) {
         b.add(
             name,
             "column by row",
-            vec![col.clone(), rhs_row1],
+            vec![lhs_col, rhs_row1],
             move |v| op(&v[0], &v[1]),
             broadcast_reference(m, n, (1, 0), (0, 1), f),
             bound(2.0, formula),
@@ -506,6 +537,7 @@ fn reduction_reference(dims: [usize; 3], kind: Reduction) -> impl Fn(&ReferenceI
 fn reduction_cases(b: &mut Builder, s: KernelSizes) {
     let dims = [4, s.rows, s.width];
     let x = b.away_from_zero(&dims);
+    let spread_out = b.distinct(&dims);
     // Sums and means add in f64 and round once (u·Σ|x|); max copies an
     // element; var's backward 2(x − mean)/(n − 1) takes a few roundings.
     let sum_formula = "2·u·Σ|x| (added in f64, rounded once); backward 2·u·|v|/n";
@@ -515,7 +547,7 @@ fn reduction_cases(b: &mut Builder, s: KernelSizes) {
         let xs = x.clone();
         b.add("sum", format!("dim={dim}"), vec![xs.clone()], move |v| v[0].sum(d, false), reduction_reference(lanes, Reduction::Sum), bound(2.0, sum_formula));
         b.add("mean", format!("dim={dim}, keepdim"), vec![xs.clone()], move |v| v[0].mean(d, true), reduction_reference(lanes, Reduction::Mean), bound(2.0, sum_formula));
-        b.add("max", format!("dim={dim}"), vec![xs.clone()], move |v| v[0].max(d, false), reduction_reference(lanes, Reduction::Max), bound(1.0, "exact (a copy); backward exact"));
+        b.add("max", format!("dim={dim}"), vec![spread_out.clone()], move |v| v[0].max(d, false), reduction_reference(lanes, Reduction::Max), bound(1.0, "exact (a copy); backward exact"));
     }
     for dim in [0usize, 2] {
         let d = dim as isize;
