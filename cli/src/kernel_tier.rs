@@ -150,10 +150,8 @@ impl KernelCase {
         let v = Tensor::uniform(out.shape(), -1.0, 1.0, DType::F32, &mut gen);
         out.backward_with(v.clone());
         let out32 = out.data().to_f64_vec();
-        let grads32: Vec<Vec<f64>> = vars
-            .iter()
-            .map(|x| x.grad().map(|g| g.to_f64_vec()).unwrap_or_else(|| vec![0.0; x.numel()]))
-            .collect();
+        let grads32: Vec<Vec<f64>> =
+            vars.iter().map(|x| x.grad().map(|g| g.to_f64_vec()).unwrap_or_else(|| vec![0.0; x.numel()])).collect();
 
         let xs: Vec<Vec<f64>> = self.inputs.iter().map(|t| t.to_f64_vec()).collect();
         let v = v.to_f64_vec();
@@ -181,8 +179,11 @@ impl KernelCase {
                 }
                 report.max_abs_err = report.max_abs_err.max(err);
                 report.max_rel_err = report.max_rel_err.max(if largest > 0.0 { err / largest } else { err });
-                report.worst_ratio =
-                    if ratio.is_nan() || report.worst_ratio.is_nan() { f64::NAN } else { report.worst_ratio.max(ratio) };
+                report.worst_ratio = if ratio.is_nan() || report.worst_ratio.is_nan() {
+                    f64::NAN
+                } else {
+                    report.worst_ratio.max(ratio)
+                };
             }
         }
         report.pass &= report.fd.pass;
@@ -313,7 +314,10 @@ type Scalar = fn(f64) -> f64;
 fn unary_reference(f: Scalar, df: Scalar, d2f: Scalar, output_term: Scalar) -> impl Fn(&ReferenceInput) -> Expected {
     move |r: &ReferenceInput| {
         let x = &r.xs[0];
-        let out = Checked::new(x.iter().map(|&x| f(x)).collect(), x.iter().map(|&x| f(x).abs() + (x * df(x)).abs()).collect());
+        let out = Checked::new(
+            x.iter().map(|&x| f(x)).collect(),
+            x.iter().map(|&x| f(x).abs() + (x * df(x)).abs()).collect(),
+        );
         let grad = Checked::new(
             x.iter().zip(r.v).map(|(&x, &v)| v * df(x)).collect(),
             x.iter()
@@ -337,7 +341,8 @@ fn sigmoid(x: f64) -> f64 {
 
 fn unary_cases(b: &mut Builder, s: KernelSizes) {
     let dims = [s.rows, s.width];
-    let formula = |c: u32| format!("{c}·u·(|f(x)| + |x·f'(x)|); backward {c}·u·|v|·(|f'(x)| + |x·f''(x)| + |y·∂f'/∂y|)");
+    let formula =
+        |c: u32| format!("{c}·u·(|f(x)| + |x·f'(x)|); backward {c}·u·|v|·(|f'(x)| + |x·f''(x)| + |y·∂f'/∂y|)");
     let wide = b.uniform(&dims, -4.0, 4.0);
     let positive = b.uniform(&dims, 0.05, 4.0);
     let kinked = b.away_from_zero(&dims);
@@ -363,13 +368,36 @@ fn unary_cases(b: &mut Builder, s: KernelSizes) {
             none,
             4,
         ),
-        ("tanh", wide.clone(), |v| v.tanh(), f64::tanh, |x| 1.0 - x.tanh().powi(2), |x| {
-            -2.0 * x.tanh() * (1.0 - x.tanh().powi(2))
-        }, |x| 2.0 * x.tanh().powi(2), 4),
-        ("sigmoid", wide.clone(), |v| v.sigmoid(), sigmoid, |x| sigmoid(x) * (1.0 - sigmoid(x)), |x| {
-            sigmoid(x) * (1.0 - sigmoid(x)) * (1.0 - 2.0 * sigmoid(x))
-        }, |x| sigmoid(x) * (1.0 - 2.0 * sigmoid(x)), 4),
-        ("gelu", wide.clone(), |v| v.gelu(), gelu_reference, gelu_derivative_reference, gelu_second_derivative, none, 32),
+        (
+            "tanh",
+            wide.clone(),
+            |v| v.tanh(),
+            f64::tanh,
+            |x| 1.0 - x.tanh().powi(2),
+            |x| -2.0 * x.tanh() * (1.0 - x.tanh().powi(2)),
+            |x| 2.0 * x.tanh().powi(2),
+            4,
+        ),
+        (
+            "sigmoid",
+            wide.clone(),
+            |v| v.sigmoid(),
+            sigmoid,
+            |x| sigmoid(x) * (1.0 - sigmoid(x)),
+            |x| sigmoid(x) * (1.0 - sigmoid(x)) * (1.0 - 2.0 * sigmoid(x)),
+            |x| sigmoid(x) * (1.0 - 2.0 * sigmoid(x)),
+            4,
+        ),
+        (
+            "gelu",
+            wide.clone(),
+            |v| v.gelu(),
+            gelu_reference,
+            gelu_derivative_reference,
+            gelu_second_derivative,
+            none,
+            32,
+        ),
         ("neg", wide.clone(), |v| v.neg(), |x| -x, |_| -1.0, none, none, 1),
         ("abs", kinked.clone(), |v| v.abs(), f64::abs, f64::signum, none, none, 1),
         ("relu", kinked.clone(), |v| v.relu(), |x| x.max(0.0), |x| if x > 0.0 { 1.0 } else { 0.0 }, none, none, 1),
@@ -377,7 +405,14 @@ fn unary_cases(b: &mut Builder, s: KernelSizes) {
         ("add_scalar", wide.clone(), |v| v.add_scalar(0.75), |x| x + 0.75, |_| 1.0, none, none, 2),
     ];
     for (name, input, op, f, df, d2f, output_term, c) in list {
-        b.add(name, "elementwise", vec![input], move |v| op(&v[0]), unary_reference(f, df, d2f, output_term), bound(c as f64, formula(c)));
+        b.add(
+            name,
+            "elementwise",
+            vec![input],
+            move |v| op(&v[0]),
+            unary_reference(f, df, d2f, output_term),
+            bound(c as f64, formula(c)),
+        );
     }
 }
 
@@ -390,7 +425,13 @@ type BinaryFn = fn(f64, f64) -> (f64, f64, f64);
 /// a `[rows, cols]`-broadcast op b, by plain loops: element (i, j) reads
 /// a and b at their own strides (0 along a broadcast dim). The gradient of
 /// a broadcast operand sums v·∂y over the dims it was stretched along.
-fn broadcast_reference(rows: usize, cols: usize, a_strides: (usize, usize), b_strides: (usize, usize), f: BinaryFn) -> impl Fn(&ReferenceInput) -> Expected {
+fn broadcast_reference(
+    rows: usize,
+    cols: usize,
+    a_strides: (usize, usize),
+    b_strides: (usize, usize),
+    f: BinaryFn,
+) -> impl Fn(&ReferenceInput) -> Expected {
     move |r: &ReferenceInput| {
         let (a, bv) = (&r.xs[0], &r.xs[1]);
         let mut y = vec![0.0; rows * cols];
@@ -545,9 +586,30 @@ fn reduction_cases(b: &mut Builder, s: KernelSizes) {
         let d = dim as isize;
         let lanes = around(&dims, dim);
         let xs = x.clone();
-        b.add("sum", format!("dim={dim}"), vec![xs.clone()], move |v| v[0].sum(d, false), reduction_reference(lanes, Reduction::Sum), bound(2.0, sum_formula));
-        b.add("mean", format!("dim={dim}, keepdim"), vec![xs.clone()], move |v| v[0].mean(d, true), reduction_reference(lanes, Reduction::Mean), bound(2.0, sum_formula));
-        b.add("max", format!("dim={dim}"), vec![spread_out.clone()], move |v| v[0].max(d, false), reduction_reference(lanes, Reduction::Max), bound(1.0, "exact (a copy); backward exact"));
+        b.add(
+            "sum",
+            format!("dim={dim}"),
+            vec![xs.clone()],
+            move |v| v[0].sum(d, false),
+            reduction_reference(lanes, Reduction::Sum),
+            bound(2.0, sum_formula),
+        );
+        b.add(
+            "mean",
+            format!("dim={dim}, keepdim"),
+            vec![xs.clone()],
+            move |v| v[0].mean(d, true),
+            reduction_reference(lanes, Reduction::Mean),
+            bound(2.0, sum_formula),
+        );
+        b.add(
+            "max",
+            format!("dim={dim}"),
+            vec![spread_out.clone()],
+            move |v| v[0].max(d, false),
+            reduction_reference(lanes, Reduction::Max),
+            bound(1.0, "exact (a copy); backward exact"),
+        );
     }
     for dim in [0usize, 2] {
         let d = dim as isize;
@@ -561,8 +623,22 @@ fn reduction_cases(b: &mut Builder, s: KernelSizes) {
         );
     }
     let all = [1, x.numel(), 1];
-    b.add("sum_all", "all elements", vec![x.clone()], |v| v[0].sum_all(), reduction_reference(all, Reduction::Sum), bound(2.0, sum_formula));
-    b.add("mean_all", "all elements", vec![x.clone()], |v| v[0].mean_all(), reduction_reference(all, Reduction::Mean), bound(2.0, sum_formula));
+    b.add(
+        "sum_all",
+        "all elements",
+        vec![x.clone()],
+        |v| v[0].sum_all(),
+        reduction_reference(all, Reduction::Sum),
+        bound(2.0, sum_formula),
+    );
+    b.add(
+        "mean_all",
+        "all elements",
+        vec![x.clone()],
+        |v| v[0].mean_all(),
+        reduction_reference(all, Reduction::Mean),
+        bound(2.0, sum_formula),
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -590,7 +666,12 @@ fn transpose(x: &[f64], rows: usize, n: usize) -> Vec<f64> {
 
 /// softmax or log_softmax over the last dim of `[rows, n]` (or over dim 0
 /// when `along_rows`, by transposing around the reference).
-fn softmax_family_reference(rows: usize, n: usize, log: bool, along_rows: bool) -> impl Fn(&ReferenceInput) -> Expected {
+fn softmax_family_reference(
+    rows: usize,
+    n: usize,
+    log: bool,
+    along_rows: bool,
+) -> impl Fn(&ReferenceInput) -> Expected {
     move |r: &ReferenceInput| {
         let (x, v) = if along_rows {
             (transpose(&r.xs[0], rows, n), transpose(r.v, rows, n))
@@ -687,18 +768,60 @@ fn row_cases(b: &mut Builder, s: KernelSizes) {
     let growth = (n as f64).sqrt();
     let sm = format!("2·√n·u·(1 + R)·y, R the widest row's max − min, n={n}; backward 2·√n·u·(1 + R)·y·(|v| + Σ|v·y|)");
     let lsm = format!("2·√n·u·(|y| + 1 + R), n={n}; backward 2·√n·u·(|v| + (1 + R)·p·Σ|v|)");
-    b.add("softmax", "dim=-1", vec![x.clone()], |v| v[0].softmax(-1), softmax_family_reference(m, n, false, false), bound(2.0 * growth, sm.clone()));
-    b.add("softmax", "dim=0", vec![x.clone()], |v| v[0].softmax(0), softmax_family_reference(m, n, false, true), bound(2.0 * (m as f64).sqrt(), sm.replace("n=", "n=rows=").replace(&format!("n={n}"), &format!("n={m}"))));
-    b.add("log_softmax", "dim=-1", vec![x.clone()], |v| v[0].log_softmax(-1), softmax_family_reference(m, n, true, false), bound(2.0 * growth, lsm.clone()));
-    b.add("log_softmax", "dim=0", vec![x.clone()], |v| v[0].log_softmax(0), softmax_family_reference(m, n, true, true), bound(2.0 * (m as f64).sqrt(), lsm.replace(&format!("n={n}"), &format!("n={m}"))));
+    b.add(
+        "softmax",
+        "dim=-1",
+        vec![x.clone()],
+        |v| v[0].softmax(-1),
+        softmax_family_reference(m, n, false, false),
+        bound(2.0 * growth, sm.clone()),
+    );
+    b.add(
+        "softmax",
+        "dim=0",
+        vec![x.clone()],
+        |v| v[0].softmax(0),
+        softmax_family_reference(m, n, false, true),
+        bound(2.0 * (m as f64).sqrt(), sm.replace("n=", "n=rows=").replace(&format!("n={n}"), &format!("n={m}"))),
+    );
+    b.add(
+        "log_softmax",
+        "dim=-1",
+        vec![x.clone()],
+        |v| v[0].log_softmax(-1),
+        softmax_family_reference(m, n, true, false),
+        bound(2.0 * growth, lsm.clone()),
+    );
+    b.add(
+        "log_softmax",
+        "dim=0",
+        vec![x.clone()],
+        |v| v[0].log_softmax(0),
+        softmax_family_reference(m, n, true, true),
+        bound(2.0 * (m as f64).sqrt(), lsm.replace(&format!("n={n}"), &format!("n={m}"))),
+    );
 
     let xo = x.add_scalar(1.5); // a mean away from zero, as activations have
     let (gamma, beta) = (b.uniform(&[n], 0.5, 1.5), b.uniform(&[n], -0.5, 0.5));
     let ln = format!(
         "2·√n·u·((|x̂| + 1 + |mean|·rstd)·|γ| + |β|), n={n}; backward dx normwise per row 2·√n·u·(1 + |mean|·rstd)·max rstd·(|g| + mean|g| + |x̂|·mean|g·x̂|), dγ, dβ 2·√n·u·Σ|terms|"
     );
-    b.add("layer_norm", "affine", vec![xo.clone(), gamma, beta], |v| layer_norm(&v[0], Some((&v[1], &v[2])), 1e-5), layer_norm_case_reference(n, true), bound(2.0 * growth, ln.clone()));
-    b.add("layer_norm", "no affine", vec![xo], |v| layer_norm(&v[0], None, 1e-5), layer_norm_case_reference(n, false), bound(2.0 * growth, ln));
+    b.add(
+        "layer_norm",
+        "affine",
+        vec![xo.clone(), gamma, beta],
+        |v| layer_norm(&v[0], Some((&v[1], &v[2])), 1e-5),
+        layer_norm_case_reference(n, true),
+        bound(2.0 * growth, ln.clone()),
+    );
+    b.add(
+        "layer_norm",
+        "no affine",
+        vec![xo],
+        |v| layer_norm(&v[0], None, 1e-5),
+        layer_norm_case_reference(n, false),
+        bound(2.0 * growth, ln),
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -790,7 +913,14 @@ fn matmul_cases(b: &mut Builder, s: KernelSizes) {
     b.add("matmul", "plain", vec![a.clone(), w.clone()], |v| v[0].matmul(&v[1]), plain.reference(false), tol.clone());
     let (at, wt) = (b.uniform(&[k, m], -1.0, 1.0), b.uniform(&[n, k], -1.0, 1.0));
     let both_t = Product { a_t: true, b_t: true, ..plain };
-    b.add("matmul", "transposed operands", vec![at, wt.clone()], |v| v[0].t().matmul(&v[1].t()), both_t.reference(false), tol.clone());
+    b.add(
+        "matmul",
+        "transposed operands",
+        vec![at, wt.clone()],
+        |v| v[0].t().matmul(&v[1].t()),
+        both_t.reference(false),
+        tol.clone(),
+    );
     // Batched: three products, split across threads by batch entry.
     let bm = m / 3 + 1;
     let batched = Product { batch: 3, shape: GemmShape { m: bm, k, n }, ..plain };
@@ -800,7 +930,14 @@ fn matmul_cases(b: &mut Builder, s: KernelSizes) {
     // weight shared by the batch, as in a model.
     let linear_product = Product { batch: 3, shared_b: true, shape: GemmShape { m: bm, k, n }, a_t: false, b_t: true };
     let bias = b.uniform(&[n], -1.0, 1.0);
-    b.add("linear", "bias, batched input", vec![ab, wt.clone(), bias], |v| linear(&v[0], &v[1], Some(&v[2])), linear_product.reference(true), tol.clone());
+    b.add(
+        "linear",
+        "bias, batched input",
+        vec![ab, wt.clone(), bias],
+        |v| linear(&v[0], &v[1], Some(&v[2])),
+        linear_product.reference(true),
+        tol.clone(),
+    );
     // One row against W [n, k]: a decode step, the matrix-vector kernel.
     let row = Product { batch: 1, shared_b: true, shape: GemmShape { m: 1, k, n }, a_t: false, b_t: true };
     let x = b.uniform(&[1, k], -1.0, 1.0);
@@ -839,20 +976,48 @@ fn index_cases(b: &mut Builder, s: KernelSizes) {
     let ids_t = Tensor::from_vec(ids.clone(), [4, vocab]).unwrap();
     let sources: Vec<usize> = ids.iter().flat_map(|&i| (0..n).map(move |j| i as usize * n + j)).collect();
     let it = ids_t.clone();
-    b.add("embedding", "ids [4, vocab], repeats", vec![table.clone()], move |v| v[0].embedding(&it), lookup_reference(sources.clone()), tol.clone());
+    b.add(
+        "embedding",
+        "ids [4, vocab], repeats",
+        vec![table.clone()],
+        move |v| v[0].embedding(&it),
+        lookup_reference(sources.clone()),
+        tol.clone(),
+    );
     let flat = ids_t.reshape(&[-1]);
-    b.add("index_select", "dim=0, repeats", vec![table.clone()], move |v| v[0].index_select(0, &flat), lookup_reference(sources), tol.clone());
+    b.add(
+        "index_select",
+        "dim=0, repeats",
+        vec![table.clone()],
+        move |v| v[0].index_select(0, &flat),
+        lookup_reference(sources),
+        tol.clone(),
+    );
     // Columns: every third, then column 0 again and the last.
     let mut cols: Vec<i64> = (0..n as i64).step_by(3).collect();
     cols.extend([0, n as i64 - 1]);
     let col_sources: Vec<usize> = (0..vocab).flat_map(|r| cols.iter().map(move |&c| r * n + c as usize)).collect();
     let ct = Tensor::from_vec(cols.clone(), [cols.len()]).unwrap();
-    b.add("index_select", "dim=1", vec![table.clone()], move |v| v[0].index_select(1, &ct), lookup_reference(col_sources), bound(2.0, "exact forward; backward 2·u·Σ|v| (a column read at most twice)"));
+    b.add(
+        "index_select",
+        "dim=1",
+        vec![table.clone()],
+        move |v| v[0].index_select(1, &ct),
+        lookup_reference(col_sources),
+        bound(2.0, "exact forward; backward 2·u·Σ|v| (a column read at most twice)"),
+    );
     // gather along dim 1: 5 picks per row.
     let picks: Vec<i64> = (0..vocab * 5).map(|i| ((i * 131 + 17) % n) as i64).collect();
     let gather_sources: Vec<usize> = picks.iter().enumerate().map(|(o, &c)| (o / 5) * n + c as usize).collect();
     let gt = Tensor::from_vec(picks, [vocab, 5]).unwrap();
-    b.add("gather", "dim=1", vec![table], move |v| v[0].gather(1, &gt), lookup_reference(gather_sources), bound(5.0, "exact forward; backward 5·u·Σ|v| (5 picks per row)"));
+    b.add(
+        "gather",
+        "dim=1",
+        vec![table],
+        move |v| v[0].gather(1, &gt),
+        lookup_reference(gather_sources),
+        bound(5.0, "exact forward; backward 5·u·Σ|v| (5 picks per row)"),
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -953,7 +1118,14 @@ fn attention_cases(b: &mut Builder, s: KernelSizes) {
         let tol = bound(4.0 * (t.max(d) as f64).sqrt(), formula);
         if packed {
             let qkv = b.uniform(&[batch, t, 3 * heads * d], -1.0, 1.0);
-            b.add("attention", format!("packed qkv, causal, T={t}"), vec![qkv], move |v| attention(Qkv::Packed(&v[0]), &opts), attention_reference(layout), tol);
+            b.add(
+                "attention",
+                format!("packed qkv, causal, T={t}"),
+                vec![qkv],
+                move |v| attention(Qkv::Packed(&v[0]), &opts),
+                attention_reference(layout),
+                tol,
+            );
         } else {
             let dims = [batch, heads, t, d];
             let (q, k, v) = (b.uniform(&dims, -1.0, 1.0), b.uniform(&dims, -1.0, 1.0), b.uniform(&dims, -1.0, 1.0));

@@ -139,15 +139,13 @@ pub fn gradcheck_fast(
     let out = f(&vars);
     let v = Tensor::uniform(out.shape(), -1.0, 1.0, DType::F64, &mut gen);
     out.backward_with(v.clone());
-    let analytic: f64 = vars
-        .iter()
-        .zip(&directions)
-        .filter_map(|(x, u)| x.grad().map(|g| g.mul(u).sum_all().item_f64()))
-        .sum();
+    let analytic: f64 =
+        vars.iter().zip(&directions).filter_map(|(x, u)| x.grad().map(|g| g.mul(u).sum_all().item_f64())).sum();
 
     // Numeric: f at x ± εu, each projected on v.
     let projected = |sign: f64| {
-        let moved: Vec<Tensor> = inputs.iter().zip(&directions).map(|(x, u)| x.add(&u.mul_scalar(sign * opts.eps))).collect();
+        let moved: Vec<Tensor> =
+            inputs.iter().zip(&directions).map(|(x, u)| x.add(&u.mul_scalar(sign * opts.eps))).collect();
         no_grad(|| f(&constants(&moved)).data().mul(&v).sum_all().item_f64())
     };
     let numeric = (projected(1.0) - projected(-1.0)) / (2.0 * opts.eps);

@@ -205,7 +205,9 @@ fn print_table(rows: &[Row], formulas: &[(String, String)], seed: u64) -> anyhow
     let failed = rows.iter().filter(|r| !r.pass).count();
     outln!("{} checks, {} passed, {} failed", rows.len(), rows.len() - failed, failed)?;
     if rows.iter().any(|r| r.tier == "exact") {
-        outln!("exact: f64, each element against central differences (eps 1e-6), |err| ≤ atol 1e-5 + rtol 1e-3·|numeric|")?;
+        outln!(
+            "exact: f64, each element against central differences (eps 1e-6), |err| ≤ atol 1e-5 + rtol 1e-3·|numeric|"
+        )?;
     }
     if !formulas.is_empty() {
         outln!(
