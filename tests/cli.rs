@@ -310,3 +310,46 @@ fn a_vocabulary_padded_past_the_tokenizer_never_generates_its_padding() {
     std::fs::write(run.join("merges.txt"), cut).unwrap();
     fails_with(&["generate", "--model", r, "--prompt", "the cat"], "made by no merge");
 }
+
+/// `gradcheck --json`: the seed and, per case, its tier, exact op name,
+/// variant, shapes, dtype, errors, tolerance and verdict. `--op max` picks
+/// the cases of `max` in both tiers and never `maximum`.
+#[test]
+fn gradcheck_json_selects_one_op_exactly() {
+    let out = scratchgpt(&["gradcheck", "--op", "max", "--seed", "5", "--json"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "stdout {stdout} stderr {}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_str(&stdout).expect("one JSON object");
+    assert_eq!(v["seed"], 5);
+    let cases = v["cases"].as_array().unwrap();
+    assert!(!cases.is_empty());
+    for c in cases {
+        assert_eq!(c["op"], "max", "{c}");
+        for field in ["variant", "shapes", "tolerance"] {
+            assert!(c[field].is_string(), "{field} in {c}");
+        }
+        for field in ["max_abs_err", "max_rel_err", "err_over_tol"] {
+            assert!(c[field].as_f64().is_some_and(|x| x >= 0.0), "{field} in {c}");
+        }
+        assert_eq!(c["pass"], true, "{c}");
+    }
+    let tiers: Vec<&str> = cases.iter().map(|c| c["tier"].as_str().unwrap()).collect();
+    assert!(tiers.contains(&"exact") && tiers.contains(&"kernel"), "{tiers:?}");
+    let kernel = cases.iter().find(|c| c["tier"] == "kernel").unwrap();
+    assert_eq!(kernel["dtype"], "f32");
+    let exact = cases.iter().find(|c| c["tier"] == "exact").unwrap();
+    assert_eq!(exact["dtype"], "f64");
+}
+
+#[test]
+fn gradcheck_prints_its_seed_and_refuses_an_unknown_op() {
+    let out = scratchgpt(&["gradcheck", "--tier", "exact", "--op", "exp", "--seed", "42"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.lines().next().unwrap().contains("seed 42"), "{stdout}");
+    let out = scratchgpt(&["gradcheck", "--tier", "exact", "--op", "exp"]);
+    assert!(String::from_utf8_lossy(&out.stdout).lines().next().unwrap().contains("seed 0"));
+    fails_with(&["gradcheck", "--op", "maxx"], "known ops: ");
+    fails_with(&["gradcheck", "--op", "maxx"], "maximum");
+    fails_with(&["gradcheck", "--tier", "kernel", "--op", "reshape"], "no case in the chosen --tier");
+}

@@ -231,3 +231,40 @@ fn a_wrong_backward_is_caught() {
     assert!((report.max_abs_err - 0.01 * 1.5).abs() < 0.01, "{report}");
     assert!(autograd::gradcheck(|v| v[0].square(), &[input]).pass);
 }
+
+/// The fast mode (one random projection vᵀJu) must catch the same wrong
+/// derivative, at a size where the element-by-element check would take
+/// two evaluations per element, and pass the right one.
+#[test]
+fn fast_mode_catches_a_wrong_backward() {
+    use autograd::{gradcheck_fast, BackwardOp, GradcheckOptions, Var};
+    use tensor::{DType, Tensor};
+
+    struct ShiftedSquare {
+        x: Tensor,
+        shifted: usize,
+    }
+    impl BackwardOp for ShiftedSquare {
+        fn name(&self) -> &'static str {
+            "wrong_square"
+        }
+        fn backward(&self, g: &Tensor, _: &[bool]) -> Vec<Option<Tensor>> {
+            // d(x²)/dx is 2x; one element of the result is off by 0.01.
+            let mut d = self.x.mul_scalar(2.0).to_vec::<f64>();
+            d[self.shifted] += 0.01;
+            let d = Tensor::from_vec(d, self.x.shape().clone()).unwrap();
+            vec![Some(g.mul(&d))]
+        }
+    }
+    let n = 10_000;
+    let input = Tensor::uniform([100, n / 100], -1.0, 1.0, DType::F64, &mut Generator::seed(7));
+    let wrong = |v: &[Var]| {
+        let x = v[0].data();
+        Var::from_op(x.square(), &[&v[0]], || ShiftedSquare { x: x.clone(), shifted: n - 1 })
+    };
+    let opts = GradcheckOptions { eps: 1e-6, atol: 1e-7, rtol: 1e-7 };
+    let report = gradcheck_fast(wrong, &[input.clone()], 1, opts);
+    assert!(!report.pass, "{report}");
+    let right = gradcheck_fast(|v| v[0].square(), &[input], 1, opts);
+    assert!(right.pass, "{right}");
+}

@@ -7,6 +7,7 @@
 
 mod commands;
 mod common;
+pub mod kernel_tier;
 mod resident;
 mod train_speed;
 
@@ -38,7 +39,8 @@ enum Command {
     /// Tokenizer tools.
     #[command(subcommand)]
     Tokenizer(TokenizerCommand),
-    /// Check every op's gradient against finite differences (f64).
+    /// Check gradients: every op against finite differences (f64), and the
+    /// f32 kernels at training sizes against f64 references.
     Gradcheck(commands::gradcheck::Args),
     /// Fine-tune a model: classification or instruction following.
     #[command(subcommand)]

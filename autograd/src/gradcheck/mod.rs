@@ -10,6 +10,16 @@
 //!
 //! An element passes when |analytic − numeric| ≤ atol + rtol·|numeric|,
 //! with PyTorch's tolerances (atol 1e-5, rtol 1e-3).
+//!
+//! That costs two evaluations of f per input element, so it is run at
+//! sizes of a few elements. [`gradcheck_fast`] (PyTorch's `fast_mode`)
+//! checks one random direction instead: for a random input direction u and
+//! output projection v, backprop gives vᵀJu = Σ_inputs ⟨∂(vᵀf)/∂x, u⟩ from
+//! one backward pass, and finite differences give the same number from two
+//! evaluations, (vᵀf(x + εu) − vᵀf(x − εu)) / 2ε, whatever the size. A wrong
+//! gradient in any element shifts vᵀJu by that error times random weights,
+//! so it is seen with probability one (and, for one direction, at a size
+//! proportional to the error's share of the whole product).
 
 use tensor::{DType, Generator, Tensor};
 
@@ -106,6 +116,47 @@ pub fn gradcheck_with(f: impl Fn(&[Var]) -> Var, inputs: &[Tensor], opts: Gradch
         }
     }
     report
+}
+
+/// The fast-mode check: one random projection vᵀJu against its central
+/// difference, in f64. The report holds that one comparison (`worst` is
+/// `(0, 0, analytic, numeric)`); it passes when |analytic − numeric| ≤
+/// atol + rtol·|numeric|. `seed` draws u (each input's direction, uniform in
+/// ±1) and v (the output's projection, uniform in ±1).
+pub fn gradcheck_fast(
+    f: impl Fn(&[Var]) -> Var,
+    inputs: &[Tensor],
+    seed: u64,
+    opts: GradcheckOptions,
+) -> GradcheckReport {
+    let inputs: Vec<Tensor> = inputs.iter().map(|t| t.to_dtype(DType::F64).contiguous_copy()).collect();
+    let mut gen = Generator::seed(seed);
+    let directions: Vec<Tensor> =
+        inputs.iter().map(|x| Tensor::uniform(x.shape().clone(), -1.0, 1.0, DType::F64, &mut gen)).collect();
+
+    // Analytic: backprop v through f, then project each input's gradient on u.
+    let vars: Vec<Var> = inputs.iter().map(|t| Var::parameter(t.clone())).collect();
+    let out = f(&vars);
+    let v = Tensor::uniform(out.shape(), -1.0, 1.0, DType::F64, &mut gen);
+    out.backward_with(v.clone());
+    let analytic: f64 =
+        vars.iter().zip(&directions).filter_map(|(x, u)| x.grad().map(|g| g.mul(u).sum_all().item_f64())).sum();
+
+    // Numeric: f at x ± εu, each projected on v.
+    let projected = |sign: f64| {
+        let moved: Vec<Tensor> =
+            inputs.iter().zip(&directions).map(|(x, u)| x.add(&u.mul_scalar(sign * opts.eps))).collect();
+        no_grad(|| f(&constants(&moved)).data().mul(&v).sum_all().item_f64())
+    };
+    let numeric = (projected(1.0) - projected(-1.0)) / (2.0 * opts.eps);
+
+    let abs = (analytic - numeric).abs();
+    GradcheckReport {
+        max_abs_err: abs,
+        max_rel_err: abs / numeric.abs().max(1e-12),
+        worst: Some((0, 0, analytic, numeric)),
+        pass: abs <= opts.atol + opts.rtol * numeric.abs(),
+    }
 }
 
 fn constants(xs: &[Tensor]) -> Vec<Var> {
