@@ -80,6 +80,83 @@ fn quantized_model_computes_what_its_dequantized_weights_compute() {
     }
 }
 
+/// nano with its matrices redrawn at std 0.2 (ten times the usual): the
+/// logits spread over several units, so their order carries information a
+/// broken quantization would lose (at the usual 0.02 they are all near 0,
+/// and a constant output is close to them).
+fn spread_out_nano() -> GPTModel {
+    let model = nano();
+    let mut g = Generator::seed(9);
+    for (name, p) in model.named_parameters() {
+        if name.ends_with(".weight") && p.dims().len() == 2 {
+            p.set_data(Tensor::randn(p.dims(), &mut g).mul_scalar(0.2));
+        }
+    }
+    model
+}
+
+/// The share of positions whose largest logit is the same token.
+fn top1_agreement(a: &[f32], b: &[f32], vocab: usize) -> f64 {
+    let argmax = |row: &[f32]| (0..row.len()).fold(0, |best, i| if row[i] > row[best] { i } else { best });
+    let rows = a.len() / vocab;
+    let same = (0..rows).filter(|&r| argmax(&a[r * vocab..][..vocab]) == argmax(&b[r * vocab..][..vocab])).count();
+    same as f64 / rows as f64
+}
+
+/// Pearson correlation; NaN when either side is constant.
+fn correlation(a: &[f32], b: &[f32]) -> f64 {
+    let n = a.len() as f64;
+    let (ma, mb) = (a.iter().map(|&v| v as f64).sum::<f64>() / n, b.iter().map(|&v| v as f64).sum::<f64>() / n);
+    let (mut ab, mut aa, mut bb) = (0.0, 0.0, 0.0);
+    for (&x, &y) in a.iter().zip(b) {
+        let (dx, dy) = (x as f64 - ma, y as f64 - mb);
+        (ab, aa, bb) = (ab + dx * dy, aa + dx * dx, bb + dy * dy);
+    }
+    ab / (aa * bb).sqrt()
+}
+
+#[test]
+fn quantized_logits_keep_the_f32_ranking() {
+    let model = spread_out_nano();
+    let ids = Tensor::from_vec((0..64).map(|i| (i * 37 % 512) as i64).collect::<Vec<_>>(), [2, 32]).unwrap();
+    let original = logits(&model, &ids);
+    let spread = correlation(&original, &original.iter().map(|v| v * 2.0 + 1.0).collect::<Vec<_>>());
+    assert!((spread - 1.0).abs() < 1e-9, "the correlation helper: {spread}");
+    // What the bounds below reject: a constant output.
+    let constant = vec![0.5f32; original.len()];
+    assert!(top1_agreement(&original, &constant, 512) < 0.1 && correlation(&original, &constant).is_nan());
+    for (scheme, min_top1, min_correlation) in
+        [(Scheme::F16, 0.95, 0.9999), (Scheme::BF16, 0.9, 0.999), (Scheme::Int8, 0.9, 0.999), (Scheme::Int4, 0.4, 0.9)]
+    {
+        let q = gpt::quant::quantize_model(&model, scheme).unwrap();
+        let got = logits(&q, &ids);
+        let (top1, r) = (top1_agreement(&original, &got, 512), correlation(&original, &got));
+        assert!(top1 >= min_top1, "{scheme}: top-1 agrees with f32 on {top1} of the positions");
+        assert!(r >= min_correlation, "{scheme}: logits correlate with f32 at {r}");
+    }
+}
+
+/// The packed embedding's rows against the f32 table they came from: int8
+/// rounds each weight to within half a step of max|row| / 127 (an
+/// independent bound, where the dequantized twin above decodes the same
+/// packed rows the model does).
+#[test]
+fn a_packed_embedding_row_is_its_f32_row_within_half_a_step() {
+    let model = spread_out_nano();
+    let q = gpt::quant::quantize_model(&model, Scheme::Int8).unwrap();
+    let table = model.wte.downcast_ref::<autograd::nn::Embedding>().expect("an f32 table").weight.data();
+    let ids = Tensor::from_vec(vec![0i64, 7, 511, 7, 300], [5]).unwrap();
+    let got = no_grad(|| q.wte.lookup(&ids)).data().to_vec::<f32>();
+    let c = table.dim(1);
+    for (k, &id) in [0usize, 7, 511, 7, 300].iter().enumerate() {
+        let row = table.narrow(0, id, 1).to_vec::<f32>();
+        let half_step = row.iter().fold(0.0f32, |m, v| m.max(v.abs())) / 127.0 / 2.0;
+        for (j, (&w, &b)) in row.iter().zip(&got[k * c..][..c]).enumerate() {
+            assert!((w - b).abs() <= half_step * 1.001, "row {id} [{j}]: {w} packed as {b} (half step {half_step})");
+        }
+    }
+}
+
 #[test]
 fn cached_decoding_matches_the_full_forward() {
     let (_, _, dir) = quantized("cache", Scheme::Int4);

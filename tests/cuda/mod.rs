@@ -56,26 +56,74 @@ pub fn on(t: &Tensor, device: Device) -> Tensor {
     t.to_device(device).expect("copy to the device")
 }
 
-/// Asserts `gpu` equals `cpu` in shape and dtype, and elementwise within
-/// `rtol` relative to the element and to the tensor's scale:
-/// |g − c| ≤ rtol · (|c| + max|c|). The second term is an absolute
-/// tolerance in the tensor's own units: an element that is a small
-/// difference of large terms (a dot product that nearly cancels, a
-/// derivative near its zero) may differ by the rounding of those terms,
-/// which depends on the order a GPU adds them in.
-pub fn assert_close(what: &str, cpu: &Tensor, gpu: &Tensor, rtol: f64) {
+/// How far a GPU element may be from the CPU's: |got − want| ≤ atol + rtol·|want|,
+/// element by element. `rtol` is the precision of the format; `atol` is
+/// the rounding of the terms an element is computed from, in the units of
+/// the test inputs (`nonzero` and `uniform` give values of size about 1),
+/// so an element that is a small difference of larger terms may differ by
+/// that much whatever its own size.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Tolerance {
+    pub atol: f64,
+    pub rtol: f64,
+}
+
+impl Tolerance {
+    /// For an element that sums `n` products or terms of unit size (a dot
+    /// product, a reduction): the GPU adds them in another order, and the
+    /// rounding of a sum of `n` terms grows about like √n.
+    pub fn summing(self, n: usize) -> Tolerance {
+        Tolerance { atol: self.atol * (n as f64).sqrt(), rtol: self.rtol }
+    }
+
+    /// Both bounds `k` times wider (several roundings in a row).
+    pub fn times(self, k: f64) -> Tolerance {
+        Tolerance { atol: self.atol * k, rtol: self.rtol * k }
+    }
+
+    /// A tolerance whose absolute part is `rtol` of the largest finite
+    /// |want|: for whole-model results (logits, gradients, parameters after
+    /// training) whose units are the model's, not the inputs'. It checks
+    /// small elements only to the scale of the largest, so use it only
+    /// where that is the honest bound.
+    pub fn of_scale(want: &Tensor, rtol: f64) -> Tolerance {
+        let scale = want.to_f64_vec().iter().fold(0.0f64, |m, v| if v.is_finite() { m.max(v.abs()) } else { m });
+        Tolerance { atol: rtol * scale, rtol }
+    }
+
+    /// Whether `got` is within this tolerance of `want`. NaN matches only
+    /// NaN and an infinity only itself (rtol·∞ would let anything pass).
+    pub fn accepts(self, want: f64, got: f64) -> bool {
+        if want == got || want.is_nan() && got.is_nan() {
+            return true;
+        }
+        want.is_finite() && (got - want).abs() <= self.atol + self.rtol * want.abs()
+    }
+
+    /// The first element of `got` this tolerance rejects, as (index, want, got).
+    pub fn first_rejected(self, want: &[f64], got: &[f64]) -> Option<(usize, f64, f64)> {
+        assert_eq!(want.len(), got.len(), "compared slices differ in length");
+        want.iter().zip(got).enumerate().find(|(_, (&w, &g))| !self.accepts(w, g)).map(|(i, (&w, &g))| (i, w, g))
+    }
+}
+
+/// float32 on inputs of size about 1: 1e-5 relative, as the parity tests use,
+/// and 1e-5 absolute for the rounding of the terms.
+pub const F32: Tolerance = Tolerance { atol: 1e-5, rtol: 1e-5 };
+/// bfloat16 keeps 8 significant bits: one unit in the last place is 2⁻⁸
+/// relative, and an op may round differently once; the terms of an element
+/// are rounded as coarsely.
+pub const BF16: Tolerance = Tolerance { atol: 1.0 / 128.0, rtol: 1.0 / 128.0 };
+
+/// Asserts `gpu` equals `cpu` in shape and dtype, and element by element
+/// within `tol` (see [`Tolerance`]).
+pub fn assert_close(what: &str, cpu: &Tensor, gpu: &Tensor, tol: Tolerance) {
     assert!(gpu.device().is_cuda(), "{what}: the GPU result is on {}", gpu.device());
     assert_eq!(cpu.shape(), gpu.shape(), "{what}: shapes differ");
     assert_eq!(cpu.dtype(), gpu.dtype(), "{what}: dtypes differ");
-    let (c, g) = (cpu.to_f64_vec(), gpu.to_f64_vec());
-    let scale = c.iter().fold(0.0f64, |m, v| if v.is_finite() { m.max(v.abs()) } else { m });
-    for (i, (&a, &b)) in c.iter().zip(&g).enumerate() {
-        if a.is_nan() && b.is_nan() || a == b {
-            continue;
-        }
-        let err = (a - b).abs();
-        let allowed = rtol * (a.abs() + scale);
-        assert!(err <= allowed, "{what}: element {i}: cpu {a} gpu {b} (|Δ| {err:e} > {allowed:e})");
+    if let Some((i, want, got)) = tol.first_rejected(&cpu.to_f64_vec(), &gpu.to_f64_vec()) {
+        let allowed = tol.atol + tol.rtol * want.abs();
+        panic!("{what}: element {i}: cpu {want} gpu {got} (|Δ| {:e} > {allowed:e})", (got - want).abs());
     }
 }
 
@@ -88,9 +136,3 @@ pub fn assert_same(what: &str, cpu: &Tensor, gpu: &Tensor) {
         assert!(a == b || a.is_nan() && b.is_nan(), "{what}: element {i}: cpu {a} gpu {b}");
     }
 }
-
-/// float32: 1e-5 relative, as the parity tests use.
-pub const F32: f64 = 1e-5;
-/// bfloat16 keeps 8 significant bits: one unit in the last place is 2⁻⁸
-/// relative, and an op may round differently once.
-pub const BF16: f64 = 1.0 / 128.0;

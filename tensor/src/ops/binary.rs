@@ -153,8 +153,54 @@ mod tests {
         assert_eq!(x.add(&b).to_vec::<f32>(), vec![10., 21., 32., 13., 24., 35.]);
         let col = Tensor::new([[1.0], [2.0]]).unwrap();
         assert_eq!(x.mul(&col).to_vec::<f32>(), vec![0., 1., 2., 6., 8., 10.]);
-        // Non-contiguous operand.
-        assert_eq!(x.t().sub(&x.t()).to_vec::<f32>(), vec![0.0; 6]);
+    }
+
+    /// Every op on operands that are views: a transpose (row stride 2), a
+    /// column window (dense rows at an offset, but not contiguous), and a
+    /// broadcast column (stride 0), against a plain loop over indices. Each
+    /// pair takes a different path through the strided walk, and the values
+    /// all differ, so reading an element from the wrong place shows.
+    #[test]
+    fn every_op_reads_views_element_by_element() {
+        // base[r][c] = r·4 + c + 1, so a view's element says where it came from.
+        let base_value = |r: usize, c: usize| (r * 4 + c + 1) as f32;
+        let base = Tensor::arange(1, 13).reshape(&[3, 4]).to_dtype(DType::F32);
+        let other = Tensor::new([[0.5f32, 2.0, 7.5], [3.0, 0.25, 11.0]]).unwrap();
+        let other_value = |i: usize, j: usize| [[0.5f32, 2.0, 7.5], [3.0, 0.25, 11.0]][i][j];
+        // Views of shape [2, 3] and the element each holds at (i, j).
+        type At = Box<dyn Fn(usize, usize) -> f32>;
+        let transposed = base.narrow(0, 0, 3).narrow(1, 1, 2).t(); // [i][j] = base[j][1 + i]
+        let window = base.narrow(0, 1, 2).narrow(1, 1, 3); // [i][j] = base[1 + i][1 + j]
+        let column = base.narrow(1, 3, 1).narrow(0, 0, 2).expand([2, 3]); // [i][j] = base[i][3]
+        let views: Vec<(&str, Tensor, At)> = vec![
+            ("transposed", transposed, Box::new(move |i, j| base_value(j, 1 + i))),
+            ("window", window, Box::new(move |i, j| base_value(1 + i, 1 + j))),
+            ("column", column, Box::new(move |i, _| base_value(i, 3))),
+            ("dense", other.clone(), Box::new(other_value)),
+        ];
+        let ops: [(BinaryOp, fn(f32, f32) -> f32); 7] = [
+            (BinaryOp::Add, |a, b| a + b),
+            (BinaryOp::Sub, |a, b| a - b),
+            (BinaryOp::Mul, |a, b| a * b),
+            (BinaryOp::Div, |a, b| a / b),
+            (BinaryOp::Maximum, f32::max),
+            (BinaryOp::Minimum, f32::min),
+            (BinaryOp::Pow, f32::powf),
+        ];
+        for (name_a, a, at_a) in &views {
+            for (name_b, b, at_b) in &views {
+                for (op, f) in ops {
+                    let mut want = Vec::new();
+                    for i in 0..2 {
+                        for j in 0..3 {
+                            want.push(f(at_a(i, j), at_b(i, j)));
+                        }
+                    }
+                    let got = a.binary(b, op).to_vec::<f32>();
+                    assert_eq!(got, want, "{name_a} {} {name_b}", op.name());
+                }
+            }
+        }
     }
 
     #[test]
