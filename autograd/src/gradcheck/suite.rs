@@ -72,6 +72,8 @@ pub const COMPOSITE_OPS: &[(&str, &[&str])] = &[
     ("masked_fill", &["where"]),
     ("stack", &["unsqueeze", "cat"]),
     ("mse_loss", &["sub", "powf", "sum_all", "mul_scalar"]),
+    ("sum_to_shape", &["sum"]),
+    ("reshape_to", &["reshape"]),
 ];
 
 /// The node names a case for `op` must record: the composite's parts, or
@@ -227,6 +229,9 @@ pub fn cases(s: Sizes, gen: &mut Generator) -> Vec<OpCase> {
     c.add("sum_all", "permuted input", vec![permuted.clone()], |v| v[0].permute(&[1, 2, 0]).tanh().sum_all());
     c.add("sum_all", "expanded input (stride 0)", vec![col.clone()], move |v| v[0].expand([m, n]).sum_all());
     c.add("mean_all", "", vec![x3.clone()], |v| v[0].mean_all());
+    // What a broadcast operand's gradient does: sum back down to its shape.
+    let column_shape = tensor::Shape::from([m, 1]);
+    c.add("sum_to_shape", "[B,M,N] to [M,1]", vec![x3.clone()], move |v| v[0].sum_to_shape(&column_shape).tanh());
     c.add("mean_all", "narrowed input", vec![wide3.clone()], move |v| v[0].narrow(2, 1, n).mean_all());
     // Variance needs two elements along its dim (one gives NaN, unbiased).
     let n2 = n.max(2);
@@ -305,6 +310,8 @@ pub fn cases(s: Sizes, gen: &mut Generator) -> Vec<OpCase> {
 
     // Views and joins.
     c.add("reshape", "", vec![x3.clone()], move |v| v[0].reshape(&[-1, n as isize]).tanh());
+    let flat_shape = tensor::Shape::from([b * m * n]);
+    c.add("reshape_to", "flat", vec![x3.clone()], move |v| v[0].reshape_to(&flat_shape).exp());
     c.add("reshape", "of a transposed view", vec![transposed3.clone()], |v| v[0].transpose(1, 2).reshape(&[-1]).exp());
     c.add("transpose", "", vec![x3.clone()], |v| v[0].transpose(0, 2).exp());
     c.add("t", "", vec![at.clone()], |v| v[0].t().exp());

@@ -70,14 +70,6 @@ struct Row {
     pass: bool,
 }
 
-/// The exact tier names its cases `op (variant)` or `op(variant)`; the
-/// op is the name up to the first space or parenthesis.
-fn split_exact_name(name: &str) -> (String, String) {
-    let end = name.find([' ', '(']).unwrap_or(name.len());
-    let variant = name[end..].trim().trim_start_matches('(').trim_end_matches(')').to_string();
-    (name[..end].to_string(), variant)
-}
-
 fn selected(args: &Args, op: &str, variant: &str) -> bool {
     args.op.as_deref().is_none_or(|o| o == op)
         && args.filter.as_deref().is_none_or(|f| format!("{op} {variant}").contains(f))
@@ -89,7 +81,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     let (run_exact, run_kernel) = (args.tier != Tier::Kernel, args.tier != Tier::Exact);
 
     if let Some(op) = &args.op {
-        let exact_ops: BTreeSet<String> = exact.iter().map(|c| split_exact_name(&c.op).0).collect();
+        let exact_ops: BTreeSet<String> = exact.iter().map(|c| c.op.clone()).collect();
         let kernel_ops: BTreeSet<String> = kernel.iter().map(|c| c.op.clone()).collect();
         let in_tier = (run_exact && exact_ops.contains(op)) || (run_kernel && kernel_ops.contains(op));
         if !in_tier {
@@ -106,7 +98,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     if run_exact {
         let opts = GradcheckOptions::default();
         for case in exact {
-            let (op, variant) = split_exact_name(&case.op);
+            let (op, variant) = (case.op.clone(), case.variant.clone());
             if !selected(&args, &op, &variant) {
                 continue;
             }
