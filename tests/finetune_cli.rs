@@ -57,33 +57,53 @@ fn classify_end_to_end_and_bad_input() {
     let dir = scratch_dir("classify");
     let out_dir = dir.join("cls");
     let o = out_dir.to_str().unwrap();
+    // A task a working fine-tune learns in a few epochs and a broken one
+    // cannot fake: the class is the text's last word, which the last
+    // token's vector (the one the classifier reads) carries directly.
+    // Chance is 1/2 on balanced classes, so the bounds below need learning.
+    let data = dir.join("pets.tsv");
+    let fillers = ["the", "sat", "on", "mat", "log", "the dog sat", "the cat sat", "on the mat"];
+    let lines: String = (0..80)
+        .map(|i| {
+            let (label, last) = if i % 2 == 0 { ("cats", "cat") } else { ("dogs", "dog") };
+            let (a, b) = (fillers[i % fillers.len()], fillers[(i / 3) % fillers.len()]);
+            format!("{label}\t{a} {b} the {last}\n")
+        })
+        .collect();
+    std::fs::write(&data, lines).unwrap();
     let summary = json_of(&scratchgpt(&[
         "finetune",
         "classify",
         "--model",
         m,
-        "--builtin-size",
-        "90",
+        "--data",
+        data.to_str().unwrap(),
         "--epochs",
-        "1",
+        "4",
+        "--lr",
+        "0.005",
         "--lora-rank",
         "2",
         "--out",
         o,
         "--json",
     ]));
-    for key in ["train_accuracy", "val_accuracy", "test_accuracy"] {
+    for key in ["train_accuracy", "test_accuracy"] {
         let v = summary[key].as_f64().unwrap();
-        assert!((0.0..=1.0).contains(&v), "{key} = {v}");
+        assert!(v >= 0.9, "{key} = {v}: the last word decides the class, chance is 0.5");
     }
-    // nano-like: 2 blocks × 2·(32+96 + 32+32 + 32+128 + 128+32) adapters + the 32→3 head.
-    assert_eq!(summary["trainable_parameters"], 2 * 2 * (128 + 64 + 160 + 160) + 32 * 3 + 3);
+    // nano-like: 2 blocks × 2·(32+96 + 32+32 + 32+128 + 128+32) adapters + the 32→2 head.
+    assert_eq!(summary["trainable_parameters"], 2 * 2 * (128 + 64 + 160 + 160) + 32 * 2 + 2);
     assert!(out_dir.join("adapter/adapter_model.safetensors").is_file());
-    let c = json_of(&scratchgpt(&["classify", "--model", o, "--text", "The fox ran across the field.", "--json"]));
-    let probs = c["probabilities"].as_object().unwrap();
-    assert_eq!(probs.len(), 3);
-    assert!((probs.values().map(|p| p.as_f64().unwrap()).sum::<f64>() - 1.0).abs() < 1e-5);
-    assert!(probs.contains_key(c["label"].as_str().unwrap()));
+    // The saved classifier gives the same answers on texts it never saw.
+    for (text, want) in [("on the log the cat", "cats"), ("mat sat the dog", "dogs")] {
+        let c = json_of(&scratchgpt(&["classify", "--model", o, "--text", text, "--json"]));
+        assert_eq!(c["label"], want, "{text}: {c}");
+        let probs = c["probabilities"].as_object().unwrap();
+        assert_eq!(probs.len(), 2);
+        assert!((probs.values().map(|p| p.as_f64().unwrap()).sum::<f64>() - 1.0).abs() < 1e-5);
+        assert!(probs[want].as_f64().unwrap() > 0.5, "{text}: {c}");
+    }
 
     let one_class = dir.join("one.tsv");
     std::fs::write(&one_class, "ham\thello\nham\tbye\n").unwrap();
@@ -105,15 +125,26 @@ fn instruct_and_chat_end_to_end_and_bad_input() {
     let dir = scratch_dir("instruct");
     let out_dir = dir.join("inst");
     let o = out_dir.to_str().unwrap();
+    // A task a working fine-tune learns and a broken one cannot fake: every
+    // record's response is the same two words, so after training the
+    // held-out records are answered exactly; the untrained model answers
+    // none of them (its greedy answer is a control character, twice).
+    let data = dir.join("records.json");
+    let records: Vec<serde_json::Value> = (0..40)
+        .map(|i| serde_json::json!({"instruction": "Name the pet.", "input": format!("{i}"), "output": "the cat"}))
+        .collect();
+    std::fs::write(&data, serde_json::to_string(&records).unwrap()).unwrap();
     let summary = json_of(&scratchgpt(&[
         "finetune",
         "instruct",
         "--model",
         m,
-        "--builtin-size",
-        "40",
+        "--data",
+        data.to_str().unwrap(),
         "--epochs",
-        "1",
+        "6",
+        "--lr",
+        "0.01",
         "--lora-rank",
         "2",
         "--max-new-tokens",
@@ -124,15 +155,21 @@ fn instruct_and_chat_end_to_end_and_bad_input() {
         "--json",
     ]));
     assert_eq!(summary["test_total"], 4, "10% of 40 records are held out");
-    assert!(summary["val_loss"].as_f64().unwrap().is_finite());
-    let score = summary["test_exact_match"].as_f64().unwrap();
-    assert!((0.0..=1.0).contains(&score));
+    // An adapter that does not learn leaves the loss at 5.6 (ln 300 is 5.7);
+    // rank 2 on a 32-wide model learns the answer's first tokens, to 5.0.
+    assert!(summary["val_loss"].as_f64().unwrap() < 5.3, "{summary}");
+    assert_eq!(summary["test_exact_match"], 1.0, "{summary}");
+    // The score is the one the saved answers give.
     let responses: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out_dir.join("instruction-data-with-response.json")).unwrap())
             .unwrap();
-    let first = &responses.as_array().unwrap()[0];
-    for key in ["instruction", "input", "output", "model_response"] {
-        assert!(first[key].is_string(), "{key} in {first}");
+    let answered = responses.as_array().unwrap();
+    assert_eq!(answered.len(), 4);
+    for r in answered {
+        for key in ["instruction", "input", "output", "model_response"] {
+            assert!(r[key].is_string(), "{key} in {r}");
+        }
+        assert_eq!(r["model_response"], "the cat", "{r}");
     }
     let adapter = out_dir.join("adapter");
     let config: serde_json::Value =

@@ -5,9 +5,10 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use autograd::nn::Module;
 use gpt::data::generate_stories;
 use gpt::model::{GPTConfig, GPTModel};
-use gpt::tokenizer::{AnyTokenizer, CharTokenizer};
+use gpt::tokenizer::{AnyTokenizer, CharTokenizer, SpecialTokens};
 use gpt::train::{checkpoint_dir, Checkpoint, StopReason, TrainEvent, TrainOptions, Trainer};
 use tensor::Generator;
 
@@ -82,9 +83,25 @@ fn resumed_run_matches_uninterrupted_run() {
     assert_eq!(losses(&events), all, "resumed losses differ from the uninterrupted run");
 
     // The run's folder is a model with its tokenizer, metrics and a plot.
+    // The saved model is the trained one, weight for weight, and the saved
+    // tokenizer gives the trainer's ids.
     let model = gpt::weights::load_model(&dir).unwrap();
-    assert_eq!(model.config.vocab_size, straight.model.config.vocab_size);
-    assert!(gpt::weights::load_tokenizer(&dir).unwrap().is_some());
+    assert_eq!(model.config, second.model.config);
+    let weights = |m: &GPTModel| {
+        m.named_parameters().into_iter().map(|(name, p)| (name, p.data().to_vec::<f32>())).collect::<Vec<_>>()
+    };
+    let (saved, trained) = (weights(&model), weights(&second.model));
+    assert_eq!(saved.len(), trained.len());
+    for ((name, s), (_, t)) in saved.iter().zip(&trained) {
+        assert!(s == t, "{name} differs between the trained model and the saved folder");
+    }
+    assert!(saved.iter().zip(&weights(&setup().0)).any(|((_, s), (_, init))| s != init), "nothing was trained");
+    let tokenizer = gpt::weights::load_tokenizer(&dir).unwrap().expect("the run saves its tokenizer");
+    let (_, trainer_tokenizer, _, _) = setup();
+    let sample = &generate_stories(8, 2_000);
+    let ids = tokenizer.encode(sample, SpecialTokens::Reject).unwrap();
+    assert_eq!(ids, trainer_tokenizer.encode(sample, SpecialTokens::Reject).unwrap());
+    assert_eq!(tokenizer.decode(&ids).unwrap(), *sample);
     let metrics = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
     assert_eq!(metrics.lines().filter(|l| l.contains("\"train\"")).count(), 12);
     assert!(std::fs::read_to_string(dir.join("loss.svg")).unwrap().starts_with("<svg"));
