@@ -280,7 +280,12 @@ mod tests {
         let odd = RopeConfig::new(10000.0, 7);
         assert!(odd.check().unwrap_err().contains("even"));
         let flat = RopeConfig {
-            scaling: RopeScaling::Llama3 { factor: 8.0, low_freq_factor: 4.0, high_freq_factor: 4.0, original_max: 8192 },
+            scaling: RopeScaling::Llama3 {
+                factor: 8.0,
+                low_freq_factor: 4.0,
+                high_freq_factor: 4.0,
+                original_max: 8192,
+            },
             ..RopeConfig::new(10000.0, 8)
         };
         assert!(flat.check().unwrap_err().contains("high_freq_factor"));

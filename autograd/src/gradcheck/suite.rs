@@ -468,7 +468,12 @@ fn llama_cases(c: &mut Cases, s: Sizes, r: &dyn Fn(&[usize]) -> Tensor) {
         ("dynamic past original_max", scaled(RopeScaling::Dynamic { factor: 2.0, original_max: 2 }), 3),
         (
             "llama3, offset 5",
-            scaled(RopeScaling::Llama3 { factor: 8.0, low_freq_factor: 1.0, high_freq_factor: 8.0, original_max: 1000 }),
+            scaled(RopeScaling::Llama3 {
+                factor: 8.0,
+                low_freq_factor: 1.0,
+                high_freq_factor: 8.0,
+                original_max: 1000,
+            }),
             5,
         ),
     ];
@@ -494,5 +499,7 @@ fn llama_cases(c: &mut Cases, s: Sizes, r: &dyn Fn(&[usize]) -> Tensor) {
     c.add("swiglu", "transposed gate, narrowed up", vec![r(&[n, m]), r(&[m, n + 2])], move |v| {
         swiglu(&v[0].t(), &v[1].narrow(1, 1, n))
     });
-    c.add("swiglu", "expanded up (stride 0)", vec![r(&[m, n]), r(&[m, 1])], move |v| swiglu(&v[0], &v[1].expand([m, n])));
+    c.add("swiglu", "expanded up (stride 0)", vec![r(&[m, n]), r(&[m, 1])], move |v| {
+        swiglu(&v[0], &v[1].expand([m, n]))
+    });
 }

@@ -39,8 +39,7 @@ impl BackwardOp for RmsNorm {
             Some(w) => g.mul(w),
             None => g.clone(),
         };
-        let mut out =
-            vec![needs[0].then(|| rstd.mul(&dx_hat.sub(&x_hat.mul(&dx_hat.mul(&x_hat).mean(-1, true)))))];
+        let mut out = vec![needs[0].then(|| rstd.mul(&dx_hat.sub(&x_hat.mul(&dx_hat.mul(&x_hat).mean(-1, true)))))];
         if needs.len() > 1 {
             out.push(needs[1].then(|| g.mul(&x_hat).reshape(&[-1, x.dim(-1) as isize]).sum(0, false)));
         }

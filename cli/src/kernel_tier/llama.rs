@@ -64,10 +64,7 @@ fn rope_case_reference(config: RopeConfig, offset: usize, s: RopeShape) -> impl 
         };
         let y = rope_reference(&r.xs[0], &cos, &sin, s, false);
         let dx = rope_reference(r.v, &cos, &sin, s, true);
-        Expected {
-            out: Checked::new(y, pair_scale(&r.xs[0])),
-            grads: vec![Checked::new(dx, pair_scale(r.v))],
-        }
+        Expected { out: Checked::new(y, pair_scale(&r.xs[0])), grads: vec![Checked::new(dx, pair_scale(r.v))] }
     }
 }
 

@@ -163,7 +163,8 @@ mod tests {
                     within("rms_norm", n, worst_by_row(&y, &want_y, n), 1e-6);
                     within("rms_norm rstd", n, worst_by_row(&rstd, &want_rstd, 1), 1e-6);
                     let dw = rms_norm_backward(&x, weight, &rstd, &dy, n, &mut dx);
-                    let (want_dx, want_dw) = rms_norm_backward_reference(&x64, w64.as_deref(), &want_rstd, &widen(&dy), n);
+                    let (want_dx, want_dw) =
+                        rms_norm_backward_reference(&x64, w64.as_deref(), &want_rstd, &widen(&dy), n);
                     within("rms_norm backward dx", n, worst_by_row(&dx, &want_dx, n), 1e-5);
                     within("rms_norm backward dw", n, worst_by_row(&dw, &want_dw, n), 1e-5);
                 }

@@ -106,7 +106,8 @@ mod tests {
             let (cos, sin) = tables(s.t, s.d / 2);
             let n = s.outer * s.t * s.heads * s.d;
             let x: Vec<f64> = (0..n).map(|i| (i as f64 * 0.731).sin()).collect();
-            let (c64, s64): (Vec<f64>, Vec<f64>) = (cos.iter().map(|&v| v as f64).collect(), sin.iter().map(|&v| v as f64).collect());
+            let (c64, s64): (Vec<f64>, Vec<f64>) =
+                (cos.iter().map(|&v| v as f64).collect(), sin.iter().map(|&v| v as f64).collect());
             for inverse in [false, true] {
                 let mut y = vec![0.0; n];
                 rope(&x, &cos, &sin, s, inverse, &mut y);

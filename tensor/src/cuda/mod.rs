@@ -33,8 +33,8 @@ mod rms_norm;
 mod rope;
 mod rows;
 mod shape;
-mod swiglu;
 mod storage;
+mod swiglu;
 
 use std::sync::Arc;
 

@@ -40,7 +40,13 @@ fn check_rope(x: &Tensor, tables: &RopeTables, op: &str) {
         tables.cos.shape(),
         x.shape()
     );
-    assert_eq!(tables.sin.dims(), tables.cos.dims(), "{op}: sin {} and cos {} differ", tables.sin.shape(), tables.cos.shape());
+    assert_eq!(
+        tables.sin.dims(),
+        tables.cos.dims(),
+        "{op}: sin {} and cos {} differ",
+        tables.sin.shape(),
+        tables.cos.shape()
+    );
 }
 
 #[cfg(test)]
