@@ -530,3 +530,68 @@ fn attention_under_autocast_runs_in_bf16() {
         }
     }
 }
+
+#[test]
+#[ignore = "needs a CUDA device"]
+fn rms_norm_forward_and_backward() {
+    if skip_without_gpu() {
+        return;
+    }
+    let (x, w, dy) = (nonzero(&[7, 300], 51), uniform(&[300], 0.5, 1.5, 52), nonzero(&[7, 300], 53));
+    let inputs = [x.clone(), w, dy];
+    both("rms_norm y", &inputs, F32.summing(300), |t| t[0].rms_norm(Some(&t[1]), 1e-6).y);
+    both("rms_norm rstd", &inputs, F32.summing(300), |t| t[0].rms_norm(Some(&t[1]), 1e-6).rstd.to_dtype(DType::F32));
+    let grads = |t: &[Tensor]| {
+        let out = t[0].rms_norm(Some(&t[1]), 1e-6);
+        Tensor::rms_norm_backward(&t[0], Some(&t[1]), &out.rstd, &t[2])
+    };
+    both("rms_norm dx", &inputs, F32.summing(300), |t| grads(t).dx);
+    both("rms_norm dweight", &inputs, F32.summing(300 * 7), |t| grads(t).dweight);
+    both("rms_norm without weight", std::slice::from_ref(&x), F32.summing(300), |t| t[0].rms_norm(None, 1e-6).y);
+    // Per head of [B, T, H, D], a strided view.
+    let heads = nonzero(&[2, 4, 5, 64], 54);
+    both("rms_norm per head of a view", &[heads], F32.summing(64), |t| t[0].transpose(1, 2).rms_norm(None, 1e-6).y);
+    // bf16 normalises in f32 and rounds before the weight, like the CPU.
+    let (xb, wb) = (x.to_dtype(DType::BF16), uniform(&[300], 0.5, 1.5, 55).to_dtype(DType::BF16));
+    both("rms_norm bf16", &[xb, wb], BF16, |t| t[0].rms_norm(Some(&t[1]), 1e-6).y);
+}
+
+#[test]
+#[ignore = "needs a CUDA device"]
+fn rope_forward_and_backward_on_views() {
+    if skip_without_gpu() {
+        return;
+    }
+    use scratchgpt::tensor::{RopeConfig, RopeScaling};
+    let config = RopeConfig {
+        theta: 500000.0,
+        head_dim: 64,
+        scaling: RopeScaling::Llama3 { factor: 8.0, low_freq_factor: 1.0, high_freq_factor: 4.0, original_max: 8192 },
+    };
+    let tables = config.tables(37, 9);
+    // [B, H, T, D] viewed as [B, T, H, D]: the GPU packs it first.
+    let x = nonzero(&[2, 3, 9, 64], 61);
+    both("rope", std::slice::from_ref(&x), F32, |t| t[0].transpose(1, 2).rope(&tables));
+    both("rope backward", std::slice::from_ref(&x), F32, |t| Tensor::rope_backward(&t[0].transpose(1, 2), &tables));
+    let on_gpu = tables.to_device(gpu()).expect("tables to the GPU");
+    both("rope with GPU tables", &[x.clone()], F32, |t| t[0].transpose(1, 2).rope(&on_gpu));
+    both("rope bf16", &[x.to_dtype(DType::BF16)], BF16, |t| t[0].transpose(1, 2).rope(&tables));
+}
+
+#[test]
+#[ignore = "needs a CUDA device"]
+fn silu_and_swiglu_fused() {
+    if skip_without_gpu() {
+        return;
+    }
+    let (g, u, dy) = (uniform(&[9, 300], -8.0, 8.0, 71), nonzero(&[9, 300], 72), nonzero(&[9, 300], 73));
+    both("silu", std::slice::from_ref(&g), F32, |t| t[0].silu());
+    both("silu of a view", std::slice::from_ref(&g), F32, |t| t[0].t().silu());
+    both("silu backward", &[g.clone(), dy.clone()], F32, |t| t[0].silu_backward(&t[1]));
+    let inputs = [g, u, dy];
+    both("swiglu", &inputs, F32, |t| t[0].swiglu(&t[1]));
+    both("swiglu dgate", &inputs, F32, |t| Tensor::swiglu_backward(&t[0], &t[1], &t[2]).0);
+    both("swiglu dup", &inputs, F32, |t| Tensor::swiglu_backward(&t[0], &t[1], &t[2]).1);
+    let half: Vec<Tensor> = inputs.iter().map(|t| t.to_dtype(DType::BF16)).collect();
+    both("swiglu bf16", &half, BF16, |t| t[0].swiglu(&t[1]));
+}

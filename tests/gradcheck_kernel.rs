@@ -52,6 +52,10 @@ fn every_kernel_case_passes() {
         "attention",
         "cross_entropy",
         "dropout",
+        "rms_norm",
+        "rope",
+        "silu",
+        "swiglu",
     ] {
         assert!(all.iter().any(|c| c.op == family), "no kernel case for {family}");
     }

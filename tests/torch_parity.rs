@@ -20,8 +20,8 @@ use std::path::PathBuf;
 use safetensors::{Dtype, SafeTensors};
 use scratchgpt::autograd::loss::{binary_cross_entropy, cross_entropy, mse_loss};
 use scratchgpt::autograd::optim::{AdamW, Optimizer, Sgd};
-use scratchgpt::autograd::{layer_norm, Var};
-use scratchgpt::tensor::{DType, Tensor};
+use scratchgpt::autograd::{layer_norm, rms_norm, swiglu, Var};
+use scratchgpt::tensor::{DType, RopeConfig, RopeScaling, Tensor};
 
 // ----- loading ----------------------------------------------------------------
 
@@ -372,6 +372,39 @@ fn layer_norm_matches_pytorch() {
             case("layer_norm_no_affine", |v, _| layer_norm(&v[0], None, 1e-5)),
             case("layer_norm_wide", |v, _| layer_norm(&v[0], Some((&v[1], &v[2])), 1e-5)),
             case("layer_norm_transposed", |v, _| layer_norm(&v[0].t(), Some((&v[1], &v[2])), 1e-5)),
+        ],
+    );
+}
+
+/// The Llama block's ops against transformers' formulas
+/// (`scripts/make_llama_fixtures.py`): LlamaRMSNorm, apply_rotary_pos_emb
+/// with rotate_half and each rope scaling type's inv_freq, SiLU and SwiGLU.
+#[test]
+fn llama_ops_match_pytorch() {
+    // x is [B, T, H, D] = [1, 3, 2, 8]; the tables cover positions offset.. offset + 3.
+    fn rope(x: &Var, scaling: RopeScaling, offset: usize) -> Var {
+        x.rope(&RopeConfig { theta: 10000.0, head_dim: 8, scaling }.tables(offset, x.dim(1)))
+    }
+    check_family(
+        "llama",
+        vec![
+            case("rms_norm", |v, _| rms_norm(&v[0], Some(&v[1]), 1e-6)),
+            case("rms_norm_per_head", |v, _| rms_norm(&v[0], Some(&v[1]), 1e-6)),
+            case("rope_default", |v, _| rope(&v[0], RopeScaling::None, 0)),
+            case("rope_default_offset5", |v, _| rope(&v[0], RopeScaling::None, 5)),
+            case("rope_linear", |v, _| rope(&v[0], RopeScaling::Linear { factor: 4.0 }, 2)),
+            case("rope_dynamic", |v, _| rope(&v[0], RopeScaling::Dynamic { factor: 2.0, original_max: 4 }, 6)),
+            case("rope_llama3", |v, _| {
+                let scaling = RopeScaling::Llama3 {
+                    factor: 8.0,
+                    low_freq_factor: 1.0,
+                    high_freq_factor: 8.0,
+                    original_max: 1000,
+                };
+                rope(&v[0], scaling, 3)
+            }),
+            case("silu", |v, _| v[0].silu()),
+            case("swiglu", |v, _| swiglu(&v[0], &v[1])),
         ],
     );
 }

@@ -30,6 +30,8 @@ pub use ops::attention::attention;
 pub use ops::dropout::dropout;
 pub use ops::layer_norm::layer_norm;
 pub use ops::linear::linear;
+pub use ops::rms_norm::rms_norm;
+pub use ops::swiglu::swiglu;
 pub use var::{BackwardOp, Var};
 
 /// The names examples and models use most.

@@ -6,8 +6,8 @@
 
 use autograd::gradcheck::second_order::{gradgradcheck, SecondOrderReport};
 use autograd::loss::{cross_entropy, mse_loss, IGNORE_INDEX};
-use autograd::{dropout, grad, grad_with, layer_norm, linear, no_grad, BackwardOp, Var};
-use tensor::{CmpOp, DType, Generator, Tensor};
+use autograd::{dropout, grad, grad_with, layer_norm, linear, no_grad, rms_norm, swiglu, BackwardOp, Var};
+use tensor::{CmpOp, DType, Generator, RopeConfig, Tensor};
 
 type OpFn = Box<dyn Fn(&[Var]) -> Var>;
 
@@ -100,6 +100,14 @@ fn cases() -> Vec<(String, Vec<Tensor>, OpFn)> {
     let (gamma, beta) = (r(&[4]), r(&[4]));
     add("layer_norm", vec![x3.clone(), gamma, beta], Box::new(|v| layer_norm(&v[0], Some((&v[1], &v[2])), 1e-5)));
     add("layer_norm (no affine)", vec![x3.clone()], Box::new(|v| layer_norm(&v[0], None, 1e-5)));
+    // The Llama block's ops.
+    let w3 = r(&[x3.dim(-1)]);
+    add("rms_norm", vec![x3.clone(), w3], Box::new(|v| rms_norm(&v[0], Some(&v[1]), 1e-6)));
+    add("rms_norm (no weight)", vec![x3.clone()], Box::new(|v| rms_norm(&v[0], None, 1e-6)));
+    let tables = RopeConfig::new(10000.0, 4).tables(2, 3);
+    add("rope", vec![r(&[2, 3, 2, 4])], Box::new(move |v| v[0].rope(&tables)));
+    add("silu", vec![r(&[2, 3])], Box::new(|v| v[0].silu()));
+    add("swiglu", vec![r(&[2, 3]), r(&[2, 3])], Box::new(|v| swiglu(&v[0], &v[1])));
     let targets = Tensor::from_vec(vec![2i64, IGNORE_INDEX, 0, 3, 1, 3], [6]).unwrap();
     let t3 = targets.reshape(&[2, 3]);
     add("cross_entropy (ignore_index)", vec![r(&[6, 4])], Box::new(move |v| cross_entropy(&v[0], &targets)));

@@ -50,6 +50,8 @@ use kernels::cpu::rows::{
 };
 use tensor::{AttentionOptions, DType, Generator, Qkv, Tensor};
 
+mod llama;
+
 /// f32's unit roundoff, 2⁻²⁴: one correctly rounded f32 operation is off
 /// by at most u times its result.
 pub const U: f64 = 1.0 / (1u64 << 24) as f64;
@@ -296,6 +298,7 @@ pub fn cases(s: KernelSizes, gen: &mut Generator) -> Vec<KernelCase> {
     index_cases(&mut b, s);
     attention_cases(&mut b, s);
     loss_and_dropout_cases(&mut b, s);
+    llama::llama_cases(&mut b, s);
     b.cases
 }
 

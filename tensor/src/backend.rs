@@ -28,6 +28,7 @@ use crate::ops::binary::{BinaryOp, CmpOp};
 use crate::ops::cross_entropy::CrossEntropyOutput;
 use crate::ops::optim::{AdamWSettings, AdamWSlot};
 use crate::ops::reduce::ReduceOp;
+use crate::ops::rms_norm::{RmsNormGrads, RmsNormOutput};
 use crate::ops::rows::{LayerNormGrads, LayerNormOutput};
 use crate::ops::unary::{ScalarOp, UnaryOp};
 use crate::shape::Shape;
@@ -100,6 +101,21 @@ pub(crate) trait Backend: Sync {
         ignore: i64,
         scale: f64,
     ) -> Tensor;
+
+    // ----- the Llama block's ops (`cpu/rms_norm.rs`, `cpu/rope.rs`,
+    // `cpu/swiglu.rs`) ----------------------------------------------------------
+
+    /// RMSNorm over the last dimension, and its backward.
+    fn rms_norm(&self, x: &Tensor, weight: Option<&Tensor>, eps: f64) -> RmsNormOutput;
+    fn rms_norm_backward(&self, x: &Tensor, weight: Option<&Tensor>, rstd: &Tensor, dy: &Tensor) -> RmsNormGrads;
+    /// x `[.., T, H, D]` rotated by the f32 tables `[T, D/2]` (by the
+    /// negated angles when `inverse`), into a dense tensor.
+    fn rope(&self, x: &Tensor, cos: &Tensor, sin: &Tensor, inverse: bool) -> Tensor;
+    /// dy · silu'(x) in one pass.
+    fn silu_backward(&self, x: &Tensor, dy: &Tensor) -> Tensor;
+    /// silu(gate) · up, and its (dgate, dup), each one pass.
+    fn swiglu(&self, gate: &Tensor, up: &Tensor) -> Tensor;
+    fn swiglu_backward(&self, gate: &Tensor, up: &Tensor, dy: &Tensor) -> (Tensor, Tensor);
 
     // ----- indexing (`cpu/index.rs`) ----------------------------------------
     //

@@ -31,6 +31,7 @@ pub mod ops;
 pub mod pool;
 pub mod quant;
 pub mod random;
+pub mod rope;
 pub mod shape;
 pub mod storage;
 mod tensor;
@@ -45,9 +46,11 @@ pub use ops::attention::{merge_heads, split_heads, Attention, AttentionOptions, 
 pub use ops::binary::{BinaryOp, CmpOp};
 pub use ops::optim::{AdamWSettings, AdamWSlot};
 pub use ops::reduce::ReduceOp;
+pub use ops::rms_norm::{RmsNormGrads, RmsNormOutput};
 pub use ops::rows::{LayerNormGrads, LayerNormOutput};
 pub use ops::unary::{ScalarOp, UnaryOp};
 pub use random::Generator;
+pub use rope::{RopeConfig, RopeScaling, RopeTables};
 pub use shape::Shape;
 pub use tensor::Tensor;
 

@@ -20,7 +20,7 @@
 
 use std::cell::RefCell;
 
-use tensor::{AttentionOptions, CmpOp, DType, Generator, Qkv, Tensor};
+use tensor::{AttentionOptions, CmpOp, DType, Generator, Qkv, RopeConfig, RopeScaling, Tensor};
 
 use super::{gradcheck, GradcheckReport};
 use crate::loss::{binary_cross_entropy, cross_entropy, mse_loss, IGNORE_INDEX};
@@ -28,6 +28,8 @@ use crate::ops::attention::attention;
 use crate::ops::dropout::dropout;
 use crate::ops::layer_norm::layer_norm;
 use crate::ops::linear::linear;
+use crate::ops::rms_norm::rms_norm;
+use crate::ops::swiglu::swiglu;
 use crate::var::Var;
 
 type OpFn = Box<dyn Fn(&[Var]) -> Var>;
@@ -279,6 +281,9 @@ pub fn cases(s: Sizes, gen: &mut Generator) -> Vec<OpCase> {
         layer_norm(&v[0], Some((&v[1], &v[2])), 1e-5)
     });
 
+    // The Llama block's ops: RMSNorm, rotary embedding, SiLU and SwiGLU.
+    llama_cases(&mut c, s, &r);
+
     // Matmul in every arrangement torch.matmul accepts, and strided operands.
     let (amk, bkn) = (r(&[m, k]), r(&[k, n]));
     let mm = |v: &[Var]| v[0].matmul(&v[1]);
@@ -429,4 +434,72 @@ pub fn cases(s: Sizes, gen: &mut Generator) -> Vec<OpCase> {
     });
 
     c.0
+}
+
+/// RMSNorm (with and without a weight, per head, on strided inputs), rotary
+/// embedding (each scaling type, a KV-cache offset, [B,T,H,D] views of a
+/// heads-first tensor and of a wider projection), SiLU and SwiGLU.
+fn llama_cases(c: &mut Cases, s: Sizes, r: &dyn Fn(&[usize]) -> Tensor) {
+    let Sizes { m, n, batch: b, .. } = s;
+    let (x3, w) = (r(&[b, m, n]), r(&[n]));
+    c.add("rms_norm", "weight", vec![x3.clone(), w.clone()], |v| rms_norm(&v[0], Some(&v[1]), 1e-6));
+    c.add("rms_norm", "no weight", vec![x3.clone()], |v| rms_norm(&v[0], None, 1e-6));
+    c.add("rms_norm", "transposed input", vec![r(&[b, n, m]), w.clone()], |v| {
+        rms_norm(&v[0].transpose(1, 2), Some(&v[1]), 1e-6)
+    });
+    c.add("rms_norm", "narrowed input and weight", vec![r(&[b, m, n + 2]), r(&[n + 2])], move |v| {
+        rms_norm(&v[0].narrow(2, 1, n), Some(&v[1].narrow(0, 1, n)), 1e-6)
+    });
+    c.add("rms_norm", "expanded input (stride 0)", vec![r(&[b, 1, n]), w.clone()], move |v| {
+        rms_norm(&v[0].expand([b, m, n]), Some(&v[1]), 1e-6)
+    });
+    // Qwen3's q/k norm: each head of [B, T, H, D] normalised on its own.
+    c.add("rms_norm", "per head of [B,T,H,D]", vec![r(&[b, m, 2, n]), w], |v| rms_norm(&v[0], Some(&v[1]), 1e-6));
+
+    // Rotary embedding on [B, T, H, D], D even and above 2 (dynamic scaling
+    // needs D > 2), positions offset .. offset + T.
+    let (t, h, d) = (m, 2, 2 * (n + 1));
+    let scaled = |scaling| RopeConfig { theta: 10000.0, head_dim: d, scaling };
+    let configs = [
+        ("default", RopeConfig::new(10000.0, d), 0),
+        ("default, offset 3", RopeConfig::new(10000.0, d), 3),
+        ("linear, offset 2", scaled(RopeScaling::Linear { factor: 4.0 }), 2),
+        // offset + T beyond original_max: the rescaled base is in use.
+        ("dynamic past original_max", scaled(RopeScaling::Dynamic { factor: 2.0, original_max: 2 }), 3),
+        (
+            "llama3, offset 5",
+            scaled(RopeScaling::Llama3 {
+                factor: 8.0,
+                low_freq_factor: 1.0,
+                high_freq_factor: 8.0,
+                original_max: 1000,
+            }),
+            5,
+        ),
+    ];
+    for (variant, config, offset) in configs {
+        let tables = config.tables(offset, t);
+        c.add("rope", variant, vec![r(&[b, t, h, d])], move |v| v[0].rope(&tables));
+    }
+    let tables = RopeConfig::new(10000.0, d).tables(1, t);
+    let tables2 = tables.clone();
+    c.add("rope", "[B,T,H,D] view of [B,H,T,D] (transposed)", vec![r(&[b, h, t, d])], move |v| {
+        v[0].transpose(1, 2).rope(&tables)
+    });
+    // q as heads of a [B, T, 3·H·D] fused projection: narrowed, then viewed.
+    c.add("rope", "heads narrowed out of a wider projection", vec![r(&[b, t, 3 * h * d])], move |v| {
+        v[0].narrow(2, h * d, h * d).reshape(&[b as isize, t as isize, h as isize, d as isize]).rope(&tables2)
+    });
+
+    c.add("silu", "", vec![r(&[m, n])], |v| v[0].silu());
+    c.add("silu", "transposed input", vec![r(&[n, m])], |v| v[0].t().silu());
+    c.add("silu", "narrowed input", vec![r(&[m, n + 2])], move |v| v[0].narrow(1, 1, n).silu());
+    c.add("silu", "expanded input (stride 0)", vec![r(&[m, 1])], move |v| v[0].expand([m, n]).silu());
+    c.add("swiglu", "same shape", vec![r(&[b, m, n]), r(&[b, m, n])], |v| swiglu(&v[0], &v[1]));
+    c.add("swiglu", "transposed gate, narrowed up", vec![r(&[n, m]), r(&[m, n + 2])], move |v| {
+        swiglu(&v[0].t(), &v[1].narrow(1, 1, n))
+    });
+    c.add("swiglu", "expanded up (stride 0)", vec![r(&[m, n]), r(&[m, 1])], move |v| {
+        swiglu(&v[0], &v[1].expand([m, n]))
+    });
 }

@@ -7,6 +7,8 @@ pub struct Relu;
 pub struct Sigmoid;
 /// GELU with the tanh approximation, as GPT-2.
 pub struct Gelu;
+/// SiLU (swish), x·σ(x), as Llama's MLP gate.
+pub struct Silu;
 
 impl Module for Relu {
     fn forward(&self, x: &Var) -> Var {
@@ -18,6 +20,13 @@ impl Module for Relu {
 impl Module for Sigmoid {
     fn forward(&self, x: &Var) -> Var {
         x.sigmoid()
+    }
+    fn visit_parameters(&self, _: &str, _: &mut dyn FnMut(String, &Var)) {}
+}
+
+impl Module for Silu {
+    fn forward(&self, x: &Var) -> Var {
+        x.silu()
     }
     fn visit_parameters(&self, _: &str, _: &mut dyn FnMut(String, &Var)) {}
 }

@@ -12,14 +12,16 @@ mod embedding;
 mod layer_norm;
 mod linear;
 mod lora;
+mod rms_norm;
 mod sequential;
 
-pub use activation::{Gelu, Relu, Sigmoid};
+pub use activation::{Gelu, Relu, Sigmoid, Silu};
 pub use dropout::Dropout;
 pub use embedding::Embedding;
 pub use layer_norm::LayerNorm;
 pub use linear::Linear;
 pub use lora::{check_rank, LoraError, LoraLinear};
+pub use rms_norm::RmsNorm;
 pub use sequential::Sequential;
 
 use crate::var::Var;

@@ -21,8 +21,11 @@ pub mod math;
 pub mod peak;
 pub mod quant;
 pub mod reduce;
+pub mod rms_norm;
+pub mod rope;
 pub mod rows;
 pub mod sgemm;
+pub mod swiglu;
 
 /// Rows per rayon task for row-wise kernels: enough work per task that the
 /// scheduling overhead vanishes, small enough to balance across cores.

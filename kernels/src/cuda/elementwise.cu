@@ -16,7 +16,7 @@
  *
  * Op codes are shared with elementwise.rs:
  *   unary:   0 neg  1 abs  2 exp  3 log  4 sqrt  5 tanh  6 sigmoid  7 relu
- *            8 gelu  9 gelu_grad  10 square  11 recip  12 sin  13 cos
+ *            8 gelu  9 gelu_grad  10 square  11 recip  12 sin  13 cos  14 silu
  *   scalar: 20 x+c  21 x-c  22 x*c  23 x/c  24 max(x,c)  25 min(x,c)  26 x^c
  *   binary:  0 add  1 sub  2 mul  3 div  4 maximum  5 minimum  6 pow
  *   compare: 0 ==  1 !=  2 <  3 <=  4 >  5 >=
@@ -52,6 +52,7 @@ __device__ __forceinline__ float unary_float(int op, float v, double c) {
         case 11: return 1.0f / v;
         case 12: return sinf(v);
         case 13: return cosf(v);
+        case 14: return v / (1.0f + expf(-v));
         case 20: return (float)((double)v + c);
         case 21: return (float)((double)v - c);
         case 22: return (float)((double)v * c);

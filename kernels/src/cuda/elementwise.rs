@@ -31,6 +31,8 @@ pub enum UnaryCode {
     Recip = 11,
     Sin = 12,
     Cos = 13,
+    /// x·σ(x).
+    Silu = 14,
     AddScalar = 20,
     SubScalar = 21,
     MulScalar = 22,

@@ -14,6 +14,7 @@
 //!   functions tested on the CPU.
 //! - One file per kernel family, each the Rust side of a `.cu` file:
 //!   copies and casts, elementwise ops, reductions, softmax, layer norm,
+//!   RMSNorm, rotary embedding, SwiGLU,
 //!   cross-entropy, indexing, AdamW, attention (cuBLAS + masked softmax,
 //!   and a fused flash-style version), and GEMM ([`blas`] through cuBLAS,
 //!   [`gemm_tiled`] by hand).
@@ -57,8 +58,11 @@ pub mod layer_norm;
 pub mod layout;
 pub mod libraries;
 pub mod reduce;
+pub mod rms_norm;
+pub mod rope;
 pub mod softmax;
 pub mod sources;
+pub mod swiglu;
 
 pub use device::{device_count, CudaDevice};
 pub use dtype::{CudaFloat, DeviceElement};

@@ -143,8 +143,33 @@ pub static GEMM_TILED: KernelSource = KernelSource {
     kernels: || names(&["gemm_tiled"], &FLOATS),
 };
 
+pub static RMS_NORM: KernelSource = KernelSource {
+    file: "rms_norm.cu",
+    code: include_str!("rms_norm.cu"),
+    kernels: || {
+        names(
+            &[
+                "rms_norm_forward",
+                "rms_norm_backward_dx",
+                "rms_norm_backward_weight_partial",
+                "rms_norm_backward_weight_final",
+            ],
+            &FLOATS,
+        )
+    },
+};
+
+pub static ROPE: KernelSource =
+    KernelSource { file: "rope.cu", code: include_str!("rope.cu"), kernels: || names(&["rope"], &FLOATS) };
+
+pub static SWIGLU: KernelSource = KernelSource {
+    file: "swiglu.cu",
+    code: include_str!("swiglu.cu"),
+    kernels: || names(&["silu_backward", "swiglu_forward", "swiglu_backward"], &FLOATS),
+};
+
 /// Every source, for the build check and `CudaDevice::load_all_kernels`.
-pub static ALL: [&KernelSource; 13] = [
+pub static ALL: [&KernelSource; 16] = [
     &COPY,
     &CAST,
     &ELEMENTWISE,
@@ -158,4 +183,7 @@ pub static ALL: [&KernelSource; 13] = [
     &ATTENTION,
     &FLASH_ATTENTION,
     &GEMM_TILED,
+    &RMS_NORM,
+    &ROPE,
+    &SWIGLU,
 ];

@@ -42,6 +42,12 @@ fn float_unary<T: FloatElement>(x: &Tensor, op: UnaryOp) -> Tensor {
         UnaryOp::Recip => x.map::<T, T>(|v| T::one() / v),
         UnaryOp::Sin => x.map::<T, T>(|v| v.sin()),
         UnaryOp::Cos => x.map::<T, T>(|v| v.cos()),
+        UnaryOp::Silu => {
+            let src = x.contiguous_data::<T>();
+            let mut out = crate::pool::for_overwrite::<T>(src.len());
+            kernels::cpu::swiglu::silu_forward(&src, &mut out);
+            Tensor::from_contiguous(out, x.shape().clone())
+        }
     }
 }
 

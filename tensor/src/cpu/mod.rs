@@ -14,8 +14,11 @@ mod index;
 mod matmul;
 mod optim;
 mod reduce;
+mod rms_norm;
+mod rope;
 mod rows;
 mod shape;
+mod swiglu;
 
 use crate::backend::Backend;
 use crate::dtype::DType;
@@ -23,6 +26,7 @@ use crate::ops::binary::{BinaryOp, CmpOp};
 use crate::ops::cross_entropy::CrossEntropyOutput;
 use crate::ops::optim::{AdamWSettings, AdamWSlot};
 use crate::ops::reduce::ReduceOp;
+use crate::ops::rms_norm::{RmsNormGrads, RmsNormOutput};
 use crate::ops::rows::{LayerNormGrads, LayerNormOutput};
 use crate::ops::unary::{ScalarOp, UnaryOp};
 use crate::shape::Shape;
@@ -118,6 +122,25 @@ impl Backend for Cpu {
         scale: f64,
     ) -> Tensor {
         cross_entropy::cross_entropy_backward(logits, targets, lse, ignore, scale)
+    }
+
+    fn rms_norm(&self, x: &Tensor, weight: Option<&Tensor>, eps: f64) -> RmsNormOutput {
+        rms_norm::rms_norm(x, weight, eps)
+    }
+    fn rms_norm_backward(&self, x: &Tensor, weight: Option<&Tensor>, rstd: &Tensor, dy: &Tensor) -> RmsNormGrads {
+        rms_norm::rms_norm_backward(x, weight, rstd, dy)
+    }
+    fn rope(&self, x: &Tensor, cos: &Tensor, sin: &Tensor, inverse: bool) -> Tensor {
+        rope::rope(x, cos, sin, inverse)
+    }
+    fn silu_backward(&self, x: &Tensor, dy: &Tensor) -> Tensor {
+        swiglu::silu_backward(x, dy)
+    }
+    fn swiglu(&self, gate: &Tensor, up: &Tensor) -> Tensor {
+        swiglu::swiglu(gate, up)
+    }
+    fn swiglu_backward(&self, gate: &Tensor, up: &Tensor, dy: &Tensor) -> (Tensor, Tensor) {
+        swiglu::swiglu_backward(gate, up, dy)
     }
 
     fn index_select(&self, x: &Tensor, dim: usize, indices: &Tensor) -> Tensor {

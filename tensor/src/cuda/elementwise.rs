@@ -32,6 +32,7 @@ fn unary_code(op: UnaryOp) -> UnaryCode {
         UnaryOp::Recip => UnaryCode::Recip,
         UnaryOp::Sin => UnaryCode::Sin,
         UnaryOp::Cos => UnaryCode::Cos,
+        UnaryOp::Silu => UnaryCode::Silu,
     }
 }
 

@@ -23,5 +23,8 @@ pub mod matmul;
 pub mod operators;
 pub mod optim;
 pub mod reduce;
+pub mod rms_norm;
+pub mod rope;
 pub mod rows;
+pub mod swiglu;
 pub mod unary;

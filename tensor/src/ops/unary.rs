@@ -32,6 +32,8 @@ pub enum UnaryOp {
     Recip,
     Sin,
     Cos,
+    /// x·σ(x), Llama's activation (SwiGLU's gate; `ops/swiglu.rs`).
+    Silu,
 }
 
 impl UnaryOp {
@@ -51,6 +53,7 @@ impl UnaryOp {
             UnaryOp::Recip => "recip",
             UnaryOp::Sin => "sin",
             UnaryOp::Cos => "cos",
+            UnaryOp::Silu => "silu",
         }
     }
 
@@ -132,6 +135,10 @@ impl Tensor {
         assert_eq!(self.dtype(), dy.dtype(), "gelu_backward: dtypes {} and {} differ", self.dtype(), dy.dtype());
         assert!(self.dtype().is_float(), "gelu_backward: needs a float tensor, got {}", self.dtype());
         backend::of(&[self, dy]).gelu_backward(self, dy)
+    }
+    /// SiLU (swish), x·σ(x).
+    pub fn silu(&self) -> Tensor {
+        self.unary(UnaryOp::Silu)
     }
     pub fn square(&self) -> Tensor {
         self.unary(UnaryOp::Square)
