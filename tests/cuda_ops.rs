@@ -406,7 +406,11 @@ fn grouped_and_windowed_attention_both_ways() {
     let dout = nonzero(&[b, h, t, d], 43);
     let inputs = [q.clone(), k, v, dout];
     for (kv_heads, window) in [(hkv, Some(17)), (1, None), (hkv, None)] {
-        let x: Vec<Tensor> = inputs.iter().enumerate().map(|(i, t)| if i == 1 || i == 2 { t.narrow(1, 0, kv_heads).contiguous() } else { t.clone() }).collect();
+        let x: Vec<Tensor> = inputs
+            .iter()
+            .enumerate()
+            .map(|(i, t)| if i == 1 || i == 2 { t.narrow(1, 0, kv_heads).contiguous() } else { t.clone() })
+            .collect();
         for flash in [false, true] {
             let options = AttentionOptions { window, flash, ..AttentionOptions::new(h).with_kv_heads(kv_heads) };
             let run = |x: &[Tensor]| Tensor::attention(Qkv::Heads { q: &x[0], k: &x[1], v: &x[2] }, &options);

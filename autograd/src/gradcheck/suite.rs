@@ -405,10 +405,15 @@ pub fn cases(s: Sizes, gen: &mut Generator) -> Vec<OpCase> {
     c.add("attention", "sliding window 2 < T", vec![r(&heads), r(&heads), r(&heads)], move |v| {
         attention(Qkv::Heads { q: &v[0], k: &v[1], v: &v[2] }, &windowed)
     });
-    c.add("attention", "GQA, window 2, k/v transposed from [B,T,Hkv,D]", vec![r(&q4), r(&[b, t, 2, k]), r(&[b, t, 2, k])], move |v| {
-        let (kk, vv) = (v[1].transpose(1, 2), v[2].transpose(1, 2));
-        attention(Qkv::Heads { q: &v[0], k: &kk, v: &vv }, &gqa_windowed)
-    });
+    c.add(
+        "attention",
+        "GQA, window 2, k/v transposed from [B,T,Hkv,D]",
+        vec![r(&q4), r(&[b, t, 2, k]), r(&[b, t, 2, k])],
+        move |v| {
+            let (kk, vv) = (v[1].transpose(1, 2), v[2].transpose(1, 2));
+            attention(Qkv::Heads { q: &v[0], k: &kk, v: &vv }, &gqa_windowed)
+        },
+    );
     // Packed [B, T, (H + 2·Hkv)·D]: Q, then K, then V.
     c.add("attention", "packed GQA, window 2, narrowed from a wider tensor", vec![r(&[b, t, 8 * k + 2])], move |v| {
         attention(Qkv::Packed(&v[0].narrow(2, 1, 8 * k)), &gqa_windowed)
@@ -416,9 +421,12 @@ pub fn cases(s: Sizes, gen: &mut Generator) -> Vec<OpCase> {
     c.add("attention", "packed MQA", vec![r(&[b, t, 6 * k])], move |v| attention(Qkv::Packed(&v[0]), &mqa));
     // A KV cache's shape: the last 2 positions' queries against t + 1 keys.
     let (q_new, kv_long) = ([b, 4, 2, k], [b, 2, t + 1, k]);
-    c.add("attention", "GQA, window 2, 2 queries after t + 1 keys (KV cache)", vec![r(&q_new), r(&kv_long), r(&kv_long)], move |v| {
-        attention(Qkv::Heads { q: &v[0], k: &v[1], v: &v[2] }, &gqa_windowed)
-    });
+    c.add(
+        "attention",
+        "GQA, window 2, 2 queries after t + 1 keys (KV cache)",
+        vec![r(&q_new), r(&kv_long), r(&kv_long)],
+        move |v| attention(Qkv::Heads { q: &v[0], k: &v[1], v: &v[2] }, &gqa_windowed),
+    );
 
     // Dropout (its mask depends only on the seed, so every evaluation of the
     // function drops the same elements).

@@ -127,9 +127,17 @@ pub(super) fn grouped_attention_cases(b: &mut Builder, s: KernelSizes) {
             b.add("attention", format!("packed qkv, {what}"), vec![qkv], f, grouped_attention_reference(layout), tol);
         } else {
             let q = b.uniform(&[batch, heads, t, d], -1.0, 1.0);
-            let (k, v) = (b.uniform(&[batch, kv_heads, t, d], -1.0, 1.0), b.uniform(&[batch, kv_heads, t, d], -1.0, 1.0));
+            let (k, v) =
+                (b.uniform(&[batch, kv_heads, t, d], -1.0, 1.0), b.uniform(&[batch, kv_heads, t, d], -1.0, 1.0));
             let f = move |v: &[autograd::Var]| attention(Qkv::Heads { q: &v[0], k: &v[1], v: &v[2] }, &opts);
-            b.add("attention", format!("heads first, {what}"), vec![q, k, v], f, grouped_attention_reference(layout), tol);
+            b.add(
+                "attention",
+                format!("heads first, {what}"),
+                vec![q, k, v],
+                f,
+                grouped_attention_reference(layout),
+                tol,
+            );
         }
     }
 }

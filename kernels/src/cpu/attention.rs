@@ -642,7 +642,9 @@ mod tests {
     #[test]
     fn f64_grouped_and_windowed_kernels_match_the_reference() {
         let (batch, n_heads, d) = (2, 4, 4);
-        for (n_kv, tq, tk, window) in [(2, 150, 150, Some(70)), (1, 150, 150, None), (2, 70, 150, Some(5)), (4, 3, 10, Some(1))] {
+        for (n_kv, tq, tk, window) in
+            [(2, 150, 150, Some(70)), (1, 150, 150, None), (2, 70, 150, Some(5)), (4, 3, 10, Some(1))]
+        {
             let group = n_heads / n_kv;
             let dims = AttentionDims { heads: batch * n_heads, group, tq, tk, d, window };
             let (ql, kvl) = (HeadLayout::dense(tq, d), HeadLayout::dense(tk, d));
@@ -676,6 +678,38 @@ mod tests {
             }
             assert!(worst(&grads[nq..nq + nkv], &want_dk) < 1e-10, "{case}: dK");
             assert!(worst(&grads[nq + nkv..], &want_dv) < 1e-10, "{case}: dV");
+        }
+    }
+
+    /// Keys outside the window are never read: a decoding query with a
+    /// window of 16 over 200 keys, the first 184 keys and values NaN.
+    /// Computing any product over them would spread NaN into O or dQ.
+    #[test]
+    fn keys_outside_the_window_are_never_read() {
+        let (tq, tk, d, w) = (1, 200, 8, 16);
+        let dims = AttentionDims { heads: 2, group: 2, tq, tk, d, window: Some(w) };
+        let (ql, kvl) = (HeadLayout::dense(tq, d), HeadLayout::dense(tk, d));
+        let q = wave(2 * tq * d, 0.71, 1.0);
+        let (mut k, mut v) = (wave(tk * d, 0.37, 1.0), wave(tk * d, 0.23, 1.0));
+        let (k_seen, v_seen) = (k[(tk - w) * d..].to_vec(), v[(tk - w) * d..].to_vec());
+        k[..(tk - w) * d].fill(f64::NAN);
+        v[..(tk - w) * d].fill(f64::NAN);
+        let (mut out, mut p) = (vec![0.0; 2 * tq * d], vec![0.0; 2 * tq * tk]);
+        causal_attention_forward_in_place(&q, ql, &k, kvl, &v, kvl, dims, &mut out, ql, &mut p);
+        let mut grads = vec![f64::NAN; 2 * tq * d + 2 * tk * d];
+        let gl = [ql, HeadLayout { offset: 2 * tq * d, ..kvl }, HeadLayout { offset: 2 * tq * d + tk * d, ..kvl }];
+        let d_out = wave(2 * tq * d, 0.13, 1.0);
+        causal_attention_backward_in_place([(&q, ql), (&k, kvl), (&v, kvl)], &p, &d_out, ql, dims, &mut grads, gl);
+        for h in 0..2 {
+            let (want, _) = attention_forward_reference(&q[h * d..(h + 1) * d], &k_seen, &v_seen, 1, w, d);
+            assert!(worst(&out[h * d..(h + 1) * d], &want) < 1e-12, "head {h}: O");
+        }
+        assert!(grads[..2 * tq * d].iter().all(|g| g.is_finite()), "dQ read a key outside the window");
+        // dK and dV of the unseen keys are exact zeros, of the seen finite.
+        for part in [1, 2] {
+            let rows = &grads[gl[part].offset..gl[part].offset + tk * d];
+            assert!(rows[..(tk - w) * d].iter().all(|&g| g == 0.0), "part {part}: unseen keys' gradient");
+            assert!(rows[(tk - w) * d..].iter().all(|g| g.is_finite()), "part {part}: seen keys' gradient");
         }
     }
 

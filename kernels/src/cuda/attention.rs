@@ -129,7 +129,20 @@ pub fn backward<T: BlasType>(
     let dense_q = MatrixBatch::dense(rows, d, 0);
     let dense_p = MatrixBatch::dense(rows, tk, 0);
     // dV = Pᵀ·dO
-    gemm_strided_batched(dev, kv_heads, tk, rows, d, probs, transposed_square(rows, tk), d_out, dense_q, &mut dv, 0, 0.0)?;
+    gemm_strided_batched(
+        dev,
+        kv_heads,
+        tk,
+        rows,
+        d,
+        probs,
+        transposed_square(rows, tk),
+        d_out,
+        dense_q,
+        &mut dv,
+        0,
+        0.0,
+    )?;
     // dP = dO·Vᵀ, then dS in place.
     let mut ds = dev.alloc::<T>(heads * tq * tk)?;
     gemm_strided_batched(dev, kv_heads, rows, d, tk, d_out, dense_q, v, transposed(tk, d), &mut ds, 0, 0.0)?;

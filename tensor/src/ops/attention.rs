@@ -551,7 +551,11 @@ mod tests {
         let hidden: Vec<f64> = (0..tq * tk)
             .map(|n| {
                 let (p, j) = (n / tk + tk - tq, n % tk);
-                if j > p || window.is_some_and(|w| p - j >= w) { 1.0 } else { 0.0 }
+                if j > p || window.is_some_and(|w| p - j >= w) {
+                    1.0
+                } else {
+                    0.0
+                }
             })
             .collect();
         let mask = Tensor::from_vec(hidden, [tq, tk]).unwrap();
