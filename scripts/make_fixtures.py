@@ -12,7 +12,7 @@ deterministic (fixed seeds, float32 CPU arithmetic, one thread), so running it
 again rewrites byte-identical files on the same PyTorch version.
 
 Layout: one safetensors file per op family (`unary`, `binary`, `reduce`,
-`softmax`, `matmul`, `shape`, `index`, `norm`, `loss`, `optim`) plus
+`softmax`, `matmul`, `shape`, `index`, `norm`, `loss`, `attention`, `optim`) plus
 `simple_net`. Inside an op-family file every case has a name (`add_row`,
 `sum_dim-1`, ...) and these tensors:
 
@@ -75,10 +75,11 @@ def randn(*dims):
 class Family:
     """Collects the cases of one fixture file."""
 
-    def __init__(self, name):
+    def __init__(self, name, generator=None):
         self.name = name
         self.tensors = {}
         self.meta = {}
+        self.gen = generator or gen
 
     def case(self, case, expr, fn, inputs, consts=None):
         """Runs `fn(*inputs)` and stores inputs, output, r and gradients.
@@ -89,7 +90,7 @@ class Family:
         assert "." not in case, f"case names may not contain dots: {case}"
         leaves = [x.detach().clone().float().requires_grad_(True) for x in inputs]
         out = fn(*leaves)
-        r = torch.randn(out.shape, generator=gen)
+        r = torch.randn(out.shape, generator=self.gen)
         (out * r).sum().backward()
         for i, x in enumerate(leaves):
             self.tensors[f"{case}.in.{i}"] = x.detach()
@@ -357,6 +358,65 @@ def norm():
     return f
 
 
+def causal_attention(q, k, v, window=None):
+    """Grouped-query attention as transformers' eager path computes it: K and V
+    repeated per query head (`repeat_kv` = repeat_interleave on the head dim),
+    then softmax(q k^T / sqrt(D)) over the keys that query position p sees,
+    j <= p and, with a sliding window, j > p - window (masking_utils'
+    `sliding_window_overlay`). Queries are the last Tq of the Tk positions."""
+    group = q.shape[1] // k.shape[1]
+    k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
+    tq, tk = q.shape[2], k.shape[2]
+    p = torch.arange(tk - tq, tk)[:, None]
+    j = torch.arange(tk)[None, :]
+    hidden = j > p
+    if window is not None:
+        hidden = hidden | (j <= p - window)
+    scores = (q @ k.transpose(-2, -1)) / q.shape[-1] ** 0.5
+    return scores.masked_fill(hidden, float("-inf")).softmax(-1) @ v
+
+
+def attention():
+    # Its own generator, so adding these cases left the other files as they were.
+    own = torch.Generator().manual_seed(20250101)
+    rand = lambda *dims: torch.randn(dims, generator=own)
+    f = Family("attention", generator=own)
+    h, t, d = 4, 5, 4
+    f.case(
+        "gqa_window",
+        "causal_attention(q[1,4,5,4], k[1,2,5,4], v[1,2,5,4], window=3)",
+        lambda q, k, v: causal_attention(q, k, v, window=3),
+        [rand(1, h, t, d), rand(1, 2, t, d), rand(1, 2, t, d)],
+    )
+    f.case(
+        "mqa",
+        "causal_attention(q[1,4,5,4], k[1,1,5,4], v[1,1,5,4])",
+        causal_attention,
+        [rand(1, h, t, d), rand(1, 1, t, d), rand(1, 1, t, d)],
+    )
+    f.case(
+        "gqa_cached_window",
+        "causal_attention(q[1,4,2,4] (the last 2 of 5 positions), k[1,2,5,4], v[1,2,5,4], window=3)",
+        lambda q, k, v: causal_attention(q, k, v, window=3),
+        [rand(1, h, 2, d), rand(1, 2, t, d), rand(1, 2, t, d)],
+    )
+
+    def packed(qkv):
+        # [B, T, (H + 2 Hkv) D]: Q, then K, then V; output [B, T, H D].
+        hkv, dd = 2, 3
+        q, k, v = qkv.split([h * dd, hkv * dd, hkv * dd], dim=-1)
+        heads = lambda x: x.unflatten(-1, (-1, dd)).transpose(1, 2)
+        return causal_attention(heads(q), heads(k), heads(v), window=2).transpose(1, 2).flatten(2)
+
+    f.case(
+        "packed_gqa_window",
+        "causal_attention of qkv[1,5,24] split as 4 query heads, 2 key and 2 value heads of 3, window=2",
+        packed,
+        [rand(1, t, (h + 4) * 3)],
+    )
+    return f
+
+
 def loss():
     f = Family("loss")
     classes = N
@@ -458,7 +518,7 @@ def simple_net():
 def main():
     os.makedirs(OUT_DIR, exist_ok=True)
     total = 0
-    for make in (unary, binary, reduce, softmax, matmul, shape, index, norm, loss):
+    for make in (unary, binary, reduce, softmax, matmul, shape, index, norm, loss, attention):
         total += make().save()
     optim()
     simple_net()

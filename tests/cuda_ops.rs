@@ -389,6 +389,54 @@ fn causal_attention_both_ways() {
     assert_close("flash logsumexp", &lse, flash.saved.logsumexp().expect("logsumexp"), F32.summing(d));
 }
 
+/// Grouped key/value heads and a sliding window on the cuBLAS route (the
+/// flash kernel declines both, so a flash request must give the same
+/// numbers), heads-first, cached queries, and packed with a head size that
+/// is not a model width over H.
+#[test]
+#[ignore = "needs a CUDA device"]
+fn grouped_and_windowed_attention_both_ways() {
+    if skip_without_gpu() {
+        return;
+    }
+    let (b, h, hkv, t, d) = (2, 4, 2, 70, 64);
+    let q = nonzero(&[b, h, t, d], 40).mul_scalar(0.5);
+    let k = nonzero(&[b, hkv, t, d], 41).mul_scalar(0.5);
+    let v = nonzero(&[b, hkv, t, d], 42);
+    let dout = nonzero(&[b, h, t, d], 43);
+    let inputs = [q.clone(), k, v, dout];
+    for (kv_heads, window) in [(hkv, Some(17)), (1, None), (hkv, None)] {
+        let x: Vec<Tensor> = inputs
+            .iter()
+            .enumerate()
+            .map(|(i, t)| if i == 1 || i == 2 { t.narrow(1, 0, kv_heads).contiguous() } else { t.clone() })
+            .collect();
+        for flash in [false, true] {
+            let options = AttentionOptions { window, flash, ..AttentionOptions::new(h).with_kv_heads(kv_heads) };
+            let run = |x: &[Tensor]| Tensor::attention(Qkv::Heads { q: &x[0], k: &x[1], v: &x[2] }, &options);
+            let what = format!("Hkv {kv_heads}, window {window:?}, flash asked {flash}");
+            both(&format!("{what}: out"), &x, F32.summing(d), |x| run(x).out);
+            for (i, name) in ["dq", "dk", "dv"].iter().enumerate() {
+                both(&format!("{what}: {name}"), &x, F32.summing(t), |x| {
+                    Tensor::attention_backward(&run(x).saved, &x[3]).into_vec()[i].clone()
+                });
+            }
+            // Three new queries after all the keys, a KV cache's shape.
+            let cached = [x[0].narrow(2, t - 3, 3).contiguous(), x[1].clone(), x[2].clone()];
+            both(&format!("{what}: cached"), &cached, F32.summing(d), |x| run(x).out);
+        }
+    }
+    // Packed [B, T, (H + 2·Hkv)·D] with D = 32 (H·D = 128 over any width).
+    let dp = 32;
+    let packed = [nonzero(&[b, t, (h + 2 * hkv) * dp], 44).mul_scalar(0.5), nonzero(&[b, t, h * dp], 45)];
+    let options = AttentionOptions { flash: false, ..AttentionOptions::new(h).with_kv_heads(hkv).with_window(9) };
+    both("grouped packed out", &packed, F32.summing(dp), |x| Tensor::attention(Qkv::Packed(&x[0]), &options).out);
+    both("grouped packed dqkv", &packed, F32.summing(t), |x| {
+        let f = Tensor::attention(Qkv::Packed(&x[0]), &options);
+        Tensor::attention_backward(&f.saved, &x[1]).into_vec().remove(0)
+    });
+}
+
 #[test]
 #[ignore = "needs a CUDA device"]
 fn cross_entropy_forward_and_backward() {

@@ -20,8 +20,8 @@ use std::path::PathBuf;
 use safetensors::{Dtype, SafeTensors};
 use scratchgpt::autograd::loss::{binary_cross_entropy, cross_entropy, mse_loss};
 use scratchgpt::autograd::optim::{AdamW, Optimizer, Sgd};
-use scratchgpt::autograd::{layer_norm, rms_norm, swiglu, Var};
-use scratchgpt::tensor::{DType, RopeConfig, RopeScaling, Tensor};
+use scratchgpt::autograd::{attention, layer_norm, rms_norm, swiglu, Var};
+use scratchgpt::tensor::{AttentionOptions, DType, Qkv, RopeConfig, RopeScaling, Tensor};
 
 // ----- loading ----------------------------------------------------------------
 
@@ -405,6 +405,28 @@ fn llama_ops_match_pytorch() {
             }),
             case("silu", |v, _| v[0].silu()),
             case("swiglu", |v, _| swiglu(&v[0], &v[1])),
+        ],
+    );
+}
+
+/// Grouped-query attention and sliding windows against PyTorch's
+/// repeat_interleave + masked softmax (the script's `causal_attention`):
+/// GQA with a window, MQA, queries at the end of a longer key sequence (a KV
+/// cache), and packed `[B, T, (H + 2·Hkv)·D]` input with D = 3.
+#[test]
+fn grouped_and_windowed_attention_matches_pytorch() {
+    fn heads(v: &[Var], options: AttentionOptions) -> Var {
+        attention(Qkv::Heads { q: &v[0], k: &v[1], v: &v[2] }, &options)
+    }
+    check_family(
+        "attention",
+        vec![
+            case("gqa_window", |v, _| heads(v, AttentionOptions::new(4).with_kv_heads(2).with_window(3))),
+            case("mqa", |v, _| heads(v, AttentionOptions::new(4).with_kv_heads(1))),
+            case("gqa_cached_window", |v, _| heads(v, AttentionOptions::new(4).with_kv_heads(2).with_window(3))),
+            case("packed_gqa_window", |v, _| {
+                attention(Qkv::Packed(&v[0]), &AttentionOptions::new(4).with_kv_heads(2).with_window(2))
+            }),
         ],
     );
 }

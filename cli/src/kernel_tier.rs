@@ -34,6 +34,8 @@
 //! crate, above both `autograd` (the ops under test) and `kernels` (the
 //! references): `autograd` stays free of any dependency on `kernels`.
 
+mod grouped_attention;
+
 use autograd::loss::{cross_entropy, IGNORE_INDEX};
 use autograd::ops::attention::attention;
 use autograd::ops::dropout::dropout;
@@ -297,6 +299,7 @@ pub fn cases(s: KernelSizes, gen: &mut Generator) -> Vec<KernelCase> {
     matmul_cases(&mut b, s);
     index_cases(&mut b, s);
     attention_cases(&mut b, s);
+    grouped_attention::grouped_attention_cases(&mut b, s);
     loss_and_dropout_cases(&mut b, s);
     llama::llama_cases(&mut b, s);
     b.cases

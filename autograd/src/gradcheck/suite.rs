@@ -396,6 +396,43 @@ pub fn cases(s: Sizes, gen: &mut Generator) -> Vec<OpCase> {
         attention(Qkv::Packed(&v[0].narrow(2, 1, 3 * 2 * k)), &two_heads)
     });
 
+    // Grouped key/value heads (GQA; MQA with one) and sliding windows.
+    let gqa = AttentionOptions::new(4).with_kv_heads(2);
+    let mqa = AttentionOptions::new(4).with_kv_heads(1);
+    let (windowed, gqa_windowed) = (two_heads.with_window(2), gqa.with_window(2));
+    let (q4, kv2, kv1) = ([b, 4, t, k], [b, 2, t, k], [b, 1, t, k]);
+    c.add("attention", "GQA: 4 query heads over 2 key/value heads", vec![r(&q4), r(&kv2), r(&kv2)], move |v| {
+        attention(Qkv::Heads { q: &v[0], k: &v[1], v: &v[2] }, &gqa)
+    });
+    c.add("attention", "MQA: 4 query heads over 1 key/value head", vec![r(&q4), r(&kv1), r(&kv1)], move |v| {
+        attention(Qkv::Heads { q: &v[0], k: &v[1], v: &v[2] }, &mqa)
+    });
+    c.add("attention", "sliding window 2 < T", vec![r(&heads), r(&heads), r(&heads)], move |v| {
+        attention(Qkv::Heads { q: &v[0], k: &v[1], v: &v[2] }, &windowed)
+    });
+    c.add(
+        "attention",
+        "GQA, window 2, k/v transposed from [B,T,Hkv,D]",
+        vec![r(&q4), r(&[b, t, 2, k]), r(&[b, t, 2, k])],
+        move |v| {
+            let (kk, vv) = (v[1].transpose(1, 2), v[2].transpose(1, 2));
+            attention(Qkv::Heads { q: &v[0], k: &kk, v: &vv }, &gqa_windowed)
+        },
+    );
+    // Packed [B, T, (H + 2·Hkv)·D]: Q, then K, then V.
+    c.add("attention", "packed GQA, window 2, narrowed from a wider tensor", vec![r(&[b, t, 8 * k + 2])], move |v| {
+        attention(Qkv::Packed(&v[0].narrow(2, 1, 8 * k)), &gqa_windowed)
+    });
+    c.add("attention", "packed MQA", vec![r(&[b, t, 6 * k])], move |v| attention(Qkv::Packed(&v[0]), &mqa));
+    // A KV cache's shape: the last 2 positions' queries against t + 1 keys.
+    let (q_new, kv_long) = ([b, 4, 2, k], [b, 2, t + 1, k]);
+    c.add(
+        "attention",
+        "GQA, window 2, 2 queries after t + 1 keys (KV cache)",
+        vec![r(&q_new), r(&kv_long), r(&kv_long)],
+        move |v| attention(Qkv::Heads { q: &v[0], k: &v[1], v: &v[2] }, &gqa_windowed),
+    );
+
     // Dropout (its mask depends only on the seed, so every evaluation of the
     // function drops the same elements).
     c.add("dropout", "p=0.3", vec![x3.clone()], |v| dropout(&v[0], 0.3, true, &mut Generator::seed(3)));

@@ -33,10 +33,14 @@ impl BackwardOp for Attention {
 }
 
 /// Causal attention over `input`, differentiable in every operand:
-/// - `Qkv::Packed(&qkv)`: a block's projection `[B, T, 3C]` → `[B, T, C]`,
-///   the heads read and written in place;
-/// - `Qkv::Heads { q, k, v }`: `[B, H, Tq, D]` queries, `[B, H, Tk, D]`
+/// - `Qkv::Packed(&qkv)`: a block's projection `[B, T, (H + 2·Hkv)·D]` →
+///   `[B, T, H·D]`, the heads read and written in place;
+/// - `Qkv::Heads { q, k, v }`: `[B, H, Tq, D]` queries, `[B, Hkv, Tk, D]`
 ///   keys and values → `[B, H, Tq, D]`.
+///
+/// Hkv (`options.n_kv_heads`) is H for GPT-2; fewer key/value heads are
+/// shared among the query heads, and `options.window` limits each query to
+/// its last keys (see `tensor/src/ops/attention.rs`).
 pub fn attention(input: Qkv<&Var>, options: &AttentionOptions) -> Var {
     let data = input.map(Var::data);
     let result = Tensor::attention(data.as_ref(), options);

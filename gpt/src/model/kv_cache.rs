@@ -6,8 +6,11 @@
 //! query attends to everything cached. Results are identical; the cost per
 //! token drops from the whole sequence to one position.
 //!
-//! Shapes: per layer, keys and values `[B, H, T, D]` (batch, heads,
-//! positions, head size), stored in buffers with room to grow.
+//! Shapes: per layer, keys and values `[B, Hkv, T, D]` (batch, key/value
+//! heads, positions, head size), stored in buffers with room to grow. Hkv
+//! is the attention's `n_kv_heads`: H for GPT-2, fewer with grouped-query
+//! attention, which is where that saves memory (the cache holds Hkv heads,
+//! not one per query head).
 
 use tensor::Tensor;
 

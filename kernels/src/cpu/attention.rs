@@ -3,16 +3,25 @@
 //! For one head with queries Q `[tq, d]`, keys K and values V `[tk, d]`:
 //!   S = scale · Q·Kᵀ           `[tq, tk]`, scale = 1/√d
 //!   P = softmax(S) row-wise, where query i sees keys j ≤ i + (tk − tq)
+//!       (and, with a sliding window w, only j > i + (tk − tq) − w)
 //!   O = P·V                    `[tq, d]`
 //! The offset (tk − tq) lets a query block sit at the end of a longer key
 //! sequence: that is decoding with a KV cache, where one new query attends
 //! to every cached key. In training tq = tk and the mask is the usual lower
-//! triangle.
+//! triangle, or a band of width w with a window. [`CausalMask`] is the one
+//! place that turns positions into these bounds.
 //!
-//! Backward (tq = tk), with dO the gradient of O:
+//! Grouped-query attention (GQA; MQA with one key/value head) shares each
+//! key/value head among `group` consecutive query heads: query head h reads
+//! K and V head h / group. Nothing is copied: the kernel reads the shared
+//! head for each query head, and the backward adds the group's dK and dV
+//! contributions into the one shared gradient block.
+//!
+//! Backward, with dO the gradient of O:
 //!   dV = Pᵀ·dO,  dP = dO·Vᵀ,  dS = P ⊙ (dP − rowsum(dP ⊙ P)),
 //!   dQ = scale · dS·K,  dK = scale · dSᵀ·Q.
-//! Masked entries have P = 0, so they contribute nothing anywhere.
+//! Masked entries have P = 0, so they contribute nothing anywhere; with
+//! grouping, dK and dV of a shared head are these sums over its group.
 //!
 //! Read [`attention_forward_reference`] and [`attention_backward_reference`]
 //! first: one head, explicit loops in f64, the formulas above line by line.
@@ -29,14 +38,16 @@
 //!   columns of the qkv projection's packed `[B, T, 3C]` output, so a GPT
 //!   block never copies Q, K, V or their gradients into a heads-first layout
 //!   and back.
-//! - The masked half is never computed. Queries go in blocks of `BLOCK`
-//!   rows, and a block ending at row i1 multiplies only the keys it can see,
-//!   0..i1 + (tk − tq): S and P·V for a block cost its share of the lower
-//!   triangle, not the whole square. The backward does the same from the
-//!   other side: dV and dK for keys j0..j1 gather only queries i ≥ j0, whose
-//!   rows of P and dS are nonzero there. For T = 256 that is 10 of the 16
-//!   blocks of each product. Skipped entries are exact zeros, so the results
-//!   are those of the full products.
+//! - The masked part is never computed. Queries go in blocks of `BLOCK`
+//!   rows, and a block multiplies only the keys its rows can see (from the
+//!   first row's first visible key to the last row's own position): S and
+//!   P·V for a block cost its share of the lower triangle, or of the band a
+//!   window leaves, not the whole square. The backward does the same from
+//!   the other side: dV and dK for keys j0..j1 gather only the queries that
+//!   see them, whose rows of P and dS are nonzero there. For T = 256 that is
+//!   10 of the 16 blocks of each product; with a window of 64, a block of 64
+//!   queries multiplies at most 127 keys, wherever it sits. Skipped entries are exact zeros, so the
+//!   results are those of the full products.
 //! - Each softmax row takes its maximum and sum in SIMD lanes (`lanes.rs`)
 //!   and its exponentials from the vectorisable `fast_exp` (`math.rs`), and
 //!   the scale is folded where it costs nothing: max(x·scale) = max(x)·scale,
@@ -49,7 +60,9 @@
 use num_traits::Float;
 use rayon::prelude::*;
 
-use super::gemm::{gemm_serial, GemmElement, GemmShape, OutBlock, Strided};
+use std::ops::Range;
+
+use super::gemm::{gemm_serial, gemm_serial_accumulate, GemmElement, GemmShape, OutBlock, Strided};
 use super::lanes;
 use super::math::FastExp;
 use super::SendPtr;
@@ -67,16 +80,33 @@ pub fn attention_forward_reference(
     tk: usize,
     d: usize,
 ) -> (Vec<f64>, Vec<f64>) {
+    windowed_attention_forward_reference(q, k, v, tq, tk, d, None)
+}
+
+/// [`attention_forward_reference`] with an optional sliding window: the
+/// query at position p (p = i + tk − tq) sees key j when j ≤ p and, with a
+/// window w, p − w < j. Written from the definition, not from
+/// [`CausalMask`], so that it checks the mask too.
+pub fn windowed_attention_forward_reference(
+    q: &[f64],
+    k: &[f64],
+    v: &[f64],
+    tq: usize,
+    tk: usize,
+    d: usize,
+    window: Option<usize>,
+) -> (Vec<f64>, Vec<f64>) {
     let scale = 1.0 / (d as f64).sqrt();
     let past = tk - tq; // keys before the first query (a KV cache)
     let mut out = vec![0.0; tq * d];
     let mut probs = vec![0.0; tq * tk];
     for i in 0..tq {
-        // Query i sees keys 0..=i + past.
-        let visible = i + past + 1;
+        let position = i + past;
+        let sees = |j: usize| j <= position && window.is_none_or(|w| j + w > position);
+        let visible: Vec<usize> = (0..tk).filter(|&j| sees(j)).collect();
         // S[i, j] = scale · q_i · k_j
-        let mut scores = vec![0.0; visible];
-        for (j, score) in scores.iter_mut().enumerate() {
+        let mut scores = vec![0.0; visible.len()];
+        for (score, &j) in scores.iter_mut().zip(&visible) {
             let mut dot = 0.0;
             for c in 0..d {
                 dot += q[i * d + c] * k[j * d + c];
@@ -86,11 +116,11 @@ pub fn attention_forward_reference(
         // P[i, j] = exp(S[i, j] − max) / Σ_j' exp(S[i, j'] − max)
         let max = scores.iter().fold(f64::NEG_INFINITY, |m, &s| m.max(s));
         let total: f64 = scores.iter().map(|&s| (s - max).exp()).sum();
-        for (j, &score) in scores.iter().enumerate() {
+        for (&score, &j) in scores.iter().zip(&visible) {
             probs[i * tk + j] = (score - max).exp() / total;
         }
         // O[i, c] = Σ_j P[i, j] · V[j, c]
-        for j in 0..visible {
+        for &j in &visible {
             for c in 0..d {
                 out[i * d + c] += probs[i * tk + j] * v[j * d + c];
             }
@@ -114,45 +144,63 @@ pub fn attention_backward_reference(
     t: usize,
     d: usize,
 ) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    masked_attention_backward_reference(q, k, v, probs, d_out, t, t, d)
+}
+
+/// The backward for any mask and tq ≤ tk: the mask is wherever P is zero,
+/// so the same formulas serve a window and a KV cache's offset. q and d_out
+/// `[tq, d]`, k and v `[tk, d]`, probs `[tq, tk]`; returns dQ `[tq, d]`,
+/// dK and dV `[tk, d]`.
+#[allow(clippy::too_many_arguments)]
+pub fn masked_attention_backward_reference(
+    q: &[f64],
+    k: &[f64],
+    v: &[f64],
+    probs: &[f64],
+    d_out: &[f64],
+    tq: usize,
+    tk: usize,
+    d: usize,
+) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
     let scale = 1.0 / (d as f64).sqrt();
     // dV[j, c] = Σ_i P[i, j] · dO[i, c]   (dV = Pᵀ·dO)
-    let mut dv = vec![0.0; t * d];
-    for i in 0..t {
-        for j in 0..t {
+    let mut dv = vec![0.0; tk * d];
+    for i in 0..tq {
+        for j in 0..tk {
             for c in 0..d {
-                dv[j * d + c] += probs[i * t + j] * d_out[i * d + c];
+                dv[j * d + c] += probs[i * tk + j] * d_out[i * d + c];
             }
         }
     }
     // dP[i, j] = Σ_c dO[i, c] · V[j, c]   (dP = dO·Vᵀ)
-    let mut dp = vec![0.0; t * t];
-    for i in 0..t {
-        for j in 0..t {
+    let mut dp = vec![0.0; tq * tk];
+    for i in 0..tq {
+        for j in 0..tk {
             for c in 0..d {
-                dp[i * t + j] += d_out[i * d + c] * v[j * d + c];
+                dp[i * tk + j] += d_out[i * d + c] * v[j * d + c];
             }
         }
     }
     // dS[i, j] = P[i, j] · (dP[i, j] − Σ_j' P[i, j'] · dP[i, j']), the
     // softmax backward row by row (zero wherever P is: the mask).
-    let mut ds = vec![0.0; t * t];
-    for i in 0..t {
+    let mut ds = vec![0.0; tq * tk];
+    for i in 0..tq {
         let mut row_dot = 0.0;
-        for j in 0..t {
-            row_dot += probs[i * t + j] * dp[i * t + j];
+        for j in 0..tk {
+            row_dot += probs[i * tk + j] * dp[i * tk + j];
         }
-        for j in 0..t {
-            ds[i * t + j] = probs[i * t + j] * (dp[i * t + j] - row_dot);
+        for j in 0..tk {
+            ds[i * tk + j] = probs[i * tk + j] * (dp[i * tk + j] - row_dot);
         }
     }
     // dQ[i, c] = scale · Σ_j dS[i, j] · K[j, c]   (dQ = scale · dS·K)
     // dK[j, c] = scale · Σ_i dS[i, j] · Q[i, c]   (dK = scale · dSᵀ·Q)
-    let (mut dq, mut dk) = (vec![0.0; t * d], vec![0.0; t * d]);
-    for i in 0..t {
-        for j in 0..t {
+    let (mut dq, mut dk) = (vec![0.0; tq * d], vec![0.0; tk * d]);
+    for i in 0..tq {
+        for j in 0..tk {
             for c in 0..d {
-                dq[i * d + c] += scale * ds[i * t + j] * k[j * d + c];
-                dk[j * d + c] += scale * ds[i * t + j] * q[i * d + c];
+                dq[i * d + c] += scale * ds[i * tk + j] * k[j * d + c];
+                dk[j * d + c] += scale * ds[i * tk + j] * q[i * d + c];
             }
         }
     }
@@ -163,6 +211,90 @@ pub fn attention_backward_reference(
 
 /// Query rows per block of the causal products.
 const BLOCK: usize = 64;
+
+/// Which keys each query sees: the one place where positions become the
+/// mask. Queries are the last tq of tk positions, so query row i is at
+/// position p = i + past (past = tk − tq: the keys a KV cache holds before
+/// the first query). It sees key j when
+///   j ≤ p                 (causal), and
+///   p − window < j        (sliding window, when there is one),
+/// that is the last `window` positions up to and including its own, the
+/// convention of Mistral's `sliding_window` in transformers (a key is
+/// masked when p − j ≥ window). Both bounds rise with i, so a block of
+/// consecutive rows sees one contiguous range of keys, and a block of
+/// consecutive keys is seen by one contiguous range of rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CausalMask {
+    /// Keys before the first query.
+    pub past: usize,
+    /// At most this many keys per query (≥ 1), or all earlier ones.
+    pub window: Option<usize>,
+}
+
+impl CausalMask {
+    /// The keys query row i sees.
+    pub fn keys(&self, i: usize) -> Range<usize> {
+        let end = i + self.past + 1;
+        let start = self.window.map_or(0, |w| end.saturating_sub(w));
+        start..end
+    }
+
+    /// The keys any of the (non-empty) query rows `rows` sees.
+    pub fn keys_of_rows(&self, rows: Range<usize>) -> Range<usize> {
+        self.keys(rows.start).start..self.keys(rows.end - 1).end
+    }
+
+    /// The query rows (of tq) that see key j.
+    pub fn queries(&self, j: usize, tq: usize) -> Range<usize> {
+        let start = j.saturating_sub(self.past).min(tq);
+        let end = self.window.map_or(tq, |w| (j + w).saturating_sub(self.past).min(tq));
+        start..end.max(start)
+    }
+
+    /// The query rows (of tq) that see any of the (non-empty) keys `keys`.
+    pub fn queries_of_keys(&self, keys: Range<usize>, tq: usize) -> Range<usize> {
+        let (first, last) = (self.queries(keys.start, tq), self.queries(keys.end - 1, tq));
+        first.start..last.end.max(first.start)
+    }
+}
+
+/// The sizes of one fused call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AttentionDims {
+    /// Query heads, counted over the batch (batch × n_heads).
+    pub heads: usize,
+    /// Query heads that share one key/value head (n_heads / n_kv_heads;
+    /// 1 without grouping). Query head h reads key/value head h / group,
+    /// so K and V hold heads / group heads.
+    pub group: usize,
+    pub tq: usize,
+    pub tk: usize,
+    pub d: usize,
+    /// The sliding window of [`CausalMask`], if any.
+    pub window: Option<usize>,
+}
+
+impl AttentionDims {
+    /// Plain causal attention: one key/value head per query head, no window.
+    pub fn causal(heads: usize, tq: usize, tk: usize, d: usize) -> Self {
+        AttentionDims { heads, group: 1, tq, tk, d, window: None }
+    }
+
+    pub fn kv_heads(&self) -> usize {
+        self.heads / self.group
+    }
+
+    pub fn mask(&self) -> CausalMask {
+        CausalMask { past: self.tk - self.tq, window: self.window }
+    }
+
+    fn check(&self) {
+        let AttentionDims { heads, group, tq, tk, .. } = *self;
+        assert!(tq <= tk, "attention: {tq} queries cannot follow {tk} keys causally");
+        assert!(group > 0 && heads % group == 0, "attention: {heads} query heads in groups of {group}");
+        assert!(self.window != Some(0), "attention: a sliding window must hold at least one key");
+    }
+}
 
 /// Where the heads of one operand lie in its buffer. Head h (counting
 /// batch-major, h = batch·n_heads + head), row i, column c is at
@@ -185,8 +317,8 @@ impl HeadLayout {
 
     /// Heads of d columns side by side in rows of `width` (`[B, T, width]`),
     /// the first head starting at column `column`: Q, K or V inside the
-    /// packed qkv projection (width 3C, column 0, C or 2C), or a `[B, T, C]`
-    /// attention output.
+    /// packed qkv projection (width (H + 2·Hkv)·D, column 0, H·D or
+    /// (H + Hkv)·D), or a `[B, T, H·D]` attention output.
     pub fn packed(t: usize, n_heads: usize, d: usize, width: usize, column: usize) -> Self {
         HeadLayout { offset: column, batch_stride: t * width, head_stride: d, row_stride: width, n_heads }
     }
@@ -201,11 +333,6 @@ impl HeadLayout {
         Strided::row_major(self.start(h), self.row_stride)
     }
 
-    /// Head h's block read transposed (`[d, rows]`).
-    fn transposed(&self, h: usize) -> Strided {
-        self.operand(h).transposed()
-    }
-
     /// Panics unless `heads` blocks of `[rows, d]` fit in `len` elements.
     fn check(&self, heads: usize, rows: usize, d: usize, len: usize, what: &str) {
         if heads == 0 || rows == 0 {
@@ -215,6 +342,11 @@ impl HeadLayout {
         assert!(end <= len, "attention: {what} {self:?} needs {end} elements, the buffer holds {len}");
         assert!(d <= self.row_stride, "attention: {what} rows of {d} overlap at stride {}", self.row_stride);
     }
+}
+
+/// (first row, rows) of each block of `n` rows.
+fn blocks(n: usize) -> impl Iterator<Item = (usize, usize)> {
+    (0..n).step_by(BLOCK).map(move |s| (s, BLOCK.min(n - s)))
 }
 
 /// Causal attention with dense `[heads, rows, d]` Q, K, V and O and
@@ -232,11 +364,13 @@ pub fn causal_attention_forward<T: FastExp + GemmElement>(
     probs: &mut [T],
 ) {
     let (qo, kv) = (HeadLayout::dense(tq, d), HeadLayout::dense(tk, d));
-    causal_attention_forward_in_place(q, qo, k, kv, v, kv, heads, tq, tk, d, out, qo, probs)
+    let dims = AttentionDims::causal(heads, tq, tk, d);
+    causal_attention_forward_in_place(q, qo, k, kv, v, kv, dims, out, qo, probs)
 }
 
 /// Causal attention reading Q, K, V and writing O where their layouts say;
-/// P is dense `[heads, tq, tk]`. O's heads must not overlap.
+/// P is dense `[heads, tq, tk]`. O's heads must not overlap. K and V have
+/// `dims.kv_heads()` heads.
 #[allow(clippy::too_many_arguments)]
 pub fn causal_attention_forward_in_place<T: FastExp + GemmElement>(
     q: &[T],
@@ -245,58 +379,60 @@ pub fn causal_attention_forward_in_place<T: FastExp + GemmElement>(
     kl: HeadLayout,
     v: &[T],
     vl: HeadLayout,
-    heads: usize,
-    tq: usize,
-    tk: usize,
-    d: usize,
+    dims: AttentionDims,
     out: &mut [T],
     ol: HeadLayout,
     probs: &mut [T],
 ) {
-    assert!(tq <= tk, "attention: {tq} queries cannot follow {tk} keys causally");
+    dims.check();
+    let AttentionDims { heads, group, tq, tk, d, .. } = dims;
     ql.check(heads, tq, d, q.len(), "Q");
-    kl.check(heads, tk, d, k.len(), "K");
-    vl.check(heads, tk, d, v.len(), "V");
+    kl.check(dims.kv_heads(), tk, d, k.len(), "K");
+    vl.check(dims.kv_heads(), tk, d, v.len(), "V");
     ol.check(heads, tq, d, out.len(), "output");
     assert_eq!(probs.len(), heads * tq * tk, "attention: P holds {}, expected {}", probs.len(), heads * tq * tk);
     let scale = T::from(1.0 / (d as f64).sqrt()).unwrap();
-    let past = tk - tq;
+    let mask = dims.mask();
     let out_ptr = SendPtr(out.as_mut_ptr());
     probs.par_chunks_mut(tq * tk).enumerate().for_each(|(h, p)| {
         let base = out_ptr;
+        let kv = h / group;
         // S = Q·Kᵀ block by block, each over the keys its rows can see, with
         // Kᵀ read as K's buffer with swapped strides.
-        for i0 in (0..tq).step_by(BLOCK) {
-            let (rows, seen) = (BLOCK.min(tq - i0), BLOCK.min(tq - i0) + i0 + past);
+        for (i0, rows) in blocks(tq) {
+            let seen = mask.keys_of_rows(i0..i0 + rows);
             let qb = ql.operand(h).shifted_rows(i0);
+            let kt = kl.operand(kv).shifted_rows(seen.start).transposed();
             // SAFETY: the block is inside P (this task's chunk) and the
             // operands were checked against their buffers.
             unsafe {
-                let s = OutBlock { ptr: p[i0 * tk..].as_mut_ptr(), row_stride: tk };
-                gemm_serial(GemmShape { m: rows, k: d, n: seen }, q, qb, k, kl.transposed(h), s)
+                let s = OutBlock { ptr: p[i0 * tk + seen.start..].as_mut_ptr(), row_stride: tk };
+                gemm_serial(GemmShape { m: rows, k: d, n: seen.len() }, q, qb, k, kt, s)
             };
         }
         for (i, row) in p.chunks_mut(tk).enumerate() {
-            let visible = i + past + 1;
+            let visible = mask.keys(i);
+            let seen = &mut row[visible.clone()];
             // max(x·scale) = max(x)·scale: rounding keeps the order.
-            let max = lanes::max(&row[..visible]) * scale;
+            let max = lanes::max(seen) * scale;
             // Exponentials first, then their sum in SIMD lanes (both loops
             // the compiler vectorises).
-            row[..visible].iter_mut().for_each(|x| *x = (*x * scale - max).fast_exp());
-            let sum = lanes::sum(&row[..visible]);
-            let inv = T::one() / sum;
-            row[..visible].iter_mut().for_each(|x| *x = *x * inv);
-            row[visible..].iter_mut().for_each(|x| *x = T::zero());
+            seen.iter_mut().for_each(|x| *x = (*x * scale - max).fast_exp());
+            let inv = T::one() / lanes::sum(seen);
+            seen.iter_mut().for_each(|x| *x = *x * inv);
+            row[..visible.start].fill(T::zero());
+            row[visible.end..].fill(T::zero());
         }
         // O = P·V, each block over its visible keys only.
-        for i0 in (0..tq).step_by(BLOCK) {
-            let (rows, seen) = (BLOCK.min(tq - i0), BLOCK.min(tq - i0) + i0 + past);
-            let pb = Strided::row_major(i0 * tk, tk);
+        for (i0, rows) in blocks(tq) {
+            let seen = mask.keys_of_rows(i0..i0 + rows);
+            let pb = Strided::row_major(i0 * tk + seen.start, tk);
+            let vb = vl.operand(kv).shifted_rows(seen.start);
             // SAFETY: head h's rows of O were checked inside `out` and belong
             // to this task alone (heads do not overlap).
             unsafe {
                 let o = OutBlock { ptr: base.0.add(ol.start(h) + i0 * ol.row_stride), row_stride: ol.row_stride };
-                gemm_serial(GemmShape { m: rows, k: seen, n: d }, p, pb, v, vl.operand(h), o)
+                gemm_serial(GemmShape { m: rows, k: seen.len(), n: d }, p, pb, v, vb, o)
             };
         }
     });
@@ -305,78 +441,104 @@ pub fn causal_attention_forward_in_place<T: FastExp + GemmElement>(
 /// Gradients of Q, K and V (`inputs`, read where their layouts say) from dO
 /// and the saved P, written into `grads` at the three `grad_layouts` (which
 /// may share the buffer, as the packed qkv gradient does, but not overlap).
+/// dK and dV of a key/value head are the sums over the query heads that
+/// share it.
 #[allow(clippy::too_many_arguments)]
 pub fn causal_attention_backward_in_place<T: Float + GemmElement>(
     inputs: [(&[T], HeadLayout); 3],
     probs: &[T],
     d_out: &[T],
     dol: HeadLayout,
-    heads: usize,
-    t: usize,
-    d: usize,
+    dims: AttentionDims,
     grads: &mut [T],
     grad_layouts: [HeadLayout; 3],
 ) {
+    dims.check();
+    let AttentionDims { heads, group, tq, tk, d, .. } = dims;
     let [(q, ql), (k, kl), (v, vl)] = inputs;
-    for ((x, l), what) in inputs.iter().zip(["Q", "K", "V"]) {
-        l.check(heads, t, d, x.len(), what);
-    }
-    dol.check(heads, t, d, d_out.len(), "dO");
-    for l in &grad_layouts {
-        l.check(heads, t, d, grads.len(), "gradient");
-    }
-    assert_eq!(probs.len(), heads * t * t, "attention backward: P has {}, expected {}", probs.len(), heads * t * t);
+    let kv_heads = dims.kv_heads();
+    ql.check(heads, tq, d, q.len(), "Q");
+    kl.check(kv_heads, tk, d, k.len(), "K");
+    vl.check(kv_heads, tk, d, v.len(), "V");
+    dol.check(heads, tq, d, d_out.len(), "dO");
     let [dql, dkl, dvl] = grad_layouts;
+    dql.check(heads, tq, d, grads.len(), "dQ");
+    dkl.check(kv_heads, tk, d, grads.len(), "dK");
+    dvl.check(kv_heads, tk, d, grads.len(), "dV");
+    let size = tq * tk;
+    assert_eq!(probs.len(), heads * size, "attention backward: P has {}, expected {}", probs.len(), heads * size);
     let scale = T::from(1.0 / (d as f64).sqrt()).unwrap();
-    let blocks = || (0..t).step_by(BLOCK).map(move |s| (s, BLOCK.min(t - s)));
+    let mask = dims.mask();
     let grads_ptr = SendPtr(grads.as_mut_ptr());
-    (0..heads).into_par_iter().for_each_init(
-        || vec![T::zero(); t * t],
-        |ds, h| {
+    // One task per key/value head: it owns that head's dK and dV, which sum
+    // over its group of query heads, and those query heads' dQ.
+    (0..kv_heads).into_par_iter().for_each_init(
+        || vec![T::zero(); size],
+        |ds, kv| {
             let base = grads_ptr;
-            let p = &probs[h * t * t..(h + 1) * t * t];
             // Rows j0.. of head h's gradient block in layout l.
             // SAFETY (for every use below): the block was checked inside
-            // `grads`, and head h's blocks belong to this task alone.
-            let at = |l: HeadLayout, j0: usize| OutBlock {
+            // `grads`, and the blocks of this task's heads belong to it alone.
+            let at = |l: HeadLayout, h: usize, j0: usize| OutBlock {
                 ptr: unsafe { base.0.add(l.start(h) + j0 * l.row_stride) },
                 row_stride: l.row_stride,
             };
-            // dV = Pᵀ·dO: keys j0..j0+n gather the queries i ≥ j0 (P[i, j]
-            // is zero above the diagonal), Pᵀ read through swapped strides.
-            for (j0, n) in blocks() {
-                let pt = Strided { offset: j0 * t + j0, row_stride: 1, col_stride: t };
-                let dob = dol.operand(h).shifted_rows(j0);
-                unsafe { gemm_serial(GemmShape { m: n, k: t - j0, n: d }, p, pt, d_out, dob, at(dvl, j0)) };
-            }
-            // dP = dO·Vᵀ over each query block's visible keys, then dS in
-            // place (zero wherever P is).
-            for (i0, n) in blocks() {
-                let dob = dol.operand(h).shifted_rows(i0);
-                // SAFETY: rows i0..i0+n of the t×t scratch.
-                unsafe {
-                    let dp = OutBlock { ptr: ds[i0 * t..].as_mut_ptr(), row_stride: t };
-                    gemm_serial(GemmShape { m: n, k: d, n: i0 + n }, d_out, dob, v, vl.transposed(h), dp)
+            for h in kv * group..(kv + 1) * group {
+                // The group's first query head writes dK and dV, the others
+                // add to them.
+                let first = h == kv * group;
+                let sum_into = |shape: GemmShape, a: &[T], sa: Strided, b: &[T], sb: Strided, c: OutBlock<T>| unsafe {
+                    if first {
+                        gemm_serial(shape, a, sa, b, sb, c)
+                    } else {
+                        gemm_serial_accumulate(shape, a, sa, b, sb, c)
+                    }
                 };
-            }
-            for i in 0..t {
-                let (pr, dr) = (&p[i * t..(i + 1) * t], &mut ds[i * t..(i + 1) * t]);
-                let dot = lanes::dot(&pr[..=i], &dr[..=i]);
-                for (d, &p) in dr[..=i].iter_mut().zip(&pr[..=i]) {
-                    *d = p * (*d - dot) * scale;
+                let p = &probs[h * size..(h + 1) * size];
+                // dV = Pᵀ·dO: keys j0..j0+n gather the queries that see
+                // them (P is zero elsewhere), Pᵀ read through swapped strides.
+                for (j0, n) in blocks(tk) {
+                    let seen_by = mask.queries_of_keys(j0..j0 + n, tq);
+                    let pt = Strided { offset: seen_by.start * tk + j0, row_stride: 1, col_stride: tk };
+                    let dob = dol.operand(h).shifted_rows(seen_by.start);
+                    sum_into(GemmShape { m: n, k: seen_by.len(), n: d }, p, pt, d_out, dob, at(dvl, kv, j0));
                 }
-                dr[i + 1..].fill(T::zero());
-            }
-            // dQ = dS·K and dK = dSᵀ·Q, over the same triangles (scale is
-            // already folded into dS).
-            for (i0, n) in blocks() {
-                let dsb = Strided::row_major(i0 * t, t);
-                unsafe { gemm_serial(GemmShape { m: n, k: i0 + n, n: d }, ds, dsb, k, kl.operand(h), at(dql, i0)) };
-            }
-            for (j0, n) in blocks() {
-                let dst = Strided { offset: j0 * t + j0, row_stride: 1, col_stride: t };
-                let qb = ql.operand(h).shifted_rows(j0);
-                unsafe { gemm_serial(GemmShape { m: n, k: t - j0, n: d }, ds, dst, q, qb, at(dkl, j0)) };
+                // dP = dO·Vᵀ over each query block's visible keys, then dS in
+                // place (zero wherever P is).
+                for (i0, n) in blocks(tq) {
+                    let seen = mask.keys_of_rows(i0..i0 + n);
+                    let dob = dol.operand(h).shifted_rows(i0);
+                    let vt = vl.operand(kv).shifted_rows(seen.start).transposed();
+                    // SAFETY: rows i0..i0+n of the tq×tk scratch.
+                    unsafe {
+                        let dp = OutBlock { ptr: ds[i0 * tk + seen.start..].as_mut_ptr(), row_stride: tk };
+                        gemm_serial(GemmShape { m: n, k: d, n: seen.len() }, d_out, dob, v, vt, dp)
+                    };
+                }
+                for i in 0..tq {
+                    let visible = mask.keys(i);
+                    let (pr, dr) = (&p[i * tk..(i + 1) * tk], &mut ds[i * tk..(i + 1) * tk]);
+                    let dot = lanes::dot(&pr[visible.clone()], &dr[visible.clone()]);
+                    for (d, &p) in dr[visible.clone()].iter_mut().zip(&pr[visible.clone()]) {
+                        *d = p * (*d - dot) * scale;
+                    }
+                    dr[..visible.start].fill(T::zero());
+                    dr[visible.end..].fill(T::zero());
+                }
+                // dQ = dS·K and dK = dSᵀ·Q, over the same ranges (scale is
+                // already folded into dS).
+                for (i0, n) in blocks(tq) {
+                    let seen = mask.keys_of_rows(i0..i0 + n);
+                    let dsb = Strided::row_major(i0 * tk + seen.start, tk);
+                    let kb = kl.operand(kv).shifted_rows(seen.start);
+                    unsafe { gemm_serial(GemmShape { m: n, k: seen.len(), n: d }, ds, dsb, k, kb, at(dql, h, i0)) };
+                }
+                for (j0, n) in blocks(tk) {
+                    let seen_by = mask.queries_of_keys(j0..j0 + n, tq);
+                    let dst = Strided { offset: seen_by.start * tk + j0, row_stride: 1, col_stride: tk };
+                    let qb = ql.operand(h).shifted_rows(seen_by.start);
+                    sum_into(GemmShape { m: n, k: seen_by.len(), n: d }, ds, dst, q, qb, at(dkl, kv, j0));
+                }
             }
         },
     );
@@ -440,9 +602,7 @@ mod tests {
             &p,
             &d_out,
             dense,
-            heads,
-            t,
-            d,
+            AttentionDims::causal(heads, t, t, d),
             &mut grads,
             [part(1), part(0), part(2)],
         );
@@ -455,6 +615,101 @@ mod tests {
                 let err = worst(&head(&grads, l, h, t, d), &want);
                 assert!(err < 1e-10, "head {h} {what} off by {err}");
             }
+        }
+    }
+
+    #[test]
+    fn mask_ranges_agree_with_the_definition() {
+        for (tq, tk) in [(9, 9), (4, 9), (1, 9)] {
+            for window in [None, Some(1), Some(3), Some(20)] {
+                let mask = CausalMask { past: tk - tq, window };
+                let sees = |i: usize, j: usize| j <= i + mask.past && window.is_none_or(|w| j + w > i + mask.past);
+                for i in 0..tq {
+                    let want: Vec<usize> = (0..tk).filter(|&j| sees(i, j)).collect();
+                    assert_eq!(mask.keys(i).collect::<Vec<_>>(), want, "keys of {i}, {mask:?}");
+                }
+                for j in 0..tk {
+                    let want: Vec<usize> = (0..tq).filter(|&i| sees(i, j)).collect();
+                    assert_eq!(mask.queries(j, tq).collect::<Vec<_>>(), want, "queries of {j}, {mask:?}");
+                }
+            }
+        }
+    }
+
+    /// Grouped heads, windows and cached queries through both fused
+    /// kernels, against the per-head references: dK and dV of a shared
+    /// head are the sums of its query heads' references.
+    #[test]
+    fn f64_grouped_and_windowed_kernels_match_the_reference() {
+        let (batch, n_heads, d) = (2, 4, 4);
+        for (n_kv, tq, tk, window) in
+            [(2, 150, 150, Some(70)), (1, 150, 150, None), (2, 70, 150, Some(5)), (4, 3, 10, Some(1))]
+        {
+            let group = n_heads / n_kv;
+            let dims = AttentionDims { heads: batch * n_heads, group, tq, tk, d, window };
+            let (ql, kvl) = (HeadLayout::dense(tq, d), HeadLayout::dense(tk, d));
+            let q = wave(dims.heads * tq * d, 0.71, 1.0);
+            let (k, v) = (wave(dims.kv_heads() * tk * d, 0.37, 1.0), wave(dims.kv_heads() * tk * d, 0.23, 1.0));
+            let d_out = wave(dims.heads * tq * d, 0.13, 1.0);
+            let (mut out, mut p) = (vec![0.0; q.len()], vec![0.0; dims.heads * tq * tk]);
+            causal_attention_forward_in_place(&q, ql, &k, kvl, &v, kvl, dims, &mut out, ql, &mut p);
+            // dQ, dK, dV side by side, filled with garbage first: every
+            // element must be written.
+            let (nq, nkv) = (q.len(), k.len());
+            let mut grads = vec![f64::NAN; nq + 2 * nkv];
+            let gl = [ql, HeadLayout { offset: nq, ..kvl }, HeadLayout { offset: nq + nkv, ..kvl }];
+            let inputs = [(&q[..], ql), (&k[..], kvl), (&v[..], kvl)];
+            causal_attention_backward_in_place(inputs, &p, &d_out, ql, dims, &mut grads, gl);
+            let (mut want_dk, mut want_dv) = (vec![0.0; nkv], vec![0.0; nkv]);
+            let case = format!("Hkv {n_kv}, tq {tq}, tk {tk}, window {window:?}");
+            for h in 0..dims.heads {
+                let kv = h / group;
+                let (hq, hk, hv) = (head(&q, ql, h, tq, d), head(&k, kvl, kv, tk, d), head(&v, kvl, kv, tk, d));
+                let (want_out, want_p) = windowed_attention_forward_reference(&hq, &hk, &hv, tq, tk, d, window);
+                assert!(worst(&head(&out, ql, h, tq, d), &want_out) < 1e-12, "{case}: O of head {h}");
+                assert!(worst(&p[h * tq * tk..(h + 1) * tq * tk], &want_p) < 1e-12, "{case}: P of head {h}");
+                let hdo = head(&d_out, ql, h, tq, d);
+                let (dq, dk, dv) = masked_attention_backward_reference(&hq, &hk, &hv, &want_p, &hdo, tq, tk, d);
+                assert!(worst(&head(&grads, gl[0], h, tq, d), &dq) < 1e-10, "{case}: dQ of head {h}");
+                for (c, (a, b)) in dk.iter().zip(&dv).enumerate() {
+                    want_dk[kvl.start(kv) + c] += a;
+                    want_dv[kvl.start(kv) + c] += b;
+                }
+            }
+            assert!(worst(&grads[nq..nq + nkv], &want_dk) < 1e-10, "{case}: dK");
+            assert!(worst(&grads[nq + nkv..], &want_dv) < 1e-10, "{case}: dV");
+        }
+    }
+
+    /// Keys outside the window are never read: a decoding query with a
+    /// window of 16 over 200 keys, the first 184 keys and values NaN.
+    /// Computing any product over them would spread NaN into O or dQ.
+    #[test]
+    fn keys_outside_the_window_are_never_read() {
+        let (tq, tk, d, w) = (1, 200, 8, 16);
+        let dims = AttentionDims { heads: 2, group: 2, tq, tk, d, window: Some(w) };
+        let (ql, kvl) = (HeadLayout::dense(tq, d), HeadLayout::dense(tk, d));
+        let q = wave(2 * tq * d, 0.71, 1.0);
+        let (mut k, mut v) = (wave(tk * d, 0.37, 1.0), wave(tk * d, 0.23, 1.0));
+        let (k_seen, v_seen) = (k[(tk - w) * d..].to_vec(), v[(tk - w) * d..].to_vec());
+        k[..(tk - w) * d].fill(f64::NAN);
+        v[..(tk - w) * d].fill(f64::NAN);
+        let (mut out, mut p) = (vec![0.0; 2 * tq * d], vec![0.0; 2 * tq * tk]);
+        causal_attention_forward_in_place(&q, ql, &k, kvl, &v, kvl, dims, &mut out, ql, &mut p);
+        let mut grads = vec![f64::NAN; 2 * tq * d + 2 * tk * d];
+        let gl = [ql, HeadLayout { offset: 2 * tq * d, ..kvl }, HeadLayout { offset: 2 * tq * d + tk * d, ..kvl }];
+        let d_out = wave(2 * tq * d, 0.13, 1.0);
+        causal_attention_backward_in_place([(&q, ql), (&k, kvl), (&v, kvl)], &p, &d_out, ql, dims, &mut grads, gl);
+        for h in 0..2 {
+            let (want, _) = attention_forward_reference(&q[h * d..(h + 1) * d], &k_seen, &v_seen, 1, w, d);
+            assert!(worst(&out[h * d..(h + 1) * d], &want) < 1e-12, "head {h}: O");
+        }
+        assert!(grads[..2 * tq * d].iter().all(|g| g.is_finite()), "dQ read a key outside the window");
+        // dK and dV of the unseen keys are exact zeros, of the seen finite.
+        for part in [1, 2] {
+            let rows = &grads[gl[part].offset..gl[part].offset + tk * d];
+            assert!(rows[..(tk - w) * d].iter().all(|&g| g == 0.0), "part {part}: unseen keys' gradient");
+            assert!(rows[(tk - w) * d..].iter().all(|g| g.is_finite()), "part {part}: seen keys' gradient");
         }
     }
 
@@ -482,10 +737,11 @@ mod tests {
                     let (mut out, mut p) = (vec![0.0f32; b * t * c], vec![0.0f32; heads * t * t]);
                     let qkv_in = [(&qkv[..], part(0)), (&qkv[..], part(1)), (&qkv[..], part(2))];
                     let [(q, ql), (k, kl), (v, vl)] = qkv_in;
-                    causal_attention_forward_in_place(q, ql, k, kl, v, vl, heads, t, t, d, &mut out, ol, &mut p);
+                    let dims = AttentionDims::causal(heads, t, t, d);
+                    causal_attention_forward_in_place(q, ql, k, kl, v, vl, dims, &mut out, ol, &mut p);
                     let mut grads = vec![0.0f32; b * t * 3 * c];
                     let gl = [part(0), part(1), part(2)];
-                    causal_attention_backward_in_place(qkv_in, &p, &d_out, ol, heads, t, d, &mut grads, gl);
+                    causal_attention_backward_in_place(qkv_in, &p, &d_out, ol, dims, &mut grads, gl);
                     for h in 0..heads {
                         let [q, k, v] = [0, 1, 2].map(|i| head(&qkv, part(i), h, t, d));
                         let (want_out, want_p) = attention_forward_reference(&q, &k, &v, t, t, d);

@@ -295,6 +295,38 @@ pub unsafe fn gemm_serial<T: GemmElement>(
     sb: Strided,
     c: OutBlock<T>,
 ) {
+    // SAFETY: forwarded from the caller's contract.
+    unsafe { gemm_serial_from(shape, a, sa, b, sb, c, false) }
+}
+
+/// [`gemm_serial`] adding to what C holds, C += A·B: for a sum of products
+/// over tasks that run one after another on the same block (the key and
+/// value gradients of grouped-query attention, summed over the query heads
+/// that share them).
+///
+/// # Safety
+/// As [`gemm_serial`], and C's m rows of n elements are initialised.
+pub unsafe fn gemm_serial_accumulate<T: GemmElement>(
+    shape: GemmShape,
+    a: &[T],
+    sa: Strided,
+    b: &[T],
+    sb: Strided,
+    c: OutBlock<T>,
+) {
+    // SAFETY: forwarded from the caller's contract.
+    unsafe { gemm_serial_from(shape, a, sa, b, sb, c, true) }
+}
+
+unsafe fn gemm_serial_from<T: GemmElement>(
+    shape: GemmShape,
+    a: &[T],
+    sa: Strided,
+    b: &[T],
+    sb: Strided,
+    c: OutBlock<T>,
+    accumulate: bool,
+) {
     let GemmShape { m, k, n } = shape;
     if m == 0 || n == 0 {
         return;
@@ -303,14 +335,18 @@ pub unsafe fn gemm_serial<T: GemmElement>(
     assert!(sa.end(m, k) <= a.len(), "gemm: A operand {sa:?} ({m}x{k}) overruns a buffer of {}", a.len());
     assert!(sb.end(k, n) <= b.len(), "gemm: B operand {sb:?} ({k}x{n}) overruns a buffer of {}", b.len());
     if k == 0 {
-        for i in 0..m {
-            // SAFETY: row i of C holds n elements (the caller's contract).
-            unsafe { std::ptr::write_bytes(c.ptr.add(i * c.row_stride), 0, n) };
+        // An empty sum: C = 0, or C unchanged when adding to it.
+        if !accumulate {
+            for i in 0..m {
+                // SAFETY: row i of C holds n elements (the caller's contract).
+                unsafe { std::ptr::write_bytes(c.ptr.add(i * c.row_stride), 0, n) };
+            }
         }
         return;
     }
+    let start = if accumulate { Start::Accumulate } else { Start::Zero };
     // SAFETY: operands checked above, C as the caller promised.
-    unsafe { T::gemm_block(shape, a, sa, b, sb, c, Start::Zero) }
+    unsafe { T::gemm_block(shape, a, sa, b, sb, c, start) }
 }
 
 /// The batch, parallel, into `sa.len()` dense m×n blocks at `c`.

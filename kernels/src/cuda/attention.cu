@@ -6,12 +6,20 @@
  *   P = causal_softmax(scale * S)
  *   O = P V              (cuBLAS, batched)
  * Query i may look at keys j <= i + past, past = tk - tq (past > 0 is
- * decoding with a KV cache: the queries are the newest positions). This
- * file holds the part between the products: one block per row of S, which
- * scales, masks, exponentiates and normalises in place, writing exact
- * zeros where the mask hides a key, so P V adds nothing from the future.
+ * decoding with a KV cache: the queries are the newest positions), and,
+ * with a sliding window, only at j > i + past - window: the last `window`
+ * positions up to its own (window = tk when there is none, which hides
+ * nothing). These are the bounds of CausalMask in kernels/src/cpu/
+ * attention.rs, the one place they are explained. This file holds the
+ * part between the products: one block per row of S, which scales, masks,
+ * exponentiates and normalises in place, writing exact zeros where the
+ * mask hides a key, so P V adds nothing from outside the mask.
  *
- * Backward (tq = tk), from dO:
+ * With grouped key/value heads the rows of a group's query heads are
+ * consecutive and the products run per key/value head (attention.rs);
+ * here a row is a row: row r is query i = r % tq of some head.
+ *
+ * Backward, from dO:
  *   dV = P^T dO,  dP = dO V^T      (cuBLAS)
  *   dS = scale * P * (dP - rowsum(dP * P))   (here, in place over dP)
  *   dQ = dS K,    dK = dS^T Q      (cuBLAS)
@@ -22,44 +30,50 @@
  * ever storing it.
  */
 
+/* The keys query row i sees: [first, end). */
+__device__ inline i64 visible_end(i64 i, i64 tq, i64 tk) { return i + (tk - tq) + 1; }
+__device__ inline i64 visible_first(i64 end, i64 window) { return end > window ? end - window : 0; }
+
 template <typename T>
-__device__ void causal_softmax(T* s, i64 tq, i64 tk, float scale) {
+__device__ void causal_softmax(T* s, i64 tq, i64 tk, i64 window, float scale) {
     __shared__ float scratch[32];
     const i64 row = blockIdx.x; /* over heads * tq */
-    const i64 i = row % tq;
-    const i64 visible = i + (tk - tq) + 1;
+    const i64 end = visible_end(row % tq, tq, tk);
+    const i64 first = visible_first(end, window);
     T* r = s + row * tk;
     float m = NEG_INFINITY_F;
-    for (i64 j = threadIdx.x; j < visible; j += blockDim.x) m = fmaxf(m, to_float(r[j]) * scale);
+    for (i64 j = first + threadIdx.x; j < end; j += blockDim.x) m = fmaxf(m, to_float(r[j]) * scale);
     m = block_max(m, scratch);
     float sum = 0.0f;
-    for (i64 j = threadIdx.x; j < visible; j += blockDim.x) sum += expf(to_float(r[j]) * scale - m);
+    for (i64 j = first + threadIdx.x; j < end; j += blockDim.x) sum += expf(to_float(r[j]) * scale - m);
     sum = block_sum(sum, scratch);
     const float inv = 1.0f / sum;
     for (i64 j = threadIdx.x; j < tk; j += blockDim.x)
-        r[j] = from_float<T>(j < visible ? expf(to_float(r[j]) * scale - m) * inv : 0.0f);
+        r[j] = from_float<T>(j >= first && j < end ? expf(to_float(r[j]) * scale - m) * inv : 0.0f);
 }
 
 template <typename T>
-__device__ void causal_softmax_backward(const T* p, T* dp, i64 t, float scale) {
+__device__ void causal_softmax_backward(const T* p, T* dp, i64 tq, i64 tk, i64 window, float scale) {
     __shared__ float scratch[32];
     const i64 row = blockIdx.x;
-    const i64 i = row % t;
-    const T* pr = p + row * t;
-    T* dr = dp + row * t;
+    const i64 end = visible_end(row % tq, tq, tk);
+    const i64 first = visible_first(end, window);
+    const T* pr = p + row * tk;
+    T* dr = dp + row * tk;
     float dot = 0.0f;
-    for (i64 j = threadIdx.x; j <= i; j += blockDim.x) dot += to_float(pr[j]) * to_float(dr[j]);
+    for (i64 j = first + threadIdx.x; j < end; j += blockDim.x) dot += to_float(pr[j]) * to_float(dr[j]);
     dot = block_sum(dot, scratch);
-    for (i64 j = threadIdx.x; j < t; j += blockDim.x)
-        dr[j] = from_float<T>(j <= i ? to_float(pr[j]) * (to_float(dr[j]) - dot) * scale : 0.0f);
+    for (i64 j = threadIdx.x; j < tk; j += blockDim.x)
+        dr[j] = from_float<T>(j >= first && j < end ? to_float(pr[j]) * (to_float(dr[j]) - dot) * scale : 0.0f);
 }
 
 #define ATTENTION(NAME, T)                                                                                   \
-    extern "C" __global__ void causal_softmax_##NAME(T* s, i64 tq, i64 tk, float scale) {                   \
-        causal_softmax<T>(s, tq, tk, scale);                                                                 \
+    extern "C" __global__ void causal_softmax_##NAME(T* s, i64 tq, i64 tk, i64 window, float scale) {       \
+        causal_softmax<T>(s, tq, tk, window, scale);                                                         \
     }                                                                                                        \
-    extern "C" __global__ void causal_softmax_backward_##NAME(const T* p, T* dp, i64 t, float scale) {      \
-        causal_softmax_backward<T>(p, dp, t, scale);                                                         \
+    extern "C" __global__ void causal_softmax_backward_##NAME(const T* p, T* dp, i64 tq, i64 tk, i64 window, \
+                                                              float scale) {                                 \
+        causal_softmax_backward<T>(p, dp, tq, tk, window, scale);                                            \
     }
 
 ATTENTION(f32, float)

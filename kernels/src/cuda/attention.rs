@@ -1,9 +1,13 @@
 //! Causal attention as cuBLAS batched products around a fused masked
 //! softmax (`attention.cu`). Buffers are dense `[heads, rows, d]` (heads =
-//! batch × n_heads) and P is `[heads, tq, tk]`; the formulas are in the
-//! .cu file's header and match `kernels::cpu::attention` step for step.
+//! batch × n_heads; K and V have heads / group of them) and P is `[heads,
+//! tq, tk]`; the formulas are in the .cu file's header and match
+//! `kernels::cpu::attention` step for step, grouped heads and sliding
+//! window included.
 
 use cudarc::driver::CudaSlice;
+
+use crate::cpu::attention::AttentionDims;
 
 use super::blas::{gemm_strided_batched, BlasType, MatrixBatch};
 use super::device::CudaDevice;
@@ -16,7 +20,7 @@ fn transposed(rows: usize, d: usize) -> MatrixBatch {
     MatrixBatch { offset: 0, row_stride: 1, col_stride: d, batch_stride: rows * d }
 }
 
-/// P read transposed, for Pᵀ·dO and dSᵀ·Q.
+/// P (`[t_rows, t_cols]` per batch) read transposed, for Pᵀ·dO and dSᵀ·Q.
 fn transposed_square(t_rows: usize, t_cols: usize) -> MatrixBatch {
     MatrixBatch { offset: 0, row_stride: 1, col_stride: t_cols, batch_stride: t_rows * t_cols }
 }
@@ -38,18 +42,23 @@ pub fn attention_scale(d: usize) -> f32 {
     (1.0 / (d as f64).sqrt()) as f32
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Causal attention of dense q `[heads, tq, d]` and k, v `[kv heads, tk,
+/// d]`: the output and P.
+///
+/// With grouped heads the products run per key/value head: the `group`
+/// query heads that share it are consecutive, so their queries are one
+/// `[group·tq, d]` matrix, and S, P and O of the whole group are one
+/// product each (`[group·tq, tk]` is exactly those heads' P, in order).
 pub fn forward<T: BlasType>(
     dev: &CudaDevice,
     q: &CudaSlice<T>,
     k: &CudaSlice<T>,
     v: &CudaSlice<T>,
-    heads: usize,
-    tq: usize,
-    tk: usize,
-    d: usize,
+    dims: AttentionDims,
 ) -> Result<AttentionForward<T>> {
+    let AttentionDims { heads, group, tq, tk, d, .. } = dims;
     assert!(tq <= tk, "attention: {tq} queries cannot follow {tk} keys causally");
+    let (kv_heads, rows) = (dims.kv_heads(), group * tq);
     let mut probs = dev.alloc::<T>(heads * tq * tk)?;
     let mut out = dev.alloc::<T>(heads * tq * d)?;
     if heads * tq == 0 {
@@ -58,30 +67,30 @@ pub fn forward<T: BlasType>(
     // S = Q·Kᵀ into the probability buffer.
     gemm_strided_batched(
         dev,
-        heads,
-        tq,
+        kv_heads,
+        rows,
         d,
         tk,
         q,
-        MatrixBatch::dense(tq, d, 0),
+        MatrixBatch::dense(rows, d, 0),
         k,
         transposed(tk, d),
         &mut probs,
         0,
         0.0,
     )?;
-    let (tq64, tk64, scale) = (tq as i64, tk as i64, attention_scale(d));
+    let (tq64, tk64, window64, scale) = (tq as i64, tk as i64, window_arg(dims), attention_scale(d));
     let name = format!("causal_softmax_{}", T::NAME);
-    launch_kernel!(dev, ATTENTION, name, for_rows(heads * tq, tk), [&mut probs, &tq64, &tk64, &scale])?;
+    launch_kernel!(dev, ATTENTION, name, for_rows(heads * tq, tk), [&mut probs, &tq64, &tk64, &window64, &scale])?;
     // O = P·V.
     gemm_strided_batched(
         dev,
-        heads,
-        tq,
+        kv_heads,
+        rows,
         tk,
         d,
         &probs,
-        MatrixBatch::dense(tq, tk, 0),
+        MatrixBatch::dense(rows, tk, 0),
         v,
         MatrixBatch::dense(tk, d, 0),
         &mut out,
@@ -91,7 +100,15 @@ pub fn forward<T: BlasType>(
     Ok(AttentionForward { out, probs })
 }
 
-/// Gradients for tq = tk = t from dO and the forward's P.
+/// The window as the kernels take it: a key count, every key (tk) when
+/// there is none. The bounds themselves are `kernels::cpu::attention::
+/// CausalMask`'s, repeated in `attention.cu`.
+fn window_arg(dims: AttentionDims) -> i64 {
+    dims.window.unwrap_or(dims.tk).min(dims.tk) as i64
+}
+
+/// Gradients from dO and the forward's P, regrouped as the forward is, so
+/// the products for dK and dV sum over the group's query heads.
 #[allow(clippy::too_many_arguments)]
 pub fn backward<T: BlasType>(
     dev: &CudaDevice,
@@ -100,27 +117,40 @@ pub fn backward<T: BlasType>(
     v: &CudaSlice<T>,
     probs: &CudaSlice<T>,
     d_out: &CudaSlice<T>,
-    heads: usize,
-    t: usize,
-    d: usize,
+    dims: AttentionDims,
 ) -> Result<AttentionBackward<T>> {
-    let n = heads * t * d;
-    let (mut dq, mut dk, mut dv) = (dev.alloc::<T>(n)?, dev.alloc::<T>(n)?, dev.alloc::<T>(n)?);
-    if n == 0 {
+    let AttentionDims { heads, group, tq, tk, d, .. } = dims;
+    let (kv_heads, rows) = (dims.kv_heads(), group * tq);
+    let (nq, nkv) = (heads * tq * d, kv_heads * tk * d);
+    let (mut dq, mut dk, mut dv) = (dev.alloc::<T>(nq)?, dev.alloc::<T>(nkv)?, dev.alloc::<T>(nkv)?);
+    if nq == 0 {
         return Ok(AttentionBackward { dq, dk, dv });
     }
-    let dense_td = MatrixBatch::dense(t, d, 0);
-    let dense_tt = MatrixBatch::dense(t, t, 0);
+    let dense_q = MatrixBatch::dense(rows, d, 0);
+    let dense_p = MatrixBatch::dense(rows, tk, 0);
     // dV = Pᵀ·dO
-    gemm_strided_batched(dev, heads, t, t, d, probs, transposed_square(t, t), d_out, dense_td, &mut dv, 0, 0.0)?;
+    gemm_strided_batched(
+        dev,
+        kv_heads,
+        tk,
+        rows,
+        d,
+        probs,
+        transposed_square(rows, tk),
+        d_out,
+        dense_q,
+        &mut dv,
+        0,
+        0.0,
+    )?;
     // dP = dO·Vᵀ, then dS in place.
-    let mut ds = dev.alloc::<T>(heads * t * t)?;
-    gemm_strided_batched(dev, heads, t, d, t, d_out, dense_td, v, transposed(t, d), &mut ds, 0, 0.0)?;
-    let (t64, scale) = (t as i64, attention_scale(d));
+    let mut ds = dev.alloc::<T>(heads * tq * tk)?;
+    gemm_strided_batched(dev, kv_heads, rows, d, tk, d_out, dense_q, v, transposed(tk, d), &mut ds, 0, 0.0)?;
+    let (tq64, tk64, window64, scale) = (tq as i64, tk as i64, window_arg(dims), attention_scale(d));
     let name = format!("causal_softmax_backward_{}", T::NAME);
-    launch_kernel!(dev, ATTENTION, name, for_rows(heads * t, t), [probs, &mut ds, &t64, &scale])?;
+    launch_kernel!(dev, ATTENTION, name, for_rows(heads * tq, tk), [probs, &mut ds, &tq64, &tk64, &window64, &scale])?;
     // dQ = dS·K, dK = dSᵀ·Q (the scale is already in dS).
-    gemm_strided_batched(dev, heads, t, t, d, &ds, dense_tt, k, dense_td, &mut dq, 0, 0.0)?;
-    gemm_strided_batched(dev, heads, t, t, d, &ds, transposed_square(t, t), q, dense_td, &mut dk, 0, 0.0)?;
+    gemm_strided_batched(dev, kv_heads, rows, tk, d, &ds, dense_p, k, MatrixBatch::dense(tk, d, 0), &mut dq, 0, 0.0)?;
+    gemm_strided_batched(dev, kv_heads, tk, rows, d, &ds, transposed_square(rows, tk), q, dense_q, &mut dk, 0, 0.0)?;
     Ok(AttentionBackward { dq, dk, dv })
 }

@@ -5,11 +5,14 @@
 //! - [`attention`]: two batched cuBLAS products around a fused masked
 //!   softmax, returning the attention weights P `[B, H, Tq, Tk]` that
 //!   [`attention_backward`] reuses. The same contract, and the same
-//!   arithmetic, as the CPU kernel.
+//!   arithmetic, as the CPU kernel, grouped key/value heads and sliding
+//!   windows included.
 //! - [`flash_attention`]: the fused kernel that never forms P, returning the
 //!   per-row logsumexp `[B, H, Tq]` instead, from which
 //!   [`flash_attention_backward`] recomputes P tile by tile. Compiled for
-//!   the head sizes [`flash_compiled_for`] says; checked against the first.
+//!   the head sizes [`flash_compiled_for`] says, for plain causal attention
+//!   (`ops/attention.rs` sends grouped heads and windows to the first);
+//!   checked against the first.
 //!
 //! Under autocast (see `autocast.rs`) attention is a pair of matrix
 //! products like any other: f32 inputs are rounded to the half type, the
@@ -67,13 +70,14 @@ pub(crate) fn attention(q: &Tensor, k: &Tensor, v: &Tensor, s: Sizes) -> (Tensor
     let (q, k, v) = (&ops[0], &ops[1], &ops[2]);
     let dev = cuda_device(q);
     with_blas_float!(q.dtype(), "attention", T => {
-        let out = ok(att::forward::<T>(dev, slice(q), slice(k), slice(v), s.heads(), s.tq, s.tk, s.d), "attention");
+        let out = ok(att::forward::<T>(dev, slice(q), slice(k), slice(v), s.dims()), "attention");
         let probs_dims = [s.batch, s.n_heads, s.tq, s.tk];
         (dense(dev, out.out, q.shape().clone()), dense(dev, out.probs, probs_dims))
     })
 }
 
-/// Backward of [`attention`] (Tq = Tk): dQ, dK, dV.
+/// Backward of [`attention`]: dQ, dK, dV (dK and dV with the key/value
+/// heads' shape).
 pub(crate) fn attention_backward(
     q: &Tensor,
     k: &Tensor,
@@ -95,8 +99,7 @@ pub(crate) fn attention_backward(
     with_blas_float!(ops[0].dtype(), "attention_backward", T => {
         let g = ok(
             att::backward::<T>(
-                dev, slice(&ops[0]), slice(&ops[1]), slice(&ops[2]), slice(&ops[3]), slice(&ops[4]),
-                s.heads(), s.tq, s.d,
+                dev, slice(&ops[0]), slice(&ops[1]), slice(&ops[2]), slice(&ops[3]), slice(&ops[4]), s.dims(),
             ),
             "attention_backward",
         );
@@ -121,6 +124,7 @@ pub(crate) fn flash_compiled_for(d: usize) -> bool {
 /// Causal attention by the kernel that never stores the `[Tq, Tk]` weights:
 /// the output and each query row's logsumexp `[B, H, Tq]` (f32).
 pub(crate) fn flash_attention(q: &Tensor, k: &Tensor, v: &Tensor, s: Sizes) -> (Tensor, Tensor) {
+    assert!(s.plain_causal(), "flash attention: compiled for plain causal attention only");
     if let Some(half) = autocast_for(q) {
         let (out, lse) = flash_attention(&q.to_dtype(half), &k.to_dtype(half), &v.to_dtype(half), s);
         return (out.to_dtype(DType::F32), lse);

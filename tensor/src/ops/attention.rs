@@ -4,12 +4,30 @@
 //! before its own position)·V. Keys may outnumber queries (a KV cache): the
 //! queries are then the last positions of the sequence.
 //!
+//! Two options of [`AttentionOptions`] serve the Llama family beside GPT-2:
+//! - `n_kv_heads` (grouped-query attention; multi-query with 1): K and V
+//!   have Hkv heads, each shared by H / Hkv consecutive query heads, so
+//!   query head h reads K/V head h / (H / Hkv), as transformers'
+//!   `repeat_kv` arranges. No repeated copy is made on the CPU; the
+//!   backward sums the gradients of the query heads that share a head. A
+//!   KV cache keeps only the Hkv heads.
+//! - `window` (a sliding window, Mistral's `sliding_window`): the query at
+//!   position p sees keys j with p − window < j ≤ p, its own and the
+//!   window − 1 before it (transformers masks a key when p − j ≥ window).
+//!   With a KV cache the queries are the last positions, p = i + Tk − Tq
+//!   for query row i; `kernels::cpu::attention::CausalMask` is the one
+//!   place that does this arithmetic.
+//!
+//! The head size D is read from the operands, never from a model width: a
+//! model may have H·D ≠ C (Qwen3: 16 heads of 128 over a width of 1024).
+//!
 //! Q, K and V come in one of two layouts ([`Qkv`]):
-//! - `Packed`: a GPT block's one projection `[B, T, 3C]`, Q, K and V side by
-//!   side, each C = H·D wide (GPT-2's `c_attn`); the output is `[B, T, C]`,
-//!   ready for the output projection.
-//! - `Heads`: q `[B, H, Tq, D]`, k and v `[B, H, Tk, D]` with Tk ≥ Tq; the
-//!   output is `[B, H, Tq, D]`.
+//! - `Packed`: a block's one projection `[B, T, (H + 2·Hkv)·D]`: Q (H·D
+//!   wide), then K, then V (Hkv·D each); GPT-2's `c_attn` is the case
+//!   Hkv = H, `[B, T, 3C]`. The output is `[B, T, H·D]`, ready for the
+//!   output projection.
+//! - `Heads`: q `[B, H, Tq, D]`, k and v `[B, Hkv, Tk, D]` with Tk ≥ Tq;
+//!   the output is `[B, H, Tq, D]`.
 //!
 //! [`split_heads`] and [`merge_heads`] turn one into the other as views; they
 //! are the one place that knows how heads sit in the channels.
@@ -31,17 +49,20 @@
 //!   logsumexp per query row, from which the backward recomputes P tile by
 //!   tile.
 //!
-//! Grouped-query attention and sliding windows are options still to come,
-//! and both belong in [`AttentionOptions`]: `n_kv_heads` (K and V with fewer
-//! heads than Q, each shared by n_heads / n_kv_heads query heads; packed
-//! width (H + 2·Hkv)·D, which [`split_heads`] reads from the options) and
-//! `window` (query i sees keys i − window < j ≤ i). Both are checked in
-//! `check` with the rest and reach the kernels as a head map and a bound on
-//! the mask.
+//!
+//! Both options are checked in `check` with the rest and reach the kernels
+//! as `AttentionDims` (a group size and a window). The cuBLAS route handles
+//! them by regrouping: the queries of the heads that share a K/V head are
+//! consecutive rows, so one product per K/V head covers the whole group
+//! (and sums its dK, dV). The flash kernel is compiled for plain causal
+//! attention only: with grouped heads or a window, a flash request takes
+//! the cuBLAS route instead.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use kernels::cpu::attention::{causal_attention_backward_in_place, causal_attention_forward_in_place, HeadLayout};
+use kernels::cpu::attention::{
+    causal_attention_backward_in_place, causal_attention_forward_in_place, AttentionDims, HeadLayout,
+};
 
 use crate::tensor::Tensor;
 
@@ -49,9 +70,9 @@ use crate::tensor::Tensor;
 /// `&Tensor` here; autograd hands the same layouts through as `&Var`.
 #[derive(Clone, Copy, Debug)]
 pub enum Qkv<T> {
-    /// One projection's output `[B, T, 3C]`: Q, K, V side by side.
+    /// One projection's output `[B, T, (H + 2·Hkv)·D]`: Q, K, V side by side.
     Packed(T),
-    /// Heads first: q `[B, H, Tq, D]`, k and v `[B, H, Tk, D]`, Tk ≥ Tq.
+    /// Heads first: q `[B, H, Tq, D]`, k and v `[B, Hkv, Tk, D]`, Tk ≥ Tq.
     Heads { q: T, k: T, v: T },
 }
 
@@ -80,13 +101,20 @@ impl<T> Qkv<T> {
     }
 }
 
-/// What kind of attention to compute. Always causal; the fields to come
-/// (`n_kv_heads`, `window`) are described in the module documentation.
+/// What kind of attention to compute: always causal, optionally with
+/// grouped key/value heads and a sliding window (see the module
+/// documentation).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AttentionOptions {
-    /// Query heads H: packed input is cut into H heads of C / H channels;
-    /// heads-first input must have H heads.
+    /// Query heads H: packed input holds H query heads and heads-first q
+    /// has H heads.
     pub n_heads: usize,
+    /// Key/value heads Hkv, dividing H (H: plain multi-head attention; 1:
+    /// multi-query).
+    pub n_kv_heads: usize,
+    /// Each query sees at most this many keys, ending at its own position
+    /// (`None`: every earlier key).
+    pub window: Option<usize>,
     /// On a GPU, use the flash kernel (no stored P) where it is compiled for
     /// the head size; the CPU ignores it.
     pub flash: bool,
@@ -102,9 +130,21 @@ pub fn set_flash(on: bool) {
 }
 
 impl AttentionOptions {
-    /// Causal attention over `n_heads` heads, flash as [`set_flash`] last said.
+    /// Causal attention over `n_heads` heads, each with its own keys and
+    /// values, no window; flash as [`set_flash`] last said.
     pub fn new(n_heads: usize) -> Self {
-        AttentionOptions { n_heads, flash: FLASH.load(Ordering::Relaxed) }
+        AttentionOptions { n_heads, n_kv_heads: n_heads, window: None, flash: FLASH.load(Ordering::Relaxed) }
+    }
+
+    /// The same with `n_kv_heads` key/value heads shared among the query
+    /// heads (grouped-query attention).
+    pub fn with_kv_heads(self, n_kv_heads: usize) -> Self {
+        AttentionOptions { n_kv_heads, ..self }
+    }
+
+    /// The same with a sliding window of `window` keys.
+    pub fn with_window(self, window: usize) -> Self {
+        AttentionOptions { window: Some(window), ..self }
     }
 }
 
@@ -159,15 +199,28 @@ impl SavedAttention {
 pub(crate) struct Sizes {
     pub batch: usize,
     pub n_heads: usize,
+    pub n_kv_heads: usize,
     pub tq: usize,
     pub tk: usize,
     pub d: usize,
+    pub window: Option<usize>,
 }
 
 impl Sizes {
     /// (batch, head) pairs: what the kernels run over.
     pub fn heads(&self) -> usize {
         self.batch * self.n_heads
+    }
+
+    /// The kernels' view: query heads, group size, lengths, window.
+    pub fn dims(&self) -> AttentionDims {
+        let group = self.n_heads / self.n_kv_heads;
+        AttentionDims { heads: self.heads(), group, tq: self.tq, tk: self.tk, d: self.d, window: self.window }
+    }
+
+    /// Plain causal attention: what the flash kernel is compiled for.
+    pub fn plain_causal(&self) -> bool {
+        self.n_kv_heads == self.n_heads && self.window.is_none()
     }
 
     /// The output's (and its gradient's) shape.
@@ -181,17 +234,23 @@ impl Sizes {
 }
 
 fn check(input: Qkv<&Tensor>, options: &AttentionOptions) -> Sizes {
-    let h = options.n_heads;
-    assert!(h > 0, "attention: needs at least one head");
+    let (h, hkv, window) = (options.n_heads, options.n_kv_heads, options.window);
+    assert!(h > 0 && hkv > 0, "attention: needs at least one head, got {h} query and {hkv} key/value heads");
+    assert!(
+        h.is_multiple_of(hkv),
+        "attention: {h} query heads cannot be shared evenly among {hkv} key/value heads (n_heads % n_kv_heads != 0)"
+    );
+    assert!(window != Some(0), "attention: a sliding window must hold at least one key, got window 0");
+    let sizes = |batch, tq, tk, d| Sizes { batch, n_heads: h, n_kv_heads: hkv, tq, tk, d, window };
     match input {
         Qkv::Packed(qkv) => {
             assert!(
-                qkv.rank() == 3 && qkv.dim(2).is_multiple_of(3 * h),
-                "attention: expects packed qkv [B, T, 3·H·D] for {h} heads, got {}",
+                qkv.rank() == 3 && qkv.dim(2).is_multiple_of(h + 2 * hkv),
+                "attention: expects packed qkv [B, T, (H + 2·Hkv)·D] for {h} query and {hkv} key/value heads, got {}",
                 qkv.shape()
             );
-            let (b, t, c) = (qkv.dim(0), qkv.dim(1), qkv.dim(2) / 3);
-            Sizes { batch: b, n_heads: h, tq: t, tk: t, d: c / h }
+            let (b, t, d) = (qkv.dim(0), qkv.dim(1), qkv.dim(2) / (h + 2 * hkv));
+            sizes(b, t, t, d)
         }
         Qkv::Heads { q, k, v } => {
             assert!(
@@ -203,13 +262,20 @@ fn check(input: Qkv<&Tensor>, options: &AttentionOptions) -> Sizes {
             assert_eq!(k.shape(), v.shape(), "attention: k {} and v {} differ", k.shape(), v.shape());
             let (b, tq, d) = (q.dims()[0], q.dims()[2], q.dims()[3]);
             assert_eq!(q.dims()[1], h, "attention: q {} has {} heads, the options say {h}", q.shape(), q.dims()[1]);
+            assert_eq!(
+                k.dims()[1],
+                hkv,
+                "attention: k {} has {} heads, the options say {hkv} key/value heads",
+                k.shape(),
+                k.dims()[1]
+            );
             assert!(
-                k.dims()[0] == b && k.dims()[1] == h && k.dims()[3] == d && k.dims()[2] >= tq,
+                k.dims()[0] == b && k.dims()[3] == d && k.dims()[2] >= tq,
                 "attention: q {} and k {} disagree",
                 q.shape(),
                 k.shape()
             );
-            Sizes { batch: b, n_heads: h, tq, tk: k.dims()[2], d }
+            sizes(b, tq, k.dims()[2], d)
         }
     }
 }
@@ -220,10 +286,13 @@ fn heads_of(x: &Tensor, n_heads: usize) -> Tensor {
     x.reshape(&[b as isize, t as isize, n_heads as isize, (c / n_heads) as isize]).transpose(1, 2)
 }
 
-/// Packed `[B, T, 3C]` → Q, K, V as `[B, H, T, D]` views.
+/// Packed `[B, T, (H + 2·Hkv)·D]` → q `[B, H, T, D]`, k and v
+/// `[B, Hkv, T, D]`, as views.
 pub fn split_heads(qkv: &Tensor, options: &AttentionOptions) -> [Tensor; 3] {
-    let c = qkv.dim(2) / 3;
-    [0, 1, 2].map(|i| heads_of(&qkv.narrow(-1, i * c, c), options.n_heads))
+    let (h, hkv) = (options.n_heads, options.n_kv_heads);
+    let d = qkv.dim(2) / (h + 2 * hkv);
+    let part = |start: usize, heads: usize| heads_of(&qkv.narrow(-1, start * d, heads * d), heads);
+    [part(0, h), part(h, hkv), part(h + hkv, hkv)]
 }
 
 /// `[B, H, T, D]` → `[B, T, H·D]` (a copy: the heads interleave).
@@ -247,7 +316,9 @@ impl Tensor {
                 Qkv::Packed(qkv) => split_heads(qkv, options),
                 Qkv::Heads { q, k, v } => [q.clone(), k.clone(), v.clone()],
             };
-            let (out, route) = if options.flash && crate::cuda::flash_compiled_for(sizes.d) {
+            // The flash kernel knows plain causal attention only.
+            let flash = options.flash && sizes.plain_causal() && crate::cuda::flash_compiled_for(sizes.d);
+            let (out, route) = if flash {
                 let [q, k, v] = &heads;
                 let (out, lse) = crate::cuda::flash_attention(q, k, v, sizes);
                 (out.clone(), Route::Flash { heads, out, lse })
@@ -276,9 +347,6 @@ impl Tensor {
             d_out.shape(),
             sizes.out_dims(packed)
         );
-        if !matches!(saved.route, Route::Flash { .. }) {
-            assert_eq!(sizes.tq, sizes.tk, "attention_backward: needs as many queries as keys");
-        }
         let (heads, d_heads) = match &saved.route {
             Route::Cpu { input, probs } => return cpu_backward(input.as_ref(), probs, d_out, sizes),
             Route::Cuda { heads, .. } | Route::Flash { heads, .. } => {
@@ -319,10 +387,13 @@ fn kv_operands(k: &Tensor, v: &Tensor) -> (Tensor, Tensor, HeadLayout) {
     }
 }
 
-/// Where Q, K or V (`i` = 0, 1, 2) sits inside packed `[B, T, 3C]`.
+/// Where Q, K or V (`i` = 0, 1, 2) sits inside packed
+/// `[B, T, (H + 2·Hkv)·D]`: H query heads, then Hkv key and Hkv value heads.
 fn packed_part(s: Sizes, i: usize) -> HeadLayout {
-    let c = s.n_heads * s.d;
-    HeadLayout::packed(s.tq, s.n_heads, s.d, 3 * c, i * c)
+    let (h, hkv) = (s.n_heads, s.n_kv_heads);
+    let width = (h + 2 * hkv) * s.d;
+    let (first_head, heads) = [(0, h), (h, hkv), (h + hkv, hkv)][i];
+    HeadLayout::packed(s.tq, heads, s.d, width, first_head * s.d)
 }
 
 /// Where the `[B, T, C]` output (or its gradient) has each head.
@@ -331,7 +402,7 @@ fn packed_out(s: Sizes) -> HeadLayout {
 }
 
 fn cpu_forward(input: Qkv<&Tensor>, s: Sizes) -> (Tensor, Route) {
-    let (heads, tq, tk, d) = (s.heads(), s.tq, s.tk, s.d);
+    let (heads, tq, tk, d, dims) = (s.heads(), s.tq, s.tk, s.d, s.dims());
     let probs_dims = [s.batch, s.n_heads, tq, tk];
     match input {
         Qkv::Packed(qkv) => {
@@ -342,7 +413,7 @@ fn cpu_forward(input: Qkv<&Tensor>, s: Sizes) -> (Tensor, Route) {
                 let mut probs = crate::pool::for_overwrite::<T>(heads * tq * tk);
                 causal_attention_forward_in_place(
                     &data, packed_part(s, 0), &data, packed_part(s, 1), &data, packed_part(s, 2),
-                    heads, tq, tk, d, &mut out, packed_out(s), &mut probs,
+                    dims, &mut out, packed_out(s), &mut probs,
                 );
                 let probs = Tensor::from_contiguous(probs, probs_dims);
                 (Tensor::from_contiguous(out, s.out_dims(true)), Route::Cpu { input: Qkv::Packed(x.clone()), probs })
@@ -357,7 +428,7 @@ fn cpu_forward(input: Qkv<&Tensor>, s: Sizes) -> (Tensor, Route) {
                 let dense = HeadLayout::dense(tq, d);
                 causal_attention_forward_in_place(
                     &q.contiguous_data::<T>(), dense, k.storage_slice::<T>(), kv, v.storage_slice::<T>(), kv,
-                    heads, tq, tk, d, &mut out, dense, &mut probs,
+                    dims, &mut out, dense, &mut probs,
                 );
                 let probs = Tensor::from_contiguous(probs, probs_dims);
                 (Tensor::from_contiguous(out, s.out_dims(false)), Route::Cpu { input: Qkv::Heads { q, k, v }, probs })
@@ -367,7 +438,7 @@ fn cpu_forward(input: Qkv<&Tensor>, s: Sizes) -> (Tensor, Route) {
 }
 
 fn cpu_backward(input: Qkv<&Tensor>, probs: &Tensor, d_out: &Tensor, s: Sizes) -> Qkv<Tensor> {
-    let (heads, t, d) = (s.heads(), s.tq, s.d);
+    let dims = s.dims();
     match input {
         Qkv::Packed(x) => crate::with_float_type!(x.dtype(), "attention_backward", T => {
             let data = x.contiguous_data::<T>();
@@ -375,25 +446,27 @@ fn cpu_backward(input: Qkv<&Tensor>, probs: &Tensor, d_out: &Tensor, s: Sizes) -
             let parts = [0, 1, 2].map(|i| packed_part(s, i));
             causal_attention_backward_in_place(
                 parts.map(|p| (&data[..], p)), &probs.contiguous_data::<T>(),
-                &d_out.contiguous_data::<T>(), packed_out(s), heads, t, d, &mut grads, parts,
+                &d_out.contiguous_data::<T>(), packed_out(s), dims, &mut grads, parts,
             );
             Qkv::Packed(Tensor::from_contiguous(grads, x.shape().clone()))
         }),
         Qkv::Heads { q, k, v } => crate::with_float_type!(q.dtype(), "attention_backward", T => {
-            let n = heads * t * d;
-            // dQ, dK, dV side by side in one buffer, handed out as views.
-            let mut grads = crate::pool::for_overwrite::<T>(3 * n);
-            let dense = HeadLayout::dense(t, d);
-            let part = |i: usize| HeadLayout { offset: i * n, ..dense };
+            let (nq, nkv) = (s.heads() * s.tq * s.d, s.batch * s.n_kv_heads * s.tk * s.d);
+            // dQ, dK, dV one after another in one buffer, handed out as views.
+            let mut grads = crate::pool::for_overwrite::<T>(nq + 2 * nkv);
+            let (dense_q, dense_kv) = (HeadLayout::dense(s.tq, s.d), HeadLayout::dense(s.tk, s.d));
+            let layouts = [dense_q, HeadLayout { offset: nq, ..dense_kv }, HeadLayout { offset: nq + nkv, ..dense_kv }];
             let (k, v, kv) = kv_operands(k, v);
             causal_attention_backward_in_place(
-                [(&q.contiguous_data::<T>(), dense), (k.storage_slice::<T>(), kv), (v.storage_slice::<T>(), kv)],
-                &probs.contiguous_data::<T>(), &d_out.contiguous_data::<T>(), dense, heads, t, d,
-                &mut grads, [part(0), part(1), part(2)],
+                [(&q.contiguous_data::<T>(), dense_q), (k.storage_slice::<T>(), kv), (v.storage_slice::<T>(), kv)],
+                &probs.contiguous_data::<T>(), &d_out.contiguous_data::<T>(), dense_q, dims, &mut grads, layouts,
             );
-            let all = Tensor::from_contiguous(grads, [3 * s.batch, s.n_heads, t, d]);
-            let b = s.batch;
-            Qkv::Heads { q: all.narrow(0, 0, b), k: all.narrow(0, b, b), v: all.narrow(0, 2 * b, b) }
+            let all = Tensor::from_contiguous(grads, [nq + 2 * nkv]);
+            let view = |start: usize, len: usize, dims: [usize; 4]| {
+                all.narrow(0, start, len).reshape(&dims.map(|n| n as isize))
+            };
+            let (q_dims, kv_dims) = ([s.batch, s.n_heads, s.tq, s.d], [s.batch, s.n_kv_heads, s.tk, s.d]);
+            Qkv::Heads { q: view(0, nq, q_dims), k: view(nq, nkv, kv_dims), v: view(nq + nkv, nkv, kv_dims) }
         }),
     }
 }
@@ -464,6 +537,111 @@ mod tests {
         for (a, r) in in_place.narrow(2, tq - 1, 1).to_vec::<f64>().iter().zip(last.to_vec::<f64>()) {
             assert!((a - r).abs() < 1e-12, "{a} vs {r}");
         }
+    }
+
+    /// The reference for grouped heads and windows: K and V repeated per
+    /// query head (transformers' `repeat_kv`), then the unfused
+    /// composition with the mask built from positions here.
+    fn repeated_kv_reference(q: &Tensor, k: &Tensor, v: &Tensor, window: Option<usize>) -> Tensor {
+        let (h, hkv, tq, tk, d) = (q.dim(1), k.dim(1), q.dim(2), k.dim(2), q.dim(3));
+        let repeat = |x: &Tensor| {
+            let heads: Vec<Tensor> = (0..h).map(|i| x.narrow(1, i / (h / hkv), 1)).collect();
+            Tensor::cat(&heads, 1)
+        };
+        let hidden: Vec<f64> = (0..tq * tk)
+            .map(|n| {
+                let (p, j) = (n / tk + tk - tq, n % tk);
+                if j > p || window.is_some_and(|w| p - j >= w) {
+                    1.0
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let mask = Tensor::from_vec(hidden, [tq, tk]).unwrap();
+        let scores = q.matmul(&repeat(k).t()).div_scalar((d as f64).sqrt()).masked_fill(&mask, f64::NEG_INFINITY);
+        scores.softmax(-1).matmul(&repeat(v))
+    }
+
+    fn close(got: &Tensor, want: &Tensor, what: &str) {
+        assert_eq!(got.dims(), want.dims(), "{what}");
+        for (a, r) in got.to_vec::<f64>().iter().zip(want.to_vec::<f64>()) {
+            assert!((a - r).abs() < 1e-12, "{what}: {a} vs {r}");
+        }
+    }
+
+    #[test]
+    fn grouped_heads_and_windows_equal_repeated_kv() {
+        let mut g = Generator::seed(6);
+        let (b, h, t, d) = (2, 4, 9, 3);
+        for (hkv, window) in [(2, None), (1, Some(3)), (4, Some(1)), (2, Some(20))] {
+            let q = Tensor::randn([b, h, t, d], &mut g).to_dtype(DType::F64);
+            let k = Tensor::randn([b, hkv, t, d], &mut g).to_dtype(DType::F64);
+            let v = Tensor::randn([b, hkv, t, d], &mut g).to_dtype(DType::F64);
+            let mut options = AttentionOptions::new(h).with_kv_heads(hkv);
+            options.window = window;
+            let fused = Tensor::attention(Qkv::Heads { q: &q, k: &k, v: &v }, &options).out;
+            close(&fused, &repeated_kv_reference(&q, &k, &v, window), &format!("Hkv {hkv}, window {window:?}"));
+        }
+    }
+
+    /// The KV-cache route: queries for the last positions against all the
+    /// keys give the last rows of attention over the whole sequence, with
+    /// grouped heads and a window, keys read from a cache-like buffer.
+    #[test]
+    fn cached_queries_equal_the_last_rows_with_grouped_heads_and_a_window() {
+        let mut g = Generator::seed(7);
+        let (b, h, hkv, t, d) = (2, 4, 2, 12, 4);
+        for (tq, window) in [(1, Some(5)), (3, Some(4)), (3, None), (5, Some(1))] {
+            let options = AttentionOptions { window, ..AttentionOptions::new(h).with_kv_heads(hkv) };
+            let q = Tensor::randn([b, h, t, d], &mut g).to_dtype(DType::F64);
+            let kbuf = Tensor::randn([b, hkv, 16, d], &mut g).to_dtype(DType::F64);
+            let vbuf = Tensor::randn([b, hkv, 16, d], &mut g).to_dtype(DType::F64);
+            let (k, v) = (kbuf.narrow(2, 0, t), vbuf.narrow(2, 0, t));
+            let full = Tensor::attention(Qkv::Heads { q: &q, k: &k, v: &v }, &options).out;
+            let last_q = q.narrow(2, t - tq, tq);
+            let cached = Tensor::attention(Qkv::Heads { q: &last_q, k: &k, v: &v }, &options).out;
+            close(&cached, &full.narrow(2, t - tq, tq), &format!("tq {tq}, window {window:?}"));
+        }
+    }
+
+    /// Packed `[B, T, (H + 2·Hkv)·D]` with a head size that is not a model
+    /// width over H (Qwen3's shape in small): the same numbers as the
+    /// heads-first route, output `[B, T, H·D]`, gradients in place.
+    #[test]
+    fn packed_grouped_qkv_equals_split_heads() {
+        let mut g = Generator::seed(8);
+        let (b, t, h, hkv, d) = (2, 70, 4, 2, 5);
+        let options = AttentionOptions::new(h).with_kv_heads(hkv).with_window(33);
+        let qkv = Tensor::randn([b, t, (h + 2 * hkv) * d], &mut g).to_dtype(DType::F64);
+        let d_out = Tensor::randn([b, t, h * d], &mut g).to_dtype(DType::F64);
+        let packed = Tensor::attention(Qkv::Packed(&qkv), &options);
+        let [q, k, v] = split_heads(&qkv, &options);
+        assert_eq!((q.dims(), k.dims()), (&[b, h, t, d][..], &[b, hkv, t, d][..]));
+        let split = Tensor::attention(Qkv::Heads { q: &q, k: &k, v: &v }, &options);
+        assert_eq!(packed.out.dims(), [b, t, h * d]);
+        assert_eq!(packed.out.to_vec::<f64>(), merge_heads(&split.out).to_vec::<f64>());
+        let d_qkv = Tensor::attention_backward(&packed.saved, &d_out).into_vec().remove(0);
+        let d_heads = d_out.reshape(&[b as isize, t as isize, h as isize, d as isize]).transpose(1, 2);
+        let gr = Tensor::attention_backward(&split.saved, &d_heads).into_vec();
+        assert_eq!(gr[1].dims(), [b, hkv, t, d]);
+        let want = Tensor::cat(&[merge_heads(&gr[0]), merge_heads(&gr[1]), merge_heads(&gr[2])], -1);
+        assert_eq!(d_qkv.to_vec::<f64>(), want.to_vec::<f64>());
+    }
+
+    #[test]
+    #[should_panic(expected = "4 query heads cannot be shared evenly among 3 key/value heads")]
+    fn query_heads_must_divide_among_kv_heads() {
+        let q = Tensor::zeros([1, 4, 2, 2], DType::F64);
+        let k = Tensor::zeros([1, 3, 2, 2], DType::F64);
+        Tensor::attention(Qkv::Heads { q: &q, k: &k, v: &k }, &AttentionOptions::new(4).with_kv_heads(3));
+    }
+
+    #[test]
+    #[should_panic(expected = "a sliding window must hold at least one key")]
+    fn a_window_is_not_empty() {
+        let q = Tensor::zeros([1, 2, 2, 2], DType::F64);
+        Tensor::attention(Qkv::Heads { q: &q, k: &q, v: &q }, &AttentionOptions::new(2).with_window(0));
     }
 
     #[test]
