@@ -138,7 +138,7 @@ fn bad_files_are_one_line_errors_naming_the_problem() {
     assert!(load_error("wordpiece", wordpiece).contains(r#"model type "WordPiece""#));
     let missing = good.replace(r#"["a b"]"#, r#"["a c"]"#);
     assert!(load_error("merge", &missing).contains(r#"names "c", which is not in the vocabulary"#));
-    let prefix = good.replace(r#""type": "BPE","#, r#""type": "BPE", "continuing_subword_prefix": "\#\#","#);
+    let prefix = good.replace(r#""type": "BPE","#, r#""type": "BPE", "continuing_subword_prefix": "@@","#);
     assert!(load_error("prefix", &prefix).contains("continuing_subword_prefix"));
     let truncation = format!(r#"{{"truncation": {{"max_length": 8}}, {model}}}"#);
     assert!(load_error("truncation", &truncation).contains("truncation"));

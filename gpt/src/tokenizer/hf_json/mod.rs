@@ -163,7 +163,13 @@ impl HfTokenizer {
         }
         let mut special = vec![false; size];
         for token in &added {
-            tokens[token.id as usize] = Some(token.content.clone());
+            // `tokenizers` decodes a normalized added token as the
+            // normalizer spells it (Llama 2: `"custom"` as `"▁custom"`).
+            let spelled = match (&normalizer, token.normalized) {
+                (Some(n), true) => n.normalize(&token.content),
+                _ => token.content.clone(),
+            };
+            tokens[token.id as usize] = Some(spelled);
             special[token.id as usize] = token.special;
         }
         if let Some(id) = tokens.iter().position(Option::is_none) {
