@@ -127,7 +127,7 @@ def gpt2(text):
     tok.decoder = decoders.ByteLevel()
     tok.post_processor = processors.ByteLevel(trim_offsets=False)
     tok.train_from_iterator(
-        [text], bpe_trainer(400, ["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+        [text], bpe_trainer(600, ["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     )
     return tok
 
@@ -143,7 +143,7 @@ def llama3(text):
     tok.decoder = decoders.ByteLevel()
     specials = ["<|begin_of_text|>", "<|end_of_text|>", "<|eot_id|>"]
     tok.train_from_iterator(
-        [text], bpe_trainer(450, specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+        [text], bpe_trainer(650, specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     )
     bos = tok.token_to_id("<|begin_of_text|>")
     tok.post_processor = processors.Sequence(
@@ -171,7 +171,7 @@ def qwen(text):
     tok.decoder = decoders.ByteLevel()
     tok.post_processor = processors.ByteLevel(trim_offsets=False)
     tok.train_from_iterator(
-        [text], bpe_trainer(420, ["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+        [text], bpe_trainer(600, ["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     )
     tok.add_special_tokens(
         [
@@ -203,7 +203,7 @@ def metaspace(text):
     specials = ["<unk>", "<s>", "</s>"]
     trainer_tok = Tokenizer(models.BPE())
     trainer_tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="first", split=True)
-    trainer_tok.train_from_iterator([text], bpe_trainer(300, [], limit_alphabet=50))
+    trainer_tok.train_from_iterator([text], bpe_trainer(450, [], limit_alphabet=50))
     vocab, merges = with_byte_fallback_vocab(trainer_tok, specials)
     tok = Tokenizer(models.BPE(vocab=vocab, merges=merges, unk_token="<unk>", byte_fallback=True))
     tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="first", split=True)
@@ -219,7 +219,7 @@ def llama2(text):
     specials = ["<unk>", "<s>", "</s>"]
     trainer_tok = Tokenizer(models.BPE())
     trainer_tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="always", split=True)
-    trainer_tok.train_from_iterator([text], bpe_trainer(320, [], limit_alphabet=45))
+    trainer_tok.train_from_iterator([text], bpe_trainer(480, [], limit_alphabet=45))
     vocab, merges = with_byte_fallback_vocab(trainer_tok, specials)
     tok = Tokenizer(models.BPE(vocab=vocab, merges=merges, unk_token="<unk>", byte_fallback=True, fuse_unk=True))
     tok.normalizer = normalizers.Sequence([normalizers.Prepend("\u2581"), normalizers.Replace(" ", "\u2581")])
