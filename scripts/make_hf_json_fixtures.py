@@ -203,7 +203,7 @@ def metaspace(text):
     specials = ["<unk>", "<s>", "</s>"]
     trainer_tok = Tokenizer(models.BPE())
     trainer_tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="first", split=True)
-    trainer_tok.train_from_iterator([text], bpe_trainer(450, [], limit_alphabet=50))
+    trainer_tok.train_from_iterator([text], bpe_trainer(450, [], limit_alphabet=49))
     vocab, merges = with_byte_fallback_vocab(trainer_tok, specials)
     tok = Tokenizer(models.BPE(vocab=vocab, merges=merges, unk_token="<unk>", byte_fallback=True))
     tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="first", split=True)

@@ -165,8 +165,11 @@ mod tests {
             Decoder::Fuse,
             Decoder::Strip { content: ' ', start: 1, stop: 0 },
         ]);
-        let tokens = strings(&["▁Hi", "▁", "<0xF0>", "<0x9F>", "<0x98>", "<0x80>", "<0xFF>", "▁there"]);
-        assert_eq!(chain.decode_chain(tokens), ["Hi 😀� there"]);
+        let tokens = strings(&["▁Hi", "▁", "<0xF0>", "<0x9F>", "<0x98>", "<0x80>", "▁", "<0xFF>", "▁there"]);
+        assert_eq!(chain.decode_chain(tokens), ["Hi 😀 � there"]);
+        // A run that is not valid UTF-8 as a whole gives one `�` per byte.
+        let broken = strings(&["<0xF0>", "<0x9F>", "<0x98>", "<0x80>", "<0xFF>"]);
+        assert_eq!(chain.decode_chain(broken), ["�����"]);
     }
 
     #[test]

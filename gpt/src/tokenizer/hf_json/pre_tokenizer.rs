@@ -254,14 +254,15 @@ mod tests {
 
     #[test]
     fn split_behaviors_follow_tokenizers() {
-        // The examples of `tokenizers`' SplitDelimiterBehavior documentation.
+        // What `tokenizers`' Split gives for each behavior on this text.
         let text = "the-final--countdown";
         assert_eq!(texts(&split("-", Behavior::Removed, false), text), ["the", "final", "countdown"]);
         assert_eq!(texts(&split("-", Behavior::Isolated, false), text), ["the", "-", "final", "-", "-", "countdown"]);
         assert_eq!(texts(&split("-", Behavior::MergedWithPrevious, false), text), ["the-", "final-", "-", "countdown"]);
         assert_eq!(texts(&split("-", Behavior::MergedWithNext, false), text), ["the", "-final", "-", "-countdown"]);
         assert_eq!(texts(&split("-", Behavior::Contiguous, false), text), ["the", "-", "final", "--", "countdown"]);
-        assert_eq!(texts(&split("-", Behavior::Removed, true), text), ["-", "--"]);
+        // Inverted, the words are the matches; each dash was found on its own.
+        assert_eq!(texts(&split("-", Behavior::Removed, true), text), ["-", "-", "-"]);
     }
 
     #[test]
