@@ -173,3 +173,45 @@ impl BpeModel {
         out.extend_from_slice(&symbols);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model(extra: &str) -> BpeModel {
+        let json = format!(r#"{{"type": "BPE", "vocab": {{"<unk>": 0, "a": 1, "b": 2, "ab": 3}}, "merges": ["a b"]{extra}}}"#);
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        BpeModel::parse(Node::of("model", &value).unwrap()).unwrap()
+    }
+
+    fn ids(model: &BpeModel, piece: &str) -> Vec<u32> {
+        let mut out = Vec::new();
+        model.tokenize(piece, &mut out);
+        out
+    }
+
+    #[test]
+    fn unknown_characters_become_unk_fused_or_not_or_vanish() {
+        assert_eq!(ids(&model(r#", "unk_token": "<unk>""#), "xyab"), [0, 0, 3]);
+        assert_eq!(ids(&model(r#", "unk_token": "<unk>", "fuse_unk": true"#), "xyabz"), [0, 3, 0]);
+        // With no unk token, `tokenizers` drops what it cannot spell.
+        assert_eq!(ids(&model(""), "xab"), [3]);
+    }
+
+    #[test]
+    fn ignore_merges_takes_a_whole_piece_from_the_vocabulary() {
+        // "b c" outranks "a b", so the merges make "a" + "bc" and never "abc".
+        let json = |ignore: bool| {
+            format!(
+                r#"{{"type": "BPE", "vocab": {{"a": 0, "b": 1, "c": 2, "bc": 3, "ab": 4, "abc": 5}},
+                    "merges": ["b c", "a b", "ab c"], "ignore_merges": {ignore}}}"#
+            )
+        };
+        let parse = |text: String| {
+            let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+            BpeModel::parse(Node::of("model", &value).unwrap()).unwrap()
+        };
+        assert_eq!(ids(&parse(json(false)), "abc"), [0, 3]);
+        assert_eq!(ids(&parse(json(true)), "abc"), [5]);
+    }
+}
