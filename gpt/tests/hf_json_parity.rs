@@ -47,7 +47,11 @@ fn every_case_matches_tokenizers() {
                 ("encode", format!("{:?}", tok.encode(text, true)), format!("{with_special:?}")),
                 ("encode plain", format!("{:?}", tok.encode(text, false)), format!("{:?}", ids(&row["ids_plain"]))),
                 ("decode", tok.decode(&with_special, false).unwrap(), row["decoded"].as_str().unwrap().to_string()),
-                ("decode skip", tok.decode(&with_special, true).unwrap(), row["decoded_skip"].as_str().unwrap().to_string()),
+                (
+                    "decode skip",
+                    tok.decode(&with_special, true).unwrap(),
+                    row["decoded_skip"].as_str().unwrap().to_string(),
+                ),
             ];
             for (what, ours, theirs) in checks {
                 if ours != theirs {

@@ -28,7 +28,10 @@ pub fn tokenizer_json(tokenizer: &BpeTokenizer) -> String {
     }
     out.push_str("\n  ],\n  \"normalizer\": null,\n");
     out.push_str(&format!("  \"pre_tokenizer\": {byte_level},\n"));
-    out.push_str(&format!("  \"post_processor\": {},\n", byte_level.replace("\"trim_offsets\":true", "\"trim_offsets\":false")));
+    out.push_str(&format!(
+        "  \"post_processor\": {},\n",
+        byte_level.replace("\"trim_offsets\":true", "\"trim_offsets\":false")
+    ));
     out.push_str(&format!("  \"decoder\": {byte_level},\n"));
     out.push_str(
         "  \"model\": {\n    \"type\": \"BPE\",\n    \"dropout\": null,\n    \"unk_token\": null,\n    \

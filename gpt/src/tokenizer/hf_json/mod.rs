@@ -176,8 +176,9 @@ impl HfTokenizer {
             return Err(format!("no token has id {id}"));
         }
 
-        let raw_set =
-            MatchSet::new(added.iter().enumerate().filter(|(_, t)| !t.normalized).map(|(i, t)| (t.content.clone(), i)).collect());
+        let raw_set = MatchSet::new(
+            added.iter().enumerate().filter(|(_, t)| !t.normalized).map(|(i, t)| (t.content.clone(), i)).collect(),
+        );
         let normalized_set = MatchSet::new(
             added
                 .iter()

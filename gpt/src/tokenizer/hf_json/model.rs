@@ -73,7 +73,10 @@ impl BpeModel {
             };
             let id = |token: &str| {
                 vocab.get(token).copied().ok_or_else(|| {
-                    node.fail("merges", format!("merge {rank} ({left:?} {right:?}) names {token:?}, which is not in the vocabulary"))
+                    node.fail(
+                        "merges",
+                        format!("merge {rank} ({left:?} {right:?}) names {token:?}, which is not in the vocabulary"),
+                    )
                 })
             };
             let result = format!("{left}{right}");
@@ -83,7 +86,9 @@ impl BpeModel {
         let unk = match node.opt_str("unk_token")? {
             None => None,
             Some(token) => Some(
-                *vocab.get(token).ok_or_else(|| node.fail("unk_token", format!("{token:?} is not in the vocabulary")))?,
+                *vocab
+                    .get(token)
+                    .ok_or_else(|| node.fail("unk_token", format!("{token:?} is not in the vocabulary")))?,
             ),
         };
         let byte_fallback = node.bool_or("byte_fallback", false)?;
@@ -179,7 +184,8 @@ mod tests {
     use super::*;
 
     fn model(extra: &str) -> BpeModel {
-        let json = format!(r#"{{"type": "BPE", "vocab": {{"<unk>": 0, "a": 1, "b": 2, "ab": 3}}, "merges": ["a b"]{extra}}}"#);
+        let json =
+            format!(r#"{{"type": "BPE", "vocab": {{"<unk>": 0, "a": 1, "b": 2, "ab": 3}}, "merges": ["a b"]{extra}}}"#);
         let value: serde_json::Value = serde_json::from_str(&json).unwrap();
         BpeModel::parse(Node::of("model", &value).unwrap()).unwrap()
     }

@@ -27,7 +27,10 @@ pub(super) enum Normalizer {
     /// Puts `prefix` before any non-empty text.
     Prepend(String),
     /// Replaces every match of the pattern with `content`.
-    Replace { pattern: fancy_regex::Regex, content: String },
+    Replace {
+        pattern: fancy_regex::Regex,
+        content: String,
+    },
     Sequence(Vec<Normalizer>),
 }
 

@@ -147,8 +147,7 @@ impl PreTokenizer {
                 }
             }
             PreTokenizer::Metaspace { replacement, prepend_scheme, split } => {
-                let mut text: String =
-                    piece.text.chars().map(|c| if c == ' ' { *replacement } else { c }).collect();
+                let mut text: String = piece.text.chars().map(|c| if c == ' ' { *replacement } else { c }).collect();
                 let prepend = match prepend_scheme {
                     PrependScheme::Always => true,
                     PrependScheme::First => piece.at_start,
