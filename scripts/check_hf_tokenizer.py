@@ -19,8 +19,12 @@ gives them.
 For each folder the script builds a Hugging Face tokenizer the way GPT-2's is
 built (BPE model, ByteLevel pre-tokenizer without a prefix space, ByteLevel
 decoder, `<|endoftext|>` as a special token), encodes every text and compares
-the ids, then decodes them back. It prints one line per folder and
-"N passed, N failed" at the end; the exit code is 1 on any mismatch.
+the ids, then decodes them back. It does the same with the folder's
+`tokenizer.json` loaded by `tokenizers.Tokenizer.from_file`, and, when the
+`transformers` package is installed, by `AutoTokenizer.from_pretrained` on
+the folder (`pip install transformers`; skipped otherwise). It prints one
+line per folder and loader and "N passed, N failed" at the end; the exit code
+is 1 on any mismatch.
 """
 
 import json
@@ -30,6 +34,11 @@ import sys
 import tempfile
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+
+try:
+    from transformers import AutoTokenizer
+except ImportError:  # optional: the tokenizer.json check runs without it
+    AutoTokenizer = None
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -53,8 +62,47 @@ def hf_tokenizer(folder):
     return tok
 
 
+class Transformers:
+    """transformers' tokenizer behind the `tokenizers` calls `check` makes."""
+
+    def __init__(self, folder):
+        self.tok = AutoTokenizer.from_pretrained(folder)
+
+    def encode(self, text, add_special_tokens):
+        class Ids:
+            pass
+
+        out = Ids()
+        out.ids = self.tok.encode(text, add_special_tokens=add_special_tokens)
+        return out
+
+    def decode(self, ids, skip_special_tokens):
+        return self.tok.decode(ids, skip_special_tokens=skip_special_tokens, clean_up_tokenization_spaces=False)
+
+    def get_vocab_size(self):
+        return len(self.tok)
+
+
+def loaders(folder):
+    """(label, tokenizer) pairs: the files rebuilt by hand, tokenizer.json,
+    and transformers' AutoTokenizer when installed."""
+    yield "vocab.json+merges.txt", hf_tokenizer(folder)
+    yield "tokenizer.json", Tokenizer.from_file(os.path.join(folder, "tokenizer.json"))
+    if AutoTokenizer is not None:
+        yield "AutoTokenizer", Transformers(folder)
+    else:
+        print("  (transformers not installed: AutoTokenizer skipped)")
+
+
 def check(folder, cases):
-    tok = hf_tokenizer(folder)
+    passed = failed = 0
+    for label, tok in loaders(folder):
+        p, f = check_one(folder, label, tok, cases)
+        passed, failed = passed + p, failed + f
+    return passed, failed
+
+
+def check_one(folder, label, tok, cases):
     failures = 0
     for case in cases:
         ids = tok.encode(case["text"], add_special_tokens=False).ids
@@ -67,7 +115,7 @@ def check(folder, cases):
             failures += 1
             print(f"  DECODE differs on {case['text'][:60]!r}")
     tokens = sum(len(c["ids"]) for c in cases)
-    print(f"{os.path.basename(folder)}: vocab {tok.get_vocab_size()}, {len(cases)} texts, {tokens} tokens, "
+    print(f"{os.path.basename(folder)} via {label}: vocab {tok.get_vocab_size()}, {len(cases)} texts, {tokens} tokens, "
           f"{len(cases) - failures} identical")
     return len(cases) - failures, failures
 

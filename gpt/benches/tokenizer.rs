@@ -1,5 +1,6 @@
 //! Tokenizer speed: our GPT-2 encoder beside tiktoken-rs on the same text,
-//! and BPE training time.
+//! GPT-2 read through the general `tokenizer.json` pipeline, and BPE training
+//! time.
 //!
 //! Run with `cargo bench -p gpt --bench tokenizer`. The input is
 //! tinyshakespeare from the shared data folder next to the repository; when
@@ -12,7 +13,8 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use gpt::data::builtin_corpus;
-use gpt::tokenizer::{train_bpe, BpeTokenizer};
+use gpt::tokenizer::hf_json::tokenizer_json;
+use gpt::tokenizer::{train_bpe, BpeTokenizer, HfTokenizer};
 
 fn corpus() -> (String, &'static str) {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/tinyshakespeare.txt");
@@ -46,6 +48,12 @@ fn encode(c: &mut Criterion) {
         b.iter_batched(|| ours.clone(), |fresh| fresh.encode_ordinary(black_box(&text)), BatchSize::LargeInput)
     });
     group.bench_function("tiktoken_rs", |b| b.iter(|| tiktoken.encode_ordinary(black_box(&text))));
+    // GPT-2's tokenizer.json through the general pipeline (string pieces,
+    // stand-in characters, string-keyed vocabulary), not the fast path that
+    // `AnyTokenizer::load` picks for this layout.
+    let general = HfTokenizer::from_json(&tokenizer_json(&ours)).expect("our tokenizer.json reads back");
+    assert_eq!(general.encode(&text, false), ours.encode_ordinary(&text), "tokenizer.json path disagrees");
+    group.bench_function("tokenizer_json_general_warm_cache", |b| b.iter(|| general.encode(black_box(&text), false)));
     group.finish();
 }
 

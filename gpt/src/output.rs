@@ -24,17 +24,18 @@ use crate::atomic::{hidden_sibling, readable_dir};
 use crate::finetune::classify::{CLASSIFIER_CONFIG_FILE, CLASSIFIER_WEIGHTS_FILE};
 use crate::finetune::instruct::RESPONSES_FILE;
 use crate::finetune::lora::{ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE};
-use crate::tokenizer::{CHAR_VOCAB_FILE, MERGES_FILE, VOCAB_FILE};
+use crate::tokenizer::{CHAR_VOCAB_FILE, MERGES_FILE, TOKENIZER_JSON_FILE, VOCAB_FILE};
 use crate::train::{CHECKPOINT_DIR, LOSS_PLOT_FILE, METRICS_FILE, OPTIMIZER_FILE, STATE_FILE};
 use crate::weights::hf::{CONFIG_FILE, WEIGHTS_FILE};
 
 /// The tokenizer's files.
-const TOKENIZER_FILES: [&str; 3] = [VOCAB_FILE, MERGES_FILE, CHAR_VOCAB_FILE];
+const TOKENIZER_FILES: [&str; 4] = [VOCAB_FILE, MERGES_FILE, CHAR_VOCAB_FILE, TOKENIZER_JSON_FILE];
 /// Files a model, run or fine-tuned folder of ours holds at its top level.
-const OUR_FILES: [&str; 12] = [
+const OUR_FILES: [&str; 13] = [
     CONFIG_FILE,
     WEIGHTS_FILE,
     VOCAB_FILE,
+    TOKENIZER_JSON_FILE,
     MERGES_FILE,
     CHAR_VOCAB_FILE,
     CLASSIFIER_CONFIG_FILE,
@@ -46,8 +47,16 @@ const OUR_FILES: [&str; 12] = [
     OPTIMIZER_FILE,
 ];
 /// Folders inside one of ours, and the files they hold.
-const CHECKPOINT_FILES: [&str; 7] =
-    [CONFIG_FILE, WEIGHTS_FILE, VOCAB_FILE, MERGES_FILE, CHAR_VOCAB_FILE, STATE_FILE, OPTIMIZER_FILE];
+const CHECKPOINT_FILES: [&str; 8] = [
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    VOCAB_FILE,
+    MERGES_FILE,
+    CHAR_VOCAB_FILE,
+    TOKENIZER_JSON_FILE,
+    STATE_FILE,
+    OPTIMIZER_FILE,
+];
 const ADAPTER_FILES: [&str; 2] = [ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE];
 
 /// What a folder holds, judged by the names in it.

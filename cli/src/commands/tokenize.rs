@@ -79,7 +79,7 @@ pub struct TrainTokenizerArgs {
     /// Tokens in the final vocabulary (≥ 257: 256 bytes + <|endoftext|>).
     #[arg(long)]
     vocab_size: usize,
-    /// Folder for vocab.json + merges.txt: new, empty, or holding only a
+    /// Folder for vocab.json + merges.txt + tokenizer.json: new, empty, or holding only a
     /// tokenizer (a model folder's tokenizer must match its weights).
     #[arg(long)]
     out: PathBuf,

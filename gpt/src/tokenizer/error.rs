@@ -40,7 +40,7 @@ pub enum TokenizerError {
     UnknownChar { ch: char, offset: usize },
 
     /// A character tokenizer was given bytes that are not UTF-8.
-    #[error("input is not UTF-8 (first bad byte at {offset}); a character tokenizer needs text")]
+    #[error("input is not UTF-8 (first bad byte at {offset}); this tokenizer needs text")]
     NotUtf8 { offset: usize },
 
     /// BPE training was asked for fewer tokens than the base alphabet.

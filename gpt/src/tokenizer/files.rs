@@ -74,7 +74,8 @@ impl BpeTokenizer {
     }
 
     /// Writes `vocab.json` and `merges.txt` into `dir` (created if missing)
-    /// in GPT-2's Hugging Face format; each file is written under a temporary
+    /// in GPT-2's Hugging Face format, and the same vocabulary as a
+    /// `tokenizer.json` (see [`hf_json`](super::hf_json)); each file is written under a temporary
     /// name and renamed, so a crash never leaves half a file.
     pub fn save(&self, dir: impl AsRef<Path>) -> Result<(), TokenizerError> {
         let dir = dir.as_ref();
@@ -98,7 +99,10 @@ impl BpeTokenizer {
         let vocab_path = dir.join(VOCAB_FILE);
         write_atomic(&vocab_path, vocab.as_bytes()).map_err(|e| TokenizerError::io(&vocab_path, e))?;
         let merges_path = dir.join(MERGES_FILE);
-        write_atomic(&merges_path, merges.as_bytes()).map_err(|e| TokenizerError::io(&merges_path, e))
+        write_atomic(&merges_path, merges.as_bytes()).map_err(|e| TokenizerError::io(&merges_path, e))?;
+        let json_path = dir.join(super::TOKENIZER_JSON_FILE);
+        let json = super::hf_json::tokenizer_json(self);
+        write_atomic(&json_path, json.as_bytes()).map_err(|e| TokenizerError::io(&json_path, e))
     }
 }
 

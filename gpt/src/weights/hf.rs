@@ -30,7 +30,7 @@ use crate::atomic::write_atomic;
 use crate::model::attention::CausalSelfAttention;
 use crate::model::block::{Block, Mlp};
 use crate::model::{GPTConfig, GPTModel, Projection};
-use crate::tokenizer::{AnyTokenizer, CHAR_VOCAB_FILE, MERGES_FILE, VOCAB_FILE};
+use crate::tokenizer::{AnyTokenizer, CHAR_VOCAB_FILE, MERGES_FILE, TOKENIZER_JSON_FILE, VOCAB_FILE};
 
 pub const CONFIG_FILE: &str = "config.json";
 pub const WEIGHTS_FILE: &str = "model.safetensors";
@@ -129,7 +129,8 @@ fn model_from_file(config: GPTConfig, file: &SafetensorsFile) -> Result<GPTModel
 /// Loads the tokenizer saved beside a model, if there is one.
 pub fn load_tokenizer(dir: impl AsRef<Path>) -> Result<Option<AnyTokenizer>, WeightsError> {
     let dir = dir.as_ref();
-    let has_files = [VOCAB_FILE, MERGES_FILE, CHAR_VOCAB_FILE].iter().any(|f| dir.join(f).exists());
+    let has_files =
+        [TOKENIZER_JSON_FILE, VOCAB_FILE, MERGES_FILE, CHAR_VOCAB_FILE].iter().any(|f| dir.join(f).exists());
     if !has_files {
         return Ok(None);
     }
