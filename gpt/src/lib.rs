@@ -6,6 +6,7 @@ pub mod data;
 pub mod eval;
 pub mod finetune;
 pub mod generate;
+pub mod hub;
 pub mod input;
 pub mod model;
 pub mod output;

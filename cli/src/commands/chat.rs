@@ -15,7 +15,7 @@ use crate::common::{load_model_and_tokenizer, out, outln, print_json, stream_out
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// An instruction-tuned model folder.
+    /// An instruction-tuned model folder, or a Hugging Face Hub model, ORG/NAME[@REVISION].
     #[arg(long)]
     model: PathBuf,
     /// A LoRA adapter folder (PEFT layout) to load onto the model first.
@@ -34,7 +34,8 @@ pub struct Args {
     json: bool,
 }
 
-pub fn run(args: Args) -> Result<i32> {
+pub fn run(mut args: Args) -> Result<i32> {
+    args.model = crate::hub::model_folder(&args.model)?;
     let (mut model, tokenizer) = load_model_and_tokenizer(&args.model)?;
     if let Some(dir) = &args.adapter {
         load_adapter(&mut model, dir)?;
