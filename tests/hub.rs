@@ -118,6 +118,14 @@ impl FakeHub {
         FakeHub { endpoint: hub, state }
     }
 
+    /// Serves `org/NAME`: the source model with `extra` files added.
+    fn add_repo(&self, name: &str, extra: &[(&str, String)]) {
+        let mut s = self.state.lock().unwrap();
+        let mut files = s.repos["org/tiny"].files.clone();
+        files.extend(extra.iter().map(|(file, text)| (file.to_string(), text.clone().into_bytes())));
+        s.repos.insert(format!("org/{name}"), Repo { files, gated: false });
+    }
+
     fn log(&self) -> Vec<Seen> {
         std::mem::take(&mut self.state.lock().unwrap().log)
     }
@@ -442,4 +450,33 @@ fn missing_models_and_unreachable_hubs_are_one_line_and_a_local_folder_wins() {
         .unwrap();
     assert_eq!(stdout_of(&out), stdout_of(&generate(source_model().to_str().unwrap(), &[])));
     assert!(hub.log().is_empty(), "a local folder was looked up on the Hub");
+}
+
+#[test]
+fn a_hub_models_chat_template_renders_a_prompt() {
+    let hub = FakeHub::start();
+    let chatml = "{% for message in messages %}{% if loop.first and message.role != 'system' %}\
+        {{ bos_token }}<|im_start|>system\nBe brief.<|im_end|>\n{% endif %}\
+        {{ '<|im_start|>' + message.role + '\n' + message.content.strip() + '<|im_end|>\n' }}{% endfor %}\
+        {% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}";
+    let config =
+        |template: &str| serde_json::json!({"bos_token": {"content": "<s>"}, "chat_template": template}).to_string();
+    hub.add_repo("chat", &[("tokenizer_config.json", config(chatml))]);
+    hub.add_repo(
+        "strict",
+        &[("tokenizer_config.json", config("{{ raise_exception('Only system prompts, please') }}"))],
+    );
+    let home = scratch_dir("hub-home-chat");
+    let env = [("HF_ENDPOINT", hub.endpoint.as_str()), ("HF_HOME", home.to_str().unwrap())];
+    let render = |model: &str| {
+        run_cli(&["chat", "--model", model, "--prompt", " Hi ", "--input", "there", "--render-only"], &env)
+    };
+
+    let out = render("org/chat");
+    assert_eq!(
+        stdout_of(&out),
+        "<s><|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi \n\nthere<|im_end|>\n<|im_start|>assistant\n"
+    );
+    assert_fails(&render("org/strict"), &["chat template", "Only system prompts, please"]);
+    assert_fails(&render("org/tiny"), &["has no chat template"]);
 }

@@ -2,6 +2,7 @@
 //! model, training, generation and fine-tuning.
 
 pub mod atomic;
+pub mod chat_template;
 pub mod data;
 pub mod eval;
 pub mod finetune;
