@@ -7,6 +7,7 @@
 
 mod commands;
 mod common;
+mod hub;
 pub mod kernel_tier;
 mod resident;
 mod train_speed;

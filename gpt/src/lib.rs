@@ -2,10 +2,12 @@
 //! model, training, generation and fine-tuning.
 
 pub mod atomic;
+pub mod chat_template;
 pub mod data;
 pub mod eval;
 pub mod finetune;
 pub mod generate;
+pub mod hub;
 pub mod input;
 pub mod model;
 pub mod output;

@@ -115,8 +115,8 @@ pub struct TrainArgs {
 pub struct GenerateArgs {
     #[command(flatten)]
     shape: ModelShape,
-    /// A model folder (f32 or quantized) instead of a randomly initialised
-    /// preset.
+    /// A model folder (f32 or quantized), or a Hugging Face Hub model, ORG/NAME[@REVISION],
+    /// instead of a randomly initialised preset.
     #[arg(long, conflicts_with = "preset")]
     model: Option<PathBuf>,
     /// Quantize the f32 model in memory first: f16, bf16, int8 or int4.
@@ -343,7 +343,7 @@ struct GenerateReport {
     read_gb_per_s: Option<f64>,
 }
 
-fn generate_bench(args: GenerateArgs) -> Result<i32> {
+fn generate_bench(mut args: GenerateArgs) -> Result<i32> {
     let device = crate::common::device(&args.device)?;
     if args.prompt_tokens == 0 || args.new_tokens == 0 || args.repeats == 0 {
         bail!("--prompt-tokens, --new-tokens and --repeats must be at least 1");
@@ -351,6 +351,9 @@ fn generate_bench(args: GenerateArgs) -> Result<i32> {
     let Some(total) = args.prompt_tokens.checked_add(args.new_tokens).filter(|&n| n <= MAX_TOKENS) else {
         bail!("--prompt-tokens + --new-tokens must be at most {MAX_TOKENS}");
     };
+    if let Some(model) = &args.model {
+        args.model = Some(crate::hub::model_folder(model)?);
+    }
     let report = with_threads(args.threads, || {
         let mut model = match &args.model {
             Some(dir) => gpt::weights::load_model(dir)?,

@@ -7,6 +7,7 @@ use std::io::BufRead;
 use std::path::PathBuf;
 
 use anyhow::{bail, Result};
+use gpt::chat_template::{ChatTemplate, Message};
 use gpt::finetune::instruct::respond;
 use gpt::finetune::lora::load_adapter;
 use gpt::tokenizer::Utf8Stream;
@@ -15,7 +16,7 @@ use crate::common::{load_model_and_tokenizer, out, outln, print_json, stream_out
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// An instruction-tuned model folder.
+    /// An instruction-tuned model folder, or a Hugging Face Hub model, ORG/NAME[@REVISION].
     #[arg(long)]
     model: PathBuf,
     /// A LoRA adapter folder (PEFT layout) to load onto the model first.
@@ -32,9 +33,17 @@ pub struct Args {
     /// With --prompt: one JSON object {"prompt", "input", "response"}.
     #[arg(long, requires = "prompt")]
     json: bool,
+    /// Print --prompt as the model's chat template writes it (one user
+    /// turn, then the opening of the assistant's), without running the model.
+    #[arg(long, requires = "prompt", conflicts_with_all = ["adapter", "json"])]
+    render_only: bool,
 }
 
-pub fn run(args: Args) -> Result<i32> {
+pub fn run(mut args: Args) -> Result<i32> {
+    args.model = crate::hub::model_folder(&args.model)?;
+    if args.render_only {
+        return render_only(&args);
+    }
     let (mut model, tokenizer) = load_model_and_tokenizer(&args.model)?;
     if let Some(dir) = &args.adapter {
         load_adapter(&mut model, dir)?;
@@ -78,5 +87,22 @@ pub fn run(args: Args) -> Result<i32> {
         }
         answer(line.trim(), "", true)?;
     }
+    Ok(0)
+}
+
+/// `--render-only`: the text a chat model would be given for `--prompt`
+/// (and `--input`, after a blank line), by the folder's chat template.
+fn render_only(args: &Args) -> Result<i32> {
+    let Some(template) = ChatTemplate::from_folder(&args.model)? else {
+        bail!(
+            "{}: has no chat template ({} or chat_template in {})",
+            args.model.display(),
+            gpt::chat_template::CHAT_TEMPLATE_FILE,
+            gpt::chat_template::TOKENIZER_CONFIG_FILE
+        );
+    };
+    let prompt = args.prompt.as_deref().unwrap_or_default();
+    let content = if args.input.is_empty() { prompt.to_string() } else { format!("{prompt}\n\n{}", args.input) };
+    out!("{}", template.render(&[Message::new("user", content)], true)?)?;
     Ok(0)
 }

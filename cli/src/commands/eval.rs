@@ -12,6 +12,7 @@ const MAX_BATCH: usize = 1024;
 
 #[derive(clap::Args)]
 pub struct Args {
+    /// A model folder, or a Hugging Face Hub model, ORG/NAME[@REVISION].
     #[arg(long)]
     model: PathBuf,
     #[arg(long)]
@@ -28,13 +29,14 @@ pub struct Args {
     device: String,
 }
 
-pub fn run(args: Args) -> Result<i32> {
+pub fn run(mut args: Args) -> Result<i32> {
     // Each row of a batch holds context × vocabulary logits (200 MB for
     // GPT-2), so a batch past a thousand rows cannot fit anywhere.
     if args.batch_size == 0 || args.batch_size > MAX_BATCH {
         bail!("--batch-size must be between 1 and {MAX_BATCH}");
     }
     let device = crate::common::device(&args.device)?;
+    args.model = crate::hub::model_folder(&args.model)?;
     let (model, tokenizer) = load_model_and_tokenizer(&args.model)?;
     autograd::nn::Module::to_device(&model, device)?;
     let context = args.context.unwrap_or(model.config.context_length);

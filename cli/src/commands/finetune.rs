@@ -145,7 +145,7 @@ fn on_event(bar: &ProgressBar, json: bool) -> impl FnMut(&FinetuneEvent) + '_ {
 
 #[derive(clap::Args)]
 pub struct ClassifyArgs {
-    /// The pretrained model folder (Hugging Face GPT-2 layout).
+    /// The pretrained model folder (Hugging Face GPT-2 layout), or a Hugging Face Hub model, ORG/NAME[@REVISION].
     #[arg(long)]
     model: PathBuf,
     /// `label<TAB>text` lines, or a TSV/CSV table with --text-column and
@@ -183,9 +183,10 @@ fn report_params(report: &ParamReport, json: bool) {
     }
 }
 
-pub fn classify(args: ClassifyArgs) -> Result<i32> {
+pub fn classify(mut args: ClassifyArgs) -> Result<i32> {
     args.train.check()?;
     check_builtin_size(args.builtin_size)?;
+    args.model = crate::hub::model_folder(&args.model)?;
     let (gpt, tokenizer) = load_trainable_model_and_tokenizer(&args.model)?;
     let out = args.train.claim(&args.out, &args.model, args.data.as_ref())?;
     let mut data = match &args.data {
@@ -277,7 +278,8 @@ pub fn classify(args: ClassifyArgs) -> Result<i32> {
 
 #[derive(clap::Args)]
 pub struct InstructArgs {
-    /// The pretrained model folder (its tokenizer needs <|endoftext|>).
+    /// The pretrained model folder (its tokenizer needs <|endoftext|>),
+    /// or a Hugging Face Hub model, ORG/NAME[@REVISION].
     #[arg(long)]
     model: PathBuf,
     /// A JSON array of {instruction, input, output} records (default:
@@ -299,9 +301,10 @@ pub struct InstructArgs {
     train: TrainFlags,
 }
 
-pub fn instruct(args: InstructArgs) -> Result<i32> {
+pub fn instruct(mut args: InstructArgs) -> Result<i32> {
     args.train.check()?;
     check_builtin_size(args.builtin_size)?;
+    args.model = crate::hub::model_folder(&args.model)?;
     let (mut gpt, tokenizer) = load_trainable_model_and_tokenizer(&args.model)?;
     let out = args.train.claim(&args.out, &args.model, args.data.as_ref())?;
     let Some(end) = tokenizer.eot_id() else {

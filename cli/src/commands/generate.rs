@@ -10,7 +10,7 @@ use crate::common::{load_model_and_tokenizer, out, outln, print_json, stream_out
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// A model folder (Hugging Face GPT-2 layout).
+    /// A model folder (Hugging Face GPT-2 layout) or a Hugging Face Hub model, ORG/NAME[@REVISION].
     #[arg(long)]
     model: PathBuf,
     #[arg(long)]
@@ -34,7 +34,7 @@ pub struct Args {
     device: String,
 }
 
-pub fn run(args: Args) -> Result<i32> {
+pub fn run(mut args: Args) -> Result<i32> {
     if args.temperature < 0.0 || !args.temperature.is_finite() {
         bail!("--temperature must be 0 or positive, got {}", args.temperature);
     }
@@ -47,6 +47,7 @@ pub fn run(args: Args) -> Result<i32> {
         bail!("--top-k must be at least 1");
     }
     let device = crate::common::device(&args.device)?;
+    args.model = crate::hub::model_folder(&args.model)?;
     let (model, tokenizer) = load_model_and_tokenizer(&args.model)?;
     autograd::nn::Module::to_device(&model, device)?;
     let prompt = tokenizer.encode(&args.prompt, SpecialTokens::Allow)?;

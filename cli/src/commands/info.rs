@@ -27,6 +27,7 @@ use gpt::quant::Scheme;
 
 #[derive(clap::Args)]
 pub struct Args {
+    /// A model folder, or a Hugging Face Hub model, ORG/NAME[@REVISION].
     #[arg(long, conflicts_with = "preset")]
     model: Option<PathBuf>,
     /// One of gpt2-small, gpt2-medium, gpt2-large, gpt2-xl, tiny, tiny-char, nano.
@@ -106,7 +107,10 @@ impl Memory {
     }
 }
 
-pub fn run(args: Args) -> Result<i32> {
+pub fn run(mut args: Args) -> Result<i32> {
+    if let Some(model) = &args.model {
+        args.model = Some(crate::hub::model_folder(model)?);
+    }
     let (config, trainable, quantization) = match (&args.model, &args.preset) {
         (Some(dir), None) => {
             let model = gpt::weights::load_model(dir)?;

@@ -15,7 +15,7 @@ use crate::common::{claim_output, human_bytes, outln, print_json};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The f32 model folder to read.
+    /// The f32 model folder to read, or a Hugging Face Hub model, ORG/NAME[@REVISION].
     #[arg(long)]
     model: PathBuf,
     /// f16, bf16, int8 or int4.
@@ -32,7 +32,8 @@ pub struct Args {
     json: bool,
 }
 
-pub fn run(args: Args) -> Result<i32> {
+pub fn run(mut args: Args) -> Result<i32> {
+    args.model = crate::hub::model_folder(&args.model)?;
     if resolved(&args.model)? == resolved(&args.out)? {
         bail!("{}: is the model being quantized; write the quantized model to another folder", args.out.display());
     }
