@@ -65,6 +65,14 @@ pub fn fails_with(args: &[&str], needle: &str) {
 /// Trains a char-level `nano` model for 3 steps on `text` × 40 in `dir`,
 /// returning its run folder.
 pub fn train_char_nano(dir: &std::path::Path, text: &str) -> PathBuf {
+    train_char_nano_for(dir, text, 3)
+}
+
+/// Like [`train_char_nano`], for `steps` steps (a model whose predictions
+/// carry information, for tests that compare two ways of running it).
+#[allow(dead_code)]
+pub fn train_char_nano_for(dir: &std::path::Path, text: &str, steps: usize) -> PathBuf {
+    let steps_arg = steps.to_string();
     let data = dir.join("data.txt");
     std::fs::write(&data, text.repeat(40)).unwrap();
     let run = dir.join("run");
@@ -77,7 +85,7 @@ pub fn train_char_nano(dir: &std::path::Path, text: &str) -> PathBuf {
         "--preset",
         "nano",
         "--steps",
-        "3",
+        &steps_arg,
         "--batch-size",
         "2",
         "--context",
@@ -92,6 +100,6 @@ pub fn train_char_nano(dir: &std::path::Path, text: &str) -> PathBuf {
     ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(summary["steps"], 3);
+    assert_eq!(summary["steps"], steps);
     run
 }
