@@ -27,13 +27,15 @@ use crate::finetune::lora::{ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE};
 use crate::tokenizer::{CHAR_VOCAB_FILE, MERGES_FILE, TOKENIZER_JSON_FILE, VOCAB_FILE};
 use crate::train::{CHECKPOINT_DIR, LOSS_PLOT_FILE, METRICS_FILE, OPTIMIZER_FILE, STATE_FILE};
 use crate::weights::hf::{CONFIG_FILE, WEIGHTS_FILE};
+use crate::weights::shards::{is_shard_name, WEIGHTS_INDEX_FILE};
 
 /// The tokenizer's files.
 const TOKENIZER_FILES: [&str; 4] = [VOCAB_FILE, MERGES_FILE, CHAR_VOCAB_FILE, TOKENIZER_JSON_FILE];
 /// Files a model, run or fine-tuned folder of ours holds at its top level.
-const OUR_FILES: [&str; 13] = [
+const OUR_FILES: [&str; 14] = [
     CONFIG_FILE,
     WEIGHTS_FILE,
+    WEIGHTS_INDEX_FILE,
     VOCAB_FILE,
     TOKENIZER_JSON_FILE,
     MERGES_FILE,
@@ -95,7 +97,11 @@ impl FolderKind {
 /// a NAME this program writes. Anything else hidden is the user's.
 fn is_leftover(name: &str) -> bool {
     let ours = |base: &str| {
-        OUR_FILES.contains(&base) || ADAPTER_FILES.contains(&base) || base == CHECKPOINT_DIR || base == "adapter"
+        OUR_FILES.contains(&base)
+            || is_shard_name(base)
+            || ADAPTER_FILES.contains(&base)
+            || base == CHECKPOINT_DIR
+            || base == "adapter"
     };
     let Some(rest) = name.strip_prefix('.') else { return false };
     if let Some((base, pid)) = rest.rsplit_once(".tmp-") {
@@ -128,7 +134,7 @@ fn first_unknown(dir: &Path, known: &[&str], folders: &[(&str, &[&str])]) -> std
             if let Some(unknown) = first_unknown(&dir.join(&name), inner, &[])? {
                 return Ok(Some(format!("{name}/{unknown}")));
             }
-        } else if is_dir || !known.contains(&name.as_str()) {
+        } else if is_dir || !(known.contains(&name.as_str()) || is_shard_name(&name)) {
             return Ok(Some(name));
         }
     }
@@ -173,7 +179,7 @@ pub fn folder_kind(dir: &Path) -> std::io::Result<FolderKind> {
         || has(OPTIMIZER_FILE)
     {
         FolderKind::Run
-    } else if has(CONFIG_FILE) && has(WEIGHTS_FILE) {
+    } else if has(CONFIG_FILE) && (has(WEIGHTS_FILE) || has(WEIGHTS_INDEX_FILE)) {
         FolderKind::Model
     } else if entries.iter().all(|n| TOKENIZER_FILES.contains(&n.as_str()))
         && (has(CHAR_VOCAB_FILE) || (has(VOCAB_FILE) && has(MERGES_FILE)))

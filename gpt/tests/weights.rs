@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use autograd::nn::Module;
 use autograd::no_grad;
 use gpt::model::{GPTConfig, GPTModel};
-use gpt::weights::{load_model, save_model, save_safetensors, SafetensorsFile};
+use gpt::weights::{
+    load_model, save_model, save_model_sharded, save_safetensors, SafetensorsFile, WeightFiles, WEIGHTS_INDEX_FILE,
+};
 use tensor::{Generator, Tensor};
 
 fn scratch_dir(name: &str) -> PathBuf {
@@ -132,4 +134,58 @@ fn saving_never_leaves_temporary_files() {
         std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     assert!(names.iter().all(|n| !n.contains(".tmp")), "{names:?}");
     assert_eq!(nano().num_parameters(), GPTConfig::preset("nano").unwrap().num_parameters());
+}
+
+/// A model split over shards loads as the single file does; re-saving in
+/// the other layout leaves no stale file that would shadow it; an index
+/// that names a missing shard, or places a tensor in a shard without it,
+/// is an error naming the file.
+#[test]
+fn sharded_folders_load_and_resave() {
+    let dir = scratch_dir("sharded");
+    let model = nano();
+    // nano's f32 weights are about 180 KB; 40 KB shards give several.
+    save_model_sharded(&model, &dir, None, 40_000).unwrap();
+    let index_path = dir.join(WEIGHTS_INDEX_FILE);
+    let index: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&index_path).unwrap()).unwrap();
+    let shards: std::collections::BTreeSet<&str> =
+        index["weight_map"].as_object().unwrap().values().map(|v| v.as_str().unwrap()).collect();
+    assert!(shards.len() >= 4, "{shards:?}");
+    let n = shards.len();
+    let expected: std::collections::BTreeSet<String> =
+        (1..=n).map(|k| format!("model-{k:05}-of-{n:05}.safetensors")).collect();
+    assert_eq!(shards.iter().map(|s| s.to_string()).collect::<std::collections::BTreeSet<_>>(), expected);
+    assert!(!dir.join("model.safetensors").exists());
+    let files = WeightFiles::open(&dir).unwrap();
+    assert_eq!(files.shard_count(), shards.len());
+    assert_eq!(files.names().count(), model.named_parameters().len());
+    let loaded = load_model(&dir).unwrap();
+    assert_eq!(logits(&loaded), logits(&model));
+
+    // A damaged index: a tensor placed in a shard that lacks it, then a
+    // shard that does not exist.
+    let text = std::fs::read_to_string(&index_path).unwrap();
+    let first = shards.iter().next().unwrap().to_string();
+    let last = shards.iter().last().unwrap().to_string();
+    let wrong = text.replacen(&format!("\"{last}\""), &format!("\"{first}\""), 1);
+    std::fs::write(&index_path, &wrong).unwrap();
+    let err = load_model(&dir).err().unwrap().to_string();
+    assert!(err.contains(WEIGHTS_INDEX_FILE) && err.contains("which does not hold it"), "{err}");
+    std::fs::write(&index_path, text.replace(&last, "model-00009-of-00009.safetensors")).unwrap();
+    let err = load_model(&dir).err().unwrap().to_string();
+    assert!(err.contains("model-00009-of-00009.safetensors"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    std::fs::write(&index_path, &text).unwrap();
+
+    // Saved again as one file: the shards and the index are gone, and the
+    // folder still loads.
+    save_model(&model, &dir, None).unwrap();
+    let left: Vec<String> =
+        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert!(left.iter().all(|n| !n.starts_with("model-") && n != WEIGHTS_INDEX_FILE), "{left:?}");
+    assert_eq!(logits(&load_model(&dir).unwrap()), logits(&model));
+    // And sharded again: the single file, which would shadow the index, is gone.
+    save_model_sharded(&model, &dir, None, 40_000).unwrap();
+    assert!(!dir.join("model.safetensors").exists());
+    assert_eq!(logits(&load_model(&dir).unwrap()), logits(&model));
 }

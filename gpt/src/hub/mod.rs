@@ -62,7 +62,7 @@ pub const OPTIONAL_FILES: [&str; 7] = [
 /// in one file), as the loader reads them.
 pub use crate::weights::hf::{CONFIG_FILE, WEIGHTS_FILE};
 /// The weights in shards: `{"weight_map": {tensor: shard file}}`.
-pub const WEIGHTS_INDEX_FILE: &str = "model.safetensors.index.json";
+pub use crate::weights::shards::WEIGHTS_INDEX_FILE;
 
 /// `ORG/NAME[@REVISION]`, checked to be safe as a path and a URL.
 #[derive(Debug, Clone, PartialEq, Eq)]

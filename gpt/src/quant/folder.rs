@@ -45,7 +45,7 @@ use crate::model::{attention::CausalSelfAttention, GPTConfig, GPTModel, Projecti
 use crate::output::{check_not_nested, folder_kind, resolved, FolderKind};
 use crate::tokenizer::{CHAR_VOCAB_FILE, MERGES_FILE, VOCAB_FILE};
 use crate::weights::hf::{load_config, CONFIG_FILE, WEIGHTS_FILE};
-use crate::weights::{save_raw_safetensors, RawTensor, SafetensorsFile, WeightsError};
+use crate::weights::{save_raw_safetensors, RawTensor, WeightFiles, WeightsError};
 
 /// The `config.json` key that marks a quantized folder.
 pub const CONFIG_KEY: &str = "scratchgpt_quantization";
@@ -168,9 +168,9 @@ pub fn quantize_folder(src: &Path, scheme: Scheme, out: &Path, force: bool) -> R
         });
     }
     check_destination(src, out, force)?;
-    let source_bytes = std::fs::metadata(src.join(WEIGHTS_FILE)).map(|m| m.len()).unwrap_or(0);
     let config = load_config(src)?;
-    let file = SafetensorsFile::open(src.join(WEIGHTS_FILE))?;
+    let file = WeightFiles::open(src)?;
+    let source_bytes = file.total_bytes();
     let mut tensors = Vec::new();
     let (mut quantized_parameters, mut float_parameters) = (0, 0);
     let (mut error_sq, mut weight_sq) = (0.0f64, 0.0f64);
@@ -289,7 +289,7 @@ fn write_config(src: &Path, dir: &Path, scheme: Scheme) -> Result<(), WeightsErr
 }
 
 /// The name a tensor has in `file`: with or without `transformer.`.
-pub(crate) fn stored_name(file: &SafetensorsFile, name: &str) -> Result<String, WeightsError> {
+pub(crate) fn stored_name(file: &WeightFiles, name: &str) -> Result<String, WeightsError> {
     [format!("transformer.{name}"), name.to_string()]
         .into_iter()
         .find(|n| file.contains(n))
@@ -336,7 +336,7 @@ fn push_quantized(tensors: &mut Vec<(String, RawTensor)>, name: String, q: Quant
 /// Loads a folder written by [`quantize_folder`] into a model that runs on
 /// the packed weights. `config` and `scheme` come from its `config.json`.
 pub fn load_quantized(dir: &Path, config: GPTConfig, scheme: Scheme) -> Result<GPTModel, WeightsError> {
-    let file = SafetensorsFile::open(dir.join(WEIGHTS_FILE))?;
+    let file = WeightFiles::open(dir)?;
     let reader = Reader { file: &file, scheme };
     let mut floats: HashMap<String, Tensor> = HashMap::new();
     let mut matrices: HashMap<String, QuantMatrix> = HashMap::new();
@@ -383,7 +383,7 @@ pub fn load_quantized(dir: &Path, config: GPTConfig, scheme: Scheme) -> Result<G
 
 /// Reads packed matrices of one scheme from a file, checking each.
 struct Reader<'a> {
-    file: &'a SafetensorsFile,
+    file: &'a WeightFiles,
     scheme: Scheme,
 }
 

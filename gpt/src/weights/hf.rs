@@ -25,7 +25,7 @@ use autograd::Var;
 use tensor::{DType, Tensor};
 
 use super::error::WeightsError;
-use super::safetensors_io::{save_safetensors, SafetensorsFile};
+use super::shards::{remove_replaced_weights, save_sharded, WeightFiles};
 use crate::atomic::write_atomic;
 use crate::model::attention::CausalSelfAttention;
 use crate::model::block::{Block, Mlp};
@@ -33,7 +33,11 @@ use crate::model::{GPTConfig, GPTModel, Projection};
 use crate::tokenizer::{AnyTokenizer, CHAR_VOCAB_FILE, MERGES_FILE, TOKENIZER_JSON_FILE, VOCAB_FILE};
 
 pub const CONFIG_FILE: &str = "config.json";
-pub const WEIGHTS_FILE: &str = "model.safetensors";
+pub use super::shards::WEIGHTS_FILE;
+
+/// The largest shard [`save_model`] writes, `transformers`' default
+/// `max_shard_size` (5 GB): GPT-2 XL's 6.2 GB of f32 weights become two.
+pub const DEFAULT_MAX_SHARD_BYTES: usize = 5_000_000_000;
 
 /// Whether our parameter `name` is a Conv1D weight in GPT-2's files.
 fn is_conv1d_weight(name: &str) -> bool {
@@ -65,7 +69,7 @@ pub fn load_model(dir: impl AsRef<Path>) -> Result<GPTModel, WeightsError> {
     if let Some(scheme) = crate::quant::folder_scheme(dir)? {
         return crate::quant::load_quantized(dir, config, scheme);
     }
-    let file = SafetensorsFile::open(dir.join(WEIGHTS_FILE))?;
+    let file = WeightFiles::open(dir)?;
     // Names and shapes are checked against the file's header before the
     // model is built: the header is checked against the file's size, so a
     // config that describes more than the file holds fails here instead of
@@ -83,7 +87,7 @@ pub fn load_model(dir: impl AsRef<Path>) -> Result<GPTModel, WeightsError> {
 /// Builds the model from the file's tensors, with no random initialisation
 /// first: loading needs the weights' memory and one tensor's more, and a
 /// file that lacks a tensor or holds a NaN fails before a model exists.
-fn model_from_file(config: GPTConfig, file: &SafetensorsFile) -> Result<GPTModel, WeightsError> {
+fn model_from_file(config: GPTConfig, file: &WeightFiles) -> Result<GPTModel, WeightsError> {
     let read = |name: &str, shape: &[usize]| -> Result<Tensor, WeightsError> {
         let stored = crate::quant::folder::stored_name(file, name)?;
         let t = file.tensor_shaped(&stored, shape)?.to_dtype(DType::F32);
@@ -155,11 +159,24 @@ fn saved_tensor(name: &str, param: &Var, plain: &HashMap<String, Linear>) -> Opt
 /// Saves `model` as a Hugging Face folder that `transformers` loads
 /// (`GPT2LMHeadModel.from_pretrained(dir)`), plus the tokenizer if given.
 /// Each file is written to a temporary name and renamed into place. LoRA
-/// adapters, if any, are merged into the weights written.
+/// adapters, if any, are merged into the weights written. Weights over
+/// [`DEFAULT_MAX_SHARD_BYTES`] are split into shards.
 pub fn save_model(
     model: &GPTModel,
     dir: impl AsRef<Path>,
     tokenizer: Option<&AnyTokenizer>,
+) -> Result<(), WeightsError> {
+    save_model_sharded(model, dir, tokenizer, DEFAULT_MAX_SHARD_BYTES)
+}
+
+/// [`save_model`] with shards of at most `max_shard_bytes` (one
+/// `model.safetensors` when the weights fit in one), indexed by
+/// `model.safetensors.index.json`.
+pub fn save_model_sharded(
+    model: &GPTModel,
+    dir: impl AsRef<Path>,
+    tokenizer: Option<&AnyTokenizer>,
+    max_shard_bytes: usize,
 ) -> Result<(), WeightsError> {
     let dir = dir.as_ref();
     std::fs::create_dir_all(dir).map_err(|e| WeightsError::io(dir, e))?;
@@ -186,7 +203,11 @@ pub fn save_model(
         }
     }
     let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
-    save_safetensors(dir.join(WEIGHTS_FILE), &tensors, Some(metadata))?;
+    let written = save_sharded(dir, &tensors, metadata, max_shard_bytes)?;
+    // The config is written after the weights and the layout they replace
+    // is removed before it: a crash leaves the old config beside weights
+    // whose names and shapes the loader checks against it.
+    remove_replaced_weights(dir, &written)?;
     // The end-of-text id must exist in this vocabulary, or transformers
     // rejects it: the tokenizer's, else GPT-2's when the vocabulary has it.
     let eos = tokenizer.and_then(|t| t.eot_id()).or((model.config.vocab_size > 50256).then_some(50256));
