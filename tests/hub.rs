@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use common::{binary, scratch_dir};
+use common::{binary, scratch_dir, train_nano};
 
 const COMMIT: &str = "4f1c0de5a7e2b9d3c6f8a1b0e9d2c7f4a3b6e5d1";
 const TOKEN: &str = "hf_test_token";
@@ -31,36 +31,7 @@ fn source_model() -> &'static Path {
     static MODEL: OnceLock<PathBuf> = OnceLock::new();
     MODEL.get_or_init(|| {
         let dir = scratch_dir("hub-source");
-        let data = dir.join("data.txt");
-        std::fs::write(&data, "the cat sat on the mat. the dog sat on the log. ".repeat(40)).unwrap();
-        let run = dir.join("run");
-        let out = run_cli(
-            &[
-                "train",
-                "--data",
-                data.to_str().unwrap(),
-                "--tokenizer",
-                "bpe:300",
-                "--preset",
-                "nano",
-                "--steps",
-                "2",
-                "--batch-size",
-                "2",
-                "--context",
-                "16",
-                "--eval-every",
-                "0",
-                "--sample-every",
-                "0",
-                "--out",
-                run.to_str().unwrap(),
-                "--json",
-            ],
-            &[],
-        );
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        run
+        train_nano(&dir, "the cat sat on the mat. the dog sat on the log. ", "bpe:300", 2)
     })
 }
 

@@ -72,6 +72,13 @@ pub fn train_char_nano(dir: &std::path::Path, text: &str) -> PathBuf {
 /// carry information, for tests that compare two ways of running it).
 #[allow(dead_code)]
 pub fn train_char_nano_for(dir: &std::path::Path, text: &str, steps: usize) -> PathBuf {
+    train_nano(dir, text, "char", steps)
+}
+
+/// A nano model trained `steps` steps on `text` with `tokenizer` (`char`,
+/// `bpe:N`, ...), in `dir/run`.
+#[allow(dead_code)]
+pub fn train_nano(dir: &std::path::Path, text: &str, tokenizer: &str, steps: usize) -> PathBuf {
     let steps_arg = steps.to_string();
     let data = dir.join("data.txt");
     std::fs::write(&data, text.repeat(40)).unwrap();
@@ -81,7 +88,7 @@ pub fn train_char_nano_for(dir: &std::path::Path, text: &str, steps: usize) -> P
         "--data",
         data.to_str().unwrap(),
         "--tokenizer",
-        "char",
+        tokenizer,
         "--preset",
         "nano",
         "--steps",
