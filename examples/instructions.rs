@@ -39,6 +39,7 @@ fn main() {
         drop_rate: 0.0,
         qkv_bias: true,
         layer_norm_eps: 1e-5,
+        ..GPTConfig::gpt2(1, 1, 1)
     };
     let mut model = GPTModel::new(config, &mut Generator::seed(0));
     let opts = InstructOptions {

@@ -343,6 +343,7 @@ fn adapters_attach_to_f32_models_only() {
     let mut model = load_model(&dir).unwrap();
     let err = apply_lora(&mut model, &LoraConfig::new(2), &mut Generator::seed(0)).unwrap_err().to_string();
     assert!(err.contains("this one is quantized (int4)"), "{err}");
-    let layer = model.h[0].attn.c_attn.downcast_ref::<gpt::quant::QuantLinear>().expect("a packed projection");
+    let layer =
+        model.h[0].attn.projections()[0].1.downcast_ref::<gpt::quant::QuantLinear>().expect("a packed projection");
     assert!(Module::to_device(layer, tensor::Device::Cuda(0)).is_err());
 }

@@ -62,7 +62,7 @@ fn layer_norm_epsilon_is_read_from_the_folder() {
     std::fs::write(&path, config.to_string()).unwrap();
     let loaded = load_model(&dir).unwrap();
     assert_eq!(loaded.config.layer_norm_eps, 0.5);
-    assert!(loaded.h.iter().all(|b| b.ln_1.eps == 0.5 && b.ln_2.eps == 0.5) && loaded.ln_f.eps == 0.5);
+    assert!(loaded.h.iter().all(|b| b.ln_1.eps() == 0.5 && b.ln_2.eps() == 0.5) && loaded.ln_f.eps() == 0.5);
     let (a, b) = (logits(&loaded), logits(&model));
     assert!(a.iter().zip(&b).any(|(x, y)| (x - y).abs() > 1e-3), "ε = 0.5 changes the logits");
 }

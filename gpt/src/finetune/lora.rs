@@ -9,9 +9,11 @@
 //! optimizer built from the trainable parameters updates only the adapters
 //! (plus whatever the caller unfreezes, such as a new classification head);
 //! [`merge_lora`] swaps each back for the plain Linear it amounts to.
-//! Targets use PEFT's module names: `c_attn` (the qkv projection), `c_proj`
-//! (both output projections: attention's and the MLP's, as PEFT's suffix
-//! match does) and `c_fc` (the MLP's up projection).
+//! Targets use PEFT's module names. GPT-2's: `c_attn` (the qkv
+//! projection), `c_proj` (both output projections: attention's and the
+//! MLP's, as PEFT's suffix match does) and `c_fc` (the MLP's up
+//! projection). The Llama family's: `q_proj`, `k_proj`, `v_proj`, `o_proj`,
+//! `gate_proj`, `up_proj`, `down_proj`. No targets means all of them.
 //!
 //! Saved adapters follow Hugging Face PEFT, so `PeftModel.from_pretrained`
 //! loads them onto GPT-2:
@@ -19,14 +21,17 @@
 //! ```text
 //! adapter_config.json        {"peft_type": "LORA", "r": 8, "lora_alpha": 16,
 //!                             "target_modules": ["c_attn", "c_proj", "c_fc"],
-//!                             "fan_in_fan_out": true, ...}
+//!                             "fan_in_fan_out": model.config.model_type.is_gpt2(), ...}
 //! adapter_model.safetensors  base_model.model.transformer.h.0.attn.c_attn.lora_A.weight  [r, in]
 //!                            base_model.model.transformer.h.0.attn.c_attn.lora_B.weight  [out, r]
 //! ```
 //!
+//! and for the Llama family `base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight`.
+//!
 //! PEFT's `lora_A`/`lora_B` are `nn.Linear`s, so their weights are our A and
 //! B transposed. `fan_in_fan_out` tells PEFT that GPT-2's `Conv1D` stores
-//! its weight `[in, out]`, so the merged ΔW must be transposed to match.
+//! its weight `[in, out]`, so the merged ΔW must be transposed to match
+//! (the Llama family's projections are `nn.Linear`s: false there).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -37,27 +42,47 @@ use tensor::{DType, Generator, Tensor};
 
 use super::FinetuneError;
 use crate::atomic::write_atomic;
-use crate::model::{GPTModel, Projection};
+use crate::model::{GPTModel, ModelType, Projection};
 use crate::quant::scheme_of;
+use crate::weights::hf::hf_name;
 use crate::weights::{save_safetensors, SafetensorsFile};
 
 pub const ADAPTER_CONFIG_FILE: &str = "adapter_config.json";
 pub const ADAPTER_WEIGHTS_FILE: &str = "adapter_model.safetensors";
 /// PEFT's names for the projections GPT-2 can adapt.
 pub const TARGETS: [&str; 3] = ["c_attn", "c_proj", "c_fc"];
+/// And those of the Llama family.
+pub const LLAMA_TARGETS: [&str; 7] = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
+
+/// The projections a model of this type can adapt.
+pub fn targets_of(model_type: ModelType) -> &'static [&'static str] {
+    if model_type.is_gpt2() {
+        &TARGETS
+    } else {
+        &LLAMA_TARGETS
+    }
+}
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct LoraConfig {
     pub rank: usize,
     pub alpha: f64,
-    /// Any of [`TARGETS`].
+    /// Any of the model's [`targets_of`]; empty: all of them.
     pub targets: Vec<String>,
 }
 
 impl LoraConfig {
     /// All projections, α = 2r (a common choice: scaling 2).
     pub fn new(rank: usize) -> Self {
-        LoraConfig { rank, alpha: 2.0 * rank as f64, targets: TARGETS.iter().map(|s| s.to_string()).collect() }
+        LoraConfig { rank, alpha: 2.0 * rank as f64, targets: Vec::new() }
+    }
+
+    /// The targets on a model of this type: those named, or all.
+    fn targets_for(&self, model_type: ModelType) -> Vec<String> {
+        match self.targets.is_empty() {
+            true => targets_of(model_type).iter().map(|s| s.to_string()).collect(),
+            false => self.targets.clone(),
+        }
     }
 }
 
@@ -111,12 +136,14 @@ fn target_of(name: &str) -> &str {
     name.rsplit('.').next().expect("a projection name")
 }
 
-fn check_targets(targets: &[String]) -> Result<(), FinetuneError> {
-    if targets.is_empty() {
-        return Err(FinetuneError::Config("LoRA needs at least one target module".into()));
-    }
-    if let Some(bad) = targets.iter().find(|t| !TARGETS.contains(&t.as_str())) {
-        return Err(FinetuneError::Config(format!("unknown LoRA target {bad:?}; GPT-2's are {}", TARGETS.join(", "))));
+fn check_targets(targets: &[String], model_type: ModelType) -> Result<(), FinetuneError> {
+    let known = targets_of(model_type);
+    if let Some(bad) = targets.iter().find(|t| !known.contains(&t.as_str())) {
+        return Err(FinetuneError::Config(format!(
+            "unknown LoRA target {bad:?}; {}'s are {}",
+            model_type.name(),
+            known.join(", ")
+        )));
     }
     Ok(())
 }
@@ -133,13 +160,14 @@ pub fn apply_lora(
     config: &LoraConfig,
     gen: &mut Generator,
 ) -> Result<ParamReport, FinetuneError> {
-    check_targets(&config.targets)?;
+    let targets = config.targets_for(model.config.model_type);
+    check_targets(&targets, model.config.model_type)?;
     if let Some(scheme) = scheme_of(model) {
         return Err(FinetuneError::Config(format!(
             "adapters attach to an f32 model, and this one is quantized ({scheme})"
         )));
     }
-    let targeted = |name: &str| config.targets.iter().any(|t| t == target_of(name));
+    let targeted = |name: &str| targets.iter().any(|t| t == target_of(name));
     for (_, p) in model.projections().filter(|(name, _)| targeted(name)) {
         let l = base_layer(p).expect("an f32 model's projections have f32 weights");
         autograd::nn::check_rank(config.rank, l.in_features(), l.out_features())?;
@@ -163,8 +191,8 @@ pub fn merge_lora(model: &mut GPTModel) {
 }
 
 /// PEFT's name for an adapter matrix of projection `name` (`h.0.attn.c_attn`).
-fn peft_name(name: &str, which: &str) -> String {
-    format!("base_model.model.transformer.{name}.lora_{which}.weight")
+fn peft_name(model: &GPTModel, name: &str, which: &str) -> String {
+    format!("base_model.model.{}.lora_{which}.weight", hf_name(&model.config, name))
 }
 
 /// Writes the adapters of `model` into folder `dir` in PEFT's layout.
@@ -175,8 +203,8 @@ pub fn save_adapter(model: &GPTModel, dir: &Path, base: &str) -> Result<(), Fine
     let mut targets: Vec<String> = Vec::new();
     for (name, p) in model.projections() {
         if let Some(l) = adapter(p) {
-            tensors.push((peft_name(&name, "A"), l.a.data().t().contiguous()));
-            tensors.push((peft_name(&name, "B"), l.b.data().t().contiguous()));
+            tensors.push((peft_name(model, &name, "A"), l.a.data().t().contiguous()));
+            tensors.push((peft_name(model, &name, "B"), l.b.data().t().contiguous()));
             config.get_or_insert((l.rank(), l.alpha));
             let target = target_of(&name).to_string();
             if !targets.contains(&target) {
@@ -198,7 +226,7 @@ pub fn save_adapter(model: &GPTModel, dir: &Path, base: &str) -> Result<(), Fine
         "lora_alpha": alpha,
         "lora_dropout": 0.0,
         "target_modules": targets,
-        "fan_in_fan_out": true,
+        "fan_in_fan_out": model.config.model_type.is_gpt2(),
         "bias": "none",
         "inference_mode": true,
         "modules_to_save": null,
@@ -225,7 +253,9 @@ pub fn load_adapter_config(dir: &Path) -> Result<LoraConfig, FinetuneError> {
         Some(Value::String(s)) => vec![s.clone()],
         _ => return Err(bad("missing \"target_modules\"".into())),
     };
-    check_targets(&targets).map_err(|e| bad(e.to_string()))?;
+    if targets.is_empty() {
+        return Err(bad("\"target_modules\" is empty".into()));
+    }
     if let Some(option) = unsupported_peft_option(&v) {
         return Err(bad(format!(
             "{option}, which this program does not implement; its outputs would differ from PEFT's"
@@ -271,13 +301,18 @@ pub fn load_adapter(model: &mut GPTModel, dir: &Path) -> Result<LoraConfig, Fine
         });
     }
     let config = load_adapter_config(dir)?;
+    check_targets(&config.targets, model.config.model_type)
+        .map_err(|e| FinetuneError::Adapter { path: dir.join(ADAPTER_CONFIG_FILE), reason: e.to_string() })?;
     let file = SafetensorsFile::open(dir.join(ADAPTER_WEIGHTS_FILE))?;
     let path = file.path().to_path_buf();
     let bad = |reason: String| FinetuneError::Adapter { path: path.clone(), reason };
     // Layers the file has beyond the model's are a different base.
     let n_layers = model.h.len();
     for name in file.names() {
-        let block = name.strip_prefix("base_model.model.transformer.h.").and_then(|r| r.split('.').next());
+        let block = ["base_model.model.transformer.h.", "base_model.model.model.layers."]
+            .iter()
+            .find_map(|prefix| name.strip_prefix(prefix))
+            .and_then(|r| r.split('.').next());
         if let Some(i) = block.and_then(|b| b.parse::<usize>().ok()) {
             if i >= n_layers {
                 return Err(bad(format!("has adapters for block {i}, but the base model has {n_layers} blocks")));
@@ -289,7 +324,7 @@ pub fn load_adapter(model: &mut GPTModel, dir: &Path) -> Result<LoraConfig, Fine
         if !config.targets.iter().any(|t| t == target_of(&name)) {
             continue;
         }
-        let (a_name, b_name) = (peft_name(&name, "A"), peft_name(&name, "B"));
+        let (a_name, b_name) = (peft_name(model, &name, "A"), peft_name(model, &name, "B"));
         let base = base_layer(p).expect("an f32 model's projections have f32 weights");
         let (din, dout) = (base.in_features(), base.out_features());
         let a = file.tensor(&a_name).map_err(|_| bad(format!("missing tensor {a_name}")))?;

@@ -1,101 +1,158 @@
-//! One transformer block, pre-LayerNorm as GPT-2:
-//!   x = x + dropout(attn(ln_1(x)))
-//!   x = x + dropout(mlp(ln_2(x)))        mlp = c_proj(gelu(c_fc(·))), 4× wide
+//! One transformer block, pre-norm as GPT-2 and the Llama family:
+//!   x = x + dropout(attn(norm_1(x)))
+//!   x = x + dropout(mlp(norm_2(x)))
 //! The residual additions let gradients flow straight from the loss to every
 //! layer; the norms keep each branch's input well scaled.
+//!
+//! The MLP is GPT-2's `c_proj(gelu(c_fc(x)))`, 4× wide, or the Llama
+//! family's SwiGLU, `down_proj(silu(gate_proj(x)) ⊙ up_proj(x))`: a gate
+//! decides, per hidden unit, how much of `up` passes. With three matrices
+//! instead of two, its width is about ⅔ of 4·C for the same parameters.
+//!
+//! Names follow Hugging Face: GPT-2's `ln_1`, `attn`, `ln_2`, `mlp.c_fc`;
+//! the Llama family's `input_layernorm`, `self_attn`,
+//! `post_attention_layernorm`, `mlp.gate_proj`.
 
 use std::sync::Mutex;
 
-use autograd::nn::{LayerNorm, Module};
-use autograd::{dropout, Var};
-use tensor::Generator;
+use autograd::nn::Module;
+use autograd::{dropout, swiglu, Var};
+use tensor::{Generator, RopeTables};
 
 use super::attention::CausalSelfAttention;
+use super::build::LayerSource;
 use super::config::GPTConfig;
-use super::init::gpt2_linear;
 use super::kv_cache::LayerCache;
+use super::norm::Norm;
 use super::projection::Projection;
 
-pub struct Mlp {
-    pub c_fc: Box<dyn Projection>,
-    pub c_proj: Box<dyn Projection>,
+pub enum Mlp {
+    /// GPT-2: C → 4C, GELU, 4C → C.
+    Gelu { c_fc: Box<dyn Projection>, c_proj: Box<dyn Projection> },
+    /// The Llama family: gate and up C → F, SwiGLU, down F → C.
+    SwiGlu { gate_proj: Box<dyn Projection>, up_proj: Box<dyn Projection>, down_proj: Box<dyn Projection> },
 }
 
 impl Mlp {
+    fn build<S: LayerSource>(config: &GPTConfig, name: &str, src: &mut S) -> Result<Mlp, S::Error> {
+        let (c, f, bias) = (config.emb_dim, config.mlp_width(), config.mlp_bias);
+        let proj_std = 0.02 / (2.0 * config.n_layers as f64).sqrt();
+        let mut proj = |part: &str, i, o, std| src.projection(&format!("{name}.{part}"), i, o, bias, std);
+        Ok(if config.model_type.is_gpt2() {
+            Mlp::Gelu { c_fc: proj("c_fc", c, f, 0.02)?, c_proj: proj("c_proj", f, c, proj_std)? }
+        } else {
+            Mlp::SwiGlu {
+                gate_proj: proj("gate_proj", c, f, 0.02)?,
+                up_proj: proj("up_proj", c, f, 0.02)?,
+                down_proj: proj("down_proj", f, c, proj_std)?,
+            }
+        })
+    }
+
     pub fn forward(&self, x: &Var) -> Var {
-        self.c_proj.forward(&self.c_fc.forward(x).gelu())
+        match self {
+            Mlp::Gelu { c_fc, c_proj } => c_proj.forward(&c_fc.forward(x).gelu()),
+            Mlp::SwiGlu { gate_proj, up_proj, down_proj } => {
+                down_proj.forward(&swiglu(&gate_proj.forward(x), &up_proj.forward(x)))
+            }
+        }
+    }
+
+    /// The projections, named inside the MLP.
+    pub fn projections(&self) -> Vec<(&'static str, &dyn Projection)> {
+        match self {
+            Mlp::Gelu { c_fc, c_proj } => vec![("c_fc", &**c_fc), ("c_proj", &**c_proj)],
+            Mlp::SwiGlu { gate_proj, up_proj, down_proj } => {
+                vec![("gate_proj", &**gate_proj), ("up_proj", &**up_proj), ("down_proj", &**down_proj)]
+            }
+        }
+    }
+
+    pub fn projections_mut(&mut self) -> Vec<(&'static str, &mut Box<dyn Projection>)> {
+        match self {
+            Mlp::Gelu { c_fc, c_proj } => vec![("c_fc", c_fc), ("c_proj", c_proj)],
+            Mlp::SwiGlu { gate_proj, up_proj, down_proj } => {
+                vec![("gate_proj", gate_proj), ("up_proj", up_proj), ("down_proj", down_proj)]
+            }
+        }
+    }
+}
+
+/// The names of a block's parts in this config's family.
+struct PartNames {
+    norm_1: &'static str,
+    attn: &'static str,
+    norm_2: &'static str,
+}
+
+fn part_names(config: &GPTConfig) -> PartNames {
+    if config.model_type.is_gpt2() {
+        PartNames { norm_1: "ln_1", attn: "attn", norm_2: "ln_2" }
+    } else {
+        PartNames { norm_1: "input_layernorm", attn: "self_attn", norm_2: "post_attention_layernorm" }
     }
 }
 
 pub struct Block {
-    pub ln_1: LayerNorm,
+    pub ln_1: Norm,
     pub attn: CausalSelfAttention,
-    pub ln_2: LayerNorm,
+    pub ln_2: Norm,
     pub mlp: Mlp,
+    names: PartNames,
     drop_rate: f64,
 }
 
 impl Block {
-    pub fn new(config: &GPTConfig, gen: &mut Generator) -> Self {
+    /// Block `layer`, named `name` (`h.3`, `layers.3`), from `src`.
+    pub fn build<S: LayerSource>(config: &GPTConfig, layer: usize, name: &str, src: &mut S) -> Result<Block, S::Error> {
+        let names = part_names(config);
         let c = config.emb_dim;
-        let proj_std = 0.02 / (2.0 * config.n_layers as f64).sqrt();
-        Block {
-            ln_1: LayerNorm::with_eps(c, config.layer_norm_eps),
-            attn: CausalSelfAttention::new(config, gen),
-            ln_2: LayerNorm::with_eps(c, config.layer_norm_eps),
-            mlp: Mlp {
-                c_fc: Box::new(gpt2_linear(c, 4 * c, true, 0.02, gen)),
-                c_proj: Box::new(gpt2_linear(4 * c, c, true, proj_std, gen)),
-            },
+        Ok(Block {
+            ln_1: Norm::build(config, &format!("{name}.{}", names.norm_1), c, src)?,
+            attn: CausalSelfAttention::build(config, layer, &format!("{name}.{}", names.attn), src)?,
+            ln_2: Norm::build(config, &format!("{name}.{}", names.norm_2), c, src)?,
+            mlp: Mlp::build(config, &format!("{name}.mlp"), src)?,
+            names,
             drop_rate: config.drop_rate,
-        }
-    }
-
-    /// From existing layers (a loader that builds layers itself); the
-    /// norms take the config's ε.
-    pub fn from_parts(
-        mut ln_1: LayerNorm,
-        attn: CausalSelfAttention,
-        mut ln_2: LayerNorm,
-        mlp: Mlp,
-        config: &GPTConfig,
-    ) -> Self {
-        (ln_1.eps, ln_2.eps) = (config.layer_norm_eps, config.layer_norm_eps);
-        Block { ln_1, attn, ln_2, mlp, drop_rate: config.drop_rate }
+        })
     }
 
     /// `training` turns dropout on, drawing its masks from `gen`.
-    pub fn forward(&self, x: &Var, cache: Option<&mut LayerCache>, training: bool, gen: &Mutex<Generator>) -> Var {
+    pub fn forward(
+        &self,
+        x: &Var,
+        rope: Option<&RopeTables>,
+        cache: Option<&mut LayerCache>,
+        training: bool,
+        gen: &Mutex<Generator>,
+    ) -> Var {
         let drop = |v: Var| dropout(&v, self.drop_rate, training, &mut gen.lock().unwrap());
-        let x = x.add(&drop(self.attn.forward(&self.ln_1.forward(x), cache)));
+        let x = x.add(&drop(self.attn.forward(&self.ln_1.forward(x), rope, cache)));
         x.add(&drop(self.mlp.forward(&self.ln_2.forward(&x))))
     }
 
-    /// The four projections, named inside the block.
-    pub fn projections(&self) -> [(&'static str, &dyn Projection); 4] {
-        [
-            ("attn.c_attn", &*self.attn.c_attn),
-            ("attn.c_proj", &*self.attn.c_proj),
-            ("mlp.c_fc", &*self.mlp.c_fc),
-            ("mlp.c_proj", &*self.mlp.c_proj),
-        ]
+    /// The projections, named inside the block (`attn.c_attn`,
+    /// `self_attn.q_proj`, `mlp.gate_proj`, …), in the order they run.
+    pub fn projections(&self) -> Vec<(String, &dyn Projection)> {
+        let attn = self.attn.projections().into_iter().map(|(n, p)| (format!("{}.{n}", self.names.attn), p));
+        let mlp = self.mlp.projections().into_iter().map(|(n, p)| (format!("mlp.{n}"), p));
+        attn.chain(mlp).collect()
     }
 
     /// As [`Block::projections`], each slot open to a replacement.
-    pub fn projections_mut(&mut self) -> [(&'static str, &mut Box<dyn Projection>); 4] {
-        [
-            ("attn.c_attn", &mut self.attn.c_attn),
-            ("attn.c_proj", &mut self.attn.c_proj),
-            ("mlp.c_fc", &mut self.mlp.c_fc),
-            ("mlp.c_proj", &mut self.mlp.c_proj),
-        ]
+    pub fn projections_mut(&mut self) -> Vec<(String, &mut Box<dyn Projection>)> {
+        let attn_name = self.names.attn;
+        let attn = self.attn.projections_mut().into_iter().map(move |(n, p)| (format!("{attn_name}.{n}"), p));
+        let mlp = self.mlp.projections_mut().into_iter().map(|(n, p)| (format!("mlp.{n}"), p));
+        attn.chain(mlp).collect()
     }
 
     pub fn visit_parameters(&self, prefix: &str, f: &mut dyn FnMut(String, &Var)) {
-        self.ln_1.visit_parameters(&format!("{prefix}.ln_1"), f);
-        self.attn.visit_parameters(&format!("{prefix}.attn"), f);
-        self.ln_2.visit_parameters(&format!("{prefix}.ln_2"), f);
-        self.mlp.c_fc.visit_parameters(&format!("{prefix}.mlp.c_fc"), f);
-        self.mlp.c_proj.visit_parameters(&format!("{prefix}.mlp.c_proj"), f);
+        self.ln_1.visit_parameters(&format!("{prefix}.{}", self.names.norm_1), f);
+        self.attn.visit_parameters(&format!("{prefix}.{}", self.names.attn), f);
+        self.ln_2.visit_parameters(&format!("{prefix}.{}", self.names.norm_2), f);
+        for (name, p) in self.mlp.projections() {
+            p.visit_parameters(&format!("{prefix}.mlp.{name}"), f);
+        }
     }
 }

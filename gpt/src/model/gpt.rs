@@ -1,4 +1,5 @@
-//! The whole GPT-2 model (`GPT2LMHeadModel`).
+//! The whole model: GPT-2 (`GPT2LMHeadModel`) and the Llama family
+//! (`LlamaForCausalLM` and its relatives), one decoder.
 //!
 //! ids `[B, T]` → token embedding `wte[ids]` + position embedding
 //! `wpe[0..T]` `[B, T, C]` → dropout → N blocks → final LayerNorm → logits
@@ -6,60 +7,100 @@
 //! (weight tying): the vector that represents a token going in also scores
 //! it coming out, which saves V·C parameters (38.6M of GPT-2 small's 124M)
 //! and gives the embedding a gradient from both ends.
+//!
+//! The Llama family differs in three places here: no position table (the
+//! positions turn q and k inside attention instead, and the tables of that
+//! rotation are made once per forward, here), RMSNorm at the end, and
+//! often a head of its own (`lm_head`, `tie_word_embeddings: false`). The
+//! blocks differ inside (`block`, `attention`).
 
 use std::sync::Mutex;
 
-use autograd::nn::{join_name, Embedding, LayerNorm, Module};
+use autograd::nn::{join_name, Embedding, Module};
 use autograd::{dropout, Var};
-use tensor::{DType, Generator, Tensor};
+use tensor::{DType, Generator, RopeTables, Tensor};
 
 use super::block::Block;
+use super::build::{Init, LayerSource, RandomInit};
 use super::config::GPTConfig;
 use super::kv_cache::KvCache;
+use super::norm::Norm;
 use super::projection::Projection;
 use super::token_embedding::TokenEmbedding;
 
 pub struct GPTModel {
     pub config: GPTConfig,
-    /// The token embedding, also the output head (an f32 `Embedding`
-    /// here; a later chapter may put a packed table in its place).
+    /// The token embedding (`wte`, `embed_tokens`), also the output head
+    /// when the head is tied (an f32 `Embedding` here; a later chapter
+    /// may put a packed table in its place).
     pub wte: Box<dyn TokenEmbedding>,
-    pub wpe: Embedding,
+    /// The learned position table (GPT-2); `None` with rotary positions.
+    pub wpe: Option<Embedding>,
     pub h: Vec<Block>,
-    pub ln_f: LayerNorm,
+    pub ln_f: Norm,
+    /// A head of its own (`lm_head`), when it is not tied to `wte`.
+    pub lm_head: Option<Box<dyn Projection>>,
     training: bool,
     dropout_gen: Mutex<Generator>,
+}
+
+/// The names of the model's top-level parts in this config's family
+/// (Hugging Face's, without the `transformer.`/`model.` prefix).
+struct TopNames {
+    embed: &'static str,
+    positions: &'static str,
+    layers: &'static str,
+    final_norm: &'static str,
+}
+
+fn top_names(config: &GPTConfig) -> TopNames {
+    if config.model_type.is_gpt2() {
+        TopNames { embed: "wte", positions: "wpe", layers: "h", final_norm: "ln_f" }
+    } else {
+        TopNames { embed: "embed_tokens", positions: "", layers: "layers", final_norm: "norm" }
+    }
 }
 
 impl GPTModel {
     /// A randomly initialised model (GPT-2's initialisation).
     pub fn new(config: GPTConfig, gen: &mut Generator) -> Self {
         config.validate().unwrap_or_else(|e| panic!("GPTModel::new: invalid config: {e}"));
-        let c = config.emb_dim;
-        let embedding = |rows: usize, gen: &mut Generator| Embedding {
-            weight: Var::parameter(Tensor::normal([rows, c], 0.0, 0.02, DType::F32, gen)),
-        };
-        let wte = Box::new(embedding(config.vocab_size, gen));
-        let wpe = embedding(config.context_length, gen);
-        let h = (0..config.n_layers).map(|_| Block::new(&config, gen)).collect();
-        let dropout_gen = Mutex::new(Generator::seed(gen.next_u64()));
-        let ln_f = LayerNorm::with_eps(c, config.layer_norm_eps);
-        GPTModel { wte, wpe, h, ln_f, config, training: false, dropout_gen }
+        let Ok(model) = Self::build(config, &mut RandomInit { gen: &mut *gen });
+        // Drawn after the weights, so a seed gives the weights it always gave.
+        model.set_dropout_state(Generator::seed(gen.next_u64()).state());
+        model
     }
 
-    /// A model from existing layers (a loader that builds them itself,
-    /// such as the quantized one, which never allocates f32 weights).
-    /// The final norm takes the config's ε.
-    pub fn from_parts(
-        config: GPTConfig,
-        wte: Box<dyn TokenEmbedding>,
-        wpe: Embedding,
-        h: Vec<Block>,
-        mut ln_f: LayerNorm,
-    ) -> Self {
-        assert_eq!(h.len(), config.n_layers, "GPTModel::from_parts: {} blocks for {} layers", h.len(), config.n_layers);
-        ln_f.eps = config.layer_norm_eps;
-        GPTModel { config, wte, wpe, h, ln_f, training: false, dropout_gen: Mutex::new(Generator::seed(0)) }
+    /// The model `config` describes, every layer asked of `src` by name
+    /// (see `build`). The config must be valid.
+    pub fn build<S: LayerSource>(config: GPTConfig, src: &mut S) -> Result<Self, S::Error> {
+        debug_assert!(config.validate().is_ok(), "GPTModel::build: invalid config");
+        let names = top_names(&config);
+        let (v, c) = (config.vocab_size, config.emb_dim);
+        let wte = src.token_embedding(names.embed, v, c)?;
+        let wpe = match config.rope {
+            Some(_) => None,
+            None => {
+                let weight =
+                    src.float(&format!("{}.weight", names.positions), &[config.context_length, c], Init::Normal(0.02))?;
+                Some(Embedding { weight })
+            }
+        };
+        let h = (0..config.n_layers)
+            .map(|i| Block::build(&config, i, &format!("{}.{i}", names.layers), src))
+            .collect::<Result<Vec<_>, _>>()?;
+        let ln_f = Norm::build(&config, names.final_norm, c, src)?;
+        let lm_head = if config.tie_embeddings { None } else { Some(src.projection("lm_head", c, v, false, 0.02)?) };
+        Ok(GPTModel {
+            config,
+            wte,
+            wpe,
+            h,
+            ln_f,
+            lm_head,
+            training: false,
+            dropout_gen: Mutex::new(Generator::seed(0)),
+        })
     }
 
     /// Logits `[B, T, V]` for int64 ids `[B, T]`.
@@ -73,52 +114,76 @@ impl GPTModel {
         self.logits(&self.hidden(ids, Some(cache)))
     }
 
-    /// The final hidden states `[B, T, C]` (after `ln_f`), before the head.
+    /// The final hidden states `[B, T, C]` (after the final norm), before
+    /// the head.
     pub fn hidden(&self, ids: &Tensor, mut cache: Option<&mut KvCache>) -> Var {
         assert_eq!(ids.rank(), 2, "GPTModel: ids must be [batch, tokens], got {}", ids.shape());
         assert_eq!(ids.dtype(), DType::I64, "GPTModel: ids must be int64, got {}", ids.dtype());
         let t = ids.dim(1);
         let start = cache.as_ref().map_or(0, |c| c.len());
-        assert!(
-            start + t <= self.config.context_length,
-            "GPTModel: {} positions exceed the context length {}",
-            start + t,
-            self.config.context_length
-        );
-        let positions = Tensor::arange(start as i64, (start + t) as i64);
-        let x = self.wte.lookup(ids).add(&self.wpe.lookup(&positions));
+        let mut x = self.wte.lookup(ids);
+        let mut rope: Option<RopeTables> = None;
+        match (&self.wpe, self.config.rope_config()) {
+            (Some(wpe), _) => {
+                // A learned table has a row for each position up to the
+                // context length, and none beyond.
+                assert!(
+                    start + t <= self.config.context_length,
+                    "GPTModel: {} positions exceed the context length {}",
+                    start + t,
+                    self.config.context_length
+                );
+                x = x.add(&wpe.lookup(&Tensor::arange(start as i64, (start + t) as i64)));
+            }
+            // Rotary positions: cos and sin of these positions, made once
+            // and used by every layer.
+            (None, Some(rotary)) => {
+                let tables = rotary.tables(start, t);
+                rope = Some(tables.to_device(ids.device()).expect("the tables move to the ids' device"));
+            }
+            (None, None) => unreachable!("validated: a model has learned or rotary positions"),
+        }
         let mut x = dropout(&x, self.config.drop_rate, self.training, &mut self.dropout_gen.lock().unwrap());
         for (i, block) in self.h.iter().enumerate() {
             let layer_cache = cache.as_deref_mut().map(|c| &mut c.layers[i]);
-            x = block.forward(&x, layer_cache, self.training, &self.dropout_gen);
+            x = block.forward(&x, rope.as_ref(), layer_cache, self.training, &self.dropout_gen);
         }
         self.ln_f.forward(&x)
     }
 
-    /// The tied output head: h `[.., C]` · wteᵀ → `[.., V]`.
+    /// The output head: h `[.., C]` · Wᵀ → `[.., V]`, W being the token
+    /// table when tied, `lm_head` otherwise.
     pub fn logits(&self, hidden: &Var) -> Var {
-        self.wte.logits(hidden)
+        match &self.lm_head {
+            Some(head) => head.forward(hidden),
+            None => self.wte.logits(hidden),
+        }
     }
 
-    /// Every block's projections, named as their parameters are
-    /// (`h.0.attn.c_attn`, …): where LoRA and quantization reach in.
+    /// Every projection, named as its parameters are (`h.0.attn.c_attn`,
+    /// `layers.0.self_attn.q_proj`, …, and `lm_head` when untied): where
+    /// LoRA and quantization reach in.
     pub fn projections(&self) -> impl Iterator<Item = (String, &dyn Projection)> {
-        self.h
-            .iter()
-            .enumerate()
-            .flat_map(|(i, block)| block.projections().map(|(name, p)| (format!("h.{i}.{name}"), p)))
+        let layers = top_names(&self.config).layers;
+        let blocks = self.h.iter().enumerate().flat_map(move |(i, block)| {
+            block.projections().into_iter().map(move |(name, p)| (format!("{layers}.{i}.{name}"), p))
+        });
+        blocks.chain(self.lm_head.as_deref().map(|head| ("lm_head".to_string(), head)))
     }
 
     /// As [`GPTModel::projections`], each slot open to a replacement.
     pub fn projections_mut(&mut self) -> impl Iterator<Item = (String, &mut Box<dyn Projection>)> {
-        self.h
-            .iter_mut()
-            .enumerate()
-            .flat_map(|(i, block)| block.projections_mut().map(|(name, p)| (format!("h.{i}.{name}"), p)))
+        let layers = top_names(&self.config).layers;
+        let blocks = self.h.iter_mut().enumerate().flat_map(move |(i, block)| {
+            block.projections_mut().into_iter().map(move |(name, p)| (format!("{layers}.{i}.{name}"), p))
+        });
+        blocks.chain(self.lm_head.as_mut().map(|head| ("lm_head".to_string(), head)))
     }
 
+    /// An empty KV cache for this model: per layer, room for its K/V heads
+    /// (and only its window's positions, for a layer with a window).
     pub fn new_cache(&self) -> KvCache {
-        KvCache::new(self.config.n_layers)
+        KvCache::with_windows((0..self.config.n_layers).map(|i| self.config.window_of(i)).collect())
     }
 
     pub fn is_training(&self) -> bool {
@@ -140,15 +205,23 @@ impl Module for GPTModel {
         GPTModel::forward(self, &x.data())
     }
 
-    /// Names follow Hugging Face's GPT-2 without the `transformer.` prefix:
-    /// `wte.weight`, `h.0.attn.c_attn.weight`, …, `ln_f.bias`.
+    /// Names follow Hugging Face's without the `transformer.`/`model.`
+    /// prefix: `wte.weight`, `h.0.attn.c_attn.weight`, …, `ln_f.bias` for
+    /// GPT-2; `embed_tokens.weight`, `layers.0.self_attn.q_proj.weight`, …,
+    /// `norm.weight`, `lm_head.weight` for the Llama family.
     fn visit_parameters(&self, prefix: &str, f: &mut dyn FnMut(String, &Var)) {
-        self.wte.visit_parameters(&join_name(prefix, "wte"), f);
-        self.wpe.visit_parameters(&join_name(prefix, "wpe"), f);
-        for (i, block) in self.h.iter().enumerate() {
-            block.visit_parameters(&join_name(prefix, &format!("h.{i}")), f);
+        let names = top_names(&self.config);
+        self.wte.visit_parameters(&join_name(prefix, names.embed), f);
+        if let Some(wpe) = &self.wpe {
+            wpe.visit_parameters(&join_name(prefix, names.positions), f);
         }
-        self.ln_f.visit_parameters(&join_name(prefix, "ln_f"), f);
+        for (i, block) in self.h.iter().enumerate() {
+            block.visit_parameters(&join_name(prefix, &format!("{}.{i}", names.layers)), f);
+        }
+        self.ln_f.visit_parameters(&join_name(prefix, names.final_norm), f);
+        if let Some(head) = &self.lm_head {
+            head.visit_parameters(&join_name(prefix, "lm_head"), f);
+        }
     }
 
     fn set_training(&mut self, training: bool) {

@@ -11,49 +11,103 @@
 //! is the attention's `n_kv_heads`: H for GPT-2, fewer with grouped-query
 //! attention, which is where that saves memory (the cache holds Hkv heads,
 //! not one per query head).
+//!
+//! A layer with a sliding window (Mistral) never looks further back than
+//! its window, so its cache keeps only the last `window − 1` positions
+//! before each step's new ones (a rolling buffer): generating past the
+//! window takes bounded memory, and gives the same tokens.
 
 use tensor::Tensor;
 
 /// Keys and values of one layer. Each is a buffer `[B, H, capacity, D]`
-/// of which the first `len` positions are filled; a new token's key and
-/// value are written into the next free row in place, and attention reads
-/// the filled part as a view. The buffer doubles when full, so appending n
-/// tokens copies O(n) rows in all, not O(n²) as re-concatenating would.
+/// whose rows `start .. start + stored` hold the kept positions; a new
+/// token's key and value are written into the next free row in place, and
+/// attention reads the kept part as a view. When the buffer is full it is
+/// replaced by one twice the size of what is kept (so appending n tokens
+/// copies O(n) rows in all, not O(n²) as re-concatenating would); with a
+/// window, the positions it has passed are dropped at that moment.
 #[derive(Default)]
 pub struct LayerCache {
     keys: Option<Tensor>,
     values: Option<Tensor>,
-    len: usize,
+    /// The first kept row of the buffers, and how many are kept.
+    start: usize,
+    stored: usize,
+    /// Positions seen in all (the position of the next token).
+    seen: usize,
+    /// Each query attends to at most this many keys, its own included.
+    window: Option<usize>,
 }
 
 impl LayerCache {
-    /// Appends new `[B, H, T_new, D]` keys and values and returns all of
-    /// them, `[B, H, T_cached + T_new, D]` (views of the cache's buffers).
+    /// A cache for a layer whose queries see at most `window` keys
+    /// (`None`: all of them).
+    pub fn with_window(window: Option<usize>) -> Self {
+        LayerCache { window, ..LayerCache::default() }
+    }
+
+    /// Appends new `[B, H, T_new, D]` keys and values and returns the keys
+    /// and values the new queries attend to, `[B, H, T_kept + T_new, D]`
+    /// (views of the cache's buffers), the new ones last.
     pub fn append(&mut self, k: &Tensor, v: &Tensor) -> (Tensor, Tensor) {
-        let (start, added) = (self.len, k.dim(2));
-        self.len += added;
-        let len = self.len;
+        let added = k.dim(2);
+        // With a window, the oldest new query (at position `seen`) looks
+        // back `window − 1` keys at most: older ones are never read again.
+        if let Some(window) = self.window {
+            let keep = self.stored.min(window - 1);
+            self.start += self.stored - keep;
+            self.stored = keep;
+        }
+        let (start, kept) = (self.start, self.stored);
+        let needed = kept + added;
+        let full = self.keys.as_ref().is_some_and(|b| start + needed > b.dim(2));
+        if full || self.keys.is_none() {
+            // A fresh buffer with the kept rows at its start.
+            let capacity = (2 * needed).max(16);
+            let fresh = |old: &Option<Tensor>, new: &Tensor| {
+                let mut buf = Tensor::zeros_on(with_positions(new, capacity), new.dtype(), new.device());
+                if let Some(old) = old {
+                    buf.write_window_(2, 0, &old.narrow(2, start, kept));
+                }
+                buf
+            };
+            (self.keys, self.values) = (Some(fresh(&self.keys, k)), Some(fresh(&self.values, v)));
+            self.start = 0;
+        }
+        let at = self.start + kept;
+        self.stored = needed;
+        self.seen += added;
+        let (start, stored) = (self.start, self.stored);
         let write = |buffer: &mut Option<Tensor>, new: &Tensor| {
-            let buf = buffer
-                .get_or_insert_with(|| Tensor::zeros_on(with_positions(new, len.max(16)), new.dtype(), new.device()));
-            if buf.dim(2) < len {
-                *buf = grown(buf, start, with_positions(new, (2 * buf.dim(2)).max(len)));
-            }
+            let buf = buffer.as_mut().expect("made above");
             // In place (the buffer is not shared: the views handed out by
             // `append` are dropped after each step; if one is still alive,
             // the buffer is copied first and the view keeps its contents).
-            buf.write_window_(2, start, new);
-            buf.narrow(2, 0, len)
+            buf.write_window_(2, at, new);
+            buf.narrow(2, start, stored)
         };
         (write(&mut self.keys, k), write(&mut self.values, v))
     }
 
+    /// Positions seen so far (the position of the next token).
     pub fn len(&self) -> usize {
-        self.len
+        self.seen
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.seen == 0
+    }
+
+    /// Positions whose keys and values are held (fewer than `len` once a
+    /// window has been passed).
+    pub fn stored(&self) -> usize {
+        self.stored
+    }
+
+    /// Bytes of the buffers (both, all their rows).
+    pub fn buffer_bytes(&self) -> usize {
+        let bytes = |b: &Option<Tensor>| b.as_ref().map_or(0, |t| t.numel() * t.dtype().size_in_bytes());
+        bytes(&self.keys) + bytes(&self.values)
     }
 }
 
@@ -64,24 +118,23 @@ fn with_positions(t: &Tensor, positions: usize) -> Vec<usize> {
     dims
 }
 
-/// A bigger buffer holding the first `filled` positions of `old`.
-fn grown(old: &Tensor, filled: usize, dims: Vec<usize>) -> Tensor {
-    let mut bigger = Tensor::zeros_on(dims, old.dtype(), old.device());
-    bigger.write_window_(2, 0, &old.narrow(2, 0, filled));
-    bigger
-}
-
 /// One [`LayerCache`] per block, and the number of positions they hold.
 pub struct KvCache {
     pub layers: Vec<LayerCache>,
 }
 
 impl KvCache {
+    /// A cache for `n_layers` layers that attend to every earlier position.
     pub fn new(n_layers: usize) -> Self {
-        KvCache { layers: (0..n_layers).map(|_| LayerCache::default()).collect() }
+        Self::with_windows(vec![None; n_layers])
     }
 
-    /// Positions cached so far (the position of the next token).
+    /// A cache whose layer i keeps only what window `windows[i]` needs.
+    pub fn with_windows(windows: Vec<Option<usize>>) -> Self {
+        KvCache { layers: windows.into_iter().map(LayerCache::with_window).collect() }
+    }
+
+    /// Positions seen so far (the position of the next token).
     pub fn len(&self) -> usize {
         self.layers.first().map_or(0, LayerCache::len)
     }
@@ -91,7 +144,12 @@ impl KvCache {
     }
 
     pub fn clear(&mut self) {
-        self.layers.iter_mut().for_each(|l| *l = LayerCache::default());
+        self.layers.iter_mut().for_each(|l| *l = LayerCache::with_window(l.window));
+    }
+
+    /// Bytes the cache's buffers take now.
+    pub fn buffer_bytes(&self) -> usize {
+        self.layers.iter().map(LayerCache::buffer_bytes).sum()
     }
 }
 
@@ -114,5 +172,28 @@ mod tests {
             assert_eq!(all_v.to_vec::<f32>(), v.narrow(2, 0, at).to_vec::<f32>());
         }
         assert_eq!(cache.len(), 40);
+    }
+
+    #[test]
+    fn a_window_keeps_only_what_the_next_queries_read() {
+        let mut g = Generator::seed(4);
+        let (k, v) = (Tensor::randn([1, 2, 300, 4], &mut g), Tensor::randn([1, 2, 300, 4], &mut g));
+        let window = 8;
+        let mut cache = LayerCache::with_window(Some(window));
+        let mut at = 0;
+        let mut largest = 0;
+        for step in std::iter::once(20).chain(std::iter::repeat(1).take(270)).chain(std::iter::once(10)) {
+            let (all_k, all_v) = cache.append(&k.narrow(2, at, step), &v.narrow(2, at, step));
+            at += step;
+            // The new positions and the window − 1 before the first of them.
+            let from = (at - step).saturating_sub(window - 1);
+            assert_eq!(all_k.to_vec::<f32>(), k.narrow(2, from, at - from).to_vec::<f32>(), "at {at}");
+            assert_eq!(all_v.to_vec::<f32>(), v.narrow(2, from, at - from).to_vec::<f32>(), "at {at}");
+            largest = largest.max(cache.buffer_bytes());
+        }
+        assert_eq!((cache.len(), cache.stored()), (300, window - 1 + 10));
+        // Bounded by twice the most a step needs (20 new + 7 kept, at the
+        // start), not by the 300 positions seen.
+        assert!(largest <= 2 * 2 * (2 * 27 * 4 * 4), "{largest} bytes");
     }
 }

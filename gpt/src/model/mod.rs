@@ -8,17 +8,23 @@
 
 pub mod attention;
 pub mod block;
+pub mod build;
 pub mod config;
 pub mod gpt;
+pub mod hf_config;
 mod init;
 pub mod kv_cache;
+pub mod norm;
+pub mod presets;
 pub mod products;
 pub mod projection;
 pub mod token_embedding;
 
-pub use config::{GPTConfig, PRESETS};
+pub use config::{GPTConfig, ModelType, Rotary};
 pub use gpt::GPTModel;
 pub use kv_cache::KvCache;
+pub use norm::Norm;
+pub use presets::PRESETS;
 pub use products::Product;
 pub use projection::Projection;
 pub use token_embedding::TokenEmbedding;

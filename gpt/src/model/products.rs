@@ -40,12 +40,18 @@ impl GPTConfig {
     /// The forward and backward GEMMs of every distinct linear layer for
     /// `rows` = batch·context tokens per step.
     pub fn linear_products(&self, rows: usize) -> Vec<Product> {
-        let c = self.emb_dim;
+        let (c, f, l) = (self.emb_dim, self.mlp_width(), self.n_layers);
+        let (q, kv) = (self.q_width(), self.kv_width());
+        // The Llama family's separate q, k and v projections and SwiGLU's
+        // gate and up have the same K and run side by side: each pair is
+        // listed as one product of their summed widths, so the FLOPs count
+        // right and the shapes stay few.
+        let mlp_up = if self.model_type.is_gpt2() { f } else { 2 * f };
         let layers = [
-            ("qkv", c, 3 * c, self.n_layers),
-            ("attn_out", c, c, self.n_layers),
-            ("mlp_up", c, 4 * c, self.n_layers),
-            ("mlp_down", 4 * c, c, self.n_layers),
+            ("qkv", c, q + 2 * kv, l),
+            ("attn_out", q, c, l),
+            ("mlp_up", c, mlp_up, l),
+            ("mlp_down", f, c, l),
             ("lm_head", c, self.vocab_size, 1),
         ];
         let mut products = Vec::new();

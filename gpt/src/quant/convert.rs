@@ -7,16 +7,17 @@
 //! model computes. Position embeddings and LayerNorms are shared with the
 //! source model (they stay f32); the matrices are new packed copies.
 
-use autograd::nn::{Embedding, LayerNorm};
+use std::collections::HashMap;
+
+use autograd::nn::{Embedding, Module};
 use autograd::Var;
 use tensor::quant::{QuantMatrix, QuantizeError, Scheme};
 
 use super::embedding::QuantEmbedding;
 use super::linear::QuantLinear;
 use super::scheme_of;
-use crate::model::attention::CausalSelfAttention;
-use crate::model::block::{Block, Mlp};
-use crate::model::{GPTModel, Projection};
+use crate::model::build::{tensor_specs, Init, LayerSource, Role};
+use crate::model::{GPTModel, Projection, TokenEmbedding};
 
 /// A tensor that could not be quantized, by name.
 #[derive(Clone, Debug, thiserror::Error)]
@@ -34,40 +35,58 @@ fn pack(weight: &Var, name: &str, scheme: Scheme) -> Result<QuantMatrix, Convert
         .map_err(|error| ConvertError { tensor: name.into(), error })
 }
 
-fn quantize_projection(p: &dyn Projection, name: &str, scheme: Scheme) -> Result<Box<dyn Projection>, ConvertError> {
-    let name = format!("{name}.weight");
-    let Some(linear) = p.to_linear() else {
-        let packed = p.downcast_ref::<QuantLinear>().expect("only a packed projection has no f32 weight");
-        let error = QuantizeError::AlreadyQuantized(packed.weight.scheme());
-        return Err(ConvertError { tensor: name, error });
-    };
-    let weight = pack(&linear.weight, &name, scheme)?;
-    Ok(Box::new(QuantLinear { weight, bias: linear.bias.as_ref().map(Var::data) }))
-}
-
-fn share(ln: &LayerNorm) -> LayerNorm {
-    LayerNorm { weight: ln.weight.clone(), bias: ln.bias.clone(), eps: ln.eps }
-}
-
-/// `model` with its linear weights and token embedding stored as `scheme`.
+/// `model` with its projections and token embedding stored as `scheme`.
 pub fn quantize_model(model: &GPTModel, scheme: Scheme) -> Result<GPTModel, ConvertError> {
-    let Some(table) = model.wte.downcast_ref::<Embedding>() else {
+    if model.wte.downcast_ref::<Embedding>().is_none() {
         let error = QuantizeError::AlreadyQuantized(scheme_of(model).expect("a token table is f32 or packed"));
-        return Err(ConvertError { tensor: "wte.weight".into(), error });
-    };
-    let wte = Box::new(QuantEmbedding { table: pack(&table.weight, "wte.weight", scheme)? });
-    let mut blocks = Vec::with_capacity(model.h.len());
-    for (i, b) in model.h.iter().enumerate() {
-        let p = format!("h.{i}");
-        let c_attn = quantize_projection(&*b.attn.c_attn, &format!("{p}.attn.c_attn"), scheme)?;
-        let c_proj = quantize_projection(&*b.attn.c_proj, &format!("{p}.attn.c_proj"), scheme)?;
-        let mlp = Mlp {
-            c_fc: quantize_projection(&*b.mlp.c_fc, &format!("{p}.mlp.c_fc"), scheme)?,
-            c_proj: quantize_projection(&*b.mlp.c_proj, &format!("{p}.mlp.c_proj"), scheme)?,
-        };
-        let attn = CausalSelfAttention::from_parts(c_attn, c_proj, model.config.n_heads);
-        blocks.push(Block::from_parts(share(&b.ln_1), attn, share(&b.ln_2), mlp, &model.config));
+        let table = tensor_specs(&model.config).into_iter().find(|s| s.role == Role::TokenTable);
+        return Err(ConvertError { tensor: table.expect("every model has a token table").name, error });
     }
-    let wpe = Embedding { weight: model.wpe.weight.clone() };
-    Ok(GPTModel::from_parts(model.config.clone(), wte, wpe, blocks, share(&model.ln_f)))
+    let mut source = ModelSource {
+        params: model.named_parameters().into_iter().collect(),
+        projections: model.projections().map(|(name, p)| (name, p)).collect(),
+        scheme,
+    };
+    GPTModel::build(model.config.clone(), &mut source)
+}
+
+/// The layers of an existing model, by name: its projections packed from
+/// the plain Linear each amounts to, its token table packed, everything
+/// else shared.
+struct ModelSource<'a> {
+    params: HashMap<String, Var>,
+    projections: HashMap<String, &'a dyn Projection>,
+    scheme: Scheme,
+}
+
+impl LayerSource for ModelSource<'_> {
+    type Error = ConvertError;
+
+    fn projection(
+        &mut self,
+        name: &str,
+        _: usize,
+        _: usize,
+        _: bool,
+        _: f64,
+    ) -> Result<Box<dyn Projection>, ConvertError> {
+        let p = self.projections[name];
+        let weight_name = format!("{name}.weight");
+        let Some(linear) = p.to_linear() else {
+            let packed = p.downcast_ref::<QuantLinear>().expect("only a packed projection has no f32 weight");
+            let error = QuantizeError::AlreadyQuantized(packed.weight.scheme());
+            return Err(ConvertError { tensor: weight_name, error });
+        };
+        let weight = pack(&linear.weight, &weight_name, self.scheme)?;
+        Ok(Box::new(QuantLinear { weight, bias: linear.bias.as_ref().map(Var::data) }))
+    }
+
+    fn token_embedding(&mut self, name: &str, _: usize, _: usize) -> Result<Box<dyn TokenEmbedding>, ConvertError> {
+        let name = format!("{name}.weight");
+        Ok(Box::new(QuantEmbedding { table: pack(&self.params[&name], &name, self.scheme)? }))
+    }
+
+    fn float(&mut self, name: &str, _: &[usize], _: Init) -> Result<Var, ConvertError> {
+        Ok(self.params[name].clone())
+    }
 }

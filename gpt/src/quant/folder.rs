@@ -28,7 +28,6 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use autograd::nn::{Embedding, LayerNorm};
 use autograd::Var;
 use half::{bf16, f16};
 use safetensors::tensor::Dtype;
@@ -40,68 +39,33 @@ use tensor::quant::{QuantData, QuantMatrix, Scheme};
 use super::embedding::QuantEmbedding;
 use super::linear::QuantLinear;
 use crate::atomic::{replace_dir, settle_dir, staging_dir, write_atomic};
-use crate::model::block::{Block, Mlp};
-use crate::model::{attention::CausalSelfAttention, GPTConfig, GPTModel, Projection};
+use crate::model::build::{tensor_specs, Init, LayerSource, Role, TensorSpec};
+use crate::model::{GPTConfig, GPTModel, Projection, TokenEmbedding};
 use crate::output::{check_not_nested, folder_kind, resolved, FolderKind};
-use crate::tokenizer::{CHAR_VOCAB_FILE, MERGES_FILE, VOCAB_FILE};
-use crate::weights::hf::{load_config, CONFIG_FILE, WEIGHTS_FILE};
+use crate::tokenizer::{CHAR_VOCAB_FILE, MERGES_FILE, TOKENIZER_JSON_FILE, VOCAB_FILE};
+use crate::weights::hf::{hf_name, hf_shape, is_conv1d, load_config, stored_name, CONFIG_FILE, WEIGHTS_FILE};
 use crate::weights::{save_raw_safetensors, RawTensor, WeightFiles, WeightsError};
+
+/// The files a model folder's tokenizer, chat format and generation
+/// settings live in, copied as they are into a quantized folder.
+const TOKENIZER_FILES: [&str; 8] = [
+    VOCAB_FILE,
+    MERGES_FILE,
+    CHAR_VOCAB_FILE,
+    TOKENIZER_JSON_FILE,
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "generation_config.json",
+    "chat_template.jinja",
+];
 
 /// The `config.json` key that marks a quantized folder.
 pub const CONFIG_KEY: &str = "scratchgpt_quantization";
 
-/// One tensor of a GPT-2 model, by our name (no `transformer.` prefix).
-pub(crate) struct Entry {
-    pub(crate) name: String,
-    kind: Kind,
-}
-
-impl Entry {
-    /// The shape an f32 Hugging Face file stores (Conv1D weights
-    /// transposed).
-    pub(crate) fn hf_shape(&self) -> Vec<usize> {
-        match &self.kind {
-            Kind::Matrix { rows, cols, conv1d: true } => vec![*cols, *rows],
-            Kind::Matrix { rows, cols, conv1d: false } => vec![*rows, *cols],
-            Kind::Float { shape } => shape.clone(),
-        }
-    }
-}
-
-enum Kind {
-    /// A `[rows, cols]` = `[out, in]` matrix that gets quantized; `conv1d`
-    /// when Hugging Face stores it transposed.
-    Matrix { rows: usize, cols: usize, conv1d: bool },
-    /// Stays f32.
-    Float { shape: Vec<usize> },
-}
-
-/// Every tensor of a model with this config, in file order.
-pub(crate) fn inventory(config: &GPTConfig) -> Vec<Entry> {
-    let (c, v, t) = (config.emb_dim, config.vocab_size, config.context_length);
-    let matrix = |name: String, rows, cols, conv1d| Entry { name, kind: Kind::Matrix { rows, cols, conv1d } };
-    let float = |name: String, shape: &[usize]| Entry { name, kind: Kind::Float { shape: shape.to_vec() } };
-    let mut out = vec![matrix("wte.weight".into(), v, c, false), float("wpe.weight".into(), &[t, c])];
-    for i in 0..config.n_layers {
-        let p = format!("h.{i}");
-        out.push(float(format!("{p}.ln_1.weight"), &[c]));
-        out.push(float(format!("{p}.ln_1.bias"), &[c]));
-        out.push(matrix(format!("{p}.attn.c_attn.weight"), 3 * c, c, true));
-        if config.qkv_bias {
-            out.push(float(format!("{p}.attn.c_attn.bias"), &[3 * c]));
-        }
-        out.push(matrix(format!("{p}.attn.c_proj.weight"), c, c, true));
-        out.push(float(format!("{p}.attn.c_proj.bias"), &[c]));
-        out.push(float(format!("{p}.ln_2.weight"), &[c]));
-        out.push(float(format!("{p}.ln_2.bias"), &[c]));
-        out.push(matrix(format!("{p}.mlp.c_fc.weight"), 4 * c, c, true));
-        out.push(float(format!("{p}.mlp.c_fc.bias"), &[4 * c]));
-        out.push(matrix(format!("{p}.mlp.c_proj.weight"), c, 4 * c, true));
-        out.push(float(format!("{p}.mlp.c_proj.bias"), &[c]));
-    }
-    out.push(float("ln_f.weight".into(), &[c]));
-    out.push(float("ln_f.bias".into(), &[c]));
-    out
+/// Whether a tensor is one a scheme packs (a projection's weight or the
+/// token table) or one that stays f32.
+fn is_matrix(spec: &TensorSpec) -> bool {
+    matches!(spec.role, Role::ProjectionWeight | Role::TokenTable)
 }
 
 /// The scheme a folder's `config.json` records, `None` for an f32 folder.
@@ -174,40 +138,38 @@ pub fn quantize_folder(src: &Path, scheme: Scheme, out: &Path, force: bool) -> R
     let mut tensors = Vec::new();
     let (mut quantized_parameters, mut float_parameters) = (0, 0);
     let (mut error_sq, mut weight_sq) = (0.0f64, 0.0f64);
-    for entry in inventory(&config) {
-        let stored = stored_name(&file, &entry.name)?;
-        let out_name = format!("transformer.{}", entry.name);
-        match entry.kind {
-            Kind::Float { shape } => {
-                let t = file.tensor_shaped(&stored, &shape)?.to_dtype(DType::F32);
-                float_parameters += t.numel();
-                tensors.push((out_name, f32_raw(&t)));
-            }
-            Kind::Matrix { rows, cols, conv1d } => {
-                // Half floats keep the f32 folder's layout; integer formats
-                // store rows `[out, in]`, the order the kernels stream.
-                let keep_hf_layout = matches!(scheme, Scheme::F16 | Scheme::BF16) && conv1d;
-                let file_shape = if conv1d { vec![cols, rows] } else { vec![rows, cols] };
-                let mut w = file.tensor_shaped(&stored, &file_shape)?.to_dtype(DType::F32);
-                if conv1d && !keep_hf_layout {
-                    w = w.t().contiguous();
-                }
-                let (r, k) = (w.dim(0), w.dim(1));
-                let values = w.contiguous_data::<f32>();
-                let q = QuantMatrix::quantize(&values, r, k, scheme).map_err(|e| WeightsError::Quantized {
-                    path: file.path().into(),
-                    name: stored.clone(),
-                    reason: e.to_string(),
-                })?;
-                let back = q.dequantize();
-                for (&a, &b) in values.iter().zip(back.contiguous_data::<f32>().iter()) {
-                    error_sq += ((a - b) as f64).powi(2);
-                    weight_sq += (a as f64).powi(2);
-                }
-                quantized_parameters += rows * cols;
-                push_quantized(&mut tensors, out_name, q);
-            }
+    for spec in tensor_specs(&config) {
+        let stored = stored_name(&file, &config, &spec.name)?;
+        let out_name = hf_name(&config, &spec.name);
+        if !is_matrix(&spec) {
+            let t = file.tensor_shaped(&stored, &spec.shape)?.to_dtype(DType::F32);
+            float_parameters += t.numel();
+            tensors.push((out_name, f32_raw(&t)));
+            continue;
         }
+        let (rows, cols) = (spec.shape[0], spec.shape[1]);
+        let conv1d = is_conv1d(&config, spec.role);
+        // Half floats keep the f32 folder's layout; integer formats store
+        // rows `[out, in]`, the order the kernels stream.
+        let keep_hf_layout = matches!(scheme, Scheme::F16 | Scheme::BF16) && conv1d;
+        let mut w = file.tensor_shaped(&stored, &hf_shape(&config, &spec))?.to_dtype(DType::F32);
+        if conv1d && !keep_hf_layout {
+            w = w.t().contiguous();
+        }
+        let (r, k) = (w.dim(0), w.dim(1));
+        let values = w.contiguous_data::<f32>();
+        let q = QuantMatrix::quantize(&values, r, k, scheme).map_err(|e| WeightsError::Quantized {
+            path: file.path().into(),
+            name: stored.clone(),
+            reason: e.to_string(),
+        })?;
+        let back = q.dequantize();
+        for (&a, &b) in values.iter().zip(back.contiguous_data::<f32>().iter()) {
+            error_sq += ((a - b) as f64).powi(2);
+            weight_sq += (a as f64).powi(2);
+        }
+        quantized_parameters += rows * cols;
+        push_quantized(&mut tensors, out_name, q);
     }
     settle_dir(out).map_err(|e| WeightsError::io(out, e))?;
     let tmp = staging_dir(out).map_err(|e| WeightsError::io(out, e))?;
@@ -215,7 +177,7 @@ pub fn quantize_folder(src: &Path, scheme: Scheme, out: &Path, force: bool) -> R
         let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
         save_raw_safetensors(tmp.join(WEIGHTS_FILE), &tensors, Some(metadata))?;
         write_config(src, &tmp, scheme)?;
-        for name in [VOCAB_FILE, MERGES_FILE, CHAR_VOCAB_FILE] {
+        for name in TOKENIZER_FILES {
             if src.join(name).exists() {
                 std::fs::copy(src.join(name), tmp.join(name)).map_err(|e| WeightsError::io(src.join(name), e))?;
             }
@@ -288,14 +250,6 @@ fn write_config(src: &Path, dir: &Path, scheme: Scheme) -> Result<(), WeightsErr
     write_atomic(&out, text.as_bytes()).map_err(|e| WeightsError::io(&out, e))
 }
 
-/// The name a tensor has in `file`: with or without `transformer.`.
-pub(crate) fn stored_name(file: &WeightFiles, name: &str) -> Result<String, WeightsError> {
-    [format!("transformer.{name}"), name.to_string()]
-        .into_iter()
-        .find(|n| file.contains(n))
-        .ok_or_else(|| WeightsError::Missing { path: file.path().into(), name: format!("transformer.{name}") })
-}
-
 fn f32_raw(t: &Tensor) -> RawTensor {
     let data = t.contiguous_data::<f32>().iter().flat_map(|v| v.to_le_bytes()).collect();
     RawTensor { dtype: Dtype::F32, shape: t.dims().to_vec(), data }
@@ -335,56 +289,67 @@ fn push_quantized(tensors: &mut Vec<(String, RawTensor)>, name: String, q: Quant
 
 /// Loads a folder written by [`quantize_folder`] into a model that runs on
 /// the packed weights. `config` and `scheme` come from its `config.json`.
+/// Every tensor is read and checked before the model is built.
 pub fn load_quantized(dir: &Path, config: GPTConfig, scheme: Scheme) -> Result<GPTModel, WeightsError> {
     let file = WeightFiles::open(dir)?;
-    let reader = Reader { file: &file, scheme };
-    let mut floats: HashMap<String, Tensor> = HashMap::new();
-    let mut matrices: HashMap<String, QuantMatrix> = HashMap::new();
-    for entry in inventory(&config) {
-        match entry.kind {
-            Kind::Float { shape } => {
-                let t = file.tensor_shaped(&stored_name(&file, &entry.name)?, &shape)?.to_dtype(DType::F32);
-                floats.insert(entry.name, t);
-            }
-            Kind::Matrix { rows, cols, conv1d } => {
-                matrices.insert(entry.name.clone(), reader.matrix(&entry.name, rows, cols, conv1d)?);
-            }
+    let reader = Reader { file: &file, scheme, config: &config };
+    let mut source = QuantSource { floats: HashMap::new(), matrices: HashMap::new() };
+    for spec in tensor_specs(&config) {
+        if is_matrix(&spec) {
+            let q = reader.matrix(&spec.name, spec.shape[0], spec.shape[1], is_conv1d(&config, spec.role))?;
+            source.matrices.insert(spec.name, q);
+        } else {
+            let t = file.tensor_shaped(&stored_name(&file, &config, &spec.name)?, &spec.shape)?.to_dtype(DType::F32);
+            source.floats.insert(spec.name, t);
         }
     }
-    // Everything is read and checked; now assemble.
-    let mut float = |name: &str| floats.remove(name).expect("read above");
-    let mut take = |name: &str| matrices.remove(name).expect("read above");
-    let ln = |float: &mut dyn FnMut(&str) -> Tensor, p: &str| LayerNorm {
-        weight: Var::parameter(float(&format!("{p}.weight"))),
-        bias: Var::parameter(float(&format!("{p}.bias"))),
-        eps: 1e-5,
-    };
-    let wte = Box::new(QuantEmbedding { table: take("wte.weight") });
-    let wpe = Embedding { weight: Var::parameter(float("wpe.weight")) };
-    let mut blocks = Vec::with_capacity(config.n_layers);
-    for i in 0..config.n_layers {
-        let p = format!("h.{i}");
-        let mut proj = |name: &str, bias: bool| -> Box<dyn Projection> {
-            let weight = take(&format!("{p}.{name}.weight"));
-            let bias = bias.then(|| float(&format!("{p}.{name}.bias")));
-            Box::new(QuantLinear { weight, bias })
-        };
-        let c_attn = proj("attn.c_attn", config.qkv_bias);
-        let c_proj = proj("attn.c_proj", true);
-        let mlp = Mlp { c_fc: proj("mlp.c_fc", true), c_proj: proj("mlp.c_proj", true) };
-        let attn = CausalSelfAttention::from_parts(c_attn, c_proj, config.n_heads);
-        let ln_1 = ln(&mut float, &format!("{p}.ln_1"));
-        let ln_2 = ln(&mut float, &format!("{p}.ln_2"));
-        blocks.push(Block::from_parts(ln_1, attn, ln_2, mlp, &config));
+    let Ok(model) = GPTModel::build(config, &mut source);
+    Ok(model)
+}
+
+/// The layers of a quantized folder, read and checked beforehand: packed
+/// projections and token table, f32 norms and biases.
+struct QuantSource {
+    floats: HashMap<String, Tensor>,
+    matrices: HashMap<String, QuantMatrix>,
+}
+
+impl QuantSource {
+    fn float_tensor(&mut self, name: &str) -> Tensor {
+        self.floats.remove(name).expect("every tensor the model asks for was read")
     }
-    let ln_f = ln(&mut float, "ln_f");
-    Ok(GPTModel::from_parts(config, wte, wpe, blocks, ln_f))
+}
+
+impl LayerSource for QuantSource {
+    type Error = std::convert::Infallible;
+
+    fn projection(
+        &mut self,
+        name: &str,
+        _: usize,
+        _: usize,
+        bias: bool,
+        _: f64,
+    ) -> Result<Box<dyn Projection>, Self::Error> {
+        let weight = self.matrices.remove(&format!("{name}.weight")).expect("read above");
+        let bias = bias.then(|| self.float_tensor(&format!("{name}.bias")));
+        Ok(Box::new(QuantLinear { weight, bias }))
+    }
+
+    fn token_embedding(&mut self, name: &str, _: usize, _: usize) -> Result<Box<dyn TokenEmbedding>, Self::Error> {
+        Ok(Box::new(QuantEmbedding { table: self.matrices.remove(&format!("{name}.weight")).expect("read above") }))
+    }
+
+    fn float(&mut self, name: &str, _: &[usize], _: Init) -> Result<Var, Self::Error> {
+        Ok(Var::parameter(self.float_tensor(name)))
+    }
 }
 
 /// Reads packed matrices of one scheme from a file, checking each.
 struct Reader<'a> {
     file: &'a WeightFiles,
     scheme: Scheme,
+    config: &'a GPTConfig,
 }
 
 impl<'a> Reader<'a> {
@@ -435,7 +400,7 @@ impl<'a> Reader<'a> {
     }
 
     fn matrix(&self, ours: &str, rows: usize, cols: usize, conv1d: bool) -> Result<QuantMatrix, WeightsError> {
-        let name = stored_name(self.file, ours)?;
+        let name = stored_name(self.file, self.config, ours)?;
         // 16-bit values in our `[rows, cols]` order (the file may hold the
         // transpose).
         let halves = |bytes: &[u8]| -> Vec<u16> {

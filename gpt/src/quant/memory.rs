@@ -10,6 +10,7 @@
 
 use tensor::quant::Scheme;
 
+use crate::model::build::{tensor_specs, Role};
 use crate::model::GPTConfig;
 
 /// The rule of thumb's overhead on top of the weights.
@@ -17,12 +18,11 @@ pub const RULE_OF_THUMB_OVERHEAD: f64 = 0.2;
 
 /// The matrices a scheme quantizes, as `(rows, cols)` = `(out, in)`.
 pub fn quantized_matrices(config: &GPTConfig) -> Vec<(usize, usize)> {
-    let c = config.emb_dim;
-    let mut out = vec![(config.vocab_size, c)];
-    for _ in 0..config.n_layers {
-        out.extend([(3 * c, c), (c, c), (4 * c, c), (c, 4 * c)]);
-    }
-    out
+    tensor_specs(config)
+        .into_iter()
+        .filter(|s| matches!(s.role, Role::ProjectionWeight | Role::TokenTable))
+        .map(|s| (s.shape[0], s.shape[1]))
+        .collect()
 }
 
 /// Bytes of one `[rows, cols]` matrix stored as `scheme` (`None`: f32).
@@ -64,9 +64,16 @@ pub fn weight_bytes(config: &GPTConfig, scheme: Option<Scheme>) -> Option<u64> {
 /// speed, bounds its tokens per second. `None` as for [`weight_bytes`].
 pub fn decode_bytes_per_token(config: &GPTConfig, scheme: Option<Scheme>, cached: usize) -> Option<u64> {
     let c = config.emb_dim as u64;
-    let positions_unread = 4 * (config.context_length as u64 - 1) * c;
-    let kv_cache = 4 * 2 * config.n_layers as u64 * cached as u64 * c;
+    let positions_unread = if config.rope.is_none() { 4 * (config.context_length as u64 - 1) * c } else { 0 };
+    let kv_cache = kv_cache_bytes_per_token(config, 4) * cached as u64;
     Some(weight_bytes(config, scheme)? - positions_unread + kv_cache)
+}
+
+/// Bytes the KV cache holds per position, at `bytes_per_value` (4 for
+/// f32, 2 for f16): a key and a value of every K/V head in every layer,
+/// 2·L·Hkv·D values. Grouped-query attention divides it by H/Hkv.
+pub fn kv_cache_bytes_per_token(config: &GPTConfig, bytes_per_value: u64) -> u64 {
+    2 * (config.n_layers * config.kv_width()) as u64 * bytes_per_value
 }
 
 /// Parameters × bytes per parameter × (1 + overhead).

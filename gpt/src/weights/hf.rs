@@ -17,19 +17,18 @@
 //! leaves the caller with an error, not half a model, and a config that
 //! describes more than the file holds costs nothing.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
-use autograd::nn::{Embedding, LayerNorm, Linear, Module};
+use autograd::nn::{Embedding, Linear, Module};
 use autograd::Var;
 use tensor::{DType, Tensor};
 
 use super::error::WeightsError;
 use super::shards::{remove_replaced_weights, save_sharded, WeightFiles};
 use crate::atomic::write_atomic;
-use crate::model::attention::CausalSelfAttention;
-use crate::model::block::{Block, Mlp};
-use crate::model::{GPTConfig, GPTModel, Projection};
+use crate::model::build::{tensor_specs, Init, LayerSource, Role, TensorSpec};
+use crate::model::{GPTConfig, GPTModel, Projection, TokenEmbedding};
 use crate::tokenizer::{AnyTokenizer, CHAR_VOCAB_FILE, MERGES_FILE, TOKENIZER_JSON_FILE, VOCAB_FILE};
 
 pub const CONFIG_FILE: &str = "config.json";
@@ -39,13 +38,80 @@ pub use super::shards::WEIGHTS_FILE;
 /// `max_shard_size` (5 GB): GPT-2 XL's 6.2 GB of f32 weights become two.
 pub const DEFAULT_MAX_SHARD_BYTES: usize = 5_000_000_000;
 
-/// Whether our parameter `name` is a Conv1D weight in GPT-2's files.
-fn is_conv1d_weight(name: &str) -> bool {
-    name.ends_with(".weight")
-        && (name.contains(".attn.c_attn")
-            || name.contains(".attn.c_proj")
-            || name.contains(".mlp.c_fc")
-            || name.contains(".mlp.c_proj"))
+/// The name `transformers`' `save_pretrained` gives our tensor `name`:
+/// under `transformer.` (GPT-2) or `model.` (the Llama family), except the
+/// Llama family's `lm_head`, which sits beside the model.
+pub fn hf_name(config: &GPTConfig, name: &str) -> String {
+    match (config.model_type.is_gpt2(), name.starts_with("lm_head.")) {
+        (true, _) => format!("transformer.{name}"),
+        (false, true) => name.to_string(),
+        (false, false) => format!("model.{name}"),
+    }
+}
+
+/// The name tensor `name` has in `file`: as `save_pretrained` writes it,
+/// or without the prefix (the Hub's original `gpt2` files have none).
+pub(crate) fn stored_name(file: &WeightFiles, config: &GPTConfig, name: &str) -> Result<String, WeightsError> {
+    let hf = hf_name(config, name);
+    [hf.clone(), name.to_string()]
+        .into_iter()
+        .find(|n| file.contains(n))
+        .ok_or_else(|| WeightsError::Missing { path: file.path().into(), name: hf })
+}
+
+/// Whether a tensor is stored transposed in Hugging Face's files: GPT-2's
+/// projections are `Conv1D` modules, weight `[in, out]`.
+pub(crate) fn is_conv1d(config: &GPTConfig, role: Role) -> bool {
+    config.model_type.is_gpt2() && role == Role::ProjectionWeight
+}
+
+/// A tensor's shape in Hugging Face's files.
+pub(crate) fn hf_shape(config: &GPTConfig, spec: &TensorSpec) -> Vec<usize> {
+    match spec.shape.as_slice() {
+        [rows, cols] if is_conv1d(config, spec.role) => vec![*cols, *rows],
+        shape => shape.to_vec(),
+    }
+}
+
+/// Tensors a file may hold beyond the model's, which loading ignores: the
+/// causal-mask buffers of the Hub's `gpt2` files, the rotary frequencies
+/// of older Llama files, the zero q/k/v bias written for a GPT-2 without
+/// one, and a tied head written out anyway.
+fn ignorable(config: &GPTConfig, name: &str) -> bool {
+    let name = name.strip_prefix("transformer.").or_else(|| name.strip_prefix("model.")).unwrap_or(name);
+    name.ends_with(".attn.bias")
+        || name.ends_with(".attn.masked_bias")
+        || name.ends_with(".rotary_emb.inv_freq")
+        || (config.model_type.is_gpt2() && !config.qkv_bias && name.ends_with(".attn.c_attn.bias"))
+        || (config.tie_embeddings && name == "lm_head.weight")
+}
+
+/// Checks that `file` holds every tensor of the model `config` describes,
+/// each with its shape, and nothing else: a missing, extra or misshapen
+/// tensor is an error naming it.
+pub(crate) fn check_file(config: &GPTConfig, file: &WeightFiles) -> Result<(), WeightsError> {
+    let mut expected = HashSet::new();
+    for spec in tensor_specs(config) {
+        let stored = stored_name(file, config, &spec.name)?;
+        let (want, actual) = (hf_shape(config, &spec), file.shape(&stored)?);
+        if actual != want {
+            return Err(WeightsError::Shape { path: file.path().into(), name: stored, expected: want, actual });
+        }
+        expected.insert(stored);
+    }
+    let mut extra: Vec<&str> = file.names().filter(|n| !expected.contains(*n) && !ignorable(config, n)).collect();
+    extra.sort();
+    if let Some(first) = extra.first() {
+        return Err(WeightsError::Config {
+            path: file.path().into(),
+            reason: format!(
+                "holds tensor {first}{}, which a {} model with this config.json does not have",
+                if extra.len() > 1 { format!(" (and {} more)", extra.len() - 1) } else { String::new() },
+                config.model_type.name()
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Reads and validates `config.json`.
@@ -58,8 +124,10 @@ pub fn load_config(dir: &Path) -> Result<GPTConfig, WeightsError> {
     GPTConfig::from_hf_json(&value).map_err(|reason| WeightsError::Config { path, reason })
 }
 
-/// Loads a GPT-2 model from a Hugging Face folder, or a quantized folder
-/// written by `quant::quantize_folder` (its `config.json` says which).
+/// Loads a model from a Hugging Face folder (GPT-2 or the Llama family,
+/// one file or shards, f32, f16 or bf16 weights converted to f32), or a
+/// quantized folder written by `quant::quantize_folder` (its `config.json`
+/// says which).
 pub fn load_model(dir: impl AsRef<Path>) -> Result<GPTModel, WeightsError> {
     let dir = dir.as_ref();
     if !dir.is_dir() {
@@ -74,60 +142,69 @@ pub fn load_model(dir: impl AsRef<Path>) -> Result<GPTModel, WeightsError> {
     // model is built: the header is checked against the file's size, so a
     // config that describes more than the file holds fails here instead of
     // allocating a model of the config's size.
-    for entry in crate::quant::folder::inventory(&config) {
-        let stored = crate::quant::folder::stored_name(&file, &entry.name)?;
-        let (expected, actual) = (entry.hf_shape(), file.shape(&stored)?);
-        if actual != expected {
-            return Err(WeightsError::Shape { path: file.path().into(), name: stored, expected, actual });
-        }
-    }
-    model_from_file(config, &file)
+    check_file(&config, &file)?;
+    GPTModel::build(config.clone(), &mut FileSource { file: &file, config: &config })
 }
 
-/// Builds the model from the file's tensors, with no random initialisation
-/// first: loading needs the weights' memory and one tensor's more, and a
-/// file that lacks a tensor or holds a NaN fails before a model exists.
-fn model_from_file(config: GPTConfig, file: &WeightFiles) -> Result<GPTModel, WeightsError> {
-    let read = |name: &str, shape: &[usize]| -> Result<Tensor, WeightsError> {
-        let stored = crate::quant::folder::stored_name(file, name)?;
-        let t = file.tensor_shaped(&stored, shape)?.to_dtype(DType::F32);
+/// The layers of a Hugging Face file, each tensor read when the builder
+/// asks for it: no random initialisation first, so loading needs the
+/// weights' memory and one tensor's more, and a file that holds a NaN
+/// fails before a model exists.
+struct FileSource<'a> {
+    file: &'a WeightFiles,
+    config: &'a GPTConfig,
+}
+
+impl FileSource<'_> {
+    /// Tensor `name` as f32 in our layout, `shape`.
+    fn read(&self, name: &str, shape: &[usize], role: Role) -> Result<Tensor, WeightsError> {
+        let stored = stored_name(self.file, self.config, name)?;
+        let spec = TensorSpec { name: name.into(), shape: shape.to_vec(), role };
+        let mut t = self.file.tensor_shaped(&stored, &hf_shape(self.config, &spec))?.to_dtype(DType::F32);
         // A NaN or an infinity would silently turn every output into NaN.
         if let Some(bad) = t.contiguous_data::<f32>().iter().find(|v| !v.is_finite()) {
             let reason = format!("holds a non-finite value ({bad}); the weights are damaged");
-            return Err(WeightsError::Values { path: file.path().into(), name: stored, reason });
+            return Err(WeightsError::Values { path: self.file.path().into(), name: stored, reason });
+        }
+        if is_conv1d(self.config, role) {
+            t = t.t().contiguous();
         }
         Ok(t)
-    };
-    let param = |name: &str, shape: &[usize]| read(name, shape).map(Var::parameter);
-    // GPT-2's projections are Conv1D, stored [in, out]; ours are [out, in].
-    let linear = |name: &str, input: usize, output: usize, bias: bool| -> Result<Box<dyn Projection>, WeightsError> {
-        let weight = Var::parameter(read(&format!("{name}.weight"), &[input, output])?.t().contiguous());
-        let bias = if bias { Some(param(&format!("{name}.bias"), &[output])?) } else { None };
-        Ok(Box::new(Linear::from_weights(weight, bias)))
-    };
-    let c = config.emb_dim;
-    let norm = |name: &str| -> Result<LayerNorm, WeightsError> {
-        let (weight, bias) = (param(&format!("{name}.weight"), &[c])?, param(&format!("{name}.bias"), &[c])?);
-        Ok(LayerNorm { weight, bias, eps: config.layer_norm_eps })
-    };
-    let wte = Box::new(Embedding { weight: param("wte.weight", &[config.vocab_size, c])? });
-    let wpe = Embedding { weight: param("wpe.weight", &[config.context_length, c])? };
-    let mut blocks = Vec::with_capacity(config.n_layers);
-    for i in 0..config.n_layers {
-        let h = format!("h.{i}");
-        let attn = CausalSelfAttention::from_parts(
-            linear(&format!("{h}.attn.c_attn"), c, 3 * c, config.qkv_bias)?,
-            linear(&format!("{h}.attn.c_proj"), c, c, true)?,
-            config.n_heads,
-        );
-        let mlp = Mlp {
-            c_fc: linear(&format!("{h}.mlp.c_fc"), c, 4 * c, true)?,
-            c_proj: linear(&format!("{h}.mlp.c_proj"), 4 * c, c, true)?,
-        };
-        blocks.push(Block::from_parts(norm(&format!("{h}.ln_1"))?, attn, norm(&format!("{h}.ln_2"))?, mlp, &config));
     }
-    let ln_f = norm("ln_f")?;
-    Ok(GPTModel::from_parts(config, wte, wpe, blocks, ln_f))
+}
+
+impl LayerSource for FileSource<'_> {
+    type Error = WeightsError;
+
+    fn projection(
+        &mut self,
+        name: &str,
+        i: usize,
+        o: usize,
+        bias: bool,
+        _: f64,
+    ) -> Result<Box<dyn Projection>, WeightsError> {
+        let weight = Var::parameter(self.read(&format!("{name}.weight"), &[o, i], Role::ProjectionWeight)?);
+        let bias = match bias {
+            true => Some(Var::parameter(self.read(&format!("{name}.bias"), &[o], Role::Float)?)),
+            false => None,
+        };
+        Ok(Box::new(Linear::from_weights(weight, bias)))
+    }
+
+    fn token_embedding(
+        &mut self,
+        name: &str,
+        rows: usize,
+        cols: usize,
+    ) -> Result<Box<dyn TokenEmbedding>, WeightsError> {
+        let weight = Var::parameter(self.read(&format!("{name}.weight"), &[rows, cols], Role::TokenTable)?);
+        Ok(Box::new(Embedding { weight }))
+    }
+
+    fn float(&mut self, name: &str, shape: &[usize], _: Init) -> Result<Var, WeightsError> {
+        Ok(Var::parameter(self.read(name, shape, Role::Float)?))
+    }
 }
 
 /// Loads the tokenizer saved beside a model, if there is one.
@@ -180,20 +257,22 @@ pub fn save_model_sharded(
 ) -> Result<(), WeightsError> {
     let dir = dir.as_ref();
     std::fs::create_dir_all(dir).map_err(|e| WeightsError::io(dir, e))?;
+    let config = &model.config;
     let mut tensors: Vec<(String, Tensor)> = Vec::new();
     let plain: HashMap<String, Linear> =
         model.projections().filter_map(|(name, p)| Some((name, p.to_linear()?))).collect();
+    let roles: HashMap<String, Role> = tensor_specs(config).into_iter().map(|s| (s.name, s.role)).collect();
     for (name, param) in model.named_parameters() {
         let Some(t) = saved_tensor(&name, &param, &plain) else {
             continue;
         };
         let mut t = t.to_dtype(DType::F32);
-        if is_conv1d_weight(&name) {
+        if roles.get(&name).is_some_and(|&role| is_conv1d(config, role)) {
             t = t.t().contiguous();
         }
-        tensors.push((format!("transformer.{name}"), t));
+        tensors.push((hf_name(config, &name), t));
     }
-    if !model.config.qkv_bias {
+    if config.model_type.is_gpt2() && !config.qkv_bias {
         // transformers always builds this bias; zeros make it a no-op.
         for i in 0..model.config.n_layers {
             tensors.push((

@@ -1,0 +1,398 @@
+//! `config.json` as `transformers` reads and writes it, for every
+//! `model_type` here.
+//!
+//! GPT-2's keys are its own (`n_embd`, `n_layer`, `n_head`, `n_positions`);
+//! the Llama family shares one vocabulary of keys (`hidden_size`,
+//! `num_hidden_layers`, `num_attention_heads`, `num_key_value_heads`,
+//! `head_dim`, `intermediate_size`, `max_position_embeddings`,
+//! `rms_norm_eps`, `rope_parameters`), with a few that belong to one member:
+//! Mistral's `sliding_window`, Qwen2's q/k/v bias and `use_sliding_window`,
+//! Qwen3's per-head q/k norms. Rotary settings are read from
+//! `transformers` 5's `rope_parameters` or from the older `rope_theta` plus
+//! `rope_scaling`, and written as `rope_parameters`. An option that would
+//! change what the model computes and that we do not build is refused with
+//! its name, never ignored.
+
+use serde_json::{json, Map, Value};
+use tensor::RopeScaling;
+
+use super::config::{GPTConfig, ModelType, Rotary};
+
+impl GPTConfig {
+    /// The `config.json` value `transformers` writes for this model. `eos`
+    /// is the end-of-text id to record when the config names none.
+    pub fn to_hf_json(&self, eos: Option<u32>) -> Value {
+        if self.model_type.is_gpt2() {
+            return self.gpt2_to_hf_json(self.eos_token_ids.first().copied().or(eos));
+        }
+        self.llama_to_hf_json(eos)
+    }
+
+    /// Reads a `config.json` value of any supported `model_type` (GPT-2's
+    /// when the key is missing, as the oldest GPT-2 files have it).
+    pub fn from_hf_json(v: &Value) -> Result<GPTConfig, String> {
+        let model_type = match v.get("model_type") {
+            None | Some(Value::Null) => ModelType::Gpt2,
+            Some(t) => {
+                let name = t.as_str().ok_or("\"model_type\" is not a string")?;
+                ModelType::parse(name).ok_or_else(|| {
+                    let known: Vec<&str> = ModelType::ALL.iter().map(|t| t.name()).collect();
+                    format!("model_type \"{name}\" is not supported (supported: {})", known.join(", "))
+                })?
+            }
+        };
+        if model_type.is_gpt2() {
+            Self::gpt2_from_hf_json(v)
+        } else {
+            Self::llama_from_hf_json(v, model_type)
+        }
+    }
+
+    fn llama_to_hf_json(&self, eos: Option<u32>) -> Value {
+        let t = self.model_type;
+        let mut v = json!({
+            "architectures": [t.architecture()],
+            "model_type": t.name(),
+            "vocab_size": self.vocab_size,
+            "hidden_size": self.emb_dim,
+            "intermediate_size": self.mlp_width(),
+            "num_hidden_layers": self.n_layers,
+            "num_attention_heads": self.n_heads,
+            "num_key_value_heads": self.kv_heads(),
+            "head_dim": self.head_dim(),
+            "max_position_embeddings": self.context_length,
+            "rms_norm_eps": self.layer_norm_eps,
+            "rope_parameters": rope_parameters(self.rope.expect("validated: the Llama family has rotary positions")),
+            "hidden_act": "silu",
+            "attention_dropout": 0.0,
+            "initializer_range": 0.02,
+            "tie_word_embeddings": self.tie_embeddings,
+            "use_cache": true,
+            "dtype": "float32",
+            "bos_token_id": self.bos_token_id,
+            "eos_token_id": match self.eos_token_ids.as_slice() {
+                [] => json!(eos),
+                [one] => json!(one),
+                many => json!(many),
+            },
+        });
+        let o = v.as_object_mut().expect("an object");
+        match t {
+            ModelType::Llama => {
+                o.insert("attention_bias".into(), json!(self.qkv_bias));
+                o.insert("mlp_bias".into(), json!(self.mlp_bias));
+            }
+            ModelType::Qwen3 => {
+                o.insert("attention_bias".into(), json!(self.qkv_bias));
+            }
+            _ => {}
+        }
+        match t {
+            ModelType::Mistral => {
+                o.insert("sliding_window".into(), json!(self.sliding_window));
+            }
+            ModelType::Qwen2 | ModelType::Qwen3 => {
+                o.insert("use_sliding_window".into(), json!(self.sliding_window.is_some()));
+                o.insert("sliding_window".into(), json!(self.sliding_window));
+                o.insert("max_window_layers".into(), json!(self.full_attention_layers));
+            }
+            _ => {}
+        }
+        v
+    }
+
+    fn llama_from_hf_json(v: &Value, model_type: ModelType) -> Result<GPTConfig, String> {
+        let get = |key: &str| -> Result<usize, String> {
+            v.get(key)
+                .and_then(Value::as_u64)
+                .map(|x| x as usize)
+                .ok_or_else(|| format!("missing or non-integer \"{key}\""))
+        };
+        // A key that may be absent or null (then `None`), else a whole number.
+        let optional = |key: &str| -> Result<Option<usize>, String> {
+            match v.get(key) {
+                None | Some(Value::Null) => Ok(None),
+                Some(x) => {
+                    x.as_u64().map(|x| Some(x as usize)).ok_or_else(|| format!("\"{key}\" is {x}, not a whole number"))
+                }
+            }
+        };
+        let flag = |key: &str, default: bool| -> Result<bool, String> {
+            match v.get(key) {
+                None | Some(Value::Null) => Ok(default),
+                Some(x) => x.as_bool().ok_or_else(|| format!("\"{key}\" is {x}, not true or false")),
+            }
+        };
+        let name = model_type.name();
+        if let Some(act) = v.get("hidden_act").and_then(Value::as_str) {
+            if act != "silu" {
+                return Err(format!("hidden_act \"{act}\" is not supported ({name} uses silu)"));
+            }
+        }
+        let emb_dim = get("hidden_size")?;
+        let n_heads = get("num_attention_heads")?;
+        let context_length = get("max_position_embeddings")?;
+        let attention_bias = flag("attention_bias", false)?;
+        let (qkv_bias, out_bias) = match model_type {
+            ModelType::Qwen2 => (true, false),
+            ModelType::Mistral => (false, false),
+            _ => (attention_bias, attention_bias),
+        };
+        let (sliding_window, full_attention_layers) = match model_type {
+            ModelType::Mistral => (optional("sliding_window")?, 0),
+            ModelType::Qwen2 | ModelType::Qwen3 if flag("use_sliding_window", false)? => {
+                (optional("sliding_window")?, optional("max_window_layers")?.unwrap_or(28))
+            }
+            _ => (None, 0),
+        };
+        let config = GPTConfig {
+            vocab_size: get("vocab_size")?,
+            context_length,
+            emb_dim,
+            n_heads,
+            n_layers: get("num_hidden_layers")?,
+            drop_rate: 0.0,
+            qkv_bias,
+            layer_norm_eps: match v.get("rms_norm_eps") {
+                None | Some(Value::Null) => 1e-6,
+                Some(eps) => eps.as_f64().ok_or("\"rms_norm_eps\" is not a number")?,
+            },
+            model_type,
+            n_kv_heads: Some(optional("num_key_value_heads")?.unwrap_or(n_heads)),
+            head_size: optional("head_dim")?,
+            intermediate_size: Some(get("intermediate_size")?),
+            rope: Some(read_rotary(v, context_length)?),
+            qk_norm: model_type == ModelType::Qwen3,
+            sliding_window,
+            full_attention_layers,
+            tie_embeddings: flag("tie_word_embeddings", false)?,
+            out_bias,
+            mlp_bias: model_type == ModelType::Llama && flag("mlp_bias", false)?,
+            bos_token_id: token_ids(v, "bos_token_id")?.first().copied(),
+            eos_token_ids: token_ids(v, "eos_token_id")?,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Hugging Face's `config.json` for `GPT2LMHeadModel`. `eos` is the
+    /// end-of-text id, when the vocabulary has one (GPT-2's is 50256).
+    pub(crate) fn gpt2_to_hf_json(&self, eos: Option<u32>) -> Value {
+        json!({
+            "architectures": ["GPT2LMHeadModel"],
+            "model_type": "gpt2",
+            "vocab_size": self.vocab_size,
+            "n_positions": self.context_length,
+            "n_ctx": self.context_length,
+            "n_embd": self.emb_dim,
+            "n_layer": self.n_layers,
+            "n_head": self.n_heads,
+            "n_inner": null,
+            "activation_function": "gelu_new",
+            "resid_pdrop": self.drop_rate,
+            "embd_pdrop": self.drop_rate,
+            "attn_pdrop": self.drop_rate,
+            "layer_norm_epsilon": self.layer_norm_eps,
+            "initializer_range": 0.02,
+            "bos_token_id": eos,
+            "eos_token_id": eos,
+            "tie_word_embeddings": true,
+            "scratchgpt_qkv_bias": self.qkv_bias,
+        })
+    }
+
+    /// Reads a Hugging Face GPT-2 `config.json` value.
+    pub(crate) fn gpt2_from_hf_json(v: &Value) -> Result<GPTConfig, String> {
+        let get = |key: &str| -> Result<usize, String> {
+            v.get(key)
+                .and_then(Value::as_u64)
+                .map(|x| x as usize)
+                .ok_or_else(|| format!("missing or non-integer \"{key}\""))
+        };
+        if let Some(act) = v.get("activation_function").and_then(Value::as_str) {
+            if !matches!(act, "gelu_new" | "gelu_pytorch_tanh") {
+                return Err(format!("activation_function \"{act}\" is not supported (GPT-2 uses gelu_new)"));
+            }
+        }
+        // Options of transformers' GPT-2 that change what the model computes
+        // and that this model does not have: refused, not ignored.
+        let unsupported = [
+            ("tie_word_embeddings", json!(false), "an lm_head separate from wte; this GPT-2 ties them"),
+            ("scale_attn_weights", json!(false), "attention scores without the 1/√d scale"),
+            ("scale_attn_by_inverse_layer_idx", json!(true), "attention scores scaled by 1/(layer + 1)"),
+            ("add_cross_attention", json!(true), "cross-attention to an encoder"),
+        ];
+        for (key, value, meaning) in unsupported {
+            if v.get(key) == Some(&value) {
+                return Err(format!("\"{key}\": {value} ({meaning}) is not supported"));
+            }
+        }
+        if let Some(inner) = v.get("n_inner").and_then(Value::as_u64) {
+            if Some(inner as usize) != get("n_embd")?.checked_mul(4) {
+                return Err(format!("n_inner {inner} is not 4 × n_embd"));
+            }
+        }
+        let config = GPTConfig {
+            vocab_size: get("vocab_size")?,
+            context_length: get("n_positions").or_else(|_| get("n_ctx"))?,
+            emb_dim: get("n_embd")?,
+            n_heads: get("n_head")?,
+            n_layers: get("n_layer")?,
+            drop_rate: v.get("resid_pdrop").and_then(Value::as_f64).unwrap_or(0.1),
+            qkv_bias: v.get("scratchgpt_qkv_bias").and_then(Value::as_bool).unwrap_or(true),
+            layer_norm_eps: match v.get("layer_norm_epsilon") {
+                None | Some(Value::Null) => 1e-5,
+                Some(eps) => eps.as_f64().ok_or("\"layer_norm_epsilon\" is not a number")?,
+            },
+            bos_token_id: None,
+            eos_token_ids: Vec::new(),
+            ..GPTConfig::gpt2(1, 1, 1)
+        };
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+/// A token id key: absent, null, a number or a list of numbers.
+fn token_ids(v: &Value, key: &str) -> Result<Vec<u32>, String> {
+    let id = |x: &Value| x.as_u64().filter(|&i| i <= u32::MAX as u64).map(|i| i as u32);
+    match v.get(key) {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(list)) => {
+            list.iter().map(|x| id(x).ok_or_else(|| format!("\"{key}\" holds {x}, not a token id"))).collect()
+        }
+        Some(x) => id(x).map(|i| vec![i]).ok_or_else(|| format!("\"{key}\" is {x}, not a token id")),
+    }
+}
+
+/// The rotary settings of a Llama-family `config.json`: `rope_parameters`
+/// (transformers 5), else `rope_theta` and `rope_scaling`.
+fn read_rotary(v: &Value, max_positions: usize) -> Result<Rotary, String> {
+    let empty = Map::new();
+    let (params, legacy) = match v.get("rope_parameters") {
+        Some(Value::Object(p)) => (p, None),
+        _ => (v.get("rope_scaling").and_then(Value::as_object).unwrap_or(&empty), Some(v)),
+    };
+    let number = |key: &str| -> Result<Option<f64>, String> {
+        match params.get(key).or_else(|| legacy.and_then(|l| l.get(key))) {
+            None | Some(Value::Null) => Ok(None),
+            Some(x) => x.as_f64().map(Some).ok_or_else(|| format!("rope \"{key}\" is {x}, not a number")),
+        }
+    };
+    let theta = number("rope_theta")?.unwrap_or(10_000.0);
+    let kind = params.get("rope_type").or_else(|| params.get("type")).and_then(Value::as_str).unwrap_or("default");
+    let need = |key: &str| number(key)?.ok_or_else(|| format!("rope scaling \"{kind}\" needs \"{key}\""));
+    let original_max = || -> Result<usize, String> {
+        Ok(number("original_max_position_embeddings")?.map_or(max_positions, |n| n as usize))
+    };
+    let scaling = match kind {
+        "default" => RopeScaling::None,
+        "linear" => RopeScaling::Linear { factor: need("factor")? },
+        "dynamic" => RopeScaling::Dynamic { factor: need("factor")?, original_max: original_max()? },
+        "llama3" => RopeScaling::Llama3 {
+            factor: need("factor")?,
+            low_freq_factor: need("low_freq_factor")?,
+            high_freq_factor: need("high_freq_factor")?,
+            original_max: original_max()?,
+        },
+        other => {
+            return Err(format!(
+                "rope scaling type \"{other}\" is not supported (supported: default, linear, dynamic, llama3)"
+            ))
+        }
+    };
+    Ok(Rotary { theta, scaling })
+}
+
+/// `rope_parameters` as transformers 5 writes them.
+fn rope_parameters(rotary: Rotary) -> Value {
+    let mut p = json!({"rope_theta": rotary.theta});
+    let o = p.as_object_mut().expect("an object");
+    let mut set = |key: &str, value: Value| {
+        o.insert(key.into(), value);
+    };
+    match rotary.scaling {
+        RopeScaling::None => set("rope_type", json!("default")),
+        RopeScaling::Linear { factor } => {
+            set("rope_type", json!("linear"));
+            set("factor", json!(factor));
+        }
+        RopeScaling::Dynamic { factor, original_max } => {
+            set("rope_type", json!("dynamic"));
+            set("factor", json!(factor));
+            set("original_max_position_embeddings", json!(original_max));
+        }
+        RopeScaling::Llama3 { factor, low_freq_factor, high_freq_factor, original_max } => {
+            set("rope_type", json!("llama3"));
+            set("factor", json!(factor));
+            set("low_freq_factor", json!(low_freq_factor));
+            set("high_freq_factor", json!(high_freq_factor));
+            set("original_max_position_embeddings", json!(original_max));
+        }
+    }
+    p
+}
+
+/// Serde for `GPTConfig::rope` (checkpoints and `info --json`): the same
+/// `rope_parameters` object, or null for learned positions.
+pub(crate) mod rotary_serde {
+    use super::*;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(rope: &Option<Rotary>, s: S) -> Result<S::Ok, S::Error> {
+        rope.map(rope_parameters).serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Rotary>, D::Error> {
+        match Option::<Value>::deserialize(d)? {
+            None | Some(Value::Null) => Ok(None),
+            Some(params) => {
+                read_rotary(&json!({ "rope_parameters": params }), 0).map(Some).map_err(serde::de::Error::custom)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hf_config_round_trips() {
+        let c = GPTConfig::preset("tiny").unwrap();
+        assert_eq!(GPTConfig::from_hf_json(&c.to_hf_json(Some(50256))).unwrap(), c);
+        let bad = json!({"vocab_size": 10, "n_positions": 8, "n_embd": 6, "n_head": 4, "n_layer": 1});
+        assert_eq!(GPTConfig::from_hf_json(&bad).unwrap_err(), "emb_dim 6 is not divisible by n_heads 4");
+        let huge = json!({"vocab_size": 10_000_000u64, "n_positions": 8, "n_embd": 1_000_000_000u64, "n_head": 4, "n_layer": 10_000});
+        assert_eq!(GPTConfig::from_hf_json(&huge).unwrap_err(), "emb_dim 1000000000 is larger than the limit of 65536");
+    }
+
+    #[test]
+    fn fields_that_change_the_math_are_read_or_refused() {
+        let mut v = GPTConfig::preset("nano").unwrap().to_hf_json(None);
+        v["layer_norm_epsilon"] = json!(1e-3);
+        let c = GPTConfig::from_hf_json(&v).unwrap();
+        assert_eq!(c.layer_norm_eps, 1e-3);
+        assert_eq!(GPTConfig::from_hf_json(&c.to_hf_json(None)).unwrap(), c);
+        v["layer_norm_epsilon"] = json!(0.0);
+        assert!(GPTConfig::from_hf_json(&v).unwrap_err().contains("layer_norm_epsilon 0 must be in (0, 1)"));
+        v["layer_norm_epsilon"] = json!(1e-5);
+        for (key, value) in [
+            ("tie_word_embeddings", json!(false)),
+            ("scale_attn_weights", json!(false)),
+            ("scale_attn_by_inverse_layer_idx", json!(true)),
+            ("add_cross_attention", json!(true)),
+        ] {
+            let mut bad = v.clone();
+            bad[key] = value;
+            let err = GPTConfig::from_hf_json(&bad).unwrap_err();
+            assert!(err.contains(key) && err.contains("is not supported"), "{err}");
+        }
+        // transformers' defaults are accepted.
+        for (key, value) in [("scale_attn_weights", json!(true)), ("add_cross_attention", json!(false))] {
+            let mut fine = v.clone();
+            fine[key] = value;
+            GPTConfig::from_hf_json(&fine).unwrap();
+        }
+    }
+}

@@ -1,0 +1,166 @@
+#!/usr/bin/env python3
+"""Writes the Llama-family parity fixtures for `tests/llama_parity.rs`.
+
+For each `model_type` (llama, mistral, qwen2, qwen3) a small random model is
+built by `transformers` from a config with the options that matter switched
+on, its norm weights perturbed so that they are not all ones, and saved as a
+Hugging Face folder under `tests/fixtures/llama_family/<case>/`. Beside it,
+`expected.safetensors` holds what `transformers` computes with it:
+
+- `ids` [2, T] and `logits` [2, T, V] of the forward pass;
+- `loss`: the causal-LM loss with `labels = ids` (shifted inside);
+- `grad.<name>`: the gradient of that loss for every parameter;
+- `adamw_losses` [10] and `adamw_logits`: ten AdamW steps (lr 1e-2,
+  betas 0.9/0.999, eps 1e-8, weight decay 0.1 on every parameter) on the same
+  batch, the loss before each step and the logits after the last;
+- `prompt` [1, P], `greedy_cached` and `greedy_uncached` [1, P + N]: greedy
+  generation with and without the KV cache (they are equal).
+
+`preset_parameters.json` holds, for the published configurations our presets
+copy, the parameter count `transformers` gives them (built on the meta
+device, so nothing is allocated).
+
+Requirements: `pip install torch transformers safetensors` (transformers 5.x).
+Run from anywhere:
+
+    python3 scripts/make_llama_family_fixtures.py
+"""
+
+import json
+import os
+
+import torch
+from safetensors.torch import save_file
+from transformers import AutoConfig, AutoModelForCausalLM
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures", "llama_family")
+VOCAB, T, PROMPT, NEW = 64, 12, 5, 8
+
+SMALL = dict(
+    vocab_size=VOCAB,
+    hidden_size=32,
+    intermediate_size=48,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    max_position_embeddings=64,
+    rms_norm_eps=1e-5,
+    bos_token_id=1,
+    eos_token_id=2,
+    attn_implementation="eager",
+)
+
+CASES = {
+    # GQA, llama3 rope scaling (a short original context so every band is
+    # used), an untied head.
+    "llama": dict(
+        model_type="llama",
+        tie_word_embeddings=False,
+        rope_parameters=dict(
+            rope_type="llama3",
+            rope_theta=10000.0,
+            factor=4.0,
+            low_freq_factor=1.0,
+            high_freq_factor=4.0,
+            original_max_position_embeddings=16,
+        ),
+    ),
+    # A sliding window shorter than the sequence and than prompt + new tokens.
+    "mistral": dict(model_type="mistral", tie_word_embeddings=False, sliding_window=4, head_dim=8),
+    # q/k/v bias, a tied head.
+    "qwen2": dict(model_type="qwen2", tie_word_embeddings=True, rope_parameters=dict(rope_type="default", rope_theta=1e6)),
+    # QK-norm, a head size that is not hidden/heads, a tied head.
+    "qwen3": dict(model_type="qwen3", tie_word_embeddings=True, head_dim=16),
+}
+
+# The published configurations behind our presets (the Hub's config.json).
+PUBLISHED = {
+    "llama-2-7b": dict(model_type="llama", vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=32, tie_word_embeddings=False),
+    "llama-3.2-1b": dict(model_type="llama", vocab_size=128256, hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32, num_key_value_heads=8, head_dim=64, tie_word_embeddings=True),
+    "llama-3.2-3b": dict(model_type="llama", vocab_size=128256, hidden_size=3072, intermediate_size=8192, num_hidden_layers=28, num_attention_heads=24, num_key_value_heads=8, head_dim=128, tie_word_embeddings=True),
+    "llama-3.1-8b": dict(model_type="llama", vocab_size=128256, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=8, tie_word_embeddings=False),
+    "mistral-7b": dict(model_type="mistral", vocab_size=32000, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=8, tie_word_embeddings=False),
+    "qwen2.5-0.5b": dict(model_type="qwen2", vocab_size=151936, hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14, num_key_value_heads=2, tie_word_embeddings=True),
+    "qwen3-0.6b": dict(model_type="qwen3", vocab_size=151936, hidden_size=1024, intermediate_size=3072, num_hidden_layers=28, num_attention_heads=16, num_key_value_heads=8, head_dim=128, tie_word_embeddings=True),
+    "qwen3-1.7b": dict(model_type="qwen3", vocab_size=151936, hidden_size=2048, intermediate_size=6144, num_hidden_layers=28, num_attention_heads=16, num_key_value_heads=8, head_dim=128, tie_word_embeddings=True),
+    "smollm2-135m": dict(model_type="llama", vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9, num_key_value_heads=3, tie_word_embeddings=True),
+    "smollm2-360m": dict(model_type="llama", vocab_size=49152, hidden_size=960, intermediate_size=2560, num_hidden_layers=32, num_attention_heads=15, num_key_value_heads=5, tie_word_embeddings=True),
+    "tinyllama-1.1b": dict(model_type="llama", vocab_size=32000, hidden_size=2048, intermediate_size=5632, num_hidden_layers=22, num_attention_heads=32, num_key_value_heads=4, tie_word_embeddings=False),
+    "deepseek-coder-1.3b": dict(model_type="llama", vocab_size=32256, hidden_size=2048, intermediate_size=5504, num_hidden_layers=24, num_attention_heads=16, num_key_value_heads=16, tie_word_embeddings=False),
+    "codellama-7b": dict(model_type="llama", vocab_size=32016, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=32, tie_word_embeddings=False),
+}
+
+
+def build(case, settings):
+    settings = dict(SMALL, **settings)
+    model_type = settings.pop("model_type")
+    config = AutoConfig.for_model(model_type, **settings)
+    torch.manual_seed(sum(map(ord, case)))
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" in name:
+                p.add_(0.1 * torch.randn_like(p))
+            elif name.endswith(".bias"):
+                p.normal_(0.0, 0.1)  # transformers starts biases at zero
+    return model
+
+
+def main():
+    os.makedirs(ROOT, exist_ok=True)
+    for case, settings in CASES.items():
+        model = build(case, settings)
+        folder = os.path.join(ROOT, case)
+        model.save_pretrained(folder, safe_serialization=True)
+        gen = torch.Generator().manual_seed(7)
+        ids = torch.randint(0, VOCAB, (2, T), generator=gen)
+        out = {"ids": ids}
+        out_model = model(ids, labels=ids)
+        out["logits"] = out_model.logits.detach()
+        out["loss"] = out_model.loss.detach().reshape(1)
+        out_model.loss.backward()
+        for name, p in model.named_parameters():
+            out[f"grad.{name}"] = p.grad.detach().clone()
+        model.zero_grad()
+
+        prompt = ids[:1, :PROMPT].clone()
+        out["prompt"] = prompt
+        with torch.no_grad():
+            for use_cache in (True, False):
+                greedy = model.generate(
+                    prompt, max_new_tokens=NEW, min_new_tokens=NEW, do_sample=False, use_cache=use_cache, pad_token_id=0
+                )
+                out["greedy_cached" if use_cache else "greedy_uncached"] = greedy
+        assert torch.equal(out["greedy_cached"], out["greedy_uncached"]), case
+
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-2, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.1)
+        losses = []
+        for _ in range(10):
+            opt.zero_grad()
+            loss = model(ids, labels=ids).loss
+            losses.append(loss.item())
+            loss.backward()
+            opt.step()
+        out["adamw_losses"] = torch.tensor(losses)
+        with torch.no_grad():
+            out["adamw_logits"] = model(ids).logits
+        out = {k: v.contiguous().clone() for k, v in out.items()}
+        save_file(out, os.path.join(folder, "expected.safetensors"))
+        print(case, "loss", out["loss"].item(), "params", sum(p.numel() for p in model.parameters()))
+
+    counts = {}
+    for name, settings in PUBLISHED.items():
+        settings = dict(settings)
+        model_type = settings.pop("model_type")
+        config = AutoConfig.for_model(model_type, **settings)
+        with torch.device("meta"):
+            model = AutoModelForCausalLM.from_config(config)
+        counts[name] = sum(p.numel() for p in model.parameters())
+    with open(os.path.join(ROOT, "preset_parameters.json"), "w") as f:
+        json.dump(counts, f, indent=1)
+        f.write("\n")
+    print(counts)
+
+
+if __name__ == "__main__":
+    main()
