@@ -159,7 +159,8 @@ impl GPTConfig {
             },
             model_type,
             n_kv_heads: Some(optional("num_key_value_heads")?.unwrap_or(n_heads)),
-            head_size: optional("head_dim")?,
+            // A head_dim that is hidden/heads is the default, kept as such.
+            head_size: optional("head_dim")?.filter(|&d| d * n_heads != emb_dim),
             intermediate_size: Some(get("intermediate_size")?),
             rope: Some(read_rotary(v, context_length)?),
             qk_norm: model_type == ModelType::Qwen3,

@@ -126,18 +126,14 @@ pub fn preset(name: &str) -> Option<GPTConfig> {
             ..GPTConfig::llama(64, 2, 4, 176)
         },
         "llama-2-7b" => published(Llama, 32000, 4096, 11008, 32, 32, 32, 4096, 1e4, false).config(),
-        "llama-3.2-1b" => Published {
-            head_dim: Some(64),
-            scaling: llama3(32.0),
-            ..published(Llama, 128256, 2048, 8192, 16, 32, 8, 131072, 5e5, true)
+        "llama-3.2-1b" => {
+            Published { scaling: llama3(32.0), ..published(Llama, 128256, 2048, 8192, 16, 32, 8, 131072, 5e5, true) }
+                .config()
         }
-        .config(),
-        "llama-3.2-3b" => Published {
-            head_dim: Some(128),
-            scaling: llama3(32.0),
-            ..published(Llama, 128256, 3072, 8192, 28, 24, 8, 131072, 5e5, true)
+        "llama-3.2-3b" => {
+            Published { scaling: llama3(32.0), ..published(Llama, 128256, 3072, 8192, 28, 24, 8, 131072, 5e5, true) }
+                .config()
         }
-        .config(),
         "llama-3.1-8b" => {
             Published { scaling: llama3(8.0), ..published(Llama, 128256, 4096, 14336, 32, 32, 8, 131072, 5e5, false) }
                 .config()
@@ -155,12 +151,9 @@ pub fn preset(name: &str) -> Option<GPTConfig> {
             ..published(Qwen3, 151936, 1024, 3072, 28, 16, 8, 40960, 1e6, true)
         }
         .config(),
-        "qwen3-1.7b" => Published {
-            rms_eps: 1e-6,
-            head_dim: Some(128),
-            ..published(Qwen3, 151936, 2048, 6144, 28, 16, 8, 40960, 1e6, true)
+        "qwen3-1.7b" => {
+            Published { rms_eps: 1e-6, ..published(Qwen3, 151936, 2048, 6144, 28, 16, 8, 40960, 1e6, true) }.config()
         }
-        .config(),
         "smollm2-135m" => published(Llama, 49152, 576, 1536, 30, 9, 3, 8192, 1e5, true).config(),
         "smollm2-360m" => published(Llama, 49152, 960, 2560, 32, 15, 5, 8192, 1e5, true).config(),
         "tinyllama-1.1b" => published(Llama, 32000, 2048, 5632, 22, 32, 4, 2048, 1e4, false).config(),

@@ -1,0 +1,229 @@
+//! Parity with `transformers` for the Llama family: one small random model
+//! per `model_type`, each with the options that matter switched on, saved by
+//! `transformers` in `tests/fixtures/llama_family/<case>/` with what PyTorch
+//! computed with it (`expected.safetensors`). Regenerate them with
+//! `python3 scripts/make_llama_family_fixtures.py`.
+//!
+//! - `llama`: grouped-query attention (4 query heads, 2 K/V heads), `llama3`
+//!   rope scaling, an untied head;
+//! - `mistral`: a sliding window of 4, shorter than the sequence and than the
+//!   generated text (so the rolling KV cache drops keys);
+//! - `qwen2`: q/k/v biases, a tied head, rope θ = 10⁶;
+//! - `qwen3`: per-head RMSNorm of q and k, a head size (16) that is not
+//!   hidden/heads (8), a tied head.
+//!
+//! Every norm weight and bias is perturbed away from its initial value so a
+//! norm or bias read from the wrong tensor shows. Checked for each: logits,
+//! the causal-LM loss, the gradient of every parameter, ten AdamW steps, and
+//! greedy generation with and without the KV cache; and a folder saved here
+//! loads back with the same config and logits.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use safetensors::{Dtype, SafeTensors};
+use scratchgpt::autograd::loss::cross_entropy;
+use scratchgpt::autograd::nn::Module;
+use scratchgpt::autograd::no_grad;
+use scratchgpt::autograd::optim::{AdamW, Optimizer};
+use scratchgpt::autograd::Var;
+use scratchgpt::gpt::generate::{generate, GenerateOptions};
+use scratchgpt::gpt::model::{GPTConfig, GPTModel, PRESETS};
+use scratchgpt::gpt::weights::{hf::hf_name, load_config, load_model, save_model};
+use scratchgpt::tensor::Tensor;
+
+const CASES: [&str; 4] = ["llama", "mistral", "qwen2", "qwen3"];
+
+fn fixtures_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/llama_family")
+}
+
+fn model(case: &str) -> GPTModel {
+    let dir = fixtures_dir().join(case);
+    let mut model = load_model(&dir).unwrap_or_else(|e| panic!("cannot load {}: {e}", dir.display()));
+    model.eval();
+    model
+}
+
+/// Every tensor of the case's `expected.safetensors` by name.
+fn reference(case: &str) -> BTreeMap<String, Tensor> {
+    let path = fixtures_dir().join(case).join("expected.safetensors");
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let st = SafeTensors::deserialize(&bytes).unwrap_or_else(|e| panic!("{}: {e:?}", path.display()));
+    st.tensors()
+        .into_iter()
+        .map(|(name, view)| {
+            let shape = view.shape().to_vec();
+            let t = match view.dtype() {
+                Dtype::F32 => Tensor::from_vec(
+                    view.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect::<Vec<_>>(),
+                    shape,
+                ),
+                Dtype::I64 => Tensor::from_vec(
+                    view.data().chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().unwrap())).collect::<Vec<_>>(),
+                    shape,
+                ),
+                d => panic!("{}: {name} has dtype {d:?}", path.display()),
+            }
+            .unwrap();
+            (name, t)
+        })
+        .collect()
+}
+
+fn get<'a>(r: &'a BTreeMap<String, Tensor>, name: &str) -> &'a Tensor {
+    r.get(name).unwrap_or_else(|| panic!("expected.safetensors has no tensor `{name}`"))
+}
+
+/// transformers' causal-LM loss with `labels = ids`: position t predicts
+/// id t + 1.
+fn causal_loss(logits: &Var, ids: &Tensor) -> Var {
+    let t = ids.dim(1);
+    cross_entropy(&logits.narrow(1, 0, t - 1), &ids.narrow(1, 1, t - 1).contiguous())
+}
+
+fn ids_of(t: &Tensor) -> Vec<u32> {
+    t.to_vec::<i64>().iter().map(|&i| i as u32).collect()
+}
+
+// ----- comparing --------------------------------------------------------------------
+
+/// Checks |got − want| ≤ atol + rtol·|want| elementwise (NumPy's `allclose`)
+/// and returns the largest absolute difference, for the log.
+fn assert_close(what: &str, got: &Tensor, want: &Tensor, rtol: f64, atol: f64) -> f64 {
+    assert_eq!(got.dims(), want.dims(), "{what}: shape");
+    let (g, w) = (got.to_f64_vec(), want.to_f64_vec());
+    let mut worst: Option<(usize, f64)> = None;
+    let mut max_abs = 0.0f64;
+    for (i, (a, b)) in g.iter().zip(&w).enumerate() {
+        let diff = (a - b).abs();
+        max_abs = max_abs.max(diff);
+        let excess = if diff.is_nan() { f64::INFINITY } else { diff - (atol + rtol * b.abs()) };
+        if excess > 0.0 && worst.is_none_or(|(_, e)| excess > e) {
+            worst = Some((i, excess));
+        }
+    }
+    if let Some((i, _)) = worst {
+        panic!(
+            "{what}: element {i} is {} but PyTorch has {} (|diff| {:.3e} > atol {atol:e} + rtol {rtol:e}·|want|)",
+            g[i],
+            w[i],
+            (g[i] - w[i]).abs()
+        );
+    }
+    max_abs
+}
+
+fn assert_scalar_close(what: &str, got: f64, want: f64, tol: f64) -> f64 {
+    let diff = (got - want).abs();
+    assert!(diff <= tol, "{what}: {got} but PyTorch has {want} (|diff| {diff:.3e} > {tol:e})");
+    diff
+}
+
+// ----- the checks ------------------------------------------------------------------
+
+#[test]
+fn logits_and_loss_match_transformers() {
+    for case in CASES {
+        let (model, r) = (model(case), reference(case));
+        let ids = get(&r, "ids");
+        let logits = model.forward(ids);
+        let d = assert_close(&format!("{case} logits"), &logits.data(), get(&r, "logits"), 1e-4, 1e-5);
+        let loss = causal_loss(&logits, ids).item();
+        let want = get(&r, "loss").to_f64_vec()[0];
+        assert_scalar_close(&format!("{case} loss"), loss, want, 1e-4 * want);
+        println!("{case}: logits max |diff| {d:.3e}, loss {loss:.6}");
+    }
+}
+
+#[test]
+fn every_gradient_matches_transformers() {
+    for case in CASES {
+        let (model, r) = (model(case), reference(case));
+        causal_loss(&model.forward(get(&r, "ids")), get(&r, "ids")).backward();
+        let theirs: BTreeSet<String> = r.keys().filter_map(|k| k.strip_prefix("grad.")).map(String::from).collect();
+        let mut ours = BTreeSet::new();
+        for (name, param) in model.named_parameters() {
+            let hf = hf_name(&model.config, &name);
+            let got = param.grad().unwrap_or_else(|| panic!("{case}: {name} has no gradient"));
+            assert_close(&format!("{case}: d loss / d {hf}"), &got, get(&r, &format!("grad.{hf}")), 1e-3, 1e-5);
+            ours.insert(hf);
+        }
+        assert_eq!(ours, theirs, "{case}: parameter names, ours (left) and transformers' (right)");
+    }
+}
+
+#[test]
+fn ten_adamw_steps_follow_transformers() {
+    for case in CASES {
+        let (mut model, r) = (model(case), reference(case));
+        model.train();
+        let ids = get(&r, "ids");
+        // The settings scripts/make_llama_family_fixtures.py gave torch.optim.AdamW.
+        let mut opt = AdamW::with_options(model.parameters(), 1e-2, (0.9, 0.999), 1e-8, 0.1);
+        let want = get(&r, "adamw_losses").to_f64_vec();
+        for (step, w) in want.iter().enumerate() {
+            opt.zero_grad();
+            let loss = causal_loss(&model.forward(ids), ids);
+            loss.backward();
+            opt.step();
+            // Ten steps of f32 rounding in a different order (QK-norm's
+            // reductions most) drift the loss by ~1e-4 by the last step.
+            assert_scalar_close(&format!("{case}: loss before AdamW step {step}"), loss.item(), *w, 3e-4);
+        }
+        let logits = no_grad(|| model.forward(ids)).data();
+        // The same drift, through the logits of weights moved ten times.
+        assert_close(&format!("{case}: logits after ten steps"), &logits, get(&r, "adamw_logits"), 1e-2, 2e-3);
+    }
+}
+
+#[test]
+fn greedy_generation_matches_transformers_with_and_without_cache() {
+    for case in CASES {
+        let (model, r) = (model(case), reference(case));
+        let prompt = ids_of(get(&r, "prompt"));
+        let want = ids_of(get(&r, "greedy_cached"));
+        assert_eq!(want, ids_of(get(&r, "greedy_uncached")));
+        for use_cache in [true, false] {
+            let opts = GenerateOptions {
+                max_new_tokens: want.len() - prompt.len(),
+                temperature: 0.0,
+                use_cache,
+                stop_token: None,
+                ..GenerateOptions::default()
+            };
+            let new = generate(&model, &prompt, &opts, |_| {});
+            let got: Vec<u32> = prompt.iter().chain(&new).copied().collect();
+            assert_eq!(got, want, "{case}: greedy ids with use_cache {use_cache}");
+        }
+    }
+}
+
+#[test]
+fn a_saved_folder_loads_back_with_the_same_config_and_logits() {
+    for case in CASES {
+        let (model, r) = (model(case), reference(case));
+        let dir = std::env::temp_dir().join(format!("scratchgpt-llama-save-{case}-{}", std::process::id()));
+        save_model(&model, &dir, None).unwrap();
+        let (config, back) = (load_config(&dir).unwrap(), load_model(&dir).unwrap());
+        assert_eq!(config, model.config, "{case}: config.json round trip");
+        let ids = get(&r, "ids");
+        let (a, b) = (no_grad(|| model.forward(ids)).data(), no_grad(|| back.forward(ids)).data());
+        assert_eq!(a.to_vec::<f32>(), b.to_vec::<f32>(), "{case}: logits after a save and a load");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+#[test]
+fn presets_count_parameters_as_transformers_does() {
+    let path = fixtures_dir().join("preset_parameters.json");
+    let counts: BTreeMap<String, u64> = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(counts.len(), 13);
+    for (name, want) in counts {
+        assert!(PRESETS.contains(&name.as_str()), "{name} is not a preset");
+        let config = GPTConfig::preset(&name).unwrap();
+        assert_eq!(config.num_parameters() as u64, want, "{name}");
+        // And the preset's config.json reads back as the preset.
+        assert_eq!(GPTConfig::from_hf_json(&config.to_hf_json(None)).unwrap(), config, "{name}");
+    }
+}
