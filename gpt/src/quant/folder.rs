@@ -66,6 +66,20 @@ impl Entry {
             Kind::Float { shape } => shape.clone(),
         }
     }
+
+    /// The shape in our model: a matrix `[out, in]`.
+    pub(crate) fn shape(&self) -> Vec<usize> {
+        match &self.kind {
+            Kind::Matrix { rows, cols, .. } => vec![*rows, *cols],
+            Kind::Float { shape } => shape.clone(),
+        }
+    }
+
+    /// Whether quantization packs it (a projection's weight or the token
+    /// table) rather than keeping it f32.
+    pub(crate) fn is_matrix(&self) -> bool {
+        matches!(self.kind, Kind::Matrix { .. })
+    }
 }
 
 enum Kind {

@@ -58,10 +58,15 @@ pub fn load_config(dir: &Path) -> Result<GPTConfig, WeightsError> {
     GPTConfig::from_hf_json(&value).map_err(|reason| WeightsError::Config { path, reason })
 }
 
-/// Loads a GPT-2 model from a Hugging Face folder, or a quantized folder
-/// written by `quant::quantize_folder` (its `config.json` says which).
+/// Loads a GPT-2 model from a Hugging Face folder, a quantized folder
+/// written by `quant::quantize_folder` (its `config.json` says which), or
+/// a GGUF file (`crate::gguf`).
 pub fn load_model(dir: impl AsRef<Path>) -> Result<GPTModel, WeightsError> {
     let dir = dir.as_ref();
+    if crate::gguf::is_model_file(dir) {
+        let file = crate::gguf::GgufFile::open(dir)?;
+        return Ok(crate::gguf::gpt2::model_from(&file)?);
+    }
     if !dir.is_dir() {
         return Err(WeightsError::io(dir, std::io::Error::new(std::io::ErrorKind::NotFound, "model folder not found")));
     }
