@@ -51,9 +51,8 @@ fn matrix_type(name: &str) -> Result<GgmlType> {
 
 /// Refuses an output this command must not write (see the module doc).
 fn check_out(out: &Path, model: &Path, force: bool) -> Result<()> {
-    check_not_nested(out, &[model]).map_err(|reason| {
-        anyhow::anyhow!("{}: {}", out.display(), reason.replace("output folder", "output file"))
-    })?;
+    check_not_nested(out, &[model])
+        .map_err(|reason| anyhow::anyhow!("{}: {}", out.display(), reason.replace("output folder", "output file")))?;
     let Ok(meta) = std::fs::symlink_metadata(out) else {
         return Ok(());
     };
@@ -65,7 +64,10 @@ fn check_out(out: &Path, model: &Path, force: bool) -> Result<()> {
     }
     let ours = GgufFile::open(out).is_ok_and(|f| f.get(gpt::gguf::gpt2::EXPORTER_KEY).is_some());
     if !ours && !force {
-        bail!("{}: exists and is not a file this program exported; choose another --out, or pass --force to replace it", out.display());
+        bail!(
+            "{}: exists and is not a file this program exported; choose another --out, or pass --force to replace it",
+            out.display()
+        );
     }
     Ok(())
 }

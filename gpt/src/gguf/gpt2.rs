@@ -80,7 +80,8 @@ fn f32_parameters(model: &GPTModel) -> Result<HashMap<String, Tensor>, String> {
     if model.wte.downcast_ref::<Embedding>().is_none() {
         return Err(refuse());
     }
-    let mut params: HashMap<String, Tensor> = model.named_parameters().into_iter().map(|(n, v)| (n, v.data())).collect();
+    let mut params: HashMap<String, Tensor> =
+        model.named_parameters().into_iter().map(|(n, v)| (n, v.data())).collect();
     for (name, projection) in model.projections() {
         let linear = projection.to_linear().ok_or_else(refuse)?;
         params.insert(format!("{name}.weight"), linear.weight.data());
@@ -194,6 +195,9 @@ fn config_of(file: &GgufFile, arch: &Architecture) -> Result<GPTConfig, GgufErro
     let table = file.tensor(embedding).ok_or_else(|| file.error(format!("missing tensor {embedding}")))?;
     let eps_key = arch::key(arch, "attention.layer_norm_epsilon");
     let eps = match file.get(&eps_key) {
+        // An f32 ε as the decimal it was written from (1e-5, not
+        // 9.99999974e-6), as llama.cpp's converter wrote it.
+        Some(Value::F32(e)) => e.to_string().parse().expect("an f32 prints as a number"),
         Some(v) => v.as_f64().ok_or_else(|| file.error(format!("{eps_key} is {v:?}, not a number")))?,
         None => 1e-5,
     };
@@ -243,7 +247,9 @@ fn load_tensor(file: &GgufFile, info: &TensorInfo, matrix: bool) -> Result<Loade
     let values = file.dequantize(info);
     // A NaN or an infinity would silently turn every output into NaN.
     if let Some(bad) = values.iter().find(|v| !v.is_finite()) {
-        return Err(file.error(format!("tensor {} holds a non-finite value ({bad}); the weights are damaged", info.name)));
+        return Err(
+            file.error(format!("tensor {} holds a non-finite value ({bad}); the weights are damaged", info.name))
+        );
     }
     Ok(Loaded::Dense(Tensor::from_vec(values, shape).expect("numel matches the shape")))
 }
@@ -341,7 +347,10 @@ fn assemble(config: GPTConfig, mut loaded: HashMap<String, Loaded>) -> GPTModel 
         let h = format!("h.{i}");
         let c_attn = projection(&format!("{h}.attn.c_attn"), config.qkv_bias);
         let c_proj = projection(&format!("{h}.attn.c_proj"), true);
-        let mlp = Mlp { c_fc: projection(&format!("{h}.mlp.c_fc"), true), c_proj: projection(&format!("{h}.mlp.c_proj"), true) };
+        let mlp = Mlp {
+            c_fc: projection(&format!("{h}.mlp.c_fc"), true),
+            c_proj: projection(&format!("{h}.mlp.c_proj"), true),
+        };
         let attn = CausalSelfAttention::from_parts(c_attn, c_proj, config.n_heads);
         blocks.push(Block::from_parts(ln_1, attn, ln_2, mlp, &config));
     }

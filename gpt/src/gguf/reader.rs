@@ -245,7 +245,7 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<Header, GgufError> {
     if &magic != MAGIC {
         return Err(GgufError::new(
             path,
-            format!("not a GGUF file: it starts with {}, not \"GGUF\"", magic.escape_ascii()),
+            format!("not a GGUF file: it starts with \"{}\", not \"GGUF\"", magic.escape_ascii()),
         ));
     }
     c.pos = 4;
@@ -313,7 +313,9 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<Header, GgufError> {
             )));
         };
         if offset % alignment != 0 {
-            return Err(c.fail(format!("tensor {name}'s offset {offset} is not a multiple of the alignment {alignment}")));
+            return Err(
+                c.fail(format!("tensor {name}'s offset {offset} is not a multiple of the alignment {alignment}"))
+            );
         }
         if !names.insert(name.clone()) {
             return Err(c.fail(format!("tensor {name} appears twice")));

@@ -90,16 +90,12 @@ pub fn to_metadata(tokenizer: &AnyTokenizer, vocab_size: usize) -> Result<Vec<(&
 pub fn from_metadata(file: &GgufFile) -> Result<AnyTokenizer, GgufError> {
     let model = file.get(MODEL_KEY).ok_or_else(|| file.error(format!("has no tokenizer ({MODEL_KEY} is missing)")))?;
     if model.as_str() != Some("gpt2") {
-        return Err(file.error(format!(
-            "{MODEL_KEY} is {model:?}; only \"gpt2\" (byte-level BPE) tokenizers are read"
-        )));
+        return Err(file.error(format!("{MODEL_KEY} is {model:?}; only \"gpt2\" (byte-level BPE) tokenizers are read")));
     }
     match file.get(PRE_KEY).map(|v| v.as_str()) {
         None | Some(Some("gpt-2")) => {}
         Some(other) => {
-            return Err(file.error(format!(
-                "{PRE_KEY} is {other:?}; only GPT-2's pre-tokenizer (\"gpt-2\") is read"
-            )))
+            return Err(file.error(format!("{PRE_KEY} is {other:?}; only GPT-2's pre-tokenizer (\"gpt-2\") is read")))
         }
     }
     let strings_of = |key: &str| -> Result<Vec<&str>, GgufError> {
