@@ -15,6 +15,12 @@ use serde::Serialize;
 /// A model folder's model and tokenizer (GPT-2's when the folder has none),
 /// checked to fit together.
 pub fn load_model_and_tokenizer(dir: &Path) -> Result<(GPTModel, AnyTokenizer)> {
+    if gpt::gguf::is_model_file(dir) {
+        // A GGUF file carries its tokenizer in its metadata.
+        let (model, tokenizer) = gpt::gguf::load(dir)?;
+        check_vocab(&tokenizer, &model, dir)?;
+        return Ok((model, tokenizer));
+    }
     // A folder whose replacement a crash interrupted is read from where it
     // was left (`gpt::atomic`).
     let dir = &gpt::atomic::readable_dir(dir, gpt::weights::hf::CONFIG_FILE);
@@ -28,7 +34,15 @@ pub fn load_model_and_tokenizer(dir: &Path) -> Result<(GPTModel, AnyTokenizer)> 
 /// quantized folder, whose packed weights have no gradients.
 pub fn load_trainable_model_and_tokenizer(dir: &Path) -> Result<(GPTModel, AnyTokenizer)> {
     refuse_quantized(dir)?;
-    load_model_and_tokenizer(dir)
+    let (model, tokenizer) = load_model_and_tokenizer(dir)?;
+    // A GGUF file says what it holds only in its tensors' types.
+    if let Some(scheme) = gpt::quant::scheme_of(&model) {
+        bail!(
+            "{}: the model is quantized ({scheme}), which is for inference only; train or fine-tune an f32 model",
+            dir.display()
+        );
+    }
+    Ok((model, tokenizer))
 }
 
 /// An error for a quantized model folder given to a command that trains.

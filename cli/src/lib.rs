@@ -33,6 +33,8 @@ enum Command {
     Info(commands::info::Args),
     /// Store a model's weights in fewer bits: f16, bf16, int8 or int4.
     Quantize(commands::quantize::Args),
+    /// Write a model in another program's format: GGUF (llama.cpp).
+    Export(commands::export::Args),
     /// Text to token ids.
     Tokenize(commands::tokenize::TokenizeArgs),
     /// Token ids to text.
@@ -98,6 +100,7 @@ pub fn main() -> i32 {
         Command::Eval(args) => commands::eval::run(args),
         Command::Info(args) => commands::info::run(args),
         Command::Quantize(args) => commands::quantize::run(args),
+        Command::Export(args) => commands::export::run(args),
         Command::Tokenize(args) => commands::tokenize::tokenize(args),
         Command::Detokenize(args) => commands::tokenize::detokenize(args),
         Command::Tokenizer(TokenizerCommand::Train(args)) => commands::tokenize::train_tokenizer(args),

@@ -7,6 +7,7 @@ pub mod data;
 pub mod eval;
 pub mod finetune;
 pub mod generate;
+pub mod gguf;
 pub mod hub;
 pub mod input;
 pub mod model;

@@ -6,6 +6,7 @@ pub mod bench_quant;
 pub mod chat;
 pub mod classify;
 pub mod eval;
+pub mod export;
 pub mod finetune;
 pub mod generate;
 pub mod gradcheck;

@@ -34,6 +34,12 @@ pub struct Args {
 
 pub fn run(mut args: Args) -> Result<i32> {
     args.model = crate::hub::model_folder(&args.model)?;
+    if gpt::gguf::is_model_file(&args.model) {
+        bail!(
+            "{}: quantize reads a model folder; a GGUF file is quantized by exporting its f32 source with `export --format gguf --to q8_0|q4_0`",
+            args.model.display()
+        );
+    }
     if resolved(&args.model)? == resolved(&args.out)? {
         bail!("{}: is the model being quantized; write the quantized model to another folder", args.out.display());
     }

@@ -116,6 +116,14 @@ pub struct TensorSpec {
     pub role: Role,
 }
 
+impl TensorSpec {
+    /// Whether a quantized format packs it (a projection's weight or the
+    /// token table) rather than keeping it f32.
+    pub fn is_matrix(&self) -> bool {
+        matches!(self.role, Role::ProjectionWeight | Role::TokenTable)
+    }
+}
+
 /// Every tensor of the model `config` describes, in the order the model
 /// holds them. The config must be valid.
 pub fn tensor_specs(config: &GPTConfig) -> Vec<TensorSpec> {

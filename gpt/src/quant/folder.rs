@@ -39,7 +39,7 @@ use tensor::quant::{QuantData, QuantMatrix, Scheme};
 use super::embedding::QuantEmbedding;
 use super::linear::QuantLinear;
 use crate::atomic::{replace_dir, settle_dir, staging_dir, write_atomic};
-use crate::model::build::{tensor_specs, Init, LayerSource, Role, TensorSpec};
+use crate::model::build::{tensor_specs, Init, LayerSource};
 use crate::model::{GPTConfig, GPTModel, Projection, TokenEmbedding};
 use crate::output::{check_not_nested, folder_kind, resolved, FolderKind};
 use crate::tokenizer::{CHAR_VOCAB_FILE, MERGES_FILE, TOKENIZER_JSON_FILE, VOCAB_FILE};
@@ -61,12 +61,6 @@ const TOKENIZER_FILES: [&str; 8] = [
 
 /// The `config.json` key that marks a quantized folder.
 pub const CONFIG_KEY: &str = "scratchgpt_quantization";
-
-/// Whether a tensor is one a scheme packs (a projection's weight or the
-/// token table) or one that stays f32.
-fn is_matrix(spec: &TensorSpec) -> bool {
-    matches!(spec.role, Role::ProjectionWeight | Role::TokenTable)
-}
 
 /// The scheme a folder's `config.json` records, `None` for an f32 folder.
 pub fn folder_scheme(dir: &Path) -> Result<Option<Scheme>, WeightsError> {
@@ -141,7 +135,7 @@ pub fn quantize_folder(src: &Path, scheme: Scheme, out: &Path, force: bool) -> R
     for spec in tensor_specs(&config) {
         let stored = stored_name(&file, &config, &spec.name)?;
         let out_name = hf_name(&config, &spec.name);
-        if !is_matrix(&spec) {
+        if !spec.is_matrix() {
             let t = file.tensor_shaped(&stored, &spec.shape)?.to_dtype(DType::F32);
             float_parameters += t.numel();
             tensors.push((out_name, f32_raw(&t)));
@@ -295,7 +289,7 @@ pub fn load_quantized(dir: &Path, config: GPTConfig, scheme: Scheme) -> Result<G
     let reader = Reader { file: &file, scheme, config: &config };
     let mut source = QuantSource { floats: HashMap::new(), matrices: HashMap::new() };
     for spec in tensor_specs(&config) {
-        if is_matrix(&spec) {
+        if spec.is_matrix() {
             let q = reader.matrix(&spec.name, spec.shape[0], spec.shape[1], is_conv1d(&config, spec.role))?;
             source.matrices.insert(spec.name, q);
         } else {

@@ -123,6 +123,20 @@ fn parse_hf(
 ) -> Result<BpeTokenizer, TokenizerError> {
     let vocab: FxHashMap<String, u32> = serde_json::from_str(vocab_text)
         .map_err(|e| TokenizerError::malformed(vocab_path, e.line(), format!("not a JSON map of token to id: {e}")))?;
+    from_spelled(vocab, vocab_path, merges_text, merges_path)
+}
+
+/// A tokenizer from a vocabulary spelled with GPT-2's byte stand-ins and
+/// merge lines `left right` (the second half of reading `vocab.json` and
+/// `merges.txt`; GGUF files carry the same two lists in their metadata).
+/// Messages name `vocab_path` for the vocabulary and `merges_path` with a
+/// line number (a merge's place in the list, counting from 1) for a merge.
+pub(crate) fn from_spelled(
+    vocab: FxHashMap<String, u32>,
+    vocab_path: &Path,
+    merges_text: &str,
+    merges_path: &Path,
+) -> Result<BpeTokenizer, TokenizerError> {
     if vocab.is_empty() {
         return Err(TokenizerError::bad_vocab(vocab_path, "the vocabulary is empty"));
     }

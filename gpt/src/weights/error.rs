@@ -25,6 +25,8 @@ pub enum WeightsError {
     Values { path: PathBuf, name: String, reason: String },
     #[error("{0}")]
     Tokenizer(#[from] crate::tokenizer::TokenizerError),
+    #[error("{0}")]
+    Gguf(#[from] crate::gguf::GgufError),
 }
 
 impl WeightsError {

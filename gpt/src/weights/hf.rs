@@ -125,11 +125,15 @@ pub fn load_config(dir: &Path) -> Result<GPTConfig, WeightsError> {
 }
 
 /// Loads a model from a Hugging Face folder (GPT-2 or the Llama family,
-/// one file or shards, f32, f16 or bf16 weights converted to f32), or a
+/// one file or shards, f32, f16 or bf16 weights converted to f32), a
 /// quantized folder written by `quant::quantize_folder` (its `config.json`
-/// says which).
+/// says which), or a GGUF file (`crate::gguf`).
 pub fn load_model(dir: impl AsRef<Path>) -> Result<GPTModel, WeightsError> {
     let dir = dir.as_ref();
+    if crate::gguf::is_model_file(dir) {
+        let file = crate::gguf::GgufFile::open(dir)?;
+        return Ok(crate::gguf::gpt2::model_from(&file)?);
+    }
     if !dir.is_dir() {
         return Err(WeightsError::io(dir, std::io::Error::new(std::io::ErrorKind::NotFound, "model folder not found")));
     }

@@ -1,0 +1,102 @@
+//! Architectures by name: how each names its tensors in GGUF (llama.cpp's
+//! names, `llama-arch.cpp`) against our parameter names.
+//!
+//! One table entry per architecture; `{N}` stands for a block's index on
+//! both sides. Adding an architecture whose model this crate can build is
+//! a new entry here plus its builder. The hyper-parameters sit under keys
+//! prefixed by the architecture's name (`gpt2.block_count`, see [`key`]).
+
+/// One architecture's names.
+pub struct Architecture {
+    /// `general.architecture`.
+    pub name: &'static str,
+    /// `(ours, GGUF's)` for every tensor the model has.
+    pub tensors: &'static [(&'static str, &'static str)],
+    /// The output head, when the model ties it to the token embedding:
+    /// `(head, embedding)` in GGUF names. Export writes the head as a copy
+    /// (llama.cpp's converter does the same for GPT-2); loading checks the
+    /// copy and uses the embedding.
+    pub tied_head: Option<(&'static str, &'static str)>,
+}
+
+pub const GPT2: Architecture = Architecture {
+    name: "gpt2",
+    tensors: &[
+        ("wte.weight", "token_embd.weight"),
+        ("wpe.weight", "position_embd.weight"),
+        ("h.{N}.ln_1.weight", "blk.{N}.attn_norm.weight"),
+        ("h.{N}.ln_1.bias", "blk.{N}.attn_norm.bias"),
+        ("h.{N}.attn.c_attn.weight", "blk.{N}.attn_qkv.weight"),
+        ("h.{N}.attn.c_attn.bias", "blk.{N}.attn_qkv.bias"),
+        ("h.{N}.attn.c_proj.weight", "blk.{N}.attn_output.weight"),
+        ("h.{N}.attn.c_proj.bias", "blk.{N}.attn_output.bias"),
+        ("h.{N}.ln_2.weight", "blk.{N}.ffn_norm.weight"),
+        ("h.{N}.ln_2.bias", "blk.{N}.ffn_norm.bias"),
+        ("h.{N}.mlp.c_fc.weight", "blk.{N}.ffn_up.weight"),
+        ("h.{N}.mlp.c_fc.bias", "blk.{N}.ffn_up.bias"),
+        ("h.{N}.mlp.c_proj.weight", "blk.{N}.ffn_down.weight"),
+        ("h.{N}.mlp.c_proj.bias", "blk.{N}.ffn_down.bias"),
+        ("ln_f.weight", "output_norm.weight"),
+        ("ln_f.bias", "output_norm.bias"),
+    ],
+    tied_head: Some(("output.weight", "token_embd.weight")),
+};
+
+/// Every architecture this crate reads and writes.
+pub const ARCHITECTURES: [&Architecture; 1] = [&GPT2];
+
+/// The architecture named `name`.
+pub fn find(name: &str) -> Option<&'static Architecture> {
+    ARCHITECTURES.into_iter().find(|a| a.name == name)
+}
+
+/// `ARCH.suffix`, e.g. `gpt2.context_length`.
+pub fn key(arch: &Architecture, suffix: &str) -> String {
+    format!("{}.{suffix}", arch.name)
+}
+
+/// `name` matched against `pattern`: the block index if `pattern` has
+/// `{N}` (`Some(Some(n))`), `Some(None)` for an exact match.
+fn matches(pattern: &str, name: &str) -> Option<Option<usize>> {
+    let Some((before, after)) = pattern.split_once("{N}") else {
+        return (pattern == name).then_some(None);
+    };
+    let index = name.strip_prefix(before)?.strip_suffix(after)?;
+    if index.is_empty() || !index.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    index.parse().ok().map(Some)
+}
+
+fn translate(from: &str, to: &str, name: &str) -> Option<String> {
+    Some(match matches(from, name)? {
+        Some(n) => to.replace("{N}", &n.to_string()),
+        None => to.to_string(),
+    })
+}
+
+impl Architecture {
+    /// GGUF's name for our parameter `ours`.
+    pub fn gguf_name(&self, ours: &str) -> Option<String> {
+        self.tensors.iter().find_map(|(o, g)| translate(o, g, ours))
+    }
+
+    /// Our name for GGUF's tensor `gguf`.
+    pub fn our_name(&self, gguf: &str) -> Option<String> {
+        self.tensors.iter().find_map(|(o, g)| translate(g, o, gguf))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_translate_both_ways_with_block_indices() {
+        assert_eq!(GPT2.gguf_name("h.11.attn.c_attn.weight").as_deref(), Some("blk.11.attn_qkv.weight"));
+        assert_eq!(GPT2.our_name("blk.3.ffn_down.bias").as_deref(), Some("h.3.mlp.c_proj.bias"));
+        assert_eq!(GPT2.gguf_name("wte.weight").as_deref(), Some("token_embd.weight"));
+        assert_eq!(GPT2.our_name("blk.x.ffn_down.bias"), None);
+        assert_eq!(GPT2.our_name("output.weight"), None);
+    }
+}

@@ -1,0 +1,227 @@
+//! GGUF: the block formats against the `gguf` Python package
+//! (`scripts/make_gguf_fixtures.py`), the container read back as written,
+//! and `export --format gguf` / `--model FILE.gguf` through the binary.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{fails_with, scratch_dir, scratchgpt, train_nano};
+use scratchgpt::gpt::gguf::quantize::quantize;
+use scratchgpt::gpt::gguf::{GgmlType, GgufFile, GgufWriter, Value, ValueType};
+use serde_json::Value as Json;
+
+const FIXTURE: &str = "tests/fixtures/gguf_blocks.gguf";
+
+fn fixture() -> GgufFile {
+    GgufFile::open(Path::new(env!("CARGO_MANIFEST_DIR")).join(FIXTURE)).unwrap()
+}
+
+#[test]
+fn every_block_format_dequantizes_as_gguf_does() {
+    let file = fixture();
+    for (name, ty) in [
+        ("f32", GgmlType::F32),
+        ("f16", GgmlType::F16),
+        ("bf16", GgmlType::BF16),
+        ("q8_0", GgmlType::Q8_0),
+        ("q4_0", GgmlType::Q4_0),
+        ("q4_k", GgmlType::Q4_K),
+        ("q6_k", GgmlType::Q6_K),
+    ] {
+        let info = file.tensor(name).unwrap();
+        assert_eq!(info.ty, ty, "{name}");
+        let expected = file.tensor(&format!("{name}.expected")).unwrap();
+        assert_eq!(info.shape(), expected.shape(), "{name}");
+        let (ours, theirs) = (file.dequantize(info), file.dequantize(expected));
+        // Bit for bit: the same operations in the same order.
+        let differ = ours.iter().zip(&theirs).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
+        assert_eq!(differ, 0, "{name}: {differ} of {} values differ", ours.len());
+        assert!(theirs.iter().any(|v| *v != 0.0), "{name}: the fixture holds only zeros");
+    }
+}
+
+#[test]
+fn q8_0_and_q4_0_quantize_to_the_same_bytes_as_gguf() {
+    let file = fixture();
+    let source = file.dequantize(file.tensor("source").unwrap());
+    for (name, ty) in [("q8_0", GgmlType::Q8_0), ("q4_0", GgmlType::Q4_0)] {
+        let theirs = file.data(file.tensor(name).unwrap());
+        let ours = quantize(ty, &source);
+        let blocks = ours.chunks(ty.block_bytes()).zip(theirs.chunks(ty.block_bytes()));
+        for (row, (a, b)) in blocks.enumerate() {
+            assert_eq!(a, b, "{name}: block {row} differs");
+        }
+    }
+}
+
+#[test]
+fn metadata_of_every_type_reads_as_written() {
+    let file = fixture();
+    let expected = [
+        ("general.architecture", Value::String("test".into())),
+        ("test.u8", Value::U8(200)),
+        ("test.i8", Value::I8(-100)),
+        ("test.u16", Value::U16(60000)),
+        ("test.i16", Value::I16(-30000)),
+        ("test.u32", Value::U32(4_000_000_000)),
+        ("test.i32", Value::I32(-2_000_000_000)),
+        ("test.f32", Value::F32(0.15625)),
+        ("test.bool", Value::Bool(true)),
+        ("test.string", Value::String("naïve ✓".into())),
+        ("test.u64", Value::U64((1 << 63) + 5)),
+        ("test.i64", Value::I64(-(1 << 62))),
+        ("test.f64", Value::F64(-2.5e-300)),
+        ("test.array_i32", Value::Array(ValueType::I32, vec![Value::I32(1), Value::I32(-2), Value::I32(3)])),
+        (
+            "test.array_str",
+            Value::Array(ValueType::String, ["a", "", "ĠHello"].iter().map(|s| Value::String(s.to_string())).collect()),
+        ),
+    ];
+    for (key, value) in &expected {
+        assert_eq!(file.get(key), Some(value), "{key}");
+    }
+    // Written by our writer, every value and tensor reads back the same,
+    // at an alignment other than the default.
+    let dir = scratch_dir("gguf-writer");
+    let path = dir.join("copy.gguf");
+    let mut w = GgufWriter::new();
+    w.set("general.alignment", Value::U32(64));
+    for (key, value) in file.metadata() {
+        w.set(key, value.clone());
+    }
+    for info in file.tensors() {
+        w.add_tensor(&info.name, &info.shape(), info.ty, file.data(info).to_vec());
+    }
+    w.write(&path).unwrap();
+    let copy = GgufFile::open(&path).unwrap();
+    assert_eq!(&copy.metadata()[1..], file.metadata(), "metadata after general.alignment");
+    for (a, b) in copy.tensors().iter().zip(file.tensors()) {
+        assert_eq!((&a.name, &a.ne, a.ty), (&b.name, &b.ne, b.ty));
+        assert_eq!(a.offset % 64, 0, "{} is not aligned", a.name);
+        assert_eq!(copy.data(a), file.data(b), "{}", a.name);
+    }
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn json(args: &[&str]) -> Json {
+    let out = scratchgpt(args);
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+}
+
+const TEXT: &str = "the cat sat on the mat. the dog ate the bone. ";
+
+/// A nano model with a byte-level BPE tokenizer (GGUF's `gpt2` kind),
+/// trained enough that its greedy tokens are not all one, and a text.
+fn bpe_model(tag: &str) -> (PathBuf, PathBuf) {
+    let dir = scratch_dir(&format!("gguf-{tag}"));
+    let run = train_nano(&dir, TEXT, "bpe:300", 20);
+    let text = dir.join("eval.txt");
+    std::fs::write(&text, "the dog sat on the mat. the cat ate the bone. ".repeat(3)).unwrap();
+    (run, text)
+}
+
+fn export(model: &Path, out: &Path, to: &str) {
+    json(&["export", "--model", s(model), "--format", "gguf", "--out", s(out), "--to", to, "--json"]);
+}
+
+#[test]
+fn exported_files_generate_and_evaluate_as_the_model_does() {
+    let (run, text) = bpe_model("roundtrip");
+    let dir = run.parent().unwrap();
+    let generate = |m: &Path| {
+        // The prompt's ids and the text too: the tokenizer comes from the
+        // file's metadata.
+        json(&["generate", "--model", s(m), "--prompt", "the cat<|endoftext|>the", "--max-new-tokens", "12", "--json"])
+    };
+    let loss = |m: &Path| json(&["eval", "--model", s(m), "--data", s(&text), "--json"])["loss"].as_f64().unwrap();
+    let (ids, base_loss) = (generate(&run), loss(&run));
+    let distinct: std::collections::HashSet<_> =
+        ids["new_ids"].as_array().unwrap().iter().map(|v| v.as_u64()).collect();
+    assert!(distinct.len() > 1, "a model whose greedy tokens are all one tells nothing: {ids}");
+
+    let f32_file = dir.join("model-f32.gguf");
+    export(&run, &f32_file, "f32");
+    assert_eq!(generate(&f32_file), ids, "f32 ids");
+    assert_eq!(loss(&f32_file), base_loss, "f32 loss");
+
+    // f16 rounds each weight by at most 2⁻¹¹ relative: the loss moves by
+    // far less than a percent.
+    let f16_file = dir.join("model-f16.gguf");
+    export(&run, &f16_file, "f16");
+    let f16_loss = loss(&f16_file);
+    assert!((f16_loss - base_loss).abs() < 2e-3 * base_loss, "f16 loss {f16_loss} against {base_loss}");
+
+    // Q4_0 loads packed, as our int4; Q8_0 dequantized to f32.
+    for (to, scheme, bound) in [("q8_0", Json::Null, 0.01), ("q4_0", Json::from("int4"), 0.05)] {
+        let file = dir.join(format!("model-{to}.gguf"));
+        export(&run, &file, to);
+        let info = json(&["info", "--model", s(&file), "--json"]);
+        assert_eq!(info["quantization"], scheme, "{to}");
+        let q_loss = loss(&file);
+        assert!((q_loss - base_loss).abs() < bound * base_loss, "{to} loss {q_loss} against {base_loss}");
+        assert_ne!(q_loss, base_loss, "{to}: no rounding at all?");
+    }
+}
+
+#[test]
+fn bad_files_and_outputs_fail_in_one_line() {
+    let (run, _) = bpe_model("bad");
+    let dir = run.parent().unwrap();
+    let good = dir.join("good.gguf");
+    export(&run, &good, "q8_0");
+    let bytes = std::fs::read(&good).unwrap();
+    let gen = |path: &Path| -> Vec<String> {
+        ["generate", "--model", s(path), "--prompt", "the"].iter().map(|a| a.to_string()).collect()
+    };
+    let fails = |name: &str, data: &[u8], needle: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, data).unwrap();
+        let args = gen(&path);
+        fails_with(&args.iter().map(String::as_str).collect::<Vec<_>>(), needle);
+    };
+    fails("magic.gguf", b"PK\x03\x04 not a gguf", "not a GGUF file");
+    fails("short.gguf", &bytes[..bytes.len() / 2], "truncated");
+    fails("header.gguf", &bytes[..300], "truncated");
+    // Same-length edits: another architecture, a tensor of a type not read.
+    let replace = |from: &[u8], to: &[u8]| {
+        let at = bytes.windows(from.len()).position(|w| w == from).unwrap();
+        let mut b = bytes.clone();
+        b[at..at + to.len()].copy_from_slice(to);
+        b
+    };
+    fails("arch.gguf", &replace(b"\x04\0\0\0\0\0\0\0gpt2", b"\x04\0\0\0\0\0\0\0gptj"), "architecture \"gptj\"");
+    // token_embd.weight's info: name, 2 dims, ne0, ne1, then type 8 (Q8_0).
+    let name = b"token_embd.weight\x02\0\0\0";
+    let at = bytes.windows(name.len()).position(|w| w == name).unwrap() + name.len() + 16;
+    let mut q4_1 = bytes.clone();
+    q4_1[at..at + 4].copy_from_slice(&3u32.to_le_bytes());
+    fails("type.gguf", &q4_1, "Q4_1");
+
+    // Outputs: never a file this program did not write, never the input.
+    let foreign = dir.join("notes.gguf");
+    std::fs::write(&foreign, "mine").unwrap();
+    let export_to = |out: &Path| ["export", "--model", s(&run), "--format", "gguf", "--out", s(out)].map(String::from);
+    fails_with(&export_to(&foreign).iter().map(String::as_str).collect::<Vec<_>>(), "not a file this program exported");
+    assert_eq!(std::fs::read(&foreign).unwrap(), b"mine");
+    let inside = run.join("model.gguf");
+    fails_with(&export_to(&inside).iter().map(String::as_str).collect::<Vec<_>>(), "inside the input");
+    fails_with(&["export", "--model", s(&good), "--format", "gguf", "--out", s(&good)], "is also an input");
+    // A file this program wrote is replaced.
+    export(&run, &good, "f32");
+    assert!(std::fs::read(&good).unwrap().len() > bytes.len());
+    // A packed model has no f32 weights to export; GGUF's tokenizer is BPE.
+    let q4 = dir.join("q4.gguf");
+    export(&run, &q4, "q4_0");
+    fails_with(&["export", "--model", s(&q4), "--format", "gguf", "--out", s(&dir.join("again.gguf"))], "quantized");
+    let char_dir = scratch_dir("gguf-char");
+    let char_run = common::train_char_nano(&char_dir, TEXT);
+    fails_with(
+        &["export", "--model", s(&char_run), "--format", "gguf", "--out", s(&char_dir.join("c.gguf"))],
+        "byte-level BPE",
+    );
+}
