@@ -42,7 +42,7 @@ fn tokenizer_json(name: &str, added: &[Value]) -> String {
 fn folder(name: &str, tokenizer: &str, config: Value, vocab: Option<usize>) -> PathBuf {
     let dir = scratch_dir(name);
     if let Some(vocab_size) = vocab {
-        let config = GPTConfig { vocab_size, context_length: 96, ..GPTConfig::preset("nano").unwrap() };
+        let config = GPTConfig { vocab_size, context_length: 160, ..GPTConfig::preset("nano").unwrap() };
         let model = GPTModel::new(config, &mut Generator::seed(3));
         // Initial weights make every position's logits nearly alike; larger
         // embeddings make the (greedy) replies depend on the prompt.
