@@ -6,7 +6,9 @@
 //! cargo run --release --example instructions
 //! ```
 
-use gpt::finetune::instruct::{collate, encode_record, fit_instructions, format_prompt, respond_all, InstructOptions};
+use gpt::finetune::instruct::{
+    collate, encode_record, fit_instructions, format_prompt, respond_all, InstructOptions, PromptStyle,
+};
 use gpt::finetune::instruct_data::builtin_instructions;
 use gpt::finetune::split::split3;
 use gpt::finetune::{FinetuneEvent, FitOptions};
@@ -24,7 +26,7 @@ fn main() {
 
     let (train, val, test) = split3(records, 0.85, 0.05, 1);
     let encode = |rs: &[gpt::finetune::instruct_data::Instruction]| -> Vec<_> {
-        rs.iter().map(|r| encode_record(&tokenizer, r).unwrap()).collect()
+        rs.iter().map(|r| encode_record(&tokenizer, &PromptStyle::Alpaca, r).unwrap()).collect()
     };
     let (train_ids, val_ids) = (encode(&train), encode(&val));
     let (x, y) = collate(&[&train_ids[0], &train_ids[1]], end, false, 128);
@@ -52,7 +54,7 @@ fn main() {
         }
     })
     .unwrap();
-    let (scored, exact) = respond_all(&mut model, &tokenizer, &test, 12, |_| {}).unwrap();
+    let (scored, exact) = respond_all(&mut model, &tokenizer, &PromptStyle::Alpaca, &test, 12, &[end], |_| {}).unwrap();
     for s in scored.iter().take(5) {
         println!("{} {:?} → {:?} (expected {:?})", s.instruction, s.input, s.model_response, s.output);
     }

@@ -5,19 +5,32 @@ turns, and one exercising the Jinja features templates lean on), each with a
 conversation and the text `transformers` renders for it, which
 `gpt/src/chat_template.rs` is tested against.
 
+It also writes `tests/fixtures/chat_template_ids.json`: the ChatML, Llama 3,
+Mistral and Gemma templates paired with the small `tokenizer.json` files of
+`gpt/tests/fixtures/hf_json/` (plus the turn-marker special tokens each
+template names, as `added_tokens` entries to append), with the text and the
+ids `tokenizer.apply_chat_template(messages, add_generation_prompt=True)`
+gives. transformers tokenizes the rendered text with
+`add_special_tokens=False` (a template writes BOS into the text itself), and
+the script checks the ids are `tokenizer(text, add_special_tokens=False)`'s.
+
 The text comes from `transformers.utils.chat_template_utils.render_jinja_template`,
 the function `tokenizer.apply_chat_template(messages, tokenize=False,
 add_generation_prompt=...)` calls, so it is rendered exactly as transformers
 renders (its sandboxed Jinja environment with trim_blocks and lstrip_blocks,
 its `raise_exception`, `tojson` and `strftime_now`).
 
-Requirements: `pip install transformers jinja2`. Run from anywhere:
+Requirements: `pip install transformers jinja2 tokenizers`. Run from anywhere:
 
     python3 scripts/make_chat_template_fixtures.py
 """
 
 import json
 import pathlib
+import tempfile
+
+from tokenizers import AddedToken, Tokenizer
+from transformers import AutoTokenizer
 
 from transformers.utils.chat_template_utils import render_jinja_template
 
@@ -106,6 +119,54 @@ CASES = [
 TOKENS = {"bos_token": "<s>", "eos_token": "</s>"}
 
 
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+HF_JSON = ROOT / "gpt" / "tests" / "fixtures" / "hf_json"
+
+# (name, template, tokenizer fixture, special tokens to add, bos, eos, messages)
+ID_CASES = [
+    ("chatml", CHATML, "qwen", [], None, "<|im_end|>", [SYSTEM] + CHAT),
+    (
+        "llama3",
+        LLAMA3,
+        "llama3",
+        ["<|start_header_id|>", "<|end_header_id|>"],
+        "<|begin_of_text|>",
+        "<|eot_id|>",
+        [SYSTEM] + CHAT,
+    ),
+    ("mistral", MISTRAL, "llama2", [], "<s>", "</s>", CHAT),
+    ("gemma", GEMMA, "metaspace", ["<start_of_turn>", "<end_of_turn>"], "<s>", "</s>", CHAT),
+]
+
+
+def id_case(name, template, tokenizer, specials, bos, eos, messages):
+    spec = json.loads((HF_JSON / f"{tokenizer}.tokenizer.json").read_text())
+    tok = Tokenizer.from_str(json.dumps(spec))
+    tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in specials])
+    added = json.loads(tok.to_str())["added_tokens"][len(spec["added_tokens"]) :]
+    spec["added_tokens"] += added
+    config = {"bos_token": bos, "eos_token": eos, "chat_template": template}
+    with tempfile.TemporaryDirectory() as folder:
+        folder = pathlib.Path(folder)
+        (folder / "tokenizer.json").write_text(json.dumps(spec, ensure_ascii=False))
+        (folder / "tokenizer_config.json").write_text(json.dumps(config))
+        hf = AutoTokenizer.from_pretrained(folder)
+        text = hf.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        ids = hf.apply_chat_template(messages, tokenize=True, add_generation_prompt=True)
+        ids = ids["input_ids"] if hasattr(ids, "keys") else ids
+        assert ids == hf(text, add_special_tokens=False)["input_ids"], name
+        assert ids != hf(text)["input_ids"] or bos is None, name
+    return {
+        "name": name,
+        "tokenizer": f"{tokenizer}.tokenizer.json",
+        "added_tokens": added,
+        "tokenizer_config": config,
+        "messages": messages,
+        "text": text,
+        "ids": ids,
+    }
+
+
 def main():
     cases = []
     for name, template, messages, add_generation_prompt in CASES:
@@ -129,6 +190,10 @@ def main():
     out = pathlib.Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "chat_templates.json"
     out.write_text(json.dumps(cases, indent=1, ensure_ascii=False) + "\n")
     print(f"wrote {len(cases)} cases to {out}")
+    id_cases = [id_case(*case) for case in ID_CASES]
+    out = ROOT / "tests" / "fixtures" / "chat_template_ids.json"
+    out.write_text(json.dumps(id_cases, indent=1, ensure_ascii=False) + "\n")
+    print(f"wrote {len(id_cases)} cases to {out}")
 
 
 if __name__ == "__main__":

@@ -82,6 +82,11 @@ impl ChatTemplate {
         self
     }
 
+    /// The text special token `name` (`eos_token`, …) renders as.
+    pub fn token(&self, name: &str) -> Option<&str> {
+        self.tokens.iter().find(|(n, _)| n == name).map(|(_, text)| text.as_str())
+    }
+
     pub fn source(&self) -> &str {
         &self.source
     }

@@ -29,6 +29,9 @@ pub struct GenerateOptions {
     pub seed: u64,
     /// Stop after emitting this id (GPT-2's `<|endoftext|>`, 50256).
     pub stop_token: Option<u32>,
+    /// Stop after emitting any of these too (a chat model's end tokens,
+    /// [`crate::end_tokens`]).
+    pub stop_tokens: Vec<u32>,
     pub use_cache: bool,
     /// Never pick an id at or past this: the tokenizer's vocabulary size,
     /// when the model's rows are padded beyond it (nanoGPT pads GPT-2's
@@ -45,10 +48,27 @@ impl Default for GenerateOptions {
             top_p: None,
             seed: 0,
             stop_token: None,
+            stop_tokens: Vec::new(),
             use_cache: true,
             vocab_limit: None,
         }
     }
+}
+
+impl GenerateOptions {
+    /// Whether generation ends after emitting `id`.
+    pub fn is_stop(&self, id: u32) -> bool {
+        self.stop_token == Some(id) || self.stop_tokens.contains(&id)
+    }
+}
+
+/// Picks the next token from the last position of logits `[1, T, V]`,
+/// never one at or past `opts.vocab_limit`.
+pub(crate) fn next_after(logits: &Tensor, opts: &GenerateOptions, gen: &mut Generator) -> u32 {
+    let (t, v) = (logits.dim(1), logits.dim(2));
+    let last = logits.narrow(1, t - 1, 1).reshape(&[v as isize]).to_vec::<f32>();
+    let allowed = opts.vocab_limit.map_or(v, |limit| limit.clamp(1, v));
+    sample_next(&last[..allowed], opts, gen)
 }
 
 /// Picks the next token from one row of logits.
@@ -124,15 +144,11 @@ pub fn generate(model: &GPTModel, prompt: &[u32], opts: &GenerateOptions, mut on
             let feed = &tokens[window_start + c.len()..];
             model.forward_cached(&as_ids(feed), c)
         });
-        let logits = logits.data();
-        let (t, v) = (logits.dim(1), logits.dim(2));
-        let last = logits.narrow(1, t - 1, 1).reshape(&[v as isize]).to_vec::<f32>();
-        let allowed = opts.vocab_limit.map_or(v, |limit| limit.clamp(1, v));
-        let next = sample_next(&last[..allowed], opts, &mut gen);
+        let next = next_after(&logits.data(), opts, &mut gen);
         tokens.push(next);
         new.push(next);
         on_token(next);
-        if opts.stop_token == Some(next) {
+        if opts.is_stop(next) {
             break;
         }
     }
@@ -199,6 +215,9 @@ mod tests {
         let model = nano();
         let first = generate(&model, &[1, 2], &GenerateOptions { max_new_tokens: 1, ..Default::default() }, |_| {})[0];
         let opts = GenerateOptions { max_new_tokens: 10, stop_token: Some(first), ..Default::default() };
+        assert_eq!(generate(&model, &[1, 2], &opts, |_| {}), vec![first]);
+        // Any of several end tokens stops it.
+        let opts = GenerateOptions { max_new_tokens: 10, stop_tokens: vec![first + 1, first], ..Default::default() };
         assert_eq!(generate(&model, &[1, 2], &opts, |_| {}), vec![first]);
     }
 }

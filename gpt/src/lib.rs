@@ -2,8 +2,10 @@
 //! model, training, generation and fine-tuning.
 
 pub mod atomic;
+pub mod chat;
 pub mod chat_template;
 pub mod data;
+pub mod end_tokens;
 pub mod eval;
 pub mod finetune;
 pub mod generate;
@@ -13,6 +15,7 @@ pub mod input;
 pub mod model;
 pub mod output;
 pub mod quant;
+pub mod session;
 pub mod tokenizer;
 pub mod train;
 pub mod weights;

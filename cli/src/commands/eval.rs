@@ -44,7 +44,9 @@ pub fn run(mut args: Args) -> Result<i32> {
         bail!("--context must be between 1 and the model's context length {}", model.config.context_length);
     }
     let text = read_text(&args.data)?;
-    let tokens = tokenizer.encode(&text, SpecialTokens::Allow)?;
+    // As `transformers`' `tokenizer(text)`: with the special tokens the
+    // tokenizer adds (Llama's BOS in front); GPT-2's adds none.
+    let tokens = tokenizer.encode_adding_special_tokens(&text, SpecialTokens::Allow)?;
     let Some(result) = gpt::eval::evaluate(&model, &tokens, context, args.batch_size) else {
         bail!("{}: has {} token(s); evaluation needs at least 2", args.data.display(), tokens.len());
     };

@@ -5,11 +5,12 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
+use gpt::chat_template::ChatTemplate;
 use gpt::finetune::class_data::{builtin_classification, read_labelled};
 use gpt::finetune::classify::{encode_and_split, fit_classifier, ClassifierConfig, GptClassifier, TrainMode};
 use gpt::finetune::instruct::{
-    encode_record, fit_instructions, respond_all, write_responses, InstructOptions, RESPONSES_FILE,
+    encode_record, fit_instructions, respond_all, write_responses, InstructOptions, PromptStyle, RESPONSES_FILE,
 };
 use gpt::finetune::instruct_data::{builtin_instructions, read_instructions};
 use gpt::finetune::lora::{apply_lora, merge_lora, save_adapter, LoraConfig, ParamReport};
@@ -310,13 +311,21 @@ pub fn instruct(mut args: InstructArgs) -> Result<i32> {
     let Some(end) = tokenizer.eot_id() else {
         bail!("{}: the tokenizer has no <|endoftext|> token to end responses with", args.model.display());
     };
+    // The folder's chat template when it has one, so the model is tuned
+    // in the format it will be talked to in; else Alpaca's.
+    let template = ChatTemplate::from_folder(&args.model)?;
+    let stop_tokens = match &template {
+        Some(t) => gpt::end_tokens::chat_end_token_ids(&args.model, &tokenizer, t)?,
+        None => vec![end],
+    };
+    let style = template.map_or(PromptStyle::Alpaca, PromptStyle::Chat);
     let records = match &args.data {
         Some(p) => read_instructions(p)?,
         None => builtin_instructions(args.builtin_size, args.train.seed),
     };
     let (train, val, test) = split3(records, 0.85, 0.05, args.train.seed);
     let encode = |rs: &[gpt::finetune::instruct_data::Instruction]| -> Result<Vec<_>> {
-        rs.iter().map(|r| Ok(encode_record(&tokenizer, r)?)).collect()
+        rs.iter().map(|r| Ok(encode_record(&tokenizer, &style, r)?)).collect()
     };
     let (train_ids, val_ids) = (encode(&train)?, encode(&val)?);
     let lora = args.train.lora();
@@ -356,15 +365,16 @@ pub fn instruct(mut args: InstructArgs) -> Result<i32> {
             save_adapter(&gpt, &stage.join("adapter"), &args.model.display().to_string())?;
             merge_lora(&mut gpt);
         }
-        Ok(gpt::weights::save_model(&gpt, stage, Some(&tokenizer))?)
+        save_with_tokenizer_files(&gpt, &tokenizer, &args.model, stage)
     })?;
     if opts.fit.interrupted() {
         return interrupted(steps, Some(&args.out), args.train.json);
     }
     let bar = progress(test.len(), args.train.json);
     bar.set_message("answering the test set");
-    let (scored, exact) =
-        respond_all(&mut gpt, &tokenizer, &test, args.max_new_tokens, |n| bar.set_position(n as u64))?;
+    let (scored, exact) = respond_all(&mut gpt, &tokenizer, &style, &test, args.max_new_tokens, &stop_tokens, |n| {
+        bar.set_position(n as u64)
+    })?;
     bar.finish_and_clear();
     write_responses(&out.dir.join(RESPONSES_FILE), &scored)?;
     let responses = args.out.join(RESPONSES_FILE);
@@ -396,6 +406,37 @@ pub fn instruct(mut args: InstructArgs) -> Result<i32> {
     // A signal while the test set was answered: the model and answers are
     // saved, and the exit code still says the run was interrupted.
     Ok(if opts.fit.interrupted() { INTERRUPTED } else { 0 })
+}
+
+/// The files beside a model's weights that say how to talk to it, copied
+/// from the source folder when present.
+const TOKENIZER_SIDE_FILES: [&str; 3] = [
+    gpt::chat_template::TOKENIZER_CONFIG_FILE,
+    gpt::chat_template::CHAT_TEMPLATE_FILE,
+    gpt::end_tokens::GENERATION_CONFIG_FILE,
+];
+
+/// Saves the model into `stage` with its tokenizer: one of ours is saved in
+/// its own format; a `tokenizer.json` (which is only read, not written) is
+/// copied, and with any tokenizer the chat template and generation settings
+/// come along.
+fn save_with_tokenizer_files(
+    gpt: &gpt::model::GPTModel,
+    tokenizer: &gpt::tokenizer::AnyTokenizer,
+    source: &Path,
+    stage: &Path,
+) -> Result<()> {
+    let is_json = matches!(tokenizer, gpt::tokenizer::AnyTokenizer::Hf(_))
+        || source.join(gpt::tokenizer::TOKENIZER_JSON_FILE).is_file();
+    gpt::weights::save_model(gpt, stage, (!is_json).then_some(tokenizer))?;
+    let copied = if is_json { &[gpt::tokenizer::TOKENIZER_JSON_FILE][..] } else { &[] };
+    for name in copied.iter().chain(&TOKENIZER_SIDE_FILES) {
+        let from = source.join(name);
+        if from.is_file() {
+            std::fs::copy(&from, stage.join(name)).with_context(|| format!("{}: cannot copy", from.display()))?;
+        }
+    }
+    Ok(())
 }
 
 /// The end of a fine-tuning run stopped by Ctrl-C or SIGTERM: the model as

@@ -50,7 +50,9 @@ pub fn run(mut args: Args) -> Result<i32> {
     args.model = crate::hub::model_folder(&args.model)?;
     let (model, tokenizer) = load_model_and_tokenizer(&args.model)?;
     autograd::nn::Module::to_device(&model, device)?;
-    let prompt = tokenizer.encode(&args.prompt, SpecialTokens::Allow)?;
+    // As `transformers`' `tokenizer(prompt)`: with the special tokens the
+    // tokenizer adds (Llama's BOS); GPT-2's adds none.
+    let prompt = tokenizer.encode_adding_special_tokens(&args.prompt, SpecialTokens::Allow)?;
     if prompt.is_empty() {
         bail!("--prompt is empty");
     }
@@ -63,7 +65,8 @@ pub fn run(mut args: Args) -> Result<i32> {
         top_k: args.top_k,
         top_p: args.top_p,
         seed: args.seed,
-        stop_token: tokenizer.eot_id(),
+        stop_token: None,
+        stop_tokens: gpt::end_tokens::end_token_ids(&args.model, &tokenizer)?,
         use_cache: true,
         vocab_limit: Some(tokenizer.vocab_size()),
     };
@@ -73,7 +76,7 @@ pub fn run(mut args: Args) -> Result<i32> {
     }
     let mut failed = None;
     let new = generate(&model, &prompt, &opts, |id| {
-        if !args.json && Some(id) != opts.stop_token {
+        if !args.json && !opts.is_stop(id) {
             stream_out(&stream.push(&tokenizer.decode_bytes(&[id]).unwrap_or_default()), &mut failed);
         }
     });

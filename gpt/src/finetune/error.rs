@@ -28,6 +28,8 @@ pub enum FinetuneError {
     Weights(#[from] WeightsError),
     #[error(transparent)]
     Tokenizer(#[from] TokenizerError),
+    #[error(transparent)]
+    ChatTemplate(#[from] crate::chat_template::ChatTemplateError),
 }
 
 impl FinetuneError {

@@ -26,6 +26,14 @@
 //!
 //! At inference the prompt (through "### Response:\n") is fed and the
 //! model continues until it emits `<|endoftext|>`.
+//!
+//! A model folder with a chat template ([`ChatTemplate`]) is fine-tuned in
+//! its own format instead ([`PromptStyle::Chat`]): the record is a user
+//! message (the instruction, then the input after a blank line) and the
+//! assistant's reply (the output). The prompt is the user turn rendered
+//! with the opening of the assistant's, the response the rest of the
+//! two-message rendering (`foxes<|im_end|>\n` in ChatML), so the model
+//! learns to end its turn as the template does.
 
 use std::path::Path;
 use std::time::Instant;
@@ -40,6 +48,7 @@ use tensor::{Generator, Tensor};
 use super::instruct_data::Instruction;
 use super::{diverged, FinetuneError, FinetuneEvent, FitOptions, MAX_GRAD_NORM};
 use crate::atomic::write_atomic;
+use crate::chat_template::{ChatTemplate, Message};
 use crate::generate::{generate, GenerateOptions};
 use crate::model::GPTModel;
 use crate::tokenizer::{AnyTokenizer, SpecialTokens};
@@ -56,6 +65,62 @@ pub fn format_prompt(instruction: &str, input: &str) -> String {
     format!("{PREAMBLE}\n\n### Instruction:\n{instruction}{input}\n\n### Response:\n")
 }
 
+/// How an instruction record is written out as text.
+#[derive(Clone, Debug)]
+pub enum PromptStyle {
+    /// [`format_prompt`], then the output: for models without a template.
+    Alpaca,
+    /// The model's chat template: a user turn, then the assistant's.
+    Chat(ChatTemplate),
+}
+
+/// The user's message for a record in a chat: the instruction, and the
+/// input after a blank line when there is one.
+pub fn user_message(instruction: &str, input: &str) -> Message {
+    let content = if input.is_empty() { instruction.to_string() } else { format!("{instruction}\n\n{input}") };
+    Message::new("user", content)
+}
+
+impl PromptStyle {
+    /// The text the model continues to answer.
+    pub fn prompt(&self, instruction: &str, input: &str) -> Result<String, FinetuneError> {
+        match self {
+            PromptStyle::Alpaca => Ok(format_prompt(instruction, input)),
+            PromptStyle::Chat(template) => Ok(template.render(&[user_message(instruction, input)], true)?),
+        }
+    }
+
+    /// A record's text as (prompt, response), the response being what
+    /// follows the prompt.
+    pub fn prompt_and_response(&self, r: &Instruction) -> Result<(String, String), FinetuneError> {
+        let prompt = self.prompt(&r.instruction, &r.input)?;
+        let PromptStyle::Chat(template) = self else {
+            return Ok((prompt, r.output.clone()));
+        };
+        let turns = [user_message(&r.instruction, &r.input), Message::new("assistant", r.output.clone())];
+        let full = template.render(&turns, false)?;
+        match full.strip_prefix(&prompt) {
+            Some(response) => Ok((prompt.clone(), response.to_string())),
+            None => Err(FinetuneError::Config(
+                "the chat template does not write a user turn and its reply as the prompt followed by the reply, \
+                 so the reply's tokens cannot be told apart"
+                    .into(),
+            )),
+        }
+    }
+
+    /// How special-token text in the records is read: as text in the
+    /// Alpaca layout (a record cannot end a document early); in a chat,
+    /// matched, as `transformers` tokenizes a rendered conversation (the
+    /// template's own turn markers are special tokens).
+    fn special_tokens(&self) -> SpecialTokens {
+        match self {
+            PromptStyle::Alpaca => SpecialTokens::AsText,
+            PromptStyle::Chat(_) => SpecialTokens::Allow,
+        }
+    }
+}
+
 /// A record tokenized: prompt ids then response ids.
 #[derive(Clone, Debug, PartialEq)]
 pub struct EncodedRecord {
@@ -63,9 +128,14 @@ pub struct EncodedRecord {
     pub prompt_len: usize,
 }
 
-pub fn encode_record(tokenizer: &AnyTokenizer, r: &Instruction) -> Result<EncodedRecord, FinetuneError> {
-    let prompt = tokenizer.encode(&format_prompt(&r.instruction, &r.input), SpecialTokens::AsText)?;
-    let response = tokenizer.encode(&r.output, SpecialTokens::AsText)?;
+pub fn encode_record(
+    tokenizer: &AnyTokenizer,
+    style: &PromptStyle,
+    r: &Instruction,
+) -> Result<EncodedRecord, FinetuneError> {
+    let (prompt, response) = style.prompt_and_response(r)?;
+    let prompt = tokenizer.encode(&prompt, style.special_tokens())?;
+    let response = tokenizer.encode(&response, style.special_tokens())?;
     let prompt_len = prompt.len();
     Ok(EncodedRecord { ids: prompt.into_iter().chain(response).collect(), prompt_len })
 }
@@ -199,16 +269,20 @@ pub fn fit_instructions(
 }
 
 /// The model's answer to one prompt: greedy, up to `max_new_tokens`,
-/// stopping at `<|endoftext|>`; `on_token` sees each id as it comes.
+/// stopping at any of `stop_tokens` (GPT-2's `<|endoftext|>`, a chat
+/// model's end of turn); `on_token` sees each id as it comes.
+#[allow(clippy::too_many_arguments)]
 pub fn respond(
     model: &GPTModel,
     tokenizer: &AnyTokenizer,
+    style: &PromptStyle,
     instruction: &str,
     input: &str,
     max_new_tokens: usize,
+    stop_tokens: &[u32],
     on_token: impl FnMut(u32),
 ) -> Result<String, FinetuneError> {
-    let mut prompt = tokenizer.encode(&format_prompt(instruction, input), SpecialTokens::AsText)?;
+    let mut prompt = tokenizer.encode(&style.prompt(instruction, input)?, style.special_tokens())?;
     let context = model.config.context_length;
     if prompt.len() >= context {
         // Keep the end: the response header is what cues the answer.
@@ -216,12 +290,12 @@ pub fn respond(
     }
     let opts = GenerateOptions {
         max_new_tokens,
-        stop_token: tokenizer.eot_id(),
+        stop_tokens: stop_tokens.to_vec(),
         vocab_limit: Some(tokenizer.vocab_size()),
         ..Default::default()
     };
     let mut new = generate(model, &prompt, &opts, on_token);
-    if new.last().copied() == tokenizer.eot_id() {
+    if new.last().is_some_and(|&id| opts.is_stop(id)) {
         new.pop();
     }
     Ok(tokenizer.decode(&new)?.trim().to_string())
@@ -241,15 +315,17 @@ pub struct Scored {
 pub fn respond_all(
     model: &mut GPTModel,
     tokenizer: &AnyTokenizer,
+    style: &PromptStyle,
     records: &[Instruction],
     max_new_tokens: usize,
+    stop_tokens: &[u32],
     mut on_done: impl FnMut(usize),
 ) -> Result<(Vec<Scored>, usize), FinetuneError> {
     model.set_training(false);
     let mut out = Vec::with_capacity(records.len());
     let mut exact = 0;
     for (i, r) in records.iter().enumerate() {
-        let response = respond(model, tokenizer, &r.instruction, &r.input, max_new_tokens, |_| {})?;
+        let response = respond(model, tokenizer, style, &r.instruction, &r.input, max_new_tokens, stop_tokens, |_| {})?;
         exact += usize::from(response == r.output.trim());
         out.push(Scored {
             instruction: r.instruction.clone(),
@@ -279,6 +355,32 @@ mod tests {
             format!("{PREAMBLE}\n\n### Instruction:\nAdd.\n\n### Input:\n1 + 2\n\n### Response:\n")
         );
         assert!(!format_prompt("Say hi.", "").contains("### Input"));
+    }
+
+    const CHATML: &str = "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}\
+                          {% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}";
+
+    #[test]
+    fn a_chat_template_writes_the_record_as_a_user_turn_and_its_reply() {
+        let json = include_str!("../../tests/fixtures/hf_json/qwen.tokenizer.json");
+        let tokenizer = crate::tokenizer::HfTokenizer::from_json(json).unwrap().into_any();
+        let record = Instruction { instruction: "Pluralize.".into(), input: "fox".into(), output: "foxes".into() };
+        let chat = PromptStyle::Chat(ChatTemplate::new(CHATML));
+        let (prompt, response) = chat.prompt_and_response(&record).unwrap();
+        assert_eq!(prompt, "<|im_start|>user\nPluralize.\n\nfox<|im_end|>\n<|im_start|>assistant\n");
+        assert_eq!(response, "foxes<|im_end|>\n");
+        let encoded = encode_record(&tokenizer, &chat, &record).unwrap();
+        let (im_start, im_end) = (tokenizer.special_id("<|im_start|>"), tokenizer.special_id("<|im_end|>"));
+        assert_eq!(encoded.ids.iter().filter(|&&id| Some(id) == im_start).count(), 2);
+        assert_eq!(tokenizer.decode(&encoded.ids[encoded.prompt_len..]).unwrap(), response);
+        assert_eq!(encoded.ids[encoded.ids.len() - 2], im_end.unwrap());
+        // Alpaca keeps special-token text as text and adds no turn markers.
+        let alpaca = encode_record(&tokenizer, &PromptStyle::Alpaca, &record).unwrap();
+        assert_eq!(tokenizer.decode(&alpaca.ids[alpaca.prompt_len..]).unwrap(), "foxes");
+        // A template that does not put the reply after the prompt is refused.
+        let reordered = ChatTemplate::new("{% for m in messages|reverse %}{{ m.content }};{% endfor %}");
+        let e = PromptStyle::Chat(reordered).prompt_and_response(&record).unwrap_err().to_string();
+        assert!(e.contains("cannot be told apart"), "{e}");
     }
 
     #[test]

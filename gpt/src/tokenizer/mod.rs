@@ -116,6 +116,19 @@ impl AnyTokenizer {
         }
     }
 
+    /// Encodes `text` as a model's input, as `transformers`' `tokenizer(text)`
+    /// does: like [`encode`](Self::encode), then, for a `tokenizer.json`, the
+    /// post-processor's special tokens (Llama's BOS in front). GPT-2-style
+    /// BPE and character vocabularies add nothing. A chat prompt, whose
+    /// template already wrote BOS into the text, is encoded with
+    /// [`encode`](Self::encode) instead, as `transformers` does.
+    pub fn encode_adding_special_tokens(&self, text: &str, special: SpecialTokens) -> Result<Vec<u32>, TokenizerError> {
+        match self {
+            AnyTokenizer::Hf(t) => t.encode_with(text, special, true),
+            _ => self.encode(text, special),
+        }
+    }
+
     /// Encodes the contents of a corpus file, with special tokens allowed
     /// (they separate documents). BPE accepts any bytes (see
     /// [`BpeTokenizer::encode_bytes`]); the others need UTF-8.
