@@ -4,6 +4,7 @@
 pub mod atomic;
 pub mod chat_template;
 pub mod data;
+pub mod distributed;
 pub mod eval;
 pub mod finetune;
 pub mod generate;
