@@ -164,3 +164,123 @@ fn slice_of(t: &Tensor, range: Range<usize>) -> Tensor {
     let len = values.len();
     Tensor::from_vec(values, [len]).expect("a slice").to_device(t.device()).expect("the tensor's device")
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Barrier, Mutex};
+
+    use super::*;
+
+    /// N ranks as N threads of this process: a collective puts each rank's
+    /// buffer on the table, waits for all of them, and reads the table.
+    struct Threads {
+        rank: usize,
+        table: Arc<(Mutex<Vec<Vec<f32>>>, Barrier)>,
+    }
+
+    impl Threads {
+        fn exchange(&self, mine: &[f32]) -> Vec<Vec<f32>> {
+            let (slots, barrier) = &*self.table;
+            slots.lock().unwrap()[self.rank] = mine.to_vec();
+            barrier.wait();
+            let all = slots.lock().unwrap().clone();
+            barrier.wait();
+            all
+        }
+    }
+
+    impl Communicator for Threads {
+        fn rank(&self) -> usize {
+            self.rank
+        }
+        fn world_size(&self) -> usize {
+            self.table.0.lock().unwrap().len()
+        }
+        fn local_rank(&self) -> usize {
+            self.rank
+        }
+        fn all_reduce_sum(&self, data: &mut [f32]) {
+            let all = self.exchange(data);
+            for (i, x) in data.iter_mut().enumerate() {
+                *x = all.iter().map(|r| r[i]).sum();
+            }
+        }
+        fn all_gather(&self, mine: &[f32], all: &mut [f32]) {
+            all.copy_from_slice(&self.exchange(mine).concat());
+        }
+        fn broadcast(&self, data: &mut [f32]) {
+            data.copy_from_slice(&self.exchange(data)[0]);
+        }
+        fn broadcast_bytes(&self, _data: &mut [u8]) {
+            unimplemented!("not used here")
+        }
+        fn barrier(&self) {
+            self.table.1.wait();
+        }
+        fn abort(&self, _code: i32) -> ! {
+            panic!("abort")
+        }
+    }
+
+    /// Two parameters of 15 and 7 weights (22 in all) over 3 ranks: shards
+    /// of 8 cut the first parameter and the second.
+    fn params() -> Vec<Var> {
+        let a: Vec<f32> = (0..15).map(|i| (i as f32 * 0.37).sin()).collect();
+        let b: Vec<f32> = (0..7).map(|i| (i as f32 * 0.91).cos()).collect();
+        vec![Var::parameter(Tensor::from_vec(a, [3, 5]).unwrap()), Var::parameter(Tensor::from_vec(b, [7]).unwrap())]
+    }
+
+    fn grads(step: usize) -> Vec<Tensor> {
+        let g = |n: usize, k: f32| -> Vec<f32> { (0..n).map(|i| ((i + step) as f32 * k).sin() - 0.2).collect() };
+        vec![Tensor::from_vec(g(15, 0.53), [3, 5]).unwrap(), Tensor::from_vec(g(7, 1.7), [7]).unwrap()]
+    }
+
+    fn adamw(params: Vec<Var>) -> AdamW {
+        AdamW::with_options(params, 0.01, (0.9, 0.95), 1e-8, 0.1)
+    }
+
+    fn values(params: &[Var]) -> Vec<Vec<f32>> {
+        params.iter().map(|p| p.data().to_vec::<f32>()).collect()
+    }
+
+    #[test]
+    fn sharded_adamw_steps_and_saves_like_adamw() {
+        const RANKS: usize = 3;
+        let reference = params();
+        let mut whole = adamw(reference.clone());
+        for step in 0..3 {
+            reference.iter().zip(grads(step)).for_each(|(p, g)| p.set_grad(Some(g)));
+            whole.step();
+        }
+        let table = Arc::new((Mutex::new(vec![Vec::new(); RANKS]), Barrier::new(RANKS)));
+        let ranks: Vec<_> = (0..RANKS)
+            .map(|rank| {
+                let table = table.clone();
+                std::thread::spawn(move || {
+                    let comm = Threads { rank, table };
+                    let params = params();
+                    let full = adamw(params.clone());
+                    let mut sharded = ShardedAdamW::new(&full, rank, RANKS);
+                    assert_eq!(sharded.shard_len(), [8, 8, 6][rank]);
+                    for step in 0..3 {
+                        params.iter().zip(grads(step)).for_each(|(p, g)| p.set_grad(Some(g)));
+                        sharded.step(&comm, &params, 0.01);
+                    }
+                    let gathered = sharded.gather(&comm, &full);
+                    let moments: Vec<_> = (0..2)
+                        .map(|i| gathered.state(i).map(|(m, v, s)| (m.to_vec::<f32>(), v.to_vec::<f32>(), s)).unwrap())
+                        .collect();
+                    (values(&params), moments)
+                })
+            })
+            .collect();
+        for rank in ranks {
+            let (weights, moments) = rank.join().unwrap();
+            assert_eq!(weights, values(&reference), "every rank ends with AdamW's weights");
+            for (i, (m, v, steps)) in moments.into_iter().enumerate() {
+                let (m0, v0, s0) = whole.state(i).unwrap();
+                assert_eq!((m, v, steps), (m0.to_vec::<f32>(), v0.to_vec::<f32>(), s0), "parameter {i}'s moments");
+            }
+        }
+    }
+}
