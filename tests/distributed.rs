@@ -22,8 +22,22 @@ const STEPS: usize = 10;
 /// of 16 tokens; everything that is not the step itself switched off.
 fn train_args(data: &Path, out: &Path, batch: usize) -> Vec<String> {
     let args = [
-        "train", "--tokenizer", "char", "--preset", "nano", "--context", "16", "--eval-every", "0", "--sample-every",
-        "0", "--checkpoint-every", "0", "--warmup", "3", "--json",
+        "train",
+        "--tokenizer",
+        "char",
+        "--preset",
+        "nano",
+        "--context",
+        "16",
+        "--eval-every",
+        "0",
+        "--sample-every",
+        "0",
+        "--checkpoint-every",
+        "0",
+        "--warmup",
+        "3",
+        "--json",
     ];
     let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
     for (flag, value) in [("--data", data.display().to_string()), ("--out", out.display().to_string())] {
@@ -45,7 +59,12 @@ fn mpirun(ranks: usize, args: &[String]) -> Output {
 }
 
 fn succeeded(out: &Output) {
-    assert!(out.status.success(), "stdout {}\nstderr {}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "stdout {}\nstderr {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Each step's `field` (loss, grad_norm), from the run's `metrics.jsonl`.
@@ -139,7 +158,8 @@ fn two_ranks_step_like_one_process_with_twice_the_batch() {
 
     // A two-rank run resumes on two ranks only: on one, the data order
     // would change.
-    let resume = ["train", "--resume", plain.to_str().unwrap(), "--data", data.to_str().unwrap(), "--steps", "12", "--json"];
+    let resume =
+        ["train", "--resume", plain.to_str().unwrap(), "--data", data.to_str().unwrap(), "--steps", "12", "--json"];
     let out = scratchgpt(&resume);
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -15,9 +15,7 @@ use gpt::distributed::{Communicator, DataParallel};
 use gpt::model::{GPTConfig, GPTModel, PRESETS};
 use gpt::output::{resolved, FolderKind};
 use gpt::tokenizer::{train_bpe, AnyTokenizer, CharTokenizer, SpecialTokens};
-use gpt::train::{
-    locate_run, Checkpoint, StopReason, TrainError, TrainEvent, TrainOptions, Trainer, CHECKPOINT_DIR,
-};
+use gpt::train::{locate_run, Checkpoint, StopReason, TrainError, TrainEvent, TrainOptions, Trainer, CHECKPOINT_DIR};
 use indicatif::{ProgressBar, ProgressStyle};
 use tensor::Generator;
 
@@ -203,7 +201,8 @@ fn resume_run(args: &Args, path: &Path, comm: &Rc<dyn Communicator>) -> Result<(
     }
     crate::common::refuse_quantized(path)?;
     let inputs: Vec<&Path> = args.data.iter().map(PathBuf::as_path).collect();
-    let claimed = claim_on_root(&**comm, &run_dir, || claim_output(&run_dir, &inputs, &[FolderKind::Run], args.force, ""));
+    let claimed =
+        claim_on_root(&**comm, &run_dir, || claim_output(&run_dir, &inputs, &[FolderKind::Run], args.force, ""));
     let out = match claimed {
         Ok(out) => out,
         // No run there at all says more than what the folder holds instead.
@@ -260,11 +259,13 @@ fn start_run(args: &Args, comm: &Rc<dyn Communicator>) -> Result<(Output, Traine
     // as it goes, and one stopped early would leave them beside the old
     // model.
     let allow = [FolderKind::Missing, FolderKind::Empty];
-    let out = claim_on_root(&**comm, &out_dir, || claim_output(&out_dir, &run_inputs(args), &allow, args.force, &hint))?;
+    let out =
+        claim_on_root(&**comm, &out_dir, || claim_output(&out_dir, &run_inputs(args), &allow, args.force, &hint))?;
     let tokens = tokenizer.encode(&text, SpecialTokens::AsText)?;
     let model = GPTModel::new(config, &mut Generator::seed(args.seed));
     let data = data_name(args.data.as_ref());
-    let trainer = Trainer::new_parallel(model, tokenizer, tokens, data, options, out.dir.clone(), parallel(comm, args))?;
+    let trainer =
+        Trainer::new_parallel(model, tokenizer, tokens, data, options, out.dir.clone(), parallel(comm, args))?;
     Ok((out, trainer))
 }
 

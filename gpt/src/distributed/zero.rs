@@ -122,7 +122,8 @@ impl ShardedAdamW {
     /// A full AdamW over `full`'s parameters holding every rank's moments,
     /// gathered (every rank must call this): what a checkpoint saves.
     pub fn gather(&self, comm: &dyn Communicator, full: &AdamW) -> AdamW {
-        let mut gathered = AdamW::with_options(full.params().to_vec(), full.lr, full.betas, full.eps, full.weight_decay);
+        let mut gathered =
+            AdamW::with_options(full.params().to_vec(), full.lr, full.betas, full.eps, full.weight_decay);
         let zeros = |piece: &Piece| Tensor::zeros([piece.range.len()], tensor::DType::F32);
         let moment = |which: usize| {
             let mine = self.flatten_shard(|k, piece| {

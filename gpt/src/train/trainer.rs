@@ -32,8 +32,8 @@ use super::metrics::{plot_losses, Metric, MetricsLog, LOSS_PLOT_FILE, METRICS_FI
 use super::options::TrainOptions;
 use super::step::{next_token_loss, train_step, NonFiniteLoss, StepOutcome};
 use crate::atomic::{readable_dir, replace_dir, settle_dir, staging_dir};
-use crate::distributed::DataParallel;
 use crate::data::{train_val_split, DataError, DataLoader, LoaderConfig, SlidingWindow};
+use crate::distributed::DataParallel;
 use crate::eval::{evaluate, EvalResult};
 use crate::generate::{generate, GenerateOptions};
 use crate::model::GPTModel;
