@@ -181,7 +181,15 @@ pub fn human_bytes(b: u64) -> String {
 /// when this is dropped (or the process ends).
 pub struct Output {
     pub dir: PathBuf,
-    _lock: OutputLock,
+    _lock: Option<OutputLock>,
+}
+
+impl Output {
+    /// `dir` without a claim: for the ranks of a data-parallel run other
+    /// than rank 0, which claims and alone writes the folder.
+    pub fn unclaimed(dir: &Path) -> Output {
+        Output { dir: dir.to_path_buf(), _lock: None }
+    }
 }
 
 /// Claims `out` for a command that reads `inputs` (`gpt::output` has the
@@ -218,7 +226,7 @@ pub fn claim_output(out: &Path, inputs: &[&Path], allow: &[FolderKind], force: b
             _ => bail!("{}: {}; {replace}", out.display(), kind.describe()),
         }
     }
-    Ok(Output { dir: out.to_path_buf(), _lock: lock })
+    Ok(Output { dir: out.to_path_buf(), _lock: Some(lock) })
 }
 
 /// Writes the whole of a claimed output folder: `fill` writes the new

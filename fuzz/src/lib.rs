@@ -153,6 +153,7 @@ fn seed_trainer_state(model: &GPTModel) -> TrainerState {
         options: TrainOptions::default(),
         tokenizer: "char:16".into(),
         data: "fuzz".into(),
+        ranks: 1,
     }
 }
 

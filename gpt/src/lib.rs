@@ -5,6 +5,7 @@ pub mod atomic;
 pub mod chat;
 pub mod chat_template;
 pub mod data;
+pub mod distributed;
 pub mod end_tokens;
 pub mod eval;
 pub mod finetune;

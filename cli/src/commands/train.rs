@@ -1,14 +1,21 @@
 //! `scratchgpt train`: pretrain a GPT on a text file, or, with no arguments,
 //! a tiny GPT on the built-in generated stories.
+//!
+//! Started by `mpirun -np N` (a build with the `mpi` feature), it is one
+//! of N data-parallel ranks (docs/DISTRIBUTED.md): every rank reads the data
+//! and builds the same trainer; rank 0 alone claims the output folder and
+//! prints.
 
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use anyhow::{bail, Context, Result};
 use gpt::data::builtin_corpus;
+use gpt::distributed::{Communicator, DataParallel};
 use gpt::model::{GPTConfig, GPTModel, PRESETS};
 use gpt::output::{resolved, FolderKind};
 use gpt::tokenizer::{train_bpe, AnyTokenizer, CharTokenizer, SpecialTokens};
-use gpt::train::{locate_run, Checkpoint, StopReason, TrainEvent, TrainOptions, Trainer, CHECKPOINT_DIR};
+use gpt::train::{locate_run, Checkpoint, StopReason, TrainError, TrainEvent, TrainOptions, Trainer, CHECKPOINT_DIR};
 use indicatif::{ProgressBar, ProgressStyle};
 use tensor::Generator;
 
@@ -92,6 +99,43 @@ pub struct Args {
     /// One JSON summary on stdout at the end; no progress bar.
     #[arg(long)]
     json: bool,
+    /// Under mpirun, 1 shards AdamW's moments across the processes (ZeRO
+    /// stage 1: optimizer memory per process ÷ N); 0 keeps a full copy on each.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=1))]
+    zero: u8,
+}
+
+/// The data-parallel side of the run (none for a single process).
+fn parallel(comm: &Rc<dyn Communicator>, args: &Args) -> Option<DataParallel> {
+    (comm.world_size() > 1).then(|| DataParallel::new(comm.clone(), args.zero == 1))
+}
+
+/// The output folder: claimed by `claim` on rank 0; the other ranks of a
+/// data-parallel run only name it (rank 0 alone writes there).
+fn claim_on_root(comm: &dyn Communicator, dir: &Path, claim: impl FnOnce() -> Result<Output>) -> Result<Output> {
+    if comm.is_root() {
+        claim()
+    } else {
+        Ok(Output::unclaimed(dir))
+    }
+}
+
+/// Every rank goes on only if every rank's setup succeeded: `Some` to go
+/// on, `None` when another rank failed (and says why), the error when this
+/// one failed and should say so (rank 0's is said, else each failed rank's).
+fn all_succeeded<T>(comm: &dyn Communicator, result: Result<T>) -> Result<Option<T>> {
+    if comm.world_size() == 1 {
+        return result.map(Some);
+    }
+    let failed = result.is_err();
+    let mut counts = [f32::from(u8::from(failed)), f32::from(u8::from(failed && comm.is_root()))];
+    comm.all_reduce_sum(&mut counts);
+    let (any_failed, root_failed) = (counts[0] > 0.0, counts[1] > 0.0);
+    match result {
+        Ok(value) if !any_failed => Ok(Some(value)),
+        Err(e) if comm.is_root() || !root_failed => Err(e),
+        _ => Ok(None),
+    }
 }
 
 fn read_data(args: &Args) -> Result<String> {
@@ -144,7 +188,7 @@ fn run_inputs(args: &Args) -> Vec<&Path> {
 /// A run that continues: its folder is claimed first (it exists, so a
 /// refusal costs nothing; claiming also puts back a folder a crash left
 /// mid-swap), then the checkpoint is found and read.
-fn resume_run(args: &Args, path: &Path) -> Result<(Output, Trainer)> {
+fn resume_run(args: &Args, path: &Path, comm: &Rc<dyn Communicator>) -> Result<(Output, Trainer)> {
     // The run folder, by name: a checkpoint folder's parent, or the folder.
     let run_dir = match (path.file_name(), path.parent()) {
         (Some(name), Some(parent)) if name == CHECKPOINT_DIR => parent.to_path_buf(),
@@ -157,7 +201,9 @@ fn resume_run(args: &Args, path: &Path) -> Result<(Output, Trainer)> {
     }
     crate::common::refuse_quantized(path)?;
     let inputs: Vec<&Path> = args.data.iter().map(PathBuf::as_path).collect();
-    let out = match claim_output(&run_dir, &inputs, &[FolderKind::Run], args.force, "") {
+    let claimed =
+        claim_on_root(&**comm, &run_dir, || claim_output(&run_dir, &inputs, &[FolderKind::Run], args.force, ""));
+    let out = match claimed {
         Ok(out) => out,
         // No run there at all says more than what the folder holds instead.
         Err(refused) => return Err(locate_run(path).err().map_or(refused, anyhow::Error::from)),
@@ -176,14 +222,15 @@ fn resume_run(args: &Args, path: &Path) -> Result<(Output, Trainer)> {
     }
     let tokenizer = checkpoint.tokenizer.clone().context("the checkpoint has no tokenizer")?;
     let tokens = tokenizer.encode(&text, SpecialTokens::AsText)?;
-    let trainer = Trainer::resume(checkpoint, tokens, &data_name(args.data.as_ref()), out.dir.clone())?;
+    let data = data_name(args.data.as_ref());
+    let trainer = Trainer::resume_parallel(checkpoint, tokens, &data, out.dir.clone(), parallel(comm, args))?;
     Ok((out, trainer))
 }
 
 /// A new run: data, tokenizer and options are read and checked first, so
 /// that bad input stops before anything is created; then the output
 /// folder is claimed.
-fn start_run(args: &Args) -> Result<(Output, Trainer)> {
+fn start_run(args: &Args, comm: &Rc<dyn Communicator>) -> Result<(Output, Trainer)> {
     let text = read_data(args)?;
     let tokenizer = make_tokenizer(&args.tokenizer, &text)?;
     let config = model_config(args, &tokenizer)?;
@@ -212,23 +259,39 @@ fn start_run(args: &Args) -> Result<(Output, Trainer)> {
     // as it goes, and one stopped early would leave them beside the old
     // model.
     let allow = [FolderKind::Missing, FolderKind::Empty];
-    let out = claim_output(&out_dir, &run_inputs(args), &allow, args.force, &hint)?;
+    let out =
+        claim_on_root(&**comm, &out_dir, || claim_output(&out_dir, &run_inputs(args), &allow, args.force, &hint))?;
     let tokens = tokenizer.encode(&text, SpecialTokens::AsText)?;
     let model = GPTModel::new(config, &mut Generator::seed(args.seed));
-    let trainer = Trainer::new(model, tokenizer, tokens, data_name(args.data.as_ref()), options, out.dir.clone())?;
+    let data = data_name(args.data.as_ref());
+    let trainer =
+        Trainer::new_parallel(model, tokenizer, tokens, data, options, out.dir.clone(), parallel(comm, args))?;
     Ok((out, trainer))
 }
 
 pub fn run(args: Args) -> Result<i32> {
-    let device = crate::common::device(&args.device)?;
-    crate::common::set_precision(&args.precision, device)?;
-    if args.batch_size == 0 {
-        bail!("--batch-size must be at least 1");
-    }
-    let (out, mut trainer) = match &args.resume {
-        Some(path) => resume_run(&args, path)?,
-        None => start_run(&args)?,
+    let comm: Rc<dyn Communicator> = gpt::distributed::launch().map_err(anyhow::Error::msg)?.into();
+    // Rank r of a data-parallel run takes the GPU of its index on its machine.
+    let device = match args.device.as_str() {
+        "cuda" if comm.world_size() > 1 => format!("cuda:{}", comm.local_rank()),
+        other => other.to_string(),
     };
+    let setup = (|| {
+        let device = crate::common::device(&device)?;
+        crate::common::set_precision(&args.precision, device)?;
+        if args.batch_size == 0 {
+            bail!("--batch-size must be at least 1");
+        }
+        let (out, trainer) = match &args.resume {
+            Some(path) => resume_run(&args, path, &comm)?,
+            None => start_run(&args, &comm)?,
+        };
+        Ok((device, out, trainer))
+    })();
+    let Some((device, out, mut trainer)) = all_succeeded(&*comm, setup)? else {
+        return Ok(2);
+    };
+    let root = comm.is_root();
     let out_dir = out.dir.clone();
 
     // The model, and with it the optimizer's parameters, move to the GPU;
@@ -238,19 +301,20 @@ pub fn run(args: Args) -> Result<i32> {
     let stop = interrupt_flag();
 
     let state = trainer.state().clone();
-    let bar = if args.json { ProgressBar::hidden() } else { ProgressBar::new(state.total_steps as u64) };
+    let quiet = args.json || !root;
+    let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(state.total_steps as u64) };
     bar.set_style(
         ProgressStyle::with_template("{bar:30} {pos}/{len} steps  {msg}  ETA {eta}")
             .expect("valid template")
             .progress_chars("=> "),
     );
     bar.set_position(state.step as u64);
-    if !args.json {
+    if !quiet {
         let c = &trainer.model.config;
         // Lines printed while training ignore a closed stdout: the run goes
         // on and saves (a pipe's reader may stop early, as `| head` does).
         let _ = outln!("{}", format_args!(
-            "training {} parameters ({} layers, width {}, vocab {}) on {} with the {} tokenizer, {} steps of {}×{} tokens → {}",
+            "training {} parameters ({} layers, width {}, vocab {}) on {} with the {} tokenizer, {} steps of {}×{} tokens{} → {}",
             autograd::nn::Module::num_parameters(&trainer.model),
             c.n_layers,
             c.emb_dim,
@@ -258,14 +322,18 @@ pub fn run(args: Args) -> Result<i32> {
             state.data,
             state.tokenizer,
             state.total_steps,
-            state.options.batch_size * state.options.grad_accum,
+            state.options.batch_size * state.options.grad_accum * comm.world_size(),
             state.options.context,
+            match comm.world_size() {
+                1 => String::new(),
+                n => format!(" on {n} processes{}", if args.zero == 1 { " (ZeRO-1)" } else { "" }),
+            },
             out_dir.display()
         ));
     }
     // A hidden bar (no terminal) swallows println; say things plainly then.
     let say = |line: String| {
-        if bar.is_hidden() && !args.json {
+        if bar.is_hidden() && !quiet {
             let _ = outln!("{line}");
         } else {
             bar.println(line)
@@ -281,11 +349,26 @@ pub fn run(args: Args) -> Result<i32> {
         }
         TrainEvent::Sample { step, text } => say(format!("step {step} sample: {}", text.replace('\n', " "))),
         TrainEvent::Checkpoint { .. } => {}
-    })?;
+    });
+    let summary = match summary {
+        Ok(summary) => summary,
+        Err(e) if comm.world_size() == 1 => return Err(e.into()),
+        // Every rank stopped at the same step; rank 0 says why.
+        Err(TrainError::Diverged { .. }) if !root => return Ok(2),
+        Err(e @ TrainError::Diverged { .. }) => return Err(e.into()),
+        // This rank alone failed (rank 0 writing a file): the others wait
+        // in the next exchange, so the whole run is ended.
+        Err(e) => {
+            eprintln!("error: {e}");
+            comm.abort(2)
+        }
+    };
     bar.finish_and_clear();
     // A signal that came during the last step still ends in 130.
     let interrupted = summary.stop == StopReason::Interrupted || stop.load(std::sync::atomic::Ordering::SeqCst);
-    if args.json {
+    if !root {
+        // Rank 0 reports.
+    } else if args.json {
         let report = serde_json::json!({
             "steps": summary.steps,
             "train_loss": summary.last_loss,

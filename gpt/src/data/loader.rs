@@ -107,10 +107,29 @@ impl DataLoader {
         self.build(&self.order(epoch), index)
     }
 
+    /// Part `part` of `parts` equal parts of batch `index` of epoch `epoch`:
+    /// its rows `part·B/parts .. (part+1)·B/parts`. Data-parallel rank r of N
+    /// reads part r of each global batch of N·B rows, so the ranks together
+    /// read exactly the batch one process would.
+    pub fn batch_part(&self, epoch: u64, index: usize, part: usize, parts: usize) -> (Tensor, Tensor) {
+        let b = self.config.batch_size;
+        assert!(b % parts == 0 && part < parts, "part {part} of {parts} of a batch of {b}");
+        assert!(index < self.batches_per_epoch(), "batch {index} of {}", self.batches_per_epoch());
+        let order = self.order(epoch);
+        let rows = &order[index * b..((index + 1) * b).min(order.len())];
+        let per_part = b / parts;
+        let end = |k: usize| (k * per_part).min(rows.len());
+        self.build_rows(&rows[end(part)..end(part + 1)])
+    }
+
     /// The token ids of batch `index` under `order`, as two row-major `[B, T]` buffers.
     pub fn batch_ids(&self, order: &[u32], index: usize) -> (Vec<i64>, Vec<i64>, usize) {
         let b = self.config.batch_size;
-        let rows = &order[index * b..((index + 1) * b).min(order.len())];
+        self.row_ids(&order[index * b..((index + 1) * b).min(order.len())])
+    }
+
+    /// The token ids of windows `rows`, as two row-major `[rows, T]` buffers.
+    fn row_ids(&self, rows: &[u32]) -> (Vec<i64>, Vec<i64>, usize) {
         let t = self.dataset.max_length();
         let mut inputs = Vec::with_capacity(rows.len() * t);
         let mut targets = Vec::with_capacity(rows.len() * t);
@@ -123,7 +142,12 @@ impl DataLoader {
     }
 
     fn build(&self, order: &[u32], index: usize) -> (Tensor, Tensor) {
-        let (inputs, targets, rows) = self.batch_ids(order, index);
+        let b = self.config.batch_size;
+        self.build_rows(&order[index * b..((index + 1) * b).min(order.len())])
+    }
+
+    fn build_rows(&self, rows: &[u32]) -> (Tensor, Tensor) {
+        let (inputs, targets, rows) = self.row_ids(rows);
         let shape = [rows, self.dataset.max_length()];
         let x = Tensor::from_vec(inputs, shape).expect("rows * T ids");
         let y = Tensor::from_vec(targets, shape).expect("rows * T ids");
@@ -213,6 +237,15 @@ mod tests {
         assert_eq!(dl.batch(3, 5).0.to_vec::<i64>(), iterated.0.to_vec::<i64>());
         let other_seed = loader(101, 1, LoaderConfig { seed: 43, ..*dl.config() });
         assert_ne!(other_seed.order(0), dl.order(0));
+    }
+
+    #[test]
+    fn the_parts_of_a_batch_are_its_rows_in_order() {
+        let dl = loader(101, 1, LoaderConfig { batch_size: 6, shuffle: true, drop_last: true, seed: 7 });
+        let whole = dl.batch(2, 3).0.to_vec2::<i64>();
+        let parts: Vec<Vec<i64>> = (0..3).flat_map(|p| dl.batch_part(2, 3, p, 3).0.to_vec2::<i64>()).collect();
+        assert_eq!(parts, whole);
+        assert_eq!(dl.batch_part(2, 3, 1, 3).1.dims(), [2, 1]);
     }
 
     #[test]

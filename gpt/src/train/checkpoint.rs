@@ -43,6 +43,14 @@ pub struct TrainerState {
     /// Tokenizer description and data source, to refuse a mismatched resume.
     pub tokenizer: String,
     pub data: String,
+    /// Processes of a data-parallel run (1 for a single process, and in
+    /// checkpoints written before data-parallel runs existed).
+    #[serde(default = "one")]
+    pub ranks: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 impl TrainerState {

@@ -67,6 +67,19 @@ pub fn train_step<M: Module, B>(
     // Evaluation between steps switches dropout off; training needs it on.
     model.set_training(true);
     opt.zero_grad();
+    let loss = backward_micro_batches(model, micro_batches, loss_of_batch);
+    if !loss.is_finite() {
+        return Err(NonFiniteLoss(loss));
+    }
+    let grad_norm = clip_grad_norm(opt.params(), max_norm);
+    opt.step();
+    Ok(StepOutcome { loss, grad_norm })
+}
+
+/// Forward and backward over `micro_batches` (at least one): the gradients
+/// of their mean loss add up in the parameters' `.grad()`. Returns that
+/// mean loss. (Data-parallel steps share this with [`train_step`].)
+pub fn backward_micro_batches<M, B>(model: &M, micro_batches: &[B], loss_of_batch: impl Fn(&M, &B) -> Var) -> f64 {
     let n = micro_batches.len();
     let mut loss_sum = 0.0;
     for batch in micro_batches {
@@ -75,13 +88,7 @@ pub fn train_step<M: Module, B>(
         // With one batch the loss is its own mean: no scaling, no extra op.
         if n > 1 { loss.mul_scalar(1.0 / n as f64) } else { loss }.backward();
     }
-    let loss = loss_sum / n as f64;
-    if !loss.is_finite() {
-        return Err(NonFiniteLoss(loss));
-    }
-    let grad_norm = clip_grad_norm(opt.params(), max_norm);
-    opt.step();
-    Ok(StepOutcome { loss, grad_norm })
+    loss_sum / n as f64
 }
 
 #[cfg(test)]

@@ -12,6 +12,12 @@
 //! when asked to stop (Ctrl-C); metrics to `metrics.jsonl` and a loss plot.
 //! A loss that is NaN or infinite stops the run before the step is taken, so
 //! the last checkpoint is the last good state.
+//!
+//! Data-parallel ([`Trainer::new_parallel`], `crate::distributed`): the
+//! loader batches `N × batch_size` windows and this rank reads its part of
+//! each; [`DataParallel::train_step`] replaces [`train_step`]; rank 0 alone
+//! reports, evaluates, samples and writes files, and the others take part
+//! in the exchanges.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,6 +33,7 @@ use super::options::TrainOptions;
 use super::step::{next_token_loss, train_step, NonFiniteLoss, StepOutcome};
 use crate::atomic::{readable_dir, replace_dir, settle_dir, staging_dir};
 use crate::data::{train_val_split, DataError, DataLoader, LoaderConfig, SlidingWindow};
+use crate::distributed::DataParallel;
 use crate::eval::{evaluate, EvalResult};
 use crate::generate::{generate, GenerateOptions};
 use crate::model::GPTModel;
@@ -79,6 +86,8 @@ pub struct Trainer {
     state: TrainerState,
     out_dir: PathBuf,
     metrics: MetricsLog,
+    /// The other ranks of a data-parallel run; `None` for one process.
+    parallel: Option<DataParallel>,
 }
 
 /// The name of the checkpoint folder inside a run's output folder.
@@ -120,6 +129,20 @@ impl Trainer {
         options: TrainOptions,
         out_dir: PathBuf,
     ) -> Result<Trainer, TrainError> {
+        Trainer::new_parallel(model, tokenizer, tokens, data_name, options, out_dir, None)
+    }
+
+    /// [`Trainer::new`] as one rank of a data-parallel run (every rank calls
+    /// it with the same arguments; only rank 0 writes into `out_dir`).
+    pub fn new_parallel(
+        model: GPTModel,
+        tokenizer: AnyTokenizer,
+        tokens: Vec<u32>,
+        data_name: String,
+        options: TrainOptions,
+        out_dir: PathBuf,
+        parallel: Option<DataParallel>,
+    ) -> Result<Trainer, TrainError> {
         let state = TrainerState {
             step: 0,
             total_steps: 0,
@@ -130,9 +153,12 @@ impl Trainer {
             tokenizer: tokenizer.describe(),
             data: data_name,
             options,
+            ranks: 1,
         };
-        let mut trainer = Trainer::assemble(model, tokenizer, tokens, state, out_dir)?;
-        trainer.metrics = MetricsLog::fresh(&trainer.out_dir);
+        let mut trainer = Trainer::assemble(model, tokenizer, tokens, state, out_dir, parallel)?;
+        if trainer.is_root() {
+            trainer.metrics = MetricsLog::fresh(&trainer.out_dir);
+        }
         Ok(trainer)
     }
 
@@ -143,6 +169,19 @@ impl Trainer {
         data_name: &str,
         out_dir: PathBuf,
     ) -> Result<Trainer, TrainError> {
+        Trainer::resume_parallel(checkpoint, tokens, data_name, out_dir, None)
+    }
+
+    /// [`Trainer::resume`] as one rank of a data-parallel run, which must
+    /// have as many ranks as the run had: the data order is that of global
+    /// batches of `ranks × batch_size` windows.
+    pub fn resume_parallel(
+        checkpoint: Checkpoint,
+        tokens: Vec<u32>,
+        data_name: &str,
+        out_dir: PathBuf,
+        parallel: Option<DataParallel>,
+    ) -> Result<Trainer, TrainError> {
         let Checkpoint { model, state, tokenizer, optimizer } = checkpoint;
         let tokenizer = tokenizer.ok_or_else(|| TrainError::Config("the checkpoint has no tokenizer files".into()))?;
         if state.data != data_name {
@@ -151,7 +190,15 @@ impl Trainer {
                 state.data
             )));
         }
-        let mut trainer = Trainer::assemble(model, tokenizer, tokens, state, out_dir)?;
+        let ranks = parallel.as_ref().map_or(1, |dp| dp.comm().world_size());
+        if state.ranks != ranks {
+            return Err(TrainError::Config(format!(
+                "the run was trained on {} process(es) and this is {ranks}; resume it on {} (mpirun -np {}): \
+                 the order of the data depends on the number of processes",
+                state.ranks, state.ranks, state.ranks
+            )));
+        }
+        let mut trainer = Trainer::assemble(model, tokenizer, tokens, state, out_dir, parallel)?;
         let (at, per_epoch) = (trainer.state.batch_in_epoch, trainer.loader.batches_per_epoch());
         if at >= per_epoch {
             return Err(TrainError::Config(format!(
@@ -160,10 +207,12 @@ impl Trainer {
             )));
         }
         Checkpoint::restore_optimizer(&optimizer, &trainer.state, &trainer.model, &mut trainer.opt)?;
-        trainer
-            .metrics
-            .truncate_after(trainer.state.step)
-            .map_err(|e| TrainError::Io { path: trainer.out_dir.join(METRICS_FILE), source: e })?;
+        if trainer.is_root() {
+            trainer
+                .metrics
+                .truncate_after(trainer.state.step)
+                .map_err(|e| TrainError::Io { path: trainer.out_dir.join(METRICS_FILE), source: e })?;
+        }
         Ok(trainer)
     }
 
@@ -173,7 +222,9 @@ impl Trainer {
         tokens: Vec<u32>,
         mut state: TrainerState,
         out_dir: PathBuf,
+        parallel: Option<DataParallel>,
     ) -> Result<Trainer, TrainError> {
+        state.ranks = parallel.as_ref().map_or(1, |dp| dp.comm().world_size());
         let o = &state.options;
         o.validate().map_err(TrainError::Config)?;
         if tokenizer.vocab_size() > model.config.vocab_size {
@@ -192,9 +243,11 @@ impl Trainer {
         let (train, val) = train_val_split(&tokens, 1.0 - o.val_fraction)?;
         let (train, val) = (train.to_vec(), val.to_vec());
         let windows = SlidingWindow::new(train, o.context, o.context)?;
+        // With N ranks the loader makes the global batches of N·B windows.
+        let global_batch = o.batch_size * state.ranks;
         let loader = DataLoader::new(
             windows,
-            LoaderConfig { batch_size: o.batch_size, shuffle: true, drop_last: true, seed: o.seed },
+            LoaderConfig { batch_size: global_batch, shuffle: true, drop_last: true, seed: o.seed },
         )?;
         let micro_batches = match (o.steps, o.epochs) {
             (Some(steps), _) => steps.checked_mul(o.grad_accum).ok_or("--steps × --grad-accum is too large"),
@@ -204,10 +257,22 @@ impl Trainer {
         }
         .map_err(|e| TrainError::Config(e.into()))?;
         state.total_steps = (micro_batches / o.grad_accum).max(1);
-        std::fs::create_dir_all(&out_dir).map_err(|e| TrainError::Io { path: out_dir.clone(), source: e })?;
+        if parallel.as_ref().is_none_or(|dp| dp.comm().is_root()) {
+            std::fs::create_dir_all(&out_dir).map_err(|e| TrainError::Io { path: out_dir.clone(), source: e })?;
+        }
         let opt = AdamW::with_options(model.parameters(), o.lr, (0.9, 0.95), 1e-8, o.weight_decay);
         let metrics = MetricsLog::new(&out_dir);
-        Ok(Trainer { model, opt, loader, val_tokens: val, tokenizer, state, out_dir, metrics })
+        Ok(Trainer { model, opt, loader, val_tokens: val, tokenizer, state, out_dir, metrics, parallel })
+    }
+
+    /// Whether this process reports and writes: the only one, or rank 0.
+    pub fn is_root(&self) -> bool {
+        self.parallel.as_ref().is_none_or(|dp| dp.comm().is_root())
+    }
+
+    /// The data-parallel side of the run, if it has one.
+    pub fn parallel(&self) -> Option<&DataParallel> {
+        self.parallel.as_ref()
     }
 
     pub fn state(&self) -> &TrainerState {
@@ -223,9 +288,13 @@ impl Trainer {
         LrSchedule::WarmupCosine { max_lr: o.lr, min_lr: o.min_lr, warmup: o.warmup, total: self.state.total_steps }
     }
 
-    /// The next micro-batch, advancing the data position.
+    /// The next micro-batch (this rank's part of it), advancing the data position.
     fn next_batch(&mut self) -> (Tensor, Tensor) {
-        let batch = self.loader.batch(self.state.epoch, self.state.batch_in_epoch);
+        let (epoch, index) = (self.state.epoch, self.state.batch_in_epoch);
+        let batch = match &self.parallel {
+            None => self.loader.batch(epoch, index),
+            Some(dp) => self.loader.batch_part(epoch, index, dp.comm().rank(), dp.comm().world_size()),
+        };
         self.state.batch_in_epoch += 1;
         if self.state.batch_in_epoch == self.loader.batches_per_epoch() {
             self.state.batch_in_epoch = 0;
@@ -241,13 +310,25 @@ impl Trainer {
         stop: &AtomicBool,
         mut on_event: impl FnMut(&TrainEvent),
     ) -> Result<TrainSummary, TrainError> {
+        let root = self.is_root();
+        let mut on_event = |event: &TrainEvent| {
+            if root {
+                on_event(event)
+            }
+        };
+        // The first exchange: rank 0's weights (and ZeRO's shards). Building
+        // a trainer exchanges nothing, so a rank that failed to build one
+        // cannot leave the others waiting.
+        if let Some(dp) = &mut self.parallel {
+            dp.start(&mut self.opt);
+        }
         let schedule = self.schedule();
         let clip = self.state.options.grad_clip;
         let max_norm = if clip > 0.0 { clip } else { f64::INFINITY };
         let mut last_loss = f64::NAN;
         let mut last_val = None;
         while self.state.step < self.state.total_steps {
-            if stop.load(Ordering::Relaxed) {
+            if self.any_rank(stop.load(Ordering::Relaxed)) {
                 self.checkpoint(&mut on_event)?;
                 return Ok(TrainSummary {
                     steps: self.state.step,
@@ -260,12 +341,15 @@ impl Trainer {
             let step = self.state.step;
             let lr = schedule.lr_at(step);
             let batches: Vec<_> = (0..self.state.options.grad_accum).map(|_| self.next_batch()).collect();
-            let tokens: usize = batches.iter().map(|(x, _)| x.numel()).sum();
-            let StepOutcome { loss, grad_norm } =
-                match train_step(&mut self.model, &mut self.opt, lr, &batches, next_token_loss, max_norm) {
-                    Ok(outcome) => outcome,
-                    Err(NonFiniteLoss(loss)) => return Err(self.diverged(step, loss)),
-                };
+            let tokens: usize = batches.iter().map(|(x, _)| x.numel()).sum::<usize>() * self.state.ranks;
+            let outcome = match &mut self.parallel {
+                None => train_step(&mut self.model, &mut self.opt, lr, &batches, next_token_loss, max_norm),
+                Some(dp) => dp.train_step(&mut self.model, &mut self.opt, lr, &batches, next_token_loss, max_norm),
+            };
+            let StepOutcome { loss, grad_norm } = match outcome {
+                Ok(outcome) => outcome,
+                Err(NonFiniteLoss(loss)) => return Err(self.diverged(step, loss)),
+            };
             self.state.step += 1;
             last_loss = loss;
             let tokens_per_s = tokens as f64 / started.elapsed().as_secs_f64();
@@ -275,14 +359,14 @@ impl Trainer {
 
             let o = self.state.options.clone();
             let last = step == self.state.total_steps;
-            if o.eval_every > 0 && (step % o.eval_every == 0 || last) {
+            if root && o.eval_every > 0 && (step % o.eval_every == 0 || last) {
                 if let Some(result) = self.validate() {
                     self.log(&Metric::Val { step, loss: result.loss, perplexity: result.perplexity });
                     on_event(&TrainEvent::Eval { step, result });
                     last_val = Some(result);
                 }
             }
-            if o.sample_every > 0 && (step % o.sample_every == 0 || last) {
+            if root && o.sample_every > 0 && (step % o.sample_every == 0 || last) {
                 let text = self.sample();
                 on_event(&TrainEvent::Sample { step, text });
             }
@@ -292,6 +376,11 @@ impl Trainer {
         }
         self.finish(&mut on_event)?;
         Ok(TrainSummary { steps: self.state.step, last_loss, val: last_val, stop: StopReason::Finished })
+    }
+
+    /// Whether `flag` is set here or, in a data-parallel run, on any rank.
+    fn any_rank(&self, flag: bool) -> bool {
+        self.parallel.as_ref().map_or(flag, |dp| dp.any(flag))
     }
 
     /// The error for a loss that became `loss` at (0-based) `step`, naming
@@ -311,6 +400,10 @@ impl Trainer {
     /// swapped in whole, so a crash leaves either the run as it was (with
     /// its last periodic checkpoint, resumable) or the finished one.
     fn finish(&mut self, on_event: &mut impl FnMut(&TrainEvent)) -> Result<(), TrainError> {
+        let gathered = self.gathered_optimizer();
+        if !self.is_root() {
+            return Ok(());
+        }
         let out = self.out_dir.clone();
         let io = |path: &Path| {
             let path = path.to_path_buf();
@@ -320,7 +413,7 @@ impl Trainer {
         let stage = staging_dir(&out).map_err(io(&out))?;
         let written = (|| {
             weights::save_model(&self.model, &stage, Some(&self.tokenizer))?;
-            self.save_checkpoint_in(&checkpoint_dir(&stage))?;
+            self.save_checkpoint_in(&checkpoint_dir(&stage), gathered.as_ref())?;
             if self.metrics.path().is_file() {
                 std::fs::copy(self.metrics.path(), stage.join(METRICS_FILE)).map_err(io(self.metrics.path()))?;
             }
@@ -338,7 +431,9 @@ impl Trainer {
 
     fn log(&self, m: &Metric) {
         // Metrics are a convenience; a full disk must not kill the run.
-        let _ = self.metrics.append(m);
+        if self.is_root() {
+            let _ = self.metrics.append(m);
+        }
     }
 
     /// Validation loss on (at most `eval_windows` windows of) held-out data.
@@ -374,19 +469,29 @@ impl Trainer {
     }
 
     fn checkpoint(&mut self, on_event: &mut impl FnMut(&TrainEvent)) -> Result<(), TrainError> {
+        let gathered = self.gathered_optimizer();
+        if !self.is_root() {
+            return Ok(());
+        }
         let dir = checkpoint_dir(&self.out_dir);
-        self.save_checkpoint_in(&dir)?;
+        self.save_checkpoint_in(&dir, gathered.as_ref())?;
         on_event(&TrainEvent::Checkpoint { step: self.state.step, dir });
         Ok(())
     }
 
-    /// Saves the model, optimizer and trainer state of the last completed
-    /// step into the checkpoint folder `dir`.
-    fn save_checkpoint_in(&mut self, dir: &Path) -> Result<(), TrainError> {
+    /// With ZeRO, AdamW's moments gathered from every rank's shard (every
+    /// rank must call this before rank 0 saves a checkpoint).
+    fn gathered_optimizer(&self) -> Option<AdamW> {
+        self.parallel.as_ref().and_then(|dp| dp.gathered_optimizer(&self.opt))
+    }
+
+    /// Saves the model, optimizer (`gathered`, or this process's own) and
+    /// trainer state of the last completed step into the checkpoint folder `dir`.
+    fn save_checkpoint_in(&mut self, dir: &Path, gathered: Option<&AdamW>) -> Result<(), TrainError> {
+        let opt = gathered.unwrap_or(&self.opt);
         self.state.dropout_rng = self.model.dropout_state();
-        self.state.adam_steps =
-            (0..self.model.parameters().len()).map(|i| self.opt.state(i).map_or(0, |s| s.2)).collect();
-        save_checkpoint(dir, &self.model, &self.opt, &self.state, &self.tokenizer)?;
+        self.state.adam_steps = (0..self.model.parameters().len()).map(|i| opt.state(i).map_or(0, |s| s.2)).collect();
+        save_checkpoint(dir, &self.model, opt, &self.state, &self.tokenizer)?;
         Ok(())
     }
 }

@@ -1,0 +1,104 @@
+//! What data-parallel training needs from the processes' transport: who am
+//! I, how many are we, and four collectives over `f32` buffers that every
+//! rank calls in the same order.
+//!
+//! - `all_reduce_sum`: every rank's buffer becomes the element-wise sum of
+//!   all of them (gradients);
+//! - `all_gather`: rank r's `[S]` lands at `r·S` of everyone's `[N·S]`
+//!   (ZeRO's updated parameter slices);
+//! - `broadcast`: rank 0's buffer is copied to every rank (initial weights);
+//! - `barrier`: nobody leaves before everybody has arrived.
+//!
+//! The buffers live in host memory. A GPU transport (NCCL) would add
+//! device-tensor variants of `all_reduce_sum` and `all_gather` that the
+//! gradient buckets call when the gradients live on a GPU; the rest of the
+//! trainer only sees this trait.
+
+/// The processes of one data-parallel run.
+pub trait Communicator {
+    /// This process's index, 0 ..= world_size - 1.
+    fn rank(&self) -> usize;
+    fn world_size(&self) -> usize;
+    /// This process's index among those on the same machine (which GPU it
+    /// should take).
+    fn local_rank(&self) -> usize;
+    /// Replaces `data` on every rank by the sum over all ranks.
+    fn all_reduce_sum(&self, data: &mut [f32]);
+    /// Concatenates every rank's `mine` (all the same length) in rank order
+    /// into `all`, which holds `world_size × mine.len()` values.
+    fn all_gather(&self, mine: &[f32], all: &mut [f32]);
+    /// Copies rank 0's `data` into every rank's.
+    fn broadcast(&self, data: &mut [f32]);
+    /// Copies rank 0's bytes into every rank's buffer of the same length.
+    fn broadcast_bytes(&self, data: &mut [u8]);
+    fn barrier(&self);
+    /// Ends every process of the run with `code`: for a failure on one rank
+    /// that the others, waiting in a collective, would never learn about.
+    fn abort(&self, code: i32) -> !;
+
+    /// Rank 0 alone prints, evaluates and writes files.
+    fn is_root(&self) -> bool {
+        self.rank() == 0
+    }
+
+    /// Whether `flag` is set on any rank (every rank gets the same answer).
+    fn any(&self, flag: bool) -> bool {
+        let mut count = [if flag { 1.0 } else { 0.0 }];
+        self.all_reduce_sum(&mut count);
+        count[0] > 0.0
+    }
+}
+
+/// A run of one process: every collective leaves the data as it is.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SingleProcess;
+
+impl Communicator for SingleProcess {
+    fn rank(&self) -> usize {
+        0
+    }
+    fn world_size(&self) -> usize {
+        1
+    }
+    fn local_rank(&self) -> usize {
+        0
+    }
+    fn all_reduce_sum(&self, _data: &mut [f32]) {}
+    fn all_gather(&self, mine: &[f32], all: &mut [f32]) {
+        all.copy_from_slice(mine);
+    }
+    fn broadcast(&self, _data: &mut [f32]) {}
+    fn broadcast_bytes(&self, _data: &mut [u8]) {}
+    fn barrier(&self) {}
+    fn abort(&self, code: i32) -> ! {
+        std::process::exit(code)
+    }
+}
+
+/// The communicator of this process: MPI's when it was started by an MPI
+/// launcher (`mpirun`, `srun`) with more than one process and the `mpi`
+/// feature is on, else [`SingleProcess`]. Without a launcher MPI is not
+/// touched at all, so a plain run behaves exactly as without the feature.
+pub fn launch() -> Result<Box<dyn Communicator>, String> {
+    #[cfg(feature = "mpi")]
+    if super::mpi::launched_by_mpi() {
+        if let Some(mpi) = super::mpi::MpiCommunicator::init()? {
+            return Ok(Box::new(mpi));
+        }
+    }
+    #[cfg(not(feature = "mpi"))]
+    if let Some(size) = launcher_world_size().filter(|&n| n > 1) {
+        return Err(format!(
+            "started as one of {size} processes, but this build has no MPI support; rebuild with --features mpi"
+        ));
+    }
+    Ok(Box::new(SingleProcess))
+}
+
+/// The number of processes a launcher says it started (`mpirun` of Open MPI
+/// or MPICH, Slurm's `srun`: not `sbatch` alone), if any.
+pub(crate) fn launcher_world_size() -> Option<usize> {
+    ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_STEP_NUM_TASKS"]
+        .iter()
+        .find_map(|var| std::env::var(var).ok()?.trim().parse().ok())
+}

@@ -1,0 +1,106 @@
+//! One data-parallel training step, and what the trainer asks of the other
+//! ranks around it.
+//!
+//! It is [`train_step`](crate::train::train_step) with two exchanges added
+//! between backward and the update:
+//!
+//! ```text
+//! zero the gradients; forward + backward on this rank's micro-batches
+//! all-reduce [loss, not finite?]   every rank gets the mean loss, and all
+//!                                  stop together if any rank's was bad
+//! all-reduce the gradients ÷ N     in buckets (buckets.rs)
+//! clip the global norm             the same on every rank: same gradients
+//! AdamW                            the whole model, or with ZeRO this
+//!                                  rank's shard + all-gather (zero.rs)
+//! ```
+
+use std::rc::Rc;
+
+use autograd::nn::Module;
+use autograd::optim::{clip_grad_norm, AdamW, Optimizer};
+use autograd::Var;
+
+use super::{all_reduce_mean_gradients, broadcast_parameters, Communicator, ShardedAdamW};
+use crate::train::{backward_micro_batches, NonFiniteLoss, StepOutcome};
+
+pub struct DataParallel {
+    comm: Rc<dyn Communicator>,
+    /// `--zero 1`: AdamW's moments sharded across the ranks, once
+    /// [`DataParallel::start`] has built the shards.
+    zero: bool,
+    sharded: Option<ShardedAdamW>,
+    started: bool,
+    /// Bytes of gradients the last step handed to all-reduce.
+    pub exchanged_bytes: usize,
+}
+
+impl DataParallel {
+    pub fn new(comm: Rc<dyn Communicator>, zero: bool) -> DataParallel {
+        DataParallel { comm, zero, sharded: None, started: false, exchanged_bytes: 0 }
+    }
+
+    pub fn comm(&self) -> &dyn Communicator {
+        &*self.comm
+    }
+
+    /// Before the first step (later calls do nothing): rank 0's weights to
+    /// every rank, and with ZeRO the optimizer's state cut into this rank's
+    /// shard (the full moments that a resumed `opt` holds are dropped).
+    pub fn start(&mut self, opt: &mut AdamW) {
+        if self.started {
+            return;
+        }
+        self.started = true;
+        broadcast_parameters(&*self.comm, opt.params());
+        if self.zero {
+            let sharded = ShardedAdamW::new(opt, self.comm.rank(), self.comm.world_size());
+            *opt = AdamW::with_options(opt.params().to_vec(), opt.lr, opt.betas, opt.eps, opt.weight_decay);
+            self.sharded = Some(sharded);
+        }
+    }
+
+    /// Whether `flag` (say, Ctrl-C) is set on any rank.
+    pub fn any(&self, flag: bool) -> bool {
+        self.comm.any(flag)
+    }
+
+    /// [`train_step`](crate::train::train_step) across the ranks: the same
+    /// arguments, the same outcome on every rank.
+    pub fn train_step<M: Module, B>(
+        &mut self,
+        model: &mut M,
+        opt: &mut AdamW,
+        lr: f64,
+        micro_batches: &[B],
+        loss_of_batch: impl Fn(&M, &B) -> Var,
+        max_norm: f64,
+    ) -> Result<StepOutcome, NonFiniteLoss> {
+        assert!(!micro_batches.is_empty(), "a training step needs at least one batch");
+        opt.set_learning_rate(lr);
+        model.set_training(true);
+        opt.zero_grad();
+        let mine = backward_micro_batches(model, micro_batches, loss_of_batch);
+        let bad = !mine.is_finite();
+        let mut agreed = [if bad { 0.0 } else { mine as f32 }, if bad { 1.0 } else { 0.0 }];
+        self.comm.all_reduce_sum(&mut agreed);
+        if agreed[1] > 0.0 {
+            // The rank that saw it reports its value; the others NaN.
+            return Err(NonFiniteLoss(if bad { mine } else { f64::NAN }));
+        }
+        let loss = agreed[0] as f64 / self.comm.world_size() as f64;
+        self.exchanged_bytes = all_reduce_mean_gradients(&*self.comm, opt.params());
+        let grad_norm = clip_grad_norm(opt.params(), max_norm);
+        match &mut self.sharded {
+            None => opt.step(),
+            Some(sharded) => sharded.step(&*self.comm, opt.params(), lr),
+        }
+        Ok(StepOutcome { loss, grad_norm })
+    }
+
+    /// The optimizer a checkpoint should save: with ZeRO the moments
+    /// gathered from every rank (every rank must call this), else `None`
+    /// (`opt` itself holds them).
+    pub fn gathered_optimizer(&self, opt: &AdamW) -> Option<AdamW> {
+        self.sharded.as_ref().map(|sharded| sharded.gather(&*self.comm, opt))
+    }
+}
