@@ -32,7 +32,9 @@ pub struct EndTokensError {
 /// The ids that end generation for the model in `dir` (see the module
 /// notes); empty when neither the folder nor the tokenizer names one.
 pub fn end_token_ids(dir: &Path, tokenizer: &AnyTokenizer) -> Result<Vec<u32>, EndTokensError> {
-    for file in [GENERATION_CONFIG_FILE, crate::weights::hf::CONFIG_FILE] {
+    // A single-file model (GGUF) has no folder files: its tokenizer says.
+    let files = if dir.is_dir() { &[GENERATION_CONFIG_FILE, crate::weights::hf::CONFIG_FILE][..] } else { &[] };
+    for file in files {
         if let Some(ids) = eos_in_file(&dir.join(file))? {
             return Ok(ids);
         }

@@ -208,12 +208,12 @@ fn classifier_learns_the_builtin_topics() {
 
 #[test]
 fn instruction_prompts_longer_than_the_context_are_an_error() {
-    use gpt::finetune::instruct::{encode_record, fit_instructions, InstructOptions};
+    use gpt::finetune::instruct::{encode_record, fit_instructions, InstructOptions, PromptStyle};
     use gpt::finetune::instruct_data::builtin_instructions;
     let records = builtin_instructions(20, 0);
     let text: String = records.iter().map(|r| format!("{} {} {}", r.instruction, r.input, r.output)).collect();
     let tokenizer = AnyTokenizer::Bpe(train_bpe(&text, 300).unwrap());
-    let encoded: Vec<_> = records.iter().map(|r| encode_record(&tokenizer, r).unwrap()).collect();
+    let encoded: Vec<_> = records.iter().map(|r| encode_record(&tokenizer, &PromptStyle::Alpaca, r).unwrap()).collect();
     let config =
         GPTConfig { vocab_size: tokenizer.vocab_size(), context_length: 16, ..GPTConfig::preset("nano").unwrap() };
     let mut model = GPTModel::new(config, &mut Generator::seed(0));

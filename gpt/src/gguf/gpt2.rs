@@ -34,8 +34,8 @@ use super::reader::{GgufFile, TensorInfo};
 use super::tokenizer;
 use super::value::Value;
 use super::writer::GgufWriter;
-use crate::model::{GPTConfig, GPTModel, Projection, TokenEmbedding};
 use crate::model::build::{tensor_specs, Init, LayerSource};
+use crate::model::{GPTConfig, GPTModel, Projection, TokenEmbedding};
 use crate::quant::{QuantEmbedding, QuantLinear};
 use crate::tokenizer::AnyTokenizer;
 
@@ -105,10 +105,7 @@ pub fn export(
     }
     let config = &model.config;
     if !config.model_type.is_gpt2() {
-        return Err(fail(format!(
-            "GGUF export writes GPT-2 models so far; this one is {}",
-            config.model_type.name()
-        )));
+        return Err(fail(format!("GGUF export writes GPT-2 models so far; this one is {}", config.model_type.name())));
     }
     let arch = &GPT2;
     let params = f32_parameters(model).map_err(fail)?;
@@ -344,7 +341,14 @@ impl LoadedSource {
 impl LayerSource for LoadedSource {
     type Error = std::convert::Infallible;
 
-    fn projection(&mut self, name: &str, _: usize, _: usize, bias: bool, _: f64) -> Result<Box<dyn Projection>, Self::Error> {
+    fn projection(
+        &mut self,
+        name: &str,
+        _: usize,
+        _: usize,
+        bias: bool,
+        _: f64,
+    ) -> Result<Box<dyn Projection>, Self::Error> {
         let bias = bias.then(|| self.dense(&format!("{name}.bias")));
         Ok(match self.take(&format!("{name}.weight")) {
             Loaded::Dense(w) => Box::new(Linear::from_weights(Var::parameter(w), bias.map(Var::parameter))),
