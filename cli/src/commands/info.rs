@@ -22,7 +22,7 @@ use gpt::model::{GPTConfig, PRESETS};
 use serde::Serialize;
 
 use crate::common::{human_bytes, outln, print_json};
-use gpt::quant::memory::{rule_of_thumb_bytes, weight_bytes, RULE_OF_THUMB_OVERHEAD};
+use gpt::quant::memory::{kv_cache_bytes_per_token, rule_of_thumb_bytes, weight_bytes, RULE_OF_THUMB_OVERHEAD};
 use gpt::quant::Scheme;
 
 #[derive(clap::Args)]
@@ -78,8 +78,43 @@ struct Info {
     quantization: Option<&'static str>,
     /// Weights + gradients + AdamW's two f32 moments, training in f32.
     training_bytes_f32_adamw: u64,
+    /// The KV cache in f32 and f16: per token, and with the whole context
+    /// cached; and what full multi-head attention (one K/V head per query
+    /// head) would take, to show grouped-query attention's saving.
+    kv_cache: KvCacheBytes,
     #[serde(skip_serializing_if = "Option::is_none")]
     training_cost: Option<TrainingCost>,
+}
+
+#[derive(Serialize)]
+struct KvCacheBytes {
+    per_token_f32: u64,
+    per_token_f16: u64,
+    full_context_f32: u64,
+    full_context_f16: u64,
+    /// With as many K/V heads as query heads, f16, full context.
+    full_context_f16_multi_head: u64,
+    /// The window a sliding-window layer keeps (`None`: the whole context).
+    window: Option<usize>,
+}
+
+impl KvCacheBytes {
+    fn of(config: &GPTConfig) -> Self {
+        let per_token = |bytes| kv_cache_bytes_per_token(config, bytes);
+        // With a window on every layer the rolling cache holds at most
+        // the window, however long the text.
+        let window = config.sliding_window.filter(|_| config.full_attention_layers == 0);
+        let held = window.unwrap_or(config.context_length).min(config.context_length) as u64;
+        let multi_head = GPTConfig { n_kv_heads: None, ..config.clone() };
+        KvCacheBytes {
+            per_token_f32: per_token(4),
+            per_token_f16: per_token(2),
+            full_context_f32: per_token(4) * held,
+            full_context_f16: per_token(2) * held,
+            full_context_f16_multi_head: kv_cache_bytes_per_token(&multi_head, 2) * held,
+            window,
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -126,7 +161,11 @@ pub fn run(mut args: Args) -> Result<i32> {
         _ => bail!("give --model DIR or --preset NAME"),
     };
     let n = config.num_parameters();
-    let embedding = (config.vocab_size + config.context_length) * config.emb_dim;
+    // The token table, the position table (learned positions only) and an
+    // untied head.
+    let positions = if config.rope.is_none() { config.context_length } else { 0 };
+    let head = if config.tie_embeddings { 0 } else { config.vocab_size };
+    let embedding = (config.vocab_size + positions + head) * config.emb_dim;
     let info = Info {
         weight_bytes: Memory::by_scheme(|s| weight_bytes(&config, s)),
         rule_of_thumb_bytes: Memory::by_scheme(|s| Some(rule_of_thumb_bytes(&config, s))),
@@ -137,6 +176,7 @@ pub fn run(mut args: Args) -> Result<i32> {
         embedding_parameters: embedding,
         embedding_share: embedding as f64 / n as f64,
         training_bytes_f32_adamw: 16 * n as u64,
+        kv_cache: KvCacheBytes::of(&config),
         training_cost: args.train_tokens.as_deref().map(parse_tokens).transpose()?.map(|d| training_cost(&config, d)),
         config,
     };
@@ -146,16 +186,28 @@ pub fn run(mut args: Args) -> Result<i32> {
     }
     let c = &info.config;
     outln!(
-        "GPT-2 architecture: {} layers, {} heads, width {}, context {}, vocabulary {}",
+        "{} architecture: {} layers, {} heads, width {}, context {}, vocabulary {}",
+        c.model_type.name(),
         c.n_layers,
         c.n_heads,
         c.emb_dim,
         c.context_length,
         c.vocab_size
     )?;
+    if !c.model_type.is_gpt2() {
+        let window = c.sliding_window.map_or(String::new(), |w| format!(", sliding window {w}"));
+        outln!(
+            "  {} key/value heads of size {}, SwiGLU width {}, {} head{window}",
+            c.kv_heads(),
+            c.head_dim(),
+            c.mlp_width(),
+            if c.tie_embeddings { "tied" } else { "untied" }
+        )?;
+    }
     outln!("parameters:           {:>15}  ({})", group(info.parameters), human_count(info.parameters))?;
     outln!("  trainable:          {:>15}", group(info.trainable_parameters))?;
-    outln!("  embeddings (tied):  {:>15}  ({:.1}% of the total)", group(embedding), 100.0 * info.embedding_share)?;
+    let tied = if info.config.tie_embeddings { "(tied)" } else { "(+ head)" };
+    outln!("  embeddings {tied:<8} {:>15}  ({:.1}% of the total)", group(embedding), 100.0 * info.embedding_share)?;
     if let Some(scheme) = info.quantization {
         outln!("this folder holds {scheme} weights (for inference only)")?;
     }
@@ -175,6 +227,23 @@ pub fn run(mut args: Args) -> Result<i32> {
         "training in f32 with AdamW (weights + gradients + 2 moments = 16 B/param): {} plus activations",
         human_bytes(info.training_bytes_f32_adamw)
     )?;
+    let kv = &info.kv_cache;
+    let held = kv.window.map_or(format!("the full context ({})", c.context_length), |w| format!("its window ({w})"));
+    outln!(
+        "KV cache: {} per token in f32, {} in f16; {} in f16 with {held} cached",
+        human_bytes(kv.per_token_f32),
+        human_bytes(kv.per_token_f16),
+        human_bytes(kv.full_context_f16)
+    )?;
+    if c.kv_heads() < c.n_heads {
+        outln!(
+            "  grouped-query attention ({} K/V heads for {} query heads) saves {:.0}×: full multi-head would take {}",
+            c.kv_heads(),
+            c.n_heads,
+            kv.full_context_f16_multi_head as f64 / kv.full_context_f16.max(1) as f64,
+            human_bytes(kv.full_context_f16_multi_head)
+        )?;
+    }
     if let Some(cost) = &info.training_cost {
         outln!(
             "training on {:.3e} tokens: ≈ 6 × parameters × tokens + attention = {:.2e} FLOPs",

@@ -123,7 +123,7 @@ pub fn preset(name: &str) -> Option<GPTConfig> {
             context_length: 64,
             n_kv_heads: Some(2),
             tie_embeddings: true,
-            ..GPTConfig::llama(64, 2, 4, 176)
+            ..GPTConfig::llama(64, 2, 4, 192)
         },
         "llama-2-7b" => published(Llama, 32000, 4096, 11008, 32, 32, 32, 4096, 1e4, false).config(),
         "llama-3.2-1b" => {
