@@ -23,7 +23,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
-use safetensors::{Dtype, SafeTensors};
+mod common;
+use common::parity::{assert_close, assert_scalar_close, read_fixture};
+
 use scratchgpt::autograd::loss::cross_entropy;
 use scratchgpt::autograd::nn::Module;
 use scratchgpt::autograd::no_grad;
@@ -52,34 +54,7 @@ fn model() -> GPTModel {
 
 /// Every tensor of `gpt2_parity.safetensors` by name (float32 and int64).
 fn reference() -> BTreeMap<String, Tensor> {
-    let path = fixtures_dir().join("gpt2_parity.safetensors");
-    let bytes = std::fs::read(&path).unwrap_or_else(|e| {
-        panic!(
-            "cannot read {} ({e}); generate it with `python3 scripts/make_gpt2_fixtures.py` \
-             (needs `pip install torch transformers safetensors`)",
-            path.display()
-        )
-    });
-    let st = SafeTensors::deserialize(&bytes).unwrap_or_else(|e| panic!("{}: {e:?}", path.display()));
-    st.tensors()
-        .into_iter()
-        .map(|(name, view)| {
-            let shape = view.shape().to_vec();
-            let t = match view.dtype() {
-                Dtype::F32 => Tensor::from_vec(
-                    view.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect::<Vec<_>>(),
-                    shape,
-                ),
-                Dtype::I64 => Tensor::from_vec(
-                    view.data().chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().unwrap())).collect::<Vec<_>>(),
-                    shape,
-                ),
-                d => panic!("{}: {name} has dtype {d:?}; expected F32 or I64", path.display()),
-            }
-            .unwrap();
-            (name, t)
-        })
-        .collect()
+    read_fixture(&fixtures_dir().join("gpt2_parity.safetensors"), "scripts/make_gpt2_fixtures.py")
 }
 
 fn get<'a>(r: &'a BTreeMap<String, Tensor>, name: &str) -> &'a Tensor {
@@ -90,40 +65,6 @@ fn get<'a>(r: &'a BTreeMap<String, Tensor>, name: &str) -> &'a Tensor {
 fn is_conv1d_weight(name: &str) -> bool {
     name.ends_with(".weight")
         && [".attn.c_attn", ".attn.c_proj", ".mlp.c_fc", ".mlp.c_proj"].iter().any(|m| name.contains(m))
-}
-
-// ----- comparing --------------------------------------------------------------------
-
-/// Checks |got − want| ≤ atol + rtol·|want| elementwise (NumPy's `allclose`)
-/// and returns the largest absolute difference, for the log.
-fn assert_close(what: &str, got: &Tensor, want: &Tensor, rtol: f64, atol: f64) -> f64 {
-    assert_eq!(got.dims(), want.dims(), "{what}: shape");
-    let (g, w) = (got.to_f64_vec(), want.to_f64_vec());
-    let mut worst: Option<(usize, f64)> = None;
-    let mut max_abs = 0.0f64;
-    for (i, (a, b)) in g.iter().zip(&w).enumerate() {
-        let diff = (a - b).abs();
-        max_abs = max_abs.max(diff);
-        let excess = if diff.is_nan() { f64::INFINITY } else { diff - (atol + rtol * b.abs()) };
-        if excess > 0.0 && worst.is_none_or(|(_, e)| excess > e) {
-            worst = Some((i, excess));
-        }
-    }
-    if let Some((i, _)) = worst {
-        panic!(
-            "{what}: element {i} is {} but PyTorch has {} (|diff| {:.3e} > atol {atol:e} + rtol {rtol:e}·|want|)",
-            g[i],
-            w[i],
-            (g[i] - w[i]).abs()
-        );
-    }
-    max_abs
-}
-
-fn assert_scalar_close(what: &str, got: f64, want: f64, tol: f64) -> f64 {
-    let diff = (got - want).abs();
-    assert!(diff <= tol, "{what}: {got} but PyTorch has {want} (|diff| {diff:.3e} > {tol:e})");
-    diff
 }
 
 // ----- forward and backward ------------------------------------------------------------
