@@ -212,8 +212,11 @@ mod tests {
         fn broadcast(&self, data: &mut [f32]) {
             data.copy_from_slice(&self.exchange(data)[0]);
         }
-        fn broadcast_bytes(&self, _data: &mut [u8]) {
-            unimplemented!("not used here")
+        fn broadcast_bytes(&self, data: &mut [u8]) {
+            // Every byte is exact as an f32.
+            let mut values: Vec<f32> = data.iter().map(|&b| b as f32).collect();
+            self.broadcast(&mut values);
+            data.iter_mut().zip(values).for_each(|(b, v)| *b = v as u8);
         }
         fn barrier(&self) {
             self.table.1.wait();

@@ -27,7 +27,8 @@ use half::{bf16, f16};
 use super::ggml_type::GgmlType;
 
 /// `values` (whole blocks of `ty`) stored as `ty`. Callers check that the
-/// values are finite (a NaN has no quantized form).
+/// values are finite (a NaN has no quantized form), and that `ty` is one we
+/// write: the k-quants are read only (`export` refuses them first).
 pub fn quantize(ty: GgmlType, values: &[f32]) -> Vec<u8> {
     assert!(values.len().is_multiple_of(ty.block_size()), "quantize: {} values is not whole {ty} blocks", values.len());
     match ty {
@@ -36,7 +37,7 @@ pub fn quantize(ty: GgmlType, values: &[f32]) -> Vec<u8> {
         GgmlType::BF16 => values.iter().flat_map(|&v| bf16::from_f32(v).to_le_bytes()).collect(),
         GgmlType::Q8_0 => values.chunks_exact(32).flat_map(q8_0).collect(),
         GgmlType::Q4_0 => values.chunks_exact(32).flat_map(q4_0).collect(),
-        GgmlType::Q4_K | GgmlType::Q6_K => unimplemented!("{ty} is read, not written"),
+        GgmlType::Q4_K | GgmlType::Q6_K => panic!("quantize: {ty} is read, not written; export refuses it first"),
     }
 }
 
