@@ -355,3 +355,38 @@ fn gradcheck_prints_its_seed_and_refuses_an_unknown_op() {
     fails_with(&["gradcheck", "--op", "maxx"], "maximum");
     fails_with(&["gradcheck", "--tier", "kernel", "--op", "reshape"], "no case in the chosen --tier");
 }
+
+#[test]
+fn max_shard_size_splits_the_run_and_its_checkpoint_and_both_load() {
+    let dir = scratch_dir("shards");
+    let data = dir.join("data.txt");
+    std::fs::write(&data, "the cat sat on the mat. ".repeat(40)).unwrap();
+    let run = dir.join("run");
+    let (d, r) = (data.to_str().unwrap(), run.to_str().unwrap());
+    let train = |extra: &[&str]| {
+        let mut args = vec!["train", "--data", d, "--json"];
+        args.extend(extra);
+        let out = scratchgpt(&args);
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    let new_run = ["--tokenizer", "char", "--preset", "nano", "--batch-size", "2", "--context", "16"];
+    let quiet = ["--eval-every", "0", "--sample-every", "0", "--steps", "2", "--out", r, "--max-shard-size", "20KB"];
+    train(&[&new_run[..], &quiet[..]].concat());
+    for folder in [run.clone(), run.join("checkpoint")] {
+        let index: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(folder.join("model.safetensors.index.json")).unwrap()).unwrap();
+        let mut shards: Vec<&str> = index["weight_map"].as_object().unwrap().values().map(|v| v.as_str().unwrap()).collect();
+        shards.sort();
+        shards.dedup();
+        assert!(shards.len() > 2, "{}: {shards:?}", folder.display());
+        assert!(!folder.join("model.safetensors").exists(), "{}: a single file beside the shards", folder.display());
+        for shard in &shards {
+            assert!(folder.join(shard).is_file(), "{shard} missing in {}", folder.display());
+        }
+    }
+    // The sharded checkpoint resumes, and the sharded model generates.
+    train(&["--resume", r, "--steps", "3"]);
+    let out = scratchgpt(&["generate", "--model", r, "--prompt", "the", "--max-new-tokens", "4"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    fails_with(&["train", "--steps", "1", "--max-shard-size", "5 parsecs"], "unknown unit");
+}

@@ -82,16 +82,31 @@ impl std::fmt::Display for UserError {
 }
 impl std::error::Error for UserError {}
 
+/// clap's message for a command line it cannot parse, on one line: what
+/// is wrong, without the usage block that follows it.
+fn one_line_usage_error(rendered: &str) -> String {
+    let said: Vec<&str> = rendered
+        .lines()
+        .take_while(|line| !line.starts_with("Usage:") && !line.starts_with("For more information"))
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect();
+    format!("{} (see --help)", said.join(" "))
+}
+
 /// Runs the command line and returns the process exit code.
 pub fn main() -> i32 {
     tensor::pool::keep_freed_memory();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => {
-            // Help and version are not errors.
-            let code = if e.use_stderr() { 2 } else { 0 };
+        // Help and version are not errors.
+        Err(e) if !e.use_stderr() => {
             let _ = e.print();
-            return code;
+            return 0;
+        }
+        Err(e) => {
+            eprintln!("{}", one_line_usage_error(&e.render().to_string()));
+            return 2;
         }
     };
     let result = match cli.command {

@@ -49,9 +49,10 @@ const OUR_FILES: [&str; 14] = [
     OPTIMIZER_FILE,
 ];
 /// Folders inside one of ours, and the files they hold.
-const CHECKPOINT_FILES: [&str; 8] = [
+const CHECKPOINT_FILES: [&str; 9] = [
     CONFIG_FILE,
     WEIGHTS_FILE,
+    WEIGHTS_INDEX_FILE,
     VOCAB_FILE,
     MERGES_FILE,
     CHAR_VOCAB_FILE,

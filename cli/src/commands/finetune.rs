@@ -52,6 +52,11 @@ pub struct TrainFlags {
     /// Replace --out even if it holds something other than a model.
     #[arg(long)]
     force: bool,
+    /// The largest weights file of the saved model, as transformers'
+    /// max_shard_size (5GB, 500MB, 2GiB, or bytes); larger models are split
+    /// into model-0000K-of-0000N.safetensors with an index.
+    #[arg(long, default_value = "5GB", value_parser = gpt::weights::shards::parse_size)]
+    max_shard_size: usize,
 }
 
 impl TrainFlags {
@@ -250,7 +255,7 @@ pub fn classify(mut args: ClassifyArgs) -> Result<i32> {
             save_adapter(&model.gpt, &stage.join("adapter"), &args.model.display().to_string())?;
         }
         model.merge();
-        Ok(model.save(stage, &tokenizer)?)
+        Ok(model.save_sharded(stage, &tokenizer, args.train.max_shard_size)?)
     })?;
     if fit.interrupted() {
         return interrupted(steps, Some(&args.out), args.train.json);
@@ -365,7 +370,7 @@ pub fn instruct(mut args: InstructArgs) -> Result<i32> {
             save_adapter(&gpt, &stage.join("adapter"), &args.model.display().to_string())?;
             merge_lora(&mut gpt);
         }
-        save_with_tokenizer_files(&gpt, &tokenizer, &args.model, stage)
+        save_with_tokenizer_files(&gpt, &tokenizer, &args.model, stage, args.train.max_shard_size)
     })?;
     if opts.fit.interrupted() {
         return interrupted(steps, Some(&args.out), args.train.json);
@@ -425,10 +430,11 @@ fn save_with_tokenizer_files(
     tokenizer: &gpt::tokenizer::AnyTokenizer,
     source: &Path,
     stage: &Path,
+    max_shard_bytes: usize,
 ) -> Result<()> {
     let is_json = matches!(tokenizer, gpt::tokenizer::AnyTokenizer::Hf(_))
         || source.join(gpt::tokenizer::TOKENIZER_JSON_FILE).is_file();
-    gpt::weights::save_model(gpt, stage, (!is_json).then_some(tokenizer))?;
+    gpt::weights::save_model_sharded(gpt, stage, (!is_json).then_some(tokenizer), max_shard_bytes)?;
     let copied = if is_json { &[gpt::tokenizer::TOKENIZER_JSON_FILE][..] } else { &[] };
     for name in copied.iter().chain(&TOKENIZER_SIDE_FILES) {
         let from = source.join(name);

@@ -83,6 +83,11 @@ pub struct Args {
     /// training run, other files), once the new run is saved.
     #[arg(long)]
     force: bool,
+    /// The largest weights file the run folder and its checkpoints get, as
+    /// transformers' max_shard_size (5GB, 500MB, 2GiB, or bytes); larger
+    /// models are split into model-0000K-of-0000N.safetensors with an index.
+    #[arg(long, default_value = "5GB", value_parser = gpt::weights::shards::parse_size)]
+    max_shard_size: usize,
     #[arg(long, default_value_t = 50, conflicts_with = "resume")]
     eval_every: usize,
     #[arg(long, default_value_t = 100, conflicts_with = "resume")]
@@ -293,6 +298,7 @@ pub fn run(args: Args) -> Result<i32> {
     };
     let root = comm.is_root();
     let out_dir = out.dir.clone();
+    trainer.set_max_shard_bytes(args.max_shard_size);
 
     // The model, and with it the optimizer's parameters, move to the GPU;
     // batches are made on the host and copied over as the model reads them.

@@ -108,7 +108,13 @@ impl GptClassifier {
     /// `classifier.safetensors` (`score.weight`, `score.bias`) and
     /// `classifier.json`.
     pub fn save(&self, dir: &Path, tokenizer: &AnyTokenizer) -> Result<(), FinetuneError> {
-        weights::save_model(&self.gpt, dir, Some(tokenizer))?;
+        self.save_sharded(dir, tokenizer, weights::DEFAULT_MAX_SHARD_BYTES)
+    }
+
+    /// [`GptClassifier::save`] with the GPT's weights in shards of at most
+    /// `max_shard_bytes`.
+    pub fn save_sharded(&self, dir: &Path, tokenizer: &AnyTokenizer, max_shard_bytes: usize) -> Result<(), FinetuneError> {
+        weights::save_model_sharded(&self.gpt, dir, Some(tokenizer), max_shard_bytes)?;
         let mut tensors = vec![("score.weight".to_string(), self.score.weight.data())];
         if let Some(b) = &self.score.bias {
             tensors.push(("score.bias".to_string(), b.data()));

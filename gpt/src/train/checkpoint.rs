@@ -79,16 +79,19 @@ impl TrainerState {
 }
 
 /// Writes a checkpoint into `dir`, replacing any previous one atomically.
+/// The weights go into shards of at most `max_shard_bytes`, as
+/// [`weights::save_model_sharded`] writes them.
 pub fn save_checkpoint(
     dir: &Path,
     model: &GPTModel,
     opt: &AdamW,
     state: &TrainerState,
     tokenizer: &AnyTokenizer,
+    max_shard_bytes: usize,
 ) -> Result<(), WeightsError> {
     settle_dir(dir).map_err(|e| WeightsError::io(dir, e))?;
     let tmp = staging_dir(dir).map_err(|e| WeightsError::io(dir, e))?;
-    weights::save_model(model, &tmp, Some(tokenizer))?;
+    weights::save_model_sharded(model, &tmp, Some(tokenizer), max_shard_bytes)?;
     let mut moments = Vec::new();
     for (i, (name, _)) in model.named_parameters().into_iter().enumerate() {
         if let Some((m, v, _)) = opt.state(i) {

@@ -88,6 +88,8 @@ pub struct Trainer {
     metrics: MetricsLog,
     /// The other ranks of a data-parallel run; `None` for one process.
     parallel: Option<DataParallel>,
+    /// The largest weights shard the run folder and its checkpoints get.
+    max_shard_bytes: usize,
 }
 
 /// The name of the checkpoint folder inside a run's output folder.
@@ -262,7 +264,18 @@ impl Trainer {
         }
         let opt = AdamW::with_options(model.parameters(), o.lr, (0.9, 0.95), 1e-8, o.weight_decay);
         let metrics = MetricsLog::new(&out_dir);
-        Ok(Trainer { model, opt, loader, val_tokens: val, tokenizer, state, out_dir, metrics, parallel })
+        Ok(Trainer {
+            model,
+            opt,
+            loader,
+            val_tokens: val,
+            tokenizer,
+            state,
+            out_dir,
+            metrics,
+            parallel,
+            max_shard_bytes: weights::DEFAULT_MAX_SHARD_BYTES,
+        })
     }
 
     /// Whether this process reports and writes: the only one, or rank 0.
@@ -277,6 +290,13 @@ impl Trainer {
 
     pub fn state(&self) -> &TrainerState {
         &self.state
+    }
+
+    /// Splits the weights the run saves (the final model and every
+    /// checkpoint) into shards of at most `bytes`, as `transformers`'
+    /// `max_shard_size` does; 5 GB unless set.
+    pub fn set_max_shard_bytes(&mut self, bytes: usize) {
+        self.max_shard_bytes = bytes;
     }
 
     pub fn tokenizer(&self) -> &AnyTokenizer {
@@ -412,7 +432,7 @@ impl Trainer {
         settle_dir(&out).map_err(io(&out))?;
         let stage = staging_dir(&out).map_err(io(&out))?;
         let written = (|| {
-            weights::save_model(&self.model, &stage, Some(&self.tokenizer))?;
+            weights::save_model_sharded(&self.model, &stage, Some(&self.tokenizer), self.max_shard_bytes)?;
             self.save_checkpoint_in(&checkpoint_dir(&stage), gathered.as_ref())?;
             if self.metrics.path().is_file() {
                 std::fs::copy(self.metrics.path(), stage.join(METRICS_FILE)).map_err(io(self.metrics.path()))?;
@@ -491,7 +511,7 @@ impl Trainer {
         let opt = gathered.unwrap_or(&self.opt);
         self.state.dropout_rng = self.model.dropout_state();
         self.state.adam_steps = (0..self.model.parameters().len()).map(|i| opt.state(i).map_or(0, |s| s.2)).collect();
-        save_checkpoint(dir, &self.model, opt, &self.state, &self.tokenizer)?;
+        save_checkpoint(dir, &self.model, opt, &self.state, &self.tokenizer, self.max_shard_bytes)?;
         Ok(())
     }
 }
