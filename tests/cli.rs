@@ -375,7 +375,8 @@ fn max_shard_size_splits_the_run_and_its_checkpoint_and_both_load() {
     for folder in [run.clone(), run.join("checkpoint")] {
         let index: serde_json::Value =
             serde_json::from_slice(&std::fs::read(folder.join("model.safetensors.index.json")).unwrap()).unwrap();
-        let mut shards: Vec<&str> = index["weight_map"].as_object().unwrap().values().map(|v| v.as_str().unwrap()).collect();
+        let mut shards: Vec<&str> =
+            index["weight_map"].as_object().unwrap().values().map(|v| v.as_str().unwrap()).collect();
         shards.sort();
         shards.dedup();
         assert!(shards.len() > 2, "{}: {shards:?}", folder.display());

@@ -21,6 +21,7 @@ pub mod loss;
 pub mod nn;
 pub mod ops;
 pub mod optim;
+pub mod profile;
 mod var;
 
 pub use grad_mode::{is_grad_enabled, no_grad, NoGradGuard};

@@ -49,10 +49,12 @@ use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
 
 use tensor::{DType, Shape, Tensor};
 
 use crate::grad_mode::is_grad_enabled;
+use crate::profile::{self, Phase};
 
 /// The derivative half of a differentiable op.
 pub trait BackwardOp: Send + Sync {
@@ -181,9 +183,16 @@ impl Var {
     /// save nothing when nobody will differentiate.
     pub fn from_op<B: BackwardOp + 'static>(data: Tensor, inputs: &[&Var], make_op: impl FnOnce() -> B) -> Var {
         if is_grad_enabled() && inputs.iter().any(|v| v.requires_grad()) {
-            let node = Node { inputs: inputs.iter().map(|&v| v.clone()).collect(), op: Arc::new(make_op()) };
+            let op = make_op();
+            if profile::is_recording() {
+                profile::forward_done(op.name());
+            }
+            let node = Node { inputs: inputs.iter().map(|&v| v.clone()).collect(), op: Arc::new(op) };
             Var::make(data, true, Some(node))
         } else {
+            if profile::is_recording() {
+                profile::forward_done(profile::type_short_name::<B>());
+            }
             Var::make(data, false, None)
         }
     }
@@ -319,8 +328,14 @@ impl Var {
                 panic!("backward: trying to backward through the graph a second time (its saved values were freed)")
             });
             let mut needs: Vec<bool> = node.inputs.iter().map(Var::requires_grad).collect();
+            let started = profile::is_recording().then(Instant::now);
             node.scatter_into_existing(&grad, &mut needs, &mut grads);
-            for (input, g) in node.input_grads(&grad, &needs) {
+            let input_grads: Vec<(&Var, Tensor)> = node.input_grads(&grad, &needs).collect();
+            let summing = started.map(|start| {
+                profile::record(node.op.name(), Phase::Backward, start.elapsed());
+                Instant::now()
+            });
+            for (input, g) in input_grads {
                 // The chain rule's sum over paths: input.grad += g.
                 match grads.entry(input.id()) {
                     Entry::Occupied(mut sum) => sum.get_mut().add_(&g),
@@ -328,6 +343,9 @@ impl Var {
                         slot.insert(g);
                     }
                 }
+            }
+            if let Some(start) = summing {
+                profile::record("(gradient sums)", Phase::Backward, start.elapsed());
             }
         }
     }

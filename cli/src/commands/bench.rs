@@ -15,6 +15,10 @@
 //! finished the step, `--precision bf16` runs the matrix products in bf16
 //! (autocast), and the report adds MFU: the achieved FLOP/s as a fraction
 //! of the GPU's dense bf16 peak ([`bf16_peak_flops`]).
+//!
+//! `train --ops` (CPU) also says where the step's time goes: each op's
+//! forward and backward milliseconds per step and its share of the step,
+//! recorded by `autograd::profile` over the timed steps.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -107,6 +111,10 @@ pub struct TrainArgs {
     /// GPU: let f32 matrix products use TF32 tensor cores.
     #[arg(long)]
     tf32: bool,
+    /// CPU: also time every op of the timed steps, forward and backward,
+    /// and print each one's share of the step (`autograd::profile`).
+    #[arg(long)]
+    ops: bool,
     #[arg(long)]
     json: bool,
 }
@@ -215,6 +223,44 @@ struct TrainReport {
     /// on a GPU.
     #[serde(skip_serializing_if = "Option::is_none")]
     peak_gflops: Option<f64>,
+    /// With `--ops`: each op's time per step, the largest first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    ops: Vec<OpShare>,
+}
+
+/// One op's part of a training step (`bench train --ops`).
+#[derive(Serialize)]
+struct OpShare {
+    op: &'static str,
+    forward_ms: f64,
+    backward_ms: f64,
+    /// Of the whole step, optimizer included.
+    share: f64,
+}
+
+/// The recorded op times of `steps` steps as per-step shares of `step_secs`.
+fn op_shares(times: &[autograd::profile::OpTime], steps: usize, step_secs: f64) -> Vec<OpShare> {
+    use autograd::profile::Phase;
+    let mut shares: Vec<OpShare> = Vec::new();
+    for t in times {
+        let ms = t.total.as_secs_f64() * 1e3 / steps as f64;
+        let row = match shares.iter_mut().position(|s| s.op == t.name) {
+            Some(i) => &mut shares[i],
+            None => {
+                shares.push(OpShare { op: t.name, forward_ms: 0.0, backward_ms: 0.0, share: 0.0 });
+                shares.last_mut().expect("just pushed")
+            }
+        };
+        match t.phase {
+            Phase::Forward | Phase::Other => row.forward_ms += ms,
+            Phase::Backward => row.backward_ms += ms,
+        }
+    }
+    for s in &mut shares {
+        s.share = (s.forward_ms + s.backward_ms) / (step_secs * 1e3);
+    }
+    shares.sort_by(|a, b| b.share.total_cmp(&a.share));
+    shares
 }
 
 pub fn run(cmd: BenchCommand) -> Result<i32> {
@@ -231,6 +277,9 @@ fn train(args: TrainArgs) -> Result<i32> {
     crate::common::set_precision(&args.precision, device)?;
     if (args.flash_attention || args.tf32) && !device.is_cuda() {
         bail!("--flash-attention and --tf32 need --device cuda");
+    }
+    if args.ops && device.is_cuda() {
+        bail!("--ops times ops on the CPU; a GPU's launches return before the work is done");
     }
     tensor::ops::attention::set_flash(args.flash_attention);
     tensor::device::set_tf32(args.tf32);
@@ -253,16 +302,31 @@ fn train(args: TrainArgs) -> Result<i32> {
         for i in 0..args.warmup + args.steps {
             let x = random_ids(&mut gen, config.vocab_size, b, t);
             let y = random_ids(&mut gen, config.vocab_size, b, t);
+            let profiling = args.ops && i >= args.warmup;
+            if profiling && i == args.warmup {
+                autograd::profile::start();
+            }
             let start = Instant::now();
             opt.zero_grad();
+            autograd::profile::mark();
             let loss = cross_entropy(&model.forward(&x), &y);
             loss.backward();
+            let stepping = Instant::now();
             opt.step();
+            if profiling {
+                autograd::profile::record("AdamW step", autograd::profile::Phase::Other, stepping.elapsed());
+            }
             device.synchronize()?;
             if i >= args.warmup {
                 times.push(start.elapsed().as_secs_f64());
             }
         }
+        let ops = if args.ops {
+            let mean = times.iter().sum::<f64>() / times.len() as f64;
+            op_shares(&autograd::profile::stop(), args.steps, mean)
+        } else {
+            Vec::new()
+        };
         let secs = median(times);
         let n = model.num_parameters();
         let tokens = (b * t) as f64;
@@ -282,6 +346,7 @@ fn train(args: TrainArgs) -> Result<i32> {
             precision: args.precision.clone(),
             mfu,
             peak_gflops: cpu_peak.map(|peak| peak / 1e9),
+            ops,
         })
     })?;
     if !device.is_cuda() {
@@ -317,6 +382,14 @@ fn train(args: TrainArgs) -> Result<i32> {
             report.tokens_per_s,
             report.gflops,
         )?;
+        if !report.ops.is_empty() {
+            outln!("{:<18} {:>11} {:>11} {:>7}", "op", "forward ms", "backward ms", "share")?;
+            for s in &report.ops {
+                outln!("{:<18} {:>11.2} {:>11.2} {:>6.1}%", s.op, s.forward_ms, s.backward_ms, 100.0 * s.share)?;
+            }
+            let covered: f64 = report.ops.iter().map(|s| s.share).sum();
+            outln!("(the rest of the step, {:.1}%, is the graph's bookkeeping)", 100.0 * (1.0 - covered).max(0.0))?;
+        }
     }
     Ok(0)
 }

@@ -113,7 +113,12 @@ impl GptClassifier {
 
     /// [`GptClassifier::save`] with the GPT's weights in shards of at most
     /// `max_shard_bytes`.
-    pub fn save_sharded(&self, dir: &Path, tokenizer: &AnyTokenizer, max_shard_bytes: usize) -> Result<(), FinetuneError> {
+    pub fn save_sharded(
+        &self,
+        dir: &Path,
+        tokenizer: &AnyTokenizer,
+        max_shard_bytes: usize,
+    ) -> Result<(), FinetuneError> {
         weights::save_model_sharded(&self.gpt, dir, Some(tokenizer), max_shard_bytes)?;
         let mut tensors = vec![("score.weight".to_string(), self.score.weight.data())];
         if let Some(b) = &self.score.bias {
