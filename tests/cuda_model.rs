@@ -238,3 +238,52 @@ fn half_precision_weights_run_inference() {
 fn on_gpu(t: &Tensor) -> Tensor {
     t.to_device(Device::Cuda(0)).unwrap()
 }
+
+/// The Llama family on the GPU (RMSNorm, rotary embeddings with llama3
+/// scaling, SwiGLU, grouped-query attention, a sliding window, q/k/v biases
+/// and QK-norm): each `transformers` fixture of `tests/llama_parity.rs`
+/// gives transformers' logits and gradients on the GPU too, and the same
+/// greedy tokens with and without the KV cache (the rolling window's
+/// included).
+#[test]
+#[ignore = "needs a CUDA device"]
+fn the_llama_family_matches_transformers_on_the_gpu() {
+    if skip_without_gpu() {
+        return;
+    }
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/llama_family");
+    for case in ["llama", "mistral", "qwen2", "qwen3"] {
+        let dir = root.join(case);
+        let r =
+            common::parity::read_fixture(&dir.join("expected.safetensors"), "scripts/make_llama_family_fixtures.py");
+        let mut model = scratchgpt::gpt::weights::load_model(&dir).expect("fixture model");
+        model.eval();
+        model.to_device(gpu()).expect("model to the GPU");
+        let ids = &r["ids"];
+        let logits = model.forward(ids);
+        let want = &r["logits"];
+        assert_close(&format!("{case}: logits"), want, &logits.data(), Tolerance::of_scale(want, 1e-4));
+        let t = ids.dim(1);
+        cross_entropy(&logits.narrow(1, 0, t - 1), &ids.narrow(1, 1, t - 1).contiguous()).backward();
+        for (name, param) in model.named_parameters() {
+            let hf = scratchgpt::gpt::weights::hf::hf_name(&model.config, &name);
+            let want = &r[&format!("grad.{hf}")];
+            let got = param.grad().unwrap_or_else(|| panic!("{case}: {name} has no gradient"));
+            assert_close(&format!("{case}: d loss / d {hf}"), want, &got, Tolerance::of_scale(want, 1e-3));
+        }
+        let ids_of = |t: &Tensor| t.to_vec::<i64>().iter().map(|&i| i as u32).collect::<Vec<u32>>();
+        let (prompt, want) = (ids_of(&r["prompt"]), ids_of(&r["greedy_cached"]));
+        for use_cache in [true, false] {
+            let new_tokens = want.len() - prompt.len();
+            let opts = GenerateOptions {
+                max_new_tokens: new_tokens,
+                temperature: 0.0,
+                use_cache,
+                stop_token: None,
+                ..Default::default()
+            };
+            let got: Vec<u32> = prompt.iter().copied().chain(generate(&model, &prompt, &opts, |_| {})).collect();
+            assert_eq!(got, want, "{case}: greedy tokens, cache {use_cache}");
+        }
+    }
+}

@@ -116,7 +116,7 @@ mod tests {
 
     #[test]
     fn a_step_is_charged_to_its_ops_forward_and_backward() {
-        let x = Var::parameter(Tensor::from_vec((0..12).map(|i| i as f32).collect(), [3, 4]));
+        let x = Var::parameter(Tensor::from_vec((0..12).map(|i| i as f32).collect(), [3, 4]).unwrap());
         start();
         mark();
         let y = x.exp().sum_all();

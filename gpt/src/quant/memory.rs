@@ -58,15 +58,22 @@ pub fn weight_bytes(config: &GPTConfig, scheme: Option<Scheme>) -> Option<u64> {
 
 /// Bytes one decoding step reads with `cached` positions in the KV cache:
 /// every weight once (the token embedding as the tied head's matrix), but
-/// of the position table only its one row, plus the cached keys and values
+/// of the position table only its one row, and of an untied model's token
+/// table (its head is a separate matrix) only its one row, plus the cached keys and values
 /// (f32) that attention reads in every layer. Decoding a single sequence
 /// does so little arithmetic per byte that this, over the memory's read
 /// speed, bounds its tokens per second. `None` as for [`weight_bytes`].
 pub fn decode_bytes_per_token(config: &GPTConfig, scheme: Option<Scheme>, cached: usize) -> Option<u64> {
     let c = config.emb_dim as u64;
     let positions_unread = if config.rope.is_none() { 4 * (config.context_length as u64 - 1) * c } else { 0 };
+    let token_rows_unread = if config.tie_embeddings {
+        0
+    } else {
+        let table = matrix_bytes(config.vocab_size, config.emb_dim, scheme)?;
+        table - table / config.vocab_size as u64
+    };
     let kv_cache = kv_cache_bytes_per_token(config, 4) * cached as u64;
-    Some(weight_bytes(config, scheme)? - positions_unread + kv_cache)
+    Some(weight_bytes(config, scheme)? - positions_unread - token_rows_unread + kv_cache)
 }
 
 /// Bytes the KV cache holds per position, at `bytes_per_value` (4 for
@@ -106,5 +113,21 @@ mod tests {
         assert!((501e6..503e6).contains(&(decode as f64)), "{decode}");
         let odd = GPTConfig { emb_dim: 48, n_heads: 4, ..c };
         assert_eq!(weight_bytes(&odd, Some(Scheme::Int4)), None);
+    }
+
+    #[test]
+    fn llama_decoding_reads_one_row_of_an_untied_token_table_and_grouped_kv() {
+        // Llama 3.1 8B: untied head, 8 of 32 heads hold K/V, no position table.
+        let c = GPTConfig::preset("llama-3.1-8b").unwrap();
+        assert!(!c.tie_embeddings && c.rope.is_some());
+        let n = c.num_parameters() as u64;
+        let (v, width) = (c.vocab_size as u64, c.emb_dim as u64);
+        let decode = decode_bytes_per_token(&c, None, 10).unwrap();
+        // 32 layers × (K, V) × 10 positions × 8 heads × 128 floats.
+        assert_eq!(decode, 4 * n - 4 * (v - 1) * width + 4 * 2 * 32 * 10 * 8 * 128);
+        // Tied (SmolLM2): the table is the head, read whole.
+        let tied = GPTConfig::preset("smollm2-135m").unwrap();
+        assert!(tied.tie_embeddings);
+        assert_eq!(decode_bytes_per_token(&tied, None, 0), weight_bytes(&tied, None));
     }
 }
