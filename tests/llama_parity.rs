@@ -174,3 +174,17 @@ fn presets_count_parameters_as_transformers_does() {
         assert_eq!(GPTConfig::from_hf_json(&config.to_hf_json(None)).unwrap(), config, "{name}");
     }
 }
+
+/// Writes our save of each fixture model to `target/llama-family-roundtrip/<case>`
+/// for the Python side, which loads it with `transformers` and compares its
+/// logits with the fixture's:
+/// `python3 scripts/check_hf_roundtrip.py target/llama-family-roundtrip/llama tests/fixtures/llama_family/llama/expected.safetensors`.
+#[test]
+#[ignore = "writes target/llama-family-roundtrip/<case> for scripts/check_hf_roundtrip.py"]
+fn save_for_transformers_roundtrip() {
+    for case in CASES {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/llama-family-roundtrip").join(case);
+        save_model(&model(case), &dir, None).unwrap();
+        println!("saved {}", dir.display());
+    }
+}
