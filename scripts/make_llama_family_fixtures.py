@@ -32,9 +32,11 @@ import os
 import torch
 from safetensors.torch import save_file
 from transformers import AutoConfig, AutoModelForCausalLM
+from make_gpt2_fixtures import windowed_loss  # the same windows for every model family
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures", "llama_family")
 VOCAB, T, PROMPT, NEW = 64, 12, 5, 8
+EVAL_TOKENS = 150
 
 SMALL = dict(
     vocab_size=VOCAB,
@@ -132,6 +134,14 @@ def main():
                 )
                 out["greedy_cached" if use_cache else "greedy_uncached"] = greedy
         assert torch.equal(out["greedy_cached"], out["greedy_uncached"]), case
+
+        # Windowed evaluation of a stream longer than the context (windows of
+        # max_position_embeddings + 1 tokens, as `gpt::eval::evaluate` cuts it).
+        stream = torch.randint(0, VOCAB, (EVAL_TOKENS,), generator=gen)
+        eval_loss, count = windowed_loss(model, stream, SMALL["max_position_embeddings"])
+        out["eval.stream"] = stream
+        out["eval.loss"] = torch.tensor([eval_loss], dtype=torch.float32)
+        out["eval.count"] = torch.tensor([count])
 
         opt = torch.optim.AdamW(model.parameters(), lr=1e-2, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.1)
         losses = []

@@ -14,8 +14,9 @@
 //!
 //! Every norm weight and bias is perturbed away from its initial value so a
 //! norm or bias read from the wrong tensor shows. Checked for each: logits,
-//! the causal-LM loss, the gradient of every parameter, ten AdamW steps, and
-//! greedy generation with and without the KV cache; and a folder saved here
+//! the causal-LM loss, the gradient of every parameter, ten AdamW steps,
+//! greedy generation with and without the KV cache, and the windowed
+//! evaluation loss of a stream longer than the context; and a folder saved here
 //! loads back with the same config and logits.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -29,6 +30,7 @@ use scratchgpt::autograd::nn::Module;
 use scratchgpt::autograd::no_grad;
 use scratchgpt::autograd::optim::{AdamW, Optimizer};
 use scratchgpt::autograd::Var;
+use scratchgpt::gpt::eval::evaluate;
 use scratchgpt::gpt::generate::{generate, GenerateOptions};
 use scratchgpt::gpt::model::{GPTConfig, GPTModel, PRESETS};
 use scratchgpt::gpt::weights::{hf::hf_name, load_config, load_model, save_model};
@@ -121,6 +123,23 @@ fn ten_adamw_steps_follow_transformers() {
         let logits = no_grad(|| model.forward(ids)).data();
         // The same drift, through the logits of weights moved ten times.
         assert_close(&format!("{case}: logits after ten steps"), &logits, get(&r, "adamw_logits"), 1e-2, 2e-3);
+    }
+}
+
+/// `gpt::eval::evaluate` over a stream longer than the context, in windows
+/// of context + 1 tokens (Mistral's sliding window of 4 inside each), as the
+/// script computed it with transformers; batching windows changes nothing.
+#[test]
+fn windowed_eval_loss_matches_transformers() {
+    for case in CASES {
+        let (model, r) = (model(case), reference(case));
+        let stream = ids_of(get(&r, "eval.stream"));
+        let want = get(&r, "eval.loss").item_f64();
+        for batch_size in [1, 2] {
+            let got = evaluate(&model, &stream, model.config.context_length, batch_size).expect("a long enough stream");
+            assert_eq!(got.tokens as i64, get(&r, "eval.count").to_vec::<i64>()[0], "{case}: tokens predicted");
+            assert_scalar_close(&format!("{case}: windowed eval loss, batch {batch_size}"), got.loss, want, 1e-4);
+        }
     }
 }
 
