@@ -391,3 +391,41 @@ fn max_shard_size_splits_the_run_and_its_checkpoint_and_both_load() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     fails_with(&["train", "--steps", "1", "--max-shard-size", "5 parsecs"], "unknown unit");
 }
+
+/// A Llama-family folder with a config this program cannot run, or an index
+/// naming a shard that is not there: one line naming the file, exit 2.
+#[test]
+fn a_bad_llama_folder_is_one_line_naming_the_file() {
+    let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/llama_family/llama");
+    let dir = scratch_dir("bad-llama");
+    let model = dir.join("model");
+    std::fs::create_dir_all(&model).unwrap();
+    for name in ["config.json", "model.safetensors"] {
+        std::fs::copy(fixture.join(name), model.join(name)).unwrap();
+    }
+    let m = model.to_str().unwrap();
+    let config: serde_json::Value = serde_json::from_slice(&std::fs::read(model.join("config.json")).unwrap()).unwrap();
+    let cases: [(&str, serde_json::Value, &str); 4] = [
+        ("model_type", "gemma4".into(), "model_type \"gemma4\" is not supported"),
+        ("num_key_value_heads", 3.into(), "num_key_value_heads 3 does not divide num_attention_heads 4"),
+        ("num_attention_heads", 5.into(), "heads"),
+        ("rope_scaling", serde_json::json!({"rope_type": "wavy", "factor": 2.0}), "wavy"),
+    ];
+    for (key, value, needle) in cases {
+        let mut bad = config.clone();
+        bad[key] = value;
+        if key == "rope_scaling" {
+            // transformers 5 writes the scaling inside rope_parameters.
+            bad["rope_parameters"]["rope_type"] = "wavy".into();
+        }
+        std::fs::write(model.join("config.json"), bad.to_string()).unwrap();
+        fails_with(&["info", "--model", m], needle);
+        fails_with(&["info", "--model", m], "config.json");
+    }
+    std::fs::write(model.join("config.json"), config.to_string()).unwrap();
+    // An index that names a shard which is not in the folder.
+    std::fs::rename(model.join("model.safetensors"), model.join("model-00001-of-00002.safetensors")).unwrap();
+    let index = serde_json::json!({"metadata": {}, "weight_map": {"model.embed_tokens.weight": "model-00002-of-00002.safetensors"}});
+    std::fs::write(model.join("model.safetensors.index.json"), index.to_string()).unwrap();
+    fails_with(&["eval", "--model", m, "--data", m], "model-00002-of-00002.safetensors");
+}
