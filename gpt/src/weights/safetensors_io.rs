@@ -81,11 +81,32 @@ impl SafetensorsFile {
     pub fn tensor(&self, name: &str) -> Result<Tensor, WeightsError> {
         let st = self.parsed();
         let view = st.tensor(name).map_err(|_| self.missing(name))?;
-        view_to_tensor(&view).ok_or_else(|| WeightsError::DType {
+        let tensor = view_to_tensor(&view).ok_or_else(|| WeightsError::DType {
             path: self.path.clone(),
             name: name.into(),
             dtype: format!("{:?}", view.dtype()),
-        })
+        })?;
+        self.release(view.data());
+        Ok(tensor)
+    }
+
+    /// Drops the mapped pages of `bytes`, a tensor already copied out, from
+    /// this process's resident memory. A loader that reads every tensor
+    /// once then peaks at the weights it built plus one tensor, not plus the
+    /// whole file; the pages stay in the OS's file cache, and reading the
+    /// tensor again faults them back in from there.
+    fn release(&self, bytes: &[u8]) {
+        #[cfg(unix)]
+        {
+            let offset = bytes.as_ptr() as usize - self.mmap.as_ptr() as usize;
+            // SAFETY: the map is read-only and backed by the file, so
+            // MADV_DONTNEED loses nothing: later reads see the file's bytes,
+            // which `open`'s caveat already assumes nobody changes.
+            let _ =
+                unsafe { self.mmap.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, offset, bytes.len()) };
+        }
+        #[cfg(not(unix))]
+        let _ = bytes;
     }
 
     /// A tensor whose shape must be `expected`.
