@@ -352,6 +352,8 @@ fn the_walk_goes_from_tiny_to_tiny_llama_and_its_tensors_count_every_parameter()
     assert!(lines(1).contains(&"- wpe.weight [128, 256]".to_string()), "{:?}", lines(1));
     assert!(lines(1).contains(&"+ layers.0.mlp.gate_proj.weight [1024, 256]".to_string()), "{:?}", lines(1));
     assert_eq!(lines(1).len(), 34, "layer 0 and the top level only: {:?}", lines(1));
+    let norms = changes(&walk[0].config, &walk[1].config).into_iter().find(|p| p.0 == "norms").unwrap();
+    assert_eq!((norms.1, norms.2), (9 * 2 * 256, 9 * 256), "LayerNorm's weight and bias, RMSNorm's weight");
     let kv =
         ["k_proj.weight [256, 256] → [128, 256]", "k_proj.bias [256] → [128]", "v_proj.weight [256, 256] → [128, 256]"];
     assert_eq!(lines(3)[..3], kv.map(|l| format!("~ layers.0.self_attn.{l}")), "{:?}", lines(3));
