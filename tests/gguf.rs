@@ -225,3 +225,54 @@ fn bad_files_and_outputs_fail_in_one_line() {
         "byte-level BPE",
     );
 }
+
+/// The Llama family through GGUF and back, in the library: each kind of
+/// block (`llama` with grouped-query attention and an untied head, whose
+/// query and key rows are stored in llama.cpp's interleaved order; `qwen2`
+/// with q/k/v biases; `qwen3` with QK-norm and a head size that is not
+/// width ÷ heads) comes back with its config and exactly its logits in
+/// f32, and within Q8_0's rounding in q8_0.
+#[test]
+fn the_llama_family_round_trips_through_gguf() {
+    use scratchgpt::autograd::nn::Module;
+    use scratchgpt::gpt::model::{GPTConfig, GPTModel, ModelType, Rotary};
+    use scratchgpt::tensor::rope::RopeScaling;
+    use scratchgpt::tensor::{Generator, Tensor};
+
+    let (run, _) = bpe_model("llama-family");
+    let tokenizer = scratchgpt::gpt::weights::load_tokenizer(&run).unwrap().expect("a tokenizer");
+    let base = |model_type| GPTConfig {
+        model_type,
+        vocab_size: 300,
+        context_length: 32,
+        n_kv_heads: Some(2),
+        rope: Some(Rotary { theta: 500_000.0, scaling: RopeScaling::Linear { factor: 2.0 } }),
+        layer_norm_eps: 1e-6,
+        ..GPTConfig::llama(64, 2, 4, 96)
+    };
+    let configs = [
+        base(ModelType::Llama),
+        GPTConfig { qkv_bias: true, tie_embeddings: true, ..base(ModelType::Qwen2) },
+        GPTConfig { qk_norm: true, head_size: Some(32), tie_embeddings: true, ..base(ModelType::Qwen3) },
+    ];
+    let ids = Tensor::from_vec((0..24).map(|i| (i * 37 % 300) as i64).collect::<Vec<_>>(), [2, 12]).unwrap();
+    for config in configs {
+        let model = GPTModel::new(config.clone(), &mut Generator::seed(5));
+        // Norm weights away from one, so a norm read from the wrong tensor shows.
+        for (name, p) in model.named_parameters() {
+            if name.contains("norm") {
+                p.update_data(|t| *t = t.add(&t.rand_like(&mut Generator::seed(9)).mul_scalar(0.4).add_scalar(-0.2)));
+            }
+        }
+        let want = model.forward(&ids).data();
+        for (ty, tolerance) in [(GgmlType::F32, 0.0), (GgmlType::Q8_0, 0.05)] {
+            let path = run.parent().unwrap().join(format!("{}-{ty}.gguf", config.model_type.name()));
+            scratchgpt::gpt::gguf::export(&model, &tokenizer, ty, "test", &path).unwrap();
+            let (loaded, _) = scratchgpt::gpt::gguf::load(&path).unwrap();
+            assert_eq!(loaded.config, config, "{}: config", config.model_type.name());
+            let got = loaded.forward(&ids).data();
+            let worst = want.sub(&got).abs().max_all().item_f64();
+            assert!(worst <= tolerance, "{} {ty}: logits differ by {worst}", config.model_type.name());
+        }
+    }
+}

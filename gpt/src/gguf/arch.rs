@@ -17,6 +17,9 @@ pub struct Architecture {
     /// (llama.cpp's converter does the same for GPT-2); loading checks the
     /// copy and uses the embedding.
     pub tied_head: Option<(&'static str, &'static str)>,
+    /// Whether llama.cpp rotates neighbouring pairs of a head (`llama`), so
+    /// that the query and key rows are stored reordered (`gguf::llama`).
+    pub rope_interleaved: bool,
 }
 
 pub const GPT2: Architecture = Architecture {
@@ -40,10 +43,40 @@ pub const GPT2: Architecture = Architecture {
         ("ln_f.bias", "output_norm.bias"),
     ],
     tied_head: Some(("output.weight", "token_embd.weight")),
+    rope_interleaved: false,
 };
 
+/// The Llama family's tensors (`llama`, `qwen2`, `qwen3` name them alike;
+/// the biases are Qwen2's, the q/k norms Qwen3's).
+const LLAMA_TENSORS: &[(&str, &str)] = &[
+    ("embed_tokens.weight", "token_embd.weight"),
+    ("layers.{N}.input_layernorm.weight", "blk.{N}.attn_norm.weight"),
+    ("layers.{N}.self_attn.q_proj.weight", "blk.{N}.attn_q.weight"),
+    ("layers.{N}.self_attn.k_proj.weight", "blk.{N}.attn_k.weight"),
+    ("layers.{N}.self_attn.v_proj.weight", "blk.{N}.attn_v.weight"),
+    ("layers.{N}.self_attn.q_proj.bias", "blk.{N}.attn_q.bias"),
+    ("layers.{N}.self_attn.k_proj.bias", "blk.{N}.attn_k.bias"),
+    ("layers.{N}.self_attn.v_proj.bias", "blk.{N}.attn_v.bias"),
+    ("layers.{N}.self_attn.q_norm.weight", "blk.{N}.attn_q_norm.weight"),
+    ("layers.{N}.self_attn.k_norm.weight", "blk.{N}.attn_k_norm.weight"),
+    ("layers.{N}.self_attn.o_proj.weight", "blk.{N}.attn_output.weight"),
+    ("layers.{N}.post_attention_layernorm.weight", "blk.{N}.ffn_norm.weight"),
+    ("layers.{N}.mlp.gate_proj.weight", "blk.{N}.ffn_gate.weight"),
+    ("layers.{N}.mlp.up_proj.weight", "blk.{N}.ffn_up.weight"),
+    ("layers.{N}.mlp.down_proj.weight", "blk.{N}.ffn_down.weight"),
+    ("norm.weight", "output_norm.weight"),
+    ("lm_head.weight", "output.weight"),
+];
+
+pub const LLAMA: Architecture =
+    Architecture { name: "llama", tensors: LLAMA_TENSORS, tied_head: None, rope_interleaved: true };
+pub const QWEN2: Architecture =
+    Architecture { name: "qwen2", tensors: LLAMA_TENSORS, tied_head: None, rope_interleaved: false };
+pub const QWEN3: Architecture =
+    Architecture { name: "qwen3", tensors: LLAMA_TENSORS, tied_head: None, rope_interleaved: false };
+
 /// Every architecture this crate reads and writes.
-pub const ARCHITECTURES: [&Architecture; 1] = [&GPT2];
+pub const ARCHITECTURES: [&Architecture; 4] = [&GPT2, &LLAMA, &QWEN2, &QWEN3];
 
 /// The architecture named `name`.
 pub fn find(name: &str) -> Option<&'static Architecture> {

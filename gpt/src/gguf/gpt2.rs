@@ -1,4 +1,6 @@
-//! GPT-2 to and from GGUF, in llama.cpp's `gpt2` layout.
+//! Our models to and from GGUF: GPT-2 in llama.cpp's `gpt2` layout, as
+//! below, and the Llama family as `llama`, `qwen2` or `qwen3`
+//! (`gguf::llama` says what differs).
 //!
 //! Tensors: our parameters under llama.cpp's names (`arch::GPT2`), plus
 //! `output.weight`, the tied head written out as a copy of
@@ -29,6 +31,7 @@ use tensor::{DType, Tensor};
 use super::arch::{self, Architecture, GPT2};
 use super::error::GgufError;
 use super::ggml_type::GgmlType;
+use super::llama;
 use super::quantize::quantize;
 use super::reader::{GgufFile, TensorInfo};
 use super::tokenizer;
@@ -104,10 +107,7 @@ pub fn export(
         return Err(fail(format!("{matrices} is read but not written; export f32, f16, bf16, q8_0 or q4_0")));
     }
     let config = &model.config;
-    if !config.model_type.is_gpt2() {
-        return Err(fail(format!("GGUF export writes GPT-2 models so far; this one is {}", config.model_type.name())));
-    }
-    let arch = &GPT2;
+    let arch = llama::architecture_of(config).map_err(fail)?;
     let params = f32_parameters(model).map_err(fail)?;
     let mut w = GgufWriter::new();
     w.set("general.architecture", Value::String(arch.name.into()));
@@ -115,13 +115,20 @@ pub fn export(
     w.set("general.file_type", Value::U32(file_type(matrices)));
     w.set("general.quantization_version", Value::U32(2));
     w.set(EXPORTER_KEY, Value::String(format!("scratchgpt {}", env!("CARGO_PKG_VERSION"))));
-    let u32_of = |n: usize| Value::U32(n as u32);
-    w.set(&arch::key(arch, "context_length"), u32_of(config.context_length));
-    w.set(&arch::key(arch, "embedding_length"), u32_of(config.emb_dim));
-    w.set(&arch::key(arch, "feed_forward_length"), u32_of(4 * config.emb_dim));
-    w.set(&arch::key(arch, "block_count"), u32_of(config.n_layers));
-    w.set(&arch::key(arch, "attention.head_count"), u32_of(config.n_heads));
-    w.set(&arch::key(arch, "attention.layer_norm_epsilon"), Value::F32(config.layer_norm_eps as f32));
+    if config.model_type.is_gpt2() {
+        let u32_of = |n: usize| Value::U32(n as u32);
+        w.set(&arch::key(arch, "context_length"), u32_of(config.context_length));
+        w.set(&arch::key(arch, "embedding_length"), u32_of(config.emb_dim));
+        w.set(&arch::key(arch, "feed_forward_length"), u32_of(4 * config.emb_dim));
+        w.set(&arch::key(arch, "block_count"), u32_of(config.n_layers));
+        w.set(&arch::key(arch, "attention.head_count"), u32_of(config.n_heads));
+        w.set(&arch::key(arch, "attention.layer_norm_epsilon"), Value::F32(config.layer_norm_eps as f32));
+    } else {
+        llama::write_hyperparameters(&mut w, arch, config).map_err(fail)?;
+        if let Some(bos) = config.bos_token_id {
+            w.set(tokenizer::BOS_KEY, Value::U32(bos));
+        }
+    }
     for (key, value) in tokenizer::to_metadata(tokenizer, config.vocab_size).map_err(fail)? {
         w.set(key, value);
     }
@@ -135,7 +142,7 @@ pub fn export(
     };
     let mut head = None;
     for entry in tensor_specs(config) {
-        let gguf_name = arch.gguf_name(&entry.name).expect("every GPT-2 parameter has a GGUF name");
+        let gguf_name = arch.gguf_name(&entry.name).expect("every parameter has a GGUF name");
         let t = params.get(&entry.name).ok_or_else(|| fail(format!("the model has no parameter {}", entry.name)))?;
         let values = t.to_dtype(DType::F32).contiguous_data::<f32>().to_vec();
         let shape = entry.shape.clone();
@@ -151,7 +158,10 @@ pub fn export(
         } else {
             report.f32_parameters += values.len();
         }
-        let bytes = quantize(ty, &values);
+        let mut bytes = quantize(ty, &values);
+        if arch.rope_interleaved && llama::is_rotated_weight(&entry.name) {
+            bytes = llama::to_interleaved(&bytes, shape[0], config.head_dim());
+        }
         if Some(gguf_name.as_str()) == arch.tied_head.map(|(_, embedding)| embedding) {
             head = Some((shape.clone(), ty, bytes.clone()));
         }
@@ -225,9 +235,14 @@ enum Loaded {
 
 /// A Q4_0 `[rows, cols]` tensor as our int4: the same nibbles, the f16
 /// scales gathered into their own array.
-fn q4_0_as_int4(file: &GgufFile, info: &TensorInfo, rows: usize, cols: usize) -> Result<QuantMatrix, GgufError> {
+fn q4_0_as_int4(
+    file: &GgufFile,
+    info: &TensorInfo,
+    data: &[u8],
+    rows: usize,
+    cols: usize,
+) -> Result<QuantMatrix, GgufError> {
     let block = GgmlType::Q4_0.block_bytes();
-    let data = file.data(info);
     let mut packed = Vec::with_capacity(data.len() / block * 16);
     let mut scales = Vec::with_capacity(data.len() / block);
     for b in data.chunks_exact(block) {
@@ -241,12 +256,13 @@ fn q4_0_as_int4(file: &GgufFile, info: &TensorInfo, rows: usize, cols: usize) ->
     Ok(QuantMatrix::from_parts(rows, cols, QuantData::Int4 { packed, scales }))
 }
 
-fn load_tensor(file: &GgufFile, info: &TensorInfo, matrix: bool) -> Result<Loaded, GgufError> {
+/// Tensor `info`, whose bytes (in row order) are `data`.
+fn load_tensor(file: &GgufFile, info: &TensorInfo, data: &[u8], matrix: bool) -> Result<Loaded, GgufError> {
     let shape = info.shape();
     if matrix && info.ty == GgmlType::Q4_0 {
-        return q4_0_as_int4(file, info, shape[0], shape[1]).map(Loaded::Packed);
+        return q4_0_as_int4(file, info, data, shape[0], shape[1]).map(Loaded::Packed);
     }
-    let values = file.dequantize(info);
+    let values = super::dequant::dequantize(info.ty, data);
     // A NaN or an infinity would silently turn every output into NaN.
     if let Some(bad) = values.iter().find(|v| !v.is_finite()) {
         return Err(
@@ -256,8 +272,8 @@ fn load_tensor(file: &GgufFile, info: &TensorInfo, matrix: bool) -> Result<Loade
     Ok(Loaded::Dense(Tensor::from_vec(values, shape).expect("numel matches the shape")))
 }
 
-/// Loads a GGUF file: its model (GPT-2; other architectures are refused
-/// by name) and the tokenizer in its metadata.
+/// Loads a GGUF file: its model (GPT-2 or the Llama family; other
+/// architectures are refused by name) and the tokenizer in its metadata.
 pub fn load(path: &Path) -> Result<(GPTModel, AnyTokenizer), GgufError> {
     let file = GgufFile::open(path)?;
     let model = model_from(&file)?;
@@ -276,11 +292,11 @@ pub fn model_from(file: &GgufFile) -> Result<GPTModel, GgufError> {
     let arch = arch::find(arch_name).ok_or_else(|| {
         file.error(format!("architecture {arch_name:?} is not supported (supported: {})", supported.join(", ")))
     })?;
-    let config = config_of(file, arch)?;
+    let config = if arch.name == GPT2.name { config_of(file, arch)? } else { llama::config_of(file, arch)? };
     // Every tensor is looked up and its shape checked before any is read.
     let mut expected: Vec<(String, &TensorInfo, bool)> = Vec::new();
     for entry in tensor_specs(&config) {
-        let name = arch.gguf_name(&entry.name).expect("every GPT-2 parameter has a GGUF name");
+        let name = arch.gguf_name(&entry.name).expect("every parameter has a GGUF name");
         let info = file.tensor(&name).ok_or_else(|| file.error(format!("missing tensor {name}")))?;
         if info.shape() != entry.shape.clone() {
             return Err(file.error(format!(
@@ -311,7 +327,13 @@ pub fn model_from(file: &GgufFile) -> Result<GPTModel, GgufError> {
     }
     let mut loaded: HashMap<String, Loaded> = HashMap::new();
     for (ours, info, matrix) in expected {
-        loaded.insert(ours, load_tensor(file, info, matrix)?);
+        let bytes = match arch.rope_interleaved && llama::is_rotated_weight(&ours) {
+            true => {
+                std::borrow::Cow::Owned(llama::from_interleaved(file.data(info), info.shape()[0], config.head_dim()))
+            }
+            false => std::borrow::Cow::Borrowed(file.data(info)),
+        };
+        loaded.insert(ours, load_tensor(file, info, &bytes, matrix)?);
     }
     Ok(assemble(config, loaded))
 }

@@ -22,6 +22,7 @@ pub mod dequant;
 mod error;
 pub mod ggml_type;
 pub mod gpt2;
+pub mod llama;
 pub mod quantize;
 pub mod reader;
 pub mod tokenizer;
