@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::OnceLock;
 
-use common::{binary, fails_with, scratch_dir, scratchgpt};
+use common::{binary, scratch_dir, scratchgpt};
 use scratchgpt::gpt::generate::{generate, GenerateOptions};
 use scratchgpt::gpt::model::GPTConfig;
 use scratchgpt::gpt::tokenizer::SpecialTokens;
@@ -465,7 +465,19 @@ fn tokenizer_and_export_on_a_llama_folder() {
     let want = tokenizer.encode("Which animal says moo?", SpecialTokens::Allow).unwrap();
     let v = json(&["tokenize", "--vocab", s(&t.run), "--text", "Which animal says moo?", "--json"]);
     assert_eq!(ids(&v["ids"]), want);
-    // GGUF export is written for GPT-2: a Llama folder is refused in one line.
-    let gguf = scratch_dir("llama-cli-gguf").join("m.gguf");
-    fails_with(&["export", "--model", s(&t.run), "--format", "gguf", "--out", s(&gguf)], "GPT-2 models so far");
+    // Exported as llama.cpp's `llama`, the file generates the folder's
+    // tokens and scores the folder's loss; Q4_0 loads as int4, close.
+    let dir = scratch_dir("llama-cli-gguf");
+    let want = greedy(&t.run, "Which animal says moo?", 8);
+    let loss = eval_loss(&t.run, &t.corpus);
+    for (to, bound) in [("f32", 0.0), ("q4_0", 0.05)] {
+        let gguf = dir.join(format!("m-{to}.gguf"));
+        let out = json(&["export", "--model", s(&t.run), "--format", "gguf", "--out", s(&gguf), "--to", to, "--json"]);
+        assert_eq!(out["architecture"], "llama", "{out}");
+        if to == "f32" {
+            assert_eq!(greedy(&gguf, "Which animal says moo?", 8), want, "{to}: greedy");
+        }
+        let got = eval_loss(&gguf, &t.corpus);
+        assert!((got - loss).abs() <= bound * loss, "{to}: loss {got} against the folder's {loss}");
+    }
 }
