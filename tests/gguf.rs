@@ -276,3 +276,33 @@ fn the_llama_family_round_trips_through_gguf() {
         }
     }
 }
+
+/// The query and key rows of a Llama model as llama.cpp's converter
+/// reorders them for its `llama` architecture
+/// (`scripts/make_gguf_rope_order_fixture.py`, the converter's own
+/// `permute`) come back, through the loader's reordering, as the Hugging
+/// Face weights they were made from.
+#[test]
+fn query_and_key_rows_are_reordered_as_llama_cpp_stores_them() {
+    use scratchgpt::gpt::gguf::llama::from_interleaved;
+    use scratchgpt::gpt::weights::SafetensorsFile;
+
+    let file =
+        GgufFile::open("tests/fixtures/gguf_rope_order.gguf").expect("run scripts/make_gguf_rope_order_fixture.py");
+    let hf = SafetensorsFile::open("tests/fixtures/llama_family/llama/model.safetensors").unwrap();
+    let mut checked = 0;
+    for info in file.tensors() {
+        let (layer, which) = info.name.strip_prefix("blk.").unwrap().split_once('.').unwrap();
+        let proj = if which.starts_with("attn_q") { "q_proj" } else { "k_proj" };
+        let want = hf.tensor(&format!("model.layers.{layer}.self_attn.{proj}.weight")).unwrap();
+        let rows = info.shape()[0];
+        let bytes = from_interleaved(file.data(info), rows, 8);
+        let got: Vec<f32> = bytes.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
+        assert_eq!(info.shape(), want.dims().to_vec(), "{}", info.name);
+        assert_eq!(got, want.contiguous_data::<f32>().to_vec(), "{}: rows in the wrong order", info.name);
+        // Read as stored, the rows differ: the reordering is not a no-op.
+        assert_ne!(file.dequantize(info), got, "{}", info.name);
+        checked += 1;
+    }
+    assert_eq!(checked, 4, "two layers' q and k");
+}
