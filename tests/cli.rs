@@ -200,6 +200,40 @@ fn bench_commands_report_json() {
         assert!(peak > 0.0 && (mfu - gflops / peak).abs() < 1e-9, "{v}");
     }
 
+    // With --ops, each op's share of the step: the Llama block's ops are
+    // among them, the optimizer is, and the shares cover about the step.
+    let out = scratchgpt(&[
+        "bench",
+        "train",
+        "--preset",
+        "nano-llama",
+        "--batch-size",
+        "2",
+        "--context",
+        "16",
+        "--steps",
+        "2",
+        "--ops",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ops = v["ops"].as_array().unwrap();
+    let named = |op: &str| ops.iter().find(|o| o["op"] == op).unwrap_or_else(|| panic!("no {op} in {v}"));
+    for op in ["linear", "attention", "rms_norm", "rope", "swiglu", "cross_entropy"] {
+        let o = named(op);
+        assert!(o["forward_ms"].as_f64().unwrap() > 0.0 && o["backward_ms"].as_f64().unwrap() > 0.0, "{o}");
+    }
+    assert!(named("AdamW step")["other_ms"].as_f64().unwrap() > 0.0, "{v}");
+    let covered: f64 = ops.iter().map(|o| o["share"].as_f64().unwrap()).sum();
+    assert!((0.5..1.1).contains(&covered), "the ops cover {covered} of the step: {v}");
+    let shares: Vec<f64> = ops.iter().map(|o| o["share"].as_f64().unwrap()).collect();
+    assert!(shares.windows(2).all(|w| w[0] >= w[1]), "largest first: {shares:?}");
+    assert!(
+        v.get("ops").is_some()
+            && scratchgpt(&["bench", "train", "--ops", "--device", "cuda:0"]).status.code() == Some(2)
+    );
+
     let out =
         scratchgpt(&["bench", "generate", "--preset", "nano", "--prompt-tokens", "4", "--new-tokens", "8", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

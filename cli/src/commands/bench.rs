@@ -234,6 +234,8 @@ struct OpShare {
     op: &'static str,
     forward_ms: f64,
     backward_ms: f64,
+    /// Outside the graph: the optimizer step.
+    other_ms: f64,
     /// Of the whole step, optimizer included.
     share: f64,
 }
@@ -247,17 +249,18 @@ fn op_shares(times: &[autograd::profile::OpTime], steps: usize, step_secs: f64) 
         let row = match shares.iter_mut().position(|s| s.op == t.name) {
             Some(i) => &mut shares[i],
             None => {
-                shares.push(OpShare { op: t.name, forward_ms: 0.0, backward_ms: 0.0, share: 0.0 });
+                shares.push(OpShare { op: t.name, forward_ms: 0.0, backward_ms: 0.0, other_ms: 0.0, share: 0.0 });
                 shares.last_mut().expect("just pushed")
             }
         };
         match t.phase {
-            Phase::Forward | Phase::Other => row.forward_ms += ms,
+            Phase::Forward => row.forward_ms += ms,
             Phase::Backward => row.backward_ms += ms,
+            Phase::Other => row.other_ms += ms,
         }
     }
     for s in &mut shares {
-        s.share = (s.forward_ms + s.backward_ms) / (step_secs * 1e3);
+        s.share = (s.forward_ms + s.backward_ms + s.other_ms) / (step_secs * 1e3);
     }
     shares.sort_by(|a, b| b.share.total_cmp(&a.share));
     shares
@@ -383,9 +386,10 @@ fn train(args: TrainArgs) -> Result<i32> {
             report.gflops,
         )?;
         if !report.ops.is_empty() {
-            outln!("{:<18} {:>11} {:>11} {:>7}", "op", "forward ms", "backward ms", "share")?;
+            outln!("{:<18} {:>11} {:>11} {:>9} {:>7}", "op", "forward ms", "backward ms", "other ms", "share")?;
             for s in &report.ops {
-                outln!("{:<18} {:>11.2} {:>11.2} {:>6.1}%", s.op, s.forward_ms, s.backward_ms, 100.0 * s.share)?;
+                let (f, b, o, share) = (s.forward_ms, s.backward_ms, s.other_ms, 100.0 * s.share);
+                outln!("{:<18} {f:>11.2} {b:>11.2} {o:>9.2} {share:>6.1}%", s.op)?;
             }
             let covered: f64 = report.ops.iter().map(|s| s.share).sum();
             outln!("(the rest of the step, {:.1}%, is the graph's bookkeeping)", 100.0 * (1.0 - covered).max(0.0))?;
