@@ -22,7 +22,7 @@ pub struct Selection {
     pub head: Option<usize>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Debug)]
 pub struct AttentionMaps {
     /// The prompt's ids and each one's text.
     pub ids: Vec<u32>,

@@ -26,7 +26,7 @@ pub struct Guess {
     pub prob: f32,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Debug)]
 pub struct Lens {
     /// The prompt's ids and each one's text.
     pub ids: Vec<u32>,
