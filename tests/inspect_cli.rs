@@ -29,9 +29,9 @@ fn inspect_attention_and_lens_write_svg_and_json_and_refuse_bad_input() {
     let svg_arg = svg.to_str().unwrap();
 
     // One layer and head: one T × T map, rows summing to 1, future zero.
-    let v = json(&["inspect", "attention", "--model", model, "--prompt", prompt, "--layer", "1", "--head", "2", "--out", svg_arg, "--json"]);
+    let v = json(&["inspect", "attention", "--model", model, "--prompt", prompt, "--layer", "1", "--head", "1", "--out", svg_arg, "--json"]);
     assert_eq!(v["layers"], serde_json::json!([1]));
-    assert_eq!(v["heads"], serde_json::json!([2]));
+    assert_eq!(v["heads"], serde_json::json!([1]));
     assert_eq!(v["tokens"].as_array().unwrap().len(), t);
     assert_eq!(v["tokens"][5], " ");
     let map = v["weights"][0][0].as_array().unwrap();
