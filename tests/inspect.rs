@@ -75,7 +75,10 @@ fn attention_weights_equal_transformers_rows_sum_to_one_and_masked_keys_are_zero
                             windowed += usize::from(k <= q);
                         }
                         let diff = (got - want[((l * heads + h) * t + q) * t + k]).abs();
-                        assert!(diff <= 1e-5, "{case} layer {l} head {h} [{q}, {k}]: {got} vs transformers, off by {diff}");
+                        assert!(
+                            diff <= 1e-5,
+                            "{case} layer {l} head {h} [{q}, {k}]: {got} vs transformers, off by {diff}"
+                        );
                         worst = worst.max(diff);
                     }
                 }
@@ -154,8 +157,10 @@ fn attention_svg_is_well_formed_with_one_cell_per_query_key_pair_per_head() {
     // Each group's cells lie between it and the next group's start.
     for (n, &start) in groups.iter().enumerate() {
         let end = groups.get(n + 1).copied().unwrap_or(elements.len());
-        let cells =
-            elements[start..end].iter().filter(|e| e.attributes.get("class").map(String::as_str) == Some("cell")).count();
+        let cells = elements[start..end]
+            .iter()
+            .filter(|e| e.attributes.get("class").map(String::as_str) == Some("cell"))
+            .count();
         assert_eq!(cells, t * t, "head group {n}");
     }
     let texts: Vec<&str> = elements.iter().filter(|e| e.name == "text").map(|e| e.text.as_str()).collect();

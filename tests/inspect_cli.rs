@@ -29,7 +29,21 @@ fn inspect_attention_and_lens_write_svg_and_json_and_refuse_bad_input() {
     let svg_arg = svg.to_str().unwrap();
 
     // One layer and head: one T × T map, rows summing to 1, future zero.
-    let v = json(&["inspect", "attention", "--model", model, "--prompt", prompt, "--layer", "1", "--head", "1", "--out", svg_arg, "--json"]);
+    let v = json(&[
+        "inspect",
+        "attention",
+        "--model",
+        model,
+        "--prompt",
+        prompt,
+        "--layer",
+        "1",
+        "--head",
+        "1",
+        "--out",
+        svg_arg,
+        "--json",
+    ]);
     assert_eq!(v["layers"], serde_json::json!([1]));
     assert_eq!(v["heads"], serde_json::json!([1]));
     assert_eq!(v["tokens"].as_array().unwrap().len(), t);
@@ -53,7 +67,19 @@ fn inspect_attention_and_lens_write_svg_and_json_and_refuse_bad_input() {
     // The lens: per layer and position the top K, likeliest first; the
     // picture writes the top token of each cell.
     let lens_svg = dir.join("lens.svg");
-    let v = json(&["inspect", "lens", "--model", model, "--prompt", prompt, "--top", "3", "--out", lens_svg.to_str().unwrap(), "--json"]);
+    let v = json(&[
+        "inspect",
+        "lens",
+        "--model",
+        model,
+        "--prompt",
+        prompt,
+        "--top",
+        "3",
+        "--out",
+        lens_svg.to_str().unwrap(),
+        "--json",
+    ]);
     let top = v["top"].as_array().unwrap();
     assert_eq!(top.len() as u64, layers);
     for row in top {

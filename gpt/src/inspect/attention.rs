@@ -44,7 +44,10 @@ pub fn attention_maps(
 ) -> Result<AttentionMaps, InspectError> {
     let (n_layers, n_heads) = (model.config.n_layers, model.config.n_heads);
     let pick = |what: &str, chosen: Option<usize>, count: usize| match chosen {
-        Some(i) if i >= count => Err(InspectError(format!("--{what} {i} is out of range: the model has {count} {what}s (0 to {})", count - 1))),
+        Some(i) if i >= count => Err(InspectError(format!(
+            "--{what} {i} is out of range: the model has {count} {what}s (0 to {})",
+            count - 1
+        ))),
         Some(i) => Ok(vec![i]),
         None => Ok((0..count).collect()),
     };
@@ -57,10 +60,7 @@ pub fn attention_maps(
         .map(|&layer| {
             // [1, H, T, T] → per head, per query, the T key weights.
             let all = trace.attention[layer].to_vec::<f32>();
-            heads
-                .iter()
-                .map(|&head| (0..t).map(|q| all[(head * t + q) * t..][..t].to_vec()).collect())
-                .collect()
+            heads.iter().map(|&head| (0..t).map(|q| all[(head * t + q) * t..][..t].to_vec()).collect()).collect()
         })
         .collect();
     Ok(AttentionMaps { ids: ids.to_vec(), tokens, layers, heads, weights })

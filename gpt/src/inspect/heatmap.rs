@@ -78,7 +78,10 @@ impl Svg {
     /// one is given.
     #[allow(clippy::too_many_arguments)]
     pub fn rect(&mut self, x: f64, y: f64, w: f64, h: f64, fill: &str, class: &str, title: Option<&str>) {
-        let _ = write!(self.body, r#"<rect class="{class}" x="{x:.1}" y="{y:.1}" width="{w:.1}" height="{h:.1}" fill="{fill}""#);
+        let _ = write!(
+            self.body,
+            r#"<rect class="{class}" x="{x:.1}" y="{y:.1}" width="{w:.1}" height="{h:.1}" fill="{fill}""#
+        );
         match title {
             Some(t) => {
                 let _ = writeln!(self.body, "><title>{}</title></rect>", escape_xml(t));

@@ -85,7 +85,15 @@ pub fn render_svg(lens: &Lens) -> String {
     let header_h = 40.0;
     let mut svg = Svg::new();
     let (left, top) = (MARGIN + label_w, MARGIN + header_h);
-    svg.text(left, MARGIN + 12.0, "input token →   (each cell: the next token predicted after that layer)", "start", 12.0, "#000", None);
+    svg.text(
+        left,
+        MARGIN + 12.0,
+        "input token →   (each cell: the next token predicted after that layer)",
+        "start",
+        12.0,
+        "#000",
+        None,
+    );
     for (p, token) in lens.tokens.iter().enumerate() {
         svg.text(left + (p as f64 + 0.5) * CELL_W, top - 6.0, &shorten(&visible(token)), "middle", 11.0, "#333", None);
     }
@@ -95,8 +103,7 @@ pub fn render_svg(lens: &Lens) -> String {
         for (p, guesses) in row.iter().enumerate() {
             let best = &guesses[0];
             let x = left + p as f64 * CELL_W;
-            let others: Vec<String> =
-                guesses.iter().map(|g| format!("{} {:.3}", visible(&g.token), g.prob)).collect();
+            let others: Vec<String> = guesses.iter().map(|g| format!("{} {:.3}", visible(&g.token), g.prob)).collect();
             svg.rect(x, y, CELL_W, CELL_H, &colour(best.prob), "cell", Some(&others.join(", ")));
             let ink = if dark(best.prob) { "#fff" } else { "#000" };
             let cx = x + CELL_W / 2.0;
