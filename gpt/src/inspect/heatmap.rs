@@ -92,6 +92,7 @@ impl Svg {
 
     /// Text at (x, y), `anchor` start, middle or end; `rotate` degrees
     /// about that point. `text` is escaped here.
+    #[allow(clippy::too_many_arguments)]
     pub fn text(&mut self, x: f64, y: f64, text: &str, anchor: &str, size: f64, fill: &str, rotate: Option<f64>) {
         let turn = rotate.map_or(String::new(), |deg| format!(r#" transform="rotate({deg} {x:.1} {y:.1})""#));
         let _ = writeln!(
