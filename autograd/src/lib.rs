@@ -27,7 +27,7 @@ mod var;
 pub use grad_mode::{is_grad_enabled, no_grad, NoGradGuard};
 pub use gradcheck::{gradcheck, gradcheck_fast, gradcheck_with, GradcheckOptions, GradcheckReport};
 pub use higher_order::{grad, grad_with};
-pub use ops::attention::attention;
+pub use ops::attention::{attention, attention_with_weights};
 pub use ops::dropout::dropout;
 pub use ops::layer_norm::layer_norm;
 pub use ops::linear::linear;

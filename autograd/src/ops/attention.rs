@@ -42,7 +42,16 @@ impl BackwardOp for Attention {
 /// shared among the query heads, and `options.window` limits each query to
 /// its last keys (see `tensor/src/ops/attention.rs`).
 pub fn attention(input: Qkv<&Var>, options: &AttentionOptions) -> Var {
+    attention_with_weights(input, options).0
+}
+
+/// As [`attention`], also handing back the attention weights P
+/// `[B, H, Tq, Tk]` this very call computed, when its route keeps them (every
+/// route but the GPU's flash kernel, which never forms P). For looking
+/// inside a model: the weights are the forward pass's own, not a recomputation.
+pub fn attention_with_weights(input: Qkv<&Var>, options: &AttentionOptions) -> (Var, Option<Tensor>) {
     let data = input.map(Var::data);
     let result = Tensor::attention(data.as_ref(), options);
-    Var::from_op(result.out, &input.into_vec(), || Attention { saved: result.saved })
+    let weights = result.saved.probs().cloned();
+    (Var::from_op(result.out, &input.into_vec(), || Attention { saved: result.saved }), weights)
 }

@@ -11,6 +11,7 @@ pub mod finetune;
 pub mod generate;
 pub mod gradcheck;
 pub mod info;
+pub mod inspect;
 pub mod quantize;
 pub mod tokenize;
 pub mod train;

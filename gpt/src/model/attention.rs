@@ -33,13 +33,14 @@
 //! separate op); residual and embedding dropout are.
 
 use autograd::nn::RmsNorm;
-use autograd::{attention, Var};
+use autograd::{attention_with_weights, Var};
 use tensor::{merge_heads, split_heads, AttentionOptions, Qkv, RopeTables, Tensor};
 
 use super::build::{Init, LayerSource};
 use super::config::GPTConfig;
 use super::kv_cache::LayerCache;
 use super::projection::Projection;
+use super::trace::Trace;
 
 /// How q, k and v are made from x.
 pub enum QkvProjection {
@@ -96,15 +97,31 @@ impl CausalSelfAttention {
 
     /// `[B, T, C]` → `[B, T, C]`, optionally extending a KV cache. `rope`
     /// holds the rotation of these positions when the model has rotary ones.
-    pub fn forward(&self, x: &Var, rope: Option<&RopeTables>, cache: Option<&mut LayerCache>) -> Var {
+    /// With a `trace` (and no cache), the attention weights `[B, H, T, T]`
+    /// this call computed are pushed onto `trace.attention`.
+    pub fn forward(
+        &self,
+        x: &Var,
+        rope: Option<&RopeTables>,
+        cache: Option<&mut LayerCache>,
+        trace: Option<&mut Trace>,
+    ) -> Var {
         let qkv = self.packed_qkv(x, rope);
-        let y = match cache {
+        let y = match (cache, trace) {
             // Training and evaluation.
-            None => attention(Qkv::Packed(&qkv), &self.options),
+            (None, None) => attention_with_weights(Qkv::Packed(&qkv), &self.options).0,
+            // Inspection: the same op, on a route that keeps the weights
+            // (the flash kernel never forms them).
+            (None, Some(trace)) => {
+                let options = AttentionOptions { flash: false, ..self.options };
+                let (y, weights) = attention_with_weights(Qkv::Packed(&qkv), &options);
+                trace.attention.push(weights.expect("every route but flash keeps the attention weights"));
+                y
+            }
             // Generation: the new positions' keys and values join the cache
             // and their queries attend to it, each up to its own position.
             // The cache holds plain tensors, so this runs outside the graph.
-            Some(cache) => {
+            (Some(cache), _) => {
                 let [q, k, v] = split_heads(&qkv.data(), &self.options);
                 let (keys, values) = cache.append(&k, &v);
                 let heads = Tensor::attention(Qkv::Heads { q: &q, k: &keys, v: &values }, &self.options);

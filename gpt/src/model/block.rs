@@ -25,6 +25,7 @@ use super::config::GPTConfig;
 use super::kv_cache::LayerCache;
 use super::norm::Norm;
 use super::projection::Projection;
+use super::trace::Trace;
 
 pub enum Mlp {
     /// GPT-2: C → 4C, GELU, 4C → C.
@@ -117,7 +118,8 @@ impl Block {
         })
     }
 
-    /// `training` turns dropout on, drawing its masks from `gen`.
+    /// `training` turns dropout on, drawing its masks from `gen`; a `trace`
+    /// receives the attention weights (see `Trace`).
     pub fn forward(
         &self,
         x: &Var,
@@ -125,9 +127,10 @@ impl Block {
         cache: Option<&mut LayerCache>,
         training: bool,
         gen: &Mutex<Generator>,
+        trace: Option<&mut Trace>,
     ) -> Var {
         let drop = |v: Var| dropout(&v, self.drop_rate, training, &mut gen.lock().unwrap());
-        let x = x.add(&drop(self.attn.forward(&self.ln_1.forward(x), rope, cache)));
+        let x = x.add(&drop(self.attn.forward(&self.ln_1.forward(x), rope, cache, trace)));
         x.add(&drop(self.mlp.forward(&self.ln_2.forward(&x))))
     }
 

@@ -27,6 +27,7 @@ use super::kv_cache::KvCache;
 use super::norm::Norm;
 use super::projection::Projection;
 use super::token_embedding::TokenEmbedding;
+use super::trace::Trace;
 
 pub struct GPTModel {
     pub config: GPTConfig,
@@ -114,9 +115,25 @@ impl GPTModel {
         self.logits(&self.hidden(ids, Some(cache)))
     }
 
+    /// Logits `[B, T, V]` for int64 ids `[B, T]`, with what the pass saw on
+    /// its way: every layer's attention weights and residual stream (see
+    /// `Trace`). For looking inside the model; no KV cache.
+    pub fn forward_traced(&self, ids: &Tensor) -> (Var, Trace) {
+        let mut trace = Trace::default();
+        let logits = self.logits(&self.ln_f.forward(&self.residual_stream(ids, None, Some(&mut trace))));
+        (logits, trace)
+    }
+
     /// The final hidden states `[B, T, C]` (after the final norm), before
     /// the head.
-    pub fn hidden(&self, ids: &Tensor, mut cache: Option<&mut KvCache>) -> Var {
+    pub fn hidden(&self, ids: &Tensor, cache: Option<&mut KvCache>) -> Var {
+        self.ln_f.forward(&self.residual_stream(ids, cache, None))
+    }
+
+    /// The residual stream `[B, T, C]` after the last block, before the
+    /// final norm; a `trace` records each block's attention weights and
+    /// output.
+    fn residual_stream(&self, ids: &Tensor, mut cache: Option<&mut KvCache>, mut trace: Option<&mut Trace>) -> Var {
         assert_eq!(ids.rank(), 2, "GPTModel: ids must be [batch, tokens], got {}", ids.shape());
         assert_eq!(ids.dtype(), DType::I64, "GPTModel: ids must be int64, got {}", ids.dtype());
         let t = ids.dim(1);
@@ -146,9 +163,12 @@ impl GPTModel {
         let mut x = dropout(&x, self.config.drop_rate, self.training, &mut self.dropout_gen.lock().unwrap());
         for (i, block) in self.h.iter().enumerate() {
             let layer_cache = cache.as_deref_mut().map(|c| &mut c.layers[i]);
-            x = block.forward(&x, rope.as_ref(), layer_cache, self.training, &self.dropout_gen);
+            x = block.forward(&x, rope.as_ref(), layer_cache, self.training, &self.dropout_gen, trace.as_deref_mut());
+            if let Some(trace) = trace.as_deref_mut() {
+                trace.residual.push(x.data());
+            }
         }
-        self.ln_f.forward(&x)
+        x
     }
 
     /// The output head: h `[.., C]` · Wᵀ → `[.., V]`, W being the token

@@ -19,6 +19,7 @@ pub mod presets;
 pub mod products;
 pub mod projection;
 pub mod token_embedding;
+pub mod trace;
 
 pub use config::{GPTConfig, ModelType, Rotary};
 pub use gpt::GPTModel;
@@ -28,3 +29,4 @@ pub use presets::PRESETS;
 pub use products::Product;
 pub use projection::Projection;
 pub use token_embedding::TokenEmbedding;
+pub use trace::Trace;

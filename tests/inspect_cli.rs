@@ -1,0 +1,107 @@
+//! `scratchgpt inspect attention` and `scratchgpt inspect lens` on a char
+//! model trained for a few steps: the SVG is written and well-formed, the
+//! JSON has the promised shape and agrees with the picture, and bad input
+//! is one line with exit code 2. The numbers themselves are checked against
+//! `transformers` in `tests/inspect.rs`.
+
+mod common;
+use common::{fails_with, scratch_dir, scratchgpt, train_char_nano};
+
+fn json(args: &[&str]) -> serde_json::Value {
+    let out = scratchgpt(args);
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn cells(svg: &std::path::Path) -> Vec<common::xml::Element> {
+    let elements = common::xml::parse(&std::fs::read_to_string(svg).unwrap());
+    elements.into_iter().filter(|e| e.attributes.get("class").map(String::as_str) == Some("cell")).collect()
+}
+
+#[test]
+fn inspect_attention_and_lens_write_svg_and_json_and_refuse_bad_input() {
+    let dir = scratch_dir("inspect-cli");
+    let run = train_char_nano(&dir, "hello world, hello there. ");
+    let model = run.to_str().unwrap();
+    let prompt = "hello w";
+    let t = prompt.chars().count();
+    let svg = dir.join("attention.svg");
+    let svg_arg = svg.to_str().unwrap();
+
+    // One layer and head: one T × T map, rows summing to 1, future zero.
+    let v = json(&[
+        "inspect",
+        "attention",
+        "--model",
+        model,
+        "--prompt",
+        prompt,
+        "--layer",
+        "1",
+        "--head",
+        "1",
+        "--out",
+        svg_arg,
+        "--json",
+    ]);
+    assert_eq!(v["layers"], serde_json::json!([1]));
+    assert_eq!(v["heads"], serde_json::json!([1]));
+    assert_eq!(v["tokens"].as_array().unwrap().len(), t);
+    assert_eq!(v["tokens"][5], " ");
+    let map = v["weights"][0][0].as_array().unwrap();
+    assert_eq!(map.len(), t);
+    for (q, row) in map.iter().enumerate() {
+        let row: Vec<f64> = row.as_array().unwrap().iter().map(|w| w.as_f64().unwrap()).collect();
+        assert!((row.iter().sum::<f64>() - 1.0).abs() < 1e-5);
+        assert!(row[q + 1..].iter().all(|&w| w == 0.0));
+    }
+    assert_eq!(cells(&svg).len(), t * t);
+
+    // Every layer and head by default.
+    let out = scratchgpt(&["inspect", "attention", "--model", model, "--prompt", prompt, "--out", svg_arg]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let config: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("config.json")).unwrap()).unwrap();
+    let (layers, heads) = (config["n_layer"].as_u64().unwrap(), config["n_head"].as_u64().unwrap());
+    assert_eq!(cells(&svg).len() as u64, layers * heads * (t * t) as u64);
+
+    // The lens: per layer and position the top K, likeliest first; the
+    // picture writes the top token of each cell.
+    let lens_svg = dir.join("lens.svg");
+    let v = json(&[
+        "inspect",
+        "lens",
+        "--model",
+        model,
+        "--prompt",
+        prompt,
+        "--top",
+        "3",
+        "--out",
+        lens_svg.to_str().unwrap(),
+        "--json",
+    ]);
+    let top = v["top"].as_array().unwrap();
+    assert_eq!(top.len() as u64, layers);
+    for row in top {
+        assert_eq!(row.as_array().unwrap().len(), t);
+        for guesses in row.as_array().unwrap() {
+            let probs: Vec<f64> = guesses.as_array().unwrap().iter().map(|g| g["prob"].as_f64().unwrap()).collect();
+            assert_eq!(probs.len(), 3);
+            assert!(probs.windows(2).all(|p| p[0] >= p[1]) && probs[0] <= 1.0);
+        }
+    }
+    assert_eq!(cells(&lens_svg).len() as u64, layers * t as u64);
+
+    // Bad input: one line, exit code 2, nothing panics.
+    let out_arg = dir.join("bad.svg");
+    let out_arg = out_arg.to_str().unwrap();
+    let base = ["inspect", "attention", "--model", model, "--out", out_arg];
+    fails_with(&[&base[..], &["--prompt", prompt, "--layer", "9"]].concat(), "--layer 9 is out of range");
+    fails_with(&[&base[..], &["--prompt", prompt, "--head", "99"]].concat(), "--head 99 is out of range");
+    fails_with(&[&base[..], &["--prompt", ""]].concat(), "the prompt is empty");
+    let long = "hello ".repeat(200);
+    fails_with(&["inspect", "lens", "--model", model, "--out", out_arg, "--prompt", &long], "context holds");
+    fails_with(&["inspect", "lens", "--model", model, "--out", out_arg, "--prompt", prompt, "--top", "0"], "--top");
+    assert!(!dir.join("bad.svg").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
