@@ -33,7 +33,7 @@
 //! separate op); residual and embedding dropout are.
 
 use autograd::nn::RmsNorm;
-use autograd::{attention_with_weights, Var};
+use autograd::{attention, attention_with_weights, Var};
 use tensor::{merge_heads, split_heads, AttentionOptions, Qkv, RopeTables, Tensor};
 
 use super::build::{Init, LayerSource};
@@ -109,7 +109,7 @@ impl CausalSelfAttention {
         let qkv = self.packed_qkv(x, rope);
         let y = match (cache, trace) {
             // Training and evaluation.
-            (None, None) => attention_with_weights(Qkv::Packed(&qkv), &self.options).0,
+            (None, None) => attention(Qkv::Packed(&qkv), &self.options),
             // Inspection: the same op, on a route that keeps the weights
             // (the flash kernel never forms them).
             (None, Some(trace)) => {
