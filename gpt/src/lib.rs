@@ -13,6 +13,7 @@ pub mod generate;
 pub mod gguf;
 pub mod hub;
 pub mod input;
+pub mod inspect;
 pub mod model;
 pub mod output;
 pub mod quant;
