@@ -55,6 +55,9 @@ enum Command {
     /// Speed: training steps or decoding on synthetic input.
     #[command(subcommand)]
     Bench(commands::bench::BenchCommand),
+    /// Pictures of what a model learned: its token embeddings on a map.
+    #[command(subcommand)]
+    Inspect(commands::inspect::InspectCommand),
 }
 
 #[derive(Subcommand)]
@@ -125,6 +128,7 @@ pub fn main() -> i32 {
         Command::Classify(args) => commands::classify::run(args),
         Command::Chat(args) => commands::chat::run(args),
         Command::Bench(cmd) => commands::bench::run(cmd),
+        Command::Inspect(cmd) => commands::inspect::run(cmd),
     };
     match result {
         Ok(code) => code,

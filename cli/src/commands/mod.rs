@@ -11,6 +11,8 @@ pub mod finetune;
 pub mod generate;
 pub mod gradcheck;
 pub mod info;
+pub mod inspect;
+pub mod inspect_embeddings;
 pub mod quantize;
 pub mod tokenize;
 pub mod train;
