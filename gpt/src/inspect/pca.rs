@@ -15,11 +15,14 @@
 //! The eigenvectors come from power iteration: multiplying any start
 //! vector by `S` again and again stretches it most along the top
 //! eigenvector, so after normalising it converges there (as fast as
-//! `λ₂/λ₁` shrinks). Deflation, `S ← S − λ v vᵀ`, then removes that
-//! direction's variance so the next run finds the next eigenvector; each
-//! iterate is also kept orthogonal to the components found so far, which
-//! keeps them orthonormal even where `S` has no variance left (fewer
-//! points than dimensions). Everything is computed in f64 on our tensors.
+//! `λ₂/λ₁` shrinks). To find the next one, deflate: remove the found
+//! directions from the iterate after every multiplication (`v ← v − Σ
+//! (uᵀv) u`). A symmetric `S` maps the space orthogonal to its found
+//! eigenvectors into itself, so the iteration now converges to the top
+//! eigenvector of what is left, the next component; this also keeps the
+//! components orthonormal where `S` has no variance left (fewer points
+//! than dimensions). The variance along `v` is `vᵀ S v`. Everything is
+//! computed in f64 on our tensors.
 
 use tensor::{DType, Generator, Tensor};
 
@@ -42,8 +45,8 @@ pub struct Pca {
 const CONVERGED: f64 = 1e-13;
 /// ... or after this many multiplications by `S`.
 const MAX_ITERATIONS: usize = 20_000;
-/// Variance below this share of the total is rounding error left by
-/// deflation, not a direction of the cloud.
+/// Variance below this share of the total is rounding error, not a
+/// direction of the cloud.
 const NEGLIGIBLE: f64 = 1e-12;
 
 impl Pca {
@@ -56,7 +59,7 @@ impl Pca {
         let x = points.to_dtype(DType::F64);
         let mean = x.mean(0, true); // [1, C]
         let centered = x.sub(&mean); // [n, C]
-        let mut covariance = centered.t().matmul(&centered).div_scalar(n as f64); // [C, C]
+        let covariance = centered.t().matmul(&centered).div_scalar(n as f64); // [C, C]
         let total_variance = trace(&covariance);
         // A fixed seed: the same points give the same components.
         let mut gen = Generator::seed(0x5ca1ab1e);
@@ -66,8 +69,6 @@ impl Pca {
             let start = Tensor::randn([c, 1], &mut gen).to_dtype(DType::F64);
             let v = top_eigenvector(&covariance, start, &found, NEGLIGIBLE * total_variance);
             let lambda = v.t().matmul(&covariance).matmul(&v).item::<f64>().max(0.0);
-            // Deflate: S − λ v vᵀ has the same eigenvectors, with v's at 0.
-            covariance = covariance.sub(&v.matmul(&v.t()).mul_scalar(lambda));
             explained_variance.push(lambda);
             found.push(v);
         }
