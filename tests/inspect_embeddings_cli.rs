@@ -89,7 +89,8 @@ fn words_on_a_char_model_map_neighbours_and_bad_input() {
     // The SVG is XML with one label per word.
     let text = std::fs::read_to_string(&svg).unwrap();
     let doc = roxmltree::Document::parse(&text).unwrap_or_else(|e| panic!("not XML: {e}"));
-    let labels: Vec<&str> = doc.descendants().filter(|n| n.has_tag_name("text")).filter_map(|n| n.text()).map(str::trim).collect();
+    let labels: Vec<&str> =
+        doc.descendants().filter(|n| n.has_tag_name("text")).filter_map(|n| n.text()).map(str::trim).collect();
     for word in words {
         assert_eq!(labels.iter().filter(|l| **l == word).count(), 1, "{word:?} in {labels:?}");
     }

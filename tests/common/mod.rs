@@ -135,7 +135,8 @@ pub fn assert_run_metrics(dir: &std::path::Path, train_steps: Option<usize>) -> 
     }
     let svg = std::fs::read_to_string(dir.join("loss.svg")).unwrap();
     let doc = roxmltree::Document::parse(&svg).unwrap_or_else(|e| panic!("loss.svg is not XML: {e}"));
-    let texts: Vec<&str> = doc.descendants().filter(|n| n.has_tag_name("text")).filter_map(|n| n.text()).map(str::trim).collect();
+    let texts: Vec<&str> =
+        doc.descendants().filter(|n| n.has_tag_name("text")).filter_map(|n| n.text()).map(str::trim).collect();
     for title in ["loss", "learning rate", "gradient norm (before clipping)", "tokens/s"] {
         assert!(texts.contains(&title), "no panel {title:?} in loss.svg: {texts:?}");
     }

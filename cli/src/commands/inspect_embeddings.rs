@@ -67,7 +67,13 @@ pub fn run(mut args: Args) -> Result<i32> {
     let table = token_table(&model, &tokenizer);
     let ids: Vec<u32> = chosen.iter().map(|c| c.id).collect();
     if let Some(c) = chosen.iter().find(|c| c.id as usize >= table.dims()[0]) {
-        bail!("{}: token {} ({:?}) is past the model's table of {} rows", args.model.display(), c.id, c.word, table.dims()[0]);
+        bail!(
+            "{}: token {} ({:?}) is past the model's table of {} rows",
+            args.model.display(),
+            c.id,
+            c.word,
+            table.dims()[0]
+        );
     }
     let map = embedding_map(&table, &ids);
     let labels: Vec<String> = chosen.iter().map(|c| c.word.clone()).collect();

@@ -314,8 +314,9 @@ pub fn fit_classifier(
             }
             let started = Instant::now();
             let tokens: usize = batch.1.iter().sum();
-            let StepOutcome { loss, grad_norm } = train_step(model, &mut opt, opts.lr, &[batch], class_loss, MAX_GRAD_NORM)
-                .map_err(|e| diverged(step, e))?;
+            let StepOutcome { loss, grad_norm } =
+                train_step(model, &mut opt, opts.lr, &[batch], class_loss, MAX_GRAD_NORM)
+                    .map_err(|e| diverged(step, e))?;
             step += 1;
             loss_sum += loss;
             let tokens_per_s = tokens as f64 / started.elapsed().as_secs_f64();

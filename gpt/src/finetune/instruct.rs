@@ -248,8 +248,9 @@ pub fn fit_instructions(
                 continue;
             }
             let tokens = x.numel();
-            let StepOutcome { loss, grad_norm } = train_step(model, &mut opt, f.lr, &[(x, y)], next_token_loss, MAX_GRAD_NORM)
-                .map_err(|e| diverged(step, e))?;
+            let StepOutcome { loss, grad_norm } =
+                train_step(model, &mut opt, f.lr, &[(x, y)], next_token_loss, MAX_GRAD_NORM)
+                    .map_err(|e| diverged(step, e))?;
             step += 1;
             loss_sum += loss;
             let tokens_per_s = tokens as f64 / started.elapsed().as_secs_f64();

@@ -92,14 +92,20 @@ pub fn frequent_tokens(tokenizer: &AnyTokenizer, n: usize) -> Result<(Vec<Chosen
         AnyTokenizer::Bpe(t) => {
             let merged: Vec<u32> = t.merges().iter().map(|m| m.2).collect();
             let rest = (0..t.vocab_size() as u32).filter(|id| !merged.contains(id));
-            (merged.iter().copied().chain(rest).collect(), "the BPE's first merges (the most frequent pairs), then bytes")
+            (
+                merged.iter().copied().chain(rest).collect(),
+                "the BPE's first merges (the most frequent pairs), then bytes",
+            )
         }
         AnyTokenizer::Char(_) => ((0..tokenizer.vocab_size() as u32).collect(), "the character vocabulary in id order"),
         AnyTokenizer::Hf(_) => ((0..tokenizer.vocab_size() as u32).collect(), "the lowest ids of tokenizer.json"),
     };
     let order: Vec<u32> = order.into_iter().filter(|id| !specials.contains(id)).collect();
     if n == 0 || n > order.len() {
-        return Err(format!("--top must be between 1 and {} (the vocabulary without special tokens), got {n}", order.len()));
+        return Err(format!(
+            "--top must be between 1 and {} (the vocabulary without special tokens), got {n}",
+            order.len()
+        ));
     }
     let chosen = order[..n]
         .iter()
@@ -130,7 +136,8 @@ pub fn embedding_map(table: &Tensor, ids: &[u32]) -> EmbeddingMap {
     let rows = rows_of(table, ids);
     let pca = Pca::fit(&rows, 2);
     let projected = pca.project(&rows).to_vec2::<f64>();
-    let points = projected.iter().map(|p| (p.first().copied().unwrap_or(0.0), p.get(1).copied().unwrap_or(0.0))).collect();
+    let points =
+        projected.iter().map(|p| (p.first().copied().unwrap_or(0.0), p.get(1).copied().unwrap_or(0.0))).collect();
     EmbeddingMap {
         points,
         explained_ratio: pca.explained_ratio(),
@@ -199,7 +206,8 @@ pub fn render_map(labels: &[String], map: &EmbeddingMap, title: &str) -> Result<
 fn draw_map(labels: &[String], map: &EmbeddingMap, title: &str, svg: &mut String) -> Result<(), String> {
     let err = |e: &dyn std::fmt::Display| e.to_string();
     let bounds = |pick: fn(&(f64, f64)) -> f64| {
-        let (lo, hi) = map.points.iter().map(pick).fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
+        let (lo, hi) =
+            map.points.iter().map(pick).fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
         // A margin for the labels, and some width for a cloud with none.
         let pad = ((hi - lo) * 0.1).max(1e-3);
         if lo.is_finite() {
@@ -227,7 +235,9 @@ fn draw_map(labels: &[String], map: &EmbeddingMap, title: &str, svg: &mut String
     let style = TextStyle::from(("sans-serif", 14)).color(&BLACK);
     chart
         .draw_series(labels.iter().zip(&map.points).map(|(label, &(x, y))| {
-            EmptyElement::at((x, y)) + Circle::new((0, 0), 3, BLUE.filled()) + Text::new(label.clone(), (5, -7), style.clone())
+            EmptyElement::at((x, y))
+                + Circle::new((0, 0), 3, BLUE.filled())
+                + Text::new(label.clone(), (5, -7), style.clone())
         }))
         .map_err(|e| err(&e))?;
     root.present().map_err(|e| err(&e))
@@ -286,7 +296,8 @@ mod tests {
         plot_map(&labels, &map, "token embeddings <PCA>", &path).unwrap();
         let svg = std::fs::read_to_string(&path).unwrap();
         let doc = roxmltree::Document::parse(&svg).unwrap_or_else(|e| panic!("not XML: {e}\n{svg}"));
-        let texts: Vec<&str> = doc.descendants().filter(|n| n.has_tag_name("text")).filter_map(|n| n.text()).map(str::trim).collect();
+        let texts: Vec<&str> =
+            doc.descendants().filter(|n| n.has_tag_name("text")).filter_map(|n| n.text()).map(str::trim).collect();
         for label in &labels {
             assert_eq!(texts.iter().filter(|t| **t == label).count(), 1, "{label:?} in {texts:?}");
         }

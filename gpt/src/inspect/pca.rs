@@ -72,11 +72,8 @@ impl Pca {
             explained_variance.push(lambda);
             found.push(v);
         }
-        let components = if found.is_empty() {
-            Tensor::zeros([0, c], DType::F64)
-        } else {
-            Tensor::cat(&found, 1).t().contiguous()
-        };
+        let components =
+            if found.is_empty() { Tensor::zeros([0, c], DType::F64) } else { Tensor::cat(&found, 1).t().contiguous() };
         Pca { mean, components, explained_variance, total_variance }
     }
 
@@ -203,7 +200,10 @@ mod tests {
         for (component, which) in components.iter().zip([1, 2, 0]) {
             assert!((dot(component, &basis[which]).abs() - 1.0).abs() < 1e-6, "{component:?} vs {:?}", basis[which]);
         }
-        assert_eq!(pca.mean.to_vec::<f64>().iter().map(|m| (m * 1e9).round() / 1e9).collect::<Vec<_>>(), [1.0, -2.0, 3.0]);
+        assert_eq!(
+            pca.mean.to_vec::<f64>().iter().map(|m| (m * 1e9).round() / 1e9).collect::<Vec<_>>(),
+            [1.0, -2.0, 3.0]
+        );
     }
 
     #[test]
@@ -238,7 +238,8 @@ mod tests {
         // Five points on the line through (1, 1, 1) along (1, 2, 2)/3:
         // all the variance on the first component, none on the others.
         let ts = [-2.0, -1.0, 0.0, 1.0, 2.0];
-        let rows: Vec<f64> = ts.iter().flat_map(|t| [1.0 + t / 3.0, 1.0 + 2.0 * t / 3.0, 1.0 + 2.0 * t / 3.0]).collect();
+        let rows: Vec<f64> =
+            ts.iter().flat_map(|t| [1.0 + t / 3.0, 1.0 + 2.0 * t / 3.0, 1.0 + 2.0 * t / 3.0]).collect();
         let pca = Pca::fit(&Tensor::from_vec(rows, [5, 3]).unwrap(), 3);
         // Variance of t over the five points: (4 + 1 + 0 + 1 + 4) / 5 = 2.
         assert!((pca.explained_variance[0] - 2.0).abs() < 1e-6, "{:?}", pca.explained_variance);
@@ -253,7 +254,8 @@ mod tests {
             }
         }
         // The points project to (t, 0, 0).
-        let projected = pca.project(&Tensor::from_vec(vec![1.0 + 1.0 / 3.0, 1.0 + 2.0 / 3.0, 1.0 + 2.0 / 3.0], [1, 3]).unwrap());
+        let projected =
+            pca.project(&Tensor::from_vec(vec![1.0 + 1.0 / 3.0, 1.0 + 2.0 / 3.0, 1.0 + 2.0 / 3.0], [1, 3]).unwrap());
         let p = projected.to_vec::<f64>();
         assert!((p[0] - 1.0).abs() < 1e-9 && p[1].abs() < 1e-9 && p[2].abs() < 1e-9, "{p:?}");
     }

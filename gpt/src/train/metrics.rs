@@ -78,8 +78,7 @@ impl MetricsLog {
 }
 
 /// The titles of the plot's panels, top to bottom.
-pub const PLOT_PANELS: [&str; 4] =
-    ["loss", "learning rate", "gradient norm (before clipping)", "tokens/s"];
+pub const PLOT_PANELS: [&str; 4] = ["loss", "learning rate", "gradient norm (before clipping)", "tokens/s"];
 
 /// Draws a run's metrics into `path` (SVG): four panels sharing the step
 /// axis, top to bottom: train and validation loss, the learning rate, the
@@ -148,9 +147,8 @@ pub fn plot_metrics(metrics: &[Metric], path: &Path) -> Result<(), String> {
 /// The range of `values` (finite ones) with 5% room on each side, and
 /// some width where they are all equal.
 fn padded_range(values: impl Iterator<Item = f64>) -> std::ops::Range<f64> {
-    let (lo, hi) = values
-        .filter(|v| v.is_finite())
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    let (lo, hi) =
+        values.filter(|v| v.is_finite()).fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
     if !lo.is_finite() {
         return 0.0..1.0;
     }
@@ -181,7 +179,8 @@ mod tests {
         let svg = std::fs::read_to_string(&path).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
         let doc = roxmltree::Document::parse(&svg).unwrap_or_else(|e| panic!("not XML: {e}"));
-        let texts: Vec<&str> = doc.descendants().filter(|n| n.has_tag_name("text")).filter_map(|n| n.text()).map(str::trim).collect();
+        let texts: Vec<&str> =
+            doc.descendants().filter(|n| n.has_tag_name("text")).filter_map(|n| n.text()).map(str::trim).collect();
         for title in PLOT_PANELS.iter().chain(&["train", "validation"]) {
             assert_eq!(texts.iter().filter(|t| *t == title).count(), 1, "{title:?} in {texts:?}");
         }
