@@ -80,6 +80,9 @@ impl MetricsLog {
 /// The titles of the plot's panels, top to bottom.
 pub const PLOT_PANELS: [&str; 4] = ["loss", "learning rate", "gradient norm (before clipping)", "tokens/s"];
 
+/// One panel's lines: name (for a legend), points `(step, value)`, colour.
+type PanelLines = Vec<(&'static str, Vec<(f64, f64)>, RGBColor)>;
+
 /// Draws a run's metrics into `path` (SVG): four panels sharing the step
 /// axis, top to bottom: train and validation loss, the learning rate, the
 /// global gradient norm and the speed in tokens/s. Nothing is drawn for a
@@ -108,7 +111,7 @@ pub fn plot_metrics(metrics: &[Metric], path: &Path) -> Result<(), String> {
     let err = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
     root.fill(&WHITE).map_err(|e| err(&e))?;
     let panels = root.split_evenly((PLOT_PANELS.len(), 1));
-    let series: [Vec<(&str, Vec<(f64, f64)>, RGBColor)>; 4] = [
+    let series: [PanelLines; 4] = [
         vec![("train", train, BLUE), ("validation", val, RED)],
         vec![("learning rate", lr, GREEN)],
         vec![("gradient norm", grad_norm, MAGENTA)],
