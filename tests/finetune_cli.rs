@@ -95,6 +95,9 @@ fn classify_end_to_end_and_bad_input() {
     // nano-like: 2 blocks × 2·(32+96 + 32+32 + 32+128 + 128+32) adapters + the 32→2 head.
     assert_eq!(summary["trainable_parameters"], 2 * 2 * (128 + 64 + 160 + 160) + 32 * 2 + 2);
     assert!(out_dir.join("adapter/adapter_model.safetensors").is_file());
+    // Its metrics and their plot, as `train` saves them: 56 training texts
+    // in batches of 8, for 4 epochs.
+    common::assert_run_metrics(&out_dir, Some(7 * 4));
     // The saved classifier gives the same answers on texts it never saw.
     for (text, want) in [("on the log the cat", "cats"), ("mat sat the dog", "dogs")] {
         let c = json_of(&scratchgpt(&["classify", "--model", o, "--text", text, "--json"]));
@@ -171,6 +174,8 @@ fn instruct_and_chat_end_to_end_and_bad_input() {
         }
         assert_eq!(r["model_response"], "the cat", "{r}");
     }
+    // 34 training records in batches of 8, for 6 epochs.
+    common::assert_run_metrics(&out_dir, Some(5 * 6));
     let adapter = out_dir.join("adapter");
     let config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(adapter.join("adapter_config.json")).unwrap()).unwrap();

@@ -55,7 +55,7 @@ enum Command {
     /// Speed: training steps or decoding on synthetic input.
     #[command(subcommand)]
     Bench(commands::bench::BenchCommand),
-    /// See inside a model: attention maps, the logit lens.
+    /// See inside a model: attention maps, the logit lens, embedding maps.
     #[command(subcommand)]
     Inspect(commands::inspect::InspectCommand),
 }

@@ -122,7 +122,15 @@ fn checkpoint_dir() -> &'static Path {
         autograd::optim::Optimizer::step(&mut opt);
         let state = seed_trainer_state(&model);
         let tokenizer = AnyTokenizer::Char(gpt::tokenizer::CharTokenizer::from_text("abcdefghijklmnop"));
-        gpt::train::checkpoint::save_checkpoint(&dir, &model, &opt, &state, &tokenizer).expect("a checkpoint");
+        gpt::train::checkpoint::save_checkpoint(
+            &dir,
+            &model,
+            &opt,
+            &state,
+            &tokenizer,
+            gpt::weights::DEFAULT_MAX_SHARD_BYTES,
+        )
+        .expect("a checkpoint");
         dir
     })
 }

@@ -113,3 +113,33 @@ pub fn train_nano(dir: &std::path::Path, text: &str, tokenizer: &str, steps: usi
     assert_eq!(summary["steps"], steps);
     run
 }
+
+/// Checks the metrics a training or fine-tuning run saved in `dir`:
+/// `metrics.jsonl` has a train line for each step 1, 2, …, (`train_steps`
+/// of them, where given), each with its loss, learning rate, gradient norm
+/// and speed, and `loss.svg` is well-formed XML with the titles of its four
+/// panels. Returns the number of train lines.
+pub fn assert_run_metrics(dir: &std::path::Path, train_steps: Option<usize>) -> usize {
+    let metrics = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
+    let train: Vec<serde_json::Value> = metrics
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|m| m["kind"] == "train")
+        .collect();
+    assert!(!train.is_empty() && train_steps.is_none_or(|n| n == train.len()), "{train_steps:?} steps: {metrics}");
+    for (i, line) in train.iter().enumerate() {
+        assert_eq!(line["step"], i + 1, "{line}");
+        for field in ["loss", "lr", "grad_norm", "tokens_per_s"] {
+            assert!(line[field].as_f64().is_some_and(|v| v.is_finite() && v >= 0.0), "{field} in {line}");
+        }
+        assert!(line["lr"].as_f64().unwrap() > 0.0 && line["grad_norm"].as_f64().unwrap() > 0.0, "{line}");
+    }
+    let svg = std::fs::read_to_string(dir.join("loss.svg")).unwrap();
+    let doc = roxmltree::Document::parse(&svg).unwrap_or_else(|e| panic!("loss.svg is not XML: {e}"));
+    let texts: Vec<&str> =
+        doc.descendants().filter(|n| n.has_tag_name("text")).filter_map(|n| n.text()).map(str::trim).collect();
+    for title in ["loss", "learning rate", "gradient norm (before clipping)", "tokens/s"] {
+        assert!(texts.contains(&title), "no panel {title:?} in loss.svg: {texts:?}");
+    }
+    train.len()
+}

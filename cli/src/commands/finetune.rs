@@ -1,7 +1,9 @@
 //! `scratchgpt finetune classify | instruct`: fine-tune a saved model.
 //!
 //! Both take the usual training flags and show `train`'s progress bar;
-//! with no `--data` they use the built-in generated data sets.
+//! with no `--data` they use the built-in generated data sets. Like
+//! `train`, they save `metrics.jsonl` and its plot `loss.svg` beside the
+//! model.
 
 use std::path::{Path, PathBuf};
 
@@ -17,6 +19,8 @@ use gpt::finetune::lora::{apply_lora, merge_lora, save_adapter, LoraConfig, Para
 use gpt::finetune::split::split3;
 use gpt::finetune::{FinetuneEvent, FitOptions};
 use gpt::output::FolderKind;
+use gpt::train::metrics::{plot_metrics, Metric, MetricsLog};
+use gpt::train::LOSS_PLOT_FILE;
 use indicatif::{ProgressBar, ProgressStyle};
 use tensor::Generator;
 
@@ -149,6 +153,40 @@ fn on_event(bar: &ProgressBar, json: bool) -> impl FnMut(&FinetuneEvent) + '_ {
     }
 }
 
+/// A fine-tuning run's metrics, saved beside the model as `train` saves
+/// its own: `metrics.jsonl` (a train line per step, a validation line per
+/// epoch) and the plot of them.
+#[derive(Default)]
+struct RunMetrics {
+    lines: Vec<Metric>,
+    steps: usize,
+}
+
+impl RunMetrics {
+    fn record(&mut self, event: &FinetuneEvent) {
+        match *event {
+            FinetuneEvent::Step { step, loss, lr, grad_norm, tokens_per_s, .. } => {
+                self.steps = step;
+                self.lines.push(Metric::Train { step, loss, lr, grad_norm, tokens_per_s });
+            }
+            FinetuneEvent::Epoch { val_loss, .. } if val_loss.is_finite() => {
+                let step = self.steps;
+                self.lines.push(Metric::Val { step, loss: val_loss, perplexity: val_loss.exp() });
+            }
+            FinetuneEvent::Epoch { .. } => {}
+        }
+    }
+
+    /// Writes `metrics.jsonl` and the plot into the folder being filled.
+    fn save(&self, stage: &Path) -> Result<()> {
+        let log = MetricsLog::fresh(stage);
+        for line in &self.lines {
+            log.append(line).with_context(|| format!("{}: cannot write", log.path().display()))?;
+        }
+        plot_metrics(&self.lines, &stage.join(LOSS_PLOT_FILE)).map_err(anyhow::Error::msg)
+    }
+}
+
 #[derive(clap::Args)]
 pub struct ClassifyArgs {
     /// The pretrained model folder (Hugging Face GPT-2 layout), or a Hugging Face Hub model, ORG/NAME[@REVISION].
@@ -238,13 +276,12 @@ pub fn classify(mut args: ClassifyArgs) -> Result<i32> {
     }
     report_params(&params, args.train.json);
     let bar = progress(splits.train.ids.len().div_ceil(fit.batch_size) * fit.epochs, args.train.json);
-    let (mut steps, mut show) = (0, on_event(&bar, args.train.json));
+    let (mut metrics, mut show) = (RunMetrics::default(), on_event(&bar, args.train.json));
     let report = fit_classifier(&mut model, &splits, &fit, |e| {
-        if let FinetuneEvent::Step { step, .. } = e {
-            steps = *step;
-        }
+        metrics.record(e);
         show(e)
     })?;
+    let steps = metrics.steps;
     bar.finish_and_clear();
     if fit.interrupted() && steps == 0 {
         // Nothing learned: the folder keeps what it held.
@@ -255,7 +292,8 @@ pub fn classify(mut args: ClassifyArgs) -> Result<i32> {
             save_adapter(&model.gpt, &stage.join("adapter"), &args.model.display().to_string())?;
         }
         model.merge();
-        Ok(model.save_sharded(stage, &tokenizer, args.train.max_shard_size)?)
+        model.save_sharded(stage, &tokenizer, args.train.max_shard_size)?;
+        metrics.save(stage)
     })?;
     if fit.interrupted() {
         return interrupted(steps, Some(&args.out), args.train.json);
@@ -351,13 +389,12 @@ pub fn instruct(mut args: InstructArgs) -> Result<i32> {
     let fit = FitOptions { stop: Some(interrupt_flag()), ..args.train.fit() };
     let opts = InstructOptions { fit, mask_prompt: args.mask_prompt };
     let bar = progress(train_ids.len().div_ceil(opts.fit.batch_size) * opts.fit.epochs, args.train.json);
-    let (mut steps, mut show) = (0, on_event(&bar, args.train.json));
+    let (mut metrics, mut show) = (RunMetrics::default(), on_event(&bar, args.train.json));
     let (train_loss, val_loss) = fit_instructions(&mut gpt, &train_ids, &val_ids, end, &opts, |e| {
-        if let FinetuneEvent::Step { step, .. } = e {
-            steps = *step;
-        }
+        metrics.record(e);
         show(e)
     })?;
+    let steps = metrics.steps;
     bar.finish_and_clear();
     if opts.fit.interrupted() && steps == 0 {
         // Nothing learned: the folder keeps what it held.
@@ -370,7 +407,8 @@ pub fn instruct(mut args: InstructArgs) -> Result<i32> {
             save_adapter(&gpt, &stage.join("adapter"), &args.model.display().to_string())?;
             merge_lora(&mut gpt);
         }
-        save_with_tokenizer_files(&gpt, &tokenizer, &args.model, stage, args.train.max_shard_size)
+        save_with_tokenizer_files(&gpt, &tokenizer, &args.model, stage, args.train.max_shard_size)?;
+        metrics.save(stage)
     })?;
     if opts.fit.interrupted() {
         return interrupted(steps, Some(&args.out), args.train.json);

@@ -2,7 +2,9 @@
 //! each (the library side is `gpt::inspect`).
 //!
 //! - `inspect attention`: each head's attention weights over a prompt;
-//! - `inspect lens`: the logit lens, the model's guess after each layer.
+//! - `inspect lens`: the logit lens, the model's guess after each layer;
+//! - `inspect embeddings`: the token embeddings on a 2-D map
+//!   (`inspect_embeddings.rs`).
 //!
 //! Each writes an SVG to `--out`; `--json` also prints the numbers.
 
@@ -23,6 +25,8 @@ pub enum InspectCommand {
     /// The logit lens: after each layer, the next token the model would
     /// predict at each position, and its probability.
     Lens(LensArgs),
+    /// The token embeddings on a 2-D map (PCA), with nearest neighbours.
+    Embeddings(super::inspect_embeddings::Args),
 }
 
 /// What every inspect subcommand reads and writes.
@@ -65,6 +69,7 @@ pub struct LensArgs {
 
 pub fn run(cmd: InspectCommand) -> Result<i32> {
     match cmd {
+        InspectCommand::Embeddings(args) => return super::inspect_embeddings::run(args),
         InspectCommand::Attention(args) => {
             let prompt = Prompt::load(&args.common)?;
             let selection = attention::Selection { layer: args.layer, head: args.head };

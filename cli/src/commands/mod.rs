@@ -12,6 +12,7 @@ pub mod generate;
 pub mod gradcheck;
 pub mod info;
 pub mod inspect;
+pub mod inspect_embeddings;
 pub mod quantize;
 pub mod tokenize;
 pub mod train;

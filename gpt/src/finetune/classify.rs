@@ -314,12 +314,13 @@ pub fn fit_classifier(
             }
             let started = Instant::now();
             let tokens: usize = batch.1.iter().sum();
-            let StepOutcome { loss, .. } = train_step(model, &mut opt, opts.lr, &[batch], class_loss, MAX_GRAD_NORM)
-                .map_err(|e| diverged(step, e))?;
+            let StepOutcome { loss, grad_norm } =
+                train_step(model, &mut opt, opts.lr, &[batch], class_loss, MAX_GRAD_NORM)
+                    .map_err(|e| diverged(step, e))?;
             step += 1;
             loss_sum += loss;
             let tokens_per_s = tokens as f64 / started.elapsed().as_secs_f64();
-            on_event(&FinetuneEvent::Step { step, total, loss, tokens_per_s });
+            on_event(&FinetuneEvent::Step { step, total, loss, lr: opts.lr, grad_norm, tokens_per_s });
         }
         let (_, train_acc) = evaluate(model, &splits.train, opts.batch_size);
         let (val_loss, val_acc) = evaluate(model, &splits.val, opts.batch_size);

@@ -248,12 +248,13 @@ pub fn fit_instructions(
                 continue;
             }
             let tokens = x.numel();
-            let StepOutcome { loss, .. } = train_step(model, &mut opt, f.lr, &[(x, y)], next_token_loss, MAX_GRAD_NORM)
-                .map_err(|e| diverged(step, e))?;
+            let StepOutcome { loss, grad_norm } =
+                train_step(model, &mut opt, f.lr, &[(x, y)], next_token_loss, MAX_GRAD_NORM)
+                    .map_err(|e| diverged(step, e))?;
             step += 1;
             loss_sum += loss;
             let tokens_per_s = tokens as f64 / started.elapsed().as_secs_f64();
-            on_event(&FinetuneEvent::Step { step, total, loss, tokens_per_s });
+            on_event(&FinetuneEvent::Step { step, total, loss, lr: f.lr, grad_norm, tokens_per_s });
         }
         let val_loss = eval_loss(model, val, end, opts);
         last = (loss_sum / per_epoch as f64, val_loss);

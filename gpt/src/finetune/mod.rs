@@ -32,8 +32,10 @@ use crate::train::NonFiniteLoss;
 /// What a fine-tuning loop reports as it goes.
 #[derive(Clone, Debug)]
 pub enum FinetuneEvent {
-    /// One optimizer step; `step` counts from 1 up to `total`.
-    Step { step: usize, total: usize, loss: f64, tokens_per_s: f64 },
+    /// One optimizer step; `step` counts from 1 up to `total`. `lr` is the
+    /// step's learning rate, `grad_norm` the global gradient norm before
+    /// clipping.
+    Step { step: usize, total: usize, loss: f64, lr: f64, grad_norm: f64, tokens_per_s: f64 },
     /// The end of an epoch, with whatever the task measures.
     Epoch { epoch: usize, train_loss: f64, val_loss: f64, train_accuracy: Option<f64>, val_accuracy: Option<f64> },
 }

@@ -9,13 +9,18 @@
 //!   pushed through the final norm and the output head, as if the model
 //!   stopped there: a layer × position table of the token it would predict
 //!   and with what probability. The last layer's row is the real prediction.
+//! - [`embeddings`]: the token embedding table on a 2-D map, and each
+//!   token's nearest neighbours by cosine similarity; [`pca`] is the
+//!   principal component analysis behind that map.
 //!
-//! Both run one sequence (batch 1) on the CPU; [`heatmap`] draws them as
-//! SVG.
+//! Attention and the lens run one sequence (batch 1) on the CPU;
+//! [`heatmap`] draws them as SVG.
 
 pub mod attention;
+pub mod embeddings;
 pub mod heatmap;
 pub mod lens;
+pub mod pca;
 
 use autograd::no_grad;
 use tensor::Tensor;

@@ -28,7 +28,7 @@ use autograd::optim::{AdamW, LrSchedule};
 use tensor::Tensor;
 
 use super::checkpoint::{save_checkpoint, Checkpoint, TrainerState, STATE_FILE};
-use super::metrics::{plot_losses, Metric, MetricsLog, LOSS_PLOT_FILE, METRICS_FILE};
+use super::metrics::{plot_metrics, Metric, MetricsLog, LOSS_PLOT_FILE, METRICS_FILE};
 use super::options::TrainOptions;
 use super::step::{next_token_loss, train_step, NonFiniteLoss, StepOutcome};
 use crate::atomic::{readable_dir, replace_dir, settle_dir, staging_dir};
@@ -437,7 +437,7 @@ impl Trainer {
             if self.metrics.path().is_file() {
                 std::fs::copy(self.metrics.path(), stage.join(METRICS_FILE)).map_err(io(self.metrics.path()))?;
             }
-            let _ = plot_losses(&self.metrics.read(), &stage.join(LOSS_PLOT_FILE));
+            let _ = plot_metrics(&self.metrics.read(), &stage.join(LOSS_PLOT_FILE));
             replace_dir(&stage, &out).map_err(|(path, source)| TrainError::Io { path, source })
         })();
         if written.is_err() {
