@@ -252,6 +252,8 @@ fn the_llama_family_round_trips_through_gguf() {
     };
     let configs = [
         base(ModelType::Llama),
+        // q/k biases are reordered with their rows.
+        GPTConfig { qkv_bias: true, ..base(ModelType::Llama) },
         GPTConfig { qkv_bias: true, tie_embeddings: true, ..base(ModelType::Qwen2) },
         GPTConfig { qk_norm: true, head_size: Some(32), tie_embeddings: true, ..base(ModelType::Qwen3) },
     ];

@@ -103,5 +103,38 @@ fn inspect_attention_and_lens_write_svg_and_json_and_refuse_bad_input() {
     fails_with(&["inspect", "lens", "--model", model, "--out", out_arg, "--prompt", &long], "context holds");
     fails_with(&["inspect", "lens", "--model", model, "--out", out_arg, "--prompt", prompt, "--top", "0"], "--top");
     assert!(!dir.join("bad.svg").exists());
+
+    // --out replaces only a picture this program drew: not a model's file,
+    // nothing inside the model folder, not the user's own SVG (without --force).
+    let config = run.join("config.json");
+    let before = std::fs::read(&config).unwrap();
+    let lens = |out: &std::path::Path, force: bool| -> Vec<String> {
+        let mut args = vec!["inspect", "lens", "--model", model, "--prompt", prompt, "--out", out.to_str().unwrap()];
+        if force {
+            args.push("--force");
+        }
+        args.into_iter().map(String::from).collect()
+    };
+    let refused = |out: &std::path::Path, needle: &str| {
+        fails_with(&lens(out, false).iter().map(String::as_str).collect::<Vec<_>>(), needle)
+    };
+    let run_lens = |out: &std::path::Path, force: bool| {
+        let output = scratchgpt(&lens(out, force).iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    };
+    refused(&config, "FILE.svg");
+    refused(&run.join("lens.svg"), "is inside the input");
+    assert_eq!(std::fs::read(&config).unwrap(), before, "the model's config is untouched");
+    let mine = dir.join("mine.svg");
+    std::fs::write(&mine, "<svg>my drawing</svg>").unwrap();
+    refused(&mine, "not a picture this program drew");
+    assert_eq!(std::fs::read_to_string(&mine).unwrap(), "<svg>my drawing</svg>");
+    let ours = dir.join("ours.svg");
+    for force in [false, false, true] {
+        run_lens(&ours, force);
+    }
+    run_lens(&mine, true);
+    let out = scratchgpt(&["inspect", "lens", "--model", model, "--prompt", prompt, "--out", mine.to_str().unwrap()]);
+    assert!(out.status.success() && std::fs::read_to_string(&mine).unwrap().contains("drawn by scratchgpt"));
     let _ = std::fs::remove_dir_all(&dir);
 }

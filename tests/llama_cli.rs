@@ -204,7 +204,7 @@ fn quantized_folders_generate_and_evaluate_close_to_f32() {
         let out = dir.join(scheme);
         let report = json(&["quantize", "--model", s(&t.run), "--to", scheme, "--out", s(&out), "--json"]);
         assert_eq!(report["scheme"], scheme);
-        assert!(report["output_bytes"].as_u64() < report["source_bytes"].as_u64(), "{report}");
+        assert!(report["output_bytes"].as_u64().unwrap() < report["source_bytes"].as_u64().unwrap(), "{report}");
         let loss = eval_loss(&out, &t.corpus);
         assert!((loss / f32_loss - 1.0).abs() < tolerance, "{scheme}: loss {loss} vs f32 {f32_loss}");
         let (_, new, _) = greedy(&out, "Below is", 6);

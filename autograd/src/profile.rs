@@ -100,14 +100,6 @@ pub fn stop() -> Vec<OpTime> {
     times
 }
 
-/// The op's short name from its backward type, for ops recorded with no
-/// input that needs a gradient (their backward is never built):
-/// `autograd::ops::rope::RopeBackward` gives `RopeBackward`.
-pub(crate) fn type_short_name<T>() -> &'static str {
-    let full = std::any::type_name::<T>();
-    full.rsplit("::").next().unwrap_or(full)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

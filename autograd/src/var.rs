@@ -191,7 +191,8 @@ impl Var {
             Var::make(data, true, Some(node))
         } else {
             if profile::is_recording() {
-                profile::forward_done(profile::type_short_name::<B>());
+                // Built only to be named alike on both paths; dropped at once.
+                profile::forward_done(make_op().name());
             }
             Var::make(data, false, None)
         }

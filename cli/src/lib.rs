@@ -107,6 +107,11 @@ pub fn main() -> i32 {
             let _ = e.print();
             return 0;
         }
+        // A command with no subcommand: the help says what there is.
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            return 2;
+        }
         Err(e) => {
             eprintln!("{}", one_line_usage_error(&e.render().to_string()));
             return 2;

@@ -276,13 +276,13 @@ pub fn run(cmd: BenchCommand) -> Result<i32> {
 }
 
 fn train(args: TrainArgs) -> Result<i32> {
+    if args.ops && args.device != "cpu" {
+        bail!("--ops times ops on the CPU; a GPU's launches return before the work is done");
+    }
     let device = crate::common::device(&args.device)?;
     crate::common::set_precision(&args.precision, device)?;
     if (args.flash_attention || args.tf32) && !device.is_cuda() {
         bail!("--flash-attention and --tf32 need --device cuda");
-    }
-    if args.ops && device.is_cuda() {
-        bail!("--ops times ops on the CPU; a GPU's launches return before the work is done");
     }
     tensor::ops::attention::set_flash(args.flash_attention);
     tensor::device::set_tf32(args.tf32);

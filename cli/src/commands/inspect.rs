@@ -10,7 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use gpt::inspect::{attention, lens};
 use gpt::model::GPTModel;
 use gpt::tokenizer::{AnyTokenizer, SpecialTokens};
@@ -40,6 +40,9 @@ pub struct Common {
     /// Where to write the SVG picture.
     #[arg(long)]
     out: PathBuf,
+    /// Replace --out even if this program did not draw it.
+    #[arg(long)]
+    force: bool,
     /// Also print the numbers as one JSON object.
     #[arg(long)]
     json: bool,
@@ -102,6 +105,7 @@ struct Prompt {
 impl Prompt {
     fn load(common: &Common) -> Result<Prompt> {
         let dir = crate::hub::model_folder(&common.model)?;
+        check_svg_out(&common.out, &dir, common.force)?;
         let (model, tokenizer) = load_model_and_tokenizer(&dir)?;
         // As `generate`: with the special tokens the tokenizer adds (Llama's BOS).
         let ids = tokenizer.encode_adding_special_tokens(&common.prompt, SpecialTokens::Allow)?;
@@ -123,6 +127,41 @@ impl Prompt {
     }
 }
 
-fn write_svg(path: &Path, svg: &str) -> Result<()> {
-    gpt::atomic::write_atomic(path, svg.as_bytes()).with_context(|| format!("{}: cannot write", path.display()))
+/// The comment every picture of ours carries, so that `--out` replaces
+/// only a file this program drew (`gpt::output`'s rule for folders).
+const DRAWN_BY: &str = "<!-- drawn by scratchgpt inspect -->";
+
+/// Refuses an `--out` this command must not write: not an `.svg` name, a
+/// folder or a link, the model folder or a file inside it, or an existing
+/// file this program did not draw (unless `force`).
+pub(crate) fn check_svg_out(out: &Path, model: &Path, force: bool) -> Result<()> {
+    if out.extension().is_none_or(|e| !e.eq_ignore_ascii_case("svg")) {
+        bail!("{}: --out names the SVG file to write, FILE.svg", out.display());
+    }
+    gpt::output::check_not_nested(out, &[model])
+        .map_err(|reason| anyhow::anyhow!("{}: {}", out.display(), reason.replace("output folder", "output file")))?;
+    let Ok(meta) = std::fs::symlink_metadata(out) else {
+        return Ok(());
+    };
+    if meta.is_dir() || meta.file_type().is_symlink() {
+        bail!("{}: is a folder or a link; --out names the SVG file to write", out.display());
+    }
+    let head = std::fs::read(out).map(|bytes| String::from_utf8_lossy(&bytes[..bytes.len().min(4096)]).into_owned());
+    if !force && !head.is_ok_and(|text| text.contains(DRAWN_BY)) {
+        bail!(
+            "{}: exists and is not a picture this program drew; choose another --out, or pass --force",
+            out.display()
+        );
+    }
+    Ok(())
+}
+
+/// Writes `svg` to `path` atomically, marked as ours (after the XML
+/// declaration, where a comment may stand).
+pub(crate) fn write_svg(path: &Path, svg: &str) -> Result<()> {
+    let marked = match svg.strip_prefix("<?xml").and_then(|rest| rest.split_once("?>")) {
+        Some((declaration, body)) => format!("<?xml{declaration}?>\n{DRAWN_BY}{body}"),
+        None => format!("{DRAWN_BY}\n{svg}"),
+    };
+    gpt::atomic::write_atomic(path, marked.as_bytes()).with_context(|| format!("{}: cannot write", path.display()))
 }

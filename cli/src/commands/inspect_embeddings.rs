@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 use gpt::inspect::embeddings::{
-    embedding_map, frequent_tokens, nearest_neighbours, pick_words, plot_map, token_table, token_text, ChosenToken,
+    embedding_map, frequent_tokens, nearest_neighbours, pick_words, render_map, token_table, token_text, ChosenToken,
 };
 use gpt::tokenizer::AnyTokenizer;
 use serde_json::json;
@@ -39,6 +39,9 @@ pub struct Args {
     /// The SVG file to write.
     #[arg(long)]
     out: PathBuf,
+    /// Replace --out even if this program did not draw it.
+    #[arg(long)]
+    force: bool,
     /// Coordinates, explained variance and nearest neighbours as one JSON
     /// object on stdout.
     #[arg(long)]
@@ -46,16 +49,11 @@ pub struct Args {
 }
 
 pub fn run(mut args: Args) -> Result<i32> {
-    if args.out.extension().is_none_or(|e| !e.eq_ignore_ascii_case("svg")) {
-        bail!("{}: --out names the SVG file to write, FILE.svg", args.out.display());
-    }
-    if args.out.is_dir() {
-        bail!("{}: is a folder; --out names the SVG file to write", args.out.display());
-    }
     if args.top == Some(0) {
         bail!("--top must be at least 1");
     }
     args.model = crate::hub::model_folder(&args.model)?;
+    super::inspect::check_svg_out(&args.out, &args.model, args.force)?;
     let (model, tokenizer) = load_model_and_tokenizer(&args.model)?;
     let (chosen, chosen_by) = choose(&args, &tokenizer)?;
     for c in chosen.iter().filter(|c| c.tokens_in_word > 1) {
@@ -78,7 +76,7 @@ pub fn run(mut args: Args) -> Result<i32> {
     let map = embedding_map(&table, &ids);
     let labels: Vec<String> = chosen.iter().map(|c| c.word.clone()).collect();
     let title = format!("token embeddings of {} (PCA)", args.model.display());
-    plot_map(&labels, &map, &title, &args.out).map_err(anyhow::Error::msg)?;
+    super::inspect::write_svg(&args.out, &render_map(&labels, &map, &title).map_err(anyhow::Error::msg)?)?;
     let neighbours = nearest_neighbours(&table, &ids, NEIGHBOURS);
     let vocabulary = table.dims()[0];
     if args.json {

@@ -86,6 +86,8 @@ pub struct Args {
     /// The largest weights file the run folder and its checkpoints get, as
     /// transformers' max_shard_size (5GB, 500MB, 2GiB, or bytes); larger
     /// models are split into model-0000K-of-0000N.safetensors with an index.
+    /// A setting of how files are written, not of the run: --resume does not
+    /// remember it, so give it again there.
     #[arg(long, default_value = "5GB", value_parser = gpt::weights::shards::parse_size)]
     max_shard_size: usize,
     #[arg(long, default_value_t = 50, conflicts_with = "resume")]

@@ -78,6 +78,18 @@ pub const QWEN3: Architecture =
 /// Every architecture this crate reads and writes.
 pub const ARCHITECTURES: [&Architecture; 4] = [&GPT2, &LLAMA, &QWEN2, &QWEN3];
 
+/// The architecture a model of `config` is written as: Mistral as `llama`,
+/// as llama.cpp's converter writes it.
+pub fn of_model(config: &crate::model::GPTConfig) -> &'static Architecture {
+    use crate::model::ModelType;
+    match config.model_type {
+        ModelType::Gpt2 => &GPT2,
+        ModelType::Llama | ModelType::Mistral => &LLAMA,
+        ModelType::Qwen2 => &QWEN2,
+        ModelType::Qwen3 => &QWEN3,
+    }
+}
+
 /// The architecture named `name`.
 pub fn find(name: &str) -> Option<&'static Architecture> {
     ARCHITECTURES.into_iter().find(|a| a.name == name)

@@ -107,7 +107,7 @@ pub fn export(
         return Err(fail(format!("{matrices} is read but not written; export f32, f16, bf16, q8_0 or q4_0")));
     }
     let config = &model.config;
-    let arch = llama::architecture_of(config).map_err(fail)?;
+    let arch = arch::of_model(config);
     let params = f32_parameters(model).map_err(fail)?;
     let mut w = GgufWriter::new();
     w.set("general.architecture", Value::String(arch.name.into()));
@@ -125,12 +125,14 @@ pub fn export(
         w.set(&arch::key(arch, "attention.layer_norm_epsilon"), Value::F32(config.layer_norm_eps as f32));
     } else {
         llama::write_hyperparameters(&mut w, arch, config).map_err(fail)?;
-        if let Some(bos) = config.bos_token_id {
-            w.set(tokenizer::BOS_KEY, Value::U32(bos));
-        }
     }
     for (key, value) in tokenizer::to_metadata(tokenizer, config.vocab_size).map_err(fail)? {
         w.set(key, value);
+    }
+    // The model's own start token, where its config names one, over the
+    // tokenizer's end-of-text default.
+    if let Some(bos) = config.bos_token_id {
+        w.set(tokenizer::BOS_KEY, Value::U32(bos));
     }
     let mut report = ExportReport {
         architecture: arch.name,

@@ -59,20 +59,12 @@ pub fn from_interleaved(bytes: &[u8], rows: usize, head_dim: usize) -> Vec<u8> {
     out
 }
 
-/// Whether our parameter `name` is a query or key weight whose rows a
-/// rope-interleaving architecture reorders.
+/// Whether our parameter `name` is a query or key weight or bias, whose
+/// rows (a bias: its elements) a rope-interleaving architecture reorders.
 pub fn is_rotated_weight(name: &str) -> bool {
-    name.ends_with(".self_attn.q_proj.weight") || name.ends_with(".self_attn.k_proj.weight")
-}
-
-/// The architecture a Llama-family config is written as.
-pub fn architecture_of(config: &GPTConfig) -> Result<&'static Architecture, String> {
-    Ok(match config.model_type {
-        ModelType::Llama | ModelType::Mistral => &arch::LLAMA,
-        ModelType::Qwen2 => &arch::QWEN2,
-        ModelType::Qwen3 => &arch::QWEN3,
-        ModelType::Gpt2 => &arch::GPT2,
-    })
+    [".self_attn.q_proj.weight", ".self_attn.k_proj.weight", ".self_attn.q_proj.bias", ".self_attn.k_proj.bias"]
+        .iter()
+        .any(|end| name.ends_with(end))
 }
 
 /// Writes the hyper-parameters of a Llama-family `config`, or says why
@@ -168,7 +160,7 @@ pub fn config_of(file: &GgufFile, arch: &Architecture) -> Result<GPTConfig, Gguf
         context_length: required(file, arch, "context_length")?,
         n_layers: required(file, arch, "block_count")?,
         n_kv_heads: optional(file, arch, "attention.head_count_kv")?,
-        head_size: head_dim.filter(|&d| d * n_heads != emb_dim),
+        head_size: head_dim.filter(|&d| d.checked_mul(n_heads) != Some(emb_dim)),
         intermediate_size: Some(required(file, arch, "feed_forward_length")?),
         layer_norm_eps: real(file, arch, "attention.layer_norm_rms_epsilon")?.unwrap_or(1e-5),
         rope: Some(Rotary { theta: real(file, arch, "rope.freq_base")?.unwrap_or(10_000.0), scaling }),

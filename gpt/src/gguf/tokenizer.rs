@@ -1,4 +1,5 @@
-//! The tokenizer in GGUF metadata, as llama.cpp reads it for GPT-2:
+//! The tokenizer in GGUF metadata, as llama.cpp reads it for GPT-2 (and for
+//! any architecture whose file carries a GPT-2-style BPE):
 //!
 //! - `tokenizer.ggml.model = "gpt2"`: byte-level BPE;
 //! - `tokenizer.ggml.pre = "gpt-2"`: GPT-2's pre-tokenizer pattern;

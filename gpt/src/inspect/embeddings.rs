@@ -48,11 +48,11 @@ pub struct ChosenToken {
 }
 
 /// A token's text for a label: its bytes decoded (lossily, as a BPE token
-/// may be part of a character), a leading space shown as `␣`, line
-/// breaks and tabs as `\n`, `\t`.
+/// may be part of a character), whitespace made visible as the attention
+/// maps show it (`␣`, `↵`, `⇥`, `␍`; `heatmap::visible`).
 pub fn token_text(tokenizer: &AnyTokenizer, id: u32) -> String {
     let bytes = tokenizer.decode_bytes(&[id]).unwrap_or_default();
-    String::from_utf8_lossy(&bytes).replace(' ', "␣").replace('\n', "\\n").replace('\t', "\\t").replace('\r', "\\r")
+    super::heatmap::visible(&String::from_utf8_lossy(&bytes))
 }
 
 /// The tokens of `words`: each word's first token. A word the tokenizer
@@ -84,14 +84,15 @@ pub fn pick_words(tokenizer: &AnyTokenizer, words: &[String]) -> Result<Vec<Chos
 /// when `n` is its size), and so does a `tokenizer.json`, whose ids
 /// usually follow its merges too. Special tokens are left out.
 pub fn frequent_tokens(tokenizer: &AnyTokenizer, n: usize) -> Result<(Vec<ChosenToken>, String), String> {
-    let specials: Vec<u32> = match tokenizer {
+    let specials: std::collections::HashSet<u32> = match tokenizer {
         AnyTokenizer::Bpe(t) => t.specials().iter().map(|(_, id)| *id).collect(),
         _ => [tokenizer.eot_id(), tokenizer.bos_id(), tokenizer.eos_id()].into_iter().flatten().collect(),
     };
     let (order, how): (Vec<u32>, &str) = match tokenizer {
         AnyTokenizer::Bpe(t) => {
             let merged: Vec<u32> = t.merges().iter().map(|m| m.2).collect();
-            let rest = (0..t.vocab_size() as u32).filter(|id| !merged.contains(id));
+            let is_merged: std::collections::HashSet<u32> = merged.iter().copied().collect();
+            let rest = (0..t.vocab_size() as u32).filter(|id| !is_merged.contains(id));
             (
                 merged.iter().copied().chain(rest).collect(),
                 "the BPE's first merges (the most frequent pairs), then bytes",

@@ -59,10 +59,11 @@ pub fn weight_bytes(config: &GPTConfig, scheme: Option<Scheme>) -> Option<u64> {
 /// Bytes one decoding step reads with `cached` positions in the KV cache:
 /// every weight once (the token embedding as the tied head's matrix), but
 /// of the position table only its one row, and of an untied model's token
-/// table (its head is a separate matrix) only its one row, plus the cached keys and values
-/// (f32) that attention reads in every layer. Decoding a single sequence
-/// does so little arithmetic per byte that this, over the memory's read
-/// speed, bounds its tokens per second. `None` as for [`weight_bytes`].
+/// table (its head is a separate matrix) only its one row, plus the cached
+/// keys and values (f32) that attention reads in every layer. Decoding a
+/// single sequence does so little arithmetic per byte that this, over the
+/// memory's read speed, bounds its tokens per second. `None` as for
+/// [`weight_bytes`].
 pub fn decode_bytes_per_token(config: &GPTConfig, scheme: Option<Scheme>, cached: usize) -> Option<u64> {
     let c = config.emb_dim as u64;
     let positions_unread = if config.rope.is_none() { 4 * (config.context_length as u64 - 1) * c } else { 0 };

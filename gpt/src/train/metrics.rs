@@ -1,5 +1,6 @@
 //! Training metrics: one JSON object per line in `metrics.jsonl` (easy to
-//! load in anything), and the loss curves drawn as an SVG.
+//! load in anything), and the run drawn as an SVG: the loss curves, the
+//! learning rate, the gradient norm and tokens/s, on one step axis.
 
 use std::cell::Cell;
 use std::fs::OpenOptions;
