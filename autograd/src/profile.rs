@@ -45,6 +45,14 @@ struct Recorder {
     times: BTreeMap<(&'static str, Phase), (Duration, usize)>,
 }
 
+impl Recorder {
+    fn add(&mut self, name: &'static str, phase: Phase, elapsed: Duration) {
+        let slot = self.times.entry((name, phase)).or_default();
+        slot.0 += elapsed;
+        slot.1 += 1;
+    }
+}
+
 /// Read on every op, so the check costs one relaxed load when recording is off.
 static ENABLED: AtomicBool = AtomicBool::new(false);
 static RECORDER: Mutex<Option<Recorder>> = Mutex::new(None);
@@ -72,9 +80,7 @@ pub fn mark() {
 /// Adds `elapsed` to `name` in `phase`.
 pub fn record(name: &'static str, phase: Phase, elapsed: Duration) {
     if let Some(rec) = RECORDER.lock().unwrap().as_mut() {
-        let slot = rec.times.entry((name, phase)).or_default();
-        slot.0 += elapsed;
-        slot.1 += 1;
+        rec.add(name, phase, elapsed);
     }
 }
 
@@ -84,9 +90,7 @@ pub(crate) fn forward_done(name: &'static str) {
         let now = Instant::now();
         let elapsed = now - rec.last;
         rec.last = now;
-        let slot = rec.times.entry((name, Phase::Forward)).or_default();
-        slot.0 += elapsed;
-        slot.1 += 1;
+        rec.add(name, Phase::Forward, elapsed);
     }
 }
 

@@ -37,15 +37,23 @@ pub struct Common {
     model: PathBuf,
     #[arg(long)]
     prompt: String,
+    #[command(flatten)]
+    picture: Picture,
+}
+
+/// Where a picture goes, and whether its numbers are printed too (every
+/// inspect subcommand has these).
+#[derive(clap::Args)]
+pub struct Picture {
     /// Where to write the SVG picture.
     #[arg(long)]
-    out: PathBuf,
+    pub out: PathBuf,
     /// Replace --out even if this program did not draw it.
     #[arg(long)]
-    force: bool,
+    pub force: bool,
     /// Also print the numbers as one JSON object.
     #[arg(long)]
-    json: bool,
+    pub json: bool,
 }
 
 #[derive(clap::Args)]
@@ -77,8 +85,8 @@ pub fn run(cmd: InspectCommand) -> Result<i32> {
             let prompt = Prompt::load(&args.common)?;
             let selection = attention::Selection { layer: args.layer, head: args.head };
             let maps = attention::attention_maps(&prompt.model, &prompt.ids, prompt.tokens(), selection)?;
-            write_svg(&args.common.out, &attention::render_svg(&maps))?;
-            if args.common.json {
+            write_svg(&args.common.picture.out, &attention::render_svg(&maps))?;
+            if args.common.picture.json {
                 print_json(&maps)?;
             }
         }
@@ -86,8 +94,8 @@ pub fn run(cmd: InspectCommand) -> Result<i32> {
             let prompt = Prompt::load(&args.common)?;
             let label = |id| prompt.label(id);
             let lens = lens::logit_lens(&prompt.model, &prompt.ids, prompt.tokens(), args.top, label)?;
-            write_svg(&args.common.out, &lens::render_svg(&lens))?;
-            if args.common.json {
+            write_svg(&args.common.picture.out, &lens::render_svg(&lens))?;
+            if args.common.picture.json {
                 print_json(&lens)?;
             }
         }
@@ -105,7 +113,7 @@ struct Prompt {
 impl Prompt {
     fn load(common: &Common) -> Result<Prompt> {
         let dir = crate::hub::model_folder(&common.model)?;
-        check_svg_out(&common.out, &dir, common.force)?;
+        check_svg_out(&common.picture.out, &dir, common.picture.force)?;
         let (model, tokenizer) = load_model_and_tokenizer(&dir)?;
         // As `generate`: with the special tokens the tokenizer adds (Llama's BOS).
         let ids = tokenizer.encode_adding_special_tokens(&common.prompt, SpecialTokens::Allow)?;

@@ -36,16 +36,10 @@ pub struct Args {
     /// vocabulary: all of it).
     #[arg(long)]
     top: Option<usize>,
-    /// The SVG file to write.
-    #[arg(long)]
-    out: PathBuf,
-    /// Replace --out even if this program did not draw it.
-    #[arg(long)]
-    force: bool,
-    /// Coordinates, explained variance and nearest neighbours as one JSON
-    /// object on stdout.
-    #[arg(long)]
-    json: bool,
+    /// --out, --force, and --json: coordinates, explained variance and
+    /// nearest neighbours as one JSON object on stdout.
+    #[command(flatten)]
+    picture: super::inspect::Picture,
 }
 
 pub fn run(mut args: Args) -> Result<i32> {
@@ -53,7 +47,7 @@ pub fn run(mut args: Args) -> Result<i32> {
         bail!("--top must be at least 1");
     }
     args.model = crate::hub::model_folder(&args.model)?;
-    super::inspect::check_svg_out(&args.out, &args.model, args.force)?;
+    super::inspect::check_svg_out(&args.picture.out, &args.model, args.picture.force)?;
     let (model, tokenizer) = load_model_and_tokenizer(&args.model)?;
     let (chosen, chosen_by) = choose(&args, &tokenizer)?;
     for c in chosen.iter().filter(|c| c.tokens_in_word > 1) {
@@ -76,10 +70,10 @@ pub fn run(mut args: Args) -> Result<i32> {
     let map = embedding_map(&table, &ids);
     let labels: Vec<String> = chosen.iter().map(|c| c.word.clone()).collect();
     let title = format!("token embeddings of {} (PCA)", args.model.display());
-    super::inspect::write_svg(&args.out, &render_map(&labels, &map, &title).map_err(anyhow::Error::msg)?)?;
+    super::inspect::write_svg(&args.picture.out, &render_map(&labels, &map, &title).map_err(anyhow::Error::msg)?)?;
     let neighbours = nearest_neighbours(&table, &ids, NEIGHBOURS);
     let vocabulary = table.dims()[0];
-    if args.json {
+    if args.picture.json {
         let tokens: Vec<_> = chosen
             .iter()
             .zip(&map.points)
@@ -103,14 +97,14 @@ pub fn run(mut args: Args) -> Result<i32> {
             "total_variance": map.total_variance,
             "neighbours_over": format!("the whole vocabulary ({vocabulary} tokens)"),
             "tokens": tokens,
-            "out": args.out,
+            "out": args.picture.out,
         }))?;
     } else {
         let share = |i: usize| map.explained_ratio.get(i).map_or(0.0, |r| 100.0 * r);
         outln!(
             "{} tokens ({chosen_by}) mapped to {}: component 1 explains {:.1}% of their variance, component 2 {:.1}%",
             chosen.len(),
-            args.out.display(),
+            args.picture.out.display(),
             share(0),
             share(1)
         )?;
