@@ -1,6 +1,6 @@
 //! `scratchgpt inspect attention` and `scratchgpt inspect lens` on a char
 //! model trained for a few steps: the SVG is written and well-formed, the
-//! JSON has the promised shape and agrees with the picture, and bad input
+//! PNG decodes at the size asked for, the JSON has the promised shape and agrees with the picture, and bad input
 //! is one line with exit code 2. The numbers themselves are checked against
 //! `transformers` in `tests/inspect.rs`.
 
@@ -136,5 +136,66 @@ fn inspect_attention_and_lens_write_svg_and_json_and_refuse_bad_input() {
     run_lens(&mine, true);
     let out = scratchgpt(&["inspect", "lens", "--model", model, "--prompt", prompt, "--out", mine.to_str().unwrap()]);
     assert!(out.status.success() && std::fs::read_to_string(&mine).unwrap().contains("drawn by scratchgpt"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Width, height and RGBA pixels of a PNG file, and its `Comment` text.
+fn decode_png(path: &std::path::Path) -> (u32, u32, Vec<u8>, String) {
+    let file = std::io::BufReader::new(std::fs::File::open(path).unwrap());
+    let mut reader = png::Decoder::new(file).read_info().unwrap();
+    let mut pixels = vec![0; reader.output_buffer_size().unwrap()];
+    let frame = reader.next_frame(&mut pixels).unwrap();
+    assert_eq!(frame.color_type, png::ColorType::Rgba);
+    let comment = reader.info().uncompressed_latin1_text.iter().find(|t| t.keyword == "Comment").unwrap();
+    (frame.width, frame.height, pixels, comment.text.clone())
+}
+
+#[test]
+fn inspect_draws_png_at_the_width_asked_and_refuses_what_does_not_fit() {
+    let dir = scratch_dir("inspect-png");
+    let run = train_char_nano(&dir, "hello world, hello there. ");
+    let model = run.to_str().unwrap();
+    let (svg, png) = (dir.join("lens.svg"), dir.join("lens.png"));
+    let lens = |out: &std::path::Path, extra: &[&str]| {
+        let args = [&["inspect", "lens", "--model", model, "--prompt", "hello", "--out", out.to_str().unwrap()], extra];
+        let output = scratchgpt(&args.concat());
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    };
+
+    // The PNG is the SVG's drawing: the same proportions, at --width.
+    lens(&svg, &[]);
+    let root = &common::xml::parse(&std::fs::read_to_string(&svg).unwrap())[0];
+    let size = |name: &str| root.attributes[name].trim_end_matches("px").parse::<f64>().unwrap();
+    lens(&png, &["--width", "640"]);
+    let (width, height, pixels, comment) = decode_png(&png);
+    assert_eq!(width, 640);
+    assert_eq!(height, (640.0 * size("height") / size("width")).round() as u32);
+    assert!(comment.contains("drawn by scratchgpt"));
+    // Cells, labels and a white page: neither blank nor all ink.
+    let dark = pixels.chunks(4).filter(|p| p[0] < 100 && p[1] < 100 && p[2] < 100).count();
+    let white = pixels.chunks(4).filter(|p| p[..3] == [255, 255, 255]).count();
+    let total = (width * height) as usize;
+    assert!(dark > total / 200 && white > total / 4, "dark {dark}, white {white} of {total} pixels");
+    // By default twice the SVG's width; --format png names the format when
+    // the file's name does not. A PNG of ours is replaced without --force.
+    lens(&png, &[]);
+    assert_eq!(decode_png(&png).0 as f64, 2.0 * size("width"));
+    let unnamed = dir.join("lens.picture");
+    lens(&unnamed, &["--format", "png", "--width", "100"]);
+    assert_eq!(decode_png(&unnamed).0, 100);
+
+    // Bad input: one line, exit 2, nothing written.
+    let base = ["inspect", "lens", "--model", model, "--prompt", "hello", "--out"];
+    let bad = dir.join("bad.png");
+    let bad_arg = bad.to_str().unwrap();
+    fails_with(&[&base[..], &[bad_arg, "--width", "0"]].concat(), "--width 0");
+    fails_with(&[&base[..], &[bad_arg, "--format", "svg"]].concat(), "--format svg but the file's name ends in .png");
+    fails_with(&[&base[..], &[svg.to_str().unwrap(), "--width", "300"]].concat(), "--width sets a PNG's size");
+    fails_with(&[&base[..], &[dir.join("bad.jpg").to_str().unwrap()]].concat(), "FILE.svg or FILE.png");
+    assert!(!bad.exists());
+    let theirs = dir.join("photo.png");
+    std::fs::write(&theirs, b"\x89PNG not ours").unwrap();
+    fails_with(&[&base[..], &[theirs.to_str().unwrap()]].concat(), "not a picture this program drew");
+    assert_eq!(std::fs::read(&theirs).unwrap(), b"\x89PNG not ours");
     let _ = std::fs::remove_dir_all(&dir);
 }

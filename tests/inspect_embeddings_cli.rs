@@ -116,7 +116,7 @@ fn words_on_a_char_model_map_neighbours_and_bad_input() {
     fails_with(&[&e[..], &["--words", "k,Z"]].concat(), "\"Z\"");
     fails_with(&[&e[..], &["--top", "0"]].concat(), "--top must be at least 1");
     fails_with(&[&e[..], &["--top", "1000"]].concat(), "--top must be between 1 and");
-    fails_with(&["inspect", "embeddings", "--model", model, "--out", "map.png"], "FILE.svg");
+    fails_with(&["inspect", "embeddings", "--model", model, "--out", "map.jpg"], "FILE.svg or FILE.png");
     fails_with(&["inspect", "embeddings", "--model", dir.join("none").to_str().unwrap(), "--out", out], "none");
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -6,7 +6,8 @@
 //! - `inspect embeddings`: the token embeddings on a 2-D map
 //!   (`inspect_embeddings.rs`).
 //!
-//! Each writes an SVG to `--out`; `--json` also prints the numbers.
+//! Each writes a picture to `--out`, SVG or PNG (`Picture`); `--json`
+//! also prints the numbers.
 
 use std::path::{Path, PathBuf};
 
@@ -41,19 +42,120 @@ pub struct Common {
     picture: Picture,
 }
 
-/// Where a picture goes, and whether its numbers are printed too (every
-/// inspect subcommand has these).
+/// Where a picture goes, in which format, and whether its numbers are
+/// printed too (every inspect subcommand has these).
 #[derive(clap::Args)]
 pub struct Picture {
-    /// Where to write the SVG picture.
+    /// Where to write the picture, FILE.svg or FILE.png.
     #[arg(long)]
     pub out: PathBuf,
+    /// svg (text stays text; opens in any browser) or png (drawn with the
+    /// DejaVu Sans font this program carries). Default: --out's extension.
+    #[arg(long, value_enum)]
+    pub format: Option<PictureFormat>,
+    /// The PNG's width in pixels; its height follows the picture's
+    /// proportions. Default: twice the SVG's own width.
+    #[arg(long)]
+    pub width: Option<u32>,
     /// Replace --out even if this program did not draw it.
     #[arg(long)]
     pub force: bool,
     /// Also print the numbers as one JSON object.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PictureFormat {
+    Svg,
+    Png,
+}
+
+impl PictureFormat {
+    fn extension(self) -> &'static str {
+        match self {
+            PictureFormat::Svg => "svg",
+            PictureFormat::Png => "png",
+        }
+    }
+}
+
+impl Picture {
+    /// The format asked for, or the one --out's extension names; refuses an
+    /// extension that says otherwise, and --width for an SVG.
+    fn format(&self) -> Result<PictureFormat> {
+        let extension = self.out.extension().map(|e| e.to_string_lossy().to_ascii_lowercase());
+        let by_name = match extension.as_deref() {
+            Some("svg") => Some(PictureFormat::Svg),
+            Some("png") => Some(PictureFormat::Png),
+            _ => None,
+        };
+        let format = match (self.format, by_name) {
+            (Some(asked), Some(named)) if asked != named => bail!(
+                "{}: --format {} but the file's name ends in .{}",
+                self.out.display(),
+                asked.extension(),
+                named.extension()
+            ),
+            (Some(format), _) | (None, Some(format)) => format,
+            (None, None) => bail!("{}: --out names the picture to write, FILE.svg or FILE.png", self.out.display()),
+        };
+        if format == PictureFormat::Svg && self.width.is_some() {
+            bail!("{}: --width sets a PNG's size; an SVG scales to any size", self.out.display());
+        }
+        if let Some(width) = self.width.filter(|&w| w == 0 || w > gpt::inspect::png::MAX_WIDTH) {
+            bail!("--width {width}: a PNG is from 1 to {} pixels wide", gpt::inspect::png::MAX_WIDTH);
+        }
+        Ok(format)
+    }
+
+    /// Refuses an `--out` this command must not write: a bad format or
+    /// size (see [`Picture::format`]), a folder or a link, the model folder
+    /// or a file inside it, or an existing file this program did not draw
+    /// (unless --force). Called before the model loads, so a mistake costs
+    /// nothing.
+    pub(crate) fn check(&self, model: &Path) -> Result<()> {
+        self.format()?;
+        let out = &self.out;
+        gpt::output::check_not_nested(out, &[model]).map_err(|reason| {
+            anyhow::anyhow!("{}: {}", out.display(), reason.replace("output folder", "output file"))
+        })?;
+        let Ok(meta) = std::fs::symlink_metadata(out) else {
+            return Ok(());
+        };
+        if meta.is_dir() || meta.file_type().is_symlink() {
+            bail!("{}: is a folder or a link; --out names the picture file to write", out.display());
+        }
+        // An SVG of ours carries the mark in a comment near its top, a PNG
+        // in a text chunk right after its header: both in the first 4 KiB.
+        let head =
+            std::fs::read(out).map(|bytes| String::from_utf8_lossy(&bytes[..bytes.len().min(4096)]).into_owned());
+        if !self.force && !head.is_ok_and(|text| text.contains(DRAWN_BY)) {
+            bail!(
+                "{}: exists and is not a picture this program drew; choose another --out, or pass --force",
+                out.display()
+            );
+        }
+        Ok(())
+    }
+
+    /// Writes the picture `svg` to --out atomically, in its format, marked
+    /// as ours.
+    pub(crate) fn write(&self, svg: &str) -> Result<()> {
+        let bytes = match self.format()? {
+            // The mark goes after the XML declaration, where a comment may stand.
+            PictureFormat::Svg => match svg.strip_prefix("<?xml").and_then(|rest| rest.split_once("?>")) {
+                Some((declaration, body)) => format!("<?xml{declaration}?>\n<!-- {DRAWN_BY} -->{body}"),
+                None => format!("<!-- {DRAWN_BY} -->\n{svg}"),
+            }
+            .into_bytes(),
+            PictureFormat::Png => {
+                gpt::inspect::png::svg_to_png(svg, self.width, DRAWN_BY).map_err(anyhow::Error::msg)?
+            }
+        };
+        let out = &self.out;
+        gpt::atomic::write_atomic(out, &bytes).with_context(|| format!("{}: cannot write", out.display()))
+    }
 }
 
 #[derive(clap::Args)]
@@ -85,7 +187,7 @@ pub fn run(cmd: InspectCommand) -> Result<i32> {
             let prompt = Prompt::load(&args.common)?;
             let selection = attention::Selection { layer: args.layer, head: args.head };
             let maps = attention::attention_maps(&prompt.model, &prompt.ids, prompt.tokens(), selection)?;
-            write_svg(&args.common.picture.out, &attention::render_svg(&maps))?;
+            args.common.picture.write(&attention::render_svg(&maps))?;
             if args.common.picture.json {
                 print_json(&maps)?;
             }
@@ -94,7 +196,7 @@ pub fn run(cmd: InspectCommand) -> Result<i32> {
             let prompt = Prompt::load(&args.common)?;
             let label = |id| prompt.label(id);
             let lens = lens::logit_lens(&prompt.model, &prompt.ids, prompt.tokens(), args.top, label)?;
-            write_svg(&args.common.picture.out, &lens::render_svg(&lens))?;
+            args.common.picture.write(&lens::render_svg(&lens))?;
             if args.common.picture.json {
                 print_json(&lens)?;
             }
@@ -113,7 +215,7 @@ struct Prompt {
 impl Prompt {
     fn load(common: &Common) -> Result<Prompt> {
         let dir = crate::hub::model_folder(&common.model)?;
-        check_svg_out(&common.picture.out, &dir, common.picture.force)?;
+        common.picture.check(&dir)?;
         let (model, tokenizer) = load_model_and_tokenizer(&dir)?;
         // As `generate`: with the special tokens the tokenizer adds (Llama's BOS).
         let ids = tokenizer.encode_adding_special_tokens(&common.prompt, SpecialTokens::Allow)?;
@@ -135,41 +237,7 @@ impl Prompt {
     }
 }
 
-/// The comment every picture of ours carries, so that `--out` replaces
-/// only a file this program drew (`gpt::output`'s rule for folders).
-const DRAWN_BY: &str = "<!-- drawn by scratchgpt inspect -->";
-
-/// Refuses an `--out` this command must not write: not an `.svg` name, a
-/// folder or a link, the model folder or a file inside it, or an existing
-/// file this program did not draw (unless `force`).
-pub(crate) fn check_svg_out(out: &Path, model: &Path, force: bool) -> Result<()> {
-    if out.extension().is_none_or(|e| !e.eq_ignore_ascii_case("svg")) {
-        bail!("{}: --out names the SVG file to write, FILE.svg", out.display());
-    }
-    gpt::output::check_not_nested(out, &[model])
-        .map_err(|reason| anyhow::anyhow!("{}: {}", out.display(), reason.replace("output folder", "output file")))?;
-    let Ok(meta) = std::fs::symlink_metadata(out) else {
-        return Ok(());
-    };
-    if meta.is_dir() || meta.file_type().is_symlink() {
-        bail!("{}: is a folder or a link; --out names the SVG file to write", out.display());
-    }
-    let head = std::fs::read(out).map(|bytes| String::from_utf8_lossy(&bytes[..bytes.len().min(4096)]).into_owned());
-    if !force && !head.is_ok_and(|text| text.contains(DRAWN_BY)) {
-        bail!(
-            "{}: exists and is not a picture this program drew; choose another --out, or pass --force",
-            out.display()
-        );
-    }
-    Ok(())
-}
-
-/// Writes `svg` to `path` atomically, marked as ours (after the XML
-/// declaration, where a comment may stand).
-pub(crate) fn write_svg(path: &Path, svg: &str) -> Result<()> {
-    let marked = match svg.strip_prefix("<?xml").and_then(|rest| rest.split_once("?>")) {
-        Some((declaration, body)) => format!("<?xml{declaration}?>\n{DRAWN_BY}{body}"),
-        None => format!("{DRAWN_BY}\n{svg}"),
-    };
-    gpt::atomic::write_atomic(path, marked.as_bytes()).with_context(|| format!("{}: cannot write", path.display()))
-}
+/// The words every picture of ours carries (an SVG comment, a PNG text
+/// chunk), so that --out replaces only a file this program drew
+/// (`gpt::output`'s rule for folders).
+const DRAWN_BY: &str = "drawn by scratchgpt inspect";

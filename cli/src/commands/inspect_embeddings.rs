@@ -47,7 +47,7 @@ pub fn run(mut args: Args) -> Result<i32> {
         bail!("--top must be at least 1");
     }
     args.model = crate::hub::model_folder(&args.model)?;
-    super::inspect::check_svg_out(&args.picture.out, &args.model, args.picture.force)?;
+    args.picture.check(&args.model)?;
     let (model, tokenizer) = load_model_and_tokenizer(&args.model)?;
     let (chosen, chosen_by) = choose(&args, &tokenizer)?;
     for c in chosen.iter().filter(|c| c.tokens_in_word > 1) {
@@ -70,7 +70,7 @@ pub fn run(mut args: Args) -> Result<i32> {
     let map = embedding_map(&table, &ids);
     let labels: Vec<String> = chosen.iter().map(|c| c.word.clone()).collect();
     let title = format!("token embeddings of {} (PCA)", args.model.display());
-    super::inspect::write_svg(&args.picture.out, &render_map(&labels, &map, &title).map_err(anyhow::Error::msg)?)?;
+    args.picture.write(&render_map(&labels, &map, &title).map_err(anyhow::Error::msg)?)?;
     let neighbours = nearest_neighbours(&table, &ids, NEIGHBOURS);
     let vocabulary = table.dims()[0];
     if args.picture.json {

@@ -14,13 +14,15 @@
 //!   principal component analysis behind that map.
 //!
 //! Attention and the lens run one sequence (batch 1) on the CPU;
-//! [`heatmap`] draws them as SVG.
+//! [`heatmap`] draws them as SVG. Every picture is SVG first; [`png`]
+//! rasterises it, with the font the project carries.
 
 pub mod attention;
 pub mod embeddings;
 pub mod heatmap;
 pub mod lens;
 pub mod pca;
+pub mod png;
 
 use autograd::no_grad;
 use tensor::Tensor;
