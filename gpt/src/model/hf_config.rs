@@ -469,7 +469,7 @@ mod tests {
         v["original_max_position_embeddings"] = json!(4096);
         v["rope_theta"] = json!(10000.0);
         v["partial_rotary_factor"] = json!(0.75);
-        v["rope_scaling"] = json!({"type": "longrope", "short_factor": [1.0; 36], "long_factor": [2.0; 36]});
+        v["rope_scaling"] = json!({"type": "longrope", "short_factor": vec![1.0; 36], "long_factor": vec![2.0; 36]});
         let long = GPTConfig::from_hf_json(&v).unwrap();
         let rope = long.rope_config().unwrap();
         assert_eq!(rope.head_dim, 72, "three quarters of 96 turn");
@@ -478,10 +478,10 @@ mod tests {
         assert_eq!(original_max, 4096);
         assert!((attention_factor - (1.0 + 32f64.ln() / 4096f64.ln()).sqrt()).abs() < 1e-12);
         assert_eq!(GPTConfig::from_hf_json(&long.to_hf_json(None)).unwrap(), long);
-        v["rope_scaling"]["short_factor"] = json!([1.0; 48]);
+        v["rope_scaling"]["short_factor"] = json!(vec![1.0; 48]);
         let err = GPTConfig::from_hf_json(&v).unwrap_err();
         assert!(err.contains("short_factor has 48 values, the rotated size 72 needs 36"), "{err}");
-        v["rope_scaling"]["short_factor"] = json!([1.0; 36]);
+        v["rope_scaling"]["short_factor"] = json!(vec![1.0; 36]);
         v["resid_pdrop"] = json!(0.1);
         let err = GPTConfig::from_hf_json(&v).unwrap_err();
         assert_eq!(err, "resid_pdrop 0.1 is not supported (phi3 is read without dropout; set it to 0)");
