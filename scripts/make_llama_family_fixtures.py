@@ -9,6 +9,8 @@ Hugging Face folder under `tests/fixtures/llama_family/<case>/`. Beside it,
 
 - `ids` [2, T] and `logits` [2, T, V] of the forward pass;
 - `loss`: the causal-LM loss with `labels = ids` (shifted inside);
+- `short.logits` (longrope only): the logits of `ids` cut to the original
+  length, where the short factors are in use;
 - `grad.<name>`: the gradient of that loss for every parameter;
 - `adamw_losses` [10] and `adamw_logits`: ten AdamW steps (lr 1e-2,
   betas 0.9/0.999, eps 1e-8, weight decay 0.1 on every parameter) on the same
@@ -140,6 +142,11 @@ def main():
         out_model = model(ids, labels=ids)
         out["logits"] = out_model.logits.detach()
         out["loss"] = out_model.loss.detach().reshape(1)
+        original = settings.get("rope_parameters", {}).get("original_max_position_embeddings")
+        if settings.get("rope_parameters", {}).get("rope_type") == "longrope":
+            # The batch cut to the original length: the short factors' logits.
+            with torch.no_grad():
+                out["short.logits"] = model(ids[:, :original]).logits
         out_model.loss.backward()
         for name, p in model.named_parameters():
             out[f"grad.{name}"] = p.grad.detach().clone()

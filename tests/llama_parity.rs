@@ -86,6 +86,11 @@ fn logits_and_loss_match_transformers() {
         let loss = causal_loss(&logits, ids).item();
         let want = get(&r, "loss").to_f64_vec()[0];
         assert_scalar_close(&format!("{case} loss"), loss, want, 1e-4 * want);
+        // longrope's short factors: the batch cut to the original length.
+        if let Some(short) = r.get("short.logits") {
+            let short_ids = ids.narrow(1, 0, short.dim(1)).contiguous();
+            assert_close(&format!("{case} logits within the original length"), &model.forward(&short_ids).data(), short, 1e-4, 1e-5);
+        }
         println!("{case}: logits max |diff| {d:.3e}, loss {loss:.6}");
     }
 }
