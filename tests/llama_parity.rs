@@ -89,7 +89,13 @@ fn logits_and_loss_match_transformers() {
         // longrope's short factors: the batch cut to the original length.
         if let Some(short) = r.get("short.logits") {
             let short_ids = ids.narrow(1, 0, short.dim(1)).contiguous();
-            assert_close(&format!("{case} logits within the original length"), &model.forward(&short_ids).data(), short, 1e-4, 1e-5);
+            assert_close(
+                &format!("{case} logits within the original length"),
+                &model.forward(&short_ids).data(),
+                short,
+                1e-4,
+                1e-5,
+            );
         }
         println!("{case}: logits max |diff| {d:.3e}, loss {loss:.6}");
     }

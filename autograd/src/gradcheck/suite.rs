@@ -532,9 +532,7 @@ fn llama_cases(c: &mut Cases, s: Sizes, r: &dyn Fn(&[usize]) -> Tensor) {
     // original length, with cos and sin scaled by its attention factor.
     let pairs = (d / 4).max(1); // the turning part: 2 · pairs ≤ D/2
     let partial = RopeConfig::new(10000.0, 2 * pairs).tables(2, t);
-    c.add("rope", "partial: the first part of each head turns", vec![r(&[b, t, h, d])], move |v| {
-        v[0].rope(&partial)
-    });
+    c.add("rope", "partial: the first part of each head turns", vec![r(&[b, t, h, d])], move |v| v[0].rope(&partial));
     let long_rope = RopeConfig {
         theta: 10000.0,
         head_dim: 2 * pairs,

@@ -88,7 +88,11 @@ pub fn of_model(config: &crate::model::GPTConfig) -> Result<&'static Architectur
         ModelType::Llama | ModelType::Mistral => &LLAMA,
         ModelType::Qwen2 => &QWEN2,
         ModelType::Qwen3 => &QWEN3,
-        ModelType::Phi3 => return Err("model type phi3 is not written as GGUF here (llama.cpp's phi3 architecture is not implemented)".into()),
+        ModelType::Phi3 => {
+            return Err(
+                "model type phi3 is not written as GGUF here (llama.cpp's phi3 architecture is not implemented)".into(),
+            )
+        }
     })
 }
 

@@ -74,7 +74,10 @@ pub fn write_hyperparameters(w: &mut GgufWriter, arch: &Architecture, config: &G
         return Err("a Llama-family model without rotary embeddings cannot be written".into());
     };
     if partial != 1.0 {
-        return Err(format!("the model turns {partial} of each head (partial rotary); llama.cpp's {} turns all", arch.name));
+        return Err(format!(
+            "the model turns {partial} of each head (partial rotary); llama.cpp's {} turns all",
+            arch.name
+        ));
     }
     if let Some(window) = config.sliding_window.filter(|&w| w < config.context_length) {
         return Err(format!(

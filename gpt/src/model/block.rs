@@ -46,7 +46,10 @@ impl Mlp {
         Ok(if config.model_type.is_gpt2() {
             Mlp::Gelu { c_fc: proj("c_fc", c, f, 0.02)?, c_proj: proj("c_proj", f, c, proj_std)? }
         } else if config.model_type.fuses_projections() {
-            Mlp::FusedSwiGlu { gate_up_proj: proj("gate_up_proj", c, 2 * f, 0.02)?, down_proj: proj("down_proj", f, c, proj_std)? }
+            Mlp::FusedSwiGlu {
+                gate_up_proj: proj("gate_up_proj", c, 2 * f, 0.02)?,
+                down_proj: proj("down_proj", f, c, proj_std)?,
+            }
         } else {
             Mlp::SwiGlu {
                 gate_proj: proj("gate_proj", c, f, 0.02)?,
@@ -90,7 +93,9 @@ impl Mlp {
             Mlp::SwiGlu { gate_proj, up_proj, down_proj } => {
                 vec![("gate_proj", gate_proj), ("up_proj", up_proj), ("down_proj", down_proj)]
             }
-            Mlp::FusedSwiGlu { gate_up_proj, down_proj } => vec![("gate_up_proj", gate_up_proj), ("down_proj", down_proj)],
+            Mlp::FusedSwiGlu { gate_up_proj, down_proj } => {
+                vec![("gate_up_proj", gate_up_proj), ("down_proj", down_proj)]
+            }
         }
     }
 }

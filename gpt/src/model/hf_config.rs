@@ -308,7 +308,10 @@ fn read_rotary(v: &Value, max_positions: usize) -> Result<Rotary, String> {
         }
     };
     let factors = |key: &str| -> Result<Vec<f64>, String> {
-        let list = params.get(key).and_then(Value::as_array).ok_or_else(|| format!("rope scaling \"longrope\" needs a list \"{key}\""))?;
+        let list = params
+            .get(key)
+            .and_then(Value::as_array)
+            .ok_or_else(|| format!("rope scaling \"longrope\" needs a list \"{key}\""))?;
         list.iter().map(|x| x.as_f64().ok_or_else(|| format!("rope \"{key}\" holds {x}, not a number"))).collect()
     };
     let theta = number("rope_theta")?.unwrap_or(10_000.0);

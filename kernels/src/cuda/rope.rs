@@ -44,6 +44,12 @@ pub fn rope<T: CudaFloat>(
     let (t, heads, d, half64, items64) = (s.t as i64, s.heads as i64, s.d as i64, half as i64, items as i64);
     let sign: f32 = if inverse { -1.0 } else { 1.0 };
     let name = format!("rope_{}", T::NAME);
-    launch_kernel!(dev, ROPE, name, for_elements(items), [x, cos, sin, &t, &heads, &d, &half64, &sign, &items64, &mut y])?;
+    launch_kernel!(
+        dev,
+        ROPE,
+        name,
+        for_elements(items),
+        [x, cos, sin, &t, &heads, &d, &half64, &sign, &items64, &mut y]
+    )?;
     Ok(y)
 }
