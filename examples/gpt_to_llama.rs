@@ -53,7 +53,7 @@ fn walk() -> Vec<Step> {
     // published checkpoint mixes the two blocks, so one switch makes four
     // changes. `print_change` takes them apart, part by part.
     c.model_type = ModelType::Llama;
-    c.rope = Some(Rotary { theta: 10_000.0, scaling: RopeScaling::None });
+    c.rope = Some(Rotary::new(10_000.0, RopeScaling::None));
     steps.push(Step {
         title: "1. model_type llama: RMSNorm, RoPE instead of wpe, SwiGLU (still 4·C wide), q/k/v apart",
         config: c.clone(),

@@ -246,7 +246,7 @@ fn the_llama_family_round_trips_through_gguf() {
         vocab_size: 300,
         context_length: 32,
         n_kv_heads: Some(2),
-        rope: Some(Rotary { theta: 500_000.0, scaling: RopeScaling::Linear { factor: 2.0 } }),
+        rope: Some(Rotary::new(500_000.0, RopeScaling::Linear { factor: 2.0 })),
         layer_norm_eps: 1e-6,
         ..GPTConfig::llama(64, 2, 4, 96)
     };

@@ -10,7 +10,12 @@
 //!   generated text (so the rolling KV cache drops keys);
 //! - `qwen2`: q/k/v biases, a tied head, rope θ = 10⁶;
 //! - `qwen3`: per-head RMSNorm of q and k, a head size (16) that is not
-//!   hidden/heads (8), a tied head.
+//!   hidden/heads (8), a tied head;
+//! - `phi3`: fused `qkv_proj` and `gate_up_proj`, grouped-query attention,
+//!   half of each head turning (`partial_rotary_factor` 0.5), `longrope`
+//!   with an original length of 8: the 12-token batch and the eval windows
+//!   use the long factors, generation starts on the short ones and
+//!   switches past 8 tokens (the cached keys keep their short turn).
 //!
 //! Every norm weight and bias is perturbed away from its initial value so a
 //! norm or bias read from the wrong tensor shows. Checked for each: logits,
@@ -36,7 +41,7 @@ use scratchgpt::gpt::model::{GPTConfig, GPTModel, PRESETS};
 use scratchgpt::gpt::weights::{hf::hf_name, load_config, load_model, save_model};
 use scratchgpt::tensor::Tensor;
 
-const CASES: [&str; 4] = ["llama", "mistral", "qwen2", "qwen3"];
+const CASES: [&str; 5] = ["llama", "mistral", "qwen2", "qwen3", "phi3"];
 
 fn fixtures_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/llama_family")
@@ -81,6 +86,17 @@ fn logits_and_loss_match_transformers() {
         let loss = causal_loss(&logits, ids).item();
         let want = get(&r, "loss").to_f64_vec()[0];
         assert_scalar_close(&format!("{case} loss"), loss, want, 1e-4 * want);
+        // longrope's short factors: the batch cut to the original length.
+        if let Some(short) = r.get("short.logits") {
+            let short_ids = ids.narrow(1, 0, short.dim(1)).contiguous();
+            assert_close(
+                &format!("{case} logits within the original length"),
+                &model.forward(&short_ids).data(),
+                short,
+                1e-4,
+                1e-5,
+            );
+        }
         println!("{case}: logits max |diff| {d:.3e}, loss {loss:.6}");
     }
 }
@@ -184,7 +200,7 @@ fn a_saved_folder_loads_back_with_the_same_config_and_logits() {
 fn presets_count_parameters_as_transformers_does() {
     let path = fixtures_dir().join("preset_parameters.json");
     let counts: BTreeMap<String, u64> = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    assert_eq!(counts.len(), 13);
+    assert_eq!(counts.len(), 14);
     for (name, want) in counts {
         assert!(PRESETS.contains(&name.as_str()), "{name} is not a preset");
         let config = GPTConfig::preset(&name).unwrap();

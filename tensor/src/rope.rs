@@ -23,6 +23,20 @@
 //!   low_freq_factor) divided by factor, and the band between interpolated
 //!   smoothly with s = (original_max / λ − low) / (high − low):
 //!   inv_freq · ((1 − s) / factor + s).
+//! - `LongRope { short_factor, long_factor, original_max, attention_factor }`
+//!   (Phi-3): each pair's frequency divided by a factor of its own,
+//!   inv_freqᵢ / short_factorᵢ while the sequence fits in `original_max`
+//!   tokens and inv_freqᵢ / long_factorᵢ once it is longer; and cos and sin
+//!   both multiplied by `attention_factor` (√(1 + ln s / ln original_max)
+//!   for a context stretched s times), which scales every q·k score over
+//!   the turned part. transformers picks the set per forward call from
+//!   that call's last position + 1 (`longrope_frequency_update`), as
+//!   [`RopeConfig::tables`] does from offset + len: keys already in a KV
+//!   cache keep the turn they were made with, as transformers' do.
+//!
+//! `head_dim` here is the rotated size: with partial rotary (Phi-3's
+//! `partial_rotary_factor`) the first part of each head, the tables
+//! `[len, rotary/2]` then narrower than the head (see `ops::rope`).
 //!
 //! The frequencies and angles are computed in f64 and the tables rounded
 //! once to f32: [`RopeTables`] holds cos θ and sin θ `[len, d/2]` for the
@@ -39,7 +53,7 @@ use crate::error::Result;
 use crate::tensor::Tensor;
 
 /// transformers' `rope_scaling` / `rope_parameters["rope_type"]`.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum RopeScaling {
     /// `default`: no scaling.
     None,
@@ -49,14 +63,19 @@ pub enum RopeScaling {
     Dynamic { factor: f64, original_max: usize },
     /// `llama3`: wavelength bands with smooth interpolation between.
     Llama3 { factor: f64, low_freq_factor: f64, high_freq_factor: f64, original_max: usize },
+    /// `longrope`: a divisor per pair (`head_dim/2` of them), the short set
+    /// up to `original_max` tokens and the long set beyond, and cos and sin
+    /// scaled by `attention_factor`.
+    LongRope { short_factor: Vec<f64>, long_factor: Vec<f64>, original_max: usize, attention_factor: f64 },
 }
 
 /// What rotary embedding needs from a model's config.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct RopeConfig {
     /// The base, `rope_theta` (10,000 for Llama 2, 500,000 for Llama 3).
     pub theta: f64,
-    /// The rotated size d of one head vector: even.
+    /// The rotated size d of one head vector: even (the head's size, or
+    /// its leading part with partial rotary).
     pub head_dim: usize,
     pub scaling: RopeScaling,
 }
@@ -106,14 +125,14 @@ impl RopeConfig {
             return Err(format!("rope: rope_theta must be positive, got {}", self.theta));
         }
         let factor_ok = |f: f64| f.is_finite() && f > 0.0;
-        match self.scaling {
+        match &self.scaling {
             RopeScaling::None => Ok(()),
-            RopeScaling::Linear { factor } if !factor_ok(factor) => {
+            RopeScaling::Linear { factor } if !factor_ok(*factor) => {
                 Err(format!("rope: linear scaling factor must be positive, got {factor}"))
             }
             RopeScaling::Linear { .. } => Ok(()),
             RopeScaling::Dynamic { factor, original_max } => {
-                if !(factor.is_finite() && factor >= 1.0) || original_max == 0 || d <= 2 {
+                if !(factor.is_finite() && *factor >= 1.0) || *original_max == 0 || d <= 2 {
                     Err(format!(
                         "rope: dynamic scaling needs factor >= 1, original_max_position_embeddings > 0 and \
                          head_dim > 2, got factor {factor}, {original_max}, head_dim {d}"
@@ -123,17 +142,47 @@ impl RopeConfig {
                 }
             }
             RopeScaling::Llama3 { factor, low_freq_factor, high_freq_factor, original_max } => {
-                if !factor_ok(factor) || !factor_ok(low_freq_factor) || !(high_freq_factor > low_freq_factor) {
+                if !factor_ok(*factor) || !factor_ok(*low_freq_factor) || !(high_freq_factor > low_freq_factor) {
                     Err(format!(
                         "rope: llama3 scaling needs factor > 0 and high_freq_factor > low_freq_factor > 0, got \
                          factor {factor}, low {low_freq_factor}, high {high_freq_factor}"
                     ))
-                } else if original_max == 0 {
+                } else if *original_max == 0 {
                     Err("rope: llama3 scaling needs original_max_position_embeddings > 0".into())
                 } else {
                     Ok(())
                 }
             }
+            RopeScaling::LongRope { short_factor, long_factor, original_max, attention_factor } => {
+                for (name, factors) in [("short_factor", short_factor), ("long_factor", long_factor)] {
+                    if factors.len() != d / 2 {
+                        return Err(format!(
+                            "rope: longrope {name} has {} values, the rotated size {d} needs {}",
+                            factors.len(),
+                            d / 2
+                        ));
+                    }
+                    if let Some(bad) = factors.iter().find(|f| !factor_ok(**f)) {
+                        return Err(format!("rope: longrope {name} values must be positive, got {bad}"));
+                    }
+                }
+                if *original_max == 0 || !factor_ok(*attention_factor) {
+                    return Err(format!(
+                        "rope: longrope needs original_max_position_embeddings > 0 and a positive attention_factor, \
+                         got {original_max} and {attention_factor}"
+                    ));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// What cos and sin are multiplied by: longrope's `attention_factor`,
+    /// else 1.
+    pub fn attention_scaling(&self) -> f64 {
+        match self.scaling {
+            RopeScaling::LongRope { attention_factor, .. } => attention_factor,
+            _ => 1.0,
         }
     }
 
@@ -152,6 +201,10 @@ impl RopeConfig {
         match self.scaling {
             RopeScaling::None => self.base_inv_freq(self.theta),
             RopeScaling::Linear { factor } => self.base_inv_freq(self.theta).into_iter().map(|f| f / factor).collect(),
+            RopeScaling::LongRope { ref short_factor, ref long_factor, original_max, .. } => {
+                let factors = if seq_len > original_max { long_factor } else { short_factor };
+                self.base_inv_freq(self.theta).into_iter().zip(factors).map(|(f, s)| f / s).collect()
+            }
             RopeScaling::Dynamic { factor, original_max } => {
                 let seq = seq_len.max(original_max) as f64;
                 let d = self.head_dim as f64;
@@ -179,18 +232,20 @@ impl RopeConfig {
         }
     }
 
-    /// cos and sin of p · inv_freq for p in offset .. offset + len, on the
-    /// CPU (`RopeTables::to_device` moves them). The frequencies are those
-    /// of a sequence of offset + len tokens.
+    /// cos and sin of p · inv_freq for p in offset .. offset + len, times
+    /// the attention scaling, on the CPU (`RopeTables::to_device` moves
+    /// them). The frequencies are those of a sequence of offset + len
+    /// tokens.
     pub fn tables(&self, offset: usize, len: usize) -> RopeTables {
         let inv_freq = self.inv_freq(offset + len);
+        let scale = self.attention_scaling();
         let half = inv_freq.len();
         let (mut cos, mut sin) = (Vec::with_capacity(len * half), Vec::with_capacity(len * half));
         for p in offset..offset + len {
             for f in &inv_freq {
                 let (s, c) = (p as f64 * f).sin_cos();
-                cos.push(c as f32);
-                sin.push(s as f32);
+                cos.push((c * scale) as f32);
+                sin.push((s * scale) as f32);
             }
         }
         RopeTables {
@@ -214,11 +269,11 @@ mod tests {
     #[test]
     fn linear_divides_and_dynamic_waits_for_long_sequences() {
         let base = RopeConfig::new(10000.0, 64);
-        let linear = RopeConfig { scaling: RopeScaling::Linear { factor: 4.0 }, ..base };
+        let linear = RopeConfig { scaling: RopeScaling::Linear { factor: 4.0 }, ..base.clone() };
         for (a, b) in linear.inv_freq(10).iter().zip(base.inv_freq(10)) {
             assert_eq!(*a, b / 4.0);
         }
-        let dynamic = RopeConfig { scaling: RopeScaling::Dynamic { factor: 2.0, original_max: 128 }, ..base };
+        let dynamic = RopeConfig { scaling: RopeScaling::Dynamic { factor: 2.0, original_max: 128 }, ..base.clone() };
         assert_eq!(dynamic.inv_freq(100), base.inv_freq(100));
         assert_eq!(dynamic.inv_freq(128), base.inv_freq(128));
         // At 256 tokens: base · (2·256/128 − 1)^(64/62) = 10000 · 3^(32/31).
@@ -241,7 +296,7 @@ mod tests {
                 high_freq_factor: 4.0,
                 original_max: 8192,
             },
-            ..base
+            ..base.clone()
         };
         let (f, b) = (c.inv_freq(1), base.inv_freq(1));
         for i in 0..64 {
@@ -260,6 +315,39 @@ mod tests {
         for (i, want) in [(40, 3.428_102_4e-5), (30, 1.371_893_7e-3), (20, 1.656_044_1e-2)] {
             assert!((f[i] - want).abs() < 2e-6 * want, "inv_freq[{i}] = {:e}, transformers {want:e}", f[i]);
         }
+    }
+
+    /// Each pair divided by its own factor, short up to 4 tokens and long
+    /// from 5, and the tables scaled by the attention factor.
+    #[test]
+    fn longrope_switches_factor_sets_past_the_original_length() {
+        let base = RopeConfig::new(10000.0, 4);
+        let c = RopeConfig {
+            scaling: RopeScaling::LongRope {
+                short_factor: vec![1.0, 2.0],
+                long_factor: vec![3.0, 5.0],
+                original_max: 4,
+                attention_factor: 1.5,
+            },
+            ..base.clone()
+        };
+        let b = base.inv_freq(1);
+        assert_eq!(c.inv_freq(4), vec![b[0], b[1] / 2.0]);
+        assert_eq!(c.inv_freq(5), vec![b[0] / 3.0, b[1] / 5.0]);
+        // Position 1 of a 2-token run: short; of a 5-token run: long.
+        let (short, long) = (c.tables(0, 2), c.tables(0, 5));
+        assert_eq!(short.cos.to_vec::<f32>()[2], (1f64.cos() * 1.5) as f32);
+        assert_eq!(long.sin.to_vec::<f32>()[3], ((b[1] / 5.0).sin() * 1.5) as f32);
+        let wrong = RopeConfig {
+            scaling: RopeScaling::LongRope {
+                short_factor: vec![1.0],
+                long_factor: vec![1.0, 1.0],
+                original_max: 4,
+                attention_factor: 1.0,
+            },
+            ..base
+        };
+        assert!(wrong.check().unwrap_err().contains("short_factor has 1 values"));
     }
 
     #[test]

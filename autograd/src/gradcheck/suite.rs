@@ -527,6 +527,24 @@ fn llama_cases(c: &mut Cases, s: Sizes, r: &dyn Fn(&[usize]) -> Tensor) {
     c.add("rope", "heads narrowed out of a wider projection", vec![r(&[b, t, 3 * h * d])], move |v| {
         v[0].narrow(2, h * d, h * d).reshape(&[b as isize, t as isize, h as isize, d as isize]).rope(&tables2)
     });
+    // Partial rotary (Phi-3): tables for the first half of each head, the
+    // rest passed through; and longrope's per-pair factors past its
+    // original length, with cos and sin scaled by its attention factor.
+    let pairs = (d / 4).max(1); // the turning part: 2 · pairs ≤ D/2
+    let partial = RopeConfig::new(10000.0, 2 * pairs).tables(2, t);
+    c.add("rope", "partial: the first part of each head turns", vec![r(&[b, t, h, d])], move |v| v[0].rope(&partial));
+    let long_rope = RopeConfig {
+        theta: 10000.0,
+        head_dim: 2 * pairs,
+        scaling: RopeScaling::LongRope {
+            short_factor: vec![1.0; pairs],
+            long_factor: (0..pairs).map(|i| 1.0 + i as f64).collect(),
+            original_max: 2,
+            attention_factor: 1.3,
+        },
+    };
+    let long_tables = long_rope.tables(1, t);
+    c.add("rope", "partial, longrope past original_max", vec![r(&[b, t, h, d])], move |v| v[0].rope(&long_tables));
 
     c.add("silu", "", vec![r(&[m, n])], |v| v[0].silu());
     c.add("silu", "transposed input", vec![r(&[n, m])], |v| v[0].t().silu());

@@ -145,7 +145,7 @@ pub(super) fn llama_cases(b: &mut Builder, s: KernelSizes) {
     // Llama 3.1's rotary embedding (theta 500,000, llama3 scaling) on
     // [B, T, H, D], T ragged, at a cache offset large enough that the
     // angles wrap many times.
-    let shape = RopeShape { outer: 2, t: s.ragged_t, heads: 4, d };
+    let shape = RopeShape::full(2, s.ragged_t, 4, d);
     let config = RopeConfig {
         theta: 500000.0,
         head_dim: d,

@@ -53,11 +53,16 @@ pub const ADAPTER_WEIGHTS_FILE: &str = "adapter_model.safetensors";
 pub const TARGETS: [&str; 3] = ["c_attn", "c_proj", "c_fc"];
 /// And those of the Llama family.
 pub const LLAMA_TARGETS: [&str; 7] = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
+/// And Phi-3's, whose q/k/v and gate/up projections are fused: an adapter
+/// on `qkv_proj` adapts all three at once.
+pub const PHI3_TARGETS: [&str; 4] = ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"];
 
 /// The projections a model of this type can adapt.
 pub fn targets_of(model_type: ModelType) -> &'static [&'static str] {
     if model_type.is_gpt2() {
         &TARGETS
+    } else if model_type.fuses_projections() {
+        &PHI3_TARGETS
     } else {
         &LLAMA_TARGETS
     }

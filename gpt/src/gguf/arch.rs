@@ -79,15 +79,21 @@ pub const QWEN3: Architecture =
 pub const ARCHITECTURES: [&Architecture; 4] = [&GPT2, &LLAMA, &QWEN2, &QWEN3];
 
 /// The architecture a model of `config` is written as: Mistral as `llama`,
-/// as llama.cpp's converter writes it.
-pub fn of_model(config: &crate::model::GPTConfig) -> &'static Architecture {
+/// as llama.cpp's converter writes it; a one-line reason for a model type
+/// with no architecture here.
+pub fn of_model(config: &crate::model::GPTConfig) -> Result<&'static Architecture, String> {
     use crate::model::ModelType;
-    match config.model_type {
+    Ok(match config.model_type {
         ModelType::Gpt2 => &GPT2,
         ModelType::Llama | ModelType::Mistral => &LLAMA,
         ModelType::Qwen2 => &QWEN2,
         ModelType::Qwen3 => &QWEN3,
-    }
+        ModelType::Phi3 => {
+            return Err(
+                "model type phi3 is not written as GGUF here (llama.cpp's phi3 architecture is not implemented)".into(),
+            )
+        }
+    })
 }
 
 /// The architecture named `name`.
@@ -135,6 +141,13 @@ impl Architecture {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_model_type_with_no_architecture_is_refused_by_name() {
+        let phi3 = crate::model::GPTConfig::preset("phi-3-mini-4k").unwrap();
+        let Err(reason) = of_model(&phi3) else { panic!("phi3 has no GGUF architecture here") };
+        assert!(reason.starts_with("model type phi3 is not written as GGUF"), "{reason}");
+    }
 
     #[test]
     fn names_translate_both_ways_with_block_indices() {

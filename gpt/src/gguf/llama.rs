@@ -70,9 +70,15 @@ pub fn is_rotated_weight(name: &str) -> bool {
 /// Writes the hyper-parameters of a Llama-family `config`, or says why
 /// llama.cpp could not run it the same way.
 pub fn write_hyperparameters(w: &mut GgufWriter, arch: &Architecture, config: &GPTConfig) -> Result<(), String> {
-    let Some(Rotary { theta, scaling }) = config.rope else {
+    let Some(Rotary { theta, scaling, partial }) = config.rope.clone() else {
         return Err("a Llama-family model without rotary embeddings cannot be written".into());
     };
+    if partial != 1.0 {
+        return Err(format!(
+            "the model turns {partial} of each head (partial rotary); llama.cpp's {} turns all",
+            arch.name
+        ));
+    }
     if let Some(window) = config.sliding_window.filter(|&w| w < config.context_length) {
         return Err(format!(
             "the model attends within a sliding window of {window}; llama.cpp's {} attends to the whole context",
@@ -102,6 +108,7 @@ pub fn write_hyperparameters(w: &mut GgufWriter, arch: &Architecture, config: &G
             w.set(&arch::key(arch, "rope.scaling.type"), Value::String("linear".into()));
             w.set(&arch::key(arch, "rope.scaling.factor"), Value::F32(factor as f32));
         }
+        RopeScaling::LongRope { .. } => return Err("longrope rope scaling has no GGUF form here".into()),
         RopeScaling::Dynamic { .. } | RopeScaling::Llama3 { .. } => {
             return Err(format!("{scaling:?} rope scaling has no GGUF form here yet (none and linear do)"));
         }
@@ -163,7 +170,7 @@ pub fn config_of(file: &GgufFile, arch: &Architecture) -> Result<GPTConfig, Gguf
         head_size: head_dim.filter(|&d| d.checked_mul(n_heads) != Some(emb_dim)),
         intermediate_size: Some(required(file, arch, "feed_forward_length")?),
         layer_norm_eps: real(file, arch, "attention.layer_norm_rms_epsilon")?.unwrap_or(1e-5),
-        rope: Some(Rotary { theta: real(file, arch, "rope.freq_base")?.unwrap_or(10_000.0), scaling }),
+        rope: Some(Rotary::new(real(file, arch, "rope.freq_base")?.unwrap_or(10_000.0), scaling)),
         qkv_bias: file.tensor("blk.0.attn_q.bias").is_some(),
         qk_norm: file.tensor("blk.0.attn_q_norm.weight").is_some(),
         tie_embeddings: file.tensor("output.weight").is_none(),

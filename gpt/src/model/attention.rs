@@ -9,6 +9,11 @@
 //!   and hands it to `autograd::attention` as it is: `tensor` reads each
 //!   head's columns where the projection left them (`split_heads` says
 //!   where), so no heads-first copy is made.
+//! - Phi-3 also makes them with one projection (`qkv_proj`), in the same
+//!   packed layout `[B, T, (H + 2·Hkv)·D]` (q's H heads, then k's Hkv, then
+//!   v's Hkv); its q and k are narrowed out of it to be turned as below.
+//!   With partial rotary only the first part of each head turns (the
+//!   tables are narrower than the head, see `tensor::ops::rope`).
 //! - The Llama family has three projections (`q_proj`, `k_proj`,
 //!   `v_proj`), and turns q and k by their position (rotary embedding,
 //!   `Var::rope`) before attending; Qwen3 first normalises each head's q
@@ -44,7 +49,7 @@ use super::trace::Trace;
 
 /// How q, k and v are made from x.
 pub enum QkvProjection {
-    /// GPT-2's one projection C → 3C (`c_attn`).
+    /// One projection C → (H + 2·Hkv)·D: GPT-2's `c_attn`, Phi-3's `qkv_proj`.
     Packed(Box<dyn Projection>),
     /// The Llama family's three (`q_proj`, `k_proj`, `v_proj`).
     Separate { q: Box<dyn Projection>, k: Box<dyn Projection>, v: Box<dyn Projection> },
@@ -58,6 +63,9 @@ pub struct CausalSelfAttention {
     pub qk_norm: Option<[RmsNorm; 2]>,
     options: AttentionOptions,
     head_dim: usize,
+    /// The names of the packed projection, if any, and of the output one
+    /// (`c_attn`/`c_proj`, `qkv_proj`/`o_proj`).
+    names: [&'static str; 2],
 }
 
 impl CausalSelfAttention {
@@ -68,9 +76,10 @@ impl CausalSelfAttention {
         // the residual stream's variance does not grow with depth.
         let proj_std = 0.02 / (2.0 * config.n_layers as f64).sqrt();
         let mut proj = |part: &str, i, o, bias, std| src.projection(&format!("{name}.{part}"), i, o, bias, std);
-        let (qkv, out) = if config.model_type.is_gpt2() {
-            let packed = QkvProjection::Packed(proj("c_attn", c, q + 2 * kv, config.qkv_bias, 0.02)?);
-            (packed, proj("c_proj", q, c, config.out_bias, proj_std)?)
+        let names = if config.model_type.is_gpt2() { ["c_attn", "c_proj"] } else { ["qkv_proj", "o_proj"] };
+        let (qkv, out) = if config.model_type.is_gpt2() || config.model_type.fuses_projections() {
+            let packed = QkvProjection::Packed(proj(names[0], c, q + 2 * kv, config.qkv_bias, 0.02)?);
+            (packed, proj(names[1], q, c, config.out_bias, proj_std)?)
         } else {
             let separate = QkvProjection::Separate {
                 q: proj("q_proj", c, q, config.qkv_bias, 0.02)?,
@@ -92,7 +101,7 @@ impl CausalSelfAttention {
         if let Some(window) = config.window_of(layer) {
             options = options.with_window(window);
         }
-        Ok(CausalSelfAttention { qkv, out, qk_norm, options, head_dim: d })
+        Ok(CausalSelfAttention { qkv, out, qk_norm, options, head_dim: d, names })
     }
 
     /// `[B, T, C]` → `[B, T, C]`, optionally extending a KV cache. `rope`
@@ -161,10 +170,12 @@ impl CausalSelfAttention {
         Var::cat(&[flat(q), flat(k), v], 2)
     }
 
-    /// The projections, named inside the attention (`c_attn`, `q_proj`, …).
+    /// The projections, named inside the attention (`c_attn`, `q_proj`,
+    /// `qkv_proj`, …).
     pub fn projections(&self) -> Vec<(&'static str, &dyn Projection)> {
+        let [packed, out] = self.names;
         match &self.qkv {
-            QkvProjection::Packed(c_attn) => vec![("c_attn", &**c_attn), ("c_proj", &*self.out)],
+            QkvProjection::Packed(qkv) => vec![(packed, &**qkv), (out, &*self.out)],
             QkvProjection::Separate { q, k, v } => {
                 vec![("q_proj", &**q), ("k_proj", &**k), ("v_proj", &**v), ("o_proj", &*self.out)]
             }
@@ -174,8 +185,9 @@ impl CausalSelfAttention {
     /// As [`CausalSelfAttention::projections`], each slot open to a
     /// replacement.
     pub fn projections_mut(&mut self) -> Vec<(&'static str, &mut Box<dyn Projection>)> {
+        let [packed, out] = self.names;
         match &mut self.qkv {
-            QkvProjection::Packed(c_attn) => vec![("c_attn", c_attn), ("c_proj", &mut self.out)],
+            QkvProjection::Packed(qkv) => vec![(packed, qkv), (out, &mut self.out)],
             QkvProjection::Separate { q, k, v } => {
                 vec![("q_proj", q), ("k_proj", k), ("v_proj", v), ("o_proj", &mut self.out)]
             }

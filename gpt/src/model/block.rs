@@ -8,6 +8,8 @@
 //! family's SwiGLU, `down_proj(silu(gate_proj(x)) ⊙ up_proj(x))`: a gate
 //! decides, per hidden unit, how much of `up` passes. With three matrices
 //! instead of two, its width is about ⅔ of 4·C for the same parameters.
+//! Phi-3 computes gate and up with one projection, `gate_up_proj` C → 2F
+//! (rows gate, then up), and splits its output in two halves.
 //!
 //! Names follow Hugging Face: GPT-2's `ln_1`, `attn`, `ln_2`, `mlp.c_fc`;
 //! the Llama family's `input_layernorm`, `self_attn`,
@@ -32,6 +34,8 @@ pub enum Mlp {
     Gelu { c_fc: Box<dyn Projection>, c_proj: Box<dyn Projection> },
     /// The Llama family: gate and up C → F, SwiGLU, down F → C.
     SwiGlu { gate_proj: Box<dyn Projection>, up_proj: Box<dyn Projection>, down_proj: Box<dyn Projection> },
+    /// Phi-3: gate and up fused, C → 2F, SwiGLU of its two halves, down F → C.
+    FusedSwiGlu { gate_up_proj: Box<dyn Projection>, down_proj: Box<dyn Projection> },
 }
 
 impl Mlp {
@@ -41,6 +45,11 @@ impl Mlp {
         let mut proj = |part: &str, i, o, std| src.projection(&format!("{name}.{part}"), i, o, bias, std);
         Ok(if config.model_type.is_gpt2() {
             Mlp::Gelu { c_fc: proj("c_fc", c, f, 0.02)?, c_proj: proj("c_proj", f, c, proj_std)? }
+        } else if config.model_type.fuses_projections() {
+            Mlp::FusedSwiGlu {
+                gate_up_proj: proj("gate_up_proj", c, 2 * f, 0.02)?,
+                down_proj: proj("down_proj", f, c, proj_std)?,
+            }
         } else {
             Mlp::SwiGlu {
                 gate_proj: proj("gate_proj", c, f, 0.02)?,
@@ -56,6 +65,12 @@ impl Mlp {
             Mlp::SwiGlu { gate_proj, up_proj, down_proj } => {
                 down_proj.forward(&swiglu(&gate_proj.forward(x), &up_proj.forward(x)))
             }
+            Mlp::FusedSwiGlu { gate_up_proj, down_proj } => {
+                // [.., 2F]: the gate's F columns, then up's (views, no copy).
+                let gate_up = gate_up_proj.forward(x);
+                let f = gate_up.dims()[gate_up.dims().len() - 1] / 2;
+                down_proj.forward(&swiglu(&gate_up.narrow(-1, 0, f), &gate_up.narrow(-1, f, f)))
+            }
         }
     }
 
@@ -66,6 +81,9 @@ impl Mlp {
             Mlp::SwiGlu { gate_proj, up_proj, down_proj } => {
                 vec![("gate_proj", &**gate_proj), ("up_proj", &**up_proj), ("down_proj", &**down_proj)]
             }
+            Mlp::FusedSwiGlu { gate_up_proj, down_proj } => {
+                vec![("gate_up_proj", &**gate_up_proj), ("down_proj", &**down_proj)]
+            }
         }
     }
 
@@ -74,6 +92,9 @@ impl Mlp {
             Mlp::Gelu { c_fc, c_proj } => vec![("c_fc", c_fc), ("c_proj", c_proj)],
             Mlp::SwiGlu { gate_proj, up_proj, down_proj } => {
                 vec![("gate_proj", gate_proj), ("up_proj", up_proj), ("down_proj", down_proj)]
+            }
+            Mlp::FusedSwiGlu { gate_up_proj, down_proj } => {
+                vec![("gate_up_proj", gate_up_proj), ("down_proj", down_proj)]
             }
         }
     }

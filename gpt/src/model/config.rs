@@ -6,7 +6,10 @@
 //! does: GPT-2 has LayerNorm, learned positions, a GELU MLP 4× wide and
 //! one packed q/k/v projection; the Llama family (`llama`, `mistral`,
 //! `qwen2`, `qwen3`) has RMSNorm, rotary positions, a SwiGLU MLP and
-//! separate q, k and v projections. Within a family the options are fields:
+//! separate q, k and v projections; Phi-3 (`phi3`) is the Llama block with
+//! q/k/v in one projection (`qkv_proj`), gate and up in one
+//! (`gate_up_proj`), and rotary positions that may turn only part of each
+//! head (`partial_rotary_factor`). Within a family the options are fields:
 //! fewer key/value heads (grouped-query attention), a head size of its own,
 //! biases, per-head norms on q and k, a sliding window, a tied head.
 //! Presets live in `presets`, and the `config.json` mapping in `hf_config`.
@@ -24,11 +27,12 @@ pub enum ModelType {
     Mistral,
     Qwen2,
     Qwen3,
+    Phi3,
 }
 
 impl ModelType {
-    pub const ALL: [ModelType; 5] =
-        [ModelType::Gpt2, ModelType::Llama, ModelType::Mistral, ModelType::Qwen2, ModelType::Qwen3];
+    pub const ALL: [ModelType; 6] =
+        [ModelType::Gpt2, ModelType::Llama, ModelType::Mistral, ModelType::Qwen2, ModelType::Qwen3, ModelType::Phi3];
 
     /// The name `config.json` uses.
     pub fn name(self) -> &'static str {
@@ -38,6 +42,7 @@ impl ModelType {
             ModelType::Mistral => "mistral",
             ModelType::Qwen2 => "qwen2",
             ModelType::Qwen3 => "qwen3",
+            ModelType::Phi3 => "phi3",
         }
     }
 
@@ -53,7 +58,15 @@ impl ModelType {
             ModelType::Mistral => "MistralForCausalLM",
             ModelType::Qwen2 => "Qwen2ForCausalLM",
             ModelType::Qwen3 => "Qwen3ForCausalLM",
+            ModelType::Phi3 => "Phi3ForCausalLM",
         }
+    }
+
+    /// Phi-3's fused projections: q, k and v as one `qkv_proj` (rows q,
+    /// then k, then v) and gate and up as one `gate_up_proj` (rows gate,
+    /// then up), stored fused as transformers stores them.
+    pub fn fuses_projections(self) -> bool {
+        self == ModelType::Phi3
     }
 
     /// GPT-2's block (LayerNorm, learned positions, GELU MLP, packed
@@ -63,11 +76,23 @@ impl ModelType {
     }
 }
 
-/// Rotary position embedding's settings (`rope_theta`, `rope_scaling`).
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// Rotary position embedding's settings (`rope_theta`, `rope_scaling`,
+/// `partial_rotary_factor`).
+#[derive(Clone, Debug, PartialEq)]
 pub struct Rotary {
     pub theta: f64,
     pub scaling: RopeScaling,
+    /// The fraction of each head that turns, its first
+    /// ⌊head_dim · fraction⌋ elements (1: all; Phi-3 mini: 1, Phi-4 mini:
+    /// 0.75); the rest passes through unturned.
+    pub partial: f64,
+}
+
+impl Rotary {
+    /// Rotation of whole heads with base `theta`.
+    pub fn new(theta: f64, scaling: RopeScaling) -> Rotary {
+        Rotary { theta, scaling, partial: 1.0 }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -191,7 +216,7 @@ impl GPTConfig {
             out_bias: false,
             mlp_bias: false,
             intermediate_size: Some(intermediate),
-            rope: Some(Rotary { theta: 10_000.0, scaling: RopeScaling::None }),
+            rope: Some(Rotary::new(10_000.0, RopeScaling::None)),
             tie_embeddings: false,
             ..Self::gpt2(emb_dim, n_layers, n_heads)
         }
@@ -231,9 +256,14 @@ impl GPTConfig {
         self.sliding_window.filter(|_| layer >= self.full_attention_layers)
     }
 
-    /// What rotary embedding needs, with rotary positions.
+    /// What rotary embedding needs, with rotary positions. Its `head_dim`
+    /// is the turned part of a head (as transformers: int(D · fraction)).
     pub fn rope_config(&self) -> Option<RopeConfig> {
-        self.rope.map(|r| RopeConfig { theta: r.theta, head_dim: self.head_dim(), scaling: r.scaling })
+        self.rope.as_ref().map(|r| RopeConfig {
+            theta: r.theta,
+            head_dim: (self.head_dim() as f64 * r.partial) as usize,
+            scaling: r.scaling.clone(),
+        })
     }
 
     /// Checks the numbers fit together; a one-line reason when they don't.
@@ -280,6 +310,11 @@ impl GPTConfig {
             (false, None) => return Err(format!("{} needs rotary positions (rope_theta)", self.model_type.name())),
             (false, Some(rope)) => rope.check()?,
             (true, None) => {}
+        }
+        if let Some(r) = &self.rope {
+            if !(r.partial > 0.0 && r.partial <= 1.0) {
+                return Err(format!("partial_rotary_factor {} must be in (0, 1]", r.partial));
+            }
         }
         if self.model_type.is_gpt2() && (self.qk_norm || self.n_kv_heads.is_some_and(|k| k != self.n_heads)) {
             return Err("GPT-2's block has neither QK-norm nor grouped-query attention".into());

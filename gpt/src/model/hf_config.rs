@@ -7,7 +7,9 @@
 //! `head_dim`, `intermediate_size`, `max_position_embeddings`,
 //! `rms_norm_eps`, `rope_parameters`), with a few that belong to one member:
 //! Mistral's `sliding_window`, Qwen2's q/k/v bias and `use_sliding_window`,
-//! Qwen3's per-head q/k norms. Rotary settings are read from
+//! Qwen3's per-head q/k norms, Phi-3's `original_max_position_embeddings`
+//! and `partial_rotary_factor` (its fused projections change tensor names,
+//! not keys). Rotary settings are read from
 //! `transformers` 5's `rope_parameters` or from the older `rope_theta` plus
 //! `rope_scaling`, and written as `rope_parameters`. An option that would
 //! change what the model computes and that we do not build is refused with
@@ -62,7 +64,7 @@ impl GPTConfig {
             "head_dim": self.head_dim(),
             "max_position_embeddings": self.context_length,
             "rms_norm_eps": self.layer_norm_eps,
-            "rope_parameters": rope_parameters(self.rope.expect("validated: the Llama family has rotary positions")),
+            "rope_parameters": rope_parameters(self.rope.as_ref().expect("validated: the Llama family has rotary positions")),
             "hidden_act": "silu",
             "attention_dropout": 0.0,
             "initializer_range": 0.02,
@@ -95,6 +97,16 @@ impl GPTConfig {
                 o.insert("use_sliding_window".into(), json!(self.sliding_window.is_some()));
                 o.insert("sliding_window".into(), json!(self.sliding_window));
                 o.insert("max_window_layers".into(), json!(self.full_attention_layers));
+            }
+            ModelType::Phi3 => {
+                o.insert("sliding_window".into(), json!(self.sliding_window));
+                let original = match self.rope.as_ref().map(|r| &r.scaling) {
+                    Some(RopeScaling::LongRope { original_max, .. }) => *original_max,
+                    _ => self.context_length,
+                };
+                o.insert("original_max_position_embeddings".into(), json!(original));
+                o.insert("resid_pdrop".into(), json!(0.0));
+                o.insert("embd_pdrop".into(), json!(0.0));
             }
             _ => {}
         }
@@ -129,17 +141,26 @@ impl GPTConfig {
                 return Err(format!("hidden_act \"{act}\" is not supported ({name} uses silu)"));
             }
         }
+        if model_type == ModelType::Phi3 {
+            // Phi-3's dropouts have no place here: a model read from a file
+            // trains without dropout, as the Llama family does.
+            for key in ["resid_pdrop", "embd_pdrop", "attention_dropout"] {
+                if let Some(p) = v.get(key).and_then(Value::as_f64).filter(|&p| p != 0.0) {
+                    return Err(format!("{key} {p} is not supported (phi3 is read without dropout; set it to 0)"));
+                }
+            }
+        }
         let emb_dim = get("hidden_size")?;
         let n_heads = get("num_attention_heads")?;
         let context_length = get("max_position_embeddings")?;
         let attention_bias = flag("attention_bias", false)?;
         let (qkv_bias, out_bias) = match model_type {
             ModelType::Qwen2 => (true, false),
-            ModelType::Mistral => (false, false),
+            ModelType::Mistral | ModelType::Phi3 => (false, false),
             _ => (attention_bias, attention_bias),
         };
         let (sliding_window, full_attention_layers) = match model_type {
-            ModelType::Mistral => (optional("sliding_window")?, 0),
+            ModelType::Mistral | ModelType::Phi3 => (optional("sliding_window")?, 0),
             ModelType::Qwen2 | ModelType::Qwen3 if flag("use_sliding_window", false)? => {
                 (optional("sliding_window")?, optional("max_window_layers")?.unwrap_or(28))
             }
@@ -267,18 +288,31 @@ fn token_ids(v: &Value, key: &str) -> Result<Vec<u32>, String> {
 }
 
 /// The rotary settings of a Llama-family `config.json`: `rope_parameters`
-/// (transformers 5), else `rope_theta` and `rope_scaling`.
+/// (transformers 5), else `rope_theta` and `rope_scaling`;
+/// `original_max_position_embeddings` and `partial_rotary_factor` also
+/// from the top level, where Phi-3 keeps them.
 fn read_rotary(v: &Value, max_positions: usize) -> Result<Rotary, String> {
     let empty = Map::new();
     let (params, legacy) = match v.get("rope_parameters") {
         Some(Value::Object(p)) => (p, None),
         _ => (v.get("rope_scaling").and_then(Value::as_object).unwrap_or(&empty), Some(v)),
     };
+    let top_level = |key: &str| {
+        let phi3_keeps_it = matches!(key, "original_max_position_embeddings" | "partial_rotary_factor");
+        v.get(key).filter(|_| legacy.is_some() || phi3_keeps_it)
+    };
     let number = |key: &str| -> Result<Option<f64>, String> {
-        match params.get(key).or_else(|| legacy.and_then(|l| l.get(key))) {
+        match params.get(key).filter(|x| !x.is_null()).or_else(|| top_level(key)) {
             None | Some(Value::Null) => Ok(None),
             Some(x) => x.as_f64().map(Some).ok_or_else(|| format!("rope \"{key}\" is {x}, not a number")),
         }
+    };
+    let factors = |key: &str| -> Result<Vec<f64>, String> {
+        let list = params
+            .get(key)
+            .and_then(Value::as_array)
+            .ok_or_else(|| format!("rope scaling \"longrope\" needs a list \"{key}\""))?;
+        list.iter().map(|x| x.as_f64().ok_or_else(|| format!("rope \"{key}\" holds {x}, not a number"))).collect()
     };
     let theta = number("rope_theta")?.unwrap_or(10_000.0);
     let kind = params.get("rope_type").or_else(|| params.get("type")).and_then(Value::as_str).unwrap_or("default");
@@ -296,23 +330,44 @@ fn read_rotary(v: &Value, max_positions: usize) -> Result<Rotary, String> {
             high_freq_factor: need("high_freq_factor")?,
             original_max: original_max()?,
         },
+        "longrope" => {
+            let original_max = need("original_max_position_embeddings")? as usize;
+            // transformers: the stretch is max/original positions unless a
+            // factor is given, and the attention factor follows from it.
+            let factor = number("factor")?.unwrap_or(max_positions as f64 / original_max.max(1) as f64);
+            let attention_factor = match number("attention_factor")? {
+                Some(a) => a,
+                None if factor <= 1.0 => 1.0,
+                None => (1.0 + factor.ln() / (original_max as f64).ln()).sqrt(),
+            };
+            RopeScaling::LongRope {
+                short_factor: factors("short_factor")?,
+                long_factor: factors("long_factor")?,
+                original_max,
+                attention_factor,
+            }
+        }
         other => {
             return Err(format!(
-                "rope scaling type \"{other}\" is not supported (supported: default, linear, dynamic, llama3)"
+                "rope scaling type \"{other}\" is not supported (supported: default, linear, dynamic, llama3, longrope)"
             ))
         }
     };
-    Ok(Rotary { theta, scaling })
+    let partial = number("partial_rotary_factor")?.unwrap_or(1.0);
+    Ok(Rotary { theta, scaling, partial })
 }
 
 /// `rope_parameters` as transformers 5 writes them.
-fn rope_parameters(rotary: Rotary) -> Value {
+fn rope_parameters(rotary: &Rotary) -> Value {
     let mut p = json!({"rope_theta": rotary.theta});
     let o = p.as_object_mut().expect("an object");
     let mut set = |key: &str, value: Value| {
         o.insert(key.into(), value);
     };
-    match rotary.scaling {
+    if rotary.partial != 1.0 {
+        set("partial_rotary_factor", json!(rotary.partial));
+    }
+    match &rotary.scaling {
         RopeScaling::None => set("rope_type", json!("default")),
         RopeScaling::Linear { factor } => {
             set("rope_type", json!("linear"));
@@ -330,6 +385,13 @@ fn rope_parameters(rotary: Rotary) -> Value {
             set("high_freq_factor", json!(high_freq_factor));
             set("original_max_position_embeddings", json!(original_max));
         }
+        RopeScaling::LongRope { short_factor, long_factor, original_max, attention_factor } => {
+            set("rope_type", json!("longrope"));
+            set("short_factor", json!(short_factor));
+            set("long_factor", json!(long_factor));
+            set("original_max_position_embeddings", json!(original_max));
+            set("attention_factor", json!(attention_factor));
+        }
     }
     p
 }
@@ -341,7 +403,7 @@ pub(crate) mod rotary_serde {
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
     pub fn serialize<S: Serializer>(rope: &Option<Rotary>, s: S) -> Result<S::Ok, S::Error> {
-        rope.map(rope_parameters).serialize(s)
+        rope.as_ref().map(rope_parameters).serialize(s)
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Rotary>, D::Error> {
@@ -395,5 +457,39 @@ mod tests {
             fine[key] = value;
             GPTConfig::from_hf_json(&fine).unwrap();
         }
+    }
+
+    /// Phi-3 mini 128k's way of writing it: `rope_scaling` with
+    /// `"type": "longrope"`, the original length and the partial factor at
+    /// the top level. Read, written as `rope_parameters`, read back alike.
+    #[test]
+    fn phi3_reads_partial_rotary_and_longrope_and_refuses_dropout() {
+        let c = GPTConfig::preset("phi-3-mini-4k").unwrap();
+        let mut v = c.to_hf_json(None);
+        assert_eq!(GPTConfig::from_hf_json(&v).unwrap(), c);
+        v.as_object_mut().unwrap().remove("rope_parameters");
+        v["max_position_embeddings"] = json!(131072);
+        v["original_max_position_embeddings"] = json!(4096);
+        v["rope_theta"] = json!(10000.0);
+        v["partial_rotary_factor"] = json!(0.75);
+        v["rope_scaling"] = json!({"type": "longrope", "short_factor": vec![1.0; 36], "long_factor": vec![2.0; 36]});
+        let long = GPTConfig::from_hf_json(&v).unwrap();
+        let rope = long.rope_config().unwrap();
+        assert_eq!(rope.head_dim, 72, "three quarters of 96 turn");
+        let RopeScaling::LongRope { original_max, attention_factor, .. } = rope.scaling else { panic!("longrope") };
+        // transformers: √(1 + ln(131072 / 4096) / ln 4096).
+        assert_eq!(original_max, 4096);
+        assert!((attention_factor - (1.0 + 32f64.ln() / 4096f64.ln()).sqrt()).abs() < 1e-12);
+        assert_eq!(GPTConfig::from_hf_json(&long.to_hf_json(None)).unwrap(), long);
+        v["rope_scaling"]["short_factor"] = json!(vec![1.0; 48]);
+        let err = GPTConfig::from_hf_json(&v).unwrap_err();
+        assert!(err.contains("short_factor has 48 values, the rotated size 72 needs 36"), "{err}");
+        v["rope_scaling"]["short_factor"] = json!(vec![1.0; 36]);
+        v["resid_pdrop"] = json!(0.1);
+        let err = GPTConfig::from_hf_json(&v).unwrap_err();
+        assert_eq!(err, "resid_pdrop 0.1 is not supported (phi3 is read without dropout; set it to 0)");
+        v["resid_pdrop"] = json!(0.0);
+        v["rope_scaling"]["type"] = json!("yarn");
+        assert!(GPTConfig::from_hf_json(&v).unwrap_err().contains("\"yarn\" is not supported"));
     }
 }

@@ -36,6 +36,7 @@ pub const PRESETS: &[&str] = &[
     "tinyllama-1.1b",
     "deepseek-coder-1.3b",
     "codellama-7b",
+    "phi-3-mini-4k",
 ];
 
 /// The sizes of a Llama-family model as its `config.json` gives them.
@@ -64,7 +65,7 @@ impl Published {
         c.head_size = self.head_dim;
         c.context_length = self.max_positions;
         c.layer_norm_eps = self.rms_eps;
-        c.rope = Some(Rotary { theta: self.theta, scaling: self.scaling });
+        c.rope = Some(Rotary::new(self.theta, self.scaling));
         c.tie_embeddings = self.tied;
         match self.model_type {
             ModelType::Qwen2 => c.qkv_bias = true,
@@ -164,6 +165,12 @@ pub fn preset(name: &str) -> Option<GPTConfig> {
         }
         .config(),
         "codellama-7b" => published(Llama, 32016, 4096, 11008, 32, 32, 32, 16384, 1e6, false).config(),
+        // microsoft/Phi-3-mini-4k-instruct: whole-head rotation, no rope
+        // scaling, a 2,047-token window.
+        "phi-3-mini-4k" => GPTConfig {
+            sliding_window: Some(2047),
+            ..published(Phi3, 32064, 3072, 8192, 32, 32, 32, 4096, 1e4, false).config()
+        },
         _ => return None,
     })
 }

@@ -13,7 +13,7 @@ pub(crate) fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor, inverse: bool) -> Ten
     }
     let (t, heads, d) = (x.dim(-3), x.dim(-2), x.dim(-1));
     let outer = x.numel().checked_div(t * heads * d).unwrap_or(0);
-    let shape = RopeShape { outer, t, heads, d };
+    let shape = RopeShape { outer, t, heads, d, rotary: 2 * cos.dim(-1) };
     let (cos, sin) = (cos.to_dtype(DType::F32), sin.to_dtype(DType::F32));
     let (cos, sin) = (cos.contiguous_data::<f32>(), sin.contiguous_data::<f32>());
     crate::with_float_type!(x.dtype(), "rope", T => {

@@ -17,7 +17,7 @@ pub(crate) fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor, inverse: bool) -> Ten
     let outer = x.numel().checked_div(t * heads * d).unwrap_or(0);
     let dev = cuda_device(&x);
     with_cuda_float!(x.dtype(), "rope", T => {
-        let dims = RopeDims { outer, t, heads, d };
+        let dims = RopeDims { outer, t, heads, d, rotary: 2 * cos.dim(-1) };
         let y = ok(k::rope::<T>(dev, slice::<T>(&x), slice::<f32>(&cos), slice::<f32>(&sin), dims, inverse), "rope");
         dense(dev, y, x.shape().clone())
     })

@@ -3,12 +3,14 @@
 //! x is laid out `[.., T, H, D]` (a projection's `[B, T, H·D]` output viewed
 //! per head, possibly a strided view); row t of the tables (built by
 //! `RopeConfig::tables` for positions offset .. offset + T) rotates every
-//! head at position t. Each head vector's element i pairs with i + D/2
-//! (transformers' rotate_half) and turns by that position's angle; the
-//! backward turns the gradient back by the same angle (a rotation's
-//! transpose is its inverse), so only x receives a gradient. The output is
-//! dense `[.., T, H, D]`. The arithmetic is in `kernels::cpu::rope` and
-//! `rope.cu`.
+//! head at position t. The tables are `[T, R/2]`: the first R ≤ D
+//! elements of each head turn (R < D is partial rotary, Phi-3's), element
+//! i paired with i + R/2 (transformers' rotate_half), and the other D − R
+//! pass through. The backward applies the transpose: the turn by the
+//! negated angle (with tables scaled by a constant, as longrope's are, the
+//! transpose is still that), pass-through elements' gradient unchanged,
+//! so only x receives a gradient. The output is dense `[.., T, H, D]`. The
+//! arithmetic is in `kernels::cpu::rope` and `rope.cu`.
 
 use crate::backend;
 use crate::rope::RopeTables;
@@ -32,11 +34,10 @@ fn check_rope(x: &Tensor, tables: &RopeTables, op: &str) {
     assert!(x.dtype().is_float(), "{op}: needs a float tensor, got {}", x.dtype());
     assert!(x.rank() >= 3, "{op}: needs x laid out [.., T, H, D], got {}", x.shape());
     let (t, d) = (x.dim(-3), x.dim(-1));
-    assert!(d % 2 == 0, "{op}: head size {d} of {} is odd; rotation needs pairs", x.shape());
-    assert_eq!(
-        tables.cos.dims(),
-        &[t, d / 2],
-        "{op}: tables of shape {} for x {} (need [T, D/2])",
+    let cos = tables.cos.dims();
+    assert!(
+        cos.len() == 2 && cos[0] == t && 2 * cos[1] <= d,
+        "{op}: tables of shape {} for x {} (need [T, R/2] with R <= D)",
         tables.cos.shape(),
         x.shape()
     );
@@ -65,6 +66,17 @@ mod tests {
         assert!((y[2] - (1f32.cos() as f64)).abs() < 1e-7 && (y[3] - (1f32.sin() as f64)).abs() < 1e-7);
         let back = Tensor::rope_backward(&x.rope(&tables), &tables).to_vec::<f64>();
         assert!(back.iter().zip(x.to_vec::<f64>()).all(|(a, b)| (a - b).abs() < 1e-6));
+    }
+
+    /// Tables for 2 of a head's 4 elements: elements 2 and 3 pass through.
+    #[test]
+    fn narrower_tables_turn_only_the_leading_part() {
+        let tables = RopeConfig::new(10000.0, 2).tables(0, 2);
+        let x = Tensor::new_as([[[[1.0, 0.0, 5.0, 6.0]]], [[[1.0, 0.0, 5.0, 6.0]]]], DType::F64).unwrap();
+        let y = x.reshape(&[1, 2, 1, 4]).rope(&tables).to_vec::<f64>();
+        assert_eq!(&y[..4], &[1.0, 0.0, 5.0, 6.0]);
+        assert!((y[4] - (1f32.cos() as f64)).abs() < 1e-7 && (y[5] - (1f32.sin() as f64)).abs() < 1e-7);
+        assert_eq!(&y[6..], &[5.0, 6.0]);
     }
 
     #[test]
