@@ -10,7 +10,14 @@
 //!   generated text (so the rolling KV cache drops keys);
 //! - `qwen2`: q/k/v biases, a tied head, rope θ = 10⁶;
 //! - `qwen3`: per-head RMSNorm of q and k, a head size (16) that is not
-//!   hidden/heads (8), a tied head.
+//!   hidden/heads (8), a tied head;
+//! - `gemma`: GeGLU, norms scaling by 1 + w, the √C embedding scale,
+//!   multi-query attention (one K/V head), a head size of 16;
+//! - `gemma2`: soft-capped scores (3) and logits (5), four norms a block,
+//!   the attention scale 1/√10, a window of 4 on the sliding layer;
+//! - `gemma3_text`: all of Gemma 2's (caps 2.5 and 4) with QK-norm and
+//!   rotary bases of their own for the sliding and the full layer (the
+//!   latter with linear scaling).
 //!
 //! Every norm weight and bias is perturbed away from its initial value so a
 //! norm or bias read from the wrong tensor shows. Checked for each: logits,
@@ -36,7 +43,7 @@ use scratchgpt::gpt::model::{GPTConfig, GPTModel, PRESETS};
 use scratchgpt::gpt::weights::{hf::hf_name, load_config, load_model, save_model};
 use scratchgpt::tensor::Tensor;
 
-const CASES: [&str; 4] = ["llama", "mistral", "qwen2", "qwen3"];
+const CASES: [&str; 7] = ["llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3_text"];
 
 fn fixtures_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/llama_family")
@@ -184,7 +191,7 @@ fn a_saved_folder_loads_back_with_the_same_config_and_logits() {
 fn presets_count_parameters_as_transformers_does() {
     let path = fixtures_dir().join("preset_parameters.json");
     let counts: BTreeMap<String, u64> = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    assert_eq!(counts.len(), 13);
+    assert_eq!(counts.len(), 17);
     for (name, want) in counts {
         assert!(PRESETS.contains(&name.as_str()), "{name} is not a preset");
         let config = GPTConfig::preset(&name).unwrap();

@@ -79,15 +79,18 @@ pub const QWEN3: Architecture =
 pub const ARCHITECTURES: [&Architecture; 4] = [&GPT2, &LLAMA, &QWEN2, &QWEN3];
 
 /// The architecture a model of `config` is written as: Mistral as `llama`,
-/// as llama.cpp's converter writes it.
-pub fn of_model(config: &crate::model::GPTConfig) -> &'static Architecture {
+/// as llama.cpp's converter writes it; a model type with none is refused.
+pub fn of_model(config: &crate::model::GPTConfig) -> Result<&'static Architecture, String> {
     use crate::model::ModelType;
-    match config.model_type {
+    Ok(match config.model_type {
         ModelType::Gpt2 => &GPT2,
         ModelType::Llama | ModelType::Mistral => &LLAMA,
         ModelType::Qwen2 => &QWEN2,
         ModelType::Qwen3 => &QWEN3,
-    }
+        t @ (ModelType::Gemma | ModelType::Gemma2 | ModelType::Gemma3Text) => {
+            return Err(format!("model type {} is not exported to GGUF (supported: gpt2, llama, mistral, qwen2, qwen3)", t.name()))
+        }
+    })
 }
 
 /// The architecture named `name`.
@@ -135,6 +138,16 @@ impl Architecture {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_gemma_family_is_refused_by_name() {
+        for (preset, name) in [("gemma-2b", "gemma"), ("gemma-2-2b", "gemma2"), ("gemma-3-1b", "gemma3_text")] {
+            let Err(err) = of_model(&crate::model::GPTConfig::preset(preset).unwrap()) else {
+                panic!("{preset} has no GGUF architecture")
+            };
+            assert!(err.starts_with(&format!("model type {name} is not exported to GGUF")), "{err}");
+        }
+    }
 
     #[test]
     fn names_translate_both_ways_with_block_indices() {
