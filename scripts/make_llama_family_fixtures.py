@@ -88,11 +88,11 @@ CASES = {
         sliding_window=4,
     ),
     # QK-norm, a sliding and a full layer with rotary bases of their own (the
-    # full one with linear scaling), and Gemma 2's options as well.
+    # full one with linear scaling), and Gemma 2's options but the score cap,
+    # which transformers' Gemma 3 attention does not apply.
     "gemma3_text": dict(
         model_type="gemma3_text",
         head_dim=16,
-        attn_logit_softcapping=2.5,
         final_logit_softcapping=4.0,
         query_pre_attn_scalar=12,
         sliding_window=4,

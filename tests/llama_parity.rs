@@ -15,9 +15,9 @@
 //!   multi-query attention (one K/V head), a head size of 16;
 //! - `gemma2`: soft-capped scores (3) and logits (5), four norms a block,
 //!   the attention scale 1/√10, a window of 4 on the sliding layer;
-//! - `gemma3_text`: all of Gemma 2's (caps 2.5 and 4) with QK-norm and
-//!   rotary bases of their own for the sliding and the full layer (the
-//!   latter with linear scaling).
+//! - `gemma3_text`: Gemma 2's options but the score cap (logits capped at
+//!   4), with QK-norm and rotary bases of their own for the sliding and the
+//!   full layer (the latter with linear scaling).
 //!
 //! Every norm weight and bias is perturbed away from its initial value so a
 //! norm or bias read from the wrong tensor shows. Checked for each: logits,

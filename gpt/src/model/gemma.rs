@@ -22,7 +22,7 @@
 //!   ([`query_scale`]);
 //! - sliding-window attention on alternate layers (`layer_types`).
 //!
-//! Gemma 3 adds QK-norm (the 1 + w norm over each head's q and k), a
+//! Gemma 3 drops the score cap (keeping the logits' one) and adds QK-norm (the 1 + w norm over each head's q and k), a
 //! pattern of five sliding layers to one full one, and a rotary base of
 //! its own for the sliding layers (`rope_local`), the full layers keeping
 //! `rope` with its scaling.
@@ -32,7 +32,8 @@
 //! older `rope_theta`, `rope_scaling` and `rope_local_base_freq`. Options
 //! that change what the model computes and that are not built here are
 //! refused with their names: another activation than the tanh GELU,
-//! bidirectional attention.
+//! bidirectional attention, and a score cap on Gemma 3 (whose attention in
+//! `transformers` keeps `attn_logit_softcapping` but never applies it).
 
 use autograd::Var;
 use serde_json::{json, Map, Value};
@@ -106,6 +107,13 @@ pub(super) fn read_options(v: &Value, c: &mut GPTConfig) -> Result<(), String> {
         }
     };
     c.attn_softcap = capping("attn_logit_softcapping", attn_cap)?;
+    // transformers' Gemma 3 keeps the key but its attention never applies
+    // it: a value would mean one thing there and another here.
+    if let (ModelType::Gemma3Text, Some(cap)) = (t, c.attn_softcap) {
+        return Err(format!(
+            "attn_logit_softcapping {cap} is not supported for gemma3_text (transformers' Gemma 3 does not apply it)"
+        ));
+    }
     c.final_softcap = capping("final_logit_softcapping", final_cap)?;
     c.query_pre_attn_scalar = Some(number("query_pre_attn_scalar")?.unwrap_or(256.0));
     c.sliding_window = match v.get("sliding_window") {
@@ -236,5 +244,9 @@ mod tests {
             let err = GPTConfig::from_hf_json(&bad).unwrap_err();
             assert!(err.contains(words), "{key}: {err}");
         }
+        let mut capped = GPTConfig::preset("gemma-3-1b").unwrap().to_hf_json(None);
+        capped["attn_logit_softcapping"] = json!(50.0);
+        let err = GPTConfig::from_hf_json(&capped).unwrap_err();
+        assert!(err.contains("attn_logit_softcapping 50 is not supported for gemma3_text"), "{err}");
     }
 }
