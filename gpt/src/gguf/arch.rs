@@ -88,7 +88,10 @@ pub fn of_model(config: &crate::model::GPTConfig) -> Result<&'static Architectur
         ModelType::Qwen2 => &QWEN2,
         ModelType::Qwen3 => &QWEN3,
         t @ (ModelType::Gemma | ModelType::Gemma2 | ModelType::Gemma3Text) => {
-            return Err(format!("model type {} is not exported to GGUF (supported: gpt2, llama, mistral, qwen2, qwen3)", t.name()))
+            return Err(format!(
+                "model type {} is not exported to GGUF (supported: gpt2, llama, mistral, qwen2, qwen3)",
+                t.name()
+            ))
         }
     })
 }

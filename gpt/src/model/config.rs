@@ -363,7 +363,11 @@ impl GPTConfig {
             (true, None) => {}
         }
         if !self.layer_types.is_empty() && self.layer_types.len() != self.n_layers {
-            return Err(format!("layer_types names {} layers, the model has {}", self.layer_types.len(), self.n_layers));
+            return Err(format!(
+                "layer_types names {} layers, the model has {}",
+                self.layer_types.len(),
+                self.n_layers
+            ));
         }
         let positive = [
             ("attn_logit_softcapping", self.attn_softcap),
@@ -391,7 +395,7 @@ impl GPTConfig {
         let (q, kv, f, d) = (self.q_width(), self.kv_width(), self.mlp_width(), self.head_dim());
         let gpt2 = self.model_type.is_gpt2();
         let norm = if gpt2 { 2 * c } else { c }; // LayerNorm has a bias, RMSNorm not
-        // Gemma 2 and 3 norm each branch's output too: four norms a block.
+                                                 // Gemma 2 and 3 norm each branch's output too: four norms a block.
         let block_norms = if self.model_type.has_post_norms() { 4 * norm } else { 2 * norm };
         let attention = c * (q + 2 * kv)
             + if self.qkv_bias { q + 2 * kv } else { 0 }

@@ -769,8 +769,7 @@ mod tests {
             for h in 0..dims.heads {
                 let kv = h / group;
                 let (hq, hk, hv) = (head(&q, ql, h, tq, d), head(&k, kvl, kv, tk, d), head(&v, kvl, kv, tk, d));
-                let (want_out, want_p) =
-                    capped_attention_forward_reference(&hq, &hk, &hv, tq, tk, d, window, softcap);
+                let (want_out, want_p) = capped_attention_forward_reference(&hq, &hk, &hv, tq, tk, d, window, softcap);
                 assert!(worst(&head(&out, ql, h, tq, d), &want_out) < 1e-12, "{case}: O of head {h}");
                 assert!(worst(&p[h * tq * tk..(h + 1) * tq * tk], &want_p) < 1e-12, "{case}: P of head {h}");
                 let hdo = head(&d_out, ql, h, tq, d);

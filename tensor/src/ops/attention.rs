@@ -663,7 +663,8 @@ mod tests {
         let fused = Tensor::attention(Qkv::Packed(&qkv), &options).out;
         let [q, k, v] = split_heads(&qkv, &options);
         let repeat = |x: &Tensor| Tensor::cat(&(0..h).map(|i| x.narrow(1, i / (h / hkv), 1)).collect::<Vec<_>>(), 1);
-        let hidden: Vec<f64> = (0..t * t).map(|n| if n % t > n / t || n / t - n % t >= 4 { 1.0 } else { 0.0 }).collect();
+        let hidden: Vec<f64> =
+            (0..t * t).map(|n| if n % t > n / t || n / t - n % t >= 4 { 1.0 } else { 0.0 }).collect();
         let mask = Tensor::from_vec(hidden, [t, t]).unwrap();
         let scores = q.matmul(&repeat(&k).t()).div_scalar((d as f64).sqrt());
         let capped = scores.div_scalar(cap).tanh().mul_scalar(cap).masked_fill(&mask, f64::NEG_INFINITY);
