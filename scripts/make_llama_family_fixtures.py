@@ -94,6 +94,35 @@ CASES = {
             long_factor=[2.5, 9.0],
         ),
     ),
+    # GeGLU, (1 + w) norms, the scaled embedding, multi-query attention, a
+    # head size (16) that is not hidden/heads.
+    "gemma": dict(model_type="gemma", num_key_value_heads=1, head_dim=16),
+    # Soft-capped scores and logits (caps small enough to bite), four norms a
+    # block, a query_pre_attn_scalar that is not head_dim, a window of 4 on the
+    # sliding layer (layer 0; layer 1 is full).
+    "gemma2": dict(
+        model_type="gemma2",
+        head_dim=16,
+        attn_logit_softcapping=3.0,
+        final_logit_softcapping=5.0,
+        query_pre_attn_scalar=10,
+        sliding_window=4,
+    ),
+    # QK-norm, a sliding and a full layer with rotary bases of their own (the
+    # full one with linear scaling), and Gemma 2's options but the score cap,
+    # which transformers' Gemma 3 attention does not apply.
+    "gemma3_text": dict(
+        model_type="gemma3_text",
+        head_dim=16,
+        final_logit_softcapping=4.0,
+        query_pre_attn_scalar=12,
+        sliding_window=4,
+        layer_types=["sliding_attention", "full_attention"],
+        rope_parameters={
+            "full_attention": dict(rope_type="linear", factor=2.0, rope_theta=1e6),
+            "sliding_attention": dict(rope_type="default", rope_theta=1e4),
+        },
+    ),
 }
 
 # The published configurations behind our presets (the Hub's config.json).
@@ -112,6 +141,10 @@ PUBLISHED = {
     "deepseek-coder-1.3b": dict(model_type="llama", vocab_size=32256, hidden_size=2048, intermediate_size=5504, num_hidden_layers=24, num_attention_heads=16, num_key_value_heads=16, tie_word_embeddings=False),
     "codellama-7b": dict(model_type="llama", vocab_size=32016, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=32, tie_word_embeddings=False),
     "phi-3-mini-4k": dict(model_type="phi3", vocab_size=32064, hidden_size=3072, intermediate_size=8192, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=32, tie_word_embeddings=False),
+    "gemma-2b": dict(model_type="gemma", vocab_size=256000, hidden_size=2048, intermediate_size=16384, num_hidden_layers=18, num_attention_heads=8, num_key_value_heads=1, head_dim=256, tie_word_embeddings=True),
+    "gemma-2-2b": dict(model_type="gemma2", vocab_size=256000, hidden_size=2304, intermediate_size=9216, num_hidden_layers=26, num_attention_heads=8, num_key_value_heads=4, head_dim=256, tie_word_embeddings=True),
+    "gemma-3-270m": dict(model_type="gemma3_text", vocab_size=262144, hidden_size=640, intermediate_size=2048, num_hidden_layers=18, num_attention_heads=4, num_key_value_heads=1, head_dim=256, tie_word_embeddings=True),
+    "gemma-3-1b": dict(model_type="gemma3_text", vocab_size=262144, hidden_size=1152, intermediate_size=6912, num_hidden_layers=26, num_attention_heads=4, num_key_value_heads=1, head_dim=256, tie_word_embeddings=True),
 }
 
 

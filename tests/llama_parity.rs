@@ -16,6 +16,13 @@
 //!   with an original length of 8: the 12-token batch and the eval windows
 //!   use the long factors, generation starts on the short ones and
 //!   switches past 8 tokens (the cached keys keep their short turn).
+//! - `gemma`: GeGLU, norms scaling by 1 + w, the √C embedding scale,
+//!   multi-query attention (one K/V head), a head size of 16;
+//! - `gemma2`: soft-capped scores (3) and logits (5), four norms a block,
+//!   the attention scale 1/√10, a window of 4 on the sliding layer;
+//! - `gemma3_text`: Gemma 2's options but the score cap (logits capped at
+//!   4), with QK-norm and rotary bases of their own for the sliding and the
+//!   full layer (the latter with linear scaling).
 //!
 //! Every norm weight and bias is perturbed away from its initial value so a
 //! norm or bias read from the wrong tensor shows. Checked for each: logits,
@@ -41,7 +48,7 @@ use scratchgpt::gpt::model::{GPTConfig, GPTModel, PRESETS};
 use scratchgpt::gpt::weights::{hf::hf_name, load_config, load_model, save_model};
 use scratchgpt::tensor::Tensor;
 
-const CASES: [&str; 5] = ["llama", "mistral", "qwen2", "qwen3", "phi3"];
+const CASES: [&str; 8] = ["llama", "mistral", "qwen2", "qwen3", "phi3", "gemma", "gemma2", "gemma3_text"];
 
 fn fixtures_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/llama_family")
@@ -200,7 +207,7 @@ fn a_saved_folder_loads_back_with_the_same_config_and_logits() {
 fn presets_count_parameters_as_transformers_does() {
     let path = fixtures_dir().join("preset_parameters.json");
     let counts: BTreeMap<String, u64> = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    assert_eq!(counts.len(), 14);
+    assert_eq!(counts.len(), 18);
     for (name, want) in counts {
         assert!(PRESETS.contains(&name.as_str()), "{name} is not a preset");
         let config = GPTConfig::preset(&name).unwrap();

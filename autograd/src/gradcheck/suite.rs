@@ -410,6 +410,16 @@ pub fn cases(s: Sizes, gen: &mut Generator) -> Vec<OpCase> {
     c.add("attention", "sliding window 2 < T", vec![r(&heads), r(&heads), r(&heads)], move |v| {
         attention(Qkv::Heads { q: &v[0], k: &v[1], v: &v[2] }, &windowed)
     });
+    // Soft-capped scores (Gemma 2): a cap of 0.5 squashes scores of order 1,
+    // so the backward's 1 − tanh² factor is far from 1.
+    let capped = gqa.with_window(2).with_softcap(0.5);
+    c.add("attention", "soft-capped scores (cap 0.5), GQA, window 2", vec![r(&q4), r(&kv2), r(&kv2)], move |v| {
+        attention(Qkv::Heads { q: &v[0], k: &v[1], v: &v[2] }, &capped)
+    });
+    let capped_packed = two_heads.with_softcap(0.5);
+    c.add("attention", "soft-capped scores (cap 0.5), packed qkv", vec![r(&[b, t, 3 * 2 * k])], move |v| {
+        attention(Qkv::Packed(&v[0]), &capped_packed)
+    });
     c.add(
         "attention",
         "GQA, window 2, k/v transposed from [B,T,Hkv,D]",

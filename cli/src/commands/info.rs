@@ -196,8 +196,9 @@ pub fn run(mut args: Args) -> Result<i32> {
     )?;
     if !c.model_type.is_gpt2() {
         let window = c.sliding_window.map_or(String::new(), |w| format!(", sliding window {w}"));
+        let mlp = if c.model_type.is_gemma() { "GeGLU" } else { "SwiGLU" };
         outln!(
-            "  {} key/value heads of size {}, SwiGLU width {}, {} head{window}",
+            "  {} key/value heads of size {}, {mlp} width {}, {} head{window}",
             c.kv_heads(),
             c.head_dim(),
             c.mlp_width(),

@@ -1,5 +1,5 @@
-//! Kernel-tier cases for attention with grouped key/value heads and a
-//! sliding window: the f32 fused kernel at a Llama-like size (8 query heads
+//! Kernel-tier cases for attention with grouped key/value heads, a
+//! sliding window and soft-capped scores (Gemma 2's cap · tanh(S / cap)): the f32 fused kernel at a Llama-like size (8 query heads
 //! over 2 key/value heads of 64, T in the hundreds, a window of 64) against
 //! the plain f64 references of `kernels::cpu::attention`.
 //!
@@ -10,7 +10,7 @@
 //! Hkv, T, D]`, or packed `[B, T, (H + 2·Hkv)·D]` (Q, then K, then V).
 
 use autograd::ops::attention::attention;
-use kernels::cpu::attention::{masked_attention_backward_reference, windowed_attention_forward_reference};
+use kernels::cpu::attention::{capped_attention_backward_reference, capped_attention_forward_reference};
 use tensor::{AttentionOptions, Qkv};
 
 use super::{bound, Builder, Checked, Expected, KernelSizes, ReferenceInput};
@@ -23,6 +23,7 @@ struct GroupedLayout {
     t: usize,
     d: usize,
     window: Option<usize>,
+    softcap: Option<f64>,
     packed: bool,
 }
 
@@ -70,8 +71,8 @@ fn grouped_attention_reference(l: GroupedLayout) -> impl Fn(&ReferenceInput) -> 
                 };
                 let (q, k, v) = (gather(0, h), gather(1, kv), gather(2, kv));
                 let d_out: Vec<f64> = (0..t * d).map(|i| r.v[l.output(bi, h, i / d, i % d)]).collect();
-                let (o, p) = windowed_attention_forward_reference(&q, &k, &v, t, t, d, l.window);
-                let (dq, dk, dv) = masked_attention_backward_reference(&q, &k, &v, &p, &d_out, t, t, d);
+                let (o, p) = capped_attention_forward_reference(&q, &k, &v, t, t, d, l.window, l.softcap);
+                let (dq, dk, dv) = capped_attention_backward_reference(&q, &k, &v, &p, &d_out, t, t, d, l.softcap);
                 for i in 0..t * d {
                     out[l.output(bi, h, i / d, i % d)] = o[i];
                     let (input, at) = l.input(0, bi, h, i / d, i % d);
@@ -105,11 +106,16 @@ fn grouped_attention_reference(l: GroupedLayout) -> impl Fn(&ReferenceInput) -> 
 
 pub(super) fn grouped_attention_cases(b: &mut Builder, s: KernelSizes) {
     let (batch, heads, d) = (1, 8, s.head_dim);
-    for (t, kv_heads, window, packed) in
-        [(s.t, 2, Some(64), false), (s.ragged_t, 2, Some(64), true), (s.ragged_t, 1, None, false)]
-    {
-        let layout = GroupedLayout { batch, heads, kv_heads, t, d, window, packed };
-        let opts = AttentionOptions { window, ..AttentionOptions::new(heads).with_kv_heads(kv_heads) };
+    // The cap 0.3 is below the scores' spread here (uniform q, k of D 64), so
+    // it changes every row.
+    for (t, kv_heads, window, softcap, packed) in [
+        (s.t, 2, Some(64), None, false),
+        (s.ragged_t, 2, Some(64), None, true),
+        (s.ragged_t, 1, None, None, false),
+        (s.ragged_t, 1, Some(64), Some(0.3), true),
+    ] {
+        let layout = GroupedLayout { batch, heads, kv_heads, t, d, window, softcap, packed };
+        let opts = AttentionOptions { window, softcap, ..AttentionOptions::new(heads).with_kv_heads(kv_heads) };
         let group = heads / kv_heads;
         // As the plain attention cases (4·√T·u·(1 + R) normwise), with dK
         // and dV summing a group's worth of query heads: √(T·group).
@@ -117,10 +123,13 @@ pub(super) fn grouped_attention_cases(b: &mut Builder, s: KernelSizes) {
             "normwise: 4·√(T·group)·u·(1 + R)·max|ref| per tensor, T={t}, group={group}, R the widest row of scores"
         );
         let tol = bound(4.0 * ((t.max(d) * group) as f64).sqrt(), formula);
-        let what = match window {
+        let mut what = match window {
             Some(w) => format!("H={heads} over Hkv={kv_heads}, window {w}, T={t}"),
             None => format!("H={heads} over Hkv={kv_heads}, causal, T={t}"),
         };
+        if let Some(cap) = softcap {
+            what += &format!(", scores soft-capped at {cap}");
+        }
         if packed {
             let qkv = b.uniform(&[batch, t, (heads + 2 * kv_heads) * d], -1.0, 1.0);
             let f = move |v: &[autograd::Var]| attention(Qkv::Packed(&v[0]), &opts);

@@ -93,6 +93,12 @@ pub fn of_model(config: &crate::model::GPTConfig) -> Result<&'static Architectur
                 "model type phi3 is not written as GGUF here (llama.cpp's phi3 architecture is not implemented)".into(),
             )
         }
+        t @ (ModelType::Gemma | ModelType::Gemma2 | ModelType::Gemma3Text) => {
+            return Err(format!(
+                "model type {} is not exported to GGUF (supported: gpt2, llama, mistral, qwen2, qwen3)",
+                t.name()
+            ))
+        }
     })
 }
 
@@ -147,6 +153,16 @@ mod tests {
         let phi3 = crate::model::GPTConfig::preset("phi-3-mini-4k").unwrap();
         let Err(reason) = of_model(&phi3) else { panic!("phi3 has no GGUF architecture here") };
         assert!(reason.starts_with("model type phi3 is not written as GGUF"), "{reason}");
+    }
+
+    #[test]
+    fn the_gemma_family_is_refused_by_name() {
+        for (preset, name) in [("gemma-2b", "gemma"), ("gemma-2-2b", "gemma2"), ("gemma-3-1b", "gemma3_text")] {
+            let Err(err) = of_model(&crate::model::GPTConfig::preset(preset).unwrap()) else {
+                panic!("{preset} has no GGUF architecture")
+            };
+            assert!(err.starts_with(&format!("model type {name} is not exported to GGUF")), "{err}");
+        }
     }
 
     #[test]

@@ -24,6 +24,9 @@
 //!   query heads (the op reads the shared head in place; its backward sums
 //!   the group's gradients). A sliding window limits each query to its
 //!   last `window` keys.
+//! - The Gemma family (see `gemma`): the q/k norms scale by 1 + w (Gemma 3),
+//!   the scores are scaled by 1/√`query_pre_attn_scalar` (q multiplied by
+//!   √D/√s before the op) and, in Gemma 2, soft-capped inside the op.
 //!
 //! The op's backward is two files away: `autograd/src/ops/attention.rs`
 //! hands its saved state to `Tensor::attention_backward` in
@@ -44,6 +47,7 @@ use tensor::{merge_heads, split_heads, AttentionOptions, Qkv, RopeTables, Tensor
 use super::build::{Init, LayerSource};
 use super::config::GPTConfig;
 use super::kv_cache::LayerCache;
+use super::norm::rms_scale;
 use super::projection::Projection;
 use super::trace::Trace;
 
@@ -61,6 +65,10 @@ pub struct CausalSelfAttention {
     pub out: Box<dyn Projection>,
     /// Qwen3's RMSNorm of each head's query and key.
     pub qk_norm: Option<[RmsNorm; 2]>,
+    /// Whether those norms scale by 1 + w (Gemma 3).
+    qk_norm_one_plus: bool,
+    /// The queries' factor that makes the op's 1/√D the model's scale.
+    query_scale: Option<f64>,
     options: AttentionOptions,
     head_dim: usize,
     /// The names of the packed projection, if any, and of the output one
@@ -89,8 +97,9 @@ impl CausalSelfAttention {
             (separate, proj("o_proj", q, c, config.out_bias, proj_std)?)
         };
         let qk_norm = if config.qk_norm {
+            let init = if config.model_type.is_gemma() { Init::Zeros } else { Init::Ones };
             let mut norm = |part: &str| -> Result<RmsNorm, S::Error> {
-                let weight = src.float(&format!("{name}.{part}.weight"), &[d], Init::Ones)?;
+                let weight = src.float(&format!("{name}.{part}.weight"), &[d], init)?;
                 Ok(RmsNorm { weight, eps: config.layer_norm_eps })
             };
             Some([norm("q_norm")?, norm("k_norm")?])
@@ -101,7 +110,19 @@ impl CausalSelfAttention {
         if let Some(window) = config.window_of(layer) {
             options = options.with_window(window);
         }
-        Ok(CausalSelfAttention { qkv, out, qk_norm, options, head_dim: d, names })
+        if let Some(cap) = config.attn_softcap {
+            options = options.with_softcap(cap);
+        }
+        Ok(CausalSelfAttention {
+            qkv,
+            out,
+            qk_norm,
+            qk_norm_one_plus: config.model_type.is_gemma(),
+            query_scale: super::gemma::query_scale(config),
+            options,
+            head_dim: d,
+            names,
+        })
     }
 
     /// `[B, T, C]` → `[B, T, C]`, optionally extending a KV cache. `rope`
@@ -145,7 +166,9 @@ impl CausalSelfAttention {
     fn packed_qkv(&self, x: &Var, rope: Option<&RopeTables>) -> Var {
         let [q, k, v] = match &self.qkv {
             // GPT-2: the projection's output is already the packed layout.
-            QkvProjection::Packed(c_attn) if rope.is_none() && self.qk_norm.is_none() => return c_attn.forward(x),
+            QkvProjection::Packed(c_attn) if rope.is_none() && self.qk_norm.is_none() && self.query_scale.is_none() => {
+                return c_attn.forward(x)
+            }
             QkvProjection::Packed(c_attn) => {
                 let y = c_attn.forward(x);
                 let (q, kv) = (self.options.n_heads * self.head_dim, self.options.n_kv_heads * self.head_dim);
@@ -159,12 +182,16 @@ impl CausalSelfAttention {
         let mut q = per_head(&q, self.options.n_heads);
         let mut k = per_head(&k, self.options.n_kv_heads);
         if let Some([q_norm, k_norm]) = &self.qk_norm {
-            q = autograd::rms_norm(&q, Some(&q_norm.weight), q_norm.eps);
-            k = autograd::rms_norm(&k, Some(&k_norm.weight), k_norm.eps);
+            let one_plus = self.qk_norm_one_plus;
+            q = autograd::rms_norm(&q, Some(&rms_scale(&q_norm.weight, one_plus)), q_norm.eps);
+            k = autograd::rms_norm(&k, Some(&rms_scale(&k_norm.weight, one_plus)), k_norm.eps);
         }
         if let Some(tables) = rope {
             q = q.rope(tables);
             k = k.rope(tables);
+        }
+        if let Some(factor) = self.query_scale {
+            q = q.mul_scalar(factor);
         }
         let flat = |y: Var| y.reshape(&[b, t, -1]);
         Var::cat(&[flat(q), flat(k), v], 2)

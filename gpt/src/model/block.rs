@@ -10,6 +10,11 @@
 //! instead of two, its width is about ⅔ of 4·C for the same parameters.
 //! Phi-3 computes gate and up with one projection, `gate_up_proj` C → 2F
 //! (rows gate, then up), and splits its output in two halves.
+//! The Gemma family gates with GELU instead (GeGLU, `gelu_tanh(gate) ⊙
+//! up`), and Gemma 2 and 3 norm each branch's output as well as its input
+//! ("sandwich" norms), before it joins the residual stream:
+//!   x = x + post_attention_layernorm(attn(input_layernorm(x)))
+//!   x = x + post_feedforward_layernorm(mlp(pre_feedforward_layernorm(x)))
 //!
 //! Names follow Hugging Face: GPT-2's `ln_1`, `attn`, `ln_2`, `mlp.c_fc`;
 //! the Llama family's `input_layernorm`, `self_attn`,
@@ -36,6 +41,8 @@ pub enum Mlp {
     SwiGlu { gate_proj: Box<dyn Projection>, up_proj: Box<dyn Projection>, down_proj: Box<dyn Projection> },
     /// Phi-3: gate and up fused, C → 2F, SwiGLU of its two halves, down F → C.
     FusedSwiGlu { gate_up_proj: Box<dyn Projection>, down_proj: Box<dyn Projection> },
+    /// The Gemma family: the same three projections, GELU (tanh) as the gate.
+    GeGlu { gate_proj: Box<dyn Projection>, up_proj: Box<dyn Projection>, down_proj: Box<dyn Projection> },
 }
 
 impl Mlp {
@@ -51,10 +58,12 @@ impl Mlp {
                 down_proj: proj("down_proj", f, c, proj_std)?,
             }
         } else {
-            Mlp::SwiGlu {
-                gate_proj: proj("gate_proj", c, f, 0.02)?,
-                up_proj: proj("up_proj", c, f, 0.02)?,
-                down_proj: proj("down_proj", f, c, proj_std)?,
+            let (gate_proj, up_proj) = (proj("gate_proj", c, f, 0.02)?, proj("up_proj", c, f, 0.02)?);
+            let down_proj = proj("down_proj", f, c, proj_std)?;
+            if config.model_type.is_gemma() {
+                Mlp::GeGlu { gate_proj, up_proj, down_proj }
+            } else {
+                Mlp::SwiGlu { gate_proj, up_proj, down_proj }
             }
         })
     }
@@ -71,6 +80,10 @@ impl Mlp {
                 let f = gate_up.dims()[gate_up.dims().len() - 1] / 2;
                 down_proj.forward(&swiglu(&gate_up.narrow(-1, 0, f), &gate_up.narrow(-1, f, f)))
             }
+            // Composed of existing ops (GELU, product): no fused kernel.
+            Mlp::GeGlu { gate_proj, up_proj, down_proj } => {
+                down_proj.forward(&gate_proj.forward(x).gelu().mul(&up_proj.forward(x)))
+            }
         }
     }
 
@@ -78,7 +91,7 @@ impl Mlp {
     pub fn projections(&self) -> Vec<(&'static str, &dyn Projection)> {
         match self {
             Mlp::Gelu { c_fc, c_proj } => vec![("c_fc", &**c_fc), ("c_proj", &**c_proj)],
-            Mlp::SwiGlu { gate_proj, up_proj, down_proj } => {
+            Mlp::SwiGlu { gate_proj, up_proj, down_proj } | Mlp::GeGlu { gate_proj, up_proj, down_proj } => {
                 vec![("gate_proj", &**gate_proj), ("up_proj", &**up_proj), ("down_proj", &**down_proj)]
             }
             Mlp::FusedSwiGlu { gate_up_proj, down_proj } => {
@@ -90,7 +103,7 @@ impl Mlp {
     pub fn projections_mut(&mut self) -> Vec<(&'static str, &mut Box<dyn Projection>)> {
         match self {
             Mlp::Gelu { c_fc, c_proj } => vec![("c_fc", c_fc), ("c_proj", c_proj)],
-            Mlp::SwiGlu { gate_proj, up_proj, down_proj } => {
+            Mlp::SwiGlu { gate_proj, up_proj, down_proj } | Mlp::GeGlu { gate_proj, up_proj, down_proj } => {
                 vec![("gate_proj", gate_proj), ("up_proj", up_proj), ("down_proj", down_proj)]
             }
             Mlp::FusedSwiGlu { gate_up_proj, down_proj } => {
@@ -107,9 +120,15 @@ struct PartNames {
     norm_2: &'static str,
 }
 
+/// The names of Gemma 2 and 3's norms after the attention and the MLP.
+const POST_NORMS: [&str; 2] = ["post_attention_layernorm", "post_feedforward_layernorm"];
+
 fn part_names(config: &GPTConfig) -> PartNames {
     if config.model_type.is_gpt2() {
         PartNames { norm_1: "ln_1", attn: "attn", norm_2: "ln_2" }
+    } else if config.model_type.has_post_norms() {
+        // `post_attention_layernorm` is the attention's output norm here.
+        PartNames { norm_1: "input_layernorm", attn: "self_attn", norm_2: "pre_feedforward_layernorm" }
     } else {
         PartNames { norm_1: "input_layernorm", attn: "self_attn", norm_2: "post_attention_layernorm" }
     }
@@ -120,6 +139,8 @@ pub struct Block {
     pub attn: CausalSelfAttention,
     pub ln_2: Norm,
     pub mlp: Mlp,
+    /// Gemma 2 and 3's norms of the attention's and the MLP's outputs.
+    pub post_norms: Option<[Norm; 2]>,
     names: PartNames,
     drop_rate: f64,
 }
@@ -129,11 +150,18 @@ impl Block {
     pub fn build<S: LayerSource>(config: &GPTConfig, layer: usize, name: &str, src: &mut S) -> Result<Block, S::Error> {
         let names = part_names(config);
         let c = config.emb_dim;
+        let post_norms = if config.model_type.has_post_norms() {
+            let [a, m] = POST_NORMS.map(|part| format!("{name}.{part}"));
+            Some([Norm::build(config, &a, c, src)?, Norm::build(config, &m, c, src)?])
+        } else {
+            None
+        };
         Ok(Block {
             ln_1: Norm::build(config, &format!("{name}.{}", names.norm_1), c, src)?,
             attn: CausalSelfAttention::build(config, layer, &format!("{name}.{}", names.attn), src)?,
             ln_2: Norm::build(config, &format!("{name}.{}", names.norm_2), c, src)?,
             mlp: Mlp::build(config, &format!("{name}.mlp"), src)?,
+            post_norms,
             names,
             drop_rate: config.drop_rate,
         })
@@ -151,8 +179,12 @@ impl Block {
         trace: Option<&mut Trace>,
     ) -> Var {
         let drop = |v: Var| dropout(&v, self.drop_rate, training, &mut gen.lock().unwrap());
-        let x = x.add(&drop(self.attn.forward(&self.ln_1.forward(x), rope, cache, trace)));
-        x.add(&drop(self.mlp.forward(&self.ln_2.forward(&x))))
+        let post = |i: usize, y: Var| match &self.post_norms {
+            Some(norms) => norms[i].forward(&y),
+            None => y,
+        };
+        let x = x.add(&drop(post(0, self.attn.forward(&self.ln_1.forward(x), rope, cache, trace))));
+        x.add(&drop(post(1, self.mlp.forward(&self.ln_2.forward(&x)))))
     }
 
     /// The projections, named inside the block (`attn.c_attn`,
@@ -177,6 +209,11 @@ impl Block {
         self.ln_2.visit_parameters(&format!("{prefix}.{}", self.names.norm_2), f);
         for (name, p) in self.mlp.projections() {
             p.visit_parameters(&format!("{prefix}.mlp.{name}"), f);
+        }
+        if let Some(norms) = &self.post_norms {
+            for (part, norm) in POST_NORMS.iter().zip(norms) {
+                norm.visit_parameters(&format!("{prefix}.{part}"), f);
+            }
         }
     }
 }

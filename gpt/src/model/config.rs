@@ -12,6 +12,11 @@
 //! head (`partial_rotary_factor`). Within a family the options are fields:
 //! fewer key/value heads (grouped-query attention), a head size of its own,
 //! biases, per-head norms on q and k, a sliding window, a tied head.
+//! The Gemma family (`gemma`, `gemma2`, `gemma3_text`) is the Llama block
+//! with Gemma's parts (see `gemma`): a GeGLU MLP, norms that scale by
+//! 1 + w, a scaled embedding, and options of its own here: soft-capped
+//! scores and logits, an attention scale, per-layer sliding or full
+//! attention, and a second rotary base for the sliding layers.
 //! Presets live in `presets`, and the `config.json` mapping in `hf_config`.
 
 use serde::{Deserialize, Serialize};
@@ -28,11 +33,24 @@ pub enum ModelType {
     Qwen2,
     Qwen3,
     Phi3,
+    Gemma,
+    Gemma2,
+    #[serde(rename = "gemma3_text")]
+    Gemma3Text,
 }
 
 impl ModelType {
-    pub const ALL: [ModelType; 6] =
-        [ModelType::Gpt2, ModelType::Llama, ModelType::Mistral, ModelType::Qwen2, ModelType::Qwen3, ModelType::Phi3];
+    pub const ALL: [ModelType; 9] = [
+        ModelType::Gpt2,
+        ModelType::Llama,
+        ModelType::Mistral,
+        ModelType::Qwen2,
+        ModelType::Qwen3,
+        ModelType::Phi3,
+        ModelType::Gemma,
+        ModelType::Gemma2,
+        ModelType::Gemma3Text,
+    ];
 
     /// The name `config.json` uses.
     pub fn name(self) -> &'static str {
@@ -43,6 +61,9 @@ impl ModelType {
             ModelType::Qwen2 => "qwen2",
             ModelType::Qwen3 => "qwen3",
             ModelType::Phi3 => "phi3",
+            ModelType::Gemma => "gemma",
+            ModelType::Gemma2 => "gemma2",
+            ModelType::Gemma3Text => "gemma3_text",
         }
     }
 
@@ -59,7 +80,21 @@ impl ModelType {
             ModelType::Qwen2 => "Qwen2ForCausalLM",
             ModelType::Qwen3 => "Qwen3ForCausalLM",
             ModelType::Phi3 => "Phi3ForCausalLM",
+            ModelType::Gemma => "GemmaForCausalLM",
+            ModelType::Gemma2 => "Gemma2ForCausalLM",
+            ModelType::Gemma3Text => "Gemma3ForCausalLM",
         }
+    }
+
+    /// The Gemma family: GeGLU, norms scaling by 1 + w, a scaled embedding.
+    pub fn is_gemma(self) -> bool {
+        matches!(self, ModelType::Gemma | ModelType::Gemma2 | ModelType::Gemma3Text)
+    }
+
+    /// Gemma 2 and 3 also norm each branch's output before the residual
+    /// sum (`post_attention_layernorm`, `post_feedforward_layernorm`).
+    pub fn has_post_norms(self) -> bool {
+        matches!(self, ModelType::Gemma2 | ModelType::Gemma3Text)
     }
 
     /// Phi-3's fused projections: q, k and v as one `qkv_proj` (rows q,
@@ -74,6 +109,16 @@ impl ModelType {
     pub fn is_gpt2(self) -> bool {
         self == ModelType::Gpt2
     }
+}
+
+/// What a layer attends to when the model mixes kinds (`layer_types`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LayerType {
+    /// Every earlier key (`full_attention`).
+    FullAttention,
+    /// The last `sliding_window` keys (`sliding_attention`).
+    SlidingAttention,
 }
 
 /// Rotary position embedding's settings (`rope_theta`, `rope_scaling`,
@@ -156,6 +201,24 @@ pub struct GPTConfig {
     pub bos_token_id: Option<u32>,
     #[serde(default)]
     pub eos_token_ids: Vec<u32>,
+    /// Attention scores squashed to cap · tanh(s / cap) before the softmax
+    /// (Gemma 2's `attn_logit_softcapping`).
+    #[serde(default)]
+    pub attn_softcap: Option<f64>,
+    /// Logits squashed the same way (`final_logit_softcapping`).
+    #[serde(default)]
+    pub final_softcap: Option<f64>,
+    /// Scores scaled by 1/√this instead of 1/√D (`query_pre_attn_scalar`).
+    #[serde(default)]
+    pub query_pre_attn_scalar: Option<f64>,
+    /// Each layer's kind (Gemma 2 and 3's `layer_types`); empty: the
+    /// window applies from `full_attention_layers` on.
+    #[serde(default)]
+    pub layer_types: Vec<LayerType>,
+    /// The sliding layers' own rotary settings (Gemma 3's local base,
+    /// `rope_local_base_freq`); `None`: every layer turns by `rope`.
+    #[serde(default, with = "crate::model::hf_config::rotary_serde")]
+    pub rope_local: Option<Rotary>,
 }
 
 fn default_layer_norm_eps() -> f64 {
@@ -203,6 +266,11 @@ impl GPTConfig {
             mlp_bias: true,
             bos_token_id: None,
             eos_token_ids: Vec::new(),
+            attn_softcap: None,
+            final_softcap: None,
+            query_pre_attn_scalar: None,
+            layer_types: Vec::new(),
+            rope_local: None,
         }
     }
 
@@ -253,7 +321,10 @@ impl GPTConfig {
 
     /// The window layer `layer` attends through, if any.
     pub fn window_of(&self, layer: usize) -> Option<usize> {
-        self.sliding_window.filter(|_| layer >= self.full_attention_layers)
+        match self.layer_types.get(layer) {
+            Some(kind) => self.sliding_window.filter(|_| *kind == LayerType::SlidingAttention),
+            None => self.sliding_window.filter(|_| layer >= self.full_attention_layers),
+        }
     }
 
     /// What rotary embedding needs, with rotary positions. Its `head_dim`
@@ -264,6 +335,21 @@ impl GPTConfig {
             head_dim: (self.head_dim() as f64 * r.partial) as usize,
             scaling: r.scaling.clone(),
         })
+    }
+
+    /// The sliding layers' rotary settings, when they have their own.
+    pub fn local_rope_config(&self) -> Option<RopeConfig> {
+        self.rope_local.as_ref().map(|r| RopeConfig {
+            theta: r.theta,
+            head_dim: (self.head_dim() as f64 * r.partial) as usize,
+            scaling: r.scaling.clone(),
+        })
+    }
+
+    /// Whether layer `layer` turns q and k by `rope_local` (a sliding layer
+    /// of a model that has one) rather than `rope`.
+    pub fn uses_local_rope(&self, layer: usize) -> bool {
+        self.rope_local.is_some() && self.layer_types.get(layer) == Some(&LayerType::SlidingAttention)
     }
 
     /// Checks the numbers fit together; a one-line reason when they don't.
@@ -316,6 +402,26 @@ impl GPTConfig {
                 return Err(format!("partial_rotary_factor {} must be in (0, 1]", r.partial));
             }
         }
+        if !self.layer_types.is_empty() && self.layer_types.len() != self.n_layers {
+            return Err(format!(
+                "layer_types names {} layers, the model has {}",
+                self.layer_types.len(),
+                self.n_layers
+            ));
+        }
+        let positive = [
+            ("attn_logit_softcapping", self.attn_softcap),
+            ("final_logit_softcapping", self.final_softcap),
+            ("query_pre_attn_scalar", self.query_pre_attn_scalar),
+        ];
+        for (name, value) in positive {
+            if let Some(v) = value.filter(|v| !(v.is_finite() && *v > 0.0)) {
+                return Err(format!("{name} {v} must be a positive number"));
+            }
+        }
+        if let Some(local) = self.local_rope_config() {
+            local.check()?;
+        }
         if self.model_type.is_gpt2() && (self.qk_norm || self.n_kv_heads.is_some_and(|k| k != self.n_heads)) {
             return Err("GPT-2's block has neither QK-norm nor grouped-query attention".into());
         }
@@ -329,6 +435,8 @@ impl GPTConfig {
         let (q, kv, f, d) = (self.q_width(), self.kv_width(), self.mlp_width(), self.head_dim());
         let gpt2 = self.model_type.is_gpt2();
         let norm = if gpt2 { 2 * c } else { c }; // LayerNorm has a bias, RMSNorm not
+                                                 // Gemma 2 and 3 norm each branch's output too: four norms a block.
+        let block_norms = if self.model_type.has_post_norms() { 4 * norm } else { 2 * norm };
         let attention = c * (q + 2 * kv)
             + if self.qkv_bias { q + 2 * kv } else { 0 }
             + q * c
@@ -341,7 +449,7 @@ impl GPTConfig {
         };
         let positions = if self.rope.is_none() { t * c } else { 0 };
         let head = if self.tie_embeddings { 0 } else { v * c };
-        v * c + positions + l * (2 * norm + attention + mlp) + norm + head
+        v * c + positions + l * (block_norms + attention + mlp) + norm + head
     }
 
     /// Floating-point operations to train on one token with `context`

@@ -13,6 +13,11 @@
 //! rotation are made once per forward, here), RMSNorm at the end, and
 //! often a head of its own (`lm_head`, `tie_word_embeddings: false`). The
 //! blocks differ inside (`block`, `attention`).
+//!
+//! The Gemma family (see `gemma`) scales the token embeddings by √C,
+//! soft-caps the logits (Gemma 2), and turns the sliding layers' q and k
+//! by a rotary base of their own (Gemma 3): a second set of tables, made
+//! here beside the first.
 
 use std::sync::Mutex;
 
@@ -139,7 +144,11 @@ impl GPTModel {
         let t = ids.dim(1);
         let start = cache.as_ref().map_or(0, |c| c.len());
         let mut x = self.wte.lookup(ids);
+        if self.config.model_type.is_gemma() {
+            x = x.mul_scalar(super::gemma::embedding_scale(self.config.emb_dim));
+        }
         let mut rope: Option<RopeTables> = None;
+        let mut local_rope: Option<RopeTables> = None;
         match (&self.wpe, self.config.rope_config()) {
             (Some(wpe), _) => {
                 // A learned table has a row for each position up to the
@@ -155,15 +164,19 @@ impl GPTModel {
             // Rotary positions: cos and sin of these positions, made once
             // and used by every layer.
             (None, Some(rotary)) => {
-                let tables = rotary.tables(start, t);
-                rope = Some(tables.to_device(ids.device()).expect("the tables move to the ids' device"));
+                let tables = |r: tensor::RopeConfig| {
+                    r.tables(start, t).to_device(ids.device()).expect("the tables move to the ids' device")
+                };
+                rope = Some(tables(rotary));
+                local_rope = self.config.local_rope_config().map(tables);
             }
             (None, None) => unreachable!("validated: a model has learned or rotary positions"),
         }
         let mut x = dropout(&x, self.config.drop_rate, self.training, &mut self.dropout_gen.lock().unwrap());
         for (i, block) in self.h.iter().enumerate() {
             let layer_cache = cache.as_deref_mut().map(|c| &mut c.layers[i]);
-            x = block.forward(&x, rope.as_ref(), layer_cache, self.training, &self.dropout_gen, trace.as_deref_mut());
+            let rope = if self.config.uses_local_rope(i) { local_rope.as_ref() } else { rope.as_ref() };
+            x = block.forward(&x, rope, layer_cache, self.training, &self.dropout_gen, trace.as_deref_mut());
             if let Some(trace) = trace.as_deref_mut() {
                 trace.residual.push(x.data());
             }
@@ -174,9 +187,13 @@ impl GPTModel {
     /// The output head: h `[.., C]` · Wᵀ → `[.., V]`, W being the token
     /// table when tied, `lm_head` otherwise.
     pub fn logits(&self, hidden: &Var) -> Var {
-        match &self.lm_head {
+        let logits = match &self.lm_head {
             Some(head) => head.forward(hidden),
             None => self.wte.logits(hidden),
+        };
+        match self.config.final_softcap {
+            Some(cap) => super::gemma::soft_cap(&logits, cap),
+            None => logits,
         }
     }
 
@@ -252,6 +269,10 @@ impl Module for GPTModel {
     /// asked (a packed, quantized one runs on the CPU only), so a refusal
     /// leaves everything where it was.
     fn to_device(&self, device: tensor::Device) -> tensor::Result<()> {
+        if let (Some(_), true) = (self.config.attn_softcap, device.is_cuda()) {
+            let why = "soft-capped attention scores (attn_logit_softcapping) run on the CPU only".to_string();
+            return Err(tensor::TensorError::DeviceUnavailable(device, why));
+        }
         self.wte.check_device(device)?;
         for (_, p) in self.projections() {
             p.check_device(device)?;

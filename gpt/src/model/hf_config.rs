@@ -9,7 +9,8 @@
 //! Mistral's `sliding_window`, Qwen2's q/k/v bias and `use_sliding_window`,
 //! Qwen3's per-head q/k norms, Phi-3's `original_max_position_embeddings`
 //! and `partial_rotary_factor` (its fused projections change tensor names,
-//! not keys). Rotary settings are read from
+//! not keys); the Gemma family's keys are read and written in `gemma`.
+//! Rotary settings are read from
 //! `transformers` 5's `rope_parameters` or from the older `rope_theta` plus
 //! `rope_scaling`, and written as `rope_parameters`. An option that would
 //! change what the model computes and that we do not build is refused with
@@ -110,6 +111,9 @@ impl GPTConfig {
             }
             _ => {}
         }
+        if t.is_gemma() {
+            super::gemma::write_options(self, o);
+        }
         v
     }
 
@@ -136,7 +140,7 @@ impl GPTConfig {
             }
         };
         let name = model_type.name();
-        if let Some(act) = v.get("hidden_act").and_then(Value::as_str) {
+        if let Some(act) = v.get("hidden_act").and_then(Value::as_str).filter(|_| !model_type.is_gemma()) {
             if act != "silu" {
                 return Err(format!("hidden_act \"{act}\" is not supported ({name} uses silu)"));
             }
@@ -192,7 +196,16 @@ impl GPTConfig {
             mlp_bias: model_type == ModelType::Llama && flag("mlp_bias", false)?,
             bos_token_id: token_ids(v, "bos_token_id")?.first().copied(),
             eos_token_ids: token_ids(v, "eos_token_id")?,
+            attn_softcap: None,
+            final_softcap: None,
+            query_pre_attn_scalar: None,
+            layer_types: Vec::new(),
+            rope_local: None,
         };
+        let mut config = config;
+        if model_type.is_gemma() {
+            super::gemma::read_options(v, &mut config)?;
+        }
         config.validate()?;
         Ok(config)
     }
@@ -291,7 +304,7 @@ fn token_ids(v: &Value, key: &str) -> Result<Vec<u32>, String> {
 /// (transformers 5), else `rope_theta` and `rope_scaling`;
 /// `original_max_position_embeddings` and `partial_rotary_factor` also
 /// from the top level, where Phi-3 keeps them.
-fn read_rotary(v: &Value, max_positions: usize) -> Result<Rotary, String> {
+pub(super) fn read_rotary(v: &Value, max_positions: usize) -> Result<Rotary, String> {
     let empty = Map::new();
     let (params, legacy) = match v.get("rope_parameters") {
         Some(Value::Object(p)) => (p, None),
@@ -358,7 +371,7 @@ fn read_rotary(v: &Value, max_positions: usize) -> Result<Rotary, String> {
 }
 
 /// `rope_parameters` as transformers 5 writes them.
-fn rope_parameters(rotary: &Rotary) -> Value {
+pub(super) fn rope_parameters(rotary: &Rotary) -> Value {
     let mut p = json!({"rope_theta": rotary.theta});
     let o = p.as_object_mut().expect("an object");
     let mut set = |key: &str, value: Value| {

@@ -10,6 +10,7 @@ pub mod attention;
 pub mod block;
 pub mod build;
 pub mod config;
+pub mod gemma;
 pub mod gpt;
 pub mod hf_config;
 mod init;
@@ -21,7 +22,7 @@ pub mod projection;
 pub mod token_embedding;
 pub mod trace;
 
-pub use config::{GPTConfig, ModelType, Rotary};
+pub use config::{GPTConfig, LayerType, ModelType, Rotary};
 pub use gpt::GPTModel;
 pub use kv_cache::KvCache;
 pub use norm::Norm;

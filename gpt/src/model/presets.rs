@@ -10,7 +10,7 @@
 
 use tensor::RopeScaling;
 
-use super::config::{GPTConfig, ModelType, Rotary};
+use super::config::{GPTConfig, LayerType, ModelType, Rotary};
 
 /// Names accepted by [`preset`], in the order `info` lists them.
 pub const PRESETS: &[&str] = &[
@@ -37,6 +37,10 @@ pub const PRESETS: &[&str] = &[
     "deepseek-coder-1.3b",
     "codellama-7b",
     "phi-3-mini-4k",
+    "gemma-2b",
+    "gemma-2-2b",
+    "gemma-3-270m",
+    "gemma-3-1b",
 ];
 
 /// The sizes of a Llama-family model as its `config.json` gives them.
@@ -82,6 +86,26 @@ fn llama3(factor: f64) -> RopeScaling {
 }
 
 const NONE: RopeScaling = RopeScaling::None;
+
+/// Gemma 2 and 3's options on a published size: scores scaled by 1/√256, a
+/// window of `window` keys on every layer but each `pattern`-th; Gemma 2's
+/// soft-caps, Gemma 3's QK-norm and local rotary base.
+fn gemma_layers(mut c: GPTConfig, window: usize, pattern: usize) -> GPTConfig {
+    c.query_pre_attn_scalar = Some(256.0);
+    c.sliding_window = Some(window);
+    c.layer_types = (0..c.n_layers)
+        .map(|i| if (i + 1) % pattern != 0 { LayerType::SlidingAttention } else { LayerType::FullAttention })
+        .collect();
+    match c.model_type {
+        ModelType::Gemma2 => (c.attn_softcap, c.final_softcap) = (Some(50.0), Some(30.0)),
+        ModelType::Gemma3Text => {
+            c.qk_norm = true;
+            c.rope_local = Some(Rotary::new(1e4, NONE));
+        }
+        _ => {}
+    }
+    c
+}
 
 /// A named configuration. The char preset's vocabulary size is a
 /// placeholder the training command replaces with the corpus's.
@@ -171,6 +195,22 @@ pub fn preset(name: &str) -> Option<GPTConfig> {
             sliding_window: Some(2047),
             ..published(Phi3, 32064, 3072, 8192, 32, 32, 32, 4096, 1e4, false).config()
         },
+        // Heads of 256 = 2048 / 8: the default head size.
+        "gemma-2b" => {
+            Published { rms_eps: 1e-6, ..published(Gemma, 256000, 2048, 16384, 18, 8, 1, 8192, 1e4, true) }.config()
+        }
+        "gemma-2-2b" => {
+            let sizes = published(Gemma2, 256000, 2304, 9216, 26, 8, 4, 8192, 1e4, true);
+            gemma_layers(Published { rms_eps: 1e-6, head_dim: Some(256), ..sizes }.config(), 4096, 2)
+        }
+        "gemma-3-270m" => {
+            let sizes = published(Gemma3Text, 262144, 640, 2048, 18, 4, 1, 32768, 1e6, true);
+            gemma_layers(Published { rms_eps: 1e-6, head_dim: Some(256), ..sizes }.config(), 512, 6)
+        }
+        "gemma-3-1b" => {
+            let sizes = published(Gemma3Text, 262144, 1152, 6912, 26, 4, 1, 32768, 1e6, true);
+            gemma_layers(Published { rms_eps: 1e-6, head_dim: Some(256), ..sizes }.config(), 512, 6)
+        }
         _ => return None,
     })
 }

@@ -5,6 +5,13 @@
 //!   P = softmax(S) row-wise, where query i sees keys j ≤ i + (tk − tq)
 //!       (and, with a sliding window w, only j > i + (tk − tq) − w)
 //!   O = P·V                    `[tq, d]`
+//! With soft-capping (Gemma 2's `attn_logit_softcapping`, a cap c), the
+//! scores are squashed before the mask and softmax, S' = c · tanh(S / c):
+//! each stays inside (−c, c), so no single key can take the whole row
+//! however large Q·Kᵀ grows. The backward multiplies dS' by the derivative
+//! 1 − tanh²(S / c), which the kernel recomputes from Q·Kᵀ rather than
+//! keeping a second `[tq, tk]` matrix beside P.
+//!
 //! The offset (tk − tq) lets a query block sit at the end of a longer key
 //! sequence: that is decoding with a KV cache, where one new query attends
 //! to every cached key. In training tq = tk and the mask is the usual lower
@@ -19,7 +26,8 @@
 //!
 //! Backward, with dO the gradient of O:
 //!   dV = Pᵀ·dO,  dP = dO·Vᵀ,  dS = P ⊙ (dP − rowsum(dP ⊙ P)),
-//!   dQ = scale · dS·K,  dK = scale · dSᵀ·Q.
+//!   dQ = scale · dS·K,  dK = scale · dSᵀ·Q,
+//! and with a cap c, dS is first multiplied by 1 − tanh²(S / c).
 //! Masked entries have P = 0, so they contribute nothing anywhere; with
 //! grouping, dK and dV of a shared head are these sums over its group.
 //!
@@ -96,6 +104,22 @@ pub fn windowed_attention_forward_reference(
     d: usize,
     window: Option<usize>,
 ) -> (Vec<f64>, Vec<f64>) {
+    capped_attention_forward_reference(q, k, v, tq, tk, d, window, None)
+}
+
+/// [`windowed_attention_forward_reference`] with optional soft-capping of
+/// the scaled scores, S ← cap · tanh(S / cap), before the softmax.
+#[allow(clippy::too_many_arguments)]
+pub fn capped_attention_forward_reference(
+    q: &[f64],
+    k: &[f64],
+    v: &[f64],
+    tq: usize,
+    tk: usize,
+    d: usize,
+    window: Option<usize>,
+    softcap: Option<f64>,
+) -> (Vec<f64>, Vec<f64>) {
     let scale = 1.0 / (d as f64).sqrt();
     let past = tk - tq; // keys before the first query (a KV cache)
     let mut out = vec![0.0; tq * d];
@@ -112,6 +136,10 @@ pub fn windowed_attention_forward_reference(
                 dot += q[i * d + c] * k[j * d + c];
             }
             *score = scale * dot;
+            // S[i, j] = cap · tanh(S[i, j] / cap) with soft-capping.
+            if let Some(cap) = softcap {
+                *score = cap * (*score / cap).tanh();
+            }
         }
         // P[i, j] = exp(S[i, j] − max) / Σ_j' exp(S[i, j'] − max)
         let max = scores.iter().fold(f64::NEG_INFINITY, |m, &s| m.max(s));
@@ -162,6 +190,24 @@ pub fn masked_attention_backward_reference(
     tk: usize,
     d: usize,
 ) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    capped_attention_backward_reference(q, k, v, probs, d_out, tq, tk, d, None)
+}
+
+/// [`masked_attention_backward_reference`] for scores soft-capped at
+/// `softcap` in the forward: dS is multiplied by the cap's derivative,
+/// 1 − tanh²(scale · q_i · k_j / cap).
+#[allow(clippy::too_many_arguments)]
+pub fn capped_attention_backward_reference(
+    q: &[f64],
+    k: &[f64],
+    v: &[f64],
+    probs: &[f64],
+    d_out: &[f64],
+    tq: usize,
+    tk: usize,
+    d: usize,
+    softcap: Option<f64>,
+) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
     let scale = 1.0 / (d as f64).sqrt();
     // dV[j, c] = Σ_i P[i, j] · dO[i, c]   (dV = Pᵀ·dO)
     let mut dv = vec![0.0; tk * d];
@@ -191,6 +237,16 @@ pub fn masked_attention_backward_reference(
         }
         for j in 0..tk {
             ds[i * tk + j] = probs[i * tk + j] * (dp[i * tk + j] - row_dot);
+        }
+    }
+    // Through the cap: d(cap · tanh(s / cap))/ds = 1 − tanh²(s / cap).
+    if let Some(cap) = softcap {
+        for i in 0..tq {
+            for j in 0..tk {
+                let dot: f64 = (0..d).map(|c| q[i * d + c] * k[j * d + c]).sum();
+                let t = (scale * dot / cap).tanh();
+                ds[i * tk + j] *= 1.0 - t * t;
+            }
         }
     }
     // dQ[i, c] = scale · Σ_j dS[i, j] · K[j, c]   (dQ = scale · dS·K)
@@ -259,7 +315,7 @@ impl CausalMask {
 }
 
 /// The sizes of one fused call.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AttentionDims {
     /// Query heads, counted over the batch (batch × n_heads).
     pub heads: usize,
@@ -272,12 +328,14 @@ pub struct AttentionDims {
     pub d: usize,
     /// The sliding window of [`CausalMask`], if any.
     pub window: Option<usize>,
+    /// Soft-capping of the scaled scores, cap · tanh(S / cap), if any.
+    pub softcap: Option<f64>,
 }
 
 impl AttentionDims {
     /// Plain causal attention: one key/value head per query head, no window.
     pub fn causal(heads: usize, tq: usize, tk: usize, d: usize) -> Self {
-        AttentionDims { heads, group: 1, tq, tk, d, window: None }
+        AttentionDims { heads, group: 1, tq, tk, d, window: None, softcap: None }
     }
 
     pub fn kv_heads(&self) -> usize {
@@ -293,6 +351,7 @@ impl AttentionDims {
         assert!(tq <= tk, "attention: {tq} queries cannot follow {tk} keys causally");
         assert!(group > 0 && heads % group == 0, "attention: {heads} query heads in groups of {group}");
         assert!(self.window != Some(0), "attention: a sliding window must hold at least one key");
+        assert!(self.softcap.is_none_or(|c| c > 0.0), "attention: a soft-cap must be positive, got {:?}", self.softcap);
     }
 }
 
@@ -392,6 +451,7 @@ pub fn causal_attention_forward_in_place<T: FastExp + GemmElement>(
     ol.check(heads, tq, d, out.len(), "output");
     assert_eq!(probs.len(), heads * tq * tk, "attention: P holds {}, expected {}", probs.len(), heads * tq * tk);
     let scale = T::from(1.0 / (d as f64).sqrt()).unwrap();
+    let softcap = dims.softcap.map(|c| T::from(c).unwrap());
     let mask = dims.mask();
     let out_ptr = SendPtr(out.as_mut_ptr());
     probs.par_chunks_mut(tq * tk).enumerate().for_each(|(h, p)| {
@@ -413,6 +473,18 @@ pub fn causal_attention_forward_in_place<T: FastExp + GemmElement>(
         for (i, row) in p.chunks_mut(tk).enumerate() {
             let visible = mask.keys(i);
             let seen = &mut row[visible.clone()];
+            if let Some(cap) = softcap {
+                // cap · tanh(x · scale / cap), then the plain softmax below
+                // (with the scale already applied: 1).
+                seen.iter_mut().for_each(|x| *x = cap * (*x * scale / cap).tanh());
+                let max = lanes::max(seen);
+                seen.iter_mut().for_each(|x| *x = (*x - max).fast_exp());
+                let inv = T::one() / lanes::sum(seen);
+                seen.iter_mut().for_each(|x| *x = *x * inv);
+                row[..visible.start].fill(T::zero());
+                row[visible.end..].fill(T::zero());
+                continue;
+            }
             // max(x·scale) = max(x)·scale: rounding keeps the order.
             let max = lanes::max(seen) * scale;
             // Exponentials first, then their sum in SIMD lanes (both loops
@@ -468,13 +540,16 @@ pub fn causal_attention_backward_in_place<T: Float + GemmElement>(
     let size = tq * tk;
     assert_eq!(probs.len(), heads * size, "attention backward: P has {}, expected {}", probs.len(), heads * size);
     let scale = T::from(1.0 / (d as f64).sqrt()).unwrap();
+    let softcap = dims.softcap.map(|c| T::from(c).unwrap());
     let mask = dims.mask();
     let grads_ptr = SendPtr(grads.as_mut_ptr());
     // One task per key/value head: it owns that head's dK and dV, which sum
-    // over its group of query heads, and those query heads' dQ.
+    // over its group of query heads, and those query heads' dQ. Its scratch:
+    // dS, and with a cap the raw scores Q·Kᵀ its derivative needs.
+    let score_scratch = if softcap.is_some() { size } else { 0 };
     (0..kv_heads).into_par_iter().for_each_init(
-        || vec![T::zero(); size],
-        |ds, kv| {
+        || (vec![T::zero(); size], vec![T::zero(); score_scratch]),
+        |(ds, scores), kv| {
             let base = grads_ptr;
             // Rows j0.. of head h's gradient block in layout l.
             // SAFETY (for every use below): the block was checked inside
@@ -524,6 +599,28 @@ pub fn causal_attention_backward_in_place<T: Float + GemmElement>(
                     }
                     dr[..visible.start].fill(T::zero());
                     dr[visible.end..].fill(T::zero());
+                }
+                if let Some(cap) = softcap {
+                    // dS ⊙ (1 − tanh²(S / cap)), S = scale · Q·Kᵀ recomputed
+                    // over the visible keys as the forward made it.
+                    for (i0, n) in blocks(tq) {
+                        let seen = mask.keys_of_rows(i0..i0 + n);
+                        let qb = ql.operand(h).shifted_rows(i0);
+                        let kt = kl.operand(kv).shifted_rows(seen.start).transposed();
+                        // SAFETY: rows i0..i0+n of the tq×tk scratch.
+                        unsafe {
+                            let s = OutBlock { ptr: scores[i0 * tk + seen.start..].as_mut_ptr(), row_stride: tk };
+                            gemm_serial(GemmShape { m: n, k: d, n: seen.len() }, q, qb, k, kt, s)
+                        };
+                    }
+                    for i in 0..tq {
+                        let visible = mask.keys(i);
+                        let (sr, dr) = (&scores[i * tk..(i + 1) * tk], &mut ds[i * tk..(i + 1) * tk]);
+                        for (d, &s) in dr[visible.clone()].iter_mut().zip(&sr[visible.clone()]) {
+                            let t = (s * scale / cap).tanh();
+                            *d = *d * (T::one() - t * t);
+                        }
+                    }
                 }
                 // dQ = dS·K and dK = dSᵀ·Q, over the same ranges (scale is
                 // already folded into dS).
@@ -642,14 +739,21 @@ mod tests {
     #[test]
     fn f64_grouped_and_windowed_kernels_match_the_reference() {
         let (batch, n_heads, d) = (2, 4, 4);
-        for (n_kv, tq, tk, window) in
-            [(2, 150, 150, Some(70)), (1, 150, 150, None), (2, 70, 150, Some(5)), (4, 3, 10, Some(1))]
-        {
+        // Scores of a few units (amplitude-2 waves) against caps of 1.5 and
+        // 3: the cap changes every row.
+        for (n_kv, tq, tk, window, softcap) in [
+            (2, 150, 150, Some(70), None),
+            (1, 150, 150, None, None),
+            (2, 70, 150, Some(5), None),
+            (4, 3, 10, Some(1), None),
+            (1, 150, 150, Some(70), Some(1.5)),
+            (2, 70, 150, None, Some(3.0)),
+        ] {
             let group = n_heads / n_kv;
-            let dims = AttentionDims { heads: batch * n_heads, group, tq, tk, d, window };
+            let dims = AttentionDims { heads: batch * n_heads, group, tq, tk, d, window, softcap };
             let (ql, kvl) = (HeadLayout::dense(tq, d), HeadLayout::dense(tk, d));
-            let q = wave(dims.heads * tq * d, 0.71, 1.0);
-            let (k, v) = (wave(dims.kv_heads() * tk * d, 0.37, 1.0), wave(dims.kv_heads() * tk * d, 0.23, 1.0));
+            let q = wave(dims.heads * tq * d, 0.71, 2.0);
+            let (k, v) = (wave(dims.kv_heads() * tk * d, 0.37, 2.0), wave(dims.kv_heads() * tk * d, 0.23, 1.0));
             let d_out = wave(dims.heads * tq * d, 0.13, 1.0);
             let (mut out, mut p) = (vec![0.0; q.len()], vec![0.0; dims.heads * tq * tk]);
             causal_attention_forward_in_place(&q, ql, &k, kvl, &v, kvl, dims, &mut out, ql, &mut p);
@@ -661,15 +765,16 @@ mod tests {
             let inputs = [(&q[..], ql), (&k[..], kvl), (&v[..], kvl)];
             causal_attention_backward_in_place(inputs, &p, &d_out, ql, dims, &mut grads, gl);
             let (mut want_dk, mut want_dv) = (vec![0.0; nkv], vec![0.0; nkv]);
-            let case = format!("Hkv {n_kv}, tq {tq}, tk {tk}, window {window:?}");
+            let case = format!("Hkv {n_kv}, tq {tq}, tk {tk}, window {window:?}, softcap {softcap:?}");
             for h in 0..dims.heads {
                 let kv = h / group;
                 let (hq, hk, hv) = (head(&q, ql, h, tq, d), head(&k, kvl, kv, tk, d), head(&v, kvl, kv, tk, d));
-                let (want_out, want_p) = windowed_attention_forward_reference(&hq, &hk, &hv, tq, tk, d, window);
+                let (want_out, want_p) = capped_attention_forward_reference(&hq, &hk, &hv, tq, tk, d, window, softcap);
                 assert!(worst(&head(&out, ql, h, tq, d), &want_out) < 1e-12, "{case}: O of head {h}");
                 assert!(worst(&p[h * tq * tk..(h + 1) * tq * tk], &want_p) < 1e-12, "{case}: P of head {h}");
                 let hdo = head(&d_out, ql, h, tq, d);
-                let (dq, dk, dv) = masked_attention_backward_reference(&hq, &hk, &hv, &want_p, &hdo, tq, tk, d);
+                let (dq, dk, dv) =
+                    capped_attention_backward_reference(&hq, &hk, &hv, &want_p, &hdo, tq, tk, d, softcap);
                 assert!(worst(&head(&grads, gl[0], h, tq, d), &dq) < 1e-10, "{case}: dQ of head {h}");
                 for (c, (a, b)) in dk.iter().zip(&dv).enumerate() {
                     want_dk[kvl.start(kv) + c] += a;
@@ -687,7 +792,7 @@ mod tests {
     #[test]
     fn keys_outside_the_window_are_never_read() {
         let (tq, tk, d, w) = (1, 200, 8, 16);
-        let dims = AttentionDims { heads: 2, group: 2, tq, tk, d, window: Some(w) };
+        let dims = AttentionDims { heads: 2, group: 2, tq, tk, d, window: Some(w), softcap: None };
         let (ql, kvl) = (HeadLayout::dense(tq, d), HeadLayout::dense(tk, d));
         let q = wave(2 * tq * d, 0.71, 1.0);
         let (mut k, mut v) = (wave(tk * d, 0.37, 1.0), wave(tk * d, 0.23, 1.0));

@@ -18,6 +18,11 @@
 //!   for query row i; `kernels::cpu::attention::CausalMask` is the one
 //!   place that does this arithmetic.
 //!
+//! A third, `softcap` (Gemma 2's `attn_logit_softcapping`), squashes the
+//! scaled scores to cap · tanh(S / cap) before the mask and softmax, inside
+//! the fused CPU kernel (forward and backward). No CUDA kernel has it yet:
+//! a capped call on a GPU is refused.
+//!
 //! The head size D is read from the operands, never from a model width: a
 //! model may have H·D ≠ C (Qwen3: 16 heads of 128 over a width of 1024).
 //!
@@ -104,7 +109,7 @@ impl<T> Qkv<T> {
 /// What kind of attention to compute: always causal, optionally with
 /// grouped key/value heads and a sliding window (see the module
 /// documentation).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AttentionOptions {
     /// Query heads H: packed input holds H query heads and heads-first q
     /// has H heads.
@@ -115,6 +120,8 @@ pub struct AttentionOptions {
     /// Each query sees at most this many keys, ending at its own position
     /// (`None`: every earlier key).
     pub window: Option<usize>,
+    /// Soft-capping of the scaled scores, cap · tanh(S / cap) (`None`: off).
+    pub softcap: Option<f64>,
     /// On a GPU, use the flash kernel (no stored P) where it is compiled for
     /// the head size; the CPU ignores it.
     pub flash: bool,
@@ -133,7 +140,13 @@ impl AttentionOptions {
     /// Causal attention over `n_heads` heads, each with its own keys and
     /// values, no window; flash as [`set_flash`] last said.
     pub fn new(n_heads: usize) -> Self {
-        AttentionOptions { n_heads, n_kv_heads: n_heads, window: None, flash: FLASH.load(Ordering::Relaxed) }
+        AttentionOptions {
+            n_heads,
+            n_kv_heads: n_heads,
+            window: None,
+            softcap: None,
+            flash: FLASH.load(Ordering::Relaxed),
+        }
     }
 
     /// The same with `n_kv_heads` key/value heads shared among the query
@@ -145,6 +158,11 @@ impl AttentionOptions {
     /// The same with a sliding window of `window` keys.
     pub fn with_window(self, window: usize) -> Self {
         AttentionOptions { window: Some(window), ..self }
+    }
+
+    /// The same with the scaled scores soft-capped at `cap`.
+    pub fn with_softcap(self, cap: f64) -> Self {
+        AttentionOptions { softcap: Some(cap), ..self }
     }
 }
 
@@ -204,6 +222,7 @@ pub(crate) struct Sizes {
     pub tk: usize,
     pub d: usize,
     pub window: Option<usize>,
+    pub softcap: Option<f64>,
 }
 
 impl Sizes {
@@ -215,12 +234,13 @@ impl Sizes {
     /// The kernels' view: query heads, group size, lengths, window.
     pub fn dims(&self) -> AttentionDims {
         let group = self.n_heads / self.n_kv_heads;
-        AttentionDims { heads: self.heads(), group, tq: self.tq, tk: self.tk, d: self.d, window: self.window }
+        let (tq, tk, d, window, softcap) = (self.tq, self.tk, self.d, self.window, self.softcap);
+        AttentionDims { heads: self.heads(), group, tq, tk, d, window, softcap }
     }
 
     /// Plain causal attention: what the flash kernel is compiled for.
     pub fn plain_causal(&self) -> bool {
-        self.n_kv_heads == self.n_heads && self.window.is_none()
+        self.n_kv_heads == self.n_heads && self.window.is_none() && self.softcap.is_none()
     }
 
     /// The output's (and its gradient's) shape.
@@ -241,7 +261,9 @@ fn check(input: Qkv<&Tensor>, options: &AttentionOptions) -> Sizes {
         "attention: {h} query heads cannot be shared evenly among {hkv} key/value heads (n_heads % n_kv_heads != 0)"
     );
     assert!(window != Some(0), "attention: a sliding window must hold at least one key, got window 0");
-    let sizes = |batch, tq, tk, d| Sizes { batch, n_heads: h, n_kv_heads: hkv, tq, tk, d, window };
+    let softcap = options.softcap;
+    assert!(softcap.is_none_or(|c| c > 0.0), "attention: a soft-cap must be positive, got {softcap:?}");
+    let sizes = |batch, tq, tk, d| Sizes { batch, n_heads: h, n_kv_heads: hkv, tq, tk, d, window, softcap };
     match input {
         Qkv::Packed(qkv) => {
             assert!(
@@ -312,6 +334,7 @@ impl Tensor {
             Qkv::Heads { q, k, v } => [q, k, v].iter().any(|t| t.device().is_cuda()),
         };
         let (out, route) = if on_gpu {
+            assert!(options.softcap.is_none(), "attention: soft-capped scores have no CUDA kernel yet (CPU only)");
             let heads = match input {
                 Qkv::Packed(qkv) => split_heads(qkv, options),
                 Qkv::Heads { q, k, v } => [q.clone(), k.clone(), v.clone()],
@@ -627,6 +650,25 @@ mod tests {
         assert_eq!(gr[1].dims(), [b, hkv, t, d]);
         let want = Tensor::cat(&[merge_heads(&gr[0]), merge_heads(&gr[1]), merge_heads(&gr[2])], -1);
         assert_eq!(d_qkv.to_vec::<f64>(), want.to_vec::<f64>());
+    }
+
+    /// Soft-capped scores, against the unfused composition cap · tanh(S / cap)
+    /// before the mask: values and gradients of the packed route.
+    #[test]
+    fn softcapped_scores_equal_the_composition() {
+        let mut g = Generator::seed(10);
+        let (b, h, hkv, t, d, cap) = (2, 4, 2, 7, 3, 0.8);
+        let options = AttentionOptions::new(h).with_kv_heads(hkv).with_window(4).with_softcap(cap);
+        let qkv = Tensor::randn([b, t, (h + 2 * hkv) * d], &mut g).to_dtype(DType::F64).mul_scalar(2.0);
+        let fused = Tensor::attention(Qkv::Packed(&qkv), &options).out;
+        let [q, k, v] = split_heads(&qkv, &options);
+        let repeat = |x: &Tensor| Tensor::cat(&(0..h).map(|i| x.narrow(1, i / (h / hkv), 1)).collect::<Vec<_>>(), 1);
+        let hidden: Vec<f64> =
+            (0..t * t).map(|n| if n % t > n / t || n / t - n % t >= 4 { 1.0 } else { 0.0 }).collect();
+        let mask = Tensor::from_vec(hidden, [t, t]).unwrap();
+        let scores = q.matmul(&repeat(&k).t()).div_scalar((d as f64).sqrt());
+        let capped = scores.div_scalar(cap).tanh().mul_scalar(cap).masked_fill(&mask, f64::NEG_INFINITY);
+        close(&fused, &merge_heads(&capped.softmax(-1).matmul(&repeat(&v))), "softcap");
     }
 
     #[test]
