@@ -1,15 +1,20 @@
 #!/usr/bin/env python3
 """Writes the Llama-family parity fixtures for `tests/llama_parity.rs`.
 
-For each `model_type` (llama, mistral, qwen2, qwen3) a small random model is
+For each `model_type` (llama, mistral, qwen2, qwen3, mixtral, qwen3_moe) a small random model is
 built by `transformers` from a config with the options that matter switched
 on, its norm weights perturbed so that they are not all ones, and saved as a
 Hugging Face folder under `tests/fixtures/llama_family/<case>/`. Beside it,
 `expected.safetensors` holds what `transformers` computes with it:
 
 - `ids` [2, T] and `logits` [2, T, V] of the forward pass;
-- `loss`: the causal-LM loss with `labels = ids` (shifted inside);
-- `grad.<name>`: the gradient of that loss for every parameter;
+- `loss`: the causal-LM loss with `labels = ids` (shifted inside), plus
+  `router_aux_loss_coef` times the load-balancing loss for a mixture of
+  experts with `output_router_logits`;
+- `grad.<name>`: the gradient of that loss for every parameter, under the
+  name the tensor has in the saved file (a mixture of experts holds its
+  experts fused, `experts.gate_up_proj` [E, 2F, C], and saves them one
+  by one, `experts.<e>.w1`/`gate_proj`, …: see `stored_gradients`);
 - `adamw_losses` [10] and `adamw_logits`: ten AdamW steps (lr 1e-2,
   betas 0.9/0.999, eps 1e-8, weight decay 0.1 on every parameter) on the same
   batch, the loss before each step and the logits after the last;
@@ -73,6 +78,34 @@ CASES = {
     "qwen2": dict(model_type="qwen2", tie_word_embeddings=True, rope_parameters=dict(rope_type="default", rope_theta=1e6)),
     # QK-norm, a head size that is not hidden/heads, a tied head.
     "qwen3": dict(model_type="qwen3", tie_word_embeddings=True, head_dim=16),
+    # Four experts, two per token, weights renormalised; the load-balancing
+    # loss in the training loss (a coefficient large enough to show); the
+    # sliding window as Mistral's.
+    "mixtral": dict(
+        model_type="mixtral",
+        tie_word_embeddings=False,
+        sliding_window=4,
+        num_local_experts=4,
+        num_experts_per_tok=2,
+        intermediate_size=24,
+        output_router_logits=True,
+        router_aux_loss_coef=0.1,
+    ),
+    # Four experts of width 24, two per token, weights not renormalised;
+    # layer 1 dense (width 48); QK-norm and head size 16 as Qwen3's.
+    "qwen3_moe": dict(
+        model_type="qwen3_moe",
+        tie_word_embeddings=False,
+        head_dim=16,
+        num_experts=4,
+        num_experts_per_tok=2,
+        moe_intermediate_size=24,
+        norm_topk_prob=False,
+        mlp_only_layers=[1],
+        # No end-of-text id: `min_new_tokens` would otherwise forbid it in
+        # the greedy run, and this model's greedy choice is that id.
+        eos_token_id=None,
+    ),
 }
 
 # The published configurations behind our presets (the Hub's config.json).
@@ -90,7 +123,37 @@ PUBLISHED = {
     "tinyllama-1.1b": dict(model_type="llama", vocab_size=32000, hidden_size=2048, intermediate_size=5632, num_hidden_layers=22, num_attention_heads=32, num_key_value_heads=4, tie_word_embeddings=False),
     "deepseek-coder-1.3b": dict(model_type="llama", vocab_size=32256, hidden_size=2048, intermediate_size=5504, num_hidden_layers=24, num_attention_heads=16, num_key_value_heads=16, tie_word_embeddings=False),
     "codellama-7b": dict(model_type="llama", vocab_size=32016, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=32, tie_word_embeddings=False),
+    "mixtral-8x7b": dict(model_type="mixtral", vocab_size=32000, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=8, num_local_experts=8, num_experts_per_tok=2, tie_word_embeddings=False),
+    "qwen3-30b-a3b": dict(model_type="qwen3_moe", vocab_size=151936, hidden_size=2048, intermediate_size=6144, moe_intermediate_size=768, num_hidden_layers=48, num_attention_heads=32, num_key_value_heads=4, head_dim=128, num_experts=128, num_experts_per_tok=8, norm_topk_prob=True, tie_word_embeddings=False),
 }
+
+# How each mixture-of-experts family saves an expert's gate, up and down
+# projections (`save_pretrained` writes the fused tensors one expert at a time).
+EXPERT_PARTS = {"mixtral": ("w1", "w3", "w2"), "qwen3_moe": ("gate_proj", "up_proj", "down_proj")}
+
+
+def stored_gradients(model, model_type):
+    """Every parameter's gradient under its name in the saved file: a fused
+    `experts.gate_up_proj` [E, 2F, C] split into each expert's gate (first F
+    rows) and up, `experts.down_proj` [E, C, F] into each expert's down."""
+    grads = {}
+    for name, p in model.named_parameters():
+        g = p.grad.detach().clone()
+        if model_type == "mixtral":  # `mlp` in memory, `block_sparse_moe` in the file
+            name = name.replace(".mlp.", ".block_sparse_moe.")
+        if name.endswith("experts.gate_up_proj"):
+            gate, up, _ = EXPERT_PARTS[model_type]
+            f = g.shape[1] // 2
+            for e in range(g.shape[0]):
+                grads[name.replace("gate_up_proj", f"{e}.{gate}.weight")] = g[e, :f]
+                grads[name.replace("gate_up_proj", f"{e}.{up}.weight")] = g[e, f:]
+        elif name.endswith("experts.down_proj"):
+            down = EXPERT_PARTS[model_type][2]
+            for e in range(g.shape[0]):
+                grads[name.replace("down_proj", f"{e}.{down}.weight")] = g[e]
+        else:
+            grads[name] = g
+    return grads
 
 
 def build(case, settings):
@@ -121,8 +184,8 @@ def main():
         out["logits"] = out_model.logits.detach()
         out["loss"] = out_model.loss.detach().reshape(1)
         out_model.loss.backward()
-        for name, p in model.named_parameters():
-            out[f"grad.{name}"] = p.grad.detach().clone()
+        for name, g in stored_gradients(model, settings["model_type"]).items():
+            out[f"grad.{name}"] = g
         model.zero_grad()
 
         prompt = ids[:1, :PROMPT].clone()

@@ -79,15 +79,18 @@ pub const QWEN3: Architecture =
 pub const ARCHITECTURES: [&Architecture; 4] = [&GPT2, &LLAMA, &QWEN2, &QWEN3];
 
 /// The architecture a model of `config` is written as: Mistral as `llama`,
-/// as llama.cpp's converter writes it.
-pub fn of_model(config: &crate::model::GPTConfig) -> &'static Architecture {
+/// as llama.cpp's converter writes it. A mixture of experts is not written.
+pub fn of_model(config: &crate::model::GPTConfig) -> Result<&'static Architecture, String> {
     use crate::model::ModelType;
-    match config.model_type {
+    Ok(match config.model_type {
         ModelType::Gpt2 => &GPT2,
         ModelType::Llama | ModelType::Mistral => &LLAMA,
         ModelType::Qwen2 => &QWEN2,
         ModelType::Qwen3 => &QWEN3,
-    }
+        ModelType::Mixtral | ModelType::Qwen3Moe => {
+            return Err(format!("GGUF export of {} (a mixture of experts) is not supported", config.model_type.name()))
+        }
+    })
 }
 
 /// The architecture named `name`.

@@ -107,7 +107,7 @@ pub fn export(
         return Err(fail(format!("{matrices} is read but not written; export f32, f16, bf16, q8_0 or q4_0")));
     }
     let config = &model.config;
-    let arch = arch::of_model(config);
+    let arch = arch::of_model(config).map_err(fail)?;
     let params = f32_parameters(model).map_err(fail)?;
     let mut w = GgufWriter::new();
     w.set("general.architecture", Value::String(arch.name.into()));

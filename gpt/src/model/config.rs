@@ -8,11 +8,14 @@
 //! `qwen2`, `qwen3`) has RMSNorm, rotary positions, a SwiGLU MLP and
 //! separate q, k and v projections. Within a family the options are fields:
 //! fewer key/value heads (grouped-query attention), a head size of its own,
-//! biases, per-head norms on q and k, a sliding window, a tied head.
+//! biases, per-head norms on q and k, a sliding window, a tied head, and a
+//! mixture of experts in place of the MLP (`mixtral`, `qwen3_moe`; see `moe`).
 //! Presets live in `presets`, and the `config.json` mapping in `hf_config`.
 
 use serde::{Deserialize, Serialize};
 use tensor::{RopeConfig, RopeScaling};
+
+pub use super::moe::MoeConfig;
 
 /// Which family's block the model builds (`config.json`'s `model_type`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,11 +27,23 @@ pub enum ModelType {
     Mistral,
     Qwen2,
     Qwen3,
+    /// Mistral's block with a mixture of experts (`moe`).
+    Mixtral,
+    /// Qwen3's block with a mixture of experts.
+    #[serde(rename = "qwen3_moe")]
+    Qwen3Moe,
 }
 
 impl ModelType {
-    pub const ALL: [ModelType; 5] =
-        [ModelType::Gpt2, ModelType::Llama, ModelType::Mistral, ModelType::Qwen2, ModelType::Qwen3];
+    pub const ALL: [ModelType; 7] = [
+        ModelType::Gpt2,
+        ModelType::Llama,
+        ModelType::Mistral,
+        ModelType::Qwen2,
+        ModelType::Qwen3,
+        ModelType::Mixtral,
+        ModelType::Qwen3Moe,
+    ];
 
     /// The name `config.json` uses.
     pub fn name(self) -> &'static str {
@@ -38,6 +53,8 @@ impl ModelType {
             ModelType::Mistral => "mistral",
             ModelType::Qwen2 => "qwen2",
             ModelType::Qwen3 => "qwen3",
+            ModelType::Mixtral => "mixtral",
+            ModelType::Qwen3Moe => "qwen3_moe",
         }
     }
 
@@ -53,7 +70,14 @@ impl ModelType {
             ModelType::Mistral => "MistralForCausalLM",
             ModelType::Qwen2 => "Qwen2ForCausalLM",
             ModelType::Qwen3 => "Qwen3ForCausalLM",
+            ModelType::Mixtral => "MixtralForCausalLM",
+            ModelType::Qwen3Moe => "Qwen3MoeForCausalLM",
         }
+    }
+
+    /// Whether the family's MLP is a mixture of experts.
+    pub fn is_moe(self) -> bool {
+        matches!(self, ModelType::Mixtral | ModelType::Qwen3Moe)
     }
 
     /// GPT-2's block (LayerNorm, learned positions, GELU MLP, packed
@@ -131,6 +155,9 @@ pub struct GPTConfig {
     pub bos_token_id: Option<u32>,
     #[serde(default)]
     pub eos_token_ids: Vec<u32>,
+    /// A mixture of experts in place of the MLP (Mixtral, Qwen3-MoE).
+    #[serde(default)]
+    pub moe: Option<MoeConfig>,
 }
 
 fn default_layer_norm_eps() -> f64 {
@@ -178,6 +205,7 @@ impl GPTConfig {
             mlp_bias: true,
             bos_token_id: None,
             eos_token_ids: Vec::new(),
+            moe: None,
         }
     }
 
@@ -281,15 +309,21 @@ impl GPTConfig {
             (false, Some(rope)) => rope.check()?,
             (true, None) => {}
         }
+        match (self.model_type.is_moe(), &self.moe) {
+            (true, None) => return Err(format!("{} needs its experts' settings", self.model_type.name())),
+            (false, Some(_)) => return Err(format!("{} has no mixture of experts", self.model_type.name())),
+            (true, Some(moe)) => moe.validate(self.n_layers)?,
+            (false, None) => {}
+        }
         if self.model_type.is_gpt2() && (self.qk_norm || self.n_kv_heads.is_some_and(|k| k != self.n_heads)) {
             return Err("GPT-2's block has neither QK-norm nor grouped-query attention".into());
         }
         Ok(())
     }
 
-    /// Parameters of the model this config builds, counted as
-    /// `transformers` counts them (a tied head once).
-    pub fn num_parameters(&self) -> usize {
+    /// The parameters counting `experts` experts in each routed layer
+    /// (`None`: all).
+    fn parameters_with_experts(&self, experts: Option<usize>) -> usize {
         let (v, t, c, l) = (self.vocab_size, self.context_length, self.emb_dim, self.n_layers);
         let (q, kv, f, d) = (self.q_width(), self.kv_width(), self.mlp_width(), self.head_dim());
         let gpt2 = self.model_type.is_gpt2();
@@ -306,16 +340,37 @@ impl GPTConfig {
         };
         let positions = if self.rope.is_none() { t * c } else { 0 };
         let head = if self.tie_embeddings { 0 } else { v * c };
-        v * c + positions + l * (2 * norm + attention + mlp) + norm + head
+        let mlps: usize = (0..l).map(|layer| self.routed_mlp_parameters(layer, experts).unwrap_or(mlp)).sum();
+        v * c + positions + l * (2 * norm + attention) + mlps + norm + head
+    }
+
+    /// The parameters of layer `layer`'s routed MLP counting `experts` of
+    /// its experts, and its router; `None` for a dense MLP.
+    fn routed_mlp_parameters(&self, layer: usize, experts: Option<usize>) -> Option<usize> {
+        let moe = self.moe.as_ref().filter(|m| m.is_sparse(layer))?;
+        let c = self.emb_dim;
+        Some(experts.unwrap_or(moe.n_experts) * 3 * c * moe.expert_width + moe.n_experts * c)
+    }
+
+    /// Parameters of the model this config builds, counted as
+    /// `transformers` counts them (a tied head once).
+    pub fn num_parameters(&self) -> usize {
+        self.parameters_with_experts(None)
+    }
+
+    /// The parameters one token uses: with a mixture of experts, only the
+    /// k experts it is routed to (and the whole router); else all of them.
+    pub fn active_parameters(&self) -> usize {
+        self.parameters_with_experts(self.moe.as_ref().map(|m| m.top_k))
     }
 
     /// Floating-point operations to train on one token with `context`
-    /// tokens per sequence: 6 per parameter (2 for the forward multiply-add,
+    /// tokens per sequence: 6 per parameter the token uses (2 for the forward multiply-add,
     /// 4 for the backward's two products) plus attention's two T-long
     /// products per layer, 12·L·T·(H·D) (PaLM's accounting, counting the
     /// masked half too).
     pub fn train_flops_per_token(&self, context: usize) -> f64 {
-        6.0 * self.num_parameters() as f64 + 12.0 * (self.n_layers * context * self.q_width()) as f64
+        6.0 * self.active_parameters() as f64 + 12.0 * (self.n_layers * context * self.q_width()) as f64
     }
 }
 

@@ -11,6 +11,7 @@
 use tensor::RopeScaling;
 
 use super::config::{GPTConfig, ModelType, Rotary};
+use super::moe::MoeConfig;
 
 /// Names accepted by [`preset`], in the order `info` lists them.
 pub const PRESETS: &[&str] = &[
@@ -36,6 +37,8 @@ pub const PRESETS: &[&str] = &[
     "tinyllama-1.1b",
     "deepseek-coder-1.3b",
     "codellama-7b",
+    "mixtral-8x7b",
+    "qwen3-30b-a3b",
 ];
 
 /// The sizes of a Llama-family model as its `config.json` gives them.
@@ -68,10 +71,26 @@ impl Published {
         c.tie_embeddings = self.tied;
         match self.model_type {
             ModelType::Qwen2 => c.qkv_bias = true,
-            ModelType::Qwen3 => c.qk_norm = true,
+            ModelType::Qwen3 | ModelType::Qwen3Moe => c.qk_norm = true,
             _ => {}
         }
         c
+    }
+}
+
+/// E experts of width `width`, k per token, with the settings each
+/// family's published config.json gives.
+fn experts(model_type: ModelType, n_experts: usize, top_k: usize, width: usize) -> MoeConfig {
+    let mixtral = model_type == ModelType::Mixtral;
+    MoeConfig {
+        n_experts,
+        top_k,
+        norm_topk_prob: true,
+        expert_width: width,
+        router_aux_loss_coef: if mixtral { 0.02 } else { 0.001 },
+        output_router_logits: false,
+        dense_layers: Vec::new(),
+        sparse_step: 1,
     }
 }
 
@@ -164,6 +183,21 @@ pub fn preset(name: &str) -> Option<GPTConfig> {
         }
         .config(),
         "codellama-7b" => published(Llama, 32016, 4096, 11008, 32, 32, 32, 16384, 1e6, false).config(),
+        // 46.7B parameters, 12.9B of them used per token.
+        "mixtral-8x7b" => GPTConfig {
+            moe: Some(experts(Mixtral, 8, 2, 14336)),
+            ..published(Mixtral, 32000, 4096, 14336, 32, 32, 8, 32768, 1e6, false).config()
+        },
+        // 30.5B parameters, 3.3B of them used per token.
+        "qwen3-30b-a3b" => GPTConfig {
+            moe: Some(experts(Qwen3Moe, 128, 8, 768)),
+            ..Published {
+                rms_eps: 1e-6,
+                head_dim: Some(128),
+                ..published(Qwen3Moe, 151936, 2048, 6144, 48, 32, 4, 40960, 1e6, false)
+            }
+            .config()
+        },
         _ => return None,
     })
 }
