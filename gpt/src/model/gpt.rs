@@ -132,10 +132,17 @@ impl GPTModel {
         let Some(moe) = self.config.moe.as_ref().filter(|m| m.output_router_logits) else {
             return (self.forward(ids), None);
         };
+        let (logits, router_logits) = self.forward_with_router_logits(ids);
+        let aux = super::moe::load_balancing_loss(&router_logits, moe.n_experts, moe.top_k);
+        (logits, Some(aux.mul_scalar(moe.router_aux_loss_coef)))
+    }
+
+    /// Logits `[B, T, V]` and each routed layer's router logits `[B·T, E]`,
+    /// in layer order (none without a mixture of experts).
+    pub fn forward_with_router_logits(&self, ids: &Tensor) -> (Var, Vec<Var>) {
         let mut router_logits = Vec::new();
         let hidden = self.ln_f.forward(&self.residual_stream(ids, None, None, Some(&mut router_logits)));
-        let aux = super::moe::load_balancing_loss(&router_logits, moe.n_experts, moe.top_k);
-        (self.logits(&hidden), Some(aux.mul_scalar(moe.router_aux_loss_coef)))
+        (self.logits(&hidden), router_logits)
     }
 
     /// The final hidden states `[B, T, C]` (after the final norm), before

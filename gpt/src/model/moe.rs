@@ -324,6 +324,22 @@ mod tests {
         }
     }
 
+    /// What this crate does not build is refused by name: router jitter
+    /// in config.json, and a GGUF export of a mixture of experts.
+    #[test]
+    fn unsupported_options_are_refused_by_name() {
+        let mut v = GPTConfig::preset("mixtral-8x7b").unwrap().to_hf_json(None);
+        v["router_jitter_noise"] = serde_json::json!(0.01);
+        assert!(GPTConfig::from_hf_json(&v).unwrap_err().contains("router_jitter_noise 0.01 is not supported"));
+        v["router_jitter_noise"] = serde_json::json!(0.0);
+        v["num_experts_per_tok"] = serde_json::json!(9);
+        assert!(GPTConfig::from_hf_json(&v).unwrap_err().contains("num_experts_per_tok 9 is more than the 8 experts"));
+        for name in ["mixtral-8x7b", "qwen3-30b-a3b"] {
+            let err = crate::gguf::arch::of_model(&GPTConfig::preset(name).unwrap()).err().expect("refused");
+            assert!(err.starts_with("GGUF export of ") && err.contains("is not supported"), "{err}");
+        }
+    }
+
     #[test]
     fn routing_picks_the_k_most_probable_and_groups_by_expert() {
         let probs = Tensor::from_vec(vec![0.1f32, 0.6, 0.3, 0.5, 0.2, 0.3], [2, 3]).unwrap();
