@@ -11,8 +11,8 @@
 //!
 //! Run: `cargo run --release --example moe [STEPS]` (80 steps by default).
 
-use scratchgpt::gpt::model::{GPTConfig, GPTModel, ModelType, MoeConfig};
 use scratchgpt::gpt::model::moe::route;
+use scratchgpt::gpt::model::{GPTConfig, GPTModel, ModelType, MoeConfig};
 use scratchgpt::gpt::train::next_token_loss;
 use scratchgpt::prelude::*;
 

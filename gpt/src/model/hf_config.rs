@@ -321,7 +321,9 @@ fn read_moe(v: &Value, model_type: ModelType) -> Result<MoeConfig, String> {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Array(list)) => list
             .iter()
-            .map(|x| x.as_u64().map(|l| l as usize).ok_or_else(|| format!("\"mlp_only_layers\" holds {x}, not a layer")))
+            .map(|x| {
+                x.as_u64().map(|l| l as usize).ok_or_else(|| format!("\"mlp_only_layers\" holds {x}, not a layer"))
+            })
             .collect::<Result<_, _>>()?,
         Some(x) => return Err(format!("\"mlp_only_layers\" is {x}, not a list of layers")),
     };

@@ -87,7 +87,9 @@ impl MoeConfig {
 
     pub fn validate(&self, n_layers: usize) -> Result<(), String> {
         if self.n_experts == 0 || self.top_k == 0 || self.expert_width == 0 || self.sparse_step == 0 {
-            return Err("num_experts, num_experts_per_tok, the experts' width and decoder_sparse_step must be positive".into());
+            return Err(
+                "num_experts, num_experts_per_tok, the experts' width and decoder_sparse_step must be positive".into(),
+            );
         }
         if self.n_experts > 1 << 12 {
             return Err(format!("{} experts is more than the limit of {}", self.n_experts, 1 << 12));
@@ -170,7 +172,13 @@ pub fn route(probs: &Tensor, k: usize) -> Routing {
 /// The routed MLP's computation with the experts given as a function
 /// (`expert(e, rows)`), for the layer and for the gradient check:
 /// `x` `[N, C]` and its router logits `[N, E]` → `[N, C]`.
-pub fn routed_forward(x: &Var, logits: &Var, top_k: usize, normalize: bool, expert: &dyn Fn(usize, &Var) -> Var) -> Var {
+pub fn routed_forward(
+    x: &Var,
+    logits: &Var,
+    top_k: usize,
+    normalize: bool,
+    expert: &dyn Fn(usize, &Var) -> Var,
+) -> Var {
     let (n, c) = (x.dims()[0], x.dims()[1]);
     let probs = logits.softmax(-1);
     let routing = route(&probs.data(), top_k);
@@ -203,7 +211,8 @@ impl RoutedMlp {
         let router = src.projection(&format!("{name}.gate"), c, moe.n_experts, false, 0.02)?;
         let experts = (0..moe.n_experts)
             .map(|e| {
-                let mut proj = |part: &str, i, o, std| src.projection(&format!("{name}.experts.{e}.{part}"), i, o, false, std);
+                let mut proj =
+                    |part: &str, i, o, std| src.projection(&format!("{name}.experts.{e}.{part}"), i, o, false, std);
                 Ok(Expert {
                     gate: proj(part_names[0], c, f, 0.02)?,
                     up: proj(part_names[1], c, f, 0.02)?,
@@ -224,7 +233,8 @@ impl RoutedMlp {
         if let Some(log) = router_logits {
             log.push(logits.clone());
         }
-        let out = routed_forward(&flat, &logits, self.top_k, self.norm_topk_prob, &|e, rows| self.experts[e].forward(rows));
+        let out =
+            routed_forward(&flat, &logits, self.top_k, self.norm_topk_prob, &|e, rows| self.experts[e].forward(rows));
         out.reshape_to(&shape)
     }
 
@@ -284,7 +294,8 @@ pub fn load_balancing_loss(router_logits: &[Var], n_experts: usize, top_k: usize
     }
     let prob_sum = prob_sum.expect("at least one layer");
     let counts = Tensor::from_vec(counts, [n_experts]).expect("E counts").to_dtype(prob_sum.dtype());
-    let counts = Var::constant(counts.to_device(prob_sum.data().device()).expect("the counts move to the logits' device"));
+    let counts =
+        Var::constant(counts.to_device(prob_sum.data().device()).expect("the counts move to the logits' device"));
     let rows = rows as f64;
     prob_sum.mul(&counts).sum_all().mul_scalar(n_experts as f64 / (rows * rows))
 }
