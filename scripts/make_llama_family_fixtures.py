@@ -1,17 +1,23 @@
 #!/usr/bin/env python3
 """Writes the Llama-family parity fixtures for `tests/llama_parity.rs`.
 
-For each `model_type` (llama, mistral, qwen2, qwen3, phi3) a small random model is
+For each `model_type` (llama, mistral, qwen2, qwen3, phi3, gemma, gemma2,
+gemma3_text, mixtral, qwen3_moe) a small random model is
 built by `transformers` from a config with the options that matter switched
 on, its norm weights perturbed so that they are not all ones, and saved as a
 Hugging Face folder under `tests/fixtures/llama_family/<case>/`. Beside it,
 `expected.safetensors` holds what `transformers` computes with it:
 
 - `ids` [2, T] and `logits` [2, T, V] of the forward pass;
-- `loss`: the causal-LM loss with `labels = ids` (shifted inside);
+- `loss`: the causal-LM loss with `labels = ids` (shifted inside), plus
+  `router_aux_loss_coef` times the load-balancing loss for a mixture of
+  experts with `output_router_logits`;
 - `short.logits` (longrope only): the logits of `ids` cut to the original
   length, where the short factors are in use;
-- `grad.<name>`: the gradient of that loss for every parameter;
+- `grad.<name>`: the gradient of that loss for every parameter, under the
+  name the tensor has in the saved file (a mixture of experts holds its
+  experts fused, `experts.gate_up_proj` [E, 2F, C], and saves them one
+  by one, `experts.<e>.w1`/`gate_proj`, …: see `stored_gradients`);
 - `adamw_losses` [10] and `adamw_logits`: ten AdamW steps (lr 1e-2,
   betas 0.9/0.999, eps 1e-8, weight decay 0.1 on every parameter) on the same
   batch, the loss before each step and the logits after the last;
@@ -123,6 +129,34 @@ CASES = {
             "sliding_attention": dict(rope_type="default", rope_theta=1e4),
         },
     ),
+    # Four experts, two per token, weights renormalised; the load-balancing
+    # loss in the training loss (a coefficient large enough to show); the
+    # sliding window as Mistral's.
+    "mixtral": dict(
+        model_type="mixtral",
+        tie_word_embeddings=False,
+        sliding_window=4,
+        num_local_experts=4,
+        num_experts_per_tok=2,
+        intermediate_size=24,
+        output_router_logits=True,
+        router_aux_loss_coef=0.1,
+    ),
+    # Four experts of width 24, two per token, weights not renormalised;
+    # layer 1 dense (width 48); QK-norm and head size 16 as Qwen3's.
+    "qwen3_moe": dict(
+        model_type="qwen3_moe",
+        tie_word_embeddings=False,
+        head_dim=16,
+        num_experts=4,
+        num_experts_per_tok=2,
+        moe_intermediate_size=24,
+        norm_topk_prob=False,
+        mlp_only_layers=[1],
+        # No end-of-text id: `min_new_tokens` would otherwise forbid it in
+        # the greedy run, and this model's greedy choice is that id.
+        eos_token_id=None,
+    ),
 }
 
 # The published configurations behind our presets (the Hub's config.json).
@@ -145,7 +179,37 @@ PUBLISHED = {
     "gemma-2-2b": dict(model_type="gemma2", vocab_size=256000, hidden_size=2304, intermediate_size=9216, num_hidden_layers=26, num_attention_heads=8, num_key_value_heads=4, head_dim=256, tie_word_embeddings=True),
     "gemma-3-270m": dict(model_type="gemma3_text", vocab_size=262144, hidden_size=640, intermediate_size=2048, num_hidden_layers=18, num_attention_heads=4, num_key_value_heads=1, head_dim=256, tie_word_embeddings=True),
     "gemma-3-1b": dict(model_type="gemma3_text", vocab_size=262144, hidden_size=1152, intermediate_size=6912, num_hidden_layers=26, num_attention_heads=4, num_key_value_heads=1, head_dim=256, tie_word_embeddings=True),
+    "mixtral-8x7b": dict(model_type="mixtral", vocab_size=32000, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=8, num_local_experts=8, num_experts_per_tok=2, tie_word_embeddings=False),
+    "qwen3-30b-a3b": dict(model_type="qwen3_moe", vocab_size=151936, hidden_size=2048, intermediate_size=6144, moe_intermediate_size=768, num_hidden_layers=48, num_attention_heads=32, num_key_value_heads=4, head_dim=128, num_experts=128, num_experts_per_tok=8, norm_topk_prob=True, tie_word_embeddings=False),
 }
+
+# How each mixture-of-experts family saves an expert's gate, up and down
+# projections (`save_pretrained` writes the fused tensors one expert at a time).
+EXPERT_PARTS = {"mixtral": ("w1", "w3", "w2"), "qwen3_moe": ("gate_proj", "up_proj", "down_proj")}
+
+
+def stored_gradients(model, model_type):
+    """Every parameter's gradient under its name in the saved file: a fused
+    `experts.gate_up_proj` [E, 2F, C] split into each expert's gate (first F
+    rows) and up, `experts.down_proj` [E, C, F] into each expert's down."""
+    grads = {}
+    for name, p in model.named_parameters():
+        g = p.grad.detach().clone()
+        if model_type == "mixtral":  # `mlp` in memory, `block_sparse_moe` in the file
+            name = name.replace(".mlp.", ".block_sparse_moe.")
+        if name.endswith("experts.gate_up_proj"):
+            gate, up, _ = EXPERT_PARTS[model_type]
+            f = g.shape[1] // 2
+            for e in range(g.shape[0]):
+                grads[name.replace("gate_up_proj", f"{e}.{gate}.weight")] = g[e, :f]
+                grads[name.replace("gate_up_proj", f"{e}.{up}.weight")] = g[e, f:]
+        elif name.endswith("experts.down_proj"):
+            down = EXPERT_PARTS[model_type][2]
+            for e in range(g.shape[0]):
+                grads[name.replace("down_proj", f"{e}.{down}.weight")] = g[e]
+        else:
+            grads[name] = g
+    return grads
 
 
 def build(case, settings):
@@ -181,8 +245,8 @@ def main():
             with torch.no_grad():
                 out["short.logits"] = model(ids[:, :original]).logits
         out_model.loss.backward()
-        for name, p in model.named_parameters():
-            out[f"grad.{name}"] = p.grad.detach().clone()
+        for name, g in stored_gradients(model, settings["model_type"]).items():
+            out[f"grad.{name}"] = g
         model.zero_grad()
 
         prompt = ids[:1, :PROMPT].clone()

@@ -23,6 +23,10 @@
 //! - `gemma3_text`: Gemma 2's options but the score cap (logits capped at
 //!   4), with QK-norm and rotary bases of their own for the sliding and the
 //!   full layer (the latter with linear scaling).
+//! - `mixtral`: a mixture of 4 experts, 2 per token, weights renormalised,
+//!   the load-balancing loss (coefficient 0.1) in the loss, Mistral's window;
+//! - `qwen3_moe`: 4 experts of width 24, 2 per token, weights not
+//!   renormalised, layer 1 a dense MLP of width 48, Qwen3's QK-norm.
 //!
 //! Every norm weight and bias is perturbed away from its initial value so a
 //! norm or bias read from the wrong tensor shows. Checked for each: logits,
@@ -48,7 +52,8 @@ use scratchgpt::gpt::model::{GPTConfig, GPTModel, PRESETS};
 use scratchgpt::gpt::weights::{hf::hf_name, load_config, load_model, save_model};
 use scratchgpt::tensor::Tensor;
 
-const CASES: [&str; 8] = ["llama", "mistral", "qwen2", "qwen3", "phi3", "gemma", "gemma2", "gemma3_text"];
+const CASES: [&str; 10] =
+    ["llama", "mistral", "qwen2", "qwen3", "phi3", "gemma", "gemma2", "gemma3_text", "mixtral", "qwen3_moe"];
 
 fn fixtures_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/llama_family")
@@ -77,6 +82,16 @@ fn causal_loss(logits: &Var, ids: &Tensor) -> Var {
     cross_entropy(&logits.narrow(1, 0, t - 1), &ids.narrow(1, 1, t - 1).contiguous())
 }
 
+/// The logits and the loss transformers reports with `labels = ids`: the
+/// causal-LM loss, plus the weighted load-balancing loss of a mixture of
+/// experts whose config has `output_router_logits`.
+fn logits_and_loss(model: &GPTModel, ids: &Tensor) -> (Var, Var) {
+    let (logits, aux) = model.forward_with_aux(ids);
+    let loss = causal_loss(&logits, ids);
+    let loss = aux.map_or(loss.clone(), |aux| loss.add(&aux));
+    (logits, loss)
+}
+
 fn ids_of(t: &Tensor) -> Vec<u32> {
     t.to_vec::<i64>().iter().map(|&i| i as u32).collect()
 }
@@ -88,9 +103,9 @@ fn logits_and_loss_match_transformers() {
     for case in CASES {
         let (model, r) = (model(case), reference(case));
         let ids = get(&r, "ids");
-        let logits = model.forward(ids);
+        let (logits, loss) = logits_and_loss(&model, ids);
         let d = assert_close(&format!("{case} logits"), &logits.data(), get(&r, "logits"), 1e-4, 1e-5);
-        let loss = causal_loss(&logits, ids).item();
+        let loss = loss.item();
         let want = get(&r, "loss").to_f64_vec()[0];
         assert_scalar_close(&format!("{case} loss"), loss, want, 1e-4 * want);
         // longrope's short factors: the batch cut to the original length.
@@ -112,7 +127,7 @@ fn logits_and_loss_match_transformers() {
 fn every_gradient_matches_transformers() {
     for case in CASES {
         let (model, r) = (model(case), reference(case));
-        causal_loss(&model.forward(get(&r, "ids")), get(&r, "ids")).backward();
+        logits_and_loss(&model, get(&r, "ids")).1.backward();
         let theirs: BTreeSet<String> = r.keys().filter_map(|k| k.strip_prefix("grad.")).map(String::from).collect();
         let mut ours = BTreeSet::new();
         for (name, param) in model.named_parameters() {
@@ -136,7 +151,7 @@ fn ten_adamw_steps_follow_transformers() {
         let want = get(&r, "adamw_losses").to_f64_vec();
         for (step, w) in want.iter().enumerate() {
             opt.zero_grad();
-            let loss = causal_loss(&model.forward(ids), ids);
+            let loss = logits_and_loss(&model, ids).1;
             loss.backward();
             opt.step();
             // Ten steps of f32 rounding in a different order (QK-norm's
@@ -207,7 +222,7 @@ fn a_saved_folder_loads_back_with_the_same_config_and_logits() {
 fn presets_count_parameters_as_transformers_does() {
     let path = fixtures_dir().join("preset_parameters.json");
     let counts: BTreeMap<String, u64> = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    assert_eq!(counts.len(), 18);
+    assert_eq!(counts.len(), 20);
     for (name, want) in counts {
         assert!(PRESETS.contains(&name.as_str()), "{name} is not a preset");
         let config = GPTConfig::preset(&name).unwrap();

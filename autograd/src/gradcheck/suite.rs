@@ -347,7 +347,7 @@ pub fn cases(s: Sizes, gen: &mut Generator) -> Vec<OpCase> {
     // Indexing (the index tensors are constants).
     let rows = Tensor::from_vec((0..m + 2).map(|i| ((i * 7) % m) as i64).collect::<Vec<_>>(), [m + 2]).unwrap();
     let cols = Tensor::from_vec(vec![(n - 1) as i64, 0, (n - 1) as i64], [3]).unwrap();
-    let (rows2, cols2) = (rows.clone(), cols.clone());
+    let (rows2, cols2, cols3) = (rows.clone(), cols.clone(), cols.clone());
     c.add("index_select", "dim=0, repeats", vec![a.clone()], move |v| v[0].index_select(0, &rows).tanh());
     c.add("index_select", "dim=1", vec![a.clone()], move |v| v[0].index_select(1, &cols).exp());
     c.add("index_select", "transposed input, dim=0", vec![at.clone()], move |v| {
@@ -365,6 +365,22 @@ pub fn cases(s: Sizes, gen: &mut Generator) -> Vec<OpCase> {
     // GPT-2's tie: one table embeds the ids and is the output layer's weight,
     // so the lookup's gradient is scattered into the head's (`backward_into`).
     c.add("embedding", "tied to linear", vec![a.clone()], move |v| linear(&lookup(v[0].clone()), &v[0], None));
+    // index_add, the adjoint of index_select: both the base and the added
+    // slices are differentiated; repeated indices accumulate.
+    let into = Tensor::from_vec((0..m + 2).map(|i| ((i * 5) % m) as i64).collect::<Vec<_>>(), [m + 2]).unwrap();
+    let into2 = into.clone();
+    c.add("index_add", "dim=0, repeats", vec![a.clone(), r(&[m + 2, n])], move |v| {
+        v[0].index_add(0, &into, &v[1]).tanh()
+    });
+    c.add("index_add", "dim=1, transposed source", vec![a.clone(), r(&[3, m])], move |v| {
+        v[0].index_add(1, &cols3, &v[1].t()).exp()
+    });
+    // A routed MLP's dispatch and combine: rows gathered for an expert,
+    // transformed, scaled by a per-row weight, added back into their rows.
+    c.add("index_add", "dispatch, weight, combine", vec![a.clone(), r(&[n, n]), r(&[m + 2, 1])], move |v| {
+        let picked = v[0].index_select(0, &into2).matmul(&v[1]).tanh();
+        Var::constant(Tensor::zeros([m, n], DType::F64)).index_add(0, &into2, &picked.mul(&v[2])).exp()
+    });
     let gidx = Tensor::from_vec((0..m * 2).map(|i| ((i * 3) % n) as i64).collect::<Vec<_>>(), [m, 2]).unwrap();
     let gidx0 = Tensor::from_vec((0..2 * n).map(|i| ((i * 5) % m) as i64).collect::<Vec<_>>(), [2, n]).unwrap();
     let gidx2 = gidx.clone();

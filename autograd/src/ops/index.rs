@@ -3,9 +3,15 @@
 //! Picking by index is a many-to-one read, so its backward is a scatter
 //! that adds: `index_select`'s gradient is `index_add`, `gather`'s is
 //! `scatter_add`. An embedding row used by three tokens receives the sum of
-//! the three tokens' gradients. `where_cond` routes the gradient to whichever
-//! operand was chosen at each position (and so does its `backward_graph`;
-//! the other indexing ops have no differentiable backward yet).
+//! the three tokens' gradients. `index_add` runs the other way, a scatter
+//! that adds slices of `src` into `self` at the indices: its backward hands
+//! `self` the gradient unchanged and gives `src` the gradient's slices at
+//! the same indices (an `index_select`). A mixture-of-experts layer uses the
+//! pair: `index_select` dispatches the rows routed to an expert, `index_add`
+//! combines its outputs back into their tokens' rows. `where_cond` routes
+//! the gradient to whichever operand was chosen at each position (and so
+//! does its `backward_graph`; the other indexing ops have no differentiable
+//! backward yet).
 
 use tensor::{Shape, Tensor};
 
@@ -42,6 +48,21 @@ impl BackwardOp for Embedding {
     fn backward_into(&self, g: &Tensor, _input: usize, sum: &mut Tensor) -> bool {
         sum.embedding_backward_add_(&self.ids, g);
         true
+    }
+}
+
+struct IndexAdd {
+    dim: usize,
+    indices: Tensor,
+}
+impl BackwardOp for IndexAdd {
+    fn name(&self) -> &'static str {
+        "index_add"
+    }
+    fn backward(&self, g: &Tensor, needs: &[bool]) -> Vec<Option<Tensor>> {
+        // out = self + scatter(src): each element of `self` reaches the
+        // output once, each slice of `src` lands at its index.
+        vec![needs[0].then(|| g.clone()), needs[1].then(|| g.index_select(self.dim as isize, &self.indices))]
     }
 }
 
@@ -95,6 +116,15 @@ impl Var {
             dim: d,
             indices: indices.clone(),
         })
+    }
+
+    /// Adds the slices of `src` along `dim` into `self` at the int64
+    /// `indices` (1-D, one per slice of `src`; repeats accumulate):
+    /// `torch.index_add`, differentiable in both `self` and `src`.
+    pub fn index_add(&self, dim: isize, indices: &Tensor, src: &Var) -> Var {
+        let (x, y) = (self.data(), src.data());
+        let d = x.layout().resolve(dim, "index_add");
+        Var::from_op(x.index_add(dim, indices, &y), &[self, src], || IndexAdd { dim: d, indices: indices.clone() })
     }
 
     /// `torch.gather` along `dim`.

@@ -205,7 +205,20 @@ pub fn run(mut args: Args) -> Result<i32> {
             if c.tie_embeddings { "tied" } else { "untied" }
         )?;
     }
+    if let Some(moe) = &c.moe {
+        outln!(
+            "  mixture of experts: {} experts of width {}, {} per token{}",
+            moe.n_experts,
+            moe.expert_width,
+            moe.top_k,
+            if moe.norm_topk_prob { ", weights renormalised" } else { "" }
+        )?;
+    }
     outln!("parameters:           {:>15}  ({})", group(info.parameters), human_count(info.parameters))?;
+    if c.moe.is_some() {
+        let active = c.active_parameters();
+        outln!("  active per token:   {:>15}  ({})", group(active), human_count(active))?;
+    }
     outln!("  trainable:          {:>15}", group(info.trainable_parameters))?;
     let tied = if info.config.tie_embeddings { "(tied)" } else { "(+ head)" };
     outln!("  embeddings {tied:<8} {:>15}  ({:.1}% of the total)", group(embedding), 100.0 * info.embedding_share)?;

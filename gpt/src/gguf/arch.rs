@@ -99,6 +99,9 @@ pub fn of_model(config: &crate::model::GPTConfig) -> Result<&'static Architectur
                 t.name()
             ))
         }
+        ModelType::Mixtral | ModelType::Qwen3Moe => {
+            return Err(format!("GGUF export of {} (a mixture of experts) is not supported", config.model_type.name()))
+        }
     })
 }
 

@@ -15,10 +15,12 @@
 //! ("sandwich" norms), before it joins the residual stream:
 //!   x = x + post_attention_layernorm(attn(input_layernorm(x)))
 //!   x = x + post_feedforward_layernorm(mlp(pre_feedforward_layernorm(x)))
+//! Mixtral and Qwen3-MoE route each token to k of E such MLPs (`moe`).
 //!
 //! Names follow Hugging Face: GPT-2's `ln_1`, `attn`, `ln_2`, `mlp.c_fc`;
 //! the Llama family's `input_layernorm`, `self_attn`,
-//! `post_attention_layernorm`, `mlp.gate_proj`.
+//! `post_attention_layernorm`, `mlp.gate_proj`; Mixtral's experts sit in
+//! `block_sparse_moe`.
 
 use std::sync::Mutex;
 
@@ -28,8 +30,9 @@ use tensor::{Generator, RopeTables};
 
 use super::attention::CausalSelfAttention;
 use super::build::LayerSource;
-use super::config::GPTConfig;
+use super::config::{GPTConfig, ModelType};
 use super::kv_cache::LayerCache;
+use super::moe::RoutedMlp;
 use super::norm::Norm;
 use super::projection::Projection;
 use super::trace::Trace;
@@ -43,10 +46,15 @@ pub enum Mlp {
     FusedSwiGlu { gate_up_proj: Box<dyn Projection>, down_proj: Box<dyn Projection> },
     /// The Gemma family: the same three projections, GELU (tanh) as the gate.
     GeGlu { gate_proj: Box<dyn Projection>, up_proj: Box<dyn Projection>, down_proj: Box<dyn Projection> },
+    /// Mixtral, Qwen3-MoE: a router and E SwiGLU experts, k per token.
+    Routed(RoutedMlp),
 }
 
 impl Mlp {
-    fn build<S: LayerSource>(config: &GPTConfig, name: &str, src: &mut S) -> Result<Mlp, S::Error> {
+    fn build<S: LayerSource>(config: &GPTConfig, layer: usize, name: &str, src: &mut S) -> Result<Mlp, S::Error> {
+        if config.moe.as_ref().is_some_and(|m| m.is_sparse(layer)) {
+            return Ok(Mlp::Routed(RoutedMlp::build(config, name, src)?));
+        }
         let (c, f, bias) = (config.emb_dim, config.mlp_width(), config.mlp_bias);
         let proj_std = 0.02 / (2.0 * config.n_layers as f64).sqrt();
         let mut proj = |part: &str, i, o, std| src.projection(&format!("{name}.{part}"), i, o, bias, std);
@@ -68,7 +76,9 @@ impl Mlp {
         })
     }
 
-    pub fn forward(&self, x: &Var) -> Var {
+    /// A routed MLP pushes its router's logits onto `router_logits`, when
+    /// given.
+    pub fn forward(&self, x: &Var, router_logits: Option<&mut Vec<Var>>) -> Var {
         match self {
             Mlp::Gelu { c_fc, c_proj } => c_proj.forward(&c_fc.forward(x).gelu()),
             Mlp::SwiGlu { gate_proj, up_proj, down_proj } => {
@@ -84,33 +94,41 @@ impl Mlp {
             Mlp::GeGlu { gate_proj, up_proj, down_proj } => {
                 down_proj.forward(&gate_proj.forward(x).gelu().mul(&up_proj.forward(x)))
             }
+            Mlp::Routed(routed) => routed.forward(x, router_logits),
         }
     }
 
     /// The projections, named inside the MLP.
-    pub fn projections(&self) -> Vec<(&'static str, &dyn Projection)> {
+    pub fn projections(&self) -> Vec<(String, &dyn Projection)> {
         match self {
-            Mlp::Gelu { c_fc, c_proj } => vec![("c_fc", &**c_fc), ("c_proj", &**c_proj)],
+            Mlp::Gelu { c_fc, c_proj } => named(vec![("c_fc", &**c_fc), ("c_proj", &**c_proj)]),
             Mlp::SwiGlu { gate_proj, up_proj, down_proj } | Mlp::GeGlu { gate_proj, up_proj, down_proj } => {
-                vec![("gate_proj", &**gate_proj), ("up_proj", &**up_proj), ("down_proj", &**down_proj)]
+                named(vec![("gate_proj", &**gate_proj), ("up_proj", &**up_proj), ("down_proj", &**down_proj)])
             }
             Mlp::FusedSwiGlu { gate_up_proj, down_proj } => {
-                vec![("gate_up_proj", &**gate_up_proj), ("down_proj", &**down_proj)]
+                named(vec![("gate_up_proj", &**gate_up_proj), ("down_proj", &**down_proj)])
             }
+            Mlp::Routed(routed) => routed.projections(),
         }
     }
 
-    pub fn projections_mut(&mut self) -> Vec<(&'static str, &mut Box<dyn Projection>)> {
+    pub fn projections_mut(&mut self) -> Vec<(String, &mut Box<dyn Projection>)> {
         match self {
-            Mlp::Gelu { c_fc, c_proj } => vec![("c_fc", c_fc), ("c_proj", c_proj)],
+            Mlp::Gelu { c_fc, c_proj } => named(vec![("c_fc", c_fc), ("c_proj", c_proj)]),
             Mlp::SwiGlu { gate_proj, up_proj, down_proj } | Mlp::GeGlu { gate_proj, up_proj, down_proj } => {
-                vec![("gate_proj", gate_proj), ("up_proj", up_proj), ("down_proj", down_proj)]
+                named(vec![("gate_proj", gate_proj), ("up_proj", up_proj), ("down_proj", down_proj)])
             }
             Mlp::FusedSwiGlu { gate_up_proj, down_proj } => {
-                vec![("gate_up_proj", gate_up_proj), ("down_proj", down_proj)]
+                named(vec![("gate_up_proj", gate_up_proj), ("down_proj", down_proj)])
             }
+            Mlp::Routed(routed) => routed.projections_mut(),
         }
     }
+}
+
+/// Fixed names as owned ones (a routed MLP's are made per expert).
+fn named<P>(list: Vec<(&str, P)>) -> Vec<(String, P)> {
+    list.into_iter().map(|(n, p)| (n.to_string(), p)).collect()
 }
 
 /// The names of a block's parts in this config's family.
@@ -118,6 +136,7 @@ struct PartNames {
     norm_1: &'static str,
     attn: &'static str,
     norm_2: &'static str,
+    mlp: &'static str,
 }
 
 /// The names of Gemma 2 and 3's norms after the attention and the MLP.
@@ -125,12 +144,13 @@ const POST_NORMS: [&str; 2] = ["post_attention_layernorm", "post_feedforward_lay
 
 fn part_names(config: &GPTConfig) -> PartNames {
     if config.model_type.is_gpt2() {
-        PartNames { norm_1: "ln_1", attn: "attn", norm_2: "ln_2" }
+        PartNames { norm_1: "ln_1", attn: "attn", norm_2: "ln_2", mlp: "mlp" }
     } else if config.model_type.has_post_norms() {
         // `post_attention_layernorm` is the attention's output norm here.
-        PartNames { norm_1: "input_layernorm", attn: "self_attn", norm_2: "pre_feedforward_layernorm" }
+        PartNames { norm_1: "input_layernorm", attn: "self_attn", norm_2: "pre_feedforward_layernorm", mlp: "mlp" }
     } else {
-        PartNames { norm_1: "input_layernorm", attn: "self_attn", norm_2: "post_attention_layernorm" }
+        let mlp = if config.model_type == ModelType::Mixtral { "block_sparse_moe" } else { "mlp" };
+        PartNames { norm_1: "input_layernorm", attn: "self_attn", norm_2: "post_attention_layernorm", mlp }
     }
 }
 
@@ -160,7 +180,7 @@ impl Block {
             ln_1: Norm::build(config, &format!("{name}.{}", names.norm_1), c, src)?,
             attn: CausalSelfAttention::build(config, layer, &format!("{name}.{}", names.attn), src)?,
             ln_2: Norm::build(config, &format!("{name}.{}", names.norm_2), c, src)?,
-            mlp: Mlp::build(config, &format!("{name}.mlp"), src)?,
+            mlp: Mlp::build(config, layer, &format!("{name}.{}", names.mlp), src)?,
             post_norms,
             names,
             drop_rate: config.drop_rate,
@@ -168,7 +188,8 @@ impl Block {
     }
 
     /// `training` turns dropout on, drawing its masks from `gen`; a `trace`
-    /// receives the attention weights (see `Trace`).
+    /// receives the attention weights (see `Trace`); `router_logits` a
+    /// routed MLP's router logits.
     pub fn forward(
         &self,
         x: &Var,
@@ -177,6 +198,7 @@ impl Block {
         training: bool,
         gen: &Mutex<Generator>,
         trace: Option<&mut Trace>,
+        router_logits: Option<&mut Vec<Var>>,
     ) -> Var {
         let drop = |v: Var| dropout(&v, self.drop_rate, training, &mut gen.lock().unwrap());
         let post = |i: usize, y: Var| match &self.post_norms {
@@ -184,14 +206,14 @@ impl Block {
             None => y,
         };
         let x = x.add(&drop(post(0, self.attn.forward(&self.ln_1.forward(x), rope, cache, trace))));
-        x.add(&drop(post(1, self.mlp.forward(&self.ln_2.forward(&x)))))
+        x.add(&drop(post(1, self.mlp.forward(&self.ln_2.forward(&x), router_logits))))
     }
 
     /// The projections, named inside the block (`attn.c_attn`,
     /// `self_attn.q_proj`, `mlp.gate_proj`, …), in the order they run.
     pub fn projections(&self) -> Vec<(String, &dyn Projection)> {
         let attn = self.attn.projections().into_iter().map(|(n, p)| (format!("{}.{n}", self.names.attn), p));
-        let mlp = self.mlp.projections().into_iter().map(|(n, p)| (format!("mlp.{n}"), p));
+        let mlp = self.mlp.projections().into_iter().map(|(n, p)| (format!("{}.{n}", self.names.mlp), p));
         attn.chain(mlp).collect()
     }
 
@@ -199,7 +221,8 @@ impl Block {
     pub fn projections_mut(&mut self) -> Vec<(String, &mut Box<dyn Projection>)> {
         let attn_name = self.names.attn;
         let attn = self.attn.projections_mut().into_iter().map(move |(n, p)| (format!("{attn_name}.{n}"), p));
-        let mlp = self.mlp.projections_mut().into_iter().map(|(n, p)| (format!("mlp.{n}"), p));
+        let mlp_name = self.names.mlp;
+        let mlp = self.mlp.projections_mut().into_iter().map(move |(n, p)| (format!("{mlp_name}.{n}"), p));
         attn.chain(mlp).collect()
     }
 
@@ -208,7 +231,7 @@ impl Block {
         self.attn.visit_parameters(&format!("{prefix}.{}", self.names.attn), f);
         self.ln_2.visit_parameters(&format!("{prefix}.{}", self.names.norm_2), f);
         for (name, p) in self.mlp.projections() {
-            p.visit_parameters(&format!("{prefix}.mlp.{name}"), f);
+            p.visit_parameters(&format!("{prefix}.{}.{name}", self.names.mlp), f);
         }
         if let Some(norms) = &self.post_norms {
             for (part, norm) in POST_NORMS.iter().zip(norms) {

@@ -11,7 +11,8 @@
 //! (`gate_up_proj`), and rotary positions that may turn only part of each
 //! head (`partial_rotary_factor`). Within a family the options are fields:
 //! fewer key/value heads (grouped-query attention), a head size of its own,
-//! biases, per-head norms on q and k, a sliding window, a tied head.
+//! biases, per-head norms on q and k, a sliding window, a tied head, and a
+//! mixture of experts in place of the MLP (`mixtral`, `qwen3_moe`; see `moe`).
 //! The Gemma family (`gemma`, `gemma2`, `gemma3_text`) is the Llama block
 //! with Gemma's parts (see `gemma`): a GeGLU MLP, norms that scale by
 //! 1 + w, a scaled embedding, and options of its own here: soft-capped
@@ -21,6 +22,8 @@
 
 use serde::{Deserialize, Serialize};
 use tensor::{RopeConfig, RopeScaling};
+
+pub use super::moe::MoeConfig;
 
 /// Which family's block the model builds (`config.json`'s `model_type`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,10 +40,15 @@ pub enum ModelType {
     Gemma2,
     #[serde(rename = "gemma3_text")]
     Gemma3Text,
+    /// Mistral's block with a mixture of experts (`moe`).
+    Mixtral,
+    /// Qwen3's block with a mixture of experts.
+    #[serde(rename = "qwen3_moe")]
+    Qwen3Moe,
 }
 
 impl ModelType {
-    pub const ALL: [ModelType; 9] = [
+    pub const ALL: [ModelType; 11] = [
         ModelType::Gpt2,
         ModelType::Llama,
         ModelType::Mistral,
@@ -50,6 +58,8 @@ impl ModelType {
         ModelType::Gemma,
         ModelType::Gemma2,
         ModelType::Gemma3Text,
+        ModelType::Mixtral,
+        ModelType::Qwen3Moe,
     ];
 
     /// The name `config.json` uses.
@@ -64,6 +74,8 @@ impl ModelType {
             ModelType::Gemma => "gemma",
             ModelType::Gemma2 => "gemma2",
             ModelType::Gemma3Text => "gemma3_text",
+            ModelType::Mixtral => "mixtral",
+            ModelType::Qwen3Moe => "qwen3_moe",
         }
     }
 
@@ -83,6 +95,8 @@ impl ModelType {
             ModelType::Gemma => "GemmaForCausalLM",
             ModelType::Gemma2 => "Gemma2ForCausalLM",
             ModelType::Gemma3Text => "Gemma3ForCausalLM",
+            ModelType::Mixtral => "MixtralForCausalLM",
+            ModelType::Qwen3Moe => "Qwen3MoeForCausalLM",
         }
     }
 
@@ -102,6 +116,11 @@ impl ModelType {
     /// then up), stored fused as transformers stores them.
     pub fn fuses_projections(self) -> bool {
         self == ModelType::Phi3
+    }
+
+    /// Whether the family's MLP is a mixture of experts.
+    pub fn is_moe(self) -> bool {
+        matches!(self, ModelType::Mixtral | ModelType::Qwen3Moe)
     }
 
     /// GPT-2's block (LayerNorm, learned positions, GELU MLP, packed
@@ -219,6 +238,9 @@ pub struct GPTConfig {
     /// `rope_local_base_freq`); `None`: every layer turns by `rope`.
     #[serde(default, with = "crate::model::hf_config::rotary_serde")]
     pub rope_local: Option<Rotary>,
+    /// A mixture of experts in place of the MLP (Mixtral, Qwen3-MoE).
+    #[serde(default)]
+    pub moe: Option<MoeConfig>,
 }
 
 fn default_layer_norm_eps() -> f64 {
@@ -271,6 +293,7 @@ impl GPTConfig {
             query_pre_attn_scalar: None,
             layer_types: Vec::new(),
             rope_local: None,
+            moe: None,
         }
     }
 
@@ -422,15 +445,21 @@ impl GPTConfig {
         if let Some(local) = self.local_rope_config() {
             local.check()?;
         }
+        match (self.model_type.is_moe(), &self.moe) {
+            (true, None) => return Err(format!("{} needs its experts' settings", self.model_type.name())),
+            (false, Some(_)) => return Err(format!("{} has no mixture of experts", self.model_type.name())),
+            (true, Some(moe)) => moe.validate(self.n_layers)?,
+            (false, None) => {}
+        }
         if self.model_type.is_gpt2() && (self.qk_norm || self.n_kv_heads.is_some_and(|k| k != self.n_heads)) {
             return Err("GPT-2's block has neither QK-norm nor grouped-query attention".into());
         }
         Ok(())
     }
 
-    /// Parameters of the model this config builds, counted as
-    /// `transformers` counts them (a tied head once).
-    pub fn num_parameters(&self) -> usize {
+    /// The parameters counting `experts` experts in each routed layer
+    /// (`None`: all).
+    fn parameters_with_experts(&self, experts: Option<usize>) -> usize {
         let (v, t, c, l) = (self.vocab_size, self.context_length, self.emb_dim, self.n_layers);
         let (q, kv, f, d) = (self.q_width(), self.kv_width(), self.mlp_width(), self.head_dim());
         let gpt2 = self.model_type.is_gpt2();
@@ -449,16 +478,37 @@ impl GPTConfig {
         };
         let positions = if self.rope.is_none() { t * c } else { 0 };
         let head = if self.tie_embeddings { 0 } else { v * c };
-        v * c + positions + l * (block_norms + attention + mlp) + norm + head
+        let mlps: usize = (0..l).map(|layer| self.routed_mlp_parameters(layer, experts).unwrap_or(mlp)).sum();
+        v * c + positions + l * (block_norms + attention) + mlps + norm + head
+    }
+
+    /// The parameters of layer `layer`'s routed MLP counting `experts` of
+    /// its experts, and its router; `None` for a dense MLP.
+    fn routed_mlp_parameters(&self, layer: usize, experts: Option<usize>) -> Option<usize> {
+        let moe = self.moe.as_ref().filter(|m| m.is_sparse(layer))?;
+        let c = self.emb_dim;
+        Some(experts.unwrap_or(moe.n_experts) * 3 * c * moe.expert_width + moe.n_experts * c)
+    }
+
+    /// Parameters of the model this config builds, counted as
+    /// `transformers` counts them (a tied head once).
+    pub fn num_parameters(&self) -> usize {
+        self.parameters_with_experts(None)
+    }
+
+    /// The parameters one token uses: with a mixture of experts, only the
+    /// k experts it is routed to (and the whole router); else all of them.
+    pub fn active_parameters(&self) -> usize {
+        self.parameters_with_experts(self.moe.as_ref().map(|m| m.top_k))
     }
 
     /// Floating-point operations to train on one token with `context`
-    /// tokens per sequence: 6 per parameter (2 for the forward multiply-add,
+    /// tokens per sequence: 6 per parameter the token uses (2 for the forward multiply-add,
     /// 4 for the backward's two products) plus attention's two T-long
     /// products per layer, 12·L·T·(H·D) (PaLM's accounting, counting the
     /// masked half too).
     pub fn train_flops_per_token(&self, context: usize) -> f64 {
-        6.0 * self.num_parameters() as f64 + 12.0 * (self.n_layers * context * self.q_width()) as f64
+        6.0 * self.active_parameters() as f64 + 12.0 * (self.n_layers * context * self.q_width()) as f64
     }
 }
 

@@ -125,20 +125,47 @@ impl GPTModel {
     /// `Trace`). For looking inside the model; no KV cache.
     pub fn forward_traced(&self, ids: &Tensor) -> (Var, Trace) {
         let mut trace = Trace::default();
-        let logits = self.logits(&self.ln_f.forward(&self.residual_stream(ids, None, Some(&mut trace))));
+        let logits = self.logits(&self.ln_f.forward(&self.residual_stream(ids, None, Some(&mut trace), None)));
         (logits, trace)
+    }
+
+    /// Logits `[B, T, V]`, and the load-balancing loss of a mixture of
+    /// experts already scaled by `router_aux_loss_coef` when the config asks
+    /// for it (`output_router_logits`), to be added to the training loss as
+    /// `transformers` adds it.
+    pub fn forward_with_aux(&self, ids: &Tensor) -> (Var, Option<Var>) {
+        let Some(moe) = self.config.moe.as_ref().filter(|m| m.output_router_logits) else {
+            return (self.forward(ids), None);
+        };
+        let (logits, router_logits) = self.forward_with_router_logits(ids);
+        let aux = super::moe::load_balancing_loss(&router_logits, moe.n_experts, moe.top_k);
+        (logits, Some(aux.mul_scalar(moe.router_aux_loss_coef)))
+    }
+
+    /// Logits `[B, T, V]` and each routed layer's router logits `[B·T, E]`,
+    /// in layer order (none without a mixture of experts).
+    pub fn forward_with_router_logits(&self, ids: &Tensor) -> (Var, Vec<Var>) {
+        let mut router_logits = Vec::new();
+        let hidden = self.ln_f.forward(&self.residual_stream(ids, None, None, Some(&mut router_logits)));
+        (self.logits(&hidden), router_logits)
     }
 
     /// The final hidden states `[B, T, C]` (after the final norm), before
     /// the head.
     pub fn hidden(&self, ids: &Tensor, cache: Option<&mut KvCache>) -> Var {
-        self.ln_f.forward(&self.residual_stream(ids, cache, None))
+        self.ln_f.forward(&self.residual_stream(ids, cache, None, None))
     }
 
     /// The residual stream `[B, T, C]` after the last block, before the
     /// final norm; a `trace` records each block's attention weights and
-    /// output.
-    fn residual_stream(&self, ids: &Tensor, mut cache: Option<&mut KvCache>, mut trace: Option<&mut Trace>) -> Var {
+    /// output, `router_logits` each routed MLP's router logits.
+    fn residual_stream(
+        &self,
+        ids: &Tensor,
+        mut cache: Option<&mut KvCache>,
+        mut trace: Option<&mut Trace>,
+        mut router_logits: Option<&mut Vec<Var>>,
+    ) -> Var {
         assert_eq!(ids.rank(), 2, "GPTModel: ids must be [batch, tokens], got {}", ids.shape());
         assert_eq!(ids.dtype(), DType::I64, "GPTModel: ids must be int64, got {}", ids.dtype());
         let t = ids.dim(1);
@@ -176,7 +203,8 @@ impl GPTModel {
         for (i, block) in self.h.iter().enumerate() {
             let layer_cache = cache.as_deref_mut().map(|c| &mut c.layers[i]);
             let rope = if self.config.uses_local_rope(i) { local_rope.as_ref() } else { rope.as_ref() };
-            x = block.forward(&x, rope, layer_cache, self.training, &self.dropout_gen, trace.as_deref_mut());
+            let (training, gen, logits) = (self.training, &self.dropout_gen, router_logits.as_deref_mut());
+            x = block.forward(&x, rope, layer_cache, training, gen, trace.as_deref_mut(), logits);
             if let Some(trace) = trace.as_deref_mut() {
                 trace.residual.push(x.data());
             }

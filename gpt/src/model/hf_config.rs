@@ -9,7 +9,8 @@
 //! Mistral's `sliding_window`, Qwen2's q/k/v bias and `use_sliding_window`,
 //! Qwen3's per-head q/k norms, Phi-3's `original_max_position_embeddings`
 //! and `partial_rotary_factor` (its fused projections change tensor names,
-//! not keys); the Gemma family's keys are read and written in `gemma`.
+//! not keys), the experts of Mixtral and Qwen3-MoE
+//! (`num_local_experts`/`num_experts`, `num_experts_per_tok`, …); the Gemma family's keys are read and written in `gemma`.
 //! Rotary settings are read from
 //! `transformers` 5's `rope_parameters` or from the older `rope_theta` plus
 //! `rope_scaling`, and written as `rope_parameters`. An option that would
@@ -20,6 +21,7 @@ use serde_json::{json, Map, Value};
 use tensor::RopeScaling;
 
 use super::config::{GPTConfig, ModelType, Rotary};
+use super::moe::MoeConfig;
 
 impl GPTConfig {
     /// The `config.json` value `transformers` writes for this model. `eos`
@@ -85,16 +87,16 @@ impl GPTConfig {
                 o.insert("attention_bias".into(), json!(self.qkv_bias));
                 o.insert("mlp_bias".into(), json!(self.mlp_bias));
             }
-            ModelType::Qwen3 => {
+            ModelType::Qwen3 | ModelType::Qwen3Moe => {
                 o.insert("attention_bias".into(), json!(self.qkv_bias));
             }
             _ => {}
         }
         match t {
-            ModelType::Mistral => {
+            ModelType::Mistral | ModelType::Mixtral => {
                 o.insert("sliding_window".into(), json!(self.sliding_window));
             }
-            ModelType::Qwen2 | ModelType::Qwen3 => {
+            ModelType::Qwen2 | ModelType::Qwen3 | ModelType::Qwen3Moe => {
                 o.insert("use_sliding_window".into(), json!(self.sliding_window.is_some()));
                 o.insert("sliding_window".into(), json!(self.sliding_window));
                 o.insert("max_window_layers".into(), json!(self.full_attention_layers));
@@ -113,6 +115,24 @@ impl GPTConfig {
         }
         if t.is_gemma() {
             super::gemma::write_options(self, o);
+        }
+        if let Some(moe) = &self.moe {
+            let mut set = |key: &str, value: Value| {
+                o.insert(key.into(), value);
+            };
+            set("num_experts_per_tok", json!(moe.top_k));
+            set("router_aux_loss_coef", json!(moe.router_aux_loss_coef));
+            set("output_router_logits", json!(moe.output_router_logits));
+            if t == ModelType::Mixtral {
+                set("num_local_experts", json!(moe.n_experts));
+                set("router_jitter_noise", json!(0.0));
+            } else {
+                set("num_experts", json!(moe.n_experts));
+                set("moe_intermediate_size", json!(moe.expert_width));
+                set("norm_topk_prob", json!(moe.norm_topk_prob));
+                set("decoder_sparse_step", json!(moe.sparse_step));
+                set("mlp_only_layers", json!(moe.dense_layers));
+            }
         }
         v
     }
@@ -160,12 +180,12 @@ impl GPTConfig {
         let attention_bias = flag("attention_bias", false)?;
         let (qkv_bias, out_bias) = match model_type {
             ModelType::Qwen2 => (true, false),
-            ModelType::Mistral | ModelType::Phi3 => (false, false),
+            ModelType::Mistral | ModelType::Phi3 | ModelType::Mixtral => (false, false),
             _ => (attention_bias, attention_bias),
         };
         let (sliding_window, full_attention_layers) = match model_type {
-            ModelType::Mistral | ModelType::Phi3 => (optional("sliding_window")?, 0),
-            ModelType::Qwen2 | ModelType::Qwen3 if flag("use_sliding_window", false)? => {
+            ModelType::Mistral | ModelType::Phi3 | ModelType::Mixtral => (optional("sliding_window")?, 0),
+            ModelType::Qwen2 | ModelType::Qwen3 | ModelType::Qwen3Moe if flag("use_sliding_window", false)? => {
                 (optional("sliding_window")?, optional("max_window_layers")?.unwrap_or(28))
             }
             _ => (None, 0),
@@ -188,7 +208,7 @@ impl GPTConfig {
             head_size: optional("head_dim")?.filter(|&d| d * n_heads != emb_dim),
             intermediate_size: Some(get("intermediate_size")?),
             rope: Some(read_rotary(v, context_length)?),
-            qk_norm: model_type == ModelType::Qwen3,
+            qk_norm: matches!(model_type, ModelType::Qwen3 | ModelType::Qwen3Moe),
             sliding_window,
             full_attention_layers,
             tie_embeddings: flag("tie_word_embeddings", false)?,
@@ -201,6 +221,7 @@ impl GPTConfig {
             query_pre_attn_scalar: None,
             layer_types: Vec::new(),
             rope_local: None,
+            moe: if model_type.is_moe() { Some(read_moe(v, model_type)?) } else { None },
         };
         let mut config = config;
         if model_type.is_gemma() {
@@ -286,6 +307,74 @@ impl GPTConfig {
         config.validate()?;
         Ok(config)
     }
+}
+
+/// The experts' settings of a Mixtral or Qwen3-MoE `config.json`, with
+/// `transformers`' defaults for absent keys.
+fn read_moe(v: &Value, model_type: ModelType) -> Result<MoeConfig, String> {
+    let count = |key: &str, default: usize| -> Result<usize, String> {
+        match v.get(key) {
+            None | Some(Value::Null) => Ok(default),
+            Some(x) => x.as_u64().map(|x| x as usize).ok_or_else(|| format!("\"{key}\" is {x}, not a whole number")),
+        }
+    };
+    let flag = |key: &str, default: bool| -> Result<bool, String> {
+        match v.get(key) {
+            None | Some(Value::Null) => Ok(default),
+            Some(x) => x.as_bool().ok_or_else(|| format!("\"{key}\" is {x}, not true or false")),
+        }
+    };
+    let number = |key: &str, default: f64| -> Result<f64, String> {
+        match v.get(key) {
+            None | Some(Value::Null) => Ok(default),
+            Some(x) => x.as_f64().ok_or_else(|| format!("\"{key}\" is {x}, not a number")),
+        }
+    };
+    let intermediate = count("intermediate_size", 0)?;
+    let top_k = count("num_experts_per_tok", if model_type == ModelType::Mixtral { 2 } else { 8 })?;
+    let router_aux_loss_coef = number("router_aux_loss_coef", 0.001)?;
+    let output_router_logits = flag("output_router_logits", false)?;
+    if model_type == ModelType::Mixtral {
+        // Training-time noise on the router's input: not built here.
+        let jitter = number("router_jitter_noise", 0.0)?;
+        if jitter != 0.0 {
+            return Err(format!("router_jitter_noise {jitter} is not supported (only 0)"));
+        }
+        return Ok(MoeConfig {
+            n_experts: count("num_local_experts", 8)?,
+            top_k,
+            norm_topk_prob: true,
+            expert_width: intermediate,
+            router_aux_loss_coef,
+            output_router_logits,
+            dense_layers: Vec::new(),
+            sparse_step: 1,
+        });
+    }
+    let dense_layers = match v.get("mlp_only_layers") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(list)) => list
+            .iter()
+            .map(|x| {
+                x.as_u64().map(|l| l as usize).ok_or_else(|| format!("\"mlp_only_layers\" holds {x}, not a layer"))
+            })
+            .collect::<Result<_, _>>()?,
+        Some(x) => return Err(format!("\"mlp_only_layers\" is {x}, not a list of layers")),
+    };
+    Ok(MoeConfig {
+        // transformers 5 writes Qwen3-MoE's `num_experts` as `num_local_experts`.
+        n_experts: match v.get("num_experts") {
+            None | Some(Value::Null) => count("num_local_experts", 128)?,
+            Some(_) => count("num_experts", 128)?,
+        },
+        top_k,
+        norm_topk_prob: flag("norm_topk_prob", false)?,
+        expert_width: count("moe_intermediate_size", 768)?,
+        router_aux_loss_coef,
+        output_router_logits,
+        dense_layers,
+        sparse_step: count("decoder_sparse_step", 1)?,
+    })
 }
 
 /// A token id key: absent, null, a number or a list of numbers.

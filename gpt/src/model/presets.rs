@@ -11,6 +11,7 @@
 use tensor::RopeScaling;
 
 use super::config::{GPTConfig, LayerType, ModelType, Rotary};
+use super::moe::MoeConfig;
 
 /// Names accepted by [`preset`], in the order `info` lists them.
 pub const PRESETS: &[&str] = &[
@@ -41,6 +42,8 @@ pub const PRESETS: &[&str] = &[
     "gemma-2-2b",
     "gemma-3-270m",
     "gemma-3-1b",
+    "mixtral-8x7b",
+    "qwen3-30b-a3b",
 ];
 
 /// The sizes of a Llama-family model as its `config.json` gives them.
@@ -73,10 +76,26 @@ impl Published {
         c.tie_embeddings = self.tied;
         match self.model_type {
             ModelType::Qwen2 => c.qkv_bias = true,
-            ModelType::Qwen3 => c.qk_norm = true,
+            ModelType::Qwen3 | ModelType::Qwen3Moe => c.qk_norm = true,
             _ => {}
         }
         c
+    }
+}
+
+/// E experts of width `width`, k per token, with the settings each
+/// family's published config.json gives.
+fn experts(model_type: ModelType, n_experts: usize, top_k: usize, width: usize) -> MoeConfig {
+    let mixtral = model_type == ModelType::Mixtral;
+    MoeConfig {
+        n_experts,
+        top_k,
+        norm_topk_prob: true,
+        expert_width: width,
+        router_aux_loss_coef: if mixtral { 0.02 } else { 0.001 },
+        output_router_logits: false,
+        dense_layers: Vec::new(),
+        sparse_step: 1,
     }
 }
 
@@ -211,6 +230,21 @@ pub fn preset(name: &str) -> Option<GPTConfig> {
             let sizes = published(Gemma3Text, 262144, 1152, 6912, 26, 4, 1, 32768, 1e6, true);
             gemma_layers(Published { rms_eps: 1e-6, head_dim: Some(256), ..sizes }.config(), 512, 6)
         }
+        // 46.7B parameters, 12.9B of them used per token.
+        "mixtral-8x7b" => GPTConfig {
+            moe: Some(experts(Mixtral, 8, 2, 14336)),
+            ..published(Mixtral, 32000, 4096, 14336, 32, 32, 8, 32768, 1e6, false).config()
+        },
+        // 30.5B parameters, 3.3B of them used per token.
+        "qwen3-30b-a3b" => GPTConfig {
+            moe: Some(experts(Qwen3Moe, 128, 8, 768)),
+            ..Published {
+                rms_eps: 1e-6,
+                head_dim: Some(128),
+                ..published(Qwen3Moe, 151936, 2048, 6144, 48, 32, 4, 40960, 1e6, false)
+            }
+            .config()
+        },
         _ => return None,
     })
 }

@@ -45,9 +45,16 @@ pub struct NonFiniteLoss(pub f64);
 
 /// The loss of one language-modelling batch, the book's `calc_loss_batch`:
 /// cross-entropy of the logits `[B, T, V]` for inputs `[B, T]` against the
-/// targets `[B, T]` (the inputs shifted by one token).
+/// targets `[B, T]` (the inputs shifted by one token). A mixture of experts
+/// whose config asks for it (`output_router_logits`) adds its weighted
+/// load-balancing loss, as `transformers` does.
 pub fn next_token_loss(model: &GPTModel, (inputs, targets): &(Tensor, Tensor)) -> Var {
-    cross_entropy(&model.forward(inputs), targets)
+    let (logits, aux) = model.forward_with_aux(inputs);
+    let loss = cross_entropy(&logits, targets);
+    match aux {
+        Some(aux) => loss.add(&aux),
+        None => loss,
+    }
 }
 
 /// One optimizer step of `model` on `micro_batches` (at least one), whose
