@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Writes `tests/fixtures/attention_maps.safetensors` for `tests/inspect.rs`.
 
-For each fixture model (`tests/fixtures/gpt2-tiny` and the four Llama-family
-folders under `tests/fixtures/llama_family/`), loaded by `transformers` with
+For each fixture model (`tests/fixtures/gpt2-tiny` and the folders of the
+Llama family, Phi-3, Gemma and the mixtures of experts under
+`tests/fixtures/llama_family/`), loaded by `transformers` with
 `attn_implementation="eager"`, one short sequence of ids is run with
 `output_attentions=True` and `output_hidden_states=True`. Stored per case:
 
@@ -14,7 +15,8 @@ folders under `tests/fixtures/llama_family/`), loaded by `transformers` with
   are applied to the residual stream after each block (transformers' last
   hidden state already has the final norm applied; the others do not).
 
-T is 7: longer than Mistral's sliding window of 4, and small enough that
+T is 7: longer than the sliding windows of 4 (Mistral, Mixtral, Gemma 2
+and 3's local layers), and small enough that
 the file stays a few KB.
 
 Requirements: `pip install torch transformers safetensors` (transformers 5.x).
@@ -43,11 +45,25 @@ CASES = {
     "mistral": os.path.join(FIXTURES, "llama_family", "mistral"),
     "qwen2": os.path.join(FIXTURES, "llama_family", "qwen2"),
     "qwen3": os.path.join(FIXTURES, "llama_family", "qwen3"),
+    "phi3": os.path.join(FIXTURES, "llama_family", "phi3"),
+    "gemma": os.path.join(FIXTURES, "llama_family", "gemma"),
+    "gemma2": os.path.join(FIXTURES, "llama_family", "gemma2"),
+    "gemma3_text": os.path.join(FIXTURES, "llama_family", "gemma3_text"),
+    "mixtral": os.path.join(FIXTURES, "llama_family", "mixtral"),
+    "qwen3_moe": os.path.join(FIXTURES, "llama_family", "qwen3_moe"),
 }
 
 
 def final_norm(model):
     return model.transformer.ln_f if model.config.model_type == "gpt2" else model.model.norm
+
+
+def head(model, h):
+    """The output head as the model applies it: Gemma 2 and 3 soft-cap the
+    logits (`final_logit_softcapping`) after the projection."""
+    logits = model.lm_head(h)
+    cap = getattr(model.config, "final_logit_softcapping", None)
+    return torch.tanh(logits / cap) * cap if cap else logits
 
 
 def main():
@@ -67,7 +83,7 @@ def main():
                 h = result.hidden_states[i + 1][0]
                 if i < layers - 1:
                     h = final_norm(model)(h)
-                lens.append(torch.softmax(model.lm_head(h), dim=-1))
+                lens.append(torch.softmax(head(model, h), dim=-1))
             lens = torch.stack(lens)  # [L, T, V]
             assert torch.allclose(lens[-1], torch.softmax(result.logits[0], dim=-1), atol=1e-6)
             prob, top = lens.max(dim=-1)

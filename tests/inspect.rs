@@ -1,7 +1,8 @@
 //! The numbers behind `scratchgpt inspect`: attention maps and the logit
 //! lens against what `transformers` computes (`output_attentions=True`,
 //! `output_hidden_states=True`, eager attention) on the GPT-2 fixture model
-//! and the four Llama-family ones, and the pictures' SVG. The reference is
+//! and the Llama-family, Phi-3, Gemma and mixture-of-experts ones (soft-capped
+//! scores and logits, local and global layers, routed MLPs), and the pictures' SVG. The reference is
 //! `tests/fixtures/attention_maps.safetensors`; regenerate it with
 //! `python3 scripts/make_attention_map_fixtures.py`.
 
@@ -18,12 +19,18 @@ use scratchgpt::gpt::model::GPTModel;
 use scratchgpt::gpt::weights::load_model;
 use scratchgpt::tensor::Tensor;
 
-const CASES: [(&str, &str); 5] = [
+const CASES: [(&str, &str); 11] = [
     ("gpt2", "gpt2-tiny"),
     ("llama", "llama_family/llama"),
     ("mistral", "llama_family/mistral"),
     ("qwen2", "llama_family/qwen2"),
     ("qwen3", "llama_family/qwen3"),
+    ("phi3", "llama_family/phi3"),
+    ("gemma", "llama_family/gemma"),
+    ("gemma2", "llama_family/gemma2"),
+    ("gemma3_text", "llama_family/gemma3_text"),
+    ("mixtral", "llama_family/mixtral"),
+    ("qwen3_moe", "llama_family/qwen3_moe"),
 ];
 
 fn fixtures() -> PathBuf {
@@ -84,8 +91,10 @@ fn attention_weights_equal_transformers_rows_sum_to_one_and_masked_keys_are_zero
                 }
             }
         }
-        // The sliding window is exercised: Mistral's window of 4 hides keys.
-        assert_eq!(windowed > 0, case == "mistral", "{case}: {windowed} keys outside a window");
+        // The sliding window is exercised: a window of 4 (Mistral, Mixtral,
+        // Gemma 2 and 3's local layers) hides keys.
+        let has_window = ["mistral", "mixtral", "gemma2", "gemma3_text"].contains(&case);
+        assert_eq!(windowed > 0, has_window, "{case}: {windowed} keys outside a window");
         println!("{case}: largest difference from transformers {worst:.2e}");
     }
 }
