@@ -197,17 +197,28 @@ pub fn run(mut args: Args) -> Result<i32> {
     if !c.model_type.is_gpt2() {
         let window = c.sliding_window.map_or(String::new(), |w| format!(", sliding window {w}"));
         let mlp = if c.model_type.is_gemma() { "GeGLU" } else { "SwiGLU" };
+        // A mixture of experts uses the dense width only on its dense layers,
+        // if it has any (Qwen3-MoE's `mlp_only_layers`).
+        let dense_layers = match &c.moe {
+            Some(moe) => (0..c.n_layers).filter(|&layer| !moe.is_sparse(layer)).count(),
+            None => c.n_layers,
+        };
+        let dense = match dense_layers {
+            0 => String::new(),
+            n if n == c.n_layers => format!("{mlp} width {}, ", c.mlp_width()),
+            1 => format!("{mlp} width {} on its one dense layer, ", c.mlp_width()),
+            n => format!("{mlp} width {} on {n} dense layers, ", c.mlp_width()),
+        };
         outln!(
-            "  {} key/value heads of size {}, {mlp} width {}, {} head{window}",
+            "  {} key/value heads of size {}, {dense}{} head{window}",
             c.kv_heads(),
             c.head_dim(),
-            c.mlp_width(),
             if c.tie_embeddings { "tied" } else { "untied" }
         )?;
     }
     if let Some(moe) = &c.moe {
         outln!(
-            "  mixture of experts: {} experts of width {}, {} per token{}",
+            "  mixture of experts: {} SwiGLU experts of width {}, {} per token{}",
             moe.n_experts,
             moe.expert_width,
             moe.top_k,
