@@ -21,10 +21,19 @@ use super::Communicator;
 /// default); a bigger gradient is a bucket of its own.
 pub const BUCKET_BYTES: usize = 25 << 20;
 
-/// Replaces the gradient of every parameter that has one by its mean over
-/// all ranks. Returns the bytes this rank handed to all-reduce.
+/// Replaces the gradient of every parameter by its mean over all ranks.
+/// Returns the bytes this rank handed to all-reduce.
+///
+/// A parameter may have a gradient on one rank and none on another: a
+/// mixture of experts' expert that no token of this rank's batch was
+/// routed to. Every rank still hands over every parameter, in the same
+/// order (a missing gradient as zeros), so the buckets line up; and a
+/// presence count travels with each bucket, one number per parameter, so
+/// that a parameter no rank touched stays without a gradient (the optimizer
+/// skips it, as it would in one process) and every rank agrees on that.
 pub fn all_reduce_mean_gradients(comm: &dyn Communicator, params: &[Var]) -> usize {
-    let grads: Vec<(&Var, Tensor)> = params.iter().filter_map(|p| p.grad().map(|g| (p, g))).collect();
+    let grads: Vec<(&Var, Option<Tensor>)> = params.iter().map(|p| (p, p.grad())).collect();
+    let numel = |p: &Var| p.dims().iter().product::<usize>();
     let ranks = comm.world_size() as f32;
     let floats_per_bucket = BUCKET_BYTES / std::mem::size_of::<f32>();
     let mut exchanged = 0;
@@ -32,22 +41,32 @@ pub fn all_reduce_mean_gradients(comm: &dyn Communicator, params: &[Var]) -> usi
     while start < grads.len() {
         // Gradients start..end fill this bucket (at least one, however big).
         let mut end = start + 1;
-        let mut len = grads[start].1.numel();
-        while end < grads.len() && len + grads[end].1.numel() <= floats_per_bucket {
-            len += grads[end].1.numel();
+        let mut len = numel(grads[start].0);
+        while end < grads.len() && len + numel(grads[end].0) <= floats_per_bucket {
+            len += numel(grads[end].0);
             end += 1;
         }
-        let mut bucket = Vec::with_capacity(len);
-        for (_, g) in &grads[start..end] {
-            bucket.extend(g.to_vec::<f32>());
+        let count = end - start;
+        let mut bucket = Vec::with_capacity(len + count);
+        for (p, g) in &grads[start..end] {
+            match g {
+                Some(g) => bucket.extend(g.to_vec::<f32>()),
+                None => bucket.extend(std::iter::repeat_n(0.0, numel(p))),
+            }
         }
+        // Then, per parameter, 1 if this rank has its gradient.
+        bucket.extend(grads[start..end].iter().map(|(_, g)| if g.is_some() { 1.0 } else { 0.0 }));
         comm.all_reduce_sum(&mut bucket);
         exchanged += bucket.len() * std::mem::size_of::<f32>();
+        let (sums, present) = bucket.split_at(len);
         let mut at = 0;
-        for (p, g) in &grads[start..end] {
-            let mean: Vec<f32> = bucket[at..at + g.numel()].iter().map(|sum| sum / ranks).collect();
-            at += g.numel();
-            p.set_grad(Some(on_device_of(mean, g)));
+        for ((p, _), &holders) in grads[start..end].iter().zip(present) {
+            let n = numel(p);
+            if holders > 0.0 {
+                let mean: Vec<f32> = sums[at..at + n].iter().map(|sum| sum / ranks).collect();
+                p.set_grad(Some(on_device_of(mean, &p.data())));
+            }
+            at += n;
         }
         start = end;
     }
@@ -68,4 +87,43 @@ pub fn broadcast_parameters(comm: &dyn Communicator, params: &[Var]) {
 pub(super) fn on_device_of(values: Vec<f32>, like: &Tensor) -> Tensor {
     let host = Tensor::from_vec(values, like.dims()).expect("as many values as the tensor holds");
     host.to_device(like.device()).expect("the device the tensor came from")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Barrier, Mutex};
+
+    use super::*;
+    use crate::distributed::zero::tests::Threads;
+
+    /// Two ranks, four parameters: `a` has a gradient on both, `b` only on
+    /// rank 0, `c` only on rank 1 (an expert only one rank's tokens chose),
+    /// `d` on neither. Each becomes the mean over the ranks, a missing
+    /// gradient counting as zeros, and `d` stays without one, on both ranks.
+    #[test]
+    fn a_gradient_only_some_ranks_have_is_averaged_with_zeros_and_one_no_rank_has_stays_none() {
+        let table = Arc::new((Mutex::new(vec![Vec::new(); 2]), Barrier::new(2)));
+        let results: Vec<Vec<Option<Vec<f32>>>> = (0..2)
+            .map(|rank| {
+                let table = table.clone();
+                std::thread::spawn(move || {
+                    let comm = Threads { rank, table };
+                    let params: Vec<Var> =
+                        (0..4).map(|_| Var::parameter(Tensor::from_vec(vec![0.0f32; 3], [3]).unwrap())).collect();
+                    let r = rank as f32;
+                    let grad = |values: [f32; 3]| Some(Tensor::from_vec(values.to_vec(), [3]).unwrap());
+                    params[0].set_grad(grad([1.0 + r, 2.0 + r, 3.0 + r]));
+                    params[if rank == 0 { 1 } else { 2 }].set_grad(grad([4.0, 6.0, 8.0]));
+                    all_reduce_mean_gradients(&comm, &params);
+                    params.iter().map(|p| p.grad().map(|g| g.to_vec::<f32>())).collect()
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .collect();
+        let want = vec![Some(vec![1.5, 2.5, 3.5]), Some(vec![2.0, 3.0, 4.0]), Some(vec![2.0, 3.0, 4.0]), None];
+        assert_eq!(results[0], want);
+        assert_eq!(results[1], want);
+    }
 }

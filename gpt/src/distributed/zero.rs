@@ -167,16 +167,16 @@ fn slice_of(t: &Tensor, range: Range<usize>) -> Tensor {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::sync::{Arc, Barrier, Mutex};
 
     use super::*;
 
     /// N ranks as N threads of this process: a collective puts each rank's
     /// buffer on the table, waits for all of them, and reads the table.
-    struct Threads {
-        rank: usize,
-        table: Arc<(Mutex<Vec<Vec<f32>>>, Barrier)>,
+    pub(in crate::distributed) struct Threads {
+        pub rank: usize,
+        pub table: Arc<(Mutex<Vec<Vec<f32>>>, Barrier)>,
     }
 
     impl Threads {
