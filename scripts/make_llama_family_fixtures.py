@@ -22,9 +22,10 @@ Hugging Face folder under `tests/fixtures/llama_family/<case>/`. Beside it,
   betas 0.9/0.999, eps 1e-8, weight decay 0.1 on every parameter) on the same
   batch, the loss before each step and the logits after the last;
 - `prompt` [1, P], `greedy_cached` and `greedy_uncached` [1, P + N]: greedy
-  generation with and without the KV cache (equal, except where longrope
-  switches factor sets during generation: then the cached keys keep the
-  short set's turn, as transformers keeps them).
+  generation with and without the KV cache (the script checks they are
+  equal; with longrope the cached keys keep the turn of the factor set they
+  were made with, as transformers keeps them, and on these fixtures the
+  tokens still agree).
 
 `preset_parameters.json` holds, for the published configurations our presets
 copy, the parameter count `transformers` gives them (built on the meta

@@ -163,6 +163,13 @@ fn json_outputs_parse() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["parameters"], 124_439_808);
     assert_eq!(v["weight_bytes"]["f32"], 4 * 124_439_808u64);
+    // The KV cache layer by layer: gemma-3-1b's 4 full layers hold the whole
+    // context (32768), its 22 sliding layers their window (512); one K/V
+    // head of 256 is 1 KiB per position and layer in f16.
+    let out = scratchgpt(&["info", "--preset", "gemma-3-1b", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["kv_cache"]["full_context_f16"], 1024 * (4 * 32768 + 22 * 512u64));
+    assert_eq!(v["kv_cache"]["windowed_layers"], 22);
 
     let out = scratchgpt(&["tokenize", "--text", "Hello world", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

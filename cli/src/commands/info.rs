@@ -94,25 +94,38 @@ struct KvCacheBytes {
     full_context_f16: u64,
     /// With as many K/V heads as query heads, f16, full context.
     full_context_f16_multi_head: u64,
-    /// The window a sliding-window layer keeps (`None`: the whole context).
+    /// The window every layer keeps, when every layer has one (`None`:
+    /// some or all layers hold the whole context).
     window: Option<usize>,
+    /// How many layers keep only a window.
+    windowed_layers: usize,
 }
 
 impl KvCacheBytes {
     fn of(config: &GPTConfig) -> Self {
         let per_token = |bytes| kv_cache_bytes_per_token(config, bytes);
-        // With a window on every layer the rolling cache holds at most
-        // the window, however long the text.
-        let window = config.sliding_window.filter(|_| config.full_attention_layers == 0);
-        let held = window.unwrap_or(config.context_length).min(config.context_length) as u64;
+        // A sliding-window layer's rolling cache holds at most its window,
+        // however long the text; a full layer the whole context. Layers
+        // may differ (Gemma 2 and 3 alternate, Qwen2's first layers are
+        // full), so the positions held are summed layer by layer.
+        let ctx = config.context_length;
+        let held_by_layer = |layer| config.window_of(layer).unwrap_or(ctx).min(ctx) as u64;
+        let positions: u64 = (0..config.n_layers).map(held_by_layer).sum();
+        let layers = config.n_layers.max(1) as u64;
+        let all_windowed = (0..config.n_layers).all(|layer| config.window_of(layer).is_some());
+        let window = config.sliding_window.filter(|_| all_windowed);
         let multi_head = GPTConfig { n_kv_heads: None, ..config.clone() };
+        // Per token is every layer's K and V; divide by the layers to
+        // weigh each layer by the positions it holds.
+        let held = |per_token: u64| per_token / layers * positions;
         KvCacheBytes {
             per_token_f32: per_token(4),
             per_token_f16: per_token(2),
-            full_context_f32: per_token(4) * held,
-            full_context_f16: per_token(2) * held,
-            full_context_f16_multi_head: kv_cache_bytes_per_token(&multi_head, 2) * held,
+            full_context_f32: held(per_token(4)),
+            full_context_f16: held(per_token(2)),
+            full_context_f16_multi_head: held(kv_cache_bytes_per_token(&multi_head, 2)),
             window,
+            windowed_layers: (0..config.n_layers).filter(|&layer| config.window_of(layer).is_some()).count(),
         }
     }
 }
@@ -253,9 +266,18 @@ pub fn run(mut args: Args) -> Result<i32> {
         human_bytes(info.training_bytes_f32_adamw)
     )?;
     let kv = &info.kv_cache;
-    let held = kv.window.map_or(format!("the full context ({})", c.context_length), |w| format!("its window ({w})"));
+    let held = match (kv.window, kv.windowed_layers) {
+        (Some(w), _) => format!("its window ({w}) cached"),
+        (None, 0) => format!("the full context ({}) cached", c.context_length),
+        (None, n) => format!(
+            "the full context ({}) cached on {} layers and a window ({}) on {n}",
+            c.context_length,
+            c.n_layers - n,
+            c.sliding_window.unwrap_or(c.context_length)
+        ),
+    };
     outln!(
-        "KV cache: {} per token in f32, {} in f16; {} in f16 with {held} cached",
+        "KV cache: {} per token in f32, {} in f16; {} in f16 with {held}",
         human_bytes(kv.per_token_f32),
         human_bytes(kv.per_token_f16),
         human_bytes(kv.full_context_f16)

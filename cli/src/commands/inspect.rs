@@ -103,8 +103,8 @@ impl Picture {
         if format == PictureFormat::Svg && self.width.is_some() {
             bail!("{}: --width sets a PNG's size; an SVG scales to any size", self.out.display());
         }
-        if let Some(width) = self.width.filter(|&w| w == 0 || w > gpt::inspect::png::MAX_WIDTH) {
-            bail!("--width {width}: a PNG is from 1 to {} pixels wide", gpt::inspect::png::MAX_WIDTH);
+        if let Some(width) = self.width.filter(|&w| w == 0 || w > gpt::inspect::png::MAX_SIDE) {
+            bail!("--width {width}: a PNG is from 1 to {} pixels wide", gpt::inspect::png::MAX_SIDE);
         }
         Ok(format)
     }

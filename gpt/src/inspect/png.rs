@@ -8,9 +8,9 @@
 //! in the binary (`gpt/assets/fonts`, with its licence), and every family
 //! an SVG may ask for (`sans-serif`, `serif`, `monospace`) maps to it.
 //!
-//! The picture is drawn on white (the SVGs leave the page transparent) at
-//! `width` pixels, the height following the drawing's proportions, as 8-bit
-//! RGBA; a `tEXt` chunk carries a comment, as the SVG carries its marker.
+//! The picture is drawn on a white page (what an SVG leaves transparent
+//! shows white) at `width` pixels, the height following the drawing's
+//! proportions, as 8-bit RGBA; a `tEXt` chunk carries a comment, as the SVG carries its marker.
 
 use resvg::{tiny_skia, usvg};
 
@@ -18,13 +18,16 @@ use resvg::{tiny_skia, usvg};
 const FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 const FONT_FAMILY: &str = "DejaVu Sans";
 
-/// The widest PNG we draw: 16k pixels a side is far past any screen, and
-/// keeps a mistyped `--width` from asking for gigabytes.
-pub const MAX_WIDTH: u32 = 16_384;
+/// The longest side of a PNG we draw: 16k pixels is far past any screen,
+/// and keeps a mistyped `--width` from asking for gigabytes.
+pub const MAX_SIDE: u32 = 16_384;
 
-/// `svg` drawn `width` pixels wide (`None`: twice the drawing's own width,
-/// sharp on high-density screens), encoded as PNG with `comment` in a
-/// `tEXt` chunk (keyword `Comment`).
+/// `svg` drawn `width` pixels wide, encoded as PNG with `comment` in a
+/// `tEXt` chunk (keyword `Comment`). `None`: twice the drawing's own size
+/// (sharp on high-density screens), or as large as fits in [`MAX_SIDE`]
+/// for a big drawing (every layer and head of a deep model). A `width`
+/// whose height would pass [`MAX_SIDE`] is an error, never a cropped
+/// picture.
 pub fn svg_to_png(svg: &str, width: Option<u32>, comment: &str) -> Result<Vec<u8>, String> {
     let mut options = usvg::Options { font_family: FONT_FAMILY.into(), ..usvg::Options::default() };
     let fonts = options.fontdb_mut();
@@ -35,12 +38,23 @@ pub fn svg_to_png(svg: &str, width: Option<u32>, comment: &str) -> Result<Vec<u8
     let tree = usvg::Tree::from_str(svg, &options).map_err(|e| format!("the picture is not valid SVG: {e}"))?;
 
     let (own_width, own_height) = (tree.size().width(), tree.size().height());
-    let width = width.unwrap_or_else(|| (2.0 * own_width).round() as u32);
-    if width == 0 || width > MAX_WIDTH {
-        return Err(format!("a PNG width must be from 1 to {MAX_WIDTH} pixels, not {width}"));
+    let longest = MAX_SIDE as f32;
+    let scale = match width {
+        None => (longest / own_width).min(longest / own_height).min(2.0),
+        Some(width) if width == 0 || width > MAX_SIDE => {
+            return Err(format!("a PNG width must be from 1 to {MAX_SIDE} pixels, not {width}"))
+        }
+        Some(width) => width as f32 / own_width,
+    };
+    let width = ((own_width * scale).round() as u32).clamp(1, MAX_SIDE);
+    let height = (own_height * scale).round() as u32;
+    if height > MAX_SIDE {
+        let most = (own_width * longest / own_height).floor().max(1.0);
+        return Err(format!(
+            "at {width} pixels wide the picture would be {height} tall, more than {MAX_SIDE}; ask for a width of at most {most}"
+        ));
     }
-    let scale = width as f32 / own_width;
-    let height = ((own_height * scale).round() as u32).clamp(1, MAX_WIDTH);
+    let height = height.max(1);
     let mut pixmap = tiny_skia::Pixmap::new(width, height).ok_or("cannot allocate the picture's pixels")?;
     pixmap.fill(tiny_skia::Color::WHITE);
     resvg::render(&tree, tiny_skia::Transform::from_scale(scale, scale), &mut pixmap.as_mut());
@@ -106,6 +120,16 @@ mod tests {
         assert!(svg_to_png("<svg", None, "").unwrap_err().contains("not valid SVG"));
         let svg = r#"<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"/>"#;
         assert!(svg_to_png(svg, Some(0), "").unwrap_err().contains("from 1 to"));
-        assert!(svg_to_png(svg, Some(MAX_WIDTH + 1), "").unwrap_err().contains("from 1 to"));
+        assert!(svg_to_png(svg, Some(MAX_SIDE + 1), "").unwrap_err().contains("from 1 to"));
+        // A tall drawing: a width that would make it taller than the limit
+        // is refused, and by default it is drawn as large as fits, whole.
+        let tall = r#"<svg xmlns="http://www.w3.org/2000/svg" width="100" height="10000"><rect x="0" y="9990" width="100" height="10" fill="black"/></svg>"#;
+        let err = svg_to_png(tall, Some(400), "").unwrap_err();
+        assert!(err.contains("would be 40000 tall") && err.contains("at most 163"), "{err}");
+        let (w, h, rgba, _) = decode(&svg_to_png(tall, None, "").unwrap());
+        assert_eq!((w, h), (164, 16384));
+        // The black strip at the drawing's bottom edge is on the last row.
+        let middle_of_last_row = &rgba[4 * ((w * (h - 1) + w / 2) as usize)..][..4];
+        assert_eq!(middle_of_last_row, [0, 0, 0, 255], "the bottom of the drawing is there");
     }
 }

@@ -420,9 +420,13 @@ impl GPTConfig {
             (false, Some(rope)) => rope.check()?,
             (true, None) => {}
         }
-        if let Some(r) = &self.rope {
+        for r in self.rope.iter().chain(&self.rope_local) {
             if !(r.partial > 0.0 && r.partial <= 1.0) {
                 return Err(format!("partial_rotary_factor {} must be in (0, 1]", r.partial));
+            }
+            // Gemma turns whole heads; a fraction would be ours alone.
+            if self.model_type.is_gemma() && r.partial != 1.0 {
+                return Err(format!("partial_rotary_factor {} is not read for {}", r.partial, self.model_type.name()));
             }
         }
         if !self.layer_types.is_empty() && self.layer_types.len() != self.n_layers {

@@ -22,8 +22,9 @@
 //!   ([`query_scale`]);
 //! - sliding-window attention on alternate layers (`layer_types`).
 //!
-//! Gemma 3 drops the score cap (keeping the logits' one) and adds QK-norm (the 1 + w norm over each head's q and k), a
-//! pattern of five sliding layers to one full one, and a rotary base of
+//! Gemma 3 drops the score cap (keeping the logits' one) and adds QK-norm
+//! (the 1 + w norm over each head's q and k), a pattern of five sliding
+//! layers to one full one, and a rotary base of
 //! its own for the sliding layers (`rope_local`), the full layers keeping
 //! `rope` with its scaling.
 //!
@@ -238,6 +239,7 @@ mod tests {
             ("use_bidirectional_attention", json!(true), "use_bidirectional_attention"),
             ("layer_types", json!(["chunked_attention"]), "layer_types holds"),
             ("attn_logit_softcapping", json!(-1.0), "attn_logit_softcapping -1 must be a positive number"),
+            ("partial_rotary_factor", json!(0.5), "partial_rotary_factor 0.5 is not read for gemma2"),
         ] {
             let mut bad = v.clone();
             bad[key] = value;

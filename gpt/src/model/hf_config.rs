@@ -9,9 +9,9 @@
 //! Mistral's `sliding_window`, Qwen2's q/k/v bias and `use_sliding_window`,
 //! Qwen3's per-head q/k norms, Phi-3's `original_max_position_embeddings`
 //! and `partial_rotary_factor` (its fused projections change tensor names,
-//! not keys), the experts of Mixtral and Qwen3-MoE
-//! (`num_local_experts`/`num_experts`, `num_experts_per_tok`, …); the Gemma family's keys are read and written in `gemma`.
-//! Rotary settings are read from
+//! not keys), the experts of Mixtral and Qwen3-MoE (`num_local_experts` /
+//! `num_experts`, `num_experts_per_tok`, …); the Gemma family's keys are
+//! read and written in `gemma`. Rotary settings are read from
 //! `transformers` 5's `rope_parameters` or from the older `rope_theta` plus
 //! `rope_scaling`, and written as `rope_parameters`. An option that would
 //! change what the model computes and that we do not build is refused with

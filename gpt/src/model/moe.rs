@@ -103,6 +103,15 @@ impl MoeConfig {
         if !self.router_aux_loss_coef.is_finite() {
             return Err("router_aux_loss_coef is not a finite number".into());
         }
+        // mlp_only_layers naming every layer, or a decoder_sparse_step past
+        // the last, leaves no routed layer: a dense model calling itself a
+        // mixture, with no router for the load-balancing loss to read.
+        if !(0..n_layers).any(|layer| self.is_sparse(layer)) {
+            return Err(format!(
+                "no layer is a mixture of experts (mlp_only_layers {:?}, decoder_sparse_step {}, {n_layers} layers)",
+                self.dense_layers, self.sparse_step
+            ));
+        }
         Ok(())
     }
 }
@@ -345,6 +354,12 @@ mod tests {
         v["router_jitter_noise"] = serde_json::json!(0.0);
         v["num_experts_per_tok"] = serde_json::json!(9);
         assert!(GPTConfig::from_hf_json(&v).unwrap_err().contains("num_experts_per_tok 9 is more than the 8 experts"));
+        let mut v = GPTConfig::preset("qwen3-30b-a3b").unwrap().to_hf_json(None);
+        v["mlp_only_layers"] = serde_json::json!((0..48).collect::<Vec<_>>());
+        assert!(GPTConfig::from_hf_json(&v).unwrap_err().contains("no layer is a mixture of experts"));
+        v["mlp_only_layers"] = serde_json::json!([]);
+        v["decoder_sparse_step"] = serde_json::json!(49);
+        assert!(GPTConfig::from_hf_json(&v).unwrap_err().contains("no layer is a mixture of experts"));
         for name in ["mixtral-8x7b", "qwen3-30b-a3b"] {
             let err = crate::gguf::arch::of_model(&GPTConfig::preset(name).unwrap()).err().expect("refused");
             assert!(err.starts_with("GGUF export of ") && err.contains("is not supported"), "{err}");
