@@ -30,7 +30,9 @@ pub struct Args {
     /// A model folder, or a Hugging Face Hub model, ORG/NAME[@REVISION].
     #[arg(long, conflicts_with = "preset")]
     model: Option<PathBuf>,
-    /// One of gpt2-small, gpt2-medium, gpt2-large, gpt2-xl, tiny, tiny-char, nano.
+    /// A preset: GPT-2's (gpt2-small … gpt2-xl, tiny, tiny-char, nano) or an
+    /// open model's published configuration (llama-3.1-8b, qwen3-0.6b,
+    /// gemma-3-1b, phi-3-mini-4k, mixtral-8x7b, …); an unknown name lists them.
     #[arg(long)]
     preset: Option<String>,
     /// Also show the compute and time to train on this many tokens

@@ -56,6 +56,10 @@ pub const LLAMA_TARGETS: [&str; 7] = ["q_proj", "k_proj", "v_proj", "o_proj", "g
 /// And Phi-3's, whose q/k/v and gate/up projections are fused: an adapter
 /// on `qkv_proj` adapts all three at once.
 pub const PHI3_TARGETS: [&str; 4] = ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"];
+/// And Mixtral's, whose experts name their gate, down and up projections
+/// `w1`, `w2` and `w3` (as PEFT targets them); Qwen3-MoE's experts use the
+/// Llama names.
+pub const MIXTRAL_TARGETS: [&str; 7] = ["q_proj", "k_proj", "v_proj", "o_proj", "w1", "w2", "w3"];
 
 /// The projections a model of this type can adapt.
 pub fn targets_of(model_type: ModelType) -> &'static [&'static str] {
@@ -63,6 +67,8 @@ pub fn targets_of(model_type: ModelType) -> &'static [&'static str] {
         &TARGETS
     } else if model_type.fuses_projections() {
         &PHI3_TARGETS
+    } else if model_type == ModelType::Mixtral {
+        &MIXTRAL_TARGETS
     } else {
         &LLAMA_TARGETS
     }
@@ -361,4 +367,29 @@ pub fn load_adapter(model: &mut GPTModel, dir: &Path) -> Result<LoraConfig, Fine
 /// The adapters' tensors as one flat list (for tests and reports).
 pub fn adapter_tensors(model: &GPTModel) -> Vec<(String, Tensor)> {
     model.named_parameters().into_iter().filter(|(n, _)| n.contains(".lora_")).map(|(n, v)| (n, v.data())).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::weights::load_model;
+
+    /// Mixtral's experts are adapted under PEFT's names for them (`w1`,
+    /// `w2`, `w3`), beside the attention's four projections.
+    #[test]
+    fn lora_reaches_mixtrals_experts_by_their_names() {
+        let folder = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/llama_family/mixtral");
+        let adapt = |targets: &[&str]| {
+            let mut model = load_model(std::path::Path::new(folder)).unwrap();
+            let config = LoraConfig { targets: targets.iter().map(|t| t.to_string()).collect(), ..LoraConfig::new(2) };
+            apply_lora(&mut model, &config, &mut Generator::seed(1)).map(|report| report.trainable)
+        };
+        // Width 32, 4 query heads and 2 K/V heads of 8, 4 experts of width
+        // 24, 2 layers; rank 2 adds 2·(in + out) per projection.
+        let attention = 2 * (2 * 2 * (32 + 32) + 2 * 2 * (32 + 16)); // layers × (q, o; k, v)
+        let experts = 2 * 4 * 3 * 2 * (32 + 24); // layers × experts × w1, w2, w3
+        assert_eq!(adapt(&[]).unwrap(), attention + experts);
+        assert_eq!(adapt(&["w1"]).unwrap(), 2 * 4 * 2 * (32 + 24));
+        assert!(adapt(&["gate_proj"]).unwrap_err().to_string().contains("unknown LoRA target \"gate_proj\""));
+    }
 }
