@@ -353,20 +353,22 @@ impl GPTConfig {
     /// What rotary embedding needs, with rotary positions. Its `head_dim`
     /// is the turned part of a head (as transformers: int(D · fraction)).
     pub fn rope_config(&self) -> Option<RopeConfig> {
-        self.rope.as_ref().map(|r| RopeConfig {
-            theta: r.theta,
-            head_dim: (self.head_dim() as f64 * r.partial) as usize,
-            scaling: r.scaling.clone(),
-        })
+        self.rope.as_ref().map(|r| self.rope_config_of(r))
     }
 
     /// The sliding layers' rotary settings, when they have their own.
     pub fn local_rope_config(&self) -> Option<RopeConfig> {
-        self.rope_local.as_ref().map(|r| RopeConfig {
-            theta: r.theta,
-            head_dim: (self.head_dim() as f64 * r.partial) as usize,
-            scaling: r.scaling.clone(),
-        })
+        self.rope_local.as_ref().map(|r| self.rope_config_of(r))
+    }
+
+    /// What the rope op needs for `rotary`: the turned part of a head is
+    /// int(D · fraction), as transformers computes it.
+    fn rope_config_of(&self, rotary: &Rotary) -> RopeConfig {
+        RopeConfig {
+            theta: rotary.theta,
+            head_dim: (self.head_dim() as f64 * rotary.partial) as usize,
+            scaling: rotary.scaling.clone(),
+        }
     }
 
     /// Whether layer `layer` turns q and k by `rope_local` (a sliding layer
