@@ -268,6 +268,31 @@ pub fn capped_attention_backward_reference(
 /// Query rows per block of the causal products.
 const BLOCK: usize = 64;
 
+/// `out[i, j] = Σ_c a[i, c] · b[j, c]` over a `tq × tk` scratch `out`,
+/// block of query rows by block, each over only the keys those rows can
+/// see; B's rows are read transposed through swapped strides. This is
+/// S = Q·Kᵀ in the forward, and dP = dO·Vᵀ (and S again, with a soft-cap)
+/// in the backward. Entries outside the visible keys are left as they were.
+///
+/// # Safety
+/// `a` and `b` must hold the rows their layouts name (`tq` rows of `a`,
+/// `tk` of `b`, `d` columns each).
+unsafe fn rows_times_visible_keys<T: GemmElement>(
+    mask: CausalMask,
+    tk: usize,
+    d: usize,
+    (a, a_rows): (&[T], Strided),
+    (b, b_rows): (&[T], Strided),
+    out: &mut [T],
+) {
+    for (i0, n) in blocks(out.len() / tk) {
+        let seen = mask.keys_of_rows(i0..i0 + n);
+        let bt = b_rows.shifted_rows(seen.start).transposed();
+        let block = OutBlock { ptr: out[i0 * tk + seen.start..].as_mut_ptr(), row_stride: tk };
+        gemm_serial(GemmShape { m: n, k: d, n: seen.len() }, a, a_rows.shifted_rows(i0), b, bt, block)
+    }
+}
+
 /// Which keys each query sees: the one place where positions become the
 /// mask. Queries are the last tq of tk positions, so query row i is at
 /// position p = i + past (past = tk − tq: the keys a KV cache holds before
@@ -459,17 +484,9 @@ pub fn causal_attention_forward_in_place<T: FastExp + GemmElement>(
         let kv = h / group;
         // S = Q·Kᵀ block by block, each over the keys its rows can see, with
         // Kᵀ read as K's buffer with swapped strides.
-        for (i0, rows) in blocks(tq) {
-            let seen = mask.keys_of_rows(i0..i0 + rows);
-            let qb = ql.operand(h).shifted_rows(i0);
-            let kt = kl.operand(kv).shifted_rows(seen.start).transposed();
-            // SAFETY: the block is inside P (this task's chunk) and the
-            // operands were checked against their buffers.
-            unsafe {
-                let s = OutBlock { ptr: p[i0 * tk + seen.start..].as_mut_ptr(), row_stride: tk };
-                gemm_serial(GemmShape { m: rows, k: d, n: seen.len() }, q, qb, k, kt, s)
-            };
-        }
+        // SAFETY: P is this task's tq × tk chunk, and the operands were
+        // checked against their buffers.
+        unsafe { rows_times_visible_keys(mask, tk, d, (q, ql.operand(h)), (k, kl.operand(kv)), p) };
         for (i, row) in p.chunks_mut(tk).enumerate() {
             let visible = mask.keys(i);
             let seen = &mut row[visible.clone()];
@@ -580,16 +597,8 @@ pub fn causal_attention_backward_in_place<T: Float + GemmElement>(
                 }
                 // dP = dO·Vᵀ over each query block's visible keys, then dS in
                 // place (zero wherever P is).
-                for (i0, n) in blocks(tq) {
-                    let seen = mask.keys_of_rows(i0..i0 + n);
-                    let dob = dol.operand(h).shifted_rows(i0);
-                    let vt = vl.operand(kv).shifted_rows(seen.start).transposed();
-                    // SAFETY: rows i0..i0+n of the tq×tk scratch.
-                    unsafe {
-                        let dp = OutBlock { ptr: ds[i0 * tk + seen.start..].as_mut_ptr(), row_stride: tk };
-                        gemm_serial(GemmShape { m: n, k: d, n: seen.len() }, d_out, dob, v, vt, dp)
-                    };
-                }
+                // SAFETY: dS is the tq × tk scratch; the operands were checked.
+                unsafe { rows_times_visible_keys(mask, tk, d, (d_out, dol.operand(h)), (v, vl.operand(kv)), ds) };
                 for i in 0..tq {
                     let visible = mask.keys(i);
                     let (pr, dr) = (&p[i * tk..(i + 1) * tk], &mut ds[i * tk..(i + 1) * tk]);
@@ -603,16 +612,8 @@ pub fn causal_attention_backward_in_place<T: Float + GemmElement>(
                 if let Some(cap) = softcap {
                     // dS ⊙ (1 − tanh²(S / cap)), S = scale · Q·Kᵀ recomputed
                     // over the visible keys as the forward made it.
-                    for (i0, n) in blocks(tq) {
-                        let seen = mask.keys_of_rows(i0..i0 + n);
-                        let qb = ql.operand(h).shifted_rows(i0);
-                        let kt = kl.operand(kv).shifted_rows(seen.start).transposed();
-                        // SAFETY: rows i0..i0+n of the tq×tk scratch.
-                        unsafe {
-                            let s = OutBlock { ptr: scores[i0 * tk + seen.start..].as_mut_ptr(), row_stride: tk };
-                            gemm_serial(GemmShape { m: n, k: d, n: seen.len() }, q, qb, k, kt, s)
-                        };
-                    }
+                    // SAFETY: the tq × tk scratch; the operands were checked.
+                    unsafe { rows_times_visible_keys(mask, tk, d, (q, ql.operand(h)), (k, kl.operand(kv)), scores) };
                     for i in 0..tq {
                         let visible = mask.keys(i);
                         let (sr, dr) = (&scores[i * tk..(i + 1) * tk], &mut ds[i * tk..(i + 1) * tk]);
