@@ -26,9 +26,12 @@
 /// AVX-512 registers, or four AVX2 ones.
 pub const DOT_LANES: usize = 32;
 
-/// Folds the lanes into one sum in the fixed order (halves first).
-pub fn fold(mut acc: [f32; DOT_LANES]) -> f32 {
-    let mut width = DOT_LANES / 2;
+/// Folds the lanes into one sum in the fixed order (halves first). `N` is
+/// a power of two: [`DOT_LANES`] here, 16 for the integer dot products of
+/// `quant/int_dot.rs`.
+pub fn fold<const N: usize>(mut acc: [f32; N]) -> f32 {
+    debug_assert!(N.is_power_of_two());
+    let mut width = N / 2;
     while width >= 1 {
         for l in 0..width {
             acc[l] += acc[l + width];

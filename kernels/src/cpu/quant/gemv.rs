@@ -4,11 +4,14 @@
 //! exactly once, so the time is the time to stream the weights from
 //! memory. Rows are contiguous, so each output reads one contiguous run of
 //! bytes; the outputs are split into blocks of rows over rayon's threads.
-//! Every output is one row's dot product in the fixed order of `cpu::dot_order`, so
-//! the result does not depend on the thread count.
+//! Every output is one row's dot product in a fixed order (`cpu::dot_order`
+//! for f16 and bf16, `int_dot`'s for int8 and int4, whose input row is
+//! quantized to 8 bits once, here, for all rows), so the result does not
+//! depend on the thread count.
 
 use rayon::prelude::*;
 
+use super::int_dot::{IntPath, QuantizedRow};
 use super::Isa;
 use super::PackedMatrix;
 
@@ -26,16 +29,27 @@ const WEIGHTS_PER_TASK: usize = 1 << 18;
 pub fn gemv(isa: Isa, w: &PackedMatrix, x: &[f32], y: &mut [f32]) {
     assert_eq!(x.len(), w.cols, "gemv: x holds {} floats, the matrix has {} columns", x.len(), w.cols);
     assert_eq!(y.len(), w.rows, "gemv: y holds {} floats, the matrix has {} rows", y.len(), w.rows);
+    if w.multiplies_in_integers() {
+        let (path, x) = (IntPath::for_isa(isa), QuantizedRow::new(x));
+        for_each_row(w, y, |n| w.row_dot_quantized(path, n, &x));
+    } else {
+        for_each_row(w, y, |n| w.row_dot(isa, n, x));
+    }
+}
+
+/// y[n] = `row_dot(n)` for every row, split over threads when the matrix is
+/// large enough.
+fn for_each_row(w: &PackedMatrix, y: &mut [f32], row_dot: impl Fn(usize) -> f32 + Sync) {
     if w.rows * w.cols < PARALLEL_MIN_WEIGHTS {
         for (n, out) in y.iter_mut().enumerate() {
-            *out = w.row_dot(isa, n, x);
+            *out = row_dot(n);
         }
         return;
     }
     let chunk = (WEIGHTS_PER_TASK / w.cols.max(1)).max(1);
     y.par_chunks_mut(chunk).enumerate().for_each(|(c, block)| {
         for (i, out) in block.iter_mut().enumerate() {
-            *out = w.row_dot(isa, c * chunk + i, x);
+            *out = row_dot(c * chunk + i);
         }
     });
 }

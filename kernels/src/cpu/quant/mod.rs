@@ -13,26 +13,31 @@
 //!
 //! Two ways to multiply, chosen by the number of input rows M:
 //! - M = 1, the shape of decoding one token: a matrix-vector product
-//!   ([`gemv`]). Each weight row is streamed from memory once, decoded to
-//!   f32 in registers and multiplied into the input. Decoding is almost free
-//!   next to the memory traffic, so a quarter of the bytes is close to four
-//!   times the speed. A few rows (up to 4 or 8) still go this way, one pass
-//!   each.
+//!   ([`gemv`]). Each weight row is streamed from memory once. f16 and bf16
+//!   weights are widened to f32 in registers and multiplied into the input.
+//!   For int8 and int4 the input row is quantized to 8 bits as well and the
+//!   products are integer dot products ([`int_dot`], as llama.cpp does),
+//!   several times fewer instructions per weight than widening each one to
+//!   f32, which keeps the kernel as fast as the memory can feed it. A few
+//!   rows (up to 4 or 8) still go this way, one pass each.
 //! - More rows (a prompt, an evaluation batch): the arithmetic, not the
 //!   memory, is the cost, so a tile of weight rows is decoded into a small
 //!   scratch buffer and multiplied by `matrixmultiply`'s f32 GEMM
 //!   ([`tiled`]); the tile is reused by all M rows.
 //!
 //! Every decoded weight is exact (an int times an f16 scale fits in an
-//! f32's mantissa), so the only rounding is in the sums. Those follow the
-//! fixed order of the f32 matrix-vector kernel (`cpu::gemv`, see
-//! `cpu::dot_order`) on every instruction set, which is why the AVX-512,
-//! AVX2 and portable paths give bit-identical results.
+//! f32's mantissa), so in the f32 paths the only rounding is in the sums.
+//! Those follow the fixed order of the f32 matrix-vector kernel
+//! (`cpu::gemv`, see `cpu::dot_order`) on every instruction set, which is
+//! why the AVX-512, AVX2 and portable paths give bit-identical results. The
+//! integer dot products round the input to 8 bits first and then keep an
+//! order of their own, the same on every instruction set too.
 
 pub mod gemv;
 pub mod half_float;
 pub mod int4;
 pub mod int8;
+pub mod int_dot;
 pub mod tiled;
 
 #[cfg(test)]
@@ -108,6 +113,30 @@ impl<'a> PackedMatrix<'a> {
                     (&packed[row * k / 2..(row + 1) * k / 2], &scales[row * groups..(row + 1) * groups]);
                 int4::dot(with_f16c(isa), packed, scales, x)
             }
+        }
+    }
+
+    /// Whether a matrix-vector product quantizes its input to 8 bits and
+    /// uses the integer dot products ([`int_dot`]): int8 and int4.
+    pub fn multiplies_in_integers(&self) -> bool {
+        matches!(self.weights, PackedWeights::Int8 { .. } | PackedWeights::Int4 { .. })
+    }
+
+    /// y = x · rowᵀ for one int8 or int4 row against an input quantized to
+    /// 8 bits, in the integer kernels' order.
+    pub fn row_dot_quantized(&self, path: int_dot::IntPath, row: usize, x: &int_dot::QuantizedRow) -> f32 {
+        let k = self.cols;
+        match self.weights {
+            PackedWeights::Int8 { values, scales } => {
+                int_dot::dot_int8(path, &values[row * k..(row + 1) * k], x) * scales[row]
+            }
+            PackedWeights::Int4 { packed, scales } => {
+                let groups = k / INT4_GROUP;
+                let (packed, scales) =
+                    (&packed[row * k / 2..(row + 1) * k / 2], &scales[row * groups..(row + 1) * groups]);
+                int_dot::dot_int4(path, packed, scales, x)
+            }
+            _ => panic!("row_dot_quantized: {} weights are multiplied in f32", self.weights.format_name()),
         }
     }
 

@@ -108,15 +108,15 @@ fn every_isa_gives_the_scalar_bits() {
 }
 
 /// Decode every row, multiply in f64: the reference the kernels must meet.
-fn decode_then_multiply(w: &PackedMatrix, x: &[f32], m: usize) -> (Vec<f64>, Vec<f64>) {
+fn decode_then_multiply(w: &PackedMatrix, x: &[f64], m: usize) -> (Vec<f64>, Vec<f64>) {
     let mut row = vec![0.0f32; w.cols];
     let (mut y, mut magnitude) = (vec![0.0f64; m * w.rows], vec![0.0f64; m * w.rows]);
     for n in 0..w.rows {
         w.dequantize_row(n, &mut row);
         for i in 0..m {
             let xr = &x[i * w.cols..(i + 1) * w.cols];
-            y[i * w.rows + n] = xr.iter().zip(&row).map(|(&a, &b)| a as f64 * b as f64).sum();
-            magnitude[i * w.rows + n] = xr.iter().zip(&row).map(|(&a, &b)| (a as f64 * b as f64).abs()).sum();
+            y[i * w.rows + n] = xr.iter().zip(&row).map(|(&a, &b)| a * b as f64).sum();
+            magnitude[i * w.rows + n] = xr.iter().zip(&row).map(|(&a, &b)| (a * b as f64).abs()).sum();
         }
     }
     (y, magnitude)
@@ -132,7 +132,14 @@ fn matmul_equals_decode_then_multiply() {
             let owned = Owned::random(format, rows, cols, &mut rng);
             let w = owned.matrix();
             let x: Vec<f32> = (0..m * cols).map(|_| rng.uniform()).collect();
-            let (expected, magnitude) = decode_then_multiply(&w, &x, m);
+            // A matrix-vector product against int8 or int4 weights multiplies
+            // the input rounded to 8 bits (`int_dot`); the tiled GEMM, f32.
+            let multiplied: Vec<f64> = if w.multiplies_in_integers() && m <= w.gemv_max_rows() {
+                x.chunks(cols).flat_map(|row| int_dot::QuantizedRow::new(row).dequantized()).collect()
+            } else {
+                x.iter().map(|&v| v as f64).collect()
+            };
+            let (expected, magnitude) = decode_then_multiply(&w, &multiplied, m);
             for isa in Isa::available() {
                 let mut y = vec![f32::NAN; m * rows];
                 matmul_with(isa, &x, m, &w, &mut y);
@@ -181,4 +188,113 @@ fn decoding_matches_the_documented_formulas() {
     let mut out = vec![0.0; 4];
     w.dequantize_row(0, &mut out);
     assert_eq!(out, vec![-31.75, 0.0, 1.25, 31.75]);
+}
+
+/// Random inputs with the cases quantization must get right: a block of
+/// zeros, one large value among small ones, and lengths that end inside a
+/// chunk or a block.
+fn awkward_input(rng: &mut Rng, cols: usize) -> Vec<f32> {
+    let mut x: Vec<f32> = (0..cols).map(|_| rng.uniform()).collect();
+    if cols >= 64 {
+        x[32..64].fill(0.0);
+    }
+    if cols > 3 {
+        x[3] = 40.0;
+    }
+    x
+}
+
+#[test]
+fn every_integer_path_gives_the_scalar_bits() {
+    let mut rng = Rng(19);
+    let paths = int_dot::IntPath::available();
+    for format in ["int8", "int4"] {
+        for cols in [32, 64, 96, 160, 768, 3072, 7, 45, 100, 129] {
+            if format == "int4" && cols % INT4_GROUP != 0 {
+                continue;
+            }
+            let owned = Owned::random(format, 3, cols, &mut rng);
+            let w = owned.matrix();
+            let x = int_dot::QuantizedRow::new(&awkward_input(&mut rng, cols));
+            for row in 0..3 {
+                let reference = w.row_dot_quantized(int_dot::IntPath::Scalar, row, &x);
+                for &path in &paths {
+                    let got = w.row_dot_quantized(path, row, &x);
+                    assert_eq!(
+                        got.to_bits(),
+                        reference.to_bits(),
+                        "{format} cols {cols} {path:?}: {got} vs {reference}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn integer_dot_products_equal_the_quantized_input_times_the_weights() {
+    let mut rng = Rng(23);
+    for format in ["int8", "int4"] {
+        for cols in [32, 96, 768, 45] {
+            if format == "int4" && cols % INT4_GROUP != 0 {
+                continue;
+            }
+            let owned = Owned::random(format, 4, cols, &mut rng);
+            let w = owned.matrix();
+            let input = awkward_input(&mut rng, cols);
+            let x = int_dot::QuantizedRow::new(&input);
+            let (expected, magnitude) = decode_then_multiply(&w, &x.dequantized(), 1);
+            let (exact, _) = decode_then_multiply(&w, &input.iter().map(|&v| v as f64).collect::<Vec<_>>(), 1);
+            for row in 0..4 {
+                let got = w.row_dot_quantized(int_dot::IntPath::for_isa(Isa::detect()), row, &x) as f64;
+                let tol = 1e-6 * magnitude[row] * (cols as f64).sqrt() + 1e-30;
+                assert!((got - expected[row]).abs() <= tol, "{format} {cols} row {row}: {got} vs {}", expected[row]);
+                // And the 8-bit input costs at most half a step of its
+                // block's scale per element: Σ |w_j|·s_b(j) / 2.
+                let mut weights = vec![0.0f32; cols];
+                w.dequantize_row(row, &mut weights);
+                let step_error: f64 = weights
+                    .iter()
+                    .enumerate()
+                    .map(|(j, &wj)| wj.abs() as f64 * x.block_scales[j / INT4_GROUP] as f64 / 2.0)
+                    .sum();
+                assert!(
+                    (got - exact[row]).abs() <= step_error * (1.0 + 1e-6) + tol,
+                    "{format} {cols} row {row}: {got} vs f32 {} (bound {step_error})",
+                    exact[row]
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn quantizing_a_row_keeps_each_value_within_half_a_step() {
+    let mut rng = Rng(29);
+    let x = awkward_input(&mut rng, 100);
+    let q = int_dot::QuantizedRow::new(&x);
+    assert_eq!(q.values.len(), 128, "padded to whole chunks of 64");
+    assert_eq!(q.block_scales[1], 0.0, "a block of zeros has scale 0");
+    assert_eq!(q.block_scales[0], 40.0 / 127.0, "the largest value sets the scale");
+    assert_eq!(q.values[3], 127);
+    for (j, (&v, back)) in x.iter().zip(q.dequantized()).enumerate() {
+        let scale = q.block_scales[j / INT4_GROUP] as f64;
+        assert!((v as f64 - back).abs() <= scale / 2.0 * (1.0 + 1e-6), "element {j}: {v} vs {back}");
+    }
+    assert!(q.values[100..].iter().all(|&p| p == 0) && q.block_scales[4..].iter().all(|&s| s == 0.0));
+    // int4's offsets: 8 · the sum of each lane's four values.
+    let lane_3: i32 = q.values[12..16].iter().map(|&p| p as i32).sum();
+    assert_eq!(q.lane_offsets[3], 8 * lane_3);
+}
+
+#[test]
+fn a_nan_in_the_input_reaches_the_output() {
+    let mut x = vec![0.5f32; 64];
+    x[40] = f32::NAN;
+    let q = int_dot::QuantizedRow::new(&x);
+    let bytes = vec![1i8; 64];
+    let w = PackedMatrix::new(1, 64, PackedWeights::Int8 { values: &bytes, scales: &[1.0] });
+    for path in int_dot::IntPath::available() {
+        assert!(w.row_dot_quantized(path, 0, &q).is_nan(), "{path:?}");
+    }
 }
