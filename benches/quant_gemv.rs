@@ -1,0 +1,69 @@
+//! Decoding's matrix-vector products against int8 and int4 weights, two
+//! ways, one thread: the f32 input against weights widened to f32 one by one
+//! (`PackedMatrix::row_dot`, the kernels of `quant/int8.rs` and
+//! `quant/int4.rs`), and the input quantized to 8 bits with integer dot
+//! products (`quant/int_dot.rs`, what `gemv` uses; the input's quantization
+//! is inside the timing).
+//!
+//! Shapes are GPT-2 small's per-token products: qkv `[2304, 768]`,
+//! attention output `[768, 768]`, MLP up `[3072, 768]` and down
+//! `[768, 3072]`. Throughput is in weights per second.
+//!
+//! Run: `cargo bench --bench quant_gemv`
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use scratchgpt::kernels::cpu::quant::int_dot::{IntPath, QuantizedRow};
+use scratchgpt::kernels::cpu::quant::{Isa, PackedMatrix, PackedWeights, INT4_GROUP};
+
+/// A fixed pseudo-random byte stream (no dependency on a generator crate).
+fn bytes(n: usize, seed: u64) -> Vec<u8> {
+    let mut s = seed;
+    (0..n)
+        .map(|_| {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (s >> 33) as u8
+        })
+        .collect()
+}
+
+fn bench(c: &mut Criterion) {
+    let isa = Isa::detect();
+    let path = IntPath::for_isa(isa);
+    let mut group = c.benchmark_group("quant_gemv");
+    for (name, rows, cols) in
+        [("qkv", 2304, 768), ("attn_out", 768, 768), ("mlp_up", 3072, 768), ("mlp_down", 768, 3072)]
+    {
+        let x: Vec<f32> = bytes(cols, 1).iter().map(|&b| b as f32 / 128.0 - 1.0).collect();
+        let int8_values: Vec<i8> = bytes(rows * cols, 2).iter().map(|&b| (b % 255) as i8 - 127 + 1).collect();
+        let int8_scales = vec![0.01f32; rows];
+        let int4_packed: Vec<u8> = bytes(rows * cols / 2, 3);
+        let int4_scales: Vec<u16> = vec![0x2000; rows * cols / INT4_GROUP];
+        let matrices = [
+            ("int8", PackedMatrix::new(rows, cols, PackedWeights::Int8 { values: &int8_values, scales: &int8_scales })),
+            ("int4", PackedMatrix::new(rows, cols, PackedWeights::Int4 { packed: &int4_packed, scales: &int4_scales })),
+        ];
+        group.throughput(Throughput::Elements((rows * cols) as u64));
+        let mut y = vec![0.0f32; rows];
+        for (format, w) in &matrices {
+            group.bench_function(BenchmarkId::new(format!("{format}/f32_input"), name), |b| {
+                b.iter(|| {
+                    for (n, out) in y.iter_mut().enumerate() {
+                        *out = w.row_dot(isa, n, &x);
+                    }
+                })
+            });
+            group.bench_function(BenchmarkId::new(format!("{format}/int8_input"), name), |b| {
+                b.iter(|| {
+                    let q = QuantizedRow::new(&x);
+                    for (n, out) in y.iter_mut().enumerate() {
+                        *out = w.row_dot_quantized(path, n, &q);
+                    }
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
