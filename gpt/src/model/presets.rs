@@ -284,4 +284,14 @@ mod tests {
             c.validate().unwrap_or_else(|e| panic!("{name}: {e}"));
         }
     }
+
+    /// A folder trained from a small preset saves its config.json and
+    /// loads back as the preset.
+    #[test]
+    fn the_small_presets_round_trip_through_config_json() {
+        for name in ["nano-llama", "nano-gemma", "nano-phi3", "nano-moe"] {
+            let c = preset(name).unwrap();
+            assert_eq!(GPTConfig::from_hf_json(&c.to_hf_json(None)).unwrap(), c, "{name}");
+        }
+    }
 }
