@@ -24,6 +24,7 @@ use scratchgpt::autograd::nn::Module;
 use scratchgpt::gpt::generate::{generate, GenerateOptions};
 use scratchgpt::gpt::tokenizer::SpecialTokens;
 use scratchgpt::gpt::weights::{load_model, load_tokenizer, SafetensorsFile};
+use scratchgpt::tensor::Tensor;
 use serde_json::Value;
 
 const PREAMBLE: &str =
@@ -81,13 +82,14 @@ impl Family {
             Family::Phi3 => &["qkv_proj", "o_proj"],
             _ => &["q_proj", "k_proj", "v_proj", "o_proj"],
         };
-        let mut names: Vec<String> =
-            attention.iter().map(|p| format!("model.layers.{layer}.self_attn.{p}")).collect();
+        let mut names: Vec<String> = attention.iter().map(|p| format!("model.layers.{layer}.self_attn.{p}")).collect();
         match self {
-            Family::Gemma => names.extend(
-                ["gate_proj", "up_proj", "down_proj"].map(|p| format!("model.layers.{layer}.mlp.{p}")),
-            ),
-            Family::Phi3 => names.extend(["gate_up_proj", "down_proj"].map(|p| format!("model.layers.{layer}.mlp.{p}"))),
+            Family::Gemma => {
+                names.extend(["gate_proj", "up_proj", "down_proj"].map(|p| format!("model.layers.{layer}.mlp.{p}")))
+            }
+            Family::Phi3 => {
+                names.extend(["gate_up_proj", "down_proj"].map(|p| format!("model.layers.{layer}.mlp.{p}")))
+            }
             Family::Moe => {
                 for e in 0..4 {
                     names.extend(
@@ -262,9 +264,28 @@ fn greedy_generation_is_repeatable_and_the_kv_cache_changes_nothing(family: Fami
     // The binary decodes with the KV cache (Gemma's local layer rolling
     // past its window); recomputing the whole sequence must agree.
     let model = load_model(&t.run).unwrap();
-    let opts =
-        GenerateOptions { max_new_tokens: NEW_TOKENS, use_cache: false, stop_token: None, ..GenerateOptions::default() };
+    let opts = GenerateOptions {
+        max_new_tokens: NEW_TOKENS,
+        use_cache: false,
+        stop_token: None,
+        ..GenerateOptions::default()
+    };
     assert_eq!(generate(&model, &prompt, &opts, |_| {}), new, "{family:?}");
+    // Ids hide small differences; the logits of every step fed through the
+    // cache, one token at a time past the window, equal the whole
+    // sequence's.
+    let all: Vec<u32> = prompt.iter().chain(&new).copied().collect();
+    assert!(all.len() > 16 + 4, "{family:?}: {} tokens do not pass the window", all.len());
+    let tensor =
+        |ids: &[u32]| Tensor::from_vec(ids.iter().map(|&i| i as i64).collect::<Vec<_>>(), [1, ids.len()]).unwrap();
+    let full = model.forward(&tensor(&all)).data().to_vec::<f32>();
+    let mut cache = model.new_cache();
+    let mut stepped = model.forward_cached(&tensor(&all[..prompt.len()]), &mut cache).data().to_vec::<f32>();
+    for t in prompt.len()..all.len() {
+        stepped.extend(model.forward_cached(&tensor(&all[t..t + 1]), &mut cache).data().to_vec::<f32>());
+    }
+    let worst = full.iter().zip(&stepped).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    assert!(worst < 1e-4, "{family:?}: cached logits differ from the whole sequence's by {worst}");
 }
 
 fn eval_gives_the_loss_training_reported(family: Family) {
@@ -336,7 +357,8 @@ fn lora_instruction_tuning_with_peft_names(family: Family) {
     let config: Value =
         serde_json::from_str(&std::fs::read_to_string(tuned.join("adapter/adapter_config.json")).unwrap()).unwrap();
     assert_eq!((&config["peft_type"], &config["r"]), (&Value::from("LORA"), &Value::from(2)));
-    let mut targets: Vec<&str> = config["target_modules"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+    let mut targets: Vec<&str> =
+        config["target_modules"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
     targets.sort();
     let mut want = family.targets().to_vec();
     want.sort();

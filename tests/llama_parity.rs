@@ -281,10 +281,13 @@ fn lora_on_the_experts_matches_peft() {
         save_adapter(&model, &saved, "base").unwrap();
         let tensors = |dir: &PathBuf| -> BTreeMap<String, (Vec<usize>, Vec<f32>)> {
             let file = scratchgpt::gpt::weights::SafetensorsFile::open(dir.join(ADAPTER_WEIGHTS_FILE)).unwrap();
-            file.names().into_iter().map(|n| {
-                let t = file.tensor(&n).unwrap();
-                (n, (t.dims().to_vec(), t.to_vec::<f32>()))
-            }).collect()
+            file.names()
+                .into_iter()
+                .map(|n| {
+                    let t = file.tensor(&n).unwrap();
+                    (n, (t.dims().to_vec(), t.to_vec::<f32>()))
+                })
+                .collect()
         };
         let (ours, peft) = (tensors(&saved), tensors(&adapter));
         assert_eq!(ours.keys().collect::<Vec<_>>(), peft.keys().collect::<Vec<_>>(), "{case}: names");

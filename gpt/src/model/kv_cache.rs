@@ -209,7 +209,9 @@ mod tests {
         let window = config.sliding_window.unwrap();
         let model = GPTModel::new(config.clone(), &mut Generator::seed(5));
         let mut cache = model.new_cache();
-        let ids = |n: usize, from: usize| Tensor::from_vec((from..from + n).map(|i| (i % 500) as i64).collect(), [1, n]).unwrap();
+        let ids = |n: usize, from: usize| {
+            Tensor::from_vec((from..from + n).map(|i| (i % 500) as i64).collect(), [1, n]).unwrap()
+        };
         // A 10-token prompt, then 40 tokens one at a time: 50 in all, past
         // the window of 16.
         model.forward_cached(&ids(10, 0), &mut cache);
