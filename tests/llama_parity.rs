@@ -34,6 +34,12 @@
 //! greedy generation with and without the KV cache, and the windowed
 //! evaluation loss of a stream longer than the context; and a folder saved here
 //! loads back with the same config and logits.
+//!
+//! LoRA on a mixture of experts (`tests/fixtures/moe_lora/<case>/`, made by
+//! `python3 scripts/make_moe_lora_fixtures.py`): a PEFT adapter in the
+//! per-expert layout on the `mixtral` and `qwen3_moe` models, on the
+//! attention and every expert's three projections, with PEFT's logits. Ours
+//! must give them, and save the same adapter under the same names and shapes.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -47,6 +53,7 @@ use scratchgpt::autograd::no_grad;
 use scratchgpt::autograd::optim::{AdamW, Optimizer};
 use scratchgpt::autograd::Var;
 use scratchgpt::gpt::eval::evaluate;
+use scratchgpt::gpt::finetune::lora::{load_adapter, save_adapter, ADAPTER_WEIGHTS_FILE};
 use scratchgpt::gpt::generate::{generate, GenerateOptions};
 use scratchgpt::gpt::model::{GPTConfig, GPTModel, PRESETS};
 use scratchgpt::gpt::weights::{hf::hf_name, load_config, load_model, save_model};
@@ -243,5 +250,55 @@ fn save_for_transformers_roundtrip() {
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/llama-family-roundtrip").join(case);
         save_model(&model(case), &dir, None).unwrap();
         println!("saved {}", dir.display());
+    }
+}
+
+/// A PEFT adapter on the attention and on every expert's gate, up and down
+/// projections, loaded onto our model, gives PEFT's logits (transformers
+/// runs the experts fused and PEFT converts the per-expert adapter to
+/// that layout on loading; the fixture script checks the conversion against
+/// merging by hand). Saved back, it has PEFT's per-expert names and shapes
+/// and the same values.
+#[test]
+fn lora_on_the_experts_matches_peft() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/moe_lora");
+    for case in ["mixtral", "qwen3_moe"] {
+        let adapter = root.join(case);
+        let r = read_fixture(&adapter.join("expected.safetensors"), "scripts/make_moe_lora_fixtures.py");
+        let mut model = model(case);
+        let base_logits = model.forward(get(&r, "ids")).data();
+        let config = load_adapter(&mut model, &adapter).unwrap_or_else(|e| panic!("{case}: {e}"));
+        assert_eq!(config.targets.len(), 7, "{case}: {:?}", config.targets);
+        let logits = model.forward(get(&r, "ids")).data();
+        let d = assert_close(&format!("{case} logits with the adapter"), &logits, get(&r, "logits"), 1e-4, 1e-5);
+        // The adapter matters: without it the logits are far from PEFT's.
+        let want = get(&r, "logits").to_f64_vec();
+        let moved = base_logits.to_f64_vec().iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+        assert!(moved > 0.1, "{case}: the adapter moves the logits by only {moved}");
+        println!("{case}: logits with LoRA max |diff| {d:.3e} (the adapter moves them by {moved:.2})");
+
+        let saved = std::env::temp_dir().join(format!("scratchgpt-moe-lora-{}-{case}", std::process::id()));
+        save_adapter(&model, &saved, "base").unwrap();
+        let tensors = |dir: &PathBuf| -> BTreeMap<String, (Vec<usize>, Vec<f32>)> {
+            let file = scratchgpt::gpt::weights::SafetensorsFile::open(dir.join(ADAPTER_WEIGHTS_FILE)).unwrap();
+            file.names()
+                .into_iter()
+                .map(|n| {
+                    let t = file.tensor(&n).unwrap();
+                    (n, (t.dims().to_vec(), t.to_vec::<f32>()))
+                })
+                .collect()
+        };
+        let (ours, peft) = (tensors(&saved), tensors(&adapter));
+        assert_eq!(ours.keys().collect::<Vec<_>>(), peft.keys().collect::<Vec<_>>(), "{case}: names");
+        for (name, (dims, values)) in &peft {
+            assert_eq!(&ours[name].0, dims, "{case}: {name}");
+            assert_eq!(&ours[name].1, values, "{case}: {name}");
+        }
+        let text = |dir: &PathBuf| std::fs::read_to_string(dir.join("adapter_config.json")).unwrap();
+        let (ours, peft): (serde_json::Value, serde_json::Value) =
+            (serde_json::from_str(&text(&saved)).unwrap(), serde_json::from_str(&text(&adapter)).unwrap());
+        assert_eq!(ours["target_modules"], peft["target_modules"], "{case}");
+        std::fs::remove_dir_all(&saved).unwrap();
     }
 }

@@ -30,8 +30,10 @@ pub struct Args {
     /// A model folder, or a Hugging Face Hub model, ORG/NAME[@REVISION].
     #[arg(long, conflicts_with = "preset")]
     model: Option<PathBuf>,
-    /// A preset: GPT-2's (gpt2-small … gpt2-xl, tiny, tiny-char, nano) or an
-    /// open model's published configuration (llama-3.1-8b, qwen3-0.6b,
+    /// A preset: GPT-2's (gpt2-small … gpt2-xl, tiny, tiny-char, nano), a
+    /// small one of each open family to train from scratch (nano-llama,
+    /// nano-gemma, nano-phi3, nano-moe), or an open model's published
+    /// configuration (llama-3.1-8b, qwen3-0.6b,
     /// gemma-3-1b, phi-3-mini-4k, mixtral-8x7b, …); an unknown name lists them.
     #[arg(long)]
     preset: Option<String>,
@@ -66,6 +68,9 @@ struct TrainingCost {
 struct Info {
     config: GPTConfig,
     parameters: usize,
+    /// The parameters one token uses: with a mixture of experts, its k
+    /// experts (and the router) of each routed layer; else all of them.
+    active_parameters: usize,
     trainable_parameters: usize,
     embedding_parameters: usize,
     embedding_share: f64,
@@ -187,6 +192,7 @@ pub fn run(mut args: Args) -> Result<i32> {
         rule_of_thumb_overhead: RULE_OF_THUMB_OVERHEAD,
         quantization,
         parameters: n,
+        active_parameters: config.active_parameters(),
         trainable_parameters: trainable.unwrap_or(n),
         embedding_parameters: embedding,
         embedding_share: embedding as f64 / n as f64,

@@ -28,6 +28,30 @@
 //!
 //! and for the Llama family `base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight`.
 //!
+//! A mixture of experts is adapted expert by expert, each expert's gate, up
+//! and down projection an adapter of its own under the name the checkpoint
+//! gives its weight (`…layers.0.block_sparse_moe.experts.3.w1.lora_A.weight`
+//! for Mixtral, `…layers.0.mlp.experts.3.gate_proj.lora_A.weight` for
+//! Qwen3-MoE). transformers 5 holds the experts fused instead, one
+//! parameter `experts.gate_up_proj` `[E, 2F, C]` and one `experts.down_proj`
+//! `[E, C, F]` a layer, and PEFT (0.21) adapts those through
+//! `target_parameters`: loading a per-expert adapter, it converts it, the
+//! gate's and up's A stacked and their B's block-diagonal into one adapter
+//! of rank 2·r·E on `gate_up_proj` (a `rank_pattern` of 2r per expert), the
+//! down's into one of rank r·E on `down_proj`; the model computes the same
+//! (`tests/llama_parity.rs` checks our logits against PEFT's with such an
+//! adapter). An adapter PEFT trains on the fused parameters is saved fused
+//! (`…mlp.experts.base_layer.lora_A.weight` `[2r·E, C]`,
+//! `…mlp.experts.lora_A.weight` `[r·E, F]`, `target_parameters`), and is
+//! not read here: its gate-and-up part is one rank-2r adapter over both
+//! projections of an expert, which per-expert adapters of rank r on each
+//! cannot hold in general. One difference remains: Qwen3-MoE's dense
+//! layers (`mlp_only_layers`) have an MLP under the experts' names
+//! (`mlp.gate_proj`, …), which these targets adapt here, as PEFT does with
+//! transformers 4; PEFT with transformers 5 maps those names to the fused
+//! expert parameters only and leaves the dense MLP unadapted, ignoring an
+//! adapter's tensors for it.
+//!
 //! PEFT's `lora_A`/`lora_B` are `nn.Linear`s, so their weights are our A and
 //! B transposed. `fan_in_fan_out` tells PEFT that GPT-2's `Conv1D` stores
 //! its weight `[in, out]`, so the merged ΔW must be transposed to match
@@ -291,6 +315,11 @@ fn unsupported_peft_option(v: &Value) -> Option<String> {
         ("rank_pattern", "sets the rank per layer (rank_pattern)"),
         ("layers_to_transform", "adapts only some layers (layers_to_transform)"),
         ("modules_to_save", "trains whole modules beside the adapters (modules_to_save)"),
+        (
+            "target_parameters",
+            "adapts parameters directly (target_parameters, as PEFT does transformers 5's fused experts), not the \
+             per-expert projections",
+        ),
     ];
     if let Some((_, what)) = described.iter().find(|(key, _)| on(key)) {
         return Some(format!("the adapter {what}"));
@@ -391,5 +420,22 @@ mod tests {
         assert_eq!(adapt(&[]).unwrap(), attention + experts);
         assert_eq!(adapt(&["w1"]).unwrap(), 2 * 4 * 2 * (32 + 24));
         assert!(adapt(&["gate_proj"]).unwrap_err().to_string().contains("unknown LoRA target \"gate_proj\""));
+    }
+
+    /// PEFT's adapter on transformers 5's fused experts (`target_parameters`)
+    /// is refused by name rather than loaded as attention alone.
+    #[test]
+    fn an_adapter_on_fused_expert_parameters_is_refused() {
+        let dir = std::env::temp_dir().join(format!("scratchgpt-lora-fused-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = json!({"peft_type": "LORA", "r": 2, "lora_alpha": 4, "target_modules": ["q_proj"],
+                            "target_parameters": ["down_proj"]});
+        std::fs::write(dir.join(ADAPTER_CONFIG_FILE), config.to_string()).unwrap();
+        let err = load_adapter_config(&dir).unwrap_err().to_string();
+        assert!(err.contains("target_parameters"), "{err}");
+        let config = json!({"peft_type": "LORA", "r": 2, "target_modules": ["q_proj"], "target_parameters": null});
+        std::fs::write(dir.join(ADAPTER_CONFIG_FILE), config.to_string()).unwrap();
+        assert_eq!(load_adapter_config(&dir).unwrap().targets, ["q_proj"]);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

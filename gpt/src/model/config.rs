@@ -454,7 +454,19 @@ impl GPTConfig {
         match (self.model_type.is_moe(), &self.moe) {
             (true, None) => return Err(format!("{} needs its experts' settings", self.model_type.name())),
             (false, Some(_)) => return Err(format!("{} has no mixture of experts", self.model_type.name())),
-            (true, Some(moe)) => moe.validate(self.n_layers)?,
+            (true, Some(moe)) => {
+                moe.validate(self.n_layers)?;
+                // Mixtral's config.json has one width, `intermediate_size`,
+                // its experts' (it has no dense MLP): a model whose experts
+                // are of another width could not be saved as Mixtral.
+                if self.model_type == ModelType::Mixtral && moe.expert_width != self.mlp_width() {
+                    return Err(format!(
+                        "Mixtral's experts are intermediate_size ({}) wide, not {}",
+                        self.mlp_width(),
+                        moe.expert_width
+                    ));
+                }
+            }
             (false, None) => {}
         }
         if self.model_type.is_gpt2() && (self.qk_norm || self.n_kv_heads.is_some_and(|k| k != self.n_heads)) {

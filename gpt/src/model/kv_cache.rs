@@ -196,4 +196,36 @@ mod tests {
         // start), not by the 300 positions seen.
         assert!(largest <= 2 * 2 * (2 * 27 * 4 * 4), "{largest} bytes");
     }
+
+    /// On a Gemma 3–like model (`nano-gemma`: layer 0 slides with a window
+    /// of 16, layer 1 is global), decoding past the window leaves the local
+    /// layer holding its window and the global one the whole sequence, in
+    /// bounded buffers on the local layer.
+    #[test]
+    fn decoding_past_the_window_holds_the_window_on_local_layers_only() {
+        use crate::model::{GPTConfig, GPTModel, LayerType};
+        let config = GPTConfig::preset("nano-gemma").unwrap();
+        assert_eq!(config.layer_types, [LayerType::SlidingAttention, LayerType::FullAttention]);
+        let window = config.sliding_window.unwrap();
+        let model = GPTModel::new(config.clone(), &mut Generator::seed(5));
+        let mut cache = model.new_cache();
+        let ids = |n: usize, from: usize| {
+            Tensor::from_vec((from..from + n).map(|i| (i % 500) as i64).collect(), [1, n]).unwrap()
+        };
+        // A 10-token prompt, then 40 tokens one at a time: 50 in all, past
+        // the window of 16.
+        model.forward_cached(&ids(10, 0), &mut cache);
+        let mut largest_local = 0;
+        for t in 10..50 {
+            model.forward_cached(&ids(1, t), &mut cache);
+            largest_local = largest_local.max(cache.layers[0].buffer_bytes());
+        }
+        let held: Vec<usize> = cache.layers.iter().map(LayerCache::stored).collect();
+        assert_eq!(held, [window, 50]);
+        assert_eq!(cache.len(), 50);
+        // K and V, 2 heads of 16, f32: what the held positions take.
+        let per_position = 2 * config.kv_width() * 4;
+        assert!(largest_local <= 2 * window * per_position, "{largest_local} bytes on the local layer");
+        assert!(cache.layers[1].buffer_bytes() >= 50 * per_position);
+    }
 }

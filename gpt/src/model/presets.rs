@@ -7,6 +7,14 @@
 //! head), the SwiGLU width chosen as Llama does, about ⅔ of 4·C rounded up,
 //! so that the MLP has GPT-2's parameter count: a learner trains the two side
 //! by side on the same data and sees what the block alone changes.
+//!
+//! `nano-gemma`, `nano-phi3` and `nano-moe` are `nano-llama`'s sizes with
+//! another family's block, to train one from scratch in seconds:
+//! `nano-gemma` is Gemma 3's (GeGLU, QK-norm, norms after each branch too,
+//! layer 0 sliding with a 16-key window inside the 64-token context and
+//! layer 1 global, no soft-caps); `nano-phi3` is Phi-3's (fused q/k/v and
+//! gate/up projections); `nano-moe` is Mixtral's, 4 experts of width 96 of
+//! which each token uses 2.
 
 use tensor::RopeScaling;
 
@@ -24,6 +32,9 @@ pub const PRESETS: &[&str] = &[
     "nano",
     "tiny-llama",
     "nano-llama",
+    "nano-gemma",
+    "nano-phi3",
+    "nano-moe",
     "llama-2-7b",
     "llama-3.2-1b",
     "llama-3.2-3b",
@@ -169,6 +180,19 @@ pub fn preset(name: &str) -> Option<GPTConfig> {
             tie_embeddings: true,
             ..GPTConfig::llama(64, 2, 4, 192)
         },
+        "nano-gemma" => {
+            let c = GPTConfig { model_type: Gemma3Text, layer_norm_eps: 1e-6, ..preset("nano-llama")? };
+            // Scores scaled by 1/√D as usual (D = 16), not Gemma's 1/√256.
+            GPTConfig { query_pre_attn_scalar: Some(16.0), ..gemma_layers(c, 16, 2) }
+        }
+        "nano-phi3" => GPTConfig { model_type: Phi3, ..preset("nano-llama")? },
+        // Mixtral's experts are `intermediate_size` wide.
+        "nano-moe" => GPTConfig {
+            model_type: Mixtral,
+            intermediate_size: Some(96),
+            moe: Some(experts(Mixtral, 4, 2, 96)),
+            ..preset("nano-llama")?
+        },
         "llama-2-7b" => published(Llama, 32000, 4096, 11008, 32, 32, 32, 4096, 1e4, false).config(),
         "llama-3.2-1b" => {
             Published { scaling: llama3(32.0), ..published(Llama, 128256, 2048, 8192, 16, 32, 8, 131072, 5e5, true) }
@@ -258,6 +282,16 @@ mod tests {
         for name in PRESETS {
             let c = preset(name).unwrap();
             c.validate().unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+    }
+
+    /// A folder trained from a small preset saves its config.json and
+    /// loads back as the preset.
+    #[test]
+    fn the_small_presets_round_trip_through_config_json() {
+        for name in ["nano-llama", "nano-gemma", "nano-phi3", "nano-moe"] {
+            let c = preset(name).unwrap();
+            assert_eq!(GPTConfig::from_hf_json(&c.to_hf_json(None)).unwrap(), c, "{name}");
         }
     }
 }

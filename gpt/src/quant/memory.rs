@@ -60,10 +60,13 @@ pub fn weight_bytes(config: &GPTConfig, scheme: Option<Scheme>) -> Option<u64> {
 /// every weight once (the token embedding as the tied head's matrix), but
 /// of the position table only its one row, and of an untied model's token
 /// table (its head is a separate matrix) only its one row, plus the cached
-/// keys and values (f32) that attention reads in every layer. Decoding a
-/// single sequence does so little arithmetic per byte that this, over the
-/// memory's read speed, bounds its tokens per second. `None` as for
-/// [`weight_bytes`].
+/// keys and values (f32) that attention reads in every layer. With a
+/// mixture of experts, a token is routed to k of the E experts of each
+/// routed layer: the router is read whole, but only k experts' matrices
+/// (which k depends on the token, so this is the bytes one token reads, not
+/// what a batch of tokens reads together). Decoding a single sequence does
+/// so little arithmetic per byte that this, over the memory's read speed,
+/// bounds its tokens per second. `None` as for [`weight_bytes`].
 pub fn decode_bytes_per_token(config: &GPTConfig, scheme: Option<Scheme>, cached: usize) -> Option<u64> {
     let c = config.emb_dim as u64;
     let positions_unread = if config.rope.is_none() { 4 * (config.context_length as u64 - 1) * c } else { 0 };
@@ -74,7 +77,19 @@ pub fn decode_bytes_per_token(config: &GPTConfig, scheme: Option<Scheme>, cached
         table - table / config.vocab_size as u64
     };
     let kv_cache = kv_cache_bytes_per_token(config, 4) * cached as u64;
-    Some(weight_bytes(config, scheme)? - positions_unread - token_rows_unread + kv_cache)
+    let experts_unread = unrouted_expert_bytes(config, scheme)?;
+    Some(weight_bytes(config, scheme)? - positions_unread - token_rows_unread - experts_unread + kv_cache)
+}
+
+/// Bytes of the E − k experts a token is not routed to, over every routed
+/// layer: each expert is a gate and an up matrix `[F, C]` and a down
+/// matrix `[C, F]`. 0 without a mixture of experts.
+fn unrouted_expert_bytes(config: &GPTConfig, scheme: Option<Scheme>) -> Option<u64> {
+    let Some(moe) = &config.moe else { return Some(0) };
+    let (c, f) = (config.emb_dim, moe.expert_width);
+    let expert = 2 * matrix_bytes(f, c, scheme)? + matrix_bytes(c, f, scheme)?;
+    let routed_layers = (0..config.n_layers).filter(|&layer| moe.is_sparse(layer)).count() as u64;
+    Some(routed_layers * (moe.n_experts - moe.top_k) as u64 * expert)
 }
 
 /// Bytes the KV cache holds per position, at `bytes_per_value` (4 for
@@ -130,5 +145,30 @@ mod tests {
         let tied = GPTConfig::preset("smollm2-135m").unwrap();
         assert!(tied.tie_embeddings);
         assert_eq!(decode_bytes_per_token(&tied, None, 0), weight_bytes(&tied, None));
+    }
+
+    #[test]
+    fn a_routed_token_reads_only_its_top_k_experts() {
+        // Mixtral 8x7B, counted by hand: vocabulary 32,000, width 4,096, 32
+        // layers, 32 query heads and 8 K/V heads of 128, untied head, 8
+        // experts of width 14,336 with 2 per token.
+        let c = GPTConfig::preset("mixtral-8x7b").unwrap();
+        let (v, w, l, kv, f) = (32_000u64, 4096u64, 32u64, 8 * 128u64, 14_336u64);
+        let attention = w * (w + 2 * kv) + w * w;
+        let router = 8 * w;
+        let expert = 3 * w * f;
+        let norms = 2 * w;
+        // The token's row of the input table, the whole head, the final norm.
+        let active = w + v * w + w + l * (norms + attention + router + 2 * expert);
+        assert_eq!(decode_bytes_per_token(&c, None, 0), Some(4 * active));
+        // 12.9B parameters used per token (its model card's figure), less the
+        // 131M of the token table's unread rows.
+        assert_eq!(active, 12_748_857_344);
+        assert_eq!(active as usize + (v as usize - 1) * w as usize, c.active_parameters());
+        // int8: each row of each matrix adds one f32 scale.
+        let int8 = decode_bytes_per_token(&c, Some(Scheme::Int8), 0).unwrap();
+        let expert_int8 = 2 * (w * f + 4 * f) + (f * w + 4 * w);
+        let unread_int8 = l * 6 * expert_int8 + (v - 1) * (w + 4);
+        assert_eq!(int8, weight_bytes(&c, Some(Scheme::Int8)).unwrap() - unread_int8);
     }
 }
