@@ -243,6 +243,7 @@ fn bench_commands_report_json() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let (tps, ms) = (v["tokens_per_s"].as_f64().unwrap(), v["ms_per_token"].as_f64().unwrap());
     assert!((tps * ms / 1e3 - 1.0).abs() < 1e-9, "{v}");
+    assert!(v["prompt_tokens_per_s"].as_f64().unwrap() > 0.0, "{v}");
     // Bytes a token reads: at least every weight matrix once; their rate.
     let config = gpt::model::GPTConfig::preset("nano").unwrap();
     let (bytes, rate) = (v["bytes_per_token"].as_f64().unwrap(), v["gb_per_s"].as_f64().unwrap());

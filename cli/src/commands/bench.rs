@@ -402,6 +402,10 @@ fn train(args: TrainArgs) -> Result<i32> {
 struct GenerateReport {
     tokens_per_s: f64,
     ms_per_token: f64,
+    /// Prompt processing: the prompt's tokens over the time to run it
+    /// through the model and pick the first new token (one forward of all
+    /// of them, filling the KV cache), median of the repeats.
+    prompt_tokens_per_s: f64,
     /// "f32", or the quantization of the weights.
     precision: String,
     /// Resident memory: with the model loaded, before decoding; at the last
@@ -460,8 +464,13 @@ fn generate_bench(mut args: GenerateArgs) -> Result<i32> {
         let prompt: Vec<u32> = (0..args.prompt_tokens).map(|_| gen.below(model.config.vocab_size) as u32).collect();
         let opts = GenerateOptions { max_new_tokens: args.new_tokens, ..Default::default() };
         let mut times = Vec::new();
+        let mut prompt_times = Vec::new();
         let mut decoding = Resident::default();
+        let prompt_only = GenerateOptions { max_new_tokens: 1, ..Default::default() };
         for _ in 0..args.repeats {
+            let start = Instant::now();
+            generate(&model, &prompt, &prompt_only, |_| {});
+            prompt_times.push(start.elapsed().as_secs_f64());
             let start = Instant::now();
             let mut count = 0;
             let new = generate(&model, &prompt, &opts, |_| {
@@ -492,6 +501,7 @@ fn generate_bench(mut args: GenerateArgs) -> Result<i32> {
         Ok(GenerateReport {
             tokens_per_s: 1.0 / per_token,
             ms_per_token: per_token * 1e3,
+            prompt_tokens_per_s: args.prompt_tokens as f64 / median(prompt_times),
             precision: scheme.map_or("f32", Scheme::name).to_string(),
             rss_loaded_bytes: loaded,
             rss_bytes: peak.map(|_| decoding.rss_bytes),
@@ -523,10 +533,13 @@ fn generate_bench(mut args: GenerateArgs) -> Result<i32> {
             _ => String::new(),
         };
         outln!(
-            "greedy decode with KV cache, batch 1, {} weights: {:.1} tokens/s ({:.2} ms/token){memory}{traffic}",
+            "greedy decode with KV cache, batch 1, {} weights: {:.1} tokens/s ({:.2} ms/token); \
+             prompt of {} tokens: {:.1} tokens/s{memory}{traffic}",
             report.precision,
             report.tokens_per_s,
-            report.ms_per_token
+            report.ms_per_token,
+            args.prompt_tokens,
+            report.prompt_tokens_per_s
         )?;
     }
     Ok(0)
