@@ -51,7 +51,8 @@ fn soft_capped_attention_matches_the_cpu() {
         let x = attention_inputs(b, h, hkv, t, d);
         let g: Vec<Tensor> = x.iter().map(|t| on(t, device)).collect();
         for flash in [false, true] {
-            let options = AttentionOptions { window, flash, ..AttentionOptions::new(h).with_kv_heads(hkv) }.with_softcap(cap);
+            let options =
+                AttentionOptions { window, flash, ..AttentionOptions::new(h).with_kv_heads(hkv) }.with_softcap(cap);
             let what = format!("cap {cap}, Hkv {hkv}, window {window:?}, flash asked {flash}");
             let run = |x: &[Tensor]| Tensor::attention(Qkv::Heads { q: &x[0], k: &x[1], v: &x[2] }, &options);
             let (want, got) = (run(&x), run(&g));
@@ -91,9 +92,11 @@ fn same_routing(what: &str, probs: &Tensor, k: usize) {
     let device = gpu();
     let (want, got) = (probs.route_top_k(k), on(probs, device).route_top_k(k));
     assert_eq!(want.offsets, got.offsets, "{what}: group starts");
-    for (name, w, g) in
-        [("chosen", &want.chosen, &got.chosen), ("tokens", &want.tokens, &got.tokens), ("positions", &want.positions, &got.positions)]
-    {
+    for (name, w, g) in [
+        ("chosen", &want.chosen, &got.chosen),
+        ("tokens", &want.tokens, &got.tokens),
+        ("positions", &want.positions, &got.positions),
+    ] {
         assert_eq!(g.device(), device, "{what}: {name} left the GPU");
         assert_same(&format!("{what}: {name}"), w, g);
     }
@@ -184,7 +187,11 @@ fn each_family_matches_the_cpu() {
                     assert_close(&format!("{case}: d{name}"), &gc, &gg, cuda::Tolerance::of_scale(&gc, 1e-3));
                 }
                 (None, None) => {}
-                (c, g) => panic!("{case}: {name} has a gradient on one device only (cpu {}, gpu {})", c.is_some(), g.is_some()),
+                (c, g) => panic!(
+                    "{case}: {name} has a gradient on one device only (cpu {}, gpu {})",
+                    c.is_some(),
+                    g.is_some()
+                ),
             }
         }
     }

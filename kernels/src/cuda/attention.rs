@@ -80,7 +80,8 @@ pub fn forward<T: BlasType>(
         0,
         0.0,
     )?;
-    let (tq64, tk64, window64, scale, cap) = (tq as i64, tk as i64, window_arg(dims), attention_scale(d), cap_arg(dims));
+    let (tq64, tk64, window64, scale, cap) =
+        (tq as i64, tk as i64, window_arg(dims), attention_scale(d), cap_arg(dims));
     let name = format!("causal_softmax_{}", T::NAME);
     let cfg = for_rows(heads * tq, tk);
     launch_kernel!(dev, ATTENTION, name, cfg, [&mut probs, &tq64, &tk64, &window64, &scale, &cap])?;
@@ -163,7 +164,8 @@ pub fn backward<T: BlasType>(
     } else {
         dev.alloc::<T>(1)?
     };
-    let (tq64, tk64, window64, scale, cap) = (tq as i64, tk as i64, window_arg(dims), attention_scale(d), cap_arg(dims));
+    let (tq64, tk64, window64, scale, cap) =
+        (tq as i64, tk as i64, window_arg(dims), attention_scale(d), cap_arg(dims));
     let name = format!("causal_softmax_backward_{}", T::NAME);
     let cfg = for_rows(heads * tq, tk);
     launch_kernel!(dev, ATTENTION, name, cfg, [probs, &mut ds, &scores, &tq64, &tk64, &window64, &scale, &cap])?;

@@ -38,7 +38,13 @@ pub struct DeviceRouting {
 
 /// Routes dense `probs` `[n, e]` to the `k` most probable experts per row
 /// (`1 ≤ k ≤ e ≤ MAX_EXPERTS`).
-pub fn route<T: CudaFloat>(dev: &CudaDevice, probs: &CudaSlice<T>, n: usize, e: usize, k: usize) -> Result<DeviceRouting> {
+pub fn route<T: CudaFloat>(
+    dev: &CudaDevice,
+    probs: &CudaSlice<T>,
+    n: usize,
+    e: usize,
+    k: usize,
+) -> Result<DeviceRouting> {
     assert!(k >= 1 && k <= e && e <= MAX_EXPERTS, "moe_route: top {k} of {e} experts (at most {MAX_EXPERTS})");
     assert!(probs.len() >= n * e, "moe_route: a buffer of {} for {n}×{e} probabilities", probs.len());
     let total = n * k;
