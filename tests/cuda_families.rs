@@ -163,7 +163,7 @@ fn each_family_matches_the_cpu() {
     let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/llama_family");
     for case in ["gemma2", "gemma3_text", "phi3", "mixtral", "qwen3_moe"] {
         let load = || {
-            let mut m = scratchgpt::gpt::weights::load_model(&root.join(case)).expect("fixture model");
+            let mut m = scratchgpt::gpt::weights::load_model(root.join(case)).expect("fixture model");
             m.eval();
             m
         };
