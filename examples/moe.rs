@@ -11,7 +11,6 @@
 //!
 //! Run: `cargo run --release --example moe [STEPS]` (80 steps by default).
 
-use scratchgpt::gpt::model::moe::route;
 use scratchgpt::gpt::model::{GPTConfig, GPTModel, ModelType, MoeConfig};
 use scratchgpt::gpt::train::next_token_loss;
 use scratchgpt::prelude::*;
@@ -76,14 +75,15 @@ fn main() {
     let ids = Tensor::from_vec(ids, [1, sentence.len()]).unwrap();
     let (_, router_logits) = no_grad(|| model.forward_with_router_logits(&ids));
     for (layer, logits) in router_logits.iter().enumerate() {
-        let routing = route(&logits.data().softmax(-1), 2);
+        let routing = logits.data().softmax(-1).route_top_k(2);
+        let chosen = routing.chosen.to_vec::<i64>();
         println!("\nlayer {layer}: the two experts of each character (most probable first)");
         for (i, ch) in sentence.chars().enumerate() {
             let shown = if ch == ' ' { '␣' } else { ch };
-            print!("{shown}:{}{} ", routing.chosen[2 * i], routing.chosen[2 * i + 1]);
+            print!("{shown}:{}{} ", chosen[2 * i], chosen[2 * i + 1]);
         }
         println!();
-        let load: Vec<usize> = routing.per_expert.iter().map(|(tokens, _)| tokens.len()).collect();
+        let load: Vec<usize> = (0..routing.n_experts()).map(|e| routing.count(e)).collect();
         println!("tokens per expert: {load:?} (of {} choices)", 2 * sentence.len());
     }
 }

@@ -77,6 +77,7 @@ run_tests() { # name [args...]
 run_tests cuda_compile
 run_tests cuda_ops --ignored --test-threads 1
 run_tests cuda_model --ignored --test-threads 1
+run_tests cuda_families --ignored --test-threads 1
 run_tests cuda_cli
 run_tests cli
 run_tests finetune_cli

@@ -26,6 +26,7 @@
 use crate::dtype::DType;
 use crate::ops::binary::{BinaryOp, CmpOp};
 use crate::ops::cross_entropy::CrossEntropyOutput;
+use crate::ops::moe_route::ExpertRouting;
 use crate::ops::optim::{AdamWSettings, AdamWSlot};
 use crate::ops::reduce::ReduceOp;
 use crate::ops::rms_norm::{RmsNormGrads, RmsNormOutput};
@@ -130,6 +131,11 @@ pub(crate) trait Backend: Sync {
     fn embedding_backward(&self, ids: &Tensor, dy: &Tensor, vocab: usize) -> Tensor;
     /// table += the embedding gradient, in place.
     fn embedding_backward_add(&self, table: &mut Tensor, ids: &Tensor, dy: &Tensor);
+
+    // ----- mixture-of-experts routing (`cpu/moe_route.rs`) -----------------
+
+    /// Each row's `k` largest probabilities' experts, grouped by expert.
+    fn route_top_k(&self, probs: &Tensor, k: usize) -> ExpertRouting;
 
     // ----- matrix products (`cpu/matmul.rs`) --------------------------------
 

@@ -44,6 +44,7 @@ pub use error::{Result, TensorError};
 pub use layout::Layout;
 pub use ops::attention::{merge_heads, split_heads, Attention, AttentionOptions, Qkv, SavedAttention};
 pub use ops::binary::{BinaryOp, CmpOp};
+pub use ops::moe_route::ExpertRouting;
 pub use ops::optim::{AdamWSettings, AdamWSlot};
 pub use ops::reduce::ReduceOp;
 pub use ops::rms_norm::{RmsNormGrads, RmsNormOutput};

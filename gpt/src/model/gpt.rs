@@ -297,10 +297,6 @@ impl Module for GPTModel {
     /// asked (a packed, quantized one runs on the CPU only), so a refusal
     /// leaves everything where it was.
     fn to_device(&self, device: tensor::Device) -> tensor::Result<()> {
-        if let (Some(_), true) = (self.config.attn_softcap, device.is_cuda()) {
-            let why = "soft-capped attention scores (attn_logit_softcapping) run on the CPU only".to_string();
-            return Err(tensor::TensorError::DeviceUnavailable(device, why));
-        }
         self.wte.check_device(device)?;
         for (_, p) in self.projections() {
             p.check_device(device)?;

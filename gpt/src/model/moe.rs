@@ -20,7 +20,10 @@
 //! ```
 //!
 //! Each expert is one grouped product over its own tokens, never over all
-//! N: that is what makes the layer sparse. Dispatch and combine are
+//! N: that is what makes the layer sparse. The choice and the grouping are
+//! one tensor op (`Tensor::route_top_k`), which runs where the
+//! probabilities are: on a GPU only each expert's row count comes back to
+//! the host. Dispatch and combine are
 //! differentiable (`index_select`'s backward is an `index_add` and the other
 //! way round), so every expert gets the gradient of the rows it saw. The
 //! choice of the k experts is not differentiable, but their weights are:
@@ -147,37 +150,6 @@ fn expert_part_names(model_type: ModelType) -> [&'static str; 3] {
     }
 }
 
-/// Which tokens went to which experts, read on the host from the
-/// probabilities (the choice itself has no gradient).
-pub struct Routing {
-    /// The k chosen experts of each token, most probable first, `[N·k]`.
-    pub chosen: Vec<i64>,
-    /// Per expert: the tokens routed to it, and for each the position
-    /// token·k + slot of its weight among the `[N·k]` chosen weights.
-    pub per_expert: Vec<(Vec<i64>, Vec<i64>)>,
-}
-
-/// The `k` largest of each row of `probs` `[N, E]` (ties: the lower
-/// index first), grouped by expert.
-pub fn route(probs: &Tensor, k: usize) -> Routing {
-    let (n, e) = (probs.dim(0), probs.dim(1));
-    let values = probs.to_f64_vec();
-    let mut chosen = Vec::with_capacity(n * k);
-    let mut per_expert = vec![(Vec::new(), Vec::new()); e];
-    for token in 0..n {
-        let row = &values[token * e..(token + 1) * e];
-        let mut order: Vec<usize> = (0..e).collect();
-        // A stable sort keeps equal probabilities in index order.
-        order.sort_by(|&a, &b| row[b].total_cmp(&row[a]));
-        for (slot, &expert) in order[..k].iter().enumerate() {
-            chosen.push(expert as i64);
-            per_expert[expert].0.push(token as i64);
-            per_expert[expert].1.push((token * k + slot) as i64);
-        }
-    }
-    Routing { chosen, per_expert }
-}
-
 /// The routed MLP's computation with the experts given as a function
 /// (`expert(e, rows)`), for the layer and for the gradient check:
 /// `x` `[N, C]` and its router logits `[N, E]` → `[N, C]`.
@@ -190,20 +162,19 @@ pub fn routed_forward(
 ) -> Var {
     let (n, c) = (x.dims()[0], x.dims()[1]);
     let probs = logits.softmax(-1);
-    let routing = route(&probs.data(), top_k);
-    let chosen = Tensor::from_vec(routing.chosen, [n, top_k]).expect("n·k ids");
-    let weights = probs.gather(1, &chosen); // [N, k], differentiable
+    // The choice, on the probabilities' device: ids [N, k] and the tokens
+    // grouped by expert (the choice has no gradient; the weights below do).
+    let routing = probs.data().route_top_k(top_k);
+    let weights = probs.gather(1, &routing.chosen); // [N, k], differentiable
     let weights = if normalize { weights.div(&weights.sum(-1, true)) } else { weights };
     let weights = weights.reshape(&[(n * top_k) as isize, 1]);
     let mut out = Var::constant(Tensor::zeros_on([n, c], x.dtype(), x.data().device()));
     // Expert by expert, in order, as transformers adds them up.
-    for (e, (tokens, positions)) in routing.per_expert.into_iter().enumerate() {
-        if tokens.is_empty() {
+    for e in 0..routing.n_experts() {
+        if routing.count(e) == 0 {
             continue;
         }
-        let count = tokens.len();
-        let tokens = Tensor::from_vec(tokens, [count]).expect("token ids");
-        let positions = Tensor::from_vec(positions, [count]).expect("weight positions");
+        let (tokens, positions) = routing.expert(e); // views of the grouped lists
         let rows = x.index_select(0, &tokens); // dispatch [n_e, C]
         let y = expert(e, &rows).mul(&weights.index_select(0, &positions)); // [n_e, C] · [n_e, 1]
         out = out.index_add(0, &tokens, &y); // combine
@@ -291,8 +262,10 @@ pub fn load_balancing_loss(router_logits: &[Var], n_experts: usize, top_k: usize
     let mut prob_sum: Option<Var> = None;
     for logits in router_logits {
         let probs = logits.softmax(-1);
-        for e in route(&probs.data(), top_k).chosen {
-            counts[e as usize] += 1.0;
+        // Times each expert was chosen: the sizes of its group.
+        let routing = probs.data().route_top_k(top_k);
+        for (e, count) in counts.iter_mut().enumerate() {
+            *count += routing.count(e) as f64;
         }
         rows += logits.dims()[0];
         let per_expert = probs.sum(0, false); // [E]
@@ -366,14 +339,71 @@ mod tests {
         }
     }
 
+    /// The routing as this layer made it before the tensor op existed, on
+    /// the host: a stable sort of each row, then each token appended to its
+    /// experts' lists in token order.
+    #[allow(clippy::type_complexity)]
+    fn route_on_the_host(probs: &Tensor, k: usize) -> (Vec<i64>, Vec<(Vec<i64>, Vec<i64>)>) {
+        let (n, e) = (probs.dim(0), probs.dim(1));
+        let values = probs.to_f64_vec();
+        let mut chosen = Vec::with_capacity(n * k);
+        let mut per_expert = vec![(Vec::new(), Vec::new()); e];
+        for token in 0..n {
+            let row = &values[token * e..(token + 1) * e];
+            let mut order: Vec<usize> = (0..e).collect();
+            order.sort_by(|&a, &b| row[b].total_cmp(&row[a]));
+            for (slot, &expert) in order[..k].iter().enumerate() {
+                chosen.push(expert as i64);
+                per_expert[expert].0.push(token as i64);
+                per_expert[expert].1.push((token * k + slot) as i64);
+            }
+        }
+        (chosen, per_expert)
+    }
+
+    fn same_routing(probs: &Tensor, k: usize, case: &str) {
+        let (chosen, per_expert) = route_on_the_host(probs, k);
+        let r = probs.route_top_k(k);
+        assert_eq!(r.chosen.to_vec::<i64>(), chosen, "{case}: chosen");
+        for (e, (tokens, positions)) in per_expert.iter().enumerate() {
+            let (t, p) = r.expert(e);
+            assert_eq!((&t.to_vec::<i64>(), &p.to_vec::<i64>()), (tokens, positions), "{case}: expert {e}");
+        }
+    }
+
     #[test]
     fn routing_picks_the_k_most_probable_and_groups_by_expert() {
         let probs = Tensor::from_vec(vec![0.1f32, 0.6, 0.3, 0.5, 0.2, 0.3], [2, 3]).unwrap();
-        let r = route(&probs, 2);
-        assert_eq!(r.chosen, vec![1, 2, 0, 2]);
-        assert_eq!(r.per_expert[0], (vec![1], vec![2]));
-        assert_eq!(r.per_expert[1], (vec![0], vec![0]));
-        assert_eq!(r.per_expert[2], (vec![0, 1], vec![1, 3]));
+        let r = probs.route_top_k(2);
+        assert_eq!(r.chosen.to_vec::<i64>(), vec![1, 2, 0, 2]);
+        assert_eq!(r.offsets, vec![0, 1, 2, 4]);
+        assert_eq!(r.expert(2).0.to_vec::<i64>(), vec![0, 1]);
+        assert_eq!(r.expert(2).1.to_vec::<i64>(), vec![1, 3]);
+    }
+
+    /// The op against the host routing it replaced: random rows, rows of
+    /// ties (every expert equal; two pairs), k = E, and an expert no token
+    /// chooses (its probability is 0 everywhere).
+    #[test]
+    fn routing_op_matches_the_host_routing() {
+        let mut gen = Generator::seed(11);
+        let random = Tensor::uniform(vec![9, 5], 0.0, 1.0, DType::F32, &mut gen).softmax(-1);
+        for k in [1, 2, 5] {
+            same_routing(&random, k, &format!("random, k {k}"));
+        }
+        #[rustfmt::skip]
+        let ties = Tensor::from_vec(vec![
+            0.25f32, 0.25, 0.25, 0.25,
+            0.1, 0.4, 0.1, 0.4,
+            0.4, 0.1, 0.4, 0.1,
+            0.3, 0.3, 0.2, 0.2,
+        ], [4, 4]).unwrap();
+        for k in 1..=4 {
+            same_routing(&ties, k, &format!("ties, k {k}"));
+        }
+        let unused = Tensor::from_vec(vec![0.5f64, 0.0, 0.5, 0.7, 0.0, 0.3, 0.2, 0.0, 0.8], [3, 3]).unwrap();
+        same_routing(&unused, 2, "an unused expert");
+        assert_eq!(unused.route_top_k(2).count(1), 0);
     }
 
     /// Even routing gives k; all tokens on the same experts gives more.

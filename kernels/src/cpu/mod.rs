@@ -18,6 +18,7 @@ pub mod gemv;
 pub mod isa;
 pub mod lanes;
 pub mod math;
+pub mod moe_route;
 pub mod peak;
 pub mod quant;
 pub mod reduce;

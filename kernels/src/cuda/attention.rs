@@ -2,8 +2,9 @@
 //! softmax (`attention.cu`). Buffers are dense `[heads, rows, d]` (heads =
 //! batch × n_heads; K and V have heads / group of them) and P is `[heads,
 //! tq, tk]`; the formulas are in the .cu file's header and match
-//! `kernels::cpu::attention` step for step, grouped heads and sliding
-//! window included.
+//! `kernels::cpu::attention` step for step, grouped heads, sliding window
+//! and soft-capped scores included (the backward of a cap recomputes
+//! S = Q·Kᵀ with one more product, as the CPU kernel does).
 
 use cudarc::driver::CudaSlice;
 
@@ -79,9 +80,11 @@ pub fn forward<T: BlasType>(
         0,
         0.0,
     )?;
-    let (tq64, tk64, window64, scale) = (tq as i64, tk as i64, window_arg(dims), attention_scale(d));
+    let (tq64, tk64, window64, scale, cap) =
+        (tq as i64, tk as i64, window_arg(dims), attention_scale(d), cap_arg(dims));
     let name = format!("causal_softmax_{}", T::NAME);
-    launch_kernel!(dev, ATTENTION, name, for_rows(heads * tq, tk), [&mut probs, &tq64, &tk64, &window64, &scale])?;
+    let cfg = for_rows(heads * tq, tk);
+    launch_kernel!(dev, ATTENTION, name, cfg, [&mut probs, &tq64, &tk64, &window64, &scale, &cap])?;
     // O = P·V.
     gemm_strided_batched(
         dev,
@@ -105,6 +108,12 @@ pub fn forward<T: BlasType>(
 /// CausalMask`'s, repeated in `attention.cu`.
 fn window_arg(dims: AttentionDims) -> i64 {
     dims.window.unwrap_or(dims.tk).min(dims.tk) as i64
+}
+
+/// The soft-cap as the kernels take it: 0 for none (a cap is positive,
+/// `AttentionDims::check`).
+fn cap_arg(dims: AttentionDims) -> f32 {
+    dims.softcap.unwrap_or(0.0) as f32
 }
 
 /// Gradients from dO and the forward's P, regrouped as the forward is, so
@@ -146,9 +155,20 @@ pub fn backward<T: BlasType>(
     // dP = dO·Vᵀ, then dS in place.
     let mut ds = dev.alloc::<T>(heads * tq * tk)?;
     gemm_strided_batched(dev, kv_heads, rows, d, tk, d_out, dense_q, v, transposed(tk, d), &mut ds, 0, 0.0)?;
-    let (tq64, tk64, window64, scale) = (tq as i64, tk as i64, window_arg(dims), attention_scale(d));
+    // With a cap, its derivative needs the raw scores: S = Q·Kᵀ again. Without
+    // one the kernel never reads them, and a one-element buffer stands in.
+    let scores = if dims.softcap.is_some() {
+        let mut s = dev.alloc::<T>(heads * tq * tk)?;
+        gemm_strided_batched(dev, kv_heads, rows, d, tk, q, dense_q, k, transposed(tk, d), &mut s, 0, 0.0)?;
+        s
+    } else {
+        dev.alloc::<T>(1)?
+    };
+    let (tq64, tk64, window64, scale, cap) =
+        (tq as i64, tk as i64, window_arg(dims), attention_scale(d), cap_arg(dims));
     let name = format!("causal_softmax_backward_{}", T::NAME);
-    launch_kernel!(dev, ATTENTION, name, for_rows(heads * tq, tk), [probs, &mut ds, &tq64, &tk64, &window64, &scale])?;
+    let cfg = for_rows(heads * tq, tk);
+    launch_kernel!(dev, ATTENTION, name, cfg, [probs, &mut ds, &scores, &tq64, &tk64, &window64, &scale, &cap])?;
     // dQ = dS·K, dK = dSᵀ·Q (the scale is already in dS).
     gemm_strided_batched(dev, kv_heads, rows, tk, d, &ds, dense_p, k, MatrixBatch::dense(tk, d, 0), &mut dq, 0, 0.0)?;
     gemm_strided_batched(dev, kv_heads, tk, rows, d, &ds, transposed_square(rows, tk), q, dense_q, &mut dk, 0, 0.0)?;

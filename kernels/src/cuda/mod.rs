@@ -16,7 +16,7 @@
 //!   copies and casts, elementwise ops, reductions, softmax, layer norm,
 //!   RMSNorm, rotary embedding, SwiGLU,
 //!   cross-entropy, indexing, AdamW, attention (cuBLAS + masked softmax,
-//!   and a fused flash-style version), and GEMM ([`blas`] through cuBLAS,
+//!   and a fused flash-style version), mixture-of-experts routing, and GEMM ([`blas`] through cuBLAS,
 //!   [`gemm_tiled`] by hand).
 //!
 //! The code is always compiled (cudarc loads the CUDA libraries at run
@@ -57,6 +57,7 @@ pub mod launch;
 pub mod layer_norm;
 pub mod layout;
 pub mod libraries;
+pub mod moe_route;
 pub mod reduce;
 pub mod rms_norm;
 pub mod rope;

@@ -168,8 +168,18 @@ pub static SWIGLU: KernelSource = KernelSource {
     kernels: || names(&["silu_backward", "swiglu_forward", "swiglu_backward"], &FLOATS),
 };
 
+pub static MOE_ROUTE: KernelSource = KernelSource {
+    file: "moe_route.cu",
+    code: include_str!("moe_route.cu"),
+    kernels: || {
+        let mut v = names(&["moe_top_k"], &FLOATS);
+        v.extend(["moe_expert_counts", "moe_expert_offsets", "moe_group_by_expert"].map(String::from));
+        v
+    },
+};
+
 /// Every source, for the build check and `CudaDevice::load_all_kernels`.
-pub static ALL: [&KernelSource; 16] = [
+pub static ALL: [&KernelSource; 17] = [
     &COPY,
     &CAST,
     &ELEMENTWISE,
@@ -186,4 +196,5 @@ pub static ALL: [&KernelSource; 16] = [
     &RMS_NORM,
     &ROPE,
     &SWIGLU,
+    &MOE_ROUTE,
 ];

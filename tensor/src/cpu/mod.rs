@@ -12,6 +12,7 @@ mod cross_entropy;
 mod elementwise;
 mod index;
 mod matmul;
+mod moe_route;
 mod optim;
 mod reduce;
 mod rms_norm;
@@ -24,6 +25,7 @@ use crate::backend::Backend;
 use crate::dtype::DType;
 use crate::ops::binary::{BinaryOp, CmpOp};
 use crate::ops::cross_entropy::CrossEntropyOutput;
+use crate::ops::moe_route::ExpertRouting;
 use crate::ops::optim::{AdamWSettings, AdamWSlot};
 use crate::ops::reduce::ReduceOp;
 use crate::ops::rms_norm::{RmsNormGrads, RmsNormOutput};
@@ -162,6 +164,9 @@ impl Backend for Cpu {
         index::embedding_backward_add(table, ids, dy)
     }
 
+    fn route_top_k(&self, probs: &Tensor, k: usize) -> ExpertRouting {
+        moe_route::route_top_k(probs, k)
+    }
     fn matmul(&self, a: &Tensor, b: &Tensor) -> Tensor {
         matmul::matmul(a, b)
     }

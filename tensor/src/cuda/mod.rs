@@ -27,6 +27,7 @@ mod cross_entropy;
 mod elementwise;
 mod index;
 mod matmul;
+mod moe_route;
 mod optim;
 mod reduce;
 mod rms_norm;
@@ -47,6 +48,7 @@ use crate::error::{Result, TensorError};
 use crate::layout::Layout;
 use crate::ops::binary::{BinaryOp, CmpOp};
 use crate::ops::cross_entropy::CrossEntropyOutput;
+use crate::ops::moe_route::ExpertRouting;
 use crate::ops::optim::{AdamWSettings, AdamWSlot};
 use crate::ops::reduce::ReduceOp;
 use crate::ops::rms_norm::{RmsNormGrads, RmsNormOutput};
@@ -196,6 +198,9 @@ impl Backend for Cuda {
         index::embedding_backward_add(table, ids, dy)
     }
 
+    fn route_top_k(&self, probs: &Tensor, k: usize) -> ExpertRouting {
+        moe_route::route_top_k(probs, k)
+    }
     fn matmul(&self, a: &Tensor, b: &Tensor) -> Tensor {
         matmul::matmul(a, b)
     }

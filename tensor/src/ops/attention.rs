@@ -20,8 +20,9 @@
 //!
 //! A third, `softcap` (Gemma 2's `attn_logit_softcapping`), squashes the
 //! scaled scores to cap · tanh(S / cap) before the mask and softmax, inside
-//! the fused CPU kernel (forward and backward). No CUDA kernel has it yet:
-//! a capped call on a GPU is refused.
+//! the fused CPU kernel and the cuBLAS route's masked softmax (forward and
+//! backward). The flash kernel has no cap, so capped attention on a GPU
+//! always takes the cuBLAS route.
 //!
 //! The head size D is read from the operands, never from a model width: a
 //! model may have H·D ≠ C (Qwen3: 16 heads of 128 over a width of 1024).
@@ -54,14 +55,13 @@
 //!   logsumexp per query row, from which the backward recomputes P tile by
 //!   tile.
 //!
-//!
 //! Both options are checked in `check` with the rest and reach the kernels
 //! as `AttentionDims` (a group size and a window). The cuBLAS route handles
 //! them by regrouping: the queries of the heads that share a K/V head are
 //! consecutive rows, so one product per K/V head covers the whole group
 //! (and sums its dK, dV). The flash kernel is compiled for plain causal
-//! attention only: with grouped heads or a window, a flash request takes
-//! the cuBLAS route instead.
+//! attention only: with grouped heads, a window or a soft-cap, a flash
+//! request takes the cuBLAS route instead.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -334,12 +334,13 @@ impl Tensor {
             Qkv::Heads { q, k, v } => [q, k, v].iter().any(|t| t.device().is_cuda()),
         };
         let (out, route) = if on_gpu {
-            assert!(options.softcap.is_none(), "attention: soft-capped scores have no CUDA kernel yet (CPU only)");
             let heads = match input {
                 Qkv::Packed(qkv) => split_heads(qkv, options),
                 Qkv::Heads { q, k, v } => [q.clone(), k.clone(), v.clone()],
             };
-            // The flash kernel knows plain causal attention only.
+            // The flash kernel knows plain causal attention only: grouped
+            // heads, a window or a soft-cap take the cuBLAS route, which has
+            // all three.
             let flash = options.flash && sizes.plain_causal() && crate::cuda::flash_compiled_for(sizes.d);
             let (out, route) = if flash {
                 let [q, k, v] = &heads;

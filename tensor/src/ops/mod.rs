@@ -20,6 +20,7 @@ pub mod index;
 pub mod inplace;
 pub mod linear;
 pub mod matmul;
+pub mod moe_route;
 pub mod operators;
 pub mod optim;
 pub mod reduce;
