@@ -108,6 +108,16 @@ impl QuantizedRow {
         }
     }
 
+    /// p·s for each element, as f32 (rounded once), into `out` (`cols`
+    /// floats): the same input for the f32 GEMM that many rows take, so a
+    /// prompt and a decoded token see one quantized model.
+    pub fn dequantize_into(&self, out: &mut [f32]) {
+        assert_eq!(out.len(), self.cols, "dequantize_into: {} floats for a row of {}", out.len(), self.cols);
+        for (j, (o, &p)) in out.iter_mut().zip(&self.values).enumerate() {
+            *o = p as f32 * self.block_scales[j / INT4_GROUP];
+        }
+    }
+
     /// p·s for each element, in f64 (exact): the x the integer kernels
     /// actually multiply (tests compare against it).
     pub fn dequantized(&self) -> Vec<f64> {

@@ -23,7 +23,9 @@
 //! - More rows (a prompt, an evaluation batch): the arithmetic, not the
 //!   memory, is the cost, so a tile of weight rows is decoded into a small
 //!   scratch buffer and multiplied by `matrixmultiply`'s f32 GEMM
-//!   ([`tiled`]); the tile is reused by all M rows.
+//!   ([`tiled`]); the tile is reused by all M rows. For int8 and int4 the
+//!   input rows are rounded to 8 bits first, as the matrix-vector path
+//!   rounds them, so both multiply the same numbers.
 //!
 //! Every decoded weight is exact (an int times an f16 scale fits in an
 //! f32's mantissa), so in the f32 paths the only rounding is in the sums.
@@ -197,6 +199,17 @@ pub fn matmul_with(isa: Isa, x: &[f32], m: usize, w: &PackedMatrix, y: &mut [f32
         for (xr, yr) in x.chunks_exact(w.cols).zip(y.chunks_exact_mut(w.rows.max(1))) {
             gemv::gemv(isa, w, xr, yr);
         }
+    } else if w.multiplies_in_integers() {
+        // The same 8-bit input as the matrix-vector path, so that a prompt
+        // run as one block and the same tokens decoded one by one agree to
+        // float rounding, and evaluation measures the model that decodes.
+        let mut rounded = vec![0.0f32; x.len()];
+        let mut row = int_dot::QuantizedRow::default();
+        for (xr, out) in x.chunks_exact(w.cols).zip(rounded.chunks_exact_mut(w.cols)) {
+            row.quantize(xr);
+            row.dequantize_into(out);
+        }
+        tiled::matmul(w, &rounded, m, y);
     } else {
         tiled::matmul(w, x, m, y);
     }
