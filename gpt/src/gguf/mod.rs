@@ -27,6 +27,7 @@ mod error;
 pub mod ggml_type;
 pub mod gpt2;
 pub mod llama;
+pub mod pre_tokenizer;
 pub mod quantize;
 pub mod reader;
 pub mod tokenizer;

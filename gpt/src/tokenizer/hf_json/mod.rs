@@ -121,7 +121,22 @@ impl HfTokenizer {
     pub fn from_json(text: &str) -> Result<HfTokenizer, String> {
         let value: serde_json::Value =
             serde_json::from_str(text).map_err(|e| format!("not a tokenizer.json (not JSON: {e})"))?;
-        let root = Node::of("tokenizer", &value).map_err(|_| "not a tokenizer.json (not a JSON object)")?;
+        let mut h = Fnv::default();
+        h.write(text.as_bytes());
+        Self::from_value(&value, None, h.0)
+    }
+
+    /// A tokenizer from the parsed JSON of a `tokenizer.json` (or one laid
+    /// out the same way from other metadata, as GGUF's is), with `fingerprint`
+    /// identifying it. With `scores`, one per id, the model joins pieces by
+    /// score as SentencePiece does ([`spm_merge`](crate::tokenizer::spm_merge))
+    /// and its merges must be empty.
+    pub(crate) fn from_value(
+        value: &serde_json::Value,
+        scores: Option<Vec<f32>>,
+        fingerprint: u64,
+    ) -> Result<HfTokenizer, String> {
+        let root = Node::of("tokenizer", value).map_err(|_| "not a tokenizer.json (not a JSON object)")?;
         for field in ["truncation", "padding"] {
             if root.get(field).is_some() {
                 return Err(format!("{field} is set; truncation and padding are not supported (set them to null)"));
@@ -130,7 +145,10 @@ impl HfTokenizer {
         let stage = |field: &'static str| root.get(field).map(|v| Node::of(field, v)).transpose();
         let normalizer = stage("normalizer")?.map(Normalizer::parse).transpose()?;
         let pre_tokenizer = stage("pre_tokenizer")?.map(PreTokenizer::parse).transpose()?;
-        let model = BpeModel::parse(Node::of("model", root.required("model")?)?)?;
+        let mut model = BpeModel::parse(Node::of("model", root.required("model")?)?)?;
+        if let Some(scores) = scores {
+            model.join_by_scores(scores)?;
+        }
         let post_processor = stage("post_processor")?.map(PostProcessor::parse).transpose()?;
         let decoder = stage("decoder")?.map(Decoder::parse).transpose()?;
 
@@ -187,8 +205,6 @@ impl HfTokenizer {
                 .map(|(i, t)| (normalizer.as_ref().map_or_else(|| t.content.clone(), |n| n.normalize(&t.content)), i))
                 .collect(),
         );
-        let mut h = Fnv::default();
-        h.write(text.as_bytes());
         Ok(HfTokenizer {
             normalizer,
             pre_tokenizer,
@@ -200,7 +216,7 @@ impl HfTokenizer {
             decoder,
             tokens,
             special,
-            fingerprint: h.0,
+            fingerprint,
             cache: Mutex::default(),
         })
     }
@@ -371,6 +387,7 @@ impl HfTokenizer {
             || !byte_decoder
             || model.ignore_merges
             || model.unk.is_some()
+            || model.scores.is_some()
         {
             return None;
         }
