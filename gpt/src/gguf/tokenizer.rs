@@ -1,20 +1,38 @@
-//! The tokenizer in GGUF metadata, as llama.cpp reads it for GPT-2 (and for
-//! any architecture whose file carries a GPT-2-style BPE):
+//! The tokenizer in GGUF metadata, read as llama.cpp reads it, and written
+//! for our own byte-level BPE.
 //!
-//! - `tokenizer.ggml.model = "gpt2"`: byte-level BPE;
-//! - `tokenizer.ggml.pre = "gpt-2"`: GPT-2's pre-tokenizer pattern;
-//! - `tokenizer.ggml.tokens`: every token by id, spelled with GPT-2's byte
-//!   stand-ins (`Ġthe`), as in `vocab.json`; special tokens as their text;
-//! - `tokenizer.ggml.token_type`: 1 normal, 3 control (special tokens),
-//!   5 unused (ids past the tokenizer's vocabulary that pad it to the
-//!   model's embedding rows, spelled `[PAD<id>]` as llama.cpp's converter
-//!   does);
-//! - `tokenizer.ggml.merges`: `left right` per merge, best first, as in
-//!   `merges.txt`;
-//! - `tokenizer.ggml.bos_token_id`, `eos_token_id`: `<|endoftext|>`.
+//! Every kind stores its vocabulary in `tokenizer.ggml.*`:
 //!
-//! Reading rebuilds our `BpeTokenizer` through the same checks as a
-//! `vocab.json` + `merges.txt` pair (`tokenizer::files`).
+//! - `tokens`: every token by id; `token_type`: 1 normal, 2 unknown,
+//!   3 control (special tokens, stored as their text), 4 user-defined,
+//!   5 unused (padding up to the model's embedding rows, `[PAD<id>]`),
+//!   6 byte (`<0x0A>`);
+//! - `bos_token_id`, `eos_token_id`, `add_bos_token`.
+//!
+//! and `model` says how text becomes those tokens:
+//!
+//! - `"gpt2"`: byte-level BPE. Tokens are spelled with GPT-2's byte
+//!   stand-ins (`Ġthe`) and `merges` holds `left right` per merge, best
+//!   first, as in `merges.txt`. How text is cut into words first is named
+//!   by `pre`: `"gpt-2"` (what our exports write) rebuilds our own
+//!   `BpeTokenizer` through the same checks as a `vocab.json` +
+//!   `merges.txt` pair; another name (`llama-bpe`, `qwen2`, `smollm`, ...)
+//!   is looked up in [`pre_tokenizer`](super::pre_tokenizer) and the whole
+//!   pipeline laid out as the `tokenizer.json` it stands for (a `Split` per
+//!   regex, `ByteLevel`, BPE, the `ByteLevel` decoder) and read by
+//!   [`HfTokenizer`], which encodes as `tokenizers` does.
+//! - `"llama"`: SentencePiece (Llama 2, Mistral, TinyLlama). No merges:
+//!   `scores` holds one score per token, and llama.cpp joins neighbouring
+//!   pieces by highest score ([`spm_merge`](crate::tokenizer::spm_merge)).
+//!   Laid out the same way: spaces replaced by `▁` with one `▁` in front of
+//!   each stretch of text (`add_space_prefix`, default on), the model
+//!   joining by score with `<0xNN>` byte fallback, and decoding back
+//!   (`▁` to space, byte tokens to bytes, the front space dropped).
+//!
+//! Control and unknown tokens become special added tokens (matched whole
+//! only where special tokens are allowed), user-defined ones plain added
+//! tokens (always matched first), as llama.cpp matches them. Another
+//! `model` or `pre` is an error that names it.
 
 use rustc_hash::FxHashMap;
 use serde_json::{json, Value as Json};
