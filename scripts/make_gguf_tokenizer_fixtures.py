@@ -17,10 +17,13 @@ and commit the files it writes (about 100 KB in all):
   one: pieces, scores, token types (byte tokens `<0x0A>` of type 6), no
   merges; plus one user-defined piece, `<sep>`, matched before anything;
 - `llama_bpe.gguf`, `qwen2.gguf`, `smollm.gguf`: `model = "gpt2"` with
-  `pre` set to that name, a byte-level BPE trained here with `tokenizers` on
-  that family's pre-tokenizer (Llama 3's regex, Qwen2's, SmolLM's digits
-  then GPT-2's), written as the converter writes one: GPT-2 byte stand-ins,
-  `merges` as `left right`, special tokens of type 3;
+  `pre` set to that name (Llama 3's regex, Qwen2's, SmolLM's digits then
+  GPT-2's), all three with one byte-level BPE trained here with `tokenizers`
+  on uncut lines, so that its merges cross every boundary a pre-tokenizer
+  might draw and the ids show where each one cuts; two whole words no merge
+  forms are added for Llama 3's `ignore_merges`. Written as the converter
+  writes one: GPT-2 byte stand-ins, `merges` as `left right`, special
+  tokens of type 3;
 - `cases.json`: for each file and each string, llama.cpp's
   `tokenize(text, add_bos=False, special=False)`, and its `llama_detokenize`
   of those ids (special tokens not rendered) together with the plain
@@ -40,7 +43,7 @@ from pathlib import Path
 import gguf
 import llama_cpp
 import sentencepiece as spm
-from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
 OUT = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "gguf_tokenizers"
 
@@ -54,6 +57,10 @@ with newlines.\n\nTwo of them make a paragraph.
 Café, naïve, façade, über, señor, déjà vu: accents are letters too.
 def main():\n    print("hello, world")\n    return 0\n
 Hello world! Hello again, world. Goodbye, world?
+Call f(x) on (world) and (words); (wait) (while) (we) (work) (with) (worlds).
+I'M SURE THEY'LL AGREE; WE'RE SURE, YOU'LL SEE, IT'S DONE, THEY'RE HERE.
+\n\n\nThree newlines, then\n \n a space between two.\n\n\n
+In 2024, 2025 and 2026 we counted 1234, 123456 and 12345678.
 """
 
 # Strings whose encoding shows what each stage does.
@@ -79,14 +86,14 @@ CASES = [
     "    print(\"hello, world\")\n",
     "The end. The end , the end !",
     "left<sep>right <sep> spaced",
+    "a zebra and a quokka",
+    "Hello(world) \"hello\" [2024]",
+    "I'M SURE THEY'LL AGREE",
+    "end\n\n\nstart\n \n",
 ]
 
-LLAMA3_REGEX = (
-    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
-)
-QWEN2_REGEX = (
-    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
-)
+# In byte stand-ins (`Ġ` is a space), appended to the byte-level vocabulary.
+WHOLE_WORDS = ["Ġzebra", "quokka"]
 
 
 def lines():
@@ -168,23 +175,32 @@ def spm_file(path: Path):
     write(path, fill)
 
 
-def bpe_file(path: Path, pre_name: str, pre_tokenizer, vocab_size: int, specials):
+def train_byte_level_bpe(vocab_size: int, specials):
+    """A byte-level BPE trained on whole lines, uncut: its merges join across
+    words, digits, punctuation and spaces, so the ids each file's `pre`
+    gives depend on exactly where that pre-tokenizer cuts."""
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizer
-    tok.decoder = decoders.ByteLevel()
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
         special_tokens=specials,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tok.train_from_iterator(lines(), trainer)
+    tok.train_from_iterator([CORPUS] * 4, trainer)
     spec = json.loads(tok.to_str())
     vocab = spec["model"]["vocab"]
     tokens = [None] * len(vocab)
     for token, i in vocab.items():
         tokens[i] = token
     merges = [m if isinstance(m, str) else " ".join(m) for m in spec["model"]["merges"]]
+    # Whole words no merge forms: Llama 3's `ignore_merges` takes them as
+    # they are, everyone else spells them from smaller tokens.
+    tokens += WHOLE_WORDS
+    return tokens, merges
+
+
+def bpe_file(path: Path, pre_name: str, tokens, merges, specials):
     types = [gguf.TokenType.CONTROL if t in specials else gguf.TokenType.NORMAL for t in tokens]
 
     def fill(w):
@@ -198,11 +214,6 @@ def bpe_file(path: Path, pre_name: str, pre_tokenizer, vocab_size: int, specials
         w.add_add_bos_token(False)
 
     write(path, fill)
-
-
-def byte_level_after(*regexes):
-    splits = [pre_tokenizers.Split(Regex(r), behavior="isolated") for r in regexes]
-    return pre_tokenizers.Sequence(splits + [pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
 
 
 def llama_cpp_cases(path: Path):
@@ -228,11 +239,10 @@ def llama_cpp_cases(path: Path):
 def main():
     OUT.mkdir(parents=True, exist_ok=True)
     spm_file(OUT / "spm.gguf")
-    specials = ["<|begin_of_text|>", "<|end_of_text|>"]
-    bpe_file(OUT / "llama_bpe.gguf", "llama-bpe", byte_level_after(LLAMA3_REGEX), 420, specials)
-    bpe_file(OUT / "qwen2.gguf", "qwen2", byte_level_after(QWEN2_REGEX), 420, ["<|endoftext|>", "<|im_end|>"])
-    gpt2_regex = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"
-    bpe_file(OUT / "smollm.gguf", "smollm", byte_level_after(r"\p{N}", gpt2_regex), 400, ["<|endoftext|>", "<|im_end|>"])
+    specials = ["<|endoftext|>", "<|im_end|>"]
+    tokens, merges = train_byte_level_bpe(600, specials)
+    for name, pre in [("llama_bpe", "llama-bpe"), ("qwen2", "qwen2"), ("smollm", "smollm")]:
+        bpe_file(OUT / f"{name}.gguf", pre, tokens, merges, specials)
     cases = {name: llama_cpp_cases(OUT / f"{name}.gguf") for name in ["spm", "llama_bpe", "qwen2", "smollm"]}
     (OUT / "cases.json").write_text(json.dumps(cases, ensure_ascii=False, indent=1) + "\n")
     for f in sorted(OUT.iterdir()):
