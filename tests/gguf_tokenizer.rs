@@ -65,6 +65,15 @@ fn smollm_bpe_encodes_and_decodes_as_llama_cpp() {
 }
 
 #[test]
+fn bos_and_eos_are_the_ones_the_file_names() {
+    // `<|endoftext|>` is id 0, but the file names `<|im_end|>` (1) as EOS.
+    let tokenizer = load(&fixture("qwen2.gguf")).unwrap();
+    assert_eq!((tokenizer.bos_id(), tokenizer.eos_id()), (Some(0), Some(1)));
+    let tokenizer = load(&fixture("spm.gguf")).unwrap();
+    assert_eq!((tokenizer.bos_id(), tokenizer.eos_id()), (Some(1), Some(2)));
+}
+
+#[test]
 fn sentencepiece_adds_bos_where_the_file_says() {
     let tokenizer = load(&fixture("spm.gguf")).unwrap();
     assert_eq!(tokenizer.bos_id(), Some(1));

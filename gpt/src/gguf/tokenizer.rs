@@ -121,11 +121,9 @@ pub fn from_metadata(file: &GgufFile) -> Result<AnyTokenizer, GgufError> {
     match model.as_str() {
         Some("gpt2") => {}
         Some("llama") => return sentencepiece(file),
-        _ => {
-            return Err(file.error(format!(
-                "{MODEL_KEY} is {model:?}; the tokenizers read are \"gpt2\" (byte-level BPE) and \"llama\" (SentencePiece)"
-            )))
-        }
+        _ => return Err(file.error(format!(
+            "{MODEL_KEY} is {model:?}; the tokenizers read are \"gpt2\" (byte-level BPE) and \"llama\" (SentencePiece)"
+        ))),
     }
     match file.get(PRE_KEY).map(|v| v.as_str()) {
         None | Some(Some("gpt-2")) => gpt2(file),
@@ -155,7 +153,9 @@ fn token_types(file: &GgufFile, n: usize) -> Result<Vec<i32>, GgufError> {
     let Some(v) = file.get(TOKEN_TYPE_KEY) else { return Ok(vec![NORMAL; n]) };
     let items = v.as_array().ok_or_else(|| file.error(format!("{TOKEN_TYPE_KEY} is not an array")))?;
     let types: Option<Vec<i32>> = items.iter().map(|t| t.as_u64().and_then(|t| i32::try_from(t).ok())).collect();
-    types.filter(|t| t.len() == n).ok_or_else(|| file.error(format!("{TOKEN_TYPE_KEY} is not one small integer per token")))
+    types
+        .filter(|t| t.len() == n)
+        .ok_or_else(|| file.error(format!("{TOKEN_TYPE_KEY} is not one small integer per token")))
 }
 
 /// A boolean entry, `default` when absent.
@@ -327,10 +327,15 @@ fn shared_parts(
 fn build(file: &GgufFile, spec: &Json, scores: Option<Vec<f32>>, h: Fnv) -> Result<AnyTokenizer, GgufError> {
     // `tokenizer.json` leaves out a stage as null.
     let spec = match spec {
-        Json::Object(map) => Json::Object(map.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), v.clone())).collect()),
+        Json::Object(map) => {
+            Json::Object(map.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), v.clone())).collect())
+        }
         other => other.clone(),
     };
-    HfTokenizer::from_value(&spec, scores, h.0)
-        .map(AnyTokenizer::Hf)
-        .map_err(|e| file.error(format!("the tokenizer in the metadata is not usable: {e}")))
+    let tokenizer = HfTokenizer::from_value(&spec, scores, h.0)
+        .map_err(|e| file.error(format!("the tokenizer in the metadata is not usable: {e}")))?;
+    // The file names its end of sequence (Qwen's chat models `<|im_end|>`,
+    // not `<|endoftext|>`); generation stops there.
+    let id = |key: &str| file.get(key).and_then(Value::as_u64).and_then(|id| u32::try_from(id).ok());
+    Ok(AnyTokenizer::Hf(tokenizer.with_named_bos_eos(id(BOS_KEY), id(EOS_KEY))))
 }

@@ -71,6 +71,10 @@ pub struct HfTokenizer {
     /// `tokens[id]`: the token string of each id (added tokens override).
     tokens: Vec<Option<String>>,
     special: Vec<bool>,
+    /// BOS and EOS as a file names them outright (GGUF's `bos_token_id`,
+    /// `eos_token_id`), ahead of what the pipeline implies.
+    named_bos: Option<u32>,
+    named_eos: Option<u32>,
     fingerprint: u64,
     cache: Mutex<FxHashMap<String, Box<[u32]>>>,
 }
@@ -88,6 +92,8 @@ impl Clone for HfTokenizer {
             decoder: self.decoder.clone(),
             tokens: self.tokens.clone(),
             special: self.special.clone(),
+            named_bos: self.named_bos,
+            named_eos: self.named_eos,
             fingerprint: self.fingerprint,
             cache: Mutex::default(),
         }
@@ -216,6 +222,8 @@ impl HfTokenizer {
             decoder,
             tokens,
             special,
+            named_bos: None,
+            named_eos: None,
             fingerprint,
             cache: Mutex::default(),
         })
@@ -246,16 +254,32 @@ impl HfTokenizer {
         self.added.iter().filter(|t| t.special).map(|t| (t.content.clone(), t.id)).collect()
     }
 
-    /// The beginning-of-sequence id: the one the post-processor puts first,
-    /// or else a special token spelled as BOS usually is.
+    /// Sets the BOS and EOS ids a file names outright; they take precedence
+    /// in [`bos_id`](Self::bos_id) and [`eos_id`](Self::eos_id).
+    pub(crate) fn with_named_bos_eos(mut self, bos: Option<u32>, eos: Option<u32>) -> Self {
+        self.named_bos = bos.filter(|&id| (id as usize) < self.tokens.len());
+        self.named_eos = eos.filter(|&id| (id as usize) < self.tokens.len());
+        self
+    }
+
+    /// The beginning-of-sequence id: the one the file names, or the one the
+    /// post-processor puts first, or else a special token spelled as BOS
+    /// usually is.
     pub fn bos_id(&self) -> Option<u32> {
+        if self.named_bos.is_some() {
+            return self.named_bos;
+        }
         let template = self.post_processor.as_ref().and_then(|p| p.wrapping().0.first().copied());
         template.or_else(|| self.first_special(&["<s>", "<|begin_of_text|>", "<bos>"]))
     }
 
-    /// The end-of-sequence id: the one the post-processor puts last, or else
-    /// a special token spelled as EOS usually is.
+    /// The end-of-sequence id: the one the file names, or the one the
+    /// post-processor puts last, or else a special token spelled as EOS
+    /// usually is.
     pub fn eos_id(&self) -> Option<u32> {
+        if self.named_eos.is_some() {
+            return self.named_eos;
+        }
         let template = self.post_processor.as_ref().and_then(|p| p.wrapping().1.last().copied());
         template.or_else(|| self.first_special(&["</s>", "<|end_of_text|>", "<|endoftext|>", "<eos>"]))
     }
