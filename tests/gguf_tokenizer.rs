@@ -102,5 +102,5 @@ fn unknown_models_and_pre_tokenizers_are_refused_by_name() {
     assert!(!err.contains('\n'), "{err}");
     let path = altered("spm.gguf", tokenizer::MODEL_KEY, "bert");
     let err = load(&path).unwrap_err();
-    assert!(err.contains("\"bert\"") && err.contains("bert.gguf"), "{err}");
+    assert!(err.contains("model is \"bert\"") && err.contains("bert.gguf"), "{err}");
 }

@@ -121,11 +121,10 @@ pub fn from_metadata(file: &GgufFile) -> Result<AnyTokenizer, GgufError> {
     match model.as_str() {
         Some("gpt2") => {}
         Some("llama") => return sentencepiece(file),
-        _ => {
-            return Err(file.error(format!(
-            "{MODEL_KEY} is {model:?}; the tokenizers read are \"gpt2\" (byte-level BPE) and \"llama\" (SentencePiece)"
-        )))
-        }
+        Some(other) => return Err(file.error(format!(
+            "{MODEL_KEY} is {other:?}; the tokenizers read are \"gpt2\" (byte-level BPE) and \"llama\" (SentencePiece)"
+        ))),
+        None => return Err(file.error(format!("{MODEL_KEY} is not a string"))),
     }
     match file.get(PRE_KEY).map(|v| v.as_str()) {
         None | Some(Some("gpt-2")) => gpt2(file),
