@@ -1,9 +1,9 @@
 //! GGUF, llama.cpp's model file: one file holding a model's weights, its
 //! hyper-parameters and its tokenizer, so that `llama.cpp` (and everything
 //! built on it) runs a model exported here, and `--model FILE.gguf` runs
-//! a GGUF GPT-2 or Llama-family model made elsewhere (with a byte-level BPE
-//! tokenizer of GPT-2's kind: the tokenizers Llama 2 and 3 and Qwen files
-//! carry are not read yet).
+//! a GGUF GPT-2 or Llama-family model made elsewhere, with the tokenizer
+//! its metadata describes (GPT-2's, Llama 3's, Qwen's and the other
+//! byte-level BPEs llama.cpp names, and SentencePiece's).
 //!
 //! A GGUF file is a header, typed key/value metadata (`general.*`, the
 //! architecture's hyper-parameters, `tokenizer.ggml.*`), a table of tensor
@@ -16,7 +16,8 @@
 //! - [`ggml_type`]: the storage types and their block sizes;
 //! - [`dequant`] and [`quantize`]: block formats to f32 and back;
 //! - [`arch`]: each architecture's tensor names against ours;
-//! - [`tokenizer`]: the tokenizer in the metadata;
+//! - [`tokenizer`]: the tokenizer in the metadata, with [`pre_tokenizer`]
+//!   the regexes its `pre` names stand for;
 //! - [`gpt2`]: our models to a file and back (GPT-2's layout there);
 //! - [`llama`]: what the Llama family's architectures add: their
 //!   hyper-parameters and the query/key row order of llama.cpp's `llama`.
@@ -27,6 +28,7 @@ mod error;
 pub mod ggml_type;
 pub mod gpt2;
 pub mod llama;
+pub mod pre_tokenizer;
 pub mod quantize;
 pub mod reader;
 pub mod tokenizer;

@@ -1,28 +1,48 @@
-//! The tokenizer in GGUF metadata, as llama.cpp reads it for GPT-2 (and for
-//! any architecture whose file carries a GPT-2-style BPE):
+//! The tokenizer in GGUF metadata, read as llama.cpp reads it, and written
+//! for our own byte-level BPE.
 //!
-//! - `tokenizer.ggml.model = "gpt2"`: byte-level BPE;
-//! - `tokenizer.ggml.pre = "gpt-2"`: GPT-2's pre-tokenizer pattern;
-//! - `tokenizer.ggml.tokens`: every token by id, spelled with GPT-2's byte
-//!   stand-ins (`Ġthe`), as in `vocab.json`; special tokens as their text;
-//! - `tokenizer.ggml.token_type`: 1 normal, 3 control (special tokens),
-//!   5 unused (ids past the tokenizer's vocabulary that pad it to the
-//!   model's embedding rows, spelled `[PAD<id>]` as llama.cpp's converter
-//!   does);
-//! - `tokenizer.ggml.merges`: `left right` per merge, best first, as in
-//!   `merges.txt`;
-//! - `tokenizer.ggml.bos_token_id`, `eos_token_id`: `<|endoftext|>`.
+//! Every kind stores its vocabulary in `tokenizer.ggml.*`:
 //!
-//! Reading rebuilds our `BpeTokenizer` through the same checks as a
-//! `vocab.json` + `merges.txt` pair (`tokenizer::files`).
+//! - `tokens`: every token by id; `token_type`: 1 normal, 2 unknown,
+//!   3 control (special tokens, stored as their text), 4 user-defined,
+//!   5 unused (padding up to the model's embedding rows, `[PAD<id>]`),
+//!   6 byte (`<0x0A>`);
+//! - `bos_token_id`, `eos_token_id`, `add_bos_token`.
+//!
+//! and `model` says how text becomes those tokens:
+//!
+//! - `"gpt2"`: byte-level BPE. Tokens are spelled with GPT-2's byte
+//!   stand-ins (`Ġthe`) and `merges` holds `left right` per merge, best
+//!   first, as in `merges.txt`. How text is cut into words first is named
+//!   by `pre`: `"gpt-2"` (what our exports write) rebuilds our own
+//!   `BpeTokenizer` through the same checks as a `vocab.json` +
+//!   `merges.txt` pair; another name (`llama-bpe`, `qwen2`, `smollm`, ...)
+//!   is looked up in [`pre_tokenizer`](super::pre_tokenizer) and the whole
+//!   pipeline laid out as the `tokenizer.json` it stands for (a `Split` per
+//!   regex, `ByteLevel`, BPE, the `ByteLevel` decoder) and read by
+//!   [`HfTokenizer`], which encodes as `tokenizers` does.
+//! - `"llama"`: SentencePiece (Llama 2, Mistral, TinyLlama). No merges:
+//!   `scores` holds one score per token, and llama.cpp joins neighbouring
+//!   pieces by highest score ([`spm_merge`](crate::tokenizer::spm_merge)).
+//!   Laid out the same way: spaces replaced by `▁` with one `▁` in front of
+//!   each stretch of text (`add_space_prefix`, default on), the model
+//!   joining by score with `<0xNN>` byte fallback, and decoding back
+//!   (`▁` to space, byte tokens to bytes, the front space dropped).
+//!
+//! Control and unknown tokens become special added tokens (matched whole
+//! only where special tokens are allowed), user-defined ones plain added
+//! tokens (always matched first), as llama.cpp matches them. Another
+//! `model` or `pre` is an error that names it.
 
 use rustc_hash::FxHashMap;
+use serde_json::{json, Value as Json};
 
 use super::error::GgufError;
+use super::pre_tokenizer::{self, PreTokenizer};
 use super::reader::GgufFile;
 use super::value::{strings, Value, ValueType};
 use crate::tokenizer::bytes::bytes_to_unicode;
-use crate::tokenizer::AnyTokenizer;
+use crate::tokenizer::{AnyTokenizer, Fnv, HfTokenizer};
 
 pub const MODEL_KEY: &str = "tokenizer.ggml.model";
 pub const PRE_KEY: &str = "tokenizer.ggml.pre";
@@ -32,11 +52,16 @@ pub const MERGES_KEY: &str = "tokenizer.ggml.merges";
 pub const BOS_KEY: &str = "tokenizer.ggml.bos_token_id";
 pub const EOS_KEY: &str = "tokenizer.ggml.eos_token_id";
 pub const ADD_BOS_KEY: &str = "tokenizer.ggml.add_bos_token";
+pub const SCORES_KEY: &str = "tokenizer.ggml.scores";
+pub const ADD_SPACE_PREFIX_KEY: &str = "tokenizer.ggml.add_space_prefix";
 
 /// llama.cpp's token types.
 pub const NORMAL: i32 = 1;
+pub const UNKNOWN: i32 = 2;
 pub const CONTROL: i32 = 3;
+pub const USER_DEFINED: i32 = 4;
 pub const UNUSED: i32 = 5;
+pub const BYTE: i32 = 6;
 
 /// The metadata for `tokenizer`, its vocabulary padded to `vocab_size`
 /// ids. Only byte-level BPE has a GGUF form here.
@@ -87,38 +112,68 @@ pub fn to_metadata(tokenizer: &AnyTokenizer, vocab_size: usize) -> Result<Vec<(&
     Ok(out)
 }
 
-/// The tokenizer a file's metadata describes.
+/// The tokenizer a file's metadata describes: `gpt2` with GPT-2's
+/// pre-tokenizer as our own [`BpeTokenizer`](crate::tokenizer::BpeTokenizer),
+/// `gpt2` with another `pre` or `llama` (SentencePiece) as an
+/// [`HfTokenizer`]. An unknown model or `pre` is an error naming it.
 pub fn from_metadata(file: &GgufFile) -> Result<AnyTokenizer, GgufError> {
     let model = file.get(MODEL_KEY).ok_or_else(|| file.error(format!("has no tokenizer ({MODEL_KEY} is missing)")))?;
-    if model.as_str() != Some("gpt2") {
-        return Err(file.error(format!("{MODEL_KEY} is {model:?}; only \"gpt2\" (byte-level BPE) tokenizers are read")));
+    match model.as_str() {
+        Some("gpt2") => {}
+        Some("llama") => return sentencepiece(file),
+        Some(other) => return Err(file.error(format!(
+            "{MODEL_KEY} is {other:?}; the tokenizers read are \"gpt2\" (byte-level BPE) and \"llama\" (SentencePiece)"
+        ))),
+        None => return Err(file.error(format!("{MODEL_KEY} is not a string"))),
     }
     match file.get(PRE_KEY).map(|v| v.as_str()) {
-        None | Some(Some("gpt-2")) => {}
-        Some(other) => {
-            return Err(file.error(format!("{PRE_KEY} is {other:?}; only GPT-2's pre-tokenizer (\"gpt-2\") is read")))
-        }
+        None | Some(Some("gpt-2")) => gpt2(file),
+        Some(Some(name)) => match pre_tokenizer::find(name) {
+            Some(pre) => byte_level_bpe(file, pre),
+            None => Err(file.error(format!(
+                "{PRE_KEY} is {name:?}, a pre-tokenizer not read here (read: GPT-2's, Llama 3's \"llama-bpe\", \
+                 Qwen2's \"qwen2\", SmolLM's \"smollm\", DeepSeek's and Falcon's)"
+            ))),
+        },
+        Some(None) => Err(file.error(format!("{PRE_KEY} is not a string"))),
     }
-    let strings_of = |key: &str| -> Result<Vec<&str>, GgufError> {
-        let items = file
-            .get(key)
-            .ok_or_else(|| file.error(format!("{key} is missing")))?
-            .as_array()
-            .ok_or_else(|| file.error(format!("{key} is not an array")))?;
-        items.iter().map(|v| v.as_str().ok_or_else(|| file.error(format!("{key} holds a non-string")))).collect()
-    };
-    let tokens = strings_of(TOKENS_KEY)?;
-    let merges = strings_of(MERGES_KEY)?;
-    let types: Vec<i32> = match file.get(TOKEN_TYPE_KEY) {
-        None => vec![NORMAL; tokens.len()],
-        Some(v) => {
-            let items = v.as_array().ok_or_else(|| file.error(format!("{TOKEN_TYPE_KEY} is not an array")))?;
-            let types: Option<Vec<i32>> = items.iter().map(|t| t.as_u64().map(|t| t as i32)).collect();
-            types
-                .filter(|t| t.len() == tokens.len())
-                .ok_or_else(|| file.error(format!("{TOKEN_TYPE_KEY} is not one small integer per token")))?
-        }
-    };
+}
+
+/// The strings of an array entry.
+fn strings_of<'a>(file: &'a GgufFile, key: &str) -> Result<Vec<&'a str>, GgufError> {
+    let items = file
+        .get(key)
+        .ok_or_else(|| file.error(format!("{key} is missing")))?
+        .as_array()
+        .ok_or_else(|| file.error(format!("{key} is not an array")))?;
+    items.iter().map(|v| v.as_str().ok_or_else(|| file.error(format!("{key} holds a non-string")))).collect()
+}
+
+/// Each token's type (all normal when the file has none).
+fn token_types(file: &GgufFile, n: usize) -> Result<Vec<i32>, GgufError> {
+    let Some(v) = file.get(TOKEN_TYPE_KEY) else { return Ok(vec![NORMAL; n]) };
+    let items = v.as_array().ok_or_else(|| file.error(format!("{TOKEN_TYPE_KEY} is not an array")))?;
+    let types: Option<Vec<i32>> = items.iter().map(|t| t.as_u64().and_then(|t| i32::try_from(t).ok())).collect();
+    types
+        .filter(|t| t.len() == n)
+        .ok_or_else(|| file.error(format!("{TOKEN_TYPE_KEY} is not one small integer per token")))
+}
+
+/// A boolean entry, `default` when absent.
+fn flag(file: &GgufFile, key: &str, default: bool) -> Result<bool, GgufError> {
+    match file.get(key) {
+        None => Ok(default),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(file.error(format!("{key} is not a boolean"))),
+    }
+}
+
+/// GPT-2's own kind: rebuilt as our [`BpeTokenizer`](crate::tokenizer::BpeTokenizer),
+/// through the same checks as a `vocab.json` + `merges.txt` pair.
+fn gpt2(file: &GgufFile) -> Result<AnyTokenizer, GgufError> {
+    let tokens = strings_of(file, TOKENS_KEY)?;
+    let merges = strings_of(file, MERGES_KEY)?;
+    let types = token_types(file, tokens.len())?;
     // Padding past the tokenizer's own ids is not part of it.
     let used = types.iter().rposition(|&t| t != UNUSED).map_or(0, |i| i + 1);
     let mut vocab: FxHashMap<String, u32> = FxHashMap::default();
@@ -134,4 +189,154 @@ pub fn from_metadata(file: &GgufFile) -> Result<AnyTokenizer, GgufError> {
     let bpe = crate::tokenizer::files::from_spelled(vocab, file.path(), &merges_text, file.path())
         .map_err(|e| file.error(format!("the tokenizer in the metadata is not usable: {e}")))?;
     Ok(AnyTokenizer::Bpe(bpe))
+}
+
+/// A byte-level BPE with a named pre-tokenizer other than GPT-2's (Llama 3,
+/// Qwen2, SmolLM, ...), laid out as its `tokenizer.json` would be: a `Split`
+/// per regex of the name, then `ByteLevel` spelling each piece's bytes with
+/// GPT-2's stand-ins, the vocabulary's alphabet.
+fn byte_level_bpe(file: &GgufFile, pre: &PreTokenizer) -> Result<AnyTokenizer, GgufError> {
+    let tokens = strings_of(file, TOKENS_KEY)?;
+    let merges = strings_of(file, MERGES_KEY)?;
+    let types = token_types(file, tokens.len())?;
+    let mut h = Fnv::default();
+    h.write(b"gpt2");
+    pre.regexes.iter().for_each(|r| h.write(r.as_bytes()));
+    merges.iter().for_each(|m| h.write(m.as_bytes()));
+    let shared = shared_parts(file, &tokens, &types, pre.add_bos, &mut h)?;
+    let mut cuts: Vec<Json> = pre
+        .regexes
+        .iter()
+        .map(|r| json!({"type": "Split", "pattern": {"Regex": r}, "behavior": "Isolated", "invert": false}))
+        .collect();
+    cuts.push(json!({"type": "ByteLevel", "add_prefix_space": false, "use_regex": false}));
+    let spec = json!({
+        "added_tokens": shared.added,
+        "pre_tokenizer": {"type": "Sequence", "pretokenizers": cuts},
+        "model": {"type": "BPE", "vocab": shared.vocab, "merges": merges, "ignore_merges": pre.ignore_merges},
+        "post_processor": shared.post_processor,
+        "decoder": {"type": "ByteLevel"},
+    });
+    build(file, &spec, None, h)
+}
+
+/// SentencePiece (`model = "llama"`: Llama 2, Mistral, TinyLlama), as
+/// llama.cpp encodes it: spaces become `▁`, one `▁` goes in front of each
+/// stretch of text (at the start, and after each token matched as a whole)
+/// unless `add_space_prefix` is false, and the stretch is joined by piece
+/// score ([`spm_merge`](crate::tokenizer::spm_merge)), with `<0xNN>` byte
+/// tokens for characters no piece spells. Decoding turns `▁` back into
+/// spaces, byte tokens into their bytes, and drops the space put in front.
+fn sentencepiece(file: &GgufFile) -> Result<AnyTokenizer, GgufError> {
+    let tokens = strings_of(file, TOKENS_KEY)?;
+    let types = token_types(file, tokens.len())?;
+    // llama.cpp takes a missing score as 0.
+    let scores: Vec<f32> = match file.get(SCORES_KEY) {
+        None => vec![0.0; tokens.len()],
+        Some(v) => {
+            let items = v.as_array().ok_or_else(|| file.error(format!("{SCORES_KEY} is not an array")))?;
+            let scores: Option<Vec<f32>> = items.iter().map(|s| s.as_f64().map(|s| s as f32)).collect();
+            scores
+                .filter(|s| s.len() == tokens.len())
+                .ok_or_else(|| file.error(format!("{SCORES_KEY} is not one number per token")))?
+        }
+    };
+    let add_space_prefix = flag(file, ADD_SPACE_PREFIX_KEY, true)?;
+    let mut h = Fnv::default();
+    h.write(b"llama");
+    h.write(&[add_space_prefix as u8]);
+    scores.iter().for_each(|s| h.write(&s.to_le_bytes()));
+    let shared = shared_parts(file, &tokens, &types, true, &mut h)?;
+    let unk = types.iter().position(|&t| t == UNKNOWN).map(|id| tokens[id]);
+    let spaces = json!({"type": "Replace", "pattern": {"String": " "}, "content": "▁"});
+    let normalizer = match add_space_prefix {
+        true => json!({"type": "Sequence", "normalizers": [{"type": "Prepend", "prepend": "▁"}, spaces]}),
+        false => spaces,
+    };
+    let mut decoders = vec![
+        json!({"type": "Replace", "pattern": {"String": "▁"}, "content": " "}),
+        json!({"type": "ByteFallback"}),
+        json!({"type": "Fuse"}),
+    ];
+    if add_space_prefix {
+        decoders.push(json!({"type": "Strip", "content": " ", "start": 1, "stop": 0}));
+    }
+    let spec = json!({
+        "added_tokens": shared.added,
+        "normalizer": normalizer,
+        "model": {"type": "BPE", "vocab": shared.vocab, "merges": [], "byte_fallback": true, "unk_token": unk},
+        "post_processor": shared.post_processor,
+        "decoder": {"type": "Sequence", "decoders": decoders},
+    });
+    build(file, &spec, Some(scores), h)
+}
+
+/// What both kinds lay out alike.
+struct SharedParts {
+    /// Every token by its text, as llama.cpp looks tokens up.
+    vocab: serde_json::Map<String, Json>,
+    /// Tokens matched whole before anything else: control and unknown
+    /// tokens as special ones (matched only where special tokens are
+    /// allowed), user-defined ones always, as llama.cpp does.
+    added: Vec<Json>,
+    /// BOS in front when the file says to add it (`Null` otherwise).
+    post_processor: Json,
+}
+
+fn shared_parts(
+    file: &GgufFile,
+    tokens: &[&str],
+    types: &[i32],
+    add_bos_default: bool,
+    h: &mut Fnv,
+) -> Result<SharedParts, GgufError> {
+    let mut vocab = serde_json::Map::with_capacity(tokens.len());
+    let mut added = Vec::new();
+    for (id, (&token, &ty)) in tokens.iter().zip(types).enumerate() {
+        h.write_u64(token.len() as u64);
+        h.write(token.as_bytes());
+        h.write(&ty.to_le_bytes());
+        if vocab.insert(token.to_string(), json!(id)).is_some() {
+            return Err(file.error(format!("{TOKENS_KEY}: token {token:?} appears twice")));
+        }
+        if matches!(ty, CONTROL | UNKNOWN | USER_DEFINED) && !token.is_empty() {
+            added.push(json!({
+                "id": id, "content": token, "special": ty != USER_DEFINED,
+                "normalized": false, "lstrip": false, "rstrip": false, "single_word": false,
+            }));
+        }
+    }
+    let bos = match file.get(BOS_KEY) {
+        None => None,
+        Some(v) => Some(
+            v.as_u64()
+                .and_then(|id| tokens.get(id as usize).map(|t| (id, *t)))
+                .ok_or_else(|| file.error(format!("{BOS_KEY} is not a token id")))?,
+        ),
+    };
+    let post_processor = match (bos, flag(file, ADD_BOS_KEY, add_bos_default)?) {
+        (Some((id, text)), true) => json!({
+            "type": "TemplateProcessing",
+            "single": [{"SpecialToken": {"id": text, "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+            "special_tokens": {text: {"id": text, "ids": [id], "tokens": [text]}},
+        }),
+        _ => Json::Null,
+    };
+    Ok(SharedParts { vocab, added, post_processor })
+}
+
+fn build(file: &GgufFile, spec: &Json, scores: Option<Vec<f32>>, h: Fnv) -> Result<AnyTokenizer, GgufError> {
+    // `tokenizer.json` leaves out a stage as null.
+    let spec = match spec {
+        Json::Object(map) => {
+            Json::Object(map.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), v.clone())).collect())
+        }
+        other => other.clone(),
+    };
+    let tokenizer = HfTokenizer::from_value(&spec, scores, h.0)
+        .map_err(|e| file.error(format!("the tokenizer in the metadata is not usable: {e}")))?;
+    // The file names its end of sequence (Qwen's chat models `<|im_end|>`,
+    // not `<|endoftext|>`); generation stops there.
+    let id = |key: &str| file.get(key).and_then(Value::as_u64).and_then(|id| u32::try_from(id).ok());
+    Ok(AnyTokenizer::Hf(tokenizer.with_named_bos_eos(id(BOS_KEY), id(EOS_KEY))))
 }

@@ -13,7 +13,8 @@
 //!
 //! - [`HfTokenizer`]: a Hugging Face `tokenizer.json` (Llama, Mistral, Qwen,
 //!   ...), encoded and decoded exactly as the `tokenizers` library does
-//!   ([`hf_json`]).
+//!   ([`hf_json`]). The tokenizers in GGUF files are read into the same
+//!   machinery; SentencePiece's score-ordered joining is [`spm_merge`].
 //!
 //! [`AnyTokenizer`] holds any of them, for code (the data pipeline, the command
 //! line) that works with whichever the user picked.
@@ -28,6 +29,7 @@ pub mod hf_json;
 pub mod merge;
 pub mod pretokenize;
 mod special;
+pub(crate) mod spm_merge;
 mod stream;
 pub mod train;
 

@@ -71,6 +71,10 @@ pub struct HfTokenizer {
     /// `tokens[id]`: the token string of each id (added tokens override).
     tokens: Vec<Option<String>>,
     special: Vec<bool>,
+    /// BOS and EOS as a file names them outright (GGUF's `bos_token_id`,
+    /// `eos_token_id`), ahead of what the pipeline implies.
+    named_bos: Option<u32>,
+    named_eos: Option<u32>,
     fingerprint: u64,
     cache: Mutex<FxHashMap<String, Box<[u32]>>>,
 }
@@ -88,6 +92,8 @@ impl Clone for HfTokenizer {
             decoder: self.decoder.clone(),
             tokens: self.tokens.clone(),
             special: self.special.clone(),
+            named_bos: self.named_bos,
+            named_eos: self.named_eos,
             fingerprint: self.fingerprint,
             cache: Mutex::default(),
         }
@@ -121,7 +127,22 @@ impl HfTokenizer {
     pub fn from_json(text: &str) -> Result<HfTokenizer, String> {
         let value: serde_json::Value =
             serde_json::from_str(text).map_err(|e| format!("not a tokenizer.json (not JSON: {e})"))?;
-        let root = Node::of("tokenizer", &value).map_err(|_| "not a tokenizer.json (not a JSON object)")?;
+        let mut h = Fnv::default();
+        h.write(text.as_bytes());
+        Self::from_value(&value, None, h.0)
+    }
+
+    /// A tokenizer from the parsed JSON of a `tokenizer.json` (or one laid
+    /// out the same way from other metadata, as GGUF's is), with `fingerprint`
+    /// identifying it. With `scores`, one per id, the model joins pieces by
+    /// score as SentencePiece does ([`spm_merge`](crate::tokenizer::spm_merge))
+    /// and its merges must be empty.
+    pub(crate) fn from_value(
+        value: &serde_json::Value,
+        scores: Option<Vec<f32>>,
+        fingerprint: u64,
+    ) -> Result<HfTokenizer, String> {
+        let root = Node::of("tokenizer", value).map_err(|_| "not a tokenizer.json (not a JSON object)")?;
         for field in ["truncation", "padding"] {
             if root.get(field).is_some() {
                 return Err(format!("{field} is set; truncation and padding are not supported (set them to null)"));
@@ -130,7 +151,10 @@ impl HfTokenizer {
         let stage = |field: &'static str| root.get(field).map(|v| Node::of(field, v)).transpose();
         let normalizer = stage("normalizer")?.map(Normalizer::parse).transpose()?;
         let pre_tokenizer = stage("pre_tokenizer")?.map(PreTokenizer::parse).transpose()?;
-        let model = BpeModel::parse(Node::of("model", root.required("model")?)?)?;
+        let mut model = BpeModel::parse(Node::of("model", root.required("model")?)?)?;
+        if let Some(scores) = scores {
+            model.join_by_scores(scores)?;
+        }
         let post_processor = stage("post_processor")?.map(PostProcessor::parse).transpose()?;
         let decoder = stage("decoder")?.map(Decoder::parse).transpose()?;
 
@@ -187,8 +211,6 @@ impl HfTokenizer {
                 .map(|(i, t)| (normalizer.as_ref().map_or_else(|| t.content.clone(), |n| n.normalize(&t.content)), i))
                 .collect(),
         );
-        let mut h = Fnv::default();
-        h.write(text.as_bytes());
         Ok(HfTokenizer {
             normalizer,
             pre_tokenizer,
@@ -200,7 +222,9 @@ impl HfTokenizer {
             decoder,
             tokens,
             special,
-            fingerprint: h.0,
+            named_bos: None,
+            named_eos: None,
+            fingerprint,
             cache: Mutex::default(),
         })
     }
@@ -230,16 +254,32 @@ impl HfTokenizer {
         self.added.iter().filter(|t| t.special).map(|t| (t.content.clone(), t.id)).collect()
     }
 
-    /// The beginning-of-sequence id: the one the post-processor puts first,
-    /// or else a special token spelled as BOS usually is.
+    /// Sets the BOS and EOS ids a file names outright; they take precedence
+    /// in [`bos_id`](Self::bos_id) and [`eos_id`](Self::eos_id).
+    pub(crate) fn with_named_bos_eos(mut self, bos: Option<u32>, eos: Option<u32>) -> Self {
+        self.named_bos = bos.filter(|&id| (id as usize) < self.tokens.len());
+        self.named_eos = eos.filter(|&id| (id as usize) < self.tokens.len());
+        self
+    }
+
+    /// The beginning-of-sequence id: the one the file names, or the one the
+    /// post-processor puts first, or else a special token spelled as BOS
+    /// usually is.
     pub fn bos_id(&self) -> Option<u32> {
+        if self.named_bos.is_some() {
+            return self.named_bos;
+        }
         let template = self.post_processor.as_ref().and_then(|p| p.wrapping().0.first().copied());
         template.or_else(|| self.first_special(&["<s>", "<|begin_of_text|>", "<bos>"]))
     }
 
-    /// The end-of-sequence id: the one the post-processor puts last, or else
-    /// a special token spelled as EOS usually is.
+    /// The end-of-sequence id: the one the file names, or the one the
+    /// post-processor puts last, or else a special token spelled as EOS
+    /// usually is.
     pub fn eos_id(&self) -> Option<u32> {
+        if self.named_eos.is_some() {
+            return self.named_eos;
+        }
         let template = self.post_processor.as_ref().and_then(|p| p.wrapping().1.last().copied());
         template.or_else(|| self.first_special(&["</s>", "<|end_of_text|>", "<|endoftext|>", "<eos>"]))
     }
@@ -371,6 +411,7 @@ impl HfTokenizer {
             || !byte_decoder
             || model.ignore_merges
             || model.unk.is_some()
+            || model.scores.is_some()
         {
             return None;
         }

@@ -15,11 +15,17 @@
 //! Then the merges run, lowest rank first, by the same loop as our own BPE
 //! ([`apply_merges`]). With `ignore_merges` (Llama 3) a piece that is itself
 //! a token skips the merges and becomes that token.
+//!
+//! A model may instead carry a score per token (SentencePiece vocabularies
+//! read from GGUF, which hold no merges): then the whole piece is joined by
+//! score ([`merge_by_score`]) and a character no token spells becomes its
+//! `<0xNN>` byte tokens, as llama.cpp does.
 
 use rustc_hash::FxHashMap;
 
 use super::schema::{kind, Node};
 use crate::tokenizer::merge::{apply_merges, MergeTable};
+use crate::tokenizer::spm_merge::merge_by_score;
 
 #[derive(Clone, Debug)]
 pub(super) struct BpeModel {
@@ -31,6 +37,8 @@ pub(super) struct BpeModel {
     pub fuse_unk: bool,
     pub byte_fallback: bool,
     pub ignore_merges: bool,
+    /// Per-id scores: join by score (SentencePiece) instead of by merge rank.
+    pub scores: Option<Box<[f32]>>,
     /// `<0xNN>` ids, when byte fallback is on and the vocabulary has all 256.
     byte_tokens: Option<Box<[u32; 256]>>,
     /// The id of each character below U+0144, which covers every GPT-2 byte
@@ -118,9 +126,50 @@ impl BpeModel {
             fuse_unk: node.bool_or("fuse_unk", false)?,
             byte_fallback,
             ignore_merges: node.bool_or("ignore_merges", false)?,
+            scores: None,
             byte_tokens,
             small_chars,
         })
+    }
+
+    /// Makes the model join pieces by these per-id scores (SentencePiece)
+    /// rather than by its merges, which must then be empty.
+    pub fn join_by_scores(&mut self, scores: Vec<f32>) -> Result<(), String> {
+        if !self.merges.is_empty() {
+            return Err("a model joined by scores has no merges".into());
+        }
+        if let Some(id) = self.vocab.values().find(|&&id| id as usize >= scores.len()) {
+            return Err(format!("{} scores for a vocabulary with id {id}", scores.len()));
+        }
+        self.scores = Some(scores.into_boxed_slice());
+        Ok(())
+    }
+
+    /// The `<0xNN>` ids of a string's bytes, when byte fallback has them all.
+    fn byte_ids(&self, spelled: &str) -> Option<Vec<u32>> {
+        if !self.byte_fallback {
+            return None;
+        }
+        match &self.byte_tokens {
+            Some(bytes) => Some(spelled.bytes().map(|b| bytes[b as usize]).collect()),
+            None => spelled.bytes().map(|b| self.vocab.get(&format!("<0x{b:02X}>")).copied()).collect(),
+        }
+    }
+
+    /// SentencePiece: the piece joined by score; a symbol that is no token
+    /// (a character the vocabulary lacks) as its byte tokens, else `unk`.
+    fn tokenize_by_scores(&self, piece: &str, scores: &[f32], out: &mut Vec<u32>) {
+        let score = |s: &str| self.vocab.get(s).map(|&id| scores[id as usize]);
+        for range in merge_by_score(piece, score) {
+            let symbol = &piece[range];
+            match self.vocab.get(symbol) {
+                Some(&id) => out.push(id),
+                None => match self.byte_ids(symbol) {
+                    Some(ids) => out.extend(ids),
+                    None => out.extend(self.unk),
+                },
+            }
+        }
     }
 
     #[inline]
@@ -135,6 +184,10 @@ impl BpeModel {
     /// The ids of one piece, appended to `out`.
     pub fn tokenize(&self, piece: &str, out: &mut Vec<u32>) {
         if piece.is_empty() {
+            return;
+        }
+        if let Some(scores) = &self.scores {
+            self.tokenize_by_scores(piece, scores, out);
             return;
         }
         if self.ignore_merges {

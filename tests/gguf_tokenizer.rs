@@ -1,0 +1,106 @@
+//! The tokenizers of downloaded GGUF files against llama.cpp itself: small
+//! vocabulary-only files of each kind (SentencePiece `llama`, byte-level BPE
+//! with Llama 3's, Qwen2's and SmolLM's pre-tokenizers), and the ids and
+//! text llama.cpp gives for awkward strings
+//! (`scripts/make_gguf_tokenizer_fixtures.py`). Each file is read by
+//! `tokenizer::from_metadata`, the reader `--model FILE.gguf` uses.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::scratch_dir;
+use scratchgpt::gpt::gguf::{tokenizer, GgufFile, GgufWriter, Value};
+use scratchgpt::gpt::tokenizer::{AnyTokenizer, SpecialTokens};
+use serde_json::Value as Json;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gguf_tokenizers").join(name)
+}
+
+fn load(path: &Path) -> Result<AnyTokenizer, String> {
+    let file = GgufFile::open(path).map_err(|e| e.to_string())?;
+    tokenizer::from_metadata(&file).map_err(|e| e.to_string())
+}
+
+/// Every case of `kind`: llama.cpp's ids for `tokenize(text, add_bos=False,
+/// special=False)`, and its text for those ids.
+fn check(kind: &str, decoded_as: &str) {
+    let cases: Json = serde_json::from_str(&std::fs::read_to_string(fixture("cases.json")).unwrap()).unwrap();
+    let tokenizer = load(&fixture(&format!("{kind}.gguf"))).unwrap();
+    let cases = cases[kind].as_array().unwrap();
+    assert!(cases.len() >= 20);
+    for case in cases {
+        let text = case["text"].as_str().unwrap();
+        let expected: Vec<u32> = serde_json::from_value(case["ids"].clone()).unwrap();
+        let ids = tokenizer.encode(text, SpecialTokens::AsText).unwrap();
+        assert_eq!(ids, expected, "{kind}: ids of {text:?}");
+        let decoded = tokenizer.decode(&ids).unwrap();
+        assert_eq!(decoded, case[decoded_as].as_str().unwrap(), "{kind}: text of the ids of {text:?}");
+    }
+}
+
+#[test]
+fn sentencepiece_encodes_and_decodes_as_llama_cpp() {
+    // Leading space dropped on decoding, as llama.cpp's detokenizer does.
+    check("spm", "detokenized");
+}
+
+#[test]
+fn llama3_bpe_encodes_and_decodes_as_llama_cpp() {
+    // llama.cpp's whole-sequence detokenizer also drops the space before
+    // `,.!?` for this family (transformers' `clean_up_tokenization_spaces`);
+    // we decode what the tokens spell, as llama.cpp prints them generating.
+    check("llama_bpe", "pieces");
+}
+
+#[test]
+fn qwen2_bpe_encodes_and_decodes_as_llama_cpp() {
+    check("qwen2", "detokenized");
+}
+
+#[test]
+fn smollm_bpe_encodes_and_decodes_as_llama_cpp() {
+    check("smollm", "detokenized");
+}
+
+#[test]
+fn bos_and_eos_are_the_ones_the_file_names() {
+    // `<|endoftext|>` is id 0, but the file names `<|im_end|>` (1) as EOS.
+    let tokenizer = load(&fixture("qwen2.gguf")).unwrap();
+    assert_eq!((tokenizer.bos_id(), tokenizer.eos_id()), (Some(0), Some(1)));
+    let tokenizer = load(&fixture("spm.gguf")).unwrap();
+    assert_eq!((tokenizer.bos_id(), tokenizer.eos_id()), (Some(1), Some(2)));
+}
+
+#[test]
+fn sentencepiece_adds_bos_where_the_file_says() {
+    let tokenizer = load(&fixture("spm.gguf")).unwrap();
+    assert_eq!(tokenizer.bos_id(), Some(1));
+    let ids = tokenizer.encode_adding_special_tokens("Hello", SpecialTokens::AsText).unwrap();
+    assert_eq!(ids[0], 1);
+    assert_eq!(&ids[1..], tokenizer.encode("Hello", SpecialTokens::AsText).unwrap());
+}
+
+/// A copy of fixture `name` with `key` set to `value`.
+fn altered(name: &str, key: &str, value: &str) -> PathBuf {
+    let file = GgufFile::open(fixture(name)).unwrap();
+    let mut w = GgufWriter::new();
+    for (k, v) in file.metadata() {
+        w.set(k, if k == key { Value::String(value.into()) } else { v.clone() });
+    }
+    let path = scratch_dir("gguf-tokenizer").join(format!("{value}.gguf"));
+    w.write(&path).unwrap();
+    path
+}
+
+#[test]
+fn unknown_models_and_pre_tokenizers_are_refused_by_name() {
+    let path = altered("qwen2.gguf", tokenizer::PRE_KEY, "no-such-pre");
+    let err = load(&path).unwrap_err();
+    assert!(err.contains("\"no-such-pre\"") && err.contains("no-such-pre.gguf"), "{err}");
+    assert!(!err.contains('\n'), "{err}");
+    let path = altered("spm.gguf", tokenizer::MODEL_KEY, "bert");
+    let err = load(&path).unwrap_err();
+    assert!(err.contains("model is \"bert\"") && err.contains("bert.gguf"), "{err}");
+}
