@@ -66,7 +66,16 @@ fn quantized_model_computes_what_its_dequantized_weights_compute() {
         let twin = dequantized_twin(&f32_dir, scheme);
         let (got, want, original) = (logits(&q, &ids()), logits(&twin, &ids()), logits(&model, &ids()));
         let worst = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
-        assert!(worst < 1e-4, "{scheme}: quantized vs dequantized-f32 logits differ by {worst}");
+        // int8 and int4 layers also round their input rows to 8 bits (as
+        // llama.cpp does; `kernels::cpu::quant::int_dot`), which the f32
+        // twin does not: their bound is that rounding's, still far below
+        // what a wrong weight or layout gives (the kernels' own tests check
+        // the 8-bit products exactly).
+        let bound = match scheme {
+            Scheme::F16 | Scheme::BF16 => 1e-4,
+            Scheme::Int8 | Scheme::Int4 => 1e-2,
+        };
+        assert!(worst < bound, "{scheme}: quantized vs dequantized-f32 logits differ by {worst}");
         // And the rounding itself costs little at this size.
         let drift = got.iter().zip(&original).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
         let limit = match scheme {

@@ -121,9 +121,11 @@ pub fn from_metadata(file: &GgufFile) -> Result<AnyTokenizer, GgufError> {
     match model.as_str() {
         Some("gpt2") => {}
         Some("llama") => return sentencepiece(file),
-        Some(other) => return Err(file.error(format!(
+        Some(other) => {
+            return Err(file.error(format!(
             "{MODEL_KEY} is {other:?}; the tokenizers read are \"gpt2\" (byte-level BPE) and \"llama\" (SentencePiece)"
-        ))),
+        )))
+        }
         None => return Err(file.error(format!("{MODEL_KEY} is not a string"))),
     }
     match file.get(PRE_KEY).map(|v| v.as_str()) {
