@@ -34,7 +34,7 @@ fn bench(c: &mut Criterion) {
         [("qkv", 2304, 768), ("attn_out", 768, 768), ("mlp_up", 3072, 768), ("mlp_down", 768, 3072)]
     {
         let x: Vec<f32> = bytes(cols, 1).iter().map(|&b| b as f32 / 128.0 - 1.0).collect();
-        let int8_values: Vec<i8> = bytes(rows * cols, 2).iter().map(|&b| (b % 255) as i8 - 127 + 1).collect();
+        let int8_values: Vec<i8> = bytes(rows * cols, 2).iter().map(|&b| ((b % 255) as i16 - 127) as i8).collect();
         let int8_scales = vec![0.01f32; rows];
         let int4_packed: Vec<u8> = bytes(rows * cols / 2, 3);
         let int4_scales: Vec<u16> = vec![0x2000; rows * cols / INT4_GROUP];

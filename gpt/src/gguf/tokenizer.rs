@@ -32,7 +32,9 @@
 //! Control and unknown tokens become special added tokens (matched whole
 //! only where special tokens are allowed), user-defined ones plain added
 //! tokens (always matched first), as llama.cpp matches them. Another
-//! `model` or `pre` is an error that names it.
+//! `model` or `pre` is an error that names it. A `gpt2` file with no `pre`
+//! is read with GPT-2's regex, as our exports were written before they
+//! named it (llama.cpp would use its "default" regexes there).
 
 use rustc_hash::FxHashMap;
 use serde_json::{json, Value as Json};
@@ -203,8 +205,12 @@ fn byte_level_bpe(file: &GgufFile, pre: &PreTokenizer) -> Result<AnyTokenizer, G
     let types = token_types(file, tokens.len())?;
     let mut h = Fnv::default();
     h.write(b"gpt2");
-    pre.regexes.iter().for_each(|r| h.write(r.as_bytes()));
-    merges.iter().for_each(|m| h.write(m.as_bytes()));
+    // Each string with its length first, so that no two lists of strings
+    // hash alike by running into each other.
+    for text in pre.regexes.iter().copied().chain(merges.iter().copied()) {
+        h.write_u64(text.len() as u64);
+        h.write(text.as_bytes());
+    }
     let shared = shared_parts(file, &tokens, &types, pre.add_bos, &mut h)?;
     let mut cuts: Vec<Json> = pre
         .regexes
@@ -327,7 +333,7 @@ fn shared_parts(
     Ok(SharedParts { vocab, added, post_processor })
 }
 
-fn build(file: &GgufFile, spec: &Json, scores: Option<Vec<f32>>, h: Fnv) -> Result<AnyTokenizer, GgufError> {
+fn build(file: &GgufFile, spec: &Json, scores: Option<Vec<f32>>, mut h: Fnv) -> Result<AnyTokenizer, GgufError> {
     // `tokenizer.json` leaves out a stage as null.
     let spec = match spec {
         Json::Object(map) => {
@@ -335,6 +341,25 @@ fn build(file: &GgufFile, spec: &Json, scores: Option<Vec<f32>>, h: Fnv) -> Resu
         }
         other => other.clone(),
     };
+    // The fingerprint (which keys cached token files) covers every stage
+    // and the model's options (Llama 3's `ignore_merges`, the BOS it adds),
+    // not only the vocabulary: two files differing in those encode alike
+    // text differently.
+    if let Json::Object(map) = &spec {
+        for (key, value) in map {
+            let text = match (key.as_str(), value) {
+                ("model", Json::Object(model)) => model
+                    .iter()
+                    .filter(|(k, _)| !matches!(k.as_str(), "vocab" | "merges"))
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect(),
+                _ => value.to_string(),
+            };
+            h.write_u64(key.len() as u64 + text.len() as u64);
+            h.write(key.as_bytes());
+            h.write(text.as_bytes());
+        }
+    }
     let tokenizer = HfTokenizer::from_value(&spec, scores, h.0)
         .map_err(|e| file.error(format!("the tokenizer in the metadata is not usable: {e}")))?;
     // The file names its end of sequence (Qwen's chat models `<|im_end|>`,

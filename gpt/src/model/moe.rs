@@ -94,8 +94,12 @@ impl MoeConfig {
                 "num_experts, num_experts_per_tok, the experts' width and decoder_sparse_step must be positive".into(),
             );
         }
-        if self.n_experts > 1 << 12 {
-            return Err(format!("{} experts is more than the limit of {}", self.n_experts, 1 << 12));
+        if self.n_experts > tensor::ops::moe_route::MAX_EXPERTS {
+            return Err(format!(
+                "{} experts is more than the limit of {}",
+                self.n_experts,
+                tensor::ops::moe_route::MAX_EXPERTS
+            ));
         }
         if self.top_k > self.n_experts {
             return Err(format!("num_experts_per_tok {} is more than the {} experts", self.top_k, self.n_experts));

@@ -42,6 +42,7 @@ use super::half_float::f16_to_f32;
 use super::int4::GROUP_BYTES;
 use super::{Isa, INT4_GROUP};
 use crate::cpu::dot_order;
+use crate::cpu::isa::has_f16c;
 
 /// Weights per pass: two blocks of 32, one 512-bit register of bytes.
 pub const CHUNK: usize = 64;
@@ -198,11 +199,13 @@ pub fn dot_int4(path: IntPath, packed: &[u8], scales: &[u16], x: &QuantizedRow) 
         scales.len(),
         x.cols
     );
+    // int4's f16 scales are widened by F16C, a flag of its own (some
+    // virtual machines hide it even with AVX2): without it, the scalar loop.
+    let path = if has_f16c() { path } else { IntPath::Scalar };
     match path {
         IntPath::Scalar => dot_int4_scalar(packed, scales, x),
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: as in `dot_int8` (F16C comes with AVX2 on every CPU that
-        // has it, and is checked where the path is chosen).
+        // SAFETY: as in `dot_int8`, and F16C is present (checked above).
         IntPath::Avx2 => unsafe { x86::dot_int4_avx2(packed, scales, x) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above.
