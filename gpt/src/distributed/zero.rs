@@ -317,8 +317,7 @@ pub(super) mod tests {
     fn reduce_scatter_sums_slice_r_into_rank_r() {
         // Rank q's element k is 10^q · (k + 1): each rank's digits stay
         // apart in the sums.
-        let buffers: Vec<Vec<f32>> =
-            (0..3).map(|q| (0..6).map(|k| 10f32.powi(q) * (k + 1) as f32).collect()).collect();
+        let buffers: Vec<Vec<f32>> = (0..3).map(|q| (0..6).map(|k| 10f32.powi(q) * (k + 1) as f32).collect()).collect();
         let got = reduce_scatter_on_threads(buffers, 2);
         assert_eq!(got, vec![vec![111.0, 222.0], vec![333.0, 444.0], vec![555.0, 666.0]]);
 
@@ -347,7 +346,10 @@ pub(super) mod tests {
             1 => rank == 1,
             _ => true,
         };
-        vec![Some(Tensor::from_vec(g(15, 0.53), [3, 5]).unwrap()), second.then(|| Tensor::from_vec(g(7, 1.7), [7]).unwrap())]
+        vec![
+            Some(Tensor::from_vec(g(15, 0.53), [3, 5]).unwrap()),
+            second.then(|| Tensor::from_vec(g(7, 1.7), [7]).unwrap()),
+        ]
     }
 
     /// The mean of `ranks` ranks' gradients, a missing one counting as
@@ -356,7 +358,8 @@ pub(super) mod tests {
         let every: Vec<_> = (0..ranks).map(|rank| grads(step, rank)).collect();
         (0..2)
             .map(|i| {
-                let present: Vec<Vec<f32>> = every.iter().filter_map(|g| g[i].as_ref().map(|t| t.to_vec::<f32>())).collect();
+                let present: Vec<Vec<f32>> =
+                    every.iter().filter_map(|g| g[i].as_ref().map(|t| t.to_vec::<f32>())).collect();
                 let dims = every.iter().find_map(|g| g[i].as_ref().map(|t| t.dims().to_vec()))?;
                 let mut sum = vec![0.0f32; present[0].len()];
                 present.iter().for_each(|g| sum.iter_mut().zip(g).for_each(|(s, x)| *s += x));
