@@ -1,9 +1,12 @@
 //! What data-parallel training needs from the processes' transport: who am
-//! I, how many are we, and four collectives over `f32` buffers that every
+//! I, how many are we, and five collectives over `f32` buffers that every
 //! rank calls in the same order.
 //!
 //! - `all_reduce_sum`: every rank's buffer becomes the element-wise sum of
 //!   all of them (gradients);
+//! - `reduce_scatter_sum`: of every rank's `[N·S]` buffer, rank r receives
+//!   the sum of the slices `[r·S, (r+1)·S)` (ZeRO's gradient shards: half
+//!   of an all-reduce, which is a reduce-scatter followed by an all-gather);
 //! - `all_gather`: rank r's `[S]` lands at `r·S` of everyone's `[N·S]`
 //!   (ZeRO's updated parameter slices);
 //! - `broadcast`: rank 0's buffer is copied to every rank (initial weights);
@@ -24,6 +27,10 @@ pub trait Communicator {
     fn local_rank(&self) -> usize;
     /// Replaces `data` on every rank by the sum over all ranks.
     fn all_reduce_sum(&self, data: &mut [f32]);
+    /// Sets `mine` (S values) to the element-wise sum over all ranks of
+    /// their `all[r·S .. (r+1)·S]`, r this rank; `all` holds
+    /// `world_size × mine.len()` values.
+    fn reduce_scatter_sum(&self, all: &[f32], mine: &mut [f32]);
     /// Concatenates every rank's `mine` (all the same length) in rank order
     /// into `all`, which holds `world_size × mine.len()` values.
     fn all_gather(&self, mine: &[f32], all: &mut [f32]);
@@ -64,6 +71,9 @@ impl Communicator for SingleProcess {
         0
     }
     fn all_reduce_sum(&self, _data: &mut [f32]) {}
+    fn reduce_scatter_sum(&self, all: &[f32], mine: &mut [f32]) {
+        mine.copy_from_slice(all);
+    }
     fn all_gather(&self, mine: &[f32], all: &mut [f32]) {
         all.copy_from_slice(mine);
     }

@@ -10,9 +10,12 @@
 //!                                  stop together if any rank's was bad
 //! all-reduce the gradients ÷ N     in buckets (buckets.rs)
 //! clip the global norm             the same on every rank: same gradients
-//! AdamW                            the whole model, or with ZeRO this
-//!                                  rank's shard + all-gather (zero.rs)
+//! AdamW                            the whole model
 //! ```
+//!
+//! With ZeRO (zero.rs) the last three are: reduce-scatter the gradients ÷ N
+//! (this rank's shard only), all-reduce the shards' squared norms, clip,
+//! AdamW on the shard, all-gather the updated shards.
 
 use std::rc::Rc;
 
@@ -30,7 +33,8 @@ pub struct DataParallel {
     zero: bool,
     sharded: Option<ShardedAdamW>,
     started: bool,
-    /// Bytes of gradients the last step handed to all-reduce.
+    /// Bytes of gradients the last step handed to all-reduce (with ZeRO, to
+    /// the reduce-scatter and the all-reduce of the norm).
     pub exchanged_bytes: usize,
 }
 
@@ -88,12 +92,19 @@ impl DataParallel {
             return Err(NonFiniteLoss(if bad { mine } else { f64::NAN }));
         }
         let loss = agreed[0] as f64 / self.comm.world_size() as f64;
-        self.exchanged_bytes = all_reduce_mean_gradients(&*self.comm, opt.params());
-        let grad_norm = clip_grad_norm(opt.params(), max_norm);
-        match &mut self.sharded {
-            None => opt.step(),
-            Some(sharded) => sharded.step(&*self.comm, opt.params(), lr),
-        }
+        let grad_norm = match &mut self.sharded {
+            None => {
+                self.exchanged_bytes = all_reduce_mean_gradients(&*self.comm, opt.params());
+                let grad_norm = clip_grad_norm(opt.params(), max_norm);
+                opt.step();
+                grad_norm
+            }
+            Some(sharded) => {
+                let step = sharded.step(&*self.comm, opt.params(), lr, max_norm);
+                self.exchanged_bytes = step.exchanged_bytes;
+                step.grad_norm
+            }
+        };
         Ok(StepOutcome { loss, grad_norm })
     }
 

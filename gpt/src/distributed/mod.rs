@@ -13,7 +13,8 @@
 //! averaged gradient, the copies never drift apart, and N ranks with
 //! `--batch-size B` take the step one process takes with `--batch-size N·B`.
 //! With ZeRO stage 1 (`zero.rs`) each rank keeps AdamW's moments for only a
-//! 1/N slice of the parameters and the updated slices are gathered.
+//! 1/N slice of the parameters, receives the summed gradients of that slice
+//! alone (a reduce-scatter), and the updated slices are gathered.
 //!
 //! The processes talk through a [`Communicator`]: [`SingleProcess`] (no one
 //! to talk to: every collective is the identity) or, with the `mpi` feature,
@@ -31,4 +32,4 @@ pub use communicator::{launch, Communicator, SingleProcess};
 pub use data_parallel::DataParallel;
 #[cfg(feature = "mpi")]
 pub use mpi::MpiCommunicator;
-pub use zero::ShardedAdamW;
+pub use zero::{ShardedAdamW, ShardedStep};

@@ -53,6 +53,10 @@ impl Communicator for MpiCommunicator {
         let send = data.to_vec();
         self.world.all_reduce_into(&send[..], data, SystemOperation::sum());
     }
+    fn reduce_scatter_sum(&self, all: &[f32], mine: &mut [f32]) {
+        assert_eq!(all.len(), mine.len() * self.world_size(), "reduce_scatter_sum: one slice per rank");
+        self.world.reduce_scatter_block_into(all, mine, SystemOperation::sum());
+    }
     fn all_gather(&self, mine: &[f32], all: &mut [f32]) {
         assert_eq!(all.len(), mine.len() * self.world_size(), "all_gather: one slice per rank");
         self.world.all_gather_into(mine, all);
