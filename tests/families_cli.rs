@@ -16,25 +16,17 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use common::trained_folder::{eval_loss, greedy, json, s, tensors, train_instruct_folder, Trained, QUESTIONS};
 use common::{scratch_dir, scratchgpt};
 use scratchgpt::autograd::nn::Module;
 use scratchgpt::gpt::generate::{generate, GenerateOptions};
 use scratchgpt::gpt::tokenizer::SpecialTokens;
-use scratchgpt::gpt::weights::{load_model, load_tokenizer, SafetensorsFile};
+use scratchgpt::gpt::weights::{load_model, load_tokenizer};
 use scratchgpt::tensor::Tensor;
 use serde_json::Value;
 
-const PREAMBLE: &str =
-    "Below is an instruction that describes a task. Write a response that appropriately completes the request.";
-const QUESTIONS: [(&str, &str); 4] = [
-    ("Which animal says moo?", "the cow"),
-    ("Which animal says woof?", "the dog"),
-    ("Which animal says meow?", "the cat"),
-    ("Which animal says cluck?", "the hen"),
-];
 const STEPS: usize = 100;
 /// Greedy tokens to generate: with the prompt, past `nano-gemma`'s window.
 const NEW_TOKENS: usize = 24;
@@ -114,94 +106,12 @@ impl Family {
     }
 }
 
-/// A trained folder, its corpus, and the `train --json` summary.
-struct Trained {
-    run: PathBuf,
-    corpus: PathBuf,
-    summary: Value,
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn json(args: &[&str]) -> Value {
-    let out = scratchgpt(args);
-    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{args:?}: {e}: {}", String::from_utf8_lossy(&out.stdout)))
-}
-
-fn ids(v: &Value) -> Vec<u32> {
-    v.as_array().unwrap().iter().map(|i| i.as_u64().unwrap() as u32).collect()
-}
-
 /// The family's folder, trained once for every test here.
 fn trained(family: Family) -> &'static Trained {
     static TRAINED: [OnceLock<Trained>; 3] = [OnceLock::new(), OnceLock::new(), OnceLock::new()];
     let slot = FAMILIES.iter().position(|&f| f == family).unwrap();
-    TRAINED[slot].get_or_init(|| {
-        let dir = scratch_dir(&format!("families-cli-{}", family.preset()));
-        let corpus = dir.join("corpus.txt");
-        let text: String = (0..6)
-            .flat_map(|_| QUESTIONS)
-            .map(|(q, a)| format!("{PREAMBLE}\n\n### Instruction:\n{q}\n\n### Response:\n{a}\n\n"))
-            .collect();
-        std::fs::write(&corpus, text).unwrap();
-        let run = dir.join("run");
-        let steps = STEPS.to_string();
-        let summary = json(&[
-            "train",
-            "--preset",
-            family.preset(),
-            "--data",
-            s(&corpus),
-            "--tokenizer",
-            "bpe:600",
-            "--steps",
-            &steps,
-            "--lr",
-            "0.003",
-            "--batch-size",
-            "4",
-            "--eval-every",
-            "20",
-            "--sample-every",
-            "0",
-            "--out",
-            s(&run),
-            "--json",
-        ]);
-        assert_eq!(summary["steps"], STEPS);
-        Trained { run, corpus, summary }
-    })
-}
-
-/// `generate --json`'s prompt and new ids, and its text.
-fn greedy(model: &Path, prompt: &str, n: usize) -> (Vec<u32>, Vec<u32>, String) {
-    let v = json(&["generate", "--model", s(model), "--prompt", prompt, "--max-new-tokens", &n.to_string(), "--json"]);
-    (ids(&v["prompt_ids"]), ids(&v["new_ids"]), v["text"].as_str().unwrap().to_string())
-}
-
-fn eval_loss(model: &Path, data: &Path) -> f64 {
-    let loss = json(&["eval", "--model", s(model), "--data", s(data), "--json"])["loss"].as_f64().unwrap();
-    assert!(loss.is_finite(), "{}: loss {loss}", model.display());
-    loss
-}
-
-/// Every tensor of a safetensors file, by name, as shape and f32 values.
-fn tensors(path: &Path) -> Vec<(String, Vec<usize>, Vec<f32>)> {
-    let file = SafetensorsFile::open(path).unwrap();
-    let mut out: Vec<_> = file
-        .names()
-        .into_iter()
-        .map(|n| {
-            let t = file.tensor(&n).unwrap();
-            (n, t.dims().to_vec(), t.to_vec::<f32>())
-        })
-        .collect();
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    out
+    TRAINED[slot]
+        .get_or_init(|| train_instruct_folder(&format!("families-cli-{}", family.preset()), family.preset(), STEPS))
 }
 
 fn info_shows_the_block_and_the_kv_cache(family: Family) {

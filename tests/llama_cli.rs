@@ -17,118 +17,26 @@
 mod common;
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::sync::OnceLock;
 
+use common::trained_folder::{eval_loss, greedy, ids, json, s, tensors, train_instruct_folder, Trained, QUESTIONS};
 use common::{binary, scratch_dir, scratchgpt};
 use scratchgpt::gpt::generate::{generate, GenerateOptions};
 use scratchgpt::gpt::model::GPTConfig;
 use scratchgpt::gpt::tokenizer::SpecialTokens;
-use scratchgpt::gpt::weights::{load_model, load_tokenizer, SafetensorsFile};
+use scratchgpt::gpt::weights::{load_model, load_tokenizer};
 use serde_json::Value;
 
-const PREAMBLE: &str =
-    "Below is an instruction that describes a task. Write a response that appropriately completes the request.";
-/// The instruction records: pretraining sees them in the Alpaca format, and
-/// `finetune instruct` teaches the model to answer them and stop.
-const QUESTIONS: [(&str, &str); 4] = [
-    ("Which animal says moo?", "the cow"),
-    ("Which animal says woof?", "the dog"),
-    ("Which animal says meow?", "the cat"),
-    ("Which animal says cluck?", "the hen"),
-];
 const STEPS: usize = 150;
 /// The Llama projections LoRA adapts, in PEFT's `target_modules` order.
 const TARGETS: [&str; 7] = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
 
-/// The trained folder, its corpus, and the `train --json` summary.
-struct Trained {
-    run: PathBuf,
-    corpus: PathBuf,
-    summary: Value,
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn json(args: &[&str]) -> Value {
-    let out = scratchgpt(args);
-    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{args:?}: {e}: {}", String::from_utf8_lossy(&out.stdout)))
-}
-
-fn ids(v: &Value) -> Vec<u32> {
-    v.as_array().unwrap().iter().map(|i| i.as_u64().unwrap() as u32).collect()
-}
-
 /// nano-llama trained once for every test here.
 fn trained() -> &'static Trained {
     static TRAINED: OnceLock<Trained> = OnceLock::new();
-    TRAINED.get_or_init(|| {
-        let dir = scratch_dir("llama-cli");
-        let corpus = dir.join("corpus.txt");
-        let text: String = (0..6)
-            .flat_map(|_| QUESTIONS)
-            .map(|(q, a)| format!("{PREAMBLE}\n\n### Instruction:\n{q}\n\n### Response:\n{a}\n\n"))
-            .collect();
-        std::fs::write(&corpus, text).unwrap();
-        let run = dir.join("run");
-        let steps = STEPS.to_string();
-        let summary = json(&[
-            "train",
-            "--preset",
-            "nano-llama",
-            "--data",
-            s(&corpus),
-            "--tokenizer",
-            "bpe:600",
-            "--steps",
-            &steps,
-            "--lr",
-            "0.003",
-            "--batch-size",
-            "4",
-            "--eval-every",
-            "20",
-            "--sample-every",
-            "0",
-            "--out",
-            s(&run),
-            "--json",
-        ]);
-        assert_eq!(summary["steps"], STEPS);
-        Trained { run, corpus, summary }
-    })
-}
-
-/// `generate --json`'s prompt and new ids, and its text.
-fn greedy(model: &Path, prompt: &str, n: usize) -> (Vec<u32>, Vec<u32>, String) {
-    let v = json(&["generate", "--model", s(model), "--prompt", prompt, "--max-new-tokens", &n.to_string(), "--json"]);
-    (ids(&v["prompt_ids"]), ids(&v["new_ids"]), v["text"].as_str().unwrap().to_string())
-}
-
-fn eval_loss(model: &Path, data: &Path) -> f64 {
-    let loss = json(&["eval", "--model", s(model), "--data", s(data), "--json"])["loss"].as_f64().unwrap();
-    assert!(loss.is_finite(), "{}: loss {loss}", model.display());
-    loss
-}
-
-/// Every tensor of a safetensors file, by name, as f32 values and shape.
-fn tensors(path: &Path) -> Vec<(String, Vec<usize>, Vec<f32>)> {
-    let file = SafetensorsFile::open(path).unwrap();
-    let mut out: Vec<_> = file
-        .names()
-        .into_iter()
-        .map(|n| {
-            let t = file.tensor(&n).unwrap();
-            (n, t.dims().to_vec(), t.to_vec::<f32>())
-        })
-        .collect();
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    out
+    TRAINED.get_or_init(|| train_instruct_folder("llama-cli", "nano-llama", STEPS))
 }
 
 #[test]

@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test file uses its own subset
 
 pub mod parity;
+pub mod trained_folder;
 pub mod xml;
 
 use std::path::PathBuf;
