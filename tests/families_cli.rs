@@ -18,7 +18,9 @@ mod common;
 
 use std::sync::OnceLock;
 
-use common::trained_folder::{eval_loss, greedy, json, s, tensors, train_instruct_folder, Trained, QUESTIONS};
+use common::trained_folder::{
+    eval_loss, finetune_instruct_rank2, greedy, json, s, tensors, train_instruct_folder, Trained,
+};
 use common::{scratch_dir, scratchgpt};
 use scratchgpt::autograd::nn::Module;
 use scratchgpt::gpt::generate::{generate, GenerateOptions};
@@ -235,33 +237,8 @@ fn quantized_folders_generate_and_evaluate_close_to_f32(family: Family) {
 
 fn lora_instruction_tuning_with_peft_names(family: Family) {
     let t = trained(family);
-    let dir = scratch_dir(&format!("families-cli-instruct-{}", family.preset()));
-    let records: Vec<Value> = (0..2)
-        .flat_map(|_| QUESTIONS)
-        .map(|(q, a)| serde_json::json!({"instruction": q, "input": "", "output": a}))
-        .collect();
-    let data = dir.join("records.json");
-    std::fs::write(&data, Value::from(records).to_string()).unwrap();
-    let tuned = dir.join("tuned");
-    let summary = json(&[
-        "finetune",
-        "instruct",
-        "--model",
-        s(&t.run),
-        "--data",
-        s(&data),
-        "--lora-rank",
-        "2",
-        "--epochs",
-        "1",
-        "--lr",
-        "0.01",
-        "--max-new-tokens",
-        "2",
-        "--out",
-        s(&tuned),
-        "--json",
-    ]);
+    let (tuned, summary) =
+        finetune_instruct_rank2(&t.run, &format!("families-cli-instruct-{}", family.preset()), 2, 1, 2);
     assert_eq!(summary["trainable_parameters"], family.rank2_parameters(), "{family:?}");
 
     let config: Value =

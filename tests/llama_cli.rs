@@ -21,7 +21,9 @@ use std::path::Path;
 use std::process::Stdio;
 use std::sync::OnceLock;
 
-use common::trained_folder::{eval_loss, greedy, ids, json, s, tensors, train_instruct_folder, Trained, QUESTIONS};
+use common::trained_folder::{
+    eval_loss, finetune_instruct_rank2, greedy, ids, json, s, tensors, train_instruct_folder, Trained, QUESTIONS,
+};
 use common::{binary, scratch_dir, scratchgpt};
 use scratchgpt::gpt::generate::{generate, GenerateOptions};
 use scratchgpt::gpt::model::GPTConfig;
@@ -209,33 +211,7 @@ fn chat_and_lora_instruction_tuning_with_peft_names() {
     let once = json(&["chat", "--model", s(&t.run), "--prompt", question, "--max-new-tokens", "8", "--json"]);
     assert_eq!(once["response"], reply.trim());
 
-    let dir = scratch_dir("llama-cli-instruct");
-    let records: Vec<Value> = (0..12)
-        .flat_map(|_| QUESTIONS)
-        .map(|(q, a)| serde_json::json!({"instruction": q, "input": "", "output": a}))
-        .collect();
-    let data = dir.join("records.json");
-    std::fs::write(&data, Value::from(records).to_string()).unwrap();
-    let tuned = dir.join("tuned");
-    let summary = json(&[
-        "finetune",
-        "instruct",
-        "--model",
-        s(&t.run),
-        "--data",
-        s(&data),
-        "--lora-rank",
-        "2",
-        "--epochs",
-        "4",
-        "--lr",
-        "0.01",
-        "--max-new-tokens",
-        "4",
-        "--out",
-        s(&tuned),
-        "--json",
-    ]);
+    let (tuned, summary) = finetune_instruct_rank2(&t.run, "llama-cli-instruct", 12, 4, 4);
     // Rank 2 on q/k/v/o (64→64, 64→32, 64→32, 64→64) and gate/up/down
     // (64→192, 64→192, 192→64), two layers: 2·2·(128 + 96 + 96 + 128 + 3·256).
     assert_eq!(summary["trainable_parameters"], 2 * 2 * (128 + 96 + 96 + 128 + 3 * 256));

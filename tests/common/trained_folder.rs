@@ -112,3 +112,44 @@ pub fn tensors(path: &Path) -> Vec<(String, Vec<usize>, Vec<f32>)> {
     out.sort_by(|a, b| a.0.cmp(&b.0));
     out
 }
+
+/// `finetune instruct --lora-rank 2` of `run` on `rounds` rounds of the
+/// records as Alpaca JSON, for `epochs` epochs, into a scratch folder named
+/// `name`: the tuned folder and the `--json` summary.
+pub fn finetune_instruct_rank2(
+    run: &Path,
+    name: &str,
+    rounds: usize,
+    epochs: usize,
+    max_new: usize,
+) -> (PathBuf, Value) {
+    let dir = scratch_dir(name);
+    let records: Vec<Value> = (0..rounds)
+        .flat_map(|_| QUESTIONS)
+        .map(|(q, a)| serde_json::json!({"instruction": q, "input": "", "output": a}))
+        .collect();
+    let data = dir.join("records.json");
+    std::fs::write(&data, Value::from(records).to_string()).unwrap();
+    let tuned = dir.join("tuned");
+    let (epochs, max_new) = (epochs.to_string(), max_new.to_string());
+    let summary = json(&[
+        "finetune",
+        "instruct",
+        "--model",
+        s(run),
+        "--data",
+        s(&data),
+        "--lora-rank",
+        "2",
+        "--epochs",
+        &epochs,
+        "--lr",
+        "0.01",
+        "--max-new-tokens",
+        &max_new,
+        "--out",
+        s(&tuned),
+        "--json",
+    ]);
+    (tuned, summary)
+}
