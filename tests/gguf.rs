@@ -256,6 +256,15 @@ fn the_llama_family_round_trips_through_gguf() {
         GPTConfig { qkv_bias: true, ..base(ModelType::Llama) },
         GPTConfig { qkv_bias: true, tie_embeddings: true, ..base(ModelType::Qwen2) },
         GPTConfig { qk_norm: true, head_size: Some(32), tie_embeddings: true, ..base(ModelType::Qwen3) },
+        // llama3 scaling, as rope_freqs.weight: head 16, so one factor of
+        // eight is blended (original context 64), one is 1, six are 8.
+        GPTConfig {
+            rope: Some(Rotary::new(
+                500_000.0,
+                RopeScaling::Llama3 { factor: 8.0, low_freq_factor: 1.0, high_freq_factor: 4.0, original_max: 64 },
+            )),
+            ..base(ModelType::Llama)
+        },
     ];
     let ids = Tensor::from_vec((0..24).map(|i| (i * 37 % 300) as i64).collect::<Vec<_>>(), [2, 12]).unwrap();
     for config in configs {
@@ -276,6 +285,26 @@ fn the_llama_family_round_trips_through_gguf() {
             let worst = want.sub(&got).abs().max_all().item_f64();
             assert!(worst <= tolerance, "{} {ty}: logits differ by {worst}", config.model_type.name());
         }
+    }
+    // An architecture not read, and Mixtral's experts under `llama`, are
+    // refused in the one wording.
+    let llama = GgufFile::open(run.parent().unwrap().join("llama-F32.gguf")).unwrap();
+    for (key, value, needle) in [
+        ("general.architecture", Value::String("phi3".into()), "architecture \"phi3\" is not imported from GGUF"),
+        ("llama.expert_count", Value::U32(8), "architecture \"llama\" with experts (Mixtral) is not imported from GGUF"),
+    ] {
+        let mut w = GgufWriter::new();
+        for (k, v) in llama.metadata() {
+            w.set(k, v.clone());
+        }
+        w.set(key, value);
+        for info in llama.tensors() {
+            w.add_tensor(&info.name, &info.shape(), info.ty, llama.data(info).to_vec());
+        }
+        let path = run.parent().unwrap().join("refused.gguf");
+        w.write(&path).unwrap();
+        let err = scratchgpt::gpt::gguf::load(&path).err().expect("refused").to_string();
+        assert!(err.contains(needle) && err.contains("(supported: gpt2, llama, qwen2, qwen3)"), "{err}");
     }
 }
 

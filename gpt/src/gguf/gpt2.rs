@@ -180,6 +180,15 @@ pub fn export(
         w.add_tensor(output, &shape, ty, bytes);
         report.tensors += 1;
     }
+    // llama3 rope scaling: its per-frequency factors, in f32 as the
+    // converter writes them.
+    if let Some(rope) = &config.rope {
+        if let Some(factors) = llama::llama3_rope_factors(config.head_dim(), rope.theta, &rope.scaling) {
+            report.f32_parameters += factors.len();
+            w.add_tensor(llama::ROPE_FREQS, &[factors.len()], GgmlType::F32, quantize(GgmlType::F32, &factors));
+            report.tensors += 1;
+        }
+    }
     w.write(path)?;
     report.bytes = std::fs::metadata(path).map_err(|e| GgufError::io(path, e))?.len();
     Ok(report)
@@ -290,10 +299,8 @@ pub fn model_from(file: &GgufFile) -> Result<GPTModel, GgufError> {
         .ok_or_else(|| file.error("general.architecture is missing"))?
         .as_str()
         .ok_or_else(|| file.error("general.architecture is not a string"))?;
-    let supported: Vec<&str> = arch::ARCHITECTURES.iter().map(|a| a.name).collect();
-    let arch = arch::find(arch_name).ok_or_else(|| {
-        file.error(format!("architecture {arch_name:?} is not supported (supported: {})", supported.join(", ")))
-    })?;
+    let arch =
+        arch::find(arch_name).ok_or_else(|| file.error(arch::not_imported(&format!("architecture {arch_name:?}"))))?;
     let config = if arch.name == GPT2.name { config_of(file, arch)? } else { llama::config_of(file, arch)? };
     // Every tensor is looked up and its shape checked before any is read.
     let mut expected: Vec<(String, &TensorInfo, bool)> = Vec::new();
@@ -311,7 +318,9 @@ pub fn model_from(file: &GgufFile) -> Result<GPTModel, GgufError> {
     }
     for info in file.tensors() {
         let tied = arch.tied_head.is_some_and(|(head, _)| head == info.name);
-        if !tied && arch.our_name(&info.name).is_none_or(|ours| !expected.iter().any(|(n, ..)| *n == ours)) {
+        // Checked as llama3 rope scaling by `llama::config_of`.
+        let rope_factors = info.name == llama::ROPE_FREQS;
+        if !tied && !rope_factors && arch.our_name(&info.name).is_none_or(|ours| !expected.iter().any(|(n, ..)| *n == ours)) {
             return Err(file.error(format!("tensor {} is not part of a {} model of this size", info.name, arch.name)));
         }
     }
