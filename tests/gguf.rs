@@ -291,7 +291,11 @@ fn the_llama_family_round_trips_through_gguf() {
     let llama = GgufFile::open(run.parent().unwrap().join("llama-F32.gguf")).unwrap();
     for (key, value, needle) in [
         ("general.architecture", Value::String("phi3".into()), "architecture \"phi3\" is not imported from GGUF"),
-        ("llama.expert_count", Value::U32(8), "architecture \"llama\" with experts (Mixtral) is not imported from GGUF"),
+        (
+            "llama.expert_count",
+            Value::U32(8),
+            "architecture \"llama\" with experts (Mixtral) is not imported from GGUF",
+        ),
     ] {
         let mut w = GgufWriter::new();
         for (k, v) in llama.metadata() {

@@ -81,12 +81,14 @@ fn with_tokens(name: &str, pre: &str, extra: &[&str], out: &str) -> PathBuf {
     for (k, v) in file.metadata() {
         let v = match (k.as_str(), v) {
             (tokenizer::PRE_KEY, _) => Value::String(pre.into()),
-            (tokenizer::TOKENS_KEY, Value::Array(ty, items)) => {
-                Value::Array(*ty, items.iter().cloned().chain(extra.iter().map(|t| Value::String(t.to_string()))).collect())
-            }
-            (tokenizer::TOKEN_TYPE_KEY, Value::Array(ty, items)) => {
-                Value::Array(*ty, items.iter().cloned().chain(extra.iter().map(|_| Value::I32(tokenizer::NORMAL))).collect())
-            }
+            (tokenizer::TOKENS_KEY, Value::Array(ty, items)) => Value::Array(
+                *ty,
+                items.iter().cloned().chain(extra.iter().map(|t| Value::String(t.to_string()))).collect(),
+            ),
+            (tokenizer::TOKEN_TYPE_KEY, Value::Array(ty, items)) => Value::Array(
+                *ty,
+                items.iter().cloned().chain(extra.iter().map(|_| Value::I32(tokenizer::NORMAL))).collect(),
+            ),
             _ => v.clone(),
         };
         w.set(k, v);
@@ -120,11 +122,15 @@ fn a_token_spelled_twice_encodes_to_the_later_id_and_both_decode() {
         let mut moved = 0;
         for case in cases["smollm"].as_array().unwrap() {
             let text = case["text"].as_str().unwrap();
-            let expected: Vec<u32> = plain.encode(text, SpecialTokens::AsText).unwrap().into_iter().map(later).collect();
+            let expected: Vec<u32> =
+                plain.encode(text, SpecialTokens::AsText).unwrap().into_iter().map(later).collect();
             let ids = twice.encode(text, SpecialTokens::AsText).unwrap();
             assert_eq!(ids, expected, "{pre}: ids of {text:?}");
             assert!(!ids.contains(&the) && !ids.contains(&world), "{pre}: {text:?}");
-            assert_eq!(twice.decode(&ids).unwrap(), plain.decode(&plain.encode(text, SpecialTokens::AsText).unwrap()).unwrap());
+            assert_eq!(
+                twice.decode(&ids).unwrap(),
+                plain.decode(&plain.encode(text, SpecialTokens::AsText).unwrap()).unwrap()
+            );
             moved += ids.iter().filter(|&&id| id >= n).count();
         }
         assert!(moved >= 4, "{pre}: only {moved} tokens of the cases are the repeated ones");

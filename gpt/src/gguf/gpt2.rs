@@ -320,7 +320,10 @@ pub fn model_from(file: &GgufFile) -> Result<GPTModel, GgufError> {
         let tied = arch.tied_head.is_some_and(|(head, _)| head == info.name);
         // Checked as llama3 rope scaling by `llama::config_of`.
         let rope_factors = info.name == llama::ROPE_FREQS;
-        if !tied && !rope_factors && arch.our_name(&info.name).is_none_or(|ours| !expected.iter().any(|(n, ..)| *n == ours)) {
+        if !tied
+            && !rope_factors
+            && arch.our_name(&info.name).is_none_or(|ours| !expected.iter().any(|(n, ..)| *n == ours))
+        {
             return Err(file.error(format!("tensor {} is not part of a {} model of this size", info.name, arch.name)));
         }
     }

@@ -161,7 +161,8 @@ pub fn llama3_rope_factors(head_dim: usize, theta: f64, scaling: &RopeScaling) -
     let RopeScaling::Llama3 { factor, low_freq_factor, high_freq_factor, original_max } = *scaling else {
         return None;
     };
-    let (factor, low, high, old) = (factor as f32, low_freq_factor as f32, high_freq_factor as f32, original_max as f32);
+    let (factor, low, high, old) =
+        (factor as f32, low_freq_factor as f32, high_freq_factor as f32, original_max as f32);
     let (low_wavelen, high_wavelen) = (old / low, old / high);
     let factors = (0..head_dim / 2)
         .map(|i| {
@@ -309,7 +310,14 @@ mod tests {
         let scaling =
             RopeScaling::Llama3 { factor: 8.0, low_freq_factor: 1.0, high_freq_factor: 4.0, original_max: 8192 };
         let factors = llama3_rope_factors(128, 500_000.0, &scaling).unwrap();
-        let middle = [1.2074838876724243, 1.5534145832061768, 2.026313066482544, 2.6945300102233887, 3.684253215789795, 5.257327079772949];
+        let middle = [
+            1.2074838876724243,
+            1.5534145832061768,
+            2.026313066482544,
+            2.6945300102233887,
+            3.684253215789795,
+            5.257327079772949,
+        ];
         assert_eq!(factors.len(), 64);
         assert!(factors[..29].iter().all(|&f| f == 1.0) && factors[35..].iter().all(|&f| f == 8.0), "{factors:?}");
         for (got, want) in factors[29..35].iter().zip(middle) {
