@@ -230,8 +230,9 @@ fn bad_files_and_outputs_fail_in_one_line() {
 /// block (`llama` with grouped-query attention and an untied head, whose
 /// query and key rows are stored in llama.cpp's interleaved order; `qwen2`
 /// with q/k/v biases; `qwen3` with QK-norm and a head size that is not
-/// width ÷ heads) comes back with its config and exactly its logits in
-/// f32, and within Q8_0's rounding in q8_0.
+/// width ÷ heads; `llama` with llama3 rope scaling; `phi3` with fused
+/// projections and a partial rotation) comes back with its config and
+/// exactly its logits in f32, and within Q8_0's rounding in q8_0.
 #[test]
 fn the_llama_family_round_trips_through_gguf() {
     use scratchgpt::autograd::nn::Module;
@@ -265,6 +266,13 @@ fn the_llama_family_round_trips_through_gguf() {
             )),
             ..base(ModelType::Llama)
         },
+        // Phi-3: fused q/k/v and gate/up; a rotated part of 12 of each
+        // head of 16, and a tied head.
+        GPTConfig {
+            rope: Some(Rotary { partial: 0.75, ..Rotary::new(10_000.0, RopeScaling::None) }),
+            ..base(ModelType::Phi3)
+        },
+        GPTConfig { tie_embeddings: true, ..base(ModelType::Phi3) },
     ];
     let ids = Tensor::from_vec((0..24).map(|i| (i * 37 % 300) as i64).collect::<Vec<_>>(), [2, 12]).unwrap();
     for config in configs {
@@ -290,7 +298,7 @@ fn the_llama_family_round_trips_through_gguf() {
     // refused in the one wording.
     let llama = GgufFile::open(run.parent().unwrap().join("llama-F32.gguf")).unwrap();
     for (key, value, needle) in [
-        ("general.architecture", Value::String("phi3".into()), "architecture \"phi3\" is not imported from GGUF"),
+        ("general.architecture", Value::String("gemma".into()), "architecture \"gemma\" is not imported from GGUF"),
         (
             "llama.expert_count",
             Value::U32(8),
@@ -308,7 +316,7 @@ fn the_llama_family_round_trips_through_gguf() {
         let path = run.parent().unwrap().join("refused.gguf");
         w.write(&path).unwrap();
         let err = scratchgpt::gpt::gguf::load(&path).err().expect("refused").to_string();
-        assert!(err.contains(needle) && err.contains("(supported: gpt2, llama, qwen2, qwen3)"), "{err}");
+        assert!(err.contains(needle) && err.contains("(supported: gpt2, llama, qwen2, qwen3, phi3)"), "{err}");
     }
 }
 

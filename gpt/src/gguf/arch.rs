@@ -75,8 +75,27 @@ pub const QWEN2: Architecture =
 pub const QWEN3: Architecture =
     Architecture { name: "qwen3", tensors: LLAMA_TENSORS, tied_head: None, rope_interleaved: false };
 
+/// Phi-3's tensors: the Llama family's with q/k/v in one `attn_qkv` (rows
+/// q, then k, then v, as `qkv_proj` holds them) and gate and up in one
+/// `ffn_up` (`[2F, C]`, gate first, as `gate_up_proj`: llama.cpp's fused
+/// SwiGLU takes the first half through SiLU).
+const PHI3_TENSORS: &[(&str, &str)] = &[
+    ("embed_tokens.weight", "token_embd.weight"),
+    ("layers.{N}.input_layernorm.weight", "blk.{N}.attn_norm.weight"),
+    ("layers.{N}.self_attn.qkv_proj.weight", "blk.{N}.attn_qkv.weight"),
+    ("layers.{N}.self_attn.o_proj.weight", "blk.{N}.attn_output.weight"),
+    ("layers.{N}.post_attention_layernorm.weight", "blk.{N}.ffn_norm.weight"),
+    ("layers.{N}.mlp.gate_up_proj.weight", "blk.{N}.ffn_up.weight"),
+    ("layers.{N}.mlp.down_proj.weight", "blk.{N}.ffn_down.weight"),
+    ("norm.weight", "output_norm.weight"),
+    ("lm_head.weight", "output.weight"),
+];
+
+pub const PHI3: Architecture =
+    Architecture { name: "phi3", tensors: PHI3_TENSORS, tied_head: None, rope_interleaved: false };
+
 /// Every architecture this crate reads and writes.
-pub const ARCHITECTURES: [&Architecture; 4] = [&GPT2, &LLAMA, &QWEN2, &QWEN3];
+pub const ARCHITECTURES: [&Architecture; 5] = [&GPT2, &LLAMA, &QWEN2, &QWEN3, &PHI3];
 
 /// The architecture a model of `config` is written as: Mistral as `llama`,
 /// as llama.cpp's converter writes it; a one-line reason for a model type
@@ -88,8 +107,8 @@ pub fn of_model(config: &crate::model::GPTConfig) -> Result<&'static Architectur
         ModelType::Llama | ModelType::Mistral => &LLAMA,
         ModelType::Qwen2 => &QWEN2,
         ModelType::Qwen3 => &QWEN3,
-        t @ (ModelType::Phi3
-        | ModelType::Gemma
+        ModelType::Phi3 => &PHI3,
+        t @ (ModelType::Gemma
         | ModelType::Gemma2
         | ModelType::Gemma3Text
         | ModelType::Mixtral
@@ -100,7 +119,7 @@ pub fn of_model(config: &crate::model::GPTConfig) -> Result<&'static Architectur
 }
 
 /// The model types [`of_model`] writes.
-pub const EXPORTED: &str = "gpt2, llama, mistral, qwen2, qwen3";
+pub const EXPORTED: &str = "gpt2, llama, mistral, qwen2, qwen3, phi3";
 
 /// The one wording for a file of an architecture not read here (`what`
 /// names it: `architecture "phi3"`), alike for every one of them.
@@ -158,7 +177,6 @@ mod tests {
     #[test]
     fn every_model_type_with_no_architecture_is_refused_in_one_wording() {
         for (preset, name) in [
-            ("phi-3-mini-4k", "phi3"),
             ("gemma-2b", "gemma"),
             ("gemma-2-2b", "gemma2"),
             ("gemma-3-1b", "gemma3_text"),
@@ -171,8 +189,8 @@ mod tests {
             assert_eq!(err, format!("model type {name} is not exported to GGUF (supported: {EXPORTED})"));
         }
         assert_eq!(
-            not_imported("architecture \"phi3\""),
-            "architecture \"phi3\" is not imported from GGUF (supported: gpt2, llama, qwen2, qwen3)"
+            not_imported("architecture \"gemma\""),
+            "architecture \"gemma\" is not imported from GGUF (supported: gpt2, llama, qwen2, qwen3, phi3)"
         );
     }
 

@@ -1,6 +1,7 @@
-//! The Llama family in GGUF: llama.cpp's `llama`, `qwen2` and `qwen3`
-//! architectures (Mistral is written as `llama`, as llama.cpp's converter
-//! does).
+//! The Llama family in GGUF: llama.cpp's `llama`, `qwen2`, `qwen3` and
+//! `phi3` architectures (Mistral is written as `llama`, as llama.cpp's
+//! converter does; Phi-3's fused projections are named in `arch`, and its
+//! `rope.dimension_count` may be less than the head: the part that turns).
 //!
 //! The hyper-parameters sit under the architecture's prefix
 //! (`llama.attention.head_count_kv`, `qwen3.rope.freq_base`, ...); the head
@@ -80,7 +81,10 @@ pub fn write_hyperparameters(w: &mut GgufWriter, arch: &Architecture, config: &G
     let Some(Rotary { theta, scaling, partial }) = config.rope.clone() else {
         return Err("a Llama-family model without rotary embeddings cannot be written".into());
     };
-    if partial != 1.0 {
+    // Phi-3 (Phi-4 mini) may turn only the first part of each head; its
+    // `rope.dimension_count` is that part, as llama.cpp's `n_rot`.
+    let rotated = (config.head_dim() as f64 * partial).floor() as usize;
+    if partial != 1.0 && arch.name != arch::PHI3.name {
         return Err(format!(
             "the model turns {partial} of each head (partial rotary); llama.cpp's {} turns all",
             arch.name
@@ -104,7 +108,7 @@ pub fn write_hyperparameters(w: &mut GgufWriter, arch: &Architecture, config: &G
     w.set(&arch::key(arch, "attention.head_count_kv"), u32_of(config.kv_heads()));
     w.set(&arch::key(arch, "attention.layer_norm_rms_epsilon"), Value::F32(config.layer_norm_eps as f32));
     w.set(&arch::key(arch, "rope.freq_base"), Value::F32(theta as f32));
-    w.set(&arch::key(arch, "rope.dimension_count"), u32_of(config.head_dim()));
+    w.set(&arch::key(arch, "rope.dimension_count"), u32_of(rotated));
     if config.head_size.is_some_and(|d| d * config.n_heads != config.emb_dim) {
         w.set(&arch::key(arch, "attention.key_length"), u32_of(config.head_dim()));
         w.set(&arch::key(arch, "attention.value_length"), u32_of(config.head_dim()));
@@ -252,7 +256,9 @@ pub fn config_of(file: &GgufFile, arch: &Architecture) -> Result<GPTConfig, Gguf
     if optional(file, arch, "expert_count")?.is_some_and(|n| n > 0) {
         return Err(file.error(arch::not_imported(&format!("architecture {:?} with experts (Mixtral)", arch.name))));
     }
-    let head_dim = optional(file, arch, "attention.key_length")?.or(optional(file, arch, "rope.dimension_count")?);
+    let rotated = optional(file, arch, "rope.dimension_count")?;
+    // Phi-3's rotated part may be less than the head.
+    let head_dim = optional(file, arch, "attention.key_length")?.or(rotated.filter(|_| arch.name != arch::PHI3.name));
     let theta = real(file, arch, "rope.freq_base")?.unwrap_or(10_000.0);
     let rope_freqs = file.tensor(ROPE_FREQS);
     let scaling = match file.get(&arch::key(arch, "rope.scaling.type")).and_then(Value::as_str) {
@@ -275,9 +281,29 @@ pub fn config_of(file: &GgufFile, arch: &Architecture) -> Result<GPTConfig, Gguf
     if rope_freqs.is_some() && !matches!(scaling, RopeScaling::Llama3 { .. }) {
         return Err(file.error(format!("{ROPE_FREQS} comes with rope scaling type {scaling:?}; only llama3's has it")));
     }
+    // Phi-3's 128k models scale by per-frequency factors of their own.
+    if let Some(t) = ["rope_factors_long.weight", "rope_factors_short.weight"].iter().find(|t| file.tensor(t).is_some())
+    {
+        return Err(file.error(format!("{t} (longrope scaling) is not read")));
+    }
+    // The part of each head that turns (Phi-3 may turn less than all);
+    // llama.cpp's Phi-3 ignores `attention.sliding_window`, and so do we.
+    let full_head = head_dim.unwrap_or(emb_dim / n_heads.max(1));
+    let partial = match rotated {
+        Some(r) if arch.name == arch::PHI3.name && r != full_head => {
+            if r == 0 || r > full_head || r % 2 != 0 {
+                return Err(
+                    file.error(format!("rope.dimension_count {r} is not an even part of the head of {full_head}"))
+                );
+            }
+            r as f64 / full_head as f64
+        }
+        _ => 1.0,
+    };
     let model_type = match arch.name {
         "qwen2" => ModelType::Qwen2,
         "qwen3" => ModelType::Qwen3,
+        "phi3" => ModelType::Phi3,
         _ => ModelType::Llama,
     };
     let config = GPTConfig {
@@ -289,7 +315,7 @@ pub fn config_of(file: &GgufFile, arch: &Architecture) -> Result<GPTConfig, Gguf
         head_size: head_dim.filter(|&d| d.checked_mul(n_heads) != Some(emb_dim)),
         intermediate_size: Some(required(file, arch, "feed_forward_length")?),
         layer_norm_eps: real(file, arch, "attention.layer_norm_rms_epsilon")?.unwrap_or(1e-5),
-        rope: Some(Rotary::new(theta, scaling)),
+        rope: Some(Rotary { partial, ..Rotary::new(theta, scaling) }),
         qkv_bias: file.tensor("blk.0.attn_q.bias").is_some(),
         qk_norm: file.tensor("blk.0.attn_q_norm.weight").is_some(),
         tie_embeddings: file.tensor("output.weight").is_none(),
