@@ -6,7 +6,9 @@ whose GGUF form has parts of its own as scratchgpt and `transformers` do:
   16, base 500000, factor 8, original context 64, so that of its 8
   frequencies one is kept, one blended and six divided by 8);
 - `phi3`: a Phi-3 (`attn_qkv` and `ffn_up` fused; a rotated part of 12 of
-  each head of 16, `partial_rotary_factor` 0.75).
+  each head of 16, `partial_rotary_factor` 0.75);
+- `gemma`: a Gemma (norms stored as 1 + w, random norm weights in
+  ±0.3; heads of 32 in a width of 64; the head tied).
 
 Each is a small random model made with `transformers`, given a byte-level
 BPE trained here with `tokenizers` (`vocab.json` + `merges.txt`), and
@@ -23,7 +25,7 @@ saved as a folder; then
 Requirements: `pip install torch transformers tokenizers gguf
 llama-cpp-python` and a built `scratchgpt` (`cargo build`). By hand:
 
-    python3 scripts/check_gguf_llamacpp_families.py [--scratchgpt target/debug/scratchgpt] [--families llama3,phi3]
+    python3 scripts/check_gguf_llamacpp_families.py [--scratchgpt target/debug/scratchgpt] [--families llama3,phi3,gemma]
 
 Exit code 0 when every greedy token agrees, 1 otherwise.
 """
@@ -40,7 +42,7 @@ import gguf
 import numpy as np
 import torch
 from tokenizers import ByteLevelBPETokenizer
-from transformers import LlamaConfig, LlamaForCausalLM, Phi3Config, Phi3ForCausalLM
+from transformers import GemmaConfig, GemmaForCausalLM, LlamaConfig, LlamaForCausalLM, Phi3Config, Phi3ForCausalLM
 
 ROOT = Path(__file__).resolve().parent.parent
 PROMPT = "The quick brown fox jumps over the lazy dog, and then"
@@ -78,6 +80,16 @@ def make_folder(folder: Path, family: str):
     )
     if family == "llama3":
         model = LlamaForCausalLM(LlamaConfig(rope_parameters=ROPE, **sizes)).eval()
+    elif family == "gemma":
+        sizes["tie_word_embeddings"] = True
+        config = GemmaConfig(head_dim=32, hidden_activation="gelu_pytorch_tanh", **sizes)
+        model = GemmaForCausalLM(config).eval()
+        # Norm weights away from zero (Gemma scales by 1 + w), so that
+        # storing them shifted by one matters.
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                if name.endswith("norm.weight"):
+                    p.uniform_(-0.3, 0.3)
     else:
         config = Phi3Config(partial_rotary_factor=0.75, sliding_window=None, original_max_position_embeddings=256,
                             rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.75},
@@ -123,7 +135,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--scratchgpt", default=str(ROOT / "target" / "debug" / "scratchgpt"))
     p.add_argument("--tokens", type=int, default=24)
-    p.add_argument("--families", default="llama3,phi3")
+    p.add_argument("--families", default="llama3,phi3,gemma")
     args = p.parse_args()
     ok = True
     for family in args.families.split(","):

@@ -231,8 +231,10 @@ fn bad_files_and_outputs_fail_in_one_line() {
 /// query and key rows are stored in llama.cpp's interleaved order; `qwen2`
 /// with q/k/v biases; `qwen3` with QK-norm and a head size that is not
 /// width ÷ heads; `llama` with llama3 rope scaling; `phi3` with fused
-/// projections and a partial rotation) comes back with its config and
-/// exactly its logits in f32, and within Q8_0's rounding in q8_0.
+/// projections and a partial rotation; `gemma` with norms stored as
+/// 1 + w) comes back with its config and
+/// its logits in f32 (exactly; Gemma within (1 + w) - 1's rounding), and
+/// within Q8_0's rounding in q8_0.
 #[test]
 fn the_llama_family_round_trips_through_gguf() {
     use scratchgpt::autograd::nn::Module;
@@ -273,6 +275,8 @@ fn the_llama_family_round_trips_through_gguf() {
             ..base(ModelType::Phi3)
         },
         GPTConfig { tie_embeddings: true, ..base(ModelType::Phi3) },
+        // Gemma: norms stored as 1 + w, a head size of its own, tied.
+        GPTConfig { tie_embeddings: true, head_size: Some(32), ..base(ModelType::Gemma) },
     ];
     let ids = Tensor::from_vec((0..24).map(|i| (i * 37 % 300) as i64).collect::<Vec<_>>(), [2, 12]).unwrap();
     for config in configs {
@@ -284,7 +288,9 @@ fn the_llama_family_round_trips_through_gguf() {
             }
         }
         let want = model.forward(&ids).data();
-        for (ty, tolerance) in [(GgmlType::F32, 0.0), (GgmlType::Q8_0, 0.05)] {
+        // Gemma's norms come back as (1 + w) - 1 in f32: not always w.
+        let f32_tolerance = if config.model_type == ModelType::Gemma { 1e-4 } else { 0.0 };
+        for (ty, tolerance) in [(GgmlType::F32, f32_tolerance), (GgmlType::Q8_0, 0.05)] {
             let path = run.parent().unwrap().join(format!("{}-{ty}.gguf", config.model_type.name()));
             scratchgpt::gpt::gguf::export(&model, &tokenizer, ty, "test", &path).unwrap();
             let (loaded, _) = scratchgpt::gpt::gguf::load(&path).unwrap();
@@ -298,7 +304,7 @@ fn the_llama_family_round_trips_through_gguf() {
     // refused in the one wording.
     let llama = GgufFile::open(run.parent().unwrap().join("llama-F32.gguf")).unwrap();
     for (key, value, needle) in [
-        ("general.architecture", Value::String("gemma".into()), "architecture \"gemma\" is not imported from GGUF"),
+        ("general.architecture", Value::String("gemma2".into()), "architecture \"gemma2\" is not imported from GGUF"),
         (
             "llama.expert_count",
             Value::U32(8),
@@ -316,7 +322,7 @@ fn the_llama_family_round_trips_through_gguf() {
         let path = run.parent().unwrap().join("refused.gguf");
         w.write(&path).unwrap();
         let err = scratchgpt::gpt::gguf::load(&path).err().expect("refused").to_string();
-        assert!(err.contains(needle) && err.contains("(supported: gpt2, llama, qwen2, qwen3, phi3)"), "{err}");
+        assert!(err.contains(needle) && err.contains("(supported: gpt2, llama, qwen2, qwen3, phi3, gemma)"), "{err}");
     }
 }
 

@@ -20,6 +20,9 @@ pub struct Architecture {
     /// Whether llama.cpp rotates neighbouring pairs of a head (`llama`), so
     /// that the query and key rows are stored reordered (`gguf::llama`).
     pub rope_interleaved: bool,
+    /// Whether RMSNorm weights are stored as 1 + w: Gemma's norms scale by
+    /// 1 + w, llama.cpp's by what is stored, so its converter adds 1.
+    pub norms_shifted: bool,
 }
 
 pub const GPT2: Architecture = Architecture {
@@ -44,6 +47,7 @@ pub const GPT2: Architecture = Architecture {
     ],
     tied_head: Some(("output.weight", "token_embd.weight")),
     rope_interleaved: false,
+    norms_shifted: false,
 };
 
 /// The Llama family's tensors (`llama`, `qwen2`, `qwen3` name them alike;
@@ -68,12 +72,27 @@ const LLAMA_TENSORS: &[(&str, &str)] = &[
     ("lm_head.weight", "output.weight"),
 ];
 
-pub const LLAMA: Architecture =
-    Architecture { name: "llama", tensors: LLAMA_TENSORS, tied_head: None, rope_interleaved: true };
-pub const QWEN2: Architecture =
-    Architecture { name: "qwen2", tensors: LLAMA_TENSORS, tied_head: None, rope_interleaved: false };
-pub const QWEN3: Architecture =
-    Architecture { name: "qwen3", tensors: LLAMA_TENSORS, tied_head: None, rope_interleaved: false };
+pub const LLAMA: Architecture = Architecture {
+    name: "llama",
+    tensors: LLAMA_TENSORS,
+    tied_head: None,
+    rope_interleaved: true,
+    norms_shifted: false,
+};
+pub const QWEN2: Architecture = Architecture {
+    name: "qwen2",
+    tensors: LLAMA_TENSORS,
+    tied_head: None,
+    rope_interleaved: false,
+    norms_shifted: false,
+};
+pub const QWEN3: Architecture = Architecture {
+    name: "qwen3",
+    tensors: LLAMA_TENSORS,
+    tied_head: None,
+    rope_interleaved: false,
+    norms_shifted: false,
+};
 
 /// Phi-3's tensors: the Llama family's with q/k/v in one `attn_qkv` (rows
 /// q, then k, then v, as `qkv_proj` holds them) and gate and up in one
@@ -91,11 +110,26 @@ const PHI3_TENSORS: &[(&str, &str)] = &[
     ("lm_head.weight", "output.weight"),
 ];
 
-pub const PHI3: Architecture =
-    Architecture { name: "phi3", tensors: PHI3_TENSORS, tied_head: None, rope_interleaved: false };
+pub const PHI3: Architecture = Architecture {
+    name: "phi3",
+    tensors: PHI3_TENSORS,
+    tied_head: None,
+    rope_interleaved: false,
+    norms_shifted: false,
+};
+
+/// Gemma: the Llama family's tensor names, halves rotated, the head tied
+/// (no `output`), norms stored as 1 + w.
+pub const GEMMA: Architecture = Architecture {
+    name: "gemma",
+    tensors: LLAMA_TENSORS,
+    tied_head: None,
+    rope_interleaved: false,
+    norms_shifted: true,
+};
 
 /// Every architecture this crate reads and writes.
-pub const ARCHITECTURES: [&Architecture; 5] = [&GPT2, &LLAMA, &QWEN2, &QWEN3, &PHI3];
+pub const ARCHITECTURES: [&Architecture; 6] = [&GPT2, &LLAMA, &QWEN2, &QWEN3, &PHI3, &GEMMA];
 
 /// The architecture a model of `config` is written as: Mistral as `llama`,
 /// as llama.cpp's converter writes it; a one-line reason for a model type
@@ -108,18 +142,15 @@ pub fn of_model(config: &crate::model::GPTConfig) -> Result<&'static Architectur
         ModelType::Qwen2 => &QWEN2,
         ModelType::Qwen3 => &QWEN3,
         ModelType::Phi3 => &PHI3,
-        t @ (ModelType::Gemma
-        | ModelType::Gemma2
-        | ModelType::Gemma3Text
-        | ModelType::Mixtral
-        | ModelType::Qwen3Moe) => {
+        ModelType::Gemma => &GEMMA,
+        t @ (ModelType::Gemma2 | ModelType::Gemma3Text | ModelType::Mixtral | ModelType::Qwen3Moe) => {
             return Err(format!("model type {} is not exported to GGUF (supported: {EXPORTED})", t.name()))
         }
     })
 }
 
 /// The model types [`of_model`] writes.
-pub const EXPORTED: &str = "gpt2, llama, mistral, qwen2, qwen3, phi3";
+pub const EXPORTED: &str = "gpt2, llama, mistral, qwen2, qwen3, phi3, gemma";
 
 /// The one wording for a file of an architecture not read here (`what`
 /// names it: `architecture "phi3"`), alike for every one of them.
@@ -177,7 +208,6 @@ mod tests {
     #[test]
     fn every_model_type_with_no_architecture_is_refused_in_one_wording() {
         for (preset, name) in [
-            ("gemma-2b", "gemma"),
             ("gemma-2-2b", "gemma2"),
             ("gemma-3-1b", "gemma3_text"),
             ("mixtral-8x7b", "mixtral"),
@@ -189,8 +219,8 @@ mod tests {
             assert_eq!(err, format!("model type {name} is not exported to GGUF (supported: {EXPORTED})"));
         }
         assert_eq!(
-            not_imported("architecture \"gemma\""),
-            "architecture \"gemma\" is not imported from GGUF (supported: gpt2, llama, qwen2, qwen3, phi3)"
+            not_imported("architecture \"gemma2\""),
+            "architecture \"gemma2\" is not imported from GGUF (supported: gpt2, llama, qwen2, qwen3, phi3, gemma)"
         );
     }
 

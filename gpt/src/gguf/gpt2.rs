@@ -146,7 +146,10 @@ pub fn export(
     for entry in tensor_specs(config) {
         let gguf_name = arch.gguf_name(&entry.name).expect("every parameter has a GGUF name");
         let t = params.get(&entry.name).ok_or_else(|| fail(format!("the model has no parameter {}", entry.name)))?;
-        let values = t.to_dtype(DType::F32).contiguous_data::<f32>().to_vec();
+        let mut values = t.to_dtype(DType::F32).contiguous_data::<f32>().to_vec();
+        if arch.norms_shifted && llama::is_norm_weight(&entry.name) {
+            values.iter_mut().for_each(|v| *v += 1.0);
+        }
         let shape = entry.shape.clone();
         let cols = *shape.last().expect("no scalars");
         let ty = if entry.is_matrix() && cols.is_multiple_of(matrices.block_size()) { matrices } else { GgmlType::F32 };
@@ -347,7 +350,11 @@ pub fn model_from(file: &GgufFile) -> Result<GPTModel, GgufError> {
             }
             false => std::borrow::Cow::Borrowed(file.data(info)),
         };
-        loaded.insert(ours, load_tensor(file, info, &bytes, matrix)?);
+        let tensor = match load_tensor(file, info, &bytes, matrix)? {
+            Loaded::Dense(t) if arch.norms_shifted && llama::is_norm_weight(&ours) => Loaded::Dense(t.add_scalar(-1.0)),
+            other => other,
+        };
+        loaded.insert(ours, tensor);
     }
     Ok(assemble(config, loaded))
 }

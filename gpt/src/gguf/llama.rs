@@ -1,7 +1,8 @@
-//! The Llama family in GGUF: llama.cpp's `llama`, `qwen2`, `qwen3` and
-//! `phi3` architectures (Mistral is written as `llama`, as llama.cpp's
+//! The Llama family in GGUF: llama.cpp's `llama`, `qwen2`, `qwen3`, `phi3`
+//! and `gemma` architectures (Mistral is written as `llama`, as llama.cpp's
 //! converter does; Phi-3's fused projections are named in `arch`, and its
-//! `rope.dimension_count` may be less than the head: the part that turns).
+//! `rope.dimension_count` may be less than the head: the part that turns;
+//! Gemma's norms are stored as 1 + w, see `Architecture::norms_shifted`).
 //!
 //! The hyper-parameters sit under the architecture's prefix
 //! (`llama.attention.head_count_kv`, `qwen3.rope.freq_base`, ...); the head
@@ -73,6 +74,12 @@ pub fn is_rotated_weight(name: &str) -> bool {
     [".self_attn.q_proj.weight", ".self_attn.k_proj.weight", ".self_attn.q_proj.bias", ".self_attn.k_proj.bias"]
         .iter()
         .any(|end| name.ends_with(end))
+}
+
+/// Whether our parameter `name` is an RMSNorm weight (which Gemma's
+/// architecture stores as 1 + w), by the converter's test.
+pub fn is_norm_weight(name: &str) -> bool {
+    name.ends_with("norm.weight")
 }
 
 /// Writes the hyper-parameters of a Llama-family `config`, or says why
@@ -304,6 +311,7 @@ pub fn config_of(file: &GgufFile, arch: &Architecture) -> Result<GPTConfig, Gguf
         "qwen2" => ModelType::Qwen2,
         "qwen3" => ModelType::Qwen3,
         "phi3" => ModelType::Phi3,
+        "gemma" => ModelType::Gemma,
         _ => ModelType::Llama,
     };
     let config = GPTConfig {
