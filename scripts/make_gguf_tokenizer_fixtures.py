@@ -24,6 +24,9 @@ and commit the files it writes (about 100 KB in all):
   forms are added for Llama 3's `ignore_merges`. Written as the converter
   writes one: GPT-2 byte stand-ins, `merges` as `left right`, special
   tokens of type 3;
+- `no_pre.gguf`: the same vocabulary with no `pre` at all, which llama.cpp
+  cuts with its `default` regexes (punctuation runs, GPT-2's regex, digit
+  runs, digits in threes);
 - `cases.json`: for each file and each string, llama.cpp's
   `tokenize(text, add_bos=False, special=False)`, and its `llama_detokenize`
   of those ids (special tokens not rendered) together with the plain
@@ -90,10 +93,13 @@ CASES = [
     "Hello(world) \"hello\" [2024]",
     "I'M SURE THEY'LL AGREE",
     "end\n\n\nstart\n \n",
+    "Wait!!! Really?? $1000+$20000 <= 123456789; can't, won't  don't... (ok) |x|^2 ~ y",
+    "the theme, then the end",
 ]
 
 # In byte stand-ins (`Ġ` is a space), appended to the byte-level vocabulary.
 WHOLE_WORDS = ["Ġzebra", "quokka"]
+
 
 
 def lines():
@@ -200,12 +206,13 @@ def train_byte_level_bpe(vocab_size: int, specials):
     return tokens, merges
 
 
-def bpe_file(path: Path, pre_name: str, tokens, merges, specials):
+def bpe_file(path: Path, pre_name, tokens, merges, specials):
     types = [gguf.TokenType.CONTROL if t in specials else gguf.TokenType.NORMAL for t in tokens]
 
     def fill(w):
         w.add_tokenizer_model("gpt2")
-        w.add_tokenizer_pre(pre_name)
+        if pre_name is not None:
+            w.add_tokenizer_pre(pre_name)
         w.add_token_list(tokens)
         w.add_token_types(types)
         w.add_token_merges(merges)
@@ -241,9 +248,10 @@ def main():
     spm_file(OUT / "spm.gguf")
     specials = ["<|endoftext|>", "<|im_end|>"]
     tokens, merges = train_byte_level_bpe(600, specials)
-    for name, pre in [("llama_bpe", "llama-bpe"), ("qwen2", "qwen2"), ("smollm", "smollm")]:
+    for name, pre in [("llama_bpe", "llama-bpe"), ("qwen2", "qwen2"), ("smollm", "smollm"), ("no_pre", None)]:
         bpe_file(OUT / f"{name}.gguf", pre, tokens, merges, specials)
-    cases = {name: llama_cpp_cases(OUT / f"{name}.gguf") for name in ["spm", "llama_bpe", "qwen2", "smollm"]}
+    kinds = ["spm", "llama_bpe", "qwen2", "smollm", "no_pre"]
+    cases = {name: llama_cpp_cases(OUT / f"{name}.gguf") for name in kinds}
     (OUT / "cases.json").write_text(json.dumps(cases, ensure_ascii=False, indent=1) + "\n")
     for f in sorted(OUT.iterdir()):
         print(f"{f.name}: {f.stat().st_size} bytes")

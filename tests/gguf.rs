@@ -230,8 +230,11 @@ fn bad_files_and_outputs_fail_in_one_line() {
 /// block (`llama` with grouped-query attention and an untied head, whose
 /// query and key rows are stored in llama.cpp's interleaved order; `qwen2`
 /// with q/k/v biases; `qwen3` with QK-norm and a head size that is not
-/// width ÷ heads) comes back with its config and exactly its logits in
-/// f32, and within Q8_0's rounding in q8_0.
+/// width ÷ heads; `llama` with llama3 rope scaling; `phi3` with fused
+/// projections and a partial rotation; `gemma` with norms stored as
+/// 1 + w) comes back with its config and
+/// its logits in f32 (exactly; Gemma within (1 + w) - 1's rounding), and
+/// within Q8_0's rounding in q8_0.
 #[test]
 fn the_llama_family_round_trips_through_gguf() {
     use scratchgpt::autograd::nn::Module;
@@ -256,6 +259,24 @@ fn the_llama_family_round_trips_through_gguf() {
         GPTConfig { qkv_bias: true, ..base(ModelType::Llama) },
         GPTConfig { qkv_bias: true, tie_embeddings: true, ..base(ModelType::Qwen2) },
         GPTConfig { qk_norm: true, head_size: Some(32), tie_embeddings: true, ..base(ModelType::Qwen3) },
+        // llama3 scaling, as rope_freqs.weight: head 16, so one factor of
+        // eight is blended (original context 64), one is 1, six are 8.
+        GPTConfig {
+            rope: Some(Rotary::new(
+                500_000.0,
+                RopeScaling::Llama3 { factor: 8.0, low_freq_factor: 1.0, high_freq_factor: 4.0, original_max: 64 },
+            )),
+            ..base(ModelType::Llama)
+        },
+        // Phi-3: fused q/k/v and gate/up; a rotated part of 12 of each
+        // head of 16, and a tied head.
+        GPTConfig {
+            rope: Some(Rotary { partial: 0.75, ..Rotary::new(10_000.0, RopeScaling::None) }),
+            ..base(ModelType::Phi3)
+        },
+        GPTConfig { tie_embeddings: true, ..base(ModelType::Phi3) },
+        // Gemma: norms stored as 1 + w, a head size of its own, tied.
+        GPTConfig { tie_embeddings: true, head_size: Some(32), ..base(ModelType::Gemma) },
     ];
     let ids = Tensor::from_vec((0..24).map(|i| (i * 37 % 300) as i64).collect::<Vec<_>>(), [2, 12]).unwrap();
     for config in configs {
@@ -267,7 +288,9 @@ fn the_llama_family_round_trips_through_gguf() {
             }
         }
         let want = model.forward(&ids).data();
-        for (ty, tolerance) in [(GgmlType::F32, 0.0), (GgmlType::Q8_0, 0.05)] {
+        // Gemma's norms come back as (1 + w) - 1 in f32: not always w.
+        let f32_tolerance = if config.model_type == ModelType::Gemma { 1e-4 } else { 0.0 };
+        for (ty, tolerance) in [(GgmlType::F32, f32_tolerance), (GgmlType::Q8_0, 0.05)] {
             let path = run.parent().unwrap().join(format!("{}-{ty}.gguf", config.model_type.name()));
             scratchgpt::gpt::gguf::export(&model, &tokenizer, ty, "test", &path).unwrap();
             let (loaded, _) = scratchgpt::gpt::gguf::load(&path).unwrap();
@@ -276,6 +299,30 @@ fn the_llama_family_round_trips_through_gguf() {
             let worst = want.sub(&got).abs().max_all().item_f64();
             assert!(worst <= tolerance, "{} {ty}: logits differ by {worst}", config.model_type.name());
         }
+    }
+    // An architecture not read, and Mixtral's experts under `llama`, are
+    // refused in the one wording.
+    let llama = GgufFile::open(run.parent().unwrap().join("llama-F32.gguf")).unwrap();
+    for (key, value, needle) in [
+        ("general.architecture", Value::String("gemma2".into()), "architecture \"gemma2\" is not imported from GGUF"),
+        (
+            "llama.expert_count",
+            Value::U32(8),
+            "architecture \"llama\" with experts (Mixtral) is not imported from GGUF",
+        ),
+    ] {
+        let mut w = GgufWriter::new();
+        for (k, v) in llama.metadata() {
+            w.set(k, v.clone());
+        }
+        w.set(key, value);
+        for info in llama.tensors() {
+            w.add_tensor(&info.name, &info.shape(), info.ty, llama.data(info).to_vec());
+        }
+        let path = run.parent().unwrap().join("refused.gguf");
+        w.write(&path).unwrap();
+        let err = scratchgpt::gpt::gguf::load(&path).err().expect("refused").to_string();
+        assert!(err.contains(needle) && err.contains("(supported: gpt2, llama, qwen2, qwen3, phi3, gemma)"), "{err}");
     }
 }
 

@@ -1,6 +1,6 @@
 //! The tokenizers of downloaded GGUF files against llama.cpp itself: small
 //! vocabulary-only files of each kind (SentencePiece `llama`, byte-level BPE
-//! with Llama 3's, Qwen2's and SmolLM's pre-tokenizers), and the ids and
+//! with Llama 3's, Qwen2's and SmolLM's pre-tokenizers and with none), and the ids and
 //! text llama.cpp gives for awkward strings
 //! (`scripts/make_gguf_tokenizer_fixtures.py`). Each file is read by
 //! `tokenizer::from_metadata`, the reader `--model FILE.gguf` uses.
@@ -62,6 +62,79 @@ fn qwen2_bpe_encodes_and_decodes_as_llama_cpp() {
 #[test]
 fn smollm_bpe_encodes_and_decodes_as_llama_cpp() {
     check("smollm", "detokenized");
+}
+
+#[test]
+fn a_bpe_file_naming_no_pre_tokenizer_is_cut_as_llama_cpp_cuts_it() {
+    // No `tokenizer.ggml.pre`: llama.cpp's `default` regexes (punctuation
+    // runs, GPT-2's, digit runs, digits in threes), not GPT-2's alone. Its
+    // detokenizer cleans spaces before punctuation here too, so compare the
+    // pieces the tokens spell.
+    check("no_pre", "pieces");
+}
+
+/// A copy of fixture `name` with `pre` set and `extra` tokens (normal ones)
+/// appended to the vocabulary.
+fn with_tokens(name: &str, pre: &str, extra: &[&str], out: &str) -> PathBuf {
+    let file = GgufFile::open(fixture(name)).unwrap();
+    let mut w = GgufWriter::new();
+    for (k, v) in file.metadata() {
+        let v = match (k.as_str(), v) {
+            (tokenizer::PRE_KEY, _) => Value::String(pre.into()),
+            (tokenizer::TOKENS_KEY, Value::Array(ty, items)) => Value::Array(
+                *ty,
+                items.iter().cloned().chain(extra.iter().map(|t| Value::String(t.to_string()))).collect(),
+            ),
+            (tokenizer::TOKEN_TYPE_KEY, Value::Array(ty, items)) => Value::Array(
+                *ty,
+                items.iter().cloned().chain(extra.iter().map(|_| Value::I32(tokenizer::NORMAL))).collect(),
+            ),
+            _ => v.clone(),
+        };
+        w.set(k, v);
+    }
+    let path = scratch_dir("gguf-tokenizer").join(out);
+    w.write(&path).unwrap();
+    path
+}
+
+#[test]
+fn a_token_spelled_twice_encodes_to_the_later_id_and_both_decode() {
+    // As llama.cpp builds its maps: string to id overwritten by the later
+    // id, every id still decoding to its own string.
+    let cases: Json = serde_json::from_str(&std::fs::read_to_string(fixture("cases.json")).unwrap()).unwrap();
+    // `Ġthe` is 361 and `world` 292 in the fixture's vocabulary (602 tokens).
+    let (the, world, n) = (361u32, 292u32, 602u32);
+    // GPT-2's `pre` (our own BPE reads it unless a token repeats; this
+    // vocabulary's whole words no merge makes send the plain copy to the
+    // general reader under "phi-2", the same regex) and another.
+    for (pre, plain_pre) in [("gpt-2", "phi-2"), ("qwen2", "qwen2")] {
+        let plain = load(&with_tokens("smollm.gguf", plain_pre, &[], &format!("plain-{pre}.gguf"))).unwrap();
+        let twice = load(&with_tokens("smollm.gguf", pre, &["Ġthe", "world"], &format!("twice-{pre}.gguf"))).unwrap();
+        assert_eq!(twice.decode(&[the]).unwrap(), " the");
+        assert_eq!(twice.decode(&[n]).unwrap(), " the");
+        assert_eq!(twice.decode(&[world, n + 1]).unwrap(), "worldworld");
+        let later = |id: u32| match id {
+            id if id == the => n,
+            id if id == world => n + 1,
+            id => id,
+        };
+        let mut moved = 0;
+        for case in cases["smollm"].as_array().unwrap() {
+            let text = case["text"].as_str().unwrap();
+            let expected: Vec<u32> =
+                plain.encode(text, SpecialTokens::AsText).unwrap().into_iter().map(later).collect();
+            let ids = twice.encode(text, SpecialTokens::AsText).unwrap();
+            assert_eq!(ids, expected, "{pre}: ids of {text:?}");
+            assert!(!ids.contains(&the) && !ids.contains(&world), "{pre}: {text:?}");
+            assert_eq!(
+                twice.decode(&ids).unwrap(),
+                plain.decode(&plain.encode(text, SpecialTokens::AsText).unwrap()).unwrap()
+            );
+            moved += ids.iter().filter(|&&id| id >= n).count();
+        }
+        assert!(moved >= 4, "{pre}: only {moved} tokens of the cases are the repeated ones");
+    }
 }
 
 #[test]

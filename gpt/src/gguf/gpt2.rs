@@ -146,7 +146,10 @@ pub fn export(
     for entry in tensor_specs(config) {
         let gguf_name = arch.gguf_name(&entry.name).expect("every parameter has a GGUF name");
         let t = params.get(&entry.name).ok_or_else(|| fail(format!("the model has no parameter {}", entry.name)))?;
-        let values = t.to_dtype(DType::F32).contiguous_data::<f32>().to_vec();
+        let mut values = t.to_dtype(DType::F32).contiguous_data::<f32>().to_vec();
+        if arch.norms_shifted && llama::is_norm_weight(&entry.name) {
+            values.iter_mut().for_each(|v| *v += 1.0);
+        }
         let shape = entry.shape.clone();
         let cols = *shape.last().expect("no scalars");
         let ty = if entry.is_matrix() && cols.is_multiple_of(matrices.block_size()) { matrices } else { GgmlType::F32 };
@@ -179,6 +182,15 @@ pub fn export(
     if let (Some((output, _)), Some((shape, ty, bytes))) = (arch.tied_head, head) {
         w.add_tensor(output, &shape, ty, bytes);
         report.tensors += 1;
+    }
+    // llama3 rope scaling: its per-frequency factors, in f32 as the
+    // converter writes them.
+    if let Some(rope) = &config.rope {
+        if let Some(factors) = llama::llama3_rope_factors(config.head_dim(), rope.theta, &rope.scaling) {
+            report.f32_parameters += factors.len();
+            w.add_tensor(llama::ROPE_FREQS, &[factors.len()], GgmlType::F32, quantize(GgmlType::F32, &factors));
+            report.tensors += 1;
+        }
     }
     w.write(path)?;
     report.bytes = std::fs::metadata(path).map_err(|e| GgufError::io(path, e))?.len();
@@ -290,10 +302,8 @@ pub fn model_from(file: &GgufFile) -> Result<GPTModel, GgufError> {
         .ok_or_else(|| file.error("general.architecture is missing"))?
         .as_str()
         .ok_or_else(|| file.error("general.architecture is not a string"))?;
-    let supported: Vec<&str> = arch::ARCHITECTURES.iter().map(|a| a.name).collect();
-    let arch = arch::find(arch_name).ok_or_else(|| {
-        file.error(format!("architecture {arch_name:?} is not supported (supported: {})", supported.join(", ")))
-    })?;
+    let arch =
+        arch::find(arch_name).ok_or_else(|| file.error(arch::not_imported(&format!("architecture {arch_name:?}"))))?;
     let config = if arch.name == GPT2.name { config_of(file, arch)? } else { llama::config_of(file, arch)? };
     // Every tensor is looked up and its shape checked before any is read.
     let mut expected: Vec<(String, &TensorInfo, bool)> = Vec::new();
@@ -311,7 +321,12 @@ pub fn model_from(file: &GgufFile) -> Result<GPTModel, GgufError> {
     }
     for info in file.tensors() {
         let tied = arch.tied_head.is_some_and(|(head, _)| head == info.name);
-        if !tied && arch.our_name(&info.name).is_none_or(|ours| !expected.iter().any(|(n, ..)| *n == ours)) {
+        // Checked as llama3 rope scaling by `llama::config_of`.
+        let rope_factors = info.name == llama::ROPE_FREQS;
+        if !tied
+            && !rope_factors
+            && arch.our_name(&info.name).is_none_or(|ours| !expected.iter().any(|(n, ..)| *n == ours))
+        {
             return Err(file.error(format!("tensor {} is not part of a {} model of this size", info.name, arch.name)));
         }
     }
@@ -335,7 +350,11 @@ pub fn model_from(file: &GgufFile) -> Result<GPTModel, GgufError> {
             }
             false => std::borrow::Cow::Borrowed(file.data(info)),
         };
-        loaded.insert(ours, load_tensor(file, info, &bytes, matrix)?);
+        let tensor = match load_tensor(file, info, &bytes, matrix)? {
+            Loaded::Dense(t) if arch.norms_shifted && llama::is_norm_weight(&ours) => Loaded::Dense(t.add_scalar(-1.0)),
+            other => other,
+        };
+        loaded.insert(ours, tensor);
     }
     Ok(assemble(config, loaded))
 }

@@ -4,7 +4,8 @@
 //! A byte-level BPE file (`tokenizer.ggml.model = "gpt2"`) stores its
 //! vocabulary and merges but not how text is cut into words before BPE;
 //! that is fixed by name: `llama-bpe` is Llama 3's regex, `qwen2` Qwen2's,
-//! `smollm` digits one by one and then GPT-2's. llama.cpp cuts with a list
+//! `smollm` digits one by one and then GPT-2's; a file with no `pre` is
+//! cut as `default` is. llama.cpp cuts with a list
 //! of regexes, each applied to the pieces the one before left, keeping the
 //! text between matches as pieces too; that is `tokenizers`' `Split` with
 //! `Isolated` behaviour, one per regex, which is how the reader lays them out
@@ -38,6 +39,15 @@ const LLAMA3: &str = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])
 const QWEN2: &str = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
 pub const PRE_TOKENIZERS: &[PreTokenizer] = &[
+    // What llama.cpp uses when a file names no `pre` (or `"default"`):
+    // punctuation runs first, then GPT-2's regex, then digit runs cut
+    // into threes from the left.
+    PreTokenizer {
+        names: &["default"],
+        regexes: &[r"[\p{P}\$\+<=>\^~\|]+", GPT2, r"\p{N}+", r"[0-9][0-9][0-9]"],
+        ignore_merges: false,
+        add_bos: false,
+    },
     PreTokenizer {
         names: &["gpt-2", "phi-2", "mpt", "olmo", "jais", "exaone4", "trillion", "granite-docling"],
         regexes: &[GPT2],
@@ -125,6 +135,7 @@ mod tests {
         }
         assert_eq!(find("qwen2").unwrap().regexes, [QWEN2]);
         assert!(find("llama-bpe").unwrap().ignore_merges);
+        assert_eq!(find("default").unwrap().regexes.len(), 4);
         assert!(find("no-such-pre").is_none());
     }
 }

@@ -33,8 +33,9 @@
 //! only where special tokens are allowed), user-defined ones plain added
 //! tokens (always matched first), as llama.cpp matches them. Another
 //! `model` or `pre` is an error that names it. A `gpt2` file with no `pre`
-//! is read with GPT-2's regex, as our exports were written before they
-//! named it (llama.cpp would use its "default" regexes there).
+//! is cut with llama.cpp's `default` regexes, as llama.cpp reads it. A
+//! token spelled twice keeps both ids: each decodes to its string, and text
+//! encodes to the later one, as llama.cpp's string-to-id map is overwritten.
 
 use rustc_hash::FxHashMap;
 use serde_json::{json, Value as Json};
@@ -114,9 +115,9 @@ pub fn to_metadata(tokenizer: &AnyTokenizer, vocab_size: usize) -> Result<Vec<(&
     Ok(out)
 }
 
-/// The tokenizer a file's metadata describes: `gpt2` with GPT-2's
-/// pre-tokenizer as our own [`BpeTokenizer`](crate::tokenizer::BpeTokenizer),
-/// `gpt2` with another `pre` or `llama` (SentencePiece) as an
+/// The tokenizer a file's metadata describes: `gpt2` with `pre = "gpt-2"`
+/// as our own [`BpeTokenizer`](crate::tokenizer::BpeTokenizer),
+/// `gpt2` with another `pre` or none, and `llama` (SentencePiece), as an
 /// [`HfTokenizer`]. An unknown model or `pre` is an error naming it.
 pub fn from_metadata(file: &GgufFile) -> Result<AnyTokenizer, GgufError> {
     let model = file.get(MODEL_KEY).ok_or_else(|| file.error(format!("has no tokenizer ({MODEL_KEY} is missing)")))?;
@@ -131,7 +132,9 @@ pub fn from_metadata(file: &GgufFile) -> Result<AnyTokenizer, GgufError> {
         None => return Err(file.error(format!("{MODEL_KEY} is not a string"))),
     }
     match file.get(PRE_KEY).map(|v| v.as_str()) {
-        None | Some(Some("gpt-2")) => gpt2(file),
+        Some(Some("gpt-2")) => gpt2(file),
+        // llama.cpp's fallback, which it warns degrades generation.
+        None => byte_level_bpe(file, pre_tokenizer::find("default").expect("the default is listed")),
         Some(Some(name)) => match pre_tokenizer::find(name) {
             Some(pre) => byte_level_bpe(file, pre),
             None => Err(file.error(format!(
@@ -186,7 +189,9 @@ fn gpt2(file: &GgufFile) -> Result<AnyTokenizer, GgufError> {
         // every token in byte stand-ins.
         let spelled = if ty == CONTROL { bytes_to_unicode(token.as_bytes()) } else { token.to_string() };
         if vocab.insert(spelled, id as u32).is_some() {
-            return Err(file.error(format!("{TOKENS_KEY}: token {token:?} appears twice")));
+            // Our BPE holds one id per string; the general reader keeps
+            // both, as llama.cpp does.
+            return byte_level_bpe(file, pre_tokenizer::find("gpt-2").expect("GPT-2's is listed"));
         }
     }
     let merges_text = merges.join("\n");
@@ -225,7 +230,7 @@ fn byte_level_bpe(file: &GgufFile, pre: &PreTokenizer) -> Result<AnyTokenizer, G
         "post_processor": shared.post_processor,
         "decoder": {"type": "ByteLevel"},
     });
-    build(file, &spec, None, h)
+    build(file, &spec, None, &shared.shadowed, h)
 }
 
 /// SentencePiece (`model = "llama"`: Llama 2, Mistral, TinyLlama), as
@@ -276,13 +281,15 @@ fn sentencepiece(file: &GgufFile) -> Result<AnyTokenizer, GgufError> {
         "post_processor": shared.post_processor,
         "decoder": {"type": "Sequence", "decoders": decoders},
     });
-    build(file, &spec, Some(scores), h)
+    build(file, &spec, Some(scores), &shared.shadowed, h)
 }
 
 /// What both kinds lay out alike.
 struct SharedParts {
     /// Every token by its text, as llama.cpp looks tokens up.
     vocab: serde_json::Map<String, Json>,
+    /// Ids whose string a later id spells too (see `HfTokenizer::from_value`).
+    shadowed: Vec<(u32, String)>,
     /// Tokens matched whole before anything else: control and unknown
     /// tokens as special ones (matched only where special tokens are
     /// allowed), user-defined ones always, as llama.cpp does.
@@ -299,15 +306,22 @@ fn shared_parts(
     h: &mut Fnv,
 ) -> Result<SharedParts, GgufError> {
     let mut vocab = serde_json::Map::with_capacity(tokens.len());
-    let mut added = Vec::new();
-    for (id, (&token, &ty)) in tokens.iter().zip(types).enumerate() {
+    let mut shadowed = Vec::new();
+    for (id, &token) in tokens.iter().enumerate() {
         h.write_u64(token.len() as u64);
         h.write(token.as_bytes());
-        h.write(&ty.to_le_bytes());
-        if vocab.insert(token.to_string(), json!(id)).is_some() {
-            return Err(file.error(format!("{TOKENS_KEY}: token {token:?} appears twice")));
+        h.write(&types[id].to_le_bytes());
+        // A token spelled twice: the later id is the one text encodes to,
+        // as llama.cpp overwrites its string-to-id map; the earlier still
+        // decodes to its string.
+        if let Some(earlier) = vocab.insert(token.to_string(), json!(id)) {
+            shadowed.push((earlier.as_u64().expect("ids are numbers") as u32, token.to_string()));
         }
-        if matches!(ty, CONTROL | UNKNOWN | USER_DEFINED) && !token.is_empty() {
+    }
+    let mut added = Vec::new();
+    for (id, (&token, &ty)) in tokens.iter().zip(types).enumerate() {
+        let shadowed_by_later = vocab[token] != json!(id);
+        if matches!(ty, CONTROL | UNKNOWN | USER_DEFINED) && !token.is_empty() && !shadowed_by_later {
             added.push(json!({
                 "id": id, "content": token, "special": ty != USER_DEFINED,
                 "normalized": false, "lstrip": false, "rstrip": false, "single_word": false,
@@ -330,10 +344,16 @@ fn shared_parts(
         }),
         _ => Json::Null,
     };
-    Ok(SharedParts { vocab, added, post_processor })
+    Ok(SharedParts { vocab, shadowed, added, post_processor })
 }
 
-fn build(file: &GgufFile, spec: &Json, scores: Option<Vec<f32>>, mut h: Fnv) -> Result<AnyTokenizer, GgufError> {
+fn build(
+    file: &GgufFile,
+    spec: &Json,
+    scores: Option<Vec<f32>>,
+    shadowed: &[(u32, String)],
+    mut h: Fnv,
+) -> Result<AnyTokenizer, GgufError> {
     // `tokenizer.json` leaves out a stage as null.
     let spec = match spec {
         Json::Object(map) => {
@@ -360,7 +380,7 @@ fn build(file: &GgufFile, spec: &Json, scores: Option<Vec<f32>>, mut h: Fnv) -> 
             h.write(text.as_bytes());
         }
     }
-    let tokenizer = HfTokenizer::from_value(&spec, scores, h.0)
+    let tokenizer = HfTokenizer::from_value(&spec, scores, shadowed, h.0)
         .map_err(|e| file.error(format!("the tokenizer in the metadata is not usable: {e}")))?;
     // The file names its end of sequence (Qwen's chat models `<|im_end|>`,
     // not `<|endoftext|>`); generation stops there.

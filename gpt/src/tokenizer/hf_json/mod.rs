@@ -129,17 +129,21 @@ impl HfTokenizer {
             serde_json::from_str(text).map_err(|e| format!("not a tokenizer.json (not JSON: {e})"))?;
         let mut h = Fnv::default();
         h.write(text.as_bytes());
-        Self::from_value(&value, None, h.0)
+        Self::from_value(&value, None, &[], h.0)
     }
 
     /// A tokenizer from the parsed JSON of a `tokenizer.json` (or one laid
     /// out the same way from other metadata, as GGUF's is), with `fingerprint`
     /// identifying it. With `scores`, one per id, the model joins pieces by
     /// score as SentencePiece does ([`spm_merge`](crate::tokenizer::spm_merge))
-    /// and its merges must be empty.
+    /// and its merges must be empty. `shadowed` lists ids whose string a
+    /// later id of the vocabulary also spells (a GGUF vocabulary may hold a
+    /// token twice): each decodes to its string, but encoding gives the
+    /// later id, the one `vocab` maps the string to.
     pub(crate) fn from_value(
         value: &serde_json::Value,
         scores: Option<Vec<f32>>,
+        shadowed: &[(u32, String)],
         fingerprint: u64,
     ) -> Result<HfTokenizer, String> {
         let root = Node::of("tokenizer", value).map_err(|_| "not a tokenizer.json (not a JSON object)")?;
@@ -175,13 +179,27 @@ impl HfTokenizer {
         }
 
         // Lay out every id's token string; ids must leave no gap.
-        let size = model.vocab.values().chain(added.iter().map(|t| &t.id)).max().map_or(0, |&m| m as usize + 1);
-        if size > model.vocab.len() + added.len() {
+        let size = model
+            .vocab
+            .values()
+            .chain(added.iter().map(|t| &t.id))
+            .chain(shadowed.iter().map(|(id, _)| id))
+            .max()
+            .map_or(0, |&m| m as usize + 1);
+        if size > model.vocab.len() + added.len() + shadowed.len() {
             return Err(format!("ids must be 0..{} without gaps, but {} is among them", size - 1, size - 1));
         }
         let mut tokens: Vec<Option<String>> = vec![None; size];
         for (token, &id) in &model.vocab {
             if let Some(other) = tokens[id as usize].replace(token.clone()) {
+                return Err(format!("model.vocab: {other:?} and {token:?} both have id {id}"));
+            }
+        }
+        for (id, token) in shadowed {
+            if model.vocab.get(token).is_none_or(|&later| later <= *id) {
+                return Err(format!("{token:?} (id {id}) is not spelled again by a later id"));
+            }
+            if let Some(other) = tokens[*id as usize].replace(token.clone()) {
                 return Err(format!("model.vocab: {other:?} and {token:?} both have id {id}"));
             }
         }
