@@ -32,9 +32,8 @@ impl NcclCommunicator {
     /// transport `host`. Every rank calls this together; every rank gets
     /// `Ok`, or every rank an `Err` (this rank's own reason when it had one).
     pub fn new(host: Box<dyn Communicator>, ordinal: usize) -> Result<NcclCommunicator, String> {
-        let ready: Result<Arc<CudaDevice>, String> = CudaDevice::get(ordinal)
-            .and_then(|device| require_nccl().map(|()| device))
-            .map_err(|e| e.to_string());
+        let ready: Result<Arc<CudaDevice>, String> =
+            CudaDevice::get(ordinal).and_then(|device| require_nccl().map(|()| device)).map_err(|e| e.to_string());
         if host.any(ready.is_err()) {
             return Err(ready.err().unwrap_or_else(|| "another process could not start NCCL".into()));
         }
