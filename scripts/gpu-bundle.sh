@@ -5,7 +5,7 @@
 #   target/gpu-bundle/
 #     scratchgpt            the release binary
 #     tests/                the GPU test executables (cuda_ops, cuda_model,
-#                           cuda_families, cuda_cli, the NVRTC compile test
+#                           cuda_families, cuda_nccl, cuda_cli, the NVRTC compile test
 #                           cuda_compile) and
 #                           the command-line tests (cli, finetune_cli), which
 #                           must pass on a GPU machine too
@@ -39,7 +39,7 @@ list=$(mktemp)
 trap 'rm -f "$list"' EXIT
 # shellcheck disable=SC2086
 cargo test --release --no-run $FEATURES --message-format=json -p scratchgpt \
-    --test cuda_ops --test cuda_model --test cuda_families --test cuda_cli --test cli --test finetune_cli >"$list"
+    --test cuda_ops --test cuda_model --test cuda_families --test cuda_nccl --test cuda_cli --test cli --test finetune_cli >"$list"
 # shellcheck disable=SC2086
 cargo test --release --no-run $FEATURES --message-format=json -p kernels --test cuda_compile >>"$list"
 
@@ -58,7 +58,7 @@ for line in open(sys.argv[1]):
     if msg.get("reason") == "compiler-artifact" and msg.get("executable") and msg["profile"]["test"] \
             and "test" in msg["target"]["kind"]:
         found[msg["target"]["name"]] = msg["executable"]
-want = ["cuda_compile", "cuda_ops", "cuda_model", "cuda_families", "cuda_cli", "cli", "finetune_cli"]
+want = ["cuda_compile", "cuda_ops", "cuda_model", "cuda_families", "cuda_nccl", "cuda_cli", "cli", "finetune_cli"]
 missing = [w for w in want if w not in found]
 if missing:
     sys.exit(f"test executables not built: {missing}")

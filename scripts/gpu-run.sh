@@ -4,8 +4,8 @@
 #
 #   target/gpu-bundle/scripts/gpu-run.sh
 #
-# 1. finds libcuda, NVRTC and cuBLAS (scripts/cuda-env.sh, then a search of
-#    the usual install folders) and prints the GPU;
+# 1. finds libcuda, NVRTC, cuBLAS and NCCL (scripts/cuda-env.sh, then a search
+#    of the usual install folders) and prints the GPU;
 # 2. runs every test executable of the bundle, one at a time: the NVRTC
 #    compile test, every GPU test (the #[ignore]d ones, `--ignored
 #    --test-threads 1`: they share the GPU and process-wide switches; a
@@ -39,6 +39,18 @@ done
 for lib in libcuda.so.1 libnvrtc.so.13 libcublas.so.13; do
     cuda_lib_found "$lib" && echo "found $lib" || echo "MISSING $lib"
 done | tee -a "$OUT/libraries.txt"
+# NCCL (tests/cuda_nccl.rs): the pip package ships libnccl.so.2 only, and
+# cudarc opens it as libnccl.so, so a link under $OUT points there.
+nccl=$(find /opt /usr /usr/local /root /home -name 'libnccl.so.2*' -not -path '*/proc/*' 2>/dev/null | head -n 1)
+# (Not piped into tee: the export must happen in this shell.)
+if [ -n "$nccl" ]; then
+    mkdir -p "$OUT/nccl-link"
+    ln -sf "$nccl" "$OUT/nccl-link/libnccl.so"
+    cuda_add_lib_dir "$OUT/nccl-link"
+    echo "found libnccl.so.2 ($nccl)" | tee -a "$OUT/libraries.txt"
+else
+    echo "MISSING libnccl.so.2" | tee -a "$OUT/libraries.txt"
+fi
 
 export SCRATCHGPT_BIN="$BUNDLE/scratchgpt"
 export SCRATCHGPT_REQUIRE_GPU=1 SCRATCHGPT_REQUIRE_NVRTC=1 RUST_BACKTRACE=1
@@ -78,6 +90,7 @@ run_tests cuda_compile
 run_tests cuda_ops --ignored --test-threads 1
 run_tests cuda_model --ignored --test-threads 1
 run_tests cuda_families --ignored --test-threads 1
+run_tests cuda_nccl --ignored --test-threads 1
 run_tests cuda_cli
 run_tests cli
 run_tests finetune_cli

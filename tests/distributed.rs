@@ -169,3 +169,51 @@ fn two_ranks_step_like_one_process_with_twice_the_batch() {
     assert_eq!(per_step(&plain, "loss").len(), 12);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `bench train` under mpirun: both ranks step, rank 0 alone reports, and
+/// each rank hands all-reduce 4 bytes per parameter plus 4 per parameter
+/// tensor (the presence counts of the gradient buckets).
+#[test]
+fn bench_train_on_two_ranks_reports_both_ranks_and_the_bytes_exchanged() {
+    let args: Vec<String> = [
+        "bench",
+        "train",
+        "--threads",
+        "1",
+        "--n-layer",
+        "1",
+        "--n-embd",
+        "32",
+        "--n-head",
+        "2",
+        "--vocab-size",
+        "50",
+        "--context",
+        "16",
+        "--batch-size",
+        "2",
+        "--steps",
+        "2",
+        "--warmup",
+        "1",
+        "--json",
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    let out = mpirun(2, &args);
+    succeeded(&out);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["ranks"], 2);
+    let params = report["params"].as_u64().unwrap();
+    let tensors = report["parameter_tensors"].as_u64().unwrap();
+    assert!(params > 0 && tensors > 0);
+    assert_eq!(report["all_reduced_bytes_per_step"].as_u64().unwrap(), 4 * (params + tensors));
+    assert!(report["all_reduce_ms_per_step"].as_f64().unwrap() > 0.0);
+
+    // Alone: one rank, nothing exchanged.
+    let alone = scratchgpt(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    succeeded(&alone);
+    let report: serde_json::Value = serde_json::from_slice(&alone.stdout).unwrap();
+    assert_eq!((report["ranks"].as_u64(), report["all_reduced_bytes_per_step"].as_u64()), (Some(1), Some(0)));
+}

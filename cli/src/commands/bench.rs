@@ -210,7 +210,18 @@ fn random_ids(gen: &mut Generator, vocab: usize, b: usize, t: usize) -> Tensor {
 #[derive(Serialize)]
 struct TrainReport {
     ms_per_step: f64,
+    /// Every rank's tokens: N ranks each take a step of batch × context.
     tokens_per_s: f64,
+    /// Processes of a data-parallel run (`mpirun -np N`), each stepping on
+    /// its own batch with the gradients averaged over all (1 alone).
+    ranks: usize,
+    /// Bytes each rank handed to all-reduce per step: 4 per parameter plus
+    /// 4 per parameter tensor (the presence counts of `distributed`'s
+    /// buckets); 0 alone.
+    all_reduced_bytes_per_step: usize,
+    /// Of `ms_per_step`, the gradients' exchange (median, rank 0's).
+    all_reduce_ms_per_step: f64,
+    parameter_tensors: usize,
     gflops: f64,
     params: usize,
     threads: usize,
@@ -294,65 +305,26 @@ fn train(args: TrainArgs) -> Result<i32> {
     }
     args.warmup.checked_add(args.steps).context("--warmup + --steps is too large")?;
     let config = args.shape.config(args.context)?;
-    let report = with_threads(args.threads, || {
-        let mut gen = Generator::seed(0);
-        let mut model = GPTModel::new(config.clone(), &mut gen);
-        model.train();
-        model.to_device(device)?;
-        let mut opt = AdamW::with_options(model.parameters(), 1e-4, (0.9, 0.95), 1e-8, 0.1);
-        let (b, t) = (args.batch_size, args.context);
-        let mut times = Vec::new();
-        for i in 0..args.warmup + args.steps {
-            let x = random_ids(&mut gen, config.vocab_size, b, t);
-            let y = random_ids(&mut gen, config.vocab_size, b, t);
-            let profiling = args.ops && i >= args.warmup;
-            if profiling && i == args.warmup {
-                autograd::profile::start();
-            }
-            let start = Instant::now();
-            opt.zero_grad();
-            autograd::profile::mark();
-            let loss = cross_entropy(&model.forward(&x), &y);
-            loss.backward();
-            let stepping = Instant::now();
-            opt.step();
-            if profiling {
-                autograd::profile::record("AdamW step", autograd::profile::Phase::Other, stepping.elapsed());
-            }
-            device.synchronize()?;
-            if i >= args.warmup {
-                times.push(start.elapsed().as_secs_f64());
-            }
+    // Under mpirun, every rank steps and the gradients are averaged, as in
+    // `train`; alone, `comm` is a single process and nothing is exchanged.
+    let comm = gpt::distributed::launch().map_err(anyhow::Error::msg)?;
+    let ranks = comm.world_size();
+    let report = if ranks > 1 {
+        // MPI is called from this thread alone (it was started so): the
+        // threads become rayon's global pool rather than a pool that would
+        // run the steps on one of its workers.
+        check_threads(args.threads)?;
+        if let Some(n) = args.threads {
+            rayon::ThreadPoolBuilder::new().num_threads(n).build_global()?;
         }
-        let ops = if args.ops {
-            let mean = times.iter().sum::<f64>() / times.len() as f64;
-            op_shares(&autograd::profile::stop(), args.steps, mean)
-        } else {
-            Vec::new()
-        };
-        let secs = median(times);
-        let n = model.num_parameters();
-        let tokens = (b * t) as f64;
-        let flops = tokens * config.train_flops_per_token(t);
-        let name = device.name()?;
-        // The CPU's peak is measured on the same threads, after the steps.
-        let cpu_peak = if device.is_cuda() { None } else { tensor::device::cpu_peak_flops() };
-        let peak = if device.is_cuda() { bf16_peak_flops(&name) } else { cpu_peak };
-        let mfu = peak.map(|peak| flops / secs / peak);
-        Ok(TrainReport {
-            ms_per_step: secs * 1e3,
-            tokens_per_s: tokens / secs,
-            gflops: flops / secs / 1e9,
-            params: n,
-            threads: rayon::current_num_threads(),
-            device: name,
-            precision: args.precision.clone(),
-            mfu,
-            peak_gflops: cpu_peak.map(|peak| peak / 1e9),
-            ops,
-        })
-    })?;
-    if !device.is_cuda() {
+        timed_steps(&args, &config, device, Some(&*comm))?
+    } else {
+        with_threads(args.threads, || timed_steps(&args, &config, device, None))?
+    };
+    if !comm.is_root() {
+        return Ok(0);
+    }
+    if !device.is_cuda() && ranks == 1 {
         // Kept for `info --train-tokens`, which turns FLOPs into time.
         crate::train_speed::record(report.gflops, report.threads);
     }
@@ -385,6 +357,13 @@ fn train(args: TrainArgs) -> Result<i32> {
             report.tokens_per_s,
             report.gflops,
         )?;
+        if ranks > 1 {
+            outln!(
+                "{ranks} ranks: tokens/s and GFLOP/s count all of them; {} all-reduced per rank per step, in {:.1} ms",
+                human_bytes(report.all_reduced_bytes_per_step as u64),
+                report.all_reduce_ms_per_step
+            )?;
+        }
         if !report.ops.is_empty() {
             outln!("{:<18} {:>11} {:>11} {:>9} {:>7}", "op", "forward ms", "backward ms", "other ms", "share")?;
             for s in &report.ops {
@@ -396,6 +375,91 @@ fn train(args: TrainArgs) -> Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// Warm-up and timed steps of `args`' model on random tokens; with `comm`
+/// (a data-parallel run) each step averages the gradients over the ranks.
+fn timed_steps(
+    args: &TrainArgs,
+    config: &GPTConfig,
+    device: tensor::Device,
+    comm: Option<&dyn gpt::distributed::Communicator>,
+) -> Result<TrainReport> {
+    let ranks = comm.map_or(1, |c| c.world_size());
+    let mut gen = Generator::seed(0);
+    let mut model = GPTModel::new(config.clone(), &mut gen);
+    model.train();
+    model.to_device(device)?;
+    let mut opt = AdamW::with_options(model.parameters(), 1e-4, (0.9, 0.95), 1e-8, 0.1);
+    if let Some(comm) = comm {
+        gpt::distributed::broadcast_parameters(comm, opt.params());
+        // Each rank its own batches.
+        gen = Generator::seed(1 + comm.rank() as u64);
+    }
+    let (b, t) = (args.batch_size, args.context);
+    let mut times = Vec::new();
+    let (mut exchange_times, mut exchanged) = (Vec::new(), 0);
+    for i in 0..args.warmup + args.steps {
+        let x = random_ids(&mut gen, config.vocab_size, b, t);
+        let y = random_ids(&mut gen, config.vocab_size, b, t);
+        let profiling = args.ops && i >= args.warmup;
+        if profiling && i == args.warmup {
+            autograd::profile::start();
+        }
+        let start = Instant::now();
+        opt.zero_grad();
+        autograd::profile::mark();
+        let loss = cross_entropy(&model.forward(&x), &y);
+        loss.backward();
+        if let Some(comm) = comm {
+            let exchanging = Instant::now();
+            exchanged = gpt::distributed::all_reduce_mean_gradients(comm, opt.params());
+            if i >= args.warmup {
+                exchange_times.push(exchanging.elapsed().as_secs_f64());
+            }
+        }
+        let stepping = Instant::now();
+        opt.step();
+        if profiling {
+            autograd::profile::record("AdamW step", autograd::profile::Phase::Other, stepping.elapsed());
+        }
+        device.synchronize()?;
+        if i >= args.warmup {
+            times.push(start.elapsed().as_secs_f64());
+        }
+    }
+    let ops = if args.ops {
+        let mean = times.iter().sum::<f64>() / times.len() as f64;
+        op_shares(&autograd::profile::stop(), args.steps, mean)
+    } else {
+        Vec::new()
+    };
+    let secs = median(times);
+    let n = model.num_parameters();
+    let tokens = (b * t * ranks) as f64;
+    let flops = tokens * config.train_flops_per_token(t);
+    let name = device.name()?;
+    // The CPU's peak is measured on the same threads, after the steps.
+    let cpu_peak = if device.is_cuda() { None } else { tensor::device::cpu_peak_flops() };
+    let peak = if device.is_cuda() { bf16_peak_flops(&name) } else { cpu_peak };
+    // Every rank ran on its own threads: N times the peak.
+    let mfu = peak.map(|peak| flops / secs / (peak * ranks as f64));
+    Ok(TrainReport {
+        ms_per_step: secs * 1e3,
+        tokens_per_s: tokens / secs,
+        ranks,
+        all_reduced_bytes_per_step: exchanged,
+        all_reduce_ms_per_step: if exchange_times.is_empty() { 0.0 } else { median(exchange_times) * 1e3 },
+        parameter_tensors: opt.params().len(),
+        gflops: flops / secs / 1e9,
+        params: n,
+        threads: rayon::current_num_threads(),
+        device: name,
+        precision: args.precision.clone(),
+        mfu,
+        peak_gflops: cpu_peak.map(|peak| peak / 1e9),
+        ops,
+    })
 }
 
 #[derive(Serialize)]

@@ -11,7 +11,7 @@ use std::rc::Rc;
 
 use anyhow::{bail, Context, Result};
 use gpt::data::builtin_corpus;
-use gpt::distributed::{Communicator, DataParallel};
+use gpt::distributed::{Communicator, DataParallel, NcclCommunicator};
 use gpt::model::{GPTConfig, GPTModel, PRESETS};
 use gpt::output::{resolved, FolderKind};
 use gpt::tokenizer::{train_bpe, AnyTokenizer, CharTokenizer, SpecialTokens};
@@ -115,6 +115,23 @@ pub struct Args {
 /// The data-parallel side of the run (none for a single process).
 fn parallel(comm: &Rc<dyn Communicator>, args: &Args) -> Option<DataParallel> {
     (comm.world_size() > 1).then(|| DataParallel::new(comm.clone(), args.zero == 1))
+}
+
+/// GPU ranks of a data-parallel run sum their gradients with NCCL, in GPU
+/// memory (the rest stays on MPI); every other run keeps `comm`. A failure
+/// is agreed by all ranks: rank 0 gets the error to report, the others
+/// `None` (exit quietly).
+fn with_nccl_on_gpus(comm: Box<dyn Communicator>, device: &str) -> Result<Rc<dyn Communicator>, Option<anyhow::Error>> {
+    let ordinal = match tensor::Device::parse(device) {
+        Some(tensor::Device::Cuda(ordinal)) if comm.world_size() > 1 => ordinal,
+        _ => return Ok(comm.into()),
+    };
+    let root = comm.is_root();
+    match NcclCommunicator::new(comm, ordinal) {
+        Ok(nccl) => Ok(Rc::new(nccl)),
+        Err(e) if root => Err(Some(anyhow::anyhow!(e))),
+        Err(_) => Err(None),
+    }
 }
 
 /// The output folder: claimed by `claim` on rank 0; the other ranks of a
@@ -277,11 +294,16 @@ fn start_run(args: &Args, comm: &Rc<dyn Communicator>) -> Result<(Output, Traine
 }
 
 pub fn run(args: Args) -> Result<i32> {
-    let comm: Rc<dyn Communicator> = gpt::distributed::launch().map_err(anyhow::Error::msg)?.into();
+    let comm = gpt::distributed::launch().map_err(anyhow::Error::msg)?;
     // Rank r of a data-parallel run takes the GPU of its index on its machine.
     let device = match args.device.as_str() {
         "cuda" if comm.world_size() > 1 => format!("cuda:{}", comm.local_rank()),
         other => other.to_string(),
+    };
+    let comm = match with_nccl_on_gpus(comm, &device) {
+        Ok(comm) => comm,
+        Err(None) => return Ok(2),
+        Err(Some(e)) => return Err(e),
     };
     let setup = (|| {
         let device = crate::common::device(&device)?;

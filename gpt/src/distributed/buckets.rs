@@ -13,7 +13,7 @@
 //! ```
 
 use autograd::Var;
-use tensor::Tensor;
+use tensor::{DType, Device, Tensor};
 
 use super::Communicator;
 
@@ -31,10 +31,14 @@ pub const BUCKET_BYTES: usize = 25 << 20;
 /// presence count travels with each bucket, one number per parameter, so
 /// that a parameter no rank touched stays without a gradient (the optimizer
 /// skips it, as it would in one process) and every rank agrees on that.
+///
+/// When the parameters live on a GPU and the transport sums device tensors
+/// (NCCL), each bucket is built, summed, divided and cut back on the GPU;
+/// only the presence counts, one number per parameter, come to the host.
 pub fn all_reduce_mean_gradients(comm: &dyn Communicator, params: &[Var]) -> usize {
     let grads: Vec<(&Var, Option<Tensor>)> = params.iter().map(|p| (p, p.grad())).collect();
-    let numel = |p: &Var| p.dims().iter().product::<usize>();
-    let ranks = comm.world_size() as f32;
+    let on_device =
+        comm.reduces_on_device() && params.first().is_some_and(|p| matches!(p.data().device(), Device::Cuda(_)));
     let floats_per_bucket = BUCKET_BYTES / std::mem::size_of::<f32>();
     let mut exchanged = 0;
     let mut start = 0;
@@ -46,31 +50,83 @@ pub fn all_reduce_mean_gradients(comm: &dyn Communicator, params: &[Var]) -> usi
             len += numel(grads[end].0);
             end += 1;
         }
-        let count = end - start;
-        let mut bucket = Vec::with_capacity(len + count);
-        for (p, g) in &grads[start..end] {
-            match g {
-                Some(g) => bucket.extend(g.to_vec::<f32>()),
-                None => bucket.extend(std::iter::repeat_n(0.0, numel(p))),
-            }
-        }
-        // Then, per parameter, 1 if this rank has its gradient.
-        bucket.extend(grads[start..end].iter().map(|(_, g)| if g.is_some() { 1.0 } else { 0.0 }));
-        comm.all_reduce_sum(&mut bucket);
-        exchanged += bucket.len() * std::mem::size_of::<f32>();
-        let (sums, present) = bucket.split_at(len);
-        let mut at = 0;
-        for ((p, _), &holders) in grads[start..end].iter().zip(present) {
-            let n = numel(p);
-            if holders > 0.0 {
-                let mean: Vec<f32> = sums[at..at + n].iter().map(|sum| sum / ranks).collect();
-                p.set_grad(Some(on_device_of(mean, &p.data())));
-            }
-            at += n;
-        }
+        let bucket = &grads[start..end];
+        exchanged += if on_device { mean_on_device(comm, bucket, len) } else { mean_through_host(comm, bucket, len) };
         start = end;
     }
     exchanged
+}
+
+fn numel(p: &Var) -> usize {
+    p.dims().iter().product()
+}
+
+/// One bucket through host memory: `[gradients (len values) | presence
+/// (one per parameter)]` all-reduced as `f32`. Returns the bytes handed over.
+fn mean_through_host(comm: &dyn Communicator, grads: &[(&Var, Option<Tensor>)], len: usize) -> usize {
+    let ranks = comm.world_size() as f32;
+    let mut bucket = Vec::with_capacity(len + grads.len());
+    for (p, g) in grads {
+        match g {
+            Some(g) => bucket.extend(g.to_vec::<f32>()),
+            None => bucket.extend(std::iter::repeat_n(0.0, numel(p))),
+        }
+    }
+    // Then, per parameter, 1 if this rank has its gradient.
+    bucket.extend(presence(grads));
+    comm.all_reduce_sum(&mut bucket);
+    let (sums, present) = bucket.split_at(len);
+    let mut at = 0;
+    for ((p, _), &holders) in grads.iter().zip(present) {
+        let n = numel(p);
+        if holders > 0.0 {
+            let mean: Vec<f32> = sums[at..at + n].iter().map(|sum| sum / ranks).collect();
+            p.set_grad(Some(on_device_of(mean, &p.data())));
+        }
+        at += n;
+    }
+    (len + grads.len()) * std::mem::size_of::<f32>()
+}
+
+/// The same bucket, laid out the same way, on the parameters' GPU: the
+/// gradients flattened into one device tensor, summed in place by the
+/// transport, ÷ N, and each parameter's gradient a view of its span.
+fn mean_on_device(comm: &dyn Communicator, grads: &[(&Var, Option<Tensor>)], len: usize) -> usize {
+    let device = grads[0].0.data().device();
+    let mut pieces: Vec<Tensor> = grads
+        .iter()
+        .map(|(p, g)| match g {
+            Some(g) => g.reshape(&[-1]),
+            None => Tensor::zeros_on([numel(p)], DType::F32, device),
+        })
+        .collect();
+    let counts = Tensor::from_vec(presence(grads).collect::<Vec<f32>>(), [grads.len()]).expect("one per parameter");
+    pieces.push(counts.to_device(device).expect("the parameters' device"));
+    let mut bucket = Tensor::cat(&pieces, 0);
+    drop(pieces);
+    if let Err(e) = comm.all_reduce_sum_on_device(&mut bucket) {
+        // Mid-step, with the other ranks inside the same collective: no
+        // way back but ending them all.
+        eprintln!("error: summing gradients on the GPU: {e}");
+        comm.abort(1);
+    }
+    let mean = bucket.mul_scalar(1.0 / comm.world_size() as f64);
+    // The presence counts ÷ N: positive where some rank had the gradient.
+    let present = mean.narrow(0, len, grads.len()).to_vec::<f32>();
+    let mut at = 0;
+    for ((p, _), &holders) in grads.iter().zip(&present) {
+        let n = numel(p);
+        if holders > 0.0 {
+            p.set_grad(Some(mean.narrow(0, at, n).reshape_to(p.dims())));
+        }
+        at += n;
+    }
+    (len + grads.len()) * std::mem::size_of::<f32>()
+}
+
+/// Per parameter, 1 when this rank has its gradient, else 0.
+fn presence<'a>(grads: &'a [(&Var, Option<Tensor>)]) -> impl Iterator<Item = f32> + 'a {
+    grads.iter().map(|(_, g)| if g.is_some() { 1.0 } else { 0.0 })
 }
 
 /// Copies rank 0's value of every parameter to every rank.

@@ -12,10 +12,13 @@
 //! - `broadcast`: rank 0's buffer is copied to every rank (initial weights);
 //! - `barrier`: nobody leaves before everybody has arrived.
 //!
-//! The buffers live in host memory. A GPU transport (NCCL) would add
-//! device-tensor variants of `all_reduce_sum` and `all_gather` that the
-//! gradient buckets call when the gradients live on a GPU; the rest of the
-//! trainer only sees this trait.
+//! The buffers live in host memory. A transport that can also sum a
+//! tensor in GPU memory (NCCL, `nccl.rs`) says so with
+//! [`Communicator::reduces_on_device`], and the gradient buckets of a model
+//! on a GPU then call [`Communicator::all_reduce_sum_on_device`] instead of
+//! copying through the host; the rest of the trainer only sees this trait.
+
+use tensor::Tensor;
 
 /// The processes of one data-parallel run.
 pub trait Communicator {
@@ -42,6 +45,19 @@ pub trait Communicator {
     /// Ends every process of the run with `code`: for a failure on one rank
     /// that the others, waiting in a collective, would never learn about.
     fn abort(&self, code: i32) -> !;
+
+    /// Whether [`Communicator::all_reduce_sum_on_device`] works: the
+    /// gradients of a model on a GPU are then summed where they are.
+    fn reduces_on_device(&self) -> bool {
+        false
+    }
+
+    /// Replaces a dense f32 tensor on this rank's GPU by the sum over all
+    /// ranks, without a copy to the host. Only for a transport whose
+    /// [`Communicator::reduces_on_device`] is true; an error otherwise.
+    fn all_reduce_sum_on_device(&self, _data: &mut Tensor) -> Result<(), String> {
+        Err("this transport sums host buffers only".into())
+    }
 
     /// Rank 0 alone prints, evaluates and writes files.
     fn is_root(&self) -> bool {

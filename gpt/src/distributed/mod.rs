@@ -18,13 +18,16 @@
 //!
 //! The processes talk through a [`Communicator`]: [`SingleProcess`] (no one
 //! to talk to: every collective is the identity) or, with the `mpi` feature,
-//! MPI (`mpi.rs`), started by `mpirun -np N` or Slurm's `srun`.
+//! MPI (`mpi.rs`), started by `mpirun -np N` or Slurm's `srun`. Ranks on
+//! GPUs add NCCL (`nccl.rs`) for the gradients, which then stay in GPU
+//! memory; the rest still goes through MPI.
 
 mod buckets;
 mod communicator;
 mod data_parallel;
 #[cfg(feature = "mpi")]
 mod mpi;
+mod nccl;
 mod zero;
 
 pub use buckets::{all_reduce_mean_gradients, broadcast_parameters, BUCKET_BYTES};
@@ -32,4 +35,5 @@ pub use communicator::{launch, Communicator, SingleProcess};
 pub use data_parallel::DataParallel;
 #[cfg(feature = "mpi")]
 pub use mpi::MpiCommunicator;
+pub use nccl::NcclCommunicator;
 pub use zero::{ShardedAdamW, ShardedStep};

@@ -267,7 +267,7 @@ fn keep_freed_memory(context: &CudaContext) -> Result<()> {
 
 /// Runs `f`, turning a panic inside cudarc (a missing symbol in an older
 /// library, say) into an error: nothing from cudarc may unwind into callers.
-fn catch_panic<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+pub(crate) fn catch_panic<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         Ok(r) => r,
         Err(payload) => {

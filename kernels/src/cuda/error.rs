@@ -26,6 +26,9 @@ pub enum CudaError {
     /// cuBLAS failed.
     #[error("cuBLAS: {0}")]
     Blas(String),
+    /// NCCL failed (making the communicator, or a collective).
+    #[error("NCCL: {0}")]
+    Nccl(String),
     /// A request this backend does not support (a dtype, a rank, a size).
     #[error("{0}")]
     Unsupported(String),

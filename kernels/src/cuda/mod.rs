@@ -18,6 +18,8 @@
 //!   cross-entropy, indexing, AdamW, attention (cuBLAS + masked softmax,
 //!   and a fused flash-style version), mixture-of-experts routing, and GEMM ([`blas`] through cuBLAS,
 //!   [`gemm_tiled`] by hand).
+//! - [`nccl`]: summing a device buffer across the processes of a
+//!   data-parallel run, one GPU each.
 //!
 //! The code is always compiled (cudarc loads the CUDA libraries at run
 //! time), so a build never needs the CUDA toolkit.
@@ -58,6 +60,7 @@ pub mod layer_norm;
 pub mod layout;
 pub mod libraries;
 pub mod moe_route;
+pub mod nccl;
 pub mod reduce;
 pub mod rms_norm;
 pub mod rope;

@@ -219,6 +219,30 @@ pub fn device(ordinal: usize) -> Result<Arc<CudaDevice>> {
     CudaDevice::get(ordinal).map_err(TensorError::from)
 }
 
+/// Hands the device buffer of a dense f32 CUDA tensor to `f` for an
+/// in-place update by a library outside this engine (NCCL's all-reduce of
+/// a gradient bucket): exactly the tensor's elements, and their GPU. The
+/// buffer is copied first if another tensor shares it (copy-on-write).
+pub fn with_dense_f32_mut<R>(
+    t: &mut Tensor,
+    f: impl FnOnce(&Arc<CudaDevice>, &mut kernels::cuda::cudarc::driver::CudaViewMut<'_, f32>) -> R,
+) -> Result<R> {
+    if !matches!(t.device(), Device::Cuda(_)) {
+        return Err(TensorError::Cuda(format!("a device buffer needs a CUDA tensor, got one on {}", t.device())));
+    }
+    if t.dtype() != DType::F32 {
+        return Err(TensorError::DTypeMismatch { expected: DType::F32, actual: t.dtype() });
+    }
+    if !(t.is_contiguous() && t.layout().offset() == 0) {
+        *t = shape::contiguous_copy(t);
+    }
+    let n = t.layout().numel();
+    let storage = storage_mut(t);
+    let device = storage.cuda_device().clone();
+    let mut view = storage.slice_mut::<f32>().slice_mut(..n);
+    Ok(f(&device, &mut view))
+}
+
 /// Number of GPUs (0 when there is no driver).
 pub(crate) fn device_count() -> usize {
     kernels::cuda::device_count().unwrap_or(0)
