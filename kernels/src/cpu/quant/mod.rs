@@ -40,6 +40,7 @@ pub mod half_float;
 pub mod int4;
 pub mod int8;
 pub mod int_dot;
+pub mod int_tiled;
 pub mod tiled;
 
 #[cfg(test)]
@@ -200,16 +201,12 @@ pub fn matmul_with(isa: Isa, x: &[f32], m: usize, w: &PackedMatrix, y: &mut [f32
             gemv::gemv(isa, w, xr, yr);
         }
     } else if w.multiplies_in_integers() {
-        // The same 8-bit input as the matrix-vector path, so that a prompt
-        // run as one block and the same tokens decoded one by one agree to
-        // float rounding, and evaluation measures the model that decodes.
-        let mut rounded = vec![0.0f32; x.len()];
-        let mut row = int_dot::QuantizedRow::default();
-        for (xr, out) in x.chunks_exact(w.cols).zip(rounded.chunks_exact_mut(w.cols)) {
-            row.quantize(xr);
-            row.dequantize_into(out);
-        }
-        tiled::matmul(w, &rounded, m, y);
+        // Every row quantized once, as the matrix-vector path quantizes it,
+        // and every output by the same integer dot in the same order: a
+        // prompt run as one block and the same tokens decoded one by one
+        // give the same bits.
+        let rows: Vec<int_dot::QuantizedRow> = x.chunks_exact(w.cols).map(int_dot::QuantizedRow::new).collect();
+        int_tiled::matmul(int_dot::IntPath::for_isa(isa), w, &rows, y);
     } else {
         tiled::matmul(w, x, m, y);
     }
