@@ -142,11 +142,12 @@ impl Tile {
                             out[g * INT4_GROUP + GROUP_BYTES + b] = byte >> 4;
                         }
                     }
-                    let row_scales = &scales[r * groups..(r + 1) * groups];
-                    // A padded group has scale 0, as `int_dot` gives it.
-                    self.lane_scales.extend((0..lanes).map(|lane| {
-                        row_scales.get(lane * 4 / INT4_GROUP).map_or(0.0, |&d| f16_to_f32(d))
-                    }));
+                    // Each group's scale widened once, for its 8 lanes; a
+                    // padded group has scale 0, as `int_dot` gives it.
+                    for &d in &scales[r * groups..(r + 1) * groups] {
+                        self.lane_scales.extend([f16_to_f32(d); INT4_GROUP / 4]);
+                    }
+                    self.lane_scales.resize((r - r0 + 1) * lanes, 0.0);
                 }
             }
             _ => unreachable!("checked by matmul"),
@@ -302,8 +303,9 @@ mod x86 {
                 } else {
                     for c in 0..chunks {
                         let q = weights(c);
-                        let d: [__m512; BLOCK] =
-                            std::array::from_fn(|b| unsafe { _mm512_loadu_ps(w.lane_scales[b].as_ptr().add(c * LANES)) });
+                        let d: [__m512; BLOCK] = std::array::from_fn(|b| unsafe {
+                            _mm512_loadu_ps(w.lane_scales[b].as_ptr().add(c * LANES))
+                        });
                         for a in 0..BLOCK {
                             let (p, x_scales) = inputs(a, c);
                             // Nibbles q + 8: Σ (q + 8)·p − 8·Σp.

@@ -19,13 +19,16 @@
 //!   products are integer dot products ([`int_dot`], as llama.cpp does),
 //!   several times fewer instructions per weight than widening each one to
 //!   f32, which keeps the kernel as fast as the memory can feed it. A few
-//!   rows (up to 4 or 8) still go this way, one pass each.
+//!   rows (up to 4) still go this way, one pass each.
 //! - More rows (a prompt, an evaluation batch): the arithmetic, not the
-//!   memory, is the cost, so a tile of weight rows is decoded into a small
-//!   scratch buffer and multiplied by `matrixmultiply`'s f32 GEMM
-//!   ([`tiled`]); the tile is reused by all M rows. For int8 and int4 the
-//!   input rows are rounded to 8 bits first, as the matrix-vector path
-//!   rounds them, so both multiply the same numbers.
+//!   memory, is the cost, and a tile of weight rows is kept in cache while
+//!   all M rows pass over it. For f16 and bf16 the tile is decoded into a
+//!   small f32 scratch buffer and multiplied by `matrixmultiply`'s f32
+//!   GEMM ([`tiled`]). For int8 and int4 every input row is quantized to 8
+//!   bits once and each output is the matrix-vector path's integer dot, in
+//!   its order, 4 input rows × 4 weight rows at a time ([`int_tiled`]), so
+//!   a prompt run as one block and the same tokens decoded one by one give
+//!   the same bits.
 //!
 //! Every decoded weight is exact (an int times an f16 scale fits in an
 //! f32's mantissa), so in the f32 paths the only rounding is in the sums.
@@ -172,16 +175,20 @@ impl PackedWeights<'_> {
 
 impl PackedMatrix<'_> {
     /// Up to this many input rows, one matrix-vector pass per row beats
-    /// decoding tiles for the GEMM, whose packing of each decoded tile costs
-    /// as much as a pass. Measured on a `[3072, 768]` weight (one core of a
-    /// Xeon with AVX-512): int8 at 8 rows 0.98 ms by passes against 1.31 ms
-    /// tiled, at 16 rows 2.50 against 1.37; int4 crosses near 9 rows; f16,
-    /// whose passes read twice the bytes, near 5.
+    /// tiling. f16 and bf16: decoding tiles for the f32 GEMM costs about a
+    /// pass, and their passes read twice int8's bytes; they cross near 5
+    /// rows. int8 and int4 give the same bits either way, so this is speed
+    /// alone: the integer tiles copy each weight tile once (int4 unpacks its
+    /// nibbles) and then share every load among 4 rows. Measured on a
+    /// `[3072, 768]` weight, one core of a Xeon with AVX-512 VNNI (criterion,
+    /// `benches/quant_gemv.rs`, group `quant_prompt`): int8 at 4 rows 0.70 ms
+    /// by passes against 0.75 ms in integer tiles, at 8 rows 1.66 against
+    /// 1.24 (the f32 tiles took 2.50), at 16 rows 3.37 against 1.41; int4,
+    /// timed in the test build on the same core, 3.9 ms in integer tiles
+    /// against 4.4 by passes at 4 rows, 6.1 against 9.3 at 8. Both cross
+    /// between 3 and 5 rows, as f16 and bf16 do.
     fn gemv_max_rows(&self) -> usize {
-        match self.weights {
-            PackedWeights::F16(_) | PackedWeights::BF16(_) => 4,
-            PackedWeights::Int8 { .. } | PackedWeights::Int4 { .. } => 8,
-        }
+        4
     }
 }
 

@@ -336,7 +336,11 @@ fn a_prompt_block_equals_one_gemv_per_row() {
                     for n in 0..rows {
                         let want = w.row_dot_quantized(path, n, xr);
                         let got = block[i * rows + n];
-                        assert_eq!(got.to_bits(), want.to_bits(), "{format} m {m} {path:?} y[{i}, {n}]: {got} vs {want}");
+                        assert_eq!(
+                            got.to_bits(),
+                            want.to_bits(),
+                            "{format} m {m} {path:?} y[{i}, {n}]: {got} vs {want}"
+                        );
                     }
                 }
             }
