@@ -9,11 +9,20 @@
 //! attention output `[768, 768]`, MLP up `[3072, 768]` and down
 //! `[768, 3072]`. Throughput is in weights per second.
 //!
+//! A second group, `quant_prompt`, times a prompt's product: M input rows
+//! against the MLP up weights `[3072, 768]`, one thread, three ways: M
+//! matrix-vector passes (`gemv`, small M only), the rows rounded to 8 bits
+//! then decoded tiles through the f32 GEMM (`tiled`, the older route), and
+//! the integer tiles of `int_tiled`. Throughput is in multiply-adds per
+//! second.
+//!
 //! Run: `cargo bench --bench quant_gemv`
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use std::time::Duration;
+
 use scratchgpt::kernels::cpu::quant::int_dot::{IntPath, QuantizedRow};
-use scratchgpt::kernels::cpu::quant::{Isa, PackedMatrix, PackedWeights, INT4_GROUP};
+use scratchgpt::kernels::cpu::quant::{gemv, int_tiled, tiled, Isa, PackedMatrix, PackedWeights, INT4_GROUP};
 
 /// A fixed pseudo-random byte stream (no dependency on a generator crate).
 fn bytes(n: usize, seed: u64) -> Vec<u8> {
@@ -65,5 +74,60 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+fn bench_prompt(c: &mut Criterion) {
+    let isa = Isa::detect();
+    let path = IntPath::for_isa(isa);
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+    let mut group = c.benchmark_group("quant_prompt");
+    group.sample_size(10).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2));
+    let (rows, cols) = (3072, 768);
+    let int8_values: Vec<i8> = bytes(rows * cols, 2).iter().map(|&b| ((b % 255) as i16 - 127) as i8).collect();
+    let int8_scales = vec![0.01f32; rows];
+    let int4_packed: Vec<u8> = bytes(rows * cols / 2, 3);
+    let int4_scales: Vec<u16> = vec![0x2000; rows * cols / INT4_GROUP];
+    let matrices = [
+        ("int8", PackedMatrix::new(rows, cols, PackedWeights::Int8 { values: &int8_values, scales: &int8_scales })),
+        ("int4", PackedMatrix::new(rows, cols, PackedWeights::Int4 { packed: &int4_packed, scales: &int4_scales })),
+    ];
+    for m in [4, 8, 16, 64, 512] {
+        let x: Vec<f32> = bytes(m * cols, 1).iter().map(|&b| b as f32 / 128.0 - 1.0).collect();
+        let mut y = vec![0.0f32; m * rows];
+        group.throughput(Throughput::Elements((m * rows * cols) as u64));
+        for (format, w) in &matrices {
+            if m <= 16 {
+                group.bench_function(BenchmarkId::new(format!("{format}/gemv"), m), |b| {
+                    b.iter(|| {
+                        pool.install(|| {
+                            for (xr, yr) in x.chunks_exact(cols).zip(y.chunks_exact_mut(rows)) {
+                                gemv::gemv(isa, w, xr, yr);
+                            }
+                        })
+                    })
+                });
+            }
+            group.bench_function(BenchmarkId::new(format!("{format}/tiled"), m), |b| {
+                b.iter(|| {
+                    pool.install(|| {
+                        let mut rounded = vec![0.0f32; x.len()];
+                        for (xr, out) in x.chunks_exact(cols).zip(rounded.chunks_exact_mut(cols)) {
+                            QuantizedRow::new(xr).dequantize_into(out);
+                        }
+                        tiled::matmul(w, &rounded, m, &mut y);
+                    })
+                })
+            });
+            group.bench_function(BenchmarkId::new(format!("{format}/int_tiled"), m), |b| {
+                b.iter(|| {
+                    pool.install(|| {
+                        let quantized: Vec<QuantizedRow> = x.chunks_exact(cols).map(QuantizedRow::new).collect();
+                        int_tiled::matmul(path, w, &quantized, &mut y);
+                    })
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench, bench_prompt);
 criterion_main!(benches);

@@ -19,13 +19,16 @@
 //!   products are integer dot products ([`int_dot`], as llama.cpp does),
 //!   several times fewer instructions per weight than widening each one to
 //!   f32, which keeps the kernel as fast as the memory can feed it. A few
-//!   rows (up to 4 or 8) still go this way, one pass each.
+//!   rows (up to 4) still go this way, one pass each.
 //! - More rows (a prompt, an evaluation batch): the arithmetic, not the
-//!   memory, is the cost, so a tile of weight rows is decoded into a small
-//!   scratch buffer and multiplied by `matrixmultiply`'s f32 GEMM
-//!   ([`tiled`]); the tile is reused by all M rows. For int8 and int4 the
-//!   input rows are rounded to 8 bits first, as the matrix-vector path
-//!   rounds them, so both multiply the same numbers.
+//!   memory, is the cost, and a tile of weight rows is kept in cache while
+//!   all M rows pass over it. For f16 and bf16 the tile is decoded into a
+//!   small f32 scratch buffer and multiplied by `matrixmultiply`'s f32
+//!   GEMM ([`tiled`]). For int8 and int4 every input row is quantized to 8
+//!   bits once and each output is the matrix-vector path's integer dot, in
+//!   its order, 4 input rows × 4 weight rows at a time ([`int_tiled`]), so
+//!   a prompt run as one block and the same tokens decoded one by one give
+//!   the same bits.
 //!
 //! Every decoded weight is exact (an int times an f16 scale fits in an
 //! f32's mantissa), so in the f32 paths the only rounding is in the sums.
@@ -40,6 +43,7 @@ pub mod half_float;
 pub mod int4;
 pub mod int8;
 pub mod int_dot;
+pub mod int_tiled;
 pub mod tiled;
 
 #[cfg(test)]
@@ -171,15 +175,23 @@ impl PackedWeights<'_> {
 
 impl PackedMatrix<'_> {
     /// Up to this many input rows, one matrix-vector pass per row beats
-    /// decoding tiles for the GEMM, whose packing of each decoded tile costs
-    /// as much as a pass. Measured on a `[3072, 768]` weight (one core of a
-    /// Xeon with AVX-512): int8 at 8 rows 0.98 ms by passes against 1.31 ms
-    /// tiled, at 16 rows 2.50 against 1.37; int4 crosses near 9 rows; f16,
-    /// whose passes read twice the bytes, near 5.
+    /// tiling. f16 and bf16: decoding tiles for the f32 GEMM costs about a
+    /// pass, and their passes read twice int8's bytes; they cross near 5
+    /// rows. int8 and int4 give the same bits either way, so this is speed
+    /// alone: the integer tiles copy each weight tile once (int4 unpacks its
+    /// nibbles and widens its scales) and then share every load among 4
+    /// rows. Measured on a `[3072, 768]` weight, one thread on a shared
+    /// Xeon with AVX-512 VNNI (criterion medians, `benches/quant_gemv.rs`,
+    /// group `quant_prompt`), passes against integer tiles: int8 at 4 rows
+    /// 0.54 ms against 0.61, at 8 rows 0.79 against 0.72, at 16 rows 1.57
+    /// against 1.08; int4 at 4 rows 0.55 against 1.34, at 8 rows 1.16
+    /// against 1.56, at 16 rows 2.10 against 4.83 (an earlier run: 2.60
+    /// against 2.86). Other work shared the cores, so these are rough; int4
+    /// keeps its cut at 8 rows, where its tiles start to pay off at best.
     fn gemv_max_rows(&self) -> usize {
         match self.weights {
-            PackedWeights::F16(_) | PackedWeights::BF16(_) => 4,
-            PackedWeights::Int8 { .. } | PackedWeights::Int4 { .. } => 8,
+            PackedWeights::F16(_) | PackedWeights::BF16(_) | PackedWeights::Int8 { .. } => 4,
+            PackedWeights::Int4 { .. } => 8,
         }
     }
 }
@@ -200,16 +212,12 @@ pub fn matmul_with(isa: Isa, x: &[f32], m: usize, w: &PackedMatrix, y: &mut [f32
             gemv::gemv(isa, w, xr, yr);
         }
     } else if w.multiplies_in_integers() {
-        // The same 8-bit input as the matrix-vector path, so that a prompt
-        // run as one block and the same tokens decoded one by one agree to
-        // float rounding, and evaluation measures the model that decodes.
-        let mut rounded = vec![0.0f32; x.len()];
-        let mut row = int_dot::QuantizedRow::default();
-        for (xr, out) in x.chunks_exact(w.cols).zip(rounded.chunks_exact_mut(w.cols)) {
-            row.quantize(xr);
-            row.dequantize_into(out);
-        }
-        tiled::matmul(w, &rounded, m, y);
+        // Every row quantized once, as the matrix-vector path quantizes it,
+        // and every output by the same integer dot in the same order: a
+        // prompt run as one block and the same tokens decoded one by one
+        // give the same bits.
+        let rows: Vec<int_dot::QuantizedRow> = x.chunks_exact(w.cols).map(int_dot::QuantizedRow::new).collect();
+        int_tiled::matmul(int_dot::IntPath::for_isa(isa), w, &rows, y);
     } else {
         tiled::matmul(w, x, m, y);
     }

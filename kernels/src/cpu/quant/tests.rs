@@ -298,3 +298,52 @@ fn a_nan_in_the_input_reaches_the_output() {
         assert!(w.row_dot_quantized(path, 0, &q).is_nan(), "{path:?}");
     }
 }
+
+/// A prompt of M rows against int8 or int4 weights (the integer tiled
+/// path) gives bit for bit what M separate matrix-vector products give, on
+/// every instruction set and integer path, with 1 or 2 threads. Shapes:
+/// blocks of rows and weight rows that end part-way (M and N not multiples
+/// of 4), K that ends inside a chunk or with an odd number of int4 groups,
+/// and one product large enough to be split over threads.
+#[test]
+fn a_prompt_block_equals_one_gemv_per_row() {
+    let mut rng = Rng(31);
+    let pools: Vec<rayon::ThreadPool> =
+        [1, 2].iter().map(|&t| rayon::ThreadPoolBuilder::new().num_threads(t).build().unwrap()).collect();
+    for (format, rows, cols) in [("int8", 37, 45), ("int8", 71, 131), ("int4", 37, 96), ("int4", 67, 160)] {
+        let owned = Owned::random(format, rows, cols, &mut rng);
+        let w = owned.matrix();
+        for m in [9, 17, 64, 130] {
+            let x: Vec<f32> = (0..m).flat_map(|_| awkward_input(&mut rng, cols)).collect();
+            for isa in Isa::available() {
+                let mut one_by_one = vec![0.0f32; m * rows];
+                for (xr, yr) in x.chunks_exact(cols).zip(one_by_one.chunks_exact_mut(rows)) {
+                    gemv::gemv(isa, &w, xr, yr);
+                }
+                for pool in &pools {
+                    let mut block = vec![f32::NAN; m * rows];
+                    pool.install(|| matmul_with(isa, &x, m, &w, &mut block));
+                    let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(&block), bits(&one_by_one), "{format} m {m} [{rows}, {cols}] {isa:?}");
+                }
+            }
+            // Every integer path (AVX-512 without VNNI too) against its dot.
+            let quantized: Vec<_> = x.chunks_exact(cols).map(int_dot::QuantizedRow::new).collect();
+            for path in int_dot::IntPath::available() {
+                let mut block = vec![f32::NAN; m * rows];
+                int_tiled::matmul(path, &w, &quantized, &mut block);
+                for (i, xr) in quantized.iter().enumerate() {
+                    for n in 0..rows {
+                        let want = w.row_dot_quantized(path, n, xr);
+                        let got = block[i * rows + n];
+                        assert_eq!(
+                            got.to_bits(),
+                            want.to_bits(),
+                            "{format} m {m} {path:?} y[{i}, {n}]: {got} vs {want}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

@@ -15,6 +15,9 @@
 //! whole f32 matrix never exists. Tiles run in parallel, each writing its
 //! own columns of y, and each column is computed by one sgemm call, so
 //! results do not depend on the thread count.
+//!
+//! f16 and bf16 weights come here; int8 and int4 multiply in integers
+//! instead ([`int_tiled`](super::int_tiled)).
 
 use rayon::prelude::*;
 
