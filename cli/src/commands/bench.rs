@@ -1,15 +1,17 @@
-//! `scratchgpt bench train` and `bench generate`: speed on synthetic data
-//! (and `bench quant`, in `bench_quant.rs`: every precision side by side;
-//! `bench gemm`, in `bench_gemm.rs`: the step's matrix products one by one).
+//! `scratchgpt bench train`: speed on synthetic data, and the helpers every
+//! bench shares (`bench generate` is in `bench_generate.rs`, `bench quant`
+//! in `bench_quant.rs`: every precision side by side; `bench gemm` in
+//! `bench_gemm.rs`: the step's matrix products one by one).
 //!
 //! `train` times full optimizer steps on random token batches: zero the
 //! gradients, forward, cross-entropy, backward, AdamW. FLOPs per step use
 //! the usual estimate for a decoder-only transformer, 6·N per token for the
 //! weight matmuls (2 forward, 4 backward) plus 12·L·T·C per token for
 //! attention's two T-long products, so GFLOP/s is comparable with what
-//! other trainers report. `generate` times greedy decoding with the KV
-//! cache at batch 1, on f32 or quantized weights, and reports the resident
-//! memory while it decodes. Both report medians over the timed repetitions.
+//! other trainers report. It reports the median over the timed steps.
+//! Under `mpirun -np N` (the `mpi` feature) every rank steps on its own
+//! batch and the gradients are averaged as in training; the report counts
+//! all ranks' tokens and adds the bytes each rank all-reduced per step.
 //!
 //! On a GPU (`--device cuda`) the timer stops only after the GPU has
 //! finished the step, `--precision bf16` runs the matrix products in bf16
@@ -20,29 +22,24 @@
 //! forward and backward milliseconds per step and its share of the step,
 //! recorded by `autograd::profile` over the timed steps.
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use autograd::loss::cross_entropy;
 use autograd::nn::Module;
 use autograd::optim::{AdamW, Optimizer};
-use gpt::generate::{generate, GenerateOptions};
 use gpt::model::{GPTConfig, GPTModel, PRESETS};
-use gpt::quant::memory::{decode_bytes_per_token, weight_bytes};
-use gpt::quant::{quantize_model, Scheme};
 use serde::Serialize;
 use tensor::{Generator, Tensor};
 
 use crate::common::{human_bytes, outln, print_json};
-use crate::resident::{resident, Resident};
 
 #[derive(clap::Subcommand)]
 pub enum BenchCommand {
     /// Time training steps on random tokens.
     Train(TrainArgs),
     /// Time greedy decoding with the KV cache, batch 1.
-    Generate(GenerateArgs),
+    Generate(super::bench_generate::GenerateArgs),
     /// File size, memory, decode speed and perplexity of every precision.
     Quant(super::bench_quant::QuantArgs),
     /// GFLOP/s of every matrix product a training step runs.
@@ -119,32 +116,6 @@ pub struct TrainArgs {
     json: bool,
 }
 
-#[derive(clap::Args)]
-pub struct GenerateArgs {
-    #[command(flatten)]
-    shape: ModelShape,
-    /// A model folder (f32 or quantized), or a Hugging Face Hub model, ORG/NAME[@REVISION],
-    /// instead of a randomly initialised preset.
-    #[arg(long, conflicts_with = "preset")]
-    model: Option<PathBuf>,
-    /// Quantize the f32 model in memory first: f16, bf16, int8 or int4.
-    #[arg(long)]
-    quant: Option<Scheme>,
-    #[arg(long, default_value_t = 16)]
-    prompt_tokens: usize,
-    #[arg(long, default_value_t = 100)]
-    new_tokens: usize,
-    /// Timed repetitions.
-    #[arg(long, default_value_t = 3)]
-    repeats: usize,
-    #[arg(long)]
-    threads: Option<usize>,
-    /// cpu, cuda or cuda:N.
-    #[arg(long, default_value = "cpu")]
-    device: String,
-    #[arg(long)]
-    json: bool,
-}
 
 /// Dense bf16 tensor-core peak (FLOP/s) of the GPUs this project is
 /// measured on, from NVIDIA's data sheets, by the name the driver reports.
@@ -280,7 +251,7 @@ fn op_shares(times: &[autograd::profile::OpTime], steps: usize, step_secs: f64) 
 pub fn run(cmd: BenchCommand) -> Result<i32> {
     match cmd {
         BenchCommand::Train(args) => train(args),
-        BenchCommand::Generate(args) => generate_bench(args),
+        BenchCommand::Generate(args) => super::bench_generate::run(args),
         BenchCommand::Quant(args) => super::bench_quant::run(args),
         BenchCommand::Gemm(args) => super::bench_gemm::run(args),
     }
@@ -460,153 +431,6 @@ fn timed_steps(
         peak_gflops: cpu_peak.map(|peak| peak / 1e9),
         ops,
     })
-}
-
-#[derive(Serialize)]
-struct GenerateReport {
-    tokens_per_s: f64,
-    ms_per_token: f64,
-    /// Prompt processing: the prompt's tokens over the time to run it
-    /// through the model and pick the first new token (one forward of all
-    /// of them, filling the KV cache), median of the repeats.
-    prompt_tokens_per_s: f64,
-    /// "f32", or the quantization of the weights.
-    precision: String,
-    /// Resident memory: with the model loaded, before decoding; at the last
-    /// token decoded (the longest KV cache); and the process's peak
-    /// (loading included). Absent where the OS does not say.
-    rss_loaded_bytes: Option<u64>,
-    rss_bytes: Option<u64>,
-    peak_rss_bytes: Option<u64>,
-    /// Bytes a decoding step reads (weights and KV cache, at the average
-    /// cache length of the run), and that times tokens/s in GB/s.
-    bytes_per_token: Option<u64>,
-    gb_per_s: Option<f64>,
-    /// How fast the CPU's threads read memory at all (a parallel sum over
-    /// as many bytes as the weights), for comparison; absent on a GPU.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    read_gb_per_s: Option<f64>,
-}
-
-fn generate_bench(mut args: GenerateArgs) -> Result<i32> {
-    let device = crate::common::device(&args.device)?;
-    if args.prompt_tokens == 0 || args.new_tokens == 0 || args.repeats == 0 {
-        bail!("--prompt-tokens, --new-tokens and --repeats must be at least 1");
-    }
-    let Some(total) = args.prompt_tokens.checked_add(args.new_tokens).filter(|&n| n <= MAX_TOKENS) else {
-        bail!("--prompt-tokens + --new-tokens must be at most {MAX_TOKENS}");
-    };
-    if let Some(model) = &args.model {
-        args.model = Some(crate::hub::model_folder(model)?);
-    }
-    let report = with_threads(args.threads, || {
-        let mut model = match &args.model {
-            Some(dir) => gpt::weights::load_model(dir)?,
-            None => GPTModel::new(args.shape.config(total)?, &mut Generator::seed(0)),
-        };
-        if let Some(scheme) = args.quant {
-            if let Some(existing) = gpt::quant::scheme_of(&model) {
-                let dir = args.model.as_ref().map_or(String::new(), |d| format!("{}: ", d.display()));
-                bail!("{dir}the model is already quantized ({existing}); drop --quant {scheme}");
-            }
-            model = quantize_model(&model, scheme)?;
-        }
-        // Buffers freed while loading or converting wait in the tensor pool
-        // for reuse; release them so the memory figure is the model's.
-        tensor::pool::clear();
-        let loaded = resident().map(|r| r.rss_bytes);
-        if total > model.config.context_length {
-            bail!(
-                "{} prompt + {} new tokens exceed the context length {}",
-                args.prompt_tokens,
-                args.new_tokens,
-                model.config.context_length
-            );
-        }
-        model.to_device(device)?;
-        let mut gen = Generator::seed(1);
-        let prompt: Vec<u32> = (0..args.prompt_tokens).map(|_| gen.below(model.config.vocab_size) as u32).collect();
-        let opts = GenerateOptions { max_new_tokens: args.new_tokens, ..Default::default() };
-        let mut times = Vec::new();
-        let mut prompt_times = Vec::new();
-        let mut decoding = Resident::default();
-        let prompt_only = GenerateOptions { max_new_tokens: 1, ..Default::default() };
-        for _ in 0..args.repeats {
-            let start = Instant::now();
-            generate(&model, &prompt, &prompt_only, |_| {});
-            prompt_times.push(start.elapsed().as_secs_f64());
-            let start = Instant::now();
-            let mut count = 0;
-            let new = generate(&model, &prompt, &opts, |_| {
-                // Sampled at the last token, when the KV cache is longest:
-                // reading /proc on every token would slow small models.
-                count += 1;
-                if count == args.new_tokens {
-                    if let Some(r) = resident() {
-                        decoding.rss_bytes = decoding.rss_bytes.max(r.rss_bytes);
-                    }
-                }
-            });
-            times.push(start.elapsed().as_secs_f64() / new.len() as f64);
-        }
-        let per_token = median(times);
-        // The kernel updates the high-water mark lazily; it is at least
-        // what was seen resident.
-        let peak = resident().map(|r| r.peak_bytes.max(decoding.rss_bytes));
-        // Decoding is memory-bound: count what a step reads, and (after the
-        // memory figures above) time a plain read of as many bytes.
-        let scheme = gpt::quant::scheme_of(&model);
-        let average_cached = args.prompt_tokens + (args.new_tokens - 1) / 2;
-        let bytes_per_token = decode_bytes_per_token(&model.config, scheme, average_cached);
-        let read_gb_per_s = match (device.is_cuda(), weight_bytes(&model.config, scheme)) {
-            (false, Some(bytes)) => Some(tensor::device::cpu_read_bandwidth(bytes as usize) / 1e9),
-            _ => None,
-        };
-        Ok(GenerateReport {
-            tokens_per_s: 1.0 / per_token,
-            ms_per_token: per_token * 1e3,
-            prompt_tokens_per_s: args.prompt_tokens as f64 / median(prompt_times),
-            precision: scheme.map_or("f32", Scheme::name).to_string(),
-            rss_loaded_bytes: loaded,
-            rss_bytes: peak.map(|_| decoding.rss_bytes),
-            peak_rss_bytes: peak,
-            bytes_per_token,
-            gb_per_s: bytes_per_token.map(|bytes| bytes as f64 / per_token / 1e9),
-            read_gb_per_s,
-        })
-    })?;
-    if args.json {
-        print_json(&report)?;
-    } else {
-        let memory = match (report.rss_loaded_bytes, report.rss_bytes, report.peak_rss_bytes) {
-            (Some(loaded), Some(rss), Some(peak)) => format!(
-                "; resident {} loaded, {} decoding (peak {})",
-                human_bytes(loaded),
-                human_bytes(rss),
-                human_bytes(peak)
-            ),
-            _ => String::new(),
-        };
-        let traffic = match (report.bytes_per_token, report.gb_per_s, report.read_gb_per_s) {
-            (Some(bytes), Some(rate), Some(read)) => format!(
-                "\nreads {} a token: {rate:.1} GB/s, {:.0}% of a plain parallel read of memory ({read:.1} GB/s)",
-                human_bytes(bytes),
-                100.0 * rate / read
-            ),
-            (Some(bytes), Some(rate), None) => format!("\nreads {} a token: {rate:.1} GB/s", human_bytes(bytes)),
-            _ => String::new(),
-        };
-        outln!(
-            "greedy decode with KV cache, batch 1, {} weights: {:.1} tokens/s ({:.2} ms/token); \
-             prompt of {} tokens: {:.1} tokens/s{memory}{traffic}",
-            report.precision,
-            report.tokens_per_s,
-            report.ms_per_token,
-            args.prompt_tokens,
-            report.prompt_tokens_per_s
-        )?;
-    }
-    Ok(0)
 }
 
 #[cfg(test)]

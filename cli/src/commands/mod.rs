@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod bench_gemm;
+pub mod bench_generate;
 pub mod bench_quant;
 pub mod chat;
 pub mod classify;
