@@ -16,7 +16,15 @@
 # f16, int8, int4): our int8 has one scale per row where Q8_0 has one per
 # 32 weights, and our int4 is Q4_0's layout. llama.cpp's figures are
 # llama-cpp-python timing its own evaluation of the same tokens, with as
-# many threads.
+# many threads (THREADS, default all cores).
+#
+# Run it on a quiet machine. llama.cpp's threads wait for each other by
+# spinning at every operation, so when other work shares the cores its
+# multi-threaded runs collapse: on a 2-core machine running a compilation,
+# its f32 gpt2-small decoded 18.5 tokens/s with 1 thread and 2.9 with 2.
+# On a CPU with AMX, a llama.cpp built for the machine (the default) may
+# crash on Q8_0/Q4_0; the README's GGUF section says how to build it
+# without AMX.
 set -euo pipefail
 model=${1:?usage: scripts/bench-vs-llamacpp.sh MODEL_DIR [ROUNDS] [TYPES]}
 rounds=${2:-3}
