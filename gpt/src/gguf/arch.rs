@@ -304,6 +304,13 @@ mod tests {
     }
 
     #[test]
+    fn mixtures_of_experts_are_written_as_llama_cpp_names_them() {
+        let arch_of = |preset| of_model(&crate::model::GPTConfig::preset(preset).unwrap()).map(|a| a.name);
+        assert_eq!(arch_of("mixtral-8x7b"), Ok("llama"));
+        assert_eq!(arch_of("qwen3-30b-a3b"), Ok("qwen3moe"));
+    }
+
+    #[test]
     fn experts_translate_to_their_stacked_tensor_and_index() {
         assert_eq!(
             LLAMA.stacked_name("layers.12.block_sparse_moe.experts.7.w2.weight"),
