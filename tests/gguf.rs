@@ -389,12 +389,30 @@ fn experts_are_stacked_as_llama_cpp_reads_them() {
         let values = file.dequantize(info);
         for (e, slice) in values.chunks_exact(values.len() / 3).enumerate() {
             let want = params[&format!("layers.1.mlp.experts.{e}.{ours}.weight")].data();
-            assert_eq!(slice, &*want.contiguous_data::<f32>(), "{stacked}[{e}]");
+            assert!(slice == &*want.contiguous_data::<f32>(), "{stacked}[{e}] is not expert {e}'s {ours}");
         }
     }
     let router = file.tensor("blk.0.ffn_gate_inp.weight").unwrap();
     assert_eq!(router.shape(), [3, 64]);
-    assert_eq!(file.dequantize(router), &*params["layers.0.mlp.gate.weight"].data().contiguous_data::<f32>());
+    assert!(file.dequantize(router) == *params["layers.0.mlp.gate.weight"].data().contiguous_data::<f32>());
+    // In Q4_0 each expert's slice of the stack loads packed as its matrix.
+    let q4 = run.parent().unwrap().join("experts-q4_0.gguf");
+    scratchgpt::gpt::gguf::export(&model, &tokenizer, GgmlType::Q4_0, "test", &q4).unwrap();
+    let stack = GgufFile::open(&q4).unwrap();
+    let stack = stack.dequantize(stack.tensor("blk.1.ffn_up_exps.weight").unwrap());
+    let (loaded, _) = scratchgpt::gpt::gguf::load(&q4).unwrap();
+    let mut checked = 0;
+    for (name, projection) in loaded.projections() {
+        let Some(e) = name.strip_prefix("layers.1.mlp.experts.").and_then(|r| r.strip_suffix(".up_proj")) else {
+            continue;
+        };
+        let e: usize = e.parse().unwrap();
+        let packed = projection.downcast_ref::<scratchgpt::gpt::quant::QuantLinear>().expect("kept packed");
+        let got = packed.weight.dequantize();
+        assert!(*got.contiguous_data::<f32>() == stack[e * 32 * 64..(e + 1) * 32 * 64], "{name}: not its slice");
+        checked += 1;
+    }
+    assert_eq!(checked, 3, "three experts' up projections");
     // Unnormalised weights or dense layers: llama.cpp's qwen3moe has neither.
     for (moe, needle) in [
         (MoeConfig { norm_topk_prob: false, ..moe.clone() }, "norm_topk_prob false"),

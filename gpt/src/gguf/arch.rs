@@ -288,10 +288,7 @@ mod tests {
 
     #[test]
     fn every_model_type_with_no_architecture_is_refused_in_one_wording() {
-        for (preset, name) in [
-            ("gemma-2-2b", "gemma2"),
-            ("gemma-3-1b", "gemma3_text"),
-        ] {
+        for (preset, name) in [("gemma-2-2b", "gemma2"), ("gemma-3-1b", "gemma3_text")] {
             let Err(err) = of_model(&crate::model::GPTConfig::preset(preset).unwrap()) else {
                 panic!("{preset} has no GGUF architecture")
             };

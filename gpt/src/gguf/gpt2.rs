@@ -346,10 +346,8 @@ pub fn model_from(file: &GgufFile) -> Result<GPTModel, GgufError> {
             None => entry.shape.clone(),
         };
         if info.shape() != want {
-            return Err(file.error(format!(
-                "tensor {name} has shape {:?}, but the metadata's sizes need {want:?}",
-                info.shape()
-            )));
+            return Err(file
+                .error(format!("tensor {name} has shape {:?}, but the metadata's sizes need {want:?}", info.shape())));
         }
         let info = match stacked {
             Some((_, expert)) => expert_slice(info, expert, n_experts),

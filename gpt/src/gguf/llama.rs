@@ -35,7 +35,7 @@ use super::error::GgufError;
 use super::reader::GgufFile;
 use super::value::Value;
 use super::writer::GgufWriter;
-use crate::model::{GPTConfig, MoeConfig, ModelType, Rotary};
+use crate::model::{GPTConfig, ModelType, MoeConfig, Rotary};
 
 /// The position of each row of a `[heads·D, in]` query or key weight in
 /// llama.cpp's `llama` order: row `h·D + i·D/2 + j` of Hugging Face's
