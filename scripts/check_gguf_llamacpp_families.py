@@ -8,7 +8,11 @@ whose GGUF form has parts of its own as scratchgpt and `transformers` do:
 - `phi3`: a Phi-3 (`attn_qkv` and `ffn_up` fused; a rotated part of 12 of
   each head of 16, `partial_rotary_factor` 0.75);
 - `gemma`: a Gemma (norms stored as 1 + w, random norm weights in
-  ±0.3; heads of 32 in a width of 64; the head tied).
+  ±0.3; heads of 32 in a width of 64; the head tied);
+- `mixtral`: a Mixtral, written as `llama` with `expert_count` (4 experts,
+  2 per token, the experts' matrices stacked into `ffn_*_exps`);
+- `qwen3moe`: a Qwen3-MoE (4 experts of width 64, 2 per token,
+  `norm_topk_prob`, QK-norm, heads of 32 in a width of 64).
 
 Each is a small random model made with `transformers`, given a byte-level
 BPE trained here with `tokenizers` (`vocab.json` + `merges.txt`), and
@@ -25,7 +29,7 @@ saved as a folder; then
 Requirements: `pip install torch transformers tokenizers gguf
 llama-cpp-python` and a built `scratchgpt` (`cargo build`). By hand:
 
-    python3 scripts/check_gguf_llamacpp_families.py [--scratchgpt target/debug/scratchgpt] [--families llama3,phi3,gemma]
+    python3 scripts/check_gguf_llamacpp_families.py [--scratchgpt target/debug/scratchgpt] [--families llama3,phi3,gemma,mixtral,qwen3moe]
 
 Exit code 0 when every greedy token agrees, 1 otherwise.
 """
@@ -42,7 +46,8 @@ import gguf
 import numpy as np
 import torch
 from tokenizers import ByteLevelBPETokenizer
-from transformers import GemmaConfig, GemmaForCausalLM, LlamaConfig, LlamaForCausalLM, Phi3Config, Phi3ForCausalLM
+from transformers import (GemmaConfig, GemmaForCausalLM, LlamaConfig, LlamaForCausalLM, MixtralConfig,
+                          MixtralForCausalLM, Phi3Config, Phi3ForCausalLM, Qwen3MoeConfig, Qwen3MoeForCausalLM)
 
 ROOT = Path(__file__).resolve().parent.parent
 PROMPT = "The quick brown fox jumps over the lazy dog, and then"
@@ -90,6 +95,13 @@ def make_folder(folder: Path, family: str):
             for name, p in model.named_parameters():
                 if name.endswith("norm.weight"):
                     p.uniform_(-0.3, 0.3)
+    elif family == "mixtral":
+        config = MixtralConfig(num_local_experts=4, num_experts_per_tok=2, sliding_window=None, **sizes)
+        model = MixtralForCausalLM(config).eval()
+    elif family == "qwen3moe":
+        config = Qwen3MoeConfig(num_experts=4, num_experts_per_tok=2, moe_intermediate_size=64, norm_topk_prob=True,
+                                head_dim=32, sliding_window=None, **sizes)
+        model = Qwen3MoeForCausalLM(config).eval()
     else:
         config = Phi3Config(partial_rotary_factor=0.75, sliding_window=None, original_max_position_embeddings=256,
                             rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.75},
@@ -135,7 +147,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--scratchgpt", default=str(ROOT / "target" / "debug" / "scratchgpt"))
     p.add_argument("--tokens", type=int, default=24)
-    p.add_argument("--families", default="llama3,phi3,gemma")
+    p.add_argument("--families", default="llama3,phi3,gemma,mixtral,qwen3moe")
     args = p.parse_args()
     ok = True
     for family in args.families.split(","):

@@ -232,17 +232,28 @@ fn bad_files_and_outputs_fail_in_one_line() {
 /// with q/k/v biases; `qwen3` with QK-norm and a head size that is not
 /// width ÷ heads; `llama` with llama3 rope scaling; `phi3` with fused
 /// projections and a partial rotation; `gemma` with norms stored as
-/// 1 + w) comes back with its config and
-/// its logits in f32 (exactly; Gemma within (1 + w) - 1's rounding), and
-/// within Q8_0's rounding in q8_0.
+/// 1 + w; Mixtral as `llama` and `qwen3moe`, their experts stacked) comes
+/// back with its config and its logits in f32 (exactly; Gemma within
+/// (1 + w) - 1's rounding), and within Q8_0's rounding in q8_0.
 #[test]
 fn the_llama_family_round_trips_through_gguf() {
     use scratchgpt::autograd::nn::Module;
-    use scratchgpt::gpt::model::{GPTConfig, GPTModel, ModelType, Rotary};
+    use scratchgpt::gpt::model::{GPTConfig, GPTModel, ModelType, MoeConfig, Rotary};
     use scratchgpt::tensor::rope::RopeScaling;
     use scratchgpt::tensor::{Generator, Tensor};
 
     let (run, _) = bpe_model("llama-family");
+    // Four experts, two per token; training's options as a file gives them.
+    let experts = |expert_width| MoeConfig {
+        n_experts: 4,
+        top_k: 2,
+        norm_topk_prob: true,
+        expert_width,
+        router_aux_loss_coef: 0.001,
+        output_router_logits: false,
+        dense_layers: Vec::new(),
+        sparse_step: 1,
+    };
     let tokenizer = scratchgpt::gpt::weights::load_tokenizer(&run).unwrap().expect("a tokenizer");
     let base = |model_type| GPTConfig {
         model_type,
@@ -277,6 +288,10 @@ fn the_llama_family_round_trips_through_gguf() {
         GPTConfig { tie_embeddings: true, ..base(ModelType::Phi3) },
         // Gemma: norms stored as 1 + w, a head size of its own, tied.
         GPTConfig { tie_embeddings: true, head_size: Some(32), ..base(ModelType::Gemma) },
+        // Mixtral: `llama` with experts as wide as intermediate_size.
+        GPTConfig { moe: Some(experts(96)), ..base(ModelType::Mixtral) },
+        // Qwen3-MoE: QK-norm, experts of their own width.
+        GPTConfig { qk_norm: true, head_size: Some(32), moe: Some(experts(64)), ..base(ModelType::Qwen3Moe) },
     ];
     let ids = Tensor::from_vec((0..24).map(|i| (i * 37 % 300) as i64).collect::<Vec<_>>(), [2, 12]).unwrap();
     for config in configs {
@@ -300,16 +315,12 @@ fn the_llama_family_round_trips_through_gguf() {
             assert!(worst <= tolerance, "{} {ty}: logits differ by {worst}", config.model_type.name());
         }
     }
-    // An architecture not read, and Mixtral's experts under `llama`, are
+    // An architecture not read, and experts under one without them, are
     // refused in the one wording.
-    let llama = GgufFile::open(run.parent().unwrap().join("llama-F32.gguf")).unwrap();
+    let llama = GgufFile::open(run.parent().unwrap().join("qwen2-F32.gguf")).unwrap();
     for (key, value, needle) in [
         ("general.architecture", Value::String("gemma2".into()), "architecture \"gemma2\" is not imported from GGUF"),
-        (
-            "llama.expert_count",
-            Value::U32(8),
-            "architecture \"llama\" with experts (Mixtral) is not imported from GGUF",
-        ),
+        ("qwen2.expert_count", Value::U32(8), "architecture \"qwen2\" with experts is not imported from GGUF"),
     ] {
         let mut w = GgufWriter::new();
         for (k, v) in llama.metadata() {
@@ -322,7 +333,94 @@ fn the_llama_family_round_trips_through_gguf() {
         let path = run.parent().unwrap().join("refused.gguf");
         w.write(&path).unwrap();
         let err = scratchgpt::gpt::gguf::load(&path).err().expect("refused").to_string();
-        assert!(err.contains(needle) && err.contains("(supported: gpt2, llama, qwen2, qwen3, phi3, gemma)"), "{err}");
+        assert!(
+            err.contains(needle) && err.contains("(supported: gpt2, llama, qwen2, qwen3, qwen3moe, phi3, gemma)"),
+            "{err}"
+        );
+    }
+}
+
+/// The experts as llama.cpp stores them: `blk.N.ffn_{gate,up,down}_exps`
+/// hold every expert's matrix in turn (`[E, out, in]`), the router is
+/// `ffn_gate_inp`, and the counts and the experts' width are in the
+/// metadata; what llama.cpp would run otherwise is refused on export.
+#[test]
+fn experts_are_stacked_as_llama_cpp_reads_them() {
+    use scratchgpt::autograd::nn::Module;
+    use scratchgpt::gpt::model::{GPTConfig, GPTModel, ModelType, MoeConfig};
+    use scratchgpt::tensor::Generator;
+
+    let (run, _) = bpe_model("experts-stacked");
+    let tokenizer = scratchgpt::gpt::weights::load_tokenizer(&run).unwrap().expect("a tokenizer");
+    let moe = MoeConfig {
+        n_experts: 3,
+        top_k: 2,
+        norm_topk_prob: true,
+        expert_width: 32,
+        router_aux_loss_coef: 0.001,
+        output_router_logits: false,
+        dense_layers: Vec::new(),
+        sparse_step: 1,
+    };
+    let config = GPTConfig {
+        model_type: ModelType::Qwen3Moe,
+        vocab_size: 300,
+        qk_norm: true,
+        moe: Some(moe.clone()),
+        ..GPTConfig::llama(64, 2, 4, 96)
+    };
+    let model = GPTModel::new(config.clone(), &mut Generator::seed(3));
+    let params: std::collections::HashMap<_, _> = model.named_parameters().into_iter().collect();
+    let path = run.parent().unwrap().join("experts.gguf");
+    scratchgpt::gpt::gguf::export(&model, &tokenizer, GgmlType::F32, "test", &path).unwrap();
+    let file = GgufFile::open(&path).unwrap();
+    for (key, want) in
+        [("qwen3moe.expert_count", 3), ("qwen3moe.expert_used_count", 2), ("qwen3moe.expert_feed_forward_length", 32)]
+    {
+        assert_eq!(file.get(key).and_then(Value::as_u64), Some(want), "{key}");
+    }
+    for (stacked, ours, shape) in [
+        ("ffn_gate_exps", "gate_proj", [3, 32, 64]),
+        ("ffn_up_exps", "up_proj", [3, 32, 64]),
+        ("ffn_down_exps", "down_proj", [3, 64, 32]),
+    ] {
+        let info = file.tensor(&format!("blk.1.{stacked}.weight")).unwrap();
+        assert_eq!(info.shape(), shape, "{stacked}");
+        let values = file.dequantize(info);
+        for (e, slice) in values.chunks_exact(values.len() / 3).enumerate() {
+            let want = params[&format!("layers.1.mlp.experts.{e}.{ours}.weight")].data();
+            assert!(slice == &*want.contiguous_data::<f32>(), "{stacked}[{e}] is not expert {e}'s {ours}");
+        }
+    }
+    let router = file.tensor("blk.0.ffn_gate_inp.weight").unwrap();
+    assert_eq!(router.shape(), [3, 64]);
+    assert!(file.dequantize(router) == *params["layers.0.mlp.gate.weight"].data().contiguous_data::<f32>());
+    // In Q4_0 each expert's slice of the stack loads packed as its matrix.
+    let q4 = run.parent().unwrap().join("experts-q4_0.gguf");
+    scratchgpt::gpt::gguf::export(&model, &tokenizer, GgmlType::Q4_0, "test", &q4).unwrap();
+    let stack = GgufFile::open(&q4).unwrap();
+    let stack = stack.dequantize(stack.tensor("blk.1.ffn_up_exps.weight").unwrap());
+    let (loaded, _) = scratchgpt::gpt::gguf::load(&q4).unwrap();
+    let mut checked = 0;
+    for (name, projection) in loaded.projections() {
+        let Some(e) = name.strip_prefix("layers.1.mlp.experts.").and_then(|r| r.strip_suffix(".up_proj")) else {
+            continue;
+        };
+        let e: usize = e.parse().unwrap();
+        let packed = projection.downcast_ref::<scratchgpt::gpt::quant::QuantLinear>().expect("kept packed");
+        let got = packed.weight.dequantize();
+        assert!(*got.contiguous_data::<f32>() == stack[e * 32 * 64..(e + 1) * 32 * 64], "{name}: not its slice");
+        checked += 1;
+    }
+    assert_eq!(checked, 3, "three experts' up projections");
+    // Unnormalised weights or dense layers: llama.cpp's qwen3moe has neither.
+    for (moe, needle) in [
+        (MoeConfig { norm_topk_prob: false, ..moe.clone() }, "norm_topk_prob false"),
+        (MoeConfig { dense_layers: vec![0], ..moe }, "mlp_only_layers [0]"),
+    ] {
+        let model = GPTModel::new(GPTConfig { moe: Some(moe), ..config.clone() }, &mut Generator::seed(3));
+        let err = scratchgpt::gpt::gguf::export(&model, &tokenizer, GgmlType::F32, "test", &path).unwrap_err();
+        assert!(err.to_string().contains(needle), "{err}");
     }
 }
 

@@ -23,7 +23,41 @@ pub struct Architecture {
     /// Whether RMSNorm weights are stored as 1 + w: Gemma's norms scale by
     /// 1 + w, llama.cpp's by what is stored, so its converter adds 1.
     pub norms_shifted: bool,
+    /// The names of a mixture of experts, for the architecture that has one.
+    pub experts: Option<&'static ExpertNames>,
 }
+
+/// A mixture of experts in llama.cpp's layout: the router is one matrix
+/// per block (`ffn_gate_inp`, `[E, C]`), and each of the experts' three
+/// projections is one 3-D tensor per block holding every expert's matrix
+/// in turn (`ffn_gate_exps`: `[E, F, C]`, expert e's `[F, C]` at index e),
+/// where we hold E separate matrices. `{E}` stands for the expert.
+pub struct ExpertNames {
+    /// `(ours, GGUF's)` for the router.
+    pub router: (&'static str, &'static str),
+    /// `(ours, GGUF's stacked tensor)` for the gate, up and down matrices.
+    pub stacked: [(&'static str, &'static str); 3],
+}
+
+/// Mixtral's experts (`w1` gate, `w3` up, `w2` down), under `llama`.
+const MIXTRAL_EXPERTS: ExpertNames = ExpertNames {
+    router: ("layers.{N}.block_sparse_moe.gate.weight", "blk.{N}.ffn_gate_inp.weight"),
+    stacked: [
+        ("layers.{N}.block_sparse_moe.experts.{E}.w1.weight", "blk.{N}.ffn_gate_exps.weight"),
+        ("layers.{N}.block_sparse_moe.experts.{E}.w3.weight", "blk.{N}.ffn_up_exps.weight"),
+        ("layers.{N}.block_sparse_moe.experts.{E}.w2.weight", "blk.{N}.ffn_down_exps.weight"),
+    ],
+};
+
+/// Qwen3-MoE's experts.
+const QWEN3MOE_EXPERTS: ExpertNames = ExpertNames {
+    router: ("layers.{N}.mlp.gate.weight", "blk.{N}.ffn_gate_inp.weight"),
+    stacked: [
+        ("layers.{N}.mlp.experts.{E}.gate_proj.weight", "blk.{N}.ffn_gate_exps.weight"),
+        ("layers.{N}.mlp.experts.{E}.up_proj.weight", "blk.{N}.ffn_up_exps.weight"),
+        ("layers.{N}.mlp.experts.{E}.down_proj.weight", "blk.{N}.ffn_down_exps.weight"),
+    ],
+};
 
 pub const GPT2: Architecture = Architecture {
     name: "gpt2",
@@ -48,6 +82,7 @@ pub const GPT2: Architecture = Architecture {
     tied_head: Some(("output.weight", "token_embd.weight")),
     rope_interleaved: false,
     norms_shifted: false,
+    experts: None,
 };
 
 /// The Llama family's tensors (`llama`, `qwen2`, `qwen3` name them alike;
@@ -78,6 +113,7 @@ pub const LLAMA: Architecture = Architecture {
     tied_head: None,
     rope_interleaved: true,
     norms_shifted: false,
+    experts: Some(&MIXTRAL_EXPERTS),
 };
 pub const QWEN2: Architecture = Architecture {
     name: "qwen2",
@@ -85,6 +121,7 @@ pub const QWEN2: Architecture = Architecture {
     tied_head: None,
     rope_interleaved: false,
     norms_shifted: false,
+    experts: None,
 };
 pub const QWEN3: Architecture = Architecture {
     name: "qwen3",
@@ -92,6 +129,18 @@ pub const QWEN3: Architecture = Architecture {
     tied_head: None,
     rope_interleaved: false,
     norms_shifted: false,
+    experts: None,
+};
+
+/// Qwen3-MoE: Qwen3's attention (QK-norm, halves rotated) and a mixture of
+/// experts in every block.
+pub const QWEN3MOE: Architecture = Architecture {
+    name: "qwen3moe",
+    tensors: LLAMA_TENSORS,
+    tied_head: None,
+    rope_interleaved: false,
+    norms_shifted: false,
+    experts: Some(&QWEN3MOE_EXPERTS),
 };
 
 /// Phi-3's tensors: the Llama family's with q/k/v in one `attn_qkv` (rows
@@ -116,6 +165,7 @@ pub const PHI3: Architecture = Architecture {
     tied_head: None,
     rope_interleaved: false,
     norms_shifted: false,
+    experts: None,
 };
 
 /// Gemma: the Llama family's tensor names, halves rotated, the head tied
@@ -126,31 +176,33 @@ pub const GEMMA: Architecture = Architecture {
     tied_head: None,
     rope_interleaved: false,
     norms_shifted: true,
+    experts: None,
 };
 
 /// Every architecture this crate reads and writes.
-pub const ARCHITECTURES: [&Architecture; 6] = [&GPT2, &LLAMA, &QWEN2, &QWEN3, &PHI3, &GEMMA];
+pub const ARCHITECTURES: [&Architecture; 7] = [&GPT2, &LLAMA, &QWEN2, &QWEN3, &QWEN3MOE, &PHI3, &GEMMA];
 
-/// The architecture a model of `config` is written as: Mistral as `llama`,
-/// as llama.cpp's converter writes it; a one-line reason for a model type
+/// The architecture a model of `config` is written as: Mistral and
+/// Mixtral as `llama`, as llama.cpp's converter writes them; a one-line reason for a model type
 /// with no architecture here.
 pub fn of_model(config: &crate::model::GPTConfig) -> Result<&'static Architecture, String> {
     use crate::model::ModelType;
     Ok(match config.model_type {
         ModelType::Gpt2 => &GPT2,
-        ModelType::Llama | ModelType::Mistral => &LLAMA,
+        ModelType::Llama | ModelType::Mistral | ModelType::Mixtral => &LLAMA,
         ModelType::Qwen2 => &QWEN2,
         ModelType::Qwen3 => &QWEN3,
+        ModelType::Qwen3Moe => &QWEN3MOE,
         ModelType::Phi3 => &PHI3,
         ModelType::Gemma => &GEMMA,
-        t @ (ModelType::Gemma2 | ModelType::Gemma3Text | ModelType::Mixtral | ModelType::Qwen3Moe) => {
+        t @ (ModelType::Gemma2 | ModelType::Gemma3Text) => {
             return Err(format!("model type {} is not exported to GGUF (supported: {EXPORTED})", t.name()))
         }
     })
 }
 
 /// The model types [`of_model`] writes.
-pub const EXPORTED: &str = "gpt2, llama, mistral, qwen2, qwen3, phi3, gemma";
+pub const EXPORTED: &str = "gpt2, llama, mistral, mixtral, qwen2, qwen3, qwen3_moe, phi3, gemma";
 
 /// The one wording for a file of an architecture not read here (`what`
 /// names it: `architecture "phi3"`), alike for every one of them.
@@ -189,15 +241,44 @@ fn translate(from: &str, to: &str, name: &str) -> Option<String> {
     })
 }
 
+/// `name` matched against an expert's `pattern` (`{N}` and then `{E}`):
+/// the block and the expert.
+fn matches_expert(pattern: &str, name: &str) -> Option<(usize, usize)> {
+    let (before, after) = pattern.split_once("{E}")?;
+    let rest = name.strip_suffix(after)?;
+    let digits = rest.len() - rest.bytes().rev().take_while(u8::is_ascii_digit).count();
+    let (rest, expert) = rest.split_at(digits);
+    if expert.is_empty() {
+        return None;
+    }
+    Some((matches(before, rest)??, expert.parse().ok()?))
+}
+
 impl Architecture {
-    /// GGUF's name for our parameter `ours`.
+    /// The one-to-one names: every tensor's, and the router's.
+    fn pairs(&self) -> impl Iterator<Item = &(&'static str, &'static str)> {
+        self.tensors.iter().chain(self.experts.map(|e| &e.router))
+    }
+
+    /// GGUF's name for our parameter `ours` (an expert's matrix has none
+    /// of its own: see [`Architecture::stacked_name`]).
     pub fn gguf_name(&self, ours: &str) -> Option<String> {
-        self.tensors.iter().find_map(|(o, g)| translate(o, g, ours))
+        self.pairs().find_map(|(o, g)| translate(o, g, ours))
     }
 
     /// Our name for GGUF's tensor `gguf`.
     pub fn our_name(&self, gguf: &str) -> Option<String> {
-        self.tensors.iter().find_map(|(o, g)| translate(g, o, gguf))
+        self.pairs().find_map(|(o, g)| translate(g, o, gguf))
+    }
+
+    /// For our expert matrix `ours` (`layers.3.mlp.experts.5.up_proj.weight`),
+    /// GGUF's stacked tensor that holds it (`blk.3.ffn_up_exps.weight`) and
+    /// its index there (5).
+    pub fn stacked_name(&self, ours: &str) -> Option<(String, usize)> {
+        self.experts?.stacked.iter().find_map(|(o, g)| {
+            let (block, expert) = matches_expert(o, ours)?;
+            Some((g.replace("{N}", &block.to_string()), expert))
+        })
     }
 }
 
@@ -207,12 +288,7 @@ mod tests {
 
     #[test]
     fn every_model_type_with_no_architecture_is_refused_in_one_wording() {
-        for (preset, name) in [
-            ("gemma-2-2b", "gemma2"),
-            ("gemma-3-1b", "gemma3_text"),
-            ("mixtral-8x7b", "mixtral"),
-            ("qwen3-30b-a3b", "qwen3_moe"),
-        ] {
+        for (preset, name) in [("gemma-2-2b", "gemma2"), ("gemma-3-1b", "gemma3_text")] {
             let Err(err) = of_model(&crate::model::GPTConfig::preset(preset).unwrap()) else {
                 panic!("{preset} has no GGUF architecture")
             };
@@ -220,7 +296,34 @@ mod tests {
         }
         assert_eq!(
             not_imported("architecture \"gemma2\""),
-            "architecture \"gemma2\" is not imported from GGUF (supported: gpt2, llama, qwen2, qwen3, phi3, gemma)"
+            "architecture \"gemma2\" is not imported from GGUF (supported: gpt2, llama, qwen2, qwen3, qwen3moe, phi3, gemma)"
+        );
+    }
+
+    #[test]
+    fn mixtures_of_experts_are_written_as_llama_cpp_names_them() {
+        let arch_of = |preset| of_model(&crate::model::GPTConfig::preset(preset).unwrap()).map(|a| a.name);
+        assert_eq!(arch_of("mixtral-8x7b"), Ok("llama"));
+        assert_eq!(arch_of("qwen3-30b-a3b"), Ok("qwen3moe"));
+    }
+
+    #[test]
+    fn experts_translate_to_their_stacked_tensor_and_index() {
+        assert_eq!(
+            LLAMA.stacked_name("layers.12.block_sparse_moe.experts.7.w2.weight"),
+            Some(("blk.12.ffn_down_exps.weight".to_string(), 7))
+        );
+        assert_eq!(
+            QWEN3MOE.stacked_name("layers.0.mlp.experts.10.gate_proj.weight"),
+            Some(("blk.0.ffn_gate_exps.weight".to_string(), 10))
+        );
+        assert_eq!(QWEN3MOE.stacked_name("layers.0.mlp.gate_proj.weight"), None);
+        assert_eq!(QWEN3MOE.stacked_name("layers.0.mlp.experts.x.up_proj.weight"), None);
+        assert_eq!(QWEN3.stacked_name("layers.0.mlp.experts.1.up_proj.weight"), None);
+        assert_eq!(QWEN3MOE.gguf_name("layers.4.mlp.gate.weight").as_deref(), Some("blk.4.ffn_gate_inp.weight"));
+        assert_eq!(
+            LLAMA.our_name("blk.4.ffn_gate_inp.weight").as_deref(),
+            Some("layers.4.block_sparse_moe.gate.weight")
         );
     }
 

@@ -1,6 +1,10 @@
 //! Our models to and from GGUF: GPT-2 in llama.cpp's `gpt2` layout, as
-//! below, and the Llama family as `llama`, `qwen2` or `qwen3`
-//! (`gguf::llama` says what differs).
+//! below, and the Llama family as `llama`, `qwen2`, `qwen3`, `qwen3moe`,
+//! `phi3` or `gemma` (`gguf::llama` says what differs). A mixture of
+//! experts' matrices are stacked, expert by expert, into one `[E, out, in]`
+//! tensor per projection and block (`arch::ExpertNames`); each expert's
+//! rows are stored and quantized as a matrix's, so loading takes each
+//! expert's slice of the bytes as a matrix of its own.
 //!
 //! Tensors: our parameters under llama.cpp's names (`arch::GPT2`), plus
 //! `output.weight`, the tied head written out as a copy of
@@ -143,8 +147,15 @@ pub fn export(
         bytes: 0,
     };
     let mut head = None;
+    // Experts' matrices gathered into their stacked tensor, by GGUF name:
+    // its per-expert shape, type, bytes so far and the experts in them.
+    let mut stacks: HashMap<String, (Vec<usize>, GgmlType, Vec<u8>, usize)> = HashMap::new();
     for entry in tensor_specs(config) {
-        let gguf_name = arch.gguf_name(&entry.name).expect("every parameter has a GGUF name");
+        let stacked = arch.stacked_name(&entry.name);
+        let gguf_name = match &stacked {
+            Some((name, _)) => name.clone(),
+            None => arch.gguf_name(&entry.name).expect("every parameter has a GGUF name"),
+        };
         let t = params.get(&entry.name).ok_or_else(|| fail(format!("the model has no parameter {}", entry.name)))?;
         let mut values = t.to_dtype(DType::F32).contiguous_data::<f32>().to_vec();
         if arch.norms_shifted && llama::is_norm_weight(&entry.name) {
@@ -169,6 +180,20 @@ pub fn export(
         }
         if Some(gguf_name.as_str()) == arch.tied_head.map(|(_, embedding)| embedding) {
             head = Some((shape.clone(), ty, bytes.clone()));
+        }
+        if let (Some((_, expert)), Some(moe)) = (stacked, &config.moe) {
+            // Experts come in order, so expert e's rows follow e - 1's:
+            // the stack is `[E, out, in]`, each expert's blocks whole.
+            let stack = stacks.entry(gguf_name.clone()).or_insert_with(|| (shape, ty, Vec::new(), 0));
+            assert_eq!(stack.3, expert, "{}: experts out of order", entry.name);
+            stack.2.extend_from_slice(&bytes);
+            stack.3 += 1;
+            if stack.3 == moe.n_experts {
+                let (shape, ty, bytes, _) = stacks.remove(&gguf_name).expect("just filled");
+                w.add_tensor(&gguf_name, &[&[moe.n_experts][..], &shape].concat(), ty, bytes);
+                report.tensors += 1;
+            }
+            continue;
         }
         w.add_tensor(&gguf_name, &shape, ty, bytes);
         report.tensors += 1;
@@ -305,28 +330,36 @@ pub fn model_from(file: &GgufFile) -> Result<GPTModel, GgufError> {
     let arch =
         arch::find(arch_name).ok_or_else(|| file.error(arch::not_imported(&format!("architecture {arch_name:?}"))))?;
     let config = if arch.name == GPT2.name { config_of(file, arch)? } else { llama::config_of(file, arch)? };
-    // Every tensor is looked up and its shape checked before any is read.
-    let mut expected: Vec<(String, &TensorInfo, bool)> = Vec::new();
+    // Every tensor is looked up and its shape checked before any is read;
+    // an expert's matrix is its slice of the stacked tensor.
+    let mut expected: Vec<(String, TensorInfo, bool)> = Vec::new();
     for entry in tensor_specs(&config) {
-        let name = arch.gguf_name(&entry.name).expect("every parameter has a GGUF name");
+        let stacked = arch.stacked_name(&entry.name);
+        let name = match &stacked {
+            Some((name, _)) => name.clone(),
+            None => arch.gguf_name(&entry.name).expect("every parameter has a GGUF name"),
+        };
         let info = file.tensor(&name).ok_or_else(|| file.error(format!("missing tensor {name}")))?;
-        if info.shape() != entry.shape.clone() {
-            return Err(file.error(format!(
-                "tensor {name} has shape {:?}, but the metadata's sizes need {:?}",
-                info.shape(),
-                entry.shape.clone()
-            )));
+        let n_experts = config.moe.as_ref().map_or(0, |m| m.n_experts);
+        let want = match stacked {
+            Some(_) => [&[n_experts][..], &entry.shape].concat(),
+            None => entry.shape.clone(),
+        };
+        if info.shape() != want {
+            return Err(file
+                .error(format!("tensor {name} has shape {:?}, but the metadata's sizes need {want:?}", info.shape())));
         }
+        let info = match stacked {
+            Some((_, expert)) => expert_slice(info, expert, n_experts),
+            None => info.clone(),
+        };
         expected.push((entry.name.clone(), info, entry.is_matrix()));
     }
     for info in file.tensors() {
         let tied = arch.tied_head.is_some_and(|(head, _)| head == info.name);
         // Checked as llama3 rope scaling by `llama::config_of`.
         let rope_factors = info.name == llama::ROPE_FREQS;
-        if !tied
-            && !rope_factors
-            && arch.our_name(&info.name).is_none_or(|ours| !expected.iter().any(|(n, ..)| *n == ours))
-        {
+        if !tied && !rope_factors && !expected.iter().any(|(_, e, _)| e.name == info.name) {
             return Err(file.error(format!("tensor {} is not part of a {} model of this size", info.name, arch.name)));
         }
     }
@@ -346,17 +379,31 @@ pub fn model_from(file: &GgufFile) -> Result<GPTModel, GgufError> {
     for (ours, info, matrix) in expected {
         let bytes = match arch.rope_interleaved && llama::is_rotated_weight(&ours) {
             true => {
-                std::borrow::Cow::Owned(llama::from_interleaved(file.data(info), info.shape()[0], config.head_dim()))
+                std::borrow::Cow::Owned(llama::from_interleaved(file.data(&info), info.shape()[0], config.head_dim()))
             }
-            false => std::borrow::Cow::Borrowed(file.data(info)),
+            false => std::borrow::Cow::Borrowed(file.data(&info)),
         };
-        let tensor = match load_tensor(file, info, &bytes, matrix)? {
+        let tensor = match load_tensor(file, &info, &bytes, matrix)? {
             Loaded::Dense(t) if arch.norms_shifted && llama::is_norm_weight(&ours) => Loaded::Dense(t.add_scalar(-1.0)),
             other => other,
         };
         loaded.insert(ours, tensor);
     }
     Ok(assemble(config, loaded))
+}
+
+/// Expert `expert`'s matrix in the stacked `[E, out, in]` tensor `info`:
+/// the `[out, in]` at its E-th of the bytes (rows are whole blocks of any
+/// type, so each expert's are).
+fn expert_slice(info: &TensorInfo, expert: usize, n_experts: usize) -> TensorInfo {
+    let bytes = info.bytes / n_experts as u64;
+    TensorInfo {
+        name: info.name.clone(),
+        ne: info.ne[..2].to_vec(),
+        ty: info.ty,
+        offset: info.offset + expert as u64 * bytes,
+        bytes,
+    }
 }
 
 /// Builds the model from tensors every one of which is present and shaped.

@@ -1,6 +1,8 @@
-//! The Llama family in GGUF: llama.cpp's `llama`, `qwen2`, `qwen3`, `phi3`
-//! and `gemma` architectures (Mistral is written as `llama`, as llama.cpp's
-//! converter does; Phi-3's fused projections are named in `arch`, and its
+//! The Llama family in GGUF: llama.cpp's `llama`, `qwen2`, `qwen3`,
+//! `qwen3moe`, `phi3` and `gemma` architectures (Mistral and Mixtral are
+//! written as `llama`, as llama.cpp's converter does, Mixtral with its
+//! experts counted in `llama.expert_count`; `arch::ExpertNames` says how
+//! the experts' matrices are stacked; Phi-3's fused projections are named in `arch`, and its
 //! `rope.dimension_count` may be less than the head: the part that turns;
 //! Gemma's norms are stored as 1 + w, see `Architecture::norms_shifted`).
 //!
@@ -33,7 +35,7 @@ use super::error::GgufError;
 use super::reader::GgufFile;
 use super::value::Value;
 use super::writer::GgufWriter;
-use crate::model::{GPTConfig, ModelType, Rotary};
+use crate::model::{GPTConfig, ModelType, MoeConfig, Rotary};
 
 /// The position of each row of a `[heads·D, in]` query or key weight in
 /// llama.cpp's `llama` order: row `h·D + i·D/2 + j` of Hugging Face's
@@ -116,6 +118,9 @@ pub fn write_hyperparameters(w: &mut GgufWriter, arch: &Architecture, config: &G
     w.set(&arch::key(arch, "attention.layer_norm_rms_epsilon"), Value::F32(config.layer_norm_eps as f32));
     w.set(&arch::key(arch, "rope.freq_base"), Value::F32(theta as f32));
     w.set(&arch::key(arch, "rope.dimension_count"), u32_of(rotated));
+    if let Some(moe) = &config.moe {
+        write_experts(w, arch, moe)?;
+    }
     if config.head_size.is_some_and(|d| d * config.n_heads != config.emb_dim) {
         w.set(&arch::key(arch, "attention.key_length"), u32_of(config.head_dim()));
         w.set(&arch::key(arch, "attention.value_length"), u32_of(config.head_dim()));
@@ -148,6 +153,65 @@ pub fn write_hyperparameters(w: &mut GgufWriter, arch: &Architecture, config: &G
         }
     }
     Ok(())
+}
+
+/// A mixture of experts' hyper-parameters, or why llama.cpp would run it
+/// otherwise: its `llama` and `qwen3moe` route every block, always
+/// renormalise the k chosen probabilities, and take the experts' width
+/// from `feed_forward_length` (`llama`, which Mixtral's config ensures)
+/// or `expert_feed_forward_length` (`qwen3moe`).
+fn write_experts(w: &mut GgufWriter, arch: &Architecture, moe: &MoeConfig) -> Result<(), String> {
+    if !moe.norm_topk_prob {
+        return Err(format!(
+            "the model weights its experts by unnormalised probabilities (norm_topk_prob false); llama.cpp's {} \
+             renormalises them",
+            arch.name
+        ));
+    }
+    if !moe.dense_layers.is_empty() || moe.sparse_step != 1 {
+        return Err(format!(
+            "the model has dense layers among its mixtures of experts (mlp_only_layers {:?}, decoder_sparse_step \
+             {}); llama.cpp's {} routes every layer",
+            moe.dense_layers, moe.sparse_step, arch.name
+        ));
+    }
+    let u32_of = |n: usize| Value::U32(n as u32);
+    w.set(&arch::key(arch, "expert_count"), u32_of(moe.n_experts));
+    w.set(&arch::key(arch, "expert_used_count"), u32_of(moe.top_k));
+    if arch.name == arch::QWEN3MOE.name {
+        w.set(&arch::key(arch, "expert_feed_forward_length"), u32_of(moe.expert_width));
+    }
+    Ok(())
+}
+
+/// The mixture of experts a file describes, `None` for a dense model.
+/// Training's options, which GGUF does not keep, are the defaults
+/// `config.json` gets (no load-balancing loss, its weight 0.001).
+fn experts_of(file: &GgufFile, arch: &Architecture, feed_forward: usize) -> Result<Option<MoeConfig>, GgufError> {
+    let n_experts = optional(file, arch, "expert_count")?.filter(|&n| n > 0);
+    let Some(n_experts) = n_experts else {
+        if arch.experts.is_some_and(|_| arch.name != arch::LLAMA.name) {
+            return Err(file.error(format!("{} is missing", arch::key(arch, "expert_count"))));
+        }
+        return Ok(None);
+    };
+    if arch.experts.is_none() {
+        return Err(file.error(arch::not_imported(&format!("architecture {:?} with experts", arch.name))));
+    }
+    let expert_width = match arch.name == arch::LLAMA.name {
+        true => feed_forward,
+        false => required(file, arch, "expert_feed_forward_length")?,
+    };
+    Ok(Some(MoeConfig {
+        n_experts,
+        top_k: required(file, arch, "expert_used_count")?,
+        norm_topk_prob: true,
+        expert_width,
+        router_aux_loss_coef: 0.001,
+        output_router_logits: false,
+        dense_layers: Vec::new(),
+        sparse_step: 1,
+    }))
 }
 
 /// The tensor holding llama3 rope scaling's per-frequency factors.
@@ -259,10 +323,9 @@ pub fn config_of(file: &GgufFile, arch: &Architecture) -> Result<GPTConfig, Gguf
     let emb_dim = required(file, arch, "embedding_length")?;
     let n_heads = required(file, arch, "attention.head_count")?;
     let table = file.tensor("token_embd.weight").ok_or_else(|| file.error("missing tensor token_embd.weight"))?;
+    let feed_forward = required(file, arch, "feed_forward_length")?;
     // Mixtral is written as `llama` with its experts counted.
-    if optional(file, arch, "expert_count")?.is_some_and(|n| n > 0) {
-        return Err(file.error(arch::not_imported(&format!("architecture {:?} with experts (Mixtral)", arch.name))));
-    }
+    let moe = experts_of(file, arch, feed_forward)?;
     let rotated = optional(file, arch, "rope.dimension_count")?;
     // Phi-3's rotated part may be less than the head.
     let head_dim = optional(file, arch, "attention.key_length")?.or(rotated.filter(|_| arch.name != arch::PHI3.name));
@@ -310,6 +373,8 @@ pub fn config_of(file: &GgufFile, arch: &Architecture) -> Result<GPTConfig, Gguf
     let model_type = match arch.name {
         "qwen2" => ModelType::Qwen2,
         "qwen3" => ModelType::Qwen3,
+        "qwen3moe" => ModelType::Qwen3Moe,
+        "llama" if moe.is_some() => ModelType::Mixtral,
         "phi3" => ModelType::Phi3,
         "gemma" => ModelType::Gemma,
         _ => ModelType::Llama,
@@ -321,12 +386,13 @@ pub fn config_of(file: &GgufFile, arch: &Architecture) -> Result<GPTConfig, Gguf
         n_layers: required(file, arch, "block_count")?,
         n_kv_heads: optional(file, arch, "attention.head_count_kv")?,
         head_size: head_dim.filter(|&d| d.checked_mul(n_heads) != Some(emb_dim)),
-        intermediate_size: Some(required(file, arch, "feed_forward_length")?),
+        intermediate_size: Some(feed_forward),
         layer_norm_eps: real(file, arch, "attention.layer_norm_rms_epsilon")?.unwrap_or(1e-5),
         rope: Some(Rotary { partial, ..Rotary::new(theta, scaling) }),
         qkv_bias: file.tensor("blk.0.attn_q.bias").is_some(),
         qk_norm: file.tensor("blk.0.attn_q_norm.weight").is_some(),
         tie_embeddings: file.tensor("output.weight").is_none(),
+        moe,
         ..GPTConfig::llama(emb_dim, 1, n_heads, 1)
     };
     config.validate().map_err(|reason| file.error(reason))?;
