@@ -210,6 +210,9 @@ fn bench_train_on_two_ranks_reports_both_ranks_and_the_bytes_exchanged() {
     assert!(params > 0 && tensors > 0);
     assert_eq!(report["all_reduced_bytes_per_step"].as_u64().unwrap(), 4 * (params + tensors));
     assert!(report["all_reduce_ms_per_step"].as_f64().unwrap() > 0.0);
+    // Both ranks' tokens: 2 ranks × 2 windows × 16 tokens per step.
+    let per_step = report["tokens_per_s"].as_f64().unwrap() * report["ms_per_step"].as_f64().unwrap() / 1e3;
+    assert!((per_step - 64.0).abs() < 1e-6 * 64.0, "tokens per step {per_step}, expected 64");
 
     // Alone: one rank, nothing exchanged.
     let alone = scratchgpt(&args.iter().map(String::as_str).collect::<Vec<_>>());

@@ -286,6 +286,13 @@ fn the_llama_family_round_trips_through_gguf() {
             ..base(ModelType::Phi3)
         },
         GPTConfig { tie_embeddings: true, ..base(ModelType::Phi3) },
+        // 30 of a head of 44: 30 / 44 × 44 truncates to 29, so the reader
+        // must pick the factor that gives 30 back.
+        GPTConfig {
+            head_size: Some(44),
+            rope: Some(Rotary { partial: (30.0f64 / 44.0).next_up(), ..Rotary::new(10_000.0, RopeScaling::None) }),
+            ..base(ModelType::Phi3)
+        },
         // Gemma: norms stored as 1 + w, a head size of its own, tied.
         GPTConfig { tie_embeddings: true, head_size: Some(32), ..base(ModelType::Gemma) },
         // Mixtral: `llama` with experts as wide as intermediate_size.

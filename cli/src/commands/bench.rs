@@ -116,7 +116,6 @@ pub struct TrainArgs {
     json: bool,
 }
 
-
 /// Dense bf16 tensor-core peak (FLOP/s) of the GPUs this project is
 /// measured on, from NVIDIA's data sheets, by the name the driver reports.
 pub fn bf16_peak_flops(gpu_name: &str) -> Option<f64> {
@@ -261,7 +260,17 @@ fn train(args: TrainArgs) -> Result<i32> {
     if args.ops && args.device != "cpu" {
         bail!("--ops times ops on the CPU; a GPU's launches return before the work is done");
     }
-    let device = crate::common::device(&args.device)?;
+    // Under mpirun, every rank steps and the gradients are averaged as in
+    // `train` (GPU ranks each on their own GPU, summing with NCCL); alone,
+    // `comm` is a single process and nothing is exchanged.
+    let comm = gpt::distributed::launch().map_err(anyhow::Error::msg)?;
+    let device_name = super::train::rank_device(&*comm, &args.device);
+    let comm = match super::train::with_nccl_on_gpus(comm, &device_name) {
+        Ok(comm) => comm,
+        Err(None) => return Ok(2),
+        Err(Some(e)) => return Err(e),
+    };
+    let device = crate::common::device(&device_name)?;
     crate::common::set_precision(&args.precision, device)?;
     if (args.flash_attention || args.tf32) && !device.is_cuda() {
         bail!("--flash-attention and --tf32 need --device cuda");
@@ -276,9 +285,6 @@ fn train(args: TrainArgs) -> Result<i32> {
     }
     args.warmup.checked_add(args.steps).context("--warmup + --steps is too large")?;
     let config = args.shape.config(args.context)?;
-    // Under mpirun, every rank steps and the gradients are averaged, as in
-    // `train`; alone, `comm` is a single process and nothing is exchanged.
-    let comm = gpt::distributed::launch().map_err(anyhow::Error::msg)?;
     let ranks = comm.world_size();
     let report = if ranks > 1 {
         // MPI is called from this thread alone (it was started so): the

@@ -121,7 +121,10 @@ fn parallel(comm: &Rc<dyn Communicator>, args: &Args) -> Option<DataParallel> {
 /// memory (the rest stays on MPI); every other run keeps `comm`. A failure
 /// is agreed by all ranks: rank 0 gets the error to report, the others
 /// `None` (exit quietly).
-fn with_nccl_on_gpus(comm: Box<dyn Communicator>, device: &str) -> Result<Rc<dyn Communicator>, Option<anyhow::Error>> {
+pub(crate) fn with_nccl_on_gpus(
+    comm: Box<dyn Communicator>,
+    device: &str,
+) -> Result<Rc<dyn Communicator>, Option<anyhow::Error>> {
     let ordinal = match tensor::Device::parse(device) {
         Some(tensor::Device::Cuda(ordinal)) if comm.world_size() > 1 => ordinal,
         _ => return Ok(comm.into()),
@@ -131,6 +134,15 @@ fn with_nccl_on_gpus(comm: Box<dyn Communicator>, device: &str) -> Result<Rc<dyn
         Ok(nccl) => Ok(Rc::new(nccl)),
         Err(e) if root => Err(Some(anyhow::anyhow!(e))),
         Err(_) => Err(None),
+    }
+}
+
+/// The device a rank runs on: rank r of a data-parallel run given `cuda`
+/// takes the GPU of its index on its machine; anything else as given.
+pub(crate) fn rank_device(comm: &dyn Communicator, device: &str) -> String {
+    match device {
+        "cuda" if comm.world_size() > 1 => format!("cuda:{}", comm.local_rank()),
+        other => other.to_string(),
     }
 }
 
@@ -295,11 +307,7 @@ fn start_run(args: &Args, comm: &Rc<dyn Communicator>) -> Result<(Output, Traine
 
 pub fn run(args: Args) -> Result<i32> {
     let comm = gpt::distributed::launch().map_err(anyhow::Error::msg)?;
-    // Rank r of a data-parallel run takes the GPU of its index on its machine.
-    let device = match args.device.as_str() {
-        "cuda" if comm.world_size() > 1 => format!("cuda:{}", comm.local_rank()),
-        other => other.to_string(),
-    };
+    let device = rank_device(&*comm, &args.device);
     let comm = match with_nccl_on_gpus(comm, &device) {
         Ok(comm) => comm,
         Err(None) => return Ok(2),

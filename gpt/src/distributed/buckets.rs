@@ -110,7 +110,9 @@ fn mean_on_device(comm: &dyn Communicator, grads: &[(&Var, Option<Tensor>)], len
         eprintln!("error: summing gradients on the GPU: {e}");
         comm.abort(1);
     }
-    let mean = bucket.mul_scalar(1.0 / comm.world_size() as f64);
+    // Divided, as the host path divides: × 1/N would differ in the last bit
+    // for an N that is not a power of two.
+    let mean = bucket.div_scalar(comm.world_size() as f64);
     // The presence counts ÷ N: positive where some rank had the gradient.
     let present = mean.narrow(0, len, grads.len()).to_vec::<f32>();
     let mut at = 0;

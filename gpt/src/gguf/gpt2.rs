@@ -357,8 +357,9 @@ pub fn model_from(file: &GgufFile) -> Result<GPTModel, GgufError> {
     }
     for info in file.tensors() {
         let tied = arch.tied_head.is_some_and(|(head, _)| head == info.name);
-        // Checked as llama3 rope scaling by `llama::config_of`.
-        let rope_factors = info.name == llama::ROPE_FREQS;
+        // Checked as llama3 rope scaling by `llama::config_of`; GPT-2 has
+        // no rotation for it to scale.
+        let rope_factors = info.name == llama::ROPE_FREQS && arch.name != arch::GPT2.name;
         if !tied && !rope_factors && !expected.iter().any(|(_, e, _)| e.name == info.name) {
             return Err(file.error(format!("tensor {} is not part of a {} model of this size", info.name, arch.name)));
         }

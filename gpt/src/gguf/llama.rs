@@ -285,7 +285,8 @@ pub fn llama3_scaling_of(
     let scaling = RopeScaling::Llama3 { factor, low_freq_factor, high_freq_factor, original_max };
     let expected = llama3_rope_factors(head_dim, theta, &scaling).expect("llama3 scaling");
     for (i, (&got, &want)) in stored.iter().zip(&expected).enumerate() {
-        if (got - want).abs() > 1e-5 * want.abs() {
+        // Written so that a NaN fails too.
+        if !((got - want).abs() <= 1e-5 * want.abs()) {
             return Err(format!(
                 "{ROPE_FREQS}[{i}] is {got}, but llama3 scaling with factor {factor}, low 1, high 4 and original \
                  context {original_max} gives {want}"
@@ -366,7 +367,15 @@ pub fn config_of(file: &GgufFile, arch: &Architecture) -> Result<GPTConfig, Gguf
                     file.error(format!("rope.dimension_count {r} is not an even part of the head of {full_head}"))
                 );
             }
-            r as f64 / full_head as f64
+            // The config turns (head × partial) truncated, as transformers
+            // does; r / head can land a hair below, so take the next float
+            // up when it does (30 / 44 × 44 is 29.999…).
+            let partial = r as f64 / full_head as f64;
+            if (full_head as f64 * partial) as usize == r {
+                partial
+            } else {
+                partial.next_up()
+            }
         }
         _ => 1.0,
     };

@@ -42,3 +42,12 @@ pub(crate) struct SendPtr<T>(pub(crate) *mut T);
 unsafe impl<T: Send> Send for SendPtr<T> {}
 // SAFETY: as above; no two tasks dereference the same element.
 unsafe impl<T: Send> Sync for SendPtr<T> {}
+
+impl<T> SendPtr<T> {
+    /// The pointer. A closure calling this captures the whole `SendPtr`
+    /// (which may cross threads), where naming the field `.0` would capture
+    /// the bare pointer (which may not).
+    pub(crate) fn get(self) -> *mut T {
+        self.0
+    }
+}

@@ -110,8 +110,9 @@ impl QuantizedRow {
     }
 
     /// p·s for each element, as f32 (rounded once), into `out` (`cols`
-    /// floats): the same input for the f32 GEMM that many rows take, so a
-    /// prompt and a decoded token see one quantized model.
+    /// floats): the 8-bit input as the f32 GEMM would see it (the route
+    /// many rows took before the integer tiles; the benchmark still times
+    /// it against them).
     pub fn dequantize_into(&self, out: &mut [f32]) {
         assert_eq!(out.len(), self.cols, "dequantize_into: {} floats for a row of {}", out.len(), self.cols);
         for (j, (o, &p)) in out.iter_mut().zip(&self.values).enumerate() {

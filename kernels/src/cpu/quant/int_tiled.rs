@@ -43,6 +43,7 @@ use super::int4::GROUP_BYTES;
 use super::int_dot::{IntPath, QuantizedRow, CHUNK};
 use super::{PackedMatrix, PackedWeights, INT4_GROUP};
 use crate::cpu::dot_order;
+use crate::cpu::SendPtr;
 
 /// Float (and integer) lanes per chunk, four weights each (as `int_dot`).
 const LANES: usize = 16;
@@ -57,20 +58,6 @@ const TILE_BYTES: usize = 1 << 17;
 
 /// Below this many multiply-adds the product runs on one thread.
 const PARALLEL_MIN_WORK: usize = 1 << 18;
-
-/// A pointer that may cross threads; each task writes its own columns.
-#[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
-// SAFETY: tasks write disjoint columns of one buffer that outlives them.
-unsafe impl Send for SendPtr {}
-// SAFETY: as above.
-unsafe impl Sync for SendPtr {}
-
-impl SendPtr {
-    fn get(self) -> *mut f32 {
-        self.0
-    }
-}
 
 /// y `[rows.len(), w.rows]` = the quantized input rows · Wᵀ, each output
 /// bit-identical to `w.row_dot_quantized(path, n, &rows[i])`.

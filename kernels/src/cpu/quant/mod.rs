@@ -19,7 +19,7 @@
 //!   products are integer dot products ([`int_dot`], as llama.cpp does),
 //!   several times fewer instructions per weight than widening each one to
 //!   f32, which keeps the kernel as fast as the memory can feed it. A few
-//!   rows (up to 4) still go this way, one pass each.
+//!   rows (up to 4; int4 up to 64, see `gemv_max_rows`) still go this way, one pass each.
 //! - More rows (a prompt, an evaluation batch): the arithmetic, not the
 //!   memory, is the cost, and a tile of weight rows is kept in cache while
 //!   all M rows pass over it. For f16 and bf16 the tile is decoded into a
@@ -186,12 +186,16 @@ impl PackedMatrix<'_> {
     /// 0.54 ms against 0.61, at 8 rows 0.79 against 0.72, at 16 rows 1.57
     /// against 1.08; int4 at 4 rows 0.55 against 1.34, at 8 rows 1.16
     /// against 1.56, at 16 rows 2.10 against 4.83 (an earlier run: 2.60
-    /// against 2.86). Other work shared the cores, so these are rough; int4
-    /// keeps its cut at 8 rows, where its tiles start to pay off at best.
+    /// against 2.86), at 64 rows 11.0 against passes' ~8.4 (16 rows' time
+    /// × 4), at 512 rows 65.2 against ~67. Other work shared the cores, so
+    /// these are rough. int4's tiles do not yet beat its passes below a few
+    /// hundred rows (its micro-kernel multiplies every lane by its group's
+    /// scale, where int8 has one scale per row), so it keeps passes up to 64
+    /// rows.
     fn gemv_max_rows(&self) -> usize {
         match self.weights {
             PackedWeights::F16(_) | PackedWeights::BF16(_) | PackedWeights::Int8 { .. } => 4,
-            PackedWeights::Int4 { .. } => 8,
+            PackedWeights::Int4 { .. } => 64,
         }
     }
 }

@@ -22,6 +22,7 @@
 use rayon::prelude::*;
 
 use super::PackedMatrix;
+use crate::cpu::SendPtr;
 
 /// f32 elements in one tile's scratch buffer (256 KiB: fits in L2 with the
 /// GEMM's packed panels).
@@ -33,20 +34,6 @@ const PARALLEL_MIN_WORK: usize = 1 << 18;
 /// Weight rows decoded per tile for rows of `cols` weights.
 pub fn tile_rows(cols: usize) -> usize {
     (TILE_FLOATS / cols.max(1)).clamp(8, 1024)
-}
-
-/// A pointer that may cross threads; each task writes its own columns.
-#[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
-// SAFETY: tasks write disjoint columns of one buffer that outlives them.
-unsafe impl Send for SendPtr {}
-// SAFETY: as above.
-unsafe impl Sync for SendPtr {}
-
-impl SendPtr {
-    fn get(self) -> *mut f32 {
-        self.0
-    }
 }
 
 /// y `[m, w.rows]` = x `[m, w.cols]` · Wᵀ.
