@@ -13,6 +13,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use autograd::nn::Module;
 use anyhow::{bail, Result};
 use gpt::generate::{generate, GenerateOptions};
 use gpt::model::GPTModel;
