@@ -116,7 +116,6 @@ pub struct TrainArgs {
     json: bool,
 }
 
-
 /// Dense bf16 tensor-core peak (FLOP/s) of the GPUs this project is
 /// measured on, from NVIDIA's data sheets, by the name the driver reports.
 pub fn bf16_peak_flops(gpu_name: &str) -> Option<f64> {

@@ -13,8 +13,8 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use autograd::nn::Module;
 use anyhow::{bail, Result};
+use autograd::nn::Module;
 use gpt::generate::{generate, GenerateOptions};
 use gpt::model::GPTModel;
 use gpt::quant::memory::{decode_bytes_per_token, weight_bytes};

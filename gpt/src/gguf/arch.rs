@@ -230,8 +230,8 @@ pub const ARCHITECTURES: [&Architecture; 9] =
 
 /// The architecture a model of `config` is written as: Mistral and
 /// Mixtral as `llama`, as llama.cpp's converter writes them, Gemma 3's text
-/// model as `gemma3`; a one-line reason for a model type with no
-/// architecture here (none today: the wording is [`not_exported`]'s).
+/// model as `gemma3`. Every model type has one today; one without would be
+/// refused in [`not_exported`]'s wording.
 pub fn of_model(config: &crate::model::GPTConfig) -> Result<&'static Architecture, String> {
     use crate::model::ModelType;
     Ok(match config.model_type {
@@ -357,7 +357,10 @@ mod tests {
         assert_eq!(arch_of("gemma-2-2b"), Ok("gemma2"));
         assert_eq!(arch_of("gemma-3-1b"), Ok("gemma3"));
         // The MLP's input norm is `ffn_norm`; the attention's output norm has its own name.
-        assert_eq!(GEMMA2.gguf_name("layers.1.pre_feedforward_layernorm.weight").as_deref(), Some("blk.1.ffn_norm.weight"));
+        assert_eq!(
+            GEMMA2.gguf_name("layers.1.pre_feedforward_layernorm.weight").as_deref(),
+            Some("blk.1.ffn_norm.weight")
+        );
         assert_eq!(
             GEMMA3.our_name("blk.2.post_attention_norm.weight").as_deref(),
             Some("layers.2.post_attention_layernorm.weight")

@@ -163,19 +163,32 @@ mod tests {
         let Err(err) = written(&arch::GEMMA2, &scaled_by_head) else { panic!("written") };
         assert!(err.contains("not the 144"), "{err}");
         let mut every_second = gemma3.layer_types.clone();
-        every_second.iter_mut().enumerate().for_each(|(i, t)| {
-            *t = if i % 2 == 0 { LayerType::SlidingAttention } else { LayerType::FullAttention }
-        });
+        every_second
+            .iter_mut()
+            .enumerate()
+            .for_each(|(i, t)| *t = if i % 2 == 0 { LayerType::SlidingAttention } else { LayerType::FullAttention });
         let refused = [
             (&arch::GEMMA2, GPTConfig { attn_softcap: None, ..gemma2.clone() }, "always caps"),
             (&arch::GEMMA2, GPTConfig { final_softcap: None, ..gemma2.clone() }, "always caps"),
             (&arch::GEMMA2, GPTConfig { sliding_window: None, ..gemma2.clone() }, "has no sliding window"),
-            (&arch::GEMMA2, GPTConfig { query_pre_attn_scalar: Some(224.0), ..gemma2.clone() }, "query_pre_attn_scalar"),
+            (
+                &arch::GEMMA2,
+                GPTConfig { query_pre_attn_scalar: Some(224.0), ..gemma2.clone() },
+                "query_pre_attn_scalar",
+            ),
             (&arch::GEMMA2, GPTConfig { tie_embeddings: false, ..gemma2.clone() }, "ties the output head"),
-            (&arch::GEMMA2, GPTConfig { layer_types: gemma3.layer_types[..26].to_vec(), ..gemma2.clone() }, "every second"),
+            (
+                &arch::GEMMA2,
+                GPTConfig { layer_types: gemma3.layer_types[..26].to_vec(), ..gemma2.clone() },
+                "every second",
+            ),
             (&arch::GEMMA3, GPTConfig { layer_types: every_second, ..gemma3.clone() }, "every sixth"),
             (&arch::GEMMA3, GPTConfig { attn_softcap: Some(50.0), ..gemma3.clone() }, "does not cap"),
-            (&arch::GEMMA3, GPTConfig { rope_local: Some(Rotary::new(5e4, RopeScaling::None)), ..gemma3.clone() }, "base 10000"),
+            (
+                &arch::GEMMA3,
+                GPTConfig { rope_local: Some(Rotary::new(5e4, RopeScaling::None)), ..gemma3.clone() },
+                "base 10000",
+            ),
         ];
         for (arch, config, words) in refused {
             let Err(err) = written(arch, &config) else { panic!("{words}: written") };
