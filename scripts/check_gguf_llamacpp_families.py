@@ -9,6 +9,12 @@ whose GGUF form has parts of its own as scratchgpt and `transformers` do:
   each head of 16, `partial_rotary_factor` 0.75);
 - `gemma`: a Gemma (norms stored as 1 + w, random norm weights in
   ±0.3; heads of 32 in a width of 64; the head tied);
+- `gemma2`: a Gemma 2 (four norms a block, stored as 1 + w; score cap 5
+  and logit cap 10, small so that they bite; a window of 4 on layers 0 and
+  2 of 3, which the prompt outruns);
+- `gemma3`: a Gemma 3 (QK-norm; a window of 4 on five layers of six,
+  turning by base 10000, the sixth by base 1000000; a logit cap of 10; an
+  untied head);
 - `mixtral`: a Mixtral, written as `llama` with `expert_count` (4 experts,
   2 per token, the experts' matrices stacked into `ffn_*_exps`);
 - `qwen3moe`: a Qwen3-MoE (4 experts of width 64, 2 per token,
@@ -29,7 +35,7 @@ saved as a folder; then
 Requirements: `pip install torch transformers tokenizers gguf
 llama-cpp-python` and a built `scratchgpt` (`cargo build`). By hand:
 
-    python3 scripts/check_gguf_llamacpp_families.py [--scratchgpt target/debug/scratchgpt] [--families llama3,phi3,gemma,mixtral,qwen3moe]
+    python3 scripts/check_gguf_llamacpp_families.py [--scratchgpt target/debug/scratchgpt] [--families llama3,phi3,gemma,gemma2,gemma3,mixtral,qwen3moe]
 
 Exit code 0 when every greedy token agrees, 1 otherwise.
 """
@@ -46,7 +52,8 @@ import gguf
 import numpy as np
 import torch
 from tokenizers import ByteLevelBPETokenizer
-from transformers import (GemmaConfig, GemmaForCausalLM, LlamaConfig, LlamaForCausalLM, MixtralConfig,
+from transformers import (Gemma2Config, Gemma2ForCausalLM, Gemma3ForCausalLM, Gemma3TextConfig, GemmaConfig,
+                          GemmaForCausalLM, LlamaConfig, LlamaForCausalLM, MixtralConfig,
                           MixtralForCausalLM, Phi3Config, Phi3ForCausalLM, Qwen3MoeConfig, Qwen3MoeForCausalLM)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,10 +92,22 @@ def make_folder(folder: Path, family: str):
     )
     if family == "llama3":
         model = LlamaForCausalLM(LlamaConfig(rope_parameters=ROPE, **sizes)).eval()
-    elif family == "gemma":
+    elif family.startswith("gemma"):
         sizes["tie_word_embeddings"] = True
-        config = GemmaConfig(head_dim=32, hidden_activation="gelu_pytorch_tanh", **sizes)
-        model = GemmaForCausalLM(config).eval()
+        if family == "gemma2":
+            sizes["num_hidden_layers"] = 3
+            config = Gemma2Config(head_dim=32, hidden_activation="gelu_pytorch_tanh", query_pre_attn_scalar=32,
+                                  attn_logit_softcapping=5.0, final_logit_softcapping=10.0, sliding_window=4, **sizes)
+            model = Gemma2ForCausalLM(config).eval()
+        elif family == "gemma3":
+            # Untied: llama.cpp's gemma3 reads an `output` of its own.
+            sizes["num_hidden_layers"], sizes["tie_word_embeddings"] = 6, False
+            config = Gemma3TextConfig(head_dim=32, hidden_activation="gelu_pytorch_tanh", query_pre_attn_scalar=32,
+                                      final_logit_softcapping=10.0, sliding_window=4, **sizes)
+            model = Gemma3ForCausalLM(config).eval()
+        else:
+            config = GemmaConfig(head_dim=32, hidden_activation="gelu_pytorch_tanh", **sizes)
+            model = GemmaForCausalLM(config).eval()
         # Norm weights away from zero (Gemma scales by 1 + w), so that
         # storing them shifted by one matters.
         with torch.no_grad():
@@ -147,7 +166,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--scratchgpt", default=str(ROOT / "target" / "debug" / "scratchgpt"))
     p.add_argument("--tokens", type=int, default=24)
-    p.add_argument("--families", default="llama3,phi3,gemma,mixtral,qwen3moe")
+    p.add_argument("--families", default="llama3,phi3,gemma,gemma2,gemma3,mixtral,qwen3moe")
     args = p.parse_args()
     ok = True
     for family in args.families.split(","):

@@ -232,15 +232,18 @@ fn bad_files_and_outputs_fail_in_one_line() {
 /// with q/k/v biases; `qwen3` with QK-norm and a head size that is not
 /// width ÷ heads; `llama` with llama3 rope scaling; `phi3` with fused
 /// projections and a partial rotation; `gemma` with norms stored as
-/// 1 + w; Mixtral as `llama` and `qwen3moe`, their experts stacked) comes
+/// 1 + w; `gemma2` with four norms a block, caps and a window on alternate
+/// layers; `gemma3` with QK-norm and its sliding layers' own rotary base;
+/// Mixtral as `llama` and `qwen3moe`, their experts stacked) comes
 /// back with its config and its logits in f32 (exactly; Gemma within
 /// (1 + w) - 1's rounding), and within Q8_0's rounding in q8_0.
 #[test]
 fn the_llama_family_round_trips_through_gguf() {
     use scratchgpt::autograd::nn::Module;
-    use scratchgpt::gpt::model::{GPTConfig, GPTModel, ModelType, MoeConfig, Rotary};
+    use scratchgpt::gpt::model::{GPTConfig, GPTModel, LayerType, ModelType, MoeConfig, Rotary};
     use scratchgpt::tensor::rope::RopeScaling;
     use scratchgpt::tensor::{Generator, Tensor};
+    use LayerType::{FullAttention as Full, SlidingAttention as Sliding};
 
     let (run, _) = bpe_model("llama-family");
     // Four experts, two per token; training's options as a file gives them.
@@ -295,6 +298,33 @@ fn the_llama_family_round_trips_through_gguf() {
         },
         // Gemma: norms stored as 1 + w, a head size of its own, tied.
         GPTConfig { tie_embeddings: true, head_size: Some(32), ..base(ModelType::Gemma) },
+        // Gemma 2: four norms a block, capped scores and logits (small caps,
+        // so that they bite), a window of 4 on layers 0 and 2 of 3.
+        GPTConfig {
+            n_layers: 3,
+            tie_embeddings: true,
+            head_size: Some(32),
+            attn_softcap: Some(2.0),
+            final_softcap: Some(3.0),
+            query_pre_attn_scalar: Some(32.0),
+            sliding_window: Some(4),
+            layer_types: [Sliding, Full, Sliding].into(),
+            rope: Some(Rotary::new(10_000.0, RopeScaling::None)),
+            ..base(ModelType::Gemma2)
+        },
+        // Gemma 3: QK-norm, a window of 4 on five layers of six, which
+        // turn by base 10000, the sixth by the scaled global rotary.
+        GPTConfig {
+            n_layers: 6,
+            qk_norm: true,
+            head_size: Some(32),
+            final_softcap: Some(3.0),
+            query_pre_attn_scalar: Some(32.0),
+            sliding_window: Some(4),
+            layer_types: [Sliding, Sliding, Sliding, Sliding, Sliding, Full].into(),
+            rope_local: Some(Rotary::new(10_000.0, RopeScaling::None)),
+            ..base(ModelType::Gemma3Text)
+        },
         // Mixtral: `llama` with experts as wide as intermediate_size.
         GPTConfig { moe: Some(experts(96)), ..base(ModelType::Mixtral) },
         // Qwen3-MoE: QK-norm, experts of their own width.
@@ -311,7 +341,7 @@ fn the_llama_family_round_trips_through_gguf() {
         }
         let want = model.forward(&ids).data();
         // Gemma's norms come back as (1 + w) - 1 in f32: not always w.
-        let f32_tolerance = if config.model_type == ModelType::Gemma { 1e-4 } else { 0.0 };
+        let f32_tolerance = if config.model_type.is_gemma() { 1e-4 } else { 0.0 };
         for (ty, tolerance) in [(GgmlType::F32, f32_tolerance), (GgmlType::Q8_0, 0.05)] {
             let path = run.parent().unwrap().join(format!("{}-{ty}.gguf", config.model_type.name()));
             scratchgpt::gpt::gguf::export(&model, &tokenizer, ty, "test", &path).unwrap();
@@ -326,7 +356,7 @@ fn the_llama_family_round_trips_through_gguf() {
     // refused in the one wording.
     let llama = GgufFile::open(run.parent().unwrap().join("qwen2-F32.gguf")).unwrap();
     for (key, value, needle) in [
-        ("general.architecture", Value::String("gemma2".into()), "architecture \"gemma2\" is not imported from GGUF"),
+        ("general.architecture", Value::String("gemma3n".into()), "architecture \"gemma3n\" is not imported from GGUF"),
         ("qwen2.expert_count", Value::U32(8), "architecture \"qwen2\" with experts is not imported from GGUF"),
     ] {
         let mut w = GgufWriter::new();
@@ -341,7 +371,8 @@ fn the_llama_family_round_trips_through_gguf() {
         w.write(&path).unwrap();
         let err = scratchgpt::gpt::gguf::load(&path).err().expect("refused").to_string();
         assert!(
-            err.contains(needle) && err.contains("(supported: gpt2, llama, qwen2, qwen3, qwen3moe, phi3, gemma)"),
+            err.contains(needle)
+                && err.contains("(supported: gpt2, llama, qwen2, qwen3, qwen3moe, phi3, gemma, gemma2, gemma3)"),
             "{err}"
         );
     }

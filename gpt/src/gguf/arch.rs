@@ -179,12 +179,59 @@ pub const GEMMA: Architecture = Architecture {
     experts: None,
 };
 
+/// Gemma 2 and 3's tensors: four norms a block, the attention's output
+/// normed (`post_attention_norm`, which is `post_attention_layernorm`
+/// here, not the MLP's input norm as in Llama) and the MLP's input and
+/// output (`ffn_norm`, `post_ffw_norm`); Gemma 3's QK-norm weights.
+const GEMMA2_TENSORS: &[(&str, &str)] = &[
+    ("embed_tokens.weight", "token_embd.weight"),
+    ("layers.{N}.input_layernorm.weight", "blk.{N}.attn_norm.weight"),
+    ("layers.{N}.self_attn.q_proj.weight", "blk.{N}.attn_q.weight"),
+    ("layers.{N}.self_attn.k_proj.weight", "blk.{N}.attn_k.weight"),
+    ("layers.{N}.self_attn.v_proj.weight", "blk.{N}.attn_v.weight"),
+    ("layers.{N}.self_attn.q_norm.weight", "blk.{N}.attn_q_norm.weight"),
+    ("layers.{N}.self_attn.k_norm.weight", "blk.{N}.attn_k_norm.weight"),
+    ("layers.{N}.self_attn.o_proj.weight", "blk.{N}.attn_output.weight"),
+    ("layers.{N}.post_attention_layernorm.weight", "blk.{N}.post_attention_norm.weight"),
+    ("layers.{N}.pre_feedforward_layernorm.weight", "blk.{N}.ffn_norm.weight"),
+    ("layers.{N}.post_feedforward_layernorm.weight", "blk.{N}.post_ffw_norm.weight"),
+    ("layers.{N}.mlp.gate_proj.weight", "blk.{N}.ffn_gate.weight"),
+    ("layers.{N}.mlp.up_proj.weight", "blk.{N}.ffn_up.weight"),
+    ("layers.{N}.mlp.down_proj.weight", "blk.{N}.ffn_down.weight"),
+    ("norm.weight", "output_norm.weight"),
+    ("lm_head.weight", "output.weight"),
+];
+
+/// Gemma 2: Gemma's with a norm after each branch; score and logit caps,
+/// the sliding window and the query scale in `gguf::gemma`.
+pub const GEMMA2: Architecture = Architecture {
+    name: "gemma2",
+    tensors: GEMMA2_TENSORS,
+    tied_head: None,
+    rope_interleaved: false,
+    norms_shifted: true,
+    experts: None,
+};
+
+/// Gemma 3 (text): Gemma 2's tensors and QK-norm (its norms too stored as
+/// 1 + w).
+pub const GEMMA3: Architecture = Architecture {
+    name: "gemma3",
+    tensors: GEMMA2_TENSORS,
+    tied_head: None,
+    rope_interleaved: false,
+    norms_shifted: true,
+    experts: None,
+};
+
 /// Every architecture this crate reads and writes.
-pub const ARCHITECTURES: [&Architecture; 7] = [&GPT2, &LLAMA, &QWEN2, &QWEN3, &QWEN3MOE, &PHI3, &GEMMA];
+pub const ARCHITECTURES: [&Architecture; 9] =
+    [&GPT2, &LLAMA, &QWEN2, &QWEN3, &QWEN3MOE, &PHI3, &GEMMA, &GEMMA2, &GEMMA3];
 
 /// The architecture a model of `config` is written as: Mistral and
-/// Mixtral as `llama`, as llama.cpp's converter writes them; a one-line reason for a model type
-/// with no architecture here.
+/// Mixtral as `llama`, as llama.cpp's converter writes them, Gemma 3's text
+/// model as `gemma3`. Every model type has one today; one without would be
+/// refused in [`not_exported`]'s wording.
 pub fn of_model(config: &crate::model::GPTConfig) -> Result<&'static Architecture, String> {
     use crate::model::ModelType;
     Ok(match config.model_type {
@@ -195,14 +242,18 @@ pub fn of_model(config: &crate::model::GPTConfig) -> Result<&'static Architectur
         ModelType::Qwen3Moe => &QWEN3MOE,
         ModelType::Phi3 => &PHI3,
         ModelType::Gemma => &GEMMA,
-        t @ (ModelType::Gemma2 | ModelType::Gemma3Text) => {
-            return Err(format!("model type {} is not exported to GGUF (supported: {EXPORTED})", t.name()))
-        }
+        ModelType::Gemma2 => &GEMMA2,
+        ModelType::Gemma3Text => &GEMMA3,
     })
 }
 
 /// The model types [`of_model`] writes.
-pub const EXPORTED: &str = "gpt2, llama, mistral, mixtral, qwen2, qwen3, qwen3_moe, phi3, gemma";
+pub const EXPORTED: &str = "gpt2, llama, mistral, mixtral, qwen2, qwen3, qwen3_moe, phi3, gemma, gemma2, gemma3_text";
+
+/// The one wording for a model type with no architecture to write it as.
+pub fn not_exported(model_type: &str) -> String {
+    format!("model type {model_type} is not exported to GGUF (supported: {EXPORTED})")
+}
 
 /// The one wording for a file of an architecture not read here (`what`
 /// names it: `architecture "phi3"`), alike for every one of them.
@@ -287,16 +338,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_model_type_with_no_architecture_is_refused_in_one_wording() {
-        for (preset, name) in [("gemma-2-2b", "gemma2"), ("gemma-3-1b", "gemma3_text")] {
-            let Err(err) = of_model(&crate::model::GPTConfig::preset(preset).unwrap()) else {
-                panic!("{preset} has no GGUF architecture")
-            };
-            assert_eq!(err, format!("model type {name} is not exported to GGUF (supported: {EXPORTED})"));
-        }
+    fn architectures_not_read_or_written_are_refused_in_one_wording() {
         assert_eq!(
-            not_imported("architecture \"gemma2\""),
-            "architecture \"gemma2\" is not imported from GGUF (supported: gpt2, llama, qwen2, qwen3, qwen3moe, phi3, gemma)"
+            not_exported("gemma3n"),
+            "model type gemma3n is not exported to GGUF (supported: gpt2, llama, mistral, mixtral, qwen2, qwen3, \
+             qwen3_moe, phi3, gemma, gemma2, gemma3_text)"
+        );
+        assert_eq!(
+            not_imported("architecture \"gemma3n\""),
+            "architecture \"gemma3n\" is not imported from GGUF (supported: gpt2, llama, qwen2, qwen3, qwen3moe, \
+             phi3, gemma, gemma2, gemma3)"
+        );
+    }
+
+    #[test]
+    fn gemma_2_and_3_are_written_as_llama_cpp_names_them() {
+        let arch_of = |preset| of_model(&crate::model::GPTConfig::preset(preset).unwrap()).map(|a| a.name);
+        assert_eq!(arch_of("gemma-2-2b"), Ok("gemma2"));
+        assert_eq!(arch_of("gemma-3-1b"), Ok("gemma3"));
+        // The MLP's input norm is `ffn_norm`; the attention's output norm has its own name.
+        assert_eq!(
+            GEMMA2.gguf_name("layers.1.pre_feedforward_layernorm.weight").as_deref(),
+            Some("blk.1.ffn_norm.weight")
+        );
+        assert_eq!(
+            GEMMA3.our_name("blk.2.post_attention_norm.weight").as_deref(),
+            Some("layers.2.post_attention_layernorm.weight")
         );
     }
 

@@ -1,10 +1,11 @@
 //! The Llama family in GGUF: llama.cpp's `llama`, `qwen2`, `qwen3`,
-//! `qwen3moe`, `phi3` and `gemma` architectures (Mistral and Mixtral are
+//! `qwen3moe`, `phi3`, `gemma`, `gemma2` and `gemma3` architectures (Mistral and Mixtral are
 //! written as `llama`, as llama.cpp's converter does, Mixtral with its
 //! experts counted in `llama.expert_count`; `arch::ExpertNames` says how
 //! the experts' matrices are stacked; Phi-3's fused projections are named in `arch`, and its
 //! `rope.dimension_count` may be less than the head: the part that turns;
-//! Gemma's norms are stored as 1 + w, see `Architecture::norms_shifted`).
+//! Gemma's norms are stored as 1 + w, see `Architecture::norms_shifted`;
+//! Gemma 2 and 3's caps, windows and query scale are `gguf::gemma`'s).
 //!
 //! The hyper-parameters sit under the architecture's prefix
 //! (`llama.attention.head_count_kv`, `qwen3.rope.freq_base`, ...); the head
@@ -99,7 +100,10 @@ pub fn write_hyperparameters(w: &mut GgufWriter, arch: &Architecture, config: &G
             arch.name
         ));
     }
-    if let Some(window) = config.sliding_window.filter(|&w| w < config.context_length) {
+    let gemma_2_or_3 = arch.name == arch::GEMMA2.name || arch.name == arch::GEMMA3.name;
+    if gemma_2_or_3 {
+        super::gemma::write_options(w, arch, config)?;
+    } else if let Some(window) = config.sliding_window.filter(|&w| w < config.context_length) {
         return Err(format!(
             "the model attends within a sliding window of {window}; llama.cpp's {} attends to the whole context",
             arch.name
@@ -309,7 +313,7 @@ fn required(file: &GgufFile, arch: &Architecture, suffix: &str) -> Result<usize,
 }
 
 /// A real-valued hyper-parameter, as the decimal an f32 was written from.
-fn real(file: &GgufFile, arch: &Architecture, suffix: &str) -> Result<Option<f64>, GgufError> {
+pub(super) fn real(file: &GgufFile, arch: &Architecture, suffix: &str) -> Result<Option<f64>, GgufError> {
     let key = arch::key(arch, suffix);
     Ok(match file.get(&key) {
         Some(Value::F32(x)) => Some(x.to_string().parse().expect("an f32 prints as a number")),
@@ -388,7 +392,7 @@ pub fn config_of(file: &GgufFile, arch: &Architecture) -> Result<GPTConfig, Gguf
         "gemma" => ModelType::Gemma,
         _ => ModelType::Llama,
     };
-    let config = GPTConfig {
+    let mut config = GPTConfig {
         model_type,
         vocab_size: table.shape()[0],
         context_length: required(file, arch, "context_length")?,
@@ -404,6 +408,9 @@ pub fn config_of(file: &GgufFile, arch: &Architecture) -> Result<GPTConfig, Gguf
         moe,
         ..GPTConfig::llama(emb_dim, 1, n_heads, 1)
     };
+    if arch.name == arch::GEMMA2.name || arch.name == arch::GEMMA3.name {
+        super::gemma::read_options(file, arch, &mut config)?;
+    }
     config.validate().map_err(|reason| file.error(reason))?;
     Ok(config)
 }

@@ -25,6 +25,7 @@
 pub mod arch;
 pub mod dequant;
 mod error;
+pub mod gemma;
 pub mod ggml_type;
 pub mod gpt2;
 pub mod llama;

@@ -45,6 +45,11 @@ impl GgufWriter {
         }
     }
 
+    /// The value set for `key`, if any.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.metadata.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
     /// Adds a tensor of row-major `shape` whose bytes, of type `ty`, are
     /// `data` (whole blocks along the last dimension).
     pub fn add_tensor(&mut self, name: &str, shape: &[usize], ty: GgmlType, data: Vec<u8>) {
