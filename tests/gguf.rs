@@ -247,16 +247,7 @@ fn the_llama_family_round_trips_through_gguf() {
 
     let (run, _) = bpe_model("llama-family");
     // Four experts, two per token; training's options as a file gives them.
-    let experts = |expert_width| MoeConfig {
-        n_experts: 4,
-        top_k: 2,
-        norm_topk_prob: true,
-        expert_width,
-        router_aux_loss_coef: 0.001,
-        output_router_logits: false,
-        dense_layers: Vec::new(),
-        sparse_step: 1,
-    };
+    let experts = |expert_width| MoeConfig::new(4, 2, expert_width);
     let tokenizer = scratchgpt::gpt::weights::load_tokenizer(&run).unwrap().expect("a tokenizer");
     let base = |model_type| GPTConfig {
         model_type,
@@ -390,16 +381,7 @@ fn experts_are_stacked_as_llama_cpp_reads_them() {
 
     let (run, _) = bpe_model("experts-stacked");
     let tokenizer = scratchgpt::gpt::weights::load_tokenizer(&run).unwrap().expect("a tokenizer");
-    let moe = MoeConfig {
-        n_experts: 3,
-        top_k: 2,
-        norm_topk_prob: true,
-        expert_width: 32,
-        router_aux_loss_coef: 0.001,
-        output_router_logits: false,
-        dense_layers: Vec::new(),
-        sparse_step: 1,
-    };
+    let moe = MoeConfig::new(3, 2, 32);
     let config = GPTConfig {
         model_type: ModelType::Qwen3Moe,
         vocab_size: 300,

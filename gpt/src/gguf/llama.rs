@@ -206,16 +206,7 @@ fn experts_of(file: &GgufFile, arch: &Architecture, feed_forward: usize) -> Resu
         true => feed_forward,
         false => required(file, arch, "expert_feed_forward_length")?,
     };
-    Ok(Some(MoeConfig {
-        n_experts,
-        top_k: required(file, arch, "expert_used_count")?,
-        norm_topk_prob: true,
-        expert_width,
-        router_aux_loss_coef: 0.001,
-        output_router_logits: false,
-        dense_layers: Vec::new(),
-        sparse_step: 1,
-    }))
+    Ok(Some(MoeConfig::new(n_experts, required(file, arch, "expert_used_count")?, expert_width)))
 }
 
 /// The tensor holding llama3 rope scaling's per-frequency factors.

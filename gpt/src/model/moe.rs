@@ -82,6 +82,23 @@ fn one() -> usize {
 }
 
 impl MoeConfig {
+    /// E experts of `expert_width`, k per token, renormalised, in every
+    /// layer; training without the load-balancing loss, whose weight is
+    /// transformers' default. What a GGUF file describes (it keeps no
+    /// training options).
+    pub fn new(n_experts: usize, top_k: usize, expert_width: usize) -> Self {
+        MoeConfig {
+            n_experts,
+            top_k,
+            norm_topk_prob: true,
+            expert_width,
+            router_aux_loss_coef: 0.001,
+            output_router_logits: false,
+            dense_layers: Vec::new(),
+            sparse_step: 1,
+        }
+    }
+
     /// Whether layer `layer` routes (else it has a dense MLP), as
     /// Qwen3-MoE decides.
     pub fn is_sparse(&self, layer: usize) -> bool {
