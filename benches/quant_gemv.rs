@@ -35,6 +35,54 @@ fn bytes(n: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
+/// Pseudo-random int8 and int4 weights `[rows, cols]`: int8 values in
+/// [-127, 127] with one scale per row, int4 bytes with an f16 scale
+/// (0x2000) per group.
+struct RandomWeights {
+    rows: usize,
+    cols: usize,
+    int8_values: Vec<i8>,
+    int8_scales: Vec<f32>,
+    int4_packed: Vec<u8>,
+    int4_scales: Vec<u16>,
+}
+
+impl RandomWeights {
+    fn new(rows: usize, cols: usize) -> Self {
+        RandomWeights {
+            rows,
+            cols,
+            int8_values: bytes(rows * cols, 2).iter().map(|&b| ((b % 255) as i16 - 127) as i8).collect(),
+            int8_scales: vec![0.01f32; rows],
+            int4_packed: bytes(rows * cols / 2, 3),
+            int4_scales: vec![0x2000; rows * cols / INT4_GROUP],
+        }
+    }
+
+    /// The same weights read in place as int8 and as int4.
+    fn matrices(&self) -> [(&'static str, PackedMatrix<'_>); 2] {
+        let (rows, cols) = (self.rows, self.cols);
+        [
+            (
+                "int8",
+                PackedMatrix::new(
+                    rows,
+                    cols,
+                    PackedWeights::Int8 { values: &self.int8_values, scales: &self.int8_scales },
+                ),
+            ),
+            (
+                "int4",
+                PackedMatrix::new(
+                    rows,
+                    cols,
+                    PackedWeights::Int4 { packed: &self.int4_packed, scales: &self.int4_scales },
+                ),
+            ),
+        ]
+    }
+}
+
 fn bench(c: &mut Criterion) {
     let isa = Isa::detect();
     let path = IntPath::for_isa(isa);
@@ -43,14 +91,8 @@ fn bench(c: &mut Criterion) {
         [("qkv", 2304, 768), ("attn_out", 768, 768), ("mlp_up", 3072, 768), ("mlp_down", 768, 3072)]
     {
         let x: Vec<f32> = bytes(cols, 1).iter().map(|&b| b as f32 / 128.0 - 1.0).collect();
-        let int8_values: Vec<i8> = bytes(rows * cols, 2).iter().map(|&b| ((b % 255) as i16 - 127) as i8).collect();
-        let int8_scales = vec![0.01f32; rows];
-        let int4_packed: Vec<u8> = bytes(rows * cols / 2, 3);
-        let int4_scales: Vec<u16> = vec![0x2000; rows * cols / INT4_GROUP];
-        let matrices = [
-            ("int8", PackedMatrix::new(rows, cols, PackedWeights::Int8 { values: &int8_values, scales: &int8_scales })),
-            ("int4", PackedMatrix::new(rows, cols, PackedWeights::Int4 { packed: &int4_packed, scales: &int4_scales })),
-        ];
+        let weights = RandomWeights::new(rows, cols);
+        let matrices = weights.matrices();
         group.throughput(Throughput::Elements((rows * cols) as u64));
         let mut y = vec![0.0f32; rows];
         for (format, w) in &matrices {
@@ -81,14 +123,8 @@ fn bench_prompt(c: &mut Criterion) {
     let mut group = c.benchmark_group("quant_prompt");
     group.sample_size(10).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2));
     let (rows, cols) = (3072, 768);
-    let int8_values: Vec<i8> = bytes(rows * cols, 2).iter().map(|&b| ((b % 255) as i16 - 127) as i8).collect();
-    let int8_scales = vec![0.01f32; rows];
-    let int4_packed: Vec<u8> = bytes(rows * cols / 2, 3);
-    let int4_scales: Vec<u16> = vec![0x2000; rows * cols / INT4_GROUP];
-    let matrices = [
-        ("int8", PackedMatrix::new(rows, cols, PackedWeights::Int8 { values: &int8_values, scales: &int8_scales })),
-        ("int4", PackedMatrix::new(rows, cols, PackedWeights::Int4 { packed: &int4_packed, scales: &int4_scales })),
-    ];
+    let weights = RandomWeights::new(rows, cols);
+    let matrices = weights.matrices();
     for m in [4, 8, 16, 64, 512] {
         let x: Vec<f32> = bytes(m * cols, 1).iter().map(|&b| b as f32 / 128.0 - 1.0).collect();
         let mut y = vec![0.0f32; m * rows];
