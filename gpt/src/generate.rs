@@ -62,7 +62,8 @@ impl GenerateOptions {
     }
 }
 
-/// Picks the next token from the last position of logits `[1, T, V]`,
+/// Picks the next token from the last position of logits `[1, T, V]`
+/// (`T` is 1 for `GPTModel::last_position_logits`),
 /// never one at or past `opts.vocab_limit`.
 pub(crate) fn next_after(logits: &Tensor, opts: &GenerateOptions, gen: &mut Generator) -> u32 {
     let (t, v) = (logits.dim(1), logits.dim(2));
@@ -131,7 +132,7 @@ pub fn generate(model: &GPTModel, prompt: &[u32], opts: &GenerateOptions, mut on
         let window_start = tokens.len().saturating_sub(context);
         let logits = no_grad(|| {
             if !opts.use_cache {
-                return model.forward(&as_ids(&tokens[window_start..]));
+                return model.last_position_logits(&as_ids(&tokens[window_start..]), None);
             }
             let cached = cache.as_ref().map_or(0, KvCache::len);
             // Reuse the cache only while it covers a prefix of the window
@@ -142,7 +143,7 @@ pub fn generate(model: &GPTModel, prompt: &[u32], opts: &GenerateOptions, mut on
                 c.clear();
             }
             let feed = &tokens[window_start + c.len()..];
-            model.forward_cached(&as_ids(feed), c)
+            model.last_position_logits(&as_ids(feed), Some(c))
         });
         let next = next_after(&logits.data(), opts, &mut gen);
         tokens.push(next);

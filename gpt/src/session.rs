@@ -14,8 +14,9 @@
 //!
 //! A [`Session`] remembers the ids whose keys and values its [`KvCache`]
 //! holds. When a prompt extends them, only the new suffix goes through
-//! `forward_cached`; when it does not (a template that rewrites earlier
-//! turns, or `/reset`), the cache is cleared and the prompt fed whole.
+//! `last_position_logits` with the cache; when it does not (a template
+//! that rewrites earlier turns, or `/reset`), the cache is cleared and the
+//! prompt fed whole.
 //! Either way the logits are the ones a fresh run gives.
 //!
 //! Unlike [`generate`](crate::generate::generate), a session does not slide
@@ -73,7 +74,7 @@ impl<'m> Session<'m> {
         let mut new = Vec::new();
         while new.len() < opts.max_new_tokens && self.cached.len() + feed.len() <= context {
             let ids = Tensor::from_vec(feed.iter().map(|&i| i as i64).collect::<Vec<_>>(), [1, feed.len()]).unwrap();
-            let logits = no_grad(|| self.model.forward_cached(&ids, &mut self.cache));
+            let logits = no_grad(|| self.model.last_position_logits(&ids, Some(&mut self.cache)));
             self.cached.append(&mut feed);
             let next = next_after(&logits.data(), opts, &mut gen);
             new.push(next);

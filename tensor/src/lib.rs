@@ -38,6 +38,7 @@ mod tensor;
 pub mod views;
 
 pub use creation::NdData;
+pub use cuda::collective::{DeviceGroup, GROUP_ID_BYTES};
 pub use device::Device;
 pub use dtype::{DType, Element, FloatElement};
 pub use error::{Result, TensorError};

@@ -13,18 +13,14 @@
 //! another (a rank without NCCL would leave the others in the broadcast),
 //! so each rank returns the same `Err` and the run stops with one message.
 
-use std::sync::Arc;
-
-use kernels::cuda::nccl::{new_unique_id, require_nccl, NcclComm, NCCL_ID_BYTES};
-use kernels::cuda::CudaDevice;
-use tensor::Tensor;
+use tensor::{Device, DeviceGroup, Tensor, GROUP_ID_BYTES};
 
 use super::Communicator;
 
 pub struct NcclCommunicator {
     /// Everything but the device all-reduce goes here.
     host: Box<dyn Communicator>,
-    nccl: NcclComm,
+    group: DeviceGroup,
 }
 
 impl NcclCommunicator {
@@ -32,38 +28,37 @@ impl NcclCommunicator {
     /// transport `host`. Every rank calls this together; every rank gets
     /// `Ok`, or every rank an `Err` (this rank's own reason when it had one).
     pub fn new(host: Box<dyn Communicator>, ordinal: usize) -> Result<NcclCommunicator, String> {
-        let ready: Result<Arc<CudaDevice>, String> =
-            CudaDevice::get(ordinal).and_then(|device| require_nccl().map(|()| device)).map_err(|e| e.to_string());
+        let device = Device::Cuda(ordinal);
+        let ready = DeviceGroup::check(device);
         if host.any(ready.is_err()) {
             return Err(ready.err().unwrap_or_else(|| "another process could not start NCCL".into()));
         }
-        let device = ready.expect("checked just above");
 
         // Rank 0's id, preceded by one byte saying whether it could make one.
-        let mut message = [0u8; 1 + NCCL_ID_BYTES];
+        let mut message = [0u8; 1 + GROUP_ID_BYTES];
         let mut own_error = None;
         if host.is_root() {
-            match new_unique_id() {
+            match DeviceGroup::new_id() {
                 Ok(id) => {
                     message[0] = 1;
                     message[1..].copy_from_slice(&id);
                 }
-                Err(e) => own_error = Some(e.to_string()),
+                Err(e) => own_error = Some(e),
             }
         }
         host.broadcast_bytes(&mut message);
         if message[0] == 0 {
             return Err(own_error.unwrap_or_else(|| "process 0 could not make an NCCL id".into()));
         }
-        let id: [u8; NCCL_ID_BYTES] = message[1..].try_into().expect("NCCL_ID_BYTES after the flag");
+        let id: [u8; GROUP_ID_BYTES] = message[1..].try_into().expect("GROUP_ID_BYTES after the flag");
 
         // Returns once every rank has joined (a rank failing inside this call
         // leaves the others waiting in it: NCCL's own limit applies).
-        let joined = NcclComm::new(device, host.rank(), host.world_size(), &id).map_err(|e| e.to_string());
+        let joined = DeviceGroup::join(device, host.rank(), host.world_size(), &id);
         if host.any(joined.is_err()) {
             return Err(joined.err().unwrap_or_else(|| "another process could not join NCCL".into()));
         }
-        Ok(NcclCommunicator { host, nccl: joined.expect("checked just above") })
+        Ok(NcclCommunicator { host, group: joined.expect("checked just above") })
     }
 }
 
@@ -104,14 +99,7 @@ impl Communicator for NcclCommunicator {
     }
 
     fn all_reduce_sum_on_device(&self, data: &mut Tensor) -> Result<(), String> {
-        let ordinal = self.nccl.device().ordinal();
-        tensor::cuda::with_dense_f32_mut(data, |device, buffer| {
-            if device.ordinal() != ordinal {
-                return Err(format!("a tensor on cuda:{} given to NCCL on cuda:{ordinal}", device.ordinal()));
-            }
-            self.nccl.all_reduce_sum_in_place(buffer).map_err(|e| e.to_string())
-        })
-        .map_err(|e| e.to_string())?
+        self.group.all_reduce_sum(data)
     }
 }
 

@@ -120,6 +120,19 @@ impl GPTModel {
         self.logits(&self.hidden(ids, Some(cache)))
     }
 
+    /// Logits `[B, 1, V]` of the last of `ids`' positions only, continuing
+    /// (and extending) `cache` when one is given: all that choosing the
+    /// next token needs. Every position still passes through the blocks
+    /// (their keys and values fill the cache), but the final norm and the
+    /// head run on one row. For GPT-2 the head (768 × 50,257) is a third of
+    /// a prompt's arithmetic, so a 512-token prompt skips 511 rows of it, as
+    /// llama.cpp does.
+    pub fn last_position_logits(&self, ids: &Tensor, cache: Option<&mut KvCache>) -> Var {
+        let residual = self.residual_stream(ids, cache, None, None);
+        let t = ids.dim(1);
+        self.logits(&self.ln_f.forward(&residual.narrow(1, t - 1, 1)))
+    }
+
     /// Logits `[B, T, V]` for int64 ids `[B, T]`, with what the pass saw on
     /// its way: every layer's attention weights and residual stream (see
     /// `Trace`). For looking inside the model; no KV cache.
@@ -339,6 +352,36 @@ mod tests {
             assert!((a - b).abs() < 1e-5, "{a} vs {b}");
         }
         assert_eq!(cache.len(), 9);
+    }
+
+    #[test]
+    fn last_position_logits_are_the_last_row_of_the_full_forward() {
+        let model = nano();
+        let ids: Vec<i64> = (0..18).map(|i| (i * 29 + 3) % 512).collect();
+        let batch = Tensor::from_vec(ids.clone(), [2, 9]).unwrap();
+        let full = no_grad(|| model.forward(&batch)).data();
+        let expected = full.narrow(1, 8, 1).to_vec::<f32>();
+        let close = |got: &[f32]| {
+            assert_eq!(got.len(), expected.len());
+            for (a, b) in got.iter().zip(&expected) {
+                assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+            }
+        };
+        let uncached = no_grad(|| model.last_position_logits(&batch, None));
+        assert_eq!(uncached.dims(), vec![2, 1, 512]);
+        close(&uncached.data().to_vec::<f32>());
+        // Through a cache, in two pieces: the cache still gets every position.
+        let one_row =
+            |range: std::ops::Range<usize>| Tensor::from_vec(ids[range.clone()].to_vec(), [1, range.len()]).unwrap();
+        let mut cache = model.new_cache();
+        no_grad(|| model.last_position_logits(&one_row(0..5), Some(&mut cache)));
+        let last = no_grad(|| model.last_position_logits(&one_row(5..9), Some(&mut cache)));
+        assert_eq!(cache.len(), 9);
+        assert_eq!(last.dims(), vec![1, 1, 512]);
+        let first_row = &expected[..512];
+        for (a, b) in last.data().to_vec::<f32>().iter().zip(first_row) {
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
     }
 
     #[test]

@@ -23,6 +23,7 @@
 
 mod attention;
 mod cast;
+pub mod collective;
 mod cross_entropy;
 mod elementwise;
 mod index;

@@ -1,66 +1,306 @@
 //! Many input rows against int8 or int4 weights, in integers: y `[M, N]` =
-//! x `[M, K]` · Wᵀ, where every output is computed exactly as the
-//! matrix-vector path computes it ([`int_dot`](super::int_dot)).
+//! x `[M, K]` · Wᵀ for a prompt of M tokens.
 //!
-//! A prompt of M tokens multiplies every weight by M inputs, so the cost is
-//! arithmetic, and integer dot products do it with fewer instructions than
-//! f32 ones (one VNNI `vpdpbusd` is 64 byte products). Each input row is
-//! quantized once to a [`QuantizedRow`] (8 bits, blocks of 32); then
+//! A prompt multiplies every weight by M inputs, so the cost is arithmetic,
+//! not memory. Every input row is quantized to 8 bits once, as decoding
+//! quantizes it ([`QuantizedRow`]: blocks of 32, a scale s_b each), and
+//! every product q·p is a product of two small integers. What costs is what
+//! surrounds them: decoding (`int_dot`) converts each lane's sum of four
+//! products to float and spends a fused multiply-add on it, three or four
+//! instructions per VNNI `vpdpbusd` of 64 products. Here a lane keeps
+//! adding products in integers until its block of 32 ends, so a float
+//! multiply-add meets 32 products instead of 4.
+//!
+//! ## The order
+//! A row of K weights is `B` = ⌈K / 32⌉ blocks, cut into *groups* of 16
+//! blocks while they last, then of 8, 4 and 2 (a last single block gets a
+//! zero block beside it: K = 768 is 16 + 8 blocks, K = 576 is 16 + 2). In a
+//! group of g blocks each of the 16 lanes owns a run of 2g consecutive
+//! weights of one block: lane l reads block ⌊l·g / 16⌋, run l mod (16 / g).
+//! With g = 16 a lane owns a whole block; with g = 2 a run of 4, which is
+//! `int_dot`'s order. Per output:
 //!
 //! ```text
+//! acc[l] = 0 for the 16 lanes
+//! for each group, for each lane l:
+//!     sum   = Σ q·p over lane l's run          (exact, in integers)
+//!     acc[l] = fma(sum, scale, acc[l])        (scale: s_b for int8,
+//!                                               d_b·s_b rounded for int4)
+//! y = fold(acc)                               (halves first, `dot_order`)
+//!     × the row's scale for int8
+//! ```
+//!
+//! [`prompt_dot_plain`] is exactly this, one output at a time; every path
+//! below gives its bits, on every instruction set and with any number of
+//! threads. It is not decoding's order (`int_dot`, one multiply-add per
+//! four products) unless every group has 2 blocks, so a prompt's outputs
+//! and the same rows decoded one by one agree to rounding, not bit for bit
+//! (the integer products are the same; only the float additions differ).
+//!
+//! ## The fast path
+//! ```text
 //! for each tile of weight rows [n0, n1)           (in parallel, in L2)
-//!     copy the tile, padded to whole chunks of 64 weights, into scratch
+//!     copy the tile in the kernel's order
 //!     for each block of 4 input rows i..i+4
 //!         for each block of 4 weight rows j..j+4 of the tile
 //!             16 outputs y[i.., j..] at once: one pass over K
 //! ```
+//! The copies put each group's weights in *chunks* of 64 bytes, lane l's
+//! four bytes of step c at bytes 4l..4l+4 of chunk c (a group of g blocks
+//! is g/2 chunks), so one `vpdpbusd` per chunk adds four products into each
+//! lane's run. The AVX-512 micro-kernel (`int_tiled_x86.rs`) keeps 4×4
+//! integer accumulators across a group's chunks, loading each chunk of
+//! weights once for 4 input rows and each chunk of inputs once for 4 weight
+//! rows. What the copies precompute, per lane and group:
+//! - int8: the weights as bytes, and −128·Σq of the run. VNNI multiplies
+//!   unsigned by signed bytes, so the input enters as p + 128 (its top bit
+//!   flipped) and the sum starts at −128·Σq: exactly Σ q·p. Without VNNI,
+//!   `int_dot`'s sign trick.
+//! - int4: the nibbles q + 8 as bytes, and the f16 block scale as f32; the
+//!   input row brings 8·Σp of each run, taken off at the start.
 //!
-//! The micro-kernel loads each chunk of 64 weights once for 4 input rows,
-//! and each chunk of 64 inputs once for 4 weight rows, and keeps one
-//! accumulator of 16 float lanes per output. Each output's lanes receive
-//! the same fused multiply-adds, in the same order, as in `int_dot` (its
-//! module doc: one per chunk per lane, the lane's exact integer sum times
-//! its scale), and are folded the same way, so a prompt processed as one
-//! block gives bit for bit what decoding its rows one by one gives, on
-//! every instruction set and with any number of threads (each output is
-//! computed whole by one task; the tiling only decides who computes it).
-//!
-//! What the tile copy precomputes, per weight row, for the micro-kernel:
-//! - int8: the values, and per lane −128·Σq of its four weights. VNNI
-//!   multiplies unsigned by signed bytes, so the input enters as p + 128
-//!   (a flip of its top bit) and that sum starts at −128·Σq: the exact
-//!   Σ q·p in one instruction. Without VNNI the sign trick of `int_dot`.
-//! - int4: the nibbles q + 8 unpacked into the weights' order, one byte
-//!   each, and the f16 block scales widened to f32 per lane.
-//!
-//! The AVX-512 paths have the micro-kernel; AVX2 and the portable path
-//! compute one output at a time with `int_dot`'s own kernels.
+//! AVX2 computes one output at a time in the same order; the portable path
+//! is [`prompt_dot_plain`] itself.
 
 use rayon::prelude::*;
 
 use super::half_float::f16_to_f32;
 use super::int4::GROUP_BYTES;
-use super::int_dot::{IntPath, QuantizedRow, CHUNK};
+use super::int_dot::{IntPath, QuantizedRow};
 use super::{PackedMatrix, PackedWeights, INT4_GROUP};
 use crate::cpu::dot_order;
 use crate::cpu::SendPtr;
 
-/// Float (and integer) lanes per chunk, four weights each (as `int_dot`).
-const LANES: usize = 16;
+#[cfg(target_arch = "x86_64")]
+#[path = "int_tiled_x86.rs"]
+mod x86;
 
-/// Input rows and weight rows per micro-kernel call: 16 outputs, 16 of
-/// AVX-512's 32 registers as accumulators.
-const BLOCK: usize = 4;
+/// Float and integer lanes: one 512-bit register of 32-bit values.
+pub(crate) const LANES: usize = 16;
 
-/// Bytes of padded weights per tile: with the lane vectors it stays in L2
+/// Bytes per chunk: four per lane, one 512-bit register of bytes.
+pub(crate) const CHUNK: usize = 64;
+
+/// Most blocks in a group: a lane's run is then a whole block.
+const MAX_GROUP: usize = 16;
+
+/// Input rows and weight rows per micro-kernel call: 16 outputs.
+pub(crate) const BLOCK: usize = 4;
+
+/// Bytes of copied weights per tile: with the lane vectors it stays in L2
 /// while every input row passes over it.
 const TILE_BYTES: usize = 1 << 17;
 
 /// Below this many multiply-adds the product runs on one thread.
 const PARALLEL_MIN_WORK: usize = 1 << 18;
 
+/// How a row of K weights is cut into groups (see the module doc).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Groups {
+    /// Blocks per group, in row order.
+    pub sizes: Vec<usize>,
+    /// Bytes of a row in the kernel's order: 32 per block, zero blocks
+    /// included.
+    pub padded: usize,
+}
+
+impl Groups {
+    /// The groups of a row of `cols` weights.
+    pub fn new(cols: usize) -> Groups {
+        let mut left = cols.div_ceil(INT4_GROUP);
+        let mut sizes = Vec::new();
+        let mut g = MAX_GROUP;
+        while left > 0 {
+            while g > 2 && g > left {
+                g /= 2;
+            }
+            sizes.push(g);
+            left = left.saturating_sub(g);
+        }
+        let padded = sizes.iter().sum::<usize>() * INT4_GROUP;
+        Groups { sizes, padded }
+    }
+
+    /// For group `g` of `size` blocks starting at block `first`, lane `l`'s
+    /// run: its block, and its first weight in the row.
+    fn run(first: usize, size: usize, l: usize) -> (usize, usize) {
+        let block = first + l * size / LANES;
+        let run = l % (LANES / size);
+        (block, block * INT4_GROUP + run * 2 * size)
+    }
+
+    /// Calls `visit(group, lane, block, j, at)` for every four weights
+    /// j..j + 4 of every lane's run (j may be past K: padding), `at` being
+    /// where the kernel's order puts them: lane l's bytes of chunk c.
+    fn each_quad(&self, mut visit: impl FnMut(usize, usize, usize, usize, usize)) {
+        let mut first = 0;
+        for (group, &size) in self.sizes.iter().enumerate() {
+            let base = first * INT4_GROUP;
+            for l in 0..LANES {
+                let (block, start) = Groups::run(first, size, l);
+                for c in 0..size / 2 {
+                    visit(group, l, block, start + 4 * c, base + c * CHUNK + l * 4);
+                }
+            }
+            first += size;
+        }
+    }
+}
+
+/// Weight q_j of row `row` of an int8 or int4 matrix, 0 past the row.
+fn weight(w: &PackedMatrix, row: usize, j: usize) -> i32 {
+    let k = w.cols;
+    if j >= k {
+        return 0;
+    }
+    match w.weights {
+        PackedWeights::Int8 { values, .. } => values[row * k + j] as i32,
+        PackedWeights::Int4 { packed, .. } => {
+            let group = &packed[(row * k + j) / INT4_GROUP * GROUP_BYTES..][..GROUP_BYTES];
+            super::int4::unpack(group, j % INT4_GROUP) as i32
+        }
+        _ => unreachable!("checked by the callers"),
+    }
+}
+
+/// int4's scale d of block `block` of row `row` as f32 (0 past the row);
+/// 1 for int8, whose scale is per row.
+fn block_scale(w: &PackedMatrix, row: usize, block: usize) -> f32 {
+    match w.weights {
+        PackedWeights::Int4 { scales, .. } => {
+            let groups = w.cols / INT4_GROUP;
+            if block < groups {
+                f16_to_f32(scales[row * groups + block])
+            } else {
+                0.0
+            }
+        }
+        _ => 1.0,
+    }
+}
+
+/// The row's own scale, applied after the fold (int8), or 1 (int4).
+fn row_scale(w: &PackedMatrix, row: usize) -> Option<f32> {
+    match w.weights {
+        PackedWeights::Int8 { scales, .. } => Some(scales[row]),
+        _ => None,
+    }
+}
+
+/// Output `row` of W · x in the order of the module doc, one lane at a
+/// time: the definition every path of [`matmul`] gives bit for bit.
+pub fn prompt_dot_plain(w: &PackedMatrix, row: usize, x: &QuantizedRow) -> f32 {
+    assert!(w.multiplies_in_integers(), "prompt dot: {} weights", w.weights.format_name());
+    assert_eq!(x.cols, w.cols, "prompt dot: {} weights against {} inputs", w.cols, x.cols);
+    let groups = Groups::new(w.cols);
+    let input = |j: usize| x.values.get(j).map_or(0, |&p| p as i32);
+    let mut acc = [0.0f32; LANES];
+    let mut first = 0;
+    for &size in &groups.sizes {
+        for (l, a) in acc.iter_mut().enumerate() {
+            let (block, start) = Groups::run(first, size, l);
+            let sum: i32 = (start..start + 2 * size).map(|j| weight(w, row, j) * input(j)).sum();
+            let s = x.block_scales.get(block).copied().unwrap_or(0.0);
+            let scale = match w.weights {
+                PackedWeights::Int4 { .. } => block_scale(w, row, block) * s,
+                _ => s,
+            };
+            *a = (sum as f32).mul_add(scale, *a);
+        }
+        first += size;
+    }
+    let dot = dot_order::fold(acc);
+    row_scale(w, row).map_or(dot, |s| dot * s)
+}
+
+/// An input row in the kernels' order, with its per-lane values.
+#[derive(Default)]
+pub(crate) struct PromptRow {
+    /// p in the kernels' order, `[padded]`.
+    pub values: Vec<i8>,
+    /// Each lane's block scale s_b, 16 per group.
+    pub lane_scales: Vec<f32>,
+    /// 8·Σp over each lane's run, 16 per group (int4's offset nibbles).
+    pub lane_offsets: Vec<i32>,
+}
+
+impl PromptRow {
+    fn new(x: &QuantizedRow, groups: &Groups) -> PromptRow {
+        let lanes = groups.sizes.len() * LANES;
+        let mut row =
+            PromptRow { values: vec![0; groups.padded], lane_scales: vec![0.0; lanes], lane_offsets: vec![0; lanes] };
+        let p = |j: usize| if j < x.cols { x.values[j] } else { 0 };
+        groups.each_quad(|group, l, block, j, at| {
+            let quad = [p(j), p(j + 1), p(j + 2), p(j + 3)];
+            row.values[at..at + 4].copy_from_slice(&quad);
+            row.lane_offsets[group * LANES + l] += 8 * quad.iter().map(|&v| v as i32).sum::<i32>();
+            row.lane_scales[group * LANES + l] = x.block_scales.get(block).copied().unwrap_or(0.0);
+        });
+        row
+    }
+}
+
+/// A tile of weight rows in the kernels' order.
+#[derive(Default)]
+pub(crate) struct Tile {
+    /// `[rows, padded]`: int8 values as bytes, or int4 nibbles q + 8.
+    pub bytes: Vec<u8>,
+    /// int8: −128·Σq over each lane's run, `[rows, 16 per group]`.
+    pub lane_starts: Vec<i32>,
+    /// int4: each lane's block scale d, `[rows, 16 per group]`.
+    pub lane_scales: Vec<f32>,
+}
+
+impl Tile {
+    /// Copies rows `r0..r1` of `w`.
+    fn fill(&mut self, w: &PackedMatrix, r0: usize, r1: usize, groups: &Groups) {
+        let lanes = groups.sizes.len() * LANES;
+        let int4 = matches!(w.weights, PackedWeights::Int4 { .. });
+        self.bytes.clear();
+        self.bytes.resize((r1 - r0) * groups.padded, 0);
+        self.lane_starts.clear();
+        self.lane_starts.resize((r1 - r0) * lanes, 0);
+        self.lane_scales.clear();
+        self.lane_scales.resize(if int4 { (r1 - r0) * lanes } else { 0 }, 0.0);
+        // One row in natural order, padded: q as i8, or q + 8 for int4
+        // (0 past the row either way: its inputs are 0 too).
+        let mut natural = vec![0u8; groups.padded];
+        for r in r0..r1 {
+            let (bytes, meta) = ((r - r0) * groups.padded, (r - r0) * lanes);
+            let k = w.cols;
+            match w.weights {
+                PackedWeights::Int8 { values, .. } => {
+                    for (o, &q) in natural.iter_mut().zip(&values[r * k..(r + 1) * k]) {
+                        *o = q as u8;
+                    }
+                }
+                PackedWeights::Int4 { packed, .. } => {
+                    // Byte b of a group: weight b low, weight b + 16 high.
+                    for (g, group) in packed[r * k / 2..(r + 1) * k / 2].chunks_exact(GROUP_BYTES).enumerate() {
+                        for (b, &byte) in group.iter().enumerate() {
+                            natural[g * INT4_GROUP + b] = byte & 0x0f;
+                            natural[g * INT4_GROUP + GROUP_BYTES + b] = byte >> 4;
+                        }
+                    }
+                }
+                _ => unreachable!("checked by matmul"),
+            }
+            groups.each_quad(|group, l, block, j, at| {
+                let quad = &natural[j..j + 4];
+                self.bytes[bytes + at..bytes + at + 4].copy_from_slice(quad);
+                let lane = meta + group * LANES + l;
+                if int4 {
+                    self.lane_scales[lane] = block_scale(w, r, block);
+                } else {
+                    self.lane_starts[lane] -= 128 * quad.iter().map(|&q| q as i8 as i32).sum::<i32>();
+                }
+            });
+        }
+    }
+}
+
 /// y `[rows.len(), w.rows]` = the quantized input rows · Wᵀ, each output
-/// bit-identical to `w.row_dot_quantized(path, n, &rows[i])`.
+/// bit-identical to [`prompt_dot_plain`].
 pub fn matmul(path: IntPath, w: &PackedMatrix, rows: &[QuantizedRow], y: &mut [f32]) {
     let (m, n, k) = (rows.len(), w.rows, w.cols);
     assert!(w.multiplies_in_integers(), "int tiled matmul: {} weights", w.weights.format_name());
@@ -69,17 +309,36 @@ pub fn matmul(path: IntPath, w: &PackedMatrix, rows: &[QuantizedRow], y: &mut [f
     if m == 0 || n == 0 {
         return;
     }
+    let groups = Groups::new(k);
+    let kernel = Kernel::for_path(path);
+    let prompt: Vec<PromptRow> = match kernel {
+        Kernel::Plain => Vec::new(),
+        _ => rows.iter().map(|x| PromptRow::new(x, &groups)).collect(),
+    };
     let parallel = m * n * k >= PARALLEL_MIN_WORK;
-    let padded = k.div_ceil(CHUNK) * CHUNK;
     // As many rows as fit the cache budget, but at least four tiles per
     // thread so that the threads finish together; a multiple of BLOCK.
     let threads = if parallel { rayon::current_num_threads() } else { 1 };
-    let tile = (TILE_BYTES / padded).min(n.div_ceil(4 * threads)).max(1).next_multiple_of(BLOCK);
+    let tile = (TILE_BYTES / groups.padded.max(1)).min(n.div_ceil(4 * threads)).max(1).next_multiple_of(BLOCK);
     let out = SendPtr(y.as_mut_ptr());
     let run = |scratch: &mut Tile, t: usize| {
         let (n0, n1) = (t * tile, ((t + 1) * tile).min(n));
-        // SAFETY: this task alone writes columns n0..n1 of the m×n y.
-        unsafe { tile_product(path, w, rows, n0..n1, scratch, out.get(), n) }
+        let store = |i: usize, n: usize, v: f32| {
+            // SAFETY: i < m and n in n0..n1, the columns this task alone
+            // writes of the m×n y.
+            unsafe { *out.get().add(i * w.rows + n) = v }
+        };
+        match kernel {
+            Kernel::Plain => {
+                for (i, x) in rows.iter().enumerate() {
+                    (n0..n1).for_each(|r| store(i, r, prompt_dot_plain(w, r, x)));
+                }
+            }
+            _ => {
+                scratch.fill(w, n0, n1, &groups);
+                kernel.tile_product(w, &prompt, &groups, scratch, n0..n1, store);
+            }
+        }
     };
     let tiles = n.div_ceil(tile);
     if !parallel || tiles == 1 {
@@ -90,240 +349,103 @@ pub fn matmul(path: IntPath, w: &PackedMatrix, rows: &[QuantizedRow], y: &mut [f
     }
 }
 
-/// One tile of weight rows, copied and padded for the micro-kernel.
-#[derive(Default)]
-struct Tile {
-    /// `[rows, padded K]`: int8 values as bytes, or int4 nibbles q + 8.
-    bytes: Vec<u8>,
-    /// int8: −128·Σq per lane, `[rows, padded K / 4]`.
-    lane_offsets: Vec<i32>,
-    /// int4: the f16 block scale per lane, widened, `[rows, padded K / 4]`.
-    lane_scales: Vec<f32>,
-}
-
-impl Tile {
-    /// Copies rows `r0..r1` of `w` (rows of `padded` bytes, zeros past K).
-    fn fill(&mut self, w: &PackedMatrix, r0: usize, r1: usize, padded: usize) {
-        let (k, lanes) = (w.cols, padded / 4);
-        self.bytes.clear();
-        self.bytes.resize((r1 - r0) * padded, 0);
-        self.lane_offsets.clear();
-        self.lane_scales.clear();
-        match w.weights {
-            PackedWeights::Int8 { values, .. } => {
-                for (r, out) in (r0..r1).zip(self.bytes.chunks_exact_mut(padded)) {
-                    for (o, &q) in out.iter_mut().zip(&values[r * k..(r + 1) * k]) {
-                        *o = q as u8;
-                    }
-                    let lane_sums = out.chunks_exact(4).map(|l| l.iter().map(|&q| q as i8 as i32).sum::<i32>());
-                    self.lane_offsets.extend(lane_sums.map(|s| -128 * s));
-                }
-            }
-            PackedWeights::Int4 { packed, scales } => {
-                let groups = k / INT4_GROUP;
-                for (r, out) in (r0..r1).zip(self.bytes.chunks_exact_mut(padded)) {
-                    let row = &packed[r * k / 2..(r + 1) * k / 2];
-                    for (g, group) in row.chunks_exact(GROUP_BYTES).enumerate() {
-                        for (b, &byte) in group.iter().enumerate() {
-                            out[g * INT4_GROUP + b] = byte & 0x0f;
-                            out[g * INT4_GROUP + GROUP_BYTES + b] = byte >> 4;
-                        }
-                    }
-                    // Each group's scale widened once, for its 8 lanes; a
-                    // padded group has scale 0, as `int_dot` gives it.
-                    for &d in &scales[r * groups..(r + 1) * groups] {
-                        self.lane_scales.extend([f16_to_f32(d); INT4_GROUP / 4]);
-                    }
-                    self.lane_scales.resize((r - r0 + 1) * lanes, 0.0);
-                }
-            }
-            _ => unreachable!("checked by matmul"),
-        }
-    }
-}
-
-/// Columns `cols` of y (row stride `stride`) for every input row.
-///
-/// # Safety
-/// `y` holds `rows.len() × stride` floats and no one else writes these
-/// columns meanwhile.
-unsafe fn tile_product(
-    path: IntPath,
-    w: &PackedMatrix,
-    rows: &[QuantizedRow],
-    cols: std::ops::Range<usize>,
-    scratch: &mut Tile,
-    y: *mut f32,
-    stride: usize,
-) {
-    let store = |i: usize, n: usize, v: f32| {
-        // SAFETY: i < rows.len() and n < stride (the caller's promise).
-        unsafe { *y.add(i * stride + n) = v }
-    };
-    let micro = micro_kernel(path);
-    let Some(micro) = micro else {
-        for (i, x) in rows.iter().enumerate() {
-            for n in cols.clone() {
-                store(i, n, w.row_dot_quantized(path, n, x));
-            }
-        }
-        return;
-    };
-    let padded = w.cols.div_ceil(CHUNK) * CHUNK;
-    scratch.fill(w, cols.start, cols.end, padded);
-    let tile_rows = cols.len();
-    let lanes = padded / 4;
-    for i0 in (0..rows.len()).step_by(BLOCK) {
-        // A block past the last row repeats it and throws the copies away.
-        let xs: [&QuantizedRow; BLOCK] = std::array::from_fn(|a| &rows[(i0 + a).min(rows.len() - 1)]);
-        for j0 in (0..tile_rows).step_by(BLOCK) {
-            let js: [usize; BLOCK] = std::array::from_fn(|b| (j0 + b).min(tile_rows - 1));
-            let weights = WeightBlock {
-                bytes: js.map(|j| &scratch.bytes[j * padded..(j + 1) * padded]),
-                lane_offsets: js.map(|j| scratch.lane_offsets.get(j * lanes..(j + 1) * lanes).unwrap_or(&[])),
-                lane_scales: js.map(|j| scratch.lane_scales.get(j * lanes..(j + 1) * lanes).unwrap_or(&[])),
-            };
-            let acc = micro(&weights, &xs, padded / CHUNK);
-            for (a, acc_row) in acc.iter().enumerate().take(rows.len() - i0) {
-                for (b, lanes) in acc_row.iter().enumerate().take(tile_rows - j0) {
-                    let n = cols.start + j0 + b;
-                    let dot = dot_order::fold(*lanes);
-                    let out = match w.weights {
-                        PackedWeights::Int8 { scales, .. } => dot * scales[n],
-                        _ => dot,
-                    };
-                    store(i0 + a, n, out);
-                }
-            }
-        }
-    }
-}
-
-/// Four weight rows of a tile, as the micro-kernel reads them.
-struct WeightBlock<'a> {
-    bytes: [&'a [u8]; BLOCK],
-    lane_offsets: [&'a [i32]; BLOCK],
-    lane_scales: [&'a [f32]; BLOCK],
-}
-
-/// The 16 lanes of each of the 4×4 outputs, before folding.
-type Accumulators = [[[f32; LANES]; BLOCK]; BLOCK];
-
-/// A micro-kernel: 4 input rows × 4 weight rows over `chunks` chunks.
-type MicroKernel = fn(&WeightBlock, &[&QuantizedRow; BLOCK], usize) -> Accumulators;
-
-/// The micro-kernel for `path` and the weights' format (chosen by the
-/// caller's format at run time), or None where outputs go one at a time.
-fn micro_kernel(path: IntPath) -> Option<MicroKernel> {
+/// Which code computes a tile's outputs.
+#[derive(Clone, Copy, Debug)]
+enum Kernel {
+    /// [`prompt_dot_plain`], one output at a time.
+    Plain,
+    /// AVX2: one output at a time on the copied tile.
     #[cfg(target_arch = "x86_64")]
-    {
-        // SAFETY (of each wrapper): `IntPath::for_isa`/`available` offer
-        // these paths only on CPUs with their instructions; the slices hold
-        // `chunks` chunks (`Tile::fill` and `QuantizedRow` pad to them).
-        let kernel: MicroKernel = match path {
-            IntPath::Avx512Vnni => |w, x, c| unsafe { x86::block_vnni(w, x, c) },
-            IntPath::Avx512 => |w, x, c| unsafe { x86::block_bw(w, x, c) },
-            _ => return None,
-        };
-        Some(kernel)
+    Avx2,
+    /// AVX-512: 4×4 outputs at a time, with or without VNNI.
+    #[cfg(target_arch = "x86_64")]
+    Avx512 { vnni: bool },
+}
+
+impl Kernel {
+    fn for_path(path: IntPath) -> Kernel {
+        match path {
+            IntPath::Scalar => Kernel::Plain,
+            #[cfg(target_arch = "x86_64")]
+            IntPath::Avx2 => Kernel::Avx2,
+            #[cfg(target_arch = "x86_64")]
+            IntPath::Avx512 => Kernel::Avx512 { vnni: false },
+            #[cfg(target_arch = "x86_64")]
+            IntPath::Avx512Vnni => Kernel::Avx512 { vnni: true },
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => Kernel::Plain,
+        }
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let _ = path;
-        None
+
+    /// Outputs of weight rows `cols` (copied into `tile`) for every input
+    /// row, handed to `store(input row, weight row, value)`.
+    fn tile_product(
+        self,
+        w: &PackedMatrix,
+        rows: &[PromptRow],
+        groups: &Groups,
+        tile: &Tile,
+        cols: std::ops::Range<usize>,
+        store: impl Fn(usize, usize, f32),
+    ) {
+        let lanes = groups.sizes.len() * LANES;
+        let int4 = matches!(w.weights, PackedWeights::Int4 { .. });
+        let weight_row = |j: usize| WeightRow {
+            bytes: &tile.bytes[j * groups.padded..(j + 1) * groups.padded],
+            lane_starts: &tile.lane_starts[j * lanes..(j + 1) * lanes],
+            lane_scales: if int4 { &tile.lane_scales[j * lanes..(j + 1) * lanes] } else { &[] },
+        };
+        let finish = |acc: &[f32; LANES], r: usize| {
+            let dot = dot_order::fold(*acc);
+            row_scale(w, r).map_or(dot, |s| dot * s)
+        };
+        let tile_rows = cols.len();
+        match self {
+            Kernel::Plain => unreachable!("the plain path needs no tile"),
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => {
+                for (i, x) in rows.iter().enumerate() {
+                    for j in 0..tile_rows {
+                        // SAFETY: `Isa`/`IntPath` offer AVX2 only where the CPU
+                        // has it (with FMA); the rows hold `groups`' bytes.
+                        let acc = unsafe { x86::one_output_avx2(&weight_row(j), x, &groups.sizes, int4) };
+                        store(i, cols.start + j, finish(&acc, cols.start + j));
+                    }
+                }
+            }
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512 { vnni } => {
+                for i0 in (0..rows.len()).step_by(BLOCK) {
+                    // A block past the last row repeats it; the copies are
+                    // thrown away.
+                    let xs: [&PromptRow; BLOCK] = std::array::from_fn(|a| &rows[(i0 + a).min(rows.len() - 1)]);
+                    for j0 in (0..tile_rows).step_by(BLOCK) {
+                        let ws: [WeightRow; BLOCK] = std::array::from_fn(|b| weight_row((j0 + b).min(tile_rows - 1)));
+                        // SAFETY: as for AVX2, with AVX-512 BW (and VNNI
+                        // when asked).
+                        let acc = unsafe {
+                            if vnni {
+                                x86::block_vnni(&ws, &xs, &groups.sizes, int4)
+                            } else {
+                                x86::block_bw(&ws, &xs, &groups.sizes, int4)
+                            }
+                        };
+                        for (a, acc_row) in acc.iter().enumerate().take(rows.len() - i0) {
+                            for (b, lanes) in acc_row.iter().enumerate().take(tile_rows - j0) {
+                                let r = cols.start + j0 + b;
+                                store(i0 + a, r, finish(lanes, r));
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-mod x86 {
-    //! The 4×4 micro-kernel on AVX-512, one per way of summing bytes. The
-    //! format is told by which lane vectors the block carries: int8 brings
-    //! `lane_offsets`, int4 `lane_scales`.
-    use std::arch::x86_64::*;
-
-    use super::{Accumulators, QuantizedRow, WeightBlock, BLOCK, LANES};
-    use crate::cpu::quant::int_dot::CHUNK;
-
-    macro_rules! block_kernel {
-        ($name:ident, $features:literal, $vnni:expr) => {
-            /// # Safety
-            /// Needs the features named; every slice holds `chunks` chunks.
-            #[target_feature(enable = $features)]
-            pub unsafe fn $name(w: &WeightBlock, x: &[&QuantizedRow; BLOCK], chunks: usize) -> Accumulators {
-                let int8 = !w.lane_offsets[0].is_empty();
-                let mut acc = [[_mm512_setzero_ps(); BLOCK]; BLOCK];
-                // SAFETY (of every load): chunk c (64 bytes, 16 lanes) of a
-                // slice that holds `chunks` of them.
-                let weights = |c: usize| -> [__m512i; BLOCK] {
-                    std::array::from_fn(|b| unsafe {
-                        _mm512_loadu_si512(w.bytes[b].as_ptr().add(c * CHUNK) as *const _)
-                    })
-                };
-                let inputs = |a: usize, c: usize| unsafe {
-                    let p = _mm512_loadu_si512(x[a].values.as_ptr().add(c * CHUNK) as *const __m512i);
-                    (p, _mm512_loadu_ps(x[a].lane_scales.as_ptr().add(c * LANES)))
-                };
-                if int8 {
-                    for c in 0..chunks {
-                        let q = weights(c);
-                        let starts: [__m512i; BLOCK] = std::array::from_fn(|b| unsafe {
-                            _mm512_loadu_si512(w.lane_offsets[b].as_ptr().add(c * LANES) as *const _)
-                        });
-                        for a in 0..BLOCK {
-                            let (p, x_scales) = inputs(a, c);
-                            // VNNI: (p + 128)·q summed from −128·Σq is Σ q·p.
-                            let unsigned_p = _mm512_xor_si512(p, _mm512_set1_epi8(-128));
-                            for b in 0..BLOCK {
-                                let sums = if $vnni {
-                                    _mm512_dpbusd_epi32(starts[b], unsigned_p, q[b])
-                                } else {
-                                    // |q|·(p with q's sign), as `int_dot`.
-                                    let negative = _mm512_movepi8_mask(q[b]);
-                                    let signed_p = _mm512_mask_sub_epi8(p, negative, _mm512_setzero_si512(), p);
-                                    let pairs = _mm512_maddubs_epi16(_mm512_abs_epi8(q[b]), signed_p);
-                                    _mm512_madd_epi16(pairs, _mm512_set1_epi16(1))
-                                };
-                                acc[a][b] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), x_scales, acc[a][b]);
-                            }
-                        }
-                    }
-                } else {
-                    for c in 0..chunks {
-                        let q = weights(c);
-                        let d: [__m512; BLOCK] = std::array::from_fn(|b| unsafe {
-                            _mm512_loadu_ps(w.lane_scales[b].as_ptr().add(c * LANES))
-                        });
-                        for a in 0..BLOCK {
-                            let (p, x_scales) = inputs(a, c);
-                            // Nibbles q + 8: Σ (q + 8)·p − 8·Σp.
-                            let offsets =
-                                unsafe { _mm512_loadu_si512(x[a].lane_offsets.as_ptr().add(c * LANES) as *const _) };
-                            let start = _mm512_sub_epi32(_mm512_setzero_si512(), offsets);
-                            for b in 0..BLOCK {
-                                let sums = if $vnni {
-                                    _mm512_dpbusd_epi32(start, q[b], p)
-                                } else {
-                                    let pairs = _mm512_maddubs_epi16(q[b], p);
-                                    _mm512_sub_epi32(_mm512_madd_epi16(pairs, _mm512_set1_epi16(1)), offsets)
-                                };
-                                // d·s as `int_dot` rounds it, then one fma.
-                                let scale = _mm512_mul_ps(d[b], x_scales);
-                                acc[a][b] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), scale, acc[a][b]);
-                            }
-                        }
-                    }
-                }
-                let mut out = [[[0.0f32; LANES]; BLOCK]; BLOCK];
-                for a in 0..BLOCK {
-                    for b in 0..BLOCK {
-                        // SAFETY: 16 floats fit in out[a][b].
-                        unsafe { _mm512_storeu_ps(out[a][b].as_mut_ptr(), acc[a][b]) };
-                    }
-                }
-                out
-            }
-        };
-    }
-    block_kernel!(block_vnni, "avx512f,avx512bw,avx512vnni", true);
-    block_kernel!(block_bw, "avx512f,avx512bw", false);
+/// One weight row of a tile, as the kernels read it.
+pub(crate) struct WeightRow<'a> {
+    pub bytes: &'a [u8],
+    pub lane_starts: &'a [i32],
+    pub lane_scales: &'a [f32],
 }

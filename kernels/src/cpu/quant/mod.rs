@@ -22,13 +22,15 @@
 //!   rows (up to 4; int4 up to 64, see `gemv_max_rows`) still go this way, one pass each.
 //! - More rows (a prompt, an evaluation batch): the arithmetic, not the
 //!   memory, is the cost, and a tile of weight rows is kept in cache while
-//!   all M rows pass over it. For f16 and bf16 the tile is decoded into a
-//!   small f32 scratch buffer and multiplied by `matrixmultiply`'s f32
-//!   GEMM ([`tiled`]). For int8 and int4 every input row is quantized to 8
-//!   bits once and each output is the matrix-vector path's integer dot, in
-//!   its order, 4 input rows × 4 weight rows at a time ([`int_tiled`]), so
-//!   a prompt run as one block and the same tokens decoded one by one give
-//!   the same bits.
+//!   all M rows pass over it. For f16 and bf16 the tile is decoded into an
+//!   f32 scratch buffer and multiplied by the f32 GEMM's kernel
+//!   ([`tiled`]). For int8 and int4 every input row is quantized to 8 bits
+//!   once, as decoding quantizes it, and a lane's products stay in integers
+//!   for a whole block of 32 before they meet a float, 4 input rows × 4
+//!   weight rows at a time ([`int_tiled`]). The integer products are
+//!   decoding's; only the float additions of block sums come in another
+//!   order, so a prompt run as one block and the same tokens decoded one by
+//!   one agree to rounding.
 //!
 //! Every decoded weight is exact (an int times an f16 scale fits in an
 //! f32's mantissa), so in the f32 paths the only rounding is in the sums.
@@ -194,8 +196,10 @@ impl PackedMatrix<'_> {
     /// rows.
     fn gemv_max_rows(&self) -> usize {
         match self.weights {
-            PackedWeights::F16(_) | PackedWeights::BF16(_) | PackedWeights::Int8 { .. } => 4,
-            PackedWeights::Int4 { .. } => 64,
+            PackedWeights::F16(_)
+            | PackedWeights::BF16(_)
+            | PackedWeights::Int8 { .. }
+            | PackedWeights::Int4 { .. } => 4,
         }
     }
 }

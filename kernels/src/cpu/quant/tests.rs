@@ -299,50 +299,88 @@ fn a_nan_in_the_input_reaches_the_output() {
     }
 }
 
-/// A prompt of M rows against int8 or int4 weights (the integer tiled
-/// path) gives bit for bit what M separate matrix-vector products give, on
-/// every instruction set and integer path, with 1 or 2 threads. Shapes:
-/// blocks of rows and weight rows that end part-way (M and N not multiples
-/// of 4), K that ends inside a chunk or with an odd number of int4 groups,
-/// and one product large enough to be split over threads.
+/// A row's groups: 16 blocks while they last, then 8, 4, 2, a last single
+/// block padded to 2.
 #[test]
-fn a_prompt_block_equals_one_gemv_per_row() {
+fn rows_are_cut_into_groups_of_whole_blocks() {
+    let sizes = |k| int_tiled::Groups::new(k).sizes;
+    assert_eq!(sizes(768), vec![16, 8]);
+    assert_eq!(sizes(576), vec![16, 2]);
+    assert_eq!(sizes(3072), vec![16; 6]);
+    assert_eq!(sizes(160), vec![4, 2]);
+    assert_eq!(sizes(45), vec![2]);
+    assert_eq!(sizes(1), vec![2]);
+    assert_eq!(int_tiled::Groups::new(160).padded, 6 * 32);
+}
+
+/// A prompt of M rows against int8 or int4 weights (the integer tiled
+/// path) gives bit for bit `prompt_dot_plain`'s outputs, on every integer
+/// path and instruction set, with 1 or 2 threads. Shapes: blocks of rows
+/// and weight rows that end part-way (M and N not multiples of 4), K that
+/// ends inside a chunk or a block, groups of 16, 8, 4 and 2 blocks, and
+/// products large enough to be split over threads.
+#[test]
+fn a_prompt_block_gives_the_plain_orders_bits() {
     let mut rng = Rng(31);
     let pools: Vec<rayon::ThreadPool> =
         [1, 2].iter().map(|&t| rayon::ThreadPoolBuilder::new().num_threads(t).build().unwrap()).collect();
-    for (format, rows, cols) in [("int8", 37, 45), ("int8", 71, 131), ("int4", 37, 96), ("int4", 67, 160)] {
+    let shapes =
+        [("int8", 37, 45), ("int8", 71, 131), ("int8", 9, 768), ("int4", 37, 160), ("int4", 67, 576), ("int4", 9, 768)];
+    for (format, rows, cols) in shapes {
         let owned = Owned::random(format, rows, cols, &mut rng);
         let w = owned.matrix();
-        for m in [9, 17, 64, 130] {
+        for m in [9, 17, 130] {
             let x: Vec<f32> = (0..m).flat_map(|_| awkward_input(&mut rng, cols)).collect();
-            for isa in Isa::available() {
-                let mut one_by_one = vec![0.0f32; m * rows];
-                for (xr, yr) in x.chunks_exact(cols).zip(one_by_one.chunks_exact_mut(rows)) {
-                    gemv::gemv(isa, &w, xr, yr);
-                }
-                for pool in &pools {
-                    let mut block = vec![f32::NAN; m * rows];
-                    pool.install(|| matmul_with(isa, &x, m, &w, &mut block));
-                    let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
-                    assert_eq!(bits(&block), bits(&one_by_one), "{format} m {m} [{rows}, {cols}] {isa:?}");
+            let quantized: Vec<_> = x.chunks_exact(cols).map(int_dot::QuantizedRow::new).collect();
+            let mut plain = vec![0.0f32; m * rows];
+            for (i, xr) in quantized.iter().enumerate() {
+                for n in 0..rows {
+                    plain[i * rows + n] = int_tiled::prompt_dot_plain(&w, n, xr);
                 }
             }
-            // Every integer path (AVX-512 without VNNI too) against its dot.
-            let quantized: Vec<_> = x.chunks_exact(cols).map(int_dot::QuantizedRow::new).collect();
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
             for path in int_dot::IntPath::available() {
-                let mut block = vec![f32::NAN; m * rows];
-                int_tiled::matmul(path, &w, &quantized, &mut block);
-                for (i, xr) in quantized.iter().enumerate() {
-                    for n in 0..rows {
-                        let want = w.row_dot_quantized(path, n, xr);
-                        let got = block[i * rows + n];
-                        assert_eq!(
-                            got.to_bits(),
-                            want.to_bits(),
-                            "{format} m {m} {path:?} y[{i}, {n}]: {got} vs {want}"
-                        );
-                    }
+                for pool in &pools {
+                    let mut block = vec![f32::NAN; m * rows];
+                    pool.install(|| int_tiled::matmul(path, &w, &quantized, &mut block));
+                    assert_eq!(bits(&block), bits(&plain), "{format} m {m} [{rows}, {cols}] {path:?}");
                 }
+            }
+            // The public route, past the rows that go one gemv each.
+            for isa in Isa::available() {
+                if m > w.gemv_max_rows() {
+                    let mut block = vec![f32::NAN; m * rows];
+                    matmul_with(isa, &x, m, &w, &mut block);
+                    assert_eq!(bits(&block), bits(&plain), "{format} m {m} [{rows}, {cols}] {isa:?}");
+                }
+            }
+        }
+    }
+}
+
+/// The prompt order is the exact sum Σ s·q·p up to float rounding, and it
+/// is decoding's order (`int_dot`) bit for bit when a row is one group of
+/// two blocks.
+#[test]
+fn the_prompt_order_is_the_exact_sum_rounded() {
+    let mut rng = Rng(5);
+    for (format, rows, cols) in
+        [("int8", 13, 45), ("int8", 13, 64), ("int4", 13, 64), ("int8", 13, 800), ("int4", 13, 800)]
+    {
+        let owned = Owned::random(format, rows, cols, &mut rng);
+        let w = owned.matrix();
+        let x = int_dot::QuantizedRow::new(&awkward_input(&mut rng, cols));
+        let exact_x = x.dequantized();
+        let mut decoded = vec![0.0f32; cols];
+        for n in 0..rows {
+            let got = int_tiled::prompt_dot_plain(&w, n, &x);
+            w.dequantize_row(n, &mut decoded);
+            let exact: f64 = decoded.iter().zip(&exact_x).map(|(&d, &p)| d as f64 * p).sum();
+            let magnitude: f64 = decoded.iter().zip(&exact_x).map(|(&d, &p)| (d as f64 * p).abs()).sum();
+            assert!((got as f64 - exact).abs() <= 1e-5 * magnitude + 1e-30, "{format} row {n}: {got} vs {exact}");
+            if cols <= 64 {
+                let decode_order = w.row_dot_quantized(int_dot::IntPath::Scalar, n, &x);
+                assert_eq!(got.to_bits(), decode_order.to_bits(), "{format} row {n}: {got} vs {decode_order}");
             }
         }
     }
