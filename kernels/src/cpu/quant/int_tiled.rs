@@ -129,18 +129,21 @@ impl Groups {
         (block, block * INT4_GROUP + run * 2 * size)
     }
 
-    /// Calls `visit(group, lane, block, j, at)` for every four weights
-    /// j..j + 4 of every lane's run (j may be past K: padding), `at` being
-    /// where the kernel's order puts them: lane l's bytes of chunk c.
-    fn each_quad(&self, mut visit: impl FnMut(usize, usize, usize, usize, usize)) {
+    /// Copies a row from natural order (`natural`, `padded` bytes) into the
+    /// kernels' order (`out`): lane l's run of a group goes four bytes to a
+    /// chunk, at bytes 4l..4l + 4 of each. Calls `lane(index, block, run)`
+    /// once per lane of each group (index = group·16 + l) with the run.
+    fn interleave(&self, natural: &[u8], out: &mut [u8], mut lane: impl FnMut(usize, usize, &[u8])) {
         let mut first = 0;
         for (group, &size) in self.sizes.iter().enumerate() {
-            let base = first * INT4_GROUP;
+            let chunks = &mut out[first * INT4_GROUP..(first + size) * INT4_GROUP];
             for l in 0..LANES {
                 let (block, start) = Groups::run(first, size, l);
-                for c in 0..size / 2 {
-                    visit(group, l, block, start + 4 * c, base + c * CHUNK + l * 4);
+                let run = &natural[start..start + 2 * size];
+                for (chunk, quad) in chunks.chunks_exact_mut(CHUNK).zip(run.chunks_exact(4)) {
+                    chunk[4 * l..4 * l + 4].copy_from_slice(quad);
                 }
+                lane(group * LANES + l, block, run);
             }
             first += size;
         }
@@ -229,13 +232,16 @@ impl PromptRow {
         let lanes = groups.sizes.len() * LANES;
         let mut row =
             PromptRow { values: vec![0; groups.padded], lane_scales: vec![0.0; lanes], lane_offsets: vec![0; lanes] };
-        let p = |j: usize| if j < x.cols { x.values[j] } else { 0 };
-        groups.each_quad(|group, l, block, j, at| {
-            let quad = [p(j), p(j + 1), p(j + 2), p(j + 3)];
-            row.values[at..at + 4].copy_from_slice(&quad);
-            row.lane_offsets[group * LANES + l] += 8 * quad.iter().map(|&v| v as i32).sum::<i32>();
-            row.lane_scales[group * LANES + l] = x.block_scales.get(block).copied().unwrap_or(0.0);
+        let mut natural = vec![0u8; groups.padded];
+        for (n, &p) in natural.iter_mut().zip(&x.values[..x.cols]) {
+            *n = p as u8;
+        }
+        let mut values = vec![0u8; groups.padded];
+        groups.interleave(&natural, &mut values, |lane, block, run| {
+            row.lane_offsets[lane] = 8 * run.iter().map(|&p| p as i8 as i32).sum::<i32>();
+            row.lane_scales[lane] = x.block_scales.get(block).copied().unwrap_or(0.0);
         });
+        row.values = values.into_iter().map(|p| p as i8).collect();
         row
     }
 }
@@ -285,14 +291,18 @@ impl Tile {
                 }
                 _ => unreachable!("checked by matmul"),
             }
-            groups.each_quad(|group, l, block, j, at| {
-                let quad = &natural[j..j + 4];
-                self.bytes[bytes + at..bytes + at + 4].copy_from_slice(quad);
-                let lane = meta + group * LANES + l;
+            let scales: Vec<f32> = match w.weights {
+                PackedWeights::Int4 { .. } => (0..k / INT4_GROUP).map(|b| block_scale(w, r, b)).collect(),
+                _ => Vec::new(),
+            };
+            let lane_starts = &mut self.lane_starts[meta..meta + lanes];
+            let lane_scales = &mut self.lane_scales;
+            groups.interleave(&natural, &mut self.bytes[bytes..bytes + groups.padded], |lane, block, run| {
                 if int4 {
-                    self.lane_scales[lane] = block_scale(w, r, block);
+                    // A padding block has scale 0.
+                    lane_scales[meta + lane] = scales.get(block).copied().unwrap_or(0.0);
                 } else {
-                    self.lane_starts[lane] -= 128 * quad.iter().map(|&q| q as i8 as i32).sum::<i32>();
+                    lane_starts[lane] = -128 * run.iter().map(|&q| q as i8 as i32).sum::<i32>();
                 }
             });
         }
@@ -323,20 +333,21 @@ pub fn matmul(path: IntPath, w: &PackedMatrix, rows: &[QuantizedRow], y: &mut [f
     let out = SendPtr(y.as_mut_ptr());
     let run = |scratch: &mut Tile, t: usize| {
         let (n0, n1) = (t * tile, ((t + 1) * tile).min(n));
-        let store = |i: usize, n: usize, v: f32| {
-            // SAFETY: i < m and n in n0..n1, the columns this task alone
-            // writes of the m×n y.
-            unsafe { *out.get().add(i * w.rows + n) = v }
-        };
+        let y = (out.get(), w.rows);
         match kernel {
             Kernel::Plain => {
                 for (i, x) in rows.iter().enumerate() {
-                    (n0..n1).for_each(|r| store(i, r, prompt_dot_plain(w, r, x)));
+                    for r in n0..n1 {
+                        // SAFETY: i < m and r in n0..n1, the columns this
+                        // task alone writes of the m×n y.
+                        unsafe { *y.0.add(i * y.1 + r) = prompt_dot_plain(w, r, x) };
+                    }
                 }
             }
             _ => {
                 scratch.fill(w, n0, n1, &groups);
-                kernel.tile_product(w, &prompt, &groups, scratch, n0..n1, store);
+                // SAFETY: as above.
+                unsafe { kernel.tile_product(w, &prompt, &groups, scratch, n0..n1, y) };
             }
         }
     };
@@ -378,21 +389,27 @@ impl Kernel {
     }
 
     /// Outputs of weight rows `cols` (copied into `tile`) for every input
-    /// row, handed to `store(input row, weight row, value)`.
-    fn tile_product(
+    /// row, into y (`rows.len()` rows of `stride` floats).
+    ///
+    /// # Safety
+    /// No one else writes columns `cols` of y meanwhile.
+    unsafe fn tile_product(
         self,
         w: &PackedMatrix,
         rows: &[PromptRow],
         groups: &Groups,
         tile: &Tile,
         cols: std::ops::Range<usize>,
-        store: impl Fn(usize, usize, f32),
+        (y, stride): (*mut f32, usize),
     ) {
+        let store = |i: usize, n: usize, v: f32| {
+            // SAFETY: i < rows.len() and n in `cols` (the caller's promise).
+            unsafe { *y.add(i * stride + n) = v }
+        };
         let lanes = groups.sizes.len() * LANES;
         let int4 = matches!(w.weights, PackedWeights::Int4 { .. });
         let weight_row = |j: usize| WeightRow {
             bytes: &tile.bytes[j * groups.padded..(j + 1) * groups.padded],
-            lane_starts: &tile.lane_starts[j * lanes..(j + 1) * lanes],
             lane_scales: if int4 { &tile.lane_scales[j * lanes..(j + 1) * lanes] } else { &[] },
         };
         let finish = |acc: &[f32; LANES], r: usize| {
@@ -415,26 +432,28 @@ impl Kernel {
             }
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx512 { vnni } => {
+                let row_scales = match w.weights {
+                    PackedWeights::Int8 { scales, .. } => Some(&scales[cols.clone()]),
+                    _ => None,
+                };
                 for i0 in (0..rows.len()).step_by(BLOCK) {
-                    // A block past the last row repeats it; the copies are
-                    // thrown away.
+                    // A block past the last row repeats it; not written.
                     let xs: [&PromptRow; BLOCK] = std::array::from_fn(|a| &rows[(i0 + a).min(rows.len() - 1)]);
-                    for j0 in (0..tile_rows).step_by(BLOCK) {
-                        let ws: [WeightRow; BLOCK] = std::array::from_fn(|b| weight_row((j0 + b).min(tile_rows - 1)));
-                        // SAFETY: as for AVX2, with AVX-512 BW (and VNNI
-                        // when asked).
-                        let acc = unsafe {
-                            if vnni {
-                                x86::block_vnni(&ws, &xs, &groups.sizes, int4)
-                            } else {
-                                x86::block_bw(&ws, &xs, &groups.sizes, int4)
-                            }
-                        };
-                        for (a, acc_row) in acc.iter().enumerate().take(rows.len() - i0) {
-                            for (b, lanes) in acc_row.iter().enumerate().take(tile_rows - j0) {
-                                let r = cols.start + j0 + b;
-                                store(i0 + a, r, finish(lanes, r));
-                            }
+                    let out = x86::Out {
+                        y: y.wrapping_add(i0 * stride + cols.start),
+                        stride,
+                        rows: (rows.len() - i0).min(BLOCK),
+                    };
+                    let shape = (tile_rows, groups.padded, lanes);
+                    // SAFETY: `Isa`/`IntPath` offer these paths only where
+                    // the CPU has AVX-512 BW (and VNNI when asked); the tile
+                    // and rows are `groups`' (`Tile::fill`, `PromptRow::new`);
+                    // `out` is rows i0.. of columns `cols`, this task's alone.
+                    unsafe {
+                        if vnni {
+                            x86::block_vnni(tile, shape, &xs, &groups.sizes, int4, row_scales, out)
+                        } else {
+                            x86::block_bw(tile, shape, &xs, &groups.sizes, int4, row_scales, out)
                         }
                     }
                 }
@@ -446,6 +465,5 @@ impl Kernel {
 /// One weight row of a tile, as the kernels read it.
 pub(crate) struct WeightRow<'a> {
     pub bytes: &'a [u8],
-    pub lane_starts: &'a [i32],
     pub lane_scales: &'a [f32],
 }

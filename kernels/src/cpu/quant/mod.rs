@@ -176,30 +176,22 @@ impl PackedWeights<'_> {
 }
 
 impl PackedMatrix<'_> {
-    /// Up to this many input rows, one matrix-vector pass per row beats
-    /// tiling. f16 and bf16: decoding tiles for the f32 GEMM costs about a
-    /// pass, and their passes read twice int8's bytes; they cross near 5
-    /// rows. int8 and int4 give the same bits either way, so this is speed
-    /// alone: the integer tiles copy each weight tile once (int4 unpacks its
-    /// nibbles and widens its scales) and then share every load among 4
-    /// rows. Measured on a `[3072, 768]` weight, one thread on a shared
-    /// Xeon with AVX-512 VNNI (criterion medians, `benches/quant_gemv.rs`,
-    /// group `quant_prompt`), passes against integer tiles: int8 at 4 rows
-    /// 0.54 ms against 0.61, at 8 rows 0.79 against 0.72, at 16 rows 1.57
-    /// against 1.08; int4 at 4 rows 0.55 against 1.34, at 8 rows 1.16
-    /// against 1.56, at 16 rows 2.10 against 4.83 (an earlier run: 2.60
-    /// against 2.86), at 64 rows 11.0 against passes' ~8.4 (16 rows' time
-    /// × 4), at 512 rows 65.2 against ~67. Other work shared the cores, so
-    /// these are rough. int4's tiles do not yet beat its passes below a few
-    /// hundred rows (its micro-kernel multiplies every lane by its group's
-    /// scale, where int8 has one scale per row), so it keeps passes up to 64
-    /// rows.
+    /// Input rows up to which a product makes one matrix-vector pass per
+    /// row; above it, tiles. f16 and bf16: decoding tiles for the f32 GEMM
+    /// costs about a pass, and their passes read twice int8's bytes; they
+    /// cross near 5 rows. int8 and int4: the integer tiles (`int_tiled`)
+    /// copy each weight tile into their order once, about 0.9 ms for a
+    /// `[3072, 768]` weight, then run about 3× faster per row than the
+    /// passes. Measured on that weight, one thread, 2-core AMD EPYC with
+    /// AVX-512 VNNI (criterion medians, `benches/quant_gemv.rs`, group
+    /// `quant_prompt`), passes against tiles: int8 at 8 rows 0.62 ms against
+    /// 1.04, at 16 rows 1.05 against 1.14, at 64 rows ~4.2 (16 rows' × 4)
+    /// against 2.23; int4 at 16 rows 1.54 against 1.91, at 64 rows ~6.2
+    /// against 3.03. Both cross near 16–20 rows.
     fn gemv_max_rows(&self) -> usize {
         match self.weights {
-            PackedWeights::F16(_)
-            | PackedWeights::BF16(_)
-            | PackedWeights::Int8 { .. }
-            | PackedWeights::Int4 { .. } => 4,
+            PackedWeights::F16(_) | PackedWeights::BF16(_) => 4,
+            PackedWeights::Int8 { .. } | PackedWeights::Int4 { .. } => 16,
         }
     }
 }
@@ -220,10 +212,10 @@ pub fn matmul_with(isa: Isa, x: &[f32], m: usize, w: &PackedMatrix, y: &mut [f32
             gemv::gemv(isa, w, xr, yr);
         }
     } else if w.multiplies_in_integers() {
-        // Every row quantized once, as the matrix-vector path quantizes it,
-        // and every output by the same integer dot in the same order: a
-        // prompt run as one block and the same tokens decoded one by one
-        // give the same bits.
+        // Every row quantized once, as the matrix-vector path quantizes it:
+        // the same integer products, their block sums added in the tiles'
+        // own order (`int_tiled`), so the same tokens decoded one by one
+        // agree with a prompt to rounding.
         let rows: Vec<int_dot::QuantizedRow> = x.chunks_exact(w.cols).map(int_dot::QuantizedRow::new).collect();
         int_tiled::matmul(int_dot::IntPath::for_isa(isa), w, &rows, y);
     } else {
