@@ -153,7 +153,10 @@ mod tests {
         layers.iter().flat_map(Module::parameters).collect()
     }
 
-    fn grads_of(params: &[Var]) -> Vec<Option<Vec<f32>>> {
+    /// Each parameter's gradient, if it has one.
+    type Grads = Vec<Option<Vec<f32>>>;
+
+    fn grads_of(params: &[Var]) -> Grads {
         params.iter().map(|p| p.grad().map(|g| g.to_vec::<f32>())).collect()
     }
 
@@ -220,7 +223,7 @@ mod tests {
     #[test]
     fn overlapped_and_blocking_exchanges_give_identical_gradients() {
         let table = Arc::new((Mutex::new(vec![Vec::new(); 2]), Barrier::new(2)));
-        let results: Vec<(Vec<Option<Vec<f32>>>, Vec<Option<Vec<f32>>>)> = (0..2)
+        let results: Vec<(Grads, Grads)> = (0..2)
             .map(|rank| {
                 let table = table.clone();
                 std::thread::spawn(move || {
