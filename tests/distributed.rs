@@ -132,6 +132,31 @@ fn two_ranks_step_like_one_process_with_twice_the_batch() {
     assert_eq!(summary["steps"], STEPS);
     assert_same_training(&plain, &single);
 
+    // The gradient exchange overlapped with backward (the default) or run
+    // after it: the same buckets and sums, so bit for bit the same run. With
+    // buckets of 50 KiB the nano model's 0.44 MB of gradients make several,
+    // most of them sent while backward runs; with `--grad-accum 2` only the
+    // second micro-batch's backward is overlapped.
+    let mut runs = Vec::new();
+    for (name, extra) in [
+        ("small-buckets", &[][..]),
+        ("small-buckets-after", &["--no-overlap"][..]),
+        ("accum", &["--grad-accum", "2"][..]),
+        ("accum-after", &["--grad-accum", "2", "--no-overlap"][..]),
+    ] {
+        let mut args = train_args(&data, &dir.join(name), 2);
+        args.extend(["--bucket-mb", "0.05"].iter().chain(extra).map(|a| a.to_string()));
+        succeeded(&mpirun(2, &args));
+        runs.push(dir.join(name));
+    }
+    for pair in runs.chunks(2) {
+        for field in ["loss", "grad_norm"] {
+            assert_eq!(per_step(&pair[0], field), per_step(&pair[1], field), "{field}: {}", pair[0].display());
+        }
+        assert!(weights(&pair[0]) == weights(&pair[1]), "{}: weights differ", pair[0].display());
+    }
+    assert_same_training(&runs[0], &single);
+
     let mut zero_args = train_args(&data, &dir.join("zero"), 2);
     zero_args.extend(["--zero".into(), "1".into()]);
     succeeded(&mpirun(2, &zero_args));
@@ -172,7 +197,8 @@ fn two_ranks_step_like_one_process_with_twice_the_batch() {
 
 /// `bench train` under mpirun: both ranks step, rank 0 alone reports, and
 /// each rank hands all-reduce 4 bytes per parameter plus 4 per parameter
-/// tensor (the presence counts of the gradient buckets).
+/// tensor (the presence counts of the gradient buckets), overlapped with
+/// backward or not, in one bucket or many.
 #[test]
 fn bench_train_on_two_ranks_reports_both_ranks_and_the_bytes_exchanged() {
     let args: Vec<String> = [
@@ -210,9 +236,24 @@ fn bench_train_on_two_ranks_reports_both_ranks_and_the_bytes_exchanged() {
     assert!(params > 0 && tensors > 0);
     assert_eq!(report["all_reduced_bytes_per_step"].as_u64().unwrap(), 4 * (params + tensors));
     assert!(report["all_reduce_ms_per_step"].as_f64().unwrap() > 0.0);
+    // Overlapped by default: what waited for the sums is part of what the
+    // exchange added after backward.
+    assert_eq!(report["overlapped"], true);
+    let wait = report["all_reduce_wait_ms_per_step"].as_f64().unwrap();
+    assert!(wait >= 0.0 && wait <= report["all_reduce_ms_per_step"].as_f64().unwrap());
     // Both ranks' tokens: 2 ranks × 2 windows × 16 tokens per step.
     let per_step = report["tokens_per_s"].as_f64().unwrap() * report["ms_per_step"].as_f64().unwrap() / 1e3;
     assert!((per_step - 64.0).abs() < 1e-6 * 64.0, "tokens per step {per_step}, expected 64");
+
+    // After backward: the same bytes, all of the exchange waited for.
+    let mut after = args.clone();
+    after.extend(["--no-overlap".to_string(), "--bucket-mb".to_string(), "0.01".to_string()]);
+    let out = mpirun(2, &after);
+    succeeded(&out);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["overlapped"], false);
+    assert_eq!(report["all_reduced_bytes_per_step"].as_u64().unwrap(), 4 * (params + tensors));
+    assert_eq!(report["all_reduce_wait_ms_per_step"], report["all_reduce_ms_per_step"]);
 
     // Alone: one rank, nothing exchanged.
     let alone = scratchgpt(&args.iter().map(String::as_str).collect::<Vec<_>>());

@@ -12,6 +12,13 @@
 //! used twice (a residual connection, a tied embedding) receives the sum of
 //! both paths' gradients, which is what the chain rule says.
 //!
+//! A leaf (a parameter) is finished as soon as the last node that uses it
+//! has run: its summed gradient goes into `.grad()` then, not when the walk
+//! reaches the leaf's own place in the order, and
+//! [`Var::backward_with_leaf_hook`] reports it there, which lets
+//! data-parallel training send the last layers' gradients while backward
+//! still works on the first ones.
+//!
 //! Like PyTorch, the graph is freed as backward runs (each node's saved
 //! tensors are dropped once used), gradients are kept only for leaves that
 //! require them, and a second backward through the same graph is an error.
@@ -300,6 +307,29 @@ impl Var {
 
     /// Backpropagates a given dL/d(self) of the same shape.
     pub fn backward_with(&self, grad: Tensor) {
+        self.backward_calling(grad, &mut |_| {});
+    }
+
+    /// [`Var::backward`], calling `on_leaf` with each leaf that requires a
+    /// gradient right after this pass added into its `.grad()`: from then on
+    /// that gradient is final for the pass, though the rest of the graph is
+    /// still being differentiated. Data-parallel training starts sending a
+    /// parameter's gradient to the other processes there, while backward
+    /// goes on towards the first layers.
+    ///
+    /// Each leaf is called at most once, however many ops used it: in
+    /// reverse topological order a leaf comes after every node that uses it,
+    /// so by the time it is reached all their contributions are summed.
+    /// Leaves the loss does not depend on are not called.
+    pub fn backward_with_leaf_hook(&self, mut on_leaf: impl FnMut(&Var)) {
+        let data = self.data();
+        assert_eq!(data.numel(), 1, "backward: needs a one-element loss, got shape {}", data.shape());
+        self.backward_calling(data.ones_like(), &mut on_leaf);
+    }
+
+    /// The one backward loop, behind `backward_with` and
+    /// `backward_with_leaf_hook`.
+    fn backward_calling(&self, grad: Tensor, on_leaf: &mut dyn FnMut(&Var)) {
         assert_eq!(
             grad.shape(),
             &self.shape(),
@@ -314,14 +344,27 @@ impl Var {
         let order = self.topological_order();
         let mut grads: HashMap<u64, Tensor> = HashMap::new();
         grads.insert(self.id(), grad);
+        // A leaf's gradient is complete once the last node that uses it has
+        // run, which may be long before the leaf's own place in the order
+        // (the search reaches the last layer's weights first, so they sit at
+        // the far end): it is accumulated there and then, counted down here.
+        let mut uses_left = leaf_uses(&order);
         // Reverse topological order: a node runs after every node that uses
         // it, so its gradient is complete when it runs. Consuming `order`
         // drops each variable (and with it the graph) as soon as it is done.
         for var in order.into_iter().rev() {
-            let Some(grad) = grads.remove(&var.id()) else { continue };
+            let Some(grad) = grads.remove(&var.id()) else {
+                // No gradient reached this node; its leaves still lose a use.
+                if let Some(node) = var.0.node.lock().unwrap().as_ref() {
+                    finish_used_leaves(&node.inputs, &mut uses_left, &mut grads, on_leaf);
+                }
+                continue;
+            };
             if var.is_leaf() {
+                // Only a leaf no node uses (the value backward started from).
                 if var.requires_grad() {
                     var.accumulate_grad(grad);
+                    on_leaf(&var);
                 }
                 continue;
             }
@@ -348,6 +391,7 @@ impl Var {
             if let Some(start) = summing {
                 profile::record("(gradient sums)", Phase::Backward, start.elapsed());
             }
+            finish_used_leaves(&node.inputs, &mut uses_left, &mut grads, on_leaf);
         }
     }
 
@@ -426,6 +470,41 @@ impl Var {
     }
 }
 
+/// For each leaf that requires a gradient, how many times the nodes of
+/// `order` take it as an input (twice for `x·x`).
+fn leaf_uses(order: &[Var]) -> HashMap<u64, usize> {
+    let mut uses = HashMap::new();
+    for var in order {
+        if let Some(node) = var.0.node.lock().unwrap().as_ref() {
+            for input in node.inputs.iter().filter(|i| i.is_leaf() && i.requires_grad()) {
+                *uses.entry(input.id()).or_insert(0) += 1;
+            }
+        }
+    }
+    uses
+}
+
+/// A node that took `inputs` is done: each leaf among them has one use
+/// fewer left, and a leaf with none left has its complete gradient, which
+/// is added into its `.grad()` and handed to `on_leaf`.
+fn finish_used_leaves(
+    inputs: &[Var],
+    uses_left: &mut HashMap<u64, usize>,
+    grads: &mut HashMap<u64, Tensor>,
+    on_leaf: &mut dyn FnMut(&Var),
+) {
+    for input in inputs {
+        let Some(left) = uses_left.get_mut(&input.id()) else { continue };
+        *left -= 1;
+        if *left == 0 {
+            if let Some(grad) = grads.remove(&input.id()) {
+                input.accumulate_grad(grad);
+                on_leaf(input);
+            }
+        }
+    }
+}
+
 impl std::fmt::Display for Var {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let data = self.data();
@@ -440,5 +519,51 @@ impl std::fmt::Display for Var {
 impl std::fmt::Debug for Var {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Var#{} {:?}", self.id(), self.data())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scalar(v: f64, requires_grad: bool) -> Var {
+        Var::new(Tensor::new_as(v, DType::F64).unwrap(), requires_grad)
+    }
+
+    /// loss = (x·w + x)·u: `x` is used by two ops, one of them deep in the
+    /// graph; `unused` does not reach the loss; `c` is a constant. The hook
+    /// sees each of x, w, u once, each time with its final gradient (x's
+    /// carries both paths, and the 1 left by an earlier backward), and
+    /// neither `unused` nor `c`.
+    #[test]
+    fn the_leaf_hook_sees_each_leaf_once_with_its_final_gradient() {
+        let (x, w, u, unused) = (scalar(3.0, true), scalar(5.0, true), scalar(2.0, true), scalar(7.0, true));
+        let c = scalar(1.0, false);
+        x.mul_scalar(1.0).backward(); // dx = 1 already, before this pass
+        let loss = x.mul(&w).add(&x).mul(&u).add(&c);
+        let mut seen: Vec<(u64, f64)> = Vec::new();
+        loss.backward_with_leaf_hook(|leaf| seen.push((leaf.id(), leaf.grad().unwrap().item_f64())));
+        // dL/dx = (w + 1)·u = 12, plus the earlier 1; dL/dw = x·u; dL/du = x·w + x.
+        let mut want = vec![(x.id(), 13.0), (w.id(), 6.0), (u.id(), 18.0)];
+        seen.sort_by_key(|s| s.0);
+        want.sort_by_key(|s| s.0);
+        assert_eq!(seen, want);
+        assert!(unused.grad().is_none());
+    }
+
+    /// The hook is called while backward is still running: u, used by the
+    /// last op, is reached before the matmul chain below it is done.
+    #[test]
+    fn the_leaf_hook_runs_before_the_deeper_leaves_have_gradients() {
+        let (x, w, u) = (scalar(3.0, true), scalar(5.0, true), scalar(2.0, true));
+        let loss = x.mul(&w).exp().mul(&u);
+        let mut deeper_done_when_u_called = None;
+        loss.backward_with_leaf_hook(|leaf| {
+            if leaf.id() == u.id() {
+                deeper_done_when_u_called = Some(x.grad().is_some() || w.grad().is_some());
+            }
+        });
+        assert_eq!(deeper_done_when_u_called, Some(false));
+        assert!(x.grad().is_some() && w.grad().is_some());
     }
 }

@@ -108,6 +108,15 @@ pub struct TrainArgs {
     /// GPU: let f32 matrix products use TF32 tensor cores.
     #[arg(long)]
     tf32: bool,
+    /// Under mpirun: all-reduce the gradients after backward instead of
+    /// overlapping the exchange with it (to compare the two).
+    #[arg(long)]
+    no_overlap: bool,
+    /// Under mpirun: the size of a gradient bucket in MiB (25, PyTorch's
+    /// default; a small model is then one bucket, which cannot be sent
+    /// before backward ends).
+    #[arg(long, default_value_t = 25.0)]
+    bucket_mb: f64,
     /// CPU: also time every op of the timed steps, forward and backward,
     /// and print each one's share of the step (`autograd::profile`).
     #[arg(long)]
@@ -189,8 +198,16 @@ struct TrainReport {
     /// 4 per parameter tensor (the presence counts of `distributed`'s
     /// buckets); 0 alone.
     all_reduced_bytes_per_step: usize,
-    /// Of `ms_per_step`, the gradients' exchange (median, rank 0's).
+    /// Whether the gradients' all-reduce ran during backward (under mpirun
+    /// unless `--no-overlap`).
+    overlapped: bool,
+    /// Of `ms_per_step`, what the gradients' exchange added after backward
+    /// (median, rank 0's): all of it when not overlapped.
     all_reduce_ms_per_step: f64,
+    /// Of that, the time blocked waiting for sums still in flight when
+    /// backward ended: the all-reduce time backward did not hide. (Not
+    /// overlapped, the whole exchange.)
+    all_reduce_wait_ms_per_step: f64,
     parameter_tensors: usize,
     gflops: f64,
     params: usize,
@@ -277,6 +294,9 @@ fn train(args: TrainArgs) -> Result<i32> {
     }
     tensor::ops::attention::set_flash(args.flash_attention);
     tensor::device::set_tf32(args.tf32);
+    if !(args.bucket_mb.is_finite() && args.bucket_mb > 0.0) {
+        bail!("--bucket-mb must be a positive number of MiB, got {}", args.bucket_mb);
+    }
     if args.batch_size == 0 || args.context == 0 || args.steps == 0 {
         bail!("--batch-size, --context and --steps must be at least 1");
     }
@@ -336,9 +356,16 @@ fn train(args: TrainArgs) -> Result<i32> {
         )?;
         if ranks > 1 {
             outln!(
-                "{ranks} ranks: tokens/s and GFLOP/s count all of them; {} all-reduced per rank per step, in {:.1} ms",
+                "{ranks} ranks: tokens/s and GFLOP/s count all of them; {} all-reduced per rank per step, {}",
                 human_bytes(report.all_reduced_bytes_per_step as u64),
-                report.all_reduce_ms_per_step
+                if report.overlapped {
+                    format!(
+                        "during backward: {:.1} ms after it, {:.1} ms of them waiting for the sums",
+                        report.all_reduce_ms_per_step, report.all_reduce_wait_ms_per_step
+                    )
+                } else {
+                    format!("after backward, in {:.1} ms", report.all_reduce_ms_per_step)
+                }
             )?;
         }
         if !report.ops.is_empty() {
@@ -374,8 +401,10 @@ fn timed_steps(
         gen = Generator::seed(1 + comm.rank() as u64);
     }
     let (b, t) = (args.batch_size, args.context);
+    let overlapped = comm.is_some_and(|c| !args.no_overlap && c.sums_in_background() && !c.reduces_on_device());
+    let bucket_bytes = (args.bucket_mb * (1 << 20) as f64) as usize;
     let mut times = Vec::new();
-    let (mut exchange_times, mut exchanged) = (Vec::new(), 0);
+    let (mut exchange_times, mut wait_times, mut exchanged) = (Vec::new(), Vec::new(), 0);
     for i in 0..args.warmup + args.steps {
         let x = random_ids(&mut gen, config.vocab_size, b, t);
         let y = random_ids(&mut gen, config.vocab_size, b, t);
@@ -387,13 +416,28 @@ fn timed_steps(
         opt.zero_grad();
         autograd::profile::mark();
         let loss = cross_entropy(&model.forward(&x), &y);
-        loss.backward();
-        if let Some(comm) = comm {
-            let exchanging = Instant::now();
-            exchanged = gpt::distributed::all_reduce_mean_gradients(comm, opt.params());
-            if i >= args.warmup {
-                exchange_times.push(exchanging.elapsed().as_secs_f64());
+        match comm {
+            Some(comm) if overlapped => {
+                let exchange =
+                    gpt::distributed::backward_averaging_gradients_in(comm, opt.params(), &loss, bucket_bytes);
+                exchanged = exchange.exchanged_bytes;
+                if i >= args.warmup {
+                    exchange_times.push(exchange.after_backward.as_secs_f64());
+                    wait_times.push(exchange.wait.as_secs_f64());
+                }
             }
+            Some(comm) => {
+                loss.backward();
+                let exchanging = Instant::now();
+                exchanged = gpt::distributed::all_reduce_mean_gradients_in(comm, opt.params(), bucket_bytes);
+                if i >= args.warmup {
+                    // Not overlapped, all of the exchange is waited for.
+                    let took = exchanging.elapsed().as_secs_f64();
+                    exchange_times.push(took);
+                    wait_times.push(took);
+                }
+            }
+            None => loss.backward(),
         }
         let stepping = Instant::now();
         opt.step();
@@ -426,7 +470,9 @@ fn timed_steps(
         tokens_per_s: tokens / secs,
         ranks,
         all_reduced_bytes_per_step: exchanged,
+        overlapped,
         all_reduce_ms_per_step: if exchange_times.is_empty() { 0.0 } else { median(exchange_times) * 1e3 },
+        all_reduce_wait_ms_per_step: if wait_times.is_empty() { 0.0 } else { median(wait_times) * 1e3 },
         parameter_tensors: opt.params().len(),
         gflops: flops / secs / 1e9,
         params: n,

@@ -110,11 +110,24 @@ pub struct Args {
     /// stage 1: optimizer memory per process ÷ N); 0 keeps a full copy on each.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=1))]
     zero: u8,
+    /// Under mpirun: all-reduce the gradients after backward instead of
+    /// during it (the same numbers, bit for bit; for comparing the two).
+    #[arg(long)]
+    no_overlap: bool,
+    /// Under mpirun: the size of a gradient bucket in MiB (PyTorch's
+    /// bucket_cap_mb); a model smaller than one bucket sends its gradients
+    /// only when backward ends.
+    #[arg(long, default_value_t = 25.0)]
+    bucket_mb: f64,
 }
 
 /// The data-parallel side of the run (none for a single process).
 fn parallel(comm: &Rc<dyn Communicator>, args: &Args) -> Option<DataParallel> {
-    (comm.world_size() > 1).then(|| DataParallel::new(comm.clone(), args.zero == 1))
+    (comm.world_size() > 1).then(|| {
+        DataParallel::new(comm.clone(), args.zero == 1)
+            .overlapping(!args.no_overlap)
+            .with_bucket_bytes((args.bucket_mb * (1 << 20) as f64) as usize)
+    })
 }
 
 /// GPU ranks of a data-parallel run sum their gradients with NCCL, in GPU
@@ -318,6 +331,9 @@ pub fn run(args: Args) -> Result<i32> {
         crate::common::set_precision(&args.precision, device)?;
         if args.batch_size == 0 {
             bail!("--batch-size must be at least 1");
+        }
+        if !(args.bucket_mb.is_finite() && args.bucket_mb > 0.0) {
+            bail!("--bucket-mb must be a positive number of MiB, got {}", args.bucket_mb);
         }
         let (out, trainer) = match &args.resume {
             Some(path) => resume_run(&args, path, &comm)?,

@@ -3,12 +3,15 @@
 //! One all-reduce per parameter would pay the network's latency a hundred
 //! times a step; one for the whole model would need a second copy of every
 //! gradient at once. So, as PyTorch's DistributedDataParallel does, the
-//! gradients are flattened in parameter order into buckets of about
-//! [`BUCKET_BYTES`], each bucket is summed across ranks in one call, divided
-//! by N, and cut back into the parameters' shapes:
+//! gradients are flattened into buckets of about [`BUCKET_BYTES`], each
+//! bucket is summed across ranks in one call, divided by N, and cut back
+//! into the parameters' shapes. The buckets take the parameters last to
+//! first, the order in which backward finishes their gradients, so that the
+//! overlapped exchange (`overlap.rs`) can send the first bucket while
+//! backward is still working on the first layers:
 //!
 //! ```text
-//! grads  [768×2304] [2304] [768×768] [768] …      in parameter order
+//! grads  … [768] [768×768] [2304] [768×2304]      last parameter first
 //! bucket [ ------------ ≤ 25 MB of f32 ------------ ]  all_reduce_sum, ÷ N
 //! ```
 
@@ -36,56 +39,96 @@ pub const BUCKET_BYTES: usize = 25 << 20;
 /// (NCCL), each bucket is built, summed, divided and cut back on the GPU;
 /// only the presence counts, one number per parameter, come to the host.
 pub fn all_reduce_mean_gradients(comm: &dyn Communicator, params: &[Var]) -> usize {
-    let grads: Vec<(&Var, Option<Tensor>)> = params.iter().map(|p| (p, p.grad())).collect();
+    all_reduce_mean_gradients_in(comm, params, BUCKET_BYTES)
+}
+
+/// [`all_reduce_mean_gradients`] with buckets of `bucket_bytes` rather than
+/// [`BUCKET_BYTES`] (a small model makes one bucket of the default size,
+/// and then nothing can overlap; tests and `bench train --bucket-mb`).
+pub fn all_reduce_mean_gradients_in(comm: &dyn Communicator, params: &[Var], bucket_bytes: usize) -> usize {
     let on_device =
         comm.reduces_on_device() && params.first().is_some_and(|p| matches!(p.data().device(), Device::Cuda(_)));
-    let floats_per_bucket = BUCKET_BYTES / std::mem::size_of::<f32>();
     let mut exchanged = 0;
-    let mut start = 0;
-    while start < grads.len() {
-        // Gradients start..end fill this bucket (at least one, however big).
-        let mut end = start + 1;
-        let mut len = numel(grads[start].0);
-        while end < grads.len() && len + numel(grads[end].0) <= floats_per_bucket {
-            len += numel(grads[end].0);
-            end += 1;
-        }
-        let bucket = &grads[start..end];
-        exchanged += if on_device { mean_on_device(comm, bucket, len) } else { mean_through_host(comm, bucket, len) };
-        start = end;
+    for bucket in bucket_plan(params, bucket_bytes) {
+        let grads: Vec<(&Var, Option<Tensor>)> = bucket.iter().map(|&i| (&params[i], params[i].grad())).collect();
+        let len = grads.iter().map(|(p, _)| numel(p)).sum();
+        exchanged += if on_device { mean_on_device(comm, &grads, len) } else { mean_through_host(comm, &grads, len) };
     }
     exchanged
 }
 
-fn numel(p: &Var) -> usize {
+/// The parameters of each bucket, by index into `params`: last parameter
+/// first, each bucket growing until the next gradient would take it past
+/// `bucket_bytes` of f32 (at least one gradient, however big). The
+/// blocking and the overlapped exchange share this plan, so both sum the
+/// same buffers.
+pub(super) fn bucket_plan(params: &[Var], bucket_bytes: usize) -> Vec<Vec<usize>> {
+    let bucket_floats = bucket_bytes / std::mem::size_of::<f32>();
+    let mut buckets: Vec<Vec<usize>> = Vec::new();
+    let mut len = 0;
+    for i in (0..params.len()).rev() {
+        let n = numel(&params[i]);
+        match buckets.last_mut() {
+            Some(bucket) if len + n <= bucket_floats => bucket.push(i),
+            _ => {
+                buckets.push(vec![i]);
+                len = 0;
+            }
+        }
+        len += n;
+    }
+    buckets
+}
+
+pub(super) fn numel(p: &Var) -> usize {
     p.dims().iter().product()
+}
+
+/// The values a bucket hands to all-reduce, `[gradients | presence]`: each
+/// parameter's gradient flattened (zeros where this rank has none), then
+/// per parameter 1 if this rank has its gradient, else 0. `out` holds
+/// exactly that many values.
+pub(super) fn fill_host_bucket(grads: &[(&Var, Option<Tensor>)], out: &mut [f32]) {
+    let mut at = 0;
+    for (p, g) in grads {
+        let n = numel(p);
+        match g {
+            Some(g) => out[at..at + n].copy_from_slice(&g.to_vec::<f32>()),
+            None => out[at..at + n].fill(0.0),
+        }
+        at += n;
+    }
+    for (slot, present) in out[at..].iter_mut().zip(presence(grads)) {
+        *slot = present;
+    }
+}
+
+/// The values of a host bucket after the sum over `ranks` ranks, back into
+/// the parameters: each gradient becomes sum ÷ N, and a parameter that no
+/// rank had a gradient for stays without one.
+pub(super) fn write_back_means(params: &[&Var], summed: &[f32], ranks: usize) {
+    let len: usize = params.iter().map(|p| numel(p)).sum();
+    let (sums, present) = summed.split_at(len);
+    let mut at = 0;
+    for (p, &holders) in params.iter().zip(present) {
+        let n = numel(p);
+        if holders > 0.0 {
+            let mean: Vec<f32> = sums[at..at + n].iter().map(|sum| sum / ranks as f32).collect();
+            p.set_grad(Some(on_device_of(mean, &p.data())));
+        }
+        at += n;
+    }
 }
 
 /// One bucket through host memory: `[gradients (len values) | presence
 /// (one per parameter)]` all-reduced as `f32`. Returns the bytes handed over.
 fn mean_through_host(comm: &dyn Communicator, grads: &[(&Var, Option<Tensor>)], len: usize) -> usize {
-    let ranks = comm.world_size() as f32;
-    let mut bucket = Vec::with_capacity(len + grads.len());
-    for (p, g) in grads {
-        match g {
-            Some(g) => bucket.extend(g.to_vec::<f32>()),
-            None => bucket.extend(std::iter::repeat_n(0.0, numel(p))),
-        }
-    }
-    // Then, per parameter, 1 if this rank has its gradient.
-    bucket.extend(presence(grads));
+    let mut bucket = vec![0.0; len + grads.len()];
+    fill_host_bucket(grads, &mut bucket);
     comm.all_reduce_sum(&mut bucket);
-    let (sums, present) = bucket.split_at(len);
-    let mut at = 0;
-    for ((p, _), &holders) in grads.iter().zip(present) {
-        let n = numel(p);
-        if holders > 0.0 {
-            let mean: Vec<f32> = sums[at..at + n].iter().map(|sum| sum / ranks).collect();
-            p.set_grad(Some(on_device_of(mean, &p.data())));
-        }
-        at += n;
-    }
-    (len + grads.len()) * std::mem::size_of::<f32>()
+    let params: Vec<&Var> = grads.iter().map(|(p, _)| *p).collect();
+    write_back_means(&params, &bucket, comm.world_size());
+    bucket.len() * std::mem::size_of::<f32>()
 }
 
 /// The same bucket, laid out the same way, on the parameters' GPU: the

@@ -17,6 +17,13 @@
 //! [`Communicator::reduces_on_device`], and the gradient buckets of a model
 //! on a GPU then call [`Communicator::all_reduce_sum_on_device`] instead of
 //! copying through the host; the rest of the trainer only sees this trait.
+//!
+//! One more call lets the gradients travel while backward is still running
+//! (`overlap.rs`): [`Communicator::all_reduce_sum_while`] is handed the
+//! buckets and the work (the backward pass), and the work hands each bucket
+//! over as soon as it is full. MPI starts a non-blocking all-reduce for it
+//! and returns at once; a transport without such a call (one process, NCCL)
+//! sums each bucket on the spot, which gives the same sums.
 
 use tensor::Tensor;
 
@@ -59,6 +66,25 @@ pub trait Communicator {
         Err("this transport sums host buffers only".into())
     }
 
+    /// Whether [`Communicator::all_reduce_sum_while`] sums in the
+    /// background while the work goes on (else it blocks on each bucket,
+    /// and overlapping buys nothing).
+    fn sums_in_background(&self) -> bool {
+        false
+    }
+
+    /// Sums every one of `buckets` over all ranks, while `work` runs: `work`
+    /// fills the buckets through the [`BucketSender`] it is given, in index
+    /// order, and must hand over all of them. When this returns, each bucket
+    /// holds the sum. This default sums each bucket as soon as it is handed
+    /// over, blocking; MPI starts a non-blocking all-reduce instead and waits
+    /// for all of them after `work`.
+    fn all_reduce_sum_while(&self, buckets: &mut [Vec<f32>], work: &mut dyn FnMut(&mut dyn BucketSender)) {
+        let mut sender = BlockingSender { comm: self, buckets: buckets.iter_mut() };
+        work(&mut sender);
+        assert!(sender.buckets.next().is_none(), "all_reduce_sum_while: some buckets were never handed over");
+    }
+
     /// Rank 0 alone prints, evaluates and writes files.
     fn is_root(&self) -> bool {
         self.rank() == 0
@@ -69,6 +95,32 @@ pub trait Communicator {
         let mut count = [if flag { 1.0 } else { 0.0 }];
         self.all_reduce_sum(&mut count);
         count[0] > 0.0
+    }
+}
+
+/// How the work inside [`Communicator::all_reduce_sum_while`] hands over
+/// its buckets.
+pub trait BucketSender {
+    /// Lets `fill` write the next bucket's values (the slice has the
+    /// bucket's length) and starts summing them across ranks.
+    fn send_next(&mut self, fill: &mut dyn FnMut(&mut [f32]));
+    /// A chance for sums already started to move on: MPI advances a
+    /// non-blocking collective only while the process is inside some MPI
+    /// call, so the work calls this now and then.
+    fn make_progress(&mut self) {}
+}
+
+/// The default sender: sums each bucket on the spot with `all_reduce_sum`.
+struct BlockingSender<'a, C: ?Sized> {
+    comm: &'a C,
+    buckets: std::slice::IterMut<'a, Vec<f32>>,
+}
+
+impl<C: Communicator + ?Sized> BucketSender for BlockingSender<'_, C> {
+    fn send_next(&mut self, fill: &mut dyn FnMut(&mut [f32])) {
+        let bucket = self.buckets.next().expect("send_next: more buckets handed over than there are");
+        fill(bucket);
+        self.comm.all_reduce_sum(bucket);
     }
 }
 

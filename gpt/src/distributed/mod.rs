@@ -28,12 +28,14 @@ mod data_parallel;
 #[cfg(feature = "mpi")]
 mod mpi;
 mod nccl;
+mod overlap;
 mod zero;
 
-pub use buckets::{all_reduce_mean_gradients, broadcast_parameters, BUCKET_BYTES};
-pub use communicator::{launch, Communicator, SingleProcess};
+pub use buckets::{all_reduce_mean_gradients, all_reduce_mean_gradients_in, broadcast_parameters, BUCKET_BYTES};
+pub use communicator::{launch, BucketSender, Communicator, SingleProcess};
 pub use data_parallel::DataParallel;
 #[cfg(feature = "mpi")]
 pub use mpi::MpiCommunicator;
 pub use nccl::NcclCommunicator;
+pub use overlap::{backward_averaging_gradients, backward_averaging_gradients_in, OverlappedExchange};
 pub use zero::{ShardedAdamW, ShardedStep};

@@ -2,13 +2,23 @@
 //! MPI): each collective is the MPI call of the same name on
 //! `MPI_COMM_WORLD`. MPI is initialised once per process and finalised when
 //! this is dropped.
+//!
+//! The overlapped gradient exchange uses `MPI_Iallreduce` (rsmpi's
+//! `immediate_all_reduce_into`): each bucket's sum starts as the bucket is
+//! handed over and runs while backward goes on; all are waited for at the
+//! end. rsmpi ties a request to a scope that its buffers outlive, so the
+//! whole backward runs inside one `mpi::request::scope`, with the send and
+//! receive buffers allocated before it.
+
+use std::collections::VecDeque;
 
 use mpi::collective::SystemOperation;
 use mpi::environment::Universe;
+use mpi::request::{LocalScope, Request};
 use mpi::topology::{Communicator as _, SimpleCommunicator};
 use mpi::traits::*;
 
-use super::communicator::{launcher_world_size, Communicator};
+use super::communicator::{launcher_world_size, BucketSender, Communicator};
 
 pub struct MpiCommunicator {
     world: SimpleCommunicator,
@@ -72,5 +82,56 @@ impl Communicator for MpiCommunicator {
     }
     fn abort(&self, code: i32) -> ! {
         self.world.abort(code)
+    }
+    fn sums_in_background(&self) -> bool {
+        true
+    }
+    fn all_reduce_sum_while(&self, buckets: &mut [Vec<f32>], work: &mut dyn FnMut(&mut dyn BucketSender)) {
+        // MPI reads the send buffer while the sum lands in `buckets`.
+        let mut sends: Vec<Vec<f32>> = buckets.iter().map(|b| vec![0.0; b.len()]).collect();
+        mpi::request::scope(|scope| {
+            let mut sender = MpiSender {
+                world: &self.world,
+                scope,
+                sends: sends.iter_mut(),
+                sums: buckets.iter_mut(),
+                in_flight: VecDeque::new(),
+            };
+            work(&mut sender);
+            assert!(sender.sends.next().is_none(), "all_reduce_sum_while: some buckets were never handed over");
+            for request in sender.in_flight {
+                request.wait_without_status();
+            }
+        });
+    }
+}
+
+/// Starts one `MPI_Iallreduce` per bucket handed over, oldest first in
+/// `in_flight`.
+struct MpiSender<'a, 's> {
+    world: &'a SimpleCommunicator,
+    scope: &'s LocalScope<'a>,
+    sends: std::slice::IterMut<'a, Vec<f32>>,
+    sums: std::slice::IterMut<'a, Vec<f32>>,
+    in_flight: VecDeque<Request<'a, [f32], &'s LocalScope<'a>>>,
+}
+
+impl BucketSender for MpiSender<'_, '_> {
+    fn send_next(&mut self, fill: &mut dyn FnMut(&mut [f32])) {
+        let send = self.sends.next().expect("send_next: more buckets handed over than there are");
+        let sum = self.sums.next().expect("as many sums as sends");
+        fill(send);
+        let send: &[f32] = send;
+        let request = self.world.immediate_all_reduce_into(self.scope, send, &mut sum[..], SystemOperation::sum());
+        self.in_flight.push_back(request);
+    }
+
+    fn make_progress(&mut self) {
+        // Testing the oldest request runs MPI's progress engine for all.
+        if let Some(oldest) = self.in_flight.pop_front() {
+            if let Err(unfinished) = oldest.test() {
+                self.in_flight.push_front(unfinished);
+            }
+        }
     }
 }

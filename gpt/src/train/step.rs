@@ -87,13 +87,31 @@ pub fn train_step<M: Module, B>(
 /// of their mean loss add up in the parameters' `.grad()`. Returns that
 /// mean loss. (Data-parallel steps share this with [`train_step`].)
 pub fn backward_micro_batches<M, B>(model: &M, micro_batches: &[B], loss_of_batch: impl Fn(&M, &B) -> Var) -> f64 {
+    backward_micro_batches_then(model, micro_batches, loss_of_batch, |loss| loss.backward())
+}
+
+/// [`backward_micro_batches`], leaving the last micro-batch's backward to
+/// `last_backward` (given the scaled loss): the data-parallel step runs it
+/// with the gradient exchange overlapped, once the earlier micro-batches
+/// have added theirs.
+pub fn backward_micro_batches_then<M, B>(
+    model: &M,
+    micro_batches: &[B],
+    loss_of_batch: impl Fn(&M, &B) -> Var,
+    last_backward: impl FnOnce(&Var),
+) -> f64 {
     let n = micro_batches.len();
     let mut loss_sum = 0.0;
-    for batch in micro_batches {
+    let mut last_backward = Some(last_backward);
+    for (i, batch) in micro_batches.iter().enumerate() {
         let loss = loss_of_batch(model, batch);
         loss_sum += loss.item();
         // With one batch the loss is its own mean: no scaling, no extra op.
-        if n > 1 { loss.mul_scalar(1.0 / n as f64) } else { loss }.backward();
+        let loss = if n > 1 { loss.mul_scalar(1.0 / n as f64) } else { loss };
+        match last_backward.take_if(|_| i + 1 == n) {
+            Some(last) => last(&loss),
+            None => loss.backward(),
+        }
     }
     loss_sum / n as f64
 }
