@@ -355,8 +355,11 @@ impl Var {
         for var in order.into_iter().rev() {
             let Some(grad) = grads.remove(&var.id()) else {
                 // No gradient reached this node; its leaves still lose a use.
-                if let Some(node) = var.0.node.lock().unwrap().as_ref() {
-                    finish_used_leaves(&node.inputs, &mut uses_left, &mut grads, on_leaf);
+                // The inputs are copied out (shared handles) so that the hook
+                // runs with no node's lock held.
+                let inputs = var.0.node.lock().unwrap().as_ref().map(|node| node.inputs.clone());
+                if let Some(inputs) = inputs {
+                    finish_used_leaves(&inputs, &mut uses_left, &mut grads, on_leaf);
                 }
                 continue;
             };

@@ -111,7 +111,8 @@ pub struct Args {
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=1))]
     zero: u8,
     /// Under mpirun: all-reduce the gradients after backward instead of
-    /// during it (the same numbers, bit for bit; for comparing the two).
+    /// during it (the same numbers: bit for bit on 2 ranks, to rounding on
+    /// more; for comparing the two).
     #[arg(long)]
     no_overlap: bool,
     /// Under mpirun: the size of a gradient bucket in MiB (PyTorch's

@@ -24,7 +24,9 @@
 //! - The buckets, their layout and the ÷ N are those of
 //!   [`all_reduce_mean_gradients`](super::all_reduce_mean_gradients)
 //!   (`bucket_plan`, `fill_host_bucket`, `write_back_means`): the same sums
-//!   of the same numbers, so the two give bit-identical gradients.
+//!   of the same numbers, so the two give bit-identical gradients on 2
+//!   ranks (with more, MPI's non-blocking all-reduce may add in another
+//!   order than its blocking one: equal to rounding).
 //!
 //! With gradient accumulation only the last micro-batch's backward is
 //! overlapped: before it, the gradients are not final.
@@ -57,7 +59,8 @@ pub struct OverlappedExchange {
 /// Runs `loss.backward()` and, meanwhile, replaces the gradient of every
 /// parameter by its mean over all ranks, as
 /// [`all_reduce_mean_gradients`](super::all_reduce_mean_gradients) would
-/// after it, bit for bit. Every rank must call it with the same parameters.
+/// after it (bit for bit on 2 ranks). Every rank must call it with the
+/// same parameters and bucket size.
 pub fn backward_averaging_gradients(comm: &dyn Communicator, params: &[Var], loss: &Var) -> OverlappedExchange {
     backward_averaging_gradients_in(comm, params, loss, BUCKET_BYTES)
 }

@@ -71,7 +71,7 @@ impl DeviceGroup {
         let mine = self.nccl.device().ordinal();
         super::with_dense_f32_mut(t, |gpu, buffer| {
             if gpu.ordinal() != mine {
-                return Err(format!("a tensor on cuda:{} given to the group on cuda:{mine}", gpu.ordinal()));
+                return Err(format!("a tensor on cuda:{} given to NCCL on cuda:{mine}", gpu.ordinal()));
             }
             self.nccl.all_reduce_sum_in_place(buffer).map_err(|e| e.to_string())
         })

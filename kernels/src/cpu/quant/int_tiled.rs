@@ -59,8 +59,8 @@
 //! - int4: the nibbles q + 8 as bytes, and the f16 block scale as f32; the
 //!   input row brings 8·Σp of each run, taken off at the start.
 //!
-//! AVX2 computes one output at a time in the same order; the portable path
-//! is [`prompt_dot_plain`] itself.
+//! AVX2 and the portable path compute one output at a time on the same
+//! copies, in the same order.
 
 use rayon::prelude::*;
 
@@ -321,10 +321,7 @@ pub fn matmul(path: IntPath, w: &PackedMatrix, rows: &[QuantizedRow], y: &mut [f
     }
     let groups = Groups::new(k);
     let kernel = Kernel::for_path(path);
-    let prompt: Vec<PromptRow> = match kernel {
-        Kernel::Plain => Vec::new(),
-        _ => rows.iter().map(|x| PromptRow::new(x, &groups)).collect(),
-    };
+    let prompt: Vec<PromptRow> = rows.iter().map(|x| PromptRow::new(x, &groups)).collect();
     let parallel = m * n * k >= PARALLEL_MIN_WORK;
     // As many rows as fit the cache budget, but at least four tiles per
     // thread so that the threads finish together; a multiple of BLOCK.
@@ -333,23 +330,9 @@ pub fn matmul(path: IntPath, w: &PackedMatrix, rows: &[QuantizedRow], y: &mut [f
     let out = SendPtr(y.as_mut_ptr());
     let run = |scratch: &mut Tile, t: usize| {
         let (n0, n1) = (t * tile, ((t + 1) * tile).min(n));
-        let y = (out.get(), w.rows);
-        match kernel {
-            Kernel::Plain => {
-                for (i, x) in rows.iter().enumerate() {
-                    for r in n0..n1 {
-                        // SAFETY: i < m and r in n0..n1, the columns this
-                        // task alone writes of the m×n y.
-                        unsafe { *y.0.add(i * y.1 + r) = prompt_dot_plain(w, r, x) };
-                    }
-                }
-            }
-            _ => {
-                scratch.fill(w, n0, n1, &groups);
-                // SAFETY: as above.
-                unsafe { kernel.tile_product(w, &prompt, &groups, scratch, n0..n1, y) };
-            }
-        }
+        scratch.fill(w, n0, n1, &groups);
+        // SAFETY: columns n0..n1 of the m×n y are this task's alone.
+        unsafe { kernel.tile_product(w, &prompt, &groups, scratch, n0..n1, (out.get(), w.rows)) };
     };
     let tiles = n.div_ceil(tile);
     if !parallel || tiles == 1 {
@@ -363,8 +346,8 @@ pub fn matmul(path: IntPath, w: &PackedMatrix, rows: &[QuantizedRow], y: &mut [f
 /// Which code computes a tile's outputs.
 #[derive(Clone, Copy, Debug)]
 enum Kernel {
-    /// [`prompt_dot_plain`], one output at a time.
-    Plain,
+    /// Portable Rust, one output at a time on the copied tile.
+    Portable,
     /// AVX2: one output at a time on the copied tile.
     #[cfg(target_arch = "x86_64")]
     Avx2,
@@ -376,7 +359,7 @@ enum Kernel {
 impl Kernel {
     fn for_path(path: IntPath) -> Kernel {
         match path {
-            IntPath::Scalar => Kernel::Plain,
+            IntPath::Scalar => Kernel::Portable,
             #[cfg(target_arch = "x86_64")]
             IntPath::Avx2 => Kernel::Avx2,
             #[cfg(target_arch = "x86_64")]
@@ -384,7 +367,7 @@ impl Kernel {
             #[cfg(target_arch = "x86_64")]
             IntPath::Avx512Vnni => Kernel::Avx512 { vnni: true },
             #[cfg(not(target_arch = "x86_64"))]
-            _ => Kernel::Plain,
+            _ => Kernel::Portable,
         }
     }
 
@@ -418,7 +401,14 @@ impl Kernel {
         };
         let tile_rows = cols.len();
         match self {
-            Kernel::Plain => unreachable!("the plain path needs no tile"),
+            Kernel::Portable => {
+                for (i, x) in rows.iter().enumerate() {
+                    for j in 0..tile_rows {
+                        let acc = one_output_portable(&weight_row(j), x, &groups.sizes, int4);
+                        store(i, cols.start + j, finish(&acc, cols.start + j));
+                    }
+                }
+            }
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx2 => {
                 for (i, x) in rows.iter().enumerate() {
@@ -460,6 +450,32 @@ impl Kernel {
             }
         }
     }
+}
+
+/// One output's 16 lanes from the copied tile, in portable Rust: what the
+/// AVX2 kernel does in two halves of 8 lanes.
+fn one_output_portable(w: &WeightRow, x: &PromptRow, groups: &[usize], int4: bool) -> [f32; LANES] {
+    let mut acc = [0.0f32; LANES];
+    let (mut base, mut meta) = (0, 0);
+    for &size in groups {
+        for (l, a) in acc.iter_mut().enumerate() {
+            // Nibbles q + 8: Σ (q + 8)·p − 8·Σp.
+            let mut sum = if int4 { -x.lane_offsets[meta + l] } else { 0 };
+            for c in 0..size / 2 {
+                let at = base + c * CHUNK + 4 * l;
+                for (&q, &p) in w.bytes[at..at + 4].iter().zip(&x.values[at..at + 4]) {
+                    let q = if int4 { q as i32 } else { q as i8 as i32 };
+                    sum += q * p as i32;
+                }
+            }
+            let s = x.lane_scales[meta + l];
+            let scale = if int4 { w.lane_scales[meta + l] * s } else { s };
+            *a = (sum as f32).mul_add(scale, *a);
+        }
+        base += size / 2 * CHUNK;
+        meta += LANES;
+    }
+    acc
 }
 
 /// One weight row of a tile, as the kernels read it.

@@ -324,8 +324,16 @@ fn a_prompt_block_gives_the_plain_orders_bits() {
     let mut rng = Rng(31);
     let pools: Vec<rayon::ThreadPool> =
         [1, 2].iter().map(|&t| rayon::ThreadPoolBuilder::new().num_threads(t).build().unwrap()).collect();
-    let shapes =
-        [("int8", 37, 45), ("int8", 71, 131), ("int8", 9, 768), ("int4", 37, 160), ("int4", 67, 576), ("int4", 9, 768)];
+    let shapes = [
+        ("int8", 37, 45),
+        ("int8", 71, 131),
+        ("int8", 9, 768),
+        ("int8", 6, 32),
+        ("int4", 37, 160),
+        ("int4", 67, 576),
+        ("int4", 9, 768),
+        ("int4", 6, 32),
+    ];
     for (format, rows, cols) in shapes {
         let owned = Owned::random(format, rows, cols, &mut rng);
         let w = owned.matrix();
@@ -381,6 +389,27 @@ fn the_prompt_order_is_the_exact_sum_rounded() {
             if cols <= 64 {
                 let decode_order = w.row_dot_quantized(int_dot::IntPath::Scalar, n, &x);
                 assert_eq!(got.to_bits(), decode_order.to_bits(), "{format} row {n}: {got} vs {decode_order}");
+            }
+        }
+    }
+}
+
+/// A NaN in one input row of a prompt reaches that row's outputs (as in
+/// decoding), on every integer path, and no other row's.
+#[test]
+fn a_nan_in_a_prompt_row_reaches_its_outputs_only() {
+    let mut rng = Rng(23);
+    for (format, cols) in [("int8", 96), ("int4", 96)] {
+        let owned = Owned::random(format, 7, cols, &mut rng);
+        let w = owned.matrix();
+        let mut x: Vec<f32> = (0..5).flat_map(|_| awkward_input(&mut rng, cols)).collect();
+        x[2 * cols + 70] = f32::NAN;
+        let quantized: Vec<_> = x.chunks_exact(cols).map(int_dot::QuantizedRow::new).collect();
+        for path in int_dot::IntPath::available() {
+            let mut y = vec![0.0f32; 5 * 7];
+            int_tiled::matmul(path, &w, &quantized, &mut y);
+            for (i, row) in y.chunks_exact(7).enumerate() {
+                assert!(row.iter().all(|v| v.is_nan() == (i == 2)), "{format} {path:?} row {i}: {row:?}");
             }
         }
     }
