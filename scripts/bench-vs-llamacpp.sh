@@ -9,8 +9,9 @@
 #   scripts/bench-vs-llamacpp.sh MODEL_DIR [ROUNDS] [TYPES]
 #
 # MODEL_DIR is a model folder with a byte-level BPE tokenizer (GGUF's gpt2
-# kind), e.g. a random gpt2-small saved by transformers with GPT-2's
-# vocab.json and merges.txt beside it. TYPES defaults to f32,f16,q8_0,q4_0.
+# kind), e.g. the random gpt2-small or SmolLM2-135M-shaped folders that
+# `python3 scripts/make_race_models.py OUT_DIR` writes. TYPES defaults to
+# f32,f16,q8_0,q4_0.
 # llama.cpp runs the folder exported to GGUF at each type; ours runs the
 # folder at the matching precision of our own (f32, and `quantize --to`
 # f16, int8, int4): our int8 has one scale per row where Q8_0 has one per
