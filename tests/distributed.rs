@@ -12,7 +12,8 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use common::{binary, scratch_dir, scratchgpt};
 
@@ -193,6 +194,75 @@ fn two_ranks_step_like_one_process_with_twice_the_batch() {
     succeeded(&mpirun(2, &resume));
     assert_eq!(per_step(&plain, "loss").len(), 12);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Ctrl-C on one rank of a 2-rank run stops both ranks after the same step
+/// and rank 0 saves; resuming on 2 ranks then gives, step for step, the
+/// losses and at the end the weights of a run that was never stopped (the
+/// same numbers in the same order, so exactly).
+#[test]
+fn a_two_rank_run_stopped_by_ctrl_c_resumes_identically() {
+    const LONG: usize = 400;
+    let dir = scratch_dir("mpi-ctrl-c");
+    let data = dir.join("data.txt");
+    std::fs::write(&data, "the cat sat on the mat. a dog ran to the park and back again! ".repeat(60)).unwrap();
+    let args = |out: &Path| {
+        let mut args = train_args(&data, out, 2);
+        let steps = args.iter().position(|a| a == "--steps").unwrap() + 1;
+        args[steps] = LONG.to_string();
+        args
+    };
+    let whole = dir.join("whole");
+    succeeded(&mpirun(2, &args(&whole)));
+
+    let stopped = dir.join("stopped");
+    let mut run = Command::new("mpirun")
+        .args(["-np", "2", "--allow-run-as-root", "--oversubscribe"])
+        .arg(binary())
+        .args(args(&stopped))
+        .env("RAYON_NUM_THREADS", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("mpirun runs");
+    // A few steps in, Ctrl-C reaches one rank (the first process found
+    // whose command line names this run's folder).
+    let started = Instant::now();
+    let metrics = stopped.join("metrics.jsonl");
+    while std::fs::read_to_string(&metrics).map_or(0, |t| t.lines().count()) < 5 {
+        assert!(started.elapsed() < Duration::from_secs(120), "the run never got going");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let rank = rank_pid(&stopped).expect("a rank of the running job");
+    let signal = Command::new("kill").args(["-INT", &rank.to_string()]).status().unwrap();
+    assert!(signal.success());
+    let status = run.wait().unwrap();
+    assert!(!status.success(), "a stopped run exits non-zero (130)");
+    let done = per_step(&stopped, "loss").len();
+    assert!(done > 0 && done < LONG, "stopped after {done} of {LONG} steps");
+
+    let resume = ["train", "--resume", stopped.to_str().unwrap(), "--data", data.to_str().unwrap(), "--json"];
+    succeeded(&mpirun(2, &resume.iter().map(|a| a.to_string()).collect::<Vec<_>>()));
+    for field in ["loss", "grad_norm"] {
+        assert_eq!(per_step(&stopped, field), per_step(&whole, field), "{field}, stopped after step {done}");
+    }
+    assert_eq!(weights(&stopped), weights(&whole));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The process id of a running `scratchgpt` whose command line names
+/// `run` (a rank, not mpirun itself, whose command line names it too).
+fn rank_pid(run: &Path) -> Option<u32> {
+    let needle = run.to_str()?;
+    let ours = binary();
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|entry| {
+        let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+        let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+        let words: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+        let first = std::ffi::OsStr::new(std::str::from_utf8(words.first()?).ok()?);
+        let names_run = words.iter().any(|w| *w == needle.as_bytes());
+        (first == ours && names_run).then_some(pid)
+    })
 }
 
 /// `bench train` under mpirun: both ranks step, rank 0 alone reports, and
