@@ -74,6 +74,28 @@ fn quantize_killed_anywhere_leaves_a_loadable_folder() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// A writer killed between its two renames leaves the previous folder
+/// under its hidden name and no folder under the real one; every command
+/// that reads a model reads the previous folder then (`info` once did
+/// not, which a kill in the test above found).
+#[test]
+fn a_folder_left_between_two_renames_is_read_by_every_reader() {
+    let dir = scratch_dir("crash-between-renames");
+    let base = train_char_nano(&dir, TEXT);
+    let q = dir.join("q");
+    assert!(ok(&["quantize", "--model", s(&base), "--to", "int8", "--out", s(&q)]));
+    std::fs::rename(&q, dir.join(".q.scratchgpt-old")).unwrap();
+    for args in [
+        vec!["info", "--model", s(&q), "--json"],
+        vec!["generate", "--model", s(&q), "--prompt", "the", "--max-new-tokens", "2"],
+        vec!["bench", "generate", "--model", s(&q), "--prompt-tokens", "2", "--new-tokens", "1", "--json"],
+    ] {
+        let out = scratchgpt(&args);
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 #[test]
 fn train_killed_anywhere_leaves_a_loadable_run() {
     let dir = scratch_dir("crash-train");

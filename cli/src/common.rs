@@ -22,7 +22,8 @@ pub fn load_model_and_tokenizer(dir: &Path) -> Result<(GPTModel, AnyTokenizer)> 
         return Ok((model, tokenizer));
     }
     // A folder whose replacement a crash interrupted is read from where it
-    // was left (`gpt::atomic`).
+    // was left (`gpt::atomic`); the loaders below do the same, and `dir`
+    // names that place in the messages.
     let dir = &gpt::atomic::readable_dir(dir, gpt::weights::hf::CONFIG_FILE);
     let model = gpt::weights::load_model(dir)?;
     let tokenizer = gpt::weights::load_tokenizer(dir)?.unwrap_or_else(AnyTokenizer::gpt2);

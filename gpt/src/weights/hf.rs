@@ -127,13 +127,16 @@ pub fn load_config(dir: &Path) -> Result<GPTConfig, WeightsError> {
 /// Loads a model from a Hugging Face folder (GPT-2 or the Llama family,
 /// one file or shards, f32, f16 or bf16 weights converted to f32), a
 /// quantized folder written by `quant::quantize_folder` (its `config.json`
-/// says which), or a GGUF file (`crate::gguf`).
+/// says which), or a GGUF file (`crate::gguf`). A folder whose replacement
+/// a crash interrupted is read where it was left (`crate::atomic`), so
+/// every command that reads a model sees the old folder or the new one.
 pub fn load_model(dir: impl AsRef<Path>) -> Result<GPTModel, WeightsError> {
     let dir = dir.as_ref();
     if crate::gguf::is_model_file(dir) {
         let file = crate::gguf::GgufFile::open(dir)?;
         return Ok(crate::gguf::gpt2::model_from(&file)?);
     }
+    let dir = &crate::atomic::readable_dir(dir, CONFIG_FILE);
     if !dir.is_dir() {
         return Err(WeightsError::io(dir, std::io::Error::new(std::io::ErrorKind::NotFound, "model folder not found")));
     }
@@ -211,9 +214,10 @@ impl LayerSource for FileSource<'_> {
     }
 }
 
-/// Loads the tokenizer saved beside a model, if there is one.
+/// Loads the tokenizer saved beside a model, if there is one (read where
+/// `load_model` reads the model).
 pub fn load_tokenizer(dir: impl AsRef<Path>) -> Result<Option<AnyTokenizer>, WeightsError> {
-    let dir = dir.as_ref();
+    let dir = &crate::atomic::readable_dir(dir.as_ref(), CONFIG_FILE);
     let has_files =
         [TOKENIZER_JSON_FILE, VOCAB_FILE, MERGES_FILE, CHAR_VOCAB_FILE].iter().any(|f| dir.join(f).exists());
     if !has_files {
