@@ -133,7 +133,7 @@ impl Groups {
     /// kernels' order (`out`): lane l's run of a group goes four bytes to a
     /// chunk, at bytes 4l..4l + 4 of each. Calls `lane(index, block, run)`
     /// once per lane of each group (index = group·16 + l) with the run.
-    fn interleave(&self, natural: &[u8], out: &mut [u8], mut lane: impl FnMut(usize, usize, &[u8])) {
+    fn interleave<T: Copy>(&self, natural: &[T], out: &mut [T], mut lane: impl FnMut(usize, usize, &[T])) {
         let mut first = 0;
         for (group, &size) in self.sizes.iter().enumerate() {
             let chunks = &mut out[first * INT4_GROUP..(first + size) * INT4_GROUP];
@@ -232,16 +232,12 @@ impl PromptRow {
         let lanes = groups.sizes.len() * LANES;
         let mut row =
             PromptRow { values: vec![0; groups.padded], lane_scales: vec![0.0; lanes], lane_offsets: vec![0; lanes] };
-        let mut natural = vec![0u8; groups.padded];
-        for (n, &p) in natural.iter_mut().zip(&x.values[..x.cols]) {
-            *n = p as u8;
-        }
-        let mut values = vec![0u8; groups.padded];
-        groups.interleave(&natural, &mut values, |lane, block, run| {
-            row.lane_offsets[lane] = 8 * run.iter().map(|&p| p as i8 as i32).sum::<i32>();
+        let mut natural = vec![0i8; groups.padded];
+        natural[..x.cols].copy_from_slice(&x.values[..x.cols]);
+        groups.interleave(&natural, &mut row.values, |lane, block, run| {
+            row.lane_offsets[lane] = 8 * run.iter().map(|&p| p as i32).sum::<i32>();
             row.lane_scales[lane] = x.block_scales.get(block).copied().unwrap_or(0.0);
         });
-        row.values = values.into_iter().map(|p| p as i8).collect();
         row
     }
 }
@@ -271,6 +267,8 @@ impl Tile {
         // One row in natural order, padded: q as i8, or q + 8 for int4
         // (0 past the row either way: its inputs are 0 too).
         let mut natural = vec![0u8; groups.padded];
+        // int4's block scales of one row, widened once.
+        let mut scales = Vec::new();
         for r in r0..r1 {
             let (bytes, meta) = ((r - r0) * groups.padded, (r - r0) * lanes);
             let k = w.cols;
@@ -291,10 +289,10 @@ impl Tile {
                 }
                 _ => unreachable!("checked by matmul"),
             }
-            let scales: Vec<f32> = match w.weights {
-                PackedWeights::Int4 { .. } => (0..k / INT4_GROUP).map(|b| block_scale(w, r, b)).collect(),
-                _ => Vec::new(),
-            };
+            scales.clear();
+            if int4 {
+                scales.extend((0..k / INT4_GROUP).map(|b| block_scale(w, r, b)));
+            }
             let lane_starts = &mut self.lane_starts[meta..meta + lanes];
             let lane_scales = &mut self.lane_scales;
             groups.interleave(&natural, &mut self.bytes[bytes..bytes + groups.padded], |lane, block, run| {
