@@ -414,3 +414,65 @@ fn a_nan_in_a_prompt_row_reaches_its_outputs_only() {
         }
     }
 }
+
+/// Each row's result, alone, on `isa` (and its integer path for int8/int4).
+fn one_row_at_a_time(w: &PackedMatrix, isa: Isa, x: &[f32]) -> Vec<f32> {
+    let quantized = int_dot::QuantizedRow::new(x);
+    let path = int_dot::IntPath::for_isa(isa);
+    (0..w.rows)
+        .map(|n| if w.multiplies_in_integers() { w.row_dot_quantized(path, n, &quantized) } else { w.row_dot(isa, n, x) })
+        .collect()
+}
+
+#[test]
+fn rows_taken_together_keep_each_rows_bits() {
+    let mut rng = Rng(37);
+    for format in FORMATS {
+        for (rows, cols) in [(1, 64), (3, 96), (4, 32), (5, 768), (9, 45), (8, 100), (13, 160)] {
+            if format == "int4" && cols % INT4_GROUP != 0 {
+                continue;
+            }
+            let owned = Owned::random(format, rows, cols, &mut rng);
+            let w = owned.matrix();
+            let x = awkward_input(&mut rng, cols);
+            let quantized = int_dot::QuantizedRow::new(&x);
+            for isa in Isa::available() {
+                let alone = one_row_at_a_time(&w, isa, &x);
+                let input = if w.multiplies_in_integers() {
+                    RowInput::Quantized(int_dot::IntPath::for_isa(isa), &quantized)
+                } else {
+                    RowInput::Float(&x)
+                };
+                // From row 0, and from row 1 so the groups of four shift.
+                for first in [0, 1.min(rows - 1)] {
+                    let mut together = vec![f32::NAN; rows - first];
+                    w.rows_dot(isa, first, input, &mut together);
+                    for (i, (got, want)) in together.iter().zip(&alone[first..]).enumerate() {
+                        assert_eq!(got.to_bits(), want.to_bits(), "{format} {rows}×{cols} {isa:?} row {}", first + i);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_threaded_matrix_vector_product_gives_each_rows_bits() {
+    let mut rng = Rng(41);
+    // 2^18 weights and more take the threaded path; 515 rows leave a
+    // partial group of four at the end.
+    let (rows, cols) = (515, 576);
+    for format in FORMATS {
+        let owned = Owned::random(format, rows, cols, &mut rng);
+        let w = owned.matrix();
+        let x: Vec<f32> = (0..cols).map(|_| rng.uniform()).collect();
+        for isa in Isa::available() {
+            let mut y = vec![f32::NAN; rows];
+            gemv::gemv(isa, &w, &x, &mut y);
+            let alone = one_row_at_a_time(&w, isa, &x);
+            for (n, (got, want)) in y.iter().zip(&alone).enumerate() {
+                assert_eq!(got.to_bits(), want.to_bits(), "{format} {isa:?} row {n}");
+            }
+        }
+    }
+}
