@@ -1,16 +1,13 @@
-//! Decoding's matrix-vector products against f16, int8 and int4 weights,
-//! one thread. int8 and int4 two ways: the f32 input against weights
-//! widened to f32 one by one (`f32_input`: `PackedMatrix::row_dot`, the
-//! kernels of `quant/int8.rs` and `quant/int4.rs`), and the input quantized
-//! to 8 bits with integer dot products (`quant/int_dot.rs`; the input's
-//! quantization is inside the timing), one row at a time (`one_row`) and
-//! four rows side by side (`rows_dot`, what `gemv` runs). f16: one row at a
-//! time and four.
+//! Decoding's matrix-vector products against int8 and int4 weights, two
+//! ways, one thread: the f32 input against weights widened to f32 one by one
+//! (`PackedMatrix::row_dot`, the kernels of `quant/int8.rs` and
+//! `quant/int4.rs`), and the input quantized to 8 bits with integer dot
+//! products (`quant/int_dot.rs`, what `gemv` uses; the input's quantization
+//! is inside the timing).
 //!
 //! Shapes are GPT-2 small's per-token products: qkv `[2304, 768]`,
 //! attention output `[768, 768]`, MLP up `[3072, 768]` and down
-//! `[768, 3072]`, and SmolLM2-135M's short rows: attention `[576, 576]` and
-//! MLP up `[1536, 576]`. Throughput is in weights per second.
+//! `[768, 3072]`. Throughput is in weights per second.
 //!
 //! A second group, `quant_prompt`, times a prompt's product: M input rows
 //! against the MLP up weights `[3072, 768]`, one thread, three ways: M
@@ -25,9 +22,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use std::time::Duration;
 
 use scratchgpt::kernels::cpu::quant::int_dot::{IntPath, QuantizedRow};
-use scratchgpt::kernels::cpu::quant::{
-    gemv, int_tiled, tiled, Isa, PackedMatrix, PackedWeights, RowInput, INT4_GROUP,
-};
+use scratchgpt::kernels::cpu::quant::{gemv, int_tiled, tiled, Isa, PackedMatrix, PackedWeights, INT4_GROUP};
 
 /// A fixed pseudo-random byte stream (no dependency on a generator crate).
 fn bytes(n: usize, seed: u64) -> Vec<u8> {
@@ -42,7 +37,7 @@ fn bytes(n: usize, seed: u64) -> Vec<u8> {
 
 /// Pseudo-random int8 and int4 weights `[rows, cols]`: int8 values in
 /// [-127, 127] with one scale per row, int4 bytes with an f16 scale
-/// (0x2000) per group; and f16 ones, of magnitude below 2.
+/// (0x2000) per group.
 struct RandomWeights {
     rows: usize,
     cols: usize,
@@ -50,7 +45,6 @@ struct RandomWeights {
     int8_scales: Vec<f32>,
     int4_packed: Vec<u8>,
     int4_scales: Vec<u16>,
-    halves: Vec<u16>,
 }
 
 impl RandomWeights {
@@ -62,8 +56,6 @@ impl RandomWeights {
             int8_scales: vec![0.01f32; rows],
             int4_packed: bytes(rows * cols / 2, 3),
             int4_scales: vec![0x2000; rows * cols / INT4_GROUP],
-            // Sign, an exponent below 16 (magnitude < 2), any mantissa.
-            halves: bytes(2 * rows * cols, 4).chunks_exact(2).map(|b| u16::from_le_bytes([b[0], b[1]]) & 0xbfff).collect(),
         }
     }
 
@@ -95,19 +87,15 @@ fn bench(c: &mut Criterion) {
     let isa = Isa::detect();
     let path = IntPath::for_isa(isa);
     let mut group = c.benchmark_group("quant_gemv");
-    for (name, rows, cols) in [
-        ("qkv", 2304, 768),
-        ("attn_out", 768, 768),
-        ("mlp_up", 3072, 768),
-        ("mlp_down", 768, 3072),
-        ("smol_attn", 576, 576),
-        ("smol_up", 1536, 576),
-    ] {
+    for (name, rows, cols) in
+        [("qkv", 2304, 768), ("attn_out", 768, 768), ("mlp_up", 3072, 768), ("mlp_down", 768, 3072)]
+    {
         let x: Vec<f32> = bytes(cols, 1).iter().map(|&b| b as f32 / 128.0 - 1.0).collect();
         let weights = RandomWeights::new(rows, cols);
+        let matrices = weights.matrices();
         group.throughput(Throughput::Elements((rows * cols) as u64));
         let mut y = vec![0.0f32; rows];
-        for (format, w) in weights.matrices() {
+        for (format, w) in &matrices {
             group.bench_function(BenchmarkId::new(format!("{format}/f32_input"), name), |b| {
                 b.iter(|| {
                     for (n, out) in y.iter_mut().enumerate() {
@@ -115,7 +103,7 @@ fn bench(c: &mut Criterion) {
                     }
                 })
             });
-            group.bench_function(BenchmarkId::new(format!("{format}/one_row"), name), |b| {
+            group.bench_function(BenchmarkId::new(format!("{format}/int8_input"), name), |b| {
                 b.iter(|| {
                     let q = QuantizedRow::new(&x);
                     for (n, out) in y.iter_mut().enumerate() {
@@ -123,24 +111,7 @@ fn bench(c: &mut Criterion) {
                     }
                 })
             });
-            group.bench_function(BenchmarkId::new(format!("{format}/rows_dot"), name), |b| {
-                b.iter(|| {
-                    let q = QuantizedRow::new(&x);
-                    w.rows_dot(isa, 0, RowInput::Quantized(path, &q), &mut y);
-                })
-            });
         }
-        let f16 = PackedMatrix::new(rows, cols, PackedWeights::F16(&weights.halves));
-        group.bench_function(BenchmarkId::new("f16/one_row", name), |b| {
-            b.iter(|| {
-                for (n, out) in y.iter_mut().enumerate() {
-                    *out = f16.row_dot(isa, n, &x);
-                }
-            })
-        });
-        group.bench_function(BenchmarkId::new("f16/rows_dot", name), |b| {
-            b.iter(|| f16.rows_dot(isa, 0, RowInput::Float(&x), &mut y))
-        });
     }
     group.finish();
 }

@@ -4,9 +4,7 @@
 //! exactly once, so the time is the time to stream the weights from
 //! memory. Rows are contiguous, so each output reads one contiguous run of
 //! bytes; the outputs are split into blocks of rows over rayon's threads.
-//! Rows go four at a time through kernels that run their sums side by side
-//! (`PackedMatrix::rows_dot`). Every output is one row's dot product in a
-//! fixed order (`cpu::dot_order`
+//! Every output is one row's dot product in a fixed order (`cpu::dot_order`
 //! for f16 and bf16, `int_dot`'s for int8 and int4, whose input row is
 //! quantized to 8 bits once, here, for all rows), so the result does not
 //! depend on the thread count.
@@ -15,7 +13,7 @@ use rayon::prelude::*;
 
 use super::int_dot::{IntPath, QuantizedRow};
 use super::Isa;
-use super::{PackedMatrix, RowInput, ROWS_TOGETHER};
+use super::PackedMatrix;
 
 /// Below this many weights one thread does the whole product. A task is
 /// cheap to hand out but costly to wait for when the other core is busy
@@ -39,21 +37,26 @@ pub fn gemv(isa: Isa, w: &PackedMatrix, x: &[f32], y: &mut [f32]) {
     assert_eq!(y.len(), w.rows, "gemv: y holds {} floats, the matrix has {} rows", y.len(), w.rows);
     if w.multiplies_in_integers() {
         let (path, x) = (IntPath::for_isa(isa), QuantizedRow::new(x));
-        for_each_block(w, y, |first, block| w.rows_dot(isa, first, RowInput::Quantized(path, &x), block));
+        for_each_row(w, y, |n| w.row_dot_quantized(path, n, &x));
     } else {
-        for_each_block(w, y, |first, block| w.rows_dot(isa, first, RowInput::Float(x), block));
+        for_each_row(w, y, |n| w.row_dot(isa, n, x));
     }
 }
 
-/// Fills y by blocks of consecutive rows, `fill(first_row, block)`, split
-/// over threads when the matrix is large enough. Blocks are whole groups of
-/// [`ROWS_TOGETHER`] rows (all but the last).
-fn for_each_block(w: &PackedMatrix, y: &mut [f32], fill: impl Fn(usize, &mut [f32]) + Sync) {
+/// y[n] = `row_dot(n)` for every row, split over threads when the matrix is
+/// large enough.
+fn for_each_row(w: &PackedMatrix, y: &mut [f32], row_dot: impl Fn(usize) -> f32 + Sync) {
     if w.rows * w.cols < PARALLEL_MIN_WEIGHTS {
-        fill(0, y);
+        for (n, out) in y.iter_mut().enumerate() {
+            *out = row_dot(n);
+        }
         return;
     }
     let per_thread = w.rows.div_ceil(TASKS_PER_THREAD * rayon::current_num_threads());
-    let chunk = (WEIGHTS_PER_TASK / w.cols.max(1)).min(per_thread).next_multiple_of(ROWS_TOGETHER);
-    y.par_chunks_mut(chunk).enumerate().for_each(|(c, block)| fill(c * chunk, block));
+    let chunk = (WEIGHTS_PER_TASK / w.cols.max(1)).min(per_thread).max(1);
+    y.par_chunks_mut(chunk).enumerate().for_each(|(c, block)| {
+        for (i, out) in block.iter_mut().enumerate() {
+            *out = row_dot(c * chunk + i);
+        }
+    });
 }

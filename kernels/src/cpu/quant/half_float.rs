@@ -45,50 +45,33 @@ pub fn bf16_to_f32(b: u16) -> f32 {
 }
 
 pub fn dot_f16(isa: Isa, w: &[u16], x: &[f32]) -> f32 {
-    dot_f16_rows(isa, [w], x)[0]
-}
-
-/// [`dot_f16`] for `R` rows against the same x, each in the fixed order
-/// (so with the bits it has alone). On AVX-512 one loop runs the rows'
-/// chains of multiply-adds side by side and loads x once for all of them:
-/// a row alone waits on its two chains and its fold more than on memory.
-pub fn dot_f16_rows<const R: usize>(isa: Isa, rows: [&[u16]; R], x: &[f32]) -> [f32; R] {
-    for w in rows {
-        assert_eq!(w.len(), x.len(), "f16 dot: {} weights against {} inputs", w.len(), x.len());
-    }
+    assert_eq!(w.len(), x.len(), "f16 dot: {} weights against {} inputs", w.len(), x.len());
     match isa {
-        Isa::Scalar => rows.map(|w| dot_order::dot_scalar(x, |j| f16_to_f32(w[j]))),
+        Isa::Scalar => dot_order::dot_scalar(x, |j| f16_to_f32(w[j])),
         #[cfg(target_arch = "x86_64")]
         // SAFETY: AVX2 is offered only with FMA and F16C present; equal
         // lengths checked above.
-        Isa::Avx2 => rows.map(|w| unsafe { x86::dot_f16_avx2(w, x) }),
+        Isa::Avx2 => unsafe { x86::dot_f16_avx2(w, x) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above, for AVX-512F.
-        Isa::Avx512 => unsafe { x86::dot_f16_avx512(rows, x) },
+        Isa::Avx512 => unsafe { x86::dot_f16_avx512(w, x) },
         #[cfg(not(target_arch = "x86_64"))]
-        _ => rows.map(|w| dot_order::dot_scalar(x, |j| f16_to_f32(w[j]))),
+        _ => dot_order::dot_scalar(x, |j| f16_to_f32(w[j])),
     }
 }
 
 pub fn dot_bf16(isa: Isa, w: &[u16], x: &[f32]) -> f32 {
-    dot_bf16_rows(isa, [w], x)[0]
-}
-
-/// [`dot_bf16`] for `R` rows, as [`dot_f16_rows`].
-pub fn dot_bf16_rows<const R: usize>(isa: Isa, rows: [&[u16]; R], x: &[f32]) -> [f32; R] {
-    for w in rows {
-        assert_eq!(w.len(), x.len(), "bf16 dot: {} weights against {} inputs", w.len(), x.len());
-    }
+    assert_eq!(w.len(), x.len(), "bf16 dot: {} weights against {} inputs", w.len(), x.len());
     match isa {
-        Isa::Scalar => rows.map(|w| dot_order::dot_scalar(x, |j| bf16_to_f32(w[j]))),
+        Isa::Scalar => dot_order::dot_scalar(x, |j| bf16_to_f32(w[j])),
         #[cfg(target_arch = "x86_64")]
         // SAFETY: AVX2 is offered only with FMA present; equal lengths.
-        Isa::Avx2 => rows.map(|w| unsafe { x86::dot_bf16_avx2(w, x) }),
+        Isa::Avx2 => unsafe { x86::dot_bf16_avx2(w, x) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above, for AVX-512F.
-        Isa::Avx512 => unsafe { x86::dot_bf16_avx512(rows, x) },
+        Isa::Avx512 => unsafe { x86::dot_bf16_avx512(w, x) },
         #[cfg(not(target_arch = "x86_64"))]
-        _ => rows.map(|w| dot_order::dot_scalar(x, |j| bf16_to_f32(w[j]))),
+        _ => dot_order::dot_scalar(x, |j| bf16_to_f32(w[j])),
     }
 }
 
@@ -142,60 +125,29 @@ mod x86 {
         sum
     }
 
-    /// The AVX-512 kernels for `R` rows of 16-bit weights, widened to f32 by
-    /// `$widen` (16 weights to 16 floats).
-    macro_rules! dot_half_512 {
-        ($name:ident, $widen:ident, $decode:ident, $features:literal) => {
-            /// # Safety
-            /// Needs the features named; every row as long as x.
-            #[target_feature(enable = $features)]
-            pub unsafe fn $name<const R: usize>(rows: [&[u16]; R], x: &[f32]) -> [f32; R] {
-                let full = x.len() / DOT_LANES * DOT_LANES;
-                let mut acc = [[_mm512_setzero_ps(); 2]; R];
-                let xp = x.as_ptr();
-                for base in (0..full).step_by(DOT_LANES) {
-                    // SAFETY: base + 32 ≤ full ≤ the length of x and of
-                    // every row.
-                    unsafe {
-                        let (x0, x1) = (_mm512_loadu_ps(xp.add(base)), _mm512_loadu_ps(xp.add(base + 16)));
-                        for (a, w) in acc.iter_mut().zip(rows) {
-                            let wp = w.as_ptr().add(base);
-                            prefetch_ahead(wp);
-                            let w0 = $widen(_mm256_loadu_si256(wp as *const __m256i));
-                            let w1 = $widen(_mm256_loadu_si256(wp.add(16) as *const __m256i));
-                            a[0] = _mm512_fmadd_ps(x0, w0, a[0]);
-                            a[1] = _mm512_fmadd_ps(x1, w1, a[1]);
-                        }
-                    }
-                }
-                let mut out = [0.0f32; R];
-                for ((o, a), w) in out.iter_mut().zip(acc).zip(rows) {
-                    // SAFETY: the caller has AVX-512F.
-                    let mut sum = unsafe { fold_avx512(a) };
-                    for j in full..x.len() {
-                        sum = x[j].mul_add($decode(w[j]), sum);
-                    }
-                    *o = sum;
-                }
-                out
+    /// # Safety
+    /// Needs AVX-512F, AVX2, FMA; equal lengths.
+    #[target_feature(enable = "avx512f,avx2,fma,f16c")]
+    pub unsafe fn dot_f16_avx512(w: &[u16], x: &[f32]) -> f32 {
+        let full = x.len() / DOT_LANES * DOT_LANES;
+        let (mut acc0, mut acc1) = (_mm512_setzero_ps(), _mm512_setzero_ps());
+        let (wp, xp) = (w.as_ptr(), x.as_ptr());
+        for base in (0..full).step_by(DOT_LANES) {
+            prefetch_ahead(wp.wrapping_add(base));
+            // SAFETY: base + 32 ≤ full ≤ len for both slices.
+            unsafe {
+                let w0 = _mm512_cvtph_ps(_mm256_loadu_si256(wp.add(base) as *const __m256i));
+                let w1 = _mm512_cvtph_ps(_mm256_loadu_si256(wp.add(base + 16) as *const __m256i));
+                acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(xp.add(base)), w0, acc0);
+                acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(xp.add(base + 16)), w1, acc1);
             }
-        };
-    }
-    dot_half_512!(dot_f16_avx512, widen_f16_512, f16_to_f32, "avx512f,avx2,fma,f16c");
-    dot_half_512!(dot_bf16_avx512, widen_bf16_512, bf16_to_f32, "avx512f,avx2,fma");
-
-    /// 16 f16 bit patterns → 16 floats (`vcvtph2ps`).
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    fn widen_f16_512(halves: __m256i) -> __m512 {
-        _mm512_cvtph_ps(halves)
-    }
-
-    /// 16 bf16 bit patterns → 16 floats: each into an f32's upper half.
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    fn widen_bf16_512(halves: __m256i) -> __m512 {
-        _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(halves), 16))
+        }
+        // SAFETY: the caller has AVX-512F.
+        let mut sum = unsafe { fold_avx512([acc0, acc1]) };
+        for j in full..x.len() {
+            sum = x[j].mul_add(f16_to_f32(w[j]), sum);
+        }
+        sum
     }
 
     /// # Safety
@@ -218,6 +170,33 @@ mod x86 {
         }
         // SAFETY: AVX2 implies AVX.
         let mut sum = unsafe { fold_avx2(acc) };
+        for j in full..x.len() {
+            sum = x[j].mul_add(bf16_to_f32(w[j]), sum);
+        }
+        sum
+    }
+
+    /// # Safety
+    /// Needs AVX-512F, AVX2, FMA; equal lengths.
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub unsafe fn dot_bf16_avx512(w: &[u16], x: &[f32]) -> f32 {
+        let full = x.len() / DOT_LANES * DOT_LANES;
+        let (mut acc0, mut acc1) = (_mm512_setzero_ps(), _mm512_setzero_ps());
+        let (wp, xp) = (w.as_ptr(), x.as_ptr());
+        for base in (0..full).step_by(DOT_LANES) {
+            prefetch_ahead(wp.wrapping_add(base));
+            // SAFETY: base + 32 ≤ full ≤ len for both slices.
+            unsafe {
+                let lo = _mm512_cvtepu16_epi32(_mm256_loadu_si256(wp.add(base) as *const __m256i));
+                let hi = _mm512_cvtepu16_epi32(_mm256_loadu_si256(wp.add(base + 16) as *const __m256i));
+                let w0 = _mm512_castsi512_ps(_mm512_slli_epi32(lo, 16));
+                let w1 = _mm512_castsi512_ps(_mm512_slli_epi32(hi, 16));
+                acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(xp.add(base)), w0, acc0);
+                acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(xp.add(base + 16)), w1, acc1);
+            }
+        }
+        // SAFETY: the caller has AVX-512F.
+        let mut sum = unsafe { fold_avx512([acc0, acc1]) };
         for j in full..x.len() {
             sum = x[j].mul_add(bf16_to_f32(w[j]), sum);
         }

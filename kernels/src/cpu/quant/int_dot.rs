@@ -37,16 +37,6 @@
 //! ends in a chunk padded with zeros, which adds exactly nothing. The
 //! integer sums are exact whatever the instruction, so AVX-512 (with or
 //! without VNNI), AVX2 and the scalar loop give the same bits.
-//!
-//! ## Several rows at once
-//! A row's lanes meet in one chain of dependent multiply-adds, one per
-//! chunk, and then a fold: a short row (SmolLM2-135M's are 576 weights, 9
-//! chunks) spends more time waiting on that chain, the fold and the call
-//! than reading its bytes. So [`dot_int8_rows`] and [`dot_int4_rows`] take
-//! several rows (`gemv` passes 4): on AVX-512 one loop runs their chains
-//! side by side and loads each chunk of x once for all of them. Each row
-//! keeps its own accumulator and order, so its result has the same bits
-//! as alone.
 
 use super::half_float::f16_to_f32;
 use super::int4::GROUP_BYTES;
@@ -182,67 +172,50 @@ impl IntPath {
 
 /// Σ_b s_b · Σ q·p for one int8 row `q` (without the row's scale).
 pub fn dot_int8(path: IntPath, q: &[i8], x: &QuantizedRow) -> f32 {
-    dot_int8_rows(path, [q], x)[0]
-}
-
-/// [`dot_int8`] for `R` rows against the same x, each in its own order,
-/// so each result has the bits it has alone. On AVX-512 the rows go
-/// through one loop together (see "Several rows at once" above).
-pub fn dot_int8_rows<const R: usize>(path: IntPath, rows: [&[i8]; R], x: &QuantizedRow) -> [f32; R] {
-    for q in rows {
-        assert_eq!(q.len(), x.cols, "int8 integer dot: {} weights against {} inputs", q.len(), x.cols);
-    }
+    assert_eq!(q.len(), x.cols, "int8 integer dot: {} weights against {} inputs", q.len(), x.cols);
     match path {
-        IntPath::Scalar => rows.map(|q| dot_int8_scalar(q, x)),
+        IntPath::Scalar => dot_int8_scalar(q, x),
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `IntPath::for_isa`/`available` offer each path only where
         // the CPU has its instructions; the lengths match (checked above).
-        IntPath::Avx2 => rows.map(|q| unsafe { x86::dot_int8_avx2(q, x) }),
+        IntPath::Avx2 => unsafe { x86::dot_int8_avx2(q, x) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above.
-        IntPath::Avx512 => unsafe { x86::dot_int8_avx512(rows, x) },
+        IntPath::Avx512 => unsafe { x86::dot_int8_avx512(q, x) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above.
-        IntPath::Avx512Vnni => unsafe { x86::dot_int8_vnni(rows, x) },
+        IntPath::Avx512Vnni => unsafe { x86::dot_int8_vnni(q, x) },
         #[cfg(not(target_arch = "x86_64"))]
-        _ => rows.map(|q| dot_int8_scalar(q, x)),
+        _ => dot_int8_scalar(q, x),
     }
 }
 
 /// Σ_b (d_b·s_b) · Σ q·p for one int4 row (`packed`: K/2 bytes, `scales`:
 /// K/32 f16 bit patterns).
 pub fn dot_int4(path: IntPath, packed: &[u8], scales: &[u16], x: &QuantizedRow) -> f32 {
-    dot_int4_rows(path, [(packed, scales)], x)[0]
-}
-
-/// [`dot_int4`] for `R` rows (each its bytes and scales) against the same
-/// x, each with the bits it has alone.
-pub fn dot_int4_rows<const R: usize>(path: IntPath, rows: [(&[u8], &[u16]); R], x: &QuantizedRow) -> [f32; R] {
-    for (packed, scales) in rows {
-        assert!(
-            packed.len() * 2 == x.cols && scales.len() * INT4_GROUP == x.cols,
-            "int4 integer dot: {} bytes and {} scales against {} inputs",
-            packed.len(),
-            scales.len(),
-            x.cols
-        );
-    }
+    assert!(
+        packed.len() * 2 == x.cols && scales.len() * INT4_GROUP == x.cols,
+        "int4 integer dot: {} bytes and {} scales against {} inputs",
+        packed.len(),
+        scales.len(),
+        x.cols
+    );
     // int4's f16 scales are widened by F16C, a flag of its own (some
     // virtual machines hide it even with AVX2): without it, the scalar loop.
     let path = if has_f16c() { path } else { IntPath::Scalar };
     match path {
-        IntPath::Scalar => rows.map(|(packed, scales)| dot_int4_scalar(packed, scales, x)),
+        IntPath::Scalar => dot_int4_scalar(packed, scales, x),
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: as in `dot_int8_rows`, and F16C is present (checked above).
-        IntPath::Avx2 => rows.map(|(packed, scales)| unsafe { x86::dot_int4_avx2(packed, scales, x) }),
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: as above.
-        IntPath::Avx512 => unsafe { x86::dot_int4_avx512(rows, x) },
+        // SAFETY: as in `dot_int8`, and F16C is present (checked above).
+        IntPath::Avx2 => unsafe { x86::dot_int4_avx2(packed, scales, x) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above.
-        IntPath::Avx512Vnni => unsafe { x86::dot_int4_vnni(rows, x) },
+        IntPath::Avx512 => unsafe { x86::dot_int4_avx512(packed, scales, x) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        IntPath::Avx512Vnni => unsafe { x86::dot_int4_vnni(packed, scales, x) },
         #[cfg(not(target_arch = "x86_64"))]
-        _ => rows.map(|(packed, scales)| dot_int4_scalar(packed, scales, x)),
+        _ => dot_int4_scalar(packed, scales, x),
     }
 }
 
@@ -322,60 +295,39 @@ mod x86 {
         _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1))
     }
 
-    /// The int8 kernel on AVX-512, with the lane sums of `$lane_sums`,
-    /// for `R` rows: each chunk of x is loaded once for all of them.
+    /// The int8 kernel on AVX-512, with the lane sums of `$lane_sums`.
     macro_rules! dot_int8_512 {
         ($name:ident, $lane_sums:ident, $features:literal) => {
             /// # Safety
-            /// Needs the features named; every row holds `x.cols` weights.
+            /// Needs the features named; `q.len() == x.cols`.
             #[target_feature(enable = $features)]
-            pub unsafe fn $name<const R: usize>(rows: [&[i8]; R], x: &QuantizedRow) -> [f32; R] {
-                /// One row's chunk `w` (64 readable bytes) against x's
-                /// values `p` and lane scales, added into `acc`.
-                #[inline]
-                #[target_feature(enable = $features)]
-                unsafe fn chunk(acc: __m512, w: *const i8, p: __m512i, scale: __m512) -> __m512 {
-                    // SAFETY: the caller passes 64 readable bytes.
-                    let w = unsafe { _mm512_loadu_si512(w as *const __m512i) };
-                    let negative = _mm512_movepi8_mask(w);
-                    let signed_p = _mm512_mask_sub_epi8(p, negative, _mm512_setzero_si512(), p);
-                    let sums = $lane_sums(_mm512_abs_epi8(w), signed_p);
-                    _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), scale, acc)
-                }
-                let mut acc = [_mm512_setzero_ps(); R];
-                let full = x.cols / CHUNK;
-                // SAFETY (loads of x): chunk c ≤ full lies inside x's
-                // padded buffers.
-                let x_chunk = |c: usize| unsafe {
-                    (
-                        _mm512_loadu_si512(x.values.as_ptr().add(c * CHUNK) as *const __m512i),
-                        _mm512_loadu_ps(x.lane_scales.as_ptr().add(c * LANES)),
-                    )
+            pub unsafe fn $name(q: &[i8], x: &QuantizedRow) -> f32 {
+                let mut acc = _mm512_setzero_ps();
+                let full = q.len() / CHUNK;
+                let step = |acc: __m512, w: *const i8, c: usize| {
+                    // SAFETY: `w` points at 64 readable bytes; chunk c lies
+                    // inside x's padded buffers.
+                    unsafe {
+                        let w = _mm512_loadu_si512(w as *const __m512i);
+                        let p = _mm512_loadu_si512(x.values.as_ptr().add(c * CHUNK) as *const __m512i);
+                        let negative = _mm512_movepi8_mask(w);
+                        let signed_p = _mm512_mask_sub_epi8(p, negative, _mm512_setzero_si512(), p);
+                        let sums = $lane_sums(_mm512_abs_epi8(w), signed_p);
+                        let scale = _mm512_loadu_ps(x.lane_scales.as_ptr().add(c * LANES));
+                        _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), scale, acc)
+                    }
                 };
                 for c in 0..full {
-                    let (p, scale) = x_chunk(c);
-                    for r in 0..R {
-                        let w = rows[r].as_ptr().wrapping_add(c * CHUNK);
-                        prefetch_ahead(w);
-                        // SAFETY: chunk c lies inside row r.
-                        acc[r] = unsafe { chunk(acc[r], w, p, scale) };
-                    }
+                    prefetch_ahead(q.as_ptr().wrapping_add(c * CHUNK));
+                    // SAFETY: chunk c lies inside q.
+                    acc = step(acc, unsafe { q.as_ptr().add(c * CHUNK) }, c);
                 }
-                let tail = x.cols - full * CHUNK;
-                if tail > 0 {
-                    let (p, scale) = x_chunk(full);
-                    for r in 0..R {
-                        let mut padded = [0i8; CHUNK];
-                        padded[..tail].copy_from_slice(&rows[r][full * CHUNK..]);
-                        // SAFETY: `padded` holds 64 bytes.
-                        acc[r] = unsafe { chunk(acc[r], padded.as_ptr(), p, scale) };
-                    }
+                if q.len() > full * CHUNK {
+                    let mut tail = [0i8; CHUNK];
+                    tail[..q.len() - full * CHUNK].copy_from_slice(&q[full * CHUNK..]);
+                    acc = step(acc, tail.as_ptr(), full);
                 }
-                let mut out = [0.0f32; R];
-                for r in 0..R {
-                    out[r] = fold_avx512_16(acc[r]);
-                }
-                out
+                fold_avx512_16(acc)
             }
         };
     }
@@ -427,81 +379,48 @@ mod x86 {
         _mm512_permutexvar_ps(_mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0), d)
     }
 
-    /// The int4 kernel on AVX-512, with the lane sums of `$lane_sums`,
-    /// for `R` rows: each chunk of x is loaded once for all of them.
+    /// The int4 kernel on AVX-512, with the lane sums of `$lane_sums`.
     macro_rules! dot_int4_512 {
         ($name:ident, $lane_sums:ident, $features:literal) => {
             /// # Safety
-            /// Needs the features named; every row's lengths as
-            /// `dot_int4_rows` checks.
+            /// Needs the features named; lengths as `dot_int4` checks.
             #[target_feature(enable = $features)]
-            pub unsafe fn $name<const R: usize>(rows: [(&[u8], &[u16]); R], x: &QuantizedRow) -> [f32; R] {
-                /// One row's chunk, two groups: `bytes` (32 readable bytes)
-                /// and their f16 scales `pair`, against x's values `p`,
-                /// lane offsets and lane scales, added into `acc`.
-                #[inline]
-                #[target_feature(enable = $features)]
-                unsafe fn chunk(
-                    acc: __m512,
-                    bytes: *const u8,
-                    pair: [u16; 2],
-                    p: __m512i,
-                    offsets: __m512i,
-                    lane_scales: __m512,
-                ) -> __m512 {
-                    // SAFETY: the caller passes 32 readable bytes.
-                    let bytes = unsafe { _mm256_loadu_si256(bytes as *const __m256i) };
-                    let mask = _mm256_set1_epi8(0x0f);
-                    let low = _mm256_and_si256(bytes, mask); // groups 0 and 1, weights 0..16
-                    let high = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), mask); // and 16..32
-                    let mixed = _mm512_inserti64x4(_mm512_castsi256_si512(low), high, 1);
-                    // 128-bit quarters [g0 0..16, g1 0..16, g0 16..32, g1 16..32]
-                    // → the weights' own order.
-                    let nibbles = _mm512_shuffle_i64x2(mixed, mixed, 0b11_01_10_00);
-                    let sums = _mm512_sub_epi32($lane_sums(nibbles, p), offsets);
-                    let scale = _mm512_mul_ps(block_scales_512(pair), lane_scales);
-                    _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), scale, acc)
-                }
-                let mut acc = [_mm512_setzero_ps(); R];
-                let groups = x.cols / (CHUNK / 2);
-                let full = groups / 2;
-                // SAFETY (loads of x): chunk c ≤ full lies inside x's
-                // padded buffers.
-                let x_chunk = |c: usize| unsafe {
-                    (
-                        _mm512_loadu_si512(x.values.as_ptr().add(c * CHUNK) as *const __m512i),
-                        _mm512_loadu_si512(x.lane_offsets.as_ptr().add(c * LANES) as *const __m512i),
-                        _mm512_loadu_ps(x.lane_scales.as_ptr().add(c * LANES)),
-                    )
+            pub unsafe fn $name(packed: &[u8], scales: &[u16], x: &QuantizedRow) -> f32 {
+                let mut acc = _mm512_setzero_ps();
+                let full = packed.len() / (2 * GROUP_BYTES);
+                let step = |acc: __m512, bytes: *const u8, pair: [u16; 2], c: usize| {
+                    // SAFETY: `bytes` points at 32 readable bytes (two
+                    // groups); chunk c lies inside x's padded buffers.
+                    unsafe {
+                        let bytes = _mm256_loadu_si256(bytes as *const __m256i);
+                        let mask = _mm256_set1_epi8(0x0f);
+                        let low = _mm256_and_si256(bytes, mask); // groups 0 and 1, weights 0..16
+                        let high = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), mask); // and 16..32
+                        let mixed = _mm512_inserti64x4(_mm512_castsi256_si512(low), high, 1);
+                        // 128-bit quarters [g0 0..16, g1 0..16, g0 16..32, g1 16..32]
+                        // → the weights' own order.
+                        let nibbles = _mm512_shuffle_i64x2(mixed, mixed, 0b11_01_10_00);
+                        let p = _mm512_loadu_si512(x.values.as_ptr().add(c * CHUNK) as *const __m512i);
+                        let offsets = _mm512_loadu_si512(x.lane_offsets.as_ptr().add(c * LANES) as *const __m512i);
+                        let sums = _mm512_sub_epi32($lane_sums(nibbles, p), offsets);
+                        let lane_scales = _mm512_loadu_ps(x.lane_scales.as_ptr().add(c * LANES));
+                        let scale = _mm512_mul_ps(block_scales_512(pair), lane_scales);
+                        _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), scale, acc)
+                    }
                 };
                 for c in 0..full {
-                    let (p, offsets, lane_scales) = x_chunk(c);
-                    for r in 0..R {
-                        let (packed, scales) = rows[r];
-                        let bytes = packed.as_ptr().wrapping_add(c * 2 * GROUP_BYTES);
-                        prefetch_ahead(bytes);
-                        let pair = [scales[2 * c], scales[2 * c + 1]];
-                        // SAFETY: chunk c's 32 bytes lie inside row r.
-                        acc[r] = unsafe { chunk(acc[r], bytes, pair, p, offsets, lane_scales) };
-                    }
+                    prefetch_ahead(packed.as_ptr().wrapping_add(c * 2 * GROUP_BYTES));
+                    // SAFETY: chunk c's 32 bytes lie inside `packed`.
+                    let bytes = unsafe { packed.as_ptr().add(c * 2 * GROUP_BYTES) };
+                    acc = step(acc, bytes, [scales[2 * c], scales[2 * c + 1]], c);
                 }
-                if groups > 2 * full {
+                if scales.len() > 2 * full {
                     // One group left: the second is zeros with a zero scale.
-                    let (p, offsets, lane_scales) = x_chunk(full);
-                    for r in 0..R {
-                        let (packed, scales) = rows[r];
-                        let mut padded = [0u8; 2 * GROUP_BYTES];
-                        padded[..GROUP_BYTES].copy_from_slice(&packed[full * 2 * GROUP_BYTES..]);
-                        let pair = [scales[2 * full], 0];
-                        // SAFETY: `padded` holds 32 bytes.
-                        acc[r] = unsafe { chunk(acc[r], padded.as_ptr(), pair, p, offsets, lane_scales) };
-                    }
+                    let mut tail = [0u8; 2 * GROUP_BYTES];
+                    tail[..GROUP_BYTES].copy_from_slice(&packed[full * 2 * GROUP_BYTES..]);
+                    acc = step(acc, tail.as_ptr(), [scales[2 * full], 0], full);
                 }
-                let mut out = [0.0f32; R];
-                for r in 0..R {
-                    out[r] = fold_avx512_16(acc[r]);
-                }
-                out
+                fold_avx512_16(acc)
             }
         };
     }

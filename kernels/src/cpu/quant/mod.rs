@@ -148,42 +148,6 @@ impl<'a> PackedMatrix<'a> {
         }
     }
 
-    /// `out[i]` = the input against row `first + i`, exactly as
-    /// [`row_dot`](Self::row_dot) or, for int8 and int4,
-    /// [`row_dot_quantized`](Self::row_dot_quantized) gives it (`x` is the
-    /// input as the format multiplies it): [`ROWS_TOGETHER`] rows at a time
-    /// through the kernels that run several rows' sums side by side.
-    pub fn rows_dot(&self, isa: Isa, first: usize, x: RowInput, out: &mut [f32]) {
-        let k = self.cols;
-        let row = |n: usize| n * k..(n + 1) * k;
-        let done = out.len() / ROWS_TOGETHER * ROWS_TOGETHER;
-        let mut groups = out.chunks_exact_mut(ROWS_TOGETHER);
-        for (g, group) in (&mut groups).enumerate() {
-            let n = first + g * ROWS_TOGETHER;
-            let rows: [usize; ROWS_TOGETHER] = std::array::from_fn(|i| n + i);
-            let sums = match (self.weights, x) {
-                (PackedWeights::F16(w), RowInput::Float(x)) => {
-                    half_float::dot_f16_rows(with_f16c(isa), rows.map(|r| &w[row(r)]), x)
-                }
-                (PackedWeights::BF16(w), RowInput::Float(x)) => half_float::dot_bf16_rows(isa, rows.map(|r| &w[row(r)]), x),
-                (PackedWeights::Int8 { values, scales }, RowInput::Quantized(path, x)) => {
-                    let sums = int_dot::dot_int8_rows(path, rows.map(|r| &values[row(r)]), x);
-                    std::array::from_fn(|i| sums[i] * scales[rows[i]])
-                }
-                (PackedWeights::Int4 { packed, scales }, RowInput::Quantized(path, x)) => {
-                    let groups = k / INT4_GROUP;
-                    let rows = rows.map(|r| (&packed[r * k / 2..(r + 1) * k / 2], &scales[r * groups..(r + 1) * groups]));
-                    int_dot::dot_int4_rows(path, rows, x)
-                }
-                _ => rows.map(|r| x.row_dot(self, isa, r)),
-            };
-            group.copy_from_slice(&sums);
-        }
-        for (i, o) in groups.into_remainder().iter_mut().enumerate() {
-            *o = x.row_dot(self, isa, first + done + i);
-        }
-    }
-
     /// Decodes row `row` into `out` (`cols` floats).
     pub fn dequantize_row(&self, row: usize, out: &mut [f32]) {
         let k = self.cols;
@@ -196,28 +160,6 @@ impl<'a> PackedMatrix<'a> {
                 let groups = k / INT4_GROUP;
                 int4::decode(&packed[row * k / 2..(row + 1) * k / 2], &scales[row * groups..(row + 1) * groups], out)
             }
-        }
-    }
-}
-
-/// Rows [`PackedMatrix::rows_dot`] multiplies together.
-pub const ROWS_TOGETHER: usize = 4;
-
-/// The input row of a matrix-vector product, as the weights' format
-/// multiplies it: f32 for f16 and bf16 (and for int8/int4 widened to f32),
-/// quantized to 8 bits for the integer dot products.
-#[derive(Clone, Copy, Debug)]
-pub enum RowInput<'a> {
-    Float(&'a [f32]),
-    Quantized(int_dot::IntPath, &'a int_dot::QuantizedRow),
-}
-
-impl RowInput<'_> {
-    /// This input against one row of `w`.
-    fn row_dot(self, w: &PackedMatrix, isa: Isa, row: usize) -> f32 {
-        match self {
-            RowInput::Float(x) => w.row_dot(isa, row, x),
-            RowInput::Quantized(path, x) => w.row_dot_quantized(path, row, x),
         }
     }
 }
