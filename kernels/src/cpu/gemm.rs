@@ -12,7 +12,9 @@
 //!   ([`GemmElement::gemm_block`]): for f32 our packed AVX-512 kernel
 //!   (`sgemm.rs`) where the CPU has it, and for one row against a weight
 //!   stored `[n, k]` (a decode step's x·Wᵀ) the matrix-vector kernel
-//!   (`gemv.rs`), which streams W once instead of packing it;
+//!   (`gemv.rs`), which streams W once instead of packing it, and for one
+//!   row against B's contiguous rows (a decode step's p·V) `sgemm_row.rs`,
+//!   the packed kernel's sums without the packing;
 //!   `matrixmultiply`'s sgemm/dgemm otherwise.
 //! - Parallelism comes from splitting the problem ourselves: across batch
 //!   entries when there are several, otherwise across stripes of C's rows
@@ -169,6 +171,12 @@ impl GemmElement for f32 {
         let one_row_against_weight_rows = m == 1 && sa.col_stride == 1 && sb.row_stride == 1;
         #[cfg(target_arch = "x86_64")]
         if !one_row_against_weight_rows && super::sgemm::available() {
+            // One row against B's contiguous rows (a decode step's p·V)
+            // reads B in place, in the packed kernel's order.
+            if m == 1 && sb.col_stride == 1 {
+                // SAFETY: forwarded from the caller's contract; AVX-512F checked.
+                return unsafe { super::sgemm_row::row_times_matrix(k, n, a, sa, b, sb, c, start) };
+            }
             // SAFETY: forwarded from the caller's contract; AVX-512F checked.
             return unsafe { super::sgemm::sgemm(shape, a, sa, b, sb, c, start) };
         }

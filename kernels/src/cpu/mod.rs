@@ -26,6 +26,7 @@ pub mod rms_norm;
 pub mod rope;
 pub mod rows;
 pub mod sgemm;
+pub mod sgemm_row;
 pub mod swiglu;
 
 /// Rows per rayon task for row-wise kernels: enough work per task that the

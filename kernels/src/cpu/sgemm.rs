@@ -43,7 +43,7 @@ pub const MR: usize = 12;
 /// Columns of the register tile (two 16-float vectors of B).
 pub const NR: usize = 32;
 /// Depth of one packed slice (A panel 12·384·4 B = 18 KiB, in L1).
-const KC: usize = 384;
+pub const KC: usize = 384;
 /// Columns of B per packed block (384·480·4 B = 720 KiB, in L2).
 const NC: usize = 480;
 /// Rows of A per packed block; larger products loop over such blocks.
