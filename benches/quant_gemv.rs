@@ -2,8 +2,8 @@
 //! ways, one thread: the f32 input against weights widened to f32 one by one
 //! (`PackedMatrix::row_dot`, the kernels of `quant/int8.rs` and
 //! `quant/int4.rs`), and the input quantized to 8 bits with integer dot
-//! products (`quant/int_dot.rs`, what `gemv` uses; the input's quantization
-//! is inside the timing).
+//! products (`quant/int_dot.rs`, all rows in one call as `gemv` runs them;
+//! the input's quantization is inside the timing).
 //!
 //! Shapes are GPT-2 small's per-token products: qkv `[2304, 768]`,
 //! attention output `[768, 768]`, MLP up `[3072, 768]` and down
@@ -106,9 +106,7 @@ fn bench(c: &mut Criterion) {
             group.bench_function(BenchmarkId::new(format!("{format}/int8_input"), name), |b| {
                 b.iter(|| {
                     let q = QuantizedRow::new(&x);
-                    for (n, out) in y.iter_mut().enumerate() {
-                        *out = w.row_dot_quantized(path, n, &q);
-                    }
+                    w.rows_dot_quantized(path, 0, &q, &mut y);
                 })
             });
         }

@@ -37,26 +37,23 @@ pub fn gemv(isa: Isa, w: &PackedMatrix, x: &[f32], y: &mut [f32]) {
     assert_eq!(y.len(), w.rows, "gemv: y holds {} floats, the matrix has {} rows", y.len(), w.rows);
     if w.multiplies_in_integers() {
         let (path, x) = (IntPath::for_isa(isa), QuantizedRow::new(x));
-        for_each_row(w, y, |n| w.row_dot_quantized(path, n, &x));
+        for_each_block(w, y, |first, block| w.rows_dot_quantized(path, first, &x, block));
     } else {
-        for_each_row(w, y, |n| w.row_dot(isa, n, x));
+        for_each_block(w, y, |first, block| {
+            for (i, out) in block.iter_mut().enumerate() {
+                *out = w.row_dot(isa, first + i, x);
+            }
+        });
     }
 }
 
-/// y[n] = `row_dot(n)` for every row, split over threads when the matrix is
-/// large enough.
-fn for_each_row(w: &PackedMatrix, y: &mut [f32], row_dot: impl Fn(usize) -> f32 + Sync) {
+/// Fills y by blocks of consecutive rows, `fill(first_row, block)`, split
+/// over threads when the matrix is large enough.
+fn for_each_block(w: &PackedMatrix, y: &mut [f32], fill: impl Fn(usize, &mut [f32]) + Sync) {
     if w.rows * w.cols < PARALLEL_MIN_WEIGHTS {
-        for (n, out) in y.iter_mut().enumerate() {
-            *out = row_dot(n);
-        }
-        return;
+        return fill(0, y);
     }
     let per_thread = w.rows.div_ceil(TASKS_PER_THREAD * rayon::current_num_threads());
     let chunk = (WEIGHTS_PER_TASK / w.cols.max(1)).min(per_thread).max(1);
-    y.par_chunks_mut(chunk).enumerate().for_each(|(c, block)| {
-        for (i, out) in block.iter_mut().enumerate() {
-            *out = row_dot(c * chunk + i);
-        }
-    });
+    y.par_chunks_mut(chunk).enumerate().for_each(|(c, block)| fill(c * chunk, block));
 }

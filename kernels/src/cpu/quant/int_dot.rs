@@ -70,7 +70,31 @@ pub struct QuantizedRow {
     /// 8 · (the sum of each lane's four values): what int4's offset nibbles
     /// (q + 8) add on top of Σ q·p.
     pub lane_offsets: Vec<i32>,
+    /// `values`, `lane_offsets` and `lane_scales` with each chunk's four
+    /// quarters (16 values, 4 lanes) in the order 0, 2, 1, 3: the order in
+    /// which the AVX-512 int4 kernel unpacks a chunk's nibbles.
+    pub nibble_order: NibbleOrder,
 }
+
+/// A [`QuantizedRow`]'s per-chunk data in the AVX-512 int4 kernel's order.
+///
+/// An int4 chunk is 32 bytes: group 0's 16 bytes, then group 1's, each
+/// byte holding weight j (low nibble) and weight j + 16 (high nibble) of
+/// its group. Copied into both halves of a register and shifted right by 0
+/// (lower half) and 4 bits (upper half), then masked, the 64 nibbles come
+/// out in quarters [weights 0..16, 32..48, 16..32, 48..64]: the chunk's
+/// natural quarters 0, 2, 1, 3. Rather than shuffle every weight chunk into
+/// place, x is kept in that order too, once per row; the kernel's 16 lane
+/// sums then come out in it and are put back before the fold.
+#[derive(Clone, Debug, Default)]
+pub struct NibbleOrder {
+    pub values: Vec<i8>,
+    pub lane_offsets: Vec<i32>,
+    pub lane_scales: Vec<f32>,
+}
+
+/// The chunk's quarters in the order the int4 kernel unpacks them.
+const NIBBLE_QUARTERS: [usize; 4] = [0, 2, 1, 3];
 
 impl QuantizedRow {
     /// Quantizes `x`.
@@ -87,25 +111,33 @@ impl QuantizedRow {
         self.values.clear();
         self.values.resize(padded, 0);
         self.block_scales.clear();
-        for (b, block) in x.chunks(INT4_GROUP).enumerate() {
-            // A NaN anywhere makes the scale NaN, so it reaches the output
-            // instead of being rounded away (`max` alone would skip it).
-            let largest =
-                block.iter().fold(0.0f32, |m, v| if m.is_nan() || v.is_nan() { f32::NAN } else { m.max(v.abs()) });
-            let scale = largest / 127.0;
-            // A block of zeros keeps scale 0 and values 0 (no 0/0).
-            let inverse = if scale > 0.0 { 1.0 / scale } else { 0.0 };
-            for (p, &v) in self.values[b * INT4_GROUP..].iter_mut().zip(block) {
-                *p = (v * inverse).round().clamp(-127.0, 127.0) as i8;
-            }
-            self.block_scales.push(scale);
+        #[cfg(target_arch = "x86_64")]
+        if Isa::detect() != Isa::Scalar {
+            // SAFETY: every instruction set but the portable one has AVX2.
+            unsafe { quantize_blocks_avx2(x, &mut self.values, &mut self.block_scales) };
+        } else {
+            quantize_blocks(x, &mut self.values, &mut self.block_scales);
         }
+        #[cfg(not(target_arch = "x86_64"))]
+        quantize_blocks(x, &mut self.values, &mut self.block_scales);
         self.block_scales.resize(padded / INT4_GROUP, 0.0);
         self.lane_scales.clear();
         self.lane_offsets.clear();
         for (lane, values) in self.values.chunks_exact(PER_LANE).enumerate() {
             self.lane_scales.push(self.block_scales[lane * PER_LANE / INT4_GROUP]);
             self.lane_offsets.push(8 * values.iter().map(|&p| p as i32).sum::<i32>());
+        }
+        let order = &mut self.nibble_order;
+        order.values.clear();
+        order.lane_offsets.clear();
+        order.lane_scales.clear();
+        for chunk in 0..padded / CHUNK {
+            for quarter in NIBBLE_QUARTERS {
+                let (value, lane) = (chunk * CHUNK + quarter * CHUNK / 4, chunk * LANES + quarter * LANES / 4);
+                order.values.extend_from_slice(&self.values[value..value + CHUNK / 4]);
+                order.lane_offsets.extend_from_slice(&self.lane_offsets[lane..lane + LANES / 4]);
+                order.lane_scales.extend_from_slice(&self.lane_scales[lane..lane + LANES / 4]);
+            }
         }
     }
 
@@ -126,6 +158,48 @@ impl QuantizedRow {
         let values = &self.values[..self.cols];
         values.iter().enumerate().map(|(j, &p)| p as f64 * self.block_scales[j / INT4_GROUP] as f64).collect()
     }
+}
+
+/// Quantizes `x` block by block into `values` (as long as x or longer),
+/// pushing each block's scale onto `scales`: the loop the compiler
+/// vectorises (see [`round_to_i8`]).
+#[inline(always)]
+fn quantize_blocks(x: &[f32], values: &mut [i8], scales: &mut Vec<f32>) {
+    for (block, out) in x.chunks(INT4_GROUP).zip(values.chunks_mut(INT4_GROUP)) {
+        // The largest |v|, compared by bits: non-negative floats order as
+        // their bits do, and a NaN's bits exceed infinity's, so a NaN
+        // anywhere makes the scale NaN and reaches the output instead of
+        // being rounded away (a float `max` would skip it).
+        let largest = f32::from_bits(block.iter().map(|v| v.to_bits() & 0x7fff_ffff).max().unwrap_or(0));
+        let scale = largest / 127.0;
+        // A block of zeros keeps scale 0 and values 0 (no 0/0).
+        let inverse = if scale > 0.0 { 1.0 / scale } else { 0.0 };
+        for (p, &v) in out.iter_mut().zip(block) {
+            *p = round_to_i8(v * inverse);
+        }
+        scales.push(scale);
+    }
+}
+
+/// [`quantize_blocks`] compiled for AVX2, eight floats per instruction.
+///
+/// # Safety
+/// Needs AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn quantize_blocks_avx2(x: &[f32], values: &mut [i8], scales: &mut Vec<f32>) {
+    quantize_blocks(x, values, scales)
+}
+
+/// `p.round()` (half away from zero) clamped to [-127, 127], as an i8; NaN
+/// gives 0. Written with a truncating conversion and a comparison because
+/// `round` is a library call on baseline x86-64, which no loop vectorises.
+#[inline(always)]
+pub fn round_to_i8(p: f32) -> i8 {
+    let p = p.clamp(-127.0, 127.0);
+    let toward_zero = p as i32; // NaN → 0
+    let fraction = p - toward_zero as f32; // exact
+    (toward_zero + (fraction >= 0.5) as i32 - (fraction <= -0.5) as i32) as i8
 }
 
 /// The integer kernels' instruction sets: AVX-512 needs its byte and word
@@ -219,6 +293,76 @@ pub fn dot_int4(path: IntPath, packed: &[u8], scales: &[u16], x: &QuantizedRow) 
     }
 }
 
+/// [`dot_int8`] for each of the `out.len()` rows in `q` (`[rows, x.cols]`),
+/// into `out`: the same bits, one call for the block.
+pub fn dot_int8_rows(path: IntPath, q: &[i8], x: &QuantizedRow, out: &mut [f32]) {
+    assert_eq!(
+        q.len(),
+        out.len() * x.cols,
+        "int8 integer dot: {} weights for {} rows of {}",
+        q.len(),
+        out.len(),
+        x.cols
+    );
+    if x.cols == 0 {
+        return out.fill(0.0);
+    }
+    match path {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `IntPath::for_isa`/`available` offer each path only where
+        // the CPU has its instructions; the lengths match (checked above).
+        IntPath::Avx2 => unsafe { x86::dot_int8_rows_avx2(q, x, out) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        IntPath::Avx512 => unsafe { x86::dot_int8_rows_avx512(q, x, out) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        IntPath::Avx512Vnni => unsafe { x86::dot_int8_rows_vnni(q, x, out) },
+        _ => {
+            for (o, row) in out.iter_mut().zip(q.chunks_exact(x.cols)) {
+                *o = dot_int8_scalar(row, x);
+            }
+        }
+    }
+}
+
+/// [`dot_int4`] for each of the `out.len()` rows in `packed` and `scales`,
+/// into `out`: the same bits, one call for the block.
+pub fn dot_int4_rows(path: IntPath, packed: &[u8], scales: &[u16], x: &QuantizedRow, out: &mut [f32]) {
+    assert!(
+        x.cols.is_multiple_of(INT4_GROUP)
+            && packed.len() * 2 == out.len() * x.cols
+            && scales.len() * INT4_GROUP == out.len() * x.cols,
+        "int4 integer dot: {} bytes and {} scales for {} rows of {}",
+        packed.len(),
+        scales.len(),
+        out.len(),
+        x.cols
+    );
+    if x.cols == 0 {
+        return out.fill(0.0);
+    }
+    // As in `dot_int4`: without F16C, the scalar loop.
+    let path = if has_f16c() { path } else { IntPath::Scalar };
+    match path {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as in `dot_int8_rows`, and F16C is present (checked above).
+        IntPath::Avx2 => unsafe { x86::dot_int4_rows_avx2(packed, scales, x, out) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        IntPath::Avx512 => unsafe { x86::dot_int4_rows_avx512(packed, scales, x, out) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        IntPath::Avx512Vnni => unsafe { x86::dot_int4_rows_vnni(packed, scales, x, out) },
+        _ => {
+            let rows = packed.chunks_exact(x.cols / 2).zip(scales.chunks_exact(x.cols / INT4_GROUP));
+            for (o, (packed, scales)) in out.iter_mut().zip(rows) {
+                *o = dot_int4_scalar(packed, scales, x);
+            }
+        }
+    }
+}
+
 /// The order of the module doc, one lane at a time: `lane_sum(j)` is the
 /// exact integer Σ q·p of lane `j` (weights 4j..4j+4 of the row, zero past
 /// its end) and `lane_scale(j)` the float it is multiplied by.
@@ -268,7 +412,7 @@ mod x86 {
     //! so nothing past a row is read.
     use std::arch::x86_64::*;
 
-    use super::{QuantizedRow, CHUNK, GROUP_BYTES, LANES};
+    use super::{QuantizedRow, CHUNK, GROUP_BYTES, INT4_GROUP, LANES};
     use crate::cpu::dot_order::x86::*;
 
     /// The 16 lane sums Σ u·s of 64 unsigned bytes `u` and signed bytes
@@ -300,6 +444,7 @@ mod x86 {
         ($name:ident, $lane_sums:ident, $features:literal) => {
             /// # Safety
             /// Needs the features named; `q.len() == x.cols`.
+            #[inline]
             #[target_feature(enable = $features)]
             pub unsafe fn $name(q: &[i8], x: &QuantizedRow) -> f32 {
                 let mut acc = _mm512_setzero_ps();
@@ -336,6 +481,7 @@ mod x86 {
 
     /// # Safety
     /// Needs AVX2 and FMA; `q.len() == x.cols`.
+    #[inline]
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn dot_int8_avx2(q: &[i8], x: &QuantizedRow) -> f32 {
         // Lanes 0..8 (the chunk's first block) and 8..16 (its second).
@@ -368,38 +514,39 @@ mod x86 {
         unsafe { fold16(acc[0], acc[1]) }
     }
 
-    /// The two f16 scales of a chunk's blocks, as floats: d0 in lanes 0..8,
-    /// d1 in lanes 8..16.
-    ///
+    /// The two f16 scales of a chunk's blocks, as floats, where the lanes
+    /// of the nibble order hold that block's sums: d0 in lanes 0..4 and
+    /// 8..12, d1 in lanes 4..8 and 12..16.
     #[inline]
     #[target_feature(enable = "avx512f,f16c")]
     fn block_scales_512(pair: [u16; 2]) -> __m512 {
         let halves = _mm_cvtsi32_si128((pair[0] as u32 | (pair[1] as u32) << 16) as i32);
         let d = _mm512_castps128_ps512(_mm_cvtph_ps(halves));
-        _mm512_permutexvar_ps(_mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0), d)
+        _mm512_permutexvar_ps(_mm512_set_epi32(1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0), d)
     }
 
-    /// The int4 kernel on AVX-512, with the lane sums of `$lane_sums`.
+    /// The int4 kernel on AVX-512, with the lane sums of `$lane_sums`:
+    /// each chunk's nibbles unpacked into the nibble order
+    /// ([`super::NibbleOrder`]) by one broadcast, shift and mask.
     macro_rules! dot_int4_512 {
         ($name:ident, $lane_sums:ident, $features:literal) => {
             /// # Safety
             /// Needs the features named; lengths as `dot_int4` checks.
+            #[inline]
             #[target_feature(enable = $features)]
             pub unsafe fn $name(packed: &[u8], scales: &[u16], x: &QuantizedRow) -> f32 {
+                let x = &x.nibble_order;
                 let mut acc = _mm512_setzero_ps();
                 let full = packed.len() / (2 * GROUP_BYTES);
+                // The register's upper half (quarters 2 and 3) takes the
+                // high nibbles.
+                let shift = _mm512_set_epi64(4, 4, 4, 4, 0, 0, 0, 0);
                 let step = |acc: __m512, bytes: *const u8, pair: [u16; 2], c: usize| {
                     // SAFETY: `bytes` points at 32 readable bytes (two
                     // groups); chunk c lies inside x's padded buffers.
                     unsafe {
-                        let bytes = _mm256_loadu_si256(bytes as *const __m256i);
-                        let mask = _mm256_set1_epi8(0x0f);
-                        let low = _mm256_and_si256(bytes, mask); // groups 0 and 1, weights 0..16
-                        let high = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), mask); // and 16..32
-                        let mixed = _mm512_inserti64x4(_mm512_castsi256_si512(low), high, 1);
-                        // 128-bit quarters [g0 0..16, g1 0..16, g0 16..32, g1 16..32]
-                        // → the weights' own order.
-                        let nibbles = _mm512_shuffle_i64x2(mixed, mixed, 0b11_01_10_00);
+                        let bytes = _mm512_broadcast_i64x4(_mm256_loadu_si256(bytes as *const __m256i));
+                        let nibbles = _mm512_and_si512(_mm512_srlv_epi64(bytes, shift), _mm512_set1_epi8(0x0f));
                         let p = _mm512_loadu_si512(x.values.as_ptr().add(c * CHUNK) as *const __m512i);
                         let offsets = _mm512_loadu_si512(x.lane_offsets.as_ptr().add(c * LANES) as *const __m512i);
                         let sums = _mm512_sub_epi32($lane_sums(nibbles, p), offsets);
@@ -420,7 +567,8 @@ mod x86 {
                     tail[..GROUP_BYTES].copy_from_slice(&packed[full * 2 * GROUP_BYTES..]);
                     acc = step(acc, tail.as_ptr(), [scales[2 * full], 0], full);
                 }
-                fold_avx512_16(acc)
+                // Quarters 0, 2, 1, 3 back to 0, 1, 2, 3 (the same swap).
+                fold_avx512_16(_mm512_shuffle_f32x4(acc, acc, 0b11_01_10_00))
             }
         };
     }
@@ -429,6 +577,7 @@ mod x86 {
 
     /// # Safety
     /// Needs AVX2, FMA and F16C; lengths as `dot_int4` checks.
+    #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
     pub unsafe fn dot_int4_avx2(packed: &[u8], scales: &[u16], x: &QuantizedRow) -> f32 {
         // Lanes 0..8 (a chunk's first group) and 8..16 (its second).
@@ -456,6 +605,46 @@ mod x86 {
         // SAFETY: AVX2 implies AVX.
         unsafe { fold16(acc[0], acc[1]) }
     }
+
+    /// Row after row, each through the one-row kernel `$row` inlined: the
+    /// call, the dispatch and the checks once per block of rows, and one
+    /// row's fold overlapping the next row's loads.
+    macro_rules! int8_rows {
+        ($name:ident, $row:ident, $features:literal) => {
+            /// # Safety
+            /// Needs the features named; `q` holds `out.len()` rows of `x.cols`.
+            #[target_feature(enable = $features)]
+            pub unsafe fn $name(q: &[i8], x: &QuantizedRow, out: &mut [f32]) {
+                for (o, row) in out.iter_mut().zip(q.chunks_exact(x.cols)) {
+                    // SAFETY: forwarded; each row holds `x.cols` weights.
+                    *o = unsafe { $row(row, x) };
+                }
+            }
+        };
+    }
+    int8_rows!(dot_int8_rows_vnni, dot_int8_vnni, "avx512f,avx512bw,avx512vnni,avx2,fma");
+    int8_rows!(dot_int8_rows_avx512, dot_int8_avx512, "avx512f,avx512bw,avx2,fma");
+    int8_rows!(dot_int8_rows_avx2, dot_int8_avx2, "avx2,fma");
+
+    /// [`int8_rows`] for int4.
+    macro_rules! int4_rows {
+        ($name:ident, $row:ident, $features:literal) => {
+            /// # Safety
+            /// Needs the features named; `packed` and `scales` hold
+            /// `out.len()` rows of `x.cols` weights.
+            #[target_feature(enable = $features)]
+            pub unsafe fn $name(packed: &[u8], scales: &[u16], x: &QuantizedRow, out: &mut [f32]) {
+                let rows = packed.chunks_exact(x.cols / 2).zip(scales.chunks_exact(x.cols / INT4_GROUP));
+                for (o, (packed, scales)) in out.iter_mut().zip(rows) {
+                    // SAFETY: forwarded; each row holds `x.cols` weights.
+                    *o = unsafe { $row(packed, scales, x) };
+                }
+            }
+        };
+    }
+    int4_rows!(dot_int4_rows_vnni, dot_int4_vnni, "avx512f,avx512bw,avx512vnni,avx2,fma,f16c");
+    int4_rows!(dot_int4_rows_avx512, dot_int4_avx512, "avx512f,avx512bw,avx2,fma,f16c");
+    int4_rows!(dot_int4_rows_avx2, dot_int4_avx2, "avx2,fma,f16c");
 
     /// Folds one AVX-512 register of 16 lanes, halves first.
     ///

@@ -148,6 +148,27 @@ impl<'a> PackedMatrix<'a> {
         }
     }
 
+    /// `out[i]` = [`row_dot_quantized`](Self::row_dot_quantized) of row
+    /// `first + i`, the same bits, for a block of rows in one call.
+    pub fn rows_dot_quantized(&self, path: int_dot::IntPath, first: usize, x: &int_dot::QuantizedRow, out: &mut [f32]) {
+        let (k, rows) = (self.cols, first..first + out.len());
+        match self.weights {
+            PackedWeights::Int8 { values, scales } => {
+                int_dot::dot_int8_rows(path, &values[rows.start * k..rows.end * k], x, out);
+                for (o, &s) in out.iter_mut().zip(&scales[rows]) {
+                    *o *= s;
+                }
+            }
+            PackedWeights::Int4 { packed, scales } => {
+                let groups = k / INT4_GROUP;
+                let (packed, scales) =
+                    (&packed[rows.start * k / 2..rows.end * k / 2], &scales[rows.start * groups..rows.end * groups]);
+                int_dot::dot_int4_rows(path, packed, scales, x, out)
+            }
+            _ => panic!("rows_dot_quantized: {} weights are multiplied in f32", self.weights.format_name()),
+        }
+    }
+
     /// Decodes row `row` into `out` (`cols` floats).
     pub fn dequantize_row(&self, row: usize, out: &mut [f32]) {
         let k = self.cols;

@@ -414,3 +414,75 @@ fn a_nan_in_a_prompt_row_reaches_its_outputs_only() {
         }
     }
 }
+
+#[test]
+fn a_block_of_rows_gives_each_rows_own_bits() {
+    let mut rng = Rng(37);
+    for format in ["int8", "int4"] {
+        for (rows, cols) in [(1, 64), (3, 96), (5, 768), (9, 45), (8, 100), (13, 160)] {
+            if format == "int4" && cols % INT4_GROUP != 0 {
+                continue;
+            }
+            let owned = Owned::random(format, rows, cols, &mut rng);
+            let w = owned.matrix();
+            let x = int_dot::QuantizedRow::new(&awkward_input(&mut rng, cols));
+            for path in int_dot::IntPath::available() {
+                for first in [0, 1.min(rows - 1)] {
+                    let mut block = vec![f32::NAN; rows - first];
+                    w.rows_dot_quantized(path, first, &x, &mut block);
+                    for (i, got) in block.iter().enumerate() {
+                        let alone = w.row_dot_quantized(path, first + i, &x);
+                        assert_eq!(got.to_bits(), alone.to_bits(), "{format} {rows}×{cols} {path:?} row {}", first + i);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_threaded_matrix_vector_product_gives_each_rows_bits() {
+    let mut rng = Rng(41);
+    // 2^18 weights and more take the threaded path.
+    let (rows, cols) = (515, 576);
+    for format in FORMATS {
+        let owned = Owned::random(format, rows, cols, &mut rng);
+        let w = owned.matrix();
+        let input: Vec<f32> = (0..cols).map(|_| rng.uniform()).collect();
+        let quantized = int_dot::QuantizedRow::new(&input);
+        for isa in Isa::available() {
+            let mut y = vec![f32::NAN; rows];
+            gemv::gemv(isa, &w, &input, &mut y);
+            for (n, got) in y.iter().enumerate() {
+                let alone = if w.multiplies_in_integers() {
+                    w.row_dot_quantized(int_dot::IntPath::for_isa(isa), n, &quantized)
+                } else {
+                    w.row_dot(isa, n, &input)
+                };
+                assert_eq!(got.to_bits(), alone.to_bits(), "{format} {isa:?} row {n}");
+            }
+        }
+    }
+}
+
+#[test]
+fn rounding_to_8_bits_is_rounding_half_away_from_zero() {
+    let below_half = 0.5f32 - f32::EPSILON / 4.0;
+    let mut cases: Vec<f32> = (-520..=520).map(|k| k as f32 / 4.0).collect();
+    cases.extend([
+        below_half,
+        -below_half,
+        1.5 - f32::EPSILON,
+        126.5,
+        -126.5,
+        127.49,
+        1e9,
+        -1e9,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+    ]);
+    for p in cases {
+        assert_eq!(int_dot::round_to_i8(p), p.round().clamp(-127.0, 127.0) as i8, "{p}");
+    }
+    assert_eq!(int_dot::round_to_i8(f32::NAN), 0);
+}
