@@ -4,6 +4,13 @@
 //! exactly once, so the time is the time to stream the weights from
 //! memory. Rows are contiguous, so each output reads one contiguous run of
 //! bytes; the outputs are split into blocks of rows over rayon's threads.
+//! An int8 or int4 block is one call (`PackedMatrix::rows_dot_quantized`):
+//! SmolLM2-135M's rows are 576 weights, nine chunks of the integer kernel,
+//! and a call, a dispatch and a check per row cost as much as a third of
+//! them. Rows are read one after another, in memory order: reading four
+//! rows side by side (to share x's loads and overlap their sums) was faster
+//! with the weights in cache but slower streamed from memory, where four
+//! interleaved streams defeat the hardware prefetcher.
 //! Every output is one row's dot product in a fixed order (`cpu::dot_order`
 //! for f16 and bf16, `int_dot`'s for int8 and int4, whose input row is
 //! quantized to 8 bits once, here, for all rows), so the result does not

@@ -93,6 +93,28 @@ pub struct NibbleOrder {
     pub lane_scales: Vec<f32>,
 }
 
+impl NibbleOrder {
+    /// The row's values and lane data, each chunk's quarters reordered.
+    fn fill(&mut self, values: &[i8], lane_offsets: &[i32], lane_scales: &[f32]) {
+        self.values.resize(values.len(), 0);
+        self.lane_offsets.resize(lane_offsets.len(), 0);
+        self.lane_scales.resize(lane_scales.len(), 0.0);
+        let (per_quarter, lanes_per_quarter) = (CHUNK / 4, LANES / 4);
+        for chunk in 0..values.len() / CHUNK {
+            for (slot, quarter) in NIBBLE_QUARTERS.into_iter().enumerate() {
+                let (to, from) = (chunk * CHUNK + slot * per_quarter, chunk * CHUNK + quarter * per_quarter);
+                self.values[to..to + per_quarter].copy_from_slice(&values[from..from + per_quarter]);
+                let (to, from) =
+                    (chunk * LANES + slot * lanes_per_quarter, chunk * LANES + quarter * lanes_per_quarter);
+                self.lane_offsets[to..to + lanes_per_quarter]
+                    .copy_from_slice(&lane_offsets[from..from + lanes_per_quarter]);
+                self.lane_scales[to..to + lanes_per_quarter]
+                    .copy_from_slice(&lane_scales[from..from + lanes_per_quarter]);
+            }
+        }
+    }
+}
+
 /// The chunk's quarters in the order the int4 kernel unpacks them.
 const NIBBLE_QUARTERS: [usize; 4] = [0, 2, 1, 3];
 
@@ -121,24 +143,12 @@ impl QuantizedRow {
         #[cfg(not(target_arch = "x86_64"))]
         quantize_blocks(x, &mut self.values, &mut self.block_scales);
         self.block_scales.resize(padded / INT4_GROUP, 0.0);
+        let (values, block_scales) = (&self.values, &self.block_scales);
         self.lane_scales.clear();
+        self.lane_scales.extend((0..padded / PER_LANE).map(|lane| block_scales[lane * PER_LANE / INT4_GROUP]));
         self.lane_offsets.clear();
-        for (lane, values) in self.values.chunks_exact(PER_LANE).enumerate() {
-            self.lane_scales.push(self.block_scales[lane * PER_LANE / INT4_GROUP]);
-            self.lane_offsets.push(8 * values.iter().map(|&p| p as i32).sum::<i32>());
-        }
-        let order = &mut self.nibble_order;
-        order.values.clear();
-        order.lane_offsets.clear();
-        order.lane_scales.clear();
-        for chunk in 0..padded / CHUNK {
-            for quarter in NIBBLE_QUARTERS {
-                let (value, lane) = (chunk * CHUNK + quarter * CHUNK / 4, chunk * LANES + quarter * LANES / 4);
-                order.values.extend_from_slice(&self.values[value..value + CHUNK / 4]);
-                order.lane_offsets.extend_from_slice(&self.lane_offsets[lane..lane + LANES / 4]);
-                order.lane_scales.extend_from_slice(&self.lane_scales[lane..lane + LANES / 4]);
-            }
-        }
+        self.lane_offsets.extend(values.chunks_exact(PER_LANE).map(|v| 8 * v.iter().map(|&p| p as i32).sum::<i32>()));
+        self.nibble_order.fill(values, &self.lane_offsets, &self.lane_scales);
     }
 
     /// p·s for each element, as f32 (rounded once), into `out` (`cols`

@@ -19,7 +19,8 @@
 //!   products are integer dot products ([`int_dot`], as llama.cpp does),
 //!   several times fewer instructions per weight than widening each one to
 //!   f32, which keeps the kernel as fast as the memory can feed it. A few
-//!   rows (up to 4; int4 up to 64, see `gemv_max_rows`) still go this way, one pass each.
+//!   input rows (up to 4 for f16 and bf16, 16 for int8 and int4, see
+//!   `gemv_max_rows`) still go this way, one pass each.
 //! - More rows (a prompt, an evaluation batch): the arithmetic, not the
 //!   memory, is the cost, and a tile of weight rows is kept in cache while
 //!   all M rows pass over it. For f16 and bf16 the tile is decoded into an
@@ -53,6 +54,8 @@ mod tests;
 
 /// The instruction set every kernel here takes (from `cpu::isa`).
 pub use super::isa::Isa;
+
+use rayon::prelude::*;
 
 use super::isa::has_f16c;
 
@@ -237,7 +240,7 @@ pub fn matmul_with(isa: Isa, x: &[f32], m: usize, w: &PackedMatrix, y: &mut [f32
         // the same integer products, their block sums added in the tiles'
         // own order (`int_tiled`), so the same tokens decoded one by one
         // agree with a prompt to rounding.
-        let rows: Vec<int_dot::QuantizedRow> = x.chunks_exact(w.cols).map(int_dot::QuantizedRow::new).collect();
+        let rows: Vec<int_dot::QuantizedRow> = x.par_chunks_exact(w.cols).map(int_dot::QuantizedRow::new).collect();
         int_tiled::matmul(int_dot::IntPath::for_isa(isa), w, &rows, y);
     } else {
         tiled::matmul(w, x, m, y);
