@@ -4,7 +4,7 @@
 //! exactly once, so the time is the time to stream the weights from
 //! memory. Rows are contiguous, so each output reads one contiguous run of
 //! bytes; the outputs are split into blocks of rows over rayon's threads.
-//! An int8 or int4 block is one call (`PackedMatrix::rows_dot_quantized`):
+//! A block is one call (`PackedMatrix::rows_dot`, `rows_dot_quantized`):
 //! SmolLM2-135M's rows are 576 weights, nine chunks of the integer kernel,
 //! and a call, a dispatch and a check per row cost as much as a third of
 //! them. Rows are read one after another, in memory order: reading four
@@ -46,11 +46,7 @@ pub fn gemv(isa: Isa, w: &PackedMatrix, x: &[f32], y: &mut [f32]) {
         let (path, x) = (IntPath::for_isa(isa), QuantizedRow::new(x));
         for_each_block(w, y, |first, block| w.rows_dot_quantized(path, first, &x, block));
     } else {
-        for_each_block(w, y, |first, block| {
-            for (i, out) in block.iter_mut().enumerate() {
-                *out = w.row_dot(isa, first + i, x);
-            }
-        });
+        for_each_block(w, y, |first, block| w.rows_dot(isa, first, x, block));
     }
 }
 

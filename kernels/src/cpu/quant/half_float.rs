@@ -75,6 +75,36 @@ pub fn dot_bf16(isa: Isa, w: &[u16], x: &[f32]) -> f32 {
     }
 }
 
+/// [`dot_f16`] (or [`dot_bf16`], `bf16` true) for each of the `out.len()`
+/// rows in `w` (`[rows, x.len()]`), into `out`: the same bits, one call for
+/// the block (see `gemv`).
+pub fn dot_half_rows(isa: Isa, bf16: bool, w: &[u16], x: &[f32], out: &mut [f32]) {
+    let k = x.len();
+    assert_eq!(w.len(), out.len() * k, "16-bit dot: {} weights for {} rows of {k}", w.len(), out.len());
+    if k == 0 {
+        return out.fill(0.0);
+    }
+    match (isa, bf16) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as in `dot_f16` and `dot_bf16`; the lengths match.
+        (Isa::Avx512, false) => unsafe { x86::dot_f16_rows_avx512(w, x, out) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        (Isa::Avx512, true) => unsafe { x86::dot_bf16_rows_avx512(w, x, out) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        (Isa::Avx2, false) => unsafe { x86::dot_f16_rows_avx2(w, x, out) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        (Isa::Avx2, true) => unsafe { x86::dot_bf16_rows_avx2(w, x, out) },
+        _ => {
+            for (o, row) in out.iter_mut().zip(w.chunks_exact(k)) {
+                *o = if bf16 { dot_bf16(isa, row, x) } else { dot_f16(isa, row, x) };
+            }
+        }
+    }
+}
+
 pub fn decode_f16(w: &[u16], out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if Isa::detect() != Isa::Scalar {
@@ -102,6 +132,7 @@ mod x86 {
 
     /// # Safety
     /// Needs AVX2, FMA and F16C; equal lengths.
+    #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
     pub unsafe fn dot_f16_avx2(w: &[u16], x: &[f32]) -> f32 {
         let full = x.len() / DOT_LANES * DOT_LANES;
@@ -127,6 +158,7 @@ mod x86 {
 
     /// # Safety
     /// Needs AVX-512F, AVX2, FMA; equal lengths.
+    #[inline]
     #[target_feature(enable = "avx512f,avx2,fma,f16c")]
     pub unsafe fn dot_f16_avx512(w: &[u16], x: &[f32]) -> f32 {
         let full = x.len() / DOT_LANES * DOT_LANES;
@@ -152,6 +184,7 @@ mod x86 {
 
     /// # Safety
     /// Needs AVX2 and FMA; equal lengths.
+    #[inline]
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn dot_bf16_avx2(w: &[u16], x: &[f32]) -> f32 {
         let full = x.len() / DOT_LANES * DOT_LANES;
@@ -178,6 +211,7 @@ mod x86 {
 
     /// # Safety
     /// Needs AVX-512F, AVX2, FMA; equal lengths.
+    #[inline]
     #[target_feature(enable = "avx512f,avx2,fma")]
     pub unsafe fn dot_bf16_avx512(w: &[u16], x: &[f32]) -> f32 {
         let full = x.len() / DOT_LANES * DOT_LANES;
@@ -202,6 +236,27 @@ mod x86 {
         }
         sum
     }
+
+    /// Row after row, each through the one-row kernel `$row` inlined: the
+    /// call, the dispatch and the checks once per block of rows.
+    macro_rules! half_rows {
+        ($name:ident, $row:ident, $features:literal) => {
+            /// # Safety
+            /// Needs the features named; `w` holds `out.len()` rows of
+            /// `x.len()` weights.
+            #[target_feature(enable = $features)]
+            pub unsafe fn $name(w: &[u16], x: &[f32], out: &mut [f32]) {
+                for (o, row) in out.iter_mut().zip(w.chunks_exact(x.len())) {
+                    // SAFETY: forwarded; each row is as long as x.
+                    *o = unsafe { $row(row, x) };
+                }
+            }
+        };
+    }
+    half_rows!(dot_f16_rows_avx512, dot_f16_avx512, "avx512f,avx2,fma,f16c");
+    half_rows!(dot_bf16_rows_avx512, dot_bf16_avx512, "avx512f,avx2,fma");
+    half_rows!(dot_f16_rows_avx2, dot_f16_avx2, "avx2,fma,f16c");
+    half_rows!(dot_bf16_rows_avx2, dot_bf16_avx2, "avx2,fma");
 
     /// # Safety
     /// Needs F16C (and AVX).

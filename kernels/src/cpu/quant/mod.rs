@@ -151,6 +151,21 @@ impl<'a> PackedMatrix<'a> {
         }
     }
 
+    /// `out[i]` = [`row_dot`](Self::row_dot) of row `first + i` for f16 and
+    /// bf16 weights, the same bits, for a block of rows in one call.
+    pub fn rows_dot(&self, isa: Isa, first: usize, x: &[f32], out: &mut [f32]) {
+        let rows = first * self.cols..(first + out.len()) * self.cols;
+        match self.weights {
+            PackedWeights::F16(w) => half_float::dot_half_rows(with_f16c(isa), false, &w[rows], x, out),
+            PackedWeights::BF16(w) => half_float::dot_half_rows(isa, true, &w[rows], x, out),
+            _ => {
+                for (i, o) in out.iter_mut().enumerate() {
+                    *o = self.row_dot(isa, first + i, x);
+                }
+            }
+        }
+    }
+
     /// `out[i]` = [`row_dot_quantized`](Self::row_dot_quantized) of row
     /// `first + i`, the same bits, for a block of rows in one call.
     pub fn rows_dot_quantized(&self, path: int_dot::IntPath, first: usize, x: &int_dot::QuantizedRow, out: &mut [f32]) {

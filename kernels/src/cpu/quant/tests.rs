@@ -418,21 +418,38 @@ fn a_nan_in_a_prompt_row_reaches_its_outputs_only() {
 #[test]
 fn a_block_of_rows_gives_each_rows_own_bits() {
     let mut rng = Rng(37);
-    for format in ["int8", "int4"] {
+    for format in FORMATS {
         for (rows, cols) in [(1, 64), (3, 96), (5, 768), (9, 45), (8, 100), (13, 160)] {
             if format == "int4" && cols % INT4_GROUP != 0 {
                 continue;
             }
             let owned = Owned::random(format, rows, cols, &mut rng);
             let w = owned.matrix();
-            let x = int_dot::QuantizedRow::new(&awkward_input(&mut rng, cols));
-            for path in int_dot::IntPath::available() {
-                for first in [0, 1.min(rows - 1)] {
-                    let mut block = vec![f32::NAN; rows - first];
-                    w.rows_dot_quantized(path, first, &x, &mut block);
-                    for (i, got) in block.iter().enumerate() {
-                        let alone = w.row_dot_quantized(path, first + i, &x);
-                        assert_eq!(got.to_bits(), alone.to_bits(), "{format} {rows}×{cols} {path:?} row {}", first + i);
+            let input = awkward_input(&mut rng, cols);
+            let x = int_dot::QuantizedRow::new(&input);
+            for first in [0, 1.min(rows - 1)] {
+                let mut block = vec![f32::NAN; rows - first];
+                if w.multiplies_in_integers() {
+                    for path in int_dot::IntPath::available() {
+                        w.rows_dot_quantized(path, first, &x, &mut block);
+                        for (i, got) in block.iter().enumerate() {
+                            let alone = w.row_dot_quantized(path, first + i, &x);
+                            let at = first + i;
+                            assert_eq!(got.to_bits(), alone.to_bits(), "{format} {rows}×{cols} {path:?} row {at}");
+                        }
+                    }
+                } else {
+                    for isa in Isa::available() {
+                        w.rows_dot(isa, first, &input, &mut block);
+                        for (i, got) in block.iter().enumerate() {
+                            let alone = w.row_dot(isa, first + i, &input);
+                            assert_eq!(
+                                got.to_bits(),
+                                alone.to_bits(),
+                                "{format} {rows}×{cols} {isa:?} row {}",
+                                first + i
+                            );
+                        }
                     }
                 }
             }
