@@ -126,8 +126,41 @@ impl QuantizedRow {
         row
     }
 
+    /// Only what the prompt tiles (`int_tiled`) read of a row: its values
+    /// and block scales. The lane data of the matrix-vector kernels stays
+    /// empty (they refuse such a row), which spares a prompt's every row
+    /// five buffers.
+    pub fn for_tiles(x: &[f32]) -> QuantizedRow {
+        let mut row = QuantizedRow::default();
+        row.quantize_values(x);
+        row
+    }
+
+    /// Whether the lane data of the matrix-vector kernels is filled in
+    /// ([`new`](Self::new) and [`quantize`](Self::quantize), not
+    /// [`for_tiles`](Self::for_tiles)).
+    pub fn has_lane_data(&self) -> bool {
+        let lanes = self.values.len() / PER_LANE;
+        self.lane_scales.len() == lanes
+            && self.lane_offsets.len() == lanes
+            && self.nibble_order.values.len() == self.values.len()
+    }
+
     /// Quantizes `x` into this row's buffers (reused between calls).
     pub fn quantize(&mut self, x: &[f32]) {
+        self.quantize_values(x);
+        let padded = self.values.len();
+        let (values, block_scales) = (&self.values, &self.block_scales);
+        self.lane_scales.extend((0..padded / PER_LANE).map(|lane| block_scales[lane * PER_LANE / INT4_GROUP]));
+        self.lane_offsets.extend(values.chunks_exact(PER_LANE).map(|v| 8 * v.iter().map(|&p| p as i32).sum::<i32>()));
+        self.nibble_order.fill(values, &self.lane_offsets, &self.lane_scales);
+    }
+
+    /// The values and block scales alone; the lane data emptied.
+    fn quantize_values(&mut self, x: &[f32]) {
+        self.lane_scales.clear();
+        self.lane_offsets.clear();
+        self.nibble_order.values.clear();
         let padded = x.len().div_ceil(CHUNK) * CHUNK;
         self.cols = x.len();
         self.values.clear();
@@ -143,12 +176,6 @@ impl QuantizedRow {
         #[cfg(not(target_arch = "x86_64"))]
         quantize_blocks(x, &mut self.values, &mut self.block_scales);
         self.block_scales.resize(padded / INT4_GROUP, 0.0);
-        let (values, block_scales) = (&self.values, &self.block_scales);
-        self.lane_scales.clear();
-        self.lane_scales.extend((0..padded / PER_LANE).map(|lane| block_scales[lane * PER_LANE / INT4_GROUP]));
-        self.lane_offsets.clear();
-        self.lane_offsets.extend(values.chunks_exact(PER_LANE).map(|v| 8 * v.iter().map(|&p| p as i32).sum::<i32>()));
-        self.nibble_order.fill(values, &self.lane_offsets, &self.lane_scales);
     }
 
     /// p·s for each element, as f32 (rounded once), into `out` (`cols`
@@ -257,6 +284,7 @@ impl IntPath {
 /// Σ_b s_b · Σ q·p for one int8 row `q` (without the row's scale).
 pub fn dot_int8(path: IntPath, q: &[i8], x: &QuantizedRow) -> f32 {
     assert_eq!(q.len(), x.cols, "int8 integer dot: {} weights against {} inputs", q.len(), x.cols);
+    assert!(x.has_lane_data(), "int8 integer dot: the input row was quantized for tiles only");
     match path {
         IntPath::Scalar => dot_int8_scalar(q, x),
         #[cfg(target_arch = "x86_64")]
@@ -277,6 +305,7 @@ pub fn dot_int8(path: IntPath, q: &[i8], x: &QuantizedRow) -> f32 {
 /// Σ_b (d_b·s_b) · Σ q·p for one int4 row (`packed`: K/2 bytes, `scales`:
 /// K/32 f16 bit patterns).
 pub fn dot_int4(path: IntPath, packed: &[u8], scales: &[u16], x: &QuantizedRow) -> f32 {
+    assert!(x.has_lane_data(), "int4 integer dot: the input row was quantized for tiles only");
     assert!(
         packed.len() * 2 == x.cols && scales.len() * INT4_GROUP == x.cols,
         "int4 integer dot: {} bytes and {} scales against {} inputs",
@@ -306,6 +335,7 @@ pub fn dot_int4(path: IntPath, packed: &[u8], scales: &[u16], x: &QuantizedRow) 
 /// [`dot_int8`] for each of the `out.len()` rows in `q` (`[rows, x.cols]`),
 /// into `out`: the same bits, one call for the block.
 pub fn dot_int8_rows(path: IntPath, q: &[i8], x: &QuantizedRow, out: &mut [f32]) {
+    assert!(x.has_lane_data(), "int8 integer dot: the input row was quantized for tiles only");
     assert_eq!(
         q.len(),
         out.len() * x.cols,
@@ -339,6 +369,7 @@ pub fn dot_int8_rows(path: IntPath, q: &[i8], x: &QuantizedRow, out: &mut [f32])
 /// [`dot_int4`] for each of the `out.len()` rows in `packed` and `scales`,
 /// into `out`: the same bits, one call for the block.
 pub fn dot_int4_rows(path: IntPath, packed: &[u8], scales: &[u16], x: &QuantizedRow, out: &mut [f32]) {
+    assert!(x.has_lane_data(), "int4 integer dot: the input row was quantized for tiles only");
     assert!(
         x.cols.is_multiple_of(INT4_GROUP)
             && packed.len() * 2 == out.len() * x.cols

@@ -255,7 +255,8 @@ pub fn matmul_with(isa: Isa, x: &[f32], m: usize, w: &PackedMatrix, y: &mut [f32
         // the same integer products, their block sums added in the tiles'
         // own order (`int_tiled`), so the same tokens decoded one by one
         // agree with a prompt to rounding.
-        let rows: Vec<int_dot::QuantizedRow> = x.par_chunks_exact(w.cols).map(int_dot::QuantizedRow::new).collect();
+        let rows: Vec<int_dot::QuantizedRow> =
+            x.par_chunks_exact(w.cols).map(int_dot::QuantizedRow::for_tiles).collect();
         int_tiled::matmul(int_dot::IntPath::for_isa(isa), w, &rows, y);
     } else {
         tiled::matmul(w, x, m, y);

@@ -503,3 +503,16 @@ fn rounding_to_8_bits_is_rounding_half_away_from_zero() {
     }
     assert_eq!(int_dot::round_to_i8(f32::NAN), 0);
 }
+
+#[test]
+fn a_row_quantized_for_tiles_has_the_same_values_and_no_lane_data() {
+    let mut rng = Rng(43);
+    let x = awkward_input(&mut rng, 100);
+    let (full, tiles) = (int_dot::QuantizedRow::new(&x), int_dot::QuantizedRow::for_tiles(&x));
+    assert_eq!((&full.values, &full.block_scales, full.cols), (&tiles.values, &tiles.block_scales, tiles.cols));
+    assert!(full.has_lane_data() && !tiles.has_lane_data());
+    let bytes = vec![1i8; 100];
+    let w = PackedMatrix::new(1, 100, PackedWeights::Int8 { values: &bytes, scales: &[1.0] });
+    let refused = std::panic::catch_unwind(|| w.row_dot_quantized(int_dot::IntPath::Scalar, 0, &tiles));
+    assert!(refused.is_err(), "a decode kernel must refuse a row without lane data");
+}
