@@ -26,6 +26,7 @@ pub mod rms_norm;
 pub mod rope;
 pub mod rows;
 pub mod sgemm;
+#[cfg(target_arch = "x86_64")]
 pub mod sgemm_row;
 pub mod swiglu;
 

@@ -9,19 +9,18 @@
 //! columns per register.
 //!
 //! The order is the packed kernel's, so the two give the same bits for the
-//! same product: for each column, the products are summed with fused multiply-adds from
-//! zero, p ascending, within slices of `KC` rows of B; the first slice's
-//! sum is added to the start (C itself, a bias, or nothing) and each later
-//! slice's sum to C.
+//! same product: for each column, the products are summed with fused
+//! multiply-adds from zero, p ascending, within slices of `KC` rows of B;
+//! the first slice's sum is added to the start (C itself, a bias, or
+//! nothing) and each later slice's sum to C. (AVX-512 only, like the
+//! packed kernel; elsewhere `gemm.rs` uses `matrixmultiply`.)
 
-#[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
 use super::gemm::{OutBlock, Start, Strided};
 use super::sgemm::KC;
 
 /// Columns per pass: four 16-float registers of sums.
-#[cfg(target_arch = "x86_64")]
 const COLUMNS: usize = 64;
 
 /// c (+)= a · B for one row `a` (k elements at `sa`, row 0) against B
@@ -32,7 +31,6 @@ const COLUMNS: usize = 64;
 /// matrices inside `a` and `b`; `c` points at n writable floats that alias
 /// neither (uninitialised unless `start` is `Accumulate`); a bias holds n
 /// floats.
-#[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
 pub unsafe fn row_times_matrix(
@@ -96,7 +94,7 @@ pub unsafe fn row_times_matrix(
     }
 }
 
-#[cfg(all(test, target_arch = "x86_64"))]
+#[cfg(test)]
 mod tests {
     use super::super::gemm::GemmShape;
     use super::super::sgemm;
