@@ -44,40 +44,23 @@ pub fn bf16_to_f32(b: u16) -> f32 {
     f32::from_bits((b as u32) << 16)
 }
 
+/// x · w for one row of f16 weights, in the fixed order.
 pub fn dot_f16(isa: Isa, w: &[u16], x: &[f32]) -> f32 {
-    assert_eq!(w.len(), x.len(), "f16 dot: {} weights against {} inputs", w.len(), x.len());
-    match isa {
-        Isa::Scalar => dot_order::dot_scalar(x, |j| f16_to_f32(w[j])),
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: AVX2 is offered only with FMA and F16C present; equal
-        // lengths checked above.
-        Isa::Avx2 => unsafe { x86::dot_f16_avx2(w, x) },
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: as above, for AVX-512F.
-        Isa::Avx512 => unsafe { x86::dot_f16_avx512(w, x) },
-        #[cfg(not(target_arch = "x86_64"))]
-        _ => dot_order::dot_scalar(x, |j| f16_to_f32(w[j])),
-    }
+    let mut out = [0.0];
+    dot_half_rows(isa, false, w, x, &mut out);
+    out[0]
 }
 
+/// x · w for one row of bf16 weights, in the fixed order.
 pub fn dot_bf16(isa: Isa, w: &[u16], x: &[f32]) -> f32 {
-    assert_eq!(w.len(), x.len(), "bf16 dot: {} weights against {} inputs", w.len(), x.len());
-    match isa {
-        Isa::Scalar => dot_order::dot_scalar(x, |j| bf16_to_f32(w[j])),
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: AVX2 is offered only with FMA present; equal lengths.
-        Isa::Avx2 => unsafe { x86::dot_bf16_avx2(w, x) },
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: as above, for AVX-512F.
-        Isa::Avx512 => unsafe { x86::dot_bf16_avx512(w, x) },
-        #[cfg(not(target_arch = "x86_64"))]
-        _ => dot_order::dot_scalar(x, |j| bf16_to_f32(w[j])),
-    }
+    let mut out = [0.0];
+    dot_half_rows(isa, true, w, x, &mut out);
+    out[0]
 }
 
-/// [`dot_f16`] (or [`dot_bf16`], `bf16` true) for each of the `out.len()`
-/// rows in `w` (`[rows, x.len()]`), into `out`: the same bits, one call for
-/// the block (see `gemv`).
+/// x · w in the fixed order for each of the `out.len()` rows of f16 (or,
+/// `bf16` true, bf16) weights in `w` (`[rows, x.len()]`), into `out`, one
+/// call for the block (see `gemv`).
 pub fn dot_half_rows(isa: Isa, bf16: bool, w: &[u16], x: &[f32], out: &mut [f32]) {
     let k = x.len();
     assert_eq!(w.len(), out.len() * k, "16-bit dot: {} weights for {} rows of {k}", w.len(), out.len());
@@ -86,7 +69,9 @@ pub fn dot_half_rows(isa: Isa, bf16: bool, w: &[u16], x: &[f32], out: &mut [f32]
     }
     match (isa, bf16) {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: as in `dot_f16` and `dot_bf16`; the lengths match.
+        // SAFETY: AVX2 is offered only with FMA and F16C present, AVX-512
+        // with AVX2 (the caller drops to the portable path without F16C);
+        // the lengths match.
         (Isa::Avx512, false) => unsafe { x86::dot_f16_rows_avx512(w, x, out) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above.
@@ -98,8 +83,9 @@ pub fn dot_half_rows(isa: Isa, bf16: bool, w: &[u16], x: &[f32], out: &mut [f32]
         // SAFETY: as above.
         (Isa::Avx2, true) => unsafe { x86::dot_bf16_rows_avx2(w, x, out) },
         _ => {
+            let widen = if bf16 { bf16_to_f32 } else { f16_to_f32 };
             for (o, row) in out.iter_mut().zip(w.chunks_exact(k)) {
-                *o = if bf16 { dot_bf16(isa, row, x) } else { dot_f16(isa, row, x) };
+                *o = dot_order::dot_scalar(x, |j| widen(row[j]));
             }
         }
     }

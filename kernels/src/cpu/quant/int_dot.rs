@@ -281,59 +281,8 @@ impl IntPath {
     }
 }
 
-/// Σ_b s_b · Σ q·p for one int8 row `q` (without the row's scale).
-pub fn dot_int8(path: IntPath, q: &[i8], x: &QuantizedRow) -> f32 {
-    assert_eq!(q.len(), x.cols, "int8 integer dot: {} weights against {} inputs", q.len(), x.cols);
-    assert!(x.has_lane_data(), "int8 integer dot: the input row was quantized for tiles only");
-    match path {
-        IntPath::Scalar => dot_int8_scalar(q, x),
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: `IntPath::for_isa`/`available` offer each path only where
-        // the CPU has its instructions; the lengths match (checked above).
-        IntPath::Avx2 => unsafe { x86::dot_int8_avx2(q, x) },
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: as above.
-        IntPath::Avx512 => unsafe { x86::dot_int8_avx512(q, x) },
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: as above.
-        IntPath::Avx512Vnni => unsafe { x86::dot_int8_vnni(q, x) },
-        #[cfg(not(target_arch = "x86_64"))]
-        _ => dot_int8_scalar(q, x),
-    }
-}
-
-/// Σ_b (d_b·s_b) · Σ q·p for one int4 row (`packed`: K/2 bytes, `scales`:
-/// K/32 f16 bit patterns).
-pub fn dot_int4(path: IntPath, packed: &[u8], scales: &[u16], x: &QuantizedRow) -> f32 {
-    assert!(x.has_lane_data(), "int4 integer dot: the input row was quantized for tiles only");
-    assert!(
-        packed.len() * 2 == x.cols && scales.len() * INT4_GROUP == x.cols,
-        "int4 integer dot: {} bytes and {} scales against {} inputs",
-        packed.len(),
-        scales.len(),
-        x.cols
-    );
-    // int4's f16 scales are widened by F16C, a flag of its own (some
-    // virtual machines hide it even with AVX2): without it, the scalar loop.
-    let path = if has_f16c() { path } else { IntPath::Scalar };
-    match path {
-        IntPath::Scalar => dot_int4_scalar(packed, scales, x),
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: as in `dot_int8`, and F16C is present (checked above).
-        IntPath::Avx2 => unsafe { x86::dot_int4_avx2(packed, scales, x) },
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: as above.
-        IntPath::Avx512 => unsafe { x86::dot_int4_avx512(packed, scales, x) },
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: as above.
-        IntPath::Avx512Vnni => unsafe { x86::dot_int4_vnni(packed, scales, x) },
-        #[cfg(not(target_arch = "x86_64"))]
-        _ => dot_int4_scalar(packed, scales, x),
-    }
-}
-
-/// [`dot_int8`] for each of the `out.len()` rows in `q` (`[rows, x.cols]`),
-/// into `out`: the same bits, one call for the block.
+/// Σ_b s_b · Σ q·p (without the row's scale) for each of the `out.len()`
+/// rows in `q` (`[rows, x.cols]`), into `out`, one call for the block.
 pub fn dot_int8_rows(path: IntPath, q: &[i8], x: &QuantizedRow, out: &mut [f32]) {
     assert!(x.has_lane_data(), "int8 integer dot: the input row was quantized for tiles only");
     assert_eq!(
@@ -366,8 +315,9 @@ pub fn dot_int8_rows(path: IntPath, q: &[i8], x: &QuantizedRow, out: &mut [f32])
     }
 }
 
-/// [`dot_int4`] for each of the `out.len()` rows in `packed` and `scales`,
-/// into `out`: the same bits, one call for the block.
+/// Σ_b (d_b·s_b) · Σ q·p for each of the `out.len()` rows in `packed`
+/// (K/2 bytes a row) and `scales` (K/32 f16 bit patterns a row), into
+/// `out`, one call for the block.
 pub fn dot_int4_rows(path: IntPath, packed: &[u8], scales: &[u16], x: &QuantizedRow, out: &mut [f32]) {
     assert!(x.has_lane_data(), "int4 integer dot: the input row was quantized for tiles only");
     assert!(
@@ -383,7 +333,8 @@ pub fn dot_int4_rows(path: IntPath, packed: &[u8], scales: &[u16], x: &Quantized
     if x.cols == 0 {
         return out.fill(0.0);
     }
-    // As in `dot_int4`: without F16C, the scalar loop.
+    // int4's f16 scales are widened by F16C, a flag of its own (some
+    // virtual machines hide it even with AVX2): without it, the scalar loop.
     let path = if has_f16c() { path } else { IntPath::Scalar };
     match path {
         #[cfg(target_arch = "x86_64")]

@@ -124,7 +124,7 @@ fn block_scales_512(pair: [u16; 2]) -> __m512 {
 macro_rules! dot_int4_512 {
     ($name:ident, $lane_sums:ident, $features:literal) => {
         /// # Safety
-        /// Needs the features named; lengths as `dot_int4` checks.
+        /// Needs the features named; lengths as `dot_int4_rows` checks.
         #[inline]
         #[target_feature(enable = $features)]
         pub unsafe fn $name(packed: &[u8], scales: &[u16], x: &QuantizedRow) -> f32 {
@@ -169,7 +169,7 @@ dot_int4_512!(dot_int4_vnni, lane_sums_vnni, "avx512f,avx512bw,avx512vnni,avx2,f
 dot_int4_512!(dot_int4_avx512, lane_sums_bw, "avx512f,avx512bw,avx2,fma,f16c");
 
 /// # Safety
-/// Needs AVX2, FMA and F16C; lengths as `dot_int4` checks.
+/// Needs AVX2, FMA and F16C; lengths as `dot_int4_rows` checks.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn dot_int4_avx2(packed: &[u8], scales: &[u16], x: &QuantizedRow) -> f32 {

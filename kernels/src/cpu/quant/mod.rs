@@ -136,19 +136,9 @@ impl<'a> PackedMatrix<'a> {
     /// y = x · rowᵀ for one int8 or int4 row against an input quantized to
     /// 8 bits, in the integer kernels' order.
     pub fn row_dot_quantized(&self, path: int_dot::IntPath, row: usize, x: &int_dot::QuantizedRow) -> f32 {
-        let k = self.cols;
-        match self.weights {
-            PackedWeights::Int8 { values, scales } => {
-                int_dot::dot_int8(path, &values[row * k..(row + 1) * k], x) * scales[row]
-            }
-            PackedWeights::Int4 { packed, scales } => {
-                let groups = k / INT4_GROUP;
-                let (packed, scales) =
-                    (&packed[row * k / 2..(row + 1) * k / 2], &scales[row * groups..(row + 1) * groups]);
-                int_dot::dot_int4(path, packed, scales, x)
-            }
-            _ => panic!("row_dot_quantized: {} weights are multiplied in f32", self.weights.format_name()),
-        }
+        let mut out = [0.0];
+        self.rows_dot_quantized(path, row, x, &mut out);
+        out[0]
     }
 
     /// `out[i]` = [`row_dot`](Self::row_dot) of row `first + i` for f16 and
