@@ -6,10 +6,10 @@
 
 use std::path::{Path, PathBuf};
 
-use autograd::nn::Module;
-use autograd::no_grad;
-use gpt::model::{GPTConfig, GPTModel};
-use gpt::quant::{quantize_folder, scheme_of, QuantMatrix, Scheme};
+use autograd::nn::{Linear, Module};
+use autograd::{no_grad, Var};
+use gpt::model::{GPTConfig, GPTModel, Projection};
+use gpt::quant::{quantize_folder, scheme_of, QuantLinear, QuantMatrix, Scheme};
 use gpt::weights::{load_model, save_model, save_raw_safetensors, RawTensor, SafetensorsFile};
 use tensor::{Generator, Tensor};
 
@@ -189,6 +189,54 @@ fn cached_decoding_matches_the_full_forward() {
     });
     let worst = steps.iter().zip(&full).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
     assert!(worst < 1e-4, "cached vs full: {worst}");
+}
+
+/// A quantized layer that keeps its packed weight to itself, so the model
+/// runs it on its own instead of together with its neighbours.
+struct Alone(QuantLinear);
+
+impl Module for Alone {
+    fn forward(&self, x: &Var) -> Var {
+        self.0.forward(x)
+    }
+    fn visit_parameters(&self, _prefix: &str, _f: &mut dyn FnMut(String, &Var)) {}
+}
+
+impl Projection for Alone {
+    fn to_linear(&self) -> Option<Linear> {
+        None
+    }
+}
+
+/// q, k and v (and gate and up) run as one product give the logits they
+/// give one by one, bit for bit, decoding and on a prompt.
+#[test]
+fn projections_of_one_input_together_give_the_bits_of_each_alone() {
+    for preset in ["nano-llama", "nano-gemma"] {
+        let model = GPTModel::new(GPTConfig::preset(preset).unwrap(), &mut Generator::seed(8));
+        for scheme in [Scheme::F16, Scheme::Int8, Scheme::Int4] {
+            let together = gpt::quant::quantize_model(&model, scheme).unwrap();
+            let mut alone = gpt::quant::quantize_model(&model, scheme).unwrap();
+            for (name, p) in alone.projections_mut() {
+                let q = p.downcast_ref::<QuantLinear>().unwrap_or_else(|| panic!("{name} is quantized"));
+                *p = Box::new(Alone(QuantLinear { weight: q.weight.clone(), bias: q.bias.clone() }));
+            }
+            let run = |m: &GPTModel| {
+                let mut cache = m.new_cache();
+                let mut out = Vec::new();
+                no_grad(|| {
+                    let prompt = Tensor::from_vec(vec![3i64, 70, 140, 9], [1, 4]).unwrap();
+                    out.extend(m.forward_cached(&prompt, &mut cache).data().to_vec::<f32>());
+                    for id in [12i64, 400, 7] {
+                        let next = Tensor::from_vec(vec![id], [1, 1]).unwrap();
+                        out.extend(m.forward_cached(&next, &mut cache).data().to_vec::<f32>());
+                    }
+                });
+                out.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+            };
+            assert_eq!(run(&together), run(&alone), "{preset} {scheme}");
+        }
+    }
 }
 
 #[test]

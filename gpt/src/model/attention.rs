@@ -48,7 +48,7 @@ use super::build::{Init, LayerSource};
 use super::config::GPTConfig;
 use super::kv_cache::LayerCache;
 use super::norm::rms_scale;
-use super::projection::Projection;
+use super::projection::{project_shared_input, Projection};
 use super::trace::Trace;
 
 /// How q, k and v are made from x.
@@ -174,7 +174,7 @@ impl CausalSelfAttention {
                 let (q, kv) = (self.options.n_heads * self.head_dim, self.options.n_kv_heads * self.head_dim);
                 [y.narrow(-1, 0, q), y.narrow(-1, q, kv), y.narrow(-1, q + kv, kv)]
             }
-            QkvProjection::Separate { q, k, v } => [q.forward(x), k.forward(x), v.forward(x)],
+            QkvProjection::Separate { q, k, v } => project_shared_input([&**q, &**k, &**v], x),
         };
         let (b, t, d) = (x.dims()[0] as isize, x.dims()[1] as isize, self.head_dim as isize);
         // [B, T, heads·D] → [B, T, heads, D]: a view, one row per head.

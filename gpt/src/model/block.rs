@@ -34,7 +34,7 @@ use super::config::{GPTConfig, ModelType};
 use super::kv_cache::LayerCache;
 use super::moe::RoutedMlp;
 use super::norm::Norm;
-use super::projection::Projection;
+use super::projection::{project_shared_input, Projection};
 use super::trace::Trace;
 
 pub enum Mlp {
@@ -82,7 +82,8 @@ impl Mlp {
         match self {
             Mlp::Gelu { c_fc, c_proj } => c_proj.forward(&c_fc.forward(x).gelu()),
             Mlp::SwiGlu { gate_proj, up_proj, down_proj } => {
-                down_proj.forward(&swiglu(&gate_proj.forward(x), &up_proj.forward(x)))
+                let [gate, up] = project_shared_input([&**gate_proj, &**up_proj], x);
+                down_proj.forward(&swiglu(&gate, &up))
             }
             Mlp::FusedSwiGlu { gate_up_proj, down_proj } => {
                 // [.., 2F]: the gate's F columns, then up's (views, no copy).
@@ -92,7 +93,8 @@ impl Mlp {
             }
             // Composed of existing ops (GELU, product): no fused kernel.
             Mlp::GeGlu { gate_proj, up_proj, down_proj } => {
-                down_proj.forward(&gate_proj.forward(x).gelu().mul(&up_proj.forward(x)))
+                let [gate, up] = project_shared_input([&**gate_proj, &**up_proj], x);
+                down_proj.forward(&gate.gelu().mul(&up))
             }
             Mlp::Routed(routed) => routed.forward(x, router_logits),
         }

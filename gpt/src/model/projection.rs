@@ -12,14 +12,21 @@
 //!
 //! So the model holds each projection as a `Box<dyn Projection>`: a
 //! [`Module`] that can also say which plain Linear it amounts to. The model
-//! only ever calls `forward`, one call through the box per projection, and
-//! knows no other kind of layer. A module that put its own layer into a
-//! slot finds it again with `downcast_ref` (PyTorch's `isinstance`).
+//! calls `forward`, one call through the box per projection, and knows no
+//! other kind of layer. A module that put its own layer into a slot finds
+//! it again with `downcast_ref` (PyTorch's `isinstance`).
+//!
+//! One exception is for speed: projections of the same input (q, k and v;
+//! gate and up) go through [`project_shared_input`], which runs them as
+//! one product when every one of them is a packed matrix and nothing more
+//! ([`Projection::packed_weight`]), and calls each `forward` otherwise.
 
 use std::any::Any;
 
 use autograd::nn::{Linear, Module};
-use tensor::Device;
+use autograd::Var;
+use tensor::quant::QuantMatrix;
+use tensor::{Device, Tensor};
 
 pub trait Projection: Module + Any {
     /// This layer as one plain f32 Linear computing the same outputs: a
@@ -34,6 +41,28 @@ pub trait Projection: Module + Any {
     fn check_device(&self, _device: Device) -> tensor::Result<()> {
         Ok(())
     }
+
+    /// The packed weight and the bias, when the layer's `forward` is
+    /// exactly their product (`QuantMatrix::matmul`, a constant): a
+    /// quantized layer. Several such layers of one input then run as one
+    /// product ([`project_shared_input`]). `None` for any other layer.
+    fn packed_weight(&self) -> Option<(&QuantMatrix, Option<&Tensor>)> {
+        None
+    }
+}
+
+/// Several projections of one input, `[.., in]` → one `[.., out_i]` each:
+/// a layer's q, k and v, or its gate and up. Each layer's `forward`, except
+/// when all of them are packed matrices: then they are one product, whose
+/// matrix-vector passes at decoding share the threads out once for all of
+/// them instead of once per layer (the outputs are the same, bit for bit).
+pub fn project_shared_input<const N: usize>(layers: [&dyn Projection; N], x: &Var) -> [Var; N] {
+    let packed = layers.map(|layer| layer.packed_weight());
+    if packed.iter().all(Option::is_some) {
+        let outputs = QuantMatrix::matmul_shared_input(packed.map(|p| p.expect("every layer is packed")), &x.data());
+        return outputs.map(Var::constant);
+    }
+    layers.map(|layer| layer.forward(x))
 }
 
 impl dyn Projection {

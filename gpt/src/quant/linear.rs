@@ -53,6 +53,10 @@ impl Projection for QuantLinear {
     fn check_device(&self, device: Device) -> tensor::Result<()> {
         cpu_only(self.weight.scheme(), device)
     }
+
+    fn packed_weight(&self) -> Option<(&QuantMatrix, Option<&Tensor>)> {
+        Some((&self.weight, self.bias.as_ref()))
+    }
 }
 
 /// A packed layer refuses every device but the CPU.

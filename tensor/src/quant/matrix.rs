@@ -111,29 +111,45 @@ impl QuantMatrix {
 
     /// x `[.., cols]` (f32) → x·Wᵀ (+ bias) `[.., rows]`.
     pub fn matmul(&self, x: &Tensor, bias: Option<&Tensor>) -> Tensor {
+        let [y] = QuantMatrix::matmul_shared_input([(self, bias)], x);
+        y
+    }
+
+    /// `matmul` of one input by several weights, `[.., cols]` → one
+    /// `[.., rows_i]` each: a layer's query, key and value projections, or
+    /// its gate and up. The same outputs as one `matmul` each; when
+    /// decoding, the matrix-vector products run as one
+    /// (`kernels::cpu::quant::matmul_shared_input`), so the threads meet
+    /// once for all of them.
+    pub fn matmul_shared_input<const N: usize>(
+        layers: [(&QuantMatrix, Option<&Tensor>); N],
+        x: &Tensor,
+    ) -> [Tensor; N] {
         assert_eq!(x.dtype(), DType::F32, "quantized matmul: input must be f32, got {}", x.dtype());
-        assert_eq!(
-            x.dim(-1),
-            self.cols,
-            "quantized matmul: input {} against a [{}, {}] weight",
-            x.shape(),
-            self.rows,
-            self.cols
-        );
-        let m = x.numel() / self.cols.max(1);
-        let input = x.contiguous_data::<f32>();
-        let mut y = crate::pool::zeroed::<f32>(m * self.rows);
-        qk::matmul(&input, m, &self.packed(), &mut y);
-        if let Some(b) = bias {
-            let b = b.contiguous_data::<f32>();
-            assert_eq!(b.len(), self.rows, "quantized matmul: bias of {} for {} outputs", b.len(), self.rows);
-            for row in y.chunks_exact_mut(self.rows.max(1)) {
-                row.iter_mut().zip(b.iter()).for_each(|(v, &bv)| *v += bv);
-            }
+        let cols = x.dim(-1);
+        for (w, _) in &layers {
+            assert_eq!(cols, w.cols, "quantized matmul: input {} against a [{}, {}] weight", x.shape(), w.rows, w.cols);
         }
-        let mut dims = x.dims().to_vec();
-        *dims.last_mut().expect("rank ≥ 1") = self.rows;
-        Tensor::from_vec(y, dims).expect("m·rows outputs")
+        let m = x.numel() / cols.max(1);
+        let input = x.contiguous_data::<f32>();
+        let mut outputs = layers.map(|(w, _)| crate::pool::zeroed::<f32>(m * w.rows));
+        let packed = layers.map(|(w, _)| w.packed());
+        let mut products: Vec<_> = packed.iter().zip(outputs.iter_mut()).map(|(w, y)| (w, y.as_mut_slice())).collect();
+        qk::matmul_shared_input(&input, m, &mut products);
+        let mut outputs = outputs.into_iter();
+        layers.map(|(w, bias)| {
+            let mut y = outputs.next().expect("one output per layer");
+            if let Some(b) = bias {
+                let b = b.contiguous_data::<f32>();
+                assert_eq!(b.len(), w.rows, "quantized matmul: bias of {} for {} outputs", b.len(), w.rows);
+                for row in y.chunks_exact_mut(w.rows.max(1)) {
+                    row.iter_mut().zip(b.iter()).for_each(|(v, &bv)| *v += bv);
+                }
+            }
+            let mut dims = x.dims().to_vec();
+            *dims.last_mut().expect("rank ≥ 1") = w.rows;
+            Tensor::from_vec(y, dims).expect("m·rows outputs")
+        })
     }
 
     /// The decoded rows for int64 `ids` of any shape: `ids.shape + [cols]`.

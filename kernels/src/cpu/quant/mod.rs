@@ -232,23 +232,50 @@ pub fn matmul(x: &[f32], m: usize, w: &PackedMatrix, y: &mut [f32]) {
 
 /// [`matmul`] on a given instruction set (tests compare them).
 pub fn matmul_with(isa: Isa, x: &[f32], m: usize, w: &PackedMatrix, y: &mut [f32]) {
-    assert_eq!(x.len(), m * w.cols, "quant matmul: x holds {} floats, expected {m}×{}", x.len(), w.cols);
-    assert_eq!(y.len(), m * w.rows, "quant matmul: y holds {} floats, expected {m}×{}", y.len(), w.rows);
-    if w.cols == 0 {
-        y.fill(0.0);
-    } else if m <= w.gemv_max_rows() {
-        for (xr, yr) in x.chunks_exact(w.cols).zip(y.chunks_exact_mut(w.rows.max(1))) {
-            gemv::gemv(isa, w, xr, yr);
+    matmul_shared_input_with(isa, x, m, &mut [(w, y)])
+}
+
+/// y_i `[m, rows_i]` = x `[m, cols]` · W_iᵀ for several matrices of the
+/// same input (a layer's q, k and v), with the best instruction set: the
+/// outputs of one [`matmul`] each, with decoding's matrix-vector products
+/// run as one ([`gemv::gemv_shared_input`]).
+pub fn matmul_shared_input(x: &[f32], m: usize, products: &mut [(&PackedMatrix, &mut [f32])]) {
+    matmul_shared_input_with(Isa::detect(), x, m, products)
+}
+
+/// [`matmul_shared_input`] on a given instruction set.
+pub fn matmul_shared_input_with(isa: Isa, x: &[f32], m: usize, products: &mut [(&PackedMatrix, &mut [f32])]) {
+    for (w, y) in products.iter() {
+        assert_eq!(x.len(), m * w.cols, "quant matmul: x holds {} floats, expected {m}×{}", x.len(), w.cols);
+        assert_eq!(y.len(), m * w.rows, "quant matmul: y holds {} floats, expected {m}×{}", y.len(), w.rows);
+    }
+    let cols = products.first().map_or(0, |(w, _)| w.cols);
+    if cols == 0 {
+        return products.iter_mut().for_each(|(_, y)| y.fill(0.0));
+    }
+    // A few input rows: one matrix-vector pass each, against all the
+    // matrices that take that path at once.
+    let (vector, tiled): (Vec<_>, Vec<_>) =
+        products.iter_mut().filter(|(w, _)| w.rows > 0).partition(|(w, _)| m <= w.gemv_max_rows());
+    let mut vector: Vec<_> = vector.into_iter().map(|(w, y)| (*w, y.chunks_exact_mut(w.rows))).collect();
+    if !vector.is_empty() {
+        for xr in x.chunks_exact(cols) {
+            let mut row: Vec<_> = vector.iter_mut().map(|(w, y)| (*w, y.next().expect("m rows of outputs"))).collect();
+            gemv::gemv_shared_input(isa, xr, &mut row);
         }
-    } else if w.multiplies_in_integers() {
-        // Every row quantized once, as the matrix-vector path quantizes it:
-        // the same integer products, their block sums added in the tiles'
-        // own order (`int_tiled`), so the same tokens decoded one by one
-        // agree with a prompt to rounding.
-        let rows: Vec<int_dot::QuantizedRow> =
-            x.par_chunks_exact(w.cols).map(int_dot::QuantizedRow::for_tiles).collect();
-        int_tiled::matmul(int_dot::IntPath::for_isa(isa), w, &rows, y);
-    } else {
-        tiled::matmul(w, x, m, y);
+    }
+    // More rows: the arithmetic is the cost, matrix by matrix.
+    for (w, y) in tiled {
+        if w.multiplies_in_integers() {
+            // Every row quantized once, as the matrix-vector path quantizes
+            // it: the same integer products, their block sums added in the
+            // tiles' own order (`int_tiled`), so the same tokens decoded one
+            // by one agree with a prompt to rounding.
+            let rows: Vec<int_dot::QuantizedRow> =
+                x.par_chunks_exact(cols).map(int_dot::QuantizedRow::for_tiles).collect();
+            int_tiled::matmul(int_dot::IntPath::for_isa(isa), w, &rows, y);
+        } else {
+            tiled::matmul(w, x, m, y);
+        }
     }
 }

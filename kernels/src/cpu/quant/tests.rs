@@ -483,6 +483,33 @@ fn a_threaded_matrix_vector_product_gives_each_rows_bits() {
 }
 
 #[test]
+fn several_matrices_of_one_input_give_each_ones_own_bits() {
+    let mut rng = Rng(43);
+    let cols = 576;
+    // A layer's q, k and v in mixed formats (one empty), threaded together
+    // (600 rows of 576 weights, over 2^18) or not (the first two alone).
+    let shapes = [("f16", 360), ("int4", 96), ("int8", 96), ("bf16", 48), ("int4", 0)];
+    let owned: Vec<Owned> = shapes.iter().map(|&(format, rows)| Owned::random(format, rows, cols, &mut rng)).collect();
+    let matrices: Vec<PackedMatrix> = owned.iter().map(Owned::matrix).collect();
+    // m = 8: f16 and bf16 take the tiles, int8 and int4 still the vector path.
+    for (m, count) in [(1, 5), (1, 2), (3, 5), (8, 5)] {
+        let x: Vec<f32> = (0..m * cols).map(|_| rng.uniform()).collect();
+        for isa in Isa::available() {
+            let mut outputs: Vec<Vec<f32>> = matrices[..count].iter().map(|w| vec![f32::NAN; m * w.rows]).collect();
+            let mut products: Vec<_> =
+                matrices.iter().zip(outputs.iter_mut()).map(|(w, y)| (w, y.as_mut_slice())).collect();
+            matmul_shared_input_with(isa, &x, m, &mut products);
+            for (w, got) in matrices.iter().zip(&outputs) {
+                let mut alone = vec![f32::NAN; m * w.rows];
+                matmul_with(isa, &x, m, w, &mut alone);
+                let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(got), bits(&alone), "{isa:?} m = {m}, {count} matrices, {} rows", w.rows);
+            }
+        }
+    }
+}
+
+#[test]
 fn rounding_to_8_bits_is_rounding_half_away_from_zero() {
     let below_half = 0.5f32 - f32::EPSILON / 4.0;
     let mut cases: Vec<f32> = (-520..=520).map(|k| k as f32 / 4.0).collect();
