@@ -23,7 +23,7 @@ use std::sync::Mutex;
 
 use autograd::nn::{join_name, Embedding, Module};
 use autograd::{dropout, Var};
-use tensor::{DType, Generator, RopeTables, Tensor};
+use tensor::{DType, Device, Generator, RopeTables, Tensor};
 
 use super::block::Block;
 use super::build::{Init, LayerSource, RandomInit};
@@ -127,10 +127,24 @@ impl GPTModel {
     /// head run on one row. For GPT-2 the head (768 × 50,257) is a third of
     /// a prompt's arithmetic, so a 512-token prompt skips 511 rows of it, as
     /// llama.cpp does.
+    ///
+    /// On the CPU the pass keeps the other threads polling for work from
+    /// start to end (`kernels::cpu::awake`): decoding is many small
+    /// products with short serial steps between them, and a thread that
+    /// fell asleep in one of those steps wakes too late for the next
+    /// product.
     pub fn last_position_logits(&self, ids: &Tensor, cache: Option<&mut KvCache>) -> Var {
-        let residual = self.residual_stream(ids, cache, None, None);
-        let t = ids.dim(1);
-        self.logits(&self.ln_f.forward(&residual.narrow(1, t - 1, 1)))
+        let pass = || {
+            let residual = self.residual_stream(ids, cache, None, None);
+            let t = ids.dim(1);
+            self.logits(&self.ln_f.forward(&residual.narrow(1, t - 1, 1)))
+        };
+        let on_cpu = self.ln_f.parameters().first().is_none_or(|w| w.device() == Device::Cpu);
+        if on_cpu {
+            kernels::cpu::awake::with_threads_awake(pass)
+        } else {
+            pass()
+        }
     }
 
     /// Logits `[B, T, V]` for int64 ids `[B, T]`, with what the pass saw on

@@ -9,6 +9,7 @@
 
 pub mod adamw;
 pub mod attention;
+pub mod awake;
 pub mod cross_entropy;
 pub mod dot_order;
 pub mod embedding;

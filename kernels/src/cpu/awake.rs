@@ -1,0 +1,92 @@
+//! Keeping the pool's threads awake through one pass of decoding.
+//!
+//! Decoding a token is a chain of small parallel products (a layer's q, k
+//! and v, its output projection, its MLP: tens of microseconds each at
+//! SmolLM2-135M's size) with short serial steps between them (norms,
+//! rotary embedding, attention, the KV cache). Between two products
+//! rayon's idle threads spin for a moment, then fall asleep; on a virtual
+//! machine waking one again takes tens of microseconds, as long as the
+//! product it was woken for. The calling thread does not wait for it: it
+//! works through the tasks itself, and the late thread finds little left.
+//! At 2 threads a random SmolLM2-135M-shaped model in f16 lost a sixth of
+//! its products' time that way.
+//!
+//! So for the length of one pass, [`with_threads_awake`] gives every other
+//! thread of the pool a task of its own: poll for rayon work and run it
+//! (`rayon::yield_now`), until the pass is over. llama.cpp's threads wait
+//! the same way, spinning between operations. The price is that those
+//! cores stay busy for the whole pass, so it is for short passes whose
+//! parallel work needs every thread; a pass run this way also waits, at
+//! its end, for any unrelated task the other threads were busy with.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Runs `pass` on this thread while the pool's other threads poll for
+/// work instead of sleeping, and returns its result.
+pub fn with_threads_awake<R>(pass: impl FnOnce() -> R) -> R {
+    if rayon::current_num_threads() < 2 {
+        return pass();
+    }
+    let done = AtomicBool::new(false);
+    let caller = rayon::current_thread_index();
+    rayon::in_place_scope(|scope| {
+        scope.spawn_broadcast(|_, thread| {
+            // The caller's own copy returns at once: it runs `pass`.
+            if Some(thread.index()) == caller {
+                return;
+            }
+            while !done.load(Ordering::Acquire) {
+                if rayon::yield_now() != Some(rayon::Yield::Executed) {
+                    std::hint::spin_loop();
+                }
+            }
+        });
+        let result = pass();
+        done.store(true, Ordering::Release);
+        result
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rayon::prelude::*;
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+
+    #[test]
+    fn the_pass_runs_once_and_its_parallel_work_reaches_every_thread() {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+        let (calls, threads) = (Mutex::new(0), Mutex::new(HashSet::new()));
+        let sum = pool.install(|| {
+            with_threads_awake(|| {
+                *calls.lock().unwrap() += 1;
+                (0..3000usize)
+                    .into_par_iter()
+                    .with_max_len(1)
+                    .map(|i| {
+                        threads.lock().unwrap().insert(rayon::current_thread_index());
+                        // Enough work per item that every thread takes some.
+                        std::thread::sleep(std::time::Duration::from_micros(20));
+                        i
+                    })
+                    .sum::<usize>()
+            })
+        });
+        assert_eq!(sum, 3000 * 2999 / 2);
+        assert_eq!(*calls.lock().unwrap(), 1);
+        assert_eq!(threads.lock().unwrap().len(), 3, "every thread took part");
+    }
+
+    #[test]
+    fn passes_nest_and_run_outside_a_pool() {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        let inner =
+            pool.install(|| with_threads_awake(|| with_threads_awake(|| (0..100).into_par_iter().sum::<i32>())));
+        assert_eq!(inner, 4950);
+        // From a thread outside any pool: the global pool's threads poll.
+        assert_eq!(with_threads_awake(|| (0..100).into_par_iter().sum::<i32>()), 4950);
+        let single = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+        assert_eq!(single.install(|| with_threads_awake(|| 7)), 7);
+    }
+}
