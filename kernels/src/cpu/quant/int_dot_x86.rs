@@ -250,3 +250,41 @@ fn fold_avx512_16(acc: __m512) -> f32 {
     // SAFETY: AVX-512F implies AVX.
     unsafe { fold16(lo, hi) }
 }
+
+/// `int_dot::quantize_blocks` for whole blocks of 32 floats, 16 a
+/// register: the largest |v| compared as bits (so a NaN wins), then each
+/// v·(127/largest) clamped, truncated, and moved one away from zero when
+/// the dropped fraction is at least a half (`round_to_i8`, with a NaN made
+/// 0 first, as Rust's conversion makes it).
+///
+/// # Safety
+/// Needs AVX-512F; `x.len()` is a multiple of 32 and `values` as long.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn quantize_whole_blocks_avx512(x: &[f32], values: &mut [i8], scales: &mut Vec<f32>) {
+    debug_assert!(x.len() % INT4_GROUP == 0 && values.len() == x.len());
+    let magnitude = _mm512_set1_epi32(0x7fff_ffff);
+    let (low, high, half) = (_mm512_set1_ps(-127.0), _mm512_set1_ps(127.0), _mm512_set1_ps(0.5));
+    let one = _mm512_set1_epi32(1);
+    for (block, out) in x.chunks_exact(INT4_GROUP).zip(values.chunks_exact_mut(INT4_GROUP)) {
+        // SAFETY: a block is 32 floats, two registers.
+        let v = unsafe { [_mm512_loadu_ps(block.as_ptr()), _mm512_loadu_ps(block.as_ptr().add(16))] };
+        let bits = v.map(|r| _mm512_and_si512(_mm512_castps_si512(r), magnitude));
+        let largest = f32::from_bits(_mm512_reduce_max_epu32(_mm512_max_epu32(bits[0], bits[1])));
+        let scale = largest / 127.0;
+        let inverse = _mm512_set1_ps(if scale > 0.0 { 1.0 / scale } else { 0.0 });
+        for (r, out) in v.iter().zip(out.chunks_exact_mut(16)) {
+            let p = _mm512_mul_ps(*r, inverse);
+            let p = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask::<_CMP_ORD_Q>(p, p), p);
+            let p = _mm512_min_ps(_mm512_max_ps(p, low), high);
+            let toward_zero = _mm512_cvttps_epi32(p);
+            let fraction = _mm512_sub_ps(p, _mm512_cvtepi32_ps(toward_zero));
+            let up = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(fraction, half);
+            let down = _mm512_cmp_ps_mask::<_CMP_LE_OQ>(fraction, _mm512_sub_ps(_mm512_setzero_ps(), half));
+            let rounded =
+                _mm512_mask_sub_epi32(_mm512_mask_add_epi32(toward_zero, up, toward_zero, one), down, toward_zero, one);
+            // SAFETY: 16 bytes of `out`.
+            unsafe { _mm_storeu_si128(out.as_mut_ptr().cast(), _mm512_cvtepi32_epi8(rounded)) };
+        }
+        scales.push(scale);
+    }
+}

@@ -510,6 +510,45 @@ fn several_matrices_of_one_input_give_each_ones_own_bits() {
 }
 
 #[test]
+fn quantizing_a_row_gives_the_portable_bits_on_every_isa() {
+    let mut rng = Rng(47);
+    for cols in [1, 31, 32, 37, 64, 576, 1000] {
+        let mut x: Vec<f32> = (0..cols).map(|_| rng.uniform() * 8.0).collect();
+        // Ties: 127 is the largest, so k/2 lands exactly on a half step.
+        for (j, v) in x.iter_mut().enumerate().skip(1).take(30) {
+            *v = (j as f32 - 15.0) / 2.0;
+        }
+        if cols > 1 {
+            x[0] = 127.0;
+        }
+        // A block of zeros, one with a NaN, one with an infinity, one of
+        // subnormals.
+        let specials: [&dyn Fn(usize) -> f32; 4] = [
+            &|_| 0.0,
+            &|j| if j == 5 { f32::NAN } else { 1.0 },
+            &|j| if j == 9 { f32::NEG_INFINITY } else { -2.0 },
+            &|j| f32::from_bits(1 + j as u32),
+        ];
+        for (b, special) in specials.iter().enumerate() {
+            let start = 32 * (b + 1);
+            for j in start..(start + 32).min(cols) {
+                x[j] = special(j - start);
+            }
+        }
+        let quantize = |isa: Isa| {
+            let (mut values, mut scales) = (vec![0i8; cols], Vec::new());
+            int_dot::quantize_blocks_with(isa, &x, &mut values, &mut scales);
+            (values, scales.iter().map(|s| s.to_bits()).collect::<Vec<_>>())
+        };
+        let portable = quantize(Isa::Scalar);
+        assert_eq!(portable.1.len(), cols.div_ceil(32));
+        for isa in Isa::available() {
+            assert_eq!(quantize(isa), portable, "{isa:?}, {cols} values");
+        }
+    }
+}
+
+#[test]
 fn rounding_to_8_bits_is_rounding_half_away_from_zero() {
     let below_half = 0.5f32 - f32::EPSILON / 4.0;
     let mut cases: Vec<f32> = (-520..=520).map(|k| k as f32 / 4.0).collect();
