@@ -21,12 +21,31 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
+/// Whether some pass is keeping threads awake now. One at a time: a
+/// second pass (nested in the first, or on another thread) runs as it is.
+/// Two sets of polling tasks could deadlock: a pass's thread that waits
+/// inside rayon may pick up another pass's polling task and poll until
+/// that pass ends, and each pass could end up under the other's.
+static IN_USE: AtomicBool = AtomicBool::new(false);
+
+/// Sets a flag when dropped: at the end of a scope, or while a panic
+/// unwinds through it.
+struct SetOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for SetOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
 /// Runs `pass` on this thread while the pool's other threads poll for
 /// work instead of sleeping, and returns its result.
 pub fn with_threads_awake<R>(pass: impl FnOnce() -> R) -> R {
-    if rayon::current_num_threads() < 2 {
+    if rayon::current_num_threads() < 2 || IN_USE.swap(true, Ordering::Acquire) {
         return pass();
     }
+    // Released when this returns or unwinds.
+    let _in_use = ReleaseOnDrop;
     let done = AtomicBool::new(false);
     let caller = rayon::current_thread_index();
     rayon::in_place_scope(|scope| {
@@ -41,10 +60,20 @@ pub fn with_threads_awake<R>(pass: impl FnOnce() -> R) -> R {
                 }
             }
         });
-        let result = pass();
-        done.store(true, Ordering::Release);
-        result
+        // The pollers stop when the pass ends, a panic included (the
+        // scope waits for them before the panic goes on).
+        let _done = SetOnDrop(&done);
+        pass()
     })
+}
+
+/// Clears [`IN_USE`] when dropped.
+struct ReleaseOnDrop;
+
+impl Drop for ReleaseOnDrop {
+    fn drop(&mut self) {
+        IN_USE.store(false, Ordering::Release);
+    }
 }
 
 #[cfg(test)]
@@ -88,5 +117,29 @@ mod tests {
         assert_eq!(with_threads_awake(|| (0..100).into_par_iter().sum::<i32>()), 4950);
         let single = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
         assert_eq!(single.install(|| with_threads_awake(|| 7)), 7);
+    }
+
+    #[test]
+    fn passes_on_several_threads_of_one_pool_all_finish() {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+        let sums: Vec<usize> = pool.install(|| {
+            (0..12usize)
+                .into_par_iter()
+                .with_max_len(1)
+                .map(|p| with_threads_awake(|| (0..1000usize).into_par_iter().map(|i| i * p).sum::<usize>()))
+                .collect()
+        });
+        assert_eq!(sums, (0..12).map(|p| 499_500 * p).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_panicking_pass_panics_instead_of_hanging() {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            pool.install(|| with_threads_awake(|| -> usize { panic!("inside the pass") }))
+        }));
+        assert!(outcome.is_err());
+        // The next pass still gets its pollers.
+        assert_eq!(pool.install(|| with_threads_awake(|| (0..10).into_par_iter().sum::<i32>())), 45);
     }
 }
