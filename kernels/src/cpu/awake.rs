@@ -29,13 +29,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// that pass ends, and each pass could end up under the other's.
 static IN_USE: AtomicBool = AtomicBool::new(false);
 
-/// Sets a flag when dropped: at the end of a scope, or while a panic
-/// unwinds through it.
-struct SetOnDrop<'a>(&'a AtomicBool);
+/// Stores a value in a flag when dropped: at the end of a scope, or while
+/// a panic unwinds through it.
+struct StoreOnDrop<'a>(&'a AtomicBool, bool);
 
-impl Drop for SetOnDrop<'_> {
+impl Drop for StoreOnDrop<'_> {
     fn drop(&mut self) {
-        self.0.store(true, Ordering::Release);
+        self.0.store(self.1, Ordering::Release);
     }
 }
 
@@ -46,7 +46,7 @@ pub fn with_threads_awake<R>(pass: impl FnOnce() -> R) -> R {
         return pass();
     }
     // Released when this returns or unwinds.
-    let _in_use = ReleaseOnDrop;
+    let _in_use = StoreOnDrop(&IN_USE, false);
     let done = AtomicBool::new(false);
     let caller = rayon::current_thread_index();
     rayon::in_place_scope(|scope| {
@@ -63,18 +63,9 @@ pub fn with_threads_awake<R>(pass: impl FnOnce() -> R) -> R {
         });
         // The pollers stop when the pass ends, a panic included (the
         // scope waits for them before the panic goes on).
-        let _done = SetOnDrop(&done);
+        let _done = StoreOnDrop(&done, true);
         pass()
     })
-}
-
-/// Clears [`IN_USE`] when dropped.
-struct ReleaseOnDrop;
-
-impl Drop for ReleaseOnDrop {
-    fn drop(&mut self) {
-        IN_USE.store(false, Ordering::Release);
-    }
 }
 
 #[cfg(test)]

@@ -69,19 +69,19 @@ pub fn dot_half_rows(isa: Isa, bf16: bool, w: &[u16], x: &[f32], out: &mut [f32]
     }
     match (isa, bf16) {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: AVX2 is offered only with FMA and F16C present, AVX-512
-        // with AVX2 (the caller drops to the portable path without F16C);
-        // the lengths match.
-        (Isa::Avx512, false) => unsafe { x86::dot_f16_rows_avx512(w, x, out) },
+        // SAFETY: AVX2 is offered only with FMA, AVX-512 with AVX2, and
+        // the caller drops to the portable path without F16C (both formats'
+        // kernels are compiled with it); the lengths match.
+        (Isa::Avx512, false) => unsafe { x86::dot_half_rows_avx512::<false>(w, x, out) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above.
-        (Isa::Avx512, true) => unsafe { x86::dot_bf16_rows_avx512(w, x, out) },
+        (Isa::Avx512, true) => unsafe { x86::dot_half_rows_avx512::<true>(w, x, out) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above.
-        (Isa::Avx2, false) => unsafe { x86::dot_f16_rows_avx2(w, x, out) },
+        (Isa::Avx2, false) => unsafe { x86::dot_half_rows_avx2::<false>(w, x, out) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above.
-        (Isa::Avx2, true) => unsafe { x86::dot_bf16_rows_avx2(w, x, out) },
+        (Isa::Avx2, true) => unsafe { x86::dot_half_rows_avx2::<true>(w, x, out) },
         _ => {
             let widen = if bf16 { bf16_to_f32 } else { f16_to_f32 };
             for (o, row) in out.iter_mut().zip(w.chunks_exact(k)) {
@@ -116,11 +116,56 @@ mod x86 {
     use crate::cpu::dot_order::x86::*;
     use crate::cpu::dot_order::DOT_LANES;
 
+    /// 8 halves at `p` as floats: f16 converted by F16C, bf16 moved into
+    /// the upper half of an f32.
+    ///
+    /// # Safety
+    /// Needs AVX2 and F16C; 8 readable halves at `p`.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn widen8<const BF16: bool>(p: *const u16) -> __m256 {
+        // SAFETY: 8 halves at p (the caller's promise).
+        let h = unsafe { _mm_loadu_si128(p as *const __m128i) };
+        if BF16 {
+            _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16))
+        } else {
+            _mm256_cvtph_ps(h)
+        }
+    }
+
+    /// 16 halves at `p` as floats, as [`widen8`] widens 8.
+    ///
+    /// # Safety
+    /// Needs AVX-512F and F16C; 16 readable halves at `p`.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma,f16c")]
+    unsafe fn widen16<const BF16: bool>(p: *const u16) -> __m512 {
+        // SAFETY: 16 halves at p (the caller's promise).
+        let h = unsafe { _mm256_loadu_si256(p as *const __m256i) };
+        if BF16 {
+            _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16))
+        } else {
+            _mm512_cvtph_ps(h)
+        }
+    }
+
+    /// One half-precision weight as a float, for a row's tail.
+    fn widen<const BF16: bool>(h: u16) -> f32 {
+        if BF16 {
+            bf16_to_f32(h)
+        } else {
+            f16_to_f32(h)
+        }
+    }
+
+    /// x · w for one row of f16 (`BF16` false) or bf16 weights, four
+    /// 8-float sums of the fixed order.
+    ///
     /// # Safety
     /// Needs AVX2, FMA and F16C; equal lengths.
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub unsafe fn dot_f16_avx2(w: &[u16], x: &[f32]) -> f32 {
+    unsafe fn dot_half_avx2<const BF16: bool>(w: &[u16], x: &[f32]) -> f32 {
         let full = x.len() / DOT_LANES * DOT_LANES;
         let mut acc = [_mm256_setzero_ps(); 4];
         let (wp, xp) = (w.as_ptr(), x.as_ptr());
@@ -129,7 +174,7 @@ mod x86 {
             for (h, a) in acc.iter_mut().enumerate() {
                 // SAFETY: base + 8h + 8 ≤ full ≤ len for both slices.
                 unsafe {
-                    let wv = _mm256_cvtph_ps(_mm_loadu_si128(wp.add(base + 8 * h) as *const __m128i));
+                    let wv = widen8::<BF16>(wp.add(base + 8 * h));
                     *a = _mm256_fmadd_ps(_mm256_loadu_ps(xp.add(base + 8 * h)), wv, *a);
                 }
             }
@@ -137,16 +182,18 @@ mod x86 {
         // SAFETY: AVX2 implies AVX.
         let mut sum = unsafe { fold_avx2(acc) };
         for j in full..x.len() {
-            sum = x[j].mul_add(f16_to_f32(w[j]), sum);
+            sum = x[j].mul_add(widen::<BF16>(w[j]), sum);
         }
         sum
     }
 
+    /// The same sums in two 16-float registers.
+    ///
     /// # Safety
-    /// Needs AVX-512F, AVX2, FMA; equal lengths.
+    /// Needs AVX-512F, AVX2, FMA and F16C; equal lengths.
     #[inline]
     #[target_feature(enable = "avx512f,avx2,fma,f16c")]
-    pub unsafe fn dot_f16_avx512(w: &[u16], x: &[f32]) -> f32 {
+    unsafe fn dot_half_avx512<const BF16: bool>(w: &[u16], x: &[f32]) -> f32 {
         let full = x.len() / DOT_LANES * DOT_LANES;
         let (mut acc0, mut acc1) = (_mm512_setzero_ps(), _mm512_setzero_ps());
         let (wp, xp) = (w.as_ptr(), x.as_ptr());
@@ -154,95 +201,43 @@ mod x86 {
             prefetch_ahead(wp.wrapping_add(base));
             // SAFETY: base + 32 ≤ full ≤ len for both slices.
             unsafe {
-                let w0 = _mm512_cvtph_ps(_mm256_loadu_si256(wp.add(base) as *const __m256i));
-                let w1 = _mm512_cvtph_ps(_mm256_loadu_si256(wp.add(base + 16) as *const __m256i));
-                acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(xp.add(base)), w0, acc0);
-                acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(xp.add(base + 16)), w1, acc1);
+                acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(xp.add(base)), widen16::<BF16>(wp.add(base)), acc0);
+                acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(xp.add(base + 16)), widen16::<BF16>(wp.add(base + 16)), acc1);
             }
         }
         // SAFETY: the caller has AVX-512F.
         let mut sum = unsafe { fold_avx512([acc0, acc1]) };
         for j in full..x.len() {
-            sum = x[j].mul_add(f16_to_f32(w[j]), sum);
+            sum = x[j].mul_add(widen::<BF16>(w[j]), sum);
         }
         sum
     }
 
+    /// Row after row through the one-row kernel, inlined: the call, the
+    /// dispatch and the checks once per block of rows.
+    ///
     /// # Safety
-    /// Needs AVX2 and FMA; equal lengths.
-    #[inline]
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn dot_bf16_avx2(w: &[u16], x: &[f32]) -> f32 {
-        let full = x.len() / DOT_LANES * DOT_LANES;
-        let mut acc = [_mm256_setzero_ps(); 4];
-        let (wp, xp) = (w.as_ptr(), x.as_ptr());
-        for base in (0..full).step_by(DOT_LANES) {
-            prefetch_ahead(wp.wrapping_add(base));
-            for (h, a) in acc.iter_mut().enumerate() {
-                // SAFETY: base + 8h + 8 ≤ full ≤ len for both slices.
-                unsafe {
-                    let wide = _mm256_cvtepu16_epi32(_mm_loadu_si128(wp.add(base + 8 * h) as *const __m128i));
-                    let wv = _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
-                    *a = _mm256_fmadd_ps(_mm256_loadu_ps(xp.add(base + 8 * h)), wv, *a);
-                }
-            }
+    /// Needs AVX2, FMA and F16C; `w` holds `out.len()` rows of `x.len()`
+    /// weights.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn dot_half_rows_avx2<const BF16: bool>(w: &[u16], x: &[f32], out: &mut [f32]) {
+        for (o, row) in out.iter_mut().zip(w.chunks_exact(x.len())) {
+            // SAFETY: forwarded; each row is as long as x.
+            *o = unsafe { dot_half_avx2::<BF16>(row, x) };
         }
-        // SAFETY: AVX2 implies AVX.
-        let mut sum = unsafe { fold_avx2(acc) };
-        for j in full..x.len() {
-            sum = x[j].mul_add(bf16_to_f32(w[j]), sum);
-        }
-        sum
     }
 
+    /// [`dot_half_rows_avx2`] in 16-float registers.
+    ///
     /// # Safety
-    /// Needs AVX-512F, AVX2, FMA; equal lengths.
-    #[inline]
-    #[target_feature(enable = "avx512f,avx2,fma")]
-    pub unsafe fn dot_bf16_avx512(w: &[u16], x: &[f32]) -> f32 {
-        let full = x.len() / DOT_LANES * DOT_LANES;
-        let (mut acc0, mut acc1) = (_mm512_setzero_ps(), _mm512_setzero_ps());
-        let (wp, xp) = (w.as_ptr(), x.as_ptr());
-        for base in (0..full).step_by(DOT_LANES) {
-            prefetch_ahead(wp.wrapping_add(base));
-            // SAFETY: base + 32 ≤ full ≤ len for both slices.
-            unsafe {
-                let lo = _mm512_cvtepu16_epi32(_mm256_loadu_si256(wp.add(base) as *const __m256i));
-                let hi = _mm512_cvtepu16_epi32(_mm256_loadu_si256(wp.add(base + 16) as *const __m256i));
-                let w0 = _mm512_castsi512_ps(_mm512_slli_epi32(lo, 16));
-                let w1 = _mm512_castsi512_ps(_mm512_slli_epi32(hi, 16));
-                acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(xp.add(base)), w0, acc0);
-                acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(xp.add(base + 16)), w1, acc1);
-            }
+    /// Needs AVX-512F, AVX2, FMA and F16C; as above.
+    #[target_feature(enable = "avx512f,avx2,fma,f16c")]
+    pub unsafe fn dot_half_rows_avx512<const BF16: bool>(w: &[u16], x: &[f32], out: &mut [f32]) {
+        for (o, row) in out.iter_mut().zip(w.chunks_exact(x.len())) {
+            // SAFETY: forwarded; each row is as long as x.
+            *o = unsafe { dot_half_avx512::<BF16>(row, x) };
         }
-        // SAFETY: the caller has AVX-512F.
-        let mut sum = unsafe { fold_avx512([acc0, acc1]) };
-        for j in full..x.len() {
-            sum = x[j].mul_add(bf16_to_f32(w[j]), sum);
-        }
-        sum
     }
-
-    /// Row after row, each through the one-row kernel `$row` inlined: the
-    /// call, the dispatch and the checks once per block of rows.
-    macro_rules! half_rows {
-        ($name:ident, $row:ident, $features:literal) => {
-            /// # Safety
-            /// Needs the features named; `w` holds `out.len()` rows of
-            /// `x.len()` weights.
-            #[target_feature(enable = $features)]
-            pub unsafe fn $name(w: &[u16], x: &[f32], out: &mut [f32]) {
-                for (o, row) in out.iter_mut().zip(w.chunks_exact(x.len())) {
-                    // SAFETY: forwarded; each row is as long as x.
-                    *o = unsafe { $row(row, x) };
-                }
-            }
-        };
-    }
-    half_rows!(dot_f16_rows_avx512, dot_f16_avx512, "avx512f,avx2,fma,f16c");
-    half_rows!(dot_bf16_rows_avx512, dot_bf16_avx512, "avx512f,avx2,fma");
-    half_rows!(dot_f16_rows_avx2, dot_f16_avx2, "avx2,fma,f16c");
-    half_rows!(dot_bf16_rows_avx2, dot_bf16_avx2, "avx2,fma");
 
     /// # Safety
     /// Needs F16C (and AVX).

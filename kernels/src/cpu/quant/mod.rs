@@ -116,7 +116,7 @@ impl<'a> PackedMatrix<'a> {
         let k = self.cols;
         match self.weights {
             PackedWeights::F16(w) => half_float::dot_f16(with_f16c(isa), &w[row * k..(row + 1) * k], x),
-            PackedWeights::BF16(w) => half_float::dot_bf16(isa, &w[row * k..(row + 1) * k], x),
+            PackedWeights::BF16(w) => half_float::dot_bf16(with_f16c(isa), &w[row * k..(row + 1) * k], x),
             PackedWeights::Int8 { values, scales } => int8::dot(isa, &values[row * k..(row + 1) * k], x) * scales[row],
             PackedWeights::Int4 { packed, scales } => {
                 let groups = k / INT4_GROUP;
@@ -147,7 +147,7 @@ impl<'a> PackedMatrix<'a> {
         let rows = first * self.cols..(first + out.len()) * self.cols;
         match self.weights {
             PackedWeights::F16(w) => half_float::dot_half_rows(with_f16c(isa), false, &w[rows], x, out),
-            PackedWeights::BF16(w) => half_float::dot_half_rows(isa, true, &w[rows], x, out),
+            PackedWeights::BF16(w) => half_float::dot_half_rows(with_f16c(isa), true, &w[rows], x, out),
             _ => {
                 for (i, o) in out.iter_mut().enumerate() {
                     *o = self.row_dot(isa, first + i, x);
