@@ -19,14 +19,30 @@
 //! cores stay busy for the whole pass, so it is for short passes whose
 //! parallel work needs every thread; a pass run this way also waits, at
 //! its end, for any unrelated task the other threads were busy with.
+//!
+//! A poller also stops once it has found nothing to do for
+//! [`IDLE_LIMIT`], far longer than any gap between a token's products. It
+//! must: a poller is a rayon task, and a thread may pick it up while it
+//! waits inside one of the pass's own tasks. That happens when the thread
+//! is preempted between finding its queue of broadcast tasks empty and
+//! stealing, and the poller arrives meanwhile: it then steals one of the
+//! pass's tasks before its poller, and, waiting inside that task for a
+//! part another thread took, runs its poller there. Polling until the
+//! pass ended, the poller would hold up the task the pass waits for,
+//! forever; it hung one decoding run in some hundred thousand tokens.
+//! Giving up when idle turns that into a pause of `IDLE_LIMIT`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// How long a poller polls with nothing to run before it returns.
+pub const IDLE_LIMIT: Duration = Duration::from_micros(500);
 
 /// Whether some pass is keeping threads awake now. One at a time: a
 /// second pass (nested in the first, or on another thread) runs as it is.
-/// Two sets of polling tasks could deadlock: a pass's thread that waits
-/// inside rayon may pick up another pass's polling task and poll until
-/// that pass ends, and each pass could end up under the other's.
+/// A pass's thread that waits inside rayon may pick up another pass's
+/// polling task, and each pass could end up under the other's, waiting
+/// out `IDLE_LIMIT` at every turn.
 static IN_USE: AtomicBool = AtomicBool::new(false);
 
 /// Stores a value in a flag when dropped: at the end of a scope, or while
@@ -55,17 +71,29 @@ pub fn with_threads_awake<R>(pass: impl FnOnce() -> R) -> R {
             if Some(thread.index()) == caller {
                 return;
             }
-            while !done.load(Ordering::Acquire) {
-                if rayon::yield_now() != Some(rayon::Yield::Executed) {
-                    std::hint::spin_loop();
-                }
-            }
+            poll_until(&done);
         });
         // The pollers stop when the pass ends, a panic included (the
         // scope waits for them before the panic goes on).
         let _done = StoreOnDrop(&done, true);
         pass()
     })
+}
+
+/// Runs the pool's tasks as they come until `done`, or until none has
+/// come for [`IDLE_LIMIT`].
+fn poll_until(done: &AtomicBool) {
+    let mut idle_since = None;
+    while !done.load(Ordering::Acquire) {
+        if rayon::yield_now() == Some(rayon::Yield::Executed) {
+            idle_since = None;
+            continue;
+        }
+        if idle_since.get_or_insert_with(Instant::now).elapsed() > IDLE_LIMIT {
+            return;
+        }
+        std::hint::spin_loop();
+    }
 }
 
 #[cfg(test)]
@@ -133,5 +161,40 @@ mod tests {
         assert!(outcome.is_err());
         // The next pass still gets its pollers.
         assert_eq!(pool.install(|| with_threads_awake(|| (0..10).into_par_iter().sum::<i32>())), 45);
+    }
+    #[test]
+    fn a_poller_under_a_task_its_pass_waits_for_lets_it_finish() {
+        // The hang the idle limit prevents, made on purpose: a task of the
+        // pass runs a poller while it waits for a part another thread took
+        // (the other thread is made to take it). The poller's pass cannot end
+        // before that task does, so its `done` is never set.
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+            let never = AtomicBool::new(false);
+            let part_taken = AtomicBool::new(false);
+            let sum = pool.install(|| {
+                let (a, b) = rayon::join(
+                    || {
+                        // Waits for the other thread to steal `b`, then polls
+                        // (here the other thread's `b` is already done, and
+                        // nothing else will come).
+                        while !part_taken.load(Ordering::Acquire) {
+                            std::hint::spin_loop();
+                        }
+                        poll_until(&never);
+                        1
+                    },
+                    || {
+                        part_taken.store(true, Ordering::Release);
+                        2
+                    },
+                );
+                a + b
+            });
+            sender.send(sum).unwrap();
+        });
+        let sum = receiver.recv_timeout(std::time::Duration::from_secs(20)).expect("the poller never returned");
+        assert_eq!(sum, 3);
     }
 }
