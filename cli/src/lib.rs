@@ -100,6 +100,11 @@ fn one_line_usage_error(rendered: &str) -> String {
 /// Runs the command line and returns the process exit code.
 pub fn main() -> i32 {
     tensor::pool::keep_freed_memory();
+    // `SCRATCHGPT_HUGE_PAGES=0`: big buffers on the system's usual pages,
+    // to measure what 2 MiB pages gain (see `tensor::huge_pages`).
+    if std::env::var_os("SCRATCHGPT_HUGE_PAGES").is_some_and(|v| v == "0") {
+        tensor::huge_pages::set_advising(false);
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         // Help and version are not errors.

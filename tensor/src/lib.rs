@@ -26,6 +26,7 @@ pub mod device;
 pub mod display;
 pub mod dtype;
 pub mod error;
+pub mod huge_pages;
 pub mod layout;
 pub mod ops;
 pub mod pool;

@@ -69,6 +69,9 @@ struct GenerateReport {
     rss_loaded_bytes: Option<u64>,
     rss_bytes: Option<u64>,
     peak_rss_bytes: Option<u64>,
+    /// Of the memory resident with the model loaded, how much is on 2 MiB
+    /// pages (`tensor::huge_pages`); absent where the OS does not say.
+    huge_page_loaded_bytes: Option<u64>,
     /// Bytes a decoding step reads (weights and KV cache, at the average
     /// cache length of the run), and that times tokens/s in GB/s.
     bytes_per_token: Option<u64>,
@@ -106,6 +109,7 @@ pub fn run(mut args: GenerateArgs) -> Result<i32> {
         // for reuse; release them so the memory figure is the model's.
         tensor::pool::clear();
         let loaded = resident().map(|r| r.rss_bytes);
+        let loaded_on_huge_pages = tensor::huge_pages::resident_huge_page_bytes();
         if total > model.config.context_length {
             bail!(
                 "{} prompt + {} new tokens exceed the context length {}",
@@ -161,6 +165,7 @@ pub fn run(mut args: GenerateArgs) -> Result<i32> {
             rss_loaded_bytes: loaded,
             rss_bytes: peak.map(|_| decoding.rss_bytes),
             peak_rss_bytes: peak,
+            huge_page_loaded_bytes: loaded_on_huge_pages,
             bytes_per_token,
             gb_per_s: bytes_per_token.map(|bytes| bytes as f64 / per_token / 1e9),
             read_gb_per_s,
@@ -169,9 +174,13 @@ pub fn run(mut args: GenerateArgs) -> Result<i32> {
     if args.json {
         print_json(&report)?;
     } else {
+        let on_huge_pages = match report.huge_page_loaded_bytes {
+            Some(bytes) => format!(" ({} on 2 MiB pages)", human_bytes(bytes)),
+            None => String::new(),
+        };
         let memory = match (report.rss_loaded_bytes, report.rss_bytes, report.peak_rss_bytes) {
             (Some(loaded), Some(rss), Some(peak)) => format!(
-                "; resident {} loaded, {} decoding (peak {})",
+                "; resident {} loaded{on_huge_pages}, {} decoding (peak {})",
                 human_bytes(loaded),
                 human_bytes(rss),
                 human_bytes(peak)
