@@ -132,17 +132,29 @@ pub fn run(mut args: GenerateArgs) -> Result<i32> {
             prompt_times.push(start.elapsed().as_secs_f64());
             let start = Instant::now();
             let mut count = 0;
+            // Generation is timed from the first new token (the prompt's
+            // forward done) to the last: one forward per token, as
+            // llama.cpp's figure is.
+            let (mut first_token_at, mut last_token_at) = (start, start);
             let new = generate(&model, &prompt, &opts, |_| {
+                count += 1;
+                last_token_at = Instant::now();
+                if count == 1 {
+                    first_token_at = last_token_at;
+                }
                 // Sampled at the last token, when the KV cache is longest:
                 // reading /proc on every token would slow small models.
-                count += 1;
                 if count == args.new_tokens {
                     if let Some(r) = resident() {
                         decoding.rss_bytes = decoding.rss_bytes.max(r.rss_bytes);
                     }
                 }
             });
-            times.push(start.elapsed().as_secs_f64() / new.len() as f64);
+            times.push(match new.len() {
+                // One new token: the prompt's forward is all there is.
+                0 | 1 => start.elapsed().as_secs_f64(),
+                n => (last_token_at - first_token_at).as_secs_f64() / (n - 1) as f64,
+            });
         }
         let per_token = median(times);
         // The kernel updates the high-water mark lazily; it is at least
