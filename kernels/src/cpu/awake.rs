@@ -22,15 +22,15 @@
 //!
 //! A poller also stops once it has found nothing to do for
 //! [`IDLE_LIMIT`], far longer than any gap between a token's products. It
-//! must: a poller is a rayon task, and a thread may pick it up while it
-//! waits inside one of the pass's own tasks. That happens when the thread
-//! is preempted between finding its queue of broadcast tasks empty and
-//! stealing, and the poller arrives meanwhile: it then steals one of the
-//! pass's tasks before its poller, and, waiting inside that task for a
-//! part another thread took, runs its poller there. Polling until the
-//! pass ended, the poller would hold up the task the pass waits for,
-//! forever; it hung one decoding run in some hundred thousand tokens.
-//! Giving up when idle turns that into a pause of `IDLE_LIMIT`.
+//! must, because a thread may run its poller nested inside one of the
+//! pass's own tasks. A thread looks for work in its own queue of broadcast
+//! tasks before stealing; if it is preempted between the two, the poller
+//! may land in its queue meanwhile, and the thread steals a task of the
+//! pass first. When that task then waits for a part another thread took,
+//! the waiting thread runs what its queues hold: the poller. Polling until
+//! the pass ended, the poller would hold up the task the pass waits for,
+//! forever; it hung one `bench generate` run in some hundreds. Giving up
+//! when idle turns that into a pause of `IDLE_LIMIT`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -162,6 +162,7 @@ mod tests {
         // The next pass still gets its pollers.
         assert_eq!(pool.install(|| with_threads_awake(|| (0..10).into_par_iter().sum::<i32>())), 45);
     }
+
     #[test]
     fn a_poller_under_a_task_its_pass_waits_for_lets_it_finish() {
         // The hang the idle limit prevents, made on purpose: a task of the
