@@ -57,7 +57,12 @@ fn big_blocks_are_aligned_keep_their_contents_and_sit_on_huge_pages_when_advised
         let unadvised = vec![1u8; 64 << 20];
         let without_advice = resident_huge_page_bytes().unwrap();
         set_advising(true);
-        assert_eq!(without_advice, with_advice, "64 MiB not advised, yet on huge pages");
+        // (The kernel's background thread may meanwhile merge a few pages of
+        // earlier advised blocks into huge pages; 64 MiB of them would not be.)
+        assert!(
+            without_advice < with_advice + (16 << 20),
+            "64 MiB not advised, yet huge pages went from {with_advice} to {without_advice} bytes"
+        );
         drop(unadvised);
     }
     drop(touched);
