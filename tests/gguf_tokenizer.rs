@@ -28,6 +28,9 @@ fn load(path: &Path) -> Result<AnyTokenizer, String> {
 fn check(kind: &str, decoded_as: &str) {
     let cases: Json = serde_json::from_str(&std::fs::read_to_string(fixture("cases.json")).unwrap()).unwrap();
     let tokenizer = load(&fixture(&format!("{kind}.gguf"))).unwrap();
+    // Labelled by where it came from (training metadata and token caches
+    // record this), not as a tokenizer.json.
+    assert_eq!(tokenizer.describe(), format!("GGUF ({} tokens)", tokenizer.vocab_size()), "{kind}");
     let cases = cases[kind].as_array().unwrap();
     assert!(cases.len() >= 20);
     for case in cases {

@@ -208,12 +208,66 @@ impl Projection for Alone {
     }
 }
 
+/// A plain Linear that keeps its weight to itself (a wrapper hands over
+/// nothing), so the model runs it on its own.
+struct AloneF32(Linear);
+
+impl Module for AloneF32 {
+    fn forward(&self, x: &Var) -> Var {
+        self.0.forward(x)
+    }
+    fn visit_parameters(&self, prefix: &str, f: &mut dyn FnMut(String, &Var)) {
+        self.0.visit_parameters(prefix, f)
+    }
+}
+
+impl Projection for AloneF32 {
+    fn to_linear(&self) -> Option<Linear> {
+        self.0.to_linear()
+    }
+}
+
+/// Logits of a prompt and then of three tokens decoded one by one, as bits.
+fn prompt_then_decoded_bits(m: &GPTModel) -> Vec<u32> {
+    let mut cache = m.new_cache();
+    let mut out = Vec::new();
+    no_grad(|| {
+        let prompt = Tensor::from_vec(vec![3i64, 70, 140, 9], [1, 4]).unwrap();
+        out.extend(m.forward_cached(&prompt, &mut cache).data().to_vec::<f32>());
+        for id in [12i64, 400, 7] {
+            let next = Tensor::from_vec(vec![id], [1, 1]).unwrap();
+            out.extend(m.forward_cached(&next, &mut cache).data().to_vec::<f32>());
+        }
+    });
+    out.iter().map(|v| v.to_bits()).collect()
+}
+
 /// q, k and v (and gate and up) run as one product give the logits they
-/// give one by one, bit for bit, decoding and on a prompt.
+/// give one by one, bit for bit, decoding and on a prompt: packed, and as
+/// plain f32 Linears (which join while no gradient is recorded).
 #[test]
 fn projections_of_one_input_together_give_the_bits_of_each_alone() {
-    for preset in ["nano-llama", "nano-gemma"] {
-        let model = GPTModel::new(GPTConfig::preset(preset).unwrap(), &mut Generator::seed(8));
+    // Qwen2's q, k and v have biases, added after the shared product.
+    let with_biases = GPTConfig { qkv_bias: true, ..GPTConfig::preset("nano-llama").unwrap() };
+    let configs = [
+        ("nano-llama", GPTConfig::preset("nano-llama").unwrap()),
+        ("nano-gemma", GPTConfig::preset("nano-gemma").unwrap()),
+        ("nano-llama with q, k, v biases", with_biases),
+    ];
+    for (preset, config) in configs {
+        let new_model = || {
+            let mut g = Generator::seed(8);
+            let model = GPTModel::new(config.clone(), &mut g);
+            // Biases start at zero; give them values, so that one left out
+            // shows.
+            for (_, p) in model.projections() {
+                if let Some(bias) = &p.downcast_ref::<Linear>().expect("an f32 model").bias {
+                    bias.set_data(Tensor::uniform(bias.shape(), -0.5, 0.5, tensor::DType::F32, &mut g));
+                }
+            }
+            model
+        };
+        let model = new_model();
         for scheme in [Scheme::F16, Scheme::Int8, Scheme::Int4] {
             let together = gpt::quant::quantize_model(&model, scheme).unwrap();
             let mut alone = gpt::quant::quantize_model(&model, scheme).unwrap();
@@ -221,21 +275,31 @@ fn projections_of_one_input_together_give_the_bits_of_each_alone() {
                 let q = p.downcast_ref::<QuantLinear>().unwrap_or_else(|| panic!("{name} is quantized"));
                 *p = Box::new(Alone(QuantLinear { weight: q.weight.clone(), bias: q.bias.clone() }));
             }
-            let run = |m: &GPTModel| {
-                let mut cache = m.new_cache();
-                let mut out = Vec::new();
-                no_grad(|| {
-                    let prompt = Tensor::from_vec(vec![3i64, 70, 140, 9], [1, 4]).unwrap();
-                    out.extend(m.forward_cached(&prompt, &mut cache).data().to_vec::<f32>());
-                    for id in [12i64, 400, 7] {
-                        let next = Tensor::from_vec(vec![id], [1, 1]).unwrap();
-                        out.extend(m.forward_cached(&next, &mut cache).data().to_vec::<f32>());
-                    }
-                });
-                out.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
-            };
-            assert_eq!(run(&together), run(&alone), "{preset} {scheme}");
+            assert_eq!(prompt_then_decoded_bits(&together), prompt_then_decoded_bits(&alone), "{preset} {scheme}");
         }
+        let mut alone = new_model();
+        for (_, p) in alone.projections_mut() {
+            *p = Box::new(AloneF32(p.to_linear().expect("an f32 projection")));
+        }
+        assert_eq!(prompt_then_decoded_bits(&model), prompt_then_decoded_bits(&alone), "{preset} f32");
+    }
+}
+
+/// A plain Linear hands its weight over only while no gradient is
+/// recorded: in training, q, k and v each run their own `forward`, and
+/// their weights get gradients.
+#[test]
+fn f32_projections_join_only_outside_training() {
+    let mut g = Generator::seed(9);
+    let linear = Linear::new(8, 4, true, &mut g);
+    assert!(linear.shared_input_weight().is_none(), "recording gradients");
+    assert!(no_grad(|| linear.shared_input_weight().is_some()), "under no_grad");
+    let model = GPTModel::new(GPTConfig::preset("nano-llama").unwrap(), &mut g);
+    let ids = Tensor::from_vec(vec![5i64], [1, 1]).unwrap();
+    model.forward(&ids).sum_all().backward();
+    for (name, p) in model.projections() {
+        let weight = p.to_linear().unwrap().weight;
+        assert!(weight.grad().is_some(), "{name} has a gradient after one-token backward");
     }
 }
 

@@ -10,7 +10,8 @@ use kernels::cpu::rope::{rope_reference, RopeShape};
 use kernels::cpu::swiglu::{silu_derivative_reference, silu_reference, swiglu_reference};
 use tensor::{RopeConfig, RopeScaling};
 
-use super::{bound, unary_reference, Builder, Checked, Expected, KernelSizes, ReferenceInput};
+use super::elementwise::unary_reference;
+use super::{bound, Builder, Checked, Expected, KernelSizes, ReferenceInput};
 
 /// RMSNorm over rows of `n`. Forward: rstd comes from a sum of n squares
 /// (√n roundings, realistically), then two products: a few √n·u·|y|.

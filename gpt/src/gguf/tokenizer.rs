@@ -385,5 +385,5 @@ fn build(
     // The file names its end of sequence (Qwen's chat models `<|im_end|>`,
     // not `<|endoftext|>`); generation stops there.
     let id = |key: &str| file.get(key).and_then(Value::as_u64).and_then(|id| u32::try_from(id).ok());
-    Ok(AnyTokenizer::Hf(tokenizer.with_named_bos_eos(id(BOS_KEY), id(EOS_KEY))))
+    Ok(AnyTokenizer::Hf(tokenizer.with_named_bos_eos(id(BOS_KEY), id(EOS_KEY)).with_source("GGUF")))
 }

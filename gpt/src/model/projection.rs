@@ -18,15 +18,17 @@
 //!
 //! One exception is for speed: projections of the same input (q, k and v;
 //! gate and up) go through [`project_shared_input`], which runs them as
-//! one product when every one of them is a packed matrix and nothing more
-//! ([`Projection::packed_weight`]), and calls each `forward` otherwise.
+//! one product when every one of them is a weight and a bias and nothing
+//! more ([`Projection::shared_input_weight`]: a packed matrix, or a plain
+//! Linear's f32 weight while no gradient is recorded), and calls each
+//! `forward` otherwise.
 
 use std::any::Any;
 
 use autograd::nn::{Linear, Module};
 use autograd::Var;
-use tensor::quant::QuantMatrix;
-use tensor::{Device, Tensor};
+use tensor::quant::{matmul_shared_input, SharedWeight};
+use tensor::{DType, Device, Tensor};
 
 pub trait Projection: Module + Any {
     /// This layer as one plain f32 Linear computing the same outputs: a
@@ -42,24 +44,35 @@ pub trait Projection: Module + Any {
         Ok(())
     }
 
-    /// The packed weight and the bias, when the layer's `forward` is
-    /// exactly their product (`QuantMatrix::matmul`, a constant): a
-    /// quantized layer. Several such layers of one input then run as one
-    /// product ([`project_shared_input`]). `None` for any other layer.
-    fn packed_weight(&self) -> Option<(&QuantMatrix, Option<&Tensor>)> {
+    /// The weight and the bias, when the layer's `forward` is exactly their
+    /// product and its output a constant: a quantized layer, or a plain
+    /// Linear on the CPU while no gradient is recorded. Several such layers
+    /// of one input then run as one product ([`project_shared_input`]).
+    /// `None` for any other layer (a LoRA wrapper, a layer being trained).
+    fn shared_input_weight(&self) -> Option<(SharedWeight<'_>, Option<Tensor>)> {
         None
     }
 }
 
 /// Several projections of one input, `[.., in]` → one `[.., out_i]` each:
 /// a layer's q, k and v, or its gate and up. Each layer's `forward`, except
-/// when all of them are packed matrices: then they are one product, whose
-/// matrix-vector passes at decoding share the threads out once for all of
-/// them instead of once per layer (the outputs are the same, bit for bit).
+/// when all of them hand over their weights: then they are one product,
+/// whose matrix-vector passes at decoding share the threads out once for
+/// all of them instead of once per layer (the outputs are the same, bit
+/// for bit). f32 weights join only for a single input row (decoding): for
+/// more rows each is its own GEMM, which is what it was.
 pub fn project_shared_input<const N: usize>(layers: [&dyn Projection; N], x: &Var) -> [Var; N] {
-    let packed = layers.map(|layer| layer.packed_weight());
-    if packed.iter().all(Option::is_some) {
-        let outputs = QuantMatrix::matmul_shared_input(packed.map(|p| p.expect("every layer is packed")), &x.data());
+    let weights = layers.map(|layer| layer.shared_input_weight());
+    let input = x.data();
+    let one_row = input.numel() == input.dim(-1);
+    let shared = weights.iter().all(|w| match w {
+        Some((SharedWeight::Packed(_), _)) => true,
+        Some((SharedWeight::Dense(_), _)) => one_row,
+        None => false,
+    });
+    if shared {
+        let weights = weights.map(|w| w.expect("every layer handed over its weight"));
+        let outputs = matmul_shared_input(weights.each_ref().map(|(w, b)| (w.clone(), b.as_ref())), &input);
         return outputs.map(Var::constant);
     }
     layers.map(|layer| layer.forward(x))
@@ -77,6 +90,19 @@ impl Projection for Linear {
     fn to_linear(&self) -> Option<Linear> {
         // A `Var` clone is the same parameter under a second owner.
         Some(Linear::from_weights(self.weight.clone(), self.bias.clone()))
+    }
+
+    /// Outside `no_grad` the product must be recorded for backward, so the
+    /// layer runs its own `forward`; on a GPU too.
+    fn shared_input_weight(&self) -> Option<(SharedWeight<'_>, Option<Tensor>)> {
+        if autograd::is_grad_enabled() {
+            return None;
+        }
+        let weight = self.weight.data();
+        if weight.dtype() != DType::F32 || weight.rank() != 2 || weight.device() != Device::Cpu {
+            return None;
+        }
+        Some((SharedWeight::Dense(weight), self.bias.as_ref().map(Var::data)))
     }
 }
 

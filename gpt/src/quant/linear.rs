@@ -8,7 +8,7 @@
 
 use autograd::nn::{Linear, Module};
 use autograd::Var;
-use tensor::quant::QuantMatrix;
+use tensor::quant::{QuantMatrix, SharedWeight};
 use tensor::{Device, Tensor, TensorError};
 
 use crate::model::Projection;
@@ -54,8 +54,8 @@ impl Projection for QuantLinear {
         cpu_only(self.weight.scheme(), device)
     }
 
-    fn packed_weight(&self) -> Option<(&QuantMatrix, Option<&Tensor>)> {
-        Some((&self.weight, self.bias.as_ref()))
+    fn shared_input_weight(&self) -> Option<(SharedWeight<'_>, Option<Tensor>)> {
+        Some((SharedWeight::Packed(&self.weight), self.bias.clone()))
     }
 }
 

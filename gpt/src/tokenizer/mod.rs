@@ -204,12 +204,13 @@ impl AnyTokenizer {
         }
     }
 
-    /// A short description, e.g. `bpe (50257 tokens)`.
+    /// A short description, e.g. `bpe (50257 tokens)`, `tokenizer.json
+    /// (49152 tokens)` or `GGUF (32000 tokens)`.
     pub fn describe(&self) -> String {
         match self {
             AnyTokenizer::Bpe(t) => format!("bpe ({} tokens)", t.vocab_size()),
             AnyTokenizer::Char(t) => format!("char ({} tokens)", t.vocab_size()),
-            AnyTokenizer::Hf(t) => format!("tokenizer.json ({} tokens)", t.vocab_size()),
+            AnyTokenizer::Hf(t) => format!("{} ({} tokens)", t.source(), t.vocab_size()),
         }
     }
 }

@@ -6,6 +6,8 @@
 //! expanding the whole matrix to f32:
 //! - `matmul`: x `[.., cols]` → x·Wᵀ `[.., rows]` (a Linear layer, or the
 //!   tied output head where the rows are the vocabulary);
+//! - [`matmul_shared_input`]: several such products of one input (q, k and
+//!   v), run as one, where plain f32 weights may join the packed ones;
 //! - `lookup_rows`: the rows for some ids, decoded (an embedding lookup).
 
 use half::slice::HalfFloatSliceExt;
@@ -111,45 +113,8 @@ impl QuantMatrix {
 
     /// x `[.., cols]` (f32) → x·Wᵀ (+ bias) `[.., rows]`.
     pub fn matmul(&self, x: &Tensor, bias: Option<&Tensor>) -> Tensor {
-        let [y] = QuantMatrix::matmul_shared_input([(self, bias)], x);
+        let [y] = matmul_shared_input([(SharedWeight::Packed(self), bias)], x);
         y
-    }
-
-    /// `matmul` of one input by several weights, `[.., cols]` → one
-    /// `[.., rows_i]` each: a layer's query, key and value projections, or
-    /// its gate and up. The same outputs as one `matmul` each; when
-    /// decoding, the matrix-vector products run as one
-    /// (`kernels::cpu::quant::matmul_shared_input`), so the threads meet
-    /// once for all of them.
-    pub fn matmul_shared_input<const N: usize>(
-        layers: [(&QuantMatrix, Option<&Tensor>); N],
-        x: &Tensor,
-    ) -> [Tensor; N] {
-        assert_eq!(x.dtype(), DType::F32, "quantized matmul: input must be f32, got {}", x.dtype());
-        let cols = x.dim(-1);
-        for (w, _) in &layers {
-            assert_eq!(cols, w.cols, "quantized matmul: input {} against a [{}, {}] weight", x.shape(), w.rows, w.cols);
-        }
-        let m = x.numel() / cols.max(1);
-        let input = x.contiguous_data::<f32>();
-        let mut outputs = layers.map(|(w, _)| crate::pool::zeroed::<f32>(m * w.rows));
-        let packed = layers.map(|(w, _)| w.packed());
-        let mut products: Vec<_> = packed.iter().zip(outputs.iter_mut()).map(|(w, y)| (w, y.as_mut_slice())).collect();
-        qk::matmul_shared_input(&input, m, &mut products);
-        let mut outputs = outputs.into_iter();
-        layers.map(|(w, bias)| {
-            let mut y = outputs.next().expect("one output per layer");
-            if let Some(b) = bias {
-                let b = b.contiguous_data::<f32>();
-                assert_eq!(b.len(), w.rows, "quantized matmul: bias of {} for {} outputs", b.len(), w.rows);
-                for row in y.chunks_exact_mut(w.rows.max(1)) {
-                    row.iter_mut().zip(b.iter()).for_each(|(v, &bv)| *v += bv);
-                }
-            }
-            let mut dims = x.dims().to_vec();
-            *dims.last_mut().expect("rank ≥ 1") = w.rows;
-            Tensor::from_vec(y, dims).expect("m·rows outputs")
-        })
     }
 
     /// The decoded rows for int64 `ids` of any shape: `ids.shape + [cols]`.
@@ -177,4 +142,88 @@ impl QuantMatrix {
         }
         Tensor::from_vec(out, [self.rows, self.cols]).expect("rows·cols values")
     }
+}
+
+/// The weight of one product in [`matmul_shared_input`].
+#[derive(Clone, Debug)]
+pub enum SharedWeight<'a> {
+    /// A packed matrix.
+    Packed(&'a QuantMatrix),
+    /// A plain f32 `[rows, cols]` matrix on the CPU (a Linear's weight),
+    /// read where it lies.
+    Dense(Tensor),
+}
+
+impl SharedWeight<'_> {
+    fn rows_cols(&self) -> (usize, usize) {
+        match self {
+            SharedWeight::Packed(w) => (w.rows, w.cols),
+            SharedWeight::Dense(w) => (w.dim(0), w.dim(1)),
+        }
+    }
+}
+
+/// x `[.., cols]` (f32) times several weights of one input, → one
+/// x·W_iᵀ (+ bias_i) `[.., rows_i]` each: a layer's query, key and value
+/// projections, or its gate and up. The same outputs as one product each;
+/// when decoding, the matrix-vector products run as one
+/// (`kernels::cpu::quant::matmul_shared_input`), so the threads meet once
+/// for all of them, and an f32 weight's rows are summed as the f32 GEMM's
+/// one-row path sums them (`kernels::cpu::gemv::dot`), bit for bit.
+pub fn matmul_shared_input<const N: usize>(
+    layers: [(SharedWeight<'_>, Option<&Tensor>); N],
+    x: &Tensor,
+) -> [Tensor; N] {
+    assert_eq!(x.dtype(), DType::F32, "shared-input matmul: input must be f32, got {}", x.dtype());
+    let cols = x.dim(-1);
+    for (w, _) in &layers {
+        let (rows, w_cols) = w.rows_cols();
+        assert_eq!(cols, w_cols, "shared-input matmul: input {} against a [{rows}, {w_cols}] weight", x.shape());
+        if let SharedWeight::Dense(t) = w {
+            assert!(
+                t.dtype() == DType::F32 && t.rank() == 2 && !t.device().is_cuda(),
+                "shared-input matmul: a dense weight must be a 2-D f32 tensor on the CPU, got {} {} on {:?}",
+                t.dtype(),
+                t.shape(),
+                t.device()
+            );
+        }
+    }
+    let m = x.numel() / cols.max(1);
+    let input = x.contiguous_data::<f32>();
+    // The dense weights' values, borrowed where they are contiguous.
+    let dense: Vec<Option<std::borrow::Cow<'_, [f32]>>> = layers
+        .iter()
+        .map(|(w, _)| match w {
+            SharedWeight::Dense(t) => Some(t.contiguous_data::<f32>()),
+            SharedWeight::Packed(_) => None,
+        })
+        .collect();
+    let packed: Vec<PackedMatrix<'_>> = layers
+        .iter()
+        .zip(&dense)
+        .map(|((w, _), values)| match (w, values) {
+            (SharedWeight::Packed(q), _) => q.packed(),
+            (SharedWeight::Dense(t), Some(values)) => PackedMatrix::new(t.dim(0), t.dim(1), PackedWeights::F32(values)),
+            (SharedWeight::Dense(_), None) => unreachable!("every dense weight was read above"),
+        })
+        .collect();
+    let mut outputs: Vec<Vec<f32>> = packed.iter().map(|w| crate::pool::zeroed::<f32>(m * w.rows)).collect();
+    let mut products: Vec<_> = packed.iter().zip(outputs.iter_mut()).map(|(w, y)| (w, y.as_mut_slice())).collect();
+    qk::matmul_shared_input(&input, m, &mut products);
+    let mut outputs = outputs.into_iter();
+    layers.map(|(w, bias)| {
+        let rows = w.rows_cols().0;
+        let mut y = outputs.next().expect("one output per layer");
+        if let Some(b) = bias {
+            let b = b.contiguous_data::<f32>();
+            assert_eq!(b.len(), rows, "shared-input matmul: bias of {} for {rows} outputs", b.len());
+            for row in y.chunks_exact_mut(rows.max(1)) {
+                row.iter_mut().zip(b.iter()).for_each(|(v, &bv)| *v += bv);
+            }
+        }
+        let mut dims = x.dims().to_vec();
+        *dims.last_mut().expect("rank ≥ 1") = rows;
+        Tensor::from_vec(y, dims).expect("m·rows outputs")
+    })
 }

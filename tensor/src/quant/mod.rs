@@ -21,6 +21,6 @@ pub mod scheme;
 
 /// The instruction set the quantized kernels run on (for reports).
 pub use kernels::cpu::quant::Isa;
-pub use matrix::{QuantData, QuantMatrix};
+pub use matrix::{matmul_shared_input, QuantData, QuantMatrix, SharedWeight};
 pub use quantize::QuantizeError;
 pub use scheme::Scheme;

@@ -75,6 +75,9 @@ pub struct HfTokenizer {
     /// `eos_token_id`), ahead of what the pipeline implies.
     named_bos: Option<u32>,
     named_eos: Option<u32>,
+    /// Where the pipeline came from, for [`describe`](crate::tokenizer::AnyTokenizer::describe):
+    /// `"tokenizer.json"`, or `"GGUF"` for one built from a GGUF file's metadata.
+    source: &'static str,
     fingerprint: u64,
     cache: Mutex<FxHashMap<String, Box<[u32]>>>,
 }
@@ -94,6 +97,7 @@ impl Clone for HfTokenizer {
             special: self.special.clone(),
             named_bos: self.named_bos,
             named_eos: self.named_eos,
+            source: self.source,
             fingerprint: self.fingerprint,
             cache: Mutex::default(),
         }
@@ -242,6 +246,7 @@ impl HfTokenizer {
             special,
             named_bos: None,
             named_eos: None,
+            source: "tokenizer.json",
             fingerprint,
             cache: Mutex::default(),
         })
@@ -278,6 +283,18 @@ impl HfTokenizer {
         self.named_bos = bos.filter(|&id| (id as usize) < self.tokens.len());
         self.named_eos = eos.filter(|&id| (id as usize) < self.tokens.len());
         self
+    }
+
+    /// Marks the tokenizer as built from `source` (`"GGUF"`) rather than a
+    /// `tokenizer.json`; only its [`source`](Self::source) label changes.
+    pub(crate) fn with_source(mut self, source: &'static str) -> Self {
+        self.source = source;
+        self
+    }
+
+    /// What the tokenizer was read from: `"tokenizer.json"` or `"GGUF"`.
+    pub fn source(&self) -> &'static str {
+        self.source
     }
 
     /// The beginning-of-sequence id: the one the file names, or the one the

@@ -75,6 +75,10 @@ pub const INT4_GROUP: usize = 32;
 /// The packed storage of a `[rows, cols]` weight matrix, borrowed.
 #[derive(Clone, Copy, Debug)]
 pub enum PackedWeights<'a> {
+    /// Plain f32, row-major: a Linear's own weight, read where it lies, so
+    /// that it can join a product of shared input ([`matmul_shared_input`])
+    /// beside packed ones or on its own. Its rows are `cpu::gemv::dot`'s.
+    F32(&'a [f32]),
     /// IEEE half-precision bit patterns, row-major.
     F16(&'a [u16]),
     /// bfloat16 bit patterns (an f32's upper half), row-major.
@@ -100,6 +104,7 @@ impl<'a> PackedMatrix<'a> {
     pub fn new(rows: usize, cols: usize, weights: PackedWeights<'a>) -> Self {
         let n = rows * cols;
         let ok = match weights {
+            PackedWeights::F32(w) => w.len() == n,
             PackedWeights::F16(w) | PackedWeights::BF16(w) => w.len() == n,
             PackedWeights::Int8 { values, scales } => values.len() == n && scales.len() == rows,
             PackedWeights::Int4 { packed, scales } => {
@@ -115,6 +120,7 @@ impl<'a> PackedMatrix<'a> {
         debug_assert_eq!(x.len(), self.cols);
         let k = self.cols;
         match self.weights {
+            PackedWeights::F32(w) => crate::cpu::gemv::dot(isa, x, &w[row * k..(row + 1) * k]),
             PackedWeights::F16(w) => half_float::dot_f16(with_f16c(isa), &w[row * k..(row + 1) * k], x),
             PackedWeights::BF16(w) => half_float::dot_bf16(with_f16c(isa), &w[row * k..(row + 1) * k], x),
             PackedWeights::Int8 { values, scales } => int8::dot(isa, &values[row * k..(row + 1) * k], x) * scales[row],
@@ -141,8 +147,8 @@ impl<'a> PackedMatrix<'a> {
         out[0]
     }
 
-    /// `out[i]` = [`row_dot`](Self::row_dot) of row `first + i` for f16 and
-    /// bf16 weights, the same bits, for a block of rows in one call.
+    /// `out[i]` = [`row_dot`](Self::row_dot) of row `first + i` for f32, f16
+    /// and bf16 weights, the same bits, for a block of rows in one call.
     pub fn rows_dot(&self, isa: Isa, first: usize, x: &[f32], out: &mut [f32]) {
         let rows = first * self.cols..(first + out.len()) * self.cols;
         match self.weights {
@@ -182,6 +188,7 @@ impl<'a> PackedMatrix<'a> {
         let k = self.cols;
         assert_eq!(out.len(), k, "dequantize_row: output holds {} floats, the row {k}", out.len());
         match self.weights {
+            PackedWeights::F32(w) => out.copy_from_slice(&w[row * k..(row + 1) * k]),
             PackedWeights::F16(w) => half_float::decode_f16(&w[row * k..(row + 1) * k], out),
             PackedWeights::BF16(w) => half_float::decode_bf16(&w[row * k..(row + 1) * k], out),
             PackedWeights::Int8 { values, scales } => int8::decode(&values[row * k..(row + 1) * k], scales[row], out),
@@ -196,6 +203,7 @@ impl<'a> PackedMatrix<'a> {
 impl PackedWeights<'_> {
     pub fn format_name(&self) -> &'static str {
         match self {
+            PackedWeights::F32(_) => "f32",
             PackedWeights::F16(_) => "f16",
             PackedWeights::BF16(_) => "bf16",
             PackedWeights::Int8 { .. } => "int8",
@@ -217,8 +225,11 @@ impl PackedMatrix<'_> {
     /// 1.04, at 16 rows 1.05 against 1.14, at 64 rows ~4.2 (16 rows' × 4)
     /// against 2.23; int4 at 16 rows 1.54 against 1.91, at 64 rows ~6.2
     /// against 3.03. Both cross near 16–20 rows.
+    /// f32 weights take the passes only for a single row: from two rows on,
+    /// the f32 GEMM (through `tiled`) reads each weight once for all of them.
     fn gemv_max_rows(&self) -> usize {
         match self.weights {
+            PackedWeights::F32(_) => 1,
             PackedWeights::F16(_) | PackedWeights::BF16(_) => 4,
             PackedWeights::Int8 { .. } | PackedWeights::Int4 { .. } => 16,
         }

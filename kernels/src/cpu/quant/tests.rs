@@ -24,6 +24,7 @@ struct Owned {
     format: &'static str,
     rows: usize,
     cols: usize,
+    floats: Vec<f32>,
     halves: Vec<u16>,
     bytes: Vec<i8>,
     packed: Vec<u8>,
@@ -38,6 +39,7 @@ impl Owned {
             format,
             rows,
             cols,
+            floats: vec![],
             halves: vec![],
             bytes: vec![],
             packed: vec![],
@@ -45,6 +47,7 @@ impl Owned {
             f16_scales: vec![],
         };
         match format {
+            "f32" => o.floats = (0..n).map(|_| rng.uniform()).collect(),
             // f16 with exponents 5..=20 (about 2^-10 to 2^5), random sign and mantissa.
             "f16" => o.halves = (0..n).map(|_| random_f16(rng, 5, 20)).collect(),
             "bf16" => o.halves = (0..n).map(|_| (rng.uniform().to_bits() >> 16) as u16).collect(),
@@ -64,6 +67,7 @@ impl Owned {
 
     fn matrix(&self) -> PackedMatrix<'_> {
         let weights = match self.format {
+            "f32" => PackedWeights::F32(&self.floats),
             "f16" => PackedWeights::F16(&self.halves),
             "bf16" => PackedWeights::BF16(&self.halves),
             "int8" => PackedWeights::Int8 { values: &self.bytes, scales: &self.f32_scales },
@@ -79,7 +83,7 @@ fn random_f16(rng: &mut Rng, min_exp: u64, max_exp: u64) -> u16 {
     (sign | exp << 10 | (rng.next() & 0x3ff)) as u16
 }
 
-const FORMATS: [&str; 4] = ["f16", "bf16", "int8", "int4"];
+const FORMATS: [&str; 5] = ["f32", "f16", "bf16", "int8", "int4"];
 
 #[test]
 fn every_isa_gives_the_scalar_bits() {
@@ -486,13 +490,15 @@ fn a_threaded_matrix_vector_product_gives_each_rows_bits() {
 fn several_matrices_of_one_input_give_each_ones_own_bits() {
     let mut rng = Rng(43);
     let cols = 576;
-    // A layer's q, k and v in mixed formats (one empty), threaded together
-    // (600 rows of 576 weights, over 2^18) or not (the first two alone).
-    let shapes = [("f16", 360), ("int4", 96), ("int8", 96), ("bf16", 48), ("int4", 0)];
+    // A layer's q, k and v in mixed formats (a plain f32 one, one empty),
+    // threaded together (640 rows of 576 weights, over 2^18) or not (the
+    // first two alone).
+    let shapes = [("f16", 360), ("int4", 96), ("int8", 96), ("bf16", 48), ("f32", 40), ("int4", 0)];
     let owned: Vec<Owned> = shapes.iter().map(|&(format, rows)| Owned::random(format, rows, cols, &mut rng)).collect();
     let matrices: Vec<PackedMatrix> = owned.iter().map(Owned::matrix).collect();
-    // m = 8: f16 and bf16 take the tiles, int8 and int4 still the vector path.
-    for (m, count) in [(1, 5), (1, 2), (3, 5), (8, 5)] {
+    // m = 3: f32 takes the tiles (from 2 rows); m = 8: f16 and bf16 too,
+    // int8 and int4 still the vector path.
+    for (m, count) in [(1, 6), (1, 2), (3, 6), (8, 6)] {
         let x: Vec<f32> = (0..m * cols).map(|_| rng.uniform()).collect();
         for isa in Isa::available() {
             let mut outputs: Vec<Vec<f32>> = matrices[..count].iter().map(|w| vec![f32::NAN; m * w.rows]).collect();
@@ -506,6 +512,25 @@ fn several_matrices_of_one_input_give_each_ones_own_bits() {
                 assert_eq!(bits(got), bits(&alone), "{isa:?} m = {m}, {count} matrices, {} rows", w.rows);
             }
         }
+    }
+}
+
+#[test]
+fn an_f32_weight_gives_the_f32_gemm_bits() {
+    // A plain Linear's weight joins a product of shared input only if each
+    // of its outputs is what the f32 GEMM's one-row path (`gemv_rows`, a
+    // decode step's x·Wᵀ) gives: threaded (over 2^18 weights) or not.
+    let mut rng = Rng(53);
+    for (rows, cols) in [(515, 576), (5, 64), (3, 45)] {
+        let owned = Owned::random("f32", rows, cols, &mut rng);
+        let x: Vec<f32> = (0..cols).map(|_| rng.uniform()).collect();
+        let mut y = vec![f32::NAN; rows];
+        matmul(&x, 1, &owned.matrix(), &mut y);
+        let mut gemm = vec![f32::NAN; rows];
+        // SAFETY: `rows` rows of `cols` floats, `cols` apart; gemm holds `rows`.
+        unsafe { crate::cpu::gemv::gemv_rows(&x, owned.floats.as_ptr(), cols, rows, gemm.as_mut_ptr(), false) };
+        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&y), bits(&gemm), "[{rows}, {cols}]");
     }
 }
 

@@ -20,12 +20,13 @@
 //! the GEMM's sums do not depend on which columns a call gets, so results
 //! do not depend on the thread count.
 //!
-//! f16 and bf16 weights come here; int8 and int4 multiply in integers
-//! instead ([`int_tiled`](super::int_tiled)).
+//! f16 and bf16 weights come here (and plain f32 ones, which need no
+//! decoding); int8 and int4 multiply in integers instead
+//! ([`int_tiled`](super::int_tiled)).
 
 use rayon::prelude::*;
 
-use super::PackedMatrix;
+use super::{PackedMatrix, PackedWeights};
 use crate::cpu::gemm::{gemm_serial, GemmShape, OutBlock, Strided};
 use crate::cpu::SendPtr;
 
@@ -68,17 +69,24 @@ pub fn matmul(w: &PackedMatrix, x: &[f32], m: usize, y: &mut [f32]) {
     let out = SendPtr(y.as_mut_ptr());
     let run = |scratch: &mut Vec<f32>, t: usize| {
         let (r0, r1) = (t * tile, ((t + 1) * tile).min(n));
-        scratch.resize((r1 - r0) * k, 0.0);
-        for r in r0..r1 {
-            w.dequantize_row(r, &mut scratch[(r - r0) * k..(r - r0 + 1) * k]);
-        }
+        // f32 weights are already what the GEMM reads; the others are decoded.
+        let rows: &[f32] = match w.weights {
+            PackedWeights::F32(all) => &all[r0 * k..r1 * k],
+            _ => {
+                scratch.resize((r1 - r0) * k, 0.0);
+                for r in r0..r1 {
+                    w.dequantize_row(r, &mut scratch[(r - r0) * k..(r - r0 + 1) * k]);
+                }
+                scratch
+            }
+        };
         let shape = GemmShape { m, k, n: r1 - r0 };
-        // x is m×k row-major; scratch holds (r1 - r0) rows of k, read as its
-        // transpose (k×(r1 - r0)).
+        // x is m×k row-major; the tile holds (r1 - r0) rows of k, read as
+        // its transpose (k×(r1 - r0)).
         let (sx, sw) = (Strided::row_major(0, k), Strided::row_major(0, k).transposed());
         // SAFETY: the output block is columns r0..r1 of the m×n row-major y,
         // inside y's m·n elements and written by this task alone.
-        unsafe { gemm_serial(shape, x, sx, scratch, sw, OutBlock { ptr: out.get().add(r0), row_stride: n }) }
+        unsafe { gemm_serial(shape, x, sx, rows, sw, OutBlock { ptr: out.get().add(r0), row_stride: n }) }
     };
     let tiles = n.div_ceil(tile);
     if tiles == 1 || !parallel {
