@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Decoding and prompt speed against llama.cpp on the same weights: greedy,
 # batch 1, a 16-token prompt then 100 new tokens (generation), and a
-# 512-token prompt (prompt processing), ROUNDS rounds alternating the two
+# 512-token prompt (prompt processing; for a model with a shorter context,
+# one token short of it), ROUNDS rounds alternating the two
 # programs, medians, per precision. Run by hand; it installs nothing:
 #
 #   pip install llama-cpp-python gguf      # builds llama.cpp (~30 min on 2 cores)
@@ -11,7 +12,7 @@
 # MODEL_DIR is a model folder with a byte-level BPE tokenizer (GGUF's gpt2
 # kind), e.g. the random gpt2-small or SmolLM2-135M-shaped folders that
 # `python3 scripts/make_race_models.py OUT_DIR` writes. TYPES defaults to
-# f32,f16,q8_0,q4_0.
+# f32,f16,q8_0,q4_0; bf16 (our bf16 against GGUF BF16) may be added.
 # llama.cpp runs the folder exported to GGUF at each type; ours runs the
 # folder at the matching precision of our own (f32, and `quantize --to`
 # f16, int8, int4): our int8 has one scale per row where Q8_0 has one per
@@ -43,16 +44,21 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 bin=${SCRATCHGPT:-$root/target/release/scratchgpt}
 threads=${THREADS:-$(nproc)}
 python3 -c "import llama_cpp, gguf" 2>/dev/null || { echo "needs: pip install llama-cpp-python gguf" >&2; exit 2; }
+# The prompt-processing prompt: 512 tokens, or as many as the model's
+# context leaves room for beside the one token it picks.
+pp_tokens=$(python3 -c "import json, sys
+c = json.load(open(sys.argv[1] + '/config.json'))
+print(min(512, (c.get('n_positions') or c.get('max_position_embeddings') or 513) - 1))" "$model")
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 # Prints "generation_tokens_per_s prompt_tokens_per_s".
 llama_tps() {
-    python3 - "$1" "$threads" <<'PY'
+    python3 - "$1" "$threads" "$pp_tokens" <<'PY'
 import sys, time
 import numpy as np
 from llama_cpp import Llama
-path, threads = sys.argv[1], int(sys.argv[2])
+path, threads, pp_tokens = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 llm = Llama(model_path=path, n_ctx=640, n_batch=512, n_threads=threads, n_threads_batch=threads,
             logits_all=False, verbose=False)
 rng = np.random.default_rng(1)
@@ -64,10 +70,10 @@ for _ in range(100):
     llm.eval([tok])
 generation = 100 / (time.perf_counter() - start)
 llm.reset()
-long_prompt = [int(t) for t in rng.integers(0, llm.n_vocab(), 512)]
+long_prompt = [int(t) for t in rng.integers(0, llm.n_vocab(), pp_tokens)]
 start = time.perf_counter()
 llm.eval(long_prompt)
-print(generation, 512 / (time.perf_counter() - start))
+print(generation, pp_tokens / (time.perf_counter() - start))
 PY
 }
 
@@ -108,7 +114,7 @@ ours_tps() {
     generation=$("$bin" bench generate --model "$1" --prompt-tokens 16 --new-tokens 100 --repeats 1 \
         --threads "$threads" --json | python3 -c "import json, sys; r = json.load(sys.stdin)
 print(r['tokens_per_s'], r['bytes_per_token'], r['read_gb_per_s'] * 1e9)")
-    prompt=$("$bin" bench generate --model "$1" --prompt-tokens 512 --new-tokens 1 --repeats 1 \
+    prompt=$("$bin" bench generate --model "$1" --prompt-tokens "$pp_tokens" --new-tokens 1 --repeats 1 \
         --threads "$threads" --json | python3 -c "import json, sys; print(json.load(sys.stdin)['prompt_tokens_per_s'])")
     set -- $generation
     echo "$1 $prompt $2 $3"
@@ -120,9 +126,10 @@ ours_folder() {
     case "$1" in
         f32) echo "$model" ;;
         f16) echo "$work/ours-f16" ;;
+        bf16) echo "$work/ours-bf16" ;;
         q8_0) echo "$work/ours-int8" ;;
         q4_0) echo "$work/ours-int4" ;;
-        *) echo "unknown type $1 (f32, f16, q8_0, q4_0)" >&2; exit 2 ;;
+        *) echo "unknown type $1 (f32, f16, bf16, q8_0, q4_0)" >&2; exit 2 ;;
     esac
 }
 
@@ -136,7 +143,7 @@ for ty in ${types//,/ }; do
     folder=$(ours_folder "$ty")
     "$bin" export --model "$model" --format gguf --out "$file" --to "$ty" --json >/dev/null
     case "$ty" in
-        f16) "$bin" quantize --model "$model" --to f16 --out "$folder" >/dev/null ;;
+        f16 | bf16) "$bin" quantize --model "$model" --to "$ty" --out "$folder" >/dev/null ;;
         q8_0) "$bin" quantize --model "$model" --to int8 --out "$folder" >/dev/null ;;
         q4_0) "$bin" quantize --model "$model" --to int4 --out "$folder" >/dev/null ;;
     esac
@@ -149,7 +156,7 @@ for ty in ${types//,/ }; do
     ob=$(cut -d' ' -f3 "$work/ours" | median) read=$(cut -d' ' -f4 "$work/ours" | median)
     tg=$(cut -d' ' -f1 "$work/theirs" | median) tp=$(cut -d' ' -f2 "$work/theirs" | median)
     tb=$(gguf_bytes_per_token "$file" "$cached")
-    name=$(case "$ty" in f32) echo f32 ;; f16) echo f16 ;; q8_0) echo int8 ;; q4_0) echo int4 ;; esac)
+    name=$(case "$ty" in f32 | f16 | bf16) echo "$ty" ;; q8_0) echo int8 ;; q4_0) echo int4 ;; esac)
     printf '%-6s %-5s %9.1f %9.1f %6.2f  %9.1f %9.1f %6.2f  %8.1f %8.1f  %5.0f%% %5.0f%%\n' "$ty" "$name" \
         "$og" "$tg" "$(echo "$og / $tg" | bc -l)" "$op" "$tp" "$(echo "$op / $tp" | bc -l)" \
         "$(echo "$ob / 1000000" | bc -l)" "$(echo "$tb / 1000000" | bc -l)" \
