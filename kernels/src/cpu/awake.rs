@@ -45,6 +45,15 @@ pub const IDLE_LIMIT: Duration = Duration::from_micros(500);
 /// out `IDLE_LIMIT` at every turn.
 static IN_USE: AtomicBool = AtomicBool::new(false);
 
+/// Whether a pass is keeping the pool's threads awake now: then handing a
+/// product's rows to another thread costs little more than a queue push,
+/// since that thread is polling, and the matrix-vector products share out
+/// smaller matrices than they otherwise would (`gemv`'s threshold). A hint
+/// about the whole pool, not about the calling thread.
+pub fn threads_are_awake() -> bool {
+    IN_USE.load(Ordering::Relaxed)
+}
+
 /// Stores a value in a flag when dropped: at the end of a scope, or while
 /// a panic unwinds through it.
 struct StoreOnDrop<'a>(&'a AtomicBool, bool);
@@ -125,6 +134,13 @@ mod tests {
         assert_eq!(sum, 3000 * 2999 / 2);
         assert_eq!(*calls.lock().unwrap(), 1);
         assert_eq!(threads.lock().unwrap().len(), 3, "every thread took part");
+    }
+
+    #[test]
+    fn a_pass_says_the_threads_are_awake_while_it_runs() {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        // Other tests' passes share the flag, so only the inside is certain.
+        assert!(pool.install(|| with_threads_awake(threads_are_awake)));
     }
 
     #[test]

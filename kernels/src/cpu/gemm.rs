@@ -245,6 +245,11 @@ unsafe fn start_in_c<T: Copy>(shape: GemmShape, c: OutBlock<T>, start: Start<T>)
 /// Below this many multiply-adds a single thread is faster than splitting.
 const PARALLEL_MIN_WORK: usize = 1 << 18;
 
+/// For one row (a decoding step's x·Wᵀ) while a pass keeps the threads
+/// awake: 256 KiB of f32 weights, as for the packed ones (`quant::gemv`'s
+/// `PARALLEL_MIN_BYTES_AWAKE`, where the measurements are).
+const PARALLEL_MIN_WORK_AWAKE_ROW: usize = 1 << 16;
+
 /// `sa.len()` products at once, parallel: entry i multiplies A at `sa[i]` by
 /// B at `sb[i]` into the i-th dense m×n block of the result, starting from
 /// zero or, given a `bias` (n elements), from the bias on every row.
@@ -395,7 +400,9 @@ unsafe fn batched_gemm_raw<T: GemmElement>(
             T::gemm_block(shape, a, sa[i], b, sb[i], c, start)
         }
     };
-    if work < PARALLEL_MIN_WORK || threads == 1 {
+    let min_work =
+        if m == 1 && super::awake::threads_are_awake() { PARALLEL_MIN_WORK_AWAKE_ROW } else { PARALLEL_MIN_WORK };
+    if work < min_work || threads == 1 {
         (0..batch).for_each(block);
         return;
     }

@@ -210,6 +210,16 @@ impl PackedWeights<'_> {
             PackedWeights::Int4 { .. } => "int4",
         }
     }
+
+    /// Bytes a pass over the matrix reads: the weights and their scales.
+    pub fn bytes(&self) -> usize {
+        match self {
+            PackedWeights::F32(w) => 4 * w.len(),
+            PackedWeights::F16(w) | PackedWeights::BF16(w) => 2 * w.len(),
+            PackedWeights::Int8 { values, scales } => values.len() + 4 * scales.len(),
+            PackedWeights::Int4 { packed, scales } => packed.len() + 2 * scales.len(),
+        }
+    }
 }
 
 impl PackedMatrix<'_> {
