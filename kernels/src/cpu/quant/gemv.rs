@@ -33,13 +33,17 @@ use super::PackedMatrix;
 const PARALLEL_MIN_WEIGHTS: usize = 1 << 18;
 
 /// While a decoding pass keeps the threads awake (`cpu::awake`) the other
-/// thread is polling, so handing it rows is cheap, and a product is shared
-/// from this many bytes of weights (2^16 f32 weights, 2^18 int8 ones): a
-/// tiny model's (256 × 768) then use both cores. Counted in bytes, since a
-/// product's time is the time to read them: at 2^16 weights whatever the
-/// format, a 3.5M-parameter GPT-2 decoded 17% faster in f32 (where
-/// `cpu::gemm` takes the same threshold) and 4% in f16, but 11% slower in
-/// int4, whose products then took a few microseconds each.
+/// thread is polling, so handing it rows is cheap, and a product is also
+/// shared from this many bytes of weights (2^16 f32 weights, 2^17 f16
+/// ones): a tiny model's (256 × 768) then use both cores. Counted in
+/// bytes, since a product's time is the time to read them: at 2^16
+/// weights whatever the format, a 3.5M-parameter GPT-2 decoded 17% faster
+/// in f32 (where `cpu::gemm` takes the same threshold) and 4% in f16, but
+/// 11% slower in int4, whose products then took a few microseconds each.
+/// It only ever lowers [`PARALLEL_MIN_WEIGHTS`]: 256 KiB alone would leave
+/// SmolLM2-135M's int4 output projection (576 × 576, 186 KiB), shared
+/// until now, to one thread (in an alternating run its int4 decoding did
+/// not change beyond this machine's noise either way, 163–173 tokens/s).
 const PARALLEL_MIN_BYTES_AWAKE: usize = 1 << 18;
 
 /// Most weights per task when the product is split: tens of microseconds
@@ -78,11 +82,9 @@ pub fn gemv_shared_input(isa: Isa, x: &[f32], products: &mut [(&PackedMatrix, &m
         _ => w.rows_dot(isa, first, x, block),
     };
     let weights: usize = products.iter().map(|(w, _)| w.rows * w.cols).sum();
-    let shared = if crate::cpu::awake::threads_are_awake() {
-        products.iter().map(|(w, _)| w.weights.bytes()).sum::<usize>() >= PARALLEL_MIN_BYTES_AWAKE
-    } else {
-        weights >= PARALLEL_MIN_WEIGHTS
-    };
+    let shared = weights >= PARALLEL_MIN_WEIGHTS
+        || (crate::cpu::awake::threads_are_awake()
+            && products.iter().map(|(w, _)| w.weights.bytes()).sum::<usize>() >= PARALLEL_MIN_BYTES_AWAKE);
     if !shared {
         return products.iter_mut().for_each(|(w, y)| fill(w, 0, y));
     }
