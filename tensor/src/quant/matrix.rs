@@ -177,8 +177,6 @@ pub fn matmul_shared_input<const N: usize>(
     assert_eq!(x.dtype(), DType::F32, "shared-input matmul: input must be f32, got {}", x.dtype());
     let cols = x.dim(-1);
     for (w, _) in &layers {
-        let (rows, w_cols) = w.rows_cols();
-        assert_eq!(cols, w_cols, "shared-input matmul: input {} against a [{rows}, {w_cols}] weight", x.shape());
         if let SharedWeight::Dense(t) = w {
             assert!(
                 t.dtype() == DType::F32 && t.rank() == 2 && !t.device().is_cuda(),
@@ -188,6 +186,8 @@ pub fn matmul_shared_input<const N: usize>(
                 t.device()
             );
         }
+        let (rows, w_cols) = w.rows_cols();
+        assert_eq!(cols, w_cols, "shared-input matmul: input {} against a [{rows}, {w_cols}] weight", x.shape());
     }
     let m = x.numel() / cols.max(1);
     let input = x.contiguous_data::<f32>();
