@@ -33,6 +33,11 @@
 //!   order, so a prompt run as one block and the same tokens decoded one by
 //!   one agree to rounding.
 //!
+//! Plain f32 weights (a Linear's own) may come here too, as a fifth
+//! "format" that needs no decoding ([`PackedWeights::F32`]): then a
+//! layer's q, k and v in f32 are one product of shared input
+//! ([`gemv::gemv_shared_input`]) with the f32 GEMM's one-row bits.
+//!
 //! Every decoded weight is exact (an int times an f16 scale fits in an
 //! f32's mantissa), so in the f32 paths the only rounding is in the sums.
 //! Those follow the fixed order of the f32 matrix-vector kernel
