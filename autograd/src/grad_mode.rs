@@ -21,6 +21,14 @@ pub fn no_grad<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// Runs `f` recording or not as `enabled` says, then restores this
+/// thread's setting: for work handed to another thread, which must record
+/// as the thread that started it would (the switch being per thread).
+pub fn with_grad_mode<R>(enabled: bool, f: impl FnOnce() -> R) -> R {
+    let _guard = GradModeGuard::set(enabled);
+    f()
+}
+
 /// Disables recording until dropped (the RAII form of [`no_grad`]).
 pub struct NoGradGuard {
     previous: bool,

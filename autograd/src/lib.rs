@@ -24,7 +24,7 @@ pub mod optim;
 pub mod profile;
 mod var;
 
-pub use grad_mode::{is_grad_enabled, no_grad, NoGradGuard};
+pub use grad_mode::{is_grad_enabled, no_grad, with_grad_mode, NoGradGuard};
 pub use gradcheck::{gradcheck, gradcheck_fast, gradcheck_with, GradcheckOptions, GradcheckReport};
 pub use higher_order::{grad, grad_with};
 pub use ops::attention::{attention, attention_with_weights};

@@ -128,11 +128,11 @@ impl GPTModel {
     /// a prompt's arithmetic, so a 512-token prompt skips 511 rows of it, as
     /// llama.cpp does.
     ///
-    /// On the CPU the pass keeps the other threads polling for work from
-    /// start to end (`kernels::cpu::awake`): decoding is many small
-    /// products with short serial steps between them, and a thread that
-    /// fell asleep in one of those steps wakes too late for the next
-    /// product.
+    /// On the CPU the pass runs on a thread of the pool and keeps the other
+    /// threads polling for work from start to end (`kernels::cpu::awake`):
+    /// decoding is many small products with short serial steps between
+    /// them, and a thread that fell asleep in one of those steps wakes too
+    /// late for the next product.
     pub fn last_position_logits(&self, ids: &Tensor, cache: Option<&mut KvCache>) -> Var {
         let pass = || {
             let residual = self.residual_stream(ids, cache, None, None);
@@ -141,7 +141,13 @@ impl GPTModel {
         };
         let on_cpu = self.ln_f.parameters().first().is_none_or(|w| w.device() == Device::Cpu);
         if on_cpu {
-            kernels::cpu::awake::with_threads_awake(pass)
+            // The whole pass on one of the pool's threads (from the main
+            // thread each product would be a hand-off and a wake-up),
+            // recording or not as this thread is.
+            let recording = autograd::is_grad_enabled();
+            kernels::cpu::awake::on_a_pool_thread(|| {
+                autograd::with_grad_mode(recording, || kernels::cpu::awake::with_threads_awake(pass))
+            })
         } else {
             pass()
         }
@@ -396,6 +402,21 @@ mod tests {
         for (a, b) in last.data().to_vec::<f32>().iter().zip(first_row) {
             assert!((a - b).abs() < 1e-5, "{a} vs {b}");
         }
+    }
+
+    #[test]
+    fn last_position_logits_record_as_the_calling_thread_does() {
+        // The pass runs on a pool thread; from the test's own thread (not
+        // one of rayon's) it must still record, or not, as this thread says.
+        let model = nano();
+        let ids = Tensor::from_vec(vec![3i64, 70, 140], [1, 3]).unwrap();
+        assert!(!no_grad(|| model.last_position_logits(&ids, None)).requires_grad());
+        let logits = model.last_position_logits(&ids, None);
+        assert!(logits.requires_grad());
+        logits.sum_all().backward();
+        let wte = &model.named_parameters()[0];
+        assert_eq!(wte.0, "wte.weight");
+        assert!(wte.1.grad().is_some(), "the gradient reaches the embedding");
     }
 
     #[test]

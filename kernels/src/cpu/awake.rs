@@ -89,6 +89,22 @@ pub fn with_threads_awake<R>(pass: impl FnOnce() -> R) -> R {
     })
 }
 
+/// Runs `f` on one of the global pool's threads, and returns its result:
+/// at once when this thread is one already, else handing `f` to the pool
+/// and waiting for it. A pass started outside the pool would hand it every
+/// parallel product on its own and sleep until that was done, waking once
+/// per product: decoding a 3.5M-parameter GPT-2 in f32 from the main
+/// thread ran at 1165 tokens/s, and 1963 from a pool's thread (2-core Xeon,
+/// medians of 5). Thread-local settings stay behind: the caller carries
+/// over those `f` needs (whether autograd records, say).
+pub fn on_a_pool_thread<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    if rayon::current_thread_index().is_some() {
+        return f();
+    }
+    // From outside any pool, `scope` runs its body on a pool thread.
+    rayon::scope(|_| f())
+}
+
 /// Runs the pool's tasks as they come until `done`, or until none has
 /// come for [`IDLE_LIMIT`].
 fn poll_until(done: &AtomicBool) {
@@ -141,6 +157,18 @@ mod tests {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
         // Other tests' passes share the flag, so only the inside is certain.
         assert!(pool.install(|| with_threads_awake(threads_are_awake)));
+    }
+
+    #[test]
+    fn work_from_outside_the_pool_runs_on_a_pool_thread() {
+        // The test harness's threads are not rayon's.
+        assert_eq!(rayon::current_thread_index(), None);
+        assert!(on_a_pool_thread(|| rayon::current_thread_index()).is_some());
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        // Already on one: the same thread runs it.
+        let (outer, inner) =
+            pool.install(|| (rayon::current_thread_index(), on_a_pool_thread(rayon::current_thread_index)));
+        assert_eq!(outer, inner);
     }
 
     #[test]
