@@ -125,6 +125,24 @@ mod tests {
     }
 
     #[test]
+    fn an_f32_matrix_among_the_packed_ones_gives_these_bits() {
+        // A plain Linear's weight joins a product of shared input
+        // (`quant::PackedWeights::F32`) only if each output is what this
+        // one-row path gives: threaded (over 2^18 weights) or not.
+        use crate::cpu::quant::{matmul, PackedMatrix, PackedWeights};
+        for (rows, cols) in [(515, 576), (5, 64), (3, 45)] {
+            let (w, x) = (wave(rows * cols, 0.013), wave(cols, 0.29));
+            let mut shared = vec![f32::NAN; rows];
+            matmul(&x, 1, &PackedMatrix::new(rows, cols, PackedWeights::F32(&w)), &mut shared);
+            let mut here = vec![f32::NAN; rows];
+            // SAFETY: `rows` rows of `cols` floats, `cols` apart; `here` holds `rows`.
+            unsafe { gemv_rows(&x, w.as_ptr(), cols, rows, here.as_mut_ptr(), false) };
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&shared), bits(&here), "[{rows}, {cols}]");
+        }
+    }
+
+    #[test]
     fn rows_follow_their_stride_and_accumulate() {
         let (k, n, stride) = (40, 3, 45);
         let w = wave(n * stride, 0.05);

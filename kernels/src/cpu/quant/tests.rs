@@ -516,25 +516,6 @@ fn several_matrices_of_one_input_give_each_ones_own_bits() {
 }
 
 #[test]
-fn an_f32_weight_gives_the_f32_gemm_bits() {
-    // A plain Linear's weight joins a product of shared input only if each
-    // of its outputs is what the f32 GEMM's one-row path (`gemv_rows`, a
-    // decode step's x·Wᵀ) gives: threaded (over 2^18 weights) or not.
-    let mut rng = Rng(53);
-    for (rows, cols) in [(515, 576), (5, 64), (3, 45)] {
-        let owned = Owned::random("f32", rows, cols, &mut rng);
-        let x: Vec<f32> = (0..cols).map(|_| rng.uniform()).collect();
-        let mut y = vec![f32::NAN; rows];
-        matmul(&x, 1, &owned.matrix(), &mut y);
-        let mut gemm = vec![f32::NAN; rows];
-        // SAFETY: `rows` rows of `cols` floats, `cols` apart; gemm holds `rows`.
-        unsafe { crate::cpu::gemv::gemv_rows(&x, owned.floats.as_ptr(), cols, rows, gemm.as_mut_ptr(), false) };
-        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
-        assert_eq!(bits(&y), bits(&gemm), "[{rows}, {cols}]");
-    }
-}
-
-#[test]
 fn quantizing_a_row_gives_the_portable_bits_on_every_isa() {
     let mut rng = Rng(47);
     for cols in [1, 31, 32, 37, 64, 576, 1000] {
