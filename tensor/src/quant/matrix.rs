@@ -10,6 +10,8 @@
 //!   v), run as one, where plain f32 weights may join the packed ones;
 //! - `lookup_rows`: the rows for some ids, decoded (an embedding lookup).
 
+use std::borrow::Cow;
+
 use half::slice::HalfFloatSliceExt;
 use half::{bf16, f16};
 use kernels::cpu::quant::{self as qk, PackedMatrix, PackedWeights};
@@ -92,12 +94,7 @@ impl QuantMatrix {
 
     /// Bytes held: the packed weights plus their scales.
     pub fn bytes(&self) -> usize {
-        match &self.data {
-            QuantData::F16(w) => 2 * w.len(),
-            QuantData::BF16(w) => 2 * w.len(),
-            QuantData::Int8 { values, scales } => values.len() + 4 * scales.len(),
-            QuantData::Int4 { packed, scales } => packed.len() + 2 * scales.len(),
-        }
+        self.packed().weights.bytes()
     }
 
     /// The kernels' borrowed view.
@@ -191,21 +188,21 @@ pub fn matmul_shared_input<const N: usize>(
     }
     let m = x.numel() / cols.max(1);
     let input = x.contiguous_data::<f32>();
-    // The dense weights' values, borrowed where they are contiguous.
-    let dense: Vec<Option<std::borrow::Cow<'_, [f32]>>> = layers
+    // The dense weights' values, borrowed where they are contiguous (none
+    // for a packed one).
+    let values: Vec<Cow<'_, [f32]>> = layers
         .iter()
         .map(|(w, _)| match w {
-            SharedWeight::Dense(t) => Some(t.contiguous_data::<f32>()),
-            SharedWeight::Packed(_) => None,
+            SharedWeight::Dense(t) => t.contiguous_data::<f32>(),
+            SharedWeight::Packed(_) => Cow::Borrowed(&[][..]),
         })
         .collect();
     let packed: Vec<PackedMatrix<'_>> = layers
         .iter()
-        .zip(&dense)
-        .map(|((w, _), values)| match (w, values) {
-            (SharedWeight::Packed(q), _) => q.packed(),
-            (SharedWeight::Dense(t), Some(values)) => PackedMatrix::new(t.dim(0), t.dim(1), PackedWeights::F32(values)),
-            (SharedWeight::Dense(_), None) => unreachable!("every dense weight was read above"),
+        .zip(&values)
+        .map(|((w, _), values)| match w {
+            SharedWeight::Packed(q) => q.packed(),
+            SharedWeight::Dense(t) => PackedMatrix::new(t.dim(0), t.dim(1), PackedWeights::F32(values)),
         })
         .collect();
     let mut outputs: Vec<Vec<f32>> = packed.iter().map(|w| crate::pool::zeroed::<f32>(m * w.rows)).collect();
